@@ -1,0 +1,4 @@
+"""Backends that turn an FX graph into fast code: lowering to a loop-level IR, fusion, Triton kernels for CUDA
+tensors and NumPy modules for CPU tensors, with a compiled-code cache in memory and on disk.
+
+Uses `graph`; never imports `jit` (jit reaches these backends through its backend registry)."""
