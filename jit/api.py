@@ -1,0 +1,103 @@
+"""jit.compile, jit.optimize, jit.disable, jit.reset."""
+from __future__ import annotations
+
+import functools
+import sys
+import threading
+from collections.abc import Callable
+
+from jit import _C, backends, convert_frame
+from jit.convert_frame import Settings
+
+
+def _settings(backend, fullgraph, dynamic) -> Settings:
+    backends.check_backend(backend)
+    if not isinstance(fullgraph, bool):
+        raise TypeError(f"fullgraph must be True or False, got {fullgraph!r}")
+    if dynamic not in (None, True, False):
+        raise TypeError(f"dynamic must be None, True or False, got {dynamic!r}")
+    return Settings(backend, fullgraph, dynamic)
+
+
+class optimize:
+    """Intercept every Python frame called inside: `with jit.optimize(): model(x)` or `@jit.optimize()`.
+
+    Nestable (the innermost settings win), per thread, and restored on exceptions."""
+
+    def __init__(self, backend="inductor", *, fullgraph: bool = False, dynamic: bool | None = None):
+        self._callback = convert_frame.converter_for(_settings(backend, fullgraph, dynamic))
+        self._saved = threading.local()
+
+    def __enter__(self):
+        stack = self._saved.__dict__.setdefault("stack", [])
+        stack.append(_C.set_callback(self._callback))
+        return self
+
+    def __exit__(self, *exc):
+        _C.set_callback(self._saved.stack.pop())
+        return False
+
+    def __call__(self, fn: Callable) -> Callable:
+        if not callable(fn):
+            raise TypeError(f"jit.optimize(...) decorates a callable, got {type(fn).__name__}")
+        callback = self._callback
+
+        @functools.wraps(fn)
+        def optimized(*args, **kwargs):
+            previous = _C.set_callback(callback)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                _C.set_callback(previous)
+
+        optimized._jit_optimized = fn
+        return optimized
+
+
+def compile(fn=None, *, backend="inductor", fullgraph: bool = False, dynamic: bool | None = None):
+    """Compile a function or an nn.Module: `jit.compile(fn)`, `@jit.compile`, `@jit.compile(backend="eager")`.
+
+    An nn.Module comes back module-like: an instance of a subclass of its own class sharing its state (same
+    parameters, buffers, state_dict keys and attributes), whose calls run under the compiler."""
+    ctx = optimize(backend, fullgraph=fullgraph, dynamic=dynamic)
+    if fn is None:
+        return lambda f: _compile_one(f, ctx)
+    return _compile_one(fn, ctx)
+
+
+def _compile_one(fn, ctx: optimize):
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(fn, torch.nn.Module):
+        from jit.compiled_module import compiled_module
+        return compiled_module(fn, ctx)
+    if not callable(fn):
+        raise TypeError(f"jit.compile expects a function or an nn.Module, got {type(fn).__name__}")
+    return ctx(fn)
+
+
+def disable(fn: Callable | None = None):
+    """Never compile `fn`, nor anything it calls (decorator too). The hook is off for the duration of the call."""
+    if fn is None:
+        return disable
+    if not callable(fn):
+        raise TypeError(f"jit.disable expects a callable, got {type(fn).__name__}")
+    code = getattr(fn, "__code__", None)
+    if code is not None:
+        convert_frame.disable_code(code)
+
+    @functools.wraps(fn)
+    def disabled(*args, **kwargs):
+        previous = _C.set_callback(None)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _C.set_callback(previous)
+
+    disabled._jit_disabled = fn
+    return disabled
+
+
+def reset() -> None:
+    """Drop every cache entry and compiled artifact held in memory; the next calls compile afresh."""
+    _C.reset()
+    convert_frame.reset()

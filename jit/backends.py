@@ -1,0 +1,66 @@
+"""The backend registry. A backend follows torch.compile's convention, backend(gm, example_inputs) -> callable,
+so third-party backends plug in. Built-in names point at modules imported on first use, keeping `import jit`
+light and letting `jit` reach `inductor` only through this table."""
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+
+from jit.errors import BackendError
+
+Backend = Callable  # (torch.fx.GraphModule, list) -> callable
+
+
+def _eager(gm, example_inputs):
+    """Run the captured graph as it is: the reference for every other backend."""
+    return gm.forward
+
+
+_registry: dict[str, Backend | str] = {
+    "eager": _eager,
+    "inductor": "inductor.backends:inductor_backend",
+    "numpy": "inductor.backends:numpy_backend",
+    "triton": "inductor.backends:triton_backend",
+}
+
+
+def register_backend(name: str, fn: Backend | None = None):
+    """Register `fn` under `name` (also usable as a decorator)."""
+    if not isinstance(name, str) or not name:
+        raise TypeError("backend name must be a non-empty string")
+
+    def add(f: Backend) -> Backend:
+        if not callable(f):
+            raise TypeError(f"backend {name!r} must be callable")
+        _registry[name] = f
+        return f
+
+    return add(fn) if fn is not None else add
+
+
+def list_backends() -> list[str]:
+    return sorted(_registry)
+
+
+def check_backend(backend) -> None:
+    """Fail early, at jit.compile time, on a backend that can never work."""
+    if callable(backend):
+        return
+    if not isinstance(backend, str) or backend not in _registry:
+        raise BackendError(f"unknown backend {backend!r}; known: {', '.join(list_backends())}, or pass a callable "
+                           "backend(gm, example_inputs) -> callable")
+
+
+def lookup_backend(backend) -> Backend:
+    check_backend(backend)
+    if callable(backend):
+        return backend
+    target = _registry[backend]
+    if isinstance(target, str):
+        module_name, attr = target.split(":")
+        try:
+            target = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as e:
+            raise BackendError(f"backend {backend!r} could not be loaded from {module_name}.{attr}: {e}") from e
+        _registry[backend] = target
+    return target

@@ -1,0 +1,27 @@
+"""jit.compile(module): a module-like callable that *is* the module, as far as users can tell.
+
+We build an instance of a one-off subclass of the module's own class and give it the original's __dict__: the
+same parameters, buffers, submodules, hooks and training flag, so state_dict keys, load_state_dict, .to(),
+isinstance and custom methods all behave exactly as on the original. Only __call__ differs: it runs the module
+under the compiler (torch's own __call__ machinery is skipped by the skip rules; forward is compiled)."""
+from __future__ import annotations
+
+
+def compiled_module(module, ctx):
+    cls = type(module)
+
+    def __call__(self, *args, **kwargs):
+        with ctx:
+            return cls.__call__(self, *args, **kwargs)
+
+    namespace = {
+        "__call__": __call__,
+        "__module__": cls.__module__,
+        "__qualname__": cls.__qualname__,
+        "_orig_mod": property(lambda self: module, doc="the module this compiled view shares its state with"),
+        "__reduce_ex__": lambda self, protocol: module.__reduce_ex__(protocol),
+    }
+    subclass = type(cls.__name__, (cls,), namespace)
+    compiled = object.__new__(subclass)
+    object.__setattr__(compiled, "__dict__", module.__dict__)
+    return compiled

@@ -1,0 +1,170 @@
+"""The hook's Python callback: on a cache miss, decide what a frame runs.
+
+Order of business for a frame: skip rules (never compile), cache limit (stop compiling new variants), recompile
+bookkeeping, then the frame compiler. An internal error in the compiler falls back to eager for that code with
+one warning, unless the user asked for fullgraph or switched suppress_errors off."""
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import CodeType, FunctionType
+
+from jit import eval_frame, skip_rules
+from jit.config import config
+from jit.counters import counters
+from jit.errors import GraphBreakError
+from jit.logs import get_logger
+
+recompile_log = get_logger("recompiles")
+skip_log = get_logger("skips")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What jit.compile / jit.optimize were asked for; frames compiled under equal settings share entries."""
+    backend: object = "inductor"
+    fullgraph: bool = False
+    dynamic: bool | None = None
+
+
+@dataclass
+class Frame:
+    """A frame about to run, as the frame compiler sees it."""
+    code: CodeType
+    function: FunctionType | None
+    args: tuple  # the argument vector (see jit.calling_convention)
+
+    @property
+    def location(self) -> str:
+        return f"{self.code.co_filename}:{self.code.co_firstlineno}"
+
+    @property
+    def name(self) -> str:
+        return self.code.co_qualname
+
+
+class RunEagerly(Exception):
+    """Raised by a frame compiler for a frame it will not compile; the frame then always runs as written."""
+
+
+# compile_frame(frame, settings) -> CacheEntry. Replaced by the symbolic executor.
+FrameCompiler = Callable[[Frame, Settings], "eval_frame.CacheEntry"]
+
+
+def no_executor(frame: Frame, settings: Settings):
+    raise RunEagerly("no frame compiler is installed")
+
+
+def failure_reasons(entries: list, args: tuple) -> list[str]:
+    """The first failing guard of each entry, in words (entries that carry a `why_failed(*args)`)."""
+    reasons = []
+    for entry in entries:
+        explain = getattr(entry.data, "why_failed", None)
+        if explain is not None:
+            try:
+                reasons.append(explain(*args))
+            except Exception as e:  # a reason is a nicety: never let it break the call
+                reasons.append(f"(could not explain guard failure: {e})")
+    return reasons
+
+
+class FrameConverter:
+    """One per Settings: the object the C hook calls, and the owner of the entries it creates."""
+
+    def __init__(self, settings: Settings, compile_frame: FrameCompiler | None = None):
+        self.settings = settings
+        self.compile_frame = compile_frame
+        self._warned_limit: set[CodeType] = set()
+
+    def __call__(self, code: CodeType, function, args: tuple):
+        reason = skip_rules.skip_reason(code)
+        if reason is not None:
+            skip_log.debug("skipping %s (%s:%d): %s", code.co_qualname, code.co_filename, code.co_firstlineno, reason)
+            return eval_frame.SKIP
+        if _is_disabled(code):
+            return eval_frame.SKIP
+        frame = Frame(code, function, args)
+        entries = eval_frame.get_entries(code)
+        if len(entries) >= config.cache_size_limit:
+            self._hit_limit(frame, entries)
+            return eval_frame.RUN_ONLY
+        if entries:
+            counters.bump("recompiles")
+            if recompile_log.isEnabledFor(logging.DEBUG):
+                reasons = failure_reasons(entries, args) or ["no cached entry matched"]
+                recompile_log.debug("Recompiling %s (%s), compile %d of this frame: %s", frame.name,
+                                    _short_location(frame), len(entries) + 1, "; ".join(reasons))
+        return self._compile(frame)
+
+    def _compile(self, frame: Frame):
+        compile_frame = self.compile_frame or _default_compiler
+        try:
+            entry = compile_frame(frame, self.settings)
+        except RunEagerly as why:
+            skip_log.debug("running %s (%s) eagerly: %s", frame.name, frame.location, why)
+            return eval_frame.SKIP
+        except GraphBreakError:
+            raise
+        except Exception as e:
+            if self.settings.fullgraph or not config.suppress_errors:
+                raise
+            counters.bump("compile_errors")
+            warnings.warn(f"framejit: internal error while compiling {frame.name} ({frame.location}); running it "
+                          f"eagerly from now on: {type(e).__name__}: {e}", RuntimeWarning, stacklevel=2)
+            return eval_frame.SKIP
+        counters.bump("frames_compiled")
+        return entry
+
+    def _hit_limit(self, frame: Frame, entries: list) -> None:
+        counters.bump("cache_limit_hits")
+        if frame.code in self._warned_limit:
+            return
+        self._warned_limit.add(frame.code)
+        reasons = failure_reasons(entries, frame.args)
+        detail = f" Last reasons: {'; '.join(reasons)}." if reasons else ""
+        warnings.warn(
+            f"framejit: {frame.name} ({_short_location(frame)}) was compiled {len(entries)} times "
+            f"(jit.config.cache_size_limit); further variants run eagerly, compiled ones keep running.{detail} "
+            "If a size changes between calls, mark it dynamic (jit.mark_dynamic or dynamic=True); if a Python "
+            "number changes, pass it as a tensor.", RuntimeWarning, stacklevel=2)
+
+
+def _short_location(frame: Frame) -> str:
+    return f"{os.path.basename(frame.code.co_filename)}:{frame.code.co_firstlineno}"
+
+
+_default_compiler: FrameCompiler = no_executor
+_disabled_codes: set[CodeType] = set()
+
+
+def _is_disabled(code: CodeType) -> bool:
+    return code in _disabled_codes
+
+
+def disable_code(code: CodeType) -> None:
+    _disabled_codes.add(code)
+
+
+def set_default_compiler(compile_frame: FrameCompiler) -> None:
+    """Install the frame compiler used by jit.compile / jit.optimize (the symbolic executor plugs in here)."""
+    global _default_compiler
+    _default_compiler = compile_frame
+
+
+_converters: dict[Settings, FrameConverter] = {}
+
+
+def converter_for(settings: Settings) -> FrameConverter:
+    """The one converter for these settings, so equal settings share cache entries."""
+    conv = _converters.get(settings)
+    if conv is None:
+        conv = _converters[settings] = FrameConverter(settings)
+    return conv
+
+
+def reset() -> None:
+    for conv in _converters.values():
+        conv._warned_limit.clear()

@@ -1,0 +1,319 @@
+/* The PEP 523 frame hook.
+ *
+ * Installed interpreter-wide only while at least one thread has a callback, so with the hook off Python calls
+ * keep CPython's inlined fast path. Per thread: the callback (or none) and a re-entrancy depth; frames created
+ * while a callback or a guard runs are never intercepted.
+ *
+ * Per code object (co_extra): a mode and the cache entries. A frame is looked at only if it has not started,
+ * is owned by the thread (not a generator resuming), was not entered to throw, and its code is a plain function
+ * (no generator/coroutine flags, CO_OPTIMIZED). The Python callback runs only on a cache miss. */
+#include "jit_c.h"
+
+typedef struct {
+    PyObject *callback; /* strong reference; NULL when this thread's hook is off */
+    int depth;          /* > 0 while a callback or guard runs in this thread */
+} ThreadHook;
+
+static _Thread_local ThreadHook tls;
+
+static Py_ssize_t extra_index = -1;
+static CodeExtra registry = {JIT_MODE_ASK, NULL, &registry, &registry}; /* sentinel of a circular list */
+static Py_ssize_t threads_with_callback = 0;
+static _PyFrameEvalFunction previous_eval = NULL; /* what ran before we were installed; we chain to it */
+
+unsigned long long jit_stat_hits = 0, jit_stat_misses = 0, jit_stat_callbacks = 0;
+
+static PyObject *jit_eval_frame(PyThreadState *tstate, _PyInterpreterFrame *frame, int throwflag);
+
+/* ---- per-code state ---------------------------------------------------------------------------------------- */
+
+static void
+free_extra(void *ptr)
+{
+    CodeExtra *extra = (CodeExtra *)ptr;
+    if (extra == NULL) return;
+    extra->prev->next = extra->next;
+    extra->next->prev = extra->prev;
+    Py_XDECREF(extra->entries);
+    PyMem_Free(extra);
+}
+
+CodeExtra *
+jit_get_extra(PyCodeObject *code)
+{
+    void *extra = NULL;
+    if (JIT_CODE_GET_EXTRA((PyObject *)code, extra_index, &extra) < 0) {
+        PyErr_Clear();
+        return NULL;
+    }
+    return (CodeExtra *)extra;
+}
+
+CodeExtra *
+jit_ensure_extra(PyCodeObject *code)
+{
+    CodeExtra *extra = jit_get_extra(code);
+    if (extra != NULL) return extra;
+    extra = PyMem_Malloc(sizeof(CodeExtra));
+    if (extra == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    extra->mode = JIT_MODE_ASK;
+    extra->entries = NULL;
+    if (JIT_CODE_SET_EXTRA((PyObject *)code, extra_index, extra) < 0) {
+        PyMem_Free(extra);
+        return NULL;
+    }
+    extra->next = registry.next;
+    extra->prev = &registry;
+    registry.next->prev = extra;
+    registry.next = extra;
+    return extra;
+}
+
+/* Drop every entry and every mode. Entries are released after the walk: releasing one can free code objects,
+ * whose co_extra clean-up unlinks registry nodes. */
+void
+jit_reset_all(void)
+{
+    PyObject *dropped = PyList_New(0);
+    for (CodeExtra *e = registry.next; e != &registry; e = e->next) {
+        e->mode = JIT_MODE_ASK;
+        if (e->entries != NULL) {
+            if (dropped == NULL || PyList_Append(dropped, e->entries) < 0) {
+                PyErr_Clear(); /* out of memory: release in place, still correct, only less careful */
+            }
+            PyObject *entries = e->entries;
+            e->entries = NULL;
+            Py_DECREF(entries);
+        }
+    }
+    Py_XDECREF(dropped);
+}
+
+/* ---- installation and per-thread callback ------------------------------------------------------------------- */
+
+PyObject *
+jit_get_callback(void)
+{
+    return tls.callback;
+}
+
+PyObject *
+jit_set_callback(PyObject *callback)
+{
+    PyInterpreterState *interp = PyInterpreterState_Get();
+    PyObject *old = tls.callback;
+    PyObject *new = (callback == Py_None) ? NULL : Py_XNewRef(callback);
+    if (old == NULL && new != NULL) {
+        if (threads_with_callback++ == 0) {
+            previous_eval = _PyInterpreterState_GetEvalFrameFunc(interp);
+            _PyInterpreterState_SetEvalFrameFunc(interp, jit_eval_frame);
+        }
+    }
+    else if (old != NULL && new == NULL) {
+        if (--threads_with_callback == 0) {
+            /* Leave someone else's hook alone if it replaced ours meanwhile. */
+            if (_PyInterpreterState_GetEvalFrameFunc(interp) == jit_eval_frame) {
+                _PyInterpreterState_SetEvalFrameFunc(interp, previous_eval);
+            }
+        }
+    }
+    tls.callback = new;
+    return old ? old : Py_NewRef(Py_None); /* the thread-local reference moves to the caller */
+}
+
+/* ---- the hook ---------------------------------------------------------------------------------------------- */
+
+#define JIT_UNSUPPORTED_FLAGS (CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR | CO_ITERABLE_COROUTINE)
+
+static inline PyObject *
+run_original(PyThreadState *tstate, _PyInterpreterFrame *frame, int throwflag)
+{
+    return previous_eval(tstate, frame, throwflag);
+}
+
+/* Run `entry` in place of `frame`, then release the frame that never ran. */
+static PyObject *
+run_entry(PyThreadState *tstate, _PyInterpreterFrame *frame, CacheEntry *entry, Py_ssize_t nargs)
+{
+    PyObject *result = NULL;
+    PyObject *fn = jit_entry_function(entry, frame->f_globals, JIT_FRAME_FUNC(frame));
+    if (fn != NULL) {
+        entry->hits++;
+        result = PyObject_Vectorcall(fn, frame->localsplus, (size_t)nargs, NULL);
+        Py_DECREF(fn);
+    }
+    jit_discard_unrun_frame(tstate, frame);
+    return result;
+}
+
+static PyObject *
+fail_frame(PyThreadState *tstate, _PyInterpreterFrame *frame)
+{
+    jit_discard_unrun_frame(tstate, frame);
+    return NULL;
+}
+
+/* First matching entry of this callback, moved to the front; NULL with no error if none; -1 via *error. */
+static CacheEntry *
+lookup(CodeExtra *extra, PyObject *callback, PyObject *const *args, Py_ssize_t nargs, int *error)
+{
+    PyObject *entries = extra->entries;
+    if (entries == NULL) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(entries);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        CacheEntry *entry = (CacheEntry *)PyList_GET_ITEM(entries, i);
+        if (entry->owner != callback) continue;
+        Py_INCREF(entry);
+        tls.depth++;
+        PyObject *ok = PyObject_Vectorcall(entry->guard, args, (size_t)nargs, NULL);
+        tls.depth--;
+        int passed = ok == Py_True ? 1 : ok == Py_False ? 0 : ok == NULL ? -1 : PyObject_IsTrue(ok);
+        Py_XDECREF(ok);
+        if (passed < 0) {
+            Py_DECREF(entry);
+            *error = 1;
+            return NULL;
+        }
+        /* A guard may have run arbitrary code: re-check the list before reordering it. */
+        if (passed && extra->entries == entries && i < PyList_GET_SIZE(entries) &&
+            PyList_GET_ITEM(entries, i) == (PyObject *)entry) {
+            if (i > 0) {
+                PyObject **items = ((PyListObject *)entries)->ob_item;
+                memmove(items + 1, items, (size_t)i * sizeof(PyObject *));
+                items[0] = (PyObject *)entry;
+            }
+            return entry; /* new reference */
+        }
+        Py_DECREF(entry);
+        if (passed) return NULL; /* the cache changed under us: treat as a miss */
+        if (extra->entries != entries) return NULL;
+        n = PyList_GET_SIZE(entries);
+    }
+    return NULL;
+}
+
+/* A callback result: add the entry in front of the code's list, owned by `callback`, and mark its replacement
+ * code SKIP (compiled code runs as is; the frames it calls are intercepted normally). */
+static int
+install_entry(PyCodeObject *code, CodeExtra *extra, CacheEntry *entry, PyObject *callback)
+{
+    if (jit_entry_check_signature(entry, code) < 0) return -1;
+    if (extra->entries == NULL) {
+        extra->entries = PyList_New(0);
+        if (extra->entries == NULL) return -1;
+    }
+    if (PyList_Insert(extra->entries, 0, (PyObject *)entry) < 0) return -1;
+    Py_XSETREF(entry->owner, Py_NewRef(callback));
+    CodeExtra *replacement = jit_ensure_extra((PyCodeObject *)entry->code);
+    if (replacement == NULL) return -1;
+    replacement->mode = JIT_MODE_SKIP;
+    return 0;
+}
+
+static PyObject *
+jit_eval_frame(PyThreadState *tstate, _PyInterpreterFrame *frame, int throwflag)
+{
+    PyObject *callback = tls.callback;
+    if (callback == NULL || tls.depth > 0 || throwflag || frame->owner != FRAME_OWNED_BY_THREAD ||
+        !JIT_FRAME_NOT_STARTED(frame) || frame->frame_obj != NULL) {
+        return run_original(tstate, frame, throwflag);
+    }
+    PyCodeObject *code = JIT_FRAME_CODE(frame);
+    CodeExtra *extra = jit_get_extra(code);
+    if (extra == NULL) {
+        if ((code->co_flags & JIT_UNSUPPORTED_FLAGS) || !(code->co_flags & CO_OPTIMIZED)) {
+            extra = jit_ensure_extra(code);
+            if (extra == NULL) return fail_frame(tstate, frame);
+            extra->mode = JIT_MODE_SKIP;
+            return run_original(tstate, frame, throwflag);
+        }
+        extra = jit_ensure_extra(code);
+        if (extra == NULL) return fail_frame(tstate, frame);
+    }
+    if (extra->mode == JIT_MODE_SKIP) {
+        return run_original(tstate, frame, throwflag);
+    }
+
+    Py_ssize_t nargs = jit_code_arg_count(code);
+    Py_INCREF(callback); /* the callback may replace itself while we use it */
+    int error = 0;
+    CacheEntry *entry = lookup(extra, callback, frame->localsplus, nargs, &error);
+    if (entry != NULL) {
+        jit_stat_hits++;
+        Py_DECREF(callback);
+        PyObject *result = run_entry(tstate, frame, entry, nargs);
+        Py_DECREF(entry);
+        return result;
+    }
+    if (error) {
+        Py_DECREF(callback);
+        return fail_frame(tstate, frame);
+    }
+    if (extra->entries != NULL) jit_stat_misses++; /* a first sight is not a miss */
+    if (extra->mode == JIT_MODE_RUN_ONLY) {
+        Py_DECREF(callback);
+        return run_original(tstate, frame, throwflag);
+    }
+
+    /* Miss: ask Python. callback(code, function, argument tuple). */
+    PyObject *args = PyTuple_New(nargs);
+    if (args == NULL) {
+        Py_DECREF(callback);
+        return fail_frame(tstate, frame);
+    }
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        PyTuple_SET_ITEM(args, i, Py_XNewRef(frame->localsplus[i]));
+    }
+    PyObject *func = (PyObject *)JIT_FRAME_FUNC(frame);
+    jit_stat_callbacks++;
+    tls.depth++;
+    PyObject *decision = PyObject_CallFunctionObjArgs(callback, (PyObject *)code, func ? func : Py_None, args, NULL);
+    tls.depth--;
+    Py_DECREF(args);
+    if (decision == NULL) {
+        Py_DECREF(callback);
+        return fail_frame(tstate, frame);
+    }
+    PyObject *result;
+    extra = jit_get_extra(code); /* the callback may have reset the cache */
+    if (extra == NULL && (extra = jit_ensure_extra(code)) == NULL) {
+        result = fail_frame(tstate, frame);
+    }
+    else if (decision == Py_None) {
+        result = run_original(tstate, frame, throwflag);
+    }
+    else if (decision == jit_SKIP || decision == jit_RUN_ONLY) {
+        extra->mode = decision == jit_SKIP ? JIT_MODE_SKIP : JIT_MODE_RUN_ONLY;
+        result = run_original(tstate, frame, throwflag);
+    }
+    else if (Py_IS_TYPE(decision, &CacheEntry_Type)) {
+        if (install_entry(code, extra, (CacheEntry *)decision, callback) < 0) {
+            result = fail_frame(tstate, frame);
+        }
+        else {
+            result = run_entry(tstate, frame, (CacheEntry *)decision, nargs);
+        }
+    }
+    else {
+        PyErr_Format(PyExc_TypeError, "frame callback must return None, SKIP, RUN_ONLY or a CacheEntry, not %.100s",
+                     Py_TYPE(decision)->tp_name);
+        result = fail_frame(tstate, frame);
+    }
+    Py_DECREF(decision);
+    Py_DECREF(callback);
+    return result;
+}
+
+int
+jit_eval_frame_init(void)
+{
+    extra_index = JIT_REQUEST_CODE_EXTRA_INDEX(free_extra);
+    if (extra_index < 0) {
+        PyErr_SetString(PyExc_RuntimeError, "jit._C: no code-extra slot left");
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,56 @@
+"""Which code the compiler never looks at: the standard library, torch, numpy, triton, pytest, and framejit
+itself. Decided once per code object (the hook then marks it SKIP), from the file it was defined in."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import sysconfig
+from types import CodeType
+
+# Libraries whose frames are never compiled: they are either what we compile *to* or test harnesses.
+SKIPPED_PACKAGES = ("torch", "numpy", "triton", "pytest", "_pytest", "pluggy", "bytecode", "sympy", "functorch")
+# framejit's own packages, located beside this one (not by name lookup: a user may have a package called graph).
+OWN_PACKAGES = ("jit", "guards", "graph", "inductor")
+
+_THIRD_PARTY_DIRS = ("site-packages", "dist-packages")
+
+
+def _variants(path: str) -> set[str]:
+    return {os.path.join(os.path.abspath(path), ""), os.path.join(os.path.realpath(path), "")}
+
+
+def _package_dirs() -> set[str]:
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    dirs: set[str] = set().union(*(_variants(os.path.join(root, name)) for name in OWN_PACKAGES))
+    for name in SKIPPED_PACKAGES:
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            continue
+        for location in (spec.submodule_search_locations or []) if spec else []:
+            dirs |= _variants(location)
+    return dirs
+
+
+def _stdlib_dirs() -> set[str]:
+    paths = sysconfig.get_paths()
+    return _variants(paths["stdlib"]) | _variants(paths["platstdlib"])
+
+
+_packages = tuple(sorted(_package_dirs()))
+_stdlib = tuple(sorted(_stdlib_dirs()))
+
+
+def skip_reason(code: CodeType) -> str | None:
+    """Why `code` is never compiled, or None if it may be."""
+    filename = code.co_filename
+    if filename.startswith("<frozen "):
+        return "frozen standard-library module"
+    if filename.startswith(_packages):
+        return "library framejit does not compile"
+    for prefix in _stdlib:
+        if filename.startswith(prefix):
+            first = filename[len(prefix):].split(os.sep, 1)[0]
+            if first not in _THIRD_PARTY_DIRS:
+                return "standard library"
+    return None
