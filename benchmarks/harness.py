@@ -1,0 +1,101 @@
+"""Run benchmark variants side by side in one process and report ratios.
+
+Variants are timed in interleaved rounds (A B C A B C ...) so drift in machine speed hits all of them alike; each
+round times a batch of calls and the median round is reported. Results go to stdout as a markdown table and to
+benchmarks/results/<name>.json and .md, with the machine and library versions."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
+@dataclass
+class Variant:
+    name: str
+    fn: Callable[[], object]  # one call of the thing measured
+    note: str = ""
+
+
+@dataclass
+class Result:
+    name: str
+    ns_per_call: float
+    spread: float  # (max - min) / median over rounds: how much to trust small differences
+    note: str = ""
+
+
+@dataclass
+class Suite:
+    name: str
+    variants: list[Variant] = field(default_factory=list)
+    baseline: str | None = None  # ratios are relative to this variant (default: the first)
+
+    def add(self, name: str, fn: Callable[[], object], note: str = "") -> None:
+        self.variants.append(Variant(name, fn, note))
+
+    def run(self, calls_per_round: int = 10000, rounds: int = 15, warmup: int = 1000) -> list[Result]:
+        for v in self.variants:
+            for _ in range(warmup):
+                v.fn()
+        samples: dict[str, list[float]] = {v.name: [] for v in self.variants}
+        for _ in range(rounds):
+            for v in self.variants:
+                samples[v.name].append(_time_batch(v.fn, calls_per_round) / calls_per_round)
+        results = []
+        for v in self.variants:
+            s = samples[v.name]
+            med = statistics.median(s)
+            results.append(Result(v.name, med, (max(s) - min(s)) / med if med else 0.0, v.note))
+        return results
+
+
+def _time_batch(fn: Callable[[], object], n: int) -> float:
+    t0 = time.perf_counter_ns()
+    for _ in range(n):
+        fn()
+    return time.perf_counter_ns() - t0
+
+
+def environment() -> dict:
+    info = {"python": platform.python_version(), "machine": platform.machine(), "processor": platform.processor(),
+            "cpus": os.cpu_count(), "platform": platform.platform()}
+    for mod in ("torch", "numpy", "triton"):
+        m = sys.modules.get(mod)
+        if m is not None:
+            info[mod] = getattr(m, "__version__", "?")
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name()
+    return info
+
+
+def markdown(suite: Suite, results: list[Result], extra_columns: dict[str, dict[str, str]] | None = None) -> str:
+    base_name = suite.baseline or results[0].name
+    base = next(r for r in results if r.name == base_name).ns_per_call
+    extra_columns = extra_columns or {}
+    head = ["variant", "ns/call", f"ratio to {base_name}", "spread", *extra_columns, "note"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in results:
+        cells = [r.name, f"{r.ns_per_call:,.0f}", f"{r.ns_per_call / base:.2f}x", f"{r.spread:.0%}",
+                 *(col.get(r.name, "") for col in extra_columns.values()), r.note]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def save(suite: Suite, results: list[Result], table: str, tag: str = "") -> str:
+    os.makedirs(RESULTS_DIR, exist_ok=True)
+    stem = os.path.join(RESULTS_DIR, suite.name + (f"-{tag}" if tag else ""))
+    env = environment()
+    with open(stem + ".json", "w") as f:
+        json.dump({"suite": suite.name, "environment": env, "results": [r.__dict__ for r in results]}, f, indent=2)
+    with open(stem + ".md", "w") as f:
+        f.write(f"# {suite.name}\n\n{json.dumps(env)}\n\n{table}\n")
+    return stem
