@@ -36,7 +36,7 @@ def driver(f, x):
 
 
 def main() -> None:
-    replacement = eval_frame.CacheEntry(lambda x: True, as_replacement(trivial.__code__, compiled.__code__))
+    replacement = eval_frame.CacheEntry(lambda x, fn: True, as_replacement(trivial.__code__, compiled.__code__))
     direct = type(trivial)(replacement.code, globals())
 
     def callback(code, fn, args):

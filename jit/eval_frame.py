@@ -4,6 +4,8 @@ The hook calls `callback(code, function, args)` on a cache miss, where `args` is
 (positional, keyword-only, then the *args tuple and **kwargs dict, in co_varnames order). The callback returns
 None (run the original this once), SKIP (never look at this code again), RUN_ONLY (keep the entries, run the
 original on a miss without asking), or a CacheEntry(guard, code, data) to add in front and run now.
+A guard is called as guard(*argument_vector, function): the frame's function comes last, for its closure
+cells and globals.
 """
 from __future__ import annotations
 

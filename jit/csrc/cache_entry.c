@@ -151,7 +151,7 @@ CacheEntry_repr(CacheEntry *self)
 }
 
 static PyMemberDef CacheEntry_members[] = {
-    {"guard", T_OBJECT, offsetof(CacheEntry, guard), READONLY, "callable(*argument_vector) -> bool"},
+    {"guard", T_OBJECT, offsetof(CacheEntry, guard), READONLY, "callable(*argument_vector, function) -> bool"},
     {"code", T_OBJECT, offsetof(CacheEntry, code), READONLY, "the replacement code object"},
     {"data", T_OBJECT, offsetof(CacheEntry, data), READONLY, "Python-side metadata"},
     {"owner", T_OBJECT, offsetof(CacheEntry, owner), READONLY, "the callback that added this entry"},

@@ -156,9 +156,24 @@ fail_frame(PyThreadState *tstate, _PyInterpreterFrame *frame)
     return NULL;
 }
 
+/* guard(*argument_vector, function): the function comes last because closure cells and globals belong to the
+ * function object, and functions sharing one code object share its cache entries. */
+static PyObject *
+call_guard(PyObject *guard, PyObject *const *args, Py_ssize_t nargs, PyObject *func)
+{
+    PyObject *small[16];
+    PyObject **vector = nargs < 16 ? small : PyMem_Malloc((size_t)(nargs + 1) * sizeof(PyObject *));
+    if (vector == NULL) return PyErr_NoMemory();
+    memcpy(vector, args, (size_t)nargs * sizeof(PyObject *));
+    vector[nargs] = func ? func : Py_None;
+    PyObject *ok = PyObject_Vectorcall(guard, vector, (size_t)nargs + 1, NULL);
+    if (vector != small) PyMem_Free(vector);
+    return ok;
+}
+
 /* First matching entry of this callback, moved to the front; NULL with no error if none; -1 via *error. */
 static CacheEntry *
-lookup(CodeExtra *extra, PyObject *callback, PyObject *const *args, Py_ssize_t nargs, int *error)
+lookup(CodeExtra *extra, PyObject *callback, PyObject *const *args, Py_ssize_t nargs, PyObject *func, int *error)
 {
     PyObject *entries = extra->entries;
     if (entries == NULL) return NULL;
@@ -168,7 +183,7 @@ lookup(CodeExtra *extra, PyObject *callback, PyObject *const *args, Py_ssize_t n
         if (entry->owner != callback) continue;
         Py_INCREF(entry);
         tls.depth++;
-        PyObject *ok = PyObject_Vectorcall(entry->guard, args, (size_t)nargs, NULL);
+        PyObject *ok = call_guard(entry->guard, args, nargs, func);
         tls.depth--;
         int passed = ok == Py_True ? 1 : ok == Py_False ? 0 : ok == NULL ? -1 : PyObject_IsTrue(ok);
         Py_XDECREF(ok);
@@ -240,7 +255,7 @@ jit_eval_frame(PyThreadState *tstate, _PyInterpreterFrame *frame, int throwflag)
     Py_ssize_t nargs = jit_code_arg_count(code);
     Py_INCREF(callback); /* the callback may replace itself while we use it */
     int error = 0;
-    CacheEntry *entry = lookup(extra, callback, frame->localsplus, nargs, &error);
+    CacheEntry *entry = lookup(extra, callback, frame->localsplus, nargs, (PyObject *)JIT_FRAME_FUNC(frame), &error);
     if (entry != NULL) {
         jit_stat_hits++;
         Py_DECREF(callback);

@@ -174,7 +174,7 @@ def test_jit_logs_environment_and_recompile_line(tmp_path):
         "    def why_failed(self, x): return f\"value of 'x' changed: expected {self.v}, got {x}\"\n"
         "def compile_frame(frame, settings):\n"
         "    v = frame.args[0]\n"
-        "    return eval_frame.CacheEntry(lambda x: x == v, as_replacement(forward.__code__), Info(v))\n"
+        "    return eval_frame.CacheEntry(lambda x, fn: x == v, as_replacement(forward.__code__), Info(v))\n"
         "with eval_frame.callback_installed(FrameConverter(Settings(), compile_frame)):\n"
         "    forward(8); forward(16)\n")
     env = dict(os.environ, JIT_LOGS="recompiles", PYTHONPATH=os.getcwd())

@@ -63,6 +63,27 @@ def test_closures_and_cells_reach_the_replacement():
     assert bump1(1) == 31
 
 
+def test_guard_receives_the_frame_function_last():
+    # Functions sharing one code object share entries; a guard tells them apart by the function's cells.
+    bump1, fast1 = make_counter(0)
+    bump2, _ = make_counter(1000)
+    seen = []
+
+    def guard_for(args):
+        def guard(by, fn):
+            seen.append(fn)
+            return fn.__closure__[0].cell_contents < 1000
+        return guard
+
+    r = Replacer().replace(bump1, fast1, guard_for=guard_for)
+    with eval_frame.callback_installed(r.converter()):
+        bump1(1)   # compiled; runs the new entry without a guard check
+        bump1(1)   # guard passes for bump1's cell
+        bump2(1)   # guard fails on bump2's cell -> compiled again
+    assert seen[0] is bump1 and seen[-1] is bump2
+    assert len(r.compiled) == 2
+
+
 def cell_arg(x):
     def inner():
         return x

@@ -1,0 +1,1 @@
+"""Reference models used by benchmarks and by the differential tests."""

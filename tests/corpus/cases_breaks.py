@@ -1,0 +1,75 @@
+"""Code one graph cannot hold: data-dependent control flow, tensor values read into Python, I/O.
+
+`graphs=None` here: the graph-break work decides how many graphs are right; these only check the results.
+"""
+import io
+
+import torch
+
+from .case import CaseList, tensors
+
+C = CaseList("breaks")
+T1 = tensors((3, 4))
+
+
+@C.add(T1, graphs=None)
+def data_dependent_branch(x):
+    if x.sum() > 0:
+        return x * 2
+    return x - 1
+
+
+@C.add(T1, graphs=None)
+def item_used_in_python(x):
+    n = x.abs().max().item()
+    return x / n, round(n, 3) > 0
+
+
+@C.add(T1, graphs=None)
+def print_in_middle(x):
+    y = x + 1
+    # Print to a private buffer: same graph-break semantics as stdout without noise in test logs.
+    print("value", y.shape, file=io.StringIO())
+    return y * 2
+
+
+@C.add(T1, graphs=None)
+def tolist_loop(x):
+    total = 0.0
+    for v in x[0].tolist():
+        total += v
+    return x + total
+
+
+@C.add(T1, graphs=None)
+def data_dependent_while(x):
+    steps = 0
+    while x.abs().max() > 0.1 and steps < 10:
+        x = x / 2
+        steps += 1
+    return x, steps
+
+
+@C.add(T1, graphs=None)
+def bool_of_tensor(x):
+    return x * 2 if bool((x > 0).any()) else x
+
+
+@C.add(T1, graphs=None)
+def nonzero_dynamic_shape(x):
+    idx = (x > 0).nonzero()
+    return idx.shape[0], x[x > 0].sum()
+
+
+@C.add(T1, graphs=None)
+def int_of_tensor_in_range(x):
+    n = int((x > 0).sum()) % 3
+    for _ in range(n):
+        x = x + 1
+    return x
+
+
+@C.add(T1, graphs=None)
+def numpy_roundtrip(x):
+    a = x.numpy() * 2
+    return torch.from_numpy(a) + 1

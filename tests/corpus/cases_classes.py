@@ -1,0 +1,215 @@
+"""User classes: attributes, methods, properties, class/static methods, dataclasses and namedtuples."""
+import collections
+import dataclasses
+import typing
+
+import torch
+
+from .case import CaseList, tensors, values
+
+C = CaseList("classes")
+T1 = tensors((3, 4))
+
+
+class Scaler:
+    factor_default = 2.0
+
+    def __init__(self, factor=None):
+        self.factor = self.factor_default if factor is None else factor
+
+    def __call__(self, t):
+        return t * self.factor
+
+    def apply(self, t, shift=0.0):
+        return self(t) + shift
+
+    @property
+    def double_factor(self):
+        return self.factor * 2
+
+    @classmethod
+    def make(cls, factor):
+        return cls(factor)
+
+    @staticmethod
+    def shift(t, by):
+        return t + by
+
+
+class OffsetScaler(Scaler):
+    def __init__(self, factor, offset):
+        super().__init__(factor)
+        self.offset = offset
+
+    def apply(self, t, shift=0.0):
+        return super().apply(t, shift) + self.offset
+
+
+@dataclasses.dataclass
+class Pair:
+    first: torch.Tensor
+    second: torch.Tensor
+    tag: str = "pair"
+
+    def total(self):
+        return self.first + self.second
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    width: int = 4
+    scale: float = 0.5
+
+
+Point = collections.namedtuple("Point", ["x", "y"])
+
+
+class Stats(typing.NamedTuple):
+    mean: torch.Tensor
+    std: torch.Tensor
+    n: int
+
+
+_SCALER = Scaler(3.0)
+
+
+@C.add(T1)
+def object_built_inside(x):
+    s = Scaler(4.0)
+    return s(x)
+
+
+@C.add(T1)
+def global_object(x):
+    return _SCALER(x), _SCALER.factor
+
+
+@C.add(T1)
+def method_call(x):
+    return Scaler(2.0).apply(x, shift=1.0)
+
+
+@C.add(T1)
+def property_access(x):
+    return x * Scaler(1.5).double_factor
+
+
+@C.add(T1)
+def class_attribute(x):
+    return x * Scaler.factor_default, Scaler().factor
+
+
+@C.add(T1)
+def classmethod_call(x):
+    return Scaler.make(5.0)(x)
+
+
+@C.add(T1)
+def staticmethod_call(x):
+    return Scaler.shift(x, 2), Scaler(1.0).shift(x, 3)
+
+
+@C.add(T1)
+def inheritance_super(x):
+    return OffsetScaler(2.0, 10.0).apply(x, 1.0)
+
+
+@C.add(T1)
+def attribute_mutation(x):
+    s = Scaler(1.0)
+    s.factor = 7.0
+    s.extra = x * 2
+    return s(x) + s.extra
+
+
+@C.add(T1)
+def setattr_getattr_dynamic(x):
+    s = Scaler(1.0)
+    setattr(s, "factor", 3.0)
+    return getattr(s, "factor") * x, hasattr(s, "extra")
+
+
+@C.add(T1)
+def dataclass_return(x):
+    return Pair(x, x * 2)
+
+
+@C.add(T1)
+def dataclass_method(x):
+    p = Pair(x, x + 1, tag="p")
+    return p.total(), p.tag
+
+
+@C.add(T1)
+def dataclass_replace_fields(x):
+    p = Pair(x, x)
+    q = dataclasses.replace(p, second=x * 3)
+    return q, [f.name for f in dataclasses.fields(q)]
+
+
+@C.add(T1)
+def frozen_dataclass_config(x):
+    cfg = Config(width=2)
+    return x[:, : cfg.width] * cfg.scale
+
+
+@C.add(values(lambda: torch.ones(3), Config(scale=3.0)))
+def dataclass_argument(x, cfg):
+    return x * cfg.scale + cfg.width
+
+
+@C.add(T1)
+def namedtuple_return(x):
+    return Point(x, x * 2)
+
+
+@C.add(T1)
+def namedtuple_access(x):
+    p = Point(x, y=x + 1)
+    a, b = p
+    return p.x + p[1] + a + b, p._replace(x=x * 0)
+
+
+@C.add(T1)
+def typed_namedtuple(x):
+    return Stats(x.mean(0), x.std(0), x.shape[0])
+
+
+@C.add(T1)
+def namedtuple_of_shapes(x):
+    return Point(*x.shape), x.sum()
+
+
+@C.add(T1)
+def object_in_container(x):
+    scalers = [Scaler(1.0), Scaler(2.0), OffsetScaler(3.0, 1.0)]
+    return [s.apply(x) for s in scalers]
+
+
+@C.add(T1)
+def isinstance_user_class(x):
+    s = OffsetScaler(1.0, 0.0)
+    return x * isinstance(s, Scaler), isinstance(s, OffsetScaler), type(s).__name__
+
+
+@C.add(T1)
+def dunder_dict_and_vars(x):
+    s = Scaler(2.0)
+    return x * vars(s)["factor"], sorted(s.__dict__)
+
+
+@C.add(T1)
+def class_defined_inside(x):
+    class Local:
+        def __init__(self, t):
+            self.t = t
+
+        def grow(self):
+            return self.t * 2
+
+    return Local(x).grow()
+
+
+@C.add(T1)
+def tensor_subclass_check(x):
+    return isinstance(x, torch.nn.Parameter), torch.nn.Parameter(x.clone()).detach() * 2

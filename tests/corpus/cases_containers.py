@@ -1,0 +1,208 @@
+"""Python containers holding tensors and constants: tuples, lists, dicts, sets, slicing, comprehensions."""
+import torch
+
+from .case import CaseList, tensors, values
+
+C = CaseList("containers")
+T1 = tensors((3, 4))
+T2 = tensors((3, 4), (3, 4))
+
+
+@C.add(T2)
+def tuple_pack_unpack(x, y):
+    t = (x, y, x + y)
+    a, b, c = t
+    return c - a - b
+
+
+@C.add(T2)
+def list_append_pop(x, y):
+    l = [x]
+    l.append(y)
+    l.append(x * y)
+    last = l.pop()
+    return last + l[0] + l[-1], len(l)
+
+
+@C.add(T2)
+def list_extend_insert(x, y):
+    l = []
+    l.extend([x, y])
+    l.insert(0, x - y)
+    return torch.stack(l)
+
+
+@C.add(T2)
+def dict_build_read(x, y):
+    d = {"a": x, "b": y}
+    d["c"] = d["a"] * d["b"]
+    return d["c"] + d.get("missing", 1.0)
+
+
+@C.add(T2)
+def dict_iter_items(x, y):
+    d = {"x": x, "y": y}
+    return sum(v * i for i, v in enumerate(d.values())), list(d.keys())
+
+
+@C.add(T2)
+def dict_update_pop(x, y):
+    d = dict(a=x)
+    d.update({"b": y})
+    b = d.pop("b")
+    return b + d["a"], "b" in d, len(d)
+
+
+@C.add(T1)
+def dict_comprehension(x):
+    d = {k: x * k for k in (1, 2, 3)}
+    return d[2] + d[3]
+
+
+@C.add(T1)
+def list_comprehension(x):
+    parts = [x * i for i in range(4)]
+    return torch.stack(parts).sum(0)
+
+
+@C.add(T1)
+def nested_comprehension(x):
+    grid = [[i * j for j in range(3)] for i in range(2)]
+    return x * grid[1][2], grid
+
+
+@C.add(T1)
+def comprehension_filter(x):
+    evens = [i for i in range(10) if i % 2 == 0]
+    return x * sum(evens), evens
+
+
+@C.add(T1)
+def set_ops(x):
+    s = {1, 2, 3}
+    s.add(4)
+    s.discard(1)
+    t = s | {10}
+    return x * len(t), 4 in s, sorted(s & {2, 3, 9})
+
+
+@C.add(T1)
+def tuple_slicing(x):
+    t = (1, 2, 3, 4, 5)
+    return x * t[1], t[::2], t[-2:], t[:0]
+
+
+@C.add(T2)
+def list_slicing_tensors(x, y):
+    l = [x, y, x * 2, y * 3]
+    return l[1:3], l[::-1][0], l[-1]
+
+
+@C.add(T1)
+def list_setitem(x):
+    l = [x, x, x]
+    l[1] = x * 10
+    l[-1] = l[1] + 1
+    return l
+
+
+@C.add(T2)
+def tuple_concat(x, y):
+    a = (x,) + (y,)
+    b = a * 2
+    return len(b), b[3] - b[0]
+
+
+@C.add(T1)
+def list_concat_repeat(x):
+    l = [1, 2] + [3]
+    m = [0] * 3
+    return x * (sum(l) + len(m)), l, m
+
+
+@C.add(T1)
+def star_unpack(x):
+    first, *rest = (x, x * 2, x * 3)
+    return first + rest[-1], len(rest)
+
+
+@C.add(T1)
+def nested_unpack(x):
+    (a, b), c = (x, x + 1), x + 2
+    return a * b * c
+
+
+@C.add(T2)
+def swap_values(x, y):
+    x, y = y, x
+    return x - y
+
+
+@C.add(T1)
+def constant_list_methods(x):
+    l = [3, 1, 2]
+    l.sort()
+    l.reverse()
+    return x * l.index(1), l, l.count(3)
+
+
+@C.add(T1)
+def dict_of_lists(x):
+    d = {"w": [x, x * 2], "b": (x.sum(),)}
+    return d["w"][1] + d["b"][0]
+
+
+@C.add(values(lambda: [torch.ones(2), torch.zeros(2) + 3]))
+def list_argument(xs):
+    return xs[0] + xs[1], len(xs)
+
+
+@C.add(values({"a": 1, "b": 2.0}), graphs=0)
+def dict_argument_constants(d):
+    # Only Python numbers: nothing for a graph, the result is a guarded constant.
+    return d["b"] * 2 + d["a"]
+
+
+@C.add(values(lambda: {"a": torch.arange(3.0), "scale": 2.0}))
+def dict_argument_tensor(d):
+    return d["a"] * d["scale"]
+
+
+@C.add(values(lambda: (torch.ones(2), (torch.ones(2) * 2, 3))))
+def nested_tuple_argument(t):
+    a, (b, k) = t
+    return a + b * k
+
+
+@C.add(values(lambda: [torch.ones(2)]))
+def mutate_list_argument(xs):
+    # A list passed in and appended to: the side effect on the caller's list must be replayed.
+    xs.append(xs[0] * 5)
+    return xs[0] + 1
+
+
+@C.add(T1)
+def membership_tuple(x):
+    mode = "b"
+    if mode in ("a", "b"):
+        return x + 1
+    return x
+
+
+@C.add(T1)
+def dict_keys_sorted(x):
+    d = {"z": 1, "a": 2, "m": 3}
+    return x * d[sorted(d)[0]], list(reversed(list(d)))
+
+
+@C.add(T2)
+def zip_into_dict(x, y):
+    d = dict(zip(("x", "y"), (x, y)))
+    return d["x"] * d["y"]
+
+
+@C.add(T1)
+def frozenset_and_tuple_keys(x):
+    d = {(1, 2): x, (3,): x * 2}
+    fs = frozenset([1, 2])
+    return d[(1, 2)] + d[(3,)], 1 in fs
