@@ -1,0 +1,53 @@
+"""Common-subexpression elimination: two pure nodes with the same target and arguments become one.
+
+Random ops are never merged (two dropout masks must differ). An impure node (in-place op) may change what an
+earlier expression would now compute, so the table of known expressions is cleared at each one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch.fx as fx
+
+from graph.effects import is_impure, is_removable
+
+
+def _key(value: Any) -> Any:
+    """A hashable stand-in for an argument structure (lists and slices are not hashable)."""
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__,) + tuple(_key(v) for v in value)
+    if isinstance(value, dict):
+        return ("dict",) + tuple(sorted((k, _key(v)) for k, v in value.items()))
+    if isinstance(value, slice):
+        return ("slice", _key(value.start), _key(value.stop), _key(value.step))
+    if isinstance(value, float):
+        return ("float", value)  # keep 1 and 1.0 apart: they promote differently
+    if isinstance(value, bool):
+        return ("bool", value)
+    hash(value)
+    return value
+
+
+def eliminate_common_subexpressions(gm: fx.GraphModule) -> bool:
+    """Replace each repeated pure expression by its first occurrence. Returns changed."""
+    seen: dict[Any, fx.Node] = {}
+    changed = False
+    for node in list(gm.graph.nodes):
+        if is_impure(node):
+            seen.clear()
+            continue
+        if not is_removable(node) or node.op == "placeholder":
+            continue
+        try:
+            key = (node.op, node.target, _key(node.args), _key(node.kwargs))
+        except TypeError:  # an unhashable constant argument: leave the node alone
+            continue
+        first = seen.get(key)
+        if first is None:
+            seen[key] = node
+        else:
+            node.replace_all_uses_with(first)
+            gm.graph.erase_node(node)
+            changed = True
+    return changed

@@ -1,0 +1,644 @@
+"""The decomposition table: each torch-level callable (function, Tensor method name, operator.*) mapped to a
+small function that rebuilds it from core ops (`graph.core_ops`).
+
+A rule gets a `Builder` and the node's own args/kwargs (Nodes or constants), returns the node holding the result,
+and raises `Decline` when its preconditions fail (the call then stays and runs in eager torch). `normalize`
+also checks each result's shape and dtype against the original call, so a wrong rule cannot slip through silently.
+Keys: a callable (torch.add, F.gelu, operator.add) for call_function, a string (method name) for call_method.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+from graph.builder import Builder, Decline
+
+aten = torch.ops.aten
+Rule = Callable[..., Any]
+DECOMPOSITIONS: dict[Any, Rule] = {}
+
+
+def rule(*keys: Any) -> Callable[[Rule], Rule]:
+    def register(fn: Rule) -> Rule:
+        for key in keys:
+            DECOMPOSITIONS[key] = fn
+        return fn
+    return register
+
+
+def _dims(dim: Any, ndim: int) -> list[int]:
+    """A dim argument (int, list, None = all) as a sorted list of non-negative dims."""
+    if dim is None:
+        return list(range(ndim))
+    dims = [dim] if isinstance(dim, int) else list(dim)
+    return sorted(d % max(ndim, 1) for d in dims)
+
+
+def _shape_args(shape: tuple) -> list:
+    """view(2, 3) and view((2, 3)) spell the same shape."""
+    return list(shape[0]) if len(shape) == 1 and isinstance(shape[0], (list, tuple, torch.Size)) else list(shape)
+
+
+# ---- pointwise: one aten op each --------------------------------------------------------------------------
+_UNARY = {
+    aten.abs.default: (torch.abs, operator.abs, "abs", "__abs__"),
+    aten.neg.default: (torch.neg, operator.neg, "neg", "__neg__", torch.negative),
+    aten.exp.default: (torch.exp, "exp"), aten.log.default: (torch.log, "log"),
+    aten.log1p.default: (torch.log1p, "log1p"), aten.expm1.default: (torch.expm1, "expm1"),
+    aten.sqrt.default: (torch.sqrt, "sqrt"), aten.rsqrt.default: (torch.rsqrt, "rsqrt"),
+    aten.reciprocal.default: (torch.reciprocal, "reciprocal"), aten.sin.default: (torch.sin, "sin"),
+    aten.cos.default: (torch.cos, "cos"), aten.tanh.default: (torch.tanh, F.tanh, "tanh"),
+    aten.sigmoid.default: (torch.sigmoid, F.sigmoid, "sigmoid"), aten.erf.default: (torch.erf, "erf"),
+    aten.floor.default: (torch.floor, "floor"), aten.ceil.default: (torch.ceil, "ceil"),
+    aten.trunc.default: (torch.trunc, "trunc"), aten.sign.default: (torch.sign, "sign"),
+    aten.logical_not.default: (torch.logical_not, "logical_not"),
+    aten.bitwise_not.default: (torch.bitwise_not, operator.invert, "bitwise_not", "__invert__"),
+    aten.isnan.default: (torch.isnan, "isnan"),
+}
+
+
+def _unary(target: Any) -> Rule:
+    def build(b: Builder, x: Any) -> Any:
+        b.tensor(x)
+        return b.op(target, x)
+    return build
+
+
+for _target, _keys in _UNARY.items():
+    rule(*_keys)(_unary(_target))
+
+
+@rule(torch.round, "round")
+def _round(b: Builder, x: Any, decimals: int = 0) -> Any:
+    if decimals:
+        raise Decline("round with decimals")
+    b.tensor(x)
+    return b.op(aten.round.default, x)
+
+
+# (tensor-tensor overload, overload taking a Python scalar second (None: use a 0-d tensor, the aten schema
+# rejects scalars), the overload for swapped operands ("same" when commutative, None: 0-d tensor first), keys)
+_BINARY = [
+    (aten.mul.Tensor, aten.mul.Tensor, "same", (torch.mul, torch.multiply, operator.mul, "mul", "__mul__", "__rmul__")),
+    (aten.div.Tensor, aten.div.Tensor, None, (torch.div, torch.true_divide, operator.truediv, "div", "__truediv__")),
+    (aten.remainder.Tensor, None, None, (torch.remainder, operator.mod, "remainder", "__mod__")),
+    (aten.pow.Tensor_Tensor, aten.pow.Tensor_Scalar, None, (torch.pow, operator.pow, "pow", "__pow__")),
+    (aten.maximum.default, None, "same", (torch.maximum, "maximum")),
+    (aten.minimum.default, None, "same", (torch.minimum, "minimum")),
+    (aten.atan2.default, None, None, (torch.atan2, "atan2")),
+    (aten.eq.Tensor, aten.eq.Scalar, aten.eq.Scalar, (torch.eq, operator.eq, "eq", "__eq__")),
+    (aten.ne.Tensor, aten.ne.Scalar, aten.ne.Scalar, (torch.ne, operator.ne, "ne", "__ne__")),
+    (aten.lt.Tensor, aten.lt.Scalar, aten.gt.Scalar, (torch.lt, operator.lt, "lt", "__lt__")),
+    (aten.le.Tensor, aten.le.Scalar, aten.ge.Scalar, (torch.le, operator.le, "le", "__le__")),
+    (aten.gt.Tensor, aten.gt.Scalar, aten.lt.Scalar, (torch.gt, operator.gt, "gt", "__gt__")),
+    (aten.ge.Tensor, aten.ge.Scalar, aten.le.Scalar, (torch.ge, operator.ge, "ge", "__ge__")),
+    (aten.logical_and.default, None, "same", (torch.logical_and, "logical_and")),
+    (aten.logical_or.default, None, "same", (torch.logical_or, "logical_or")),
+    (aten.logical_xor.default, None, "same", (torch.logical_xor, "logical_xor")),
+    (aten.bitwise_and.Tensor, None, "same", (torch.bitwise_and, operator.and_, "bitwise_and", "__and__")),
+    (aten.bitwise_or.Tensor, None, "same", (torch.bitwise_or, operator.or_, "bitwise_or", "__or__")),
+    (aten.bitwise_xor.Tensor, None, "same", (torch.bitwise_xor, operator.xor, "bitwise_xor", "__xor__")),
+]
+
+
+def _binary(tensor_op: Any, scalar_op: Any, swapped: Any) -> Rule:
+    def build(b: Builder, x: Any, y: Any) -> Any:
+        x_is_tensor = isinstance(b.val(x), torch.Tensor)
+        y_is_tensor = isinstance(b.val(y), torch.Tensor)
+        if x_is_tensor and y_is_tensor:
+            return b.op(tensor_op, x, y)
+        if x_is_tensor:
+            return b.op(scalar_op, x, y) if scalar_op is not None else b.op(tensor_op, x, b.scalar(y, x))
+        if y_is_tensor and swapped == "same":  # commutative: scalar * x == x * scalar
+            return b.op(scalar_op, y, x) if scalar_op is not None else b.op(tensor_op, y, b.scalar(x, y))
+        if y_is_tensor and swapped is not None:  # 2 < x  ==  x > 2
+            return b.op(swapped, y, x)
+        if y_is_tensor:
+            return b.op(tensor_op, b.scalar(x, y), y)
+        raise Decline("no tensor operand")
+    return build
+
+
+for _t, _s, _sw, _keys in _BINARY:
+    rule(*_keys)(_binary(_t, _s, _sw))
+rule("__rtruediv__")(lambda b, x, y: _binary(aten.div.Tensor, None, None)(b, y, x))
+
+
+@rule(torch.add, operator.add, "add", "__add__", "__radd__")
+def _add(b: Builder, x: Any, y: Any, alpha: Any = 1) -> Any:
+    if alpha != 1:
+        y = _binary(aten.mul.Tensor, aten.mul.Tensor, "same")(b, y, alpha)
+    return _binary(aten.add.Tensor, aten.add.Tensor, "same")(b, x, y)
+
+
+@rule(torch.sub, torch.subtract, operator.sub, "sub", "__sub__")
+def _sub(b: Builder, x: Any, y: Any, alpha: Any = 1) -> Any:
+    if alpha != 1:
+        y = _binary(aten.mul.Tensor, aten.mul.Tensor, "same")(b, y, alpha)
+    if isinstance(b.val(x), torch.Tensor):
+        return _binary(aten.sub.Tensor, aten.sub.Tensor, None)(b, x, y)
+    # scalar - x: IEEE subtraction is exactly addition of the negation
+    return b.op(aten.add.Tensor, b.op(aten.neg.default, y), x)
+
+
+rule("__rsub__")(lambda b, x, y: _sub(b, y, x))
+
+
+@rule(operator.floordiv, torch.floor_divide, "__floordiv__", "floor_divide")
+def _floordiv(b: Builder, x: Any, y: Any) -> Any:
+    if not isinstance(b.val(x), torch.Tensor):
+        raise Decline("scalar // tensor")
+    return b.op(aten.div.Tensor_mode, x, y, rounding_mode="floor")
+
+
+@rule(torch.where, "where")
+def _where(b: Builder, cond: Any, x: Any, y: Any) -> Any:
+    b.tensor(cond)
+    x_is_tensor, y_is_tensor = isinstance(b.val(x), torch.Tensor), isinstance(b.val(y), torch.Tensor)
+    if not (x_is_tensor or y_is_tensor):
+        raise Decline("where of two scalars")
+    x = x if x_is_tensor else b.scalar(x, y)
+    y = y if y_is_tensor else b.scalar(y, x)
+    return b.op(aten.where.self, cond, x, y)
+
+
+@rule(torch.square, "square")
+def _square(b: Builder, x: Any) -> Any:
+    if b.tensor(x).dtype == torch.bool:
+        raise Decline("square of bool promotes to int64")
+    return b.op(aten.mul.Tensor, x, x)
+
+
+@rule(torch.masked_fill, "masked_fill")
+def _masked_fill(b: Builder, x: Any, mask: Any, value: Any) -> Any:
+    meta = b.tensor(x)
+    if isinstance(b.val(value), torch.Tensor):
+        raise Decline("masked_fill with a tensor value")
+    # the fill value is cast to x's dtype (no promotion), unlike where's scalar operands
+    fill = b.op(aten.full.default, [], value, dtype=meta.dtype)
+    return b.op(aten.where.self, mask, fill, x)
+
+
+@rule(torch.clamp, torch.clip, "clamp", "clip")
+def _clamp(b: Builder, x: Any, min: Any = None, max: Any = None) -> Any:
+    dtype = b.tensor(x).dtype
+    for bound in (min, max):
+        if isinstance(b.val(bound), torch.Tensor) or (
+                bound is not None and torch.result_type(b.val(x), bound) != dtype):
+            raise Decline("clamp that changes dtype or takes tensor bounds")
+    out = x
+    if min is not None:
+        out = b.op(aten.maximum.default, out, b.scalar(min, x))
+    if max is not None:
+        out = b.op(aten.minimum.default, out, b.scalar(max, x))
+    return out
+
+
+# ---- activations -------------------------------------------------------------------------------------------
+@rule(F.relu, torch.relu, "relu")
+def _relu(b: Builder, x: Any, inplace: bool = False) -> Any:
+    if inplace:
+        raise Decline("in-place relu")
+    # where(x < 0, 0, x) keeps NaN as NaN, as relu does
+    return b.op(aten.where.self, b.op(aten.lt.Scalar, x, 0), b.scalar(0, x), x)
+
+
+@rule(F.silu)
+def _silu(b: Builder, x: Any, inplace: bool = False) -> Any:
+    if inplace:
+        raise Decline("in-place silu")
+    return b.op(aten.mul.Tensor, x, b.op(aten.sigmoid.default, x))
+
+
+@rule(F.gelu)
+def _gelu(b: Builder, x: Any, approximate: str = "none") -> Any:
+    if approximate == "tanh":  # 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+        cube = b.op(aten.mul.Tensor, b.op(aten.mul.Tensor, x, x), x)
+        inner = b.op(aten.mul.Tensor, b.op(aten.add.Tensor, x, b.op(aten.mul.Tensor, cube, 0.044715)),
+                     math.sqrt(2 / math.pi))
+        gate = b.op(aten.add.Tensor, b.op(aten.tanh.default, inner), 1)
+    else:  # 0.5 x (1 + erf(x / sqrt(2)))
+        gate = b.op(aten.add.Tensor, b.op(aten.erf.default, b.op(aten.mul.Tensor, x, 1 / math.sqrt(2))), 1)
+    return b.op(aten.mul.Tensor, b.op(aten.mul.Tensor, x, 0.5), gate)
+
+
+def _cast(b: Builder, x: Any, dtype: Any) -> Any:
+    return x if dtype is None else b.op(aten._to_copy.default, x, dtype=dtype)
+
+
+@rule(F.softmax, torch.softmax, "softmax")
+def _softmax(b: Builder, x: Any, dim: Any = None, _stacklevel: int = 3, dtype: Any = None) -> Any:
+    if dim is None:
+        raise Decline("softmax without dim")
+    x = _cast(b, x, dtype)
+    dim = dim % max(b.tensor(x).dim(), 1)
+    shifted = b.op(aten.sub.Tensor, x, b.op(aten.amax.default, x, [dim], True))
+    e = b.op(aten.exp.default, shifted)
+    return b.op(aten.div.Tensor, e, b.op(aten.sum.dim_IntList, e, [dim], True))
+
+
+@rule(F.log_softmax, torch.log_softmax, "log_softmax")
+def _log_softmax(b: Builder, x: Any, dim: Any = None, _stacklevel: int = 3, dtype: Any = None) -> Any:
+    if dim is None:
+        raise Decline("log_softmax without dim")
+    x = _cast(b, x, dtype)
+    dim = dim % max(b.tensor(x).dim(), 1)
+    shifted = b.op(aten.sub.Tensor, x, b.op(aten.amax.default, x, [dim], True))
+    total = b.op(aten.sum.dim_IntList, b.op(aten.exp.default, shifted), [dim], True)
+    return b.op(aten.sub.Tensor, shifted, b.op(aten.log.default, total))
+
+
+@rule(F.dropout, torch.dropout, "dropout")
+def _dropout(b: Builder, x: Any, p: float = 0.5, training: bool = True, inplace: bool = False) -> Any:
+    if (training and p > 0) or inplace:
+        raise Decline("training dropout is random: runs in eager torch")
+    return x
+
+
+# ---- reductions --------------------------------------------------------------------------------------------
+@rule(torch.sum, "sum")
+def _sum(b: Builder, x: Any, dim: Any = None, keepdim: bool = False, dtype: Any = None) -> Any:
+    return b.op(aten.sum.dim_IntList, x, _dims(dim, b.tensor(x).dim()), keepdim, dtype=dtype)
+
+
+@rule(torch.mean, "mean")
+def _mean(b: Builder, x: Any, dim: Any = None, keepdim: bool = False, dtype: Any = None) -> Any:
+    x = _cast(b, x, dtype)
+    meta = b.tensor(x)
+    if not meta.is_floating_point():
+        raise Decline("mean of an integer tensor is an error in eager")
+    dims = _dims(dim, meta.dim())
+    count = math.prod(meta.shape[d] for d in dims)
+    return b.op(aten.div.Tensor, b.op(aten.sum.dim_IntList, x, dims, keepdim), count)
+
+
+def _variance(b: Builder, x: Any, dim: Any, unbiased: Any, keepdim: bool, correction: Any) -> Any:
+    meta = b.tensor(x)
+    if not meta.is_floating_point():
+        raise Decline("var of a non-float tensor")
+    if isinstance(dim, bool):  # var(x, True) is the legacy spelling of var(x, unbiased=True)
+        dim, unbiased = None, dim
+    if correction is None:
+        correction = 1 if unbiased is None or unbiased else 0
+    dims = _dims(dim, meta.dim())
+    count = math.prod(meta.shape[d] for d in dims)
+    centered = b.op(aten.sub.Tensor, x, b.op(aten.div.Tensor, b.op(aten.sum.dim_IntList, x, dims, True), count))
+    squares = b.op(aten.sum.dim_IntList, b.op(aten.mul.Tensor, centered, centered), dims, keepdim)
+    return b.op(aten.div.Tensor, squares, max(count - correction, 0))
+
+
+@rule(torch.var, "var")
+def _var(b: Builder, x: Any, dim: Any = None, unbiased: Any = None, keepdim: bool = False, *,
+         correction: Any = None) -> Any:
+    return _variance(b, x, dim, unbiased, keepdim, correction)
+
+
+@rule(torch.std, "std")
+def _std(b: Builder, x: Any, dim: Any = None, unbiased: Any = None, keepdim: bool = False, *,
+         correction: Any = None) -> Any:
+    return b.op(aten.sqrt.default, _variance(b, x, dim, unbiased, keepdim, correction))
+
+
+@rule(torch.amax, "amax")
+def _amax(b: Builder, x: Any, dim: Any = (), keepdim: bool = False) -> Any:
+    return b.op(aten.amax.default, x, _dims(dim or None, b.tensor(x).dim()), keepdim)
+
+
+@rule(torch.amin, "amin")
+def _amin(b: Builder, x: Any, dim: Any = (), keepdim: bool = False) -> Any:
+    return b.op(aten.amin.default, x, _dims(dim or None, b.tensor(x).dim()), keepdim)
+
+
+@rule(torch.argmax, "argmax")
+def _argmax(b: Builder, x: Any, dim: Any = None, keepdim: bool = False) -> Any:
+    return b.op(aten.argmax.default, x, None if dim is None else dim % max(b.tensor(x).dim(), 1), keepdim)
+
+
+@rule(torch.argmin, "argmin")
+def _argmin(b: Builder, x: Any, dim: Any = None, keepdim: bool = False) -> Any:
+    return b.op(aten.argmin.default, x, None if dim is None else dim % max(b.tensor(x).dim(), 1), keepdim)
+
+
+def _extreme(reduce_op: Any, index_op: Any, pointwise_op: Any) -> Rule:
+    """max/min have three meanings: over everything, elementwise against a tensor, (values, indices) over a dim."""
+    def build(b: Builder, x: Any, dim: Any = None, keepdim: bool = False) -> Any:
+        meta = b.tensor(x)
+        if dim is None:
+            return b.op(reduce_op, x, list(range(meta.dim())), False)
+        if isinstance(b.val(dim), torch.Tensor):
+            return b.op(pointwise_op, x, dim)
+        dim = dim % max(meta.dim(), 1)
+        return (b.op(reduce_op, x, [dim], keepdim), b.op(index_op, x, dim, keepdim))
+    return build
+
+
+rule(torch.max, "max")(_extreme(aten.amax.default, aten.argmax.default, aten.maximum.default))
+rule(torch.min, "min")(_extreme(aten.amin.default, aten.argmin.default, aten.minimum.default))
+
+
+@rule(torch.any, "any")
+def _any(b: Builder, x: Any, dim: Any = None, keepdim: bool = False) -> Any:
+    return b.op(aten.any.dims, x, _dims(dim, b.tensor(x).dim()), keepdim)
+
+
+@rule(torch.all, "all")
+def _all(b: Builder, x: Any, dim: Any = None, keepdim: bool = False) -> Any:
+    return b.op(aten.all.dims, x, _dims(dim, b.tensor(x).dim()), keepdim)
+
+
+@rule(torch.prod, "prod")
+def _prod(b: Builder, x: Any, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> Any:
+    meta = b.tensor(x)
+    if dim is None:  # over everything: flatten, then one prod over dim 0
+        return b.op(aten.prod.dim_int, _view_or_copy(b, x, [-1]), 0, False, dtype=dtype)
+    return b.op(aten.prod.dim_int, x, dim % max(meta.dim(), 1), keepdim, dtype=dtype)
+
+
+# ---- normalization layers ----------------------------------------------------------------------------------
+def _normalize_last(b: Builder, x: Any, ndims: int, eps: float, rms: bool) -> Any:
+    meta = b.tensor(x)
+    dims = list(range(meta.dim() - ndims, meta.dim()))
+    count = math.prod(meta.shape[d] for d in dims)
+    if not rms:
+        x = b.op(aten.sub.Tensor, x, b.op(aten.div.Tensor, b.op(aten.sum.dim_IntList, x, dims, True), count))
+    power = b.op(aten.div.Tensor, b.op(aten.sum.dim_IntList, b.op(aten.mul.Tensor, x, x), dims, True), count)
+    return b.op(aten.mul.Tensor, x, b.op(aten.rsqrt.default, b.op(aten.add.Tensor, power, eps)))
+
+
+@rule(F.layer_norm, torch.layer_norm)
+def _layer_norm(b: Builder, x: Any, normalized_shape: Any, weight: Any = None, bias: Any = None,
+                eps: float = 1e-5, cudnn_enable: bool = True) -> Any:
+    if not b.tensor(x).is_floating_point() or b.tensor(x).dtype in (torch.float16, torch.bfloat16):
+        raise Decline("layer_norm accumulates half types in float32")
+    out = _normalize_last(b, x, len(_shape_args((normalized_shape,))), eps, rms=False)
+    if weight is not None:
+        out = b.op(aten.mul.Tensor, out, weight)
+    if bias is not None:
+        out = b.op(aten.add.Tensor, out, bias)
+    return out
+
+
+@rule(F.rms_norm, torch.rms_norm)
+def _rms_norm(b: Builder, x: Any, normalized_shape: Any, weight: Any = None, eps: Any = None) -> Any:
+    meta = b.tensor(x)
+    if meta.dtype not in (torch.float32, torch.float64):
+        raise Decline("rms_norm of half types")
+    eps = torch.finfo(meta.dtype).eps if eps is None else eps
+    out = _normalize_last(b, x, len(_shape_args((normalized_shape,))), eps, rms=True)
+    return out if weight is None else b.op(aten.mul.Tensor, out, weight)
+
+
+# ---- views -------------------------------------------------------------------------------------------------
+def _view_or_copy(b: Builder, x: Any, shape: list) -> Any:
+    meta = b.tensor(x)
+    try:
+        size = list(meta.view(shape).shape)
+    except RuntimeError:  # strides do not allow a view: copy to contiguous first, as reshape does
+        x = b.op(aten.clone.default, x, memory_format=torch.contiguous_format)
+        size = list(meta.reshape(shape).shape)
+    return b.op(aten.view.default, x, size)
+
+
+@rule("view")
+def _view(b: Builder, x: Any, *shape: Any) -> Any:
+    if len(shape) == 1 and isinstance(shape[0], torch.dtype):
+        raise Decline("view as another dtype")
+    return b.op(aten.view.default, x, list(b.tensor(x).view(_shape_args(shape)).shape))
+
+
+@rule(torch.reshape, "reshape")
+def _reshape(b: Builder, x: Any, *shape: Any) -> Any:
+    return _view_or_copy(b, x, _shape_args(shape))
+
+
+@rule(torch.flatten, "flatten")
+def _flatten(b: Builder, x: Any, start_dim: int = 0, end_dim: int = -1) -> Any:
+    return _view_or_copy(b, x, list(b.tensor(x).flatten(start_dim, end_dim).shape))
+
+
+@rule("view_as", "reshape_as")
+def _reshape_as(b: Builder, x: Any, other: Any) -> Any:
+    return _view_or_copy(b, x, list(b.tensor(other).shape))
+
+
+@rule(torch.permute, "permute")
+def _permute(b: Builder, x: Any, *dims: Any) -> Any:
+    ndim = b.tensor(x).dim()
+    return b.op(aten.permute.default, x, [d % ndim for d in _shape_args(dims)])
+
+
+@rule(torch.transpose, torch.swapaxes, "transpose", "swapaxes")
+def _transpose(b: Builder, x: Any, dim0: int, dim1: int) -> Any:
+    ndim = b.tensor(x).dim()
+    order = list(range(ndim))
+    order[dim0 % ndim], order[dim1 % ndim] = order[dim1 % ndim], order[dim0 % ndim]
+    return b.op(aten.permute.default, x, order)
+
+
+@rule(torch.t, "t")
+def _t(b: Builder, x: Any) -> Any:
+    return x if b.tensor(x).dim() < 2 else _transpose(b, x, 0, 1)
+
+
+@rule(torch.unsqueeze, "unsqueeze")
+def _unsqueeze(b: Builder, x: Any, dim: int) -> Any:
+    return b.op(aten.unsqueeze.default, x, dim % (b.tensor(x).dim() + 1))
+
+
+@rule(torch.squeeze, "squeeze")
+def _squeeze(b: Builder, x: Any, dim: Any = None) -> Any:
+    meta = b.tensor(x)
+    dims = [d for d in range(meta.dim()) if meta.shape[d] == 1] if dim is None else _dims(dim, meta.dim())
+    return b.op(aten.squeeze.dims, x, dims)
+
+
+@rule("expand")
+def _expand(b: Builder, x: Any, *sizes: Any) -> Any:
+    return b.op(aten.expand.default, x, list(b.tensor(x).expand(_shape_args(sizes)).shape))
+
+
+@rule("expand_as")
+def _expand_as(b: Builder, x: Any, other: Any) -> Any:
+    return b.op(aten.expand.default, x, list(b.tensor(other).shape))
+
+
+@rule("contiguous")
+def _contiguous(b: Builder, x: Any, memory_format: Any = torch.contiguous_format) -> Any:
+    if memory_format is not torch.contiguous_format:
+        raise Decline("channels-last contiguous")
+    return x if b.tensor(x).is_contiguous() else b.op(aten.clone.default, x, memory_format=torch.contiguous_format)
+
+
+@rule(torch.clone, "clone")
+def _clone(b: Builder, x: Any, *, memory_format: Any = torch.preserve_format) -> Any:
+    return b.op(aten.clone.default, x, memory_format=memory_format)
+
+
+@rule(torch.cat, torch.concat, torch.concatenate)
+def _cat(b: Builder, tensors: Any, dim: int = 0) -> Any:
+    return b.op(aten.cat.default, list(tensors), dim)
+
+
+@rule(torch.split, "split")
+def _split(b: Builder, x: Any, split_size_or_sections: Any, dim: int = 0) -> Any:
+    meta = b.tensor(x)
+    dim = dim % meta.dim()
+    pieces = [t.shape[dim] for t in meta.split(split_size_or_sections, dim)]
+    starts = [sum(pieces[:i]) for i in range(len(pieces))]
+    return tuple(b.op(aten.slice.Tensor, x, dim, s, s + n, 1) for s, n in zip(starts, pieces))
+
+
+@rule(torch.chunk, "chunk")
+def _chunk(b: Builder, x: Any, chunks: int, dim: int = 0) -> Any:
+    meta = b.tensor(x)
+    return _split(b, x, [t.shape[dim] for t in meta.chunk(chunks, dim)], dim)
+
+
+# argmax/argmin keep torch's dim=None (flattened) meaning; a given dim is made non-negative.
+
+
+@rule(torch.unbind, "unbind")
+def _unbind(b: Builder, x: Any, dim: int = 0) -> Any:
+    meta = b.tensor(x)
+    return tuple(b.op(aten.select.int, x, dim % meta.dim(), i) for i in range(meta.shape[dim]))
+
+
+@rule(operator.getitem)
+def _getitem(b: Builder, x: Any, index: Any) -> Any:
+    meta = b.tensor(x)
+    items = list(index) if isinstance(index, tuple) else [index]
+    if any(not (i is None or i is Ellipsis or isinstance(i, (int, slice))) or isinstance(i, bool) for i in items):
+        raise Decline("advanced indexing")
+    if Ellipsis in items:
+        at = items.index(Ellipsis)
+        used = sum(1 for i in items if i is not None and i is not Ellipsis)
+        items[at:at + 1] = [slice(None)] * (meta.dim() - used)
+    out, dim = x, 0
+    for item in items:
+        if item is None:
+            out = b.op(aten.unsqueeze.default, out, dim)
+            dim += 1
+        elif isinstance(item, int):  # indices are made non-negative here so that backends need not
+            out = b.op(aten.select.int, out, dim, item % max(b.tensor(out).shape[dim], 1))
+        else:
+            if item != slice(None):
+                if item.step is not None and item.step <= 0:
+                    raise Decline("non-positive slice step")
+                start, stop, step = item.indices(b.tensor(out).shape[dim])  # clamped, non-negative
+                out = b.op(aten.slice.Tensor, out, dim, start, max(start, stop), step)
+            dim += 1
+    return out
+
+
+# ---- dtype conversions -------------------------------------------------------------------------------------
+def _convert_to(dtype: torch.dtype) -> Rule:
+    def build(b: Builder, x: Any, memory_format: Any = torch.preserve_format) -> Any:
+        if memory_format is not torch.preserve_format:
+            raise Decline("conversion with a memory_format")
+        return _cast(b, x, dtype)
+    return build
+
+
+for _name, _dtype in [("float", torch.float32), ("double", torch.float64), ("half", torch.float16),
+                      ("bfloat16", torch.bfloat16), ("int", torch.int32), ("long", torch.int64),
+                      ("bool", torch.bool)]:
+    rule(_name)(_convert_to(_dtype))
+
+
+@rule("to", "type")
+def _to(b: Builder, x: Any, *args: Any, **kwargs: Any) -> Any:
+    dtype = kwargs.pop("dtype", None)
+    if len(args) == 1 and isinstance(args[0], torch.dtype) and dtype is None:
+        dtype = args[0]
+    elif args:
+        raise Decline("to(device / tensor)")
+    if kwargs or dtype is None:
+        raise Decline("to with device, copy or memory_format")
+    return _cast(b, x, dtype)
+
+
+# ---- matrix products and the other extern calls ------------------------------------------------------------
+@rule(torch.matmul, operator.matmul, "matmul", "__matmul__", torch.mm, "mm", torch.bmm, "bmm")
+def _matmul(b: Builder, x: Any, y: Any) -> Any:
+    a, c = b.tensor(x), b.tensor(y)
+    if a.dim() == 0 or c.dim() == 0:
+        raise Decline("matmul of a scalar")
+    if a.dim() == 1 and c.dim() == 1:  # dot product
+        return b.op(aten.sum.dim_IntList, b.op(aten.mul.Tensor, x, y), [0], False)
+    if a.dim() == 1:  # (k) @ (..., k, n): a row vector, squeezed back out
+        out = _matmul(b, b.op(aten.unsqueeze.default, x, 0), y)
+        return b.op(aten.squeeze.dims, out, [b.tensor(out).dim() - 2])
+    if c.dim() == 1:
+        out = _matmul(b, x, b.op(aten.unsqueeze.default, y, 1))
+        return b.op(aten.squeeze.dims, out, [b.tensor(out).dim() - 1])
+    if a.dim() == 2 and c.dim() == 2:
+        return b.op(aten.mm.default, x, y)
+    if c.dim() == 2:  # (..., m, k) @ (k, n): fold the batch into rows, one mm
+        rows = _view_or_copy(b, x, [-1, a.shape[-1]])
+        return b.op(aten.view.default, b.op(aten.mm.default, rows, y), list(a.shape[:-1]) + [c.shape[-1]])
+    batch = list(torch.broadcast_shapes(a.shape[:-2], c.shape[:-2]))
+    count = math.prod(batch)
+    lhs = _view_or_copy(b, b.op(aten.expand.default, x, batch + list(a.shape[-2:])), [count] + list(a.shape[-2:]))
+    rhs = _view_or_copy(b, b.op(aten.expand.default, y, batch + list(c.shape[-2:])), [count] + list(c.shape[-2:]))
+    return b.op(aten.view.default, b.op(aten.bmm.default, lhs, rhs), batch + [a.shape[-2], c.shape[-1]])
+
+
+@rule(F.linear)
+def _linear(b: Builder, x: Any, weight: Any, bias: Any = None) -> Any:
+    a, w = b.tensor(x), b.tensor(weight)
+    if w.dim() != 2 or a.dim() < 1:
+        raise Decline("linear with a non-matrix weight")
+    wt = b.op(aten.permute.default, weight, [1, 0])
+    rows = x if a.dim() == 2 else _view_or_copy(b, x, [-1, a.shape[-1]])
+    out = b.op(aten.mm.default, rows, wt) if bias is None else b.op(aten.addmm.default, bias, rows, wt)
+    return out if a.dim() == 2 else b.op(aten.view.default, out, list(a.shape[:-1]) + [w.shape[0]])
+
+
+@rule(torch.addmm, "addmm")
+def _addmm(b: Builder, bias: Any, x: Any, y: Any, *, beta: Any = 1, alpha: Any = 1) -> Any:
+    return b.op(aten.addmm.default, bias, x, y, beta=beta, alpha=alpha)
+
+
+def _conv(n: int) -> Rule:
+    def build(b: Builder, x: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any = 0,
+              dilation: Any = 1, groups: int = 1) -> Any:
+        if isinstance(padding, str):
+            raise Decline("string padding")
+        expand = lambda v: list(v) if isinstance(v, (list, tuple)) else [v] * n
+        return b.op(aten.convolution.default, x, weight, bias, expand(stride), expand(padding), expand(dilation),
+                    False, [0] * n, groups)
+    return build
+
+
+rule(F.conv1d, torch.conv1d)(_conv(1))
+rule(F.conv2d, torch.conv2d)(_conv(2))
+rule(F.conv3d, torch.conv3d)(_conv(3))
+
+
+@rule(F.embedding)
+def _embedding(b: Builder, index: Any, weight: Any, padding_idx: Any = None, max_norm: Any = None,
+               norm_type: float = 2.0, scale_grad_by_freq: bool = False, sparse: bool = False) -> Any:
+    if max_norm is not None:
+        raise Decline("embedding with max_norm renormalizes the weight in place")
+    return b.op(aten.embedding.default, weight, index)
+
+
+@rule(F.scaled_dot_product_attention)
+def _sdpa(b: Builder, q: Any, k: Any, v: Any, attn_mask: Any = None, dropout_p: float = 0.0,
+          is_causal: bool = False, scale: Any = None, enable_gqa: bool = False) -> Any:
+    if dropout_p:
+        raise Decline("attention dropout is random")
+    return b.op(aten.scaled_dot_product_attention.default, q, k, v, attn_mask, 0.0, is_causal, scale=scale,
+                enable_gqa=enable_gqa)
+
+
+# A bytecode tracer records `x.view(...)` as call_function(torch.Tensor.view, (x, ...)): the same rule applies.
+for _key in [k for k in DECOMPOSITIONS if isinstance(k, str)]:
+    _method = getattr(torch.Tensor, _key, None)
+    if _method is not None and _method not in DECOMPOSITIONS:
+        DECOMPOSITIONS[_method] = DECOMPOSITIONS[_key]

@@ -1,0 +1,96 @@
+"""Which FX nodes have effects beyond their result: the one place DCE, CSE and constant folding ask.
+
+A node is *impure* when removing or merging it could change what the program observes: in-place ops, ops
+writing an `out=` tensor, Python-level mutation (operator.setitem, augmented assignment), and calls into
+modules we cannot see. Random ops are pure in data flow but advance the generator, so removing, merging or
+folding one would change every later random number: they are classed separately and kept by all passes.
+"""
+
+from __future__ import annotations
+
+import operator
+
+import torch
+import torch.fx as fx
+
+# Augmented assignment on a tensor mutates it in place (x += y calls Tensor.__iadd__).
+_MUTATING_OPERATORS = {
+    operator.setitem, operator.delitem, operator.iadd, operator.isub, operator.imul, operator.itruediv,
+    operator.ifloordiv, operator.imod, operator.ipow, operator.iand, operator.ior, operator.ixor,
+    operator.imatmul, operator.ilshift, operator.irshift,
+}
+
+# Names (function, method or aten packet) whose results draw from the random generator.
+_RANDOM_NAMES = {
+    "dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout", "native_dropout",
+    "rand", "randn", "randint", "rand_like", "randn_like", "randint_like", "randperm", "bernoulli",
+    "multinomial", "normal", "poisson", "uniform", "exponential", "geometric", "cauchy", "log_normal",
+    "rrelu", "gumbel_softmax",
+}
+
+
+def _name(target: object) -> str:
+    if isinstance(target, str):
+        return target
+    if isinstance(target, torch._ops.OpOverload):
+        return target.overloadpacket.__name__
+    return getattr(target, "__name__", "")
+
+
+def is_random(node: fx.Node) -> bool:
+    """True when `node` draws from the random number generator."""
+    if node.op not in ("call_function", "call_method"):
+        return False
+    if isinstance(node.target, torch._ops.OpOverload) and torch.Tag.nondeterministic_seeded in node.target.tags:
+        return True
+    name = _name(node.target).rstrip("_")
+    if name in ("dropout", "alpha_dropout", "feature_alpha_dropout") and node.kwargs.get("training", True) is False:
+        return False  # eval-mode dropout is the identity
+    return name in _RANDOM_NAMES
+
+
+_PURE_BUILTINS = {getattr, len, int, float, bool, abs, min, max, isinstance, tuple, list, range, slice}
+
+
+def _known_pure_family(target: object) -> bool:
+    """torch functions, Tensor methods, operator.* and a few builtins: pure unless named in-place (checked next)."""
+    module = getattr(target, "__module__", None) or ""
+    if module.startswith("torch") or module in ("_operator", "operator", "math"):
+        return True
+    if getattr(target, "__objclass__", None) in (torch.Tensor, torch._C.TensorBase):
+        return True
+    try:
+        return target in _PURE_BUILTINS
+    except TypeError:
+        return False
+
+
+def is_impure(node: fx.Node) -> bool:
+    """True when `node` mutates state, so it must stay and must not be merged or folded."""
+    if node.op in ("placeholder", "output", "call_module"):
+        return True
+    if node.op == "get_attr":
+        return False
+    if "out" in node.kwargs or node.kwargs.get("inplace", False):
+        return True
+    target = node.target
+    if target in _MUTATING_OPERATORS:
+        return True
+    if isinstance(target, torch._ops.OpOverload):
+        return target._schema.is_mutable
+    if node.op == "call_function" and not _known_pure_family(target):
+        return True  # an arbitrary Python callable may print, mutate globals or do I/O: keep it where it is
+    name = _name(target)
+    # torch's naming convention: a trailing underscore marks the in-place variant (add_, relu_, copy_).
+    return name.endswith("_") and not name.endswith("__")
+
+
+def is_removable(node: fx.Node) -> bool:
+    """True when `node` may be deleted, merged or folded: neither impure nor random."""
+    return not is_impure(node) and not is_random(node)
+
+
+def has_mutation(graph: fx.Graph) -> bool:
+    """True when some node may write to a tensor. Rewrites that turn a fresh result into an alias of its input
+    (x * 1 -> x) are only safe without mutation: `y = x * 1; y.add_(1)` must leave x alone."""
+    return any(node.op in ("call_function", "call_method", "call_module") and is_impure(node) for node in graph.nodes)

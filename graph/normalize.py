@@ -1,0 +1,177 @@
+"""Normalization: rewrite a captured FX graph's torch-level calls into core ops (`graph.core_ops`).
+
+Three steps, in order:
+1. Common nn.Module calls (from `symbolic_trace`) become functional calls on get_attr parameters, so one table
+   (`graph.decompositions`) serves modules, functions and methods alike.
+2. Shape propagation on meta tensors (`graph.shape_prop`).
+3. Each non-core call is rewritten by its table rule; calls computing a plain Python value from shapes
+   (x.size(0), x.shape[-1] // 2) become constants, since graphs are specialized to the example shapes.
+A call with no rule, a rule that declines, or a rule whose result's shape/dtype differs from the original is left
+as it is: the backend runs it in eager torch, which is slower but never wrong.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Any, Callable
+
+import torch
+import torch.fx as fx
+import torch.nn as nn
+import torch.nn.functional as F
+
+from graph.builder import Builder
+from graph.core_ops import is_core
+from graph.decompositions import DECOMPOSITIONS
+from graph.effects import has_mutation, is_removable
+from graph.shape_prop import propagate
+
+
+def _attr(graph: fx.Graph, prefix: str, module: nn.Module, name: str) -> Any:
+    return graph.get_attr(f"{prefix}.{name}") if getattr(module, name, None) is not None else None
+
+
+# nn.Module type -> (functional, builds its (args, kwargs) from the module, the call's input and the get_attr maker)
+MODULE_RULES: dict[type, tuple[Callable, Callable]] = {
+    nn.Linear: (F.linear, lambda m, x, attr: ((x, attr("weight"), attr("bias")), {})),
+    nn.LayerNorm: (F.layer_norm, lambda m, x, attr: ((x, list(m.normalized_shape), attr("weight"), attr("bias"),
+                                                      m.eps), {})),
+    nn.GELU: (F.gelu, lambda m, x, attr: ((x,), {"approximate": m.approximate})),
+    nn.ReLU: (F.relu, lambda m, x, attr: ((x,), {})),
+    nn.SiLU: (F.silu, lambda m, x, attr: ((x,), {})),
+    nn.Tanh: (torch.tanh, lambda m, x, attr: ((x,), {})),
+    nn.Sigmoid: (torch.sigmoid, lambda m, x, attr: ((x,), {})),
+    nn.Dropout: (F.dropout, lambda m, x, attr: ((x, m.p), {"training": m.training})),
+    nn.Embedding: (F.embedding, lambda m, x, attr: ((x, attr("weight"), m.padding_idx, m.max_norm), {})),
+    nn.Softmax: (F.softmax, lambda m, x, attr: ((x, m.dim), {})),
+    nn.Identity: (None, lambda m, x, attr: x),
+    **{conv: (fn, lambda m, x, attr: ((x, attr("weight"), attr("bias"), m.stride, m.padding, m.dilation, m.groups),
+                                      {}))
+       for conv, fn in [(nn.Conv1d, F.conv1d), (nn.Conv2d, F.conv2d), (nn.Conv3d, F.conv3d)]},
+}
+
+
+def modules_to_functions(gm: fx.GraphModule) -> None:
+    """Replace call_module nodes of the modules in MODULE_RULES by the equivalent functional call."""
+    for node in list(gm.graph.nodes):
+        if node.op != "call_module" or len(node.args) != 1 or node.kwargs:
+            continue
+        module = gm.get_submodule(node.target)
+        entry = MODULE_RULES.get(type(module))
+        if entry is None or (isinstance(module, nn.Softmax) and module.dim is None) \
+                or getattr(module, "padding_mode", "zeros") != "zeros":
+            continue
+        fn, make = entry
+        with gm.graph.inserting_before(node):
+            made = make(module, node.args[0], lambda name: _attr(gm.graph, node.target, module, name))
+            if fn is None:
+                node.replace_all_uses_with(made)
+            else:
+                args, kwargs = made
+                node.replace_all_uses_with(gm.graph.call_function(fn, args, kwargs))
+        gm.graph.erase_node(node)
+
+
+def _is_shape_value(value: Any) -> bool:
+    """A Python value derived from shapes (int, torch.Size, dtype...), safe to bake into the graph."""
+    if isinstance(value, (bool, int, float, torch.dtype)):  # not torch.device: meta values say "meta"
+        return True
+    if isinstance(value, (tuple, list, torch.Size)):
+        return all(_is_shape_value(v) for v in value)
+    return False
+
+
+# Answers that differ between the meta tensor and the real input: never bake them in.
+_DEVICE_QUERIES = {"device", "get_device", "is_cuda", "is_cpu", "is_meta", "is_mps", "is_xpu", "data_ptr"}
+
+
+def _reads_shapes(node: fx.Node) -> bool:
+    """Calls that only compute Python values from their inputs (x.size(), operator.floordiv, getattr, len):
+    other Python calls (random.random) must not be baked in even when they return a number."""
+    if node.op == "call_method":
+        return node.target not in _DEVICE_QUERIES
+    if node.target is getattr and node.args[1] in _DEVICE_QUERIES:
+        return False
+    return getattr(node.target, "__module__", None) in ("_operator", "operator", "builtins")
+
+
+def _rule_for(node: fx.Node) -> Any:
+    if node.op == "call_function":
+        try:
+            return DECOMPOSITIONS.get(node.target)
+        except TypeError:  # an unhashable target
+            return None
+    if node.op == "call_method":
+        return DECOMPOSITIONS.get(node.target)
+    return None
+
+
+def _same_meta(a: Any, b: Any) -> bool:
+    if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)):
+        return False
+    return a.shape == b.shape and a.dtype == b.dtype
+
+
+def _rewire_items(gm: fx.GraphModule, node: fx.Node, builder: Builder, items: Any) -> bool:
+    """A rule returning several tensors (split, chunk, unbind): only rewire when every use is `node[i]`."""
+    users = list(node.users)
+    if not all(u.op == "call_function" and u.target is operator.getitem and isinstance(u.args[1], int)
+               and -len(items) <= u.args[1] < len(items)
+               and _same_meta(builder.val(items[u.args[1]]), u.meta.get("val"))
+               for u in users):
+        builder.undo()
+        return False
+    for user in users:
+        user.replace_all_uses_with(items[user.args[1]])
+        gm.graph.erase_node(user)
+    gm.graph.erase_node(node)
+    return True
+
+
+def rewrite_node(gm: fx.GraphModule, node: fx.Node, mutation: bool = False) -> bool:
+    """Rewrite one node by its decomposition rule. Returns whether it was replaced. With `mutation` (the graph
+    writes to some tensor), a rule that answers with an existing node (an alias, as eval dropout does) is refused."""
+    rule = _rule_for(node)
+    if rule is None:
+        return False
+    builder = Builder(gm.graph)
+    with gm.graph.inserting_before(node):
+        try:
+            result = rule(builder, *node.args, **node.kwargs)
+        except Exception:  # Decline, or a rule tripping on an unforeseen argument: keep the eager call
+            builder.undo()
+            return False
+    if isinstance(result, (tuple, list)):
+        return _rewire_items(gm, node, builder, result)
+    if mutation and isinstance(result, fx.Node) and result not in builder.created:
+        builder.undo()
+        return False
+    if result is node or not _same_meta(builder.val(result), node.meta.get("val")):
+        builder.undo()  # the safety net: a rule must reproduce eager's shape and dtype exactly
+        return False
+    node.replace_all_uses_with(result)
+    gm.graph.erase_node(node)
+    return True
+
+
+def normalize(gm: fx.GraphModule, example_inputs: list | tuple) -> fx.GraphModule:
+    """Rewrite `gm` in place into core ops as far as the table allows; every node ends with meta["val"]."""
+    modules_to_functions(gm)
+    propagate(gm, example_inputs)
+    mutation = has_mutation(gm.graph)
+    for node in list(gm.graph.nodes):
+        if node.op not in ("call_function", "call_method") or is_core(node.target):
+            continue
+        value = node.meta.get("val")
+        if _is_shape_value(value) and _reads_shapes(node) and is_removable(node):
+            for user in list(node.users):
+                user.args = fx.node.map_arg(user.args, lambda n: value if n is node else n)
+                user.kwargs = fx.node.map_arg(user.kwargs, lambda n: value if n is node else n)
+            gm.graph.erase_node(node)
+            continue
+        several = isinstance(value, (tuple, list)) and value and all(isinstance(v, torch.Tensor) for v in value)
+        if isinstance(value, torch.Tensor) or several:
+            rewrite_node(gm, node, mutation)
+    gm.graph.lint()
+    gm.recompile()
+    return gm

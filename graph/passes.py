@@ -1,0 +1,44 @@
+"""The pass manager: normalize, then simplify / fold / CSE / DCE until nothing changes.
+
+The cleanup passes feed each other (folding makes a constant that a rule removes, a removed rule leaves dead
+nodes, CSE exposes view-of-view), so they run as a loop to a fixed point, capped in case two rules ever undo each
+other. Logging goes to "jit.graph" (INFO): the graph before and after, formatted only when enabled.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+import torch.fx as fx
+
+from graph.const_fold import fold_constants
+from graph.cse import eliminate_common_subexpressions
+from graph.dce import eliminate_dead_code
+from graph.normalize import normalize
+from graph.simplify import simplify
+
+log = logging.getLogger("jit.graph")
+
+CLEANUP_PASSES: list[Callable[[fx.GraphModule], bool]] = [
+    fold_constants, simplify, eliminate_common_subexpressions, eliminate_dead_code,
+]
+MAX_ROUNDS = 16
+
+
+def optimize(gm: fx.GraphModule, example_inputs: list | tuple) -> fx.GraphModule:
+    """Optimize `gm` in place (and return it): core ops only where the table allows, shapes in meta["val"]."""
+    if log.isEnabledFor(logging.INFO):
+        log.info("graph before optimization:\n%s", gm.graph)
+    normalize(gm, example_inputs)
+    for _ in range(MAX_ROUNDS):
+        changed = False
+        for run_pass in CLEANUP_PASSES:
+            changed |= run_pass(gm)
+        if not changed:
+            break
+    gm.graph.lint()
+    gm.recompile()
+    if log.isEnabledFor(logging.INFO):
+        log.info("graph after optimization:\n%s", gm.graph)
+    return gm

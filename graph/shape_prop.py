@@ -1,0 +1,66 @@
+"""Shape propagation: run every node once on meta tensors and record the result in `node.meta["val"]`.
+
+Meta tensors carry size, stride and dtype but no storage, so propagation costs no memory or FLOPs and the
+decomposition rules can ask "is this contiguous?" exactly as eager would answer it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.fx as fx
+
+
+def to_meta(value: Any) -> Any:
+    """Replace every real tensor inside `value` by a meta tensor of the same size, stride and dtype."""
+    if isinstance(value, torch.Tensor):
+        if value.device.type == "meta":
+            return value
+        return torch.empty_strided(value.size(), value.stride(), dtype=value.dtype, device="meta")
+    if isinstance(value, (list, tuple)):
+        return type(value)(to_meta(v) for v in value)
+    return value
+
+
+def _load(value: Any) -> Any:
+    """Substitute each fx.Node inside an argument structure by its recorded meta value."""
+    return fx.node.map_arg(value, lambda n: n.meta.get("val"))
+
+
+def _fetch_attr(gm: fx.GraphModule, target: str) -> Any:
+    obj: Any = gm
+    for part in target.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def eval_node(gm: fx.GraphModule, node: fx.Node) -> Any:
+    """The meta value of one node from its inputs' meta values; None when the op cannot run on meta."""
+    args, kwargs = _load(node.args), _load(node.kwargs)
+    try:
+        if node.op == "call_function":
+            return to_meta(node.target(*args, **kwargs))
+        if node.op == "call_method":
+            self_obj, *rest = args
+            return to_meta(getattr(self_obj, node.target)(*rest, **kwargs))
+        # call_module is left unknown: modules hold real parameters that cannot mix with meta inputs, and
+        # `graph.normalize` turns the common modules into functional calls before propagation runs.
+        if node.op == "get_attr":
+            return to_meta(_fetch_attr(gm, node.target))
+    except Exception:  # an op without a meta kernel (e.g. .item()): leave it unknown, rules skip it
+        return None
+    return None
+
+
+def propagate(gm: fx.GraphModule, example_inputs: list | tuple) -> fx.GraphModule:
+    """Fill `node.meta["val"]` for every node of `gm`; placeholders take `example_inputs` in order."""
+    inputs = iter(example_inputs)
+    for node in gm.graph.nodes:
+        if node.op == "placeholder":
+            node.meta["val"] = to_meta(next(inputs, None))
+        elif node.op == "output":
+            node.meta["val"] = _load(node.args[0])
+        else:
+            node.meta["val"] = eval_node(gm, node)
+    return gm
