@@ -6,3 +6,4 @@ Uses `graph`; never imports `jit` (jit reaches these backends through its backen
 from .backends import export_numpy as export_numpy
 from .backends import inductor_backend as inductor_backend
 from .backends import numpy_backend as numpy_backend
+from .backends import reset as reset

@@ -101,3 +101,4 @@ def reset() -> None:
     """Drop every cache entry and compiled artifact held in memory; the next calls compile afresh."""
     _C.reset()
     convert_frame.reset()
+    backends.reset_backends()

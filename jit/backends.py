@@ -63,4 +63,17 @@ def lookup_backend(backend) -> Backend:
         except (ImportError, AttributeError) as e:
             raise BackendError(f"backend {backend!r} could not be loaded from {module_name}.{attr}: {e}") from e
         _registry[backend] = target
+        _loaded_modules.add(module_name)
     return target
+
+
+_loaded_modules: set[str] = set()
+
+
+def reset_backends() -> None:
+    """Let each backend module that was loaded drop what it holds in memory (its `reset()`, if it has one)."""
+    import sys
+    for name in _loaded_modules:
+        reset = getattr(sys.modules.get(name), "reset", None)
+        if callable(reset):
+            reset()

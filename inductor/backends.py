@@ -1,0 +1,101 @@
+"""Backend entry points in torch.compile's convention: backend(gm, example_inputs) -> callable."""
+import logging
+import os
+import tempfile
+
+import torch
+import torch.fx
+
+from . import cache, dtypes
+from .lowering import lower_graph
+from .ir import FallbackKernel
+from .numpy_codegen import generate
+from .runtime import CompiledNumpyGraph, load_module
+
+output_code_log = logging.getLogger("jit.output_code")
+log = logging.getLogger("jit.inductor")
+_modules: dict = {}  # cache key -> executed generated module (its source lives in `cache`)
+
+
+def _optimize(gm, example_inputs):
+    """Run the graph optimizer (graph/passes.py) when it is available; it normalizes to the core aten op set."""
+    try:
+        from graph import passes
+    except ImportError:
+        return gm
+    optimize = getattr(passes, "optimize", None)
+    if optimize is None:
+        return gm
+    result = optimize(gm, example_inputs)
+    return result if isinstance(result, torch.fx.GraphModule) else gm
+
+
+def _numpy_source(gm, example_inputs):
+    """(LoweredGraph, generated source, cache key), reusing cached source when the key matches."""
+    key = cache.make_key(str(gm.graph), example_inputs, "numpy")
+    lowered = lower_graph(gm, example_inputs)
+    payload = cache.get(key)
+    if payload is None:
+        source = generate(lowered)
+        # sources that call eager fallbacks are cheap to rebuild and depend on live torch callables: memory only
+        cache.put(key, {"source": source},
+                  disk=not any(isinstance(k, FallbackKernel) for k in lowered.kernels))
+    else:
+        source = payload["source"]
+    return lowered, source, key
+
+
+def numpy_backend(gm: torch.fx.GraphModule, example_inputs: list):
+    """Compile gm to a generated NumPy module. Returns a callable with gm's inputs and outputs."""
+    gm = _optimize(gm, example_inputs)
+    if not all(isinstance(x, torch.Tensor) and x.device.type == "cpu" and dtypes.supported(x.dtype)
+               for x in example_inputs):
+        return gm  # non-tensor, non-CPU or exotic-dtype inputs: NumPy cannot hold them, keep the graph as is
+    try:
+        lowered, source, key = _numpy_source(gm, example_inputs)
+    except NotImplementedError as e:
+        log.info("NumPy backend runs this graph as is: %s", e)
+        return gm
+    output_code_log.info("NumPy code for graph (cache key %s):\n%s", key[:16], source)
+    module = _modules.get(key)
+    if module is None:
+        module = _modules[key] = load_module(source, f"<framejit-numpy-{key[:16]}>")
+    compiled = CompiledNumpyGraph(module, lowered, gm)
+    compiled.source = source
+    return compiled
+
+
+def inductor_backend(gm: torch.fx.GraphModule, example_inputs: list):
+    """The default backend: NumPy code for CPU tensors; CUDA graphs run as they are until Triton lands."""
+    if any(isinstance(x, torch.Tensor) and x.device.type != "cpu" for x in example_inputs):
+        return gm
+    return numpy_backend(gm, example_inputs)
+
+
+def export_numpy(gm_or_fn, *example_inputs, path: str) -> str:
+    """Write a standalone module (imports numpy, never torch) computing the graph: `run(list_of_arrays)`
+    returns the outputs as arrays. Raises NotImplementedError naming any op that would need eager torch."""
+    gm = gm_or_fn if isinstance(gm_or_fn, torch.fx.GraphModule) else torch.fx.symbolic_trace(gm_or_fn)
+    gm = _optimize(gm, list(example_inputs))
+    lowered = lower_graph(gm, list(example_inputs))
+    needs_torch = [k.source[0] for k in lowered.kernels if isinstance(k, FallbackKernel)]
+    if needs_torch:
+        raise NotImplementedError("export_numpy: these ops have no NumPy lowering and would need torch: "
+                                  + "; ".join(needs_torch))
+    if any(getattr(b, "attr", None) for b in lowered.inputs):
+        raise NotImplementedError("export_numpy: graphs with constant attributes (get_attr "
+                                  + ", ".join(b.attr for b in lowered.inputs if b.attr) + ") are not supported; "
+                                  "pass them as inputs")
+    source = generate(lowered)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".py")
+    with os.fdopen(fd, "w") as f:
+        f.write(source)
+    os.replace(tmp, path)
+    return path
+
+
+def reset() -> None:
+    """Drop every compiled module and cached source held in memory (files on disk stay valid)."""
+    _modules.clear()
+    cache.clear_memory()

@@ -1,0 +1,140 @@
+"""The loop-level IR the NumPy backend generates code from.
+
+A graph lowers to an ordered list of kernels. Each kernel fills one buffer. The loop body of a pointwise or
+reduction kernel is an expression tree: `Load` reads a buffer, `View` re-indexes its operand (transpose,
+broadcast, slice, select... are index arithmetic, which NumPy expresses as zero-copy strided views), `Op` is one
+elementwise operation, `Reduce` folds axes. Fusion is simply a producer's tree being inlined into its consumer's
+tree instead of being stored to a buffer (see scheduler.py)."""
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import torch
+
+
+@dataclass(frozen=True)
+class Layout:
+    shape: tuple
+    strides: tuple
+    dtype: torch.dtype
+
+    @staticmethod
+    def of(t: torch.Tensor) -> "Layout":
+        return Layout(tuple(t.shape), tuple(t.stride()), t.dtype)
+
+
+@dataclass
+class Buffer:
+    """A materialized array: a graph input or the output of a kernel."""
+    name: str
+    layout: Layout
+
+
+class Expr:
+    shape: tuple
+    dtype: torch.dtype
+
+
+@dataclass
+class Load(Expr):
+    buf: str
+    shape: tuple
+    dtype: torch.dtype
+
+
+@dataclass
+class Const(Expr):
+    """A Python scalar operand; its dtype is fixed by the consuming op (torch's wrapped-number promotion)."""
+    value: Any
+    shape: tuple = ()
+    dtype: Optional[torch.dtype] = None
+
+
+@dataclass
+class View(Expr):
+    """Re-indexing of `arg` without arithmetic. kind: reshape, permute, expand, slice, select, unsqueeze,
+    identity; params depend on kind."""
+    kind: str
+    arg: Expr
+    params: tuple
+    shape: tuple
+    dtype: torch.dtype
+
+
+@dataclass
+class Op(Expr):
+    """One elementwise op. compute_dtype is the dtype operands are cast to before it runs (torch.result_type of
+    the operands, decided at compile time); dtype is the result's dtype."""
+    name: str
+    args: list
+    shape: tuple
+    dtype: torch.dtype
+    compute_dtype: torch.dtype
+    params: tuple = ()
+
+
+@dataclass
+class Reduce(Expr):
+    """kind: sum, prod, amax, amin, argmax, argmin, any, all. axes None means every axis."""
+    kind: str
+    arg: Expr
+    axes: Optional[tuple]
+    keepdim: bool
+    shape: tuple
+    dtype: torch.dtype
+
+
+@dataclass
+class Kernel:
+    """Stores `expr` (pointwise / reduction tree, already fused) into buffer `out`. `source` names the FX nodes
+    folded into it, for the generated code's comments and for kernel naming."""
+    out: Buffer
+    expr: Expr
+    source: list = field(default_factory=list)
+    is_view: bool = False  # output aliases its input (a graph output that is a view): don't copy
+
+
+@dataclass
+class ExternKernel:
+    """A library call (matmul, conv, ...) whose operands are expression trees evaluated first."""
+    out: Buffer
+    kind: str
+    args: list
+    params: dict
+    source: list = field(default_factory=list)
+
+
+@dataclass
+class FallbackKernel:
+    """Run the torch op eagerly (correct first, for ops without a lowering). `args` is the node's (args, kwargs)
+    with each tensor operand replaced by its index into `inputs`."""
+    out: Buffer
+    target: Callable
+    inputs: list
+    args: tuple
+    kwargs: dict
+    multi: bool = False  # returns a tuple of tensors; `Item` loads pick from it
+    source: list = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Operand:
+    """Placeholder, inside a fallback's saved arguments, for its index-th tensor operand."""
+    index: int
+
+
+@dataclass
+class Item(Expr):
+    """Element `index` of a tuple-valued fallback buffer."""
+    buf: str
+    index: int
+    shape: tuple
+    dtype: torch.dtype
+
+
+@dataclass
+class LoweredGraph:
+    inputs: list          # Buffers, in placeholder order
+    kernels: list         # Kernel | ExternKernel | FallbackKernel in execution order
+    outputs: list         # Expr per graph output (Load / View of Loads), or a Python constant
+    output_spec: Any      # pytree spec to rebuild gm's return structure
+    graph_text: str       # the source FX graph, for the header comment and the cache key

@@ -1,0 +1,404 @@
+"""FX graph -> loop-level IR (ir.py). Each supported op has one small lowering registered in LOWERINGS with
+its kind; anything else becomes a FallbackKernel that runs the op in eager torch, so every graph compiles.
+
+Shapes and dtypes come from node.meta["val"] (meta tensors); graphs without them get them from
+`propagate_meta`, which runs each node on meta tensors."""
+import math
+import operator
+
+import torch
+import torch.fx
+from torch.utils._pytree import tree_flatten
+
+from . import dtypes
+from .ir import (Buffer, Operand, Const, ExternKernel, FallbackKernel, Item, Kernel, Layout, Load, LoweredGraph, Op,
+                 Reduce, View)
+from .scheduler import plan_fusion
+
+aten = torch.ops.aten
+LOWERINGS = {}  # target -> (kind, fn(node, *args, **kwargs) -> Expr | extern (kind, args, params))
+
+
+def register(kind, *targets):
+    def wrap(fn):
+        for t in targets:
+            LOWERINGS[t] = (kind, fn)
+        return fn
+    return wrap
+
+
+def meta(node):
+    return node.meta["val"]
+
+
+def _norm_dim(d, ndim):
+    return d + max(ndim, 1) if d < 0 else d
+
+
+def _scalar_meta(a):
+    """Argument as torch.result_type sees it: a meta tensor for tensors, the Python number otherwise."""
+    if isinstance(a, (Const,)):
+        return a.value
+    return torch.empty(a.shape, dtype=a.dtype, device="meta")
+
+
+# ---- pointwise ------------------------------------------------------------------------------------------------
+UNARY = ["abs", "neg", "exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "reciprocal", "sin", "cos", "tanh",
+         "sigmoid", "erf", "floor", "ceil", "round", "trunc", "sign", "bitwise_not", "relu"]
+BINARY = ["add", "sub", "mul", "div", "remainder", "maximum", "minimum", "atan2", "bitwise_and", "bitwise_or",
+          "bitwise_xor"]
+COMPARE = ["eq", "ne", "lt", "le", "gt", "ge"]
+LOGICAL = ["logical_and", "logical_or", "logical_xor"]
+
+
+def pointwise(name, node, *args, compute=None, params=()):
+    out = meta(node)
+    args = [_c(a) for a in args]
+    return Op(name, args, tuple(out.shape), out.dtype, compute if compute is not None else out.dtype, params)
+
+
+def _unary(name):
+    def lower(node, x):
+        out = meta(node)
+        if name in ("floor", "ceil", "round", "trunc") and not out.dtype.is_floating_point:
+            return View("identity", x, (), x.shape, x.dtype)  # integer rounding is the identity in torch
+        if name in ("sign", "abs") and x.dtype == torch.bool:
+            return View("identity", x, (), x.shape, x.dtype)  # NumPy has no bool loop for these
+        return pointwise(name, node, x)
+    return lower
+
+
+def _binary(name):
+    def lower(node, a, b, alpha=None):
+        if alpha is not None and alpha != 1:
+            b = pointwise("mul", node, b, alpha)
+        return pointwise(name, node, a, b)
+    return lower
+
+
+def _compare(name):
+    def lower(node, a, b):
+        return pointwise(name, node, a, b, compute=torch.result_type(_scalar_meta(_c(a)), _scalar_meta(_c(b))))
+    return lower
+
+
+def _c(a):
+    return a if hasattr(a, "shape") else Const(a)
+
+
+for _n in UNARY:
+    register("pointwise", getattr(aten, _n).default)(_unary(_n))
+for _n in BINARY:
+    _ops = [getattr(aten, _n).Tensor] if _n in ("add", "sub", "mul", "div", "remainder") else []
+    _ops += [getattr(aten, _n).Scalar] if _n in ("add", "sub", "mul", "div", "remainder") else []
+    _ops += [getattr(aten, _n).Tensor] if _n in ("bitwise_and", "bitwise_or", "bitwise_xor") else []
+    _ops += [getattr(aten, _n).default] if _n in ("maximum", "minimum", "atan2") else []
+    register("pointwise", *_ops)(_binary(_n))
+for _n in COMPARE:
+    register("pointwise", getattr(aten, _n).Tensor, getattr(aten, _n).Scalar)(_compare(_n))
+for _n in LOGICAL:
+    register("pointwise", getattr(aten, _n).default)(
+        lambda node, a, b, _n=_n: pointwise(_n, node, a, b, compute=torch.bool))
+register("pointwise", aten.logical_not.default)(lambda node, x: pointwise("logical_not", node, x,
+                                                                          compute=torch.bool))
+register("pointwise", aten.isnan.default)(lambda node, x: pointwise("isnan", node, x, compute=x.dtype))
+
+
+@register("pointwise", aten.div.Tensor_mode, aten.div.Scalar_mode)
+def _div_mode(node, a, b, *, rounding_mode=None):
+    return pointwise({None: "div", "floor": "floordiv", "trunc": "truncdiv"}[rounding_mode], node, a, b)
+
+
+@register("pointwise", aten.pow.Tensor_Tensor, aten.pow.Tensor_Scalar, aten.pow.Scalar)
+def _pow(node, a, b):
+    return pointwise("pow", node, a, b)
+
+
+@register("pointwise", aten.where.self)
+def _where(node, c, a, b):
+    out = meta(node)
+    return Op("where", [_c(c), _c(a), _c(b)], tuple(out.shape), out.dtype, out.dtype)
+
+
+@register("pointwise", aten._to_copy.default)
+def _to_copy(node, x, *, dtype=None, **_ignored):
+    return pointwise("cast", node, x)
+
+
+@register("pointwise", aten.clone.default)
+def _clone(node, x, *, memory_format=None):
+    return View("identity", x, (), x.shape, x.dtype)
+
+
+@register("pointwise", aten.gelu.default)
+def _gelu(node, x, *, approximate="none"):
+    return pointwise("gelu_tanh" if approximate == "tanh" else "gelu", node, x)
+
+
+@register("pointwise", aten.full.default)
+def _full(node, size, value, **_kw):
+    out = meta(node)
+    return Op("full", [Const(value)], tuple(out.shape), out.dtype, out.dtype)
+
+
+@register("pointwise", aten.arange.start_step, aten.arange.start, aten.arange.default)
+def _arange(node, start, end=None, step=1, **_kw):
+    if end is None:
+        start, end = 0, start
+    out = meta(node)
+    return Op("arange", [], tuple(out.shape), out.dtype, out.dtype, (start, end, step))
+
+
+@register("pointwise", aten.cat.default)
+def _cat(node, tensors, dim=0):
+    out = meta(node)
+    parts = [t for t in tensors if not (len(t.shape) == 1 and t.shape[0] == 0 and len(out.shape) != 1)]
+    return Op("cat", parts, tuple(out.shape), out.dtype, out.dtype, (_norm_dim(dim, len(out.shape)),))
+
+
+# ---- views: index arithmetic, expressed as NumPy strided views --------------------------------------------------
+def _view_of(kind, node, x, params):
+    return View(kind, x, params, tuple(meta(node).shape), x.dtype)
+
+
+register("view", aten.view.default, aten.reshape.default, aten._unsafe_view.default, aten.squeeze.dims,
+         aten.squeeze.dim, aten.squeeze.default)(
+    lambda node, x, *a: _view_of("reshape", node, x, (tuple(meta(node).shape),)))
+register("view", aten.permute.default)(
+    lambda node, x, dims: _view_of("permute", node, x, (tuple(_norm_dim(d, len(x.shape)) for d in dims),)))
+register("view", aten.t.default)(lambda node, x: _view_of("permute", node, x, (tuple(range(len(x.shape)))[::-1],)))
+register("view", aten.expand.default)(
+    lambda node, x, size, implicit=False: _view_of("expand", node, x, (tuple(meta(node).shape),)))
+register("view", aten.unsqueeze.default)(
+    lambda node, x, dim: _view_of("unsqueeze", node, x, (_norm_dim(dim, len(x.shape) + 1),)))
+register("pointwise", aten.relu.default)(_unary("relu"))
+register("view", aten.alias.default, aten.detach.default)(lambda node, x: _view_of("identity", node, x, ()))
+
+
+@register("view", aten.slice.Tensor)
+def _slice(node, x, dim=0, start=None, end=None, step=1):
+    return _view_of("slice", node, x, (_norm_dim(dim, len(x.shape)), start, end, step))
+
+
+@register("view", aten.select.int)
+def _select(node, x, dim, index):
+    return _view_of("select", node, x, (_norm_dim(dim, len(x.shape)), index))
+
+
+# ---- reductions -----------------------------------------------------------------------------------------------
+def _axes(x, dim):
+    if dim is None or (isinstance(dim, (list, tuple)) and len(dim) == 0):
+        return None
+    dims = [dim] if isinstance(dim, int) else list(dim)
+    return tuple(sorted(_norm_dim(d, len(x.shape)) for d in dims))
+
+
+def _reduce(kind):
+    def lower(node, x, dim=None, keepdim=False, *, dtype=None):
+        out = meta(node)
+        # torch accepts dim 0 / -1 on a 0-d tensor; NumPy wants no axis there
+        axes = None if len(x.shape) == 0 else _axes(x, dim)
+        return Reduce(kind, x, axes, keepdim, tuple(out.shape), out.dtype)
+    return lower
+
+
+register("reduction", aten.sum.dim_IntList, aten.sum.default)(_reduce("sum"))
+register("reduction", aten.mean.dim, aten.mean.default)(_reduce("mean"))
+register("reduction", aten.prod.dim_int, aten.prod.default)(_reduce("prod"))
+register("reduction", aten.amax.default)(_reduce("amax"))
+register("reduction", aten.amin.default)(_reduce("amin"))
+register("reduction", aten.argmax.default)(_reduce("argmax"))
+register("reduction", aten.argmin.default)(_reduce("argmin"))
+register("reduction", aten.any.default, aten.any.dim, aten.any.dims)(_reduce("any"))
+register("reduction", aten.all.default, aten.all.dim, aten.all.dims)(_reduce("all"))
+
+
+# ---- extern library calls -------------------------------------------------------------------------------------
+register("extern", aten.mm.default)(lambda node, a, b: ("matmul", [a, b], {}))
+register("extern", aten.bmm.default)(lambda node, a, b: ("matmul", [a, b], {}))
+register("extern", aten.addmm.default)(
+    lambda node, bias, a, b, *, beta=1, alpha=1: ("addmm", [bias, a, b], {"beta": beta, "alpha": alpha}))
+register("extern", aten.embedding.default)(
+    lambda node, weight, idx, padding_idx=-1, scale_grad=False, sparse=False: ("embedding", [weight, idx], {}))
+
+
+@register("extern", aten.scaled_dot_product_attention.default)
+def _sdpa(node, q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, *, scale=None, enable_gqa=False):
+    if dropout_p != 0.0 or enable_gqa:
+        return None  # random dropout must come from torch's generator: fall back
+    args = [q, k, v] + ([attn_mask] if attn_mask is not None else [])
+    return ("sdpa", args, {"is_causal": is_causal, "scale": scale, "has_mask": attn_mask is not None})
+
+
+@register("extern", aten.convolution.default)
+def _conv(node, x, w, bias, stride, padding, dilation, transposed, output_padding, groups):
+    if transposed or len(x.shape) not in (3, 4):
+        return None
+    args = [x, w] + ([bias] if bias is not None else [])
+    return ("conv", args, {"stride": tuple(stride), "padding": tuple(padding), "dilation": tuple(dilation),
+                           "groups": groups, "has_bias": bias is not None})
+
+
+# ---- torch-level spellings, for graphs that did not go through graph/ normalization ----------------------------
+TORCH_LEVEL = {
+    operator.add: aten.add.Tensor, operator.sub: aten.sub.Tensor, operator.mul: aten.mul.Tensor,
+    operator.truediv: aten.div.Tensor, operator.neg: aten.neg.default, torch.add: aten.add.Tensor,
+    torch.sub: aten.sub.Tensor, torch.mul: aten.mul.Tensor, torch.div: aten.div.Tensor,
+    torch.relu: aten.relu.default, torch.nn.functional.relu: aten.relu.default, torch.exp: aten.exp.default,
+    torch.tanh: aten.tanh.default, torch.sigmoid: aten.sigmoid.default, torch.nn.functional.gelu:
+    aten.gelu.default, torch.mm: aten.mm.default, torch.bmm: aten.bmm.default, torch.where: aten.where.self,
+    torch.maximum: aten.maximum.default, torch.minimum: aten.minimum.default,
+}
+
+
+def _resolve(node):
+    """The aten overload a node computes, or None. torch-level calls pass Python scalars where aten's .Tensor
+    overload wants a tensor; the lowerings accept scalars, so the mapping only has to keep argument order."""
+    if node.op != "call_function" or not _hashable(node.target):
+        return None
+    target = TORCH_LEVEL.get(node.target, node.target)
+    return target if _hashable(target) and target in LOWERINGS else None
+
+
+def _hashable(t):
+    try:
+        hash(t)
+        return True
+    except TypeError:
+        return False
+
+
+# ---- driver ---------------------------------------------------------------------------------------------------
+def propagate_meta(gm: torch.fx.GraphModule, example_inputs) -> None:
+    """Fill node.meta["val"] with meta tensors where a caller did not (graphs built by hand or by torch.fx)."""
+    env = {}
+    inputs = iter(example_inputs)
+    to_meta = lambda v: torch.empty_strided(v.shape, v.stride(), dtype=v.dtype, device="meta") \
+        if isinstance(v, torch.Tensor) else v
+    for node in gm.graph.nodes:
+        if node.op == "placeholder":
+            env[node] = to_meta(next(inputs))
+        elif node.op == "get_attr":
+            obj = gm
+            for part in node.target.split("."):
+                obj = getattr(obj, part)
+            env[node] = to_meta(obj)
+        elif node.op in ("call_function", "call_method"):
+            if "val" in node.meta:
+                env[node] = node.meta["val"]
+                continue
+            args, kwargs = torch.fx.node.map_arg((node.args, node.kwargs), lambda n: env[n])
+            fn = node.target if node.op == "call_function" else getattr(torch.Tensor, node.target)
+            env[node] = fn(*args, **kwargs)
+        else:
+            continue
+        node.meta.setdefault("val", env[node])
+
+
+def _kind(node):
+    target = _resolve(node)
+    return "fallback" if target is None else LOWERINGS[target][0]
+
+
+def _tensors_in(value):
+    return [v for v in tree_flatten(value)[0] if isinstance(v, torch.Tensor)]
+
+
+def lower_graph(gm: torch.fx.GraphModule, example_inputs) -> LoweredGraph:
+    propagate_meta(gm, example_inputs)
+    graph = gm.graph
+    kinds = {n: _kind(n) for n in graph.nodes if n.op in ("call_function", "call_method")}
+    for n in list(kinds):
+        out = n.meta.get("val")
+        if not (isinstance(out, torch.Tensor) or (isinstance(out, (tuple, list)) and out and
+                                                  all(isinstance(v, torch.Tensor) for v in out))):
+            # sizes, Python numbers, None: values the generated code cannot hold; the caller runs gm as is
+            raise NotImplementedError(f"node {n.name!r} produces a non-tensor value ({type(out).__name__})")
+        vals = _tensors_in(out) + [v for a in n.all_input_nodes for v in _tensors_in(a.meta.get("val"))]
+        if any(not dtypes.supported(v.dtype) for v in vals):
+            kinds[n] = "fallback"  # complex, unsigned 16/32/64, float8...: NumPy spellings differ, run eager
+    stored = plan_fusion(graph, kinds)
+    env, inputs, kernels, counter = {}, [], [], {}
+
+    def fresh(base):
+        counter[base] = counter.get(base, -1) + 1
+        return f"{base}_{counter[base]}" if counter[base] else base
+
+    for node in graph.nodes:
+        if node.op in ("placeholder", "get_attr"):
+            val = meta(node)
+            if not isinstance(val, torch.Tensor):
+                raise NotImplementedError(f"non-tensor graph input {node.name!r}")
+            buf = Buffer(fresh(node.name), Layout.of(val))
+            buf.attr = node.target if node.op == "get_attr" else None
+            inputs.append(buf)
+            env[node] = Load(buf.name, tuple(val.shape), val.dtype)
+            continue
+        if node.op == "output":
+            outs, spec = torch.utils._pytree.tree_flatten(node.args[0])
+            outputs = [env[o] if isinstance(o, torch.fx.Node) else o for o in outs]
+            continue
+        kind = kinds[node]
+        args, kwargs = torch.fx.node.map_arg((node.args, node.kwargs), lambda n: env[n])
+        out = meta(node)
+        if node.op == "call_function" and node.target is operator.getitem and isinstance(
+                env.get(node.args[0]), tuple):
+            env[node] = env[node.args[0]][node.args[1]]
+            continue
+        expr = None
+        if kind != "fallback":
+            target = _resolve(node)
+            try:
+                expr = LOWERINGS[target][1](node, *args, **kwargs)
+            except TypeError:
+                if target is node.target:
+                    raise  # an aten call our lowering rejects is a bug in the lowering: surface it
+                expr = None  # a torch-level call with arguments aten's overload lacks (out=, inplace=...)
+            if expr is None:
+                kind = "fallback"
+        if kind == "fallback":
+            flat, _ = tree_flatten((args, kwargs))
+            operands = [a for a in flat if hasattr(a, "shape") and not isinstance(a, Const)]
+            index = {id(a): i for i, a in enumerate(operands)}
+            slots = torch.fx.node.map_aggregate(
+                (node.args, node.kwargs), lambda a: Operand(index[id(env[a])])
+                if isinstance(a, torch.fx.Node) else a)
+            target = node.target if node.op == "call_function" else getattr(torch.Tensor, node.target)
+            name = fresh(getattr(target, "__name__", "op").split(".")[0] + "_fallback")
+            multi = isinstance(out, (tuple, list))
+            layout = Layout.of(out) if isinstance(out, torch.Tensor) else None
+            kernels.append(FallbackKernel(Buffer(name, layout), target, operands, slots[0], slots[1], multi,
+                                          [node.format_node()]))
+            if multi:
+                env[node] = tuple(Item(name, i, tuple(v.shape), v.dtype) for i, v in enumerate(out))
+            else:
+                env[node] = Load(name, tuple(out.shape), out.dtype)
+        elif kind == "extern":
+            ext_kind, ext_args, params = expr
+            name = fresh(node.name)
+            kernels.append(ExternKernel(Buffer(name, Layout.of(out)), ext_kind, ext_args, params,
+                                        [node.format_node()]))
+            env[node] = Load(name, tuple(out.shape), out.dtype)
+        elif node in stored:
+            name = fresh(node.name)
+            kernels.append(Kernel(Buffer(name, Layout.of(out)), expr, _sources(node, env), is_view=kind == "view"))
+            env[node] = Load(name, tuple(out.shape), out.dtype)
+        else:
+            env[node] = expr
+            expr._fx = node
+    return LoweredGraph(inputs, kernels, outputs, spec, str(graph))
+
+
+def _sources(node, env):
+    """FX nodes fused into this kernel: the node and every producer inlined into it, in graph order."""
+    seen, order = set(), []
+
+    def walk(n):
+        for a in n.all_input_nodes:
+            e = env.get(a)
+            if e is not None and getattr(e, "_fx", None) is a and a not in seen:
+                seen.add(a)
+                walk(a)
+        order.append(n.format_node())
+    walk(node)
+    return order

@@ -1,0 +1,76 @@
+"""The torch side of a generated NumPy module: tensors in, tensors out, zero-copy for CPU tensors.
+
+Generated modules never import torch; this wrapper converts at the boundary with tensor.numpy() and
+torch.from_numpy (both share memory) and supplies the eager fallbacks the module calls."""
+import linecache
+import types
+
+import numpy as np
+import torch
+from torch.utils._pytree import tree_unflatten
+
+from .ir import LoweredGraph, Operand
+
+
+def to_numpy(t: torch.Tensor) -> np.ndarray:
+    t = t.detach()
+    if t.dtype == torch.bfloat16:
+        t = t.view(torch.int16)  # NumPy has no bfloat16: hand over the bits, same element size, same strides
+    return t.resolve_conj().resolve_neg().numpy()
+
+
+def to_torch(a, dtype: torch.dtype) -> torch.Tensor:
+    a = np.asarray(a)
+    if not a.flags.writeable:
+        a = a.copy()  # broadcast views are read-only; torch tensors must be writable
+    t = torch.from_numpy(a)
+    return t.view(torch.bfloat16) if dtype == torch.bfloat16 else t
+
+
+def load_module(source: str, filename: str) -> types.ModuleType:
+    """Execute generated source as a module; registering it with linecache makes tracebacks show the code."""
+    mod = types.ModuleType("framejit_numpy_graph")
+    mod.__file__ = filename
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    exec(compile(source, filename, "exec"), mod.__dict__)
+    return mod
+
+
+def _make_fallback(kernel):
+    def call(*arrays):
+        tensors = [to_torch(a, inp.dtype) for a, inp in zip(arrays, kernel.inputs)]
+        fill = lambda a: tensors[a.index] if isinstance(a, Operand) else a
+        args = torch.fx.node.map_aggregate(kernel.args, fill)
+        kwargs = torch.fx.node.map_aggregate(kernel.kwargs, fill)
+        out = kernel.target(*args, **kwargs)
+        if isinstance(out, (tuple, list)):
+            return tuple(to_numpy(o) if isinstance(o, torch.Tensor) else o for o in out)
+        return to_numpy(out)
+    return call
+
+
+class CompiledNumpyGraph:
+    """Callable with gm's signature: runs the generated module on the tensors' memory."""
+
+    def __init__(self, module: types.ModuleType, lowered: LoweredGraph, gm: torch.fx.GraphModule):
+        self.module, self.lowered, self.source = module, lowered, getattr(module, "__source__", None)
+        self.fallbacks = {k.out.name: _make_fallback(k) for k in lowered.kernels if hasattr(k, "target")}
+        self.constants = []
+        for buf in lowered.inputs:
+            if getattr(buf, "attr", None):
+                obj = gm
+                for part in buf.attr.split("."):
+                    obj = getattr(obj, part)
+                self.constants.append((buf.name, obj))
+        self.out_dtypes = [getattr(o, "dtype", None) for o in lowered.outputs]
+
+    def __call__(self, *args):
+        consts = iter(c for _, c in self.constants)
+        arrays = []
+        tensor_args = iter(args)
+        for buf in self.lowered.inputs:
+            t = next(consts) if getattr(buf, "attr", None) else next(tensor_args)
+            arrays.append(to_numpy(t))
+        outs = self.module.run(arrays, self.fallbacks)
+        flat = [to_torch(o, d) if d is not None else o for o, d in zip(outs, self.out_dtypes)]
+        return tree_unflatten(flat, self.lowered.output_spec)
