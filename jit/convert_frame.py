@@ -54,8 +54,10 @@ class RunEagerly(Exception):
 FrameCompiler = Callable[[Frame, Settings], "eval_frame.CacheEntry"]
 
 
-def no_executor(frame: Frame, settings: Settings):
-    raise RunEagerly("no frame compiler is installed")
+def symbolic_executor(frame: Frame, settings: Settings):
+    """The default frame compiler, imported on first use so that `import jit` does not import torch."""
+    from jit.frame_compiler import compile_frame
+    return compile_frame(frame, settings)
 
 
 def failure_reasons(entries: list, args: tuple) -> list[str]:
@@ -136,7 +138,7 @@ def _short_location(frame: Frame) -> str:
     return f"{os.path.basename(frame.code.co_filename)}:{frame.code.co_firstlineno}"
 
 
-_default_compiler: FrameCompiler = no_executor
+_default_compiler: FrameCompiler = symbolic_executor
 _disabled_codes: set[CodeType] = set()
 
 

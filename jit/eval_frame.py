@@ -26,6 +26,7 @@ get_mode = _C.get_mode
 set_mode = _C.set_mode
 clear_code = _C.clear_code
 hook_stats = _C.stats
+run_suspended = _C.run_suspended
 
 
 @contextlib.contextmanager

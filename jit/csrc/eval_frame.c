@@ -8,6 +8,7 @@
  * is owned by the thread (not a generator resuming), was not entered to throw, and its code is a plain function
  * (no generator/coroutine flags, CO_OPTIMIZED). The Python callback runs only on a cache miss. */
 #include "jit_c.h"
+#include <structmember.h>
 
 typedef struct {
     PyObject *callback; /* strong reference; NULL when this thread's hook is off */
@@ -321,6 +322,90 @@ jit_eval_frame(PyThreadState *tstate, _PyInterpreterFrame *frame, int throwflag)
     Py_DECREF(callback);
     return result;
 }
+
+/* ---- compiled code runs with the hook suspended -------------------------------------------------------------- */
+
+/* Calls a backend's compiled callable so that no frame inside it is intercepted (compiled code is final; FX's
+ * generated forward or a NumPy module must not be captured again). One thread-local increment per call. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *fn;
+    vectorcallfunc vectorcall;
+} Suspended;
+
+static PyObject *
+Suspended_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    tls.depth++;
+    PyObject *result = PyObject_Vectorcall(((Suspended *)self)->fn, args, nargsf, kwnames);
+    tls.depth--;
+    return result;
+}
+
+static PyObject *
+Suspended_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    PyObject *fn;
+    if (!PyArg_ParseTuple(args, "O:run_suspended", &fn)) return NULL;
+    if (!PyCallable_Check(fn)) {
+        PyErr_SetString(PyExc_TypeError, "run_suspended expects a callable");
+        return NULL;
+    }
+    Suspended *self = (Suspended *)type->tp_alloc(type, 0);
+    if (self == NULL) return NULL;
+    self->fn = Py_NewRef(fn);
+    self->vectorcall = Suspended_vectorcall;
+    return (PyObject *)self;
+}
+
+static int
+Suspended_traverse(Suspended *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->fn);
+    return 0;
+}
+
+static int
+Suspended_clear(Suspended *self)
+{
+    Py_CLEAR(self->fn);
+    return 0;
+}
+
+static void
+Suspended_dealloc(Suspended *self)
+{
+    PyObject_GC_UnTrack(self);
+    Suspended_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+Suspended_repr(Suspended *self)
+{
+    return PyUnicode_FromFormat("<run_suspended %R>", self->fn);
+}
+
+static PyMemberDef Suspended_members[] = {
+    {"fn", T_OBJECT, offsetof(Suspended, fn), READONLY, "the wrapped callable"},
+    {NULL},
+};
+
+PyTypeObject Suspended_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "jit._C.run_suspended",
+    .tp_basicsize = sizeof(Suspended),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_doc = "run_suspended(fn): a callable that calls fn with the frame hook suspended in this thread.",
+    .tp_new = Suspended_new,
+    .tp_vectorcall_offset = offsetof(Suspended, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_traverse = (traverseproc)Suspended_traverse,
+    .tp_clear = (inquiry)Suspended_clear,
+    .tp_dealloc = (destructor)Suspended_dealloc,
+    .tp_repr = (reprfunc)Suspended_repr,
+    .tp_members = Suspended_members,
+};
 
 int
 jit_eval_frame_init(void)

@@ -24,6 +24,7 @@ typedef struct {
 } CacheEntry;
 
 extern PyTypeObject CacheEntry_Type;
+extern PyTypeObject Suspended_Type;
 
 /* State stored in a code object's co_extra slot. All instances are linked so that reset() can find them. */
 typedef struct CodeExtra {

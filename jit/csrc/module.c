@@ -171,7 +171,9 @@ static struct PyModuleDef moduledef = {
 PyMODINIT_FUNC
 PyInit__C(void)
 {
-    if (PyType_Ready(&CacheEntry_Type) < 0 || PyType_Ready(&Decision_Type) < 0) return NULL;
+    if (PyType_Ready(&CacheEntry_Type) < 0 || PyType_Ready(&Decision_Type) < 0 || PyType_Ready(&Suspended_Type) < 0) {
+        return NULL;
+    }
     if (jit_eval_frame_init() < 0) return NULL;
     PyObject *m = PyModule_Create(&moduledef);
     if (m == NULL) return NULL;
@@ -180,7 +182,8 @@ PyInit__C(void)
     if (jit_SKIP == NULL || jit_RUN_ONLY == NULL ||
         PyModule_AddObjectRef(m, "SKIP", jit_SKIP) < 0 ||
         PyModule_AddObjectRef(m, "RUN_ONLY", jit_RUN_ONLY) < 0 ||
-        PyModule_AddObjectRef(m, "CacheEntry", (PyObject *)&CacheEntry_Type) < 0) {
+        PyModule_AddObjectRef(m, "CacheEntry", (PyObject *)&CacheEntry_Type) < 0 ||
+        PyModule_AddObjectRef(m, "run_suspended", (PyObject *)&Suspended_Type) < 0) {
         Py_DECREF(m);
         return NULL;
     }

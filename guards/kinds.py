@@ -1,0 +1,246 @@
+"""Guard kinds: one fact the compiled code relied on, its check as a Python expression, and what to say when it
+fails. Cheap checks that fail often (types, values) sort before expensive ones (tensor metadata)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from guards.sources import Source
+
+
+@dataclass(frozen=True, eq=False)
+class Guard:
+    source: Source | None
+    cost: int = field(default=1, init=False)  # ordering only
+
+    def check(self, value_expr: str, const: callable) -> str:
+        """A boolean expression; `const(obj)` names an object the check compares against."""
+        raise NotImplementedError
+
+    def explain(self, value) -> str | None:
+        """Why `value` fails this guard, in the user's terms; None if it passes."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+    def key(self) -> tuple:
+        return (type(self).__name__, self.source, *self._key())
+
+    def _key(self) -> tuple:
+        return ()
+
+
+def _typename(t) -> str:
+    return getattr(t, "__qualname__", str(t))
+
+
+@dataclass(frozen=True, eq=False)
+class TypeMatch(Guard):
+    expected: type = None
+
+    def check(self, v, const):
+        return f"type({v}) is {const(self.expected)}"
+
+    def explain(self, value):
+        if type(value) is not self.expected:
+            return (f"type of '{self.source.name()}' changed: expected {_typename(self.expected)}, "
+                    f"got {_typename(type(value))}")
+        return None
+
+    def describe(self):
+        return f"type({self.source.name()}) is {_typename(self.expected)}"
+
+    def _key(self):
+        return (self.expected,)
+
+
+@dataclass(frozen=True, eq=False)
+class IdMatch(Guard):
+    """The very same object (modules, functions, classes, Python modules)."""
+    expected: object = None
+
+    def check(self, v, const):
+        return f"{v} is {const(self.expected)}"
+
+    def explain(self, value):
+        if value is not self.expected:
+            return f"'{self.source.name()}' is a different object: expected {_short(self.expected)}, got {_short(value)}"
+        return None
+
+    def describe(self):
+        return f"{self.source.name()} is {_short(self.expected)}"
+
+    def _key(self):
+        return (id(self.expected),)
+
+
+@dataclass(frozen=True, eq=False)
+class ValueMatch(Guard):
+    """A Python constant the code specialized on (type and value)."""
+    expected: object = None
+
+    def check(self, v, const):
+        t = type(self.expected)
+        if self.expected is None or isinstance(self.expected, bool):
+            return f"{v} is {self.expected!r}"
+        if t in (int, str, float) and not (t is float and self.expected != self.expected):
+            return f"(type({v}) is {t.__name__} and {v} == {self.expected!r})"
+        return f"(type({v}) is {const(t)} and {v} == {const(self.expected)})"
+
+    def explain(self, value):
+        same = type(value) is type(self.expected) and (value is self.expected or value == self.expected)
+        if not same:
+            where = self.source.name()
+            if isinstance(self.source, _global_like()):
+                return f"{where} changed: expected {self.expected!r}, got {value!r}"
+            return f"value of '{where}' changed: expected {self.expected!r}, got {value!r}"
+        return None
+
+    def describe(self):
+        return f"{self.source.name()} == {self.expected!r}"
+
+    def _key(self):
+        return (type(self.expected), repr(self.expected))
+
+
+@dataclass(frozen=True, eq=False)
+class LenMatch(Guard):
+    """A sequence or dict from outside, unpacked or iterated: its type and length (items have their own guards)."""
+    expected_type: type = None
+    length: int = 0
+
+    def check(self, v, const):
+        return f"(type({v}) is {const(self.expected_type)} and len({v}) == {self.length})"
+
+    def explain(self, value):
+        if type(value) is not self.expected_type:
+            return (f"type of '{self.source.name()}' changed: expected {_typename(self.expected_type)}, "
+                    f"got {_typename(type(value))}")
+        if len(value) != self.length:
+            return f"length of '{self.source.name()}' changed: expected {self.length}, got {len(value)}"
+        return None
+
+    def describe(self):
+        return f"len({self.source.name()}) == {self.length} ({_typename(self.expected_type)})"
+
+    def _key(self):
+        return (self.expected_type, self.length)
+
+
+@dataclass(frozen=True, eq=False)
+class DictKeysMatch(Guard):
+    keys: tuple = ()
+
+    def check(self, v, const):
+        return f"(type({v}) is dict and tuple({v}) == {const(self.keys)})"
+
+    def explain(self, value):
+        if type(value) is not dict:
+            return f"type of '{self.source.name()}' changed: expected dict, got {_typename(type(value))}"
+        if tuple(value) != self.keys:
+            return f"keys of '{self.source.name()}' changed: expected {list(self.keys)}, got {list(value)}"
+        return None
+
+    def describe(self):
+        return f"keys({self.source.name()}) == {list(self.keys)}"
+
+    def _key(self):
+        return (self.keys,)
+
+
+@dataclass(frozen=True, eq=False)
+class TensorMatch(Guard):
+    """A tensor input: exact type, dtype, device, sizes, strides and requires_grad."""
+    tensor_type: type = None
+    dtype: object = None
+    device: object = None
+    size: tuple = ()
+    stride: tuple = ()
+    requires_grad: bool = False
+
+    def __post_init__(self):
+        object.__setattr__(self, "cost", 3)
+
+    def check(self, v, const):
+        return (f"(type({v}) is {const(self.tensor_type)} and {v}.dtype is {const(self.dtype)} and "
+                f"{v}.device == {const(self.device)} and {v}.shape == {self.size!r} and "
+                f"{v}.stride() == {self.stride!r} and {v}.requires_grad is {self.requires_grad})")
+
+    def explain(self, value):
+        name = self.source.name()
+        if type(value) is not self.tensor_type:
+            return f"type of '{name}' changed: expected {_typename(self.tensor_type)}, got {_typename(type(value))}"
+        if value.dtype is not self.dtype:
+            return f"tensor '{name}' dtype mismatch: expected {self.dtype}, got {value.dtype}"
+        if value.device != self.device:
+            return f"tensor '{name}' device mismatch: expected {self.device}, got {value.device}"
+        if value.dim() != len(self.size):
+            return f"tensor '{name}' rank mismatch: expected {len(self.size)} dims, got {value.dim()}"
+        for d, (want, got) in enumerate(zip(self.size, value.shape)):
+            if want != got:
+                return f"tensor '{name}' size mismatch at dim {d}: expected {want}, got {got}"
+        if value.stride() != self.stride:
+            return f"tensor '{name}' stride mismatch: expected {self.stride}, got {value.stride()}"
+        if value.requires_grad != self.requires_grad:
+            return f"tensor '{name}' requires_grad mismatch: expected {self.requires_grad}, got {value.requires_grad}"
+        return None
+
+    def describe(self):
+        return (f"{self.source.name()}: {_typename(self.tensor_type)} {self.dtype} {self.device} size={list(self.size)} "
+                f"stride={list(self.stride)} requires_grad={self.requires_grad}")
+
+    def _key(self):
+        return (self.tensor_type, self.dtype, self.device, self.size, self.stride, self.requires_grad)
+
+
+@dataclass(frozen=True, eq=False)
+class GradModeMatch(Guard):
+    """Global autograd state: the graph was captured with grad mode on or off."""
+    enabled: bool = True
+
+    def check(self, v, const):
+        return f"{const(_grad_enabled())}() is {self.enabled}"
+
+    def explain(self, value=None):
+        if _grad_enabled()() is not self.enabled:
+            return f"grad mode changed: expected {'enabled' if self.enabled else 'disabled'}"
+        return None
+
+    def describe(self):
+        return f"grad mode {'enabled' if self.enabled else 'disabled'}"
+
+    def _key(self):
+        return (self.enabled,)
+
+
+def _grad_enabled():
+    import torch
+    return torch.is_grad_enabled
+
+
+def _global_like():
+    from guards.sources import BuiltinSource, GlobalSource
+    return (GlobalSource, BuiltinSource)
+
+
+def _short(obj) -> str:
+    name = getattr(obj, "__qualname__", None) or type(obj).__qualname__
+    return f"<{name} at {id(obj):#x}>"
+
+
+@dataclass(frozen=True, eq=False)
+class AliasMatch(Guard):
+    """Two sources were the same object when compiled (tied weights): the graph reads it once."""
+    other: Source = None
+
+    def check(self, v, const):
+        return f"{v} is {self.other.expr(const)}"
+
+    def explain(self, value):
+        return None  # explained by why_failed through the other source's own guard, or below
+
+    def describe(self):
+        return f"{self.source.name()} is {self.other.name()}"
+
+    def _key(self):
+        return (self.other,)

@@ -1,0 +1,178 @@
+"""Sources: where a value the compiled code relies on came from, relative to a frame.
+
+A source renders as a Python expression over the guard function's parameters (the frame's argument vector, then
+`__fn`, the frame's function) and as a readable name for messages ("self.lin.weight", "global 'SCALE'").
+`expr(const)` may refer to long-lived objects (a module's globals dict, a closure cell, a function) through
+`const(obj)`, which names a constant of the generated guard function.
+Attribute reads on nn.Modules go through the module's own dicts (_parameters, _buffers, _modules), which is what
+nn.Module.__getattr__ does, minus its Python call."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+class Source:
+    def expr(self, const) -> str:
+        raise NotImplementedError
+
+    def name(self) -> str:
+        raise NotImplementedError
+
+    def root(self) -> Source:
+        return self
+
+    def __str__(self) -> str:
+        return self.name()
+
+
+@dataclass(frozen=True)
+class LocalSource(Source):
+    """An argument of the frame (only arguments are bound when a frame starts)."""
+    local: str
+
+    def expr(self, const) -> str:
+        return self.local
+
+    def name(self) -> str:
+        return self.local
+
+
+@dataclass(frozen=True)
+class GlobalSource(Source):
+    """A global of the frame's function, or of another function's globals dict (`namespace`) when inlined."""
+    global_name: str
+    namespace: dict | None = field(default=None, compare=False, hash=False)
+
+    def expr(self, const) -> str:
+        base = "__fn.__globals__" if self.namespace is None else const(self.namespace)
+        return f"{base}[{self.global_name!r}]"
+
+    def name(self) -> str:
+        return f"global '{self.global_name}'"
+
+
+@dataclass(frozen=True)
+class BuiltinSource(Source):
+    """A name found in builtins because the frame's globals do not define it."""
+    builtin: str
+    namespace: dict | None = field(default=None, compare=False, hash=False)
+
+    def expr(self, const) -> str:
+        # What the name resolves to: a global of that name would shadow the builtin.
+        base = "__fn.__globals__" if self.namespace is None else const(self.namespace)
+        return f"{base}.get({self.builtin!r}, __builtins__[{self.builtin!r}])"
+
+    def name(self) -> str:
+        return f"builtin '{self.builtin}'"
+
+
+@dataclass(frozen=True)
+class ClosureSource(Source):
+    """The contents of the frame function's closure cell `index` (free variable `var`)."""
+    index: int
+    var: str
+
+    def expr(self, const) -> str:
+        return f"__fn.__closure__[{self.index}].cell_contents"
+
+    def name(self) -> str:
+        return self.var
+
+
+@dataclass(frozen=True)
+class AttrSource(Source):
+    base: Source
+    attr: str
+
+    def expr(self, const) -> str:
+        return f"{self.base.expr(const)}.{self.attr}"
+
+    def name(self) -> str:
+        return f"{self.base.name()}.{self.attr}"
+
+    def root(self) -> Source:
+        return self.base.root()
+
+
+@dataclass(frozen=True)
+class ModuleDictSource(Source):
+    """`base.attr` where base is an nn.Module and attr lives in one of its dicts (_parameters, _buffers, _modules)."""
+    base: Source
+    store: str
+    attr: str
+
+    def expr(self, const) -> str:
+        return f"{self.base.expr(const)}.{self.store}[{self.attr!r}]"
+
+    def name(self) -> str:
+        return f"{self.base.name()}.{self.attr}"
+
+    def root(self) -> Source:
+        return self.base.root()
+
+
+@dataclass(frozen=True)
+class ItemSource(Source):
+    base: Source
+    key: object  # int, str or another constant
+
+    def expr(self, const) -> str:
+        return f"{self.base.expr(const)}[{self.key!r}]"
+
+    def name(self) -> str:
+        return f"{self.base.name()}[{self.key!r}]"
+
+    def root(self) -> Source:
+        return self.base.root()
+
+
+@dataclass(frozen=True)
+class DefaultSource(Source):
+    """A default value of a function reached from the frame (kw-only defaults when `kw`)."""
+    base: Source
+    index: int | str
+    kw: bool = False
+
+    def expr(self, const) -> str:
+        if self.kw:
+            return f"{self.base.expr(const)}.__kwdefaults__[{self.index!r}]"
+        return f"{self.base.expr(const)}.__defaults__[{self.index}]"
+
+    def name(self) -> str:
+        return f"{self.base.name()}.<default {self.index}>"
+
+    def root(self) -> Source:
+        return self.base.root()
+
+
+@dataclass(frozen=True)
+class ConstSource(Source):
+    """A long-lived object referenced directly (a closure cell, a function reached through a class)."""
+    obj: object = field(compare=False, hash=False)
+    label: str = "<object>"
+
+    def expr(self, const) -> str:
+        return const(self.obj)
+
+    def name(self) -> str:
+        return self.label
+
+    def __hash__(self):
+        return hash(("ConstSource", id(self.obj)))
+
+    def __eq__(self, other):
+        return isinstance(other, ConstSource) and other.obj is self.obj
+
+
+@dataclass(frozen=True)
+class TypeSource(Source):
+    base: Source
+
+    def expr(self, const) -> str:
+        return f"type({self.base.expr(const)})"
+
+    def name(self) -> str:
+        return f"type({self.base.name()})"
+
+    def root(self) -> Source:
+        return self.base.root()

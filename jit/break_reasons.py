@@ -1,0 +1,52 @@
+"""Why the executor stops: a small catalogue of kinds, each with an explanation and a hint for the user, raised
+with the user's file:line. Kept as data so explain() and logs read the same everywhere."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class BreakKind:
+    name: str
+    explanation: str
+    hint: str
+
+
+KINDS = {k.name: k for k in [
+    BreakKind("data_dependent_branch", "a Python branch depends on a tensor's values",
+              "use torch.where / masking, or move the branch outside the compiled function"),
+    BreakKind("tensor_to_python", "a tensor's value is turned into a Python value (.item(), .tolist(), bool())",
+              "keep the value as a tensor, or compute it before calling the compiled function"),
+    BreakKind("unsupported_opcode", "the executor does not model this bytecode instruction",
+              "rewrite the construct, or wrap it in a function decorated with jit.disable"),
+    BreakKind("unsupported_call", "a call the executor cannot trace (C function, library, or unknown object)",
+              "wrap the call in a function decorated with jit.disable"),
+    BreakKind("side_effect", "a change to an object that exists outside the function",
+              "return the new value instead of mutating shared state, or wrap it in jit.disable"),
+    BreakKind("unsupported_value", "a value of a type the executor cannot represent",
+              "pass tensors, numbers, strings, containers of those, or nn.Modules"),
+    BreakKind("operator_error", "a torch operation failed while tracing (shapes or dtypes do not fit)",
+              "run the function eagerly to see the error with its full context"),
+    BreakKind("exception", "the function raises or handles an exception", "exceptions run eagerly"),
+    BreakKind("too_complex", "the function is too long or too deeply nested to trace",
+              "split it, or mark the inner part with jit.disable"),
+    BreakKind("generator", "a generator or coroutine is created or consumed", "materialize it into a list first"),
+]}
+
+
+class Unsupported(Exception):
+    """The executor cannot capture something; carries the kind, details and the user's file:line."""
+
+    def __init__(self, kind: str, detail: str, location: str = ""):
+        self.kind = KINDS[kind]
+        self.detail = detail
+        self.location = location
+        super().__init__(self.message())
+
+    def message(self) -> str:
+        where = f"{self.location}: " if self.location else ""
+        return f"{where}{self.detail} ({self.kind.explanation})"
+
+
+def unsupported(kind: str, detail: str):
+    raise Unsupported(kind, detail)

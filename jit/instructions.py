@@ -1,0 +1,69 @@
+"""Decode a code object into the canonical instruction list the symbolic executor runs.
+
+Built on the `bytecode` package's abstract form: jump targets are indices into the list, constants and names are
+resolved, and pseudo-instructions (labels, exception-table markers) are dropped. Exception-table regions are kept
+as a per-instruction `handler` index: capture of a whole frame never takes an exceptional path, but knowing the
+region lets the executor refuse constructs it cannot replay."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import CodeType
+
+import bytecode as bc
+
+from jit.pyversion import canonical
+
+
+@dataclass
+class Inst:
+    opname: str
+    arg: object
+    lineno: int | None
+    target: int | None = None  # index of the jump target, for jumps and FOR_ITER
+    in_try: bool = False       # inside an exception-table region (try/with)
+
+    def __repr__(self) -> str:
+        tgt = f" -> {self.target}" if self.target is not None else ""
+        return f"{self.opname} {self.arg!r}{tgt} (line {self.lineno})"
+
+
+_cache: dict[CodeType, list[Inst]] = {}
+
+
+def decode(code: CodeType) -> list[Inst]:
+    out = _cache.get(code)
+    if out is None:
+        out = _cache[code] = _decode(code)
+    return out
+
+
+def _decode(code: CodeType) -> list[Inst]:
+    raw = bc.Bytecode.from_code(code)
+    insts: list[Inst] = []
+    label_at: dict[int, int] = {}  # id(label) -> index of the next real instruction
+    pending_targets: list[tuple[Inst, bc.Label]] = []
+    depth = 0
+    lineno = code.co_firstlineno
+    for item in raw:
+        if isinstance(item, bc.Label):
+            label_at[id(item)] = len(insts)
+            continue
+        if isinstance(item, bc.TryBegin):
+            depth += 1
+            continue
+        if isinstance(item, bc.TryEnd):
+            depth -= 1
+            continue
+        if not isinstance(item, bc.Instr):
+            continue
+        if item.lineno is not None:
+            lineno = item.lineno
+        name, arg = canonical(item.name, item.arg)
+        inst = Inst(name, arg, lineno, in_try=depth > 0)
+        if isinstance(arg, bc.Label):
+            pending_targets.append((inst, arg))
+            inst.arg = None
+        insts.append(inst)
+    for inst, label in pending_targets:
+        inst.target = label_at[id(label)]
+    return insts

@@ -1,0 +1,166 @@
+"""Locals, cells, globals, constants, attributes and subscripts."""
+from guards.sources import AttrSource, BuiltinSource, ConstSource, GlobalSource
+from jit.break_reasons import unsupported
+from jit.opcodes.registry import handler
+from jit.semantics import attributes, subscript
+from jit.variables import NULL, CellVar, Const
+from jit.variables.base import LazyArg
+
+
+@handler("LOAD_CONST")
+def load_const(tx, inst):
+    tx.push(Const(inst.arg))
+
+
+@handler("LOAD_FAST")
+def load_fast(tx, inst):
+    name = inst.arg
+    if name in tx.cells:  # an argument that is also a cell (3.11+: MAKE_CELL turned the slot into a cell)
+        tx.push(_cell_contents(tx, name))
+        return
+    if name not in tx.locals:
+        unsupported("exception", f"local variable '{name}' is read before it is assigned (UnboundLocalError)")
+    value = tx.locals[name]
+    if isinstance(value, LazyArg):
+        value = tx.locals[name] = tx.builder.wrap(value.value, value.source)
+    tx.push(value)
+
+
+@handler("LOAD_FAST_AND_CLEAR", min_version=(3, 12))
+def load_fast_and_clear(tx, inst):
+    # 3.12 inlined comprehensions save the outer binding of the loop variable (NULL if unbound) and restore it.
+    tx.push(tx.locals.pop(inst.arg, NULL))
+
+
+@handler("STORE_FAST")
+def store_fast(tx, inst):
+    value = tx.pop()
+    if inst.arg in tx.cells:
+        _store_cell(tx, inst.arg, value)
+    elif value is NULL:
+        tx.locals.pop(inst.arg, None)
+    else:
+        tx.locals[inst.arg] = value
+
+
+@handler("DELETE_FAST")
+def delete_fast(tx, inst):
+    tx.locals.pop(inst.arg, None)
+
+
+def _name_of(arg):
+    return getattr(arg, "name", arg)  # bytecode's CellVar / FreeVar carry .name
+
+
+def _cell_contents(tx, name):
+    cell = tx.cells[name]
+    if isinstance(cell, CellVar):
+        if cell.contents is None:
+            unsupported("exception", f"free variable '{name}' is read before it is assigned")
+        if isinstance(cell.contents, LazyArg):
+            cell.contents = tx.builder.wrap(cell.contents.value, cell.contents.source)
+        return cell.contents
+    # A cell of a function that exists outside the traced code.
+    return tx.builder.wrap(cell.cell.cell_contents, cell.source)
+
+
+def _store_cell(tx, name, value):
+    cell = tx.cells[name]
+    if not isinstance(cell, CellVar):
+        unsupported("side_effect", f"assignment to nonlocal '{name}' of an enclosing function")
+    cell.contents = value
+
+
+@handler("LOAD_DEREF")
+def load_deref(tx, inst):
+    name = _name_of(inst.arg)
+    if name not in tx.cells:
+        tx.cell(name)
+    tx.push(_cell_contents(tx, name))
+
+
+@handler("STORE_DEREF")
+def store_deref(tx, inst):
+    name = _name_of(inst.arg)
+    if name not in tx.cells:
+        tx.cell(name)
+    _store_cell(tx, name, tx.pop())
+
+
+@handler("LOAD_CLOSURE")
+def load_closure(tx, inst):
+    name = _name_of(inst.arg)
+    cell = tx.cells.get(name) or tx.cell(name)
+    if not isinstance(cell, CellVar):
+        unsupported("unsupported_value", f"closure over an outer function's variable '{name}'")
+    tx.push(cell)
+
+
+@handler("LOAD_GLOBAL")
+def load_global(tx, inst):
+    push_null, name = inst.arg
+    ns = tx.globals_namespace
+    if name in tx.f_globals:
+        value = tx.globals_builder.wrap(tx.f_globals[name], GlobalSource(name, ns))
+    elif name in tx.f_builtins:
+        value = tx.globals_builder.wrap(tx.f_builtins[name], BuiltinSource(name, ns))
+    else:
+        unsupported("exception", f"name '{name}' is not defined (NameError)")
+    if push_null:
+        tx.push(NULL)
+    tx.push(value)
+
+
+@handler("LOAD_ATTR")
+def load_attr(tx, inst):
+    tx.push(attributes.get_attr(tx, tx.pop(), inst.arg))
+
+
+@handler("LOAD_METHOD")
+def load_method(tx, inst):
+    # [obj] -> [NULL, attr]: our attribute lookup already binds methods, so the unbound-method form is not needed.
+    value = attributes.get_attr(tx, tx.pop(), inst.arg)
+    tx.push(NULL)
+    tx.push(value)
+
+
+@handler("STORE_ATTR")
+def store_attr(tx, inst):
+    obj = tx.pop()
+    value = tx.pop()
+    attributes.set_attr(tx, obj, inst.arg, value)
+
+
+@handler("BINARY_SUBSCR")
+def binary_subscr(tx, inst):
+    key = tx.pop()
+    obj = tx.pop()
+    tx.push(subscript.get_item(tx, obj, key))
+
+
+@handler("BINARY_SLICE", min_version=(3, 12))
+def binary_slice(tx, inst):
+    stop, start = tx.pop(), tx.pop()
+    obj = tx.pop()
+    tx.push(subscript.get_item(tx, obj, subscript.make_slice([start, stop])))
+
+
+@handler("STORE_SUBSCR")
+def store_subscr(tx, inst):
+    key, obj, value = tx.pop(), tx.pop(), tx.pop()
+    subscript.set_item(tx, obj, key, value)
+
+
+@handler("STORE_SLICE", min_version=(3, 12))
+def store_slice(tx, inst):
+    stop, start, obj, value = tx.pop(), tx.pop(), tx.pop(), tx.pop()
+    subscript.set_item(tx, obj, subscript.make_slice([start, stop]), value)
+
+
+@handler("DELETE_SUBSCR")
+def delete_subscr(tx, inst):
+    key, obj = tx.pop(), tx.pop()
+    subscript.delete_item(tx, obj, key)
+
+
+__all__ = ["ConstSource", "AttrSource"]

@@ -1,0 +1,211 @@
+"""Attribute reads and writes.
+
+Objects from outside are read for real at compile time, following Python's own order (data descriptors on the
+class, then the instance dict, then the class), and each value read is wrapped with its source so it is guarded.
+Properties and methods are not called for real: they are user code, so they are inlined."""
+from __future__ import annotations
+
+import inspect
+import types
+
+import torch
+
+from guards.sources import AttrSource, ConstSource, ModuleDictSource, TypeSource
+from jit.break_reasons import unsupported
+from jit.variables import (BoundMethodVar, BuiltinVar, ClassVar, Const, DictVar, ListVar, MethodOnVar, ModuleVar,
+                           NamedTupleVar, NewObjectVar, ObjectVar, PythonModuleVar, SuperVar, TorchCallableVar,
+                           TupleVar, UserFunctionVar, Var)
+from jit.variables.builder import Builder
+from jit.variables.tensor import TensorMethodVar, TensorVar
+
+_MISSING = object()
+_TRUSTED_MODULE_PREFIXES = ("torch", "math", "operator", "functools", "itertools", "collections", "numpy",
+                            "typing", "dataclasses", "builtins")
+
+
+def _tensor_attr(tx, t: TensorVar, name: str) -> Var:
+    ex = t.example
+    if name == "shape":
+        return Const(ex.shape)
+    if name == "dtype":
+        return Const(ex.dtype)
+    if name == "device":
+        return Const(t.device)
+    if name == "ndim":
+        return Const(ex.dim())
+    if name == "requires_grad":
+        return Const(ex.requires_grad)
+    if name == "is_cuda":
+        return Const(t.device.type == "cuda")
+    if name == "is_cpu":
+        return Const(t.device.type == "cpu")
+    if name == "layout":
+        return Const(ex.layout)
+    if name == "is_leaf":
+        return Const(ex.is_leaf)
+    if name in ("T", "mT", "H", "mH", "real", "imag", "data"):
+        if name == "data":
+            return tx.output.call("call_method", "detach", (t,), {})
+        return tx.output.call("call_function", getattr, (t, Const(name)), {})
+    if name in ("grad", "grad_fn", "_base", "_version"):
+        unsupported("unsupported_value", f"tensor.{name} (autograd state)")
+    if callable(getattr(torch.Tensor, name, None)):
+        return TensorMethodVar(t, name)
+    unsupported("unsupported_value", f"tensor attribute {name!r}")
+
+
+def _bind_class_attr(tx, attr, self_var: Var, cls: type, name: str, fn_source) -> Var:
+    """A value found on the class, as seen through an instance."""
+    if isinstance(attr, staticmethod):
+        return UserFunctionVar(attr.__func__, None) if isinstance(attr.__func__, types.FunctionType) \
+            else tx.builder.wrap(attr.__func__, None)
+    if isinstance(attr, classmethod):
+        return BoundMethodVar(UserFunctionVar(attr.__func__, None), ClassVar(cls))
+    if isinstance(attr, types.FunctionType):
+        return BoundMethodVar(UserFunctionVar(attr, fn_source), self_var)
+    if isinstance(attr, property):
+        if attr.fget is None:
+            unsupported("exception", f"property {name!r} has no getter")
+        from jit.semantics.calls import inline_function
+        return inline_function(tx, UserFunctionVar(attr.fget, None), [self_var], {})
+    if isinstance(attr, (types.BuiltinFunctionType, types.WrapperDescriptorType, types.MethodDescriptorType)):
+        unsupported("unsupported_call", f"{cls.__name__}.{name} is implemented in C")
+    return None
+
+
+def _class_attr_value(tx, attr, source) -> Var:
+    return Builder(tx.output, guarded=False).wrap(attr, source)
+
+
+def _object_attr(tx, var: Var, obj, name: str) -> Var:
+    cls = type(obj)
+    attr = inspect.getattr_static(cls, name, _MISSING)
+    is_data_descriptor = attr is not _MISSING and (hasattr(type(attr), "__set__") or hasattr(type(attr), "__delete__"))
+    if is_data_descriptor and isinstance(attr, property):
+        return _bind_class_attr(tx, attr, var, cls, name, None)
+    instance_dict = getattr(obj, "__dict__", None)
+    if instance_dict is not None and name in instance_dict:
+        return tx.builder.wrap(instance_dict[name], AttrSource(var.source, name) if var.source else None)
+    if isinstance(obj, torch.nn.Module):
+        for store in ("_parameters", "_buffers", "_modules"):
+            d = obj.__dict__.get(store)
+            if d is not None and name in d:
+                value = d[name]
+                if value is None:
+                    return Const(None)
+                return tx.builder.wrap(value, ModuleDictSource(var.source, store, name) if var.source else None)
+    if attr is not _MISSING:
+        fn_source = AttrSource(TypeSource(var.source), name) if var.source else None
+        bound = _bind_class_attr(tx, attr, var, cls, name, fn_source)
+        if bound is not None:
+            return bound
+        return _class_attr_value(tx, attr, fn_source)
+    if hasattr(cls, "__getattr__") and not isinstance(obj, torch.nn.Module):
+        unsupported("unsupported_value", f"{cls.__name__}.__getattr__ for {name!r}")
+    unsupported("exception", f"AttributeError: '{cls.__name__}' object has no attribute '{name}'")
+
+
+def _new_object_attr(tx, var: NewObjectVar, name: str) -> Var:
+    if name in var.attrs:
+        return var.attrs[name]
+    attr = inspect.getattr_static(var.cls, name, _MISSING)
+    if attr is _MISSING:
+        unsupported("exception", f"AttributeError: '{var.cls.__name__}' object has no attribute '{name}'")
+    bound = _bind_class_attr(tx, attr, var, var.cls, name, None)
+    return bound if bound is not None else _class_attr_value(tx, attr, None)
+
+
+def _class_attr(tx, var: ClassVar, name: str) -> Var:
+    attr = inspect.getattr_static(var.cls, name, _MISSING)
+    if attr is _MISSING:
+        unsupported("exception", f"AttributeError: type object '{var.cls.__name__}' has no attribute '{name}'")
+    if isinstance(attr, staticmethod):
+        return tx.builder.wrap(attr.__func__, None) if not isinstance(attr.__func__, types.FunctionType) \
+            else UserFunctionVar(attr.__func__, None)
+    if isinstance(attr, classmethod):
+        return BoundMethodVar(UserFunctionVar(attr.__func__, None), var)
+    if isinstance(attr, types.FunctionType):
+        return UserFunctionVar(attr, None)
+    source = AttrSource(var.source, name) if var.source else ConstSource(getattr(var.cls, name), f"{var.cls.__name__}.{name}")
+    return tx.builder.wrap(getattr(var.cls, name), source)
+
+
+def _python_module_attr(tx, var: PythonModuleVar, name: str) -> Var:
+    try:
+        value = getattr(var.mod, name)
+    except AttributeError:
+        unsupported("exception", f"AttributeError: module '{var.mod.__name__}' has no attribute '{name}'")
+    trusted = var.mod.__name__.split(".")[0] in _TRUSTED_MODULE_PREFIXES
+    builder = Builder(tx.output, guarded=not trusted)
+    source = AttrSource(var.source, name) if var.source else ConstSource(value, f"{var.mod.__name__}.{name}")
+    return builder.wrap(value, source)
+
+
+def _super_attr(tx, var: SuperVar, name: str) -> Var:
+    mro = type(var.self_var.module if isinstance(var.self_var, ModuleVar) else
+               var.self_var.obj if isinstance(var.self_var, ObjectVar) else None).__mro__ \
+        if not isinstance(var.self_var, NewObjectVar) else var.self_var.cls.__mro__
+    for klass in mro[mro.index(var.cls) + 1:]:
+        if name in klass.__dict__:
+            attr = klass.__dict__[name]
+            bound = _bind_class_attr(tx, attr, var.self_var, klass, name, None)
+            if bound is not None:
+                return bound
+            return _class_attr_value(tx, attr, None)
+    unsupported("exception", f"AttributeError: 'super' object has no attribute '{name}'")
+
+
+_CONTAINER_METHODS = {
+    ListVar: {"append", "extend", "pop", "insert", "index", "count", "copy", "reverse", "clear", "remove"},
+    TupleVar: {"index", "count"},
+    DictVar: {"keys", "values", "items", "get", "update", "setdefault", "copy", "pop", "clear"},
+}
+
+
+def get_attr(tx, obj: Var, name: str) -> Var:
+    if isinstance(obj, TensorVar):
+        return _tensor_attr(tx, obj, name)
+    if isinstance(obj, NamedTupleVar):
+        fields = getattr(obj.cls, "_fields", None) or getattr(obj.cls, "__match_args__", ())
+        if name in fields:
+            return obj.items[list(fields).index(name)]
+        if name in _CONTAINER_METHODS[TupleVar] or name in ("_asdict", "_replace"):
+            return MethodOnVar(obj, name)
+        unsupported("exception", f"AttributeError: {obj.cls.__name__} has no attribute {name!r}")
+    for kind, names in _CONTAINER_METHODS.items():
+        if type(obj) is kind and name in names:
+            return MethodOnVar(obj, name)
+    if isinstance(obj, ModuleVar):
+        return _object_attr(tx, obj, obj.module, name)
+    if isinstance(obj, ObjectVar):
+        return _object_attr(tx, obj, obj.obj, name)
+    if isinstance(obj, NewObjectVar):
+        return _new_object_attr(tx, obj, name)
+    if isinstance(obj, ClassVar):
+        return _class_attr(tx, obj, name)
+    if isinstance(obj, PythonModuleVar):
+        return _python_module_attr(tx, obj, name)
+    if isinstance(obj, SuperVar):
+        return _super_attr(tx, obj, name)
+    if isinstance(obj, (UserFunctionVar, TorchCallableVar, BuiltinVar)):
+        target = getattr(obj, "fn")
+        if name in ("__name__", "__qualname__", "__module__", "__doc__"):
+            return Const(getattr(target, name))
+    if isinstance(obj, Const):
+        try:
+            value = getattr(obj.value, name)
+        except AttributeError as e:
+            unsupported("exception", f"AttributeError: {e}")
+        if callable(value) and not isinstance(value, type):
+            return MethodOnVar(obj, name)
+        return Const(value)
+    unsupported("unsupported_value", f"attribute {name!r} of {obj.describe()}")
+
+
+def set_attr(tx, obj: Var, name: str, value: Var) -> None:
+    if isinstance(obj, NewObjectVar):
+        obj.attrs[name] = value
+        return
+    if isinstance(obj, TensorVar):
+        unsupported("unsupported_value", f"setting tensor attribute {name!r}")
+    unsupported("side_effect", f"setting attribute {name!r} on {obj.describe()}")

@@ -1,0 +1,311 @@
+"""Builtins the executor models, one small function each, looked up by the builtin object."""
+from __future__ import annotations
+
+import builtins
+import math
+import operator
+
+import torch
+
+from jit.break_reasons import unsupported
+from jit.semantics import operators as ops
+from jit.semantics.iteration import items_of
+from jit.variables import (BuiltinVar, ClassVar, Const, DictVar, IteratorVar, ListVar, ModuleVar, NamedTupleVar,
+                           NewObjectVar, ObjectVar, TupleVar, Var)
+from jit.variables.tensor import TensorVar
+
+BUILTINS: dict = {}
+
+
+def builtin(*fns):
+    def register(impl):
+        for fn in fns:
+            BUILTINS[fn] = impl
+        return impl
+    return register
+
+
+def _consts(args, what):
+    if not all(a.is_const() for a in args):
+        unsupported("unsupported_value", f"{what} of values not known at compile time")
+    return [a.const() for a in args]
+
+
+@builtin(len)
+def _len(tx, args, kwargs):
+    (v,) = args
+    if isinstance(v, (TupleVar, ListVar, DictVar)):
+        return Const(len(v.items))
+    if isinstance(v, TensorVar):
+        if v.example.dim() == 0:
+            unsupported("exception", "TypeError: len() of a 0-d tensor")
+        return Const(v.example.shape[0])
+    if isinstance(v, ModuleVar):
+        return Const(len(v.module))
+    if v.is_const():
+        return Const(len(v.const()))
+    unsupported("unsupported_value", f"len() of {v.describe()}")
+
+
+def _type_of(tx, v: Var):
+    if isinstance(v, TensorVar):
+        return v.tensor_type
+    try:
+        return v.python_type()
+    except NotImplementedError:
+        unsupported("unsupported_value", f"the type of {v.describe()}")
+
+
+@builtin(isinstance)
+def _isinstance(tx, args, kwargs):
+    v, classes = args
+    cls = classes.const() if classes.is_const() else tuple(c.const() for c in classes.items)
+    t = _type_of(tx, v)
+    if isinstance(v, TensorVar) and (cls is torch.nn.Parameter or isinstance(cls, tuple) and torch.nn.Parameter in cls):
+        return Const(issubclass(t, cls))
+    return Const(issubclass(t, cls))
+
+
+@builtin(issubclass)
+def _issubclass(tx, args, kwargs):
+    a, b = _consts(args, "issubclass()")
+    return Const(issubclass(a, b))
+
+
+@builtin(type)
+def _type(tx, args, kwargs):
+    if len(args) != 1:
+        unsupported("unsupported_call", "type() with three arguments")
+    return ClassVar(_type_of(tx, args[0]))
+
+
+@builtin(range)
+def _range(tx, args, kwargs):
+    return Const(range(*_consts(args, "range()")))
+
+
+@builtin(enumerate)
+def _enumerate(tx, args, kwargs):
+    start = (args[1] if len(args) > 1 else kwargs.get("start", Const(0))).const()
+    return IteratorVar([TupleVar([Const(i + start), v]) for i, v in enumerate(items_of(tx, args[0]))])
+
+
+@builtin(zip)
+def _zip(tx, args, kwargs):
+    strict = kwargs.get("strict", Const(False)).const()
+    lists = [items_of(tx, a) for a in args]
+    if strict and len({len(x) for x in lists}) > 1:
+        unsupported("exception", "ValueError: zip() arguments have different lengths")
+    return IteratorVar([TupleVar(list(t)) for t in zip(*lists)])
+
+
+@builtin(reversed)
+def _reversed(tx, args, kwargs):
+    return IteratorVar(list(reversed(items_of(tx, args[0]))))
+
+
+@builtin(iter)
+def _iter(tx, args, kwargs):
+    from jit.semantics.iteration import get_iter
+    return get_iter(tx, args[0])
+
+
+@builtin(next)
+def _next(tx, args, kwargs):
+    it = args[0]
+    if not isinstance(it, IteratorVar):
+        unsupported("unsupported_value", f"next() on {it.describe()}")
+    item = it.next()
+    if item is None:
+        if len(args) > 1:
+            return args[1]
+        unsupported("exception", "StopIteration")
+    return item
+
+
+@builtin(sorted)
+def _sorted(tx, args, kwargs):
+    values = _consts(items_of(tx, args[0]), "sorted()")
+    reverse = kwargs.get("reverse", Const(False)).const()
+    if "key" in kwargs:
+        unsupported("unsupported_call", "sorted() with a key function")
+    return ListVar([Const(v) for v in sorted(values, reverse=reverse)])
+
+
+def _fold(tx, op, items):
+    result = items[0]
+    for item in items[1:]:
+        result = ops.binary(tx, op, result, item)
+    return result
+
+
+def _minmax(pick):
+    def impl(tx, args, kwargs):
+        items = items_of(tx, args[0]) if len(args) == 1 else list(args)
+        if any(isinstance(i, TensorVar) for i in items):
+            if len(items) == 2 and all(isinstance(i, TensorVar) for i in items) and all(i.example.numel() == 1 for i in items):
+                unsupported("data_dependent_branch", f"{pick.__name__}() of tensors compares their values")
+            unsupported("data_dependent_branch", f"{pick.__name__}() over tensors compares their values")
+        values = _consts(items, f"{pick.__name__}()")
+        kw = {k: v.const() for k, v in kwargs.items()}
+        return Const(pick(values, **kw)) if values else Const(pick((), **kw))
+    return impl
+
+
+builtin(min)(_minmax(min))
+builtin(max)(_minmax(max))
+
+
+@builtin(abs)
+def _abs(tx, args, kwargs):
+    return ops.unary(tx, operator.abs, args[0])
+
+
+@builtin(sum)
+def _sum(tx, args, kwargs):
+    items = items_of(tx, args[0])
+    start = args[1] if len(args) > 1 else kwargs.get("start", Const(0))
+    return _fold(tx, operator.add, [start] + items)
+
+
+@builtin(any, all)
+def _any_all(tx, args, kwargs):
+    items = items_of(tx, args[0])
+    truths = [ops.truth(tx, i) for i in items]
+    return Const(any(truths) if args and tx.current_builtin is any else all(truths))
+
+
+@builtin(getattr)
+def _getattr(tx, args, kwargs):
+    from jit.break_reasons import Unsupported
+    from jit.semantics.attributes import get_attr
+    obj, name = args[0], args[1].const()
+    if len(args) > 2:
+        try:
+            return get_attr(tx, obj, name)
+        except Unsupported as e:
+            if e.kind.name == "exception" and "AttributeError" in e.detail:
+                return args[2]
+            raise
+    return get_attr(tx, obj, name)
+
+
+@builtin(hasattr)
+def _hasattr(tx, args, kwargs):
+    from jit.break_reasons import Unsupported
+    from jit.semantics.attributes import get_attr
+    try:
+        get_attr(tx, args[0], args[1].const())
+        return Const(True)
+    except Unsupported as e:
+        if e.kind.name == "exception" and "AttributeError" in e.detail:
+            return Const(False)
+        raise
+
+
+def _convert(pytype):
+    def impl(tx, args, kwargs):
+        if args and isinstance(args[0], TensorVar):
+            unsupported("tensor_to_python", f"{pytype.__name__}() of a tensor")
+        return Const(pytype(*_consts(args, f"{pytype.__name__}()"), **{k: v.const() for k, v in kwargs.items()}))
+    return impl
+
+
+for _t in (int, float, bool, str, complex):
+    builtin(_t)(_convert(_t))
+
+
+@builtin(round)
+def _round(tx, args, kwargs):
+    if isinstance(args[0], TensorVar):
+        unsupported("tensor_to_python", "round() of a tensor")
+    return Const(round(*_consts(args, "round()")))
+
+
+@builtin(divmod, pow)
+def _numeric(tx, args, kwargs):
+    if any(isinstance(a, TensorVar) for a in args):
+        if tx.current_builtin is pow:
+            return ops.binary(tx, operator.pow, args[0], args[1])
+        unsupported("unsupported_call", "divmod() of tensors")
+    return Const(tx.current_builtin(*_consts(args, "divmod()/pow()")))
+
+
+@builtin(tuple)
+def _tuple(tx, args, kwargs):
+    return TupleVar(items_of(tx, args[0]) if args else [])
+
+
+@builtin(list)
+def _list(tx, args, kwargs):
+    return ListVar(items_of(tx, args[0]) if args else [])
+
+
+@builtin(dict)
+def _dict(tx, args, kwargs):
+    out = {}
+    if args:
+        src = args[0]
+        if isinstance(src, DictVar):
+            out.update(src.items)
+        else:
+            for pair in items_of(tx, src):
+                k, v = items_of(tx, pair)
+                out[k.const()] = v
+    out.update(kwargs)
+    return DictVar(out)
+
+
+@builtin(callable)
+def _callable(tx, args, kwargs):
+    v = args[0]
+    return Const(not isinstance(v, (TensorVar, Const, TupleVar, ListVar, DictVar)) or
+                 (isinstance(v, Const) and callable(v.value)))
+
+
+@builtin(print)
+def _print(tx, args, kwargs):
+    unsupported("side_effect", "print() writes to a stream")
+
+
+@builtin(id)
+def _id(tx, args, kwargs):
+    unsupported("unsupported_call", "id() of a traced value")
+
+
+@builtin(object.__setattr__)
+def _object_setattr(tx, args, kwargs):
+    obj, name, value = args
+    if not isinstance(obj, NewObjectVar):
+        unsupported("side_effect", "object.__setattr__ on an object that exists outside the function")
+    obj.attrs[name.const()] = value
+    return Const(None)
+
+
+@builtin(super)
+def _super(tx, args, kwargs):
+    from jit.variables import SuperVar
+    if args:
+        cls, self_var = args[0].const(), args[1]
+    else:
+        if "__class__" not in tx.cells or not tx.code.co_argcount:
+            unsupported("unsupported_call", "super() outside a method")
+        from jit.opcodes.loads_stores import _cell_contents
+        cls = _cell_contents(tx, "__class__").const()
+        first = tx.code.co_varnames[0]
+        self_var = tx.locals.get(first) or _cell_contents(tx, first)
+    return SuperVar(cls, self_var)
+
+
+for _fn in (math.sqrt, math.exp, math.log, math.log2, math.log10, math.sin, math.cos, math.tan, math.tanh,
+            math.floor, math.ceil, math.pi if callable(math.pi) else math.sqrt, math.prod, math.gcd, math.isfinite,
+            math.isnan, math.isinf, math.fabs, math.pow, math.erf, math.trunc, math.copysign, math.atan2, math.hypot,
+            math.lcm, math.comb, math.factorial, math.isclose, math.fsum, math.atan, math.asin, math.acos):
+    def _math(tx, args, kwargs, _f=_fn):
+        if any(isinstance(a, TensorVar) for a in args):
+            unsupported("tensor_to_python", f"math.{_f.__name__}() of a tensor")
+        return Const(_f(*_consts(args, f"math.{_f.__name__}()"), **{k: v.const() for k, v in kwargs.items()}))
+    BUILTINS[_fn] = _math
+
+
+__all__ = ["BUILTINS", "BuiltinVar", "ObjectVar", "NamedTupleVar", "builtins"]

@@ -1,0 +1,268 @@
+"""Calls: torch functions and tensor methods become graph nodes; user functions, methods, nn.Module forwards and
+class constructors are inlined; builtins are modelled (semantics/builtins_impl.py)."""
+from __future__ import annotations
+
+import functools
+import inspect
+import types
+
+import torch
+
+from guards.sources import AttrSource, ConstSource, ItemSource
+from jit import skip_rules
+from jit.break_reasons import unsupported
+from jit.semantics import context_managers
+from jit.variables import (NULL, BoundMethodVar, BuiltinVar, CellVar, ClassVar, Const, DictVar, GradModeVar, ListVar,
+                           MethodOnVar, ModuleVar, NamedTupleVar, NestedFunctionVar, NewObjectVar, ObjectVar,
+                           PartialVar, TorchCallableVar, TupleVar, UserFunctionVar, Var)
+from jit.variables.builder import Builder
+from jit.variables.tensor import TensorMethodVar, TensorVar
+
+# Tensor methods that turn values into Python data: the captured graph cannot return them to Python code.
+_TO_PYTHON = {"item", "tolist", "numpy", "__bool__", "__int__", "__float__", "__index__", "data_ptr", "__len__"}
+_FACTORIES = {torch.zeros, torch.ones, torch.empty, torch.full, torch.arange, torch.linspace, torch.logspace,
+              torch.eye, torch.rand, torch.randn, torch.randint, torch.randperm, torch.tensor, torch.as_tensor,
+              torch.scalar_tensor, torch.empty_strided, torch.tril_indices, torch.triu_indices}
+_RANDOM = {torch.rand, torch.randn, torch.randint, torch.randperm, torch.rand_like, torch.randn_like,
+           torch.randint_like, torch.bernoulli, torch.multinomial, torch.normal, torch.poisson}
+_PURE_PYTHON_RESULT = {torch.is_tensor, torch.is_floating_point, torch.is_complex, torch.numel, torch.result_type,
+                       torch.promote_types, torch.can_cast, torch.broadcast_shapes, torch.get_default_dtype,
+                       torch.is_grad_enabled, torch.finfo, torch.iinfo}
+
+
+def _has_tensor(values) -> bool:
+    for v in values:
+        if isinstance(v, TensorVar):
+            return True
+        if isinstance(v, (TupleVar, ListVar)) and _has_tensor(v.items):
+            return True
+        if isinstance(v, DictVar) and _has_tensor(v.items.values()):
+            return True
+    return False
+
+
+def call(tx, fn: Var, args: list[Var], kwargs: dict[str, Var]) -> Var:
+    if isinstance(fn, TorchCallableVar):
+        return call_torch(tx, fn.fn, args, kwargs)
+    if isinstance(fn, TensorMethodVar):
+        return call_tensor_method(tx, fn.tensor, fn.name, args, kwargs)
+    if isinstance(fn, (UserFunctionVar, NestedFunctionVar)):
+        return inline_function(tx, fn, args, kwargs)
+    if isinstance(fn, BoundMethodVar):
+        return call(tx, fn.fn, [fn.self_var] + list(args), kwargs)
+    if isinstance(fn, ModuleVar):
+        return call_module(tx, fn, args, kwargs)
+    if isinstance(fn, BuiltinVar):
+        return call_builtin(tx, fn.fn, args, kwargs)
+    if isinstance(fn, ClassVar):
+        return construct(tx, fn.cls, args, kwargs)
+    if isinstance(fn, PartialVar):
+        return call(tx, fn.fn, fn.args + list(args), {**fn.kwargs, **kwargs})
+    if isinstance(fn, MethodOnVar):
+        return call_method_on(tx, fn.obj, fn.name, args, kwargs)
+    if isinstance(fn, context_managers.ExitVar):
+        return context_managers.exit_(tx, fn)
+    if isinstance(fn, (ObjectVar, NewObjectVar)):
+        cls = fn.python_type()
+        method = inspect.getattr_static(cls, "__call__", None)
+        if isinstance(method, types.FunctionType):
+            return inline_function(tx, UserFunctionVar(method, None), [fn] + list(args), kwargs)
+    if fn is NULL:
+        unsupported("unsupported_opcode", "call protocol mismatch")
+    unsupported("unsupported_call", f"calling {fn.describe()}")
+
+
+# ---- torch ------------------------------------------------------------------------------------------------------
+
+def call_torch(tx, fn, args: list[Var], kwargs: dict[str, Var]) -> Var:
+    if fn is torch.set_grad_enabled:
+        enabled = args[0].const() if args else kwargs["mode"].const()
+        manager = GradModeVar(enabled, torch.set_grad_enabled)
+        manager.prior = torch.is_grad_enabled()
+        context_managers.set_grad(tx, enabled)
+        return manager
+    if fn is torch.is_grad_enabled:
+        return Const(torch.is_grad_enabled())
+    if fn in (torch.manual_seed, torch.seed, torch.set_default_dtype, torch.set_printoptions):
+        unsupported("side_effect", f"torch.{fn.__name__} changes global state")
+    if fn in _PURE_PYTHON_RESULT and not _has_tensor(args) and all(a.is_const() for a in args):
+        return Const(fn(*(a.const() for a in args), **{k: v.const() for k, v in kwargs.items()}))
+    if not _has_tensor(list(args) + list(kwargs.values())):
+        if fn not in _FACTORIES and not getattr(fn, "__name__", "").endswith("_like"):
+            if all(a.is_const() for a in args) and all(v.is_const() for v in kwargs.values()) and \
+                    fn in _PURE_PYTHON_RESULT:
+                return Const(fn(*(a.const() for a in args)))
+        return tx.output.call_factory(fn, args, kwargs)
+    return tx.output.call("call_function", fn, tuple(args), kwargs)
+
+
+def call_tensor_method(tx, tensor: TensorVar, name: str, args, kwargs) -> Var:
+    if name in _TO_PYTHON:
+        unsupported("tensor_to_python", f"tensor.{name}() turns a tensor into Python data")
+    if name == "get_device":
+        return Const(tensor.device.index if tensor.device.type != "cpu" else -1)
+    return tx.output.call("call_method", name, (tensor, *args), kwargs)
+
+
+# ---- modules and classes ----------------------------------------------------------------------------------------
+
+def call_module(tx, var: ModuleVar, args, kwargs) -> Var:
+    m = var.module
+    if m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or getattr(m, "_backward_pre_hooks", None) or \
+            _global_module_hooks():
+        unsupported("unsupported_call", f"{type(m).__name__} has forward/backward hooks")
+    forward = inspect.getattr_static(type(m), "forward")
+    if not isinstance(forward, types.FunctionType):
+        unsupported("unsupported_call", f"{type(m).__name__}.forward is not a Python function")
+    return inline_function(tx, UserFunctionVar(forward, None), [var] + list(args), kwargs)
+
+
+def _global_module_hooks() -> bool:
+    from torch.nn.modules import module as m
+    return bool(m._global_forward_hooks or m._global_forward_pre_hooks or m._global_backward_hooks)
+
+
+def construct(tx, cls: type, args, kwargs) -> Var:
+    from jit.semantics.builtins_impl import BUILTINS
+    if cls in BUILTINS:
+        return call_builtin(tx, cls, args, kwargs)
+    if cls in context_managers.GRAD_MODE_CLASSES:
+        return GradModeVar(context_managers.GRAD_MODE_CLASSES[cls], cls)
+    if cls is torch.set_grad_enabled:
+        return call_torch(tx, cls, args, kwargs)
+    if cls is torch.Size:
+        return Const(torch.Size(*(a.const() for a in args)))
+    if cls in (torch.device, torch.dtype) or cls is slice:
+        return Const(cls(*(a.const() for a in args)))
+    if issubclass(cls, tuple) and hasattr(cls, "_fields"):
+        return _namedtuple(tx, cls, args, kwargs)
+    if issubclass(cls, torch.nn.Module) or cls.__module__.startswith("torch"):
+        unsupported("unsupported_call", f"creating a {cls.__name__} inside the function")
+    if type(cls) not in (type, __import__("abc").ABCMeta) or cls.__new__ is not object.__new__:
+        unsupported("unsupported_call", f"creating a {cls.__name__} (custom metaclass or __new__)")
+    obj = NewObjectVar(cls)
+    init = inspect.getattr_static(cls, "__init__")
+    if isinstance(init, types.FunctionType):
+        inline_function(tx, UserFunctionVar(init, None), [obj] + list(args), kwargs)
+    elif init is not object.__init__:
+        unsupported("unsupported_call", f"{cls.__name__}.__init__ is implemented in C")
+    elif args or kwargs:
+        unsupported("exception", f"TypeError: {cls.__name__}() takes no arguments")
+    return obj
+
+
+def _namedtuple(tx, cls, args, kwargs) -> Var:
+    fields = cls._fields
+    values = dict(zip(fields, args))
+    values.update(kwargs)
+    for f in fields:
+        if f not in values:
+            if f in cls._field_defaults:
+                values[f] = tx.builder.wrap(cls._field_defaults[f], None) if not isinstance(
+                    cls._field_defaults[f], torch.Tensor) else unsupported("unsupported_value", "tensor default")
+            else:
+                unsupported("exception", f"TypeError: {cls.__name__}() missing argument {f!r}")
+    return NamedTupleVar(cls, [values[f] for f in fields])
+
+
+def call_builtin(tx, fn, args, kwargs) -> Var:
+    from jit.semantics.builtins_impl import BUILTINS
+    impl = BUILTINS.get(fn)
+    if impl is None:
+        unsupported("unsupported_call", f"builtin {getattr(fn, '__qualname__', fn)}")
+    tx.current_builtin = fn
+    return impl(tx, list(args), kwargs)
+
+
+def call_method_on(tx, obj: Var, name: str, args, kwargs) -> Var:
+    if isinstance(obj, Const):
+        if not all(a.is_const() for a in args) or not all(v.is_const() for v in kwargs.values()):
+            unsupported("unsupported_value", f"{type(obj.value).__name__}.{name}() with non-constant arguments")
+        return Const(getattr(obj.value, name)(*(a.const() for a in args), **{k: v.const() for k, v in kwargs.items()}))
+    if obj.source is not None and name not in ("index", "count", "keys", "values", "items", "get", "copy"):
+        unsupported("side_effect", f"{name}() on a {type(obj).__name__[:-3].lower()} that exists outside the function")
+    from jit.semantics.containers_impl import container_method
+    return container_method(tx, obj, name, args, kwargs)
+
+
+# ---- inlining ---------------------------------------------------------------------------------------------------
+
+def _bind(code, defaults: tuple, kwdefaults: dict, args: list, kwargs: dict, name: str) -> dict:
+    nargs, nkw = code.co_argcount, code.co_kwonlyargcount
+    names = code.co_varnames
+    positional, kwonly = names[:nargs], names[nargs:nargs + nkw]
+    has_varargs, has_varkw = bool(code.co_flags & inspect.CO_VARARGS), bool(code.co_flags & inspect.CO_VARKEYWORDS)
+    bound: dict = {}
+    for i, value in enumerate(args[:nargs]):
+        bound[positional[i]] = value
+    extra = list(args[nargs:])
+    if extra and not has_varargs:
+        unsupported("exception", f"TypeError: {name}() takes {nargs} positional arguments but {len(args)} were given")
+    varkw = {}
+    for key, value in kwargs.items():
+        if key in bound:
+            unsupported("exception", f"TypeError: {name}() got multiple values for argument {key!r}")
+        if (key in positional and positional.index(key) >= code.co_posonlyargcount) or key in kwonly:
+            bound[key] = value
+        elif has_varkw:
+            varkw[key] = value
+        else:
+            unsupported("exception", f"TypeError: {name}() got an unexpected keyword argument {key!r}")
+    first_default = nargs - len(defaults)
+    for i, pname in enumerate(positional):
+        if pname not in bound:
+            if i >= first_default:
+                bound[pname] = defaults[i - first_default]
+            else:
+                unsupported("exception", f"TypeError: {name}() missing required argument {pname!r}")
+    for kname in kwonly:
+        if kname not in bound:
+            if kname in kwdefaults:
+                bound[kname] = kwdefaults[kname]
+            else:
+                unsupported("exception", f"TypeError: {name}() missing keyword-only argument {kname!r}")
+    index = nargs + nkw
+    if has_varargs:
+        bound[names[index]] = TupleVar(extra)
+        index += 1
+    if has_varkw:
+        bound[names[index]] = DictVar(varkw)
+    return bound
+
+
+def inline_function(tx, fn: Var, args: list, kwargs: dict) -> Var:
+    from jit.translator import ExternalCell, Translator
+    if isinstance(fn, UserFunctionVar):
+        real = fn.fn
+        code, f_globals = real.__code__, real.__globals__
+        unguarded = Builder(tx.output, guarded=False)
+        base = fn.source or ConstSource(real, real.__qualname__)
+        defaults = tuple(unguarded.wrap(d, ItemSource(AttrSource(base, "__defaults__"), i))
+                         for i, d in enumerate(real.__defaults__ or ()))
+        kwdefaults = {k: unguarded.wrap(v, ItemSource(AttrSource(base, "__kwdefaults__"), k))
+                      for k, v in (real.__kwdefaults__ or {}).items()}
+        closure = [ExternalCell(c, AttrSource(ConstSource(c, name), "cell_contents"))
+                   for c, name in zip(real.__closure__ or (), code.co_freevars)]
+        name = real.__qualname__
+    else:
+        code, f_globals = fn.code, fn.globals
+        defaults, kwdefaults, closure, name = fn.defaults, fn.kwdefaults, list(fn.closure), fn.name
+    if code.co_flags & (inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR):
+        unsupported("generator", f"calling generator function {name}")
+    bound = _bind(code, defaults, kwdefaults, list(args), dict(kwargs), name)
+    cells: dict = {}
+    for cellname in code.co_cellvars:
+        cells[cellname] = CellVar(bound.pop(cellname, None))
+    for freename, cell in zip(code.co_freevars, closure):
+        cells[freename] = cell
+    namespace = None if f_globals is tx.output.frame_globals else f_globals
+    trusted = skip_rules.skip_reason(code) is not None
+    builtins_ = f_globals.get("__builtins__", __builtins__)
+    if isinstance(builtins_, types.ModuleType):
+        builtins_ = builtins_.__dict__
+    child = Translator(tx.output, code, f_globals, builtins_, bound, cells, globals_namespace=namespace,
+                       trusted=trusted, parent=tx)
+    return child.run()
+
+
+__all__ = ["call", "inline_function", "functools"]

@@ -1,0 +1,38 @@
+"""`with` blocks. Grad-mode managers change the traced grad mode and record the switch in the graph, so the
+captured code runs each region in the same mode as eager; BEFORE_WITH pushes the manager's __exit__, which the
+normal path calls with (None, None, None)."""
+from __future__ import annotations
+
+import torch
+
+from jit.break_reasons import unsupported
+from jit.variables import Const, GradModeVar, Var
+
+GRAD_MODE_CLASSES = {torch.no_grad: False, torch.enable_grad: True}
+
+
+class ExitVar(Var):
+    """The bound __exit__ of a manager entered with BEFORE_WITH."""
+
+    def __init__(self, manager: GradModeVar):
+        self.manager = manager
+
+
+def set_grad(tx, enabled: bool) -> None:
+    if torch.is_grad_enabled() != enabled:
+        tx.output.call("call_function", torch._C._set_grad_enabled, (Const(enabled),), {})
+        torch._C._set_grad_enabled(enabled)
+
+
+def enter(tx, manager: Var) -> tuple[Var, Var]:
+    if not isinstance(manager, GradModeVar):
+        unsupported("unsupported_value", f"`with` over {manager.describe()}")
+    if manager.prior is None:
+        manager.prior = torch.is_grad_enabled()
+    set_grad(tx, manager.enabled)
+    return ExitVar(manager), Const(None)
+
+
+def exit_(tx, exit_var: ExitVar) -> Var:
+    set_grad(tx, exit_var.manager.prior)
+    return Const(None)

@@ -1,0 +1,133 @@
+"""Python operators on Vars. Anything involving a tensor becomes a graph node; everything else is computed at
+compile time on constants, or on containers built during tracing."""
+from __future__ import annotations
+
+import operator
+
+from jit.break_reasons import unsupported
+from jit.variables import (ClassVar, Const, DictVar, ListVar, ModuleVar, NamedTupleVar, ObjectVar, PythonModuleVar,
+                           TupleVar, UserFunctionVar, Var)
+from jit.variables.tensor import TensorVar
+
+_INPLACE_TO_PLAIN = {operator.iadd: operator.add, operator.isub: operator.sub, operator.imul: operator.mul,
+                     operator.itruediv: operator.truediv, operator.ifloordiv: operator.floordiv,
+                     operator.imod: operator.mod, operator.ipow: operator.pow, operator.imatmul: operator.matmul,
+                     operator.ilshift: operator.lshift, operator.irshift: operator.rshift,
+                     operator.iand: operator.and_, operator.ior: operator.or_, operator.ixor: operator.xor}
+
+
+def _const_seq(v: Var):
+    if isinstance(v, Const) and isinstance(v.value, (tuple, list)) and not isinstance(v.value, str):
+        return (TupleVar if isinstance(v.value, tuple) else ListVar)([Const(x) for x in v.value])
+    return v
+
+
+def binary(tx, op, a: Var, b: Var) -> Var:
+    if isinstance(a, TensorVar) or isinstance(b, TensorVar):
+        if not isinstance(a, TensorVar) and op in _INPLACE_TO_PLAIN:
+            op = _INPLACE_TO_PLAIN[op]  # `n += t` with a Python number n rebinds n; nothing is mutated
+        return tx.output.call("call_function", op, (a, b), {})
+    if a.is_const() and b.is_const() and not isinstance(a, (TupleVar, ListVar)) and not isinstance(b, (TupleVar, ListVar)):
+        try:
+            return Const(op(a.const(), b.const()))
+        except Exception as e:  # noqa: BLE001 - the user's code raises here too
+            unsupported("exception", f"{type(e).__name__}: {e}")
+    if op in (operator.eq, operator.ne) and not (isinstance(a, (TupleVar, ListVar)) and isinstance(b, (TupleVar, ListVar))):
+        same = identical(tx, a, b)
+        return Const(same if op is operator.eq else not same)
+    return _sequence_op(tx, op, _const_seq(a), _const_seq(b))
+
+
+def _sequence_op(tx, op, a: Var, b: Var) -> Var:
+    seqs = (TupleVar, ListVar)
+    if op in (operator.add, operator.iadd) and isinstance(a, seqs) and isinstance(b, seqs):
+        if op is operator.iadd and isinstance(a, ListVar):
+            _check_local(a, "+= on a list")
+            a.items.extend(b.items)
+            return a
+        if type(a) is type(b) or (isinstance(a, TupleVar) and isinstance(b, TupleVar)):
+            return (ListVar if isinstance(a, ListVar) else TupleVar)(a.items + b.items)
+    if op in (operator.mul, operator.imul) and isinstance(a, seqs) and b.is_const():
+        return type(a)(a.items * b.const()) if not isinstance(a, NamedTupleVar) else TupleVar(a.items * b.const())
+    if op in (operator.eq, operator.ne) and isinstance(a, seqs) and isinstance(b, seqs):
+        same = a.is_const() and b.is_const() and a.const() == b.const()
+        if not (a.is_const() and b.is_const()):
+            unsupported("unsupported_value", "comparing sequences that hold tensors")
+        return Const(same if op is operator.eq else not same)
+    if op in (operator.lt, operator.le, operator.gt, operator.ge) and a.is_const() and b.is_const():
+        return Const(op(a.const(), b.const()))
+    unsupported("unsupported_value", f"operator {op.__name__} on {a.describe()} and {b.describe()}")
+
+
+def _check_local(var: Var, what: str) -> None:
+    if var.source is not None:
+        unsupported("side_effect", f"{what} that exists outside the function")
+
+
+def unary(tx, op, a: Var) -> Var:
+    if isinstance(a, TensorVar):
+        return tx.output.call("call_function", op, (a,), {})
+    if a.is_const():
+        return Const(op(a.const()))
+    unsupported("unsupported_value", f"operator {op.__name__} on {a.describe()}")
+
+
+def truth(tx, v: Var) -> bool:
+    if isinstance(v, TensorVar):
+        unsupported("data_dependent_branch", f"the truth value of {v.describe()} decides a branch")
+    if isinstance(v, (TupleVar, ListVar, DictVar)):
+        return len(v.items) > 0
+    if v.is_const():
+        return bool(v.const())
+    if isinstance(v, ModuleVar):
+        return len(v.module) > 0 if hasattr(type(v.module), "__len__") else True
+    if isinstance(v, ObjectVar):
+        t = type(v.obj)
+        if hasattr(t, "__bool__") or hasattr(t, "__len__"):
+            unsupported("unsupported_value", f"the truth value of a {t.__name__} object")
+        return True
+    return True
+
+
+def is_none(tx, v: Var) -> bool:
+    return isinstance(v, Const) and v.value is None
+
+
+def _real(v: Var):
+    for attr in ("module", "obj", "fn", "cls", "mod"):
+        if hasattr(v, attr) and isinstance(v, (ModuleVar, ObjectVar, UserFunctionVar, ClassVar, PythonModuleVar)):
+            return getattr(v, attr)
+    raise LookupError
+
+
+def identical(tx, a: Var, b: Var) -> bool:
+    if a is b:
+        return True
+    if isinstance(a, TensorVar) and isinstance(b, TensorVar):
+        return a.node is b.node
+    if a.is_const() and b.is_const() and not isinstance(a, (TupleVar, ListVar)) and not isinstance(b, (TupleVar, ListVar)):
+        return a.const() is b.const() or (type(a.const()) is type(b.const()) and a.const() == b.const()
+                                          and isinstance(a.const(), (int, float, str, bool, type(None))))
+    try:
+        return _real(a) is _real(b)
+    except LookupError:
+        return False
+
+
+def contains(tx, container: Var, item: Var) -> bool:
+    if isinstance(container, DictVar) and item.is_const():
+        return item.const() in container.items
+    if isinstance(container, (TupleVar, ListVar)):
+        for x in container.items:
+            if isinstance(x, TensorVar) or isinstance(item, TensorVar):
+                if x is item or (isinstance(x, TensorVar) and isinstance(item, TensorVar) and x.node is item.node):
+                    return True
+                unsupported("data_dependent_branch", "`in` over tensors compares their values")
+            if identical(tx, x, item):
+                return True
+        return False
+    if container.is_const() and item.is_const():
+        return item.const() in container.const()
+    if isinstance(container, ModuleVar) and item.is_const():
+        return item.const() in container.module
+    unsupported("unsupported_value", f"`in` on {container.describe()}")

@@ -1,0 +1,100 @@
+"""x[key], x[key] = v, del x[key]."""
+from __future__ import annotations
+
+import operator
+
+import torch
+
+from guards.sources import ModuleDictSource
+from jit.break_reasons import unsupported
+from jit.variables import Const, DictVar, ListVar, ModuleVar, NamedTupleVar, TupleVar, Var
+from jit.variables.tensor import TensorVar
+
+
+def make_slice(parts: list[Var]) -> Var:
+    if all(p.is_const() for p in parts):
+        return Const(slice(*(p.const() for p in parts)))
+    unsupported("unsupported_value", "a slice whose bounds are tensors or unknown values")
+
+
+def _const_key(key: Var):
+    if not key.is_const():
+        unsupported("unsupported_value", f"indexing a Python container with {key.describe()}")
+    return key.const()
+
+
+def get_item(tx, obj: Var, key: Var) -> Var:
+    if isinstance(obj, TensorVar):
+        return tx.output.call("call_function", operator.getitem, (obj, key), {})
+    if isinstance(obj, (TupleVar, ListVar)):
+        k = _const_key(key)
+        try:
+            picked = obj.items[k]
+        except (IndexError, TypeError) as e:
+            unsupported("exception", f"{type(e).__name__}: {e}")
+        if isinstance(k, slice):
+            return ListVar(picked) if isinstance(obj, ListVar) else TupleVar(picked)
+        return picked
+    if isinstance(obj, DictVar):
+        k = _const_key(key)
+        if k not in obj.items:
+            unsupported("exception", f"KeyError: {k!r}")
+        return obj.items[k]
+    if isinstance(obj, ModuleVar):
+        return _module_item(tx, obj, _const_key(key))
+    if isinstance(obj, Const):
+        try:
+            return Const(obj.value[_const_key(key)])
+        except Exception as e:  # noqa: BLE001
+            unsupported("exception", f"{type(e).__name__}: {e}")
+    unsupported("unsupported_value", f"indexing {obj.describe()}")
+
+
+def _module_item(tx, var: ModuleVar, key) -> Var:
+    mod = var.module
+    if isinstance(mod, torch.nn.ModuleDict) and isinstance(key, str):
+        return tx.builder.wrap(mod[key], ModuleDictSource(var.source, "_modules", key) if var.source else None)
+    if isinstance(mod, (torch.nn.ModuleList, torch.nn.Sequential)):
+        keys = list(mod._modules)
+        if isinstance(key, slice):
+            return ListVar([tx.builder.wrap(mod._modules[k], ModuleDictSource(var.source, "_modules", k)
+                                            if var.source else None) for k in keys[key]])
+        if isinstance(key, int):
+            try:
+                k = keys[key]
+            except IndexError:
+                unsupported("exception", f"IndexError: index {key} is out of range")
+            return tx.builder.wrap(mod._modules[k], ModuleDictSource(var.source, "_modules", k) if var.source else None)
+    if isinstance(mod, torch.nn.ParameterList) and isinstance(key, int):
+        keys = list(mod._parameters)
+        return tx.builder.wrap(mod._parameters[keys[key]], ModuleDictSource(var.source, "_parameters", keys[key]))
+    unsupported("unsupported_value", f"indexing {type(mod).__name__}")
+
+
+def set_item(tx, obj: Var, key: Var, value: Var) -> None:
+    if isinstance(obj, TensorVar):
+        tx.output.call("call_function", operator.setitem, (obj, key, value), {})
+        return
+    if obj.source is not None:
+        unsupported("side_effect", f"item assignment on {obj.describe()} that exists outside the function")
+    if isinstance(obj, ListVar) and not isinstance(obj, NamedTupleVar):
+        k = _const_key(key)
+        try:
+            obj.items[k] = value if not isinstance(k, slice) else list(value.items)
+        except (IndexError, TypeError, AttributeError) as e:
+            unsupported("exception", f"{type(e).__name__}: {e}")
+        return
+    if isinstance(obj, DictVar):
+        obj.items[_const_key(key)] = value
+        return
+    unsupported("unsupported_value", f"item assignment on {obj.describe()}")
+
+
+def delete_item(tx, obj: Var, key: Var) -> None:
+    if obj.source is not None or not isinstance(obj, (ListVar, DictVar)):
+        unsupported("side_effect", f"del on {obj.describe()}")
+    k = _const_key(key)
+    try:
+        del obj.items[k]
+    except (IndexError, KeyError) as e:
+        unsupported("exception", f"{type(e).__name__}: {e}")

@@ -1,0 +1,108 @@
+"""The symbolic executor: runs a frame's bytecode over Vars instead of values.
+
+One Translator per Python frame, the inlined callees included (they share the OutputGraph, so a whole call tree
+becomes one graph). Handlers live in jit/opcodes; the meaning of operations (calls, attributes, operators) in
+jit/semantics."""
+from __future__ import annotations
+
+import os
+from types import CodeType
+
+from jit.break_reasons import Unsupported, unsupported
+from jit.instructions import Inst, decode
+from jit.opcodes import HANDLERS
+from jit.output_graph import OutputGraph
+from jit.variables import CellVar, Var
+from jit.variables.builder import Builder
+
+MAX_INSTRUCTIONS = 200_000  # per compiled frame, inlined callees included
+MAX_INLINE_DEPTH = 24
+
+
+class ExternalCell:
+    """A closure cell of a function that exists outside the traced code: read lazily, guarded by its source."""
+
+    def __init__(self, cell, source):
+        self.cell, self.source = cell, source
+
+
+class Translator:
+    def __init__(self, output: OutputGraph, code: CodeType, f_globals: dict, f_builtins: dict,
+                 local_vars: dict[str, Var], cells: dict, *, globals_namespace: dict | None, trusted: bool = False,
+                 parent: Translator | None = None):
+        self.output = output
+        self.code = code
+        self.insts: list[Inst] = decode(code)
+        self.f_globals, self.f_builtins = f_globals, f_builtins
+        self.globals_namespace = globals_namespace  # None: the compiled frame's own globals (source-relative)
+        self.locals = local_vars
+        self.cells = cells
+        self.stack: list[Var] = []
+        self.ip = 0
+        self.inst: Inst | None = None
+        self.kw_names: tuple | None = None
+        self.parent = parent
+        self.depth = 0 if parent is None else parent.depth + 1
+        self.builder = Builder(output)
+        # Globals of library code we inline (torch.nn) are trusted: guarding them would cost every call.
+        self.globals_builder = Builder(output, guarded=not trusted)
+        self.return_value: Var | None = None
+        self.current_builtin = None
+        if self.depth > MAX_INLINE_DEPTH:
+            unsupported("too_complex", f"calls nested deeper than {MAX_INLINE_DEPTH} (recursion?)")
+
+    # ---- stack ---------------------------------------------------------------------------------------------------
+
+    def push(self, v: Var) -> None:
+        self.stack.append(v)
+
+    def pop(self) -> Var:
+        return self.stack.pop()
+
+    def popn(self, n: int) -> list[Var]:
+        if n == 0:
+            return []
+        items = self.stack[-n:]
+        del self.stack[-n:]
+        return items
+
+    # ---- running ---------------------------------------------------------------------------------------------------
+
+    def location(self) -> str:
+        line = self.inst.lineno if self.inst is not None else self.code.co_firstlineno
+        return f"{self.code.co_filename}:{line}"
+
+    def short_location(self) -> str:
+        line = self.inst.lineno if self.inst is not None else self.code.co_firstlineno
+        return f"{os.path.basename(self.code.co_filename)}:{line}"
+
+    def run(self) -> Var:
+        try:
+            while self.return_value is None:
+                inst = self.insts[self.ip]
+                self.ip += 1
+                self.inst = inst
+                self.output.instructions += 1
+                if self.output.instructions > MAX_INSTRUCTIONS:
+                    unsupported("too_complex", f"more than {MAX_INSTRUCTIONS} instructions to trace")
+                fn = HANDLERS.get(inst.opname)
+                if fn is None:
+                    unsupported("unsupported_opcode", f"instruction {inst.opname}")
+                fn(self, inst)
+            return self.return_value
+        except Unsupported as e:
+            if not e.location:
+                e.location = self.location()
+                e.args = (e.message(),)
+            raise
+
+    def jump(self, target: int) -> None:
+        self.ip = target
+
+    # ---- cells -----------------------------------------------------------------------------------------------------
+
+    def cell(self, name: str):
+        c = self.cells.get(name)
+        if c is None:
+            c = self.cells[name] = CellVar(self.locals.pop(name, None))
+        return c

@@ -1,0 +1,118 @@
+"""Wrap a real value read from outside the frame into a Var, recording the guards that pin what we relied on.
+
+Tensors become graph inputs (guarded on type, dtype, device, sizes, strides, requires_grad); Python constants
+are specialized on (guarded by value); modules, functions, classes and Python modules by identity; containers by
+type and length, their items each with their own source; any other object by type."""
+from __future__ import annotations
+
+import builtins
+import functools
+import types
+
+import torch
+
+from guards.kinds import DictKeysMatch, IdMatch, LenMatch, TypeMatch, ValueMatch
+from guards.sources import AttrSource, ItemSource, Source
+from jit.break_reasons import unsupported
+from jit.variables import (BoundMethodVar, BuiltinVar, ClassVar, Const, DictVar, ListVar, ModuleVar, NamedTupleVar,
+                           ObjectVar, PartialVar, PythonModuleVar, TorchCallableVar, TupleVar, UserFunctionVar, Var)
+
+CONSTANT_TYPES = (int, float, bool, str, complex, bytes, type(None), type(Ellipsis), range, slice,
+                  torch.dtype, torch.device, torch.memory_format, torch.layout, torch.Size)
+BUILTIN_FUNCTIONS = {v for v in vars(builtins).values() if isinstance(v, types.BuiltinFunctionType)}
+
+
+def is_torch_callable(value) -> bool:
+    if isinstance(value, (torch._C._VariableFunctionsClass, )):
+        return False
+    module = getattr(value, "__module__", None) or ""
+    if isinstance(value, (types.BuiltinFunctionType, types.BuiltinMethodType, types.MethodDescriptorType,
+                          types.WrapperDescriptorType)) and (module.startswith("torch") or
+                                                            getattr(value, "__self__", None) is torch._C._VariableFunctions):
+        return True
+    if isinstance(value, torch._ops.OpOverload | torch._ops.OpOverloadPacket):
+        return True
+    if isinstance(value, types.FunctionType) and module.startswith("torch.nn.functional"):
+        return True
+    return isinstance(value, types.FunctionType) and module == "torch.functional"
+
+
+class Builder:
+    def __init__(self, output, guarded: bool = True):
+        self.output = output
+        self.guarded = guarded
+
+    def guard(self, g) -> None:
+        if self.guarded and g.source is not None:
+            self.output.guards.append(g)
+
+    def wrap(self, value, source: Source | None) -> Var:
+        if isinstance(value, torch.Tensor):
+            if source is None:
+                unsupported("unsupported_value", "a tensor reached without a source (a constant tensor in code)")
+            return self.output.add_tensor_input(value, source)
+        if isinstance(value, CONSTANT_TYPES):
+            self.guard(ValueMatch(source, value))
+            return Const(value, source)
+        if isinstance(value, torch.nn.Module):
+            self.guard(IdMatch(source, value))
+            return ModuleVar(value, source)
+        if isinstance(value, types.ModuleType):
+            self.guard(IdMatch(source, value))
+            return PythonModuleVar(value, source)
+        if is_torch_callable(value):
+            self.guard(IdMatch(source, value))
+            return TorchCallableVar(value, source)
+        if isinstance(value, types.FunctionType):
+            self.guard(IdMatch(source, value))
+            return UserFunctionVar(value, source)
+        from jit.semantics.builtins_impl import BUILTINS
+        if _hashable(value) and value in BUILTINS:
+            self.guard(IdMatch(source, value))
+            return BuiltinVar(value, source)
+        if value in BUILTIN_FUNCTIONS or value is getattr(builtins, getattr(value, "__name__", ""), None):
+            self.guard(IdMatch(source, value))
+            return BuiltinVar(value, source)
+        if isinstance(value, type):
+            self.guard(IdMatch(source, value))
+            return ClassVar(value, source)
+        if isinstance(value, types.MethodType):
+            fn = self.wrap(value.__func__, AttrSource(source, "__func__") if source else None)
+            obj = self.wrap(value.__self__, AttrSource(source, "__self__") if source else None)
+            return BoundMethodVar(fn, obj)
+        if isinstance(value, functools.partial):
+            self.guard(TypeMatch(source, functools.partial))
+            fn = self.wrap(value.func, AttrSource(source, "func") if source else None)
+            args = [self.wrap(a, ItemSource(AttrSource(source, "args"), i) if source else None)
+                    for i, a in enumerate(value.args)]
+            kwargs = {k: self.wrap(v, ItemSource(AttrSource(source, "keywords"), k) if source else None)
+                      for k, v in value.keywords.items()}
+            return PartialVar(fn, args, kwargs)
+        if type(value) in (tuple, list) or _is_namedtuple(value):
+            self.guard(LenMatch(source, type(value), len(value)))
+            items = [self.wrap(v, ItemSource(source, i) if source else None) for i, v in enumerate(value)]
+            if _is_namedtuple(value):
+                return NamedTupleVar(type(value), items, source)
+            return (TupleVar if type(value) is tuple else ListVar)(items, source)
+        if type(value) is dict:
+            if not all(isinstance(k, (str, int, float, bool, type(None), torch.dtype)) for k in value):
+                unsupported("unsupported_value", "a dict with keys that are not simple constants")
+            self.guard(DictKeysMatch(source, tuple(value)))
+            return DictVar({k: self.wrap(v, ItemSource(source, k) if source else None) for k, v in value.items()},
+                           source)
+        if callable(value) and type(value).__module__ in ("builtins",) and not hasattr(value, "__dict__"):
+            unsupported("unsupported_call", f"a built-in callable {value!r}")
+        self.guard(TypeMatch(source, type(value)))
+        return ObjectVar(value, source)
+
+
+def _hashable(value) -> bool:
+    try:
+        hash(value)
+        return True
+    except TypeError:
+        return False
+
+
+def _is_namedtuple(value) -> bool:
+    return isinstance(value, tuple) and hasattr(type(value), "_fields") and type(value) is not tuple

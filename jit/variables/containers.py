@@ -1,0 +1,118 @@
+"""Tuples, lists, dicts and iterators built or unpacked during tracing. Items are Vars; the container itself is
+symbolic, so mutating one created in the frame is free, and its final state is rebuilt on return."""
+from __future__ import annotations
+
+from jit.variables.base import Const, NotConstant, Var
+
+
+class TupleVar(Var):
+    def __init__(self, items: list[Var], source=None):
+        self.items = list(items)
+        self.source = source
+
+    def python_type(self):
+        return tuple
+
+    def is_const(self):
+        return all(i.is_const() for i in self.items)
+
+    def const(self):
+        return tuple(i.const() for i in self.items)
+
+    def describe(self):
+        return f"tuple of {len(self.items)}"
+
+
+class NamedTupleVar(TupleVar):
+    def __init__(self, cls: type, items: list[Var], source=None):
+        super().__init__(items, source)
+        self.cls = cls
+
+    def python_type(self):
+        return self.cls
+
+    def const(self):
+        return self.cls(*(i.const() for i in self.items))
+
+    def field(self, name: str) -> Var:
+        return self.items[self.cls._fields.index(name)]
+
+
+class ListVar(Var):
+    def __init__(self, items: list[Var], source=None):
+        self.items = list(items)
+        self.source = source
+
+    def python_type(self):
+        return list
+
+    def is_const(self):
+        return all(i.is_const() for i in self.items)
+
+    def const(self):
+        return [i.const() for i in self.items]
+
+    def describe(self):
+        return f"list of {len(self.items)}"
+
+
+class DictVar(Var):
+    """Keys are compile-time constants (hashable Python values); values are Vars. Insertion order is kept."""
+
+    def __init__(self, items: dict, source=None, cls: type = dict):
+        self.items = dict(items)
+        self.source = source
+        self.cls = cls
+
+    def python_type(self):
+        return self.cls
+
+    def is_const(self):
+        return all(v.is_const() for v in self.items.values())
+
+    def const(self):
+        return self.cls((k, v.const()) for k, v in self.items.items())
+
+    def describe(self):
+        return f"dict of {len(self.items)}"
+
+
+class IteratorVar(Var):
+    """An iterator over a sequence known at compile time (range, tuple, list, dict keys, zip, enumerate...)."""
+
+    def __init__(self, items: list[Var]):
+        self.items = list(items)
+        self.pos = 0
+
+    def python_type(self):
+        return type(iter(()))
+
+    def next(self) -> Var | None:
+        if self.pos >= len(self.items):
+            return None
+        self.pos += 1
+        return self.items[self.pos - 1]
+
+    def remaining(self) -> list[Var]:
+        rest = self.items[self.pos:]
+        self.pos = len(self.items)
+        return rest
+
+
+def sequence_items(var: Var) -> list[Var] | None:
+    """The items of a sequence-like Var when known at compile time, else None."""
+    if isinstance(var, (TupleVar, ListVar)):
+        return list(var.items)
+    if isinstance(var, DictVar):
+        return [Const(k) for k in var.items]
+    if isinstance(var, IteratorVar):
+        return var.remaining()
+    if isinstance(var, Const):
+        try:
+            return [Const(v) for v in var.value]
+        except TypeError:
+            return None
+    return None
+
+
+__all__ = ["TupleVar", "NamedTupleVar", "ListVar", "DictVar", "IteratorVar", "sequence_items", "NotConstant"]

@@ -1,0 +1,91 @@
+"""Callables the executor inlines (user functions, nested functions, bound methods, partials), builtins it
+models, and cells."""
+from __future__ import annotations
+
+from types import CodeType, FunctionType
+
+from jit.variables.base import Var
+
+
+class UserFunctionVar(Var):
+    """A Python function object that exists outside the frame: called by inlining its bytecode."""
+
+    def __init__(self, fn: FunctionType, source=None):
+        self.fn = fn
+        self.source = source
+
+    def python_type(self):
+        return type(self.fn)
+
+    def describe(self):
+        return f"function {self.fn.__qualname__}"
+
+
+class CellVar(Var):
+    """A closure cell created during tracing (MAKE_CELL / a nested def capturing a local)."""
+
+    def __init__(self, contents: Var | None = None):
+        self.contents = contents
+
+
+class NestedFunctionVar(Var):
+    """A function made by MAKE_FUNCTION inside the traced code: its code, defaults and cells are symbolic."""
+
+    def __init__(self, code: CodeType, globals_: dict, name: str, defaults: tuple = (), kwdefaults: dict | None = None,
+                 closure: tuple = ()):
+        self.code, self.globals, self.name = code, globals_, name
+        self.defaults, self.kwdefaults, self.closure = defaults, kwdefaults or {}, closure
+
+    def python_type(self):
+        return FunctionType
+
+    def describe(self):
+        return f"nested function {self.name}"
+
+
+class BoundMethodVar(Var):
+    def __init__(self, fn: Var, self_var: Var):
+        self.fn, self.self_var = fn, self_var
+
+    def describe(self):
+        return f"bound method of {self.self_var.describe()}"
+
+
+class PartialVar(Var):
+    def __init__(self, fn: Var, args: list[Var], kwargs: dict[str, Var]):
+        self.fn, self.args, self.kwargs = fn, args, kwargs
+
+    def describe(self):
+        return "functools.partial"
+
+
+class BuiltinVar(Var):
+    """A builtin function or type the executor models directly (len, isinstance, range, int, ...)."""
+
+    def __init__(self, fn, source=None):
+        self.fn = fn
+        self.source = source
+
+    def python_type(self):
+        return type(self.fn)
+
+    def describe(self):
+        return f"builtin {getattr(self.fn, '__name__', self.fn)}"
+
+
+class MethodOnVar(Var):
+    """`obj.name` where obj is a container built during tracing or an immutable constant (list.append,
+    dict.items, str.join, tuple.index, ...)."""
+
+    def __init__(self, obj: Var, name: str):
+        self.obj, self.name = obj, name
+
+    def describe(self):
+        return f"{self.obj.describe()}.{self.name}"
+
+
+class SuperVar(Var):
+    """super() inside an inlined method: attribute lookup starts after `cls` in type(self).__mro__."""
+
+    def __init__(self, cls: type, self_var: Var):
+        self.cls, self.self_var = cls, self_var

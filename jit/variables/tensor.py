@@ -1,0 +1,41 @@
+"""Tensors: an FX proxy (where the value comes from in the graph) plus a meta tensor (its shape, dtype, strides
+and requires_grad, computed without data) and its real device (meta tensors do not keep one)."""
+from __future__ import annotations
+
+import torch
+
+from jit.variables.base import Var
+
+
+class TensorVar(Var):
+    def __init__(self, proxy: torch.fx.Proxy, example: torch.Tensor, device: torch.device, source=None,
+                 tensor_type: type = torch.Tensor):
+        self.proxy = proxy
+        self.example = example
+        self.device = device
+        self.source = source
+        self.tensor_type = tensor_type
+
+    def python_type(self):
+        return self.tensor_type
+
+    @property
+    def node(self) -> torch.fx.Node:
+        return self.proxy.node
+
+    def describe(self):
+        return f"tensor {self.node.name} {tuple(self.example.shape)} {self.example.dtype}"
+
+    def __repr__(self):
+        return f"TensorVar({self.node.name}, {tuple(self.example.shape)}, {self.example.dtype}, {self.device})"
+
+
+class TensorMethodVar(Var):
+    """`tensor.name` looked up for a call (x.view, x.sum, ...)."""
+
+    def __init__(self, tensor: TensorVar, name: str):
+        self.tensor = tensor
+        self.name = name
+
+    def describe(self):
+        return f"Tensor.{self.name}"
