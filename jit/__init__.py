@@ -10,9 +10,10 @@ from jit.config import config as config
 from jit.counters import counters as counters
 from jit.errors import BackendError as BackendError
 from jit.errors import GraphBreakError as GraphBreakError
+from jit.explanation import explain as explain
 from jit.logs import set_logs as set_logs
 
 _logs.configure_from_env()
 
 __all__ = ["compile", "optimize", "disable", "reset", "config", "counters", "set_logs", "register_backend",
-           "list_backends", "GraphBreakError", "BackendError"]
+           "list_backends", "GraphBreakError", "BackendError", "explain"]

@@ -82,7 +82,7 @@ class FrameConverter:
         self._warned_limit: set[CodeType] = set()
 
     def __call__(self, code: CodeType, function, args: tuple):
-        reason = skip_rules.skip_reason(code)
+        reason = skip_rules.skip_reason(code, function)
         if reason is not None:
             skip_log.debug("skipping %s (%s:%d): %s", code.co_qualname, code.co_filename, code.co_firstlineno, reason)
             return eval_frame.SKIP

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dis
 import io
 import logging
-import weakref
+import re
 from dataclasses import dataclass, field
 
 import torch
@@ -14,6 +14,7 @@ from guards.check import CompiledGuards, compile_guards
 from guards.kinds import GradModeMatch
 from guards.sources import ClosureSource, LocalSource
 from jit import _C, backends, codegen
+from jit import explanation as explain_mod
 from jit.break_reasons import Unsupported
 from jit.calling_convention import argument_names
 from jit.convert_frame import Frame, RunEagerly, Settings
@@ -103,7 +104,7 @@ class FrameCapture:
                 counters.bump("graphs")
             else:
                 outputs = []
-        guards = compile_guards(output.guards, argument_names(frame.code), name=f"guard_{frame.code.co_name}")
+        guards = compile_guards(output.guards, argument_names(frame.code), name="guard_" + re.sub(r"\W", "_", frame.code.co_name))
         if guards_log.isEnabledFor(logging.DEBUG):
             guards_log.debug("guards of %s (%s):\n  %s", frame.name, frame.location, "\n  ".join(guards.describe()))
         code = codegen.replacement_code(frame.code, compiled, inputs, outputs if compiled else [], result)
@@ -136,18 +137,14 @@ def _tensors_in(v, out=None):
     return out
 
 
-compiled_codes: "weakref.WeakSet" = weakref.WeakSet()  # code objects given entries (for explain)
-
-
 def compile_frame(frame: Frame, settings: Settings) -> CacheEntry:
     try:
         entry = FrameCapture(frame, settings).run()
-        compiled_codes.add(frame.code)
+        explain_mod.record_entry(entry.data)
         return entry
     except Unsupported as e:
         counters.bump("frames_run_eagerly")
         breaks_log.debug("%s runs eagerly: %s", frame.name, e.message())
-        from jit import explain as explain_mod
         explain_mod.record_fallback(frame, e)
         if settings.fullgraph:
             from jit.errors import GraphBreakError

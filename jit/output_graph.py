@@ -102,7 +102,8 @@ class OutputGraph:
                 return NamedTupleVar(type(result), items)
             return TupleVar(items) if isinstance(result, tuple) else ListVar(items)
         if _is_python_data(result):
-            proxy.node.graph.erase_node(proxy.node)
+            if not is_side_effecting(proxy.node):  # setitem, grad-mode switches: kept, their value is None
+                proxy.node.graph.erase_node(proxy.node)
             return Const(result)
         unsupported("unsupported_value", f"operation returned {type(result).__name__}")
 

@@ -41,8 +41,10 @@ _packages = tuple(sorted(_package_dirs()))
 _stdlib = tuple(sorted(_stdlib_dirs()))
 
 
-def skip_reason(code: CodeType) -> str | None:
+def skip_reason(code: CodeType, function=None) -> str | None:
     """Why `code` is never compiled, or None if it may be."""
+    if function is not None and str(getattr(function, "__globals__", {}).get("__name__", "")).startswith("namedtuple_"):
+        return "standard library (collections.namedtuple's generated __new__)"
     filename = code.co_filename
     if filename.startswith("<frozen "):
         return "frozen standard-library module"

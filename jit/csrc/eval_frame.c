@@ -93,6 +93,28 @@ jit_reset_all(void)
     Py_XDECREF(dropped);
 }
 
+/* Remove the entries a given callback created, everywhere (jit.explain's throw-away compiles). */
+int
+jit_drop_entries_of(PyObject *owner)
+{
+    PyObject *dropped = PyList_New(0);
+    if (dropped == NULL) return -1;
+    for (CodeExtra *e = registry.next; e != &registry; e = e->next) {
+        if (e->entries == NULL) continue;
+        for (Py_ssize_t i = PyList_GET_SIZE(e->entries) - 1; i >= 0; i--) {
+            PyObject *item = PyList_GET_ITEM(e->entries, i);
+            if (((CacheEntry *)item)->owner == owner) {
+                if (PyList_Append(dropped, item) < 0 || PyList_SetSlice(e->entries, i, i + 1, NULL) < 0) {
+                    Py_DECREF(dropped);
+                    return -1;
+                }
+            }
+        }
+    }
+    Py_DECREF(dropped); /* released after the walk: freeing entries can free code objects */
+    return 0;
+}
+
 /* ---- installation and per-thread callback ------------------------------------------------------------------- */
 
 PyObject *

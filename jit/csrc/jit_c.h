@@ -44,6 +44,7 @@ CodeExtra *jit_ensure_extra(PyCodeObject *code);       /* NULL with an error set
 PyObject *jit_set_callback(PyObject *callback);        /* returns the previous one (new reference or None) */
 PyObject *jit_get_callback(void);                      /* borrowed, NULL when off */
 void jit_reset_all(void);
+int jit_drop_entries_of(PyObject *owner);
 extern unsigned long long jit_stat_hits, jit_stat_misses, jit_stat_callbacks;
 
 /* cache_entry.c */

@@ -128,6 +128,13 @@ reset(PyObject *module, PyObject *unused)
 }
 
 static PyObject *
+drop_entries_of(PyObject *module, PyObject *owner)
+{
+    if (jit_drop_entries_of(owner) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
 stats(PyObject *module, PyObject *unused)
 {
     return Py_BuildValue("{sKsKsK}", "cache_hits", jit_stat_hits, "cache_misses", jit_stat_misses,
@@ -158,6 +165,7 @@ static PyMethodDef methods[] = {
     {"set_mode", (PyCFunction)(void (*)(void))set_mode, METH_FASTCALL, "set_mode(code, 'ask'|'skip'|'run_only')"},
     {"clear_code", clear_code, METH_O, "Drop one code object's entries and mode."},
     {"reset", reset, METH_NOARGS, "Drop every entry and mode of every code object."},
+    {"drop_entries_of", drop_entries_of, METH_O, "Drop the entries a given callback created."},
     {"stats", stats, METH_NOARGS, "Counters kept by the hook: cache_hits, cache_misses, callbacks."},
     {"reset_stats", reset_stats, METH_NOARGS, "Zero the hook's counters."},
     {"arg_count", arg_count, METH_O, "Length of a code object's argument vector."},

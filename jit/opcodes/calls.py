@@ -39,6 +39,13 @@ def call_function_ex(tx, inst):
     tx.push(call(tx, fn, items, dict(kwargs.items)))
 
 
+def _as_dict(v) -> dict:
+    if isinstance(v, DictVar):
+        return dict(v.items)
+    from jit.variables import Const
+    return {k: Const(x) for k, x in v.const().items()}
+
+
 @handler("MAKE_FUNCTION")
 def make_function(tx, inst):
     code = tx.pop().const()
@@ -46,8 +53,8 @@ def make_function(tx, inst):
     closure = tuple(tx.pop().items) if flags & 0x08 else ()
     if flags & 0x04:
         tx.pop()  # annotations: irrelevant to execution
-    kwdefaults = tx.pop().items if flags & 0x02 else {}
-    defaults = tuple(tx.pop().items) if flags & 0x01 else ()
+    kwdefaults = _as_dict(tx.pop()) if flags & 0x02 else {}
+    defaults = tuple(sequence_items(tx.pop())) if flags & 0x01 else ()
     if not all(isinstance(c, CellVar) for c in closure):
         unsupported("unsupported_value", "a closure over cells of an enclosing function")
     tx.push(NestedFunctionVar(code, tx.f_globals, code.co_qualname, defaults, dict(kwdefaults), closure))

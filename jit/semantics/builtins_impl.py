@@ -147,7 +147,7 @@ def _minmax(pick):
                 unsupported("data_dependent_branch", f"{pick.__name__}() of tensors compares their values")
             unsupported("data_dependent_branch", f"{pick.__name__}() over tensors compares their values")
         values = _consts(items, f"{pick.__name__}()")
-        kw = {k: v.const() for k, v in kwargs.items()}
+        kw = {k: v.const() for k, v in zip(kwargs, _consts(list(kwargs.values()), f"{pick.__name__}(key=...)"))}
         return Const(pick(values, **kw)) if values else Const(pick((), **kw))
     return impl
 
@@ -297,15 +297,41 @@ def _super(tx, args, kwargs):
     return SuperVar(cls, self_var)
 
 
-for _fn in (math.sqrt, math.exp, math.log, math.log2, math.log10, math.sin, math.cos, math.tan, math.tanh,
-            math.floor, math.ceil, math.pi if callable(math.pi) else math.sqrt, math.prod, math.gcd, math.isfinite,
-            math.isnan, math.isinf, math.fabs, math.pow, math.erf, math.trunc, math.copysign, math.atan2, math.hypot,
-            math.lcm, math.comb, math.factorial, math.isclose, math.fsum, math.atan, math.asin, math.acos):
-    def _math(tx, args, kwargs, _f=_fn):
-        if any(isinstance(a, TensorVar) for a in args):
-            unsupported("tensor_to_python", f"math.{_f.__name__}() of a tensor")
-        return Const(_f(*_consts(args, f"math.{_f.__name__}()"), **{k: v.const() for k, v in kwargs.items()}))
-    BUILTINS[_fn] = _math
+def _pure(tx, args, kwargs):
+    """A pure function of constants (math.*, operator.* on numbers, ord, hash of constants...)."""
+    fn = tx.current_builtin
+    if any(isinstance(a, TensorVar) for a in args):
+        if getattr(fn, "__module__", None) == "_operator" or fn in vars(operator).values():
+            return tx.output.call("call_function", fn, tuple(args), kwargs)
+        unsupported("tensor_to_python", f"{getattr(fn, '__name__', fn)}() of a tensor")
+    try:
+        return Const(fn(*_consts(args, f"{getattr(fn, '__name__', fn)}()"),
+                        **dict(zip(kwargs, _consts(list(kwargs.values()), "keyword arguments")))))
+    except (ValueError, TypeError, ArithmeticError) as e:
+        unsupported("exception", f"{type(e).__name__}: {e}")
 
 
-__all__ = ["BUILTINS", "BuiltinVar", "ObjectVar", "NamedTupleVar", "builtins"]
+PURE_MODULES = (math, operator)
+for _module in PURE_MODULES:
+    for _fn in vars(_module).values():
+        if callable(_fn) and not isinstance(_fn, type) and not getattr(_fn, "__name__", "_").startswith("_"):
+            BUILTINS.setdefault(_fn, _pure)
+for _fn in (ord, chr, hash, frozenset, slice, bin, hex, oct, format, repr, ascii):
+    BUILTINS[_fn] = _pure
+
+
+@builtin(map)
+def _map(tx, args, kwargs):
+    from jit.semantics.calls import call
+    fn, iterables = args[0], [items_of(tx, a) for a in args[1:]]
+    return IteratorVar([call(tx, fn, list(group), {}) for group in zip(*iterables)])
+
+
+@builtin(__import__("functools").reduce)
+def _reduce(tx, args, kwargs):
+    from jit.semantics.calls import call
+    fn, items = args[0], items_of(tx, args[1])
+    acc = args[2] if len(args) > 2 else items.pop(0)
+    for item in items:
+        acc = call(tx, fn, [acc, item], {})
+    return acc

@@ -134,6 +134,8 @@ def construct(tx, cls: type, args, kwargs) -> Var:
         return Const(torch.Size(*(a.const() for a in args)))
     if cls in (torch.device, torch.dtype) or cls is slice:
         return Const(cls(*(a.const() for a in args)))
+    if cls is functools.partial:
+        return PartialVar(args[0], list(args[1:]), dict(kwargs))
     if issubclass(cls, tuple) and hasattr(cls, "_fields"):
         return _namedtuple(tx, cls, args, kwargs)
     if issubclass(cls, torch.nn.Module) or cls.__module__.startswith("torch"):

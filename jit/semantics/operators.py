@@ -5,7 +5,7 @@ from __future__ import annotations
 import operator
 
 from jit.break_reasons import unsupported
-from jit.variables import (ClassVar, Const, DictVar, ListVar, ModuleVar, NamedTupleVar, ObjectVar, PythonModuleVar,
+from jit.variables import (BuiltinVar, ClassVar, TorchCallableVar, Const, DictVar, ListVar, ModuleVar, NamedTupleVar, ObjectVar, PythonModuleVar,
                            TupleVar, UserFunctionVar, Var)
 from jit.variables.tensor import TensorVar
 
@@ -94,10 +94,15 @@ def is_none(tx, v: Var) -> bool:
 
 
 def _real(v: Var):
-    for attr in ("module", "obj", "fn", "cls", "mod"):
-        if hasattr(v, attr) and isinstance(v, (ModuleVar, ObjectVar, UserFunctionVar, ClassVar, PythonModuleVar)):
+    """The real object behind a Var that stands for one existing object."""
+    for kind, attr in _REAL_ATTR.items():
+        if isinstance(v, kind):
             return getattr(v, attr)
     raise LookupError
+
+
+_REAL_ATTR = {ModuleVar: "module", ObjectVar: "obj", UserFunctionVar: "fn", ClassVar: "cls", PythonModuleVar: "mod",
+              BuiltinVar: "fn", TorchCallableVar: "fn"}
 
 
 def identical(tx, a: Var, b: Var) -> bool:

@@ -54,6 +54,18 @@ class Builder:
         if isinstance(value, CONSTANT_TYPES):
             self.guard(ValueMatch(source, value))
             return Const(value, source)
+        if type(value) in (tuple, list) or _is_namedtuple(value):
+            self.guard(LenMatch(source, type(value), len(value)))
+            items = [self.wrap(v, ItemSource(source, i) if source else None) for i, v in enumerate(value)]
+            if _is_namedtuple(value):
+                return NamedTupleVar(type(value), items, source)
+            return (TupleVar if type(value) is tuple else ListVar)(items, source)
+        if type(value) is dict:
+            if not all(isinstance(k, (str, int, float, bool, type(None), torch.dtype)) for k in value):
+                unsupported("unsupported_value", "a dict with keys that are not simple constants")
+            self.guard(DictKeysMatch(source, tuple(value)))
+            return DictVar({k: self.wrap(v, ItemSource(source, k) if source else None) for k, v in value.items()},
+                           source)
         if isinstance(value, torch.nn.Module):
             self.guard(IdMatch(source, value))
             return ModuleVar(value, source)
@@ -66,11 +78,15 @@ class Builder:
         if isinstance(value, types.FunctionType):
             self.guard(IdMatch(source, value))
             return UserFunctionVar(value, source)
+        if isinstance(value, type):
+            self.guard(IdMatch(source, value))
+            return ClassVar(value, source)
         from jit.semantics.builtins_impl import BUILTINS
         if _hashable(value) and value in BUILTINS:
             self.guard(IdMatch(source, value))
             return BuiltinVar(value, source)
-        if value in BUILTIN_FUNCTIONS or value is getattr(builtins, getattr(value, "__name__", ""), None):
+        if _hashable(value) and (value in BUILTIN_FUNCTIONS or
+                                 value is getattr(builtins, getattr(value, "__name__", ""), None)):
             self.guard(IdMatch(source, value))
             return BuiltinVar(value, source)
         if isinstance(value, type):
@@ -88,18 +104,6 @@ class Builder:
             kwargs = {k: self.wrap(v, ItemSource(AttrSource(source, "keywords"), k) if source else None)
                       for k, v in value.keywords.items()}
             return PartialVar(fn, args, kwargs)
-        if type(value) in (tuple, list) or _is_namedtuple(value):
-            self.guard(LenMatch(source, type(value), len(value)))
-            items = [self.wrap(v, ItemSource(source, i) if source else None) for i, v in enumerate(value)]
-            if _is_namedtuple(value):
-                return NamedTupleVar(type(value), items, source)
-            return (TupleVar if type(value) is tuple else ListVar)(items, source)
-        if type(value) is dict:
-            if not all(isinstance(k, (str, int, float, bool, type(None), torch.dtype)) for k in value):
-                unsupported("unsupported_value", "a dict with keys that are not simple constants")
-            self.guard(DictKeysMatch(source, tuple(value)))
-            return DictVar({k: self.wrap(v, ItemSource(source, k) if source else None) for k, v in value.items()},
-                           source)
         if callable(value) and type(value).__module__ in ("builtins",) and not hasattr(value, "__dict__"):
             unsupported("unsupported_call", f"a built-in callable {value!r}")
         self.guard(TypeMatch(source, type(value)))

@@ -69,6 +69,12 @@ class BuiltinVar(Var):
     def python_type(self):
         return type(self.fn)
 
+    def is_const(self):
+        return True
+
+    def const(self):
+        return self.fn
+
     def describe(self):
         return f"builtin {getattr(self.fn, '__name__', self.fn)}"
 

@@ -184,7 +184,7 @@ def test_jit_logs_environment_and_recompile_line(tmp_path):
 
 
 def test_import_jit_does_not_import_torch():
-    code = "import sys, jit; jit.compile(lambda: 1)(); print('torch' in sys.modules)"
+    code = "import sys, jit; f = jit.compile(lambda: 1); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env=dict(os.environ, PYTHONPATH=os.getcwd()))
     assert out.stdout.strip() == "False"

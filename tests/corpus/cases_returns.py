@@ -46,7 +46,7 @@ def return_dict(x, y):
     return {"sum": x + y, "diff": x - y, "n": 2}
 
 
-@C.add(T2)
+@C.add(T2, graphs=0)
 def return_nested_dict(x, y):
     return {"a": {"b": [x, {"c": (y, None)}]}, "meta": {"shape": x.shape}}
 
@@ -83,7 +83,7 @@ def return_dict_int_keys(x):
     return {0: x, 1: x + 1, (2, 3): x * 2}
 
 
-@C.add(T2)
+@C.add(T2, graphs=0)
 def return_ordered_dict_order(x, y):
     d = {}
     d["z"] = x
