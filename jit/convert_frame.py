@@ -60,14 +60,14 @@ def symbolic_executor(frame: Frame, settings: Settings):
     return compile_frame(frame, settings)
 
 
-def failure_reasons(entries: list, args: tuple) -> list[str]:
-    """The first failing guard of each entry, in words (entries that carry a `why_failed(*args)`)."""
+def failure_reasons(entries: list, args: tuple, function) -> list[str]:
+    """The first failing guard of each entry, in words (entries whose data has `why_failed(*args, function)`)."""
     reasons = []
     for entry in entries:
         explain = getattr(entry.data, "why_failed", None)
         if explain is not None:
             try:
-                reasons.append(explain(*args))
+                reasons.append(explain(*args, function))
             except Exception as e:  # a reason is a nicety: never let it break the call
                 reasons.append(f"(could not explain guard failure: {e})")
     return reasons
@@ -96,7 +96,7 @@ class FrameConverter:
         if entries:
             counters.bump("recompiles")
             if recompile_log.isEnabledFor(logging.DEBUG):
-                reasons = failure_reasons(entries, args) or ["no cached entry matched"]
+                reasons = failure_reasons(entries, args, function) or ["no cached entry matched"]
                 recompile_log.debug("Recompiling %s (%s), compile %d of this frame: %s", frame.name,
                                     _short_location(frame), len(entries) + 1, "; ".join(reasons))
         return self._compile(frame)
@@ -125,7 +125,7 @@ class FrameConverter:
         if frame.code in self._warned_limit:
             return
         self._warned_limit.add(frame.code)
-        reasons = failure_reasons(entries, frame.args)
+        reasons = failure_reasons(entries, frame.args, frame.function)
         detail = f" Last reasons: {'; '.join(reasons)}." if reasons else ""
         warnings.warn(
             f"framejit: {frame.name} ({_short_location(frame)}) was compiled {len(entries)} times "

@@ -171,7 +171,7 @@ def test_jit_logs_environment_and_recompile_line(tmp_path):
         "from jit.convert_frame import FrameConverter, Settings\n"
         "def forward(x):\n    return x\n"
         "class Info:\n    def __init__(self, v): self.v = v\n"
-        "    def why_failed(self, x): return f\"value of 'x' changed: expected {self.v}, got {x}\"\n"
+        "    def why_failed(self, x, fn): return f\"value of 'x' changed: expected {self.v}, got {x}\"\n"
         "def compile_frame(frame, settings):\n"
         "    v = frame.args[0]\n"
         "    return eval_frame.CacheEntry(lambda x, fn: x == v, as_replacement(forward.__code__), Info(v))\n"
