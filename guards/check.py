@@ -1,14 +1,29 @@
 """Compile an entry's guards into one Python function: guard(*argument_vector, __fn) -> bool.
 
-The body is a single `and` chain, cheapest and likeliest-to-fail checks first, each source expression evaluated
-where it is used. Any exception while checking (a missing attribute, a changed global) means "does not match".
-`why_failed(*args, fn)` walks the same guards one by one and returns the first failure in words."""
+The function is straight-line code: each source value is computed once into a local (a module reached through
+`self._modules['h']._modules['0']` is walked once, not once per parameter guard), and checks run cheapest and
+likeliest-to-fail first. Any exception while checking (a missing attribute, a changed global) means "does not
+match". `why_failed(*args, fn)` walks the guards one by one and returns the first failure in words."""
 from __future__ import annotations
 
 import builtins
+import dataclasses
 from dataclasses import dataclass
 
 from guards.kinds import Guard
+from guards.sources import LocalSource, Source
+
+
+@dataclass(frozen=True)
+class _Named(Source):
+    """A source already held in a local of the generated function."""
+    var: str
+
+    def expr(self, const) -> str:
+        return self.var
+
+    def name(self) -> str:
+        return self.var
 
 
 @dataclass
@@ -27,7 +42,7 @@ class CompiledGuards:
                 reason = g.explain(None)
             else:
                 try:
-                    value = eval(g.source.expr(self._const), self._namespace, env)  # noqa: S307 - our own generated expression
+                    value = eval(g.source.expr(self._const), self._namespace, env)  # noqa: S307 - generated here
                 except Exception as e:  # noqa: BLE001
                     return f"'{g.source.name()}' could not be read: {type(e).__name__}: {e}"
                 reason = g.explain(value)
@@ -49,6 +64,27 @@ def dedupe(guards: list[Guard]) -> list[Guard]:
     return out
 
 
+class _Body:
+    def __init__(self, const):
+        self.const = const
+        self.lines: list[str] = []
+        self.locals: dict[Source, str] = {}
+
+    def value(self, source: Source) -> str:
+        """A local name (or argument) holding the source's value, emitting its computation once."""
+        if isinstance(source, LocalSource):
+            return source.local
+        name = self.locals.get(source)
+        if name is not None:
+            return name
+        base = getattr(source, "base", None)
+        expr = dataclasses.replace(source, base=_Named(self.value(base))).expr(self.const) if base is not None \
+            else source.expr(self.const)
+        name = self.locals[source] = f"__v{len(self.locals)}"
+        self.lines.append(f"{name} = {expr}")
+        return name
+
+
 def compile_guards(guards: list[Guard], arg_names: tuple[str, ...], name: str = "guard") -> CompiledGuards:
     guards = sorted(dedupe(guards), key=lambda g: g.cost)
     consts: dict[int, tuple[str, object]] = {}
@@ -59,12 +95,15 @@ def compile_guards(guards: list[Guard], arg_names: tuple[str, ...], name: str = 
             entry = consts[id(obj)] = (f"__c{len(consts)}", obj)
         return entry[0]
 
-    checks = [g.check(g.source.expr(const) if g.source is not None else "None", const) for g in guards]
+    body = _Body(const)
+    for g in guards:
+        v = body.value(g.source) if g.source is not None else "None"
+        body.lines.append(f"if not ({g.check(v, const, body.value)}): return False")
     params = ", ".join((*arg_names, "__fn"))
-    body = "\n        and ".join(checks) if checks else "True"
+    lines = "\n        ".join(body.lines + ["return True"])
     text = (f"def {name}({params}):\n"
             f"    try:\n"
-            f"        return ({body})\n"
+            f"        {lines}\n"
             f"    except Exception:\n"
             f"        return False\n")
     namespace = {n: obj for n, obj in consts.values()}

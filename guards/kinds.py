@@ -12,8 +12,9 @@ class Guard:
     source: Source | None
     cost: int = field(default=1, init=False)  # ordering only
 
-    def check(self, value_expr: str, const: callable) -> str:
-        """A boolean expression; `const(obj)` names an object the check compares against."""
+    def check(self, value_expr: str, const: callable, value_of: callable) -> str:
+        """A boolean expression over `value_expr`; `const(obj)` names an object the check compares against and
+        `value_of(source)` names another source's value."""
         raise NotImplementedError
 
     def explain(self, value) -> str | None:
@@ -38,7 +39,7 @@ def _typename(t) -> str:
 class TypeMatch(Guard):
     expected: type = None
 
-    def check(self, v, const):
+    def check(self, v, const, value_of):
         return f"type({v}) is {const(self.expected)}"
 
     def explain(self, value):
@@ -59,7 +60,7 @@ class IdMatch(Guard):
     """The very same object (modules, functions, classes, Python modules)."""
     expected: object = None
 
-    def check(self, v, const):
+    def check(self, v, const, value_of):
         return f"{v} is {const(self.expected)}"
 
     def explain(self, value):
@@ -79,7 +80,7 @@ class ValueMatch(Guard):
     """A Python constant the code specialized on (type and value)."""
     expected: object = None
 
-    def check(self, v, const):
+    def check(self, v, const, value_of):
         t = type(self.expected)
         if self.expected is None or isinstance(self.expected, bool):
             return f"{v} is {self.expected!r}"
@@ -109,7 +110,7 @@ class LenMatch(Guard):
     expected_type: type = None
     length: int = 0
 
-    def check(self, v, const):
+    def check(self, v, const, value_of):
         return f"(type({v}) is {const(self.expected_type)} and len({v}) == {self.length})"
 
     def explain(self, value):
@@ -131,7 +132,7 @@ class LenMatch(Guard):
 class DictKeysMatch(Guard):
     keys: tuple = ()
 
-    def check(self, v, const):
+    def check(self, v, const, value_of):
         return f"(type({v}) is dict and tuple({v}) == {const(self.keys)})"
 
     def explain(self, value):
@@ -161,7 +162,7 @@ class TensorMatch(Guard):
     def __post_init__(self):
         object.__setattr__(self, "cost", 3)
 
-    def check(self, v, const):
+    def check(self, v, const, value_of):
         return (f"(type({v}) is {const(self.tensor_type)} and {v}.dtype is {const(self.dtype)} and "
                 f"{v}.device == {const(self.device)} and {v}.shape == {self.size!r} and "
                 f"{v}.stride() == {self.stride!r} and {v}.requires_grad is {self.requires_grad})")
@@ -198,7 +199,7 @@ class GradModeMatch(Guard):
     """Global autograd state: the graph was captured with grad mode on or off."""
     enabled: bool = True
 
-    def check(self, v, const):
+    def check(self, v, const, value_of):
         return f"{const(_grad_enabled())}() is {self.enabled}"
 
     def explain(self, value=None):
@@ -233,8 +234,8 @@ class AliasMatch(Guard):
     """Two sources were the same object when compiled (tied weights): the graph reads it once."""
     other: Source = None
 
-    def check(self, v, const):
-        return f"{v} is {self.other.expr(const)}"
+    def check(self, v, const, value_of):
+        return f"{v} is {value_of(self.other)}"
 
     def explain(self, value):
         return None  # explained by why_failed through the other source's own guard, or below

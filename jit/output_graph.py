@@ -10,8 +10,8 @@ import re
 import torch
 import torch.fx
 
-from guards.kinds import AliasMatch, Guard, TensorMatch
-from guards.sources import Source
+from guards.kinds import AliasMatch, Guard, IdMatch, TensorMatch
+from guards.sources import ConstSource, ModuleDictSource, Source
 from jit.break_reasons import unsupported
 from jit.variables import Const, DictVar, ListVar, NamedTupleVar, TupleVar, Var
 from jit.variables.tensor import TensorVar
@@ -26,7 +26,7 @@ class OutputGraph:
         self.graph = torch.fx.Graph()
         self.tracer = torch.fx.proxy.GraphAppendingTracer(self.graph)
         self.guards: list[Guard] = []
-        self.inputs: list[tuple[Source, torch.Tensor, TensorVar]] = []
+        self.inputs: list[tuple[Source, torch.Tensor, TensorVar]] = []  # (how the replacement loads it, value, var)
         self._input_by_id: dict[int, TensorVar] = {}
         self._names: set[str] = set()
 
@@ -37,15 +37,23 @@ class OutputGraph:
         if existing is not None:
             self.guards.append(AliasMatch(source, existing.source))
             return existing
-        self.guards.append(TensorMatch(source, type(value), value.dtype, value.device, tuple(value.shape),
-                                       tuple(value.stride()), value.requires_grad))
+        load = source
+        if isinstance(source, ModuleDictSource) and source.store in ("_parameters", "_buffers"):
+            # Parameters and buffers: the same object as when compiled (one `is` per call). load_state_dict
+            # copies into them in place, so new weights are seen without recompiling; the graph is handed the
+            # object itself. A parameter replaced by another object fails the guard and recompiles.
+            self.guards.append(IdMatch(source, value))
+            load = ConstSource(value, source.name())
+        else:
+            self.guards.append(TensorMatch(source, type(value), value.dtype, value.device, tuple(value.shape),
+                                           tuple(value.stride()), value.requires_grad))
         name = self._unique(re.sub(r"\W+", "_", source.name()).strip("_") or "input")
         proxy = self.tracer.create_proxy("placeholder", name, (), {})
         example = torch.empty_strided(value.shape, value.stride(), dtype=value.dtype, device="meta",
                                       requires_grad=value.requires_grad)
         proxy.node.meta["val"] = example
         var = TensorVar(proxy, example, value.device, source, type(value))
-        self.inputs.append((source, value, var))
+        self.inputs.append((load, value, var))
         self._input_by_id[id(value)] = var
         return var
 
