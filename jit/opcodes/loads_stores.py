@@ -164,3 +164,15 @@ def delete_subscr(tx, inst):
 
 
 __all__ = ["ConstSource", "AttrSource"]
+
+
+@handler("LOAD_SUPER_ATTR", min_version=(3, 12))
+def load_super_attr(tx, inst):
+    # [super, cls, self] -> attr, or NULL + attr for a method load (3.12 compiles super().x to this).
+    is_method, _two_arg, name = inst.arg
+    self_var, cls, _super = tx.pop(), tx.pop(), tx.pop()
+    from jit.variables import SuperVar
+    value = attributes.get_attr(tx, SuperVar(cls.const(), self_var), name)
+    if is_method:
+        tx.push(NULL)
+    tx.push(value)
