@@ -48,6 +48,7 @@ class Translator:
         self.globals_builder = Builder(output, guarded=not trusted)
         self.return_value: Var | None = None
         self.current_builtin = None
+        self.yields: list | None = None  # set when running an inlined generator to completion
         if self.depth > MAX_INLINE_DEPTH:
             unsupported("too_complex", f"calls nested deeper than {MAX_INLINE_DEPTH} (recursion?)")
 

@@ -98,7 +98,23 @@ def exceptions(tx, inst):
     unsupported("exception", f"exception handling ({inst.opname})")
 
 
-@handler("YIELD_VALUE", "RETURN_GENERATOR", "SEND", "GET_AWAITABLE", "GET_AITER", "GET_ANEXT", "END_ASYNC_FOR",
+@handler("RETURN_GENERATOR")
+def return_generator(tx, inst):
+    if tx.yields is None:
+        unsupported("generator", "creating a generator")
+    tx.push(Const(None))  # the value the following POP_TOP discards
+
+
+@handler("YIELD_VALUE")
+def yield_value(tx, inst):
+    # A generator inlined for a consumer that drains it (sum(x for x in ...), tuple(...)): collect the values.
+    if tx.yields is None:
+        unsupported("generator", "yield outside an inlined generator")
+    tx.yields.append(tx.pop())
+    tx.push(Const(None))  # what next() sends in
+
+
+@handler("SEND", "GET_AWAITABLE", "GET_AITER", "GET_ANEXT", "END_ASYNC_FOR",
          "BEFORE_ASYNC_WITH", "GET_YIELD_FROM_ITER")
 def generators(tx, inst):
     unsupported("generator", f"generator or coroutine instruction {inst.opname}")

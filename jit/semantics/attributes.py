@@ -156,7 +156,7 @@ def _super_attr(tx, var: SuperVar, name: str) -> Var:
 
 
 _CONTAINER_METHODS = {
-    ListVar: {"append", "extend", "pop", "insert", "index", "count", "copy", "reverse", "clear", "remove"},
+    ListVar: {"append", "extend", "pop", "insert", "index", "count", "copy", "reverse", "clear", "remove", "sort"},
     TupleVar: {"index", "count"},
     DictVar: {"keys", "values", "items", "get", "update", "setdefault", "copy", "pop", "clear"},
 }
@@ -196,6 +196,8 @@ def get_attr(tx, obj: Var, name: str) -> Var:
             value = getattr(obj.value, name)
         except AttributeError as e:
             unsupported("exception", f"AttributeError: {e}")
+        if isinstance(obj.value, list) and callable(value):  # a constant list mutated in place: make it symbolic
+            unsupported("unsupported_value", f"list.{name} on a constant list")
         if callable(value) and not isinstance(value, type):
             return MethodOnVar(obj, name)
         return Const(value)

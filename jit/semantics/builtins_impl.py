@@ -123,13 +123,34 @@ def _next(tx, args, kwargs):
     return item
 
 
+def sort_items(tx, items: list, key, reverse: bool) -> list:
+    """Sort Vars by constant keys (computed by calling `key` symbolically when given)."""
+    from jit.semantics.calls import call
+    keys = [call(tx, key, [i], {}) if key is not None and not (key.is_const() and key.const() is None) else i
+            for i in items]
+    order = sorted(range(len(items)), key=lambda k: _consts([keys[k]], "sort keys")[0], reverse=reverse)
+    return [items[k] for k in order]
+
+
 @builtin(sorted)
 def _sorted(tx, args, kwargs):
-    values = _consts(items_of(tx, args[0]), "sorted()")
-    reverse = kwargs.get("reverse", Const(False)).const()
-    if "key" in kwargs:
-        unsupported("unsupported_call", "sorted() with a key function")
-    return ListVar([Const(v) for v in sorted(values, reverse=reverse)])
+    items = sort_items(tx, items_of(tx, args[0]), kwargs.get("key"), kwargs.get("reverse", Const(False)).const())
+    return ListVar(items)
+
+
+@builtin(filter)
+def _filter(tx, args, kwargs):
+    from jit.semantics.calls import call
+    fn, items = args[0], items_of(tx, args[1])
+    keep = [i for i in items if ops.truth(tx, i if fn.is_const() and fn.const() is None else call(tx, fn, [i], {}))]
+    return IteratorVar(keep)
+
+
+@builtin(setattr)
+def _setattr(tx, args, kwargs):
+    from jit.semantics.attributes import set_attr
+    set_attr(tx, args[0], args[1].const(), args[2])
+    return Const(None)
 
 
 def _fold(tx, op, items):

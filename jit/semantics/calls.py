@@ -12,7 +12,8 @@ from guards.sources import AttrSource, ConstSource, ItemSource
 from jit import skip_rules
 from jit.break_reasons import unsupported
 from jit.semantics import context_managers
-from jit.variables import (NULL, BoundMethodVar, BuiltinVar, CellVar, ClassVar, Const, DictVar, GradModeVar, ListVar,
+from jit.variables import (NULL, BoundMethodVar, BuiltinVar, CellVar, ClassVar, Const, DictVar, GradModeVar, IteratorVar,
+                           ListVar,
                            MethodOnVar, ModuleVar, NamedTupleVar, NestedFunctionVar, NewObjectVar, ObjectVar,
                            PartialVar, TorchCallableVar, TupleVar, UserFunctionVar, Var)
 from jit.variables.builder import Builder
@@ -249,8 +250,8 @@ def inline_function(tx, fn: Var, args: list, kwargs: dict) -> Var:
     else:
         code, f_globals = fn.code, fn.globals
         defaults, kwdefaults, closure, name = fn.defaults, fn.kwdefaults, list(fn.closure), fn.name
-    if code.co_flags & (inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR):
-        unsupported("generator", f"calling generator function {name}")
+    if code.co_flags & (inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR | inspect.CO_ITERABLE_COROUTINE):
+        unsupported("generator", f"calling coroutine function {name}")
     bound = _bind(code, defaults, kwdefaults, list(args), dict(kwargs), name)
     cells: dict = {}
     for cellname in code.co_cellvars:
@@ -264,6 +265,12 @@ def inline_function(tx, fn: Var, args: list, kwargs: dict) -> Var:
         builtins_ = builtins_.__dict__
     child = Translator(tx.output, code, f_globals, builtins_, bound, cells, globals_namespace=namespace,
                        trusted=trusted, parent=tx)
+    if code.co_flags & inspect.CO_GENERATOR:
+        # Run the generator to completion and iterate over what it yielded. Sound for the consumers that drain
+        # it (loops, sum/tuple/list/any/all) because traced code has no side effects that could interleave.
+        child.yields = []
+        child.run()
+        return IteratorVar(child.yields)
     return child.run()
 
 

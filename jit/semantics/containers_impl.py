@@ -44,6 +44,9 @@ def container_method(tx, obj: Var, name: str, args: list[Var], kwargs: dict) -> 
             return ListVar(list(items))
         elif name == "reverse":
             items.reverse()
+        elif name == "sort" and isinstance(obj, ListVar):
+            from jit.semantics.builtins_impl import sort_items
+            items[:] = sort_items(tx, items, kwargs.get("key"), kwargs.get("reverse", Const(False)).const())
         elif name == "clear":
             items.clear()
         elif name == "remove":

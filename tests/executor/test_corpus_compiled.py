@@ -15,17 +15,11 @@ from tests.corpus.case import ModuleCase
 from tests.corpus.runner import all_cases, case_id, check_case
 
 KNOWN_EAGER = {
-    'containers-dict_iter_items': 'calling generator function dict_iter_items.<loca',
-    'containers-constant_list_methods': "attribute 'sort' of list of 3",
     'containers-mutate_list_argument': 'append() on a list that exists outside the funct',
     'control_flow-caught_python_exception': "KeyError: 'missing'",
-    'loops-loop_map_filter': 'creating a filter (custom metaclass or __new__)',
     'builtins-builtin_min_max_constants': 'max(key=...) of values not known at compile time',
     'builtins-builtin_getattr_hasattr': "tensor attribute 'nope'",
-    'builtins-builtin_sorted_reversed_key': 'sorted() with a key function',
-    'functions-generator_expression': 'calling generator function generator_expression.',
     'functions-decorator_wrapped': "attribute '__module__' of nested function decora",
-    'classes-setattr_getattr_dynamic': 'builtin setattr',
     'classes-dataclass_replace_fields': '`in` on dict of 1',
     'classes-dunder_dict_and_vars': 'builtin vars',
     'classes-class_defined_inside': 'instruction LOAD_BUILD_CLASS',
@@ -36,7 +30,7 @@ KNOWN_EAGER = {
     'grad_mode-autocast_cpu_bf16': 'creating a autocast inside the function',
     'modules-BufferMutation': "setting attribute 'count' on module BufferMutati",
     'modules-ParameterListDict': 'indexing ParameterDict',
-    'modules-ParametersIteration': 'calling generator function Module.parameters',
+    'modules-ParametersIteration': 'creating a set (custom metaclass or __new__)',
 }
 
 
