@@ -45,8 +45,49 @@ def _numpy_source(gm, example_inputs):
     return lowered, source, key
 
 
+def _needs_torch_runtime(gm: torch.fx.GraphModule, example_inputs: list) -> str | None:
+    """Why a graph must run in torch rather than NumPy, if it must: NumPy code records no autograd history and
+    writes results into new arrays, so graphs that need gradients or mutate their inputs stay in torch."""
+    from graph.effects import has_mutation
+    needs_grad = any(isinstance(x, torch.Tensor) and x.requires_grad for x in example_inputs)
+    switches_grad = any(n.target is torch._C._set_grad_enabled for n in gm.graph.nodes)
+    if needs_grad and (torch.is_grad_enabled() or switches_grad):
+        return "inputs require grad (autograd needs torch ops)"
+    if switches_grad and torch.is_grad_enabled():
+        return "grad mode changes inside the graph"
+    if has_mutation(gm.graph):
+        return "the graph mutates a tensor in place"
+    return None
+
+
+def _copy_aliased_outputs(compiled, gm: torch.fx.GraphModule):
+    """Outputs the optimizer reduced to an input (x * 1 -> x) must still be new tensors, as in eager."""
+    out = next(n for n in gm.graph.nodes if n.op == "output")
+    single = not isinstance(out.args[0], (tuple, list))
+    results = (out.args[0],) if single else out.args[0]
+    aliased = [i for i, r in enumerate(results) if isinstance(r, torch.fx.Node) and r.op == "placeholder"]
+    if not aliased:
+        return compiled
+
+    def run(*args):
+        result = compiled(*args)
+        if single:
+            return result.clone()
+        outputs = list(result)
+        for i in aliased:
+            outputs[i] = outputs[i].clone()
+        return type(result)(outputs)
+
+    run.source = getattr(compiled, "source", None)
+    return run
+
+
 def numpy_backend(gm: torch.fx.GraphModule, example_inputs: list):
     """Compile gm to a generated NumPy module. Returns a callable with gm's inputs and outputs."""
+    reason = _needs_torch_runtime(gm, example_inputs)
+    if reason is not None:
+        log.info("graph runs in torch: %s", reason)
+        return gm
     gm = _optimize(gm, example_inputs)
     if not all(isinstance(x, torch.Tensor) and x.device.type == "cpu" and dtypes.supported(x.dtype)
                for x in example_inputs):
@@ -62,7 +103,7 @@ def numpy_backend(gm: torch.fx.GraphModule, example_inputs: list):
         module = _modules[key] = load_module(source, f"<framejit-numpy-{key[:16]}>")
     compiled = CompiledNumpyGraph(module, lowered, gm)
     compiled.source = source
-    return compiled
+    return _copy_aliased_outputs(compiled, gm)
 
 
 def inductor_backend(gm: torch.fx.GraphModule, example_inputs: list):

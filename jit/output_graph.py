@@ -81,6 +81,13 @@ class OutputGraph:
             unsupported("operator_error", f"{_name(target)}: {_first_line(e)}")
         device = result_device(kind, target, args, kwargs)
         proxy = self.tracer.create_proxy(kind, target, proxy_args, proxy_kwargs)
+        if not is_side_effecting(proxy.node):
+            for a in args:
+                if isinstance(a, TensorVar) and a.example is result:
+                    # The op returned its input object (dropout in eval, .contiguous() of a contiguous tensor,
+                    # .float() of a float tensor): eager hands back the same tensor, so do we, with no node.
+                    self.graph.erase_node(proxy.node)
+                    return a
         return self.wrap_result(proxy, result, device)
 
     def call_factory(self, fn, args, kwargs) -> Var:

@@ -45,11 +45,12 @@ def _compile_eager(fn):
     return jit.compile(fn, backend="eager")
 
 
+@pytest.mark.parametrize("backend", ["eager", "inductor"])
 @pytest.mark.parametrize("case", all_cases(), ids=case_id)
-def test_compiled_matches_eager(case):
+def test_compiled_matches_eager(case, backend):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # an internal error would warn and fall back: fail instead
-        check_case(case, _compile_eager)
+        check_case(case, lambda fn: jit.compile(fn, backend=backend))
 
 
 @pytest.mark.parametrize("case", all_cases(), ids=case_id)
