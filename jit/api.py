@@ -40,16 +40,7 @@ class optimize:
     def __call__(self, fn: Callable) -> Callable:
         if not callable(fn):
             raise TypeError(f"jit.optimize(...) decorates a callable, got {type(fn).__name__}")
-        callback = self._callback
-
-        @functools.wraps(fn)
-        def optimized(*args, **kwargs):
-            previous = _C.set_callback(callback)
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                _C.set_callback(previous)
-
+        optimized = _under_callback(fn, self._callback)
         optimized._jit_optimized = fn
         return optimized
 
@@ -85,16 +76,23 @@ def disable(fn: Callable | None = None):
     if code is not None:
         convert_frame.disable_code(code)
 
+    disabled = _under_callback(fn, None)
+    disabled._jit_disabled = fn
+    return disabled
+
+
+def _under_callback(fn: Callable, callback) -> Callable:
+    """`fn` called with `callback` as this thread's hook callback (None: hook off), the previous one restored."""
+
     @functools.wraps(fn)
-    def disabled(*args, **kwargs):
-        previous = _C.set_callback(None)
+    def run(*args, **kwargs):
+        previous = _C.set_callback(callback)
         try:
             return fn(*args, **kwargs)
         finally:
             _C.set_callback(previous)
 
-    disabled._jit_disabled = fn
-    return disabled
+    return run
 
 
 def reset() -> None:

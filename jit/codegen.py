@@ -19,8 +19,9 @@ from guards.sources import (AttrSource, BuiltinSource, ClosureSource, ConstSourc
 from jit.break_reasons import unsupported
 from jit.calling_convention import argument_names
 from jit.pyversion import PY311
-from jit.variables import (BuiltinVar, ClassVar, Const, DictVar, ListVar, ModuleVar, NamedTupleVar, NewObjectVar,
-                           ObjectVar, PythonModuleVar, TorchCallableVar, TupleVar, UserFunctionVar, Var)
+from jit.variables import (Const, DictVar, ListVar, ModuleVar, NamedTupleVar, NewObjectVar, ObjectVar, TupleVar,
+                           UserFunctionVar, Var)
+from jit.variables.base import KnownObject
 from jit.variables.tensor import TensorVar
 
 
@@ -151,9 +152,10 @@ class ReturnBuilder:
                 em.emit("LOAD_CONST", v.value)
         elif v.source is not None:
             em.load_source(v.source)
-        elif isinstance(v, (ClassVar, UserFunctionVar, BuiltinVar, TorchCallableVar, PythonModuleVar)):
-            em.emit("LOAD_CONST", getattr(v, {ClassVar: "cls", UserFunctionVar: "fn", BuiltinVar: "fn",
-                                              TorchCallableVar: "fn", PythonModuleVar: "mod"}[type(v)]))
+        elif isinstance(v, KnownObject):
+            em.emit("LOAD_CONST", v.value)
+        elif isinstance(v, UserFunctionVar):
+            em.emit("LOAD_CONST", v.fn)
         elif isinstance(v, (ModuleVar, ObjectVar)):
             unsupported("unsupported_value", f"returning {v.describe()} reached without a source")
         else:

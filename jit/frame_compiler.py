@@ -21,11 +21,10 @@ from jit.convert_frame import Frame, RunEagerly, Settings
 from jit.counters import counters
 from jit.eval_frame import CacheEntry
 from jit.logs import get_logger
-from jit.output_graph import OutputGraph, has_work
+from jit.output_graph import OutputGraph, has_work, remove_dead_code, tensors_in
 from jit.translator import ExternalCell, Translator
 from jit.variables import CellVar, Var
 from jit.variables.base import LazyArg
-from jit.variables.tensor import TensorVar
 
 graph_log = get_logger("graph")
 guards_log = get_logger("guards")
@@ -75,7 +74,7 @@ class FrameCapture:
 
     def _finish(self, result: Var) -> CacheEntry:
         frame, output = self.frame, self.output
-        tensors = _tensors_in(result)
+        tensors = tensors_in(result)
         outputs = []
         for t in tensors:
             if t.node.op != "placeholder" and t.node not in outputs:
@@ -84,7 +83,6 @@ class FrameCapture:
         inputs = []
         if outputs or has_work(output.graph):
             output.graph.output(tuple(outputs))
-            from jit.output_graph import remove_dead_code
             remove_dead_code(output.graph)
             used = []
             for source, value, var in output.inputs:
@@ -119,22 +117,6 @@ class FrameCapture:
 def _class_name(name: str) -> str:
     return "Graph_" + "".join(c if c.isalnum() else "_" for c in name)
 
-
-def _tensors_in(v, out=None):
-    from jit.variables import DictVar, ListVar, NewObjectVar, TupleVar
-    out = [] if out is None else out
-    if isinstance(v, TensorVar):
-        out.append(v)
-    elif isinstance(v, (TupleVar, ListVar)):
-        for i in v.items:
-            _tensors_in(i, out)
-    elif isinstance(v, DictVar):
-        for i in v.items.values():
-            _tensors_in(i, out)
-    elif isinstance(v, NewObjectVar):
-        for i in v.attrs.values():
-            _tensors_in(i, out)
-    return out
 
 
 def compile_frame(frame: Frame, settings: Settings) -> CacheEntry:

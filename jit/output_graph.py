@@ -13,7 +13,7 @@ import torch.fx
 from guards.kinds import AliasMatch, Guard, IdMatch, TensorMatch
 from guards.sources import ConstSource, ModuleDictSource, Source
 from jit.break_reasons import unsupported
-from jit.variables import Const, DictVar, ListVar, NamedTupleVar, TupleVar, Var
+from jit.variables import Const, DictVar, ListVar, NamedTupleVar, NewObjectVar, TupleVar, Var
 from jit.variables.tensor import TensorVar
 
 _STRUCTSEQ_BASES = (tuple,)
@@ -179,21 +179,26 @@ def _map(value, tensor_fn):
     return value
 
 
-def _tensors(value, out: list):
+def tensors_in(value, out: list | None = None) -> list:
+    """Every TensorVar inside a Var (containers, new objects) or a plain tuple/list/dict of them, in order."""
+    out = [] if out is None else out
     if isinstance(value, TensorVar):
         out.append(value)
     elif isinstance(value, (TupleVar, ListVar)):
         for v in value.items:
-            _tensors(v, out)
+            tensors_in(v, out)
     elif isinstance(value, DictVar):
         for v in value.items.values():
-            _tensors(v, out)
+            tensors_in(v, out)
+    elif isinstance(value, NewObjectVar):
+        for v in value.attrs.values():
+            tensors_in(v, out)
     elif isinstance(value, (tuple, list)):
         for v in value:
-            _tensors(v, out)
+            tensors_in(v, out)
     elif isinstance(value, dict):
         for v in value.values():
-            _tensors(v, out)
+            tensors_in(v, out)
     return out
 
 
@@ -231,7 +236,7 @@ def result_device(kind: str, target, args: tuple, kwargs: dict) -> torch.device:
                 if (d := _as_device(a)) is not None and not isinstance(a, Const) or isinstance(a, Const) and \
                         isinstance(a.const(), (str, torch.device)) and _as_device(a) is not None:
                     return _as_device(a)
-    tensors = _tensors(list(args) + list(kwargs.values()), [])
+    tensors = tensors_in(list(args) + list(kwargs.values()))
     if not tensors:
         return torch.get_default_device() if hasattr(torch, "get_default_device") else torch.device("cpu")
     for t in tensors:

@@ -2,7 +2,7 @@
 from jit.break_reasons import unsupported
 from jit.opcodes.registry import handler
 from jit.semantics.calls import call
-from jit.variables import NULL, CellVar, DictVar, NestedFunctionVar, TupleVar
+from jit.variables import NULL, CellVar, DictVar, NestedFunctionVar
 from jit.variables.containers import sequence_items
 
 
@@ -59,5 +59,3 @@ def make_function(tx, inst):
         unsupported("unsupported_value", "a closure over cells of an enclosing function")
     tx.push(NestedFunctionVar(code, tx.f_globals, code.co_qualname, defaults, dict(kwdefaults), closure))
 
-
-__all__ = ["TupleVar"]

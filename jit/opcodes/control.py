@@ -8,7 +8,7 @@ from jit.opcodes.registry import handler
 from jit.semantics import context_managers
 from jit.semantics import operators as ops
 from jit.semantics.iteration import get_iter
-from jit.variables import NULL, Const, IteratorVar
+from jit.variables import Const, IteratorVar
 
 
 @handler("JUMP_FORWARD", "JUMP_BACKWARD", "JUMP")
@@ -119,5 +119,3 @@ def yield_value(tx, inst):
 def generators(tx, inst):
     unsupported("generator", f"generator or coroutine instruction {inst.opname}")
 
-
-__all__ = ["NULL"]

@@ -1,5 +1,5 @@
 """Locals, cells, globals, constants, attributes and subscripts."""
-from guards.sources import AttrSource, BuiltinSource, ConstSource, GlobalSource
+from guards.sources import BuiltinSource, GlobalSource
 from jit.break_reasons import unsupported
 from jit.opcodes.registry import handler
 from jit.semantics import attributes, subscript
@@ -163,14 +163,13 @@ def delete_subscr(tx, inst):
     subscript.delete_item(tx, obj, key)
 
 
-__all__ = ["ConstSource", "AttrSource"]
-
 
 @handler("LOAD_SUPER_ATTR", min_version=(3, 12))
 def load_super_attr(tx, inst):
     # [super, cls, self] -> attr, or NULL + attr for a method load (3.12 compiles super().x to this).
     is_method, _two_arg, name = inst.arg
-    self_var, cls, _super = tx.pop(), tx.pop(), tx.pop()
+    self_var, cls = tx.pop(), tx.pop()
+    tx.pop()  # the global `super`
     from jit.variables import SuperVar
     value = attributes.get_attr(tx, SuperVar(cls.const(), self_var), name)
     if is_method:

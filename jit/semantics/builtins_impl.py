@@ -1,7 +1,6 @@
 """Builtins the executor models, one small function each, looked up by the builtin object."""
 from __future__ import annotations
 
-import builtins
 import math
 import operator
 
@@ -10,8 +9,7 @@ import torch
 from jit.break_reasons import unsupported
 from jit.semantics import operators as ops
 from jit.semantics.iteration import items_of
-from jit.variables import (BuiltinVar, ClassVar, Const, DictVar, IteratorVar, ListVar, ModuleVar, NamedTupleVar,
-                           NewObjectVar, ObjectVar, TupleVar, Var)
+from jit.variables import ClassVar, Const, DictVar, IteratorVar, ListVar, ModuleVar, NewObjectVar, TupleVar, Var
 from jit.variables.tensor import TensorVar
 
 BUILTINS: dict = {}

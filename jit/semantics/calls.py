@@ -273,5 +273,3 @@ def inline_function(tx, fn: Var, args: list, kwargs: dict) -> Var:
         return IteratorVar(child.yields)
     return child.run()
 
-
-__all__ = ["call", "inline_function", "functools"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import operator
 
 from jit.break_reasons import unsupported
-from jit.variables import (BuiltinVar, ClassVar, TorchCallableVar, Const, DictVar, ListVar, ModuleVar, NamedTupleVar, ObjectVar, PythonModuleVar,
-                           TupleVar, UserFunctionVar, Var)
+from jit.variables import Const, DictVar, ListVar, ModuleVar, NamedTupleVar, ObjectVar, TupleVar, UserFunctionVar, Var
+from jit.variables.base import KnownObject
 from jit.variables.tensor import TensorVar
 
 _INPLACE_TO_PLAIN = {operator.iadd: operator.add, operator.isub: operator.sub, operator.imul: operator.mul,
@@ -95,14 +95,12 @@ def is_none(tx, v: Var) -> bool:
 
 def _real(v: Var):
     """The real object behind a Var that stands for one existing object."""
-    for kind, attr in _REAL_ATTR.items():
+    if isinstance(v, KnownObject):
+        return v.value
+    for kind, attr in ((ModuleVar, "module"), (ObjectVar, "obj"), (UserFunctionVar, "fn")):
         if isinstance(v, kind):
             return getattr(v, attr)
     raise LookupError
-
-
-_REAL_ATTR = {ModuleVar: "module", ObjectVar: "obj", UserFunctionVar: "fn", ClassVar: "cls", PythonModuleVar: "mod",
-              BuiltinVar: "fn", TorchCallableVar: "fn"}
 
 
 def identical(tx, a: Var, b: Var) -> bool:

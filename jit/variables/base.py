@@ -48,6 +48,30 @@ class Const(Var):
         return f"Const({self.value!r})"
 
 
+class KnownObject(Var):
+    """An object fixed at compile time and guarded by identity: a class, a Python module, a torch or builtin
+    callable. Subclasses only name it."""
+
+    def __init__(self, value, source: Source | None = None):
+        self.value = value
+        self.source = source
+
+    def python_type(self):
+        return type(self.value)
+
+    def is_const(self):
+        return True
+
+    def const(self):
+        return self.value
+
+    def describe(self):
+        name = getattr(self.value, "__qualname__", None) or getattr(self.value, "__name__", None) or repr(self.value)
+        return f"{self.kind} {name}"
+
+    kind = "object"
+
+
 class _Null(Var):
     """The NULL pushed below a callable by PUSH_NULL / LOAD_GLOBAL / LOAD_METHOD (CPython 3.11+ calls)."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import CodeType, FunctionType
 
-from jit.variables.base import Var
+from jit.variables.base import KnownObject, Var
 
 
 class UserFunctionVar(Var):
@@ -59,24 +59,10 @@ class PartialVar(Var):
         return "functools.partial"
 
 
-class BuiltinVar(Var):
-    """A builtin function or type the executor models directly (len, isinstance, range, int, ...)."""
-
-    def __init__(self, fn, source=None):
-        self.fn = fn
-        self.source = source
-
-    def python_type(self):
-        return type(self.fn)
-
-    def is_const(self):
-        return True
-
-    def const(self):
-        return self.fn
-
-    def describe(self):
-        return f"builtin {getattr(self.fn, '__name__', self.fn)}"
+class BuiltinVar(KnownObject):
+    """A builtin function the executor models directly (len, isinstance, math.sqrt, ...)."""
+    kind = "builtin"
+    fn = property(lambda self: self.value)
 
 
 class MethodOnVar(Var):

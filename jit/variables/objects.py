@@ -2,7 +2,7 @@
 created during tracing, and grad-mode context managers."""
 from __future__ import annotations
 
-from jit.variables.base import Var
+from jit.variables.base import KnownObject, Var
 
 
 class ModuleVar(Var):
@@ -49,64 +49,20 @@ class NewObjectVar(Var):
         return f"new {self.cls.__name__} object"
 
 
-class ClassVar(Var):
-    def __init__(self, cls: type, source=None):
-        self.cls = cls
-        self.source = source
+class ClassVar(KnownObject):
+    kind = "class"
+    cls = property(lambda self: self.value)
 
-    def python_type(self):
-        return type(self.cls)
-
-    def is_const(self):
-        return True
-
-    def const(self):
-        return self.cls
-
-    def describe(self):
-        return f"class {self.cls.__qualname__}"
-
-
-class PythonModuleVar(Var):
+class PythonModuleVar(KnownObject):
     """A Python module (torch, math, torch.nn.functional, a user's module)."""
+    kind = "module"
+    mod = property(lambda self: self.value)
 
-    def __init__(self, mod, source=None):
-        self.mod = mod
-        self.source = source
-
-    def python_type(self):
-        return type(self.mod)
-
-    def is_const(self):
-        return True
-
-    def const(self):
-        return self.mod
-
-    def describe(self):
-        return f"module {self.mod.__name__}"
-
-
-class TorchCallableVar(Var):
-    """A torch callable (torch.*, torch.nn.functional.*, torch.Tensor methods unbound, operator.*) that becomes a
-    graph node when any argument is a tensor."""
-
-    def __init__(self, fn, source=None):
-        self.fn = fn
-        self.source = source
-
-    def python_type(self):
-        return type(self.fn)
-
-    def is_const(self):
-        return True
-
-    def const(self):
-        return self.fn
-
-    def describe(self):
-        return f"torch function {getattr(self.fn, '__qualname__', getattr(self.fn, '__name__', self.fn))}"
-
+class TorchCallableVar(KnownObject):
+    """A torch callable (torch.*, torch.nn.functional.*, aten ops) that becomes a graph node when any argument is
+    a tensor."""
+    kind = "torch function"
+    fn = property(lambda self: self.value)
 
 class GradModeVar(Var):
     """torch.no_grad() / enable_grad() / set_grad_enabled(b) / inference_mode(False is unsupported)."""
