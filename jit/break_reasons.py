@@ -41,6 +41,7 @@ class Unsupported(Exception):
         self.kind = KINDS[kind]
         self.detail = detail
         self.location = location
+        self.break_at: tuple[int, int] | None = None  # (top-level instruction index, visit), set by the translator
         super().__init__(self.message())
 
     def message(self) -> str:

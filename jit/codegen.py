@@ -19,9 +19,9 @@ from guards.sources import (AttrSource, BuiltinSource, ClosureSource, ConstSourc
 from jit.break_reasons import unsupported
 from jit.calling_convention import argument_names
 from jit.pyversion import PY311
-from jit.variables import (Const, DictVar, ListVar, ModuleVar, NamedTupleVar, NewObjectVar, ObjectVar, TupleVar,
-                           UserFunctionVar, Var)
-from jit.variables.base import KnownObject
+from jit.variables import (NULL, Const, DictVar, IteratorVar, ListVar, ModuleVar, NamedTupleVar, NewObjectVar,
+                           ObjectVar, TupleVar, UserFunctionVar, Var)
+from jit.variables.base import KnownObject, LazyArg
 from jit.variables.tensor import TensorVar
 
 
@@ -102,8 +102,8 @@ class Emitter:
 _MUTABLE_CONST = (list, dict, set, bytearray)
 
 
-class ReturnBuilder:
-    """Emits code that pushes the value a Var stands for."""
+class ValueBuilder:
+    """Emits code that pushes the value a Var stands for (a return value, a stack entry, a local)."""
 
     def __init__(self, em: Emitter, output_slot: dict):
         self.em = em
@@ -144,6 +144,10 @@ class ReturnBuilder:
                 em.emit("BUILD_MAP", len(v.attrs))
                 return 2
             em.call_const(rebuild_object, args)
+        elif isinstance(v, IteratorVar):  # a loop in progress: iterate over what is left
+            em.call_const(iter, lambda: (self._items(v.items[v.pos:], "BUILD_TUPLE"), 1)[-1])
+        elif isinstance(v, LazyArg):  # an argument the traced code never looked at: pass it through
+            em.load_source(v.source)
         elif isinstance(v, Const):
             if isinstance(v.value, _MUTABLE_CONST):  # a fresh object per call, as the original code makes
                 em.call_const(type(v.value), lambda: (em.emit("LOAD_CONST", tuple(v.value) if not isinstance(
@@ -170,9 +174,9 @@ class ReturnBuilder:
         self.em.emit(build, len(items))
 
 
-def replacement_code(original: CodeType, compiled, inputs: list[Source], outputs: list, result: Var) -> CodeType:
-    """`compiled` is None when the graph does no work (the result is rebuilt from inputs and constants)."""
-    em = Emitter(original.co_firstlineno)
+def _start(original: CodeType, compiled, inputs: list[Source], outputs: list, lineno: int):
+    """Prologue and the call of the compiled graph, its outputs unpacked into locals."""
+    em = Emitter(lineno)
     if original.co_freevars:
         em.emit("COPY_FREE_VARS", len(original.co_freevars))
     em.emit("RESUME", 0)
@@ -184,10 +188,96 @@ def replacement_code(original: CodeType, compiled, inputs: list[Source], outputs
         for name in names:
             em.emit("STORE_FAST", name)
         slots = {node: name for node, name in zip(outputs, names)}
-    ReturnBuilder(em, slots).push(result)
-    em.emit("RETURN_VALUE")
+    return em, ValueBuilder(em, slots)
 
-    code = bc.Bytecode(em.out)
+
+def replacement_code(original: CodeType, compiled, inputs: list[Source], outputs: list, result: Var) -> CodeType:
+    """`compiled` is None when the graph does no work (the result is rebuilt from inputs and constants)."""
+    em, values = _start(original, compiled, inputs, outputs, original.co_firstlineno)
+    values.push(result)
+    em.emit("RETURN_VALUE")
+    return _assemble(original, em.out)
+
+
+# Instructions a graph break can run for real: canonical opname -> (values popped, values pushed).
+BREAKABLE = {
+    "CALL": lambda i: (i.arg + 2, 1),
+    "CALL_FUNCTION_EX": lambda i: (3 + (i.arg & 1), 1),
+    "BINARY_SUBSCR": lambda i: (2, 1), "BINARY_OP": lambda i: (2, 1), "COMPARE_OP": lambda i: (2, 1),
+    "IS_OP": lambda i: (2, 1), "CONTAINS_OP": lambda i: (2, 1), "BINARY_SLICE": lambda i: (3, 1),
+    "UNARY_NEGATIVE": lambda i: (1, 1), "UNARY_NOT": lambda i: (1, 1), "UNARY_INVERT": lambda i: (1, 1),
+    "LOAD_ATTR": lambda i: (1, 1), "STORE_ATTR": lambda i: (2, 0), "STORE_SUBSCR": lambda i: (3, 0),
+    "DELETE_SUBSCR": lambda i: (2, 0), "BUILD_STRING": lambda i: (i.arg, 1), "GET_ITER": lambda i: (1, 1),
+    "UNPACK_SEQUENCE": lambda i: (1, i.arg),
+}
+CONDITIONAL_JUMPS = ("POP_JUMP_IF_TRUE", "POP_JUMP_IF_FALSE")
+
+
+def break_code(original: CodeType, compiled, inputs: list[Source], outputs: list, stack: list, local_vars: dict,
+               inst, index: int, kw_names, resume_for) -> CodeType:
+    """Code for a frame split at instruction `index`: run the graph, rebuild the operands of `inst`, run it for
+    real, then return what the resume function (for the rest of the frame) returns.
+
+    `resume_for(target, null_mask, local_names)` gives the resume code object."""
+    lineno = inst.lineno or original.co_firstlineno
+    em, values = _start(original, compiled, inputs, outputs, lineno)
+    names = tuple(local_vars)
+
+    def call_resume(target: int, lower: list, results: list[str]) -> None:
+        null_mask = tuple(v is NULL for v in lower) + (False,) * len(results)
+        code = resume_for(target, null_mask, names)
+        em.emit("PUSH_NULL")
+        if original.co_freevars:
+            for free in original.co_freevars:
+                em.emit("LOAD_CLOSURE", bc.FreeVar(free))
+            em.emit("BUILD_TUPLE", len(original.co_freevars))
+            em.emit("LOAD_CONST", code)
+            em.emit("MAKE_FUNCTION", 0x08)
+        else:
+            em.emit("LOAD_CONST", code)
+            em.emit("MAKE_FUNCTION", 0)
+        count = 0
+        for v in lower:
+            if v is not NULL:
+                values.push(v)
+                count += 1
+        for r in results:
+            em.emit("LOAD_FAST", r)
+        for name in names:
+            values.push(local_vars[name])
+        em.call(count + len(results) + len(names))
+        em.emit("RETURN_VALUE")
+
+    if inst.opname in CONDITIONAL_JUMPS:
+        lower, cond = stack[:-1], stack[-1]
+        jumped = bc.Label()
+        values.push(cond)
+        em.out.append(bc.Instr(inst.raw.name, jumped, lineno=lineno))
+        call_resume(index + 1, lower, [])
+        em.out.append(jumped)
+        call_resume(inst.target, lower, [])
+    else:
+        pops, pushes = BREAKABLE[inst.opname](inst)
+        lower, operands = stack[:len(stack) - pops], stack[len(stack) - pops:]
+        for v in operands:
+            em.emit("PUSH_NULL") if v is NULL else values.push(v)
+        if inst.opname == "CALL":
+            if kw_names:
+                em.emit("KW_NAMES", tuple(kw_names))
+            em.call(inst.arg)
+        else:
+            raw = inst.raw
+            em.out.append(bc.Instr(raw.name, raw.arg, lineno=lineno) if raw.arg is not bc.UNSET else
+                          bc.Instr(raw.name, lineno=lineno))
+        results = [f"__jit_r{k}" for k in range(pushes)]
+        for r in reversed(results):
+            em.emit("STORE_FAST", r)
+        call_resume(index + 1, lower, results)
+    return _assemble(original, em.out)
+
+
+def _assemble(original: CodeType, instructions: list) -> CodeType:
+    code = bc.Bytecode(instructions)
     code.name = original.co_name
     code.qualname = original.co_qualname
     code.filename = original.co_filename

@@ -58,7 +58,7 @@ def record_entry(info) -> None:
         _recording.guards.extend(info.guards.describe())
 
 
-def record_fallback(frame, error) -> None:
+def record_break(frame, error) -> None:
     if _recording is not None:
         _recording.break_reasons.append(BreakReason(f"{error.detail} ({error.kind.explanation})",
                                                     error.location or frame.location, error.kind.hint,

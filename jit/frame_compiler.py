@@ -22,8 +22,10 @@ from jit.counters import counters
 from jit.eval_frame import CacheEntry
 from jit.logs import get_logger
 from jit.output_graph import OutputGraph, has_work, remove_dead_code, tensors_in
-from jit.translator import ExternalCell, Translator
-from jit.variables import CellVar, Var
+from jit.instructions import decode
+from jit.resume import resume_code
+from jit.translator import ExternalCell, StopBeforeBreak, Translator
+from jit.variables import NULL, CellVar, Var
 from jit.variables.base import LazyArg
 
 graph_log = get_logger("graph")
@@ -46,18 +48,30 @@ class EntryInfo:
 
 
 class FrameCapture:
+    """Capture one frame. Pass 1 traces to the end; if something cannot be captured at a top-level instruction
+    that can run on its own, pass 2 traces again up to just before it, and the frame is split there (a graph
+    break): the graph so far, that instruction run for real, and a resume function for the rest."""
+
     def __init__(self, frame: Frame, settings: Settings):
         self.frame = frame
         self.settings = settings
-        fn = frame.function
-        self.output = OutputGraph(frame_globals=fn.__globals__)
 
-    def run(self):
-        frame, output = self.frame, self.output
+    def run(self) -> CacheEntry:
+        try:
+            tx = self._trace()
+        except Unsupported as e:
+            if e.break_at is None or self.settings.fullgraph or not self._breakable(e):
+                raise
+            tx = self._trace(stop_before=e.break_at)
+            return self._finish_break(tx, e)
+        return self._finish_return(tx.return_value)
+
+    def _trace(self, stop_before=None) -> Translator:
+        frame = self.frame
         code, fn = frame.code, frame.function
-        names = argument_names(code)
+        self.output = output = OutputGraph(frame_globals=fn.__globals__)
         output.guards.append(GradModeMatch(None, torch.is_grad_enabled()))
-        tx_locals = {n: LazyArg(v, LocalSource(n)) for n, v in zip(names, frame.args)}
+        tx_locals = {n: LazyArg(v, LocalSource(n)) for n, v in zip(argument_names(code), frame.args)}
         cells: dict = {}
         for name in code.co_cellvars:
             cells[name] = CellVar(tx_locals.pop(name, None))
@@ -65,53 +79,89 @@ class FrameCapture:
             cells[name] = ExternalCell(cell, ClosureSource(i, name))
         builtins_ = fn.__builtins__ if isinstance(fn.__builtins__, dict) else vars(fn.__builtins__)
         tx = Translator(output, code, fn.__globals__, builtins_, tx_locals, cells, globals_namespace=None)
+        tx.stop_before = stop_before
         grad = torch.is_grad_enabled()
         try:
-            result = tx.run()
+            tx.run()
+        except StopBeforeBreak:
+            pass
         finally:
             torch._C._set_grad_enabled(grad)
-        return self._finish(result)
+        return tx
 
-    def _finish(self, result: Var) -> CacheEntry:
+    def _breakable(self, e: Unsupported) -> bool:
+        from jit.codegen import BREAKABLE, CONDITIONAL_JUMPS
+        inst = decode(self.frame.code)[e.break_at[0]]
+        return ((inst.opname in BREAKABLE or inst.opname in CONDITIONAL_JUMPS) and not inst.in_try
+                and not self.frame.code.co_cellvars)
+
+    def _compile_graph(self, live: list) -> tuple:
+        """Compile the graph with the tensors in `live` as outputs: (compiled or None, input sources, outputs)."""
         frame, output = self.frame, self.output
-        tensors = tensors_in(result)
         outputs = []
-        for t in tensors:
+        for t in tensors_in(live):
             if t.node.op != "placeholder" and t.node not in outputs:
                 outputs.append(t.node)
-        compiled, gm, op_count = None, None, 0
-        inputs = []
-        if outputs or has_work(output.graph):
-            output.graph.output(tuple(outputs))
-            remove_dead_code(output.graph)
-            used = []
-            for source, value, var in output.inputs:
-                if var.node.users:
-                    used.append((source, value))
-                else:
-                    output.graph.erase_node(var.node)
-            if has_work(output.graph):
-                gm = torch.fx.GraphModule(torch.nn.Module(), output.graph, class_name=_class_name(frame.name))
-                op_count = sum(1 for n in gm.graph.nodes if n.op not in ("placeholder", "output"))
-                inputs = [s for s, _ in used]
-                example_inputs = [v for _, v in used]
-                if graph_log.isEnabledFor(logging.DEBUG):
-                    graph_log.debug("captured graph of %s (%s):\n%s", frame.name, frame.location, gm.code)
-                backend = backends.lookup_backend(self.settings.backend)
-                compiled = _C.run_suspended(backend(gm, example_inputs))
-                counters.bump("graphs")
+        if not outputs and not has_work(output.graph):
+            return None, [], [], None
+        output.graph.output(tuple(outputs))
+        remove_dead_code(output.graph)
+        used = []
+        for source, value, var in output.inputs:
+            if var.node.users:
+                used.append((source, value))
             else:
-                outputs = []
-        guards = compile_guards(output.guards, argument_names(frame.code), name="guard_" + re.sub(r"\W", "_", frame.code.co_name))
+                output.graph.erase_node(var.node)
+        if not has_work(output.graph):
+            return None, [], [], None
+        gm = torch.fx.GraphModule(torch.nn.Module(), output.graph, class_name=_class_name(frame.name))
+        if graph_log.isEnabledFor(logging.DEBUG):
+            graph_log.debug("captured graph of %s (%s):\n%s", frame.name, frame.location, gm.code)
+        backend = backends.lookup_backend(self.settings.backend)
+        compiled = _C.run_suspended(backend(gm, [v for _, v in used]))
+        counters.bump("graphs")
+        return compiled, [s for s, _ in used], outputs, gm
+
+    def _guards(self) -> CompiledGuards:
+        frame = self.frame
+        guards = compile_guards(self.output.guards, argument_names(frame.code),
+                                name="guard_" + re.sub(r"\W", "_", frame.code.co_name))
         if guards_log.isEnabledFor(logging.DEBUG):
             guards_log.debug("guards of %s (%s):\n  %s", frame.name, frame.location, "\n  ".join(guards.describe()))
-        code = codegen.replacement_code(frame.code, compiled, inputs, outputs if compiled else [], result)
+        return guards
+
+    def _entry(self, code, guards, gm) -> CacheEntry:
+        frame = self.frame
         if bytecode_log.isEnabledFor(logging.DEBUG):
             buf = io.StringIO()
             dis.dis(code, file=buf)
-            bytecode_log.debug("replacement bytecode of %s:\n%s", frame.name, buf.getvalue())
-        info = EntryInfo(frame.name, guards, gm, op_count)
-        return CacheEntry(guards.fn, code, info)
+            bytecode_log.debug("generated bytecode of %s:\n%s", frame.name, buf.getvalue())
+        op_count = sum(1 for n in gm.graph.nodes if n.op not in ("placeholder", "output")) if gm is not None else 0
+        return CacheEntry(guards.fn, code, EntryInfo(frame.name, guards, gm, op_count))
+
+    def _finish_return(self, result: Var) -> CacheEntry:
+        compiled, inputs, outputs, gm = self._compile_graph([result])
+        guards = self._guards()
+        code = codegen.replacement_code(self.frame.code, compiled, inputs, outputs, result)
+        return self._entry(code, guards, gm)
+
+    def _finish_break(self, tx: Translator, e: Unsupported) -> CacheEntry:
+        frame = self.frame
+        index = e.break_at[0]
+        inst = tx.insts[index]
+        local_vars = {k: v for k, v in tx.locals.items() if v is not NULL}
+        try:
+            compiled, inputs, outputs, gm = self._compile_graph(list(tx.stack) + list(local_vars.values()))
+            code = codegen.break_code(
+                frame.code, compiled, inputs, outputs, list(tx.stack), local_vars, inst, index, tx.kw_names,
+                lambda target, mask, names: resume_code(frame.code, target, mask, names, inst.lineno))
+        except Unsupported as why:
+            breaks_log.debug("%s cannot be split at %s (%s); it runs eagerly", frame.name, e.location, why.detail)
+            raise e from None
+        counters.bump("graph_breaks")
+        breaks_log.debug("Graph break in %s (%s): %s", frame.name, e.location, e.detail)
+        explain_mod.record_break(frame, e)
+        return self._entry(code, self._guards(), gm)
 
 
 def _class_name(name: str) -> str:
@@ -127,7 +177,7 @@ def compile_frame(frame: Frame, settings: Settings) -> CacheEntry:
     except Unsupported as e:
         counters.bump("frames_run_eagerly")
         breaks_log.debug("%s runs eagerly: %s", frame.name, e.message())
-        explain_mod.record_fallback(frame, e)
+        explain_mod.record_break(frame, e)
         if settings.fullgraph:
             from jit.errors import GraphBreakError
             raise GraphBreakError(e.detail + f" ({e.kind.explanation})", e.location, e.kind.hint) from None

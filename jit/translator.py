@@ -19,6 +19,10 @@ MAX_INSTRUCTIONS = 200_000  # per compiled frame, inlined callees included
 MAX_INLINE_DEPTH = 24
 
 
+class StopBeforeBreak(Exception):
+    """Pass 2 of a graph break reached the instruction that broke in pass 1: the state is ready to emit."""
+
+
 class ExternalCell:
     """A closure cell of a function that exists outside the traced code: read lazily, guarded by its source."""
 
@@ -49,6 +53,9 @@ class Translator:
         self.return_value: Var | None = None
         self.current_builtin = None
         self.yields: list | None = None  # set when running an inlined generator to completion
+        # Graph breaks (top-level frame only): how often each instruction ran, and where pass 2 must stop.
+        self.visits: dict[int, int] = {}
+        self.stop_before: tuple[int, int] | None = None
         if self.depth > MAX_INLINE_DEPTH:
             unsupported("too_complex", f"calls nested deeper than {MAX_INLINE_DEPTH} (recursion?)")
 
@@ -78,8 +85,14 @@ class Translator:
         return f"{os.path.basename(self.code.co_filename)}:{line}"
 
     def run(self) -> Var:
+        top = self.parent is None
         try:
             while self.return_value is None:
+                if top:
+                    visit = self.visits[self.ip] = self.visits.get(self.ip, 0) + 1
+                    if self.stop_before == (self.ip, visit):
+                        self.inst = self.insts[self.ip]
+                        raise StopBeforeBreak()
                 inst = self.insts[self.ip]
                 self.ip += 1
                 self.inst = inst
@@ -95,6 +108,10 @@ class Translator:
             if not e.location:
                 e.location = self.location()
                 e.args = (e.message(),)
+            if top and e.break_at is None:
+                # Where the top-level frame was when it happened: the instruction to run for real after a break
+                # (for a failure inside an inlined call, the call itself: the callee then runs on its own).
+                e.break_at = (self.ip - 1, self.visits.get(self.ip - 1, 1))
             raise
 
     def jump(self, target: int) -> None:

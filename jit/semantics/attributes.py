@@ -74,6 +74,11 @@ def _bind_class_attr(tx, attr, self_var: Var, cls: type, name: str, fn_source) -
 
 
 def _class_attr_value(tx, attr, source) -> Var:
+    """A plain value stored on a class (a constant, a nested class...), seen through an instance."""
+    if hasattr(type(attr), "__get__") and not isinstance(attr, (type, types.FunctionType)):
+        # Some other descriptor (cached_property, a user descriptor, a slot of an object created here): its
+        # __get__ would compute the value; we do not model that.
+        unsupported("unsupported_value", f"descriptor {type(attr).__name__} on a class")
     return Builder(tx.output, guarded=False).wrap(attr, source)
 
 
@@ -94,6 +99,13 @@ def _object_attr(tx, var: Var, obj, name: str) -> Var:
                 if value is None:
                     return Const(None)
                 return tx.builder.wrap(value, ModuleDictSource(var.source, store, name) if var.source else None)
+    if isinstance(attr, (types.MemberDescriptorType, types.GetSetDescriptorType)):
+        # __slots__ entries and C-level attributes: the value lives on the instance; read it for real.
+        try:
+            value = getattr(obj, name)
+        except AttributeError as e:
+            unsupported("exception", f"AttributeError: {e}")
+        return tx.builder.wrap(value, AttrSource(var.source, name) if var.source else None)
     if attr is not _MISSING:
         fn_source = AttrSource(TypeSource(var.source), name) if var.source else None
         bound = _bind_class_attr(tx, attr, var, cls, name, fn_source)
