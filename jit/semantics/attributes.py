@@ -175,6 +175,8 @@ _CONTAINER_METHODS = {
 
 
 def get_attr(tx, obj: Var, name: str) -> Var:
+    if name == "__class__" and isinstance(obj, (NewObjectVar, ObjectVar, ModuleVar)):
+        return ClassVar(obj.python_type())  # the type is fixed: guarded (ObjectVar, ModuleVar) or created here
     if isinstance(obj, TensorVar):
         return _tensor_attr(tx, obj, name)
     if isinstance(obj, NamedTupleVar):

@@ -20,7 +20,6 @@ KNOWN_EAGER = {
     'builtins-builtin_min_max_constants': 'max(key=...) of values not known at compile time',
     'builtins-builtin_getattr_hasattr': "tensor attribute 'nope'",
     'functions-decorator_wrapped': "attribute '__module__' of nested function decora",
-    'classes-dataclass_replace_fields': '`in` on dict of 1',
     'classes-dunder_dict_and_vars': 'builtin vars',
     'classes-class_defined_inside': 'instruction LOAD_BUILD_CLASS',
     'classes-tensor_subclass_check': 'creating a Parameter inside the function',
