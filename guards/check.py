@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from guards.kinds import Guard
-from guards.sources import LocalSource, Source
+from guards.sources import LocalSource, Source, param_name
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class CompiledGuards:
     _const: callable
 
     def why_failed(self, *args) -> str:
-        env = dict(zip(self.arg_names, args[:-1]), __fn=args[-1])
+        env = dict(zip(map(param_name, self.arg_names), args[:-1]), __fn=args[-1])
         for g in self.guards:
             if g.source is None:
                 reason = g.explain(None)
@@ -73,7 +73,7 @@ class _Body:
     def value(self, source: Source) -> str:
         """A local name (or argument) holding the source's value, emitting its computation once."""
         if isinstance(source, LocalSource):
-            return source.local
+            return param_name(source.local)
         name = self.locals.get(source)
         if name is not None:
             return name
@@ -99,7 +99,7 @@ def compile_guards(guards: list[Guard], arg_names: tuple[str, ...], name: str = 
     for g in guards:
         v = body.value(g.source) if g.source is not None else "None"
         body.lines.append(f"if not ({g.check(v, const, body.value)}): return False")
-    params = ", ".join((*arg_names, "__fn"))
+    params = ", ".join((*map(param_name, arg_names), "__fn"))
     lines = "\n        ".join(body.lines + ["return True"])
     text = (f"def {name}({params}):\n"
             f"    try:\n"

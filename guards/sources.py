@@ -8,6 +8,8 @@ Attribute reads on nn.Modules go through the module's own dicts (_parameters, _b
 nn.Module.__getattr__ does, minus its Python call."""
 from __future__ import annotations
 
+import keyword
+import re
 from dataclasses import dataclass, field
 
 
@@ -25,13 +27,19 @@ class Source:
         return self.name()
 
 
+def param_name(local: str) -> str:
+    """The guard function's parameter for an argument: the argument's own name when it is an identifier
+    (listcomp frames in 3.11 have one called `.0`)."""
+    return local if local.isidentifier() and not keyword.iskeyword(local) else "__arg_" + re.sub(r"\W", "_", local)
+
+
 @dataclass(frozen=True)
 class LocalSource(Source):
     """An argument of the frame (only arguments are bound when a frame starts)."""
     local: str
 
     def expr(self, const) -> str:
-        return self.local
+        return param_name(self.local)
 
     def name(self) -> str:
         return self.local

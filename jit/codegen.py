@@ -208,7 +208,7 @@ BREAKABLE = {
     "UNARY_NEGATIVE": lambda i: (1, 1), "UNARY_NOT": lambda i: (1, 1), "UNARY_INVERT": lambda i: (1, 1),
     "LOAD_ATTR": lambda i: (1, 1), "STORE_ATTR": lambda i: (2, 0), "STORE_SUBSCR": lambda i: (3, 0),
     "DELETE_SUBSCR": lambda i: (2, 0), "BUILD_STRING": lambda i: (i.arg, 1), "GET_ITER": lambda i: (1, 1),
-    "UNPACK_SEQUENCE": lambda i: (1, i.arg),
+    "UNPACK_SEQUENCE": lambda i: (1, i.arg), "STORE_GLOBAL": lambda i: (1, 0),
 }
 CONDITIONAL_JUMPS = ("POP_JUMP_IF_TRUE", "POP_JUMP_IF_FALSE")
 
@@ -248,7 +248,23 @@ def break_code(original: CodeType, compiled, inputs: list[Source], outputs: list
         em.call(count + len(results) + len(names))
         em.emit("RETURN_VALUE")
 
-    if inst.opname in CONDITIONAL_JUMPS:
+    if inst.opname == "FOR_ITER":
+        # The loop's iterator is a real object: step it for real. Next item: resume in the loop body with
+        # [..., iterator, item]; exhausted: resume after the loop (3.11 pops the iterator and jumps to the target;
+        # 3.12 also skips the instruction at the target, which must be END_FOR).
+        lower, it = stack[:-1], stack[-1]
+        exhausted = bc.Label()
+        values.push(it)
+        em.out.append(bc.Instr("FOR_ITER", exhausted, lineno=lineno))
+        em.emit("STORE_FAST", "__jit_r1")
+        em.emit("STORE_FAST", "__jit_r0")
+        call_resume(index + 1, lower, ["__jit_r0", "__jit_r1"])
+        em.out.append(exhausted)
+        if not PY311:
+            em.emit("END_FOR")
+        after = inst.target + 1 if not PY311 and _opname_at(original, inst.target) == "END_FOR" else inst.target
+        call_resume(after, lower, [])
+    elif inst.opname in CONDITIONAL_JUMPS:
         lower, cond = stack[:-1], stack[-1]
         jumped = bc.Label()
         values.push(cond)
@@ -274,6 +290,11 @@ def break_code(original: CodeType, compiled, inputs: list[Source], outputs: list
             em.emit("STORE_FAST", r)
         call_resume(index + 1, lower, results)
     return _assemble(original, em.out)
+
+
+def _opname_at(code: CodeType, index: int) -> str:
+    from jit.instructions import decode
+    return decode(code)[index].opname
 
 
 def _assemble(original: CodeType, instructions: list) -> CodeType:

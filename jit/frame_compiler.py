@@ -23,7 +23,7 @@ from jit.eval_frame import CacheEntry
 from jit.logs import get_logger
 from jit.output_graph import OutputGraph, has_work, remove_dead_code, tensors_in
 from jit.instructions import decode
-from jit.resume import resume_code
+from jit.resume import origin, resume_code
 from jit.translator import ExternalCell, StopBeforeBreak, Translator
 from jit.variables import NULL, CellVar, Var
 from jit.variables.base import LazyArg
@@ -92,8 +92,8 @@ class FrameCapture:
     def _breakable(self, e: Unsupported) -> bool:
         from jit.codegen import BREAKABLE, CONDITIONAL_JUMPS
         inst = decode(self.frame.code)[e.break_at[0]]
-        return ((inst.opname in BREAKABLE or inst.opname in CONDITIONAL_JUMPS) and not inst.in_try
-                and not self.frame.code.co_cellvars)
+        return ((inst.opname in BREAKABLE or inst.opname in CONDITIONAL_JUMPS or inst.opname == "FOR_ITER")
+                and not inst.in_try and not self.frame.code.co_cellvars)
 
     def _compile_graph(self, live: list) -> tuple:
         """Compile the graph with the tensors in `live` as outputs: (compiled or None, input sources, outputs)."""
@@ -149,7 +149,10 @@ class FrameCapture:
         frame = self.frame
         index = e.break_at[0]
         inst = tx.insts[index]
-        local_vars = {k: v for k, v in tx.locals.items() if v is not NULL}
+        # Live locals are the original function's variables (a resume function's own ___stack parameters are
+        # consumed by its prologue and are not variables of the code it continues).
+        original = origin(frame.code, index)[0]
+        local_vars = {k: v for k, v in tx.locals.items() if v is not NULL and k in original.co_varnames}
         try:
             compiled, inputs, outputs, gm = self._compile_graph(list(tx.stack) + list(local_vars.values()))
             code = codegen.break_code(

@@ -13,6 +13,17 @@ from types import CodeType
 import bytecode as bc
 
 _cache: dict = {}
+# resume code -> (the original code it continues, how many prologue instructions precede the original's first)
+_origin: dict = {}
+
+
+def origin(code: CodeType, index: int) -> tuple[CodeType, int]:
+    """Map an instruction of a resume function back to the original code, so that a resume function that breaks
+    again (a break inside a loop) resumes with the same resume code instead of a new one per iteration."""
+    while code in _origin:
+        code, shift = _origin[code]
+        index -= shift
+    return code, index
 
 
 def stack_arg(j: int) -> str:
@@ -23,6 +34,7 @@ def resume_code(code: CodeType, target: int, null_mask: tuple[bool, ...], local_
                 lineno: int) -> CodeType:
     """Code that continues `code` at instruction index `target` with a stack of len(null_mask) entries (True: a
     NULL) and the given locals bound. Parameters: the non-NULL stack entries, bottom first, then the locals."""
+    code, target = origin(code, target)
     key = (code, target, null_mask, local_names)
     cached = _cache.get(key)
     if cached is not None:
@@ -67,4 +79,5 @@ def resume_code(code: CodeType, target: int, null_mask: tuple[bool, ...], local_
         inspect.CO_NEWLOCALS
     result = out.to_code()
     _cache[key] = result
+    _origin[result] = (code, len(prologue))
     return result

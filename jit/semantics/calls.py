@@ -174,7 +174,11 @@ def call_builtin(tx, fn, args, kwargs) -> Var:
     if impl is None:
         unsupported("unsupported_call", f"builtin {getattr(fn, '__qualname__', fn)}")
     tx.current_builtin = fn
-    return impl(tx, list(args), kwargs)
+    try:
+        return impl(tx, list(args), kwargs)
+    except (ValueError, TypeError, ArithmeticError, LookupError, OverflowError, AttributeError) as e:
+        # The builtin raised on constants: the user's code raises here too; let it run for real.
+        unsupported("exception", f"{getattr(fn, '__name__', fn)}() raised {type(e).__name__}: {e}")
 
 
 def call_method_on(tx, obj: Var, name: str, args, kwargs) -> Var:

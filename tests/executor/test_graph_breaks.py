@@ -1,0 +1,225 @@
+"""Graph breaks: a frame split at code the executor cannot capture, the rest resumed in generated functions.
+
+Each test compares with eager: results, printed output, side effects on inputs and modules, exceptions; and
+counts graphs and breaks."""
+import traceback
+
+import pytest
+import torch
+
+import jit
+
+
+@pytest.fixture(autouse=True)
+def fresh():
+    jit.reset()
+    jit.counters.clear()
+    yield
+    jit.reset()
+
+
+def both(fn, *args):
+    """Eager result, compiled result (fresh copies of tensor args for each)."""
+    clone = lambda a: a.clone() if isinstance(a, torch.Tensor) else a  # noqa: E731
+    expected = fn(*map(clone, args))
+    got = jit.compile(fn, backend="eager")(*map(clone, args))
+    return expected, got
+
+
+def print_in_middle(x):
+    y = torch.sin(x) * 2
+    print("y has shape", tuple(y.shape))
+    return torch.cos(y) + 1
+
+
+def test_print_in_the_middle(capsys):
+    x = torch.randn(4)
+    expected, got = both(print_in_middle, x)
+    torch.testing.assert_close(got, expected)
+    assert capsys.readouterr().out.count("y has shape (4,)") == 2  # once eager, once compiled
+    exp = jit.explain(print_in_middle, x)
+    assert (exp.graph_count, exp.graph_break_count) == (2, 1)
+    [reason] = exp.break_reasons
+    line = print_in_middle.__code__.co_firstlineno + 2
+    assert "print()" in reason.reason and reason.location.endswith(f"test_graph_breaks.py:{line}")
+    assert reason.hint
+
+
+def branchy(x):
+    y = x * 3
+    if y.sum() > 0:
+        return y.relu()
+    return y.abs() - 1
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_data_dependent_branch_takes_both_paths(sign):
+    x = torch.rand(5) * sign
+    expected, got = both(branchy, x)
+    torch.testing.assert_close(got, expected)
+    assert jit.explain(branchy, x).graph_break_count == 1
+
+
+def item_in_python(x):
+    n = int(x.sum().item()) % 3
+    out = x
+    for _ in range(n):
+        out = out * 2
+    return out + n
+
+
+def test_item_value_used_in_python():
+    for v in (1.0, 2.0, 4.0):
+        x = torch.full((3,), v)
+        expected, got = both(item_in_python, x)
+        torch.testing.assert_close(got, expected)
+
+
+def helper_with_branch(t):
+    if t.max() > 0.5:
+        return t * 10
+    return t
+
+
+def calls_helper(x):
+    a = x + 1
+    b = helper_with_branch(a)
+    return b - 1
+
+
+def test_break_inside_inlined_function_breaks_the_caller_at_the_call():
+    x = torch.rand(6)
+    expected, got = both(calls_helper, x)
+    torch.testing.assert_close(got, expected)
+    exp = jit.explain(calls_helper, x)
+    assert exp.graph_break_count >= 1
+    assert any("helper_with_branch" in f for f in exp.frames)  # the callee was compiled on its own
+
+
+def loop_with_print(x, steps):
+    for i in range(steps):
+        x = x * 2
+        print("step", i)
+        x = x + 1
+    return x
+
+
+def test_break_inside_a_loop(capsys):
+    x = torch.ones(3)
+    expected, got = both(loop_with_print, x, 4)
+    torch.testing.assert_close(got, expected)
+    out = capsys.readouterr().out
+    assert out.count("step 3") == 2
+    assert jit.counters.frames_compiled <= 1 + jit.config.cache_size_limit * 2
+
+
+def append_to_input(xs, t):
+    xs.append(t * 2)
+    return len(xs), t + 1
+
+
+def test_mutating_an_input_list():
+    a, b = [1], [1]
+    t = torch.ones(2)
+    expected = append_to_input(a, t)
+    got = jit.compile(append_to_input, backend="eager")(b, t)
+    assert got[0] == expected[0] and torch.equal(got[1], expected[1])
+    assert len(a) == len(b) == 2 and torch.equal(a[1], b[1])
+
+
+class Counter(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(3, 3)
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        return self.lin(x) * self.calls
+
+
+def test_module_attribute_write():
+    torch.manual_seed(0)
+    eager, compiled_src = Counter(), Counter()
+    compiled_src.load_state_dict(eager.state_dict())
+    fast = jit.compile(compiled_src, backend="eager")
+    x = torch.randn(2, 3)
+    for _ in range(3):
+        torch.testing.assert_close(fast(x), eager(x))
+    assert compiled_src.calls == eager.calls == 3
+
+
+TOTAL = 0
+
+
+def bump_global(x):
+    global TOTAL
+    TOTAL = TOTAL + 1
+    return x * TOTAL
+
+
+def test_global_write():
+    global TOTAL
+    TOTAL = 0
+    fast = jit.compile(bump_global, backend="eager")
+    x = torch.ones(2)
+    torch.testing.assert_close(fast(x), x * 1)
+    torch.testing.assert_close(fast(x), x * 2)
+    assert TOTAL == 2
+
+
+def fails_after_break(x):
+    y = x + 1
+    print("about to fail")
+    return y + torch.ones(7)  # shape mismatch: raised in the resume function
+
+
+def test_exception_after_a_break_propagates_with_a_readable_traceback():
+    with pytest.raises(RuntimeError, match="size of tensor") as info:
+        jit.compile(fails_after_break, backend="eager")(torch.ones(3))
+    names = [f.name for f in traceback.extract_tb(info.value.__traceback__)]
+    assert any(n.startswith("resume_in_fails_after_break_at_") for n in names), names
+
+
+def raises_in_break_call(x):
+    y = x * 2
+    int("not a number")
+    return y
+
+
+def test_exception_raised_by_the_instruction_at_the_break():
+    with pytest.raises(ValueError, match="invalid literal"):
+        jit.compile(raises_in_break_call, backend="eager")(torch.ones(2))
+
+
+def print_under_no_grad(x, w):
+    with torch.no_grad():
+        y = x @ w
+        print("inside")
+    return y.requires_grad, y * 2
+
+
+def test_break_inside_with_block_runs_frame_eagerly_and_correctly(capsys):
+    x, w = torch.randn(2, 3), torch.randn(3, 2, requires_grad=True)
+    expected, got = both(print_under_no_grad, x, w)
+    assert got[0] == expected[0] is False
+    torch.testing.assert_close(got[1], expected[1])
+
+
+def handles_exception(x):
+    try:
+        return x / 0 if x.sum() > 100 else {}["missing"]
+    except KeyError:
+        return x - 1
+
+
+def test_try_except_runs_eagerly_and_correctly():
+    expected, got = both(handles_exception, torch.ones(2))
+    torch.testing.assert_close(got, expected)
+
+
+def test_fullgraph_refuses_to_break():
+    with pytest.raises(jit.GraphBreakError) as info:
+        jit.compile(print_in_middle, backend="eager", fullgraph=True)(torch.ones(2))
+    line = print_in_middle.__code__.co_firstlineno + 2
+    assert "print()" in str(info.value) and f"test_graph_breaks.py:{line}" in str(info.value)
