@@ -81,10 +81,10 @@ def markdown(suite: Suite, results: list[Result], extra_columns: dict[str, dict[
     base_name = suite.baseline or results[0].name
     base = next(r for r in results if r.name == base_name).ns_per_call
     extra_columns = extra_columns or {}
-    head = ["variant", "ns/call", f"ratio to {base_name}", "spread", *extra_columns, "note"]
+    head = ["variant", "ns/call", f"speed-up vs {base_name}", "spread", *extra_columns, "note"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results:
-        cells = [r.name, f"{r.ns_per_call:,.0f}", f"{r.ns_per_call / base:.2f}x", f"{r.spread:.0%}",
+        cells = [r.name, f"{r.ns_per_call:,.0f}", f"{base / r.ns_per_call:.2f}x", f"{r.spread:.0%}",
                  *(col.get(r.name, "") for col in extra_columns.values()), r.note]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
