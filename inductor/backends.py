@@ -101,7 +101,7 @@ def numpy_backend(gm: torch.fx.GraphModule, example_inputs: list):
     module = _modules.get(key)
     if module is None:
         module = _modules[key] = load_module(source, f"<framejit-numpy-{key[:16]}>")
-    compiled = CompiledNumpyGraph(module, lowered, gm)
+    compiled = CompiledNumpyGraph(module, lowered, gm, example_inputs)
     compiled.source = source
     return _copy_aliased_outputs(compiled, gm)
 

@@ -52,7 +52,8 @@ def _make_fallback(kernel):
 class CompiledNumpyGraph:
     """Callable with gm's signature: runs the generated module on the tensors' memory."""
 
-    def __init__(self, module: types.ModuleType, lowered: LoweredGraph, gm: torch.fx.GraphModule):
+    def __init__(self, module: types.ModuleType, lowered: LoweredGraph, gm: torch.fx.GraphModule,
+                 example_inputs: list | None = None):
         self.module, self.lowered, self.source = module, lowered, getattr(module, "__source__", None)
         self.fallbacks = {k.out.name: _make_fallback(k) for k in lowered.kernels if hasattr(k, "target")}
         self.constants = []
@@ -63,14 +64,37 @@ class CompiledNumpyGraph:
                     obj = getattr(obj, part)
                 self.constants.append((buf.name, obj))
         self.out_dtypes = [getattr(o, "dtype", None) for o in lowered.outputs]
+        self._const_values = [c for _, c in self.constants]
+        params = [isinstance(x, torch.nn.Parameter) for x in example_inputs] if example_inputs else []
+        slots, n_const, n_arg = [], 0, 0
+        for buf in lowered.inputs:
+            if getattr(buf, "attr", None):
+                slots.append((True, n_const, True))
+                n_const += 1
+            else:
+                slots.append((False, n_arg, n_arg < len(params) and params[n_arg]))
+                n_arg += 1
+        self._slots = slots
+        self._memo = [None] * len(slots)
 
     def __call__(self, *args):
-        consts = iter(c for _, c in self.constants)
+        # Per input slot: the constant or argument position it comes from, and for parameters and constants the
+        # last tensor seen there with its array. They arrive as the same tensor on every call, so their arrays are
+        # reused after a data_ptr check (assigning `.data` swaps the storage and misses; in-place updates share
+        # the memory). Other inputs are converted on each call and never kept.
+        memo = self._memo
         arrays = []
-        tensor_args = iter(args)
-        for buf in self.lowered.inputs:
-            t = next(consts) if getattr(buf, "attr", None) else next(tensor_args)
-            arrays.append(to_numpy(t))
+        for i, (is_const, index, stable) in enumerate(self._slots):
+            t = self._const_values[index] if is_const else args[index]
+            if stable:
+                seen = memo[i]
+                if seen is not None and seen[0] is t and seen[1] == t.data_ptr():
+                    arrays.append(seen[2])
+                    continue
+                memo[i] = (t, t.data_ptr(), to_numpy(t))
+                arrays.append(memo[i][2])
+            else:
+                arrays.append(to_numpy(t))
         outs = self.module.run(arrays, self.fallbacks)
         flat = [to_torch(o, d) if d is not None else o for o, d in zip(outs, self.out_dtypes)]
         return tree_unflatten(flat, self.lowered.output_spec)
