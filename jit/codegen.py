@@ -13,12 +13,15 @@ import inspect
 from types import CodeType
 
 import bytecode as bc
+import torch
 
 from guards.sources import (AttrSource, BuiltinSource, ClosureSource, ConstSource, GlobalSource, ItemSource,
                             LocalSource, ModuleDictSource, Source, TypeSource)
 from jit.break_reasons import unsupported
 from jit.calling_convention import argument_names
 from jit.pyversion import PY311
+from jit.resume import NULL_SLOT, VALUE
+from jit.semantics.context_managers import ExitVar
 from jit.variables import (NULL, Const, DictVar, IteratorVar, ListVar, ModuleVar, NamedTupleVar, NewObjectVar,
                            ObjectVar, TupleVar, UserFunctionVar, Var)
 from jit.variables.base import KnownObject, LazyArg
@@ -119,6 +122,9 @@ class ValueBuilder:
                 em.load_source(v.source)
             else:
                 raise AssertionError(f"tensor {v} is neither an output nor an input")
+        elif isinstance(v, (TupleVar, ListVar, DictVar)) and v.source is not None:
+            # an outside container (never mutated symbolically: that is a break): the object itself, not a copy
+            em.load_source(v.source)
         elif isinstance(v, NamedTupleVar):
             if hasattr(v.cls, "n_fields"):  # structseq: cls(tuple)
                 em.call_const(v.cls, lambda: (self._items(v.items, "BUILD_TUPLE"), 1)[-1])
@@ -223,9 +229,16 @@ def break_code(original: CodeType, compiled, inputs: list[Source], outputs: list
     em, values = _start(original, compiled, inputs, outputs, lineno)
     names = tuple(local_vars)
 
+    exits = [v for v in stack if isinstance(v, ExitVar)]
+
     def call_resume(target: int, lower: list, results: list[str]) -> None:
-        null_mask = tuple(v is NULL for v in lower) + (False,) * len(results)
-        code = resume_for(target, null_mask, names)
+        slots = tuple(_slot(v) for v in lower) + (VALUE,) * len(results)
+        code = resume_for(target, slots, names)
+        if exits:
+            # Leave the grad mode as it was before the outermost `with`: the resume function re-enters each
+            # manager, and each __exit__ restores the mode its __enter__ found.
+            em.call_const(torch._C._set_grad_enabled, lambda: (em.emit("LOAD_CONST", exits[0].manager.prior), 1)[-1])
+            em.emit("POP_TOP")
         em.emit("PUSH_NULL")
         if original.co_freevars:
             for free in original.co_freevars:
@@ -238,7 +251,7 @@ def break_code(original: CodeType, compiled, inputs: list[Source], outputs: list
             em.emit("MAKE_FUNCTION", 0)
         count = 0
         for v in lower:
-            if v is not NULL:
+            if _slot(v) == VALUE:
                 values.push(v)
                 count += 1
         for r in results:
@@ -290,6 +303,17 @@ def break_code(original: CodeType, compiled, inputs: list[Source], outputs: list
             em.emit("STORE_FAST", r)
         call_resume(index + 1, lower, results)
     return _assemble(original, em.out)
+
+
+def _slot(v: Var):
+    """How a stack entry reaches the resume function: passed, re-pushed as NULL, or its `with` re-entered."""
+    if v is NULL:
+        return NULL_SLOT
+    if isinstance(v, ExitVar):
+        manager = v.manager
+        args = (manager.enabled,) if manager.cls is torch.set_grad_enabled else ()
+        return ("grad", manager.cls, args)
+    return VALUE
 
 
 def _opname_at(code: CodeType, index: int) -> str:

@@ -24,6 +24,7 @@ from jit.logs import get_logger
 from jit.output_graph import OutputGraph, has_work, remove_dead_code, tensors_in
 from jit.instructions import decode
 from jit.resume import origin, resume_code
+from jit.semantics.context_managers import ExitVar
 from jit.translator import ExternalCell, StopBeforeBreak, Translator
 from jit.variables import NULL, CellVar, Var
 from jit.variables.base import LazyArg
@@ -93,7 +94,7 @@ class FrameCapture:
         from jit.codegen import BREAKABLE, CONDITIONAL_JUMPS
         inst = decode(self.frame.code)[e.break_at[0]]
         return ((inst.opname in BREAKABLE or inst.opname in CONDITIONAL_JUMPS or inst.opname == "FOR_ITER")
-                and not inst.in_try and not self.frame.code.co_cellvars)
+                and not self.frame.code.co_cellvars)
 
     def _compile_graph(self, live: list) -> tuple:
         """Compile the graph with the tensors in `live` as outputs: (compiled or None, input sources, outputs)."""
@@ -153,6 +154,12 @@ class FrameCapture:
         # consumed by its prologue and are not variables of the code it continues).
         original = origin(frame.code, index)[0]
         local_vars = {k: v for k, v in tx.locals.items() if v is not NULL and k in original.co_varnames}
+        open_withs = sum(isinstance(v, ExitVar) for v in tx.stack)
+        if inst.try_depth != open_withs:
+            # Inside try/except/finally (or a `with` we cannot re-enter): the frame runs eagerly.
+            breaks_log.debug("%s cannot be split at %s (inside try/except or an unsupported with)", frame.name,
+                             e.location)
+            raise e
         try:
             compiled, inputs, outputs, gm = self._compile_graph(list(tx.stack) + list(local_vars.values()))
             code = codegen.break_code(

@@ -21,6 +21,7 @@ class Inst:
     lineno: int | None
     target: int | None = None  # index of the jump target, for jumps and FOR_ITER
     in_try: bool = False       # inside an exception-table region (try/with)
+    try_depth: int = 0         # how many such regions enclose it
     raw: object = None         # the bytecode.Instr as decoded (original spelling, for re-emitting it)
 
     def __repr__(self) -> str:
@@ -60,7 +61,7 @@ def _decode(code: CodeType) -> list[Inst]:
         if item.lineno is not None:
             lineno = item.lineno
         name, arg = canonical(item.name, item.arg)
-        inst = Inst(name, arg, lineno, in_try=depth > 0, raw=item)
+        inst = Inst(name, arg, lineno, in_try=depth > 0, try_depth=depth, raw=item)
         if isinstance(arg, bc.Label):
             pending_targets.append((inst, arg))
             inst.arg = None

@@ -12,6 +12,8 @@ from types import CodeType
 
 import bytecode as bc
 
+from jit.pyversion import PY311
+
 _cache: dict = {}
 # resume code -> (the original code it continues, how many prologue instructions precede the original's first)
 _origin: dict = {}
@@ -30,16 +32,22 @@ def stack_arg(j: int) -> str:
     return f"___stack{j}"
 
 
-def resume_code(code: CodeType, target: int, null_mask: tuple[bool, ...], local_names: tuple[str, ...],
-                lineno: int) -> CodeType:
-    """Code that continues `code` at instruction index `target` with a stack of len(null_mask) entries (True: a
-    NULL) and the given locals bound. Parameters: the non-NULL stack entries, bottom first, then the locals."""
+# Stack slot kinds in a resume function's prologue: a value passed as a parameter, a NULL re-pushed, or a
+# grad-mode `with` re-entered (its __exit__ is what sits in that slot): ("grad", manager class, its arguments).
+VALUE, NULL_SLOT = "value", "null"
+
+
+def resume_code(code: CodeType, target: int, slots: tuple, local_names: tuple[str, ...], lineno: int) -> CodeType:
+    """Code that continues `code` at instruction index `target` with a stack of len(slots) entries (see VALUE,
+    NULL_SLOT, grad slots) and the given locals bound. Parameters: the VALUE stack entries, bottom first, then the
+    locals. Jumping into the body of a `with` keeps the exception table's stack depths (the re-entered manager's
+    __exit__ is in its slot), so an exception still runs __exit__."""
     code, target = origin(code, target)
-    key = (code, target, null_mask, local_names)
+    key = (code, target, slots, local_names)
     cached = _cache.get(key)
     if cached is not None:
         return cached
-    original = bc.Bytecode.from_code(code)
+    original = bc.Bytecode.from_code(code, conserve_exception_block_stackdepth=True)
     label = bc.Label()
     body: list = []
     seen = 0
@@ -56,12 +64,20 @@ def resume_code(code: CodeType, target: int, null_mask: tuple[bool, ...], local_
         prologue.append(bc.Instr("COPY_FREE_VARS", len(code.co_freevars), lineno=lineno))
     prologue.append(bc.Instr("RESUME", 0, lineno=lineno))
     stack_params = []
-    for j, is_null in enumerate(null_mask):
-        if is_null:
+    for j, slot in enumerate(slots):
+        if slot == NULL_SLOT:
             prologue.append(bc.Instr("PUSH_NULL", lineno=lineno))
-        else:
+        elif slot == VALUE:
             stack_params.append(stack_arg(j))
             prologue.append(bc.Instr("LOAD_FAST", stack_arg(j), lineno=lineno))
+        else:  # ("grad", cls, args): cls(*args).__enter__(), leaving its __exit__ on the stack
+            _, cls, args = slot
+            prologue += [bc.Instr("PUSH_NULL", lineno=lineno), bc.Instr("LOAD_CONST", cls, lineno=lineno)]
+            prologue += [bc.Instr("LOAD_CONST", a, lineno=lineno) for a in args]
+            if PY311:
+                prologue.append(bc.Instr("PRECALL", len(args), lineno=lineno))
+            prologue += [bc.Instr("CALL", len(args), lineno=lineno), bc.Instr("BEFORE_WITH", lineno=lineno),
+                         bc.Instr("POP_TOP", lineno=lineno)]
     prologue.append(bc.Instr("JUMP_FORWARD", label, lineno=lineno))
 
     out = bc.Bytecode(prologue + body)
@@ -77,7 +93,9 @@ def resume_code(code: CodeType, target: int, null_mask: tuple[bool, ...], local_
     out.cellvars = []
     out.flags = (code.co_flags & ~(inspect.CO_VARARGS | inspect.CO_VARKEYWORDS)) | inspect.CO_OPTIMIZED | \
         inspect.CO_NEWLOCALS
-    result = out.to_code()
+    # Keep the original exception-table depths (recomputing them from the prologue's jump into a `with` body
+    # would be wrong); the stack never grows past the original's plus what the prologue holds at once.
+    result = out.to_code(compute_exception_stack_depths=False, stacksize=code.co_stacksize + len(slots) + 4)
     _cache[key] = result
     _origin[result] = (code, len(prologue))
     return result

@@ -68,10 +68,19 @@ def format_value(tx, inst):
     tx.push(Const(format(v, spec)))
 
 
+def _building(tx, inst):
+    """The container under construction that a LIST_APPEND-like instruction adds to. It is only ever on the stack,
+    so nobody else holds it: one passed into a resume function (it has a parameter as source) is rebuilt from its
+    items from now on instead of being read back from that parameter."""
+    target = tx.stack[-inst.arg]
+    target.source = None
+    return target
+
+
 @handler("LIST_APPEND")
 def list_append(tx, inst):
     value = tx.pop()
-    tx.stack[-inst.arg].items.append(value)
+    _building(tx, inst).items.append(value)
 
 
 @handler("LIST_EXTEND")
@@ -79,7 +88,7 @@ def list_extend(tx, inst):
     items = sequence_items(tx.pop())
     if items is None:
         unsupported("unsupported_value", "extending a list with an iterable not known at compile time")
-    tx.stack[-inst.arg].items.extend(items)
+    _building(tx, inst).items.extend(items)
 
 
 @handler("SET_ADD")
@@ -98,7 +107,7 @@ def set_update(tx, inst):
 @handler("MAP_ADD")
 def map_add(tx, inst):
     value, key = tx.pop(), tx.pop()
-    tx.stack[-inst.arg].items[_key(key)] = value
+    _building(tx, inst).items[_key(key)] = value
 
 
 @handler("DICT_UPDATE", "DICT_MERGE")
@@ -106,7 +115,7 @@ def dict_update(tx, inst):
     other = tx.pop()
     if not isinstance(other, DictVar):
         unsupported("unsupported_value", f"** of {other.describe()}")
-    target = tx.stack[-inst.arg]
+    target = _building(tx, inst)
     if inst.opname == "DICT_MERGE":
         dup = set(target.items) & set(other.items)
         if dup:

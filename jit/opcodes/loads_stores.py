@@ -1,5 +1,5 @@
 """Locals, cells, globals, constants, attributes and subscripts."""
-from guards.sources import BuiltinSource, GlobalSource
+from guards.sources import BuiltinSource, ConstSource, GlobalSource
 from jit.break_reasons import unsupported
 from jit.opcodes.registry import handler
 from jit.semantics import attributes, subscript
@@ -9,6 +9,9 @@ from jit.variables.base import LazyArg
 
 @handler("LOAD_CONST")
 def load_const(tx, inst):
+    if isinstance(inst.arg, type):  # only generated code holds classes as constants (a resume function's `with`)
+        tx.push(tx.builder.wrap(inst.arg, ConstSource(inst.arg, inst.arg.__qualname__)))
+        return
     tx.push(Const(inst.arg))
 
 

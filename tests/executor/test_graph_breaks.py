@@ -20,7 +20,9 @@ def fresh():
 
 def both(fn, *args):
     """Eager result, compiled result (fresh copies of tensor args for each)."""
-    clone = lambda a: a.clone() if isinstance(a, torch.Tensor) else a  # noqa: E731
+    def clone(a):
+        return a.detach().clone().requires_grad_(a.requires_grad) if isinstance(a, torch.Tensor) else a
+
     expected = fn(*map(clone, args))
     got = jit.compile(fn, backend="eager")(*map(clone, args))
     return expected, got
@@ -193,17 +195,103 @@ def test_exception_raised_by_the_instruction_at_the_break():
 
 
 def print_under_no_grad(x, w):
+    a = x.sum() * 2
     with torch.no_grad():
         y = x @ w
         print("inside")
-    return y.requires_grad, y * 2
+        z = y * 2
+    return a + z, y.requires_grad, z.requires_grad, torch.is_grad_enabled()
 
 
-def test_break_inside_with_block_runs_frame_eagerly_and_correctly(capsys):
-    x, w = torch.randn(2, 3), torch.randn(3, 2, requires_grad=True)
+def test_break_inside_no_grad_resumes_inside_the_block(capsys):
+    x, w = torch.randn(2, 3, requires_grad=True), torch.randn(3, 2, requires_grad=True)
     expected, got = both(print_under_no_grad, x, w)
-    assert got[0] == expected[0] is False
-    torch.testing.assert_close(got[1], expected[1])
+    assert got[1:] == expected[1:] == (False, False, True)
+    torch.testing.assert_close(got[0], expected[0])
+    assert got[0].requires_grad
+    assert torch.is_grad_enabled()
+    assert capsys.readouterr().out == "inside\n" * 2
+    # split in two graphs; the resume function re-entered no_grad and compiled too (no eager fallback)
+    assert jit.counters["graph_breaks"] == 1 and jit.counters["frames_compiled"] == 2
+    assert jit.counters["compile_errors"] == 0
+
+
+def print_under_enable_grad(x):
+    with torch.enable_grad():
+        y = x * 3
+        print("inside")
+        y = y + 1
+    return y, torch.is_grad_enabled()
+
+
+def test_break_inside_enable_grad_under_outer_no_grad(capsys):
+    x = torch.randn(3, requires_grad=True)
+    with torch.no_grad():
+        expected, got = both(print_under_enable_grad, x)
+        assert not torch.is_grad_enabled()
+    assert got[0].requires_grad and expected[0].requires_grad and got[1] is expected[1] is False
+    torch.testing.assert_close(got[0], expected[0])
+    assert jit.counters["graph_breaks"] == 1 and jit.counters["compile_errors"] == 0
+
+
+def nested_grad_modes(x, flag):
+    with torch.no_grad():
+        a = x + 1
+        with torch.enable_grad():
+            b = x * 2
+            print("deep")
+            c = b * a
+        d = c + 1
+    return d, c.requires_grad, d.requires_grad, torch.is_grad_enabled()
+
+
+def test_break_inside_nested_grad_modes(capsys):
+    x = torch.randn(4, requires_grad=True)
+    expected, got = both(nested_grad_modes, x, True)
+    assert got[1:] == expected[1:] == (True, False, True)
+    torch.testing.assert_close(got[0], expected[0])
+    assert jit.counters["compile_errors"] == 0
+
+
+def raises_under_no_grad(x):
+    with torch.no_grad():
+        y = x * 3
+        print("before")
+        if y.sum() > -1e9:
+            raise ValueError("boom")
+    return y
+
+
+def test_exception_inside_resumed_with_restores_grad_mode(capsys):
+    with pytest.raises(ValueError, match="boom"):
+        jit.compile(raises_under_no_grad, backend="eager")(torch.ones(2, requires_grad=True))
+    assert torch.is_grad_enabled()
+
+
+def print_in_user_context(x, log):
+    with Recorder(log):
+        y = x + 1
+        print("inside")
+    return y * 2
+
+
+class Recorder:
+    def __init__(self, log):
+        self.log = log
+
+    def __enter__(self):
+        self.log.append("enter")
+
+    def __exit__(self, *exc):
+        self.log.append("exit")
+
+
+def test_break_inside_user_context_manager_enters_it_once(capsys):
+    eager_log, compiled_log = [], []
+    expected = print_in_user_context(torch.ones(2), eager_log)
+    got = jit.compile(print_in_user_context, backend="eager")(torch.ones(2), compiled_log)
+    torch.testing.assert_close(got, expected)
+    assert compiled_log == eager_log == ["enter", "exit"]
 
 
 def handles_exception(x):
@@ -223,3 +311,19 @@ def test_fullgraph_refuses_to_break():
         jit.compile(print_in_middle, backend="eager", fullgraph=True)(torch.ones(2))
     line = print_in_middle.__code__.co_firstlineno + 2
     assert "print()" in str(info.value) and f"test_graph_breaks.py:{line}" in str(info.value)
+
+
+def store_list_on(obj, xs, t):
+    obj.items = xs  # a break (attribute write on an outside object) with the input list on the stack
+    return t + len(obj.items)
+
+
+def test_an_input_list_crossing_a_break_keeps_its_identity():
+    class Box:
+        pass
+    xs = [1, 2]
+    eager_box, box = Box(), Box()
+    expected = store_list_on(eager_box, xs, torch.ones(2))
+    got = jit.compile(store_list_on, backend="eager")(box, xs, torch.ones(2))
+    torch.testing.assert_close(got, expected)
+    assert box.items is xs
