@@ -106,8 +106,23 @@ def numpy_backend(gm: torch.fx.GraphModule, example_inputs: list):
     return _copy_aliased_outputs(compiled, gm)
 
 
+def triton_backend(gm: torch.fx.GraphModule, example_inputs: list, autotune: bool | None = None):
+    """Compile gm to Triton kernels (inductor/triton_*.py). CUDA tensors, or CPU tensors under Triton's
+    interpreter (TRITON_INTERPRET=1, the tests' way to run kernels without a GPU); anything else runs as is."""
+    from .triton_backend import compile_triton
+    reason = _needs_torch_runtime(gm, example_inputs)
+    if reason is not None:
+        log.info("graph runs in torch: %s", reason)
+        return gm
+    gm = _optimize(gm, example_inputs)
+    compiled = compile_triton(gm, example_inputs, autotune=autotune)
+    return gm if compiled is None else _copy_aliased_outputs(compiled, gm)
+
+
 def inductor_backend(gm: torch.fx.GraphModule, example_inputs: list):
-    """The default backend: NumPy code for CPU tensors; CUDA graphs run as they are until Triton lands."""
+    """The default backend: Triton kernels for CUDA tensors, NumPy code for CPU tensors."""
+    if any(isinstance(x, torch.Tensor) and x.device.type == "cuda" for x in example_inputs):
+        return triton_backend(gm, example_inputs)
     if any(isinstance(x, torch.Tensor) and x.device.type != "cpu" for x in example_inputs):
         return gm
     return numpy_backend(gm, example_inputs)

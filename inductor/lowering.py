@@ -304,7 +304,9 @@ def _tensors_in(value):
     return [v for v in tree_flatten(value)[0] if isinstance(v, torch.Tensor)]
 
 
-def lower_graph(gm: torch.fx.GraphModule, example_inputs) -> LoweredGraph:
+def lower_graph(gm: torch.fx.GraphModule, example_inputs, plan=plan_fusion) -> LoweredGraph:
+    """`plan(graph, kinds) -> stored nodes` is the backend's fusion policy (scheduler.plan_fusion for NumPy,
+    triton_fusion.plan_triton_fusion for Triton, which also fuses values read several times in one kernel)."""
     propagate_meta(gm, example_inputs)
     graph = gm.graph
     kinds = {n: _kind(n) for n in graph.nodes if n.op in ("call_function", "call_method")}
@@ -317,7 +319,7 @@ def lower_graph(gm: torch.fx.GraphModule, example_inputs) -> LoweredGraph:
         vals = _tensors_in(out) + [v for a in n.all_input_nodes for v in _tensors_in(a.meta.get("val"))]
         if any(not dtypes.supported(v.dtype) for v in vals):
             kinds[n] = "fallback"  # complex, unsigned 16/32/64, float8...: NumPy spellings differ, run eager
-    stored = plan_fusion(graph, kinds)
+    stored = plan(graph, kinds)
     env, inputs, kernels, counter = {}, [], [], {}
 
     def fresh(base):

@@ -1,0 +1,352 @@
+"""One IR Kernel -> the source of one @triton.jit kernel.
+
+Three shapes of kernel, all built by the same expression walker over the same index machinery
+(triton_index.py):
+  * pointwise: a 1-D tile walking the output in its memory order (the store is `out + xindex`, contiguous);
+  * reduction: a 2-D tile, rows (kept dims) x columns (reduced dims). When a row fits in registers
+    (rnumel <= launch.PERSISTENT_MAX) the kernel is *persistent*: the row is loaded once and every reduction and
+    the epilogue read the registers. Otherwise each reduction gets its own loop over column blocks (two-pass
+    mean/variance, so sums of squared deviations stay accurate), emitted before the loop that needs it;
+  * normalization: a reduction kernel whose output has the full input shape (softmax, layer_norm, rmsnorm): the
+    reductions of the row, then the epilogue over the same row, one read and one write of the tensor.
+
+Values are computed in float32 for float16/bfloat16 (loads widen, stores narrow), as torch's CUDA kernels do.
+Indices are int32 unless some buffer or tile spans 2**31 elements, then int64 from the program id down."""
+import math
+from dataclasses import dataclass
+
+import torch
+
+from . import triton_launch
+from .ir import Const, Kernel, Load, Op, Reduce, View
+from .triton_index import ZERO, Group, Ix, Scope, address, broadcast, through_view
+
+TL = {torch.float32: "tl.float32", torch.float64: "tl.float64", torch.float16: "tl.float16",
+      torch.bfloat16: "tl.bfloat16", torch.int64: "tl.int64", torch.int32: "tl.int32", torch.int16: "tl.int16",
+      torch.int8: "tl.int8", torch.uint8: "tl.uint8", torch.bool: "tl.int1"}
+NARROW = (torch.float16, torch.bfloat16)
+INT32_LIMIT = 2 ** 31 - 1
+
+
+def compute(dtype: torch.dtype) -> torch.dtype:
+    return torch.float32 if dtype in NARROW else dtype
+
+
+def supported(dtype: torch.dtype) -> bool:
+    return dtype in TL
+
+
+@dataclass
+class Val:
+    """A value inside a kernel: Triton code, the torch dtype it stands for (held in that dtype's compute form),
+    the tile axes it varies along; literal marks a Python number not yet given a Triton type."""
+    code: str
+    dtype: torch.dtype
+    deps: frozenset
+    literal: bool = False
+
+
+def literal(value, dtype: torch.dtype) -> Val:
+    cd = compute(dtype) if dtype is not None else None
+    if cd == torch.bool:
+        code = repr(bool(value))
+    elif cd is not None and cd.is_floating_point:
+        value = float(value)
+        code = f'float("{value}")' if math.isinf(value) or math.isnan(value) else repr(value)
+        if cd == torch.float64:
+            return Val(f"tl.full([1], {code}, tl.float64)", dtype, frozenset(), False)
+    elif cd is not None:
+        code = repr(int(value))
+    else:
+        code = repr(value)
+    return Val(code, dtype, frozenset(), True)
+
+
+@dataclass
+class KernelSource:
+    """What the host code needs to launch one generated kernel."""
+    name: str
+    source: str
+    params: list          # buffer names in argument order (the output last)
+    out: str
+    xnumel: int
+    rnumel: int
+    mode: str             # 'pointwise' | 'persistent' | 'looped'
+    config: dict          # constexprs and launch options from triton_launch
+    comment: list
+
+
+class KernelWriter:
+    def __init__(self, kernel: Kernel, layouts: dict, name: str):
+        self.kernel, self.layouts, self.name = kernel, layouts, name
+        self.params = []
+        self.top = Scope()
+        self.memo = {}  # (scope id, expr id, coord codes, extra mask) -> Val
+
+    # ---- structure ---------------------------------------------------------------------------------------------
+    def plan(self):
+        out = self.kernel.out.layout
+        self.out_shape = tuple(out.shape)
+        reduces = _reduces(self.kernel.expr)
+        if not reduces:
+            order = sorted(range(len(self.out_shape)), key=lambda d: (-out.strides[d], d))
+            self.xgroup = Group("xindex", order, [self.out_shape[d] for d in order])
+            self.rgroup = None
+            self.signature = None
+            self.mode = "pointwise"
+            self.case = "pointwise"
+            return
+        sigs = {(tuple(r.arg.shape), tuple(range(len(r.arg.shape))) if r.axes is None else tuple(r.axes))
+                for r in reduces}
+        if len(sigs) != 1:
+            raise NotImplementedError(f"reductions over different axes in one kernel: {sigs}")
+        shape, axes = self.signature = sigs.pop()
+        kept = [d for d in range(len(shape)) if d not in axes]
+        self.xgroup = Group("xindex", kept, [shape[d] for d in kept])
+        self.rgroup = Group("rindex", list(axes), [shape[d] for d in axes])
+        rnumel = math.prod(shape[d] for d in axes)
+        keep = tuple(1 if d in axes else s for d, s in enumerate(shape))
+        drop = tuple(s for d, s in enumerate(shape) if d not in axes)
+        if self.out_shape == shape and rnumel > 1:
+            self.case = "full"
+        elif self.out_shape in (keep, drop):
+            self.case = "reduced"
+        else:
+            raise NotImplementedError(f"kernel output {self.out_shape} does not fit its reduction of {shape}")
+        self.mode = "persistent" if rnumel <= triton_launch.persistent_max(self._widest()) else "looped"
+
+    def _widest(self) -> int:
+        return max([self.layouts[b].dtype.itemsize for b in _loads(self.kernel.expr)] + [4])
+
+    def numels(self):
+        x = math.prod(self.xgroup.sizes)
+        r = math.prod(self.rgroup.sizes) if self.rgroup else 1
+        return x, r
+
+    def needs_int64(self) -> bool:
+        x, r = self.numels()
+        spans = [x * r + 2 ** 16] + [_span(self.layouts[b]) for b in _loads(self.kernel.expr)] + \
+            [_span(self.kernel.out.layout)]
+        return max(spans) > INT32_LIMIT
+
+    # ---- the kernel ----------------------------------------------------------------------------------------------
+    def generate(self) -> KernelSource:
+        self.plan()
+        xnumel, rnumel = self.numels()
+        two_d = self.mode != "pointwise"
+        big = self.needs_int64()
+        t = self.top
+        pid = "tl.program_id(0).to(tl.int64)" if big else "tl.program_id(0)"
+        t.lines.append(f"xoffset = {pid} * XBLOCK")
+        t.lines.append(f"xindex = xoffset + tl.arange(0, XBLOCK){'[:, None]' if two_d else ''}")
+        t.lines.append(f"xmask = xindex < {xnumel}")
+        self.xgroup.decode(t, "x")
+        if two_d:
+            t.lines.append(f"rbase = tl.arange(0, RBLOCK)[None, :]{'.to(tl.int64)' if big else ''}")
+        if self.mode == "persistent":
+            t.lines.append("rindex = rbase")
+            t.lines.append(f"rmask = rindex < {rnumel}")
+            self.rgroup.decode(t, "r")
+        self.xnumel, self.rnumel = xnumel, rnumel
+        if self.case == "full" and self.mode == "looped":
+            scope, rgroup = self.open_loop()
+            coords = self.full_coords(self.xgroup.coords, rgroup.coords)
+            self.store(scope, rgroup, coords)
+            self.close_loop(scope)
+        elif self.case == "full":
+            self.store(t, self.rgroup, self.full_coords(self.xgroup.coords, self.rgroup.coords))
+        else:
+            self.store(t, self.rgroup, self.out_coords())
+        config = triton_launch.heuristic(self.mode, xnumel, rnumel, self._widest())
+        params = self.params + [self.kernel.out.name]
+        sig = ", ".join(f"{p}_ptr" for p in params)
+        consts = "XBLOCK: tl.constexpr" + (", RBLOCK: tl.constexpr" if two_d else "")
+        lines = ["@triton.jit", f"def {self.name}({sig}, {consts}):"]
+        lines += [f"    # {s}" for s in self.kernel.source]
+        lines += [f"    {line}" for line in t.lines]
+        return KernelSource(self.name, "\n".join(lines) + "\n", params, self.kernel.out.name, xnumel,
+                            rnumel, self.mode, config, list(self.kernel.source))
+
+    def full_coords(self, xc, rc) -> tuple:
+        shape, axes = self.signature
+        coords, xi, ri = [], iter(xc), iter(rc)
+        for d in range(len(shape)):
+            coords.append(next(ri) if d in axes else next(xi))
+        return tuple(coords)
+
+    def out_coords(self) -> tuple:
+        if self.case == "pointwise":
+            by_dim = dict(zip(self.xgroup.dims, self.xgroup.coords))
+            return tuple(by_dim[d] for d in range(len(self.out_shape)))
+        shape, axes = self.signature
+        xc = iter(self.xgroup.coords)
+        if len(self.out_shape) == len(shape):
+            return tuple(ZERO if d in axes else next(xc) for d in range(len(shape)))
+        return tuple(next(xc) for d in range(len(shape)) if d not in axes)
+
+    def open_loop(self):
+        scope = Scope(self.top)
+        scope.lines.append("rindex = roffset + rbase")
+        scope.lines.append(f"rmask = rindex < {self.rnumel}")
+        group = Group("rindex", self.rgroup.dims, self.rgroup.sizes)
+        group.decode(scope, "r")
+        return scope, group
+
+    def close_loop(self, scope):
+        self.top.lines.append(f"for roffset in range(0, {self.rnumel}, RBLOCK):")
+        self.top.lines += [f"    {line}" for line in scope.lines]
+
+    # ---- stores and loads ------------------------------------------------------------------------------------
+    def param(self, buf: str) -> str:
+        if buf not in self.params:
+            self.params.append(buf)
+        return f"{buf}_ptr"
+
+    def store(self, scope, rgroup, coords):
+        out = self.kernel.out
+        v = self.value(self.kernel.expr, coords, scope, rgroup, None)
+        groups = [self.xgroup] + ([rgroup] if rgroup is not None else [])
+        addr = address(scope, coords, out.layout.strides, out.layout.shape, groups)
+        if addr.code == "0":
+            addr = Ix("xindex", frozenset("x"))  # one element: a tile whose lanes past the first are masked
+        v = self.cast(scope, v, out.layout.dtype, narrow_store=True)
+        v = self.materialize(scope, v, addr.deps)
+        mask = " & ".join(m for m, a in (("xmask", "x"), ("rmask", "r")) if a in addr.deps)
+        ptr = f"{out.name}_ptr"
+        scope.lines.append(f"tl.store({ptr} + {addr.code}, {v.code}{', ' + mask if mask else ''})")
+
+    def materialize(self, scope, v: Val, deps) -> Val:
+        """v broadcast to the tile shape of `deps` (a store needs a value shaped like its pointers)."""
+        if v.deps >= deps and not v.literal:
+            return v
+        two_d = self.mode != "pointwise"
+        shape = ("[XBLOCK, RBLOCK]" if "r" in deps else "[XBLOCK, 1]") if two_d else "[XBLOCK]"
+        if not two_d and "r" in deps:
+            raise AssertionError("pointwise tiles have no r axis")
+        if two_d and "r" in deps and "x" not in deps:
+            shape = "[1, RBLOCK]"
+        if v.literal:
+            return Val(scope.let(f"tl.full({shape}, {v.code}, {TL[compute(v.dtype)]})"), v.dtype, deps)
+        return Val(scope.let(f"tl.broadcast_to({v.code}, {shape})"), v.dtype, deps)
+
+    def load(self, e: Load, coords, scope, rgroup, extra) -> Val:
+        layout = self.layouts[e.buf]
+        groups = [self.xgroup] + ([rgroup] if rgroup is not None else [])
+        addr = address(scope, coords, layout.strides, layout.shape, groups)
+        masks = [m for m, a in (("xmask", "x"), ("rmask", "r")) if a in addr.deps]
+        if extra:
+            masks.append(extra)
+        ptr = self.param(e.buf)
+        mask = f", {' & '.join(masks)}, other=0" if masks else ""
+        code = f"tl.load({ptr} + {addr.code}{mask})"
+        if e.dtype in NARROW:
+            code += ".to(tl.float32)"
+        return Val(scope.let(code), e.dtype, addr.deps)
+
+    # ---- expressions -------------------------------------------------------------------------------------------
+    def value(self, e, coords, scope, rgroup, extra) -> Val:
+        key = (id(e), tuple(c.code for c in coords), extra)
+        s = scope
+        while s is not None:
+            hit = self.memo.get((id(s),) + key)
+            if hit is not None:
+                return hit
+            s = s.parent
+        if isinstance(e, Const):
+            v = literal(e.value, e.dtype)
+        elif isinstance(e, Load):
+            v = self.load(e, coords, scope, rgroup, extra)
+        elif isinstance(e, View):
+            v = self.value(e.arg, through_view(scope, e.kind, e.params, e.arg.shape, coords), scope, rgroup, extra)
+        elif isinstance(e, Op):
+            v = self.op(e, coords, scope, rgroup, extra)
+        elif isinstance(e, Reduce):
+            v = self.reduce(e, coords, scope, rgroup, extra)
+        else:
+            raise NotImplementedError(f"Triton codegen: {type(e).__name__}")
+        self.memo[(id(scope),) + key] = v
+        return v
+
+    def cast(self, scope, v: Val, dtype, narrow_store=False) -> Val:
+        """v in `dtype`'s compute form; casts to float16/bfloat16 round through the narrow type, as torch does;
+        with narrow_store the result is the narrow storage form itself."""
+        if v.literal:
+            if narrow_store:
+                return literal(_literal_value(v.code), dtype)
+            return literal(_literal_value(v.code), dtype) if dtype is not None else v
+        src, dst = compute(v.dtype), compute(dtype)
+        if narrow_store and dtype in NARROW:
+            return Val(scope.let(f"{v.code}.to({TL[dtype]})"), dtype, v.deps)
+        if dst == torch.bool and src != torch.bool:
+            return Val(scope.let(f"({v.code} != 0)"), dtype, v.deps)
+        code = v.code
+        if src != dst:
+            code = f"{code}.to({TL[dst]})"
+        if dtype in NARROW and v.dtype != dtype and not narrow_store:
+            code = f"{code}.to({TL[dtype]}).to(tl.float32)"  # the rounding an explicit cast does in torch
+        return Val(scope.let(code) if code != v.code else code, dtype, v.deps)
+
+    def op(self, e: Op, coords, scope, rgroup, extra) -> Val:
+        from .triton_ops import emit_op
+        return emit_op(self, e, coords, scope, rgroup, extra)
+
+    def operand(self, a, e, coords, scope, rgroup, extra, dtype) -> Val:
+        if isinstance(a, Const):
+            return literal(a.value, dtype)
+        v = self.value(a, broadcast(coords, e.shape, a.shape), scope, rgroup, extra)
+        return self.cast(scope, v, dtype)
+
+    def reduce(self, e: Reduce, coords, scope, rgroup, extra) -> Val:
+        from .triton_reduce import emit_reduce
+        return emit_reduce(self, e, coords, scope, rgroup, extra)
+
+
+def _literal_value(code: str):
+    if code.startswith("float("):
+        return float(code[7:-2])
+    if code in ("True", "False"):
+        return code == "True"
+    return float(code) if any(c in code for c in ".en") else int(code)
+
+
+def _walk(e, seen=None):
+    seen = set() if seen is None else seen
+    if id(e) in seen:
+        return
+    seen.add(id(e))
+    yield e
+    for child in ([e.arg] if isinstance(e, (View, Reduce)) else e.args if isinstance(e, Op) else []):
+        yield from _walk(child, seen)
+
+
+def _reduces(e) -> list:
+    return [n for n in _walk(e) if isinstance(n, Reduce)]
+
+
+def _loads(e) -> list:
+    return list(dict.fromkeys(n.buf for n in _walk(e) if isinstance(n, Load)))
+
+
+def _span(layout) -> int:
+    """Elements between a buffer's first and last element, plus one."""
+    if any(s == 0 for s in layout.shape):
+        return 0
+    return 1 + sum((s - 1) * abs(st) for s, st in zip(layout.shape, layout.strides))
+
+
+def ops_in(e) -> list:
+    """Op names of a tree, producers first (post-order), each once: the kernel's name reads like its source."""
+    names, seen = [], set()
+
+    def visit(n):
+        if id(n) in seen:
+            return
+        seen.add(id(n))
+        for child in ([n.arg] if isinstance(n, (View, Reduce)) else n.args if isinstance(n, Op) else []):
+            visit(child)
+        if isinstance(n, Op):
+            names.append(n.name)
+        elif isinstance(n, Reduce):
+            names.append(n.kind)
+    visit(e)
+    return list(dict.fromkeys(names))

@@ -1,0 +1,111 @@
+"""Launch configuration: block sizes, num_warps, num_stages from the kernel's sizes; optional autotuning.
+
+The heuristic aims each program at ~4-16 elements per thread: enough independent 16-byte loads in flight to
+cover memory latency (the H100 needs tens of KB in flight per SM to reach ~3 TB/s), few enough registers to keep
+occupancy. Rows of a persistent reduction live in registers, so PERSISTENT_MAX bounds the row length at 16K
+float32 values (64 KB per program across 16 warps = 32 registers per thread per live copy).
+
+Autotuning (FRAMEJIT_AUTOTUNE=1, or `autotune=True` to the backend) times a few neighbouring configs on the real
+inputs at the first call and keeps the fastest; results are saved on disk (cache dir /autotune, keyed by the
+kernel source, sizes and device name) so a later process starts with the tuned config and no timing."""
+import hashlib
+import json
+import logging
+import os
+import tempfile
+
+log = logging.getLogger("jit.inductor.triton")
+PERSISTENT_MAX_BYTES = 64 * 1024
+
+
+def _pow2(n: int) -> int:
+    return 1 << max(0, (int(n) - 1).bit_length())
+
+
+def persistent_max(itemsize: int) -> int:
+    return max(1024, PERSISTENT_MAX_BYTES // max(itemsize, 4))
+
+
+def heuristic(mode: str, xnumel: int, rnumel: int, itemsize: int = 4) -> dict:
+    if mode == "pointwise":
+        block = min(1024, _pow2(xnumel))
+        warps = max(1, min(4, block // 128))
+        return {"XBLOCK": block, "num_warps": warps, "num_stages": 1}
+    if mode == "persistent":
+        rblock = _pow2(rnumel)
+        # several short rows per program, so each program still moves ~4K elements
+        xblock = max(1, min(_pow2(xnumel), 4096 // rblock, 64))
+        elems = xblock * rblock
+        warps = max(1, min(16, elems // 256))
+        return {"XBLOCK": xblock, "RBLOCK": rblock, "num_warps": warps, "num_stages": 1}
+    rblock = min(_pow2(rnumel), 2048 if itemsize >= 4 else 4096)
+    xblock = 1 if xnumel >= 1024 else max(1, min(8, _pow2(xnumel)))
+    return {"XBLOCK": xblock, "RBLOCK": rblock, "num_warps": 8 if rblock >= 2048 else 4, "num_stages": 1}
+
+
+def candidates(mode: str, xnumel: int, rnumel: int, itemsize: int = 4) -> list:
+    """The heuristic's config first, then neighbours worth timing."""
+    base = heuristic(mode, xnumel, rnumel, itemsize)
+    out = [base]
+    if mode == "pointwise":
+        for block, warps in ((512, 4), (1024, 8), (2048, 8), (4096, 16)):
+            if block <= max(_pow2(xnumel), 128):
+                out.append({"XBLOCK": block, "num_warps": warps, "num_stages": 1})
+    elif mode == "persistent":
+        for scale in (0.5, 2, 4):
+            w = int(base["num_warps"] * scale)
+            if 1 <= w <= 32:
+                out.append(dict(base, num_warps=w))
+        if base["XBLOCK"] > 1:
+            out.append(dict(base, XBLOCK=base["XBLOCK"] // 2, num_warps=max(1, base["num_warps"] // 2)))
+        if base["XBLOCK"] * 2 <= _pow2(xnumel) and base["XBLOCK"] * base["RBLOCK"] < 16384:
+            out.append(dict(base, XBLOCK=base["XBLOCK"] * 2, num_warps=min(32, base["num_warps"] * 2)))
+    else:
+        for rblock, warps in ((1024, 4), (4096, 8), (4096, 16), (8192, 16)):
+            if rblock <= _pow2(rnumel):
+                out.append(dict(base, RBLOCK=rblock, num_warps=warps))
+    seen, unique = set(), []
+    for c in out:
+        key = tuple(sorted(c.items()))
+        if key not in seen:
+            seen.add(key)
+            unique.append(c)
+    return unique
+
+
+def grid(mode: str, xnumel: int, config: dict) -> tuple:
+    return (-(-xnumel // config["XBLOCK"]),)
+
+
+# ---- autotune cache on disk -------------------------------------------------------------------------------------
+def _path(key: str):
+    from .cache import cache_dir
+    return cache_dir() / "autotune" / f"{key}.json"
+
+
+def tune_key(source: str, xnumel: int, rnumel: int, device: str) -> str:
+    return hashlib.sha256(json.dumps([source, xnumel, rnumel, device]).encode()).hexdigest()[:32]
+
+
+def load_tuned(key: str):
+    try:
+        record = json.loads(_path(key).read_text())
+        return record["config"] if record.get("key") == key else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def save_tuned(key: str, config: dict, timings: list) -> None:
+    path = _path(key)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+        with os.fdopen(fd, "w") as f:
+            json.dump({"key": key, "config": config, "timings": timings}, f)
+        os.replace(tmp, path)
+    except OSError as e:
+        log.warning("could not save autotune result %s: %s", path, e)
+
+
+def autotune_enabled() -> bool:
+    return os.environ.get("FRAMEJIT_AUTOTUNE", "0") not in ("", "0")

@@ -1,0 +1,178 @@
+"""The host side of generated Triton modules: real files in the cache dir, launchers, autotuning, the callable.
+
+Triton reads a kernel's source with `inspect.getsource` when it compiles it, so on the GPU a kernel defined by
+`exec` of a string fails: each graph's module is written to `<cache dir>/triton/<kernel names>_<hash>.py` and
+imported from there. A file already present under the same hash is reused (warm start: no code generation), and
+Triton's own binary cache is pointed into the same directory (unless TRITON_CACHE_DIR is set), so a new process
+also skips PTX compilation.
+
+Kernels are compiled before the first call, in parallel threads (`JITFunction.warmup` with stand-in tensors of
+the right dtypes): most of a compile is ptxas and LLVM, which release the GIL, so N kernels cost about the
+longest one rather than their sum."""
+import concurrent.futures
+import hashlib
+import importlib.util
+import logging
+import os
+import sys
+import tempfile
+import time
+
+import torch
+from torch.utils._pytree import tree_unflatten
+
+from . import triton_launch
+from .cache import cache_dir
+from .ir import Operand
+
+log = logging.getLogger("jit.inductor.triton")
+COMPILE_THREADS = 8
+
+
+def fixed_layout(t: torch.Tensor, stride: tuple) -> torch.Tensor:
+    """t with exactly `stride` (dims of size 1 aside): generated kernels bake strides in, so a library or fallback
+    result laid out differently from its meta tensor is copied into the promised layout."""
+    if all(a == b or n == 1 for a, b, n in zip(t.stride(), stride, t.shape)):
+        return t
+    return torch.empty_strided(t.shape, stride, dtype=t.dtype, device=t.device).copy_(t)
+
+
+def triton_dir():
+    return cache_dir() / "triton"
+
+
+def _point_triton_cache():
+    if "TRITON_CACHE_DIR" not in os.environ:
+        os.environ["TRITON_CACHE_DIR"] = str(cache_dir() / "triton-bin")
+
+
+def write_module(source: str, stem: str):
+    """Path of the module file holding `source`; written atomically unless an identical file is there."""
+    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
+    path = triton_dir() / f"{stem[:60]}_{digest}.py"
+    try:
+        if path.read_text() == source:
+            return path, True
+    except (OSError, UnicodeDecodeError):
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".py")
+    with os.fdopen(fd, "w") as f:
+        f.write(source)
+    os.replace(tmp, path)
+    return path, False
+
+
+_loaded: dict = {}
+
+
+def import_module(path):
+    key = str(path)
+    mod = _loaded.get(key)
+    if mod is None:
+        _point_triton_cache()
+        name = f"framejit_triton_{path.stem}"
+        spec = importlib.util.spec_from_file_location(name, path)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod  # Triton resolves a kernel's globals through its module
+        spec.loader.exec_module(mod)
+        _loaded[key] = mod
+    return mod
+
+
+def _make_fallback(kernel):
+    def call(*tensors):
+        fill = lambda a: tensors[a.index] if isinstance(a, Operand) else a
+        args = torch.fx.node.map_aggregate(kernel.args, fill)
+        kwargs = torch.fx.node.map_aggregate(kernel.kwargs, fill)
+        return kernel.target(*args, **kwargs)
+    return call
+
+
+class Launcher:
+    """Launches one kernel with its grid and config; with autotuning, the first launch times the candidates on
+    the real arguments, keeps the fastest and saves it."""
+
+    def __init__(self, fn, ks, device_name: str, autotune: bool):
+        self.fn, self.ks = fn, ks
+        self.config = dict(ks.config)
+        self.tune_key = triton_launch.tune_key(ks.source, ks.xnumel, ks.rnumel, device_name) if autotune else None
+        if self.tune_key:
+            tuned = triton_launch.load_tuned(self.tune_key)
+            if tuned is not None:
+                self.config, self.tune_key = tuned, None
+        self._bind()
+
+    def _bind(self):
+        self.grid = triton_launch.grid(self.ks.mode, self.ks.xnumel, self.config)
+        self.launch = self.fn[self.grid]
+        self.kwargs = dict(self.config)
+
+    def __call__(self, *args):
+        if self.tune_key is not None:
+            self._tune(args)
+        self.launch(*args, **self.kwargs)
+
+    def _tune(self, args):
+        import triton.testing
+        itemsize = max(a.element_size() for a in args)
+        timings = []
+        for config in triton_launch.candidates(self.ks.mode, self.ks.xnumel, self.ks.rnumel, itemsize):
+            grid = triton_launch.grid(self.ks.mode, self.ks.xnumel, config)
+            try:
+                ms = triton.testing.do_bench(lambda: self.fn[grid](*args, **config), warmup=5, rep=20,
+                                             return_mode="median")
+            except Exception as e:  # a config the compiler rejects (too many registers, shared memory)
+                log.info("autotune %s: config %s failed: %s", self.ks.name, config, e)
+                continue
+            timings.append((ms, config))
+        if timings:
+            best = min(timings, key=lambda t: t[0])[1]
+            triton_launch.save_tuned(self.tune_key, best, [[ms, c] for ms, c in timings])
+            self.config = best
+        self.tune_key = None
+        self._bind()
+
+    def warmup(self, device):
+        """Compile ahead of the first call with stand-in tensors (aligned, like every buffer we allocate)."""
+        stand_ins = [torch.empty(1, dtype=dt, device=device) for dt in self.ks.arg_dtypes]
+        self.fn.warmup(*stand_ins, grid=self.grid, **self.kwargs)
+
+
+class CompiledTritonGraph:
+    """Callable with gm's signature running the generated module."""
+
+    def __init__(self, module, lowered, kernels, gm, device, path, autotune=False):
+        self.module, self.lowered, self.path = module, lowered, path
+        self.source = path.read_text()
+        self.device = device
+        self.fallbacks = {k.out.name: _make_fallback(k) for k in lowered.kernels if hasattr(k, "target")}
+        self.constants = []
+        self.slots = []
+        n_arg = 0
+        for buf in lowered.inputs:
+            if getattr(buf, "attr", None):
+                obj = gm
+                for part in buf.attr.split("."):
+                    obj = getattr(obj, part)
+                self.slots.append((True, obj))
+            else:
+                self.slots.append((False, n_arg))
+                n_arg += 1
+        name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+        self.launch = {ks.name: Launcher(getattr(module, ks.name), ks, name, autotune) for ks in kernels}
+
+    def precompile(self) -> float:
+        """Compile every kernel now, in parallel; returns the seconds it took."""
+        t0 = time.perf_counter()
+        if os.environ.get("TRITON_INTERPRET") == "1" or not self.launch:
+            return 0.0
+        with concurrent.futures.ThreadPoolExecutor(min(COMPILE_THREADS, len(self.launch))) as pool:
+            for f in [pool.submit(l.warmup, self.device) for l in self.launch.values()]:
+                f.result()
+        return time.perf_counter() - t0
+
+    def __call__(self, *args):
+        inputs = [value if is_const else args[value] for is_const, value in self.slots]
+        outs = self.module.call(inputs, self.device, self.fallbacks, self.launch)
+        return tree_unflatten(outs, self.lowered.output_spec)
