@@ -156,7 +156,7 @@ class KernelWriter:
         elif self.case == "full":
             self.store(t, self.rgroup, self.full_coords(self.xgroup.coords, self.rgroup.coords))
         else:
-            self.store(t, self.rgroup, self.out_coords())
+            self.store(t, self.rgroup if self.mode == "persistent" else None, self.out_coords())
         config = triton_launch.heuristic(self.mode, xnumel, rnumel, self._widest())
         params = self.params + [self.kernel.out.name]
         sig = ", ".join(f"{p}_ptr" for p in params)
@@ -238,7 +238,8 @@ class KernelWriter:
             masks.append(extra)
         ptr = self.param(e.buf)
         mask = f", {' & '.join(masks)}, other=0" if masks else ""
-        code = f"tl.load({ptr} + {addr.code}{mask})"
+        # a load at one fixed address is a [1] block, not a scalar: the interpreter mixes the two badly
+        code = f"tl.load({ptr} + {addr.code if addr.deps else 'tl.zeros([1], tl.int32)'}{mask})"
         if e.dtype in NARROW:
             code += ".to(tl.float32)"
         return Val(scope.let(code), e.dtype, addr.deps)

@@ -28,6 +28,7 @@ BINARY = {
     "lt": "{a} < {b}", "le": "{a} <= {b}", "gt": "{a} > {b}", "ge": "{a} >= {b}", "logical_and": "{a} & {b}",
     "logical_or": "{a} | {b}", "logical_xor": "{a} ^ {b}", "atan2": F + "atan2({a}, {b})",
 }
+BOOL_BINARY = {"add": "{a} | {b}", "mul": "{a} & {b}", "maximum": "{a} | {b}", "minimum": "{a} & {b}"}
 # exponent -> how a * a beats the generic pow (torch special-cases the same exponents)
 POW = {2: "{a} * {a}", 3: "{a} * {a} * {a}", 0.5: "tl.sqrt({a})", -0.5: "tl.rsqrt({a})", -1: "1.0 / {a}",
        1: "{a}", -2: "1.0 / ({a} * {a})"}
@@ -37,6 +38,11 @@ def emit_op(w, e: Op, coords, scope, rgroup, extra) -> Val:
     cd = e.compute_dtype
     args = lambda dtype: [w.operand(a, e, coords, scope, rgroup, extra, dtype) for a in e.args]
     deps = lambda vals: frozenset().union(*[v.deps for v in vals]) if vals else frozenset()
+
+    def typed(vals):
+        """Literals as typed one-element tensors: helper functions (h.*) need Triton values, not Python numbers."""
+        return [Val(f"tl.full([1], {v.code}, {TL[compute(v.dtype)]})", v.dtype, v.deps) if v.literal else v
+                for v in vals]
 
     def done(code, vals, dtype=e.dtype, fix_type=False):
         if all(v.literal for v in vals) and vals:
@@ -70,6 +76,8 @@ def emit_op(w, e: Op, coords, scope, rgroup, extra) -> Val:
         (a,) = args(cd)[:1]
         return done(POW[e.args[1].value].format(a=a.code), [a])
     vals = args(cd)
+    if name in ("atan2", "pow", "maximum", "minimum") or name in UNARY and UNARY[name].startswith(F):
+        vals = typed(vals)
     if name in UNARY:
         a = vals[0]
         if name == "bitwise_not":
@@ -84,6 +92,8 @@ def emit_op(w, e: Op, coords, scope, rgroup, extra) -> Val:
             return a
         return done(f"tl.where({a.code} > 0, 1, tl.where({a.code} < 0, -1, 0))", vals, fix_type=True)
     a, b = vals
+    if cd == torch.bool and name in BOOL_BINARY:  # torch: bool add is or, mul is and (no wrap-around)
+        return done(BOOL_BINARY[name].format(a=a.code, b=b.code), vals)
     if name in BINARY:
         return done(BINARY[name].format(a=a.code, b=b.code), vals)
     if name in ("maximum", "minimum"):

@@ -68,6 +68,8 @@ def emit_reduce(w, e: Reduce, coords, scope, rgroup, extra) -> Val:
     arg_coords = tuple(group.coords[axes.index(d)] if d in axes else next(it) for d in range(len(shape)))
     v = w.value(e.arg, arg_coords, body, group, extra)
     acc_dtype = _acc_dtype(e)
+    if e.kind in ("any", "all"):
+        v = w.cast(body, v, torch.bool)  # truth first: a float 0.5 is true, its int32 cast is not
     v = w.cast(body, v, acc_dtype)
     ident = _identity(e, acc_dtype)
     mask = "rmask" if extra is None else f"rmask & {extra}"
