@@ -1,16 +1,25 @@
-"""Which fused kernels run in blocks of rows, and how each operand is cut.
+"""Which fused kernels run in blocks of rows, how each operand is cut, and which neighbouring kernels share one
+loop over the blocks.
 
 A fused kernel is a chain of whole-array NumPy calls: n ops read and write n arrays. On arrays bigger than the
-cache every pass goes to memory (a 25-call erf over 1M float32 took 5.2 ms); run on ~32k-element blocks of rows,
-the same passes hit L1/L2 and only the inputs and the output travel to memory (1.6 ms). The output's first dim
-is the row dim; a kernel qualifies when every node of its tree keeps that dim in place: pointwise ops, reductions
-over other dims, loads that either have the rows (cut) or broadcast over them (passed whole). Views re-index with
-shapes written into the code, and arange/full/cat build whole arrays, so kernels holding them run unblocked."""
-import math
+cache every pass goes to memory (a 25-call erf over 1M float32 took 5.2 ms); run on blocks of rows, the same
+passes hit L1/L2 and only the inputs and the output travel to memory (1.6 ms). The output's first dim is the row
+dim; a kernel qualifies when every node of its tree keeps that dim in place: pointwise ops, reductions over other
+dims, loads that either have the rows (cut) or broadcast over them (passed whole). Views re-index with shapes
+written into the code, and arange/full/cat build whole arrays, so kernels holding them run unblocked.
 
+Consecutive blocked kernels over the same rows form a group with one loop: kernel 2 reads kernel 1's block while
+it is still in cache, and a buffer no later kernel or output reads (the centred x of a layernorm, the exp of a
+softmax) only ever exists one block at a time. Blocks are independent, so a group's loop is shared out to
+threads (`_run_blocks` in the generated prelude): NumPy releases the GIL inside every ufunc and BLAS call, and
+on 2 cores it is the difference between 0.5x and 1x of torch's two-thread kernels (benchmarks/NOTES.md)."""
+import math
+from dataclasses import dataclass, field
+
+from . import dtypes
 from .ir import Const, Kernel, Load, Op, Reduce, View
 
-BLOCK_ELEMENTS = 32768  # ~128 KiB of float32 per temporary: a few of them fit in L2
+BLOCK_ELEMENTS = 65536  # 256 KiB of float32 per temporary: a group's few temporaries stay in a 1-2 MiB L2
 WHOLE_ARRAY_OPS = ("full", "arange", "cat")
 
 
@@ -63,4 +72,91 @@ def plan(kernel) -> tuple[int, set] | None:
     block = max(1, BLOCK_ELEMENTS // max(row, 1))
     if shape[0] < 2 * block:
         return None  # fits in one or two blocks: blocking only adds calls
-    return block, set(cut)
+    return block, set(cut), row
+
+
+# ---- groups: one loop over the blocks for neighbouring kernels ---------------------------------------------------
+@dataclass
+class Unit:
+    """One step of the generated `run`: a kernel function (or a fallback call) with the buffers it reads. For a
+    row-blocked kernel, `rows` is its plan; `writes_into` says its function takes the output block to fill."""
+    out: str
+    reads: list
+    call: list                      # the lines of `run` that compute `out` when it runs on its own
+    kernel: object = None
+    fname: str = ""
+    rows: tuple | None = None       # (rows per block, buffers cut, widest row)
+    writes_into: bool = False
+    members: list = field(default_factory=list)
+
+
+def _joins(group: list, unit: Unit) -> bool:
+    """A blocked kernel joins the group when it has the same rows and reads every buffer the group makes through
+    a cut (a buffer read whole would be read before the group has filled it)."""
+    if unit.rows is None or not group:
+        return False
+    if unit.kernel.out.layout.shape[0] != group[0].kernel.out.layout.shape[0]:
+        return False
+    made = {u.out for u in group}
+    return all(r in unit.rows[1] for r in unit.reads if r in made)
+
+
+def schedule(units: list, graph_outputs: set, used: set) -> tuple[list, list]:
+    """(wrapper function lines, lines of `run`): unblocked units are called as they are, runs of blocked ones
+    as one group each."""
+    body, calls, group = [], [], []
+    for i, unit in enumerate(units + [None]):
+        if unit is not None and (_joins(group, unit) or (not group and unit.rows is not None)):
+            group.append(unit)
+            continue
+        if group:
+            later = set(graph_outputs)
+            for after in units[i:]:
+                later.update(after.reads)
+            lines, call = _group_wrapper(group, later, used)
+            body += lines
+            calls.append(call)
+            group = []
+        if unit is not None and unit.rows is not None:
+            group = [unit]
+        elif unit is not None:
+            calls += unit.call
+    return body, calls
+
+
+def _group_wrapper(group: list, later: set, used: set) -> tuple[list, str]:
+    made = [u.out for u in group]
+    kept = [m for m in made if m in later or m == made[-1]]  # read after the group or returned: stored whole
+    local = [m for m in made if m not in kept]  # one block at a time, in a per-thread scratch array
+    params = list(dict.fromkeys(r for u in group for r in u.reads if r not in made))
+    cut = set().union(*(u.rows[1] for u in group)) - set(made)
+    block = min(u.rows[0] for u in group)
+    rows = group[0].kernel.out.layout.shape[0]
+    elements = rows * max(u.rows[2] for u in group)
+    base = "rows_" + "__".join(u.fname for u in group)
+    name, n = (base if len(base) <= 60 else f"rows_{group[0].fname}_and_{len(group) - 1}_more"), 1
+    while name in used:
+        n += 1
+        name = f"{base[:60]}_{n}"
+    used.add(name)
+    layout = {u.out: u.kernel.out.layout for u in group}
+    storage = lambda m: f"np.{dtypes.storage(layout[m].dtype)}"
+    lines = [f"def {name}({', '.join(params)}):",
+             f"    # {', '.join(u.fname for u in group)} on blocks of {block} rows"
+             + (f"; {', '.join(local)}: one block at a time, never stored whole" if local else "")]
+    lines += [f"    {m} = np.empty({tuple(layout[m].shape)!r}, dtype={storage(m)})" for m in kept]
+    lines += ["", "    def blocks(starts):  # each thread takes the next block of rows until none are left"]
+    lines += [f"        {m}_scratch = np.empty({(block,) + tuple(layout[m].shape[1:])!r}, dtype={storage(m)})"
+              for m in local]
+    lines.append("        for i in starts:")
+    lines += [f"            {m} = {m}_scratch[:{rows} - i]" for m in local]
+    for u in group:
+        args = [f"{r}[i:i + {block}]" if r in cut else r for r in u.reads]
+        target = u.out if u.out in local else f"{u.out}[i:i + {block}]"
+        if u.writes_into:
+            lines.append(f"            {u.fname}({', '.join(args + [target])})")
+        else:
+            lines.append(f"            {target}[...] = {u.fname}({', '.join(args)})")
+    lines += ["", f"    _run_blocks(blocks, {rows}, {block}, {elements})",
+              f"    return {', '.join(kept)}", "", ""]
+    return lines, f"        {', '.join(kept)} = {name}({', '.join(params)})"
