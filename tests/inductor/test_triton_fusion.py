@@ -1,0 +1,163 @@
+"""Fused kernels of the Triton backend against eager torch: softmax, layer_norm, rmsnorm as one kernel each,
+epilogues after library calls, models through jit.compile; the module files in the cache dir, warm start,
+autotuning and index-width choices."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from triton_support import DEVICE, assert_same, check_fn, on_device
+
+
+def _kernels(fn) -> int:
+    return fn.source.count("\n@triton.jit\n")
+
+
+def softmax_manual(x):
+    e = torch.exp(x - x.amax(-1, keepdim=True))
+    return e / e.sum(-1, keepdim=True)
+
+
+def layernorm_manual(x, w, b):
+    mu = x.mean(-1, keepdim=True)
+    var = ((x - mu) ** 2).mean(-1, keepdim=True)
+    return (x - mu) / torch.sqrt(var + 1e-5) * w + b
+
+
+def rmsnorm_residual(x, r, w):
+    h = x + r
+    return h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + 1e-6) * w, h
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("cols", [33, 128])
+def test_softmax_is_one_kernel(dtype, cols):
+    x = torch.randn(6, cols).to(dtype)
+    fn = check_fn(softmax_manual, x)
+    assert _kernels(fn) == 1
+    fn = check_fn(lambda x: torch.softmax(x, -1), x)
+    assert _kernels(fn) == 1
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_layernorm_manual_and_functional(dtype):
+    x, w, b = torch.randn(5, 48).to(dtype), torch.randn(48).to(dtype), torch.randn(48).to(dtype)
+    fn = check_fn(layernorm_manual, x, w, b)
+    assert _kernels(fn) == 1
+    if dtype == torch.float32:
+        fn = check_fn(lambda x, w, b: F.layer_norm(x, (48,), w, b), x, w, b)
+        assert _kernels(fn) == 1
+
+
+def test_rmsnorm_residual_two_outputs():
+    x, r, w = torch.randn(4, 64), torch.randn(4, 64), torch.randn(64)
+    fn = check_fn(rmsnorm_residual, x, r, w)
+    assert _kernels(fn) == 2  # h is an output: stored, read back by the norm
+
+
+def test_looped_normalization(monkeypatch):
+    """Rows too long for registers: each reduction is its own loop, then the epilogue loop (two-pass variance)."""
+    from inductor import triton_launch
+    monkeypatch.setattr(triton_launch, "persistent_max", lambda itemsize: 16)
+    real = triton_launch.heuristic
+    monkeypatch.setattr(triton_launch, "heuristic",
+                        lambda mode, x, r, i=4: dict(real(mode, x, r, i), RBLOCK=16) if mode == "looped"
+                        else real(mode, x, r, i))
+    x, w, b = torch.randn(3, 100) * 3 + 1000, torch.randn(100), torch.randn(100)  # large mean: needs 2 passes
+    fn = check_fn(layernorm_manual, x, w, b, tol=(1e-3, 1e-3))  # float32 rows around 1000
+    assert fn.source.count("for roffset in range") == 3
+    fn = check_fn(softmax_manual, torch.randn(3, 100))
+    assert fn.source.count("for roffset in range") == 3
+    check_fn(lambda x: torch.var(x, -1), x, tol=(1e-4, 1e-3))
+
+
+def test_reduction_not_over_last_dim_and_views():
+    x = torch.randn(6, 5, 7)
+    check_fn(lambda x: (x - x.mean(1, keepdim=True)) * 2, x)
+    check_fn(lambda x: x.permute(2, 0, 1).reshape(7, 30).sum(0) + 1, x)
+    check_fn(lambda x: x.transpose(0, 1)[1:4, ::2].exp().sum(-1), x)
+    check_fn(lambda x: x.view(6, 35)[:, 3] * x[:, 0, 0], x)
+
+
+def test_gelu_epilogue_after_matmul():
+    x, w, b = torch.randn(8, 16), torch.randn(16, 12), torch.randn(12)
+    fn = check_fn(lambda x, w, b: F.gelu(x @ w + b), x, w, b, tol=(2e-2, 2e-2))
+    assert "torch.addmm" in fn.source or "torch.matmul" in fn.source
+    assert _kernels(fn) == 1  # bias + gelu in one generated kernel after the library matmul
+
+
+def test_attention_pattern_and_sdpa():
+    q, k, v = (torch.randn(2, 3, 8, 16) for _ in range(3))
+
+    def naive(q, k, v):
+        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(16))
+        mask = torch.tril(torch.ones(8, 8, dtype=torch.bool, device=q.device))
+        att = att.masked_fill(~mask, float("-inf"))
+        return torch.softmax(att, -1) @ v
+    check_fn(naive, q, k, v, tol=(2e-2, 2e-2), expect_triton=None)
+    check_fn(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True) * 2, q, k, v,
+             tol=(2e-2, 2e-2))
+
+
+def test_gpt_block_through_jit():
+    import jit
+    from benchmarks.models.gpt import GPT, GPTConfig  # noqa: F401  (the model the benchmarks use)
+    torch.manual_seed(0)
+    model = _tiny_gpt().to(DEVICE).eval()
+    idx = on_device(torch.randint(0, 64, (2, 8)))
+    with torch.no_grad():
+        ref = model(idx)
+        fast = jit.compile(model, backend="triton")
+        got = fast(idx)
+    assert_same(got, ref, (2e-2, 2e-2))
+
+
+def _tiny_gpt():
+    from benchmarks.models.gpt import GPT, GPTConfig
+    return GPT(GPTConfig(vocab_size=64, block_size=16, n_layer=1, n_head=2, n_embd=32))
+
+
+def test_module_file_in_cache_dir_and_warm_start():
+    from inductor import triton_backend, triton_runtime
+    x = torch.randn(4, 9)
+    fn = check_fn(softmax_manual, x)
+    path = fn.path if hasattr(fn, "path") else None
+    assert path is not None and path.exists() and path.parent == triton_runtime.triton_dir()
+    text = path.read_text()
+    assert text.startswith("# Generated by framejit's Triton backend")
+    assert "aten.amax" in text and "def red_fused_amax_sub_exp_sum(" in text  # header names the graph nodes
+    before = triton_backend.stats["warm_files"]
+    triton_runtime._loaded.clear()  # as a new process would: the file on disk is reused as it is
+    check_fn(softmax_manual, x)
+    assert triton_backend.stats["warm_files"] == before + 1
+
+
+def test_autotune_saves_and_reuses(monkeypatch):
+    from inductor import triton_launch
+    x = torch.randn(64, 40)
+    fn = check_fn(softmax_manual, x, autotune=True)
+    launcher = next(iter(fn.launch.values()))
+    files = list((triton_launch._path("x").parent).glob("*.json"))
+    assert files and launcher.tune_key is None
+    fn2 = check_fn(softmax_manual, x, autotune=True)
+    assert next(iter(fn2.launch.values())).config == launcher.config
+
+
+def test_index_width():
+    """int32 index math where every offset fits, int64 from the program id down where one may not."""
+    from inductor.ir import Buffer, Kernel, Layout, Load, Op
+    from inductor.triton_codegen import KernelWriter
+    for n, wide in [(1 << 20, False), (3 << 30, True)]:
+        inp = Layout((n,), (1,), torch.float32)
+        k = Kernel(Buffer("out", inp), Op("exp", [Load("x", (n,), torch.float32)], (n,), torch.float32,
+                                           torch.float32))
+        src = KernelWriter(k, {"x": inp}, "k").generate().source
+        assert ("tl.program_id(0).to(tl.int64)" in src) == wide
+        assert "tl.load(x_ptr + xindex" in src and "tl.store(out_ptr + xindex" in src  # contiguous, vectorizable
+
+
+def test_unsupported_graph_runs_in_torch():
+    """A graph the generator cannot express still returns eager's answer (the whole graph runs in torch)."""
+    x = torch.randn(4, 6)
+    check_fn(lambda x: x.sum(0, keepdim=True) + x.sum(1, keepdim=True), x)
