@@ -37,18 +37,29 @@ class CompiledGuards:
 
     def why_failed(self, *args) -> str:
         env = dict(zip(map(param_name, self.arg_names), args[:-1]), __fn=args[-1])
+        def read(source):
+            return eval(source.expr(self._const), self._namespace, env)  # noqa: S307 - generated here
+
         for g in self.guards:
-            if g.source is None:
-                reason = g.explain(None)
-            else:
-                try:
-                    value = eval(g.source.expr(self._const), self._namespace, env)  # noqa: S307 - generated here
-                except Exception as e:  # noqa: BLE001
-                    return f"'{g.source.name()}' could not be read: {type(e).__name__}: {e}"
-                reason = g.explain(value)
+            try:
+                reason = g.explain_from(read)
+            except Exception as e:  # noqa: BLE001 - a source that cannot be read is the reason
+                return f"'{g.source.name()}' could not be read: {type(e).__name__}: {e}"
             if reason:
                 return reason
         return "all guards pass"
+
+    def read_all(self, *args) -> list:
+        """(guard, its source's current value) for each guard whose source can be read with these arguments."""
+        env = dict(zip(map(param_name, self.arg_names), args[:-1]), __fn=args[-1])
+        out = []
+        for g in self.guards:
+            if g.source is not None:
+                try:
+                    out.append((g, eval(g.source.expr(self._const), self._namespace, env)))  # noqa: S307
+                except Exception:  # noqa: BLE001,S112 - unreadable now: nothing to learn from it
+                    continue
+        return out
 
     def describe(self) -> list[str]:
         return [g.describe() for g in self.guards]

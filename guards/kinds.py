@@ -21,6 +21,10 @@ class Guard:
         """Why `value` fails this guard, in the user's terms; None if it passes."""
         raise NotImplementedError
 
+    def explain_from(self, read) -> str | None:
+        """Like explain, reading what it needs through `read(source)` (guards over several sources override)."""
+        return self.explain(read(self.source) if self.source is not None else None)
+
     def describe(self) -> str:
         raise NotImplementedError
 
@@ -245,3 +249,78 @@ class AliasMatch(Guard):
 
     def _key(self):
         return (self.other,)
+
+
+@dataclass(frozen=True, eq=False)
+class DynamicTensorMatch(Guard):
+    """A tensor input with dynamic dims: exact type, dtype, device, rank, static sizes and requires_grad; each
+    dynamic dim at least 2 (sizes 0 and 1 stay specialized: broadcasting and empty tensors behave differently);
+    contiguous, as the example was, so strides follow from sizes."""
+    tensor_type: type = None
+    dtype: object = None
+    device: object = None
+    size: tuple = ()            # None where the dim is dynamic
+    requires_grad: bool = False
+
+    def __post_init__(self):
+        object.__setattr__(self, "cost", 3)
+
+    def check(self, v, const, value_of):
+        dims = " and ".join(f"{v}.shape[{d}] {'>= 2' if n is None else f'== {n}'}" for d, n in enumerate(self.size))
+        return (f"(type({v}) is {const(self.tensor_type)} and {v}.dtype is {const(self.dtype)} and "
+                f"{v}.device == {const(self.device)} and {v}.dim() == {len(self.size)} and {dims or 'True'} and "
+                f"{v}.is_contiguous() and {v}.requires_grad is {self.requires_grad})")
+
+    def explain(self, value):
+        name = self.source.name()
+        if type(value) is not self.tensor_type:
+            return f"type of '{name}' changed: expected {_typename(self.tensor_type)}, got {_typename(type(value))}"
+        if value.dtype is not self.dtype:
+            return f"tensor '{name}' dtype mismatch: expected {self.dtype}, got {value.dtype}"
+        if value.device != self.device:
+            return f"tensor '{name}' device mismatch: expected {self.device}, got {value.device}"
+        if value.dim() != len(self.size):
+            return f"tensor '{name}' rank mismatch: expected {len(self.size)} dims, got {value.dim()}"
+        for d, (want, got) in enumerate(zip(self.size, value.shape)):
+            if want is None and got < 2:
+                return f"tensor '{name}' size at dynamic dim {d} is {got} (sizes 0 and 1 are specialized)"
+            if want is not None and want != got:
+                return f"tensor '{name}' size mismatch at dim {d}: expected {want}, got {got}"
+        if not value.is_contiguous():
+            return f"tensor '{name}' is not contiguous (its dynamic sizes were compiled for a contiguous tensor)"
+        if value.requires_grad != self.requires_grad:
+            return f"tensor '{name}' requires_grad mismatch: expected {self.requires_grad}, got {value.requires_grad}"
+        return None
+
+    def describe(self):
+        sizes = ", ".join("*" if n is None else str(n) for n in self.size)
+        return (f"{self.source.name()}: {_typename(self.tensor_type)} {self.dtype} {self.device} size=[{sizes}] "
+                f"contiguous requires_grad={self.requires_grad}")
+
+    def _key(self):
+        return (self.tensor_type, self.dtype, self.device, self.size, self.requires_grad)
+
+
+@dataclass(frozen=True, eq=False)
+class SizeRelation(Guard):
+    """A comparison of dynamic sizes that the traced Python code branched on, e.g. x.size(0) > 4 is True; also
+    the equality of two dynamic dims that had the same size (they share one symbol, so the graph may rely on it)."""
+    expr: object = None        # a guards.size_expr.SizeExpr holding the comparison
+    expected: bool = True
+
+    def check(self, v, const, value_of):
+        return f"({self.expr.render(value_of)}) is {self.expected}"
+
+    def explain_from(self, read):
+        if bool(self.expr.evaluate(read)) is not self.expected:
+            return f"size relation changed: expected {self.expr.text()} to be {self.expected}"
+        return None
+
+    def explain(self, value):
+        return None
+
+    def describe(self):
+        return f"({self.expr.text()}) is {self.expected}"
+
+    def _key(self):
+        return (self.expr, self.expected)

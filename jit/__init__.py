@@ -8,6 +8,7 @@ from jit.backends import list_backends as list_backends
 from jit.backends import register_backend as register_backend
 from jit.config import config as config
 from jit.counters import counters as counters
+from jit.dynamic import mark_dynamic as mark_dynamic
 from jit.errors import BackendError as BackendError
 from jit.errors import GraphBreakError as GraphBreakError
 from jit.explanation import explain as explain
@@ -15,5 +16,5 @@ from jit.logs import set_logs as set_logs
 
 _logs.configure_from_env()
 
-__all__ = ["compile", "optimize", "disable", "reset", "config", "counters", "set_logs", "register_backend",
+__all__ = ["compile", "optimize", "disable", "reset", "mark_dynamic", "config", "counters", "set_logs", "register_backend",
            "list_backends", "GraphBreakError", "BackendError", "explain"]

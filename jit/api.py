@@ -6,7 +6,7 @@ import sys
 import threading
 from collections.abc import Callable
 
-from jit import _C, backends, convert_frame
+from jit import _C, backends, convert_frame, dynamic
 from jit.convert_frame import Settings
 
 
@@ -99,4 +99,5 @@ def reset() -> None:
     """Drop every cache entry and compiled artifact held in memory; the next calls compile afresh."""
     _C.reset()
     convert_frame.reset()
+    dynamic.reset()
     backends.reset_backends()

@@ -25,6 +25,8 @@ from jit.semantics.context_managers import ExitVar
 from jit.variables import (NULL, Const, DictVar, IteratorVar, ListVar, ModuleVar, NamedTupleVar, NewObjectVar,
                            ObjectVar, TupleVar, UserFunctionVar, Var)
 from jit.variables.base import KnownObject, LazyArg
+from jit.variables.containers import _from_tuple
+from jit.variables.sizes import SizeVar
 from jit.variables.tensor import TensorVar
 
 
@@ -114,7 +116,7 @@ class ValueBuilder:
 
     def push(self, v: Var) -> None:
         em = self.em
-        if isinstance(v, TensorVar):
+        if isinstance(v, (TensorVar, SizeVar)):
             slot = self.output_slot.get(v.node)
             if slot is not None:
                 em.emit("LOAD_FAST", slot)
@@ -126,7 +128,7 @@ class ValueBuilder:
             # an outside container (never mutated symbolically: that is a break): the object itself, not a copy
             em.load_source(v.source)
         elif isinstance(v, NamedTupleVar):
-            if hasattr(v.cls, "n_fields"):  # structseq: cls(tuple)
+            if _from_tuple(v.cls):  # structseq, torch.Size: cls(tuple)
                 em.call_const(v.cls, lambda: (self._items(v.items, "BUILD_TUPLE"), 1)[-1])
             else:
                 em.call_const(v.cls, lambda: (self._push_all(v.items), len(v.items))[-1])

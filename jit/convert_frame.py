@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import CodeType, FunctionType
 
-from jit import eval_frame, skip_rules
+from jit import dynamic, eval_frame, skip_rules
 from jit.config import config
 from jit.counters import counters
 from jit.errors import GraphBreakError
@@ -95,10 +95,13 @@ class FrameConverter:
             return eval_frame.RUN_ONLY
         if entries:
             counters.bump("recompiles")
+            marked = dynamic.note_size_changes(code, entries, args, function) if self.settings.dynamic is None \
+                else []
             if recompile_log.isEnabledFor(logging.DEBUG):
                 reasons = failure_reasons(entries, args, function) or ["no cached entry matched"]
-                recompile_log.debug("Recompiling %s (%s), compile %d of this frame: %s", frame.name,
-                                    _short_location(frame), len(entries) + 1, "; ".join(reasons))
+                more = f" (now compiling {', '.join(marked)} as dynamic)" if marked else ""
+                recompile_log.debug("Recompiling %s (%s), compile %d of this frame: %s%s", frame.name,
+                                    _short_location(frame), len(entries) + 1, "; ".join(reasons), more)
         return self._compile(frame)
 
     def _compile(self, frame: Frame):

@@ -21,6 +21,8 @@ from jit.convert_frame import Frame, RunEagerly, Settings
 from jit.counters import counters
 from jit.eval_frame import CacheEntry
 from jit.logs import get_logger
+from jit import dynamic
+from jit.dynamic import Specialize
 from jit.output_graph import OutputGraph, has_work, remove_dead_code, tensors_in
 from jit.instructions import decode
 from jit.resume import origin, resume_code
@@ -31,6 +33,7 @@ from jit.variables.base import LazyArg
 
 graph_log = get_logger("graph")
 guards_log = get_logger("guards")
+dynamic_log = get_logger("dynamic")
 bytecode_log = get_logger("bytecode")
 breaks_log = get_logger("graph_breaks")
 
@@ -56,8 +59,23 @@ class FrameCapture:
     def __init__(self, frame: Frame, settings: Settings):
         self.frame = frame
         self.settings = settings
+        self.dynamic = settings.dynamic is not False
 
     def run(self) -> CacheEntry:
+        try:
+            return self._run()
+        except Specialize as why:
+            dynamic_log.debug("%s (%s): compiling for static sizes: %s", self.frame.name, self.frame.location, why)
+            self.dynamic = False
+            return self._run()
+
+    def _dynamic_dims(self, source, value) -> set:
+        """Dims of an input tensor to trace symbolically (see jit/dynamic.py)."""
+        if self.settings.dynamic:
+            return set(range(value.dim()))
+        return set(dynamic.marked_dims(value)) | dynamic.automatic_dims(self.frame.code).get(source.name(), set())
+
+    def _run(self) -> CacheEntry:
         try:
             tx = self._trace()
         except Unsupported as e:
@@ -70,7 +88,8 @@ class FrameCapture:
     def _trace(self, stop_before=None) -> Translator:
         frame = self.frame
         code, fn = frame.code, frame.function
-        self.output = output = OutputGraph(frame_globals=fn.__globals__)
+        self.output = output = OutputGraph(frame_globals=fn.__globals__,
+                                           dynamic_dims=self._dynamic_dims if self.dynamic else None)
         output.guards.append(GradModeMatch(None, torch.is_grad_enabled()))
         tx_locals = {n: LazyArg(v, LocalSource(n)) for n, v in zip(argument_names(code), frame.args)}
         cells: dict = {}
@@ -100,7 +119,7 @@ class FrameCapture:
         """Compile the graph with the tensors in `live` as outputs: (compiled or None, input sources, outputs)."""
         frame, output = self.frame, self.output
         outputs = []
-        for t in tensors_in(live):
+        for t in tensors_in(live, sizes=True):
             if t.node.op != "placeholder" and t.node not in outputs:
                 outputs.append(t.node)
         if not outputs and not has_work(output.graph):
@@ -119,7 +138,7 @@ class FrameCapture:
         if graph_log.isEnabledFor(logging.DEBUG):
             graph_log.debug("captured graph of %s (%s):\n%s", frame.name, frame.location, gm.code)
         backend = backends.lookup_backend(self.settings.backend)
-        compiled = _C.run_suspended(backend(gm, [v for _, v in used]))
+        compiled = _C.run_suspended(backends.compile_graph(backend, gm, [v for _, v in used]))
         counters.bump("graphs")
         return compiled, [s for s, _ in used], outputs, gm
 

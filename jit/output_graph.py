@@ -10,18 +10,25 @@ import re
 import torch
 import torch.fx
 
-from guards.kinds import AliasMatch, Guard, IdMatch, TensorMatch
+from guards.kinds import AliasMatch, DynamicTensorMatch, Guard, IdMatch, SizeRelation, TensorMatch
+from guards.size_expr import BinOp, Dim, Num, combine
 from guards.sources import ConstSource, ModuleDictSource, Source
 from jit.break_reasons import unsupported
+from jit.dynamic import Specialize, SymbolTable
 from jit.variables import Const, DictVar, ListVar, NamedTupleVar, NewObjectVar, TupleVar, Var
+from jit.variables.sizes import SizeSliceVar, SizeVar
 from jit.variables.tensor import TensorVar
 
 _STRUCTSEQ_BASES = (tuple,)
 
 
 class OutputGraph:
-    def __init__(self, frame_globals: dict | None = None):
+    def __init__(self, frame_globals: dict | None = None, dynamic_dims=None):
         self.frame_globals = frame_globals
+        # dynamic_dims(source, tensor) -> the dims of an input tensor to trace symbolically (jit/dynamic.py)
+        self.dynamic_dims = dynamic_dims
+        self.symbols = SymbolTable()
+        self.dynamic = False  # any dynamic size so far: ops run a second time on perturbed meta tensors
         self.instructions = 0
         self.graph = torch.fx.Graph()
         self.tracer = torch.fx.proxy.GraphAppendingTracer(self.graph)
@@ -44,18 +51,67 @@ class OutputGraph:
             # object itself. A parameter replaced by another object fails the guard and recompiles.
             self.guards.append(IdMatch(source, value))
             load = ConstSource(value, source.name())
+            dims = ()
         else:
-            self.guards.append(TensorMatch(source, type(value), value.dtype, value.device, tuple(value.shape),
-                                           tuple(value.stride()), value.requires_grad))
+            dims = self._dynamic_dims_of(source, value)
+            if dims:
+                self.guards.append(DynamicTensorMatch(
+                    source, type(value), value.dtype, value.device,
+                    tuple(None if d in dims else n for d, n in enumerate(value.shape)), value.requires_grad))
+            else:
+                self.guards.append(TensorMatch(source, type(value), value.dtype, value.device, tuple(value.shape),
+                                               tuple(value.stride()), value.requires_grad))
         name = self._unique(re.sub(r"\W+", "_", source.name()).strip("_") or "input")
         proxy = self.tracer.create_proxy("placeholder", name, (), {})
         example = torch.empty_strided(value.shape, value.stride(), dtype=value.dtype, device="meta",
                                       requires_grad=value.requires_grad)
         proxy.node.meta["val"] = example
-        var = TensorVar(proxy, example, value.device, source, type(value))
+        perturbed = None
+        if dims:
+            proxy.node.meta["dynamic_dims"] = dims
+            perturbed = torch.empty([self.symbols.perturbed(n) if d in dims else n for d, n in enumerate(value.shape)],
+                                    dtype=value.dtype, device="meta", requires_grad=value.requires_grad)
+        var = TensorVar(proxy, example, value.device, source, type(value), perturbed)
         self.inputs.append((load, value, var))
         self._input_by_id[id(value)] = var
         return var
+
+    def _dynamic_dims_of(self, source: Source, value: torch.Tensor) -> tuple:
+        """Dims of an input traced symbolically: asked for, of size >= 2, on a contiguous tensor (its strides then
+        follow from its sizes). Dims of equal size share a symbol, guarded to stay equal."""
+        if self.dynamic_dims is None or not value.is_contiguous():
+            return ()
+        dims = tuple(sorted(d for d in self.dynamic_dims(source, value) if d < value.dim() and value.shape[d] >= 2))
+        for d in dims:
+            hint = value.shape[d]
+            first = self.symbols.first_dim.setdefault(hint, Dim(source, d))
+            if first != Dim(source, d):
+                self.guards.append(SizeRelation(None, BinOp(operator.eq, Dim(source, d), first), True))
+        self.dynamic = self.dynamic or bool(dims)
+        return dims
+
+    def specialize(self, size: SizeVar) -> None:
+        """The traced code needs the number itself: pin it with a guard, or give up on dynamic sizes."""
+        if size.expr is None:
+            raise Specialize(f"the code needs the value of {size.describe()}, which is not a size of an input")
+        self.guards.append(SizeRelation(None, BinOp(operator.eq, size.expr, Num(size.hint)), True))
+
+    def size_op(self, op, a: Var, b: Var) -> SizeVar:
+        """Python arithmetic on sizes (B * T): a graph node, so the compiled code computes it from each call's
+        sizes."""
+        proxy = self.tracer.create_proxy("call_function", op, (_size_arg(a, "proxy"), _size_arg(b, "proxy")), {})
+        return SizeVar(proxy, op(_size_arg(a, "hint"), _size_arg(b, "hint")),
+                       op(_size_arg(a, "perturbed"), _size_arg(b, "perturbed")),
+                       combine(op, _size_expr(a), _size_expr(b)), self)
+
+    def size_compare(self, op, a: Var, b: Var) -> Const:
+        """A comparison of sizes decides Python control flow: it holds for the hints; guard that it keeps holding."""
+        result = bool(op(_size_arg(a, "hint"), _size_arg(b, "hint")))
+        expr = combine(op, _size_expr(a), _size_expr(b))
+        if expr is None:
+            raise Specialize(f"the code compares {a.describe()} with {b.describe()}, not sizes of inputs")
+        self.guards.append(SizeRelation(None, expr, result))
+        return Const(result)
 
     def _unique(self, base: str) -> str:
         name, i = base, 1
@@ -79,6 +135,14 @@ class OutputGraph:
             unsupported("unsupported_call", f"{_name(target)} has no shape rule on meta tensors ({_first_line(e)})")
         except (RuntimeError, TypeError, ValueError, IndexError) as e:
             unsupported("operator_error", f"{_name(target)}: {_first_line(e)}")
+        perturbed = result
+        if self.dynamic:
+            p_args, p_kwargs = to_perturbed(args), to_perturbed(kwargs)
+            try:
+                perturbed = (getattr(p_args[0], target)(*p_args[1:], **p_kwargs) if kind == "call_method"
+                             else target(*p_args, **p_kwargs))
+            except Exception as e:  # noqa: BLE001 - fine at the example sizes only: it relies on them
+                raise Specialize(f"{_name(target)} works for the example sizes only ({_first_line(e)})") from e
         device = result_device(kind, target, args, kwargs)
         proxy = self.tracer.create_proxy(kind, target, proxy_args, proxy_kwargs)
         if not is_side_effecting(proxy.node):
@@ -88,7 +152,7 @@ class OutputGraph:
                     # .float() of a float tensor): eager hands back the same tensor, so do we, with no node.
                     self.graph.erase_node(proxy.node)
                     return a
-        return self.wrap_result(proxy, result, device)
+        return self.wrap_result(proxy, result, device, perturbed, _size_source(kind, target, args))
 
     def call_factory(self, fn, args, kwargs) -> Var:
         """A torch call with no tensor inputs (torch.zeros, torch.arange, torch.randn...): its example is made on
@@ -101,26 +165,55 @@ class OutputGraph:
             unsupported("unsupported_call", f"{_name(fn)} without tensor arguments ({_first_line(e)})")
         except (RuntimeError, ValueError, NotImplementedError) as e:
             unsupported("operator_error", f"{_name(fn)}: {_first_line(e)}")
+        perturbed = result
+        if self.dynamic:
+            p_args, p_kwargs = to_perturbed(tuple(args)), to_perturbed(kwargs)
+            try:
+                perturbed = fn(*p_args, **{**p_kwargs, "device": "meta"})
+            except Exception as e:  # noqa: BLE001
+                raise Specialize(f"{_name(fn)} works for the example sizes only ({_first_line(e)})") from e
         device = result_device("call_function", fn, tuple(args), kwargs)
         proxy = self.tracer.create_proxy("call_function", fn, proxy_args, proxy_kwargs)
-        return self.wrap_result(proxy, result, device)
+        return self.wrap_result(proxy, result, device, perturbed)
 
-    def wrap_result(self, proxy, result, device) -> Var:
+    def wrap_result(self, proxy, result, device, perturbed=None, size_source=None) -> Var:
+        perturbed = result if perturbed is None else perturbed
         if isinstance(result, torch.Tensor):
             proxy.node.meta["val"] = result
-            return TensorVar(proxy, result, device, tensor_type=torch.Tensor)
+            return TensorVar(proxy, result, device, tensor_type=torch.Tensor, perturbed=perturbed)
         if isinstance(result, (tuple, list)) and any(isinstance(r, torch.Tensor) for r in result):
             proxy.node.meta["val"] = result
-            items = [self.wrap_result(proxy[i], r, device) if isinstance(r, torch.Tensor) else Const(r)
-                     for i, r in enumerate(result)]
+            items = [self.wrap_result(proxy[i], r, device, p) if isinstance(r, torch.Tensor) else Const(r)
+                     for i, (r, p) in enumerate(zip(result, perturbed))]
             if hasattr(type(result), "n_fields"):  # torch.return_types (structseq)
                 return NamedTupleVar(type(result), items)
             return TupleVar(items) if isinstance(result, tuple) else ListVar(items)
         if _is_python_data(result):
+            if self.dynamic and _differs(result, perturbed):
+                return self._sizes(proxy, result, perturbed, size_source)
             if not is_side_effecting(proxy.node):  # setitem, grad-mode switches: kept, their value is None
                 proxy.node.graph.erase_node(proxy.node)
             return Const(result)
         unsupported("unsupported_value", f"operation returned {type(result).__name__}")
+
+    def _sizes(self, proxy, result, perturbed, size_source) -> Var:
+        """Python data that depends on dynamic sizes (x.size(), x.shape[1], x.numel()): SizeVars computed by the
+        graph; the parts that do not depend on them stay constants."""
+        source, dim = size_source if size_source is not None else (None, None)
+        if isinstance(result, int) and not isinstance(result, bool):
+            expr = Dim(source, dim) if source is not None and dim is not None else None
+            return SizeVar(proxy, result, perturbed, expr, self)
+        if isinstance(result, tuple) and len(result) == len(perturbed) and all(
+                type(r) is int for r in result):
+            items = []
+            for i, (r, p) in enumerate(zip(result, perturbed)):
+                if r == p:
+                    items.append(Const(r))
+                else:
+                    items.append(SizeVar(proxy[i], r, p, Dim(source, i) if source is not None and dim is None
+                                         else None, self))
+            return NamedTupleVar(type(result), items) if isinstance(result, torch.Size) else TupleVar(items)
+        raise Specialize(f"{proxy.node.name} gives {result!r} at the example sizes and {perturbed!r} at others")
 
     # ---- the finished graph ----------------------------------------------------------------------------------
 
@@ -150,12 +243,47 @@ def to_proxy(value):
 
 
 def to_meta(value):
-    return _map(value, lambda t: t.example)
+    return _map(value, lambda t: t.example if isinstance(t, TensorVar) else t.hint)
+
+
+def to_perturbed(value):
+    return _map(value, lambda t: t.perturbed)
+
+
+def _size_arg(v: Var, field: str):
+    return getattr(v, field) if isinstance(v, SizeVar) else v.const()
+
+
+def _size_expr(v: Var):
+    return v.expr if isinstance(v, SizeVar) else Num(v.const())
+
+
+def _differs(a, b) -> bool:
+    try:
+        return bool(a != b)
+    except Exception:  # noqa: BLE001
+        return True
+
+
+def _size_source(kind: str, target, args: tuple):
+    """(input source, dim) when the op reads sizes of an input tensor: x.size(d) -> (x, d), x.size() -> (x, None)."""
+    if kind != "call_method" or target != "size" or not args:
+        return None
+    t = args[0]
+    if not isinstance(t, TensorVar) or t.node.op != "placeholder" or t.source is None:
+        return None
+    if len(args) == 1:
+        return t.source, None
+    if isinstance(args[1], Const) and isinstance(args[1].value, int):
+        return t.source, args[1].value % max(t.example.dim(), 1)
+    return None
 
 
 def _map(value, tensor_fn):
-    if isinstance(value, TensorVar):
+    if isinstance(value, (TensorVar, SizeVar)):
         return tensor_fn(value)
+    if isinstance(value, SizeSliceVar):
+        return slice(*(_map(p, tensor_fn) for p in value.parts))
     if isinstance(value, Var):
         if isinstance(value, NamedTupleVar):
             return tuple(_map(v, tensor_fn) for v in value.items)
@@ -179,26 +307,27 @@ def _map(value, tensor_fn):
     return value
 
 
-def tensors_in(value, out: list | None = None) -> list:
-    """Every TensorVar inside a Var (containers, new objects) or a plain tuple/list/dict of them, in order."""
+def tensors_in(value, out: list | None = None, sizes: bool = False) -> list:
+    """Every TensorVar inside a Var (containers, new objects) or a plain tuple/list/dict of them, in order; with
+    sizes=True also every SizeVar (both are values the graph computes)."""
     out = [] if out is None else out
-    if isinstance(value, TensorVar):
+    if isinstance(value, TensorVar) or sizes and isinstance(value, SizeVar):
         out.append(value)
     elif isinstance(value, (TupleVar, ListVar)):
         for v in value.items:
-            tensors_in(v, out)
+            tensors_in(v, out, sizes)
     elif isinstance(value, DictVar):
         for v in value.items.values():
-            tensors_in(v, out)
+            tensors_in(v, out, sizes)
     elif isinstance(value, NewObjectVar):
         for v in value.attrs.values():
-            tensors_in(v, out)
+            tensors_in(v, out, sizes)
     elif isinstance(value, (tuple, list)):
         for v in value:
-            tensors_in(v, out)
+            tensors_in(v, out, sizes)
     elif isinstance(value, dict):
         for v in value.values():
-            tensors_in(v, out)
+            tensors_in(v, out, sizes)
     return out
 
 

@@ -26,6 +26,8 @@ _TRUSTED_MODULE_PREFIXES = ("torch", "math", "operator", "functools", "itertools
 def _tensor_attr(tx, t: TensorVar, name: str) -> Var:
     ex = t.example
     if name == "shape":
+        if tx.output.dynamic:  # through x.size(), so that dynamic dims come back as sizes computed by the graph
+            return tx.output.call("call_method", "size", (t,), {})
         return Const(ex.shape)
     if name == "dtype":
         return Const(ex.dtype)

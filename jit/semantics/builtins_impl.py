@@ -37,6 +37,8 @@ def _len(tx, args, kwargs):
     if isinstance(v, TensorVar):
         if v.example.dim() == 0:
             unsupported("exception", "TypeError: len() of a 0-d tensor")
+        if tx.output.dynamic:
+            return tx.output.call("call_method", "size", (v, Const(0)), {})
         return Const(v.example.shape[0])
     if isinstance(v, ModuleVar):
         return Const(len(v.module))

@@ -31,7 +31,9 @@ def items_of(tx, v: Var) -> list[Var]:
     if isinstance(v, TensorVar):
         if v.example.dim() == 0:
             unsupported("exception", "iteration over a 0-d tensor")
-        return [tx.output.call("call_function", _getitem, (v, Const(i)), {}) for i in range(v.example.shape[0])]
+        rows = tx.output.call("call_method", "size", (v, Const(0)), {}).const() if tx.output.dynamic \
+            else v.example.shape[0]
+        return [tx.output.call("call_function", _getitem, (v, Const(i)), {}) for i in range(rows)]
     items = sequence_items(v)
     if items is None:
         unsupported("unsupported_value", f"iterating over {v.describe()}")

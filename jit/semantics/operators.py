@@ -7,6 +7,7 @@ import operator
 from jit.break_reasons import unsupported
 from jit.variables import Const, DictVar, ListVar, ModuleVar, NamedTupleVar, ObjectVar, TupleVar, UserFunctionVar, Var
 from jit.variables.base import KnownObject
+from jit.variables.sizes import SizeVar
 from jit.variables.tensor import TensorVar
 
 _INPLACE_TO_PLAIN = {operator.iadd: operator.add, operator.isub: operator.sub, operator.imul: operator.mul,
@@ -22,7 +23,27 @@ def _const_seq(v: Var):
     return v
 
 
+_SIZE_ARITHMETIC = {operator.add, operator.sub, operator.mul, operator.floordiv, operator.mod}
+_SIZE_COMPARISONS = {operator.lt, operator.le, operator.gt, operator.ge, operator.eq, operator.ne}
+
+
+def _size_binary(tx, op, a: Var, b: Var) -> Var | None:
+    """Arithmetic on dynamic sizes stays symbolic; comparisons become guards. None: not a case for sizes."""
+    def is_int(v):
+        return isinstance(v, SizeVar) or isinstance(v, Const) and type(v.value) is int
+    if not (is_int(a) and is_int(b)):
+        return None
+    op = _INPLACE_TO_PLAIN.get(op, op)
+    if op in _SIZE_ARITHMETIC:
+        return tx.output.size_op(op, a, b)
+    if op in _SIZE_COMPARISONS:
+        return tx.output.size_compare(op, a, b)
+    return None
+
+
 def binary(tx, op, a: Var, b: Var) -> Var:
+    if (isinstance(a, SizeVar) or isinstance(b, SizeVar)) and (sized := _size_binary(tx, op, a, b)) is not None:
+        return sized
     if isinstance(a, TensorVar) or isinstance(b, TensorVar):
         if not isinstance(a, TensorVar) and op in _INPLACE_TO_PLAIN:
             op = _INPLACE_TO_PLAIN[op]  # `n += t` with a Python number n rebinds n; nothing is mutated

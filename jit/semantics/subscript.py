@@ -8,10 +8,13 @@ import torch
 from guards.sources import ModuleDictSource
 from jit.break_reasons import unsupported
 from jit.variables import Const, DictVar, ListVar, ModuleVar, NamedTupleVar, TupleVar, Var
+from jit.variables.sizes import SizeSliceVar, SizeVar
 from jit.variables.tensor import TensorVar
 
 
 def make_slice(parts: list[Var]) -> Var:
+    if any(isinstance(p, SizeVar) for p in parts) and all(p.is_const() for p in parts):
+        return SizeSliceVar(parts)
     if all(p.is_const() for p in parts):
         return Const(slice(*(p.const() for p in parts)))
     unsupported("unsupported_value", "a slice whose bounds are tensors or unknown values")

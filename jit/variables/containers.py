@@ -32,6 +32,8 @@ class NamedTupleVar(TupleVar):
         return self.cls
 
     def const(self):
+        if _from_tuple(self.cls):
+            return self.cls(tuple(i.const() for i in self.items))
         return self.cls(*(i.const() for i in self.items))
 
     def field(self, name: str) -> Var:
@@ -116,3 +118,8 @@ def sequence_items(var: Var) -> list[Var] | None:
 
 
 __all__ = ["TupleVar", "NamedTupleVar", "ListVar", "DictVar", "IteratorVar", "sequence_items", "NotConstant"]
+
+
+def _from_tuple(cls) -> bool:
+    """Tuple types built from one tuple (structseqs, torch.Size) rather than from one argument per field."""
+    return hasattr(cls, "n_fields") or cls.__name__ == "Size"

@@ -9,9 +9,11 @@ from jit.variables.base import Var
 
 class TensorVar(Var):
     def __init__(self, proxy: torch.fx.Proxy, example: torch.Tensor, device: torch.device, source=None,
-                 tensor_type: type = torch.Tensor):
+                 tensor_type: type = torch.Tensor, perturbed: torch.Tensor | None = None):
         self.proxy = proxy
         self.example = example
+        # the same tensor in the second shape run (jit/dynamic.py); the example itself when no size is dynamic
+        self.perturbed = example if perturbed is None else perturbed
         self.device = device
         self.source = source
         self.tensor_type = tensor_type

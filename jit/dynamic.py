@@ -1,0 +1,93 @@
+"""Dynamic sizes: which tensor dims a frame is compiled for symbolically, and how their sizes are traced.
+
+Which dims: `dynamic=True` makes every dim of every input tensor dynamic; `dynamic=False` none; the default
+(None) starts static and, when a frame is recompiled because an input's size changed, makes exactly the dims
+that changed dynamic (automatic dynamic shapes), plus any dim marked with `jit.mark_dynamic(t, dim)`. Sizes 0
+and 1 always stay specialized (broadcasting and empty tensors behave differently).
+
+How: the executor's shape propagation runs every op twice on meta tensors, once at the input sizes (the hints)
+and once with each dynamic size moved to a different value. Tensor sizes that differ between the two runs
+depend on dynamic dims: reading one in Python gives a SizeVar, which the graph computes at run time
+(`x.size(0)`), and Python arithmetic on it is recorded too. Dynamic dims of equal size share one symbol (and
+a guard that they stay equal). If the traced code needs a dynamic size's value, e.g. to branch on it, the
+comparison becomes a guard; if a size cannot be expressed over the inputs, or the second run fails where the
+first did not (the code relied on a size), the frame is traced again with static sizes (`Specialize`)."""
+from __future__ import annotations
+
+import weakref
+from types import CodeType
+
+_ATTR = "_jit_dynamic_dims"
+
+
+def mark_dynamic(tensor, dim) -> None:
+    """Compile code that receives `tensor` for any size of dimension `dim` (an int or a list of ints)."""
+    import torch
+    if not isinstance(tensor, torch.Tensor):
+        raise TypeError(f"jit.mark_dynamic expects a tensor, got {type(tensor).__name__}")
+    dims = [dim] if isinstance(dim, int) else list(dim)
+    marked = set(getattr(tensor, _ATTR, ()))
+    for d in dims:
+        if not isinstance(d, int) or not -tensor.dim() <= d < tensor.dim():
+            raise IndexError(f"jit.mark_dynamic: dim {d!r} is out of range for a tensor with {tensor.dim()} dims")
+        marked.add(d % tensor.dim())
+    setattr(tensor, _ATTR, frozenset(marked))
+
+
+def marked_dims(tensor) -> frozenset:
+    return getattr(tensor, _ATTR, frozenset())
+
+
+class Specialize(Exception):
+    """Raised while tracing with dynamic sizes when the code relies on a size in a way we cannot keep symbolic;
+    the frame is then traced again with static sizes."""
+
+
+# code object -> {input source name -> dims whose size changed between compiles}
+_automatic: "weakref.WeakKeyDictionary[CodeType, dict[str, set[int]]]" = weakref.WeakKeyDictionary()
+
+
+def automatic_dims(code: CodeType) -> dict[str, set[int]]:
+    return _automatic.get(code, {})
+
+
+def note_size_changes(code: CodeType, entries: list, args: tuple, function) -> list[str]:
+    """After a cache miss: record the input dims whose sizes differ from what an existing entry was compiled for
+    (same type, dtype, device and rank otherwise). Returns what was newly marked, in words, for the log."""
+    from guards.kinds import TensorMatch
+    import torch
+    known = _automatic.setdefault(code, {})
+    news = []
+    for entry in entries:
+        guards = getattr(entry.data, "guards", None)
+        if guards is None:
+            continue
+        for g, value in guards.read_all(*args, function):
+            if not isinstance(g, TensorMatch) or not isinstance(value, torch.Tensor):
+                continue
+            if value.dtype is not g.dtype or value.device != g.device or value.dim() != len(g.size):
+                continue
+            for d, (was, now) in enumerate(zip(g.size, value.shape)):
+                if was != now and was > 1 and now > 1:
+                    dims = known.setdefault(g.source.name(), set())
+                    if d not in dims:
+                        dims.add(d)
+                        news.append(f"dim {d} of '{g.source.name()}' ({was} -> {now})")
+    return news
+
+
+def reset() -> None:
+    _automatic.clear()
+
+
+class SymbolTable:
+    """The dynamic sizes of one trace: each distinct hint value is one symbol, moved to a distinct value for the
+    second propagation run (hint + 1 keeps ordering between symbols and stays small enough for slices of
+    static buffers, e.g. a causal mask cut to the sequence length)."""
+
+    def __init__(self):
+        self.first_dim: dict[int, object] = {}  # hint -> the first input dim (a guards.size_expr.Dim) with it
+
+    @staticmethod
+    def perturbed(hint: int) -> int:
+        return hint + 1
