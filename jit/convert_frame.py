@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -128,13 +129,37 @@ class FrameConverter:
         if frame.code in self._warned_limit:
             return
         self._warned_limit.add(frame.code)
-        reasons = failure_reasons(entries, frame.args, frame.function)
+        reasons = list(dict.fromkeys(failure_reasons(entries, frame.args, frame.function)))
         detail = f" Last reasons: {'; '.join(reasons)}." if reasons else ""
         warnings.warn(
             f"framejit: {frame.name} ({_short_location(frame)}) was compiled {len(entries)} times "
             f"(jit.config.cache_size_limit); further variants run eagerly, compiled ones keep running.{detail} "
-            "If a size changes between calls, mark it dynamic (jit.mark_dynamic or dynamic=True); if a Python "
-            "number changes, pass it as a tensor.", RuntimeWarning, stacklevel=2)
+            f"{suggestion(reasons)}", RuntimeWarning, stacklevel=2)
+
+
+_SUGGESTIONS = (  # (pattern in a failure reason, what to do about it)
+    (re.compile(r"tensor '([^']+)' size mismatch at dim (\d+)"),
+     "Sizes keep changing: call jit.mark_dynamic({0}, {1}) on the input, or compile with dynamic=True."),
+    (re.compile(r"size relation changed: expected (.+) to be"),
+     "The code branches on a size ({0}); move that branch out of the compiled function or make it a tensor op."),
+    (re.compile(r"value of '([^']+)' changed"),
+     "The Python value '{0}' changes between calls and each value is compiled separately: pass it as a tensor "
+     "(torch.tensor(value)) or keep it constant."),
+    (re.compile(r"(global '[^']+') changed"),
+     "The {0} changes between calls: read it once outside, or pass it as an argument (a tensor for numbers)."),
+    (re.compile(r"tensor '([^']+)' (dtype|device|rank|stride|requires_grad) mismatch"),
+     "'{0}' arrives with a different {1} on different calls: make it consistent before the call."),
+)
+
+
+def suggestion(reasons: list[str]) -> str:
+    """A concrete next step for the most common failure reason."""
+    for pattern, advice in _SUGGESTIONS:
+        for reason in reasons:
+            m = pattern.search(reason)
+            if m:
+                return advice.format(*m.groups())
+    return "Run with JIT_LOGS=recompiles,guards to see what changes between calls."
 
 
 def _short_location(frame: Frame) -> str:

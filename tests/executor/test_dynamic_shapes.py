@@ -203,8 +203,21 @@ def test_cache_limit_warns_once_and_keeps_running_correctly(monkeypatch):
     limit = [w for w in caught if "cache_size_limit" in str(w.message)]
     assert len(limit) == 1
     text = str(limit[0].message)
-    assert "value of 'k' changed: expected" in text and "pass it as a tensor" in text
+    assert "value of 'k' changed: expected" in text and "pass it as a tensor" in text and "'k'" in text
     assert jit.counters["frames_compiled"] == 2 and jit.counters["cache_hits"] >= 2
+
+
+def test_cache_limit_suggests_mark_dynamic_for_changing_sizes(monkeypatch):
+    monkeypatch.setattr(jit.config, "cache_size_limit", 2)
+    fn = jit.compile(flatten_tokens, backend="eager", dynamic=False)
+    w = torch.randn(8, 4)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for t in (2, 3, 4, 5):
+            x = torch.randn(2, t, 8)
+            close(fn(x, w), flatten_tokens(x, w))
+    (limit,) = [str(w.message) for w in caught if "cache_size_limit" in str(w.message)]
+    assert "tensor 'x' size mismatch at dim 1" in limit and "jit.mark_dynamic(x, 1)" in limit
 
 
 def test_failure_reasons_in_user_terms(caplog):
