@@ -637,6 +637,17 @@ def _sdpa(b: Builder, q: Any, k: Any, v: Any, attn_mask: Any = None, dropout_p: 
                 enable_gqa=enable_gqa)
 
 
+@rule(torch.arange)
+def _arange(b: Builder, start: Any, end: Any = None, step: Any = 1, *, dtype: Any = None, device: Any = None,
+            layout: Any = None, pin_memory: Any = None, requires_grad: bool = False) -> Any:
+    # arange(n) and arange(a, b, c) are the one core op arange.start_step (a GPT's position ids)
+    if requires_grad or layout not in (None, torch.strided):
+        raise Decline("arange with requires_grad or a non-strided layout")
+    if end is None:
+        start, end = 0, start
+    return b.op(aten.arange.start_step, start, end, step, dtype=dtype, device=device)
+
+
 # A bytecode tracer records `x.view(...)` as call_function(torch.Tensor.view, (x, ...)): the same rule applies.
 for _key in [k for k in DECOMPOSITIONS if isinstance(k, str)]:
     _method = getattr(torch.Tensor, _key, None)
