@@ -222,16 +222,29 @@ CONDITIONAL_JUMPS = ("POP_JUMP_IF_TRUE", "POP_JUMP_IF_FALSE")
 
 
 def break_code(original: CodeType, compiled, inputs: list[Source], outputs: list, stack: list, local_vars: dict,
-               inst, index: int, kw_names, resume_for) -> CodeType:
+               inst, index: int, kw_names, resume_for, handler=None) -> CodeType:
     """Code for a frame split at instruction `index`: run the graph, rebuild the operands of `inst`, run it for
     real, then return what the resume function (for the rest of the frame) returns.
 
-    `resume_for(target, null_mask, local_names)` gives the resume code object."""
+    `resume_for(target, null_mask, local_names)` gives the resume code object. If `inst` raises, open grad-mode
+    `with` blocks are left as their __exit__ would (grad mode restored), and the exception goes to `handler`
+    ((index, stack depth) of the frame's try/except/finally that catches it: continued in a resume function
+    that starts there) or to the caller."""
     lineno = inst.lineno or original.co_firstlineno
     em, values = _start(original, compiled, inputs, outputs, lineno)
     names = tuple(local_vars)
 
     exits = [v for v in stack if isinstance(v, ExitVar)]
+    caught = bc.Label()
+    region = bc.TryBegin(caught, push_lasti=False, stack_depth=0) if exits or handler is not None else None
+
+    def begin_region() -> None:
+        if region is not None:
+            em.out.append(region)
+
+    def end_region() -> None:
+        if region is not None:
+            em.out.append(bc.TryEnd(region))
 
     def call_resume(target: int, lower: list, results: list[str]) -> None:
         slots = tuple(_slot(v) for v in lower) + (VALUE,) * len(results)
@@ -269,8 +282,10 @@ def break_code(original: CodeType, compiled, inputs: list[Source], outputs: list
         # 3.12 also skips the instruction at the target, which must be END_FOR).
         lower, it = stack[:-1], stack[-1]
         exhausted = bc.Label()
+        begin_region()
         values.push(it)
         em.out.append(bc.Instr("FOR_ITER", exhausted, lineno=lineno))
+        end_region()
         em.emit("STORE_FAST", "__jit_r1")
         em.emit("STORE_FAST", "__jit_r0")
         call_resume(index + 1, lower, ["__jit_r0", "__jit_r1"])
@@ -282,14 +297,17 @@ def break_code(original: CodeType, compiled, inputs: list[Source], outputs: list
     elif inst.opname in CONDITIONAL_JUMPS:
         lower, cond = stack[:-1], stack[-1]
         jumped = bc.Label()
+        begin_region()
         values.push(cond)
         em.out.append(bc.Instr(inst.raw.name, jumped, lineno=lineno))
+        end_region()
         call_resume(index + 1, lower, [])
         em.out.append(jumped)
         call_resume(inst.target, lower, [])
     else:
         pops, pushes = BREAKABLE[inst.opname](inst)
         lower, operands = stack[:len(stack) - pops], stack[len(stack) - pops:]
+        begin_region()
         for v in operands:
             em.emit("PUSH_NULL") if v is NULL else values.push(v)
         if inst.opname == "CALL":
@@ -300,10 +318,21 @@ def break_code(original: CodeType, compiled, inputs: list[Source], outputs: list
             raw = inst.raw
             em.out.append(bc.Instr(raw.name, raw.arg, lineno=lineno) if raw.arg is not bc.UNSET else
                           bc.Instr(raw.name, lineno=lineno))
+        end_region()
         results = [f"__jit_r{k}" for k in range(pushes)]
         for r in reversed(results):
             em.emit("STORE_FAST", r)
         call_resume(index + 1, lower, results)
+    if region is not None:  # the instruction raised: the exception is on the stack
+        em.out.append(caught)
+        if handler is None:
+            em.call_const(torch._C._set_grad_enabled, lambda: (em.emit("LOAD_CONST", exits[0].manager.prior), 1)[-1])
+            em.emit("POP_TOP")
+            em.emit("RERAISE", 0)
+        else:
+            target, depth = handler
+            em.emit("STORE_FAST", "__jit_exc")
+            call_resume(target, stack[:depth], ["__jit_exc"])
     return _assemble(original, em.out)
 
 

@@ -25,7 +25,7 @@ from jit import dynamic
 from jit.dynamic import Specialize
 from jit.output_graph import OutputGraph, has_work, remove_dead_code, tensors_in
 from jit.instructions import decode
-from jit.resume import origin, resume_code
+from jit.resume import handler_of, origin, resume_code
 from jit.semantics.context_managers import ExitVar
 from jit.translator import ExternalCell, StopBeforeBreak, Translator
 from jit.variables import NULL, CellVar, Var
@@ -173,17 +173,16 @@ class FrameCapture:
         # consumed by its prologue and are not variables of the code it continues).
         original = origin(frame.code, index)[0]
         local_vars = {k: v for k, v in tx.locals.items() if v is not NULL and k in original.co_varnames}
-        open_withs = sum(isinstance(v, ExitVar) for v in tx.stack)
-        if inst.try_depth != open_withs:
-            # Inside try/except/finally (or a `with` we cannot re-enter): the frame runs eagerly.
-            breaks_log.debug("%s cannot be split at %s (inside try/except or an unsupported with)", frame.name,
-                             e.location)
+        handler = self._handler(tx, index)
+        if handler is False:
+            # Inside a try whose own body opened a `with`, or an exception region we cannot re-enter: eager.
+            breaks_log.debug("%s cannot be split at %s (inside try/except and with)", frame.name, e.location)
             raise e
         try:
             compiled, inputs, outputs, gm = self._compile_graph(list(tx.stack) + list(local_vars.values()))
             code = codegen.break_code(
                 frame.code, compiled, inputs, outputs, list(tx.stack), local_vars, inst, index, tx.kw_names,
-                lambda target, mask, names: resume_code(frame.code, target, mask, names, inst.lineno))
+                lambda target, mask, names: resume_code(frame.code, target, mask, names, inst.lineno), handler)
         except Unsupported as why:
             breaks_log.debug("%s cannot be split at %s (%s); it runs eagerly", frame.name, e.location, why.detail)
             raise e from None
@@ -191,6 +190,31 @@ class FrameCapture:
         breaks_log.debug("Graph break in %s (%s): %s", frame.name, e.location, e.detail)
         explain_mod.record_break(frame, e)
         return self._entry(code, self._guards(), gm)
+
+
+    def _handler(self, tx: Translator, index: int):
+        """Where an exception raised by the instruction run at a break goes. Grad-mode `with` blocks on the way
+        out only restore the grad mode (the break code does that itself); past them: None (nothing catches it
+        in this frame), or (handler index, stack depth) of the try/except/finally that catches it (the break code
+        then continues in a resume function that starts in that handler); False when neither fits."""
+        code, at = origin(self.frame.code, index)
+        insts = decode(code)
+        open_withs = sum(isinstance(v, ExitVar) for v in tx.stack)
+        exits_passed = 0
+        found = handler_of(code, at)
+        while found is not None and found[2]:  # push_lasti: a `with` block's cleanup (or its re-raise block)
+            target = found[0]
+            if insts[target].opname != "PUSH_EXC_INFO" or insts[target + 1].opname != "WITH_EXCEPT_START":
+                return False
+            exits_passed += 1
+            inner = handler_of(code, target)  # the cleanup's own re-raise block; what catches its re-raise:
+            found = handler_of(code, inner[0]) if inner is not None else None
+        if found is None:
+            return None if exits_passed == open_withs else False
+        target, depth, _ = found
+        if depth > len(tx.stack) or sum(isinstance(v, ExitVar) for v in tx.stack[:depth]) != open_withs - exits_passed:
+            return False
+        return target + (index - at), depth  # as an index of the frame's code (a resume function has a prologue)
 
 
 def _class_name(name: str) -> str:

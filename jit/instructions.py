@@ -20,8 +20,6 @@ class Inst:
     arg: object
     lineno: int | None
     target: int | None = None  # index of the jump target, for jumps and FOR_ITER
-    in_try: bool = False       # inside an exception-table region (try/with)
-    try_depth: int = 0         # how many such regions enclose it
     raw: object = None         # the bytecode.Instr as decoded (original spelling, for re-emitting it)
 
     def __repr__(self) -> str:
@@ -44,24 +42,17 @@ def _decode(code: CodeType) -> list[Inst]:
     insts: list[Inst] = []
     label_at: dict[int, int] = {}  # id(label) -> index of the next real instruction
     pending_targets: list[tuple[Inst, bc.Label]] = []
-    depth = 0
     lineno = code.co_firstlineno
     for item in raw:
         if isinstance(item, bc.Label):
             label_at[id(item)] = len(insts)
             continue
-        if isinstance(item, bc.TryBegin):
-            depth += 1
-            continue
-        if isinstance(item, bc.TryEnd):
-            depth -= 1
-            continue
-        if not isinstance(item, bc.Instr):
+        if not isinstance(item, bc.Instr):  # TryBegin/TryEnd: exception regions are read by jit.resume.handler_of
             continue
         if item.lineno is not None:
             lineno = item.lineno
         name, arg = canonical(item.name, item.arg)
-        inst = Inst(name, arg, lineno, in_try=depth > 0, try_depth=depth, raw=item)
+        inst = Inst(name, arg, lineno, raw=item)
         if isinstance(arg, bc.Label):
             pending_targets.append((inst, arg))
             inst.arg = None

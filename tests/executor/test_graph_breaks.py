@@ -15,7 +15,9 @@ def fresh():
     jit.reset()
     jit.counters.clear()
     yield
+    errors = jit.counters["compile_errors"]
     jit.reset()
+    assert errors == 0, "an internal compiler error fell back to eager"
 
 
 def both(fn, *args):
@@ -327,3 +329,74 @@ def test_an_input_list_crossing_a_break_keeps_its_identity():
     got = jit.compile(store_list_on, backend="eager")(box, xs, torch.ones(2))
     torch.testing.assert_close(got, expected)
     assert box.items is xs
+
+
+def parse_in_try(x, text, log):
+    y = x * 2
+    try:
+        n = int(text)           # raises for bad text: the break's instruction, caught below
+        print("parsed", n)      # a break inside the try body
+        z = y + n
+    except ValueError as e:
+        log.append(f"bad: {e}")
+        z = y - 1
+    finally:
+        log.append("finally")
+    return z * 3
+
+
+@pytest.mark.parametrize("text", ["4", "zz"])
+def test_break_inside_try_except_finally(text, capsys):
+    eager_log, compiled_log = [], []
+    expected = parse_in_try(torch.ones(2), text, eager_log)
+    got = jit.compile(parse_in_try, backend="eager")(torch.ones(2), text, compiled_log)
+    torch.testing.assert_close(got, expected)
+    assert compiled_log == eager_log  # the handler and the finally block ran exactly once
+    out = capsys.readouterr().out
+    assert out.count("parsed") == (2 if text == "4" else 0)
+    assert jit.counters["graph_breaks"] >= 1
+
+
+def raises_at_break_under_no_grad(x):
+    with torch.no_grad():
+        y = x * 2
+        print(int("nope"))
+    return y
+
+
+def test_exception_at_the_break_leaves_the_with_block():
+    with pytest.raises(ValueError, match="nope"):
+        jit.compile(raises_at_break_under_no_grad, backend="eager")(torch.ones(2, requires_grad=True))
+    assert torch.is_grad_enabled()
+
+
+def try_inside_no_grad(x):
+    with torch.no_grad():
+        try:
+            y = x * 2
+            print(int("bad"))
+        except ValueError:
+            y = x * 3
+        y = y + 1
+    return y, y.requires_grad, torch.is_grad_enabled()
+
+
+def test_exception_at_the_break_caught_inside_a_with_block():
+    x = torch.ones(2, requires_grad=True)
+    expected, got = both(try_inside_no_grad, x)
+    torch.testing.assert_close(got[0], expected[0])
+    assert got[1:] == expected[1:] == (False, True)
+    assert jit.counters["graph_breaks"] == 1
+
+
+def unhandled_in_try(x):
+    try:
+        print(int("x"))
+    except KeyError:
+        return x
+    return x + 1
+
+
+def test_exception_not_matching_the_handler_propagates():
+    with pytest.raises(ValueError):
+        jit.compile(unhandled_in_try, backend="eager")(torch.ones(2))
