@@ -32,6 +32,7 @@ COMPOSITE = {"rsqrt", "sigmoid", "relu", "erf", "gelu", "gelu_tanh", "truncdiv",
 PRELUDE = '''import math
 import os
 import sys
+import threading
 import types
 from concurrent.futures import ThreadPoolExecutor
 
@@ -129,6 +130,21 @@ if _THREADS is None:
     if hasattr(os, "register_at_fork"):  # a forked child inherits the pool object but not its threads
         os.register_at_fork(after_in_child=lambda: setattr(_THREADS, "pool", None))
 PARALLEL_MIN_ELEMENTS = 1 << 17  # below ~0.1 ms of work, waking a thread costs more than it saves
+
+
+_PER_THREAD = threading.local()
+
+
+def _scratch(key, shape, dtype):
+    # a block-sized array kept per thread across calls: a fresh one per call costs page faults once blocks pass
+    # malloc's mmap threshold (~1 us per 4 KiB page here), as much as the passes that use it
+    arrays = getattr(_PER_THREAD, "arrays", None)
+    if arrays is None:
+        arrays = _PER_THREAD.arrays = {}
+    a = arrays.get(key)
+    if a is None:
+        a = arrays[key] = np.empty(shape, dtype=dtype)
+    return a
 
 
 def _quiet_blocks(blocks, starts):

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from . import dtypes
 from .ir import Const, Kernel, Load, Op, Reduce, View
 
-BLOCK_ELEMENTS = 65536  # 256 KiB of float32 per temporary: a group's few temporaries stay in a 1-2 MiB L2
+BLOCK_ELEMENTS = 131072  # 512 KiB of float32 per temporary: a group's few temporaries stay in a 2 MiB L2
 WHOLE_ARRAY_OPS = ("full", "arange", "cat")
 
 
@@ -147,7 +147,7 @@ def _group_wrapper(group: list, later: set, used: set) -> tuple[list, str]:
     kept = [m for m in made if m in later or m == made[-1]]  # read after the group or returned: stored whole
     local = [m for m in made if m not in kept]  # one block at a time, in a per-thread scratch array
     params = list(dict.fromkeys(r for u in group for r in u.reads if r not in made))
-    cut = set().union(*(u.rows.cut for u in group)) - set(made)
+    cut = set().union(*(u.rows.cut for u in group)) - set(local)  # a kept buffer of the group is cut too
     block = min(u.rows.block for u in group)
     rows = group[0].kernel.out.layout.shape[0]
     elements = rows * max(u.rows.row for u in group)
@@ -168,10 +168,11 @@ def _group_wrapper(group: list, later: set, used: set) -> tuple[list, str]:
              + (f"; {', '.join(local)}: one block at a time, never stored whole" if local else "")]
     lines += [f"    {m} = np.empty({tuple(layout[m].shape)!r}, dtype={storage(m)})" for m in kept]
     lines += ["", "    def blocks(starts):  # each thread takes the next block of rows until none are left"]
-    lines += [f"        {m}_scratch = np.empty({(block,) + tuple(layout[m].shape[1:])!r}, dtype={storage(m)})"
+    lines += [f"        {m}_scratch = _scratch('{name}.{m}', {(block,) + tuple(layout[m].shape[1:])!r}, {storage(m)})"
               for m in local]
-    lines += [f"        {p}_rows = np.ascontiguousarray(np.broadcast_to({p}, {(block,) + shape[1:]!r}))"
-              for p, shape in tiles.items()]
+    for p, shape in tiles.items():
+        lines += [f"        {p}_rows = _scratch('{name}.{p}', {(block,) + shape[1:]!r}, {p}.dtype)",
+                  f"        np.copyto({p}_rows, {p})"]
     lines.append("        for i in starts:")
     lines += [f"            {m} = {m}_scratch[:{rows} - i]" for m in local]
     for u in group:

@@ -118,8 +118,20 @@ ROW_CASES = {  # name -> (fn, inputs, expect row blocks)
 }
 
 
+@pytest.fixture
+def small_blocks(monkeypatch, tmp_path):
+    """Blocks of 4096 elements, so test-sized arrays run in many blocks (and threads) and the last is partial;
+    a private cache, so code generated with other block sizes is never reused."""
+    from inductor import reset, row_blocks
+    monkeypatch.setattr(row_blocks, "BLOCK_ELEMENTS", 4096)
+    monkeypatch.setenv("FRAMEJIT_CACHE_DIR", str(tmp_path))
+    reset()
+    yield
+    reset()
+
+
 @pytest.mark.parametrize("name", list(ROW_CASES))
-def test_row_blocked_kernels_match_eager(name):
+def test_row_blocked_kernels_match_eager(name, small_blocks):
     fn, inputs, blocked = ROW_CASES[name]
     compiled = compile_fn(fn, *inputs)
     if blocked is not None:
@@ -127,7 +139,7 @@ def test_row_blocked_kernels_match_eager(name):
     assert_matches(compiled, fn, *inputs, rtol=1e-3 if inputs[0].dtype == torch.float16 else None)
 
 
-def test_row_blocks_keep_nan_inf_and_empty_rows():
+def test_row_blocks_keep_nan_inf_and_empty_rows(small_blocks):
     x = _r(3000, 30)
     x[5, 3], x[2999, 0], x[100] = math.nan, math.inf, -math.inf
     fn = softmax
@@ -185,3 +197,62 @@ def test_parameter_arrays_reused_but_follow_updates():
         lin.weight.data = torch.randn(8, 16)  # new storage: must not reuse the old array
         torch.testing.assert_close(run(), lin(x))
         torch.testing.assert_close(compiled(_r(4, 16, seed=5), lin.weight, lin.bias), lin(_r(4, 16, seed=5)))
+
+
+# ---- row groups, row max/min ---------------------------------------------------------------------------------
+GROUP_CASES = {  # name -> (fn, inputs, kernels expected in one group's loop)
+    # the centred x and its square never exist whole; the weight and bias are read as blocks of copied rows
+    "layernorm-affine": (layernorm, (_r(3000, 64), _r(64, seed=1), _r(1, 64, seed=2)), 2),
+    # the exp is returned too: kept whole, and read block by block by the division in the same loop
+    "softmax-and-exp": (lambda x: (lambda e: (e / e.sum(-1, keepdim=True), e))(torch.exp(x - x.amax(-1, True))),
+                        (_r(2000, 48),), 2),
+    # y (R, C) broadcast into (R, R, C): read whole, so its kernel may not share the consumer's loop
+    "read-whole-breaks-group": (lambda x, z: (lambda y: (y.sum(-1, keepdim=True) + y) * z)(torch.exp(x)),
+                                (_r(64, 64), _r(64, 64, 64, seed=1)), 1),
+    "reduction-that-drops-dims": (lambda x, r: ((x + r) * (x + r)).sum(-1),
+                                  (_r(4000, 20), _r(4000, 20, seed=1)), 1),
+}
+
+
+@pytest.mark.parametrize("name", list(GROUP_CASES))
+def test_row_groups_match_eager(name, small_blocks):
+    fn, inputs, per_group = GROUP_CASES[name]
+    compiled = compile_fn(fn, *inputs)
+    groups = re.findall(r"^def (rows_\w+)\(", compiled.source, re.M)
+    assert groups, compiled.source
+    first = compiled.source.split(f"def {groups[0]}(")[1].split("_run_blocks(")[0]
+    calls = [line for line in first.splitlines() if line.startswith(" " * 12) and "_scratch[" not in line]
+    assert len(calls) >= per_group, compiled.source
+    ref, got = fn(*inputs), compiled(*inputs)
+    for g, r in zip(got if isinstance(got, tuple) else (got,), ref if isinstance(ref, tuple) else (ref,)):
+        torch.testing.assert_close(g, r, rtol=1e-5, atol=1e-5)
+
+
+def test_row_group_weight_updates_are_seen(small_blocks):
+    """The per-thread copied rows of a weight are refilled on every call."""
+    x, w, b = _r(3000, 64), _r(64, seed=1), _r(64, seed=2)
+    compiled = compile_fn(layernorm, x, w, b)
+    assert_matches(compiled, layernorm, x, w, b)
+    w.mul_(3)
+    assert_matches(compiled, layernorm, x, w, b)
+
+
+@pytest.mark.parametrize("kind", ["amax", "amin"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64,
+                                   torch.int32, torch.int8, torch.bool])
+@pytest.mark.parametrize("shape,dims,keepdim", [((6, 7), -1, True), ((4, 5, 6), (1, 2), False), ((1, 9), -1, False),
+                                                ((3, 1), -1, True), ((0, 5), -1, True), ((9,), 0, False),
+                                                ((4, 5, 6), 1, True)])
+def test_row_max_min(kind, dtype, shape, dims, keepdim):
+    x = (_r(*shape) * 50).to(dtype)
+    fn = lambda x: getattr(torch, kind)(x, dims, keepdim) + 0 if dtype != torch.bool else \
+        getattr(torch, kind)(x, dims, keepdim)
+    assert_matches(compile_fn(fn, x), fn, x)
+
+
+def test_row_max_of_non_contiguous_and_nan_rows():
+    x = _r(40, 30)
+    x[3, 7], x[5] = math.nan, -math.inf
+    for fn in (lambda x: x.t().amax(-1, keepdim=True) * 1, lambda x: x[:, ::2].amin(-1) * 1,
+               lambda x: x.amax(-1) * 1):
+        assert_matches(compile_fn(fn, x), fn, x)
