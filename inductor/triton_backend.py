@@ -13,6 +13,7 @@ from .triton_codegen import supported
 from .triton_fusion import plan_triton_fusion
 from .triton_launch import autotune_enabled
 from .triton_module import generate
+from .triton_rewrites import rewrite_half_norms
 from .triton_runtime import CompiledTritonGraph, import_module, write_module
 
 log = logging.getLogger("jit.inductor.triton")
@@ -41,6 +42,7 @@ def compile_triton(gm: torch.fx.GraphModule, example_inputs: list, autotune=None
         return None
     t0 = time.perf_counter()
     try:
+        rewrite_half_norms(gm)
         lowered = lower_graph(gm, example_inputs, plan=plan_triton_fusion)
         source, kernels = generate(lowered)
     except NotImplementedError as e:

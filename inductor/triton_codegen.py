@@ -158,7 +158,7 @@ class KernelWriter:
         else:
             self.store(t, self.rgroup if self.mode == "persistent" else None, self.out_coords())
         config = triton_launch.heuristic(self.mode, xnumel, rnumel, self._widest())
-        params = self.params + [self.kernel.out.name]
+        params = self.params + [self.kernel.out.name] + [b.name for b, _ in getattr(self.kernel, "side_outputs", ())]
         sig = ", ".join(f"{p}_ptr" for p in params)
         consts = "XBLOCK: tl.constexpr" + (", RBLOCK: tl.constexpr" if two_d else "")
         lines = ["@triton.jit", f"def {self.name}({sig}, {consts}):"]
@@ -203,8 +203,12 @@ class KernelWriter:
         return f"{buf}_ptr"
 
     def store(self, scope, rgroup, coords):
-        out = self.kernel.out
-        v = self.value(self.kernel.expr, coords, scope, rgroup, None)
+        self.store_one(scope, rgroup, coords, self.kernel.out, self.kernel.expr)
+        for buf, expr in getattr(self.kernel, "side_outputs", ()):
+            self.store_one(scope, rgroup, coords, buf, expr)
+
+    def store_one(self, scope, rgroup, coords, out, expr):
+        v = self.value(expr, coords, scope, rgroup, None)
         groups = [self.xgroup] + ([rgroup] if rgroup is not None else [])
         addr = address(scope, coords, out.layout.strides, out.layout.shape, groups)
         if addr.code == "0":

@@ -82,6 +82,21 @@ def torch_view(e) -> str:
     raise NotImplementedError(e.kind)
 
 
+def _with_items(k, items, memo):
+    """Kernels with their Item loads replaced up front (the merge pass compares buffer names)."""
+    if isinstance(k, Kernel):
+        return Kernel(k.out, _replace_items(k.expr, items, memo), k.source, k.is_view)
+    return k
+
+
+def _all_layouts(lg) -> dict:
+    layouts = {b.name: b.layout for b in lg.inputs}
+    for k in lg.kernels:
+        if k.out.layout is not None:
+            layouts[k.out.name] = k.out.layout
+    return layouts
+
+
 def _kernel_name(kernel, writer_mode: str, used: set) -> str:
     ops = ops_in(kernel.expr)
     prefix = {"pointwise": "pw", "persistent": "red", "looped": "red"}[writer_mode]
@@ -116,6 +131,85 @@ def _extern_call(k: ExternKernel) -> str:
     raise NotImplementedError(k.kind)
 
 
+def _loads_of(e, acc, seen):
+    if id(e) in seen:
+        return acc
+    seen.add(id(e))
+    if isinstance(e, Load):
+        acc.append(e.buf)
+    for child in ([e.arg] if isinstance(e, (View, Reduce)) else e.args if isinstance(e, Op) else []):
+        _loads_of(child, acc, seen)
+    return acc
+
+
+def _inline(e, buf, value, memo):
+    """e with every Load of `buf` replaced by the expression `value` (shared, so it is computed once)."""
+    if id(e) in memo:
+        return memo[id(e)]
+    if isinstance(e, Load) and e.buf == buf:
+        out = value
+    elif isinstance(e, View):
+        arg = _inline(e.arg, buf, value, memo)
+        out = e if arg is e.arg else View(e.kind, arg, e.params, e.shape, e.dtype)
+    elif isinstance(e, Reduce):
+        arg = _inline(e.arg, buf, value, memo)
+        out = e if arg is e.arg else Reduce(e.kind, arg, e.axes, e.keepdim, e.shape, e.dtype)
+    elif isinstance(e, Op):
+        args = [_inline(a, buf, value, memo) for a in e.args]
+        out = e if all(a is b for a, b in zip(args, e.args)) else Op(e.name, args, e.shape, e.dtype,
+                                                                     e.compute_dtype, e.params)
+    else:
+        out = e
+    memo[id(e)] = out
+    return out
+
+
+def merge_side_outputs(kernels: list, layouts: dict) -> list:
+    """A pointwise kernel whose buffer is read by exactly one later generated kernel (and otherwise only returned)
+    is folded into that kernel as a second output: rmsnorm(x + r) returning x + r, a residual add feeding a norm.
+    The consumer computes the value once in registers and stores it too: one read of x and r instead of a write
+    and a read back. Only where the consumer walks exactly the producer's shape, so each element is stored once."""
+    readers: dict = {}
+    for i, k in enumerate(kernels):
+        args = k.inputs if isinstance(k, FallbackKernel) else k.args if isinstance(k, ExternKernel) else [k.expr]
+        for a in args:
+            for buf in set(_loads_of(a, [], set())):
+                readers.setdefault(buf, []).append(i)
+    out, dropped = list(kernels), set()
+    for i, a in enumerate(kernels):
+        if not isinstance(a, Kernel) or a.is_view or _reduces_in(a.expr) or \
+                any(s == 0 for s in a.out.layout.shape):
+            continue
+        users = readers.get(a.out.name, [])
+        if len(users) != 1 or users[0] <= i:
+            continue
+        j = users[0]
+        b = out[j]
+        if not isinstance(b, Kernel) or b.is_view:
+            continue
+        probe = KernelWriter(b, layouts, "probe")
+        try:
+            probe.plan()
+        except (NotImplementedError, KeyError):  # KeyError: reads a fallback's tuple item, laid out later
+            continue
+        full = probe.signature[0] if probe.case == "full" else tuple(b.out.layout.shape) \
+            if probe.case == "pointwise" else None
+        if full != tuple(a.out.layout.shape):
+            continue
+        merged = Kernel(b.out, _inline(b.expr, a.out.name, a.expr, {}), a.source + b.source, b.is_view)
+        merged.side_outputs = list(getattr(b, "side_outputs", [])) + [(a.out, a.expr)]
+        out[j] = merged
+        dropped.add(i)
+        for buf in set(_loads_of(a.expr, [], set())):  # a's inputs are now read by the merged kernel
+            readers[buf] = [j if r == i else r for r in readers.get(buf, [])]
+    return [k if i not in dropped else ("allocate", k) for i, k in enumerate(out)]
+
+
+def _reduces_in(e) -> bool:
+    from .triton_codegen import _reduces
+    return bool(_reduces(e))
+
+
 def generate(lg: LoweredGraph):
     """(module source, [KernelSource]) for a lowered graph."""
     layouts = {b.name: b.layout for b in lg.inputs}
@@ -132,7 +226,14 @@ def generate(lg: LoweredGraph):
             layouts[name] = Layout(tuple(item.shape), stride, item.dtype)
             host.append(f"    {name} = fixed_layout({item.buf}[{item.index}], {stride!r})")
 
-    for k in lg.kernels:
+    plan = merge_side_outputs([_with_items(k, items, memo) for k in lg.kernels], _all_layouts(lg))
+    for k in plan:
+        if isinstance(k, tuple):  # folded into a later kernel as a side output: only its buffer is allocated
+            lay = k[1].out.layout
+            layouts[k[1].out.name] = lay
+            host.append(f"    {k[1].out.name} = torch.empty_strided({tuple(lay.shape)!r}, {tuple(lay.strides)!r}, "
+                        f"dtype={lay.dtype}, device=device)  # written by a later kernel")
+            continue
         out = k.out.name
         if isinstance(k, FallbackKernel):
             ops = []
@@ -167,6 +268,7 @@ def generate(lg: LoweredGraph):
         if any(s == 0 for s in lay.shape):
             continue
         k2 = Kernel(k.out, expr, k.source, k.is_view)
+        k2.side_outputs = getattr(k, "side_outputs", [])
         writer = KernelWriter(k2, layouts, "pending")
         writer.plan()
         name = _kernel_name(k2, writer.mode, used)
