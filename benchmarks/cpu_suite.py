@@ -125,6 +125,19 @@ def framejit_first_calls(names, cache_dir):
 
 
 # ---- the suite ---------------------------------------------------------------------------------------------------
+def _faults_per_call(f, args, calls: int = 10) -> float:
+    """Minor page faults per call: a fresh multi-MiB tensor that malloc maps anew costs ~1 us per 4 KiB page on
+    this VM, and whether glibc reuses freed blocks or maps new ones changes from process to process, so this
+    column explains most of eager's spread between runs."""
+    import resource
+    with torch.no_grad():
+        f(*args)
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        for _ in range(calls):
+            f(*args)
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / calls
+
+
 def max_error(out, ref):
     return (out.double() - ref.double()).abs().max().item()
 
@@ -155,6 +168,7 @@ def run_suite(names, rounds: int):
                 suite.add(label, (lambda f=f: f(*args)))
             with torch.no_grad():
                 results = suite.run(calls_per_round=calls, rounds=rounds, warmup=3)
+            faults = {label: _faults_per_call(f, args) for label, f in (("eager", fn), ("framejit", fj))}
             by = {r.name: r for r in results}
             eager_ns = by["eager"].ns_per_call
             row = {"workload": name, "size": WORKLOADS[name][2], "eager_ms": eager_ns / 1e6,
@@ -165,6 +179,7 @@ def run_suite(names, rounds: int):
                    "torch_compile_max_err": errors["torch.compile"], "framejit_max_err": errors["framejit"],
                    "torch_compile_first_call_s": tc_first, "framejit_cold_first_call_s": cold[name],
                    "framejit_warm_first_call_s": warm[name],
+                   "eager_page_faults_per_call": faults["eager"], "framejit_page_faults_per_call": faults["framejit"],
                    "spread": {r.name: r.spread for r in results}}
             rows.append(row)
             tables.append(f"### {name} ({row['size']})\n\n" + harness.markdown(
@@ -175,13 +190,14 @@ def run_suite(names, rounds: int):
 
 def summary(rows) -> str:
     head = ("| workload | size | eager ms | torch.compile | framejit | max err tc / fj | first call tc | "
-            "framejit cold | framejit warm |")
+            "framejit cold | framejit warm | page faults/call eager / fj |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         lines.append(f"| {r['workload']} | {r['size']} | {r['eager_ms']:.2f} | {r['torch_compile_speedup']:.2f}x | "
                      f"{r['framejit_speedup']:.2f}x | {r['torch_compile_max_err']:.1e} / {r['framejit_max_err']:.1e} | "
                      f"{r['torch_compile_first_call_s']:.1f} s | {r['framejit_cold_first_call_s'] * 1e3:.0f} ms | "
-                     f"{r['framejit_warm_first_call_s'] * 1e3:.0f} ms |")
+                     f"{r['framejit_warm_first_call_s'] * 1e3:.0f} ms | "
+                     f"{r['eager_page_faults_per_call']:.0f} / {r['framejit_page_faults_per_call']:.0f} |")
     return ("Speed-up = eager time / variant time (> 1 is faster than eager); median of interleaved rounds.\n\n"
             + "\n".join(lines))
 
@@ -191,6 +207,7 @@ def save(rows, tables, tag):
     stem = os.path.join(harness.RESULTS_DIR, "cpu-suite" + (f"-{tag}" if tag else ""))
     env = harness.environment()
     env["torch_threads"] = torch.get_num_threads()
+    env["framejit_numpy_threads"] = getattr(sys.modules.get("_framejit_numpy_threads"), "count", None)
     with open(stem + ".json", "w") as f:
         json.dump({"suite": "cpu-suite", "environment": env, "rows": rows}, f, indent=2)
     with open(stem + ".md", "w") as f:
@@ -257,15 +274,15 @@ def profile_one(name):
         depth = [0]
 
         def timed(label, f):
-            def call(*a):  # only the outermost kernel counts: a row-blocked kernel calls its block kernel
+            def call(*a):  # a row group's own line, and its kernels indented under it
                 depth[0] += 1
                 t0 = time.perf_counter_ns()
                 try:
                     return f(*a)
                 finally:
                     depth[0] -= 1
-                    if depth[0] == 0:
-                        spent[label] = spent.get(label, 0) + time.perf_counter_ns() - t0
+                    key = label if depth[0] == 0 else "    in group: " + label
+                    spent[key] = spent.get(key, 0) + time.perf_counter_ns() - t0
             return call
 
         for key, value in list(vars(module).items()):
@@ -277,19 +294,30 @@ def profile_one(name):
         tensors = iter(example_inputs)  # the captured graph's own inputs (a module's parameters among them)
         arrays = [to_numpy(next(consts) if getattr(buf, "attr", None) else next(tensors)) for buf in g.lowered.inputs]
         original = g.module
+        threads = sys.modules["_framejit_numpy_threads"]
         with torch.no_grad():
             run_only = _per_call_ns(lambda: original.run(arrays, g.fallbacks), calls)
             wrapper = _per_call_ns(lambda: g(*example_inputs), calls)
-            spent.clear()
-            n = calls * 3
-            for _ in range(n):
-                module.run(arrays, fallbacks)
-        kernels = sum(spent.values()) / n
+            count, threads.count = threads.count, 1  # per-kernel times on one thread: attribution is exact
+            try:
+                one_thread = _per_call_ns(lambda: original.run(arrays, g.fallbacks), calls)
+                spent.clear()
+                n = calls * 3
+                for _ in range(n):
+                    module.run(arrays, fallbacks)
+            finally:
+                threads.count = count
+        kernels = sum(v for k, v in spent.items() if not k.startswith(" ")) / n
         print(f"  whole jit call {whole / 1e3:.0f} us = guards+frontend {max(whole - wrapper, 0) / 1e3:.0f} us + "
               f"torch<->numpy wrapper {max(wrapper - run_only, 0) / 1e3:.0f} us + run() {run_only / 1e3:.0f} us "
               f"(kernels {kernels / 1e3:.0f} us, glue {max(run_only - kernels, 0) / 1e3:.0f} us); "
-              f"{len(spent)} kernels, {_allocations(g.source)} allocating statements")
-        for label, ns in sorted(spent.items(), key=lambda kv: -kv[1])[:int(os.environ.get("PROFILE_TOP", 8))]:
+              f"{len(spent)} kernels, {_allocations(g.source)} allocating statements; run() on 1 thread "
+              f"{one_thread / 1e3:.0f} us (per-kernel times below are on 1 thread)")
+        top = int(os.environ.get("PROFILE_TOP", 8))
+        outer = sorted((kv for kv in spent.items() if not kv[0].startswith(" ")), key=lambda kv: -kv[1])[:top]
+        for label, ns in [x for kv in outer for x in [kv] + sorted(
+                ((k, v) for k, v in spent.items() if kv[0].startswith("rows_") and k.startswith(" ")),
+                key=lambda kv: -kv[1])]:
             print(f"    {ns / n / 1e3:8.1f} us  {label}")
     with torch.no_grad(), torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
         for _ in range(10):
