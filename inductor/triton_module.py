@@ -5,8 +5,6 @@ Extern kernels (matmul, sdpa, conv, embedding) and fallbacks run in torch from `
 buffers (the Triton fusion plan never inlines arithmetic into them), spelled as torch view calls. Each kernel
 carries the FX nodes it implements as comments, and the module header holds the whole source graph, so a user
 can map the dump back to their code."""
-import torch
-
 from .ir import Const, ExternKernel, FallbackKernel, Item, Kernel, Layout, Load, LoweredGraph, Op, Reduce, View
 from .triton_codegen import KernelWriter, ops_in
 
@@ -296,5 +294,3 @@ def generate(lg: LoweredGraph):
     source = "\n".join(head) + "\n" + PRELUDE + "\n\n" + "\n\n".join(body) + "\n\n" + "\n".join(fn) + "\n"
     return source, kernels
 
-
-__all__ = ["generate", "torch", "contiguous_strides"]

@@ -3,8 +3,6 @@
 Operands arrive already cast to the op's compute dtype. Rules follow torch's semantics where Triton's operators
 differ: `%` and `//` truncate toward zero in Triton but follow the divisor's sign / floor in torch; the hardware
 max/min drop NaN where torch.maximum/minimum propagate it; relu and sign keep NaN as torch does."""
-import math
-
 import torch
 
 from .ir import Const, Op
@@ -79,10 +77,7 @@ def emit_op(w, e: Op, coords, scope, rgroup, extra) -> Val:
     if name in ("atan2", "pow", "maximum", "minimum") or name in UNARY and UNARY[name].startswith(F):
         vals = typed(vals)
     if name in UNARY:
-        a = vals[0]
-        if name == "bitwise_not":
-            pass
-        return done(UNARY[name].format(a=a.code), vals)
+        return done(UNARY[name].format(a=vals[0].code), vals)
     if name == "bitwise_not":
         a = vals[0]
         return done(f"{a.code} == 0" if cd == torch.bool else f"~{a.code}", vals)
@@ -151,5 +146,3 @@ def _shift(scope, c, lo):
     from .triton_index import Ix
     return Ix(scope.let(f"{c.code} - {lo}", prefix="i"), c.deps)
 
-
-__all__ = ["emit_op", "math"]

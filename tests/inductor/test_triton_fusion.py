@@ -114,7 +114,6 @@ def test_attention_pattern_and_sdpa():
 
 def test_gpt_block_through_jit():
     import jit
-    from benchmarks.models.gpt import GPT, GPTConfig  # noqa: F401  (the model the benchmarks use)
     torch.manual_seed(0)
     model = _tiny_gpt().to(DEVICE).eval()
     idx = on_device(torch.randint(0, 64, (2, 8)))
