@@ -54,8 +54,7 @@ def automatic_dims(code: CodeType) -> dict[str, set[int]]:
 def note_size_changes(code: CodeType, entries: list, args: tuple, function) -> list[str]:
     """After a cache miss: record the input dims whose sizes differ from what an existing entry was compiled for
     (same type, dtype, device and rank otherwise). Returns what was newly marked, in words, for the log."""
-    from guards.kinds import TensorMatch
-    import torch
+    from guards.kinds import TensorMatch  # torch-free, as is this function: the hook runs without torch
     known = _automatic.setdefault(code, {})
     news = []
     for entry in entries:
@@ -63,7 +62,7 @@ def note_size_changes(code: CodeType, entries: list, args: tuple, function) -> l
         if guards is None:
             continue
         for g, value in guards.read_all(*args, function):
-            if not isinstance(g, TensorMatch) or not isinstance(value, torch.Tensor):
+            if not isinstance(g, TensorMatch) or not hasattr(value, "dtype") or not hasattr(value, "dim"):
                 continue
             if value.dtype is not g.dtype or value.device != g.device or value.dim() != len(g.size):
                 continue
