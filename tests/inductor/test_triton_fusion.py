@@ -172,3 +172,13 @@ def test_unsupported_graph_runs_in_torch():
     """A graph the generator cannot express still returns eager's answer (the whole graph runs in torch)."""
     x = torch.randn(4, 6)
     check_fn(lambda x: x.sum(0, keepdim=True) + x.sum(1, keepdim=True), x)
+
+
+def _positive_total(x):
+    return (torch.tanh(x).sum() > 0) & (x.abs().sum() > 1)
+
+
+def test_whole_tensor_reduction_runs_in_torch_rather_than_serially():
+    # one output from 2**18 elements: one Triton program would walk them alone; torch splits the work
+    check_fn(_positive_total, torch.randn(512, 512), expect_triton=False)
+    check_fn(lambda x: x.sum(-1), torch.randn(8, 4096))  # many rows: stays a Triton reduction
