@@ -35,11 +35,13 @@ class CompiledGuards:
     _namespace: dict
     _const: callable
 
-    def why_failed(self, *args) -> str:
+    def _reader(self, args: tuple):
+        """read(source) -> the source's value for this argument vector (the last item is the function)."""
         env = dict(zip(map(param_name, self.arg_names), args[:-1]), __fn=args[-1])
-        def read(source):
-            return eval(source.expr(self._const), self._namespace, env)  # noqa: S307 - generated here
+        return lambda source: eval(source.expr(self._const), self._namespace, env)  # noqa: S307 - generated here
 
+    def why_failed(self, *args) -> str:
+        read = self._reader(args)
         for g in self.guards:
             try:
                 reason = g.explain_from(read)
@@ -51,12 +53,12 @@ class CompiledGuards:
 
     def read_all(self, *args) -> list:
         """(guard, its source's current value) for each guard whose source can be read with these arguments."""
-        env = dict(zip(map(param_name, self.arg_names), args[:-1]), __fn=args[-1])
+        read = self._reader(args)
         out = []
         for g in self.guards:
             if g.source is not None:
                 try:
-                    out.append((g, eval(g.source.expr(self._const), self._namespace, env)))  # noqa: S307
+                    out.append((g, read(g.source)))
                 except Exception:  # noqa: BLE001,S112 - unreadable now: nothing to learn from it
                     continue
         return out

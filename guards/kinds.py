@@ -155,21 +155,28 @@ class DictKeysMatch(Guard):
 
 @dataclass(frozen=True, eq=False)
 class TensorMatch(Guard):
-    """A tensor input: exact type, dtype, device, sizes, strides and requires_grad."""
+    """A tensor input: exact type, dtype, device, sizes, strides and requires_grad. With dynamic sizes (see
+    jit/dynamic.py) a dynamic dim's size is None: any size of at least 2 (0 and 1 stay specialized: broadcasting
+    and empty tensors behave differently), and stride is None: contiguous, as the example was, so the strides
+    follow from the sizes."""
     tensor_type: type = None
     dtype: object = None
     device: object = None
     size: tuple = ()
-    stride: tuple = ()
+    stride: tuple | None = ()
     requires_grad: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "cost", 3)
 
     def check(self, v, const, value_of):
+        if self.stride is not None:
+            layout = f"{v}.shape == {self.size!r} and {v}.stride() == {self.stride!r}"
+        else:
+            dims = [f"{v}.shape[{d}] {'>= 2' if n is None else f'== {n}'}" for d, n in enumerate(self.size)]
+            layout = " and ".join([f"{v}.dim() == {len(self.size)}", *dims, f"{v}.is_contiguous()"])
         return (f"(type({v}) is {const(self.tensor_type)} and {v}.dtype is {const(self.dtype)} and "
-                f"{v}.device == {const(self.device)} and {v}.shape == {self.size!r} and "
-                f"{v}.stride() == {self.stride!r} and {v}.requires_grad is {self.requires_grad})")
+                f"{v}.device == {const(self.device)} and {layout} and {v}.requires_grad is {self.requires_grad})")
 
     def explain(self, value):
         name = self.source.name()
@@ -182,17 +189,23 @@ class TensorMatch(Guard):
         if value.dim() != len(self.size):
             return f"tensor '{name}' rank mismatch: expected {len(self.size)} dims, got {value.dim()}"
         for d, (want, got) in enumerate(zip(self.size, value.shape)):
-            if want != got:
+            if want is None and got < 2:
+                return f"tensor '{name}' size at dynamic dim {d} is {got} (sizes 0 and 1 are specialized)"
+            if want is not None and want != got:
                 return f"tensor '{name}' size mismatch at dim {d}: expected {want}, got {got}"
-        if value.stride() != self.stride:
+        if self.stride is None and not value.is_contiguous():
+            return f"tensor '{name}' is not contiguous (its dynamic sizes were compiled for a contiguous tensor)"
+        if self.stride is not None and value.stride() != self.stride:
             return f"tensor '{name}' stride mismatch: expected {self.stride}, got {value.stride()}"
         if value.requires_grad != self.requires_grad:
             return f"tensor '{name}' requires_grad mismatch: expected {self.requires_grad}, got {value.requires_grad}"
         return None
 
     def describe(self):
-        return (f"{self.source.name()}: {_typename(self.tensor_type)} {self.dtype} {self.device} size={list(self.size)} "
-                f"stride={list(self.stride)} requires_grad={self.requires_grad}")
+        sizes = "[" + ", ".join("*" if n is None else str(n) for n in self.size) + "]"
+        layout = f"stride={list(self.stride)}" if self.stride is not None else "contiguous"
+        return (f"{self.source.name()}: {_typename(self.tensor_type)} {self.dtype} {self.device} size={sizes} "
+                f"{layout} requires_grad={self.requires_grad}")
 
     def _key(self):
         return (self.tensor_type, self.dtype, self.device, self.size, self.stride, self.requires_grad)
@@ -249,56 +262,6 @@ class AliasMatch(Guard):
 
     def _key(self):
         return (self.other,)
-
-
-@dataclass(frozen=True, eq=False)
-class DynamicTensorMatch(Guard):
-    """A tensor input with dynamic dims: exact type, dtype, device, rank, static sizes and requires_grad; each
-    dynamic dim at least 2 (sizes 0 and 1 stay specialized: broadcasting and empty tensors behave differently);
-    contiguous, as the example was, so strides follow from sizes."""
-    tensor_type: type = None
-    dtype: object = None
-    device: object = None
-    size: tuple = ()            # None where the dim is dynamic
-    requires_grad: bool = False
-
-    def __post_init__(self):
-        object.__setattr__(self, "cost", 3)
-
-    def check(self, v, const, value_of):
-        dims = " and ".join(f"{v}.shape[{d}] {'>= 2' if n is None else f'== {n}'}" for d, n in enumerate(self.size))
-        return (f"(type({v}) is {const(self.tensor_type)} and {v}.dtype is {const(self.dtype)} and "
-                f"{v}.device == {const(self.device)} and {v}.dim() == {len(self.size)} and {dims or 'True'} and "
-                f"{v}.is_contiguous() and {v}.requires_grad is {self.requires_grad})")
-
-    def explain(self, value):
-        name = self.source.name()
-        if type(value) is not self.tensor_type:
-            return f"type of '{name}' changed: expected {_typename(self.tensor_type)}, got {_typename(type(value))}"
-        if value.dtype is not self.dtype:
-            return f"tensor '{name}' dtype mismatch: expected {self.dtype}, got {value.dtype}"
-        if value.device != self.device:
-            return f"tensor '{name}' device mismatch: expected {self.device}, got {value.device}"
-        if value.dim() != len(self.size):
-            return f"tensor '{name}' rank mismatch: expected {len(self.size)} dims, got {value.dim()}"
-        for d, (want, got) in enumerate(zip(self.size, value.shape)):
-            if want is None and got < 2:
-                return f"tensor '{name}' size at dynamic dim {d} is {got} (sizes 0 and 1 are specialized)"
-            if want is not None and want != got:
-                return f"tensor '{name}' size mismatch at dim {d}: expected {want}, got {got}"
-        if not value.is_contiguous():
-            return f"tensor '{name}' is not contiguous (its dynamic sizes were compiled for a contiguous tensor)"
-        if value.requires_grad != self.requires_grad:
-            return f"tensor '{name}' requires_grad mismatch: expected {self.requires_grad}, got {value.requires_grad}"
-        return None
-
-    def describe(self):
-        sizes = ", ".join("*" if n is None else str(n) for n in self.size)
-        return (f"{self.source.name()}: {_typename(self.tensor_type)} {self.dtype} {self.device} size=[{sizes}] "
-                f"contiguous requires_grad={self.requires_grad}")
-
-    def _key(self):
-        return (self.tensor_type, self.dtype, self.device, self.size, self.requires_grad)
 
 
 @dataclass(frozen=True, eq=False)

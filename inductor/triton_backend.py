@@ -9,9 +9,9 @@ import time
 import torch
 
 from . import cache
-from .ir import Expr, Reduce
+from .ir import Kernel
 from .lowering import lower_graph
-from .triton_codegen import supported
+from .triton_codegen import reduces_in, supported
 from .triton_fusion import plan_triton_fusion
 from .triton_launch import autotune_enabled
 from .triton_module import generate
@@ -40,22 +40,9 @@ def _device(example_inputs):
 SERIAL_ROWS, SERIAL_LENGTH = 64, 1 << 16
 
 
-def _walk(e):
-    yield e
-    children = list(getattr(e, "args", None) or ()) + ([e.arg] if hasattr(e, "arg") else [])
-    for child in children:
-        if isinstance(child, Expr):
-            yield from _walk(child)
-
-
 def _refuse_serial_reductions(lowered) -> None:
     for k in lowered.kernels:
-        expr = getattr(k, "expr", None)
-        if expr is None:
-            continue
-        for e in _walk(expr):
-            if not isinstance(e, Reduce):
-                continue
+        for e in reduces_in(k.expr) if isinstance(k, Kernel) else ():
             rows = max(1, math.prod(e.shape))
             length = math.prod(e.arg.shape) // rows
             if rows < SERIAL_ROWS and length >= SERIAL_LENGTH:

@@ -87,7 +87,7 @@ class KernelWriter:
     def plan(self):
         out = self.kernel.out.layout
         self.out_shape = tuple(out.shape)
-        reduces = _reduces(self.kernel.expr)
+        reduces = reduces_in(self.kernel.expr)
         if not reduces:
             order = sorted(range(len(self.out_shape)), key=lambda d: (-out.strides[d], d))
             self.xgroup = Group("xindex", order, [self.out_shape[d] for d in order])
@@ -116,7 +116,7 @@ class KernelWriter:
         self.mode = "persistent" if rnumel <= triton_launch.persistent_max(self._widest()) else "looped"
 
     def _widest(self) -> int:
-        return max([self.layouts[b].dtype.itemsize for b in _loads(self.kernel.expr)] + [4])
+        return max([self.layouts[b].dtype.itemsize for b in loads_in(self.kernel.expr)] + [4])
 
     def numels(self):
         x = math.prod(self.xgroup.sizes)
@@ -125,7 +125,7 @@ class KernelWriter:
 
     def needs_int64(self) -> bool:
         x, r = self.numels()
-        spans = [x * r + 2 ** 16] + [_span(self.layouts[b]) for b in _loads(self.kernel.expr)] + \
+        spans = [x * r + 2 ** 16] + [_span(self.layouts[b]) for b in loads_in(self.kernel.expr)] + \
             [_span(self.kernel.out.layout)]
         return max(spans) > INT32_LIMIT
 
@@ -324,11 +324,12 @@ def _walk(e, seen=None):
         yield from _walk(child, seen)
 
 
-def _reduces(e) -> list:
+def reduces_in(e) -> list:
     return [n for n in _walk(e) if isinstance(n, Reduce)]
 
 
-def _loads(e) -> list:
+def loads_in(e) -> list:
+    """Buffers a tree reads, each once, in first-read order."""
     return list(dict.fromkeys(n.buf for n in _walk(e) if isinstance(n, Load)))
 
 

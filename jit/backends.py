@@ -99,10 +99,7 @@ class PerSizeGraph:
     def __init__(self, backend: Backend, gm, dynamic: list[int], example_inputs: list):
         self.backend, self.gm, self.dynamic = backend, gm, dynamic
         self.variants: dict = {}
-        self._compile(self._key(example_inputs), example_inputs)
-
-    def _key(self, args) -> tuple:
-        return tuple(args[i].shape for i in self.dynamic)
+        self._compile(tuple(example_inputs[i].shape for i in dynamic), example_inputs)
 
     def _compile(self, key, args):
         from graph.specialize_sizes import specialize

@@ -238,6 +238,11 @@ def break_code(original: CodeType, compiled, inputs: list[Source], outputs: list
     caught = bc.Label()
     region = bc.TryBegin(caught, push_lasti=False, stack_depth=0) if exits or handler is not None else None
 
+    def leave_withs() -> None:
+        """Set the grad mode the outermost open `with` found: what leaving every open `with` amounts to."""
+        em.call_const(torch._C._set_grad_enabled, lambda: (em.emit("LOAD_CONST", exits[0].manager.prior), 1)[-1])
+        em.emit("POP_TOP")
+
     def begin_region() -> None:
         if region is not None:
             em.out.append(region)
@@ -249,11 +254,8 @@ def break_code(original: CodeType, compiled, inputs: list[Source], outputs: list
     def call_resume(target: int, lower: list, results: list[str]) -> None:
         slots = tuple(_slot(v) for v in lower) + (VALUE,) * len(results)
         code = resume_for(target, slots, names)
-        if exits:
-            # Leave the grad mode as it was before the outermost `with`: the resume function re-enters each
-            # manager, and each __exit__ restores the mode its __enter__ found.
-            em.call_const(torch._C._set_grad_enabled, lambda: (em.emit("LOAD_CONST", exits[0].manager.prior), 1)[-1])
-            em.emit("POP_TOP")
+        if exits:  # the resume function re-enters each manager, and each __exit__ restores what __enter__ found
+            leave_withs()
         em.emit("PUSH_NULL")
         if original.co_freevars:
             for free in original.co_freevars:
@@ -326,8 +328,7 @@ def break_code(original: CodeType, compiled, inputs: list[Source], outputs: list
     if region is not None:  # the instruction raised: the exception is on the stack
         em.out.append(caught)
         if handler is None:
-            em.call_const(torch._C._set_grad_enabled, lambda: (em.emit("LOAD_CONST", exits[0].manager.prior), 1)[-1])
-            em.emit("POP_TOP")
+            leave_withs()
             em.emit("RERAISE", 0)
         else:
             target, depth = handler

@@ -67,7 +67,7 @@ def note_size_changes(code: CodeType, entries: list, args: tuple, function) -> l
             if value.dtype is not g.dtype or value.device != g.device or value.dim() != len(g.size):
                 continue
             for d, (was, now) in enumerate(zip(g.size, value.shape)):
-                if was != now and was > 1 and now > 1:
+                if was is not None and was != now and was > 1 and now > 1:
                     dims = known.setdefault(g.source.name(), set())
                     if d not in dims:
                         dims.add(d)

@@ -10,7 +10,7 @@ import re
 import torch
 import torch.fx
 
-from guards.kinds import AliasMatch, DynamicTensorMatch, Guard, IdMatch, SizeRelation, TensorMatch
+from guards.kinds import AliasMatch, Guard, IdMatch, SizeRelation, TensorMatch
 from guards.size_expr import BinOp, Dim, Num, combine
 from guards.sources import ConstSource, ModuleDictSource, Source
 from jit.break_reasons import unsupported
@@ -54,13 +54,10 @@ class OutputGraph:
             dims = ()
         else:
             dims = self._dynamic_dims_of(source, value)
-            if dims:
-                self.guards.append(DynamicTensorMatch(
-                    source, type(value), value.dtype, value.device,
-                    tuple(None if d in dims else n for d, n in enumerate(value.shape)), value.requires_grad))
-            else:
-                self.guards.append(TensorMatch(source, type(value), value.dtype, value.device, tuple(value.shape),
-                                               tuple(value.stride()), value.requires_grad))
+            self.guards.append(TensorMatch(
+                source, type(value), value.dtype, value.device,
+                tuple(None if d in dims else n for d, n in enumerate(value.shape)),
+                None if dims else tuple(value.stride()), value.requires_grad))
         name = self._unique(re.sub(r"\W+", "_", source.name()).strip("_") or "input")
         proxy = self.tracer.create_proxy("placeholder", name, (), {})
         example = torch.empty_strided(value.shape, value.stride(), dtype=value.dtype, device="meta",
@@ -135,14 +132,8 @@ class OutputGraph:
             unsupported("unsupported_call", f"{_name(target)} has no shape rule on meta tensors ({_first_line(e)})")
         except (RuntimeError, TypeError, ValueError, IndexError) as e:
             unsupported("operator_error", f"{_name(target)}: {_first_line(e)}")
-        perturbed = result
-        if self.dynamic:
-            p_args, p_kwargs = to_perturbed(args), to_perturbed(kwargs)
-            try:
-                perturbed = (getattr(p_args[0], target)(*p_args[1:], **p_kwargs) if kind == "call_method"
-                             else target(*p_args, **p_kwargs))
-            except Exception as e:  # noqa: BLE001 - fine at the example sizes only: it relies on them
-                raise Specialize(f"{_name(target)} works for the example sizes only ({_first_line(e)})") from e
+        perturbed = self._perturbed_run(target, result, args, kwargs, lambda a, kw: (
+            getattr(a[0], target)(*a[1:], **kw) if kind == "call_method" else target(*a, **kw)))
         device = result_device(kind, target, args, kwargs)
         proxy = self.tracer.create_proxy(kind, target, proxy_args, proxy_kwargs)
         if not is_side_effecting(proxy.node):
@@ -165,16 +156,20 @@ class OutputGraph:
             unsupported("unsupported_call", f"{_name(fn)} without tensor arguments ({_first_line(e)})")
         except (RuntimeError, ValueError, NotImplementedError) as e:
             unsupported("operator_error", f"{_name(fn)}: {_first_line(e)}")
-        perturbed = result
-        if self.dynamic:
-            p_args, p_kwargs = to_perturbed(tuple(args)), to_perturbed(kwargs)
-            try:
-                perturbed = fn(*p_args, **{**p_kwargs, "device": "meta"})
-            except Exception as e:  # noqa: BLE001
-                raise Specialize(f"{_name(fn)} works for the example sizes only ({_first_line(e)})") from e
+        perturbed = self._perturbed_run(fn, result, tuple(args), kwargs,
+                                        lambda a, kw: fn(*a, **{**kw, "device": "meta"}))
         device = result_device("call_function", fn, tuple(args), kwargs)
         proxy = self.tracer.create_proxy("call_function", fn, proxy_args, proxy_kwargs)
         return self.wrap_result(proxy, result, device, perturbed)
+
+    def _perturbed_run(self, target, result, args, kwargs, run):
+        """The op's result in the second shape run (jit/dynamic.py); `result` itself when no size is dynamic."""
+        if not self.dynamic:
+            return result
+        try:
+            return run(to_perturbed(args), to_perturbed(kwargs))
+        except Exception as e:  # noqa: BLE001 - fine at the example sizes only: the code relies on them
+            raise Specialize(f"{_name(target)} works for the example sizes only ({_first_line(e)})") from e
 
     def wrap_result(self, proxy, result, device, perturbed=None, size_source=None) -> Var:
         perturbed = result if perturbed is None else perturbed

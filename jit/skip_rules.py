@@ -2,13 +2,15 @@
 itself. Decided once per code object (the hook then marks it SKIP), from the file it was defined in."""
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import os
 import sysconfig
 from types import CodeType
 
-# Libraries whose frames are never compiled: they are either what we compile *to* or test harnesses.
-SKIPPED_PACKAGES = ("torch", "numpy", "triton", "pytest", "_pytest", "pluggy", "bytecode", "sympy", "functorch")
+# Distributions whose packages' frames are never compiled: what we compile *to*, and test harnesses. Each is
+# expanded to every top-level package it installs (torch's wheel also installs torchgen and a compat package).
+SKIPPED_DISTRIBUTIONS = ("torch", "numpy", "triton", "pytest", "pluggy", "bytecode", "sympy")
 # framejit's own packages, located beside this one (not by name lookup: a user may have a package called graph).
 OWN_PACKAGES = ("jit", "guards", "graph", "inductor")
 
@@ -19,10 +21,20 @@ def _variants(path: str) -> set[str]:
     return {os.path.join(os.path.abspath(path), ""), os.path.join(os.path.realpath(path), "")}
 
 
+def _top_level_packages(distribution: str) -> list[str]:
+    """The importable top-level packages a distribution installs (its name alone if its metadata does not say)."""
+    try:
+        listed = importlib.metadata.distribution(distribution).read_text("top_level.txt")
+    except importlib.metadata.PackageNotFoundError:
+        listed = None
+    names = (listed or "").split()
+    return names or [distribution]
+
+
 def _package_dirs() -> set[str]:
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     dirs: set[str] = set().union(*(_variants(os.path.join(root, name)) for name in OWN_PACKAGES))
-    for name in SKIPPED_PACKAGES:
+    for name in (pkg for dist in SKIPPED_DISTRIBUTIONS for pkg in _top_level_packages(dist)):
         try:
             spec = importlib.util.find_spec(name)
         except (ImportError, ValueError):

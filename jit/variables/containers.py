@@ -2,6 +2,8 @@
 symbolic, so mutating one created in the frame is free, and its final state is rebuilt on return."""
 from __future__ import annotations
 
+import torch
+
 from jit.variables.base import Const, NotConstant, Var
 
 
@@ -122,4 +124,4 @@ __all__ = ["TupleVar", "NamedTupleVar", "ListVar", "DictVar", "IteratorVar", "se
 
 def _from_tuple(cls) -> bool:
     """Tuple types built from one tuple (structseqs, torch.Size) rather than from one argument per field."""
-    return hasattr(cls, "n_fields") or cls.__name__ == "Size"
+    return hasattr(cls, "n_fields") or cls is torch.Size

@@ -2,39 +2,14 @@
 import pytest
 import torch
 
+from op_cases import REDUCTIONS, binary_cases, eager_ok, unary_cases
 from opgraph import In, check, make
 
 aten = torch.ops.aten
 DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int32, torch.int64, torch.bool]
 LAYOUTS = [("contiguous", (3, 5)), ("transposed", (4, 3)), ("sliced", (2, 3)), ("contiguous", (0, 3)),
            ("contiguous", (1, 1)), ("contiguous", ())]
-UNARY = ["abs", "neg", "exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "reciprocal", "sin", "cos", "tanh",
-         "sigmoid", "erf", "floor", "ceil", "round", "trunc", "sign", "logical_not", "bitwise_not", "isnan",
-         "relu"]
-BINARY = [aten.add.Tensor, aten.sub.Tensor, aten.mul.Tensor, aten.div.Tensor, aten.remainder.Tensor,
-          aten.pow.Tensor_Tensor, aten.maximum.default, aten.minimum.default, aten.eq.Tensor, aten.ne.Tensor,
-          aten.lt.Tensor, aten.le.Tensor, aten.gt.Tensor, aten.ge.Tensor, aten.logical_and.default,
-          aten.logical_or.default, aten.logical_xor.default, aten.bitwise_and.Tensor, aten.bitwise_or.Tensor,
-          aten.bitwise_xor.Tensor, aten.atan2.default]
-
-
-def _eager_ok(fn):
-    try:
-        fn()
-        return True
-    except (RuntimeError, NotImplementedError, TypeError):
-        return False
-
-
-def _unary_cases():
-    for name in UNARY:
-        op = getattr(aten, name).default
-        for dt in DTYPES:
-            if _eager_ok(lambda: op(torch.ones(2, dtype=dt))):
-                yield pytest.param(op, dt, id=f"{name}-{str(dt)[6:]}")
-
-
-@pytest.mark.parametrize("op,dtype", list(_unary_cases()))
+@pytest.mark.parametrize("op,dtype", list(unary_cases(DTYPES)))
 @pytest.mark.parametrize("layout,shape", LAYOUTS, ids=lambda v: str(v))
 def test_unary(op, dtype, layout, shape):
     if layout != "contiguous" and len(shape) < 2:
@@ -45,14 +20,7 @@ def test_unary(op, dtype, layout, shape):
     check(op, [x], [In(0)])
 
 
-def _binary_cases():
-    for op in BINARY:
-        for dt in DTYPES:
-            if _eager_ok(lambda: op(torch.ones(2, dtype=dt), torch.ones(2, dtype=dt))):
-                yield pytest.param(op, dt, id=f"{op.__name__}-{str(dt)[6:]}")
-
-
-@pytest.mark.parametrize("op,dtype", list(_binary_cases()))
+@pytest.mark.parametrize("op,dtype", list(binary_cases(DTYPES)))
 @pytest.mark.parametrize("case", ["same", "broadcast", "transposed", "empty", "scalar_int", "scalar_float",
                                   "mixed"])
 def test_binary(op, dtype, case):
@@ -72,16 +40,16 @@ def test_binary(op, dtype, case):
         s = 2 if case == "scalar_int" else 1.5
         if dtype == torch.bool or (op.__name__.startswith("bitwise") and case == "scalar_float"):
             s = True if dtype == torch.bool else 2
-        if not _eager_ok(lambda: op(a, s)):
+        if not eager_ok(lambda: op(a, s)):
             check(aten.add.Tensor, [a], [In(0), 1 if dtype != torch.bool else True])
         else:
             check(op, [a], [In(0), s])
         return
     elif case == "mixed":  # type promotion across tensor dtypes, and a 0-d tensor operand
         b = make((), torch.float64 if dtype != torch.bool else torch.int32, nonzero=True, low=1)
-        if not _eager_ok(lambda: op(a, b)):
+        if not eager_ok(lambda: op(a, b)):
             b = make((4,), torch.int64 if dtype != torch.bool else torch.bool, nonzero=True, low=1)
-        if not _eager_ok(lambda: op(a, b)):
+        if not eager_ok(lambda: op(a, b)):
             return
     check(op, [a, b], [In(0), In(1)])
 
@@ -104,20 +72,13 @@ def test_where_and_casts(dtype):
         check(aten._to_copy.default, [a], [In(0)], {"dtype": target})
 
 
-REDUCTIONS = [(aten.sum.dim_IntList, ([1], False)), (aten.sum.dim_IntList, ([0, 1], True)),
-              (aten.sum.default, ()), (aten.amax.default, ([1], True)), (aten.amin.default, ([0],)),
-              (aten.prod.dim_int, (1, False)), (aten.argmax.default, (1, False)), (aten.argmin.default, (0, True)),
-              (aten.argmax.default, ()), (aten.any.dim, (1, False)), (aten.all.dims, ([0, 1], True)),
-              (aten.mean.dim, ([1], True))]
-
-
 @pytest.mark.parametrize("op,extra", REDUCTIONS, ids=lambda v: getattr(v, "__name__", str(v)))
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("layout", ["contiguous", "transposed", "sliced", "single"])
 def test_reduction(op, extra, dtype, layout):
     shape = (1, 1) if layout == "single" else (4, 6)
     x = make(shape, dtype, "contiguous" if layout == "single" else layout)
-    if not _eager_ok(lambda: op(x, *extra)):
+    if not eager_ok(lambda: op(x, *extra)):
         return
     check(op, [x], [In(0), *extra])
 

@@ -4,38 +4,13 @@ program instance costs ~1 ms there)."""
 import pytest
 import torch
 
+from op_cases import REDUCTIONS, binary_cases, eager_ok, unary_cases
 from opgraph import make
 from triton_support import DEVICE, In, check
 
 aten = torch.ops.aten
 DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.int32, torch.int64, torch.bool]
-UNARY = ["abs", "neg", "exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "reciprocal", "sin", "cos", "tanh",
-         "sigmoid", "erf", "floor", "ceil", "round", "trunc", "sign", "logical_not", "bitwise_not", "isnan",
-         "relu"]
-BINARY = [aten.add.Tensor, aten.sub.Tensor, aten.mul.Tensor, aten.div.Tensor, aten.remainder.Tensor,
-          aten.pow.Tensor_Tensor, aten.maximum.default, aten.minimum.default, aten.eq.Tensor, aten.ne.Tensor,
-          aten.lt.Tensor, aten.le.Tensor, aten.gt.Tensor, aten.ge.Tensor, aten.logical_and.default,
-          aten.logical_or.default, aten.logical_xor.default, aten.bitwise_and.Tensor, aten.bitwise_or.Tensor,
-          aten.bitwise_xor.Tensor, aten.atan2.default]
-
-
-def _eager_ok(fn):
-    try:
-        fn()
-        return True
-    except (RuntimeError, NotImplementedError, TypeError):
-        return False
-
-
-def _unary_cases():
-    for name in UNARY:
-        op = getattr(aten, name).default
-        for dt in DTYPES:
-            if _eager_ok(lambda: op(torch.ones(2, dtype=dt))):
-                yield pytest.param(op, dt, id=f"{name}-{str(dt)[6:]}")
-
-
-@pytest.mark.parametrize("op,dtype", list(_unary_cases()))
+@pytest.mark.parametrize("op,dtype", list(unary_cases(DTYPES)))
 @pytest.mark.parametrize("layout,shape", [("contiguous", (3, 5)), ("transposed", (4, 3)), ("sliced", (2, 3))],
                          ids=lambda v: str(v))
 def test_unary(op, dtype, layout, shape):
@@ -49,14 +24,7 @@ def test_unary(op, dtype, layout, shape):
     check(op, [x], [In(0)])
 
 
-def _binary_cases():
-    for op in BINARY:
-        for dt in DTYPES:
-            if _eager_ok(lambda: op(torch.ones(2, dtype=dt), torch.ones(2, dtype=dt))):
-                yield pytest.param(op, dt, id=f"{op.__name__}-{str(dt)[6:]}")
-
-
-@pytest.mark.parametrize("op,dtype", list(_binary_cases()))
+@pytest.mark.parametrize("op,dtype", list(binary_cases(DTYPES)))
 @pytest.mark.parametrize("case", ["same", "broadcast", "transposed", "scalar", "mixed"])
 def test_binary(op, dtype, case):
     nz = op in (aten.div.Tensor, aten.remainder.Tensor)
@@ -73,12 +41,12 @@ def test_binary(op, dtype, case):
         a = make((3, 4), dtype, "transposed", low=low)
     elif case == "scalar":
         s = True if dtype == torch.bool else (2 if not dtype.is_floating_point else 1.5)
-        if _eager_ok(lambda: op(a, s)):
+        if eager_ok(lambda: op(a, s)):
             check(op, [a], [In(0), s])
         return
     elif case == "mixed":  # type promotion across tensor dtypes, and a 0-d tensor operand
         b = make((), torch.float64 if dtype != torch.bool else torch.int32, nonzero=True, low=1)
-        if not _eager_ok(lambda: op(a, b)):
+        if not eager_ok(lambda: op(a, b)):
             return
     # under the interpreter atan2 is a float32-accurate series (libdevice on the GPU): float64 gets 1e-7
     tol = (1e-7, 1e-7) if op is aten.atan2.default and DEVICE == "cpu" and case == "mixed" and \
@@ -110,20 +78,13 @@ def test_where_and_casts(dtype):
         check(aten._to_copy.default, [a], [In(0)], {"dtype": target})
 
 
-REDUCTIONS = [(aten.sum.dim_IntList, ([1], False)), (aten.sum.dim_IntList, ([0, 1], True)),
-              (aten.sum.default, ()), (aten.amax.default, ([1], True)), (aten.amin.default, ([0],)),
-              (aten.prod.dim_int, (1, False)), (aten.argmax.default, (1, False)), (aten.argmin.default, (0, True)),
-              (aten.argmax.default, ()), (aten.any.dim, (1, False)), (aten.all.dims, ([0, 1], True)),
-              (aten.mean.dim, ([1], True))]
-
-
 @pytest.mark.parametrize("op,extra", REDUCTIONS, ids=lambda v: getattr(v, "__name__", str(v)))
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.int32, torch.bool])
 @pytest.mark.parametrize("layout", ["contiguous", "transposed", "single"])
 def test_reduction(op, extra, dtype, layout):
     shape = (1, 1) if layout == "single" else (4, 6)
     x = make(shape, dtype, "contiguous" if layout == "single" else layout)
-    if not _eager_ok(lambda: op(x, *extra)):
+    if not eager_ok(lambda: op(x, *extra)):
         return
     check(op, [x], [In(0), *extra])
 
@@ -148,7 +109,7 @@ def test_reduction_looped(looped, op, extra, dtype):
     dims = extra[0] if extra else None
     over_rows = dims in (0, [0])
     x = make((40, 5) if over_rows else (5, 40), dtype, "transposed" if op is aten.amin.default else "contiguous")
-    if not _eager_ok(lambda: op(x, *extra)):
+    if not eager_ok(lambda: op(x, *extra)):
         return
     fn = check(op, [x], [In(0), *extra])
     assert "for roffset in range" in fn.source
