@@ -17,6 +17,15 @@ log = logging.getLogger("jit.inductor")
 _modules: dict = {}  # cache key -> executed generated module (its source lives in `cache`)
 
 
+def _as_captured(gm) -> "callable":
+    """A callable running gm's graph as it was captured. The optimizer rewrites gm in place into core ops
+    (relu -> lt, full, where), so a graph a backend then declines must not run those: eager's own kernels are
+    faster. Only the Graph is copied now; the module is built if a backend declines."""
+    graph = torch.fx.Graph()
+    graph.output(graph.graph_copy(gm.graph, {}))
+    return lambda: torch.fx.GraphModule(gm, graph)
+
+
 def _optimize(gm, example_inputs):
     """Run the graph optimizer (graph/passes.py) when it is available; it normalizes to the core aten op set."""
     try:
@@ -88,15 +97,16 @@ def numpy_backend(gm: torch.fx.GraphModule, example_inputs: list):
     if reason is not None:
         log.info("graph runs in torch: %s", reason)
         return gm
-    gm = _optimize(gm, example_inputs)
     if not all(isinstance(x, torch.Tensor) and x.device.type == "cpu" and dtypes.supported(x.dtype)
                for x in example_inputs):
         return gm  # non-tensor, non-CPU or exotic-dtype inputs: NumPy cannot hold them, keep the graph as is
+    as_captured = _as_captured(gm)
+    gm = _optimize(gm, example_inputs)
     try:
         lowered, source, key = _numpy_source(gm, example_inputs)
     except NotImplementedError as e:
         log.info("NumPy backend runs this graph as is: %s", e)
-        return gm
+        return as_captured()
     output_code_log.info("NumPy code for graph (cache key %s):\n%s", key[:16], source)
     module = _modules.get(key)
     if module is None:
@@ -114,9 +124,10 @@ def triton_backend(gm: torch.fx.GraphModule, example_inputs: list, autotune: boo
     if reason is not None:
         log.info("graph runs in torch: %s", reason)
         return gm
+    as_captured = _as_captured(gm)
     gm = _optimize(gm, example_inputs)
     compiled = compile_triton(gm, example_inputs, autotune=autotune)
-    return gm if compiled is None else _copy_aliased_outputs(compiled, gm)
+    return as_captured() if compiled is None else _copy_aliased_outputs(compiled, gm)
 
 
 def inductor_backend(gm: torch.fx.GraphModule, example_inputs: list):

@@ -174,6 +174,20 @@ def test_unsupported_graph_runs_in_torch():
     check_fn(lambda x: x.sum(0, keepdim=True) + x.sum(1, keepdim=True), x)
 
 
+def test_declined_graph_runs_the_ops_it_captured(monkeypatch):
+    """The optimizer rewrites the graph in place into core ops (relu -> lt, full, where); a graph the Triton
+    backend then declines must run torch's own kernels for the captured ops, not those three."""
+    from inductor import triton_backend as module
+    from inductor.backends import triton_backend
+    monkeypatch.setattr(module, "compile_triton", lambda *a, **k: None)  # declined, whatever the reason
+    fn = lambda x: torch.relu(x) - 0.5
+    x = on_device(torch.randn(4, 6))
+    compiled = triton_backend(torch.fx.symbolic_trace(fn), [x])
+    targets = {n.target for n in compiled.graph.nodes if n.op == "call_function"}
+    assert torch.relu in targets and torch.ops.aten.where.self not in targets
+    assert_same(compiled(x), fn(x))
+
+
 def _positive_total(x):
     return (torch.tanh(x).sum() > 0) & (x.abs().sum() > 1)
 
