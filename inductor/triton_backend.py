@@ -14,7 +14,7 @@ from .lowering import lower_graph
 from .triton_codegen import reduces_in, supported
 from .triton_fusion import plan_triton_fusion
 from .triton_launch import autotune_enabled
-from .triton_module import generate
+from .triton_module import generate, probe_extern_layouts
 from .triton_rewrites import rewrite_half_norms
 from .triton_runtime import CompiledTritonGraph, import_module, write_module
 
@@ -63,6 +63,7 @@ def compile_triton(gm: torch.fx.GraphModule, example_inputs: list, autotune=None
         rewrite_half_norms(gm)
         lowered = lower_graph(gm, example_inputs, plan=plan_triton_fusion)
         _refuse_serial_reductions(lowered)
+        probe_extern_layouts(lowered, example_inputs, gm)  # library results' real strides, not meta's
         source, kernels = generate(lowered)
     except NotImplementedError as e:
         stats["fallback_graphs"] += 1

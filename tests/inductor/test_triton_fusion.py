@@ -60,12 +60,25 @@ def test_rmsnorm_residual_two_outputs():
 
 
 def test_side_output_only_into_matching_consumer():
-    """A producer read by a kernel over another shape, or by two kernels, keeps its own kernel."""
+    """A producer read by a kernel over another shape keeps its own kernel; one read by two kernels is stored by
+    the first of them, and the second reads it back."""
     x, r = torch.randn(4, 8), torch.randn(4, 8)
     fn = check_fn(lambda x, r: ((x + r).sum(-1), x + r), x, r)
     assert _kernels(fn) == 2
     fn = check_fn(lambda x, r: ((x + r) * 2, (x + r).exp(), x + r), x, r)
-    assert "written by a later kernel" not in fn.source
+    assert _kernels(fn) == 2 and "written by a later kernel" in fn.source
+
+
+def test_residual_sum_stored_by_next_layernorm():
+    """A GPT's residual stream: h = x + r feeds a layer_norm and is read again by the next residual add. The norm's
+    kernel computes h in registers and stores it as a second output (no kernel of its own)."""
+    x, r, w, b, y = torch.randn(6, 32), torch.randn(6, 32), torch.randn(32), torch.randn(32), torch.randn(6, 32)
+
+    def block(x, r, w, b, y):
+        h = x + r
+        return F.layer_norm(h, (32,), w, b) * 2, h + y
+    fn = check_fn(block, x, r, w, b, y)
+    assert _kernels(fn) == 2 and "written by a later kernel" in fn.source
 
 
 def test_looped_normalization(monkeypatch):
@@ -196,3 +209,19 @@ def test_whole_tensor_reduction_runs_in_torch_rather_than_serially():
     # one output from 2**18 elements: one Triton program would walk them alone; torch splits the work
     check_fn(_positive_total, torch.randn(512, 512), expect_triton=False)
     check_fn(lambda x: x.sum(-1), torch.randn(8, 4096))  # many rows: stays a Triton reduction
+
+
+def test_library_layout_learned_at_compile_time():
+    """A convolution of a channels-last input returns channels-last (meta tensors say contiguous): the layout is
+    probed once at compile time, the kernels after it index it as it is, and a `.contiguous()` copy into the order
+    the library already produced becomes a view (no kernel)."""
+    x = torch.randn(2, 4, 6, 5).to(memory_format=torch.channels_last)
+    w, m = torch.randn(3, 4, 3, 3), torch.randn(3, 7)
+    fn = check_fn(lambda x, w: F.conv2d(x, w).relu() * 2, x, w, tol=(1e-4, 1e-4))
+    assert "(36, 1, 9, 3)" in fn.source  # conv output (2, 3, 4, 3) in channels-last strides
+    fn = check_fn(lambda x, w, m: F.conv2d(x, w).permute(0, 2, 3, 1).contiguous().reshape(-1, 3) @ m, x, w, m,
+                  tol=(1e-4, 1e-4))
+    assert _kernels(fn) == 0 and "a copy into the layout it already has" in fn.source
+    # a copy that is returned stays a copy: the caller's tensor must not alias the library's buffer
+    fn = check_fn(lambda x, w: F.conv2d(x, w).permute(0, 2, 3, 1).contiguous(), x, w, tol=(1e-4, 1e-4))
+    assert _kernels(fn) == 1
