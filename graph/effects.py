@@ -80,6 +80,8 @@ def is_impure(node: fx.Node) -> bool:
         return target._schema.is_mutable
     if node.op == "call_function" and not _known_pure_family(target):
         return True  # an arbitrary Python callable may print, mutate globals or do I/O: keep it where it is
+    if getattr(target, "__module__", None) in ("_operator", "operator"):
+        return False  # its in-place functions are listed above; and_, or_, not_ merely avoid keywords
     name = _name(target)
     # torch's naming convention: a trailing underscore marks the in-place variant (add_, relu_, copy_).
     return name.endswith("_") and not name.endswith("__")

@@ -2,21 +2,20 @@
 ahead-of-time kernel compilation. Returns None (the caller runs the graph in torch) when the graph cannot be
 generated: correct first, every gap is a fallback, never a wrong answer."""
 import logging
-import math
 import os
 import time
 
 import torch
 
 from . import cache
-from .ir import Kernel
 from .lowering import lower_graph
-from .triton_codegen import reduces_in, supported
+from .triton_codegen import supported
 from .triton_fusion import plan_triton_fusion
 from .triton_launch import autotune_enabled
 from .triton_module import generate, probe_extern_layouts
 from .triton_rewrites import rewrite_half_norms
 from .triton_runtime import CompiledTritonGraph, import_module, write_module
+from .triton_split import split_reductions
 
 log = logging.getLogger("jit.inductor.triton")
 output_code_log = logging.getLogger("jit.output_code")
@@ -34,22 +33,6 @@ def _device(example_inputs):
     return None
 
 
-# A reduction kernel runs one program per output row; with a handful of rows each program walks its whole row
-# alone. On the H100, `y.sum()` of 16M floats took ~1.9 ms that way against ~0.05 ms in torch, whose reduction
-# splits the row across the GPU. Until a split (two-stage) reduction is generated, such graphs run in torch.
-SERIAL_ROWS, SERIAL_LENGTH = 64, 1 << 16
-
-
-def _refuse_serial_reductions(lowered) -> None:
-    for k in lowered.kernels:
-        for e in reduces_in(k.expr) if isinstance(k, Kernel) else ():
-            rows = max(1, math.prod(e.shape))
-            length = math.prod(e.arg.shape) // rows
-            if rows < SERIAL_ROWS and length >= SERIAL_LENGTH:
-                raise NotImplementedError(f"a reduction of {length} elements into {rows} output(s) would run "
-                                          "serially in one program per output")
-
-
 def compile_triton(gm: torch.fx.GraphModule, example_inputs: list, autotune=None):
     if not all(isinstance(x, torch.Tensor) and supported(x.dtype) for x in example_inputs):
         log.info("Triton backend runs this graph as is: a non-tensor or unsupported-dtype input")
@@ -62,7 +45,7 @@ def compile_triton(gm: torch.fx.GraphModule, example_inputs: list, autotune=None
     try:
         rewrite_half_norms(gm)
         lowered = lower_graph(gm, example_inputs, plan=plan_triton_fusion)
-        _refuse_serial_reductions(lowered)
+        lowered.kernels = split_reductions(lowered.kernels)  # y.sum() of 16M: not one program walking 16M
         probe_extern_layouts(lowered, example_inputs, gm)  # library results' real strides, not meta's
         source, kernels = generate(lowered)
     except NotImplementedError as e:

@@ -31,6 +31,14 @@ class Scope:
     def __init__(self, parent: "Scope | None" = None, counter: list | None = None):
         self.parent, self.lines, self.names = parent, [], {}
         self.counter = counter if counter is not None else (parent.counter if parent else [0])
+        self.decodes = []  # linear indices a reshape decoded into coordinates here (see `address`)
+
+    def visible_decodes(self) -> list:
+        s, out = self, []
+        while s is not None:
+            out += s.decodes
+            s = s.parent
+        return out
 
     def lookup(self, code: str):
         s = self
@@ -91,6 +99,23 @@ class Group:
         """{coordinate code: the stride that coordinate has inside the group's linear index}."""
         return {c.code: s for c, s, size in zip(self.coords, self.steps, self.sizes) if size != 1}
 
+    @property
+    def deps(self) -> frozenset:
+        return frozenset("x" if self.index == "xindex" else "r")
+
+
+@dataclass
+class Decode:
+    """A linear index a reshape decoded into coordinates (`i // 512`, `i % 512`): like a Group, a load whose
+    address rebuilds it whole is given the linear index itself (contiguous, so vectorizable)."""
+    index: str
+    coords: list
+    steps: list
+    sizes: list
+    deps: frozenset
+
+    whole = Group.whole
+
 
 def mul(ix: Ix, k: int) -> str | None:
     if k == 0 or ix.code == "0":
@@ -105,7 +130,7 @@ def address(scope: Scope, coords: tuple, strides: tuple, shape: tuple, groups: l
         if size != 1 and c.code != "0":
             terms[c.code] = (c, terms[c.code][1] + st if c.code in terms else st)
     parts, deps = [], set()
-    for g in groups:
+    for g in list(groups) + scope.visible_decodes():
         whole = g.whole()
         if not whole or any(code not in terms for code in whole):
             continue
@@ -115,7 +140,7 @@ def address(scope: Scope, coords: tuple, strides: tuple, shape: tuple, groups: l
             for code in whole:
                 del terms[code]
             parts.append(g.index if k == 1 else f"{g.index} * {k}")
-            deps.add("x" if g.index == "xindex" else "r")
+            deps |= g.deps
     for c, st in terms.values():
         t = mul(c, st)
         if t is not None:
@@ -196,14 +221,18 @@ def _reshape(scope: Scope, out_shape: tuple, in_shape: tuple, coords: tuple) -> 
             deps |= coords[d].deps
             step *= out_shape[d]
         linear = combine(scope, list(reversed(parts)), deps)
-        step = 1
+        step, steps = 1, [0] * len(ig)
         for k in range(len(ig) - 1, -1, -1):
             d = ig[k]
             code = linear.code if step == 1 else f"({linear.code} // {step})"
             if k != 0:
                 code = f"({code} % {in_shape[d]})"
             result[d] = Ix(scope.let(code, prefix="i") if code != linear.code else code, linear.deps)
+            steps[k] = step
             step *= in_shape[d]
+        if len(ig) > 1 and linear.code != "0":
+            scope.decodes.append(Decode(linear.code, [result[d] for d in ig], steps, [in_shape[d] for d in ig],
+                                        linear.deps))
     return tuple(result)
 
 

@@ -183,8 +183,10 @@ def test_dce_keeps_unknown_python_calls():
         x = g.placeholder("x")
         g.call_function(print, (x,))                                     # may have effects: stays
         g.call_function(operator.add, (x, 1))                            # pure: goes
+        g.call_function(operator.and_, (x, x))                           # `&`, not in-place: goes
+        g.call_function(operator.iand, (x, x))                           # `&=`, in place: stays
         g.call_function(torch.Tensor.relu_, (x,))                        # in-place method: stays
         g.output(x)
     gm = _module(build)
     eliminate_dead_code(gm)
-    assert _targets(gm) == [print, torch.Tensor.relu_]
+    assert _targets(gm) == [print, operator.iand, torch.Tensor.relu_]

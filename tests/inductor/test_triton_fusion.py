@@ -201,16 +201,6 @@ def test_declined_graph_runs_the_ops_it_captured(monkeypatch):
     assert_same(compiled(x), fn(x))
 
 
-def _positive_total(x):
-    return (torch.tanh(x).sum() > 0) & (x.abs().sum() > 1)
-
-
-def test_whole_tensor_reduction_runs_in_torch_rather_than_serially():
-    # one output from 2**18 elements: one Triton program would walk them alone; torch splits the work
-    check_fn(_positive_total, torch.randn(512, 512), expect_triton=False)
-    check_fn(lambda x: x.sum(-1), torch.randn(8, 4096))  # many rows: stays a Triton reduction
-
-
 def test_library_layout_learned_at_compile_time():
     """A convolution of a channels-last input returns channels-last (meta tensors say contiguous): the layout is
     probed once at compile time, the kernels after it index it as it is, and a `.contiguous()` copy into the order
