@@ -88,6 +88,20 @@ class ClosureSource(Source):
 
 
 @dataclass(frozen=True)
+class ClosureCellSource(Source):
+    """The frame function's closure cell `index` itself (free variable `var`): to check that a cell reached
+    another way (a nested function's __closure__) is this very cell."""
+    index: int
+    var: str
+
+    def expr(self, const) -> str:
+        return f"__fn.__closure__[{self.index}]"
+
+    def name(self) -> str:
+        return f"cell of {self.var}"
+
+
+@dataclass(frozen=True)
 class AttrSource(Source):
     base: Source
     attr: str

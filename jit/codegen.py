@@ -10,22 +10,25 @@ The code keeps the original's name, file, first line and free variables, takes t
 from __future__ import annotations
 
 import inspect
+import types
+from dataclasses import dataclass, field
 from types import CodeType
 
 import bytecode as bc
 import torch
 
-from guards.sources import (AttrSource, BuiltinSource, ClosureSource, ConstSource, GlobalSource, ItemSource,
-                            LocalSource, ModuleDictSource, Source, TypeSource)
+from guards.sources import (AttrSource, BuiltinSource, ClosureCellSource, ClosureSource, ConstSource, GlobalSource,
+                            ItemSource, LocalSource, ModuleDictSource, Source, TypeSource)
 from jit.break_reasons import unsupported
 from jit.calling_convention import argument_names
 from jit.pyversion import PY311
-from jit.resume import NULL_SLOT, VALUE
+from jit.resume import NULL_SLOT, VALUE, closure_names, origin
 from jit.semantics.context_managers import ExitVar
-from jit.variables import (NULL, Const, DictVar, IteratorVar, ListVar, ModuleVar, NamedTupleVar, NewObjectVar,
-                           ObjectVar, TupleVar, UserFunctionVar, Var)
+from jit.variables import (NULL, CellVar, Const, DictVar, IteratorVar, ListVar, MethodOnVar, ModuleVar,
+                           NamedTupleVar, NestedFunctionVar, NewObjectVar, ObjectVar, TupleVar, UserFunctionVar, Var)
 from jit.variables.base import KnownObject, LazyArg
 from jit.variables.containers import _from_tuple
+from jit.variables.functions import ExternalCell
 from jit.variables.sizes import SizeVar
 from jit.variables.tensor import TensorVar
 
@@ -84,6 +87,8 @@ class Emitter:
                                                           self.emit("LOAD_CONST", source.builtin), 2)[-1])
         elif isinstance(source, ClosureSource):
             self.emit("LOAD_DEREF", bc.FreeVar(source.var))
+        elif isinstance(source, ClosureCellSource):
+            self.emit("LOAD_CLOSURE", bc.FreeVar(source.var))
         elif isinstance(source, AttrSource):
             self.load_source(source.base)
             self.load_attr(source.attr)
@@ -107,16 +112,136 @@ class Emitter:
 _MUTABLE_CONST = (list, dict, set, bytearray)
 
 
+@dataclass
+class FrameCells:
+    """The frame's closure cells at the end of a capture: `own` are its cell variables (name -> CellVar; the
+    replacement code makes them real cells, shared by the nested functions it rebuilds and handed to the resume
+    function), `external` the real cells the capture read or wrote (ExternalCell; writes are stored back)."""
+    own: dict = field(default_factory=dict)
+    external: list = field(default_factory=list)
+
+    def written(self) -> list:
+        return [c for c in self.external if c.written is not ExternalCell.UNWRITTEN]
+
+    def roots(self) -> list:
+        """Values the replacement code may have to build because of cells."""
+        return list(self.own.values()) + [c.written for c in self.written() if c.written is not ExternalCell.DELETED]
+
+
+def reachable(roots) -> list:
+    """Every Var reachable from `roots` through containers, new objects, nested functions and cells (a nested
+    function's defaults and closure, a cell's contents), each once, in order."""
+    out, seen, todo = [], set(), list(roots)[::-1]
+    while todo:
+        v = todo.pop()
+        if v is None or id(v) in seen:
+            continue
+        seen.add(id(v))
+        out.append(v)
+        if isinstance(v, (TupleVar, ListVar, NamedTupleVar, IteratorVar)):
+            children = v.items
+        elif isinstance(v, DictVar):
+            children = list(v.items.values())
+        elif isinstance(v, NewObjectVar):
+            children = list(v.attrs.values())
+        elif isinstance(v, NestedFunctionVar):
+            children = list(v.defaults) + list(v.kwdefaults.values()) + list(v.closure)
+        elif isinstance(v, CellVar):
+            children = [v.contents]
+        else:
+            children = []
+        todo.extend(reversed(children))
+    return out
+
+
 class ValueBuilder:
     """Emits code that pushes the value a Var stands for (a return value, a stack entry, a local)."""
 
     def __init__(self, em: Emitter, output_slot: dict):
         self.em = em
         self.output_slot = output_slot  # fx node -> local name holding that graph output
+        self.made: dict[int, str] = {}  # id(CellVar / NestedFunctionVar) -> local holding the real object
+        self._unfilled: list[CellVar] = []
+
+    # ---- cells and nested functions: made once each, before anything can call them ----------------------------
+
+    def prepare(self, roots, cells: FrameCells) -> None:
+        """Make every cell and nested function reachable from `roots` and the frame's cells (a function only once,
+        so two variables holding it hold one object; cells empty first and filled after, so a function may sit
+        in its own cell), then store what the capture wrote into outside cells. Runs before the instruction at a
+        break, which may call those functions for real."""
+        for v in reachable(list(roots) + cells.roots()):
+            if isinstance(v, CellVar):
+                self.cell(v)
+                self.em.emit("POP_TOP")
+            elif isinstance(v, NestedFunctionVar):
+                self.push(v)
+                self.em.emit("POP_TOP")
+        while self._unfilled:
+            c = self._unfilled.pop()
+            if c.contents is not None:
+                self.push(c.contents)
+                self.em.emit("LOAD_FAST", self.made[id(c)])
+                self.em.emit("STORE_ATTR", "cell_contents")
+        for c in cells.written():
+            if c.written is ExternalCell.DELETED:
+                self.cell(c)
+                self.em.emit("DELETE_ATTR", "cell_contents")
+            else:
+                self.push(c.written)
+                self.cell(c)
+                self.em.emit("STORE_ATTR", "cell_contents")
+
+    def cell(self, c) -> None:
+        """Push the real cell of a CellVar (made now, filled by prepare) or of an ExternalCell (from its source)."""
+        em = self.em
+        if isinstance(c, ExternalCell):
+            em.load_source(c.cell_source)
+            return
+        slot = self.made.get(id(c))
+        if slot is None:
+            slot = self.made[id(c)] = f"__jit_cell_{len(self.made)}"
+            em.call_const(types.CellType, lambda: 0)
+            em.emit("STORE_FAST", slot)
+            self._unfilled.append(c)
+        em.emit("LOAD_FAST", slot)
+
+    def _function(self, v: NestedFunctionVar) -> None:
+        """FunctionType(code, globals, name, defaults, closure) as MAKE_FUNCTION made it in the traced code."""
+        em = self.em
+        slot = self.made.get(id(v))
+        if slot is None:
+            def args():
+                em.emit("LOAD_CONST", v.code)
+                em.emit("LOAD_CONST", v.globals)
+                em.emit("LOAD_CONST", v.code.co_name)
+                if v.defaults:
+                    self._items(list(v.defaults), "BUILD_TUPLE")
+                else:
+                    em.emit("LOAD_CONST", None)
+                if v.closure:
+                    for c in v.closure:
+                        self.cell(c)
+                    em.emit("BUILD_TUPLE", len(v.closure))
+                else:
+                    em.emit("LOAD_CONST", None)
+                return 5
+            em.call_const(types.FunctionType, args)
+            slot = self.made[id(v)] = f"__jit_fn_{len(self.made)}"
+            em.emit("STORE_FAST", slot)
+            if v.kwdefaults:
+                self.push(DictVar(v.kwdefaults))
+                em.emit("LOAD_FAST", slot)
+                em.emit("STORE_ATTR", "__kwdefaults__")
+        em.emit("LOAD_FAST", slot)
 
     def push(self, v: Var) -> None:
         em = self.em
-        if isinstance(v, (TensorVar, SizeVar)):
+        if isinstance(v, NestedFunctionVar):
+            self._function(v)
+        elif isinstance(v, (CellVar, ExternalCell)):
+            self.cell(v)
+        elif isinstance(v, (TensorVar, SizeVar)):
             slot = self.output_slot.get(v.node)
             if slot is not None:
                 em.emit("LOAD_FAST", slot)
@@ -168,6 +293,10 @@ class ValueBuilder:
             em.emit("LOAD_CONST", v.value)
         elif isinstance(v, UserFunctionVar):
             em.emit("LOAD_CONST", v.fn)
+        elif isinstance(v, MethodOnVar) and v.obj.source is not None:
+            # a method of an outside object (`log.append` at a break on that call): bound again, for real
+            em.load_source(v.obj.source)
+            em.load_attr(v.name)
         elif isinstance(v, (ModuleVar, ObjectVar)):
             unsupported("unsupported_value", f"returning {v.describe()} reached without a source")
         else:
@@ -199,9 +328,11 @@ def _start(original: CodeType, compiled, inputs: list[Source], outputs: list, li
     return em, ValueBuilder(em, slots)
 
 
-def replacement_code(original: CodeType, compiled, inputs: list[Source], outputs: list, result: Var) -> CodeType:
+def replacement_code(original: CodeType, compiled, inputs: list[Source], outputs: list, result: Var,
+                     cells: FrameCells | None = None) -> CodeType:
     """`compiled` is None when the graph does no work (the result is rebuilt from inputs and constants)."""
     em, values = _start(original, compiled, inputs, outputs, original.co_firstlineno)
+    values.prepare([result], cells or FrameCells())
     values.push(result)
     em.emit("RETURN_VALUE")
     return _assemble(original, em.out)
@@ -222,17 +353,24 @@ CONDITIONAL_JUMPS = ("POP_JUMP_IF_TRUE", "POP_JUMP_IF_FALSE")
 
 
 def break_code(original: CodeType, compiled, inputs: list[Source], outputs: list, stack: list, local_vars: dict,
-               inst, index: int, kw_names, resume_for, handler=None) -> CodeType:
+               inst, index: int, kw_names, resume_for, handler=None, cells: FrameCells | None = None) -> CodeType:
     """Code for a frame split at instruction `index`: run the graph, rebuild the operands of `inst`, run it for
     real, then return what the resume function (for the rest of the frame) returns.
 
     `resume_for(target, null_mask, local_names)` gives the resume code object. If `inst` raises, open grad-mode
     `with` blocks are left as their __exit__ would (grad mode restored), and the exception goes to `handler`
     ((index, stack depth) of the frame's try/except/finally that catches it: continued in a resume function
-    that starts there) or to the caller."""
+    that starts there) or to the caller.
+
+    The frame's cells (`cells.own`) become real cells before the instruction runs, shared by the nested functions
+    rebuilt from the capture, and are handed to the resume function as the free variables it has in their place
+    (jit.resume.closure_names), so code before and after the break reads and writes the same variables."""
     lineno = inst.lineno or original.co_firstlineno
+    cells = cells or FrameCells()
     em, values = _start(original, compiled, inputs, outputs, lineno)
+    values.prepare(list(stack) + list(local_vars.values()), cells)
     names = tuple(local_vars)
+    resumed_free = closure_names(origin(original, index)[0])
 
     exits = [v for v in stack if isinstance(v, ExitVar)]
     caught = bc.Label()
@@ -257,10 +395,13 @@ def break_code(original: CodeType, compiled, inputs: list[Source], outputs: list
         if exits:  # the resume function re-enters each manager, and each __exit__ restores what __enter__ found
             leave_withs()
         em.emit("PUSH_NULL")
-        if original.co_freevars:
-            for free in original.co_freevars:
-                em.emit("LOAD_CLOSURE", bc.FreeVar(free))
-            em.emit("BUILD_TUPLE", len(original.co_freevars))
+        if resumed_free:
+            for free in resumed_free:
+                if free in original.co_freevars:  # the frame's own closure (a resume function's: the same cells)
+                    em.emit("LOAD_CLOSURE", bc.FreeVar(free))
+                else:
+                    values.cell(cells.own[free])
+            em.emit("BUILD_TUPLE", len(resumed_free))
             em.emit("LOAD_CONST", code)
             em.emit("MAKE_FUNCTION", 0x08)
         else:

@@ -12,7 +12,7 @@ import torch
 
 from guards.check import CompiledGuards, compile_guards
 from guards.kinds import GradModeMatch
-from guards.sources import ClosureSource, LocalSource
+from guards.sources import ClosureCellSource, ClosureSource, LocalSource
 from jit import _C, backends, codegen
 from jit import explanation as explain_mod
 from jit.break_reasons import Unsupported
@@ -27,7 +27,7 @@ from jit.output_graph import OutputGraph, has_work, remove_dead_code, tensors_in
 from jit.instructions import decode
 from jit.resume import handler_of, origin, resume_code
 from jit.semantics.context_managers import ExitVar
-from jit.translator import ExternalCell, StopBeforeBreak, Translator
+from jit.translator import StopBeforeBreak, Translator, external_cell
 from jit.variables import NULL, CellVar, Var
 from jit.variables.base import LazyArg
 
@@ -83,7 +83,7 @@ class FrameCapture:
                 raise
             tx = self._trace(stop_before=e.break_at)
             return self._finish_break(tx, e)
-        return self._finish_return(tx.return_value)
+        return self._finish_return(tx)
 
     def _trace(self, stop_before=None) -> Translator:
         frame = self.frame
@@ -96,7 +96,7 @@ class FrameCapture:
         for name in code.co_cellvars:
             cells[name] = CellVar(tx_locals.pop(name, None))
         for i, (name, cell) in enumerate(zip(code.co_freevars, fn.__closure__ or ())):
-            cells[name] = ExternalCell(cell, ClosureSource(i, name))
+            cells[name] = external_cell(output, cell, ClosureSource(i, name), ClosureCellSource(i, name))
         builtins_ = fn.__builtins__ if isinstance(fn.__builtins__, dict) else vars(fn.__builtins__)
         tx = Translator(output, code, fn.__globals__, builtins_, tx_locals, cells, globals_namespace=None)
         tx.stop_before = stop_before
@@ -112,14 +112,18 @@ class FrameCapture:
     def _breakable(self, e: Unsupported) -> bool:
         from jit.codegen import BREAKABLE, CONDITIONAL_JUMPS
         inst = decode(self.frame.code)[e.break_at[0]]
-        return ((inst.opname in BREAKABLE or inst.opname in CONDITIONAL_JUMPS or inst.opname == "FOR_ITER")
-                and not self.frame.code.co_cellvars)
+        return inst.opname in BREAKABLE or inst.opname in CONDITIONAL_JUMPS or inst.opname == "FOR_ITER"
 
-    def _compile_graph(self, live: list) -> tuple:
-        """Compile the graph with the tensors in `live` as outputs: (compiled or None, input sources, outputs)."""
+    def _cells(self, tx: Translator) -> codegen.FrameCells:
+        return codegen.FrameCells({n: tx.cells[n] for n in self.frame.code.co_cellvars if n in tx.cells},
+                                  list(self.output.external_cells.values()))
+
+    def _compile_graph(self, live: list, cells: codegen.FrameCells) -> tuple:
+        """Compile the graph with the tensors reachable from `live` and the frame's cells as outputs:
+        (compiled or None, input sources, outputs)."""
         frame, output = self.frame, self.output
         outputs = []
-        for t in tensors_in(live, sizes=True):
+        for t in tensors_in(codegen.reachable(list(live) + cells.roots()), sizes=True):
             if t.node.op != "placeholder" and t.node not in outputs:
                 outputs.append(t.node)
         if not outputs and not has_work(output.graph):
@@ -159,10 +163,11 @@ class FrameCapture:
         op_count = sum(1 for n in gm.graph.nodes if n.op not in ("placeholder", "output")) if gm is not None else 0
         return CacheEntry(guards.fn, code, EntryInfo(frame.name, guards, gm, op_count))
 
-    def _finish_return(self, result: Var) -> CacheEntry:
-        compiled, inputs, outputs, gm = self._compile_graph([result])
+    def _finish_return(self, tx: Translator) -> CacheEntry:
+        result, cells = tx.return_value, self._cells(tx)
+        compiled, inputs, outputs, gm = self._compile_graph([result], cells)
         guards = self._guards()
-        code = codegen.replacement_code(self.frame.code, compiled, inputs, outputs, result)
+        code = codegen.replacement_code(self.frame.code, compiled, inputs, outputs, result, cells)
         return self._entry(code, guards, gm)
 
     def _finish_break(self, tx: Translator, e: Unsupported) -> CacheEntry:
@@ -179,10 +184,12 @@ class FrameCapture:
             breaks_log.debug("%s cannot be split at %s (inside try/except and with)", frame.name, e.location)
             raise e
         try:
-            compiled, inputs, outputs, gm = self._compile_graph(list(tx.stack) + list(local_vars.values()))
+            cells = self._cells(tx)
+            compiled, inputs, outputs, gm = self._compile_graph(list(tx.stack) + list(local_vars.values()), cells)
             code = codegen.break_code(
                 frame.code, compiled, inputs, outputs, list(tx.stack), local_vars, inst, index, tx.kw_names,
-                lambda target, mask, names: resume_code(frame.code, target, mask, names, inst.lineno), handler)
+                lambda target, mask, names: resume_code(frame.code, target, mask, names, inst.lineno), handler,
+                cells)
         except Unsupported as why:
             breaks_log.debug("%s cannot be split at %s (%s); it runs eagerly", frame.name, e.location, why.detail)
             raise e from None

@@ -36,6 +36,7 @@ class OutputGraph:
         self.inputs: list[tuple[Source, torch.Tensor, TensorVar]] = []  # (how the replacement loads it, value, var)
         self._input_by_id: dict[int, TensorVar] = {}
         self._names: set[str] = set()
+        self.external_cells: dict = {}  # id(real closure cell) -> jit.translator.ExternalCell (reads and writes)
 
     # ---- inputs ----------------------------------------------------------------------------------------------
 

@@ -50,6 +50,27 @@ def handler_of(code: CodeType, index: int) -> tuple[int, int, bool] | None:
     return label_index[found.target], found.stack_depth, found.push_lasti
 
 
+def closure_names(code: CodeType) -> tuple[str, ...]:
+    """The free variables of a resume function for `code`: the original's own free variables, then its cell
+    variables. The frame that breaks passes the very cells its closures share (see jit/codegen.py), so a closure
+    made before the break and the code after it read and write the same variable."""
+    return code.co_freevars + code.co_cellvars
+
+
+def _cells_as_free(instr: bc.Instr) -> bc.Instr:
+    """The original's instruction as the resume function runs it: its cells arrive in its closure, so MAKE_CELL
+    (which would replace a cell by a new empty one) has nothing to do (never reached: the prologue jumps past it,
+    but it must still assemble), and LOAD_DEREF / STORE_DEREF / DELETE_DEREF / LOAD_CLOSURE name a free variable.
+    The instruction count is unchanged (jit.resume.origin maps indices by offset)."""
+    if instr.name == "MAKE_CELL":
+        return bc.Instr("NOP", location=instr.location)
+    if instr.name == "COPY_FREE_VARS":  # the original's own, also never reached: ours is in the prologue
+        return bc.Instr("NOP", location=instr.location)
+    if isinstance(instr.arg, bc.CellVar):
+        return bc.Instr(instr.name, bc.FreeVar(instr.arg.name), location=instr.location)
+    return instr
+
+
 def stack_arg(j: int) -> str:
     return f"___stack{j}"
 
@@ -78,12 +99,13 @@ def resume_code(code: CodeType, target: int, slots: tuple, local_names: tuple[st
             if seen == target:
                 body.append(label)
             seen += 1
+            item = _cells_as_free(item)
         body.append(item)
     if label not in body:
         raise ValueError(f"instruction {target} not found in {code.co_qualname}")
     prologue: list = []
-    if code.co_freevars:
-        prologue.append(bc.Instr("COPY_FREE_VARS", len(code.co_freevars), lineno=lineno))
+    if closure_names(code):
+        prologue.append(bc.Instr("COPY_FREE_VARS", len(closure_names(code)), lineno=lineno))
     prologue.append(bc.Instr("RESUME", 0, lineno=lineno))
     stack_params = []
     for j, slot in enumerate(slots):
@@ -111,7 +133,7 @@ def resume_code(code: CodeType, target: int, slots: tuple, local_names: tuple[st
     out.argcount = len(out.argnames)
     out.posonlyargcount = 0
     out.kwonlyargcount = 0
-    out.freevars = list(code.co_freevars)
+    out.freevars = list(closure_names(code))
     out.cellvars = []
     out.flags = (code.co_flags & ~(inspect.CO_VARARGS | inspect.CO_VARKEYWORDS)) | inspect.CO_OPTIMIZED | \
         inspect.CO_NEWLOCALS

@@ -13,6 +13,7 @@ from jit.instructions import Inst, decode
 from jit.opcodes import HANDLERS
 from jit.output_graph import OutputGraph
 from jit.variables import CellVar, Var
+from jit.variables.functions import ExternalCell, external_cell  # noqa: F401 - re-exported
 from jit.variables.builder import Builder
 
 MAX_INSTRUCTIONS = 200_000  # per compiled frame, inlined callees included
@@ -21,13 +22,6 @@ MAX_INLINE_DEPTH = 24
 
 class StopBeforeBreak(Exception):
     """Pass 2 of a graph break reached the instruction that broke in pass 1: the state is ready to emit."""
-
-
-class ExternalCell:
-    """A closure cell of a function that exists outside the traced code: read lazily, guarded by its source."""
-
-    def __init__(self, cell, source):
-        self.cell, self.source = cell, source
 
 
 class Translator:

@@ -2,7 +2,7 @@
 from jit.break_reasons import unsupported
 from jit.opcodes.registry import handler
 from jit.semantics.calls import call
-from jit.variables import NULL, CellVar, DictVar, NestedFunctionVar
+from jit.variables import NULL, DictVar, NestedFunctionVar
 from jit.variables.containers import sequence_items
 
 
@@ -55,7 +55,5 @@ def make_function(tx, inst):
         tx.pop()  # annotations: irrelevant to execution
     kwdefaults = _as_dict(tx.pop()) if flags & 0x02 else {}
     defaults = tuple(sequence_items(tx.pop())) if flags & 0x01 else ()
-    if not all(isinstance(c, CellVar) for c in closure):
-        unsupported("unsupported_value", "a closure over cells of an enclosing function")
     tx.push(NestedFunctionVar(code, tx.f_globals, code.co_qualname, defaults, dict(kwdefaults), closure))
 

@@ -4,6 +4,7 @@ from jit.break_reasons import unsupported
 from jit.opcodes.registry import handler
 from jit.semantics import attributes, subscript
 from jit.variables import NULL, CellVar, Const
+from jit.variables.functions import ExternalCell
 from jit.variables.base import LazyArg
 
 
@@ -63,15 +64,24 @@ def _cell_contents(tx, name):
         if isinstance(cell.contents, LazyArg):
             cell.contents = tx.builder.wrap(cell.contents.value, cell.contents.source)
         return cell.contents
-    # A cell of a function that exists outside the traced code.
-    return tx.builder.wrap(cell.cell.cell_contents, cell.source)
+    # A cell of a function that exists outside the traced code: what this capture wrote to it, else its contents.
+    if cell.written is ExternalCell.DELETED:
+        unsupported("exception", f"free variable '{name}' is read after it was deleted")
+    if cell.written is not ExternalCell.UNWRITTEN:
+        return cell.written
+    try:
+        value = cell.cell.cell_contents
+    except ValueError:  # an empty cell: CPython raises NameError here
+        unsupported("exception", f"free variable '{name}' is read before it is assigned")
+    return tx.builder.wrap(value, cell.source)
 
 
 def _store_cell(tx, name, value):
     cell = tx.cells[name]
-    if not isinstance(cell, CellVar):
-        unsupported("side_effect", f"assignment to nonlocal '{name}' of an enclosing function")
-    cell.contents = value
+    if isinstance(cell, CellVar):
+        cell.contents = value
+    else:
+        cell.written = value  # stored into the real cell by the replacement code (jit/codegen.py)
 
 
 @handler("LOAD_DEREF")
@@ -90,13 +100,24 @@ def store_deref(tx, inst):
     _store_cell(tx, name, tx.pop())
 
 
+@handler("DELETE_DEREF")
+def delete_deref(tx, inst):
+    name = _name_of(inst.arg)
+    if name not in tx.cells:
+        tx.cell(name)
+    _cell_contents(tx, name)  # deleting an unbound variable is a NameError, as reading it is
+    cell = tx.cells[name]
+    if isinstance(cell, CellVar):
+        cell.contents = None
+    else:
+        cell.written = ExternalCell.DELETED
+
+
 @handler("LOAD_CLOSURE")
 def load_closure(tx, inst):
+    # The cell itself, for MAKE_FUNCTION: one made during tracing, or a real one the new function shares.
     name = _name_of(inst.arg)
-    cell = tx.cells.get(name) or tx.cell(name)
-    if not isinstance(cell, CellVar):
-        unsupported("unsupported_value", f"closure over an outer function's variable '{name}'")
-    tx.push(cell)
+    tx.push(tx.cells.get(name) or tx.cell(name))
 
 
 @handler("LOAD_GLOBAL")

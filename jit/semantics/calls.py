@@ -238,18 +238,22 @@ def _bind(code, defaults: tuple, kwdefaults: dict, args: list, kwargs: dict, nam
 
 
 def inline_function(tx, fn: Var, args: list, kwargs: dict) -> Var:
-    from jit.translator import ExternalCell, Translator
+    from jit.translator import Translator, external_cell
     if isinstance(fn, UserFunctionVar):
         real = fn.fn
         code, f_globals = real.__code__, real.__globals__
-        unguarded = Builder(tx.output, guarded=False)
+        # A function guarded by identity keeps its defaults; one guarded by its code (made per call of the
+        # function around it, see Builder.wrap) may differ in them from call to call.
+        defaults_builder = Builder(tx.output, guarded=fn.by_code)
         base = fn.source or ConstSource(real, real.__qualname__)
-        defaults = tuple(unguarded.wrap(d, ItemSource(AttrSource(base, "__defaults__"), i))
+        defaults = tuple(defaults_builder.wrap(d, ItemSource(AttrSource(base, "__defaults__"), i))
                          for i, d in enumerate(real.__defaults__ or ()))
-        kwdefaults = {k: unguarded.wrap(v, ItemSource(AttrSource(base, "__kwdefaults__"), k))
+        kwdefaults = {k: defaults_builder.wrap(v, ItemSource(AttrSource(base, "__kwdefaults__"), k))
                       for k, v in (real.__kwdefaults__ or {}).items()}
-        closure = [ExternalCell(c, AttrSource(ConstSource(c, name), "cell_contents"))
-                   for c, name in zip(real.__closure__ or (), code.co_freevars)]
+        closure = []
+        for i, (c, cname) in enumerate(zip(real.__closure__ or (), code.co_freevars)):
+            cell_source = ItemSource(AttrSource(fn.source, "__closure__"), i) if fn.by_code else ConstSource(c, cname)
+            closure.append(external_cell(tx.output, c, AttrSource(cell_source, "cell_contents"), cell_source))
         name = real.__qualname__
     else:
         code, f_globals = fn.code, fn.globals

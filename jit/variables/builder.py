@@ -76,6 +76,13 @@ class Builder:
             self.guard(IdMatch(source, value))
             return TorchCallableVar(value, source)
         if isinstance(value, types.FunctionType):
+            if "<locals>" in value.__qualname__ and source is not None:
+                # Made anew by each call of the function around it (a closure handed to a resume function after a
+                # graph break is a new object every call): what it does is its code, defaults and cells, so guard
+                # the code and read the rest through the source (jit.semantics.calls.inline_function).
+                self.guard(TypeMatch(source, types.FunctionType))
+                self.guard(IdMatch(AttrSource(source, "__code__"), value.__code__))
+                return UserFunctionVar(value, source, by_code=True)
             self.guard(IdMatch(source, value))
             return UserFunctionVar(value, source)
         if isinstance(value, type):

@@ -10,9 +10,10 @@ from jit.variables.base import KnownObject, Var
 class UserFunctionVar(Var):
     """A Python function object that exists outside the frame: called by inlining its bytecode."""
 
-    def __init__(self, fn: FunctionType, source=None):
+    def __init__(self, fn: FunctionType, source=None, by_code: bool = False):
         self.fn = fn
         self.source = source
+        self.by_code = by_code  # guarded by its code, not its identity: defaults and cells read through source
 
     def python_type(self):
         return type(self.fn)
@@ -26,6 +27,33 @@ class CellVar(Var):
 
     def __init__(self, contents: Var | None = None):
         self.contents = contents
+
+
+class ExternalCell:
+    """A closure cell that exists outside the traced code (the frame's own free variables, or those of a
+    function it calls): read lazily, guarded by `source` (its contents); `cell_source` is the cell object.
+    A write (`nonlocal n; n += 1`, or a resume function storing a variable of the function it continues) is kept
+    in `written` and stored into the real cell by the replacement code (jit/codegen.py) before anything else can
+    see it: before the instruction run at a graph break, and before returning."""
+    UNWRITTEN = object()
+    DELETED = object()
+
+    def __init__(self, cell, source, cell_source):
+        self.cell, self.source, self.cell_source = cell, source, cell_source
+        self.written = ExternalCell.UNWRITTEN
+
+
+def external_cell(output, cell, source, cell_source) -> ExternalCell:
+    """One ExternalCell per real cell in a capture, so that the frame and every function it inlines share what
+    was written to it; a cell reached a second way is guarded to stay the same cell."""
+    from guards.kinds import AliasMatch
+    known = output.external_cells.get(id(cell))
+    if known is not None:
+        if known.cell_source != cell_source:
+            output.guards.append(AliasMatch(cell_source, known.cell_source))
+        return known
+    known = output.external_cells[id(cell)] = ExternalCell(cell, source, cell_source)
+    return known
 
 
 class NestedFunctionVar(Var):

@@ -8,26 +8,7 @@ import pytest
 import torch
 
 import jit
-
-
-@pytest.fixture(autouse=True)
-def fresh():
-    jit.reset()
-    jit.counters.clear()
-    yield
-    errors = jit.counters["compile_errors"]
-    jit.reset()
-    assert errors == 0, "an internal compiler error fell back to eager"
-
-
-def both(fn, *args):
-    """Eager result, compiled result (fresh copies of tensor args for each)."""
-    def clone(a):
-        return a.detach().clone().requires_grad_(a.requires_grad) if isinstance(a, torch.Tensor) else a
-
-    expected = fn(*map(clone, args))
-    got = jit.compile(fn, backend="eager")(*map(clone, args))
-    return expected, got
+from tests.executor.break_helpers import both, fresh  # noqa: F401 - fresh: autouse fixture
 
 
 def print_in_middle(x):
