@@ -10,6 +10,8 @@ import torch
 import torch.fx
 from torch.utils._pytree import tree_flatten
 
+from graph.attention import causal_attention
+
 from . import dtypes
 from .ir import (Buffer, Operand, Const, ExternKernel, FallbackKernel, Item, Kernel, Layout, Load, LoweredGraph, Op,
                  Reduce, View)
@@ -228,6 +230,13 @@ def _sdpa(node, q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, *, scal
         return None  # random dropout must come from torch's generator: fall back
     args = [q, k, v] + ([attn_mask] if attn_mask is not None else [])
     return ("sdpa", args, {"is_causal": is_causal, "scale": scale, "has_mask": attn_mask is not None})
+
+
+@register("extern", causal_attention)
+def _causal_attention(node, q, k, v, mask, *, scale_op, constant, kind, mask_first=False):
+    # graph/attention.py's rewrite of a naive attention whose mask comes from outside: SDPA while it is causal
+    return ("causal_attention", [q, k, v, mask], {"scale_op": scale_op, "constant": constant, "kind": kind,
+                                                  "mask_first": mask_first})
 
 
 @register("extern", aten.convolution.default)

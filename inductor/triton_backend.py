@@ -7,6 +7,8 @@ import time
 
 import torch
 
+from graph.attention import rewrite_causal_attention
+
 from . import cache
 from .lowering import lower_graph
 from .triton_codegen import supported
@@ -44,6 +46,7 @@ def compile_triton(gm: torch.fx.GraphModule, example_inputs: list, autotune=None
     t0 = time.perf_counter()
     try:
         rewrite_half_norms(gm)
+        rewrite_causal_attention(gm, example_inputs)  # naive softmax(q k^T) v -> one fused SDPA call
         lowered = lower_graph(gm, example_inputs, plan=plan_triton_fusion)
         lowered.kernels = split_reductions(lowered.kernels)  # y.sum() of 16M: not one program walking 16M
         probe_extern_layouts(lowered, example_inputs, gm)  # library results' real strides, not meta's

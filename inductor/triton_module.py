@@ -9,6 +9,8 @@ import logging
 
 import torch
 
+from graph import attention as graph_attention
+
 from .ir import Const, ExternKernel, FallbackKernel, Item, Kernel, Layout, Load, LoweredGraph, Op, Reduce, View
 from .triton_codegen import KernelWriter, loads_in, ops_in, reduces_in
 
@@ -21,6 +23,7 @@ PRELUDE = """import torch
 import triton
 import triton.language as tl
 
+from graph import attention as graph_attention
 from inductor import triton_helpers as h
 from inductor.triton_runtime import fixed_layout
 """
@@ -127,6 +130,9 @@ def _extern_call(k: ExternKernel) -> str:
         mask = a[3] if p["has_mask"] else "None"
         return (f"torch.nn.functional.scaled_dot_product_attention({a[0]}, {a[1]}, {a[2]}, attn_mask={mask}, "
                 f"is_causal={p['is_causal']!r}, scale={p['scale']!r})")
+    if k.kind == "causal_attention":
+        return (f"graph_attention.causal_attention({a[0]}, {a[1]}, {a[2]}, {a[3]}, scale_op={p['scale_op']!r}, "
+                f"constant={p['constant']!r}, kind={p['kind']!r}, mask_first={p['mask_first']!r})")
     if k.kind == "conv":
         bias = a[2] if p["has_bias"] else "None"
         n = len(p["stride"])
@@ -254,6 +260,7 @@ def probe_extern_layouts(lg: LoweredGraph, example_inputs: list, gm) -> int:
                     lay = layouts[name]
                     env[name] = torch.empty_strided(lay.shape, lay.strides, dtype=lay.dtype, device=device).zero_()
             probe = ExternKernel(k.out, k.kind, args, k.params, k.source)
+            env["graph_attention"] = graph_attention
             with torch.no_grad():
                 got = eval(_extern_call(probe), env)  # the same expression the module will run
         except Exception as e:  # noqa: BLE001  (a probe that fails changes nothing: the meta layout stays)
@@ -318,7 +325,8 @@ def _meta_view(e, base):
 def generate(lg: LoweredGraph):
     """(module source, [KernelSource]) for a lowered graph."""
     layouts = {b.name: b.layout for b in lg.inputs}
-    used = {b.name for b in lg.inputs} | {k.out.name for k in lg.kernels} | {"call", "torch", "triton", "tl", "h"}
+    used = {b.name for b in lg.inputs} | {k.out.name for k in lg.kernels} | {"call", "torch", "triton", "tl", "h",
+                                                                              "graph_attention"}
     kernels, body, host = [], [], []
     items: dict = {}
     memo: dict = {}

@@ -120,7 +120,18 @@ def test_attention_pattern_and_sdpa():
         mask = torch.tril(torch.ones(8, 8, dtype=torch.bool, device=q.device))
         att = att.masked_fill(~mask, float("-inf"))
         return torch.softmax(att, -1) @ v
-    check_fn(naive, q, k, v, tol=(2e-2, 2e-2), expect_triton=None)
+    fn = check_fn(naive, q, k, v, tol=(2e-2, 2e-2))
+    # graph/attention.py: the whole pattern is one SDPA call (is_causal, the scale kept), no kernel of ours
+    assert "scaled_dot_product_attention(" in fn.source and "is_causal=True, scale=0.25" in fn.source
+    assert _kernels(fn) == 0 and "torch.matmul" not in fn.source
+
+    def with_mask(q, k, v, mask):
+        att = (q @ k.transpose(-2, -1)) * 0.25
+        return torch.softmax(att.masked_fill(~mask, float("-inf")), -1) @ v
+    mask = torch.tril(torch.ones(8, 8, dtype=torch.bool))
+    fn = check_fn(with_mask, q, k, v, mask, tol=(2e-2, 2e-2))
+    assert "causal_attention(" in fn.source and _kernels(fn) == 0  # an input mask: checked at run time
+    assert_same(fn(*(on_device(t) for t in (q, k, v, ~mask))), with_mask(q, k, v, ~mask), (2e-2, 2e-2))
     check_fn(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True) * 2, q, k, v,
              tol=(2e-2, 2e-2))
 
@@ -135,6 +146,17 @@ def test_gpt_block_through_jit():
         fast = jit.compile(model, backend="triton")
         got = fast(idx)
     assert_same(got, ref, (2e-2, 2e-2))
+
+
+def test_loop_gpt_naive_attention_through_jit():
+    """LoopGPT spells attention out with a causal-mask buffer: rewritten to SDPA, same answer as eager."""
+    import jit
+    from benchmarks.models.gpt import GPTConfig, LoopGPT
+    torch.manual_seed(0)
+    model = LoopGPT(GPTConfig(vocab_size=64, block_size=16, n_layer=1, n_head=2, n_embd=32)).to(DEVICE).eval()
+    idx = on_device(torch.randint(0, 64, (2, 8)))
+    with torch.no_grad():
+        assert_same(jit.compile(model, backend="triton")(idx), model(idx), (2e-2, 2e-2))
 
 
 def _tiny_gpt():
