@@ -103,6 +103,69 @@ def _bench(fn, cuda: bool) -> float:
     return sorted(times)[1]
 
 
+def _specialization(args) -> tuple:
+    """What Triton specializes a compiled kernel on, per argument: a pointer's 16-byte alignment; an int's
+    being 1, a multiple of 16, or wider than 32 bits. A compiled kernel is only valid for arguments that agree."""
+    key = []
+    for a in args:
+        if isinstance(a, torch.Tensor):
+            key.append(a.data_ptr() % 16 == 0)
+        elif type(a) is int:
+            key.append((a == 1, a % 16 == 0, -2 ** 31 <= a < 2 ** 31))
+        else:
+            key.append(None)
+    return tuple(key)
+
+
+class DirectLaunch:
+    """Launches compiled kernels without `JITFunction.run`, whose argument binding, specialization key and cache
+    lookup cost several microseconds per launch (as much as a small kernel's whole run). Compiled kernels are
+    kept per specialization (`_specialization`); a new one goes through `run` once and is kept.
+
+    Relies on `CompiledKernel.run(grid0, grid1, grid2, stream, function, packed_metadata, launch_metadata,
+    enter_hook, exit_hook, *args)` with every kernel parameter in `args`, constexprs included (what
+    `JITFunction.run` itself calls in the Tritons we run: 3.6 on the H100, 3.9 in CI); without those attributes,
+    or with launch hooks set (a profiler), or with FRAMEJIT_DIRECT_LAUNCH=0, `usable` is False and every launch
+    takes the regular path."""
+
+    def __init__(self, fn, constexprs: tuple):
+        self.fn, self.constexprs = fn, constexprs
+        self.kernels: dict = {}
+        self.hits = 0
+        try:
+            from triton import knobs
+            hooks = knobs.runtime.launch_enter_hook is not None or knobs.runtime.launch_exit_hook is not None
+        except (ImportError, AttributeError):
+            hooks = True
+        self.usable = not hooks and os.environ.get("TRITON_INTERPRET") != "1" and \
+            os.environ.get("FRAMEJIT_DIRECT_LAUNCH", "1") != "0"
+
+    def keep(self, kernel, args) -> None:
+        """Remember `kernel` (what `run`/`warmup` returned) for arguments specialized like `args`."""
+        if not self.usable or kernel is None:
+            return
+        try:
+            kernel._init_handles()  # loads the binary: `function` and the launcher exist from here on
+            entry = (kernel.run, kernel.function, kernel.packed_metadata)
+        except AttributeError:  # a Triton whose compiled kernels look different: the regular path only
+            self.usable = False
+            return
+        device = next(a for a in args if isinstance(a, torch.Tensor)).device.index or 0
+        self.kernels[_specialization(args)] = entry + (device,)
+
+    def __call__(self, grid: tuple, args) -> bool:
+        """Launch if a kernel compiled for these arguments is known; False otherwise (nothing launched)."""
+        entry = self.kernels.get(_specialization(args))
+        if entry is None:
+            return False
+        run, function, metadata, device = entry
+        run(grid[0], grid[1] if len(grid) > 1 else 1, grid[2] if len(grid) > 2 else 1,
+            torch._C._cuda_getCurrentRawStream(device), function, metadata, None, None, None,
+            *args, *self.constexprs)
+        self.hits += 1
+        return True
+
+
 class Launcher:
     """Launches one kernel with its grid and config; with autotuning, the first launch times the candidates on
     the real arguments, keeps the fastest and saves it."""
@@ -121,11 +184,15 @@ class Launcher:
         self.grid = triton_launch.grid(self.ks.mode, self.ks.xnumel, self.config)
         self.launch = self.fn[self.grid]
         self.kwargs = dict(self.config)
+        names = getattr(self.fn, "arg_names", [])
+        self.direct = DirectLaunch(self.fn, tuple(self.config[n] for n in names if n in self.config))
 
     def __call__(self, *args):
         if self.tune_key is not None:
             self._tune(args)
-        self.launch(*args, **self.kwargs)
+        if not self.direct(self.grid, args):
+            kernel = self.launch(*args, **self.kwargs)
+            self.direct.keep(kernel, args)
 
     def _tune(self, args):
         itemsize = max(a.element_size() for a in args)
@@ -148,7 +215,8 @@ class Launcher:
     def warmup(self, device):
         """Compile ahead of the first call with stand-in tensors (aligned, like every buffer we allocate)."""
         stand_ins = [torch.empty(1, dtype=dt, device=device) for dt in self.ks.arg_dtypes]
-        self.fn.warmup(*stand_ins, grid=self.grid, **self.kwargs)
+        kernel = self.fn.warmup(*stand_ins, grid=self.grid, **self.kwargs)
+        self.direct.keep(kernel, stand_ins)
 
 
 class CompiledTritonGraph:
