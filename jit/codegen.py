@@ -24,7 +24,7 @@ from jit.calling_convention import argument_names
 from jit.pyversion import PY311
 from jit.resume import NULL_SLOT, VALUE, closure_names, origin
 from jit.semantics.context_managers import ExitVar
-from jit.variables import (NULL, CellVar, Const, DictVar, IteratorVar, ListVar, MethodOnVar, ModuleVar,
+from jit.variables import (NULL, BoundMethodVar, CellVar, Const, DictVar, IteratorVar, ListVar, MethodOnVar, ModuleVar,
                            NamedTupleVar, NestedFunctionVar, NewObjectVar, ObjectVar, TupleVar, UserFunctionVar, Var)
 from jit.variables.base import KnownObject, LazyArg
 from jit.variables.containers import _from_tuple
@@ -128,9 +128,24 @@ class FrameCells:
         return list(self.own.values()) + [c.written for c in self.written() if c.written is not ExternalCell.DELETED]
 
 
+def _children(v) -> list:
+    """The Vars a value is built from: container items, a new object's attributes, a nested function's defaults
+    and closure cells, a cell's contents."""
+    if isinstance(v, (TupleVar, ListVar, NamedTupleVar, IteratorVar)):
+        return list(v.items)
+    if isinstance(v, DictVar):
+        return list(v.items.values())
+    if isinstance(v, NewObjectVar):
+        return list(v.attrs.values())
+    if isinstance(v, NestedFunctionVar):
+        return list(v.defaults) + list(v.kwdefaults.values()) + list(v.closure)
+    if isinstance(v, CellVar):
+        return [v.contents] if v.contents is not None else []
+    return []
+
+
 def reachable(roots) -> list:
-    """Every Var reachable from `roots` through containers, new objects, nested functions and cells (a nested
-    function's defaults and closure, a cell's contents), each once, in order."""
+    """Every Var reachable from `roots` through _children, each once, in depth-first order."""
     out, seen, todo = [], set(), list(roots)[::-1]
     while todo:
         v = todo.pop()
@@ -138,20 +153,19 @@ def reachable(roots) -> list:
             continue
         seen.add(id(v))
         out.append(v)
-        if isinstance(v, (TupleVar, ListVar, NamedTupleVar, IteratorVar)):
-            children = v.items
-        elif isinstance(v, DictVar):
-            children = list(v.items.values())
-        elif isinstance(v, NewObjectVar):
-            children = list(v.attrs.values())
-        elif isinstance(v, NestedFunctionVar):
-            children = list(v.defaults) + list(v.kwdefaults.values()) + list(v.closure)
-        elif isinstance(v, CellVar):
-            children = [v.contents]
-        else:
-            children = []
-        todo.extend(reversed(children))
+        todo.extend(reversed(_children(v)))
     return out
+
+
+def _shared(roots) -> set:
+    """ids of the objects the replacement code must build only once: objects made in the traced code, and lists
+    and dicts made there that are reached more than once (rebuilding each would split one object in two)."""
+    every = reachable(roots)
+    refs: dict = {}
+    for v in list(roots) + [c for p in every for c in _children(p)]:
+        refs[id(v)] = refs.get(id(v), 0) + 1
+    return {id(v) for v in every if v.source is None and (
+        isinstance(v, NewObjectVar) or isinstance(v, (ListVar, DictVar)) and refs[id(v)] > 1)}
 
 
 class ValueBuilder:
@@ -170,13 +184,21 @@ class ValueBuilder:
         so two variables holding it hold one object; cells empty first and filled after, so a function may sit
         in its own cell), then store what the capture wrote into outside cells. Runs before the instruction at a
         break, which may call those functions for real."""
-        for v in reachable(list(roots) + cells.roots()):
+        everything = list(roots) + cells.roots()
+        shared = _shared(everything)
+        for v in reachable(everything):
             if isinstance(v, CellVar):
                 self.cell(v)
                 self.em.emit("POP_TOP")
             elif isinstance(v, NestedFunctionVar):
                 self.push(v)
                 self.em.emit("POP_TOP")
+            elif id(v) in shared and id(v) not in self.made:
+                # one object however many variables hold it (an object made in the traced code and entered with
+                # `with`, a list two names share): built once, here, on the one path every branch below shares
+                self.push(v)
+                slot = self.made[id(v)] = f"__jit_obj_{len(self.made)}"
+                self.em.emit("STORE_FAST", slot)
         while self._unfilled:
             c = self._unfilled.pop()
             if c.contents is not None:
@@ -237,7 +259,9 @@ class ValueBuilder:
 
     def push(self, v: Var) -> None:
         em = self.em
-        if isinstance(v, NestedFunctionVar):
+        if id(v) in self.made and not isinstance(v, CellVar):  # a cell's slot holds the cell, not its contents
+            em.emit("LOAD_FAST", self.made[id(v)])
+        elif isinstance(v, NestedFunctionVar):
             self._function(v)
         elif isinstance(v, (CellVar, ExternalCell)):
             self.cell(v)
@@ -293,6 +317,8 @@ class ValueBuilder:
             em.emit("LOAD_CONST", v.value)
         elif isinstance(v, UserFunctionVar):
             em.emit("LOAD_CONST", v.fn)
+        elif isinstance(v, BoundMethodVar):  # e.g. a user `with`'s __exit__ carried to the next resume function
+            em.call_const(types.MethodType, lambda: (self.push(v.fn), self.push(v.self_var), 2)[-1])
         elif isinstance(v, MethodOnVar) and v.obj.source is not None:
             # a method of an outside object (`log.append` at a break on that call): bound again, for real
             em.load_source(v.obj.source)
@@ -348,6 +374,9 @@ BREAKABLE = {
     "LOAD_ATTR": lambda i: (1, 1), "STORE_ATTR": lambda i: (2, 0), "STORE_SUBSCR": lambda i: (3, 0),
     "DELETE_SUBSCR": lambda i: (2, 0), "BUILD_STRING": lambda i: (i.arg, 1), "GET_ITER": lambda i: (1, 1),
     "UNPACK_SEQUENCE": lambda i: (1, i.arg), "STORE_GLOBAL": lambda i: (1, 0),
+    # A user's `with`: __enter__ runs here, for real; the resume function starts in the body with the bound
+    # __exit__ and __enter__'s result on its stack, under the original's exception table for the block.
+    "BEFORE_WITH": lambda i: (1, 2),
 }
 CONDITIONAL_JUMPS = ("POP_JUMP_IF_TRUE", "POP_JUMP_IF_FALSE")
 
@@ -359,8 +388,8 @@ def break_code(original: CodeType, compiled, inputs: list[Source], outputs: list
 
     `resume_for(target, null_mask, local_names)` gives the resume code object. If `inst` raises, open grad-mode
     `with` blocks are left as their __exit__ would (grad mode restored), and the exception goes to `handler`
-    ((index, stack depth) of the frame's try/except/finally that catches it: continued in a resume function
-    that starts there) or to the caller.
+    ((index, stack depth, push_lasti) of the frame's try/except/finally or user `with` cleanup that catches it:
+    continued in a resume function that starts there) or to the caller.
 
     The frame's cells (`cells.own`) become real cells before the instruction runs, shared by the nested functions
     rebuilt from the capture, and are handed to the resume function as the free variables it has in their place
@@ -472,9 +501,15 @@ def break_code(original: CodeType, compiled, inputs: list[Source], outputs: list
             leave_withs()
             em.emit("RERAISE", 0)
         else:
-            target, depth = handler
+            target, depth, push_lasti = handler
             em.emit("STORE_FAST", "__jit_exc")
-            call_resume(target, stack[:depth], ["__jit_exc"])
+            if push_lasti:
+                # A `with` cleanup also expects the raising instruction's offset under the exception (RERAISE 2
+                # only sets the frame's line from it; the handler lookup uses RERAISE's own offset): the resume
+                # function's first instruction stands in for it.
+                em.emit("LOAD_CONST", 0)
+                em.emit("STORE_FAST", "__jit_lasti")
+            call_resume(target, stack[:depth], ["__jit_lasti", "__jit_exc"] if push_lasti else ["__jit_exc"])
     return _assemble(original, em.out)
 
 

@@ -202,26 +202,32 @@ class FrameCapture:
     def _handler(self, tx: Translator, index: int):
         """Where an exception raised by the instruction run at a break goes. Grad-mode `with` blocks on the way
         out only restore the grad mode (the break code does that itself); past them: None (nothing catches it
-        in this frame), or (handler index, stack depth) of the try/except/finally that catches it (the break code
-        then continues in a resume function that starts in that handler); False when neither fits."""
+        in this frame), or (handler index, stack depth, push_lasti) of what catches it: a try/except/finally, or
+        the cleanup of a user's `with` block (its real __exit__ is on the stack and must see the exception); the
+        break code then continues in a resume function that starts in that handler. False when neither fits."""
         code, at = origin(self.frame.code, index)
         insts = decode(code)
         open_withs = sum(isinstance(v, ExitVar) for v in tx.stack)
         exits_passed = 0
         found = handler_of(code, at)
         while found is not None and found[2]:  # push_lasti: a `with` block's cleanup (or its re-raise block)
-            target = found[0]
+            target, depth, _ = found
             if insts[target].opname != "PUSH_EXC_INFO" or insts[target + 1].opname != "WITH_EXCEPT_START":
                 return False
+            if not 0 < depth <= len(tx.stack):
+                return False
+            if not isinstance(tx.stack[depth - 1], ExitVar):  # a user's manager: its cleanup runs __exit__
+                break
             exits_passed += 1
             inner = handler_of(code, target)  # the cleanup's own re-raise block; what catches its re-raise:
             found = handler_of(code, inner[0]) if inner is not None else None
         if found is None:
             return None if exits_passed == open_withs else False
-        target, depth, _ = found
+        target, depth, push_lasti = found
         if depth > len(tx.stack) or sum(isinstance(v, ExitVar) for v in tx.stack[:depth]) != open_withs - exits_passed:
             return False
-        return target + (index - at), depth  # as an index of the frame's code (a resume function has a prologue)
+        # as an index of the frame's code (a resume function has a prologue)
+        return target + (index - at), depth, push_lasti
 
 
 def _class_name(name: str) -> str:

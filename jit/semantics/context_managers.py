@@ -1,6 +1,6 @@
 """`with` blocks. Grad-mode managers change the traced grad mode and record the switch in the graph, so the
 captured code runs each region in the same mode as eager; BEFORE_WITH pushes the manager's __exit__, which the
-normal path calls with (None, None, None)."""
+normal path calls with (None, None, None). Other managers are a graph break at the `with` (see enter)."""
 from __future__ import annotations
 
 import torch
@@ -26,7 +26,10 @@ def set_grad(tx, enabled: bool) -> None:
 
 def enter(tx, manager: Var) -> tuple[Var, Var]:
     if not isinstance(manager, GradModeVar):
-        unsupported("unsupported_value", f"`with` over {manager.describe()}")
+        # Any other manager (a user class, a contextlib.contextmanager, torch.autocast): the frame breaks at
+        # BEFORE_WITH, which runs for real (jit/codegen.py), and the body resumes with the real __exit__ on the
+        # stack, where the copied exception table expects it.
+        unsupported("context_manager", f"`with` over {manager.describe()}")
     if manager.prior is None:
         manager.prior = torch.is_grad_enabled()
     set_grad(tx, manager.enabled)
