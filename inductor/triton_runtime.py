@@ -117,6 +117,11 @@ def _specialization(args) -> tuple:
     return tuple(key)
 
 
+def _active(hook) -> bool:
+    """A launch hook that does something: not None, and not one of Triton's empty `HookChain`s."""
+    return hook is not None and getattr(hook, "calls", None) != []
+
+
 class DirectLaunch:
     """Launches compiled kernels without `JITFunction.run`, whose argument binding, specialization key and cache
     lookup cost several microseconds per launch (as much as a small kernel's whole run). Compiled kernels are
@@ -134,7 +139,7 @@ class DirectLaunch:
         self.hits = 0
         try:
             from triton import knobs
-            hooks = knobs.runtime.launch_enter_hook is not None or knobs.runtime.launch_exit_hook is not None
+            hooks = _active(knobs.runtime.launch_enter_hook) or _active(knobs.runtime.launch_exit_hook)
         except (ImportError, AttributeError):
             hooks = True
         self.usable = not hooks and os.environ.get("TRITON_INTERPRET") != "1" and \
@@ -240,7 +245,9 @@ class CompiledTritonGraph:
                 self.slots.append((False, n_arg))
                 n_arg += 1
         name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-        self.launch = {ks.name: Launcher(getattr(module, ks.name), ks, name, autotune) for ks in kernels}
+        # a kernel may bring its own launcher (triton_matmul.MatmulLauncher: Triton matmul or library call)
+        self.launch = {ks.name: getattr(ks, "launcher", Launcher)(getattr(module, ks.name), ks, name, autotune)
+                       for ks in kernels}
 
     def precompile(self) -> float:
         """Compile every kernel now, in parallel; returns the seconds it took."""

@@ -19,6 +19,7 @@ def test_direct_launch_per_specialization():
     if DEVICE != "cuda":
         assert not direct.usable and direct.hits == 0  # the interpreter has no compiled launcher
         return
+    assert direct.usable, "direct launch is off on the GPU: launch hooks set, or compiled kernels unlike Triton's"
     assert direct.hits >= 3
     # a view 4 bytes past an aligned buffer breaks Triton's 16-byte pointer specialization: that call compiles
     # (or finds) the kernel for it through Triton, and the aligned kernel is never run on it
