@@ -1,6 +1,6 @@
 """Builder: how a decomposition rule emits core-op nodes, each with its meta value computed on the spot.
 
-Rules read input shapes through `val()` and build with `op()`. Every node made is recorded so that a rule that
+Rules read input shapes through `val()` (or `size()` for shapes that end up in the graph) and build with `op()`. Every node made is recorded so that a rule that
 declines halfway (or raises) can be undone without leaving debris in the graph.
 """
 
@@ -11,6 +11,7 @@ from typing import Any
 import torch
 import torch.fx as fx
 
+from graph import symbolic_shapes
 from graph.shape_prop import to_meta
 
 aten = torch.ops.aten
@@ -21,8 +22,9 @@ class Decline(Exception):
 
 
 class Builder:
-    def __init__(self, graph: fx.Graph):
+    def __init__(self, graph: fx.Graph, symbolic: bool = False):
         self.graph = graph
+        self.symbolic = symbolic  # the graph has dynamic sizes: size() answers with SymInts
         self.created: list[fx.Node] = []
 
     def val(self, x: Any) -> Any:
@@ -35,6 +37,14 @@ class Builder:
         if not isinstance(v, torch.Tensor):
             raise Decline(f"not a tensor: {x!r}")
         return v
+
+    def size(self, x: Any) -> tuple:
+        """The shape of tensor `x`, with SymInts for sizes that depend on dynamic dims (graph/symbolic_shapes.py):
+        rules computing shapes or counts for the graph read them here, so `B * T` does not become a number."""
+        if self.symbolic and isinstance(x, fx.Node):
+            self.tensor(x)
+            return symbolic_shapes.shape_of(x)
+        return tuple(self.tensor(x).shape)
 
     def op(self, target: Any, *args: Any, **kwargs: Any) -> fx.Node:
         meta_args = fx.node.map_arg(args, self.val)

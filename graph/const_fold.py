@@ -12,6 +12,7 @@ import torch
 import torch.fx as fx
 
 from graph.effects import is_removable
+from graph.symbolic_sizes import is_symbolic
 from graph.shape_prop import to_meta
 
 SIZE_LIMIT = 1024  # elements
@@ -44,6 +45,8 @@ def fold_constants(gm: fx.GraphModule) -> bool:
         inputs = node.all_input_nodes
         # A constructor alone (full([], 0.5)) stays: a backend writes it as a literal, better than a buffer load.
         if not inputs or any(n not in values for n in inputs):
+            continue
+        if is_symbolic((node.args, node.kwargs)):  # a shape given by dynamic sizes: computed per call
             continue
         args = fx.node.map_arg(node.args, values.__getitem__)
         kwargs = fx.node.map_arg(node.kwargs, values.__getitem__)

@@ -11,6 +11,7 @@ from typing import Any
 import torch.fx as fx
 
 from graph.effects import is_impure, is_removable
+from graph.symbolic_sizes import SymInt
 
 
 def _key(value: Any) -> Any:
@@ -25,6 +26,8 @@ def _key(value: Any) -> Any:
         return ("float", value)  # keep 1 and 1.0 apart: they promote differently
     if isinstance(value, bool):
         return ("bool", value)
+    if isinstance(value, SymInt):
+        return ("size", value.expr)  # compared as expressions: equal hints are not equal sizes
     hash(value)
     return value
 

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from graph.builder import Builder, Decline
+from graph.symbolic_shapes import broadcast_shapes, expand_shape, slice_bounds, view_shape
 
 aten = torch.ops.aten
 Rule = Callable[..., Any]
@@ -273,7 +274,7 @@ def _mean(b: Builder, x: Any, dim: Any = None, keepdim: bool = False, dtype: Any
     if not meta.is_floating_point():
         raise Decline("mean of an integer tensor is an error in eager")
     dims = _dims(dim, meta.dim())
-    count = math.prod(meta.shape[d] for d in dims)
+    count = math.prod(b.size(x)[d] for d in dims)
     return b.op(aten.div.Tensor, b.op(aten.sum.dim_IntList, x, dims, keepdim), count)
 
 
@@ -286,7 +287,7 @@ def _variance(b: Builder, x: Any, dim: Any, unbiased: Any, keepdim: bool, correc
     if correction is None:
         correction = 1 if unbiased is None or unbiased else 0
     dims = _dims(dim, meta.dim())
-    count = math.prod(meta.shape[d] for d in dims)
+    count = math.prod(b.size(x)[d] for d in dims)
     centered = b.op(aten.sub.Tensor, x, b.op(aten.div.Tensor, b.op(aten.sum.dim_IntList, x, dims, True), count))
     squares = b.op(aten.sum.dim_IntList, b.op(aten.mul.Tensor, centered, centered), dims, keepdim)
     return b.op(aten.div.Tensor, squares, max(count - correction, 0))
@@ -363,7 +364,7 @@ def _prod(b: Builder, x: Any, dim: Any = None, keepdim: bool = False, *, dtype: 
 def _normalize_last(b: Builder, x: Any, ndims: int, eps: float, rms: bool) -> Any:
     meta = b.tensor(x)
     dims = list(range(meta.dim() - ndims, meta.dim()))
-    count = math.prod(meta.shape[d] for d in dims)
+    count = math.prod(b.size(x)[d] for d in dims)
     if not rms:
         x = b.op(aten.sub.Tensor, x, b.op(aten.div.Tensor, b.op(aten.sum.dim_IntList, x, dims, True), count))
     power = b.op(aten.div.Tensor, b.op(aten.sum.dim_IntList, b.op(aten.mul.Tensor, x, x), dims, True), count)
@@ -397,18 +398,24 @@ def _rms_norm(b: Builder, x: Any, normalized_shape: Any, weight: Any = None, eps
 def _view_or_copy(b: Builder, x: Any, shape: list) -> Any:
     meta = b.tensor(x)
     try:
-        size = list(meta.view(shape).shape)
+        meta.view(shape)
     except RuntimeError:  # strides do not allow a view: copy to contiguous first, as reshape does
+        meta.reshape(shape)
         x = b.op(aten.clone.default, x, memory_format=torch.contiguous_format)
-        size = list(meta.reshape(shape).shape)
-    return b.op(aten.view.default, x, size)
+    return b.op(aten.view.default, x, _view_size(b, x, shape))
+
+
+def _view_size(b: Builder, x: Any, shape: list) -> list:
+    """The view's target with -1 resolved; SymInts kept (graph/symbolic_shapes.py)."""
+    return list(view_shape(b.size(x), list(shape)))
 
 
 @rule("view")
 def _view(b: Builder, x: Any, *shape: Any) -> Any:
     if len(shape) == 1 and isinstance(shape[0], torch.dtype):
         raise Decline("view as another dtype")
-    return b.op(aten.view.default, x, list(b.tensor(x).view(_shape_args(shape)).shape))
+    b.tensor(x).view(_shape_args(shape))
+    return b.op(aten.view.default, x, _view_size(b, x, _shape_args(shape)))
 
 
 @rule(torch.reshape, "reshape")
@@ -418,12 +425,16 @@ def _reshape(b: Builder, x: Any, *shape: Any) -> Any:
 
 @rule(torch.flatten, "flatten")
 def _flatten(b: Builder, x: Any, start_dim: int = 0, end_dim: int = -1) -> Any:
-    return _view_or_copy(b, x, list(b.tensor(x).flatten(start_dim, end_dim).shape))
+    size = b.size(x)
+    if not size:
+        return _view_or_copy(b, x, [1])
+    start, end = start_dim % len(size), end_dim % len(size)
+    return _view_or_copy(b, x, list(size[:start]) + [math.prod(size[start:end + 1])] + list(size[end + 1:]))
 
 
 @rule("view_as", "reshape_as")
 def _reshape_as(b: Builder, x: Any, other: Any) -> Any:
-    return _view_or_copy(b, x, list(b.tensor(other).shape))
+    return _view_or_copy(b, x, list(b.size(other)))
 
 
 @rule(torch.permute, "permute")
@@ -459,12 +470,13 @@ def _squeeze(b: Builder, x: Any, dim: Any = None) -> Any:
 
 @rule("expand")
 def _expand(b: Builder, x: Any, *sizes: Any) -> Any:
-    return b.op(aten.expand.default, x, list(b.tensor(x).expand(_shape_args(sizes)).shape))
+    b.tensor(x).expand(_shape_args(sizes))
+    return b.op(aten.expand.default, x, list(expand_shape(b.size(x), _shape_args(sizes))))
 
 
 @rule("expand_as")
 def _expand_as(b: Builder, x: Any, other: Any) -> Any:
-    return b.op(aten.expand.default, x, list(b.tensor(other).shape))
+    return b.op(aten.expand.default, x, list(b.size(other)))
 
 
 @rule("contiguous")
@@ -524,12 +536,12 @@ def _getitem(b: Builder, x: Any, index: Any) -> Any:
             out = b.op(aten.unsqueeze.default, out, dim)
             dim += 1
         elif isinstance(item, int):  # indices are made non-negative here so that backends need not
-            out = b.op(aten.select.int, out, dim, item % max(b.tensor(out).shape[dim], 1))
+            out = b.op(aten.select.int, out, dim, item % max(b.size(out)[dim], 1))
         else:
             if item != slice(None):
                 if item.step is not None and item.step <= 0:
                     raise Decline("non-positive slice step")
-                start, stop, step = item.indices(b.tensor(out).shape[dim])  # clamped, non-negative
+                start, stop, step = slice_bounds(item, b.size(out)[dim])  # clamped, non-negative
                 out = b.op(aten.slice.Tensor, out, dim, start, max(start, stop), step)
             dim += 1
     return out
@@ -578,14 +590,16 @@ def _matmul(b: Builder, x: Any, y: Any) -> Any:
         return b.op(aten.squeeze.dims, out, [b.tensor(out).dim() - 1])
     if a.dim() == 2 and c.dim() == 2:
         return b.op(aten.mm.default, x, y)
+    sa, sc = b.size(x), b.size(y)
     if c.dim() == 2:  # (..., m, k) @ (k, n): fold the batch into rows, one mm
-        rows = _view_or_copy(b, x, [-1, a.shape[-1]])
-        return b.op(aten.view.default, b.op(aten.mm.default, rows, y), list(a.shape[:-1]) + [c.shape[-1]])
-    batch = list(torch.broadcast_shapes(a.shape[:-2], c.shape[:-2]))
+        rows = _view_or_copy(b, x, [-1, sa[-1]])
+        return b.op(aten.view.default, b.op(aten.mm.default, rows, y), list(sa[:-1]) + [sc[-1]])
+    torch.broadcast_shapes(a.shape[:-2], c.shape[:-2])
+    batch = list(broadcast_shapes(sa[:-2], sc[:-2]))
     count = math.prod(batch)
-    lhs = _view_or_copy(b, b.op(aten.expand.default, x, batch + list(a.shape[-2:])), [count] + list(a.shape[-2:]))
-    rhs = _view_or_copy(b, b.op(aten.expand.default, y, batch + list(c.shape[-2:])), [count] + list(c.shape[-2:]))
-    return b.op(aten.view.default, b.op(aten.bmm.default, lhs, rhs), batch + [a.shape[-2], c.shape[-1]])
+    lhs = _view_or_copy(b, b.op(aten.expand.default, x, batch + list(sa[-2:])), [count] + list(sa[-2:]))
+    rhs = _view_or_copy(b, b.op(aten.expand.default, y, batch + list(sc[-2:])), [count] + list(sc[-2:]))
+    return b.op(aten.view.default, b.op(aten.bmm.default, lhs, rhs), batch + [sa[-2], sc[-1]])
 
 
 @rule(F.linear)
@@ -594,9 +608,10 @@ def _linear(b: Builder, x: Any, weight: Any, bias: Any = None) -> Any:
     if w.dim() != 2 or a.dim() < 1:
         raise Decline("linear with a non-matrix weight")
     wt = b.op(aten.permute.default, weight, [1, 0])
-    rows = x if a.dim() == 2 else _view_or_copy(b, x, [-1, a.shape[-1]])
+    sa = b.size(x)
+    rows = x if a.dim() == 2 else _view_or_copy(b, x, [-1, sa[-1]])
     out = b.op(aten.mm.default, rows, wt) if bias is None else b.op(aten.addmm.default, bias, rows, wt)
-    return out if a.dim() == 2 else b.op(aten.view.default, out, list(a.shape[:-1]) + [w.shape[0]])
+    return out if a.dim() == 2 else b.op(aten.view.default, out, list(sa[:-1]) + [b.size(weight)[0]])
 
 
 @rule(torch.addmm, "addmm")

@@ -5,7 +5,8 @@ Three steps, in order:
    (`graph.decompositions`) serves modules, functions and methods alike.
 2. Shape propagation on meta tensors (`graph.shape_prop`).
 3. Each non-core call is rewritten by its table rule; calls computing a plain Python value from shapes
-   (x.size(0), x.shape[-1] // 2) become constants, since graphs are specialized to the example shapes.
+   (x.size(0), x.shape[-1] // 2) become constants: numbers for static sizes, SymInts (graph/symbolic_sizes.py)
+   where they depend on dynamic ones.
 A call with no rule, a rule that declines, or a rule whose result's shape/dtype differs from the original is left
 as it is: the backend runs it in eager torch, which is slower but never wrong.
 """
@@ -24,6 +25,7 @@ from graph.builder import Builder
 from graph.core_ops import is_core
 from graph.decompositions import DECOMPOSITIONS
 from graph.effects import has_mutation, is_removable
+from graph import symbolic_shapes
 from graph.shape_prop import propagate
 
 
@@ -128,13 +130,13 @@ def _rewire_items(gm: fx.GraphModule, node: fx.Node, builder: Builder, items: An
     return True
 
 
-def rewrite_node(gm: fx.GraphModule, node: fx.Node, mutation: bool = False) -> bool:
+def rewrite_node(gm: fx.GraphModule, node: fx.Node, mutation: bool = False, symbolic: bool = False) -> bool:
     """Rewrite one node by its decomposition rule. Returns whether it was replaced. With `mutation` (the graph
     writes to some tensor), a rule that answers with an existing node (an alias, as eval dropout does) is refused."""
     rule = _rule_for(node)
     if rule is None:
         return False
-    builder = Builder(gm.graph)
+    builder = Builder(gm.graph, symbolic)
     with gm.graph.inserting_before(node):
         try:
             result = rule(builder, *node.args, **node.kwargs)
@@ -159,11 +161,14 @@ def normalize(gm: fx.GraphModule, example_inputs: list | tuple) -> fx.GraphModul
     modules_to_functions(gm)
     propagate(gm, example_inputs)
     mutation = has_mutation(gm.graph)
+    dynamic = symbolic_shapes.is_dynamic(gm)
     for node in list(gm.graph.nodes):
         if node.op not in ("call_function", "call_method") or is_core(node.target):
             continue
         value = node.meta.get("val")
         if _is_shape_value(value) and _reads_shapes(node) and is_removable(node):
+            if dynamic:  # sizes that depend on dynamic dims become SymInts (B * T stays s0 * s1)
+                value = symbolic_shapes.size_value(node, value)
             for user in list(node.users):
                 user.args = fx.node.map_arg(user.args, lambda n: value if n is node else n)
                 user.kwargs = fx.node.map_arg(user.kwargs, lambda n: value if n is node else n)
@@ -171,7 +176,7 @@ def normalize(gm: fx.GraphModule, example_inputs: list | tuple) -> fx.GraphModul
             continue
         several = isinstance(value, (tuple, list)) and value and all(isinstance(v, torch.Tensor) for v in value)
         if isinstance(value, torch.Tensor) or several:
-            rewrite_node(gm, node, mutation)
+            rewrite_node(gm, node, mutation, dynamic)
     gm.graph.lint()
     gm.recompile()
     return gm

@@ -13,7 +13,10 @@ from typing import Any, NamedTuple
 import torch
 import torch.fx as fx
 
+from graph import symbolic_shapes
 from graph.effects import has_mutation
+from graph.symbolic_shapes import is_dynamic
+from graph.symbolic_sizes import SymInt
 from graph.shape_prop import to_meta
 
 aten = torch.ops.aten
@@ -32,11 +35,18 @@ def _val(x: Any) -> Any:
 def _keeps(node: fx.Node, x: Any) -> bool:
     """The replacement `x` has the node's shape and dtype (so dropping the op changes nothing observable)."""
     a, b = _val(node), _val(x)
-    return isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape and a.dtype == b.dtype
+    if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape and a.dtype == b.dtype):
+        return False
+    gm = node.graph.owning_module
+    if gm is not None and is_dynamic(gm):  # equal at the hints is not enough: equal for every size
+        return symbolic_shapes.shape_of(node) == symbolic_shapes.shape_of(x)
+    return True
 
 
 def _is(value: Any, constant: float) -> bool:
     """`value` is the Python number `constant` (bool excluded: True + x is not x + 1 for bool tensors)."""
+    if isinstance(value, SymInt):  # a size: `constant` only for some sizes, so never the literal
+        return False
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value == constant
 
 

@@ -6,6 +6,10 @@ import tempfile
 import torch
 import torch.fx
 
+from graph import symbolic_sizes
+from graph.size_variants import Built, SizeVariants, dynamic_graph, fixed_shape_build
+from graph.symbolic_shapes import is_dynamic
+
 from . import cache, dtypes
 from .lowering import lower_graph
 from .ir import FallbackKernel
@@ -41,14 +45,17 @@ def _optimize(gm, example_inputs):
 
 def _numpy_source(gm, example_inputs):
     """(LoweredGraph, generated source, cache key), reusing cached source when the key matches."""
-    key = cache.make_key(str(gm.graph), example_inputs, "numpy")
+    symbolic = is_dynamic(gm)
+    key = cache.make_key(symbolic_sizes.text(gm.graph), example_inputs, "numpy")
     lowered = lower_graph(gm, example_inputs)
-    payload = cache.get(key)
+    # with dynamic sizes, generating the source records the conditions the module is valid under: no reuse
+    payload = None if symbolic else cache.get(key)
     if payload is None:
         source = generate(lowered)
         # sources that call eager fallbacks are cheap to rebuild and depend on live torch callables: memory only
-        cache.put(key, {"source": source},
-                  disk=not any(isinstance(k, FallbackKernel) for k in lowered.kernels))
+        if not symbolic:
+            cache.put(key, {"source": source},
+                      disk=not any(isinstance(k, FallbackKernel) for k in lowered.kernels))
     else:
         source = payload["source"]
     return lowered, source, key
@@ -92,42 +99,68 @@ def _copy_aliased_outputs(compiled, gm: torch.fx.GraphModule):
 
 
 def numpy_backend(gm: torch.fx.GraphModule, example_inputs: list):
-    """Compile gm to a generated NumPy module. Returns a callable with gm's inputs and outputs."""
+    """Compile gm to a generated NumPy module. Returns a callable with gm's inputs and outputs. A graph with
+    dynamic sizes compiles to modules that read their sizes from the inputs, one per set of size conditions."""
+    if dynamic_graph(gm):
+        return SizeVariants(gm, example_inputs, _numpy_build, gm.forward, name="NumPy graph")
+    return _numpy_build(gm, example_inputs).load()
+
+
+numpy_backend.dynamic_sizes = True
+
+
+def _numpy_build(gm: torch.fx.GraphModule, example_inputs: list) -> Built:
+    """The generated source (Built.text, with dynamic sizes as symbols) and how to load it; a graph NumPy
+    cannot run loads as the graph itself (which computes its sizes at run time: right for any size)."""
+    as_is = Built("", lambda: gm)
     reason = _needs_torch_runtime(gm, example_inputs)
     if reason is not None:
         log.info("graph runs in torch: %s", reason)
-        return gm
+        return as_is
     if not all(isinstance(x, torch.Tensor) and x.device.type == "cpu" and dtypes.supported(x.dtype)
                for x in example_inputs):
-        return gm  # non-tensor, non-CPU or exotic-dtype inputs: NumPy cannot hold them, keep the graph as is
+        return as_is  # non-tensor, non-CPU or exotic-dtype inputs: NumPy cannot hold them, keep the graph as is
     as_captured = _as_captured(gm)
     gm = _optimize(gm, example_inputs)
     try:
         lowered, source, key = _numpy_source(gm, example_inputs)
     except NotImplementedError as e:
         log.info("NumPy backend runs this graph as is: %s", e)
-        return as_captured()
-    output_code_log.info("NumPy code for graph (cache key %s):\n%s", key[:16], source)
-    module = _modules.get(key)
-    if module is None:
-        module = _modules[key] = load_module(source, f"<framejit-numpy-{key[:16]}>")
-    compiled = CompiledNumpyGraph(module, lowered, gm, example_inputs)
-    compiled.source = source
-    return _copy_aliased_outputs(compiled, gm)
+        return Built("", as_captured)
+
+    def load():
+        output_code_log.info("NumPy code for graph (cache key %s):\n%s", key[:16], source)
+        module = _modules.get(key)
+        if module is None:
+            module = _modules[key] = load_module(source, f"<framejit-numpy-{key[:16]}>")
+        compiled = CompiledNumpyGraph(module, lowered, gm, example_inputs)
+        compiled.source = source
+        return _copy_aliased_outputs(compiled, gm)
+    return Built(source, load)
 
 
 def triton_backend(gm: torch.fx.GraphModule, example_inputs: list, autotune: bool | None = None):
     """Compile gm to Triton kernels (inductor/triton_*.py). CUDA tensors, or CPU tensors under Triton's
     interpreter (TRITON_INTERPRET=1, the tests' way to run kernels without a GPU); anything else runs as is."""
+    if dynamic_graph(gm):
+        return SizeVariants(gm, example_inputs, fixed_shape_build(
+            lambda g, ex: _triton_build(g, ex, autotune).load()), gm.forward, name="Triton graph")
+    return _triton_build(gm, example_inputs, autotune).load()
+
+
+triton_backend.dynamic_sizes = True
+
+
+def _triton_build(gm: torch.fx.GraphModule, example_inputs: list, autotune: bool | None) -> Built:
     from .triton_backend import compile_triton
     reason = _needs_torch_runtime(gm, example_inputs)
     if reason is not None:
         log.info("graph runs in torch: %s", reason)
-        return gm
+        return Built("", lambda: gm)
     as_captured = _as_captured(gm)
     gm = _optimize(gm, example_inputs)
     compiled = compile_triton(gm, example_inputs, autotune=autotune)
-    return as_captured() if compiled is None else _copy_aliased_outputs(compiled, gm)
+    return Built("", as_captured) if compiled is None else Built(None, lambda: _copy_aliased_outputs(compiled, gm))
 
 
 def inductor_backend(gm: torch.fx.GraphModule, example_inputs: list):
@@ -137,6 +170,9 @@ def inductor_backend(gm: torch.fx.GraphModule, example_inputs: list):
     if any(isinstance(x, torch.Tensor) and x.device.type != "cpu" for x in example_inputs):
         return gm
     return numpy_backend(gm, example_inputs)
+
+
+inductor_backend.dynamic_sizes = True
 
 
 def export_numpy(gm_or_fn, *example_inputs, path: str) -> str:

@@ -2,7 +2,8 @@
 its kind; anything else becomes a FallbackKernel that runs the op in eager torch, so every graph compiles.
 
 Shapes and dtypes come from node.meta["val"] (meta tensors); graphs without them get them from
-`propagate_meta`, which runs each node on meta tensors."""
+`propagate_meta`, which runs each node on meta tensors. In a graph with dynamic sizes, shapes come from
+node.meta["sym_shape"] (graph/symbolic_shapes.py): ints and SymInts, which generated code computes per call."""
 import math
 import operator
 
@@ -11,6 +12,8 @@ import torch.fx
 from torch.utils._pytree import tree_flatten
 
 from graph.attention import causal_attention
+
+from graph import symbolic_shapes, symbolic_sizes
 
 from . import dtypes
 from .ir import (Buffer, Operand, Const, ExternKernel, FallbackKernel, Item, Kernel, Layout, Load, LoweredGraph, Op,
@@ -31,6 +34,19 @@ def register(kind, *targets):
 
 def meta(node):
     return node.meta["val"]
+
+
+def shape(node) -> tuple:
+    """The node's shape: symbolic (ints and SymInts, graph/symbolic_shapes.py) in a graph with dynamic sizes."""
+    sym = node.meta.get(symbolic_shapes.KEY)
+    return sym if sym is not None else tuple(meta(node).shape)
+
+
+def _layout(node, val) -> Layout:
+    sym = node.meta.get(symbolic_shapes.KEY)
+    if sym is None:
+        return Layout.of(val)
+    return Layout(sym, symbolic_shapes.layout_strides(sym, tuple(val.stride())), val.dtype)
 
 
 def _norm_dim(d, ndim):
@@ -56,7 +72,7 @@ LOGICAL = ["logical_and", "logical_or", "logical_xor"]
 def pointwise(name, node, *args, compute=None, params=()):
     out = meta(node)
     args = [_c(a) for a in args]
-    return Op(name, args, tuple(out.shape), out.dtype, compute if compute is not None else out.dtype, params)
+    return Op(name, args, shape(node), out.dtype, compute if compute is not None else out.dtype, params)
 
 
 def _unary(name):
@@ -119,7 +135,7 @@ def _pow(node, a, b):
 @register("pointwise", aten.where.self)
 def _where(node, c, a, b):
     out = meta(node)
-    return Op("where", [_c(c), _c(a), _c(b)], tuple(out.shape), out.dtype, out.dtype)
+    return Op("where", [_c(c), _c(a), _c(b)], shape(node), out.dtype, out.dtype)
 
 
 @register("pointwise", aten._to_copy.default)
@@ -140,7 +156,7 @@ def _gelu(node, x, *, approximate="none"):
 @register("pointwise", aten.full.default)
 def _full(node, size, value, **_kw):
     out = meta(node)
-    return Op("full", [Const(value)], tuple(out.shape), out.dtype, out.dtype)
+    return Op("full", [Const(value)], shape(node), out.dtype, out.dtype)
 
 
 @register("pointwise", aten.arange.start_step, aten.arange.start, aten.arange.default)
@@ -148,29 +164,29 @@ def _arange(node, start, end=None, step=1, **_kw):
     if end is None:
         start, end = 0, start
     out = meta(node)
-    return Op("arange", [], tuple(out.shape), out.dtype, out.dtype, (start, end, step))
+    return Op("arange", [], shape(node), out.dtype, out.dtype, (start, end, step))
 
 
 @register("pointwise", aten.cat.default)
 def _cat(node, tensors, dim=0):
     out = meta(node)
     parts = [t for t in tensors if not (len(t.shape) == 1 and t.shape[0] == 0 and len(out.shape) != 1)]
-    return Op("cat", parts, tuple(out.shape), out.dtype, out.dtype, (_norm_dim(dim, len(out.shape)),))
+    return Op("cat", parts, shape(node), out.dtype, out.dtype, (_norm_dim(dim, len(out.shape)),))
 
 
 # ---- views: index arithmetic, expressed as NumPy strided views --------------------------------------------------
 def _view_of(kind, node, x, params):
-    return View(kind, x, params, tuple(meta(node).shape), x.dtype)
+    return View(kind, x, params, shape(node), x.dtype)
 
 
 register("view", aten.view.default, aten.reshape.default, aten._unsafe_view.default, aten.squeeze.dims,
          aten.squeeze.dim, aten.squeeze.default)(
-    lambda node, x, *a: _view_of("reshape", node, x, (tuple(meta(node).shape),)))
+    lambda node, x, *a: _view_of("reshape", node, x, (shape(node),)))
 register("view", aten.permute.default)(
     lambda node, x, dims: _view_of("permute", node, x, (tuple(_norm_dim(d, len(x.shape)) for d in dims),)))
 register("view", aten.t.default)(lambda node, x: _view_of("permute", node, x, (tuple(range(len(x.shape)))[::-1],)))
 register("view", aten.expand.default)(
-    lambda node, x, size, implicit=False: _view_of("expand", node, x, (tuple(meta(node).shape),)))
+    lambda node, x, size, implicit=False: _view_of("expand", node, x, (shape(node),)))
 register("view", aten.unsqueeze.default)(
     lambda node, x, dim: _view_of("unsqueeze", node, x, (_norm_dim(dim, len(x.shape) + 1),)))
 register("pointwise", aten.relu.default)(_unary("relu"))
@@ -200,7 +216,7 @@ def _reduce(kind):
         out = meta(node)
         # torch accepts dim 0 / -1 on a 0-d tensor; NumPy wants no axis there
         axes = None if len(x.shape) == 0 else _axes(x, dim)
-        return Reduce(kind, x, axes, keepdim, tuple(out.shape), out.dtype)
+        return Reduce(kind, x, axes, keepdim, shape(node), out.dtype)
     return lower
 
 
@@ -316,7 +332,14 @@ def _tensors_in(value):
 def lower_graph(gm: torch.fx.GraphModule, example_inputs, plan=plan_fusion) -> LoweredGraph:
     """`plan(graph, kinds) -> stored nodes` is the backend's fusion policy (scheduler.plan_fusion for NumPy,
     triton_fusion.plan_triton_fusion for Triton, which also fuses values read several times in one kernel)."""
+    with symbolic_sizes.rendering(symbolic_sizes.NameRenderer()):  # node texts in comments name sizes `s0`
+        return _lower_graph(gm, example_inputs, plan)
+
+
+def _lower_graph(gm: torch.fx.GraphModule, example_inputs, plan) -> LoweredGraph:
     propagate_meta(gm, example_inputs)
+    if symbolic_shapes.is_dynamic(gm):
+        symbolic_shapes.propagate(gm)
     graph = gm.graph
     kinds = {n: _kind(n) for n in graph.nodes if n.op in ("call_function", "call_method")}
     for n in list(kinds):
@@ -340,10 +363,10 @@ def lower_graph(gm: torch.fx.GraphModule, example_inputs, plan=plan_fusion) -> L
             val = meta(node)
             if not isinstance(val, torch.Tensor):
                 raise NotImplementedError(f"non-tensor graph input {node.name!r}")
-            buf = Buffer(fresh(node.name), Layout.of(val))
+            buf = Buffer(fresh(node.name), _layout(node, val))
             buf.attr = node.target if node.op == "get_attr" else None
             inputs.append(buf)
-            env[node] = Load(buf.name, tuple(val.shape), val.dtype)
+            env[node] = Load(buf.name, shape(node), val.dtype)
             continue
         if node.op == "output":
             outs, spec = torch.utils._pytree.tree_flatten(node.args[0])
@@ -377,27 +400,27 @@ def lower_graph(gm: torch.fx.GraphModule, example_inputs, plan=plan_fusion) -> L
             target = node.target if node.op == "call_function" else getattr(torch.Tensor, node.target)
             name = fresh(getattr(target, "__name__", "op").split(".")[0] + "_fallback")
             multi = isinstance(out, (tuple, list))
-            layout = Layout.of(out) if isinstance(out, torch.Tensor) else None
+            layout = _layout(node, out) if isinstance(out, torch.Tensor) else None
             kernels.append(FallbackKernel(Buffer(name, layout), target, operands, slots[0], slots[1], multi,
                                           [node.format_node()]))
             if multi:
                 env[node] = tuple(Item(name, i, tuple(v.shape), v.dtype) for i, v in enumerate(out))
             else:
-                env[node] = Load(name, tuple(out.shape), out.dtype)
+                env[node] = Load(name, shape(node), out.dtype)
         elif kind == "extern":
             ext_kind, ext_args, params = expr
             name = fresh(node.name)
-            kernels.append(ExternKernel(Buffer(name, Layout.of(out)), ext_kind, ext_args, params,
+            kernels.append(ExternKernel(Buffer(name, _layout(node, out)), ext_kind, ext_args, params,
                                         [node.format_node()]))
-            env[node] = Load(name, tuple(out.shape), out.dtype)
+            env[node] = Load(name, shape(node), out.dtype)
         elif node in stored:
             name = fresh(node.name)
-            kernels.append(Kernel(Buffer(name, Layout.of(out)), expr, _sources(node, env), is_view=kind == "view"))
-            env[node] = Load(name, tuple(out.shape), out.dtype)
+            kernels.append(Kernel(Buffer(name, _layout(node, out)), expr, _sources(node, env), is_view=kind == "view"))
+            env[node] = Load(name, shape(node), out.dtype)
         else:
             env[node] = expr
             expr._fx = node
-    return LoweredGraph(inputs, kernels, outputs, spec, str(graph))
+    return LoweredGraph(inputs, kernels, outputs, spec, symbolic_sizes.text(graph))
 
 
 def _sources(node, env):

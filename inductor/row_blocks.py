@@ -16,6 +16,8 @@ on 2 cores it is the difference between 0.5x and 1x of torch's two-thread kernel
 import math
 from dataclasses import dataclass, field
 
+from graph import symbolic_sizes
+
 from . import dtypes
 from .ir import Const, Kernel, Load, Op, Reduce, View
 
@@ -80,7 +82,13 @@ def plan(kernel) -> RowPlan | None:
     if not _rows_of(root, shape[0], len(root.shape), cut, whole) or not cut:
         return None
     row = max(math.prod(s[1:]) for s in cut.values())  # the widest operand row sets the block (reductions)
-    block = max(1, BLOCK_ELEMENTS // max(row, 1))
+    if isinstance(shape[0] * row, symbolic_sizes.SymInt) and \
+            symbolic_sizes.decide(shape[0] * row, "<", 2 * BLOCK_ELEMENTS, "small enough to run unblocked"):
+        return None  # one condition for every small size, before the block's own
+    # a row width that depends on dynamic sizes sets the block by its power-of-two bucket (a condition of the
+    # compiled variant), so the block stays one number in the code for every width in the bucket
+    width = symbolic_sizes.bucket(row, "row block size") if isinstance(row, symbolic_sizes.SymInt) else row
+    block = max(1, BLOCK_ELEMENTS // max(width, 1))
     if shape[0] < 2 * block:
         return None  # fits in one or two blocks: blocking only adds calls
     # NumPy runs an op with an operand broadcast over rows ~2x slower than one on two same-shape arrays (156 vs
@@ -162,6 +170,9 @@ def _group_wrapper(group: list, later: set, used: set) -> tuple[list, str]:
         name = f"{base[:60]}_{n}"
     used.add(name)
     layout = {u.out: u.kernel.out.layout for u in group}
+    renderer = symbolic_sizes.active_renderer()
+    if renderer is not None:
+        renderer.take()
     storage = lambda m: f"np.{dtypes.storage(layout[m].dtype)}"
     lines = [f"def {name}({', '.join(params)}):",
              f"    # {', '.join(u.fname for u in group)} on blocks of {block} rows"
@@ -185,4 +196,7 @@ def _group_wrapper(group: list, later: set, used: set) -> tuple[list, str]:
             lines.append(f"            {target}[...] = {u.fname}({', '.join(args)})")
     lines += ["", f"    _run_blocks(blocks, {rows}, {block}, {elements})",
               f"    return {', '.join(kept)}", "", ""]
+    if renderer is not None:  # dynamic sizes the wrapper's own code names (rows, shapes) come from `run`
+        params += sorted(renderer.take() - set(params))
+        lines[0] = f"def {name}({', '.join(params)}):"
     return lines, f"        {', '.join(kept)} = {name}({', '.join(params)})"
