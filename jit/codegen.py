@@ -24,8 +24,9 @@ from jit.calling_convention import argument_names
 from jit.pyversion import PY311
 from jit.resume import NULL_SLOT, VALUE, closure_names, origin
 from jit.semantics.context_managers import ExitVar
-from jit.variables import (NULL, BoundMethodVar, CellVar, Const, DictVar, IteratorVar, ListVar, MethodOnVar, ModuleVar,
-                           NamedTupleVar, NestedFunctionVar, NewObjectVar, ObjectVar, TupleVar, UserFunctionVar, Var)
+from jit.variables import (NULL, BoundMethodVar, CellVar, Const, DictVar, IteratorVar, ListVar, MethodOnVar,
+                           ModuleVar, NamedTupleVar, NestedFunctionVar, NewObjectVar, ObjectVar, TupleVar,
+                           UserFunctionVar, Var)
 from jit.variables.base import KnownObject, LazyArg
 from jit.variables.containers import _from_tuple
 from jit.variables.functions import ExternalCell
@@ -337,30 +338,40 @@ class ValueBuilder:
         self.em.emit(build, len(items))
 
 
-def _start(original: CodeType, compiled, inputs: list[Source], outputs: list, lineno: int):
-    """Prologue and the call of the compiled graph, its outputs unpacked into locals."""
+def _start(original: CodeType, compiled, inputs: list[Source], outputs: list, lineno: int,
+           entry: EntryHandler | None = None):
+    """Prologue and the call of the compiled graph, its outputs unpacked into locals. With an `entry` handler the
+    call is in an exception region whose handler (emitted by _entry_handler, label returned) continues the way
+    the frame's first instruction raising would."""
     em = Emitter(lineno)
     if original.co_freevars:
         em.emit("COPY_FREE_VARS", len(original.co_freevars))
     em.emit("RESUME", 0)
-    slots = {}
+    slots, caught = {}, None
     if compiled is not None:
+        if entry is not None:
+            caught = bc.Label()
+            region = bc.TryBegin(caught, push_lasti=False, stack_depth=0)
+            em.out.append(region)
         em.call_const(compiled, lambda: (_load_inputs(em, inputs), len(inputs))[-1])
+        if entry is not None:
+            em.out.append(bc.TryEnd(region))
         names = [f"__jit_out_{i}" for i in range(len(outputs))]
         em.emit("UNPACK_SEQUENCE", len(outputs))
         for name in names:
             em.emit("STORE_FAST", name)
         slots = {node: name for node, name in zip(outputs, names)}
-    return em, ValueBuilder(em, slots)
+    return em, ValueBuilder(em, slots), caught
 
 
 def replacement_code(original: CodeType, compiled, inputs: list[Source], outputs: list, result: Var,
-                     cells: FrameCells | None = None) -> CodeType:
+                     cells: FrameCells | None = None, entry: EntryHandler | None = None) -> CodeType:
     """`compiled` is None when the graph does no work (the result is rebuilt from inputs and constants)."""
-    em, values = _start(original, compiled, inputs, outputs, original.co_firstlineno)
+    em, values, caught = _start(original, compiled, inputs, outputs, original.co_firstlineno, entry)
     values.prepare([result], cells or FrameCells())
     values.push(result)
     em.emit("RETURN_VALUE")
+    _entry_handler(em, values, original, entry, caught)
     return _assemble(original, em.out)
 
 
@@ -382,7 +393,8 @@ CONDITIONAL_JUMPS = ("POP_JUMP_IF_TRUE", "POP_JUMP_IF_FALSE")
 
 
 def break_code(original: CodeType, compiled, inputs: list[Source], outputs: list, stack: list, local_vars: dict,
-               inst, index: int, kw_names, resume_for, handler=None, cells: FrameCells | None = None) -> CodeType:
+               inst, index: int, kw_names, resume_for, handler=None, cells: FrameCells | None = None,
+               entry: EntryHandler | None = None) -> CodeType:
     """Code for a frame split at instruction `index`: run the graph, rebuild the operands of `inst`, run it for
     real, then return what the resume function (for the rest of the frame) returns.
 
@@ -396,7 +408,7 @@ def break_code(original: CodeType, compiled, inputs: list[Source], outputs: list
     (jit.resume.closure_names), so code before and after the break reads and writes the same variables."""
     lineno = inst.lineno or original.co_firstlineno
     cells = cells or FrameCells()
-    em, values = _start(original, compiled, inputs, outputs, lineno)
+    em, values, entry_caught = _start(original, compiled, inputs, outputs, lineno, entry)
     values.prepare(list(stack) + list(local_vars.values()), cells)
     names = tuple(local_vars)
     resumed_free = closure_names(origin(original, index)[0])
@@ -418,35 +430,15 @@ def break_code(original: CodeType, compiled, inputs: list[Source], outputs: list
         if region is not None:
             em.out.append(bc.TryEnd(region))
 
+    resume = ResumeCall(em, values, original, resume_for, cells, resumed_free)
+
     def call_resume(target: int, lower: list, results: list[str]) -> None:
-        slots = tuple(_slot(v) for v in lower) + (VALUE,) * len(results)
-        code = resume_for(target, slots, names)
         if exits:  # the resume function re-enters each manager, and each __exit__ restores what __enter__ found
+            resume.prepare_call(target, lower, results, names)
             leave_withs()
-        em.emit("PUSH_NULL")
-        if resumed_free:
-            for free in resumed_free:
-                if free in original.co_freevars:  # the frame's own closure (a resume function's: the same cells)
-                    em.emit("LOAD_CLOSURE", bc.FreeVar(free))
-                else:
-                    values.cell(cells.own[free])
-            em.emit("BUILD_TUPLE", len(resumed_free))
-            em.emit("LOAD_CONST", code)
-            em.emit("MAKE_FUNCTION", 0x08)
+            resume.finish_call(lower, results, names, local_vars)
         else:
-            em.emit("LOAD_CONST", code)
-            em.emit("MAKE_FUNCTION", 0)
-        count = 0
-        for v in lower:
-            if _slot(v) == VALUE:
-                values.push(v)
-                count += 1
-        for r in results:
-            em.emit("LOAD_FAST", r)
-        for name in names:
-            values.push(local_vars[name])
-        em.call(count + len(results) + len(names))
-        em.emit("RETURN_VALUE")
+            resume.call(target, lower, results, names, local_vars)
 
     if inst.opname == "FOR_ITER":
         # The loop's iterator is a real object: step it for real. Next item: resume in the loop body with
@@ -510,7 +502,89 @@ def break_code(original: CodeType, compiled, inputs: list[Source], outputs: list
                 em.emit("LOAD_CONST", 0)
                 em.emit("STORE_FAST", "__jit_lasti")
             call_resume(target, stack[:depth], ["__jit_lasti", "__jit_exc"] if push_lasti else ["__jit_exc"])
+    _entry_handler(em, values, original, entry, entry_caught)
     return _assemble(original, em.out)
+
+
+class ResumeCall:
+    """Emits `return resume_in_...(<stack values>, <results>, <locals>)`: the resume function made with the cells
+    it continues with (jit.resume.closure_names) as its closure."""
+
+    def __init__(self, em: Emitter, values: ValueBuilder, original: CodeType, resume_for, cells: FrameCells,
+                 resumed_free: tuple):
+        self.em, self.values, self.original, self.resume_for = em, values, original, resume_for
+        self.cells, self.resumed_free = cells, resumed_free
+        self._code = None
+
+    def call(self, target: int, lower: list, results: list[str], names: tuple, local_vars: dict) -> None:
+        self.prepare_call(target, lower, results, names)
+        self.finish_call(lower, results, names, local_vars)
+
+    def prepare_call(self, target: int, lower: list, results: list[str], names: tuple) -> None:
+        slots = tuple(_slot(v) for v in lower) + (VALUE,) * len(results)
+        self._code = self.resume_for(target, slots, names)
+
+    def finish_call(self, lower: list, results: list[str], names: tuple, local_vars: dict) -> None:
+        em, values = self.em, self.values
+        em.emit("PUSH_NULL")
+        if self.resumed_free:
+            for free in self.resumed_free:
+                if free in self.original.co_freevars:  # the frame's own closure (a resume function's: the same cells)
+                    em.emit("LOAD_CLOSURE", bc.FreeVar(free))
+                else:
+                    values.cell(self.cells.own[free])
+            em.emit("BUILD_TUPLE", len(self.resumed_free))
+            em.emit("LOAD_CONST", self._code)
+            em.emit("MAKE_FUNCTION", 0x08)
+        else:
+            em.emit("LOAD_CONST", self._code)
+            em.emit("MAKE_FUNCTION", 0)
+        count = 0
+        for v in lower:
+            if _slot(v) == VALUE:
+                values.push(v)
+                count += 1
+        for r in results:
+            em.emit("LOAD_FAST", r)
+        for name in names:
+            values.push(local_vars[name])
+        em.call(count + len(results) + len(names))
+        em.emit("RETURN_VALUE")
+
+
+@dataclass
+class EntryHandler:
+    """What catches an exception raised by a resume function's graph call, before its first original instruction
+    ran (a data-dependent error in a compiled op, inside a user `with` or a try the frame resumed in): the
+    handler (index in the frame's code, stack depth, push_lasti), the stack and locals the frame started with
+    (Vars loading its parameters, NULLs, re-entered grad-mode ExitVars), the entry grad mode, and resume_for."""
+    target: int
+    depth: int
+    push_lasti: bool
+    stack: list
+    local_vars: dict
+    grad_mode: bool
+    resume_for: object
+
+
+def _entry_handler(em: Emitter, values: ValueBuilder, original: CodeType, entry: EntryHandler | None,
+                   caught: bc.Label | None) -> None:
+    """The handler block for the graph call's region (see _start): as if the first instruction had raised, the
+    exception continues in a resume function that starts in the frame's handler, grad mode as at entry."""
+    if entry is None or caught is None:
+        return
+    em.out.append(caught)
+    em.emit("STORE_FAST", "__jit_exc")
+    em.call_const(torch._C._set_grad_enabled, lambda: (em.emit("LOAD_CONST", entry.grad_mode), 1)[-1])
+    em.emit("POP_TOP")
+    results = ["__jit_exc"]
+    if entry.push_lasti:
+        em.emit("LOAD_CONST", 0)
+        em.emit("STORE_FAST", "__jit_lasti")
+        results = ["__jit_lasti", "__jit_exc"]
+    resumed_free = closure_names(origin(original, entry.target)[0])
+    ResumeCall(em, values, original, entry.resume_for, FrameCells(), resumed_free).call(
+        entry.target, entry.stack[:entry.depth], results, tuple(entry.local_vars), entry.local_vars)
 
 
 def _slot(v: Var):

@@ -25,10 +25,11 @@ from jit import dynamic
 from jit.dynamic import Specialize
 from jit.output_graph import OutputGraph, has_work, remove_dead_code, tensors_in
 from jit.instructions import decode
-from jit.resume import handler_of, origin, resume_code
-from jit.semantics.context_managers import ExitVar
-from jit.translator import StopBeforeBreak, Translator, external_cell
-from jit.variables import NULL, CellVar, Var
+from jit.resume import NULL_SLOT, VALUE, entry_of, handler_of, origin, resume_code, stack_arg
+from jit.semantics.context_managers import GRAD_MODE_CLASSES, ExitVar
+from jit.translator import StopBeforeBreak, Translator
+from jit.variables.functions import external_cell
+from jit.variables import NULL, CellVar, GradModeVar
 from jit.variables.base import LazyArg
 
 graph_log = get_logger("graph")
@@ -100,7 +101,7 @@ class FrameCapture:
         builtins_ = fn.__builtins__ if isinstance(fn.__builtins__, dict) else vars(fn.__builtins__)
         tx = Translator(output, code, fn.__globals__, builtins_, tx_locals, cells, globals_namespace=None)
         tx.stop_before = stop_before
-        grad = torch.is_grad_enabled()
+        grad = self.entry_grad = torch.is_grad_enabled()
         try:
             tx.run()
         except StopBeforeBreak:
@@ -167,7 +168,8 @@ class FrameCapture:
         result, cells = tx.return_value, self._cells(tx)
         compiled, inputs, outputs, gm = self._compile_graph([result], cells)
         guards = self._guards()
-        code = codegen.replacement_code(self.frame.code, compiled, inputs, outputs, result, cells)
+        code = codegen.replacement_code(self.frame.code, compiled, inputs, outputs, result, cells,
+                                        self._entry_handler())
         return self._entry(code, guards, gm)
 
     def _finish_break(self, tx: Translator, e: Unsupported) -> CacheEntry:
@@ -178,7 +180,7 @@ class FrameCapture:
         # consumed by its prologue and are not variables of the code it continues).
         original = origin(frame.code, index)[0]
         local_vars = {k: v for k, v in tx.locals.items() if v is not NULL and k in original.co_varnames}
-        handler = self._handler(tx, index)
+        handler = self._handler(tx.stack, index)
         if handler is False:
             # Inside a try whose own body opened a `with`, or an exception region we cannot re-enter: eager.
             breaks_log.debug("%s cannot be split at %s (inside try/except and with)", frame.name, e.location)
@@ -189,7 +191,7 @@ class FrameCapture:
             code = codegen.break_code(
                 frame.code, compiled, inputs, outputs, list(tx.stack), local_vars, inst, index, tx.kw_names,
                 lambda target, mask, names: resume_code(frame.code, target, mask, names, inst.lineno), handler,
-                cells)
+                cells, self._entry_handler())
         except Unsupported as why:
             breaks_log.debug("%s cannot be split at %s (%s); it runs eagerly", frame.name, e.location, why.detail)
             raise e from None
@@ -199,7 +201,7 @@ class FrameCapture:
         return self._entry(code, self._guards(), gm)
 
 
-    def _handler(self, tx: Translator, index: int):
+    def _handler(self, stack: list, index: int):
         """Where an exception raised by the instruction run at a break goes. Grad-mode `with` blocks on the way
         out only restore the grad mode (the break code does that itself); past them: None (nothing catches it
         in this frame), or (handler index, stack depth, push_lasti) of what catches it: a try/except/finally, or
@@ -207,16 +209,16 @@ class FrameCapture:
         break code then continues in a resume function that starts in that handler. False when neither fits."""
         code, at = origin(self.frame.code, index)
         insts = decode(code)
-        open_withs = sum(isinstance(v, ExitVar) for v in tx.stack)
+        open_withs = sum(isinstance(v, ExitVar) for v in stack)
         exits_passed = 0
         found = handler_of(code, at)
         while found is not None and found[2]:  # push_lasti: a `with` block's cleanup (or its re-raise block)
             target, depth, _ = found
             if insts[target].opname != "PUSH_EXC_INFO" or insts[target + 1].opname != "WITH_EXCEPT_START":
                 return False
-            if not 0 < depth <= len(tx.stack):
+            if not 0 < depth <= len(stack):
                 return False
-            if not isinstance(tx.stack[depth - 1], ExitVar):  # a user's manager: its cleanup runs __exit__
+            if not isinstance(stack[depth - 1], ExitVar):  # a user's manager: its cleanup runs __exit__
                 break
             exits_passed += 1
             inner = handler_of(code, target)  # the cleanup's own re-raise block; what catches its re-raise:
@@ -224,11 +226,38 @@ class FrameCapture:
         if found is None:
             return None if exits_passed == open_withs else False
         target, depth, push_lasti = found
-        if depth > len(tx.stack) or sum(isinstance(v, ExitVar) for v in tx.stack[:depth]) != open_withs - exits_passed:
+        if depth > len(stack) or sum(isinstance(v, ExitVar) for v in stack[:depth]) != open_withs - exits_passed:
             return False
         # as an index of the frame's code (a resume function has a prologue)
         return target + (index - at), depth, push_lasti
 
+
+    def _entry_handler(self) -> codegen.EntryHandler | None:
+        """For a resume function that starts inside a user `with` or a try: what catches an exception raised by
+        its graph call (as if its first instruction had raised), from the stack and locals it started with."""
+        info = entry_of(self.frame.code)
+        if info is None:
+            return None
+        code, target, slots, local_names, shift = info
+        stack, prior = [], self.entry_grad
+        for j, slot in enumerate(slots):
+            if slot == VALUE:
+                stack.append(LazyArg(None, LocalSource(stack_arg(j))))
+            elif slot == NULL_SLOT:
+                stack.append(NULL)
+            else:  # a grad-mode `with` the prologue re-entered
+                _, cls, args = slot
+                manager = GradModeVar(args[0] if args else GRAD_MODE_CLASSES[cls], cls)
+                manager.prior, prior = prior, manager.enabled
+                stack.append(ExitVar(manager))
+        handler = self._handler(stack, target + shift)
+        if not handler:
+            return None
+        at, depth, push_lasti = handler
+        lineno = decode(code)[at - shift].lineno or code.co_firstlineno
+        local_vars = {n: LazyArg(None, LocalSource(n)) for n in local_names}
+        return codegen.EntryHandler(at, depth, push_lasti, stack, local_vars, self.entry_grad,
+                                    lambda t, mask, names: resume_code(self.frame.code, t, mask, names, lineno))
 
 def _class_name(name: str) -> str:
     return "Graph_" + "".join(c if c.isalnum() else "_" for c in name)

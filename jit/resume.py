@@ -17,6 +17,17 @@ from jit.pyversion import PY311
 _cache: dict = {}
 # resume code -> (the original code it continues, how many prologue instructions precede the original's first)
 _origin: dict = {}
+# resume code -> (index of the original's instruction it starts at, stack slots, local names)
+_entry: dict = {}
+
+
+def entry_of(code: CodeType) -> tuple | None:
+    """For a resume function: (original code, index it starts at in the original, its stack slots, its local
+    names, prologue length); None for any other code."""
+    if code not in _entry:
+        return None
+    original, shift = _origin[code]
+    return (original, *_entry[code], shift)
 
 
 def origin(code: CodeType, index: int) -> tuple[CodeType, int]:
@@ -142,4 +153,5 @@ def resume_code(code: CodeType, target: int, slots: tuple, local_names: tuple[st
     result = out.to_code(compute_exception_stack_depths=False, stacksize=code.co_stacksize + len(slots) + 4)
     _cache[key] = result
     _origin[result] = (code, len(prologue))
+    _entry[result] = (target, slots, tuple(local_names))
     return result

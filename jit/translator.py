@@ -13,7 +13,6 @@ from jit.instructions import Inst, decode
 from jit.opcodes import HANDLERS
 from jit.output_graph import OutputGraph
 from jit.variables import CellVar, Var
-from jit.variables.functions import ExternalCell, external_cell  # noqa: F401 - re-exported
 from jit.variables.builder import Builder
 
 MAX_INSTRUCTIONS = 200_000  # per compiled frame, inlined callees included

@@ -238,7 +238,8 @@ def _bind(code, defaults: tuple, kwdefaults: dict, args: list, kwargs: dict, nam
 
 
 def inline_function(tx, fn: Var, args: list, kwargs: dict) -> Var:
-    from jit.translator import Translator, external_cell
+    from jit.translator import Translator
+    from jit.variables.functions import external_cell
     if isinstance(fn, UserFunctionVar):
         real = fn.fn
         code, f_globals = real.__code__, real.__globals__

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from types import CodeType, FunctionType
 
+from guards.kinds import AliasMatch
 from jit.variables.base import KnownObject, Var
 
 
@@ -46,7 +47,6 @@ class ExternalCell:
 def external_cell(output, cell, source, cell_source) -> ExternalCell:
     """One ExternalCell per real cell in a capture, so that the frame and every function it inlines share what
     was written to it; a cell reached a second way is guarded to stay the same cell."""
-    from guards.kinds import AliasMatch
     known = output.external_cells.get(id(cell))
     if known is not None:
         if known.cell_source != cell_source:

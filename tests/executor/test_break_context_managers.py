@@ -322,3 +322,32 @@ def test_same_results_as_eager_over_many_inputs():
     for n in (1, 2, 3):
         x = torch.arange(float(n))
         assert same(fast(x, []), body_with_print(x, []))
+
+
+def graph_raises_in_body(x, log, idx):
+    with Recorder(log):
+        print("resume inside the block")
+        y = torch.index_select(x, 0, idx) + 1  # out of range: raised by the compiled graph, not while tracing
+    return y
+
+
+@pytest.mark.parametrize("index", [0, 7])
+def test_exception_raised_by_the_graph_reaches_exit(index, capsys):
+    log = compare(graph_raises_in_body, torch.ones(3), torch.tensor([index]))
+    assert log == [("enter", "m"), ("exit", "m", None if index == 0 else "IndexError")]
+
+
+def graph_raises_in_try(x, log, idx):
+    try:
+        print("resume inside the try")
+        y = torch.index_select(x, 0, idx) * 2
+    except IndexError:
+        log.append("caught")
+        y = x
+    return y
+
+
+@pytest.mark.parametrize("index", [1, 9])
+def test_exception_raised_by_the_graph_reaches_the_frames_handler(index, capsys):
+    log = compare(graph_raises_in_try, torch.ones(3), torch.tensor([index]))
+    assert log == ([] if index == 1 else ["caught"])
