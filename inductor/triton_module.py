@@ -12,7 +12,8 @@ import torch
 from graph import attention as graph_attention
 
 from .ir import Const, ExternKernel, FallbackKernel, Item, Kernel, Layout, Load, LoweredGraph, Op, Reduce, View
-from .triton_codegen import KernelWriter, loads_in, ops_in, reduces_in
+from . import triton_matmul
+from .triton_codegen import KernelSource, KernelWriter, loads_in, ops_in, reduces_in
 
 log = logging.getLogger("jit.inductor.triton")
 
@@ -106,7 +107,7 @@ def _all_layouts(lg) -> dict:
 
 def _kernel_name(kernel, writer_mode: str, used: set) -> str:
     ops = ops_in(kernel.expr)
-    prefix = {"pointwise": "pw", "persistent": "red", "looped": "red"}[writer_mode]
+    prefix = {"pointwise": "pw", "persistent": "red", "looped": "red", "matmul": "mm"}[writer_mode]
     base = "_".join(ops[:4]) or "copy"
     base = f"{prefix}_{'fused_' if len(ops) > 1 else ''}{base}"
     name, i = base, 1
@@ -341,13 +342,16 @@ def generate(lg: LoweredGraph):
 
     returned = {b for o in lg.outputs if isinstance(o, (Load, View, Item)) for b in loads_in(o)}
     plan = merge_side_outputs([_with_items(k, items, memo) for k in lg.kernels], _all_layouts(lg))
-    for k in plan:
+    fused = triton_matmul.find_candidates(plan, _all_layouts(lg), returned)
+    library_calls = {i for i, _ in fused.values()}
+
+    def emit(k, allocate=True):
         if isinstance(k, tuple):  # folded into a later kernel as a side output: only its buffer is allocated
             lay = k[1].out.layout
             layouts[k[1].out.name] = lay
             host.append(f"    {k[1].out.name} = torch.empty_strided({tuple(lay.shape)!r}, {tuple(lay.strides)!r}, "
                         f"dtype={lay.dtype}, device=device)  # written by a later kernel")
-            continue
+            return
         out = k.out.name
         if isinstance(k, FallbackKernel):
             ops = []
@@ -362,29 +366,30 @@ def generate(lg: LoweredGraph):
                 layouts[out] = k.out.layout
                 host.append(f"    {out} = fixed_layout({call}, {tuple(k.out.layout.strides)!r})"
                             f"  # eager torch: {k.source[0]}")
-            continue
+            return
         if isinstance(k, ExternKernel):
             k.args = [_replace_items(a, items, memo) for a in k.args]
             emit_items()
             layouts[out] = k.out.layout
             host.append(f"    {out} = fixed_layout({_extern_call(k)}, {tuple(k.out.layout.strides)!r})"
                         f"  # {k.source[-1]}")
-            continue
+            return
         expr = _replace_items(k.expr, items, memo)
         emit_items()
         layouts[out] = k.out.layout
         if k.is_view:
             host.append(f"    {out} = {torch_view(expr)}  # a view: {k.source[-1]}")
-            continue
+            return
         view = _pure_copy_view(k, expr, layouts, returned)
         if view is not None:
             host.append(f"    {out} = {view}  # a copy into the layout it already has: a view ({k.source[-1]})")
-            continue
+            return
         lay = k.out.layout
-        host.append(f"    {out} = torch.empty_strided({tuple(lay.shape)!r}, {tuple(lay.strides)!r}, "
-                    f"dtype={lay.dtype}, device=device)")
+        if allocate:
+            host.append(f"    {out} = torch.empty_strided({tuple(lay.shape)!r}, {tuple(lay.strides)!r}, "
+                        f"dtype={lay.dtype}, device=device)")
         if any(s == 0 for s in lay.shape):
-            continue
+            return
         k2 = Kernel(k.out, expr, k.source, k.is_view)
         k2.side_outputs = getattr(k, "side_outputs", [])
         writer = KernelWriter(k2, layouts, "pending")
@@ -396,6 +401,37 @@ def generate(lg: LoweredGraph):
         kernels.append(ks)
         body.append(ks.source)
         host.append(f"    launch[{name!r}]({', '.join(ks.params)})")
+
+    for idx, k in enumerate(plan):
+        if idx in library_calls:
+            continue  # emitted with its epilogue below
+        if idx not in fused:
+            emit(k)
+            continue
+        # a library matmul and its epilogue kernel, or one Triton matmul with the epilogue fused: chosen per call site
+        ext, cand = plan[fused[idx][0]], fused[idx][1]
+        lay = k.out.layout
+        name = _kernel_name(k, "matmul", used)
+        host.append(f"    {k.out.name} = torch.empty_strided({tuple(lay.shape)!r}, {tuple(lay.strides)!r}, "
+                    f"dtype={lay.dtype}, device=device)")
+        mark = len(host)
+        emit(ext)
+        emit(k, allocate=False)
+        inner = host[mark:]
+        del host[mark:]
+        host.append(f"    def library_{name}():  # the library call, then the epilogue kernel")
+        host += ["    " + line for line in inner]
+        a, b = (torch_view(x) for x in ext.args[-2:])
+        args = [a, b] + cand.epilogue_params + [k.out.name]
+        host.append(f"    launch[{name!r}](library_{name}, {', '.join(args)})")
+        ks = KernelSource(name, triton_matmul.kernel_source(name, cand), args, k.out.name, 0, 0, "matmul", {},
+                          list(ext.source + k.source))
+        ks.launcher = triton_matmul.MatmulLauncher
+        ks.mnk, ks.dtype = (cand.m, cand.n, cand.k), ext.out.layout.dtype
+        ks.itemsize = ext.out.layout.dtype.itemsize
+        ks.arg_dtypes = []
+        kernels.append(ks)
+        body.append(ks.source)
     outs = []
     for o in lg.outputs:
         if isinstance(o, (Load, View, Item)):

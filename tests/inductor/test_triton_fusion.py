@@ -109,7 +109,9 @@ def test_gelu_epilogue_after_matmul():
     x, w, b = torch.randn(8, 16), torch.randn(16, 12), torch.randn(12)
     fn = check_fn(lambda x, w, b: F.gelu(x @ w + b), x, w, b, tol=(2e-2, 2e-2))
     assert "torch.addmm" in fn.source or "torch.matmul" in fn.source
-    assert _kernels(fn) == 1  # bias + gelu in one generated kernel after the library matmul
+    # bias + gelu in one generated kernel after the library matmul (plus the Triton matmul with the same epilogue
+    # fused, which inductor/triton_matmul.py chooses instead where it is faster)
+    assert _kernels(fn) - fn.source.count("\n@triton.jit\ndef mm_") == 1
 
 
 def test_attention_pattern_and_sdpa():
