@@ -6,7 +6,9 @@
     RETURN_VALUE
 
 The code keeps the original's name, file, first line and free variables, takes the frame's argument vector
-(jit.calling_convention), and has no cell variables of its own (arguments are only read)."""
+(jit.calling_convention), and has no cell variables of its own (arguments are only read): the frame's cells,
+the nested functions over them and objects made in the traced code are built once, as real objects, right after
+the graph call (ValueBuilder.prepare), and writes to outside cells are stored back there."""
 from __future__ import annotations
 
 import inspect
