@@ -256,3 +256,30 @@ def test_row_max_of_non_contiguous_and_nan_rows():
     for fn in (lambda x: x.t().amax(-1, keepdim=True) * 1, lambda x: x[:, ::2].amin(-1) * 1,
                lambda x: x.amax(-1) * 1):
         assert_matches(compile_fn(fn, x), fn, x)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32, np.int64, np.float16, np.bool_])
+def test_select_is_where_bit_for_bit(dtype):
+    """`_select` (the bitwise pick for 4- and 8-byte numbers) against np.where: random masks, scalar and broadcast
+    operands, NaN / inf / -0.0 kept exactly."""
+    rng = np.random.default_rng(0)
+    c = rng.random((64, 96)) < 0.5
+    a = rng.standard_normal((64, 96)) * 100
+    b = rng.standard_normal((96,)) * 100
+    if np.issubdtype(dtype, np.floating):
+        a.flat[:4] = [np.nan, np.inf, -np.inf, -0.0]
+        b[:2] = [-0.0, np.nan]
+    a, b = a.astype(dtype), b.astype(dtype)
+    for x, y in [(a, b), (b, a), (dtype(0), a), (a, dtype(-1)), (a, a[::-1])]:
+        got, ref = HELPERS["_select"](c, x, y), np.where(c, x, y)
+        assert got.dtype == ref.dtype and got.shape == ref.shape
+        assert np.array_equal(got.view(np.uint8), np.ascontiguousarray(ref).view(np.uint8))
+
+
+def test_relu_of_random_data_matches_eager():
+    x = torch.randn(128, 128)
+    x[0, :3] = torch.tensor([math.nan, -0.0, math.inf])
+    fn = lambda x: torch.relu(x) - 0.5
+    compiled = compile_fn(fn, x)
+    assert "_select(" in compiled.source
+    assert_matches(compiled, fn, x)
