@@ -7,7 +7,7 @@ import torch
 import torch.fx
 
 from graph import symbolic_sizes
-from graph.size_variants import Built, SizeVariants, dynamic_graph, fixed_shape_build
+from graph.size_variants import Built, SizeVariants, dynamic_graph
 from graph.symbolic_shapes import is_dynamic
 
 from . import cache, dtypes
@@ -143,8 +143,8 @@ def triton_backend(gm: torch.fx.GraphModule, example_inputs: list, autotune: boo
     """Compile gm to Triton kernels (inductor/triton_*.py). CUDA tensors, or CPU tensors under Triton's
     interpreter (TRITON_INTERPRET=1, the tests' way to run kernels without a GPU); anything else runs as is."""
     if dynamic_graph(gm):
-        return SizeVariants(gm, example_inputs, fixed_shape_build(
-            lambda g, ex: _triton_build(g, ex, autotune).load()), gm.forward, name="Triton graph")
+        return SizeVariants(gm, example_inputs, lambda g, ex: _triton_build(g, ex, autotune), gm.forward,
+                            name="Triton graph")
     return _triton_build(gm, example_inputs, autotune).load()
 
 
@@ -152,24 +152,30 @@ triton_backend.dynamic_sizes = True
 
 
 def _triton_build(gm: torch.fx.GraphModule, example_inputs: list, autotune: bool | None) -> Built:
-    from .triton_backend import compile_triton
+    """The generated module's source (sizes as symbols, kernels taking them as arguments) and how to load it."""
+    from .triton_backend import generate_triton, load_triton
     reason = _needs_torch_runtime(gm, example_inputs)
     if reason is not None:
         log.info("graph runs in torch: %s", reason)
         return Built("", lambda: gm)
     as_captured = _as_captured(gm)
     gm = _optimize(gm, example_inputs)
-    compiled = compile_triton(gm, example_inputs, autotune=autotune)
-    return Built("", as_captured) if compiled is None else Built(None, lambda: _copy_aliased_outputs(compiled, gm))
+    generated = generate_triton(gm, example_inputs)
+    if generated is None:
+        return Built("", as_captured)
+    return Built(generated[1], lambda: _copy_aliased_outputs(load_triton(gm, generated, autotune), gm))
 
 
 def inductor_backend(gm: torch.fx.GraphModule, example_inputs: list):
-    """The default backend: Triton kernels for CUDA tensors, NumPy code for CPU tensors."""
+    """The default backend: Triton kernels for CUDA tensors; for CPU tensors NumPy code or the graph as captured,
+    whichever measured faster (cpu_choice.py)."""
     if any(isinstance(x, torch.Tensor) and x.device.type == "cuda" for x in example_inputs):
         return triton_backend(gm, example_inputs)
     if any(isinstance(x, torch.Tensor) and x.device.type != "cpu" for x in example_inputs):
         return gm
-    return numpy_backend(gm, example_inputs)
+    from .cpu_choice import choose
+    captured = _as_captured(gm)  # before numpy_backend rewrites gm into core ops
+    return choose(numpy_backend(gm, example_inputs), captured, example_inputs)
 
 
 inductor_backend.dynamic_sizes = True

@@ -423,6 +423,18 @@ def _lower_graph(gm: torch.fx.GraphModule, example_inputs, plan) -> LoweredGraph
     return LoweredGraph(inputs, kernels, outputs, spec, symbolic_sizes.text(graph))
 
 
+def input_sizes(lg: LoweredGraph) -> dict:
+    """symbol -> (input buffer, dim) holding it, for each dynamic size (generated code reads them there)."""
+    found = {}
+    for b in lg.inputs:
+        for d, n in enumerate(b.layout.shape):
+            if isinstance(n, symbolic_sizes.SymInt) and len(n.expr.symbols()) == 1:
+                name = next(iter(n.expr.symbols()))
+                if n.expr == symbolic_sizes.Expr.symbol(name):
+                    found.setdefault(name, (b.name, d))
+    return found
+
+
 def _sources(node, env):
     """FX nodes fused into this kernel: the node and every producer inlined into it, in graph order."""
     seen, order = set(), []

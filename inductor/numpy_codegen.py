@@ -11,6 +11,7 @@ import torch
 from graph import symbolic_sizes
 
 from . import dtypes, row_blocks
+from .lowering import input_sizes
 from .ir import Const, ExternKernel, FallbackKernel, Item, Kernel, Load, LoweredGraph, Op, Reduce, View
 
 UFUNC = {
@@ -544,22 +545,11 @@ def generate(lg: LoweredGraph) -> str:
     compile's conditions allow (graph/size_variants.py)."""
     # kernel names must not shadow the buffer variables in run()
     used = {b.name for b in lg.inputs} | {k.out.name for k in lg.kernels}
-    sizes = _size_reads(lg)
+    sizes = input_sizes(lg)
     names = {sym: sym if sym not in used else f"size_{sym}" for sym in sizes}
     used |= set(names.values())
     with symbolic_sizes.rendering(symbolic_sizes.NameRenderer(names.get)) as renderer:
         return _generate(lg, used, sizes, names, renderer)
-
-
-def _size_reads(lg: LoweredGraph) -> dict:
-    """symbol -> (input buffer, dim) holding it, for each dynamic size of the inputs."""
-    found = {}
-    for b in lg.inputs:
-        for d, n in enumerate(b.layout.shape):
-            if isinstance(n, symbolic_sizes.SymInt) and len(n.expr.symbols()) == 1 and \
-                    n.expr == symbolic_sizes.Expr.symbol(next(iter(n.expr.symbols()))):
-                found.setdefault(next(iter(n.expr.symbols())), (b.name, d))
-    return found
 
 
 def _generate(lg: LoweredGraph, used: set, sizes: dict, names: dict, renderer) -> str:

@@ -7,6 +7,7 @@ import time
 
 import torch
 
+from graph import symbolic_sizes
 from graph.attention import rewrite_causal_attention
 
 from . import cache
@@ -36,6 +37,12 @@ def _device(example_inputs):
 
 
 def compile_triton(gm: torch.fx.GraphModule, example_inputs: list, autotune=None):
+    generated = generate_triton(gm, example_inputs)
+    return None if generated is None else load_triton(gm, generated, autotune)
+
+
+def generate_triton(gm: torch.fx.GraphModule, example_inputs: list):
+    """Lower and generate the module's source: (lowered, source, kernels, device, seconds), or None."""
     if not all(isinstance(x, torch.Tensor) and supported(x.dtype) for x in example_inputs):
         log.info("Triton backend runs this graph as is: a non-tensor or unsupported-dtype input")
         return None
@@ -55,15 +62,20 @@ def compile_triton(gm: torch.fx.GraphModule, example_inputs: list, autotune=None
         stats["fallback_graphs"] += 1
         log.info("Triton backend runs this graph as is: %s", e)
         return None
+    return lowered, source, kernels, device, time.perf_counter() - t0
+
+
+def load_triton(gm: torch.fx.GraphModule, generated, autotune=None):
+    """Write the module file, import it, compile its kernels: the callable."""
+    lowered, source, kernels, device, codegen_s = generated
     stem = "_".join(k.name for k in kernels[:3]) or "graph"
     path, warm = write_module(source, stem)
     stats["warm_files"] += warm
-    key = cache.make_key(str(gm.graph), example_inputs, "triton")
+    key = cache.make_key(symbolic_sizes.text(gm.graph), [], "triton")
     output_code_log.info("Triton code for graph (cache key %s, file %s):\n%s", key[:16], path, source)
     module = import_module(path)
     compiled = CompiledTritonGraph(module, lowered, kernels, gm, device, path,
                                    autotune=autotune_enabled() if autotune is None else autotune)
-    codegen_s = time.perf_counter() - t0
     compile_s = compiled.precompile()
     log.info("Triton graph %s: %d kernels, codegen %.3f s, kernel compile %.3f s", path.name, len(kernels),
              codegen_s, compile_s)

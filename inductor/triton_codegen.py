@@ -11,11 +11,18 @@ Three shapes of kernel, all built by the same expression walker over the same in
     reductions of the row, then the epilogue over the same row, one read and one write of the tensor.
 
 Values are computed in float32 for float16/bfloat16 (loads widen, stores narrow), as torch's CUDA kernels do.
-Indices are int32 unless some buffer or tile spans 2**31 elements, then int64 from the program id down."""
+Indices are int32 unless some buffer or tile spans 2**31 elements, then int64 from the program id down.
+
+With dynamic sizes, numels, strides and index divisors are SymInts: the kernel takes each distinct one as an
+argument (`KernelSizes`); choices made from sizes (persistent or looped, block sizes, int64 indices) are
+conditions of the compiled variant (graph/size_variants.py), in power-of-two buckets where they are sizes."""
 import math
 from dataclasses import dataclass
 
 import torch
+
+from graph import symbolic_sizes
+from graph.symbolic_sizes import SymInt
 
 from . import triton_launch
 from .ir import Const, Kernel, Load, Op, Reduce, View
@@ -48,6 +55,9 @@ class Val:
 
 def literal(value, dtype: torch.dtype) -> Val:
     cd = compute(dtype) if dtype is not None else None
+    if isinstance(value, SymInt):  # a size used as a number (x * x.shape[1]): a kernel argument, then cast
+        return Val(f"{value}" if cd is None else f"tl.full([1], {value}, tl.int64).to({TL[cd]})", dtype,
+                   frozenset(), False)
     if cd == torch.bool:
         code = repr(bool(value))
     elif cd is not None and cd.is_floating_point:
@@ -62,6 +72,20 @@ def literal(value, dtype: torch.dtype) -> Val:
     return Val(code, dtype, frozenset(), True)
 
 
+class KernelSizes:
+    """Renders the sizes in one kernel's code (SymInts, graph/symbolic_sizes.py) as kernel arguments: each
+    distinct expression (`s0 * 64`) becomes one parameter `ks0`, which the host computes per call."""
+
+    def __init__(self):
+        self.params: dict = {}  # Expr -> parameter name, in first-use order
+
+    def __call__(self, s: SymInt) -> str:
+        name = self.params.get(s.expr)
+        if name is None:
+            name = self.params[s.expr] = f"ks{len(self.params)}"
+        return name
+
+
 @dataclass
 class KernelSource:
     """What the host code needs to launch one generated kernel."""
@@ -74,6 +98,7 @@ class KernelSource:
     mode: str             # 'pointwise' | 'persistent' | 'looped'
     config: dict          # constexprs and launch options from triton_launch
     comment: list
+    sizes: list = None    # (parameter, Expr) for each size argument, after the buffers
 
 
 class KernelWriter:
@@ -131,6 +156,16 @@ class KernelWriter:
 
     # ---- the kernel ----------------------------------------------------------------------------------------------
     def generate(self) -> KernelSource:
+        sizes = KernelSizes()
+        with symbolic_sizes.rendering(sizes):
+            ks = self._generate(sizes)
+        ks.sizes = [(name, expr) for expr, name in sizes.params.items()]
+        # the launcher computes the grid per call from the xnumel argument
+        ks.xnumel_arg = len(ks.params) + list(sizes.params).index(ks.xnumel.expr) \
+            if isinstance(ks.xnumel, SymInt) else None
+        return ks
+
+    def _generate(self, sizes: KernelSizes) -> KernelSource:
         self.plan()
         xnumel, rnumel = self.numels()
         two_d = self.mode != "pointwise"
@@ -159,7 +194,7 @@ class KernelWriter:
             self.store(t, self.rgroup if self.mode == "persistent" else None, self.out_coords())
         config = triton_launch.heuristic(self.mode, xnumel, rnumel, self._widest())
         params = self.params + [self.kernel.out.name] + [b.name for b, _ in getattr(self.kernel, "side_outputs", ())]
-        sig = ", ".join(f"{p}_ptr" for p in params)
+        sig = ", ".join([f"{p}_ptr" for p in params] + list(sizes.params.values()))
         consts = "XBLOCK: tl.constexpr" + (", RBLOCK: tl.constexpr" if two_d else "")
         lines = ["@triton.jit", f"def {self.name}({sig}, {consts}):"]
         lines += [f"    # {s}" for s in self.kernel.source]

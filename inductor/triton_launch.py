@@ -14,12 +14,25 @@ import logging
 import os
 import tempfile
 
+from graph.symbolic_sizes import SymInt, bucket, decide
+
 log = logging.getLogger("jit.inductor.triton")
 PERSISTENT_MAX_BYTES = 64 * 1024
 
 
 def _pow2(n: int) -> int:
+    """The power of two >= n. For a dynamic size, its bucket: a condition of the compiled variant
+    (graph/symbolic_sizes.bucket), so block sizes change O(log n) times as a size grows."""
+    if isinstance(n, SymInt):
+        return bucket(n, "a block size")
     return 1 << max(0, (int(n) - 1).bit_length())
+
+
+def _pow2_at_most(n: int, cap: int) -> int:
+    """min(cap, _pow2(n)) for a power-of-two cap: one condition (n > cap / 2) for every size past the cap."""
+    if decide(n, ">", cap // 2, "a block size at its cap"):
+        return cap
+    return _pow2(n)
 
 
 def persistent_max(itemsize: int) -> int:
@@ -28,18 +41,18 @@ def persistent_max(itemsize: int) -> int:
 
 def heuristic(mode: str, xnumel: int, rnumel: int, itemsize: int = 4) -> dict:
     if mode == "pointwise":
-        block = min(1024, _pow2(xnumel))
+        block = _pow2_at_most(xnumel, 1024)
         warps = max(1, min(4, block // 128))
         return {"XBLOCK": block, "num_warps": warps, "num_stages": 1}
     if mode == "persistent":
         rblock = _pow2(rnumel)
         # several short rows per program, so each program still moves ~4K elements
-        xblock = max(1, min(_pow2(xnumel), 4096 // rblock, 64))
+        xblock = max(1, _pow2_at_most(xnumel, min(4096 // rblock, 64)))
         elems = xblock * rblock
         warps = max(1, min(16, elems // 256))
         return {"XBLOCK": xblock, "RBLOCK": rblock, "num_warps": warps, "num_stages": 1}
-    rblock = min(_pow2(rnumel), 2048 if itemsize >= 4 else 4096)
-    xblock = 1 if xnumel >= 1024 else max(1, min(8, _pow2(xnumel)))
+    rblock = _pow2_at_most(rnumel, 2048 if itemsize >= 4 else 4096)
+    xblock = 1 if decide(xnumel, ">=", 1024, "rows per program") else max(1, _pow2_at_most(xnumel, 8))
     return {"XBLOCK": xblock, "RBLOCK": rblock, "num_warps": 8 if rblock >= 2048 else 4, "num_stages": 1}
 
 

@@ -10,7 +10,10 @@ import logging
 import torch
 
 from graph import attention as graph_attention
+from graph import symbolic_sizes
+from graph.symbolic_shapes import layout_strides
 
+from .lowering import input_sizes
 from .ir import Const, ExternKernel, FallbackKernel, Item, Kernel, Layout, Load, LoweredGraph, Op, Reduce, View
 from . import triton_matmul
 from .triton_codegen import KernelSource, KernelWriter, loads_in, ops_in, reduces_in
@@ -28,6 +31,16 @@ from graph import attention as graph_attention
 from inductor import triton_helpers as h
 from inductor.triton_runtime import fixed_layout
 """
+
+
+def _at_hints(values) -> tuple:
+    return tuple(symbolic_sizes.hint(v) for v in values)
+
+
+def _hints(sizes: dict, lg: LoweredGraph) -> dict:
+    """symbol -> its value at the example inputs."""
+    shapes = {b.name: b.layout.shape for b in lg.inputs}
+    return {sym: symbolic_sizes.hint(shapes[buf][d]) for sym, (buf, d) in sizes.items()}
 
 
 def contiguous_strides(shape) -> tuple:
@@ -269,9 +282,10 @@ def probe_extern_layouts(lg: LoweredGraph, example_inputs: list, gm) -> int:
             continue
         lay = k.out.layout
         stride = tuple(got.stride())
-        if tuple(got.shape) == tuple(lay.shape) and got.dtype == lay.dtype and \
-                not same_strides(lay.shape, stride, lay.strides) and _dense(lay.shape, stride):
-            k.out.layout = Layout(tuple(lay.shape), stride, lay.dtype)
+        shape, strides = _at_hints(lay.shape), _at_hints(lay.strides)  # the probe ran at the hints
+        if tuple(got.shape) == shape and got.dtype == lay.dtype and \
+                not same_strides(shape, stride, strides) and _dense(shape, stride):
+            k.out.layout = Layout(tuple(lay.shape), layout_strides(tuple(lay.shape), stride), lay.dtype)
             layouts[k.out.name] = k.out.layout
             changed += 1
         del env, got
@@ -295,7 +309,8 @@ def _pure_copy_view(k: Kernel, expr, layouts: dict, outputs: set):
     except (RuntimeError, NotImplementedError):
         return None  # not expressible as a view of the buffer (a reshape that would copy)
     lay = k.out.layout
-    if tuple(t.shape) != tuple(lay.shape) or not same_strides(lay.shape, tuple(t.stride()), lay.strides):
+    shape = _at_hints(lay.shape)  # decided at the hints; a choice that differs elsewhere shows in the code
+    if tuple(t.shape) != shape or not same_strides(shape, tuple(t.stride()), _at_hints(lay.strides)):
         return None
     return torch_view(expr)
 
@@ -324,10 +339,19 @@ def _meta_view(e, base):
 
 
 def generate(lg: LoweredGraph):
-    """(module source, [KernelSource]) for a lowered graph."""
-    layouts = {b.name: b.layout for b in lg.inputs}
+    """(module source, [KernelSource]) for a lowered graph. Dynamic sizes (SymInts) are read from the inputs at
+    the top of `call` (`s0 = x.shape[1]`); host code uses them by name, kernels get them as arguments."""
     used = {b.name for b in lg.inputs} | {k.out.name for k in lg.kernels} | {"call", "torch", "triton", "tl", "h",
                                                                               "graph_attention"}
+    sizes = input_sizes(lg)
+    names = {sym: sym if sym not in used else f"size_{sym}" for sym in sizes}
+    used |= set(names.values())
+    with symbolic_sizes.rendering(symbolic_sizes.NameRenderer(names.get)):
+        return _generate(lg, used, sizes, names)
+
+
+def _generate(lg: LoweredGraph, used: set, sizes: dict, size_names: dict):
+    layouts = {b.name: b.layout for b in lg.inputs}
     kernels, body, host = [], [], []
     items: dict = {}
     memo: dict = {}
@@ -342,7 +366,8 @@ def generate(lg: LoweredGraph):
 
     returned = {b for o in lg.outputs if isinstance(o, (Load, View, Item)) for b in loads_in(o)}
     plan = merge_side_outputs([_with_items(k, items, memo) for k in lg.kernels], _all_layouts(lg))
-    fused = triton_matmul.find_candidates(plan, _all_layouts(lg), returned)
+    # a fused Triton matmul launches with its sizes as numbers: with dynamic sizes, the library call + epilogue
+    fused = {} if sizes else triton_matmul.find_candidates(plan, _all_layouts(lg), returned)
     library_calls = {i for i, _ in fused.values()}
 
     def emit(k, allocate=True):
@@ -397,10 +422,11 @@ def generate(lg: LoweredGraph):
         name = _kernel_name(k2, writer.mode, used)
         writer = KernelWriter(k2, layouts, name)
         ks = writer.generate()
-        ks.arg_dtypes = [layouts[p].dtype for p in ks.params]
+        ks.arg_dtypes = [layouts[p].dtype for p in ks.params] + [e.value(_hints(sizes, lg)) for _, e in ks.sizes]
         kernels.append(ks)
         body.append(ks.source)
-        host.append(f"    launch[{name!r}]({', '.join(ks.params)})")
+        size_args = [e.code(size_names.get) for _, e in ks.sizes]  # each kernel size, computed from the inputs'
+        host.append(f"    launch[{name!r}]({', '.join(ks.params + size_args)})")
 
     for idx, k in enumerate(plan):
         if idx in library_calls:
@@ -445,6 +471,7 @@ def generate(lg: LoweredGraph):
           "    \"\"\"Inputs and outputs are torch tensors, in the graph's order.\"\"\""]
     if names:
         fn.append(f"    {', '.join(names)}{',' if len(names) == 1 else ''} = inputs")
+    fn += [f"    {size_names[sym]} = {buf}.shape[{d}]  # a dynamic size" for sym, (buf, d) in sizes.items()]
     fn += host
     fn.append(f"    return [{', '.join(outs)}]")
     source = "\n".join(head) + "\n" + PRELUDE + "\n\n" + "\n\n".join(body) + "\n\n" + "\n".join(fn) + "\n"

@@ -195,15 +195,20 @@ class Launcher:
     def __call__(self, *args):
         if self.tune_key is not None:
             self._tune(args)
-        if not self.direct(self.grid, args):
-            kernel = self.launch(*args, **self.kwargs)
+        grid = self.grid
+        at = getattr(self.ks, "xnumel_arg", None)
+        if at is not None:  # a kernel for dynamic sizes: its grid follows this call's xnumel argument
+            grid = triton_launch.grid(self.ks.mode, args[at], self.config)
+        if not self.direct(grid, args):
+            kernel = (self.launch if at is None else self.fn[grid])(*args, **self.kwargs)
             self.direct.keep(kernel, args)
 
     def _tune(self, args):
         itemsize = max(a.element_size() for a in args)
         timings = []
         for config in triton_launch.candidates(self.ks.mode, self.ks.xnumel, self.ks.rnumel, itemsize):
-            grid = triton_launch.grid(self.ks.mode, self.ks.xnumel, config)
+            at = getattr(self.ks, "xnumel_arg", None)
+            grid = triton_launch.grid(self.ks.mode, self.ks.xnumel if at is None else args[at], config)
             try:
                 ms = _bench(lambda: self.fn[grid](*args, **config), args[0].is_cuda)
             except Exception as e:  # a config the compiler rejects (too many registers, shared memory)
@@ -219,7 +224,8 @@ class Launcher:
 
     def warmup(self, device):
         """Compile ahead of the first call with stand-in tensors (aligned, like every buffer we allocate)."""
-        stand_ins = [torch.empty(1, dtype=dt, device=device) for dt in self.ks.arg_dtypes]
+        stand_ins = [dt if isinstance(dt, int) else torch.empty(1, dtype=dt, device=device)  # sizes: their hints
+                     for dt in self.ks.arg_dtypes]
         kernel = self.fn.warmup(*stand_ins, grid=self.grid, **self.kwargs)
         self.direct.keep(kernel, stand_ins)
 

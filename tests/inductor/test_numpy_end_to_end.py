@@ -9,7 +9,7 @@ import torch.nn as nn
 
 import jit
 from benchmarks.models.gpt import GPT, GPTConfig, LoopGPT, small_config
-from inductor import inductor_backend
+from inductor import numpy_backend
 from inductor.runtime import CompiledNumpyGraph
 
 
@@ -25,7 +25,7 @@ def _numpy_graphs(fn, *args):
     graphs = []
 
     def recording(gm, example_inputs):
-        compiled = inductor_backend(gm, example_inputs)
+        compiled = numpy_backend(gm, example_inputs)
         graphs.append(compiled)
         return compiled
 

@@ -1,0 +1,64 @@
+"""On the CPU the default backend keeps whichever runs a graph faster: the generated NumPy code or the graph as
+captured, in torch.
+
+Neither wins everywhere. NumPy code fuses a chain of pointwise ops into few passes (1.6x eager on a 1024x1024
+tanh chain), but a NumPy call costs about what a torch op does on small arrays, some ufuncs are several times
+slower than torch's vectorized kernels (exp-based sigmoid, row reductions), and torch runs ops on all cores. So at
+compile time both run on the example inputs, alternately, a few times within a small budget, and the faster one
+is kept — the way an autotuner picks between a library kernel and a generated one. The decision is logged
+(JIT_LOGS=inductor). FRAMEJIT_CPU_BACKEND=numpy or =torch skips the measurement.
+
+Graphs whose running twice would be observable are not measured and keep the NumPy code: random ops (the run
+would advance the generator) and graphs that mutate inputs (those never reach NumPy code: they run in torch)."""
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+import torch
+
+log = logging.getLogger("jit.inductor")
+ROUNDS = 3
+BUDGET_S = 0.2  # measuring one graph stops after this much time (beyond one warm-up run of each)
+
+
+def _seconds(fn, inputs) -> float:
+    t0 = time.perf_counter()
+    fn(*inputs)
+    return time.perf_counter() - t0
+
+
+def _measurable(gm: torch.fx.GraphModule, inputs: list) -> bool:
+    from graph.effects import is_random
+    return all(isinstance(x, torch.Tensor) for x in inputs) and not any(is_random(n) for n in gm.graph.nodes)
+
+
+def choose(generated, captured, inputs: list, name: str = "graph"):
+    """`generated` (NumPy code) or `captured()` (a GraphModule of the graph as captured), whichever ran `inputs`
+    faster."""
+    mode = os.environ.get("FRAMEJIT_CPU_BACKEND", "measure")
+    if mode == "numpy" or isinstance(generated, torch.fx.GraphModule):
+        return generated
+    torch_version = captured()
+    if mode == "torch":
+        return torch_version
+    if not _measurable(torch_version, inputs):
+        return generated
+    try:
+        with torch.no_grad():
+            spent = _seconds(generated, inputs) + _seconds(torch_version, inputs)  # warm-up: first-run costs
+            best_np = best_torch = float("inf")
+            for _ in range(ROUNDS):
+                a, b = _seconds(generated, inputs), _seconds(torch_version, inputs)
+                best_np, best_torch = min(best_np, a), min(best_torch, b)
+                spent += a + b
+                if spent > BUDGET_S:
+                    break
+    except Exception as e:  # the real call will raise it (or not) as eager would; measuring decides nothing
+        log.info("%s: not measured (%s: %s); keeping the NumPy code", name, type(e).__name__, e)
+        return generated
+    keep_torch = best_torch < best_np
+    log.info("%s: NumPy code %.1f us, torch %.1f us per call: running %s", name, best_np * 1e6,
+             best_torch * 1e6, "torch" if keep_torch else "the NumPy code")
+    return torch_version if keep_torch else generated

@@ -1,0 +1,91 @@
+"""The default CPU backend keeps the faster of the generated NumPy code and the graph as captured
+(inductor/cpu_choice.py). Timings are replaced by fixed ones here: which one wins on a real machine is measured
+in benchmarks/, never asserted."""
+import pytest
+import torch
+import torch.fx
+
+import jit
+from inductor import cpu_choice, inductor_backend
+
+
+def _relu_shift(x):
+    return torch.relu(x) - 0.5
+
+
+def _noisy(x):
+    return x + torch.rand_like(x)
+
+
+@pytest.fixture
+def timings(monkeypatch):
+    """Make one side faster: per call, the NumPy code costs `costs['numpy']`, torch `costs['torch']`."""
+    costs = {}
+    calls = {"numpy": 0, "torch": 0}
+
+    def fake(fn, inputs):
+        side = "torch" if isinstance(fn, torch.fx.GraphModule) else "numpy"
+        calls[side] += 1
+        fn(*inputs)
+        return costs[side]
+
+    monkeypatch.setattr(cpu_choice, "_seconds", fake)
+    monkeypatch.delenv("FRAMEJIT_CPU_BACKEND", raising=False)
+    return costs, calls
+
+
+def test_torch_kept_when_faster(timings):
+    costs, calls = timings
+    costs.update(numpy=2e-5, torch=1e-5)
+    x = torch.randn(8, 8)
+    chosen = inductor_backend(torch.fx.symbolic_trace(_relu_shift), [x])
+    assert isinstance(chosen, torch.fx.GraphModule)
+    # the graph as captured: torch's relu kernel, not the optimizer's lt/full/where
+    assert torch.relu in {n.target for n in chosen.graph.nodes}
+    assert calls["numpy"] >= 2 and calls["torch"] >= 2
+    torch.testing.assert_close(chosen(x), _relu_shift(x))
+
+
+def test_numpy_kept_when_faster(timings):
+    costs, _ = timings
+    costs.update(numpy=1e-5, torch=2e-5)
+    x = torch.randn(8, 8)
+    chosen = inductor_backend(torch.fx.symbolic_trace(_relu_shift), [x])
+    assert "def run(" in chosen.source
+    torch.testing.assert_close(chosen(x), _relu_shift(x))
+
+
+def test_random_graph_is_not_run_twice(timings):
+    costs, calls = timings
+    costs.update(numpy=2e-5, torch=1e-5)
+    x = torch.randn(8, 8)
+    inductor_backend(torch.fx.symbolic_trace(_noisy), [x])
+    assert calls == {"numpy": 0, "torch": 0}
+
+
+@pytest.mark.parametrize("mode", ["numpy", "torch"])
+def test_environment_forces_a_side(timings, monkeypatch, mode):
+    costs, calls = timings
+    monkeypatch.setenv("FRAMEJIT_CPU_BACKEND", mode)
+    x = torch.randn(8, 8)
+    chosen = inductor_backend(torch.fx.symbolic_trace(_relu_shift), [x])
+    assert isinstance(chosen, torch.fx.GraphModule) == (mode == "torch")
+    assert calls == {"numpy": 0, "torch": 0}
+
+
+def test_default_backend_through_jit_matches_eager():
+    """Whichever side a real measurement keeps, with a graph break in between, the result is eager's."""
+    jit.reset()
+
+    def f(x):
+        y = torch.relu(x) - 0.5
+        if y.sum() > 0:
+            return torch.sigmoid(y) * x
+        return y.abs() + 1
+
+    compiled = jit.compile(f)
+    for shape in [(16, 16), (256, 256)]:
+        x = torch.randn(shape)
+        torch.testing.assert_close(compiled(x), f(x))
+        torch.testing.assert_close(compiled(-x.abs()), f(-x.abs()))
+    jit.reset()
