@@ -83,42 +83,16 @@ def reset_backends() -> None:
 
 
 def compile_graph(backend: Backend, gm, example_inputs: list):
-    """backend(gm, example_inputs), for graphs with dynamic sizes too: a backend that does not declare
-    `dynamic_sizes = True` gets the graph specialized to each call's input sizes, compiled once per size."""
-    dynamic = [i for i, n in enumerate(n for n in gm.graph.nodes if n.op == "placeholder")
-               if n.meta.get("dynamic_dims")]
-    if not dynamic or getattr(backend, "dynamic_sizes", False):
+    """backend(gm, example_inputs), for graphs with dynamic sizes too. A backend declaring `dynamic_sizes = True`
+    takes such a graph as it is (the built-in ones compile it once per set of size conditions,
+    graph/size_variants.py). Any other backend gets the graph specialized to each call's input sizes, compiled
+    once per size up to jit.config.cache_size_limit sizes; further sizes run the graph as captured."""
+    if getattr(backend, "dynamic_sizes", False):
         return backend(gm, example_inputs)
-    return PerSizeGraph(backend, gm, dynamic, example_inputs)
-
-
-class PerSizeGraph:
-    """A dynamic-size graph for a fixed-shape backend: one compiled variant per tuple of dynamic input sizes
-    (the frame's guards are unchanged, so a new length costs a backend compile, not a new trace)."""
-
-    def __init__(self, backend: Backend, gm, dynamic: list[int], example_inputs: list):
-        self.backend, self.gm, self.dynamic = backend, gm, dynamic
-        self.variants: dict = {}
-        self._compile(tuple(example_inputs[i].shape for i in dynamic), example_inputs)
-
-    def _compile(self, key, args):
-        from graph.specialize_sizes import specialize
-        fixed, constants = specialize(self.gm, list(args))
-        compiled = self.backend(fixed, list(args))
-        if not constants:
-            variant = compiled
-        else:
-            total = len(constants) + len(fixed.graph.find_nodes(op="output")[0].args[0])
-
-            def variant(*a, _compiled=compiled, _constants=constants, _total=total):
-                tensors = iter(_compiled(*a))
-                return tuple(_constants[i] if i in _constants else next(tensors) for i in range(_total))
-        self.variants[key] = variant
-        return variant
-
-    def __call__(self, *args):
-        key = tuple(args[i].shape for i in self.dynamic)
-        variant = self.variants.get(key)
-        if variant is None:
-            variant = self._compile(key, args)
-        return variant(*args)
+    if not any(n.meta.get("dynamic_dims") for n in gm.graph.nodes if n.op == "placeholder"):
+        return backend(gm, example_inputs)
+    from graph.size_variants import SizeVariants, fixed_shape_build
+    from jit.config import config
+    name = getattr(backend, "__name__", type(backend).__name__)
+    return SizeVariants(gm, example_inputs, fixed_shape_build(backend), gm.forward, limit=config.cache_size_limit,
+                        name=f"graph for backend {name}")
