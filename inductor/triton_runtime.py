@@ -204,13 +204,14 @@ class Launcher:
             self.direct.keep(kernel, args)
 
     def _tune(self, args):
-        itemsize = max(a.element_size() for a in args)
+        tensors = [a for a in args if isinstance(a, torch.Tensor)]  # sizes of a dynamic graph are ints
+        itemsize = max(a.element_size() for a in tensors)
         timings = []
         for config in triton_launch.candidates(self.ks.mode, self.ks.xnumel, self.ks.rnumel, itemsize):
             at = getattr(self.ks, "xnumel_arg", None)
             grid = triton_launch.grid(self.ks.mode, self.ks.xnumel if at is None else args[at], config)
             try:
-                ms = _bench(lambda: self.fn[grid](*args, **config), args[0].is_cuda)
+                ms = _bench(lambda: self.fn[grid](*args, **config), tensors[0].is_cuda)
             except Exception as e:  # a config the compiler rejects (too many registers, shared memory)
                 log.info("autotune %s: config %s failed: %s", self.ks.name, config, e)
                 continue

@@ -125,3 +125,16 @@ def test_gpt_generation_loop():
     dynamic = [s for s in store if isinstance(s, size_variants.SizeVariants)]
     assert len(dynamic) == 1 and len(dynamic[0].variants) <= 3  # lengths 4..16: buckets (2,4] (4,8] (8,16]
     assert not any(v.pinned for v in dynamic[0].variants)
+
+
+def test_autotune_with_sizes_as_arguments():
+    """Autotuning times candidates on the real arguments, which include the sizes (ints) of a dynamic graph."""
+    def capture(gm, example_inputs):
+        return triton_backend(gm, example_inputs, autotune=True)
+    capture.dynamic_sizes = True
+    compiled = jit.compile(lambda x: F.softmax(x, -1) * 2, backend=capture)
+    for t in (40, 48, 56):
+        x = on_device(torch.randn(4, t))
+        jit.mark_dynamic(x, 1)
+        torch.testing.assert_close(compiled(x), F.softmax(x, -1) * 2)
+    assert jit.counters["frames_compiled"] == 1
