@@ -266,7 +266,8 @@ def main():
     dtypes = [getattr(torch, d) for d in a.dtypes.split(",")]
     print(HEAD, flush=True)
     rows = run(dtypes, [o for o in a.only.split(",") if o], a.budget)
-    write(rows, environment(), a.out, "h100" if "H100" in torch.cuda.get_device_name() else "gpu")
+    gpu = torch.cuda.get_device_name()
+    write(rows, environment(), a.out, next((t.lower() for t in ("H100", "H200") if t in gpu), "gpu"))
 
 
 if __name__ == "__main__":
