@@ -23,10 +23,15 @@ ROUNDS = 3
 BUDGET_S = 0.2  # measuring one graph stops after this much time (beyond one warm-up run of each)
 
 
-def _seconds(fn, inputs) -> float:
+MIN_SAMPLE_S = 2e-4  # a sample repeats a fast graph until it lasts this long: one 5 us call is mostly noise
+
+
+def _seconds(fn, inputs, repeat: int = 1) -> float:
+    """Seconds per call of fn(*inputs), over `repeat` calls."""
     t0 = time.perf_counter()
-    fn(*inputs)
-    return time.perf_counter() - t0
+    for _ in range(repeat):
+        fn(*inputs)
+    return (time.perf_counter() - t0) / repeat
 
 
 def _measurable(gm: torch.fx.GraphModule, inputs: list) -> bool:
@@ -47,12 +52,14 @@ def choose(generated, captured, inputs: list, name: str = "graph"):
         return generated
     try:
         with torch.no_grad():
-            spent = _seconds(generated, inputs) + _seconds(torch_version, inputs)  # warm-up: first-run costs
+            first = _seconds(generated, inputs) + _seconds(torch_version, inputs)  # warm-up: first-run costs
+            repeat = max(1, min(100, int(MIN_SAMPLE_S / max(first / 2, 1e-7))))
             best_np = best_torch = float("inf")
+            spent = first
             for _ in range(ROUNDS):
-                a, b = _seconds(generated, inputs), _seconds(torch_version, inputs)
+                a, b = _seconds(generated, inputs, repeat), _seconds(torch_version, inputs, repeat)
                 best_np, best_torch = min(best_np, a), min(best_torch, b)
-                spent += a + b
+                spent += (a + b) * repeat
                 if spent > BUDGET_S:
                     break
     except Exception as e:  # the real call will raise it (or not) as eager would; measuring decides nothing

@@ -87,12 +87,21 @@ def compile_graph(backend: Backend, gm, example_inputs: list):
     takes such a graph as it is (the built-in ones compile it once per set of size conditions,
     graph/size_variants.py). Any other backend gets the graph specialized to each call's input sizes, compiled
     once per size up to jit.config.cache_size_limit sizes; further sizes run the graph as captured."""
-    if getattr(backend, "dynamic_sizes", False):
-        return backend(gm, example_inputs)
-    if not any(n.meta.get("dynamic_dims") for n in gm.graph.nodes if n.op == "placeholder"):
-        return backend(gm, example_inputs)
+    if getattr(backend, "dynamic_sizes", False) or \
+            not any(n.meta.get("dynamic_dims") for n in gm.graph.nodes if n.op == "placeholder"):
+        return _direct(backend(gm, example_inputs))
     from graph.size_variants import SizeVariants, fixed_shape_build
     from jit.config import config
     name = getattr(backend, "__name__", type(backend).__name__)
     return SizeVariants(gm, example_inputs, fixed_shape_build(backend), gm.forward, limit=config.cache_size_limit,
                         name=f"graph for backend {name}")
+
+
+def _direct(compiled):
+    """A GraphModule a backend returns (the graph as captured, a declined graph) called through its forward: the
+    same code without nn.Module.__call__'s hook checks, ~1.5 us per call, which is as much as a small graph's
+    ops. Modules with hooks of their own keep __call__."""
+    import torch.fx
+    if isinstance(compiled, torch.fx.GraphModule) and not (compiled._forward_hooks or compiled._forward_pre_hooks):
+        return compiled.forward
+    return compiled

@@ -210,3 +210,18 @@ def test_internal_compiler_error_falls_back_to_eager_with_one_warning(monkeypatc
     strict = jit.compile(lambda x: x, backend="eager", fullgraph=True)
     with pytest.raises(RuntimeError, match="executor bug"):
         strict(1)
+
+
+def test_graph_module_from_a_backend_runs_its_forward_unless_hooked():
+    """A backend returning the GraphModule itself: compiled code calls its forward (no nn.Module.__call__ cost),
+    except when the module carries hooks, which must then run."""
+    from jit.backends import compile_graph
+    gm = torch.fx.symbolic_trace(lambda x: x * 2)
+    run = compile_graph(lambda g, ex: g, gm, [torch.randn(3)])
+    assert run.__func__ is type(gm).forward and run.__self__ is gm
+    seen = []
+    gm.register_forward_hook(lambda m, args, out: seen.append(out))
+    run = compile_graph(lambda g, ex: g, gm, [torch.randn(3)])
+    assert run is gm
+    x = torch.randn(3)
+    assert torch.equal(run(x), x * 2) and len(seen) == 1

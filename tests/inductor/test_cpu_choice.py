@@ -23,7 +23,7 @@ def timings(monkeypatch):
     costs = {}
     calls = {"numpy": 0, "torch": 0}
 
-    def fake(fn, inputs):
+    def fake(fn, inputs, repeat=1):
         side = "torch" if isinstance(fn, torch.fx.GraphModule) else "numpy"
         calls[side] += 1
         fn(*inputs)
