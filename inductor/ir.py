@@ -138,3 +138,28 @@ class LoweredGraph:
     outputs: list         # Expr per graph output (Load / View of Loads), or a Python constant
     output_spec: Any      # pytree spec to rebuild gm's return structure
     graph_text: str       # the source FX graph, for the header comment and the cache key
+
+
+def rebuild(e, swap, memo: dict | None = None):
+    """The tree with each node for which `swap(node)` returns a replacement swapped for it. Views, reductions
+    and ops whose operands changed are copied; everything else, and subtrees shared between operands, stay
+    shared (a value read twice is still computed once)."""
+    memo = {} if memo is None else memo
+    if id(e) in memo:
+        return memo[id(e)]
+    out = swap(e)
+    if out is None:
+        if isinstance(e, View):
+            arg = rebuild(e.arg, swap, memo)
+            out = e if arg is e.arg else View(e.kind, arg, e.params, e.shape, e.dtype)
+        elif isinstance(e, Reduce):
+            arg = rebuild(e.arg, swap, memo)
+            out = e if arg is e.arg else Reduce(e.kind, arg, e.axes, e.keepdim, e.shape, e.dtype)
+        elif isinstance(e, Op):
+            args = [rebuild(a, swap, memo) for a in e.args]
+            out = e if all(a is b for a, b in zip(args, e.args)) else Op(e.name, args, e.shape, e.dtype,
+                                                                         e.compute_dtype, e.params)
+        else:
+            out = e
+    memo[id(e)] = out
+    return out

@@ -14,7 +14,8 @@ from graph import symbolic_sizes
 from graph.symbolic_shapes import layout_strides
 
 from .lowering import input_sizes
-from .ir import Const, ExternKernel, FallbackKernel, Item, Kernel, Layout, Load, LoweredGraph, Op, Reduce, View
+from .ir import (Const, ExternKernel, FallbackKernel, Item, Kernel, Layout, Load, LoweredGraph, View,
+                 rebuild)
 from . import triton_matmul
 from .triton_codegen import KernelSource, KernelWriter, loads_in, ops_in, reduces_in
 
@@ -53,26 +54,13 @@ def contiguous_strides(shape) -> tuple:
 
 def _replace_items(e, items: dict, memo: dict):
     """The tree with each Item (element of a tuple-valued fallback) replaced by a Load of its own buffer."""
-    if id(e) in memo:
-        return memo[id(e)]
-    if isinstance(e, Item):
-        name = f"{e.buf}_{e.index}"
-        items[name] = e
-        out = Load(name, e.shape, e.dtype)
-    elif isinstance(e, View):
-        arg = _replace_items(e.arg, items, memo)
-        out = e if arg is e.arg else View(e.kind, arg, e.params, e.shape, e.dtype)
-    elif isinstance(e, Reduce):
-        arg = _replace_items(e.arg, items, memo)
-        out = e if arg is e.arg else Reduce(e.kind, arg, e.axes, e.keepdim, e.shape, e.dtype)
-    elif isinstance(e, Op):
-        args = [_replace_items(a, items, memo) for a in e.args]
-        out = e if all(a is b for a, b in zip(args, e.args)) else Op(e.name, args, e.shape, e.dtype,
-                                                                     e.compute_dtype, e.params)
-    else:
-        out = e
-    memo[id(e)] = out
-    return out
+    def swap(n):
+        if isinstance(n, Item):
+            name = f"{n.buf}_{n.index}"
+            items[name] = n
+            return Load(name, n.shape, n.dtype)
+        return None
+    return rebuild(e, swap, memo)
 
 
 def torch_view(e) -> str:
@@ -157,24 +145,7 @@ def _extern_call(k: ExternKernel) -> str:
 
 def _inline(e, buf, value, memo):
     """e with every Load of `buf` replaced by the expression `value` (shared, so it is computed once)."""
-    if id(e) in memo:
-        return memo[id(e)]
-    if isinstance(e, Load) and e.buf == buf:
-        out = value
-    elif isinstance(e, View):
-        arg = _inline(e.arg, buf, value, memo)
-        out = e if arg is e.arg else View(e.kind, arg, e.params, e.shape, e.dtype)
-    elif isinstance(e, Reduce):
-        arg = _inline(e.arg, buf, value, memo)
-        out = e if arg is e.arg else Reduce(e.kind, arg, e.axes, e.keepdim, e.shape, e.dtype)
-    elif isinstance(e, Op):
-        args = [_inline(a, buf, value, memo) for a in e.args]
-        out = e if all(a is b for a, b in zip(args, e.args)) else Op(e.name, args, e.shape, e.dtype,
-                                                                     e.compute_dtype, e.params)
-    else:
-        out = e
-    memo[id(e)] = out
-    return out
+    return rebuild(e, lambda n: value if isinstance(n, Load) and n.buf == buf else None, memo)
 
 
 def merge_side_outputs(kernels: list, layouts: dict) -> list:

@@ -15,7 +15,7 @@ import math
 
 import torch
 
-from .ir import Buffer, Kernel, Layout, Load, Op, Reduce, View
+from .ir import Buffer, Kernel, Layout, Load, Reduce, View, rebuild
 from .triton_codegen import NARROW, reduces_in
 
 SERIAL_ROWS, SERIAL_LENGTH = 64, 1 << 16  # fewer outputs than this, each reducing at least this many elements
@@ -51,26 +51,8 @@ def split_count(length: int) -> int:
 
 
 def _rebuild(e, replace: dict, memo: dict):
-    """The tree with each node whose id is in `replace` swapped for its replacement (shared subtrees stay
-    shared)."""
-    if id(e) in replace:
-        return replace[id(e)]
-    if id(e) in memo:
-        return memo[id(e)]
-    if isinstance(e, View):
-        arg = _rebuild(e.arg, replace, memo)
-        out = e if arg is e.arg else View(e.kind, arg, e.params, e.shape, e.dtype)
-    elif isinstance(e, Reduce):
-        arg = _rebuild(e.arg, replace, memo)
-        out = e if arg is e.arg else Reduce(e.kind, arg, e.axes, e.keepdim, e.shape, e.dtype)
-    elif isinstance(e, Op):
-        args = [_rebuild(a, replace, memo) for a in e.args]
-        out = e if all(a is b for a, b in zip(args, e.args)) else Op(e.name, args, e.shape, e.dtype,
-                                                                     e.compute_dtype, e.params)
-    else:
-        out = e
-    memo[id(e)] = out
-    return out
+    """The tree with each node whose id is in `replace` swapped for its replacement."""
+    return rebuild(e, lambda n: replace.get(id(n)), memo)
 
 
 def _partial_dtype(r: Reduce) -> torch.dtype:
