@@ -209,6 +209,9 @@ def same_strides(shape, a, b) -> bool:
     return all(x == y or n == 1 for x, y, n in zip(a, b, shape))
 
 
+_INDEX_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
+
+
 def probe_extern_layouts(lg: LoweredGraph, example_inputs: list, gm) -> int:
     """Run each library call once, now, on the graph's inputs and zero-filled stand-ins of its other operands, and
     give its buffer the strides the library really returns. cuDNN/flash attention returns (B, T, H, D) memory
@@ -216,7 +219,8 @@ def probe_extern_layouts(lg: LoweredGraph, example_inputs: list, gm) -> int:
     say contiguous for both, and a layout promised wrongly costs a copy per call (`fixed_layout`) and often a
     second one in the generated kernel that puts the result back the way the user's `.contiguous()` wanted.
     Generated kernels then index the real layout; `fixed_layout` still guards each call. Returns how many
-    layouts changed. Zeros, not garbage, for stand-ins: an embedding's indices must stay in range."""
+    layouts changed. Zeros, not garbage, for stand-ins and integer inputs: an embedding's indices must stay in
+    range."""
     values = {}
     inputs = iter(example_inputs)
     for buf in lg.inputs:
@@ -238,7 +242,12 @@ def probe_extern_layouts(lg: LoweredGraph, example_inputs: list, gm) -> int:
         try:
             for name in {b for a in args for b in loads_in(a)}:
                 if name in values:
-                    env[name] = values[name]
+                    v = values[name]
+                    # integer operands are indices (embedding, gather): zeros stay in range whatever inputs the
+                    # backend was handed (a size variant's stand-ins); an out-of-range index is a device-side
+                    # assert on the GPU, which no `except` recovers from
+                    index = isinstance(v, torch.Tensor) and v.dtype in _INDEX_DTYPES
+                    env[name] = torch.zeros_like(v) if index else v
                 elif name in items:
                     env[name] = torch.zeros(items[name].shape, dtype=items[name].dtype, device=device)
                 else:
