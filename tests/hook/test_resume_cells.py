@@ -3,12 +3,8 @@ rely on (cells arriving as free variables, MAKE_CELL and DELETE_DEREF in the cop
 every CPython version tests/other_pythons.sh runs."""
 import types
 
-import pytest
-
-pytest.importorskip("bytecode")
-
-from jit.instructions import decode  # noqa: E402
-from jit.resume import closure_names, resume_code  # noqa: E402
+from jit.instructions import decode
+from jit.resume import closure_names, resume_code
 
 
 def shares_a_cell(x):
