@@ -22,6 +22,15 @@ class Layout:
         return Layout(tuple(t.shape), tuple(t.stride()), t.dtype)
 
 
+def contiguous_strides(shape) -> tuple:
+    """Row-major strides of `shape` (a dim of size 0 or 1 counts as 1, as torch's do)."""
+    strides, step = [], 1
+    for s in reversed(tuple(shape)):
+        strides.append(step)
+        step *= max(s, 1)
+    return tuple(reversed(strides))
+
+
 @dataclass
 class Buffer:
     """A materialized array: a graph input or the output of a kernel."""

@@ -15,7 +15,7 @@ from graph.symbolic_shapes import layout_strides
 
 from .lowering import input_sizes
 from .ir import (Const, ExternKernel, FallbackKernel, Item, Kernel, Layout, Load, LoweredGraph, View,
-                 rebuild)
+                 contiguous_strides, rebuild)
 from . import triton_matmul
 from .triton_codegen import KernelSource, KernelWriter, loads_in, ops_in, reduces_in
 
@@ -42,14 +42,6 @@ def _hints(sizes: dict, lg: LoweredGraph) -> dict:
     """symbol -> its value at the example inputs."""
     shapes = {b.name: b.layout.shape for b in lg.inputs}
     return {sym: symbolic_sizes.hint(shapes[buf][d]) for sym, (buf, d) in sizes.items()}
-
-
-def contiguous_strides(shape) -> tuple:
-    strides, step = [], 1
-    for s in reversed(tuple(shape)):
-        strides.append(step)
-        step *= max(s, 1)
-    return tuple(reversed(strides))
 
 
 def _replace_items(e, items: dict, memo: dict):

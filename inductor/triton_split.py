@@ -15,20 +15,12 @@ import math
 
 import torch
 
-from .ir import Buffer, Kernel, Layout, Load, Reduce, View, rebuild
+from .ir import Buffer, Kernel, Layout, Load, Reduce, View, contiguous_strides, rebuild
 from .triton_codegen import NARROW, reduces_in
 
 SERIAL_ROWS, SERIAL_LENGTH = 64, 1 << 16  # fewer outputs than this, each reducing at least this many elements
 MAX_SPLIT, MIN_CHUNK = 1024, 4096          # at most 1024 chunks per row, of at least 4096 elements each
 SPLITTABLE = {"sum", "prod", "amax", "amin", "any", "all"}  # kinds whose partial results combine by the same kind
-
-
-def contiguous(shape) -> tuple:
-    strides, step = [], 1
-    for s in reversed(tuple(shape)):
-        strides.append(step)
-        step *= max(s, 1)
-    return tuple(reversed(strides))
 
 
 def _rows_and_length(r: Reduce) -> tuple[int, int]:
@@ -81,7 +73,7 @@ class Splitter:
         shape, dtype = kept_shape + (split,), _partial_dtype(r)
         name = f"{self.kernel.out.name}_part{len(self.added)}"
         expr = Reduce(r.kind, arg, (len(chunked) - 1,), False, shape, dtype)
-        self.added.append(Kernel(Buffer(name, Layout(shape, contiguous(shape), dtype)), expr,
+        self.added.append(Kernel(Buffer(name, Layout(shape, contiguous_strides(shape), dtype)), expr,
                                  list(self.kernel.source)))
         return Load(name, shape, dtype)
 
@@ -96,7 +88,7 @@ class Splitter:
         if not stored:
             return out
         name = f"{self.kernel.out.name}_red{len(self.added)}"
-        self.added.append(Kernel(Buffer(name, Layout(shape, contiguous(shape), r.dtype)), out,
+        self.added.append(Kernel(Buffer(name, Layout(shape, contiguous_strides(shape), r.dtype)), out,
                                  list(self.kernel.source)))
         return Load(name, shape, r.dtype)
 

@@ -13,13 +13,7 @@ from benchmarks.models.gpt import GPT, GPTConfig
 BACKENDS = ["eager", "inductor"]
 
 
-@pytest.fixture(autouse=True)
-def fresh():
-    jit.reset()
-    jit.counters.clear()
-    yield
-    jit.reset()
-    jit.set_logs()
+pytestmark = pytest.mark.usefixtures("fresh_jit")
 
 
 def close(got, expected):

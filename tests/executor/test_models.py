@@ -9,12 +9,7 @@ import jit
 from benchmarks.models.gpt import GPT, GPTConfig, LoopGPT, gpt_block, small_config
 
 
-@pytest.fixture(autouse=True)
-def fresh():
-    jit.reset()
-    jit.counters.clear()
-    yield
-    jit.reset()
+pytestmark = pytest.mark.usefixtures("fresh_jit")
 
 
 def _tokens(config, batch=2, length=16, seed=0):

@@ -14,12 +14,7 @@ from graph import size_variants
 from inductor.backends import numpy_backend
 
 
-@pytest.fixture(autouse=True)
-def fresh():
-    jit.reset()
-    jit.counters.clear()
-    yield
-    jit.reset()
+pytestmark = pytest.mark.usefixtures("fresh_jit")
 
 
 @pytest.fixture

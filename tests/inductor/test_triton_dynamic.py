@@ -17,12 +17,7 @@ from graph import size_variants
 from inductor.backends import triton_backend
 
 
-@pytest.fixture(autouse=True)
-def fresh():
-    jit.reset()
-    jit.counters.clear()
-    yield
-    jit.reset()
+pytestmark = pytest.mark.usefixtures("fresh_jit")
 
 
 def capturing(store):
