@@ -20,9 +20,7 @@ import torch
 
 log = logging.getLogger("jit.inductor")
 ROUNDS = 3
-BUDGET_S = 0.2  # measuring one graph stops after this much time (beyond one warm-up run of each)
-
-
+BUDGET_S = 0.2       # measuring one graph stops after this much time (beyond one warm-up run of each)
 MIN_SAMPLE_S = 2e-4  # a sample repeats a fast graph until it lasts this long: one 5 us call is mostly noise
 
 
@@ -39,7 +37,7 @@ def _measurable(gm: torch.fx.GraphModule, inputs: list) -> bool:
     return all(isinstance(x, torch.Tensor) for x in inputs) and not any(is_random(n) for n in gm.graph.nodes)
 
 
-def choose(generated, captured, inputs: list, name: str = "graph"):
+def choose(generated, captured, inputs: list):
     """`generated` (NumPy code) or `captured()` (a GraphModule of the graph as captured), whichever ran `inputs`
     faster."""
     mode = os.environ.get("FRAMEJIT_CPU_BACKEND", "measure")
@@ -63,9 +61,9 @@ def choose(generated, captured, inputs: list, name: str = "graph"):
                 if spent > BUDGET_S:
                     break
     except Exception as e:  # the real call will raise it (or not) as eager would; measuring decides nothing
-        log.info("%s: not measured (%s: %s); keeping the NumPy code", name, type(e).__name__, e)
+        log.info("CPU graph not measured (%s: %s); keeping the NumPy code", type(e).__name__, e)
         return generated
     keep_torch = best_torch < best_np
-    log.info("%s: NumPy code %.1f us, torch %.1f us per call: running %s", name, best_np * 1e6,
+    log.info("CPU graph: NumPy code %.1f us, torch %.1f us per call: running %s", best_np * 1e6,
              best_torch * 1e6, "torch" if keep_torch else "the NumPy code")
     return torch_version if keep_torch else generated

@@ -133,8 +133,8 @@ class DirectLaunch:
     or with launch hooks set (a profiler), or with FRAMEJIT_DIRECT_LAUNCH=0, `usable` is False and every launch
     takes the regular path."""
 
-    def __init__(self, fn, constexprs: tuple):
-        self.fn, self.constexprs = fn, constexprs
+    def __init__(self, constexprs: tuple):
+        self.constexprs = constexprs
         self.kernels: dict = {}
         self.hits = 0
         try:
@@ -189,16 +189,15 @@ class Launcher:
         self.grid = triton_launch.grid(self.ks.mode, self.ks.xnumel, self.config)
         self.launch = self.fn[self.grid]
         self.kwargs = dict(self.config)
+        self.xnumel_arg = getattr(self.ks, "xnumel_arg", None)  # dynamic sizes: the argument the grid follows
         names = getattr(self.fn, "arg_names", [])
-        self.direct = DirectLaunch(self.fn, tuple(self.config[n] for n in names if n in self.config))
+        self.direct = DirectLaunch(tuple(self.config[n] for n in names if n in self.config))
 
     def __call__(self, *args):
         if self.tune_key is not None:
             self._tune(args)
-        grid = self.grid
-        at = getattr(self.ks, "xnumel_arg", None)
-        if at is not None:  # a kernel for dynamic sizes: its grid follows this call's xnumel argument
-            grid = triton_launch.grid(self.ks.mode, args[at], self.config)
+        at = self.xnumel_arg
+        grid = self.grid if at is None else triton_launch.grid(self.ks.mode, args[at], self.config)
         if not self.direct(grid, args):
             kernel = (self.launch if at is None else self.fn[grid])(*args, **self.kwargs)
             self.direct.keep(kernel, args)
@@ -207,9 +206,9 @@ class Launcher:
         tensors = [a for a in args if isinstance(a, torch.Tensor)]  # sizes of a dynamic graph are ints
         itemsize = max(a.element_size() for a in tensors)
         timings = []
+        xnumel = self.ks.xnumel if self.xnumel_arg is None else args[self.xnumel_arg]
         for config in triton_launch.candidates(self.ks.mode, self.ks.xnumel, self.ks.rnumel, itemsize):
-            at = getattr(self.ks, "xnumel_arg", None)
-            grid = triton_launch.grid(self.ks.mode, self.ks.xnumel if at is None else args[at], config)
+            grid = triton_launch.grid(self.ks.mode, xnumel, config)
             try:
                 ms = _bench(lambda: self.fn[grid](*args, **config), tensors[0].is_cuda)
             except Exception as e:  # a config the compiler rejects (too many registers, shared memory)

@@ -42,11 +42,6 @@ def split_count(length: int) -> int:
     return split
 
 
-def _rebuild(e, replace: dict, memo: dict):
-    """The tree with each node whose id is in `replace` swapped for its replacement."""
-    return rebuild(e, lambda n: replace.get(id(n)), memo)
-
-
 def _partial_dtype(r: Reduce) -> torch.dtype:
     # half-precision sums and products keep float32 partials: one rounding at the end, as torch's kernels do
     return torch.float32 if r.kind in ("sum", "prod") and r.dtype in NARROW else r.dtype
@@ -57,13 +52,14 @@ class Splitter:
         self.kernel = kernel
         self.added: list = []
 
-    def partials(self, r: Reduce, split: int) -> Load:
-        """A kernel reducing each of the `split` chunks of every output row of r; a Load of its buffer."""
+    def partials(self, r: Reduce) -> Load:
+        """A kernel reducing each chunk of every output row of r; a Load of its buffer (rows x chunks)."""
         ndim = len(r.arg.shape)
         axes = tuple(range(ndim)) if r.axes is None else tuple(a % max(ndim, 1) for a in r.axes)
         kept = [d for d in range(ndim) if d not in axes]
         kept_shape = tuple(r.arg.shape[d] for d in kept)
-        rows, length = _rows_and_length(r)
+        length = _rows_and_length(r)[1]
+        split = split_count(length)
         arg = r.arg
         order = tuple(kept) + axes
         if order != tuple(range(ndim)):
@@ -80,7 +76,7 @@ class Splitter:
     def combine(self, r: Reduce, stored: bool):
         """r's value computed from its partials: the same kind of reduction over the last axis, reshaped back to
         r's shape (keepdim's ones). Stored: computed by a kernel of its own and loaded."""
-        part = self.partials(r, split_count(_rows_and_length(r)[1]))
+        part = self.partials(r)
         shape = tuple(r.shape)  # kept sizes, with keepdim's ones: the reduction's own output is r's shape
         if shape != part.shape[:-1]:
             part = View("reshape", part, (shape + part.shape[-1:],), shape + part.shape[-1:], part.dtype)
@@ -112,8 +108,9 @@ def split_kernel(kernel: Kernel) -> list | None:
         # which the outer reduction's partial kernel loads (broadcast)
         replace = {id(r): splitter.combine(r, stored=True) for r in reduces
                    if id(r) in nested and not reduces_in(r.arg)}
-        expr = _rebuild(expr, replace, {})
-    return splitter.added + [Kernel(kernel.out, _rebuild(expr, replace, {}), kernel.source, kernel.is_view)]
+        expr = rebuild(expr, lambda n: replace.get(id(n)))
+    return splitter.added + [Kernel(kernel.out, rebuild(expr, lambda n: replace.get(id(n))), kernel.source,
+                                    kernel.is_view)]
 
 
 def split_reductions(kernels: list) -> list:
