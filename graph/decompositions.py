@@ -414,8 +414,9 @@ def _view_size(b: Builder, x: Any, shape: list) -> list:
 def _view(b: Builder, x: Any, *shape: Any) -> Any:
     if len(shape) == 1 and isinstance(shape[0], torch.dtype):
         raise Decline("view as another dtype")
-    b.tensor(x).view(_shape_args(shape))
-    return b.op(aten.view.default, x, _view_size(b, x, _shape_args(shape)))
+    shape = _shape_args(shape)
+    b.tensor(x).view(shape)  # raises where torch's view would
+    return b.op(aten.view.default, x, _view_size(b, x, shape))
 
 
 @rule(torch.reshape, "reshape")
@@ -470,8 +471,9 @@ def _squeeze(b: Builder, x: Any, dim: Any = None) -> Any:
 
 @rule("expand")
 def _expand(b: Builder, x: Any, *sizes: Any) -> Any:
-    b.tensor(x).expand(_shape_args(sizes))
-    return b.op(aten.expand.default, x, list(expand_shape(b.size(x), _shape_args(sizes))))
+    sizes = _shape_args(sizes)
+    b.tensor(x).expand(sizes)  # raises where torch's expand would
+    return b.op(aten.expand.default, x, list(expand_shape(b.size(x), sizes)))
 
 
 @rule("expand_as")

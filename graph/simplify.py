@@ -13,9 +13,8 @@ from typing import Any, NamedTuple
 import torch
 import torch.fx as fx
 
-from graph import symbolic_shapes
 from graph.effects import has_mutation
-from graph.symbolic_shapes import is_dynamic
+from graph.symbolic_shapes import is_dynamic, shape_of
 from graph.symbolic_sizes import SymInt
 from graph.shape_prop import to_meta
 
@@ -39,7 +38,7 @@ def _keeps(node: fx.Node, x: Any) -> bool:
         return False
     gm = node.graph.owning_module
     if gm is not None and is_dynamic(gm):  # equal at the hints is not enough: equal for every size
-        return symbolic_shapes.shape_of(node) == symbolic_shapes.shape_of(x)
+        return shape_of(node) == shape_of(x)
     return True
 
 

@@ -59,12 +59,14 @@ def _env(symbols: symbolic_shapes.Symbols) -> dict:
     return {name: h for name, (_, _, h) in symbols.where.items()}
 
 
+def _pin(name: str, value: int, why: str) -> Condition:
+    return Condition(Expr.symbol(name), "==", Expr.number(value), True, why)
+
+
 def _pin_all(symbols, conditions: Conditions, why: str) -> list:
-    pinned = []
     for name, (_, _, h) in symbols.where.items():
-        conditions.add(Condition(Expr.symbol(name), "==", Expr.number(h), True, why))
-        pinned.append(name)
-    return pinned
+        conditions.add(_pin(name, h, why))
+    return list(symbols.where)
 
 
 def _check_function(symbols, conditions: list, nargs: int):
@@ -132,8 +134,7 @@ def compile_variant(gm: fx.GraphModule, example_inputs: list, build: Callable[..
 def _differs_elsewhere(gm, example_inputs, build, symbols, conditions, text) -> str | None:
     env, stuck = _perturbed(symbols, list(conditions))
     for name in stuck:  # its conditions allow no other value: checked by pinning it
-        conditions.add(Condition(Expr.symbol(name), "==", Expr.number(env[name]), True,
-                                 "its other conditions leave it no other value"))
+        conditions.add(_pin(name, env[name], "its other conditions leave it no other value"))
     if len(stuck) == len(env):
         return None
     work = copy_module(gm)

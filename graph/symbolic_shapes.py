@@ -19,8 +19,7 @@ import torch
 import torch.fx as fx
 
 from graph.core_ops import GROUPS
-from graph.symbolic_sizes import Expr, SymInt, concrete, decide, hint
-from graph.symbolic_sizes import is_symbolic as ss_symbolic
+from graph.symbolic_sizes import Expr, SymInt, concrete, decide, hint, is_symbolic
 
 aten = torch.ops.aten
 KEY = "sym_shape"
@@ -31,9 +30,6 @@ class Symbols:
     """The dynamic sizes of one compile: symbol name -> (input position, dim, hint), in order of appearance."""
     where: dict
     equal: list  # (input position, dim, symbol name) of further dims sharing a symbol
-
-    def names(self) -> list:
-        return list(self.where)
 
 
 def dynamic_placeholders(gm: fx.GraphModule) -> list:
@@ -87,15 +83,6 @@ def propagate(gm: fx.GraphModule) -> None:
     for n in gm.graph.nodes:
         if n.op in ("call_function", "call_method", "get_attr") and isinstance(n.meta.get("val"), torch.Tensor):
             shape_of(n)
-
-
-def strides(shape: tuple) -> tuple:
-    """Contiguous strides of a (symbolic) shape, as torch computes them (a size-0 dim counts as 1)."""
-    out, step = [], 1
-    for n in reversed(shape):
-        out.append(step)
-        step = step * n if isinstance(n, SymInt) or n > 0 else step
-    return tuple(reversed(out))
 
 
 def layout_strides(shape: tuple, meta_strides: tuple) -> tuple:
@@ -157,9 +144,9 @@ def is_dynamic(gm: fx.GraphModule) -> bool:
     return any(isinstance(s, SymInt) for n in gm.graph.find_nodes(op="placeholder") for s in n.meta.get(KEY, ()))
 
 
-_SIZE_METHODS = {"size": lambda s, d=None: s if d is None else s[d], "dim": lambda s: len(s),
-                 "ndimension": lambda s: len(s), "numel": lambda s: math.prod(s), "nelement": lambda s: math.prod(s)}
-_SIZE_ATTRS = {"shape": lambda s: s, "ndim": lambda s: len(s)}
+_SIZE_METHODS = {"size": lambda s, d=None: s if d is None else s[d], "dim": len, "ndimension": len,
+                 "numel": math.prod, "nelement": math.prod}
+_SIZE_ATTRS = {"shape": lambda s: s, "ndim": len}
 
 
 def size_value(node: fx.Node, hint_value):
@@ -222,9 +209,9 @@ def broadcast_shapes(*shapes) -> tuple:
             if j < 0:
                 continue
             n = s[j]
-            if isinstance(n, int) and not isinstance(n, SymInt) and n == 1:
+            if _static_one(n):
                 continue
-            if isinstance(dim, int) and not isinstance(dim, SymInt) and dim == 1:
+            if _static_one(dim):
                 dim = n
             elif not decide(dim, "==", n, "broadcast dims must match"):
                 raise Unknown("broadcast mismatch")
@@ -253,10 +240,6 @@ def _reduce(node, x, dim=None, keepdim=False, **kwargs):
         return ()
     dims = _dims(dim, len(shape))
     return tuple(1 if d in dims else n for d, n in enumerate(shape) if keepdim or d not in dims)
-
-
-def _numel(shape):
-    return math.prod(shape)
 
 
 def view_shape(src: tuple, target: list) -> tuple:
@@ -299,7 +282,7 @@ def _expand(node, x, sizes, implicit=False):
 
 def slice_bounds(item: slice, size) -> tuple:
     """slice.indices(size) for a positive step, with SymInts: (start, stop, step), clamped into [0, size]."""
-    if not ss_symbolic((item.start, item.stop, size)):
+    if not is_symbolic((item.start, item.stop, size)):
         return item.indices(size)
     step = 1 if item.step is None else item.step
     return _bound(item.start, size, 0), _bound(item.stop, size, size), step
@@ -404,11 +387,4 @@ RULES.update({
     aten.add.Scalar: _pointwise, aten.sub.Scalar: _pointwise, aten.mul.Scalar: _pointwise,
     aten.div.Scalar: _pointwise, aten.div.Scalar_mode: _pointwise, aten.remainder.Scalar: _pointwise,
 })
-
-
-def _prod_dim(node, x, dim=None, keepdim=False, **kwargs):
-    return _reduce(node, x, dim, keepdim)
-
-
-RULES[aten.prod.dim_int] = _prod_dim
 del _group, _fn, _target

@@ -96,13 +96,6 @@ class Mod(FloorDiv):
 SIZE_MAX = 1 << 48  # no tensor dim is larger: bounds for comparisons like `s0 < sys.maxsize`
 
 
-def _prod(values) -> int:
-    out = 1
-    for v in values:
-        out *= v
-    return out
-
-
 def _paren(e: "Expr", name_of) -> str:
     text = e.code(name_of)
     return text if e.const() is not None or (len(e.terms) == 1 and e.terms[0][1] == 1) else f"({text})"
@@ -159,37 +152,30 @@ class Expr:
     def scale(self, k: int) -> "Expr":
         return Expr({m: c * k for m, c in self.terms})
 
+    def _steps_of(self, d: int) -> bool:
+        """Every non-constant term is a multiple of d: self == d * q + (its constant term)."""
+        return all(c % d == 0 for m, c in self.terms if m)
+
+    def _constant_term(self) -> int:
+        return dict(self.terms).get((), 0)
+
     def floordiv(self, den: "Expr") -> "Expr":
         d = den.const()
         if d is not None and d > 0:
-            whole = {m: c // d for m, c in self.terms if m and c % d == 0}
-            rest = Expr({m: c for m, c in self.terms if not m or c % d})
-            r = rest.const()
-            if r is not None:  # (d*q + r) // d == q + r // d, exactly
-                return Expr(whole).add(Expr.number(r // d))
-        if d == 1:
-            return self
-        if d is not None and d > 0:  # (4 * s0) // 8 == s0 // 2
-            g = d
-            for _, c in self.terms:
-                g = math.gcd(g, c)
-            if g > 1:
-                return self.scale(1).floordiv_exact(g).floordiv(Expr.number(d // g))
+            if self._steps_of(d):  # (d*q + r) // d == q + r // d, exactly
+                return Expr({m: c // d for m, c in self.terms if m}).add(Expr.number(self._constant_term() // d))
+            g = math.gcd(d, *(c for _, c in self.terms))
+            if g > 1:  # (4 * s0 + 2) // 8 == (2 * s0 + 1) // 4
+                return Expr({m: c // g for m, c in self.terms}).floordiv(Expr.number(d // g))
         q = self._divide(den)
         if q is not None:
             return q
         return Expr.atom(FloorDiv(self, den))
 
-    def floordiv_exact(self, g: int) -> "Expr":
-        return Expr({m: c // g for m, c in self.terms})
-
     def mod(self, den: "Expr") -> "Expr":
         d, n = den.const(), self.const()
-        if d is not None and d > 0:
-            rest = Expr({m: c for m, c in self.terms if not m or c % d})
-            r = rest.const()
-            if r is not None:
-                return Expr.number(r % d)
+        if d is not None and d > 0 and self._steps_of(d):
+            return Expr.number(self._constant_term() % d)
         if n is not None and d is None and -den.lower() <= n < 0:
             return den.add(Expr.number(n))  # -1 % T == T - 1 for T >= 1
         if n is not None and d is None and 0 <= n < den.lower():
@@ -200,13 +186,12 @@ class Expr:
 
     def _divide(self, den: "Expr") -> "Expr | None":
         """self / den when it divides exactly as polynomials (4*s0*s1 / s0), else None."""
-        if len(den.terms) != 1 or not den.terms[0][0]:
-            k = None
+        if len(den.terms) != 1 or not den.terms[0][0]:  # a sum or a number: only self == k * den divides
             if den.terms and self.terms and len(self.terms) == len(den.terms):
                 (m0, c0), (n0, e0) = self.terms[0], den.terms[0]
                 if m0 == n0 and c0 % e0 == 0 and self == den.scale(c0 // e0):
-                    k = c0 // e0
-            return None if k is None else Expr.number(k)
+                    return Expr.number(c0 // e0)
+            return None
         (dm, dc), = den.terms
         out = {}
         for m, c in self.terms:
@@ -222,10 +207,10 @@ class Expr:
 
     def lower(self) -> int:
         """A bound every size satisfies (symbols in [2, SIZE_MAX], quotients and remainders >= 0)."""
-        return sum(c * (_prod(a.lower() for a in m) if c > 0 else _prod(a.upper() for a in m)) for m, c in self.terms)
+        return sum(c * math.prod(a.lower() if c > 0 else a.upper() for a in m) for m, c in self.terms)
 
     def upper(self) -> int:
-        return sum(c * (_prod(a.upper() for a in m) if c > 0 else _prod(a.lower() for a in m)) for m, c in self.terms)
+        return sum(c * math.prod(a.upper() if c > 0 else a.lower() for a in m) for m, c in self.terms)
 
     def value(self, env: dict) -> int:
         total = 0

@@ -82,8 +82,9 @@ def plan(kernel) -> RowPlan | None:
     if not _rows_of(root, shape[0], len(root.shape), cut, whole) or not cut:
         return None
     row = max(math.prod(s[1:]) for s in cut.values())  # the widest operand row sets the block (reductions)
-    if isinstance(shape[0] * row, symbolic_sizes.SymInt) and \
-            symbolic_sizes.decide(shape[0] * row, "<", 2 * BLOCK_ELEMENTS, "small enough to run unblocked"):
+    elements = shape[0] * row
+    if isinstance(elements, symbolic_sizes.SymInt) and \
+            symbolic_sizes.decide(elements, "<", 2 * BLOCK_ELEMENTS, "small enough to run unblocked"):
         return None  # one condition for every small size, before the block's own
     # a row width that depends on dynamic sizes sets the block by its power-of-two bucket (a condition of the
     # compiled variant), so the block stays one number in the code for every width in the bucket
