@@ -35,7 +35,7 @@ WORKLOADS = [("layer_norm", ln, 16384, 768), ("residual + layer_norm", residual_
 
 def main():
     import triton.testing
-    from inductor import triton_runtime
+    from inductor import triton_launch, triton_runtime
     from inductor.backends import triton_backend
     p = argparse.ArgumentParser()
     p.add_argument("--out", default="")
@@ -69,7 +69,7 @@ def main():
                     if xblock * base["RBLOCK"] > 16384 or warps * 32 > xblock * base["RBLOCK"]:
                         continue
                     cfg = dict(base, XBLOCK=xblock, num_warps=warps)
-                    grid = (triton.cdiv(launcher.ks.xnumel, xblock),)
+                    grid = triton_launch.grid(launcher.ks.mode, launcher.ks.xnumel, cfg)
                     try:
                         ms = triton.testing.do_bench(lambda: launcher.fn[grid](*kargs, **cfg), warmup=5, rep=40,
                                                      return_mode="median")
@@ -87,8 +87,6 @@ def main():
         with open(os.path.join(a.out, "gpu-norm-configs.json"), "w") as f:
             json.dump(rows, f, indent=1)
 
-
-import triton  # noqa: E402
 
 if __name__ == "__main__":
     main()

@@ -28,7 +28,7 @@ import torch.fx as fx
 import torch.nn.functional as F
 
 from graph.dce import eliminate_dead_code
-from graph.shape_prop import to_meta
+from graph.shape_prop import _fetch_attr, to_meta
 
 aten = torch.ops.aten
 NOT = (aten.bitwise_not.default, aten.logical_not.default)
@@ -254,7 +254,7 @@ def match(div: fx.Node):
         inner = _mask_of(outer[0])
         if inner is not None and _only_user(inner[0], outer[0]):
             found = dict(scores=inner[0], mask=inner[1], kind=inner[2], scale_op=outer[1], constant=outer[2],
-                         mask_first=True, masked=outer[0])
+                         mask_first=True)
     if found is None:
         inner = _mask_of(x)
         if inner is None or not _only_user(inner[0], x) or not _same(inner[0], x):
@@ -262,10 +262,10 @@ def match(div: fx.Node):
         scaled = _scale_of(inner[0])
         if scaled is not None and _only_user(scaled[0], inner[0]) and _same(scaled[0], inner[0]):
             found = dict(scores=scaled[0], mask=inner[1], kind=inner[2], scale_op=scaled[1], constant=scaled[2],
-                         mask_first=False, masked=x)
+                         mask_first=False)
         else:
             found = dict(scores=inner[0], mask=inner[1], kind=inner[2], scale_op="none", constant=1.0,
-                         mask_first=False, masked=x)
+                         mask_first=False)
     scores = _val(found["scores"])
     if scores.dim() < 3 or not scores.dtype.is_floating_point or _val(div).dtype != scores.dtype:
         return None
@@ -330,10 +330,7 @@ def _evaluate(gm: fx.GraphModule, node: fx.Node, inputs: dict):
             env[n] = inputs[n]
             continue
         if n.op == "get_attr":
-            obj: Any = gm
-            for part in n.target.split("."):
-                obj = getattr(obj, part)
-            env[n] = obj
+            env[n] = _fetch_attr(gm, n.target)
             continue
         args, kwargs = fx.node.map_arg((n.args, n.kwargs), lambda a: env[a])
         if n.op == "call_method":

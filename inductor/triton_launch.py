@@ -20,7 +20,7 @@ log = logging.getLogger("jit.inductor.triton")
 PERSISTENT_MAX_BYTES = 64 * 1024
 
 
-def _pow2(n: int) -> int:
+def pow2(n: int) -> int:
     """The power of two >= n. For a dynamic size, its bucket: a condition of the compiled variant
     (graph/symbolic_sizes.bucket), so block sizes change O(log n) times as a size grows."""
     if isinstance(n, SymInt):
@@ -29,10 +29,10 @@ def _pow2(n: int) -> int:
 
 
 def _pow2_at_most(n: int, cap: int) -> int:
-    """min(cap, _pow2(n)) for a power-of-two cap: one condition (n > cap / 2) for every size past the cap."""
+    """min(cap, pow2(n)) for a power-of-two cap: one condition (n > cap / 2) for every size past the cap."""
     if decide(n, ">", cap // 2, "a block size at its cap"):
         return cap
-    return _pow2(n)
+    return pow2(n)
 
 
 def persistent_max(itemsize: int) -> int:
@@ -45,7 +45,7 @@ def heuristic(mode: str, xnumel: int, rnumel: int, itemsize: int = 4) -> dict:
         warps = max(1, min(4, block // 128))
         return {"XBLOCK": block, "num_warps": warps, "num_stages": 1}
     if mode == "persistent":
-        rblock = _pow2(rnumel)
+        rblock = pow2(rnumel)
         # several short rows per program, so each program still moves ~4K elements
         xblock = max(1, _pow2_at_most(xnumel, min(4096 // rblock, 64)))
         elems = xblock * rblock
@@ -65,7 +65,7 @@ def candidates(mode: str, xnumel: int, rnumel: int, itemsize: int = 4) -> list:
     out = [base]
     if mode == "pointwise":
         for block, warps in ((512, 4), (1024, 8), (2048, 8), (4096, 16)):
-            if block <= max(_pow2(xnumel), 128):
+            if block <= max(pow2(xnumel), 128):
                 out.append({"XBLOCK": block, "num_warps": warps, "num_stages": 1})
     elif mode == "persistent":
         for scale in (0.5, 2, 4):
@@ -74,11 +74,11 @@ def candidates(mode: str, xnumel: int, rnumel: int, itemsize: int = 4) -> list:
                 out.append(dict(base, num_warps=w))
         if base["XBLOCK"] > 1:
             out.append(dict(base, XBLOCK=base["XBLOCK"] // 2, num_warps=max(1, base["num_warps"] // 2)))
-        if base["XBLOCK"] * 2 <= _pow2(xnumel) and base["XBLOCK"] * base["RBLOCK"] < 16384:
+        if base["XBLOCK"] * 2 <= pow2(xnumel) and base["XBLOCK"] * base["RBLOCK"] < 16384:
             out.append(dict(base, XBLOCK=base["XBLOCK"] * 2, num_warps=min(32, base["num_warps"] * 2)))
     else:
         for rblock, warps in ((1024, 4), (4096, 8), (4096, 16), (8192, 16)):
-            if rblock <= _pow2(rnumel):
+            if rblock <= pow2(rnumel):
                 out.append(dict(base, RBLOCK=rblock, num_warps=warps))
     seen, unique = set(), []
     for c in out:

@@ -23,8 +23,9 @@ import os
 import torch
 
 from . import triton_launch
+from .triton_launch import pow2
 from .ir import Const, ExternKernel, Kernel, Load, Op, View
-from .triton_codegen import TL, NARROW
+from .triton_codegen import TL, NARROW, ops_in, reduces_in
 from .triton_ops import BINARY, UNARY
 
 log = logging.getLogger("jit.inductor.triton")
@@ -40,13 +41,6 @@ def _reshape_only(e, buf: str) -> bool:
             return False
         e = e.arg
     return isinstance(e, Load) and e.buf == buf
-
-
-def _over_buffer(e) -> bool:
-    """A view chain over a buffer (not over an item of a fallback's tuple, laid out later in the host code)."""
-    while isinstance(e, View):
-        e = e.arg
-    return isinstance(e, Load)
 
 
 class Candidate:
@@ -69,16 +63,8 @@ def _leaves(e, out: list):
 
 def find_candidates(plan: list, layouts: dict, returned: set) -> dict:
     """{index of the epilogue kernel in plan: (index of the library call, Candidate)}."""
-    from .triton_codegen import loads_in, ops_in, reduces_in
-    from .triton_module import _meta_view
-    readers: dict = {}
-    for i, k in enumerate(plan):
-        if isinstance(k, tuple):
-            continue
-        args = getattr(k, "inputs", None) or getattr(k, "args", None) or [getattr(k, "expr", None)]
-        for a in args:
-            for buf in loads_in(a) if a is not None else ():
-                readers.setdefault(buf, set()).add(i)
+    from .triton_module import meta_view, readers_of, view_base  # triton_module imports this module
+    readers = readers_of(plan)
     found = {}
     for i, ext in enumerate(plan):
         if not isinstance(ext, ExternKernel) or ext.kind not in ("matmul", "addmm"):
@@ -86,7 +72,7 @@ def find_candidates(plan: list, layouts: dict, returned: set) -> dict:
         if ext.kind == "addmm" and (ext.params.get("beta", 1) != 1 or ext.params.get("alpha", 1) != 1):
             continue
         name = ext.out.name
-        users = readers.get(name, set())
+        users = set(readers.get(name, ()))
         if name in returned or len(users) != 1:
             continue
         j = next(iter(users))
@@ -94,7 +80,7 @@ def find_candidates(plan: list, layouts: dict, returned: set) -> dict:
         a, b = ext.args[-2], ext.args[-1]
         if not isinstance(epi, Kernel) or epi.is_view or getattr(epi, "side_outputs", None) or \
                 reduces_in(epi.expr) or not ops_in(epi.expr) or len(a.shape) != 2 or len(b.shape) != 2 or \
-                not all(_over_buffer(x) for x in ext.args):
+                not all(isinstance(view_base(x), Load) for x in ext.args):  # not over a fallback's item
             continue
         m, kdim, n = a.shape[0], a.shape[1], b.shape[1]
         shape = tuple(epi.out.layout.shape)
@@ -107,31 +93,19 @@ def find_candidates(plan: list, layouts: dict, returned: set) -> dict:
             leaves = []
             _leaves(epi.expr, leaves)
             for leaf in leaves:
-                base = leaf
-                while isinstance(base, View):
-                    base = base.arg
+                base = view_base(leaf)
                 if base.buf == name:
                     if not _reshape_only(leaf, name) or tuple(leaf.shape) != shape:
                         raise NotImplementedError("the product is read other than whole")
                     continue
-                lay = layouts[base.buf]
-                t = _meta_view(leaf, torch.empty_strided(lay.shape, lay.strides, dtype=lay.dtype, device="meta"))
-                t = t.expand(shape)  # an op's operands broadcast as torch's do (raises where they cannot)
+                t = meta_view(leaf, layouts).expand(shape)  # operands broadcast as torch's do (or raise)
                 t = t.view(m, n)  # raises where the operand is not a view over the (M, N) tile
                 cand.operands[id(leaf)] = (base.buf, tuple(t.stride()))
             out = torch.empty_strided(shape, epi.out.layout.strides, device="meta").view(m, n)
             cand.out_strides = tuple(out.stride())
             if ext.kind == "addmm":
                 bias = ext.args[0]
-                bbase = bias
-                while isinstance(bbase, View):
-                    bbase = bbase.arg
-                if not isinstance(bbase, Load):
-                    raise NotImplementedError("bias is not a buffer")
-                lay = layouts[bbase.buf]
-                t = _meta_view(bias, torch.empty_strided(lay.shape, lay.strides, dtype=lay.dtype, device="meta"))
-                t = t.expand(m, n)
-                cand.bias = (bbase.buf, tuple(t.stride()))
+                cand.bias = (view_base(bias).buf, tuple(meta_view(bias, layouts).expand(m, n).stride()))
             else:
                 cand.bias = None
             writer = EpilogueWriter(cand, name)
@@ -267,7 +241,7 @@ def kernel_source(name: str, cand: Candidate) -> str:
         f"            acc = {dot}",
         "        a_ptrs += BLOCK_K * stride_ak",
         "        b_ptrs += BLOCK_K * stride_bk",
-        "    # epilogue, in float32 on the tile: " + ", ".join(_op_names(cand.epilogue.expr)),
+        "    # epilogue, in float32 on the tile: " + ", ".join(ops_in(cand.epilogue.expr)),
     ] + [f"    {line}" for line in cand.epilogue_lines] + [
         "    mask = (om[:, None] < M) & (on[None, :] < N)",
         f"    tl.store(out_tile_ptr + om[:, None] * {sm} + on[None, :] * {sn}, {code}.to({TL[out_dtype]}), mask)",
@@ -275,29 +249,20 @@ def kernel_source(name: str, cand: Candidate) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _op_names(e) -> list:
-    from .triton_codegen import ops_in
-    return ops_in(e) or ["copy"]
-
-
 # ---- launch: heuristic, autotune, the two paths -------------------------------------------------------------------
-def _pow2(n: int) -> int:
-    return 1 << max(0, (int(n) - 1).bit_length())
-
-
 def configs(m: int, n: int, k: int, itemsize: int) -> list:
     """Tile configs to try, the default first (H100: 128x128x64 tiles, 8 warps, 3-4 stages for 16-bit)."""
     if os.environ.get("TRITON_INTERPRET") == "1":  # the interpreter pays per program: few, large tiles
-        return [{"BLOCK_M": min(64, max(16, _pow2(m))), "BLOCK_N": min(64, max(16, _pow2(n))),
-                 "BLOCK_K": min(64, max(16, _pow2(k))), "GROUP_M": 8, "num_warps": 4, "num_stages": 1}]
+        return [{"BLOCK_M": min(64, max(16, pow2(m))), "BLOCK_N": min(64, max(16, pow2(n))),
+                 "BLOCK_K": min(64, max(16, pow2(k))), "GROUP_M": 8, "num_warps": 4, "num_stages": 1}]
     big = [(128, 128, 64, 8, 3), (128, 256, 64, 8, 3), (256, 128, 64, 8, 3), (128, 128, 64, 4, 4),
            (64, 128, 64, 4, 4), (128, 64, 64, 4, 4)]
     if itemsize >= 4:
         big = [(128, 128, 32, 8, 3), (64, 128, 32, 4, 4), (128, 64, 32, 4, 4)]
     out = []
     for bm, bn, bk, warps, stages in big:
-        if bm <= max(16, _pow2(m)) and bn <= max(16, _pow2(n)):
-            out.append({"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": min(bk, max(16, _pow2(k))), "GROUP_M": 8,
+        if bm <= max(16, pow2(m)) and bn <= max(16, pow2(n)):
+            out.append({"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": min(bk, max(16, pow2(k))), "GROUP_M": 8,
                         "num_warps": warps, "num_stages": stages})
     return out or [{"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 32, "GROUP_M": 8, "num_warps": 4, "num_stages": 2}]
 
@@ -321,9 +286,10 @@ class MatmulLauncher:
 
     def __init__(self, fn, ks, device_name: str, autotune: bool):
         self.fn, self.ks = fn, ks
+        self.upcast = device_name == "cpu"  # CPU tensors: Triton's interpreter
         m, n, k = ks.mnk
         self.choice = None
-        self.configs = configs(m, n, k, ks.itemsize)
+        self.configs = configs(m, n, k, ks.dtype.itemsize)
         self.config = self.configs[0]
         self.tune_key = triton_launch.tune_key(ks.source, m, n * 1000003 + k, device_name) if autotune else None
         if self.tune_key:
@@ -332,18 +298,23 @@ class MatmulLauncher:
                 self.choice, self.config, self.tune_key = tuned["choice"], tuned["config"], None
         if self.choice is None and self.tune_key is None:
             self.choice = "triton" if heuristic(m, n, k, ks.dtype) else "library"
+        self.run = self._bound(self.config)
 
-    def _run(self, config, a, b, rest):
+    def _bound(self, config):
+        """The kernel with one config's grid and constant arguments fixed: per call only the operands change."""
         m, n, k = self.ks.mnk
-        grid = (triton.cdiv(m, config["BLOCK_M"]) * triton.cdiv(n, config["BLOCK_N"]),)
-        self.fn[grid](a, b, *rest, m, n, k, a.stride(0), a.stride(1), b.stride(0), b.stride(1),
-                      EVEN_K=k % config["BLOCK_K"] == 0, UPCAST=not a.is_cuda, **config)
+        kernel = self.fn[(triton.cdiv(m, config["BLOCK_M"]) * triton.cdiv(n, config["BLOCK_N"]),)]
+        consts = dict(config, EVEN_K=k % config["BLOCK_K"] == 0, UPCAST=self.upcast)
+
+        def run(a, b, rest):
+            kernel(a, b, *rest, m, n, k, a.stride(0), a.stride(1), b.stride(0), b.stride(1), **consts)
+        return run
 
     def __call__(self, unfused, a, b, *rest):
         if self.choice is None:
             self._tune(unfused, a, b, rest)
         if self.choice == "triton":
-            self._run(self.config, a, b, rest)
+            self.run(a, b, rest)
         else:
             unfused()
 
@@ -355,13 +326,15 @@ class MatmulLauncher:
         except Exception as e:  # noqa: BLE001
             log.info("autotune %s: library path failed: %s", self.ks.name, e)
         for config in self.configs:
+            run = self._bound(config)
             try:
-                timings.append((_bench(lambda: self._run(config, a, b, rest), a.is_cuda), "triton", config))
+                timings.append((_bench(lambda: run(a, b, rest), a.is_cuda), "triton", config))
             except Exception as e:  # noqa: BLE001  (a config the compiler rejects: registers, shared memory)
                 log.info("autotune %s: config %s failed: %s", self.ks.name, config, e)
         self.timings = timings  # kept for benchmarks/gpu_matmul.py
         best = min(timings, key=lambda t: t[0]) if timings else (0.0, "library", None)
         self.choice, self.config = best[1], best[2] or self.config
+        self.run = self._bound(self.config)
         triton_launch.save_tuned(self.tune_key, {"choice": self.choice, "config": self.config},
                                  [[ms, choice, c] for ms, choice, c in timings])
         self.tune_key = None

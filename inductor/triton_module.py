@@ -102,7 +102,11 @@ def _kernel_name(kernel, writer_mode: str, used: set) -> str:
     ops = ops_in(kernel.expr)
     prefix = {"pointwise": "pw", "persistent": "red", "looped": "red", "matmul": "mm"}[writer_mode]
     base = "_".join(ops[:4]) or "copy"
-    base = f"{prefix}_{'fused_' if len(ops) > 1 else ''}{base}"
+    return _fresh(f"{prefix}_{'fused_' if len(ops) > 1 else ''}{base}", used)
+
+
+def _fresh(base: str, used: set) -> str:
+    """base, or base_2, base_3.. : the first name not in `used` (now added to it)."""
     name, i = base, 1
     while name in used:
         i += 1
@@ -140,6 +144,19 @@ def _inline(e, buf, value, memo):
     return rebuild(e, lambda n: value if isinstance(n, Load) and n.buf == buf else None, memo)
 
 
+def readers_of(kernels: list) -> dict:
+    """buffer -> indices of the kernels reading it (a kernel folded away, ("allocate", k), reads nothing)."""
+    readers: dict = {}
+    for i, k in enumerate(kernels):
+        if isinstance(k, tuple):
+            continue
+        args = k.inputs if isinstance(k, FallbackKernel) else k.args if isinstance(k, ExternKernel) else [k.expr]
+        for a in args:
+            for buf in loads_in(a):
+                readers.setdefault(buf, []).append(i)
+    return readers
+
+
 def merge_side_outputs(kernels: list, layouts: dict) -> list:
     """A pointwise kernel whose buffer's first reader is a later generated kernel walking exactly its shape is
     folded into that kernel as a second output: rmsnorm(x + r) returning x + r, a residual add feeding the next
@@ -147,22 +164,16 @@ def merge_side_outputs(kernels: list, layouts: dict) -> list:
     of a write and a read back. Readers after the first (the next residual add, a graph output) read the stored
     buffer, which the merged kernel has written by then (torch.compile fuses a GPT's residual adds the same way).
     Only where the consumer walks exactly the producer's shape, so each element is stored once."""
-    readers: dict = {}
-    for i, k in enumerate(kernels):
-        args = k.inputs if isinstance(k, FallbackKernel) else k.args if isinstance(k, ExternKernel) else [k.expr]
-        for a in args:
-            for buf in loads_in(a):
-                readers.setdefault(buf, []).append(i)
+    readers = readers_of(kernels)
     out, dropped = list(kernels), set()
     for i in range(len(out)):
-        a = out[i]
-        if i in dropped or not isinstance(a, Kernel) or a.is_view or reduces_in(a.expr) or \
+        a = out[i]  # a kernel merged into earlier (it has side outputs) is not folded on
+        if not isinstance(a, Kernel) or a.is_view or reduces_in(a.expr) or \
                 getattr(a, "side_outputs", None) or any(s == 0 for s in a.out.layout.shape):
             continue
-        users = sorted(set(readers.get(a.out.name, [])))
-        if not users or users[0] <= i:
+        j = min(readers.get(a.out.name, ()), default=i)
+        if j <= i:
             continue
-        j = users[0]
         b = out[j]
         if not isinstance(b, Kernel) or b.is_view:
             continue
@@ -229,7 +240,7 @@ def probe_extern_layouts(lg: LoweredGraph, example_inputs: list, gm) -> int:
     for k in lg.kernels:
         if not isinstance(k, ExternKernel):
             continue
-        items, env = {}, {"torch": torch}
+        items, env = {}, {"torch": torch, "graph_attention": graph_attention}
         args = [_replace_items(a, items, {}) for a in k.args]
         try:
             for name in {b for a in args for b in loads_in(a)}:
@@ -246,7 +257,6 @@ def probe_extern_layouts(lg: LoweredGraph, example_inputs: list, gm) -> int:
                     lay = layouts[name]
                     env[name] = torch.empty_strided(lay.shape, lay.strides, dtype=lay.dtype, device=device).zero_()
             probe = ExternKernel(k.out, k.kind, args, k.params, k.source)
-            env["graph_attention"] = graph_attention
             with torch.no_grad():
                 got = eval(_extern_call(probe), env)  # the same expression the module will run
         except Exception as e:  # noqa: BLE001  (a probe that fails changes nothing: the meta layout stays)
@@ -270,14 +280,11 @@ def _pure_copy_view(k: Kernel, expr, layouts: dict, outputs: set):
     The buffer then is that view, no kernel runs. Never for graph outputs (a returned copy must not alias)."""
     if k.is_view or getattr(k, "side_outputs", None) or k.out.name in outputs:
         return None
-    e = expr
-    while isinstance(e, View):
-        e = e.arg
+    e = view_base(expr)
     if not isinstance(e, Load) or e.dtype != k.out.layout.dtype or e.buf not in layouts:
         return None
-    src = layouts[e.buf]
     try:
-        t = _meta_view(expr, torch.empty_strided(src.shape, src.strides, dtype=src.dtype, device="meta"))
+        t = meta_view(expr, layouts)
     except (RuntimeError, NotImplementedError):
         return None  # not expressible as a view of the buffer (a reshape that would copy)
     lay = k.out.layout
@@ -285,6 +292,19 @@ def _pure_copy_view(k: Kernel, expr, layouts: dict, outputs: set):
     if tuple(t.shape) != shape or not same_strides(shape, tuple(t.stride()), _at_hints(lay.strides)):
         return None
     return torch_view(expr)
+
+
+def view_base(e):
+    """The operand under a chain of views."""
+    while isinstance(e, View):
+        e = e.arg
+    return e
+
+
+def meta_view(e, layouts: dict):
+    """The view chain `e` applied to a meta tensor laid out as the buffer it views (`_meta_view`)."""
+    lay = layouts[view_base(e).buf]
+    return _meta_view(e, torch.empty_strided(lay.shape, lay.strides, dtype=lay.dtype, device="meta"))
 
 
 def _meta_view(e, base):
@@ -324,6 +344,7 @@ def generate(lg: LoweredGraph):
 
 def _generate(lg: LoweredGraph, used: set, sizes: dict, size_names: dict):
     layouts = {b.name: b.layout for b in lg.inputs}
+    hints = _hints(sizes, lg)
     kernels, body, host = [], [], []
     items: dict = {}
     memo: dict = {}
@@ -394,7 +415,7 @@ def _generate(lg: LoweredGraph, used: set, sizes: dict, size_names: dict):
         name = _kernel_name(k2, writer.mode, used)
         writer = KernelWriter(k2, layouts, name)
         ks = writer.generate()
-        ks.arg_dtypes = [layouts[p].dtype for p in ks.params] + [e.value(_hints(sizes, lg)) for _, e in ks.sizes]
+        ks.arg_dtypes = [layouts[p].dtype for p in ks.params] + [e.value(hints) for _, e in ks.sizes]
         kernels.append(ks)
         body.append(ks.source)
         size_args = [e.code(size_names.get) for _, e in ks.sizes]  # each kernel size, computed from the inputs'
@@ -412,21 +433,23 @@ def _generate(lg: LoweredGraph, used: set, sizes: dict, size_names: dict):
         name = _kernel_name(k, "matmul", used)
         host.append(f"    {k.out.name} = torch.empty_strided({tuple(lay.shape)!r}, {tuple(lay.strides)!r}, "
                     f"dtype={lay.dtype}, device=device)")
+        # the product's operands, viewed once for whichever path runs
+        a, b = _fresh(f"{ext.out.name}_a", used), _fresh(f"{ext.out.name}_b", used)
+        host.append(f"    {a}, {b} = {', '.join(torch_view(x) for x in ext.args[-2:])}")
         mark = len(host)
-        emit(ext)
+        emit(ExternKernel(ext.out, ext.kind, ext.args[:-2] + [Load(v, x.shape, x.dtype) for v, x in
+                                                             zip((a, b), ext.args[-2:])], ext.params, ext.source))
         emit(k, allocate=False)
         inner = host[mark:]
         del host[mark:]
         host.append(f"    def library_{name}():  # the library call, then the epilogue kernel")
         host += ["    " + line for line in inner]
-        a, b = (torch_view(x) for x in ext.args[-2:])
         args = [a, b] + cand.epilogue_params + [k.out.name]
         host.append(f"    launch[{name!r}](library_{name}, {', '.join(args)})")
         ks = KernelSource(name, triton_matmul.kernel_source(name, cand), args, k.out.name, 0, 0, "matmul", {},
                           list(ext.source + k.source))
         ks.launcher = triton_matmul.MatmulLauncher
         ks.mnk, ks.dtype = (cand.m, cand.n, cand.k), ext.out.layout.dtype
-        ks.itemsize = ext.out.layout.dtype.itemsize
         ks.arg_dtypes = []
         kernels.append(ks)
         body.append(ks.source)
