@@ -28,7 +28,7 @@ import torch.fx as fx
 import torch.nn.functional as F
 
 from graph.dce import eliminate_dead_code
-from graph.shape_prop import _fetch_attr, to_meta
+from graph.shape_prop import fetch_attr, to_meta
 
 aten = torch.ops.aten
 NOT = (aten.bitwise_not.default, aten.logical_not.default)
@@ -330,7 +330,7 @@ def _evaluate(gm: fx.GraphModule, node: fx.Node, inputs: dict):
             env[n] = inputs[n]
             continue
         if n.op == "get_attr":
-            env[n] = _fetch_attr(gm, n.target)
+            env[n] = fetch_attr(gm, n.target)
             continue
         args, kwargs = fx.node.map_arg((n.args, n.kwargs), lambda a: env[a])
         if n.op == "call_method":

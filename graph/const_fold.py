@@ -13,7 +13,7 @@ import torch.fx as fx
 
 from graph.effects import is_removable
 from graph.symbolic_sizes import is_symbolic
-from graph.shape_prop import to_meta
+from graph.shape_prop import fetch_attr, to_meta
 
 SIZE_LIMIT = 1024  # elements
 
@@ -22,20 +22,13 @@ def _small(value: Any) -> bool:
     return not isinstance(value, torch.Tensor) or value.numel() <= SIZE_LIMIT
 
 
-def _attr(gm: fx.GraphModule, target: str) -> Any:
-    obj: Any = gm
-    for part in target.split("."):
-        obj = getattr(obj, part)
-    return obj
-
-
 def fold_constants(gm: fx.GraphModule) -> bool:
     """Evaluate constant subexpressions and store each result as a `_folded_N` buffer. Returns changed."""
     values: dict[fx.Node, Any] = {}  # node -> its real value, for nodes known to be constant
     changed = False
     for node in list(gm.graph.nodes):
         if node.op == "get_attr":
-            value = _attr(gm, node.target)
+            value = fetch_attr(gm, node.target)
             # a parameter is state, not a constant: a folded copy would stop following load_state_dict/training
             if _small(value) and not isinstance(value, torch.nn.Parameter):
                 values[node] = value

@@ -28,7 +28,8 @@ def _load(value: Any) -> Any:
     return fx.node.map_arg(value, lambda n: n.meta.get("val"))
 
 
-def _fetch_attr(gm: fx.GraphModule, target: str) -> Any:
+def fetch_attr(gm: fx.GraphModule, target: str) -> Any:
+    """gm's attribute at a dotted path (`blocks.0.ln.weight`), as a get_attr node names it."""
     obj: Any = gm
     for part in target.split("."):
         obj = getattr(obj, part)
@@ -47,7 +48,7 @@ def eval_node(gm: fx.GraphModule, node: fx.Node) -> Any:
         # call_module is left unknown: modules hold real parameters that cannot mix with meta inputs, and
         # `graph.normalize` turns the common modules into functional calls before propagation runs.
         if node.op == "get_attr":
-            return to_meta(_fetch_attr(gm, node.target))
+            return to_meta(fetch_attr(gm, node.target))
     except Exception:  # an op without a meta kernel (e.g. .item()): leave it unknown, rules skip it
         return None
     return None

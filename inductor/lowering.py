@@ -4,7 +4,6 @@ its kind; anything else becomes a FallbackKernel that runs the op in eager torch
 Shapes and dtypes come from node.meta["val"] (meta tensors); graphs without them get them from
 `propagate_meta`, which runs each node on meta tensors. In a graph with dynamic sizes, shapes come from
 node.meta["sym_shape"] (graph/symbolic_shapes.py): ints and SymInts, which generated code computes per call."""
-import math
 import operator
 
 import torch
@@ -14,6 +13,7 @@ from torch.utils._pytree import tree_flatten
 from graph.attention import causal_attention
 
 from graph import symbolic_shapes, symbolic_sizes
+from graph.shape_prop import fetch_attr, to_meta
 
 from . import dtypes
 from .ir import (Buffer, Operand, Const, ExternKernel, FallbackKernel, Item, Kernel, Layout, Load, LoweredGraph, Op,
@@ -298,16 +298,11 @@ def propagate_meta(gm: torch.fx.GraphModule, example_inputs) -> None:
     """Fill node.meta["val"] with meta tensors where a caller did not (graphs built by hand or by torch.fx)."""
     env = {}
     inputs = iter(example_inputs)
-    to_meta = lambda v: torch.empty_strided(v.shape, v.stride(), dtype=v.dtype, device="meta") \
-        if isinstance(v, torch.Tensor) else v
     for node in gm.graph.nodes:
         if node.op == "placeholder":
             env[node] = to_meta(next(inputs))
         elif node.op == "get_attr":
-            obj = gm
-            for part in node.target.split("."):
-                obj = getattr(obj, part)
-            env[node] = to_meta(obj)
+            env[node] = to_meta(fetch_attr(gm, node.target))
         elif node.op in ("call_function", "call_method"):
             if "val" in node.meta:
                 env[node] = node.meta["val"]

@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from torch.utils._pytree import tree_unflatten
 
+from graph.shape_prop import fetch_attr
+
 from .ir import LoweredGraph, Operand
 
 
@@ -59,10 +61,7 @@ class CompiledNumpyGraph:
         self.constants = []
         for buf in lowered.inputs:
             if getattr(buf, "attr", None):
-                obj = gm
-                for part in buf.attr.split("."):
-                    obj = getattr(obj, part)
-                self.constants.append((buf.name, obj))
+                self.constants.append((buf.name, fetch_attr(gm, buf.attr)))
         self.out_dtypes = [getattr(o, "dtype", None) for o in lowered.outputs]
         self._const_values = [c for _, c in self.constants]
         params = [isinstance(x, torch.nn.Parameter) for x in example_inputs] if example_inputs else []

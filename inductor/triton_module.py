@@ -11,6 +11,7 @@ import torch
 
 from graph import attention as graph_attention
 from graph import symbolic_sizes
+from graph.shape_prop import fetch_attr
 from graph.symbolic_shapes import layout_strides
 
 from .lowering import input_sizes
@@ -228,10 +229,7 @@ def probe_extern_layouts(lg: LoweredGraph, example_inputs: list, gm) -> int:
     inputs = iter(example_inputs)
     for buf in lg.inputs:
         if getattr(buf, "attr", None):
-            obj = gm
-            for part in buf.attr.split("."):
-                obj = getattr(obj, part)
-            values[buf.name] = obj
+            values[buf.name] = fetch_attr(gm, buf.attr)
         else:
             values[buf.name] = next(inputs)
     layouts = _all_layouts(lg)

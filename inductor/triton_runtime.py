@@ -21,6 +21,8 @@ import time
 import torch
 from torch.utils._pytree import tree_unflatten
 
+from graph.shape_prop import fetch_attr
+
 from . import triton_launch
 from .cache import cache_dir
 from .ir import Operand
@@ -243,10 +245,7 @@ class CompiledTritonGraph:
         n_arg = 0
         for buf in lowered.inputs:
             if getattr(buf, "attr", None):
-                obj = gm
-                for part in buf.attr.split("."):
-                    obj = getattr(obj, part)
-                self.slots.append((True, obj))
+                self.slots.append((True, fetch_attr(gm, buf.attr)))
             else:
                 self.slots.append((False, n_arg))
                 n_arg += 1
