@@ -24,7 +24,7 @@ from guards.sources import (AttrSource, BuiltinSource, ClosureCellSource, Closur
 from jit.break_reasons import unsupported
 from jit.calling_convention import argument_names
 from jit.pyversion import PY311
-from jit.resume import NULL_SLOT, VALUE, closure_names, origin
+from jit.resume import NULL_SLOT, VALUE
 from jit.semantics.context_managers import ExitVar
 from jit.variables import (NULL, BoundMethodVar, CellVar, Const, DictVar, IteratorVar, ListVar, MethodOnVar,
                            ModuleVar, NamedTupleVar, NestedFunctionVar, NewObjectVar, ObjectVar, TupleVar,
@@ -160,10 +160,10 @@ def reachable(roots) -> list:
     return out
 
 
-def _shared(roots) -> set:
+def _shared(roots, every: list) -> set:
     """ids of the objects the replacement code must build only once: objects made in the traced code, and lists
-    and dicts made there that are reached more than once (rebuilding each would split one object in two)."""
-    every = reachable(roots)
+    and dicts made there that are reached more than once (rebuilding each would split one object in two).
+    `every` is reachable(roots)."""
     refs: dict = {}
     for v in list(roots) + [c for p in every for c in _children(p)]:
         refs[id(v)] = refs.get(id(v), 0) + 1
@@ -188,14 +188,13 @@ class ValueBuilder:
         in its own cell), then store what the capture wrote into outside cells. Runs before the instruction at a
         break, which may call those functions for real."""
         everything = list(roots) + cells.roots()
-        shared = _shared(everything)
-        for v in reachable(everything):
+        every = reachable(everything)
+        shared = _shared(everything, every)
+        for v in every:
             if isinstance(v, CellVar):
-                self.cell(v)
-                self.em.emit("POP_TOP")
+                self._cell_slot(v)
             elif isinstance(v, NestedFunctionVar):
-                self.push(v)
-                self.em.emit("POP_TOP")
+                self._function_slot(v)
             elif id(v) in shared and id(v) not in self.made:
                 # one object however many variables hold it (an object made in the traced code and entered with
                 # `with`, a list two names share): built once, here, on the one path every branch below shares
@@ -218,21 +217,26 @@ class ValueBuilder:
                 self.em.emit("STORE_ATTR", "cell_contents")
 
     def cell(self, c) -> None:
-        """Push the real cell of a CellVar (made now, filled by prepare) or of an ExternalCell (from its source)."""
-        em = self.em
+        """Push the real cell of a CellVar (made on first use, filled by prepare) or of an ExternalCell (from its
+        source)."""
         if isinstance(c, ExternalCell):
-            em.load_source(c.cell_source)
-            return
+            self.em.load_source(c.cell_source)
+        else:
+            self.em.emit("LOAD_FAST", self._cell_slot(c))
+
+    def _cell_slot(self, c: CellVar) -> str:
+        """The local holding the real cell of `c`, made empty on first use (prepare fills it)."""
         slot = self.made.get(id(c))
         if slot is None:
             slot = self.made[id(c)] = f"__jit_cell_{len(self.made)}"
-            em.call_const(types.CellType, lambda: 0)
-            em.emit("STORE_FAST", slot)
+            self.em.call_const(types.CellType, lambda: 0)
+            self.em.emit("STORE_FAST", slot)
             self._unfilled.append(c)
-        em.emit("LOAD_FAST", slot)
+        return slot
 
-    def _function(self, v: NestedFunctionVar) -> None:
-        """FunctionType(code, globals, name, defaults, closure) as MAKE_FUNCTION made it in the traced code."""
+    def _function_slot(self, v: NestedFunctionVar) -> str:
+        """The local holding FunctionType(code, globals, name, defaults, closure) as MAKE_FUNCTION made it in the
+        traced code, made on first use."""
         em = self.em
         slot = self.made.get(id(v))
         if slot is None:
@@ -258,14 +262,14 @@ class ValueBuilder:
                 self.push(DictVar(v.kwdefaults))
                 em.emit("LOAD_FAST", slot)
                 em.emit("STORE_ATTR", "__kwdefaults__")
-        em.emit("LOAD_FAST", slot)
+        return slot
 
     def push(self, v: Var) -> None:
         em = self.em
         if id(v) in self.made and not isinstance(v, CellVar):  # a cell's slot holds the cell, not its contents
             em.emit("LOAD_FAST", self.made[id(v)])
         elif isinstance(v, NestedFunctionVar):
-            self._function(v)
+            em.emit("LOAD_FAST", self._function_slot(v))
         elif isinstance(v, (CellVar, ExternalCell)):
             self.cell(v)
         elif isinstance(v, (TensorVar, SizeVar)):
@@ -413,7 +417,6 @@ def break_code(original: CodeType, compiled, inputs: list[Source], outputs: list
     em, values, entry_caught = _start(original, compiled, inputs, outputs, lineno, entry)
     values.prepare(list(stack) + list(local_vars.values()), cells)
     names = tuple(local_vars)
-    resumed_free = closure_names(origin(original, index)[0])
 
     exits = [v for v in stack if isinstance(v, ExitVar)]
     caught = bc.Label()
@@ -421,8 +424,7 @@ def break_code(original: CodeType, compiled, inputs: list[Source], outputs: list
 
     def leave_withs() -> None:
         """Set the grad mode the outermost open `with` found: what leaving every open `with` amounts to."""
-        em.call_const(torch._C._set_grad_enabled, lambda: (em.emit("LOAD_CONST", exits[0].manager.prior), 1)[-1])
-        em.emit("POP_TOP")
+        _set_grad_mode(em, exits[0].manager.prior)
 
     def begin_region() -> None:
         if region is not None:
@@ -432,15 +434,11 @@ def break_code(original: CodeType, compiled, inputs: list[Source], outputs: list
         if region is not None:
             em.out.append(bc.TryEnd(region))
 
-    resume = ResumeCall(em, values, original, resume_for, cells, resumed_free)
-
     def call_resume(target: int, lower: list, results: list[str]) -> None:
+        code = resume_for(target, _resume_slots(lower, results), names)
         if exits:  # the resume function re-enters each manager, and each __exit__ restores what __enter__ found
-            resume.prepare_call(target, lower, results, names)
             leave_withs()
-            resume.finish_call(lower, results, names, local_vars)
-        else:
-            resume.call(target, lower, results, names, local_vars)
+        _call_resume(em, values, original, code, cells, lower, results, local_vars)
 
     if inst.opname == "FOR_ITER":
         # The loop's iterator is a real object: step it for real. Next item: resume in the loop body with
@@ -496,62 +494,61 @@ def break_code(original: CodeType, compiled, inputs: list[Source], outputs: list
             em.emit("RERAISE", 0)
         else:
             target, depth, push_lasti = handler
-            em.emit("STORE_FAST", "__jit_exc")
-            if push_lasti:
-                # A `with` cleanup also expects the raising instruction's offset under the exception (RERAISE 2
-                # only sets the frame's line from it; the handler lookup uses RERAISE's own offset): the resume
-                # function's first instruction stands in for it.
-                em.emit("LOAD_CONST", 0)
-                em.emit("STORE_FAST", "__jit_lasti")
-            call_resume(target, stack[:depth], ["__jit_lasti", "__jit_exc"] if push_lasti else ["__jit_exc"])
+            call_resume(target, stack[:depth], _store_caught(em, push_lasti))
     _entry_handler(em, values, original, entry, entry_caught)
     return _assemble(original, em.out)
 
 
-class ResumeCall:
-    """Emits `return resume_in_...(<stack values>, <results>, <locals>)`: the resume function made with the cells
-    it continues with (jit.resume.closure_names) as its closure."""
+def _call_resume(em: Emitter, values: ValueBuilder, original: CodeType, code: CodeType, cells: FrameCells,
+                 lower: list, results: list[str], local_vars: dict) -> None:
+    """Emits `return resume_in_...(<stack values>, <results>, <locals>)`: the resume function `code` made with the
+    cells it continues with (its free variables, jit.resume.closure_names) as its closure."""
+    em.emit("PUSH_NULL")
+    if code.co_freevars:
+        for free in code.co_freevars:
+            if free in original.co_freevars:  # the frame's own closure (a resume function's: the same cells)
+                em.emit("LOAD_CLOSURE", bc.FreeVar(free))
+            else:
+                values.cell(cells.own[free])
+        em.emit("BUILD_TUPLE", len(code.co_freevars))
+        em.emit("LOAD_CONST", code)
+        em.emit("MAKE_FUNCTION", 0x08)
+    else:
+        em.emit("LOAD_CONST", code)
+        em.emit("MAKE_FUNCTION", 0)
+    count = 0
+    for v in lower:
+        if _slot(v) == VALUE:
+            values.push(v)
+            count += 1
+    for r in results:
+        em.emit("LOAD_FAST", r)
+    for name in local_vars:
+        values.push(local_vars[name])
+    em.call(count + len(results) + len(local_vars))
+    em.emit("RETURN_VALUE")
 
-    def __init__(self, em: Emitter, values: ValueBuilder, original: CodeType, resume_for, cells: FrameCells,
-                 resumed_free: tuple):
-        self.em, self.values, self.original, self.resume_for = em, values, original, resume_for
-        self.cells, self.resumed_free = cells, resumed_free
-        self._code = None
 
-    def call(self, target: int, lower: list, results: list[str], names: tuple, local_vars: dict) -> None:
-        self.prepare_call(target, lower, results, names)
-        self.finish_call(lower, results, names, local_vars)
+def _resume_slots(lower: list, results: list[str]) -> tuple:
+    return tuple(_slot(v) for v in lower) + (VALUE,) * len(results)
 
-    def prepare_call(self, target: int, lower: list, results: list[str], names: tuple) -> None:
-        slots = tuple(_slot(v) for v in lower) + (VALUE,) * len(results)
-        self._code = self.resume_for(target, slots, names)
 
-    def finish_call(self, lower: list, results: list[str], names: tuple, local_vars: dict) -> None:
-        em, values = self.em, self.values
-        em.emit("PUSH_NULL")
-        if self.resumed_free:
-            for free in self.resumed_free:
-                if free in self.original.co_freevars:  # the frame's own closure (a resume function's: the same cells)
-                    em.emit("LOAD_CLOSURE", bc.FreeVar(free))
-                else:
-                    values.cell(self.cells.own[free])
-            em.emit("BUILD_TUPLE", len(self.resumed_free))
-            em.emit("LOAD_CONST", self._code)
-            em.emit("MAKE_FUNCTION", 0x08)
-        else:
-            em.emit("LOAD_CONST", self._code)
-            em.emit("MAKE_FUNCTION", 0)
-        count = 0
-        for v in lower:
-            if _slot(v) == VALUE:
-                values.push(v)
-                count += 1
-        for r in results:
-            em.emit("LOAD_FAST", r)
-        for name in names:
-            values.push(local_vars[name])
-        em.call(count + len(results) + len(names))
-        em.emit("RETURN_VALUE")
+def _store_caught(em: Emitter, push_lasti: bool) -> list[str]:
+    """Store the exception a handler block caught; the locals holding what the handler expects on the stack."""
+    em.emit("STORE_FAST", "__jit_exc")
+    if not push_lasti:
+        return ["__jit_exc"]
+    # A `with` cleanup also expects the raising instruction's offset under the exception (RERAISE 2 only sets the
+    # frame's line from it; the handler lookup uses RERAISE's own offset): the resume function's first
+    # instruction stands in for it.
+    em.emit("LOAD_CONST", 0)
+    em.emit("STORE_FAST", "__jit_lasti")
+    return ["__jit_lasti", "__jit_exc"]
+
+
+def _set_grad_mode(em: Emitter, enabled: bool) -> None:
+    em.call_const(torch._C._set_grad_enabled, lambda: (em.emit("LOAD_CONST", enabled), 1)[-1])
+    em.emit("POP_TOP")
 
 
 @dataclass
@@ -576,17 +573,11 @@ def _entry_handler(em: Emitter, values: ValueBuilder, original: CodeType, entry:
     if entry is None or caught is None:
         return
     em.out.append(caught)
-    em.emit("STORE_FAST", "__jit_exc")
-    em.call_const(torch._C._set_grad_enabled, lambda: (em.emit("LOAD_CONST", entry.grad_mode), 1)[-1])
-    em.emit("POP_TOP")
-    results = ["__jit_exc"]
-    if entry.push_lasti:
-        em.emit("LOAD_CONST", 0)
-        em.emit("STORE_FAST", "__jit_lasti")
-        results = ["__jit_lasti", "__jit_exc"]
-    resumed_free = closure_names(origin(original, entry.target)[0])
-    ResumeCall(em, values, original, entry.resume_for, FrameCells(), resumed_free).call(
-        entry.target, entry.stack[:entry.depth], results, tuple(entry.local_vars), entry.local_vars)
+    results = _store_caught(em, entry.push_lasti)
+    _set_grad_mode(em, entry.grad_mode)
+    lower = entry.stack[:entry.depth]
+    code = entry.resume_for(entry.target, _resume_slots(lower, results), tuple(entry.local_vars))
+    _call_resume(em, values, original, code, FrameCells(), lower, results, entry.local_vars)
 
 
 def _slot(v: Var):

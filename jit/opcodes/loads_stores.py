@@ -103,10 +103,8 @@ def store_deref(tx, inst):
 @handler("DELETE_DEREF")
 def delete_deref(tx, inst):
     name = _name_of(inst.arg)
-    if name not in tx.cells:
-        tx.cell(name)
+    cell = tx.cell(name)
     _cell_contents(tx, name)  # deleting an unbound variable is a NameError, as reading it is
-    cell = tx.cells[name]
     if isinstance(cell, CellVar):
         cell.contents = None
     else:
@@ -117,7 +115,7 @@ def delete_deref(tx, inst):
 def load_closure(tx, inst):
     # The cell itself, for MAKE_FUNCTION: one made during tracing, or a real one the new function shares.
     name = _name_of(inst.arg)
-    tx.push(tx.cells.get(name) or tx.cell(name))
+    tx.push(tx.cell(name))
 
 
 @handler("LOAD_GLOBAL")

@@ -7,13 +7,9 @@ import jit
 
 
 @pytest.fixture(autouse=True)
-def fresh():
-    jit.reset()
-    jit.counters.clear()
+def fresh(fresh_jit):
     yield
-    errors = jit.counters["compile_errors"]
-    jit.reset()
-    assert errors == 0, "an internal compiler error fell back to eager"
+    assert jit.counters["compile_errors"] == 0, "an internal compiler error fell back to eager"
 
 
 def clone(a):
