@@ -231,7 +231,6 @@ class FrameCapture:
         # as an index of the frame's code (a resume function has a prologue)
         return target + (index - at), depth, push_lasti
 
-
     def _entry_handler(self) -> codegen.EntryHandler | None:
         """For a resume function that starts inside a user `with` or a try: what catches an exception raised by
         its graph call (as if its first instruction had raised), from the stack and locals it started with."""
@@ -239,17 +238,15 @@ class FrameCapture:
         if info is None:
             return None
         code, target, slots, local_names, shift = info
-        stack, prior = [], self.entry_grad
+        stack = []
         for j, slot in enumerate(slots):
             if slot == VALUE:
                 stack.append(LazyArg(None, LocalSource(stack_arg(j))))
             elif slot == NULL_SLOT:
                 stack.append(NULL)
-            else:  # a grad-mode `with` the prologue re-entered
+            else:  # a grad-mode `with` the prologue re-entered (the handler block sets the entry grad mode itself)
                 _, cls, args = slot
-                manager = GradModeVar(args[0] if args else GRAD_MODE_CLASSES[cls], cls)
-                manager.prior, prior = prior, manager.enabled
-                stack.append(ExitVar(manager))
+                stack.append(ExitVar(GradModeVar(args[0] if args else GRAD_MODE_CLASSES[cls], cls)))
         handler = self._handler(stack, target + shift)
         if not handler:
             return None
@@ -258,6 +255,7 @@ class FrameCapture:
         local_vars = {n: LazyArg(None, LocalSource(n)) for n in local_names}
         return codegen.EntryHandler(at, depth, push_lasti, stack, local_vars, self.entry_grad,
                                     lambda t, mask, names: resume_code(self.frame.code, t, mask, names, lineno))
+
 
 def _class_name(name: str) -> str:
     return "Graph_" + "".join(c if c.isalnum() else "_" for c in name)

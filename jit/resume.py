@@ -114,9 +114,10 @@ def resume_code(code: CodeType, target: int, slots: tuple, local_names: tuple[st
         body.append(item)
     if label not in body:
         raise ValueError(f"instruction {target} not found in {code.co_qualname}")
+    free = closure_names(code)
     prologue: list = []
-    if closure_names(code):
-        prologue.append(bc.Instr("COPY_FREE_VARS", len(closure_names(code)), lineno=lineno))
+    if free:
+        prologue.append(bc.Instr("COPY_FREE_VARS", len(free), lineno=lineno))
     prologue.append(bc.Instr("RESUME", 0, lineno=lineno))
     stack_params = []
     for j, slot in enumerate(slots):
@@ -144,7 +145,7 @@ def resume_code(code: CodeType, target: int, slots: tuple, local_names: tuple[st
     out.argcount = len(out.argnames)
     out.posonlyargcount = 0
     out.kwonlyargcount = 0
-    out.freevars = list(closure_names(code))
+    out.freevars = list(free)
     out.cellvars = []
     out.flags = (code.co_flags & ~(inspect.CO_VARARGS | inspect.CO_VARKEYWORDS)) | inspect.CO_OPTIMIZED | \
         inspect.CO_NEWLOCALS
