@@ -33,7 +33,7 @@ from jit.variables.base import KnownObject, LazyArg
 from jit.variables.containers import _from_tuple
 from jit.variables.functions import ExternalCell
 from jit.variables.sizes import SizeVar
-from jit.variables.tensor import TensorVar
+from jit.variables.tensor import ItemCompareVar, TensorVar
 
 
 def rebuild_object(cls, attrs: dict):
@@ -60,6 +60,9 @@ class Emitter:
 
     def load_attr(self, name: str):
         self.emit("LOAD_ATTR", name if PY311 else (False, name))
+
+    def load_method(self, name: str):
+        self.emit("LOAD_METHOD", name) if PY311 else self.emit("LOAD_ATTR", (True, name))
 
     def call(self, n: int):
         if PY311:
@@ -144,6 +147,8 @@ def _children(v) -> list:
         return list(v.defaults) + list(v.kwdefaults.values()) + list(v.closure)
     if isinstance(v, CellVar):
         return [v.contents] if v.contents is not None else []
+    if isinstance(v, ItemCompareVar):
+        return [v.tensor]
     return []
 
 
@@ -280,6 +285,12 @@ class ValueBuilder:
                 em.load_source(v.source)
             else:
                 raise AssertionError(f"tensor {v} is neither an output nor an input")
+        elif isinstance(v, ItemCompareVar):  # jit/branch_condition.py
+            self.push(v.tensor)
+            em.load_method("item")
+            em.call(0)
+            em.emit("LOAD_CONST", v.number)
+            em.emit("COMPARE_OP", v.op)
         elif isinstance(v, (TupleVar, ListVar, DictVar)) and v.source is not None:
             # an outside container (never mutated symbolically: that is a break): the object itself, not a copy
             em.load_source(v.source)

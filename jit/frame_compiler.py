@@ -15,6 +15,7 @@ from guards.kinds import GradModeMatch
 from guards.sources import ClosureCellSource, ClosureSource, LocalSource
 from jit import _C, backends, codegen
 from jit import explanation as explain_mod
+from jit.branch_condition import item_compare
 from jit.break_reasons import Unsupported
 from jit.calling_convention import argument_names
 from jit.convert_frame import Frame, RunEagerly, Settings
@@ -25,11 +26,12 @@ from jit import dynamic
 from jit.dynamic import Specialize
 from jit.output_graph import OutputGraph, has_work, remove_dead_code, tensors_in
 from jit.instructions import decode
+from jit.liveness import live_locals
 from jit.resume import NULL_SLOT, VALUE, entry_of, handler_of, origin, resume_code, stack_arg
 from jit.semantics.context_managers import GRAD_MODE_CLASSES, ExitVar
 from jit.translator import StopBeforeBreak, Translator
 from jit.variables.functions import external_cell
-from jit.variables import NULL, CellVar, GradModeVar
+from jit.variables import NULL, CellVar, GradModeVar, NewObjectVar
 from jit.variables.base import LazyArg
 
 graph_log = get_logger("graph")
@@ -178,8 +180,12 @@ class FrameCapture:
         inst = tx.insts[index]
         # Live locals are the original function's variables (a resume function's own ___stack parameters are
         # consumed by its prologue and are not variables of the code it continues).
-        original = origin(frame.code, index)[0]
-        local_vars = {k: v for k, v in tx.locals.items() if v is not NULL and k in original.co_varnames}
+        # Dead ones (written before read on every path from here) are left behind, except objects made in the
+        # traced code, whose lifetime a finalizer could observe.
+        original, at = origin(frame.code, index)
+        live = live_locals(original, at)
+        local_vars = {k: v for k, v in tx.locals.items() if v is not NULL and k in original.co_varnames and
+                      (live is None or k in live or isinstance(v, NewObjectVar))}
         handler = self._handler(tx.stack, index)
         if handler is False:
             # Inside a try whose own body opened a `with`, or an exception region we cannot re-enter: eager.
@@ -187,9 +193,13 @@ class FrameCapture:
             raise e
         try:
             cells = self._cells(tx)
-            compiled, inputs, outputs, gm = self._compile_graph(list(tx.stack) + list(local_vars.values()), cells)
+            stack = list(tx.stack)
+            if inst.opname in codegen.CONDITIONAL_JUMPS:
+                stack[-1] = item_compare(stack[-1], stack[:-1] + list(local_vars.values()) + cells.roots(),
+                                         self.output.inputs)
+            compiled, inputs, outputs, gm = self._compile_graph(stack + list(local_vars.values()), cells)
             code = codegen.break_code(
-                frame.code, compiled, inputs, outputs, list(tx.stack), local_vars, inst, index, tx.kw_names,
+                frame.code, compiled, inputs, outputs, stack, local_vars, inst, index, tx.kw_names,
                 lambda target, mask, names: resume_code(frame.code, target, mask, names, inst.lineno), handler,
                 cells, self._entry_handler())
         except Unsupported as why:

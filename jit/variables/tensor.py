@@ -32,6 +32,19 @@ class TensorVar(Var):
         return f"TensorVar({self.node.name}, {tuple(self.example.shape)}, {self.example.dtype}, {self.device})"
 
 
+class ItemCompareVar(Var):
+    """`tensor.item() <op> number`: a Python bool, computed by the break code from a graph output."""
+
+    def __init__(self, tensor: TensorVar, op, number):  # op: a bytecode.Compare
+        self.tensor, self.op, self.number = tensor, op, number
+
+    def python_type(self):
+        return bool
+
+    def describe(self):
+        return f"{self.tensor.describe()}.item() {self.op.name} {self.number!r}"
+
+
 class TensorMethodVar(Var):
     """`tensor.name` looked up for a call (x.view, x.sum, ...)."""
 

@@ -381,3 +381,30 @@ def unhandled_in_try(x):
 def test_exception_not_matching_the_handler_propagates():
     with pytest.raises(ValueError):
         jit.compile(unhandled_in_try, backend="eager")(torch.ones(2))
+
+
+def test_dead_locals_are_not_carried_across_a_break(capsys):
+    """A tensor no later code reads is neither a graph output nor a parameter of the resume function
+    (jit/liveness.py); one read later, or only by an exception handler, is both."""
+    def f(x):
+        scaled = x * 1000
+        y = scaled.sum() + x
+        kept = x - 1
+        print("break")
+        try:
+            out = y * 2
+        except RuntimeError:
+            return kept
+        return out
+
+    graphs = []
+    def backend(gm, example_inputs):
+        graphs.append(gm)
+        return gm
+    x = torch.randn(3)
+    torch.testing.assert_close(jit.compile(f, backend=backend)(x), f(x))
+    [output] = [n for n in graphs[0].graph.nodes if n.op == "output"]
+    assert len(output.args[0]) == 2  # y and kept, not scaled
+    [resume] = [c for c in jit._C.get_entries(f.__code__)[0].code.co_consts if hasattr(c, "co_varnames")]
+    params = resume.co_varnames[:resume.co_argcount]
+    assert {p for p in params if not p.startswith("___stack")} == {"y", "kept"}  # x is not read after the print

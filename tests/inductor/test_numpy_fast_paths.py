@@ -263,9 +263,9 @@ def test_select_is_where_bit_for_bit(dtype):
     """`_select` (the bitwise pick for 4- and 8-byte numbers) against np.where: random masks, scalar and broadcast
     operands, NaN / inf / -0.0 kept exactly."""
     rng = np.random.default_rng(0)
-    c = rng.random((64, 96)) < 0.5
-    a = rng.standard_normal((64, 96)) * 100
-    b = rng.standard_normal((96,)) * 100
+    c = rng.random((256, 160)) < 0.5  # past the size where _select stops calling np.where
+    a = rng.standard_normal((256, 160)) * 100
+    b = rng.standard_normal((160,)) * 100
     if np.issubdtype(dtype, np.floating):
         a.flat[:4] = [np.nan, np.inf, -np.inf, -0.0]
         b[:2] = [-0.0, np.nan]
