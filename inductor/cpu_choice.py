@@ -5,7 +5,8 @@ Neither wins everywhere. NumPy code fuses a chain of pointwise ops into few pass
 tanh chain), but a NumPy call costs about what a torch op does on small arrays, some ufuncs are several times
 slower than torch's vectorized kernels (exp-based sigmoid, row reductions), and torch runs ops on all cores. So at
 compile time both run on the example inputs, alternately, a few times within a small budget, and the faster one
-is kept — the way an autotuner picks between a library kernel and a generated one. The decision is logged
+is kept — the way an autotuner picks between a library kernel and a generated one. The captured graph runs with
+its Python-number operands made 0-d tensors once (graph/scalar_operands.py). The decision is logged
 (JIT_LOGS=inductor). FRAMEJIT_CPU_BACKEND=numpy or =torch skips the measurement.
 
 Graphs whose running twice would be observable are not measured and keep the NumPy code: random ops (the run
@@ -17,6 +18,8 @@ import os
 import time
 
 import torch
+
+from graph.scalar_operands import hoist_scalar_operands
 
 log = logging.getLogger("jit.inductor")
 ROUNDS = 3
@@ -44,6 +47,7 @@ def choose(generated, captured, inputs: list):
     if mode == "numpy" or isinstance(generated, torch.fx.GraphModule):
         return generated
     torch_version = captured()
+    hoist_scalar_operands(torch_version)
     if mode == "torch":
         return torch_version
     if not _measurable(torch_version, inputs):
