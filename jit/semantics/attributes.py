@@ -71,6 +71,8 @@ def _bind_class_attr(tx, attr, self_var: Var, cls: type, name: str, fn_source) -
         from jit.semantics.calls import inline_function
         return inline_function(tx, UserFunctionVar(attr.fget, None), [self_var], {})
     if isinstance(attr, (types.BuiltinFunctionType, types.WrapperDescriptorType, types.MethodDescriptorType)):
+        if isinstance(self_var, ObjectVar) and self_var.source is not None:
+            return MethodOnVar(self_var, name)  # an outside object's C method: the break comes at its call
         unsupported("unsupported_call", f"{cls.__name__}.{name} is implemented in C")
     return None
 

@@ -70,6 +70,9 @@ def call(tx, fn: Var, args: list[Var], kwargs: dict[str, Var]) -> Var:
             return inline_function(tx, UserFunctionVar(method, None), [fn] + list(args), kwargs)
     if fn is NULL:
         unsupported("unsupported_opcode", "call protocol mismatch")
+    if isinstance(fn, ObjectVar) and getattr(fn.obj, "__name__", None) == "__exit__":  # a C-implemented manager's
+        owner = type(getattr(fn.obj, "__self__", None)).__name__
+        unsupported("context_manager", f"leaving a `with` over {owner} (__exit__ built in)")
     unsupported("unsupported_call", f"calling {fn.describe()}")
 
 
@@ -186,6 +189,8 @@ def call_method_on(tx, obj: Var, name: str, args, kwargs) -> Var:
         if not all(a.is_const() for a in args) or not all(v.is_const() for v in kwargs.values()):
             unsupported("unsupported_value", f"{type(obj.value).__name__}.{name}() with non-constant arguments")
         return Const(getattr(obj.value, name)(*(a.const() for a in args), **{k: v.const() for k, v in kwargs.items()}))
+    if isinstance(obj, ObjectVar):
+        unsupported("unsupported_call", f"{type(obj.obj).__name__}.{name} is implemented in C")
     if obj.source is not None and name not in ("index", "count", "keys", "values", "items", "get", "copy"):
         unsupported("side_effect", f"{name}() on a {type(obj).__name__[:-3].lower()} that exists outside the function")
     from jit.semantics.containers_impl import container_method

@@ -111,8 +111,8 @@ class Builder:
             kwargs = {k: self.wrap(v, ItemSource(AttrSource(source, "keywords"), k) if source else None)
                       for k, v in value.keywords.items()}
             return PartialVar(fn, args, kwargs)
-        if callable(value) and type(value).__module__ in ("builtins",) and not hasattr(value, "__dict__"):
-            unsupported("unsupported_call", f"a built-in callable {value!r}")
+        # Anything else (a built-in callable such as a C-implemented `with` manager's bound __exit__ handed to a
+        # resume function included) is opaque: loading it is fine, calling it is a break at that call.
         self.guard(TypeMatch(source, type(value)))
         return ObjectVar(value, source)
 

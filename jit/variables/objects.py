@@ -32,6 +32,8 @@ class ObjectVar(Var):
         return type(self.obj)
 
     def describe(self):
+        if callable(self.obj) and type(self.obj).__module__ == "builtins":
+            return f"the built-in callable {self.obj!r}"
         return f"{type(self.obj).__name__} object"
 
 

@@ -351,3 +351,62 @@ def graph_raises_in_try(x, log, idx):
 def test_exception_raised_by_the_graph_reaches_the_frames_handler(index, capsys):
     log = compare(graph_raises_in_try, torch.ones(3), torch.tensor([index]))
     assert log == ([] if index == 1 else ["caught"])
+
+
+LOCK = __import__("threading").Lock()
+
+
+def under_a_lock(x, log):
+    y = x * 2
+    with LOCK:
+        log.append(LOCK.locked())  # a call of a built-in: held inside the block
+        z = torch.sin(y) + 1
+        w = z * z
+    log.append(LOCK.locked())
+    return w - 1
+
+
+def test_manager_with_a_builtin_exit_compiles_its_block():
+    """threading.Lock's __exit__ is written in C: the block's body is compiled, and the frame breaks again at
+    the __exit__ call (it runs for real), instead of running the rest of the block eagerly."""
+    log = compare(under_a_lock, torch.randn(5))
+    assert log == [True, False]
+    compiled_not_eager(3)
+    exp = jit.explain(under_a_lock, torch.randn(5), [])
+    assert any("__exit__ built in" in r.reason and r.kind == "context_manager" for r in exp.break_reasons)
+    assert sum("sin" in g.code for g in exp.graphs) == 1
+
+
+def raises_under_a_lock(x, log):
+    with LOCK:
+        y = x * 2
+        log.append(LOCK.locked())
+        if y.sum() > 0:
+            raise ValueError("positive")
+        z = y + 1
+    return z
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_builtin_exit_sees_the_exception(sign):
+    log = compare(raises_under_a_lock, torch.full((3,), sign))
+    assert log == [True] and not LOCK.locked()
+
+
+def reads_a_buffer(x, log, buf):
+    with buf:
+        y = x + 1
+        log.append(buf.getvalue())
+        z = y * 3
+    log.append(buf.closed)
+    return z
+
+
+def test_io_object_as_manager():
+    import io
+    fast = jit.compile(reads_a_buffer, backend="eager")
+    for _ in range(2):
+        eager_log, compiled_log = [], []
+        expected = reads_a_buffer(torch.ones(2), eager_log, io.StringIO("text"))
+        got = fast(torch.ones(2), compiled_log, io.StringIO("text"))
+        assert torch.equal(got, expected) and compiled_log == eager_log == ["text", True]
