@@ -47,7 +47,7 @@ def _decode(code: CodeType) -> list[Inst]:
         if isinstance(item, bc.Label):
             label_at[id(item)] = len(insts)
             continue
-        if not isinstance(item, bc.Instr):  # TryBegin/TryEnd: exception regions are read by jit.resume.handler_of
+        if not isinstance(item, bc.Instr):  # TryBegin/TryEnd: exception regions are read by `handlers`
             continue
         if item.lineno is not None:
             lineno = item.lineno
@@ -60,3 +60,30 @@ def _decode(code: CodeType) -> list[Inst]:
     for inst, label in pending_targets:
         inst.target = label_at[id(label)]
     return insts
+
+
+_handlers: dict = {}
+
+
+def handlers(code: CodeType) -> list:
+    """Per instruction index (as in `decode`): the exception handler covering it, as (index of the handler's first
+    instruction, stack depth it expects below the exception, whether it also expects the last instruction's
+    offset), or None."""
+    out = _handlers.get(code)
+    if out is not None:
+        return out
+    label_index: dict = {}
+    active, regions, seen = None, [], 0
+    for item in bc.Bytecode.from_code(code, conserve_exception_block_stackdepth=True):
+        if isinstance(item, bc.Label):
+            label_index[item] = seen
+        elif isinstance(item, bc.TryBegin):
+            active = item
+        elif isinstance(item, bc.TryEnd):
+            active = None
+        elif isinstance(item, bc.Instr):
+            regions.append(active)
+            seen += 1
+    out = _handlers[code] = [None if r is None else (label_index[r.target], r.stack_depth, r.push_lasti)
+                             for r in regions]
+    return out

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from types import CodeType
 
-import bytecode as bc
-
-from jit.instructions import decode
+from jit.instructions import decode, handlers
 
 _READS = ("LOAD_FAST", "LOAD_FAST_AND_CLEAR", "LOAD_FAST_LOAD_FAST", "DELETE_FAST")  # DELETE_FAST needs the binding
 _WRITES = ("STORE_FAST", "STORE_FAST_STORE_FAST")
@@ -27,32 +25,18 @@ def _names(arg) -> tuple:
     return arg if isinstance(arg, tuple) else (arg,)
 
 
-def _handlers(code: CodeType) -> list:
-    """Per instruction index: the index of the handler its exception-table region jumps to, or None."""
-    out, label_index, active, seen = [], {}, None, 0
-    pending = []
-    for item in bc.Bytecode.from_code(code):
-        if isinstance(item, bc.Label):
-            label_index[item] = seen
-        elif isinstance(item, bc.TryBegin):
-            active = item
-        elif isinstance(item, bc.TryEnd):
-            active = None
-        elif isinstance(item, bc.Instr):
-            pending.append(active.target if active is not None else None)
-            seen += 1
-    for label in pending:
-        out.append(label_index[label] if label is not None else None)
-    return out
-
-
 def _live_in(code: CodeType) -> list:
     insts = decode(code)
-    handlers = _handlers(code)
+    catch = [h[0] if h is not None else None for h in handlers(code)]
     reads, writes, succs = [], [], []
     for i, inst in enumerate(insts):
-        reads.append(set(_names(inst.arg)) if inst.opname in _READS else set())
-        writes.append(set(_names(inst.arg)) if inst.opname in _WRITES else set())
+        if inst.opname == "STORE_FAST_LOAD_FAST":  # 3.13: stores arg[0], then loads arg[1]
+            stored, loaded = inst.arg
+            reads.append({loaded} - {stored})
+            writes.append({stored})
+        else:
+            reads.append(set(_names(inst.arg)) if inst.opname in _READS else set())
+            writes.append(set(_names(inst.arg)) if inst.opname in _WRITES else set())
         nxt = [] if inst.opname in _NO_FALLTHROUGH or i + 1 >= len(insts) else [i + 1]
         if inst.target is not None:
             nxt.append(inst.target)
@@ -66,8 +50,8 @@ def _live_in(code: CodeType) -> list:
             for s in succs[i]:
                 out |= live[s]
             new = (out - writes[i]) | reads[i]
-            if handlers[i] is not None:
-                new |= live[handlers[i]]
+            if catch[i] is not None:
+                new |= live[catch[i]]
             if new != live[i]:
                 live[i], changed = new, True
     return live

@@ -12,6 +12,7 @@ from types import CodeType
 
 import bytecode as bc
 
+from jit.instructions import handlers
 from jit.pyversion import PY311
 
 _cache: dict = {}
@@ -42,23 +43,7 @@ def origin(code: CodeType, index: int) -> tuple[CodeType, int]:
 def handler_of(code: CodeType, index: int) -> tuple[int, int, bool] | None:
     """The exception handler that covers instruction `index` of `code`: (index of its first instruction, stack
     depth it expects below the exception, whether it also expects the last instruction's offset), or None."""
-    items = bc.Bytecode.from_code(code, conserve_exception_block_stackdepth=True)
-    label_index: dict = {}
-    active, found, seen = None, None, 0
-    for item in items:
-        if isinstance(item, bc.Label):
-            label_index[item] = seen
-        elif isinstance(item, bc.TryBegin):
-            active = item
-        elif isinstance(item, bc.TryEnd):
-            active = None
-        elif isinstance(item, bc.Instr):
-            if seen == index and active is not None:
-                found = active
-            seen += 1
-    if found is None:
-        return None
-    return label_index[found.target], found.stack_depth, found.push_lasti
+    return handlers(code)[index]
 
 
 def closure_names(code: CodeType) -> tuple[str, ...]:

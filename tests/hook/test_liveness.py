@@ -111,3 +111,15 @@ def test_comprehension_reads_its_outer_locals():
 
 def test_locals_call_keeps_everything():
     assert _live(introspects) is None
+
+
+def swaps(x, y):
+    a = x
+    here()
+    a = y
+    b = a + 1
+    return b
+
+
+def test_store_then_load_of_the_same_name_is_not_live():
+    assert _live(swaps) == {"y"}
