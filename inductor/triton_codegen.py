@@ -3,6 +3,8 @@
 Three shapes of kernel, all built by the same expression walker over the same index machinery
 (triton_index.py):
   * pointwise: a 1-D tile walking the output in its memory order (the store is `out + xindex`, contiguous);
+    or, where an input is read in another order (a transpose), a 2-D tile [YBLOCK, XBLOCK] whose loads of that
+    input are contiguous along axis 0 and whose store is contiguous along axis 1 (triton_tiling.py decides);
   * reduction: a 2-D tile, rows (kept dims) x columns (reduced dims). When a row fits in registers
     (rnumel <= launch.PERSISTENT_MAX) the kernel is *persistent*: the row is loaded once and every reduction and
     the epilogue read the registers. Otherwise each reduction gets its own loop over column blocks (two-pass
@@ -24,7 +26,7 @@ import torch
 from graph import symbolic_sizes
 from graph.symbolic_sizes import SymInt
 
-from . import triton_launch
+from . import triton_launch, triton_tiling
 from .ir import Const, Kernel, Load, Op, Reduce, View
 from .triton_index import ZERO, Group, Ix, Scope, address, broadcast, through_view
 
@@ -95,10 +97,11 @@ class KernelSource:
     out: str
     xnumel: int
     rnumel: int
-    mode: str             # 'pointwise' | 'persistent' | 'looped'
+    mode: str             # 'pointwise' | 'tiled' | 'persistent' | 'looped'
     config: dict          # constexprs and launch options from triton_launch
     comment: list
     sizes: list = None    # (parameter, Expr) for each size argument, after the buffers
+    ynumel: int = 1       # a tiled kernel's axis-0 elements (grid axis 0); xnumel is its axis 1
 
 
 class KernelWriter:
@@ -107,6 +110,7 @@ class KernelWriter:
         self.params = []
         self.top = Scope()
         self.memo = {}  # (scope id, expr id, coord codes, extra mask) -> Val
+        self.tiling, self.ygroup = None, None
 
     # ---- structure ---------------------------------------------------------------------------------------------
     def plan(self):
@@ -140,6 +144,29 @@ class KernelWriter:
             raise NotImplementedError(f"kernel output {self.out_shape} does not fit its reduction of {shape}")
         self.mode = "persistent" if rnumel <= triton_launch.persistent_max(self._widest()) else "looped"
 
+    def plan_tiles(self):
+        """A pointwise kernel that reads some input in another order than it writes walks a 2-D tile: Y (axis 0)
+        along that input's innermost dims, X (axis 1) along the output's (triton_tiling.py)."""
+        self.tiling = triton_tiling.plan(self.kernel, self.layouts)
+        if self.tiling is not None:
+            sizes = lambda dims: [self.out_shape[d] for d in dims]
+            self.ygroup = Group("yindex", self.tiling.ydims, sizes(self.tiling.ydims))
+            self.xgroup = Group("xindex", self.tiling.xdims, sizes(self.tiling.xdims))
+
+    @property
+    def axes(self) -> list:
+        """The tile's axes in order: (dependency letter, block constexpr, mask name)."""
+        if self.tiling is not None:
+            return [("y", "YBLOCK", "ymask"), ("x", "XBLOCK", "xmask")]
+        if self.mode == "pointwise":
+            return [("x", "XBLOCK", "xmask")]
+        return [("x", "XBLOCK", "xmask"), ("r", "RBLOCK", "rmask")]
+
+    def groups(self, rgroup) -> list:
+        """The tile index groups an address may rebuild whole (triton_index.address)."""
+        tile = [self.ygroup, self.xgroup] if self.tiling is not None else [self.xgroup]
+        return tile + ([rgroup] if rgroup is not None else [])
+
     def _widest(self) -> int:
         return max([self.layouts[b].dtype.itemsize for b in loads_in(self.kernel.expr)] + [4])
 
@@ -150,7 +177,10 @@ class KernelWriter:
 
     def needs_int64(self) -> bool:
         x, r = self.numels()
-        spans = [x * r + 2 ** 16] + [_span(self.layouts[b]) for b in loads_in(self.kernel.expr)] + \
+        y = math.prod(self.ygroup.sizes) if self.ygroup is not None else 1
+        # the tile index itself runs up to a block past its numel (masked lanes); addresses of masked lanes may
+        # wrap harmlessly, those of live lanes stay inside their buffer's span
+        spans = [x * r * y + 2 ** 16] + [_span(self.layouts[b]) for b in loads_in(self.kernel.expr)] + \
             [_span(self.kernel.out.layout)]
         return max(spans) > INT32_LIMIT
 
@@ -160,20 +190,31 @@ class KernelWriter:
         with symbolic_sizes.rendering(sizes):
             ks = self._generate(sizes)
         ks.sizes = [(name, expr) for expr, name in sizes.params.items()]
-        # the launcher computes the grid per call from the xnumel argument
-        ks.xnumel_arg = len(ks.params) + list(sizes.params).index(ks.xnumel.expr) \
-            if isinstance(ks.xnumel, SymInt) else None
+        # the launcher computes the grid per call from the arguments holding xnumel (and a tiled kernel's ynumel)
+        at = lambda n: len(ks.params) + list(sizes.params).index(n.expr) if isinstance(n, SymInt) else None
+        ks.xnumel_arg, ks.ynumel_arg = at(ks.xnumel), at(ks.ynumel)
         return ks
 
     def _generate(self, sizes: KernelSizes) -> KernelSource:
         self.plan()
+        if self.mode == "pointwise":
+            self.plan_tiles()
         xnumel, rnumel = self.numels()
+        ynumel = math.prod(self.ygroup.sizes) if self.tiling is not None else 1
         two_d = self.mode != "pointwise"
         big = self.needs_int64()
         t = self.top
-        pid = "tl.program_id(0).to(tl.int64)" if big else "tl.program_id(0)"
-        t.lines.append(f"xoffset = {pid} * XBLOCK")
-        t.lines.append(f"xindex = xoffset + tl.arange(0, XBLOCK){'[:, None]' if two_d else ''}")
+        pid = lambda axis: f"tl.program_id({axis}).to(tl.int64)" if big else f"tl.program_id({axis})"
+        if self.tiling is not None:
+            t.lines.append(f"yoffset = {pid(0)} * YBLOCK")
+            t.lines.append("yindex = yoffset + tl.arange(0, YBLOCK)[:, None]")
+            t.lines.append(f"ymask = yindex < {ynumel}")
+            t.lines.append(f"xoffset = {pid(1)} * XBLOCK")
+            t.lines.append("xindex = xoffset + tl.arange(0, XBLOCK)[None, :]")
+            self.ygroup.decode(t, "y")
+        else:
+            t.lines.append(f"xoffset = {pid(0)} * XBLOCK")
+            t.lines.append(f"xindex = xoffset + tl.arange(0, XBLOCK){'[:, None]' if two_d else ''}")
         t.lines.append(f"xmask = xindex < {xnumel}")
         self.xgroup.decode(t, "x")
         if two_d:
@@ -192,15 +233,23 @@ class KernelWriter:
             self.store(t, self.rgroup, self.full_coords(self.xgroup.coords, self.rgroup.coords))
         else:
             self.store(t, self.rgroup if self.mode == "persistent" else None, self.out_coords())
-        config = triton_launch.heuristic(self.mode, xnumel, rnumel, self._widest())
+        mode = "tiled" if self.tiling is not None else self.mode
+        if self.tiling is not None:
+            config = triton_launch.heuristic(mode, xnumel, rnumel, self._widest(), ynumel=ynumel)
+        else:
+            config = triton_launch.heuristic(mode, xnumel, rnumel, self._widest())
         params = self.params + [self.kernel.out.name] + [b.name for b, _ in getattr(self.kernel, "side_outputs", ())]
         sig = ", ".join([f"{p}_ptr" for p in params] + list(sizes.params.values()))
-        consts = "XBLOCK: tl.constexpr" + (", RBLOCK: tl.constexpr" if two_d else "")
+        consts = ", ".join(f"{block}: tl.constexpr" for _, block, _ in self.axes)
         lines = ["@triton.jit", f"def {self.name}({sig}, {consts}):"]
         lines += [f"    # {s}" for s in self.kernel.source]
+        if self.tiling is not None:
+            tiling = self.tiling
+            lines.append(f"    # tiled: rows along dims {tiling.ydims} (`{tiling.reason}` is contiguous there), "
+                         f"columns along dims {tiling.xdims} (the output is)")
         lines += [f"    {line}" for line in t.lines]
         return KernelSource(self.name, "\n".join(lines) + "\n", params, self.kernel.out.name, xnumel,
-                            rnumel, self.mode, config, list(self.kernel.source))
+                            rnumel, mode, config, list(self.kernel.source), ynumel=ynumel)
 
     def full_coords(self, xc, rc) -> tuple:
         shape, axes = self.signature
@@ -211,7 +260,7 @@ class KernelWriter:
 
     def out_coords(self) -> tuple:
         if self.case == "pointwise":
-            by_dim = dict(zip(self.xgroup.dims, self.xgroup.coords))
+            by_dim = {d: c for g in self.groups(None) for d, c in zip(g.dims, g.coords)}
             return tuple(by_dim[d] for d in range(len(self.out_shape)))
         shape, axes = self.signature
         xc = iter(self.xgroup.coords)
@@ -244,13 +293,12 @@ class KernelWriter:
 
     def store_one(self, scope, rgroup, coords, out, expr):
         v = self.value(expr, coords, scope, rgroup, None)
-        groups = [self.xgroup] + ([rgroup] if rgroup is not None else [])
-        addr = address(scope, coords, out.layout.strides, out.layout.shape, groups)
+        addr = address(scope, coords, out.layout.strides, out.layout.shape, self.groups(rgroup))
         if addr.code == "0":
             addr = Ix("xindex", frozenset("x"))  # one element: a tile whose lanes past the first are masked
         v = self.cast(scope, v, out.layout.dtype, narrow_store=True)
         v = self.materialize(scope, v, addr.deps)
-        mask = " & ".join(m for m, a in (("xmask", "x"), ("rmask", "r")) if a in addr.deps)
+        mask = " & ".join(m for a, _, m in self.axes if a in addr.deps)
         ptr = f"{out.name}_ptr"
         scope.lines.append(f"tl.store({ptr} + {addr.code}, {v.code}{', ' + mask if mask else ''})")
 
@@ -258,21 +306,18 @@ class KernelWriter:
         """v broadcast to the tile shape of `deps` (a store needs a value shaped like its pointers)."""
         if v.deps >= deps and not v.literal:
             return v
-        two_d = self.mode != "pointwise"
-        shape = ("[XBLOCK, RBLOCK]" if "r" in deps else "[XBLOCK, 1]") if two_d else "[XBLOCK]"
-        if not two_d and "r" in deps:
-            raise AssertionError("pointwise tiles have no r axis")
-        if two_d and "r" in deps and "x" not in deps:
-            shape = "[1, RBLOCK]"
+        axes = self.axes
+        if not deps <= {a for a, _, _ in axes}:
+            raise AssertionError(f"a {self.mode} tile has no axis {set(deps)}")
+        shape = "[" + ", ".join(block if a in deps else "1" for a, block, _ in axes) + "]"
         if v.literal:
             return Val(scope.let(f"tl.full({shape}, {v.code}, {TL[compute(v.dtype)]})"), v.dtype, deps)
         return Val(scope.let(f"tl.broadcast_to({v.code}, {shape})"), v.dtype, deps)
 
     def load(self, e: Load, coords, scope, rgroup, extra) -> Val:
         layout = self.layouts[e.buf]
-        groups = [self.xgroup] + ([rgroup] if rgroup is not None else [])
-        addr = address(scope, coords, layout.strides, layout.shape, groups)
-        masks = [m for m, a in (("xmask", "x"), ("rmask", "r")) if a in addr.deps]
+        addr = address(scope, coords, layout.strides, layout.shape, self.groups(rgroup))
+        masks = [m for a, _, m in self.axes if a in addr.deps]
         if extra:
             masks.append(extra)
         ptr = self.param(e.buf)

@@ -1,7 +1,8 @@
 """Index arithmetic for Triton kernels: tile indices -> coordinates -> through views -> addresses.
 
 A kernel iterates over a tile of an iteration shape: `xindex` numbers the rows (the kept dims of a reduction, or
-every dim of a 1-D pointwise kernel), `rindex` the columns (the reduced dims, or the inner dim of a 2-D tile).
+every dim of a 1-D pointwise kernel), `rindex` the columns (the reduced dims). A tiled pointwise kernel has
+`yindex` (rows: the dims a transposed input is contiguous along) and `xindex` (columns: the output's).
 Each dim of the iteration shape gets a coordinate decoded from its index with // and %. An expression node is
 evaluated at one coordinate per dim of its own shape; views only rewrite coordinates (NumPy-style strided views
 become index arithmetic here), and a load turns coordinates into `sum(coord * stride)`.
@@ -16,7 +17,7 @@ ZERO_DEPS = frozenset()
 
 @dataclass(frozen=True)
 class Ix:
-    """One coordinate: Triton code (a local name or literal) and the tile axes it varies along ('x', 'r')."""
+    """One coordinate: Triton code (a local name or literal) and the tile axes it varies along ('x', 'y', 'r')."""
     code: str
     deps: frozenset = ZERO_DEPS
 
@@ -69,7 +70,7 @@ class Scope:
 @dataclass
 class Group:
     """The dims one tile index walks, slowest first: coordinate k is (index // step_k) % size_k."""
-    index: str          # 'xindex' or 'rindex'
+    index: str          # 'xindex', 'yindex' or 'rindex'
     dims: list          # iteration-shape dims, slowest first
     sizes: list
     coords: list = None  # Ix per dim, set by decode()
@@ -101,7 +102,7 @@ class Group:
 
     @property
     def deps(self) -> frozenset:
-        return frozenset("x" if self.index == "xindex" else "r")
+        return frozenset(self.index[0])  # 'xindex' -> 'x', 'rindex' -> 'r', 'yindex' -> 'y'
 
 
 @dataclass

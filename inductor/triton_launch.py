@@ -3,7 +3,9 @@
 The heuristic aims each program at ~4-16 elements per thread: enough independent 16-byte loads in flight to
 cover memory latency (the H100 needs tens of KB in flight per SM to reach ~3 TB/s), few enough registers to keep
 occupancy. Rows of a persistent reduction live in registers, so PERSISTENT_MAX bounds the row length at 16K
-float32 values (64 KB per program across 16 warps = 32 registers per thread per live copy).
+float32 values (64 KB per program across 16 warps = 32 registers per thread per live copy). A tiled pointwise
+kernel (a transpose) moves a [YBLOCK, XBLOCK] tile through shared memory once per transposed input: 64x64
+(16 KB of float32) per program with 8 warps, 16 elements per thread, as for the 1-D kernel.
 
 Autotuning (FRAMEJIT_AUTOTUNE=1, or `autotune=True` to the backend) times a few neighbouring configs on the real
 inputs at the first call and keeps the fastest; results are saved on disk (cache dir /autotune, keyed by the
@@ -39,7 +41,13 @@ def persistent_max(itemsize: int) -> int:
     return max(1024, PERSISTENT_MAX_BYTES // max(itemsize, 4))
 
 
-def heuristic(mode: str, xnumel: int, rnumel: int, itemsize: int = 4) -> dict:
+def heuristic(mode: str, xnumel: int, rnumel: int, itemsize: int = 4, ynumel: int = 1) -> dict:
+    if mode == "tiled":
+        # 64x64, 8 warps: within 1% of the fastest candidate on 8192x8192 transposes and x + y.t(), fp32 and bf16
+        # (H200, benchmarks/gpu_transpose.py --configs); never below 16 a side (triton_tiling.MIN_SIDE)
+        xblock, yblock = max(16, _pow2_at_most(xnumel, 64)), max(16, _pow2_at_most(ynumel, 64))
+        return {"XBLOCK": xblock, "YBLOCK": yblock, "num_warps": max(2, min(8, xblock * yblock // 512)),
+                "num_stages": 1}
     if mode == "pointwise":
         block = _pow2_at_most(xnumel, 1024)
         warps = max(1, min(4, block // 128))
@@ -59,11 +67,17 @@ def heuristic(mode: str, xnumel: int, rnumel: int, itemsize: int = 4) -> dict:
     return {"XBLOCK": xblock, "RBLOCK": rblock, "num_warps": 8 if rblock >= 2048 else 4, "num_stages": 1}
 
 
-def candidates(mode: str, xnumel: int, rnumel: int, itemsize: int = 4) -> list:
+def candidates(mode: str, xnumel: int, rnumel: int, itemsize: int = 4, ynumel: int = 1) -> list:
     """The heuristic's config first, then neighbours worth timing."""
-    base = heuristic(mode, xnumel, rnumel, itemsize)
+    base = heuristic(mode, xnumel, rnumel, itemsize, ynumel=ynumel) if mode == "tiled" else \
+        heuristic(mode, xnumel, rnumel, itemsize)
     out = [base]
-    if mode == "pointwise":
+    if mode == "tiled":  # square tiles, and tiles long along the store's side or along the load's
+        for yblock, xblock, warps in ((32, 32, 4), (64, 64, 4), (64, 64, 8), (32, 128, 8), (128, 32, 8),
+                                      (16, 256, 8)):
+            if yblock <= max(pow2(ynumel), 16) and xblock <= max(pow2(xnumel), 16):
+                out.append({"XBLOCK": xblock, "YBLOCK": yblock, "num_warps": warps, "num_stages": 1})
+    elif mode == "pointwise":
         for block, warps in ((512, 4), (1024, 8), (2048, 8), (4096, 16)):
             if block <= max(pow2(xnumel), 128):
                 out.append({"XBLOCK": block, "num_warps": warps, "num_stages": 1})
@@ -89,7 +103,9 @@ def candidates(mode: str, xnumel: int, rnumel: int, itemsize: int = 4) -> list:
     return unique
 
 
-def grid(mode: str, xnumel: int, config: dict) -> tuple:
+def grid(mode: str, xnumel: int, config: dict, ynumel: int = 1) -> tuple:
+    if mode == "tiled":  # rows on axis 0 (up to 2**31 - 1 programs), the output's columns on axis 1 (65535)
+        return (-(-ynumel // config["YBLOCK"]), -(-xnumel // config["XBLOCK"]))
     return (-(-xnumel // config["XBLOCK"]),)
 
 
@@ -99,8 +115,9 @@ def _path(key: str):
     return cache_dir() / "autotune" / f"{key}.json"
 
 
-def tune_key(source: str, xnumel: int, rnumel: int, device: str) -> str:
-    return hashlib.sha256(json.dumps([source, xnumel, rnumel, device]).encode()).hexdigest()[:32]
+def tune_key(source: str, xnumel: int, rnumel: int, device: str, ynumel: int = 1) -> str:
+    sizes = [xnumel, rnumel] + ([ynumel] if ynumel != 1 else [])  # keys of untiled kernels as they were
+    return hashlib.sha256(json.dumps([source, *sizes, device]).encode()).hexdigest()[:32]
 
 
 def load_tuned(key: str):

@@ -175,12 +175,15 @@ class DirectLaunch:
 
 class Launcher:
     """Launches one kernel with its grid and config; with autotuning, the first launch times the candidates on
-    the real arguments, keeps the fastest and saves it."""
+    the real arguments, keeps the fastest and saves it. The grid is 1-D, or 2-D for a tiled kernel (rows of
+    `ynumel`, columns of `xnumel`); with dynamic sizes it follows the size arguments that hold those numels."""
 
     def __init__(self, fn, ks, device_name: str, autotune: bool):
         self.fn, self.ks = fn, ks
+        self.ynumel = getattr(ks, "ynumel", 1)
         self.config = dict(ks.config)
-        self.tune_key = triton_launch.tune_key(ks.source, ks.xnumel, ks.rnumel, device_name) if autotune else None
+        self.tune_key = triton_launch.tune_key(ks.source, ks.xnumel, ks.rnumel, device_name, self.ynumel) \
+            if autotune else None
         if self.tune_key:
             tuned = triton_launch.load_tuned(self.tune_key)
             if tuned is not None:
@@ -188,29 +191,40 @@ class Launcher:
         self._bind()
 
     def _bind(self):
-        self.grid = triton_launch.grid(self.ks.mode, self.ks.xnumel, self.config)
+        self.grid = triton_launch.grid(self.ks.mode, self.ks.xnumel, self.config, self.ynumel)
         self.launch = self.fn[self.grid]
         self.kwargs = dict(self.config)
-        self.xnumel_arg = getattr(self.ks, "xnumel_arg", None)  # dynamic sizes: the argument the grid follows
+        # dynamic sizes: the arguments the grid follows (None: a fixed numel)
+        self.numel_args = (getattr(self.ks, "xnumel_arg", None), getattr(self.ks, "ynumel_arg", None))
+        self.dynamic = self.numel_args != (None, None)
         names = getattr(self.fn, "arg_names", [])
         self.direct = DirectLaunch(tuple(self.config[n] for n in names if n in self.config))
+
+    def _numels(self, args) -> tuple:
+        """(xnumel, ynumel) of this call."""
+        x, y = self.numel_args
+        return (self.ks.xnumel if x is None else args[x]), (self.ynumel if y is None else args[y])
 
     def __call__(self, *args):
         if self.tune_key is not None:
             self._tune(args)
-        at = self.xnumel_arg
-        grid = self.grid if at is None else triton_launch.grid(self.ks.mode, args[at], self.config)
+        if self.dynamic:
+            xnumel, ynumel = self._numels(args)
+            grid = triton_launch.grid(self.ks.mode, xnumel, self.config, ynumel)
+        else:
+            grid = self.grid
         if not self.direct(grid, args):
-            kernel = (self.launch if at is None else self.fn[grid])(*args, **self.kwargs)
+            kernel = (self.fn[grid] if self.dynamic else self.launch)(*args, **self.kwargs)
             self.direct.keep(kernel, args)
 
     def _tune(self, args):
         tensors = [a for a in args if isinstance(a, torch.Tensor)]  # sizes of a dynamic graph are ints
         itemsize = max(a.element_size() for a in tensors)
         timings = []
-        xnumel = self.ks.xnumel if self.xnumel_arg is None else args[self.xnumel_arg]
-        for config in triton_launch.candidates(self.ks.mode, self.ks.xnumel, self.ks.rnumel, itemsize):
-            grid = triton_launch.grid(self.ks.mode, xnumel, config)
+        xnumel, ynumel = self._numels(args)
+        for config in triton_launch.candidates(self.ks.mode, self.ks.xnumel, self.ks.rnumel, itemsize,
+                                               ynumel=self.ynumel):
+            grid = triton_launch.grid(self.ks.mode, xnumel, config, ynumel)
             try:
                 ms = _bench(lambda: self.fn[grid](*args, **config), tensors[0].is_cuda)
             except Exception as e:  # a config the compiler rejects (too many registers, shared memory)
