@@ -100,6 +100,9 @@ class Kernel:
     expr: Expr
     source: list = field(default_factory=list)
     is_view: bool = False  # output aliases its input (a graph output that is a view): don't copy
+    # the FX nodes themselves, as lowering made the kernel (kernels rebuilt later keep only `source`): what the
+    # Triton backend runs in torch instead when the kernel cannot be generated
+    nodes: list = field(default_factory=list, repr=False, compare=False)
 
 
 @dataclass
@@ -123,6 +126,7 @@ class FallbackKernel:
     kwargs: dict
     multi: bool = False  # returns a tuple of tensors; `Item` loads pick from it
     source: list = field(default_factory=list)
+    reason: str = "no lowering"  # why the op runs in torch, for logs and the generated code's comment
 
 
 @dataclass(frozen=True)

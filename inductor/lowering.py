@@ -315,7 +315,8 @@ def propagate_meta(gm: torch.fx.GraphModule, example_inputs) -> None:
         node.meta.setdefault("val", env[node])
 
 
-def _kind(node):
+def kind_of(node) -> str:
+    """pointwise / view / reduction / extern, or fallback for a node with no lowering."""
     target = _resolve(node)
     return "fallback" if target is None else LOWERINGS[target][0]
 
@@ -324,19 +325,23 @@ def _tensors_in(value):
     return [v for v in tree_flatten(value)[0] if isinstance(v, torch.Tensor)]
 
 
-def lower_graph(gm: torch.fx.GraphModule, example_inputs, plan=plan_fusion) -> LoweredGraph:
+def lower_graph(gm: torch.fx.GraphModule, example_inputs, plan=plan_fusion,
+                fallback: dict | None = None) -> LoweredGraph:
     """`plan(graph, kinds) -> stored nodes` is the backend's fusion policy (scheduler.plan_fusion for NumPy,
-    triton_fusion.plan_triton_fusion for Triton, which also fuses values read several times in one kernel)."""
+    triton_fusion.plan_triton_fusion for Triton, which also fuses values read several times in one kernel).
+    `fallback` {node: reason}: nodes the backend cannot generate code for, run in torch whatever their lowering
+    (the Triton backend's per-kernel fallback, triton_fallback.py)."""
     with symbolic_sizes.rendering(symbolic_sizes.NameRenderer()):  # node texts in comments name sizes `s0`
-        return _lower_graph(gm, example_inputs, plan)
+        return _lower_graph(gm, example_inputs, plan, fallback or {})
 
 
-def _lower_graph(gm: torch.fx.GraphModule, example_inputs, plan) -> LoweredGraph:
+def _lower_graph(gm: torch.fx.GraphModule, example_inputs, plan, forced: dict) -> LoweredGraph:
     propagate_meta(gm, example_inputs)
     if symbolic_shapes.is_dynamic(gm):
         symbolic_shapes.propagate(gm)
     graph = gm.graph
-    kinds = {n: _kind(n) for n in graph.nodes if n.op in ("call_function", "call_method")}
+    kinds = {n: kind_of(n) for n in graph.nodes if n.op in ("call_function", "call_method")}
+    reasons = {n: "no lowering" for n, k in kinds.items() if k == "fallback"}
     for n in list(kinds):
         out = n.meta.get("val")
         if not (isinstance(out, torch.Tensor) or (isinstance(out, (tuple, list)) and out and
@@ -344,8 +349,12 @@ def _lower_graph(gm: torch.fx.GraphModule, example_inputs, plan) -> LoweredGraph
             # sizes, Python numbers, None: values the generated code cannot hold; the caller runs gm as is
             raise NotImplementedError(f"node {n.name!r} produces a non-tensor value ({type(out).__name__})")
         vals = _tensors_in(out) + [v for a in n.all_input_nodes for v in _tensors_in(a.meta.get("val"))]
-        if any(not dtypes.supported(v.dtype) for v in vals):
+        odd = [v.dtype for v in vals if not dtypes.supported(v.dtype)]
+        if odd:
             kinds[n] = "fallback"  # complex, unsigned 16/32/64, float8...: NumPy spellings differ, run eager
+            reasons[n] = f"dtype {str(odd[0]).replace('torch.', '')} not supported"
+        if n in forced:
+            kinds[n], reasons[n] = "fallback", forced[n]
     stored = plan(graph, kinds)
     env, inputs, kernels, counter = {}, [], [], {}
 
@@ -383,8 +392,10 @@ def _lower_graph(gm: torch.fx.GraphModule, example_inputs, plan) -> LoweredGraph
                 if target is node.target:
                     raise  # an aten call our lowering rejects is a bug in the lowering: surface it
                 expr = None  # a torch-level call with arguments aten's overload lacks (out=, inplace=...)
+                reasons[node] = "arguments its aten overload lacks"
             if expr is None:
                 kind = "fallback"
+                reasons.setdefault(node, "its lowering declines these arguments")
         if kind == "fallback":
             flat, _ = tree_flatten((args, kwargs))
             operands = [a for a in flat if hasattr(a, "shape") and not isinstance(a, Const)]
@@ -397,7 +408,7 @@ def _lower_graph(gm: torch.fx.GraphModule, example_inputs, plan) -> LoweredGraph
             multi = isinstance(out, (tuple, list))
             layout = _layout(node, out) if isinstance(out, torch.Tensor) else None
             kernels.append(FallbackKernel(Buffer(name, layout), target, operands, slots[0], slots[1], multi,
-                                          [node.format_node()]))
+                                          [node.format_node()], reasons[node]))
             if multi:
                 env[node] = tuple(Item(name, i, tuple(v.shape), v.dtype) for i, v in enumerate(out))
             else:
@@ -410,7 +421,9 @@ def _lower_graph(gm: torch.fx.GraphModule, example_inputs, plan) -> LoweredGraph
             env[node] = Load(name, shape(node), out.dtype)
         elif node in stored:
             name = fresh(node.name)
-            kernels.append(Kernel(Buffer(name, _layout(node, out)), expr, _sources(node, env), is_view=kind == "view"))
+            nodes = _fused_nodes(node, env)
+            kernels.append(Kernel(Buffer(name, _layout(node, out)), expr, [n.format_node() for n in nodes],
+                                  is_view=kind == "view", nodes=nodes))
             env[node] = Load(name, shape(node), out.dtype)
         else:
             env[node] = expr
@@ -430,7 +443,7 @@ def input_sizes(lg: LoweredGraph) -> dict:
     return found
 
 
-def _sources(node, env):
+def _fused_nodes(node, env) -> list:
     """FX nodes fused into this kernel: the node and every producer inlined into it, in graph order."""
     seen, order = set(), []
 
@@ -440,6 +453,6 @@ def _sources(node, env):
             if e is not None and getattr(e, "_fx", None) is a and a not in seen:
                 seen.add(a)
                 walk(a)
-        order.append(n.format_node())
+        order.append(n)
     walk(node)
     return order

@@ -1,6 +1,7 @@
 """Graph -> compiled Triton callable: lowering with the Triton fusion plan, module generation, the module file,
-ahead-of-time kernel compilation. Returns None (the caller runs the graph in torch) when the graph cannot be
-generated: correct first, every gap is a fallback, never a wrong answer."""
+ahead-of-time kernel compilation. Correct first, every gap is a fallback, never a wrong answer: a kernel the
+code generator cannot express runs its ops in torch inside the module (triton_fallback.py), and only what no
+module can hold returns None (the caller runs the graph in torch)."""
 import logging
 import os
 import time
@@ -11,18 +12,16 @@ from graph import symbolic_sizes
 from graph.attention import rewrite_causal_attention
 
 from . import cache
-from .lowering import lower_graph
-from .triton_codegen import supported
-from .triton_fusion import plan_triton_fusion
+from .ir import FallbackKernel
+from .triton_fallback import generate_with_fallbacks
 from .triton_launch import autotune_enabled
-from .triton_module import generate, probe_extern_layouts
+from .triton_module import op_name
 from .triton_rewrites import rewrite_half_norms
 from .triton_runtime import CompiledTritonGraph, import_module, write_module
-from .triton_split import split_reductions
 
 log = logging.getLogger("jit.inductor.triton")
 output_code_log = logging.getLogger("jit.output_code")
-stats = {"compiled": 0, "fallback_graphs": 0, "warm_files": 0}
+stats = {"compiled": 0, "fallback_graphs": 0, "fallback_ops": 0, "warm_files": 0}
 
 
 def _device(example_inputs):
@@ -43,9 +42,9 @@ def compile_triton(gm: torch.fx.GraphModule, example_inputs: list, autotune=None
 
 def generate_triton(gm: torch.fx.GraphModule, example_inputs: list):
     """Lower and generate the module's source: (lowered, source, kernels, device, seconds), or None."""
-    if not all(isinstance(x, torch.Tensor) and supported(x.dtype) for x in example_inputs):
-        log.info("Triton backend runs this graph as is: a non-tensor or unsupported-dtype input")
-        return None
+    if not all(isinstance(x, torch.Tensor) for x in example_inputs):
+        log.info("Triton backend runs this graph as is: a non-tensor input")
+        return None  # inputs of a dtype with no Triton type are fine: only torch fallbacks read them
     device = _device(example_inputs)
     if device is None:
         log.info("Triton backend runs this graph as is: inputs on several devices or not on a GPU")
@@ -54,14 +53,20 @@ def generate_triton(gm: torch.fx.GraphModule, example_inputs: list):
     try:
         rewrite_half_norms(gm)
         rewrite_causal_attention(gm, example_inputs)  # naive softmax(q k^T) v -> one fused SDPA call
-        lowered = lower_graph(gm, example_inputs, plan=plan_triton_fusion)
-        lowered.kernels = split_reductions(lowered.kernels)  # y.sum() of 16M: not one program walking 16M
-        probe_extern_layouts(lowered, example_inputs, gm)  # library results' real strides, not meta's
-        source, kernels = generate(lowered)
+        lowered, source, kernels = generate_with_fallbacks(gm, example_inputs)
     except NotImplementedError as e:
         stats["fallback_graphs"] += 1
         log.info("Triton backend runs this graph as is: %s", e)
         return None
+    fallbacks = [k for k in lowered.kernels if isinstance(k, FallbackKernel)]
+    if fallbacks and not kernels:  # nothing generated: torch's own kernels for the whole graph do as well
+        stats["fallback_graphs"] += 1
+        log.info("Triton backend runs this graph as is: every op runs in torch (%s: %s)",
+                 op_name(fallbacks[0].target), fallbacks[0].reason)
+        return None
+    for k in fallbacks:
+        log.info("Triton graph: torch fallback %s (%s)", op_name(k.target), k.reason)
+    stats["fallback_ops"] += len(fallbacks)
     return lowered, source, kernels, device, time.perf_counter() - t0
 
 

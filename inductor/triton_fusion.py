@@ -38,8 +38,10 @@ def shapes_of(signature: tuple) -> set:
     return {shape, keep, drop}
 
 
-def plan_triton_fusion(graph: torch.fx.Graph, kinds: dict) -> set:
-    stored = set(plan_fusion(graph, kinds))
+def plan_triton_fusion(graph: torch.fx.Graph, kinds: dict, keep: frozenset = frozenset()) -> set:
+    """Nodes stored in a buffer of their own. `keep`: nodes stored whatever the policy says, never inlined into
+    a consumer (triton_fallback.py splits a fused kernel the code generator rejected this way)."""
+    stored = set(plan_fusion(graph, kinds)) | set(keep)
     root = {}        # inlined node -> the stored node whose kernel computes it
     signature = {}   # stored node -> reduction signature of its kernel, once it has a reduction
     # Users come after producers in an FX graph: walking backwards, every user's kernel is known.
@@ -51,7 +53,7 @@ def plan_triton_fusion(graph: torch.fx.Graph, kinds: dict) -> set:
             stored.add(node)
         users = terminal_users(node, kinds)
         target = None
-        if node not in stored or len(users) > 1:
+        if node not in keep and (node not in stored or len(users) > 1):
             if users and all(u != "stored" and u.op != "output" and kinds.get(u) in FUSIBLE for u in users) and \
                     not any(u.op == "output" for u in node.users):
                 roots = {u if u in stored else root[u] for u in users}
