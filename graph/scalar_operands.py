@@ -20,8 +20,8 @@ import torch.fx as fx
 
 _FUNCTIONS = {operator.add, operator.sub, operator.mul, operator.truediv, torch.add, torch.sub, torch.mul,
               torch.div, torch.true_divide}
-_METHODS = {"add", "sub", "mul", "div", "true_divide"}
-_DIVISIONS = {operator.truediv, torch.div, torch.true_divide, "div", "true_divide"}
+_METHODS = {"add", "sub", "mul", "div", "true_divide", "add_", "sub_", "mul_", "div_"}  # in place: graph/inplace_reuse
+_DIVISIONS = {operator.truediv, torch.div, torch.true_divide, "div", "true_divide", "div_"}
 
 
 def _tensor(x) -> torch.Tensor | None:

@@ -6,8 +6,9 @@ tanh chain), but a NumPy call costs about what a torch op does on small arrays, 
 slower than torch's vectorized kernels (exp-based sigmoid, row reductions), and torch runs ops on all cores. So at
 compile time both run on the example inputs, alternately, a few times within a small budget, and the faster one
 is kept — the way an autotuner picks between a library kernel and a generated one. The captured graph runs with
-its Python-number operands made 0-d tensors once (graph/scalar_operands.py). The decision is logged
-(JIT_LOGS=inductor). FRAMEJIT_CPU_BACKEND=numpy or =torch skips the measurement.
+its elementwise chains written into their own intermediates (graph/inplace_reuse.py) and its Python-number
+operands made 0-d tensors once (graph/scalar_operands.py). The decision is logged
+(JIT_LOGS=output_code). FRAMEJIT_CPU_BACKEND=numpy or =torch skips the measurement.
 
 Graphs whose running twice would be observable are not measured and keep the NumPy code: random ops (the run
 would advance the generator) and graphs that mutate inputs (those never reach NumPy code: they run in torch)."""
@@ -19,6 +20,7 @@ import time
 
 import torch
 
+from graph.inplace_reuse import reuse_intermediates
 from graph.scalar_operands import hoist_scalar_operands
 
 log = logging.getLogger("jit.inductor")
@@ -47,6 +49,7 @@ def choose(generated, captured, inputs: list):
     if mode == "numpy" or isinstance(generated, torch.fx.GraphModule):
         return generated
     torch_version = captured()
+    reuse_intermediates(torch_version)
     hoist_scalar_operands(torch_version)
     if mode == "torch":
         return torch_version

@@ -494,10 +494,14 @@ def break_code(original: CodeType, compiled, inputs: list[Source], outputs: list
             em.out.append(bc.Instr(raw.name, raw.arg, lineno=lineno) if raw.arg is not bc.UNSET else
                           bc.Instr(raw.name, lineno=lineno))
         end_region()
+        after = index + 1
+        if pushes == 1 and _opname_at(original, after) == "POP_TOP":  # a result thrown away (`print(...)`): not
+            em.emit("POP_TOP")                                        # handed to the resume function to pop
+            pushes, after = 0, after + 1
         results = [f"__jit_r{k}" for k in range(pushes)]
         for r in reversed(results):
             em.emit("STORE_FAST", r)
-        call_resume(index + 1, lower, results)
+        call_resume(after, lower, results)
     if region is not None:  # the instruction raised: the exception is on the stack
         em.out.append(caught)
         if handler is None:
