@@ -24,9 +24,9 @@ from graph.inplace_reuse import reuse_intermediates
 from graph.scalar_operands import hoist_scalar_operands
 
 log = logging.getLogger("jit.inductor")
-ROUNDS = 3
+ROUNDS = 5
 BUDGET_S = 0.2       # measuring one graph stops after this much time (beyond one warm-up run of each)
-MIN_SAMPLE_S = 2e-4  # a sample repeats a fast graph until it lasts this long: one 5 us call is mostly noise
+MIN_SAMPLE_S = 5e-4  # a sample repeats a fast graph until it lasts this long: one 5 us call is mostly noise
 
 
 def _seconds(fn, inputs, repeat: int = 1) -> float:
@@ -57,10 +57,13 @@ def choose(generated, captured, inputs: list):
         return generated
     try:
         with torch.no_grad():
-            first = _seconds(generated, inputs) + _seconds(torch_version, inputs)  # warm-up: first-run costs
-            repeat = max(1, min(100, int(MIN_SAMPLE_S / max(first / 2, 1e-7))))
+            first = _seconds(generated, inputs) + _seconds(torch_version, inputs)  # cold: first-run costs
+            # the sample size comes from a warm call: sized from the cold one (imports, first allocations: ~1 ms)
+            # a 7 us graph was timed one call at a time, and cold, and lost to torch at 16 us
+            warm = min(_seconds(generated, inputs), _seconds(torch_version, inputs))
+            repeat = max(1, min(1000, int(MIN_SAMPLE_S / max(warm, 1e-7))))
             best_np = best_torch = float("inf")
-            spent = first
+            spent = first + 2 * warm
             for _ in range(ROUNDS):
                 a, b = _seconds(generated, inputs, repeat), _seconds(torch_version, inputs, repeat)
                 best_np, best_torch = min(best_np, a), min(best_torch, b)

@@ -15,10 +15,16 @@ from .ir import LoweredGraph, Operand
 
 
 def to_numpy(t: torch.Tensor) -> np.ndarray:
-    t = t.detach()
+    # each step only where needed: on a small graph this wrapper is a large part of the call (1.3 us -> 0.5 us)
+    if t.requires_grad:
+        t = t.detach()
     if t.dtype == torch.bfloat16:
         t = t.view(torch.int16)  # NumPy has no bfloat16: hand over the bits, same element size, same strides
-    return t.resolve_conj().resolve_neg().numpy()
+    elif t.is_complex() and t.is_conj():
+        t = t.resolve_conj()
+    if t.is_neg():
+        t = t.resolve_neg()
+    return t.numpy()
 
 
 def to_torch(a, dtype: torch.dtype) -> torch.Tensor:
@@ -75,6 +81,9 @@ class CompiledNumpyGraph:
                 n_arg += 1
         self._slots = slots
         self._memo = [None] * len(slots)
+        # outputs as a plain tuple of tensors (the usual case) skip tree_unflatten (~0.5 us a call)
+        n = len(lowered.outputs)
+        self._as_tuple = tree_unflatten(list(range(n)), lowered.output_spec) == tuple(range(n))
 
     def __call__(self, *args):
         # Per input slot: the constant or argument position it comes from, and for parameters and constants the
@@ -96,4 +105,4 @@ class CompiledNumpyGraph:
                 arrays.append(to_numpy(t))
         outs = self.module.run(arrays, self.fallbacks)
         flat = [to_torch(o, d) if d is not None else o for o, d in zip(outs, self.out_dtypes)]
-        return tree_unflatten(flat, self.lowered.output_spec)
+        return tuple(flat) if self._as_tuple else tree_unflatten(flat, self.lowered.output_spec)
