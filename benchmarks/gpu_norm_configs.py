@@ -16,6 +16,7 @@ os.environ.setdefault("FRAMEJIT_CACHE_DIR", tempfile.mkdtemp(prefix="gpu-norm-")
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from benchmarks.harness import launches  # noqa: E402
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"  # cpu: Triton's interpreter, a dry run
 
@@ -35,7 +36,7 @@ WORKLOADS = [("layer_norm", ln, 16384, 768), ("residual + layer_norm", residual_
 
 def main():
     import triton.testing
-    from inductor import triton_launch, triton_runtime
+    from inductor import triton_launch
     from inductor.backends import triton_backend
     p = argparse.ArgumentParser()
     p.add_argument("--out", default="")
@@ -48,17 +49,7 @@ def main():
         w, b = torch.randn(c, device=DEVICE).to(dtype), torch.randn(c, device=DEVICE).to(dtype)
         args = [x, w, b] if fn is ln else [x, r, w, b]
         compiled = triton_backend(torch.fx.symbolic_trace(fn), args)
-        seen = {}
-        real = triton_runtime.Launcher.__call__
-
-        def spy(self, *kargs, _real=real):
-            seen[self.ks.name] = (self, kargs)
-            return _real(self, *kargs)
-        triton_runtime.Launcher.__call__ = spy
-        try:
-            compiled(*args)
-        finally:
-            triton_runtime.Launcher.__call__ = real
+        seen = launches(compiled, args)
         for name, (launcher, kargs) in seen.items():
             if launcher.ks.mode != "persistent":
                 continue

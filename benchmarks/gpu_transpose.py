@@ -25,7 +25,7 @@ _TMP = tempfile.mkdtemp(prefix="gpu-transpose-")
 os.environ.setdefault("FRAMEJIT_CACHE_DIR", os.path.join(_TMP, "framejit"))
 os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", os.path.join(_TMP, "inductor"))
 
-from benchmarks.harness import RESULTS_DIR, Result, Suite, environment, markdown  # noqa: E402
+from benchmarks.harness import RESULTS_DIR, Result, Suite, environment, launches, markdown  # noqa: E402
 
 
 def transpose_copy(x):
@@ -78,22 +78,13 @@ def _modes(fn, inputs, configs: bool) -> tuple:
     """The launch shape of each kernel framejit generates for fn ('tiled' or 'pointwise'); with `configs`, each
     tiled kernel's autotune candidates timed on the arguments of a real call: [(ms, config)], fastest first."""
     import torch
-    from inductor import triton_launch, triton_runtime
+    from inductor import triton_launch
     from inductor.backends import triton_backend
     compiled = triton_backend(torch.fx.symbolic_trace(fn), inputs)
     modes = ", ".join(sorted(launcher.ks.mode for launcher in compiled.launch.values())) or "none"
     if not configs:
         return modes, []
-    seen, real = {}, triton_runtime.Launcher.__call__
-
-    def spy(self, *args):
-        seen[self.ks.name] = (self, args)
-        return real(self, *args)
-    triton_runtime.Launcher.__call__ = spy
-    try:
-        compiled(*inputs)
-    finally:
-        triton_runtime.Launcher.__call__ = real
+    seen = launches(compiled, inputs)
     timings = []
     for launcher, args in seen.values():
         ks = launcher.ks

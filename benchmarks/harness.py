@@ -99,3 +99,20 @@ def save(suite: Suite, results: list[Result], table: str, tag: str = "") -> str:
     with open(stem + ".md", "w") as f:
         f.write(f"# {suite.name}\n\n{json.dumps(env)}\n\n{table}\n")
     return stem
+
+
+def launches(compiled, inputs) -> dict:
+    """Kernel name -> (its Launcher, the arguments of its launch), for one call of a graph compiled by the Triton
+    backend: what config studies (gpu_norm_configs.py, gpu_transpose.py) time candidates on."""
+    from inductor import triton_runtime
+    seen, real = {}, triton_runtime.Launcher.__call__
+
+    def spy(self, *args):
+        seen[self.ks.name] = (self, args)
+        return real(self, *args)
+    triton_runtime.Launcher.__call__ = spy
+    try:
+        compiled(*inputs)
+    finally:
+        triton_runtime.Launcher.__call__ = real
+    return seen
