@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import operator
 
+from guards.kinds import IdMatch
 from jit.break_reasons import unsupported
 from jit.variables import Const, DictVar, ListVar, ModuleVar, NamedTupleVar, ObjectVar, TupleVar, UserFunctionVar, Var
 from jit.variables.base import KnownObject
@@ -133,9 +134,19 @@ def identical(tx, a: Var, b: Var) -> bool:
         return a.const() is b.const() or (type(a.const()) is type(b.const()) and a.const() == b.const()
                                           and isinstance(a.const(), (int, float, str, bool, type(None))))
     try:
-        return _real(a) is _real(b)
+        same = _real(a) is _real(b)
     except LookupError:
         return False
+    _pin(tx, a)
+    _pin(tx, b)
+    return same
+
+
+def _pin(tx, v: Var) -> None:
+    """An object from outside compared by identity: the answer holds for this very object only, and objects and
+    closures are otherwise guarded by type or code, so pin its identity."""
+    if v.source is not None and (isinstance(v, ObjectVar) or isinstance(v, UserFunctionVar) and v.by_code):
+        tx.output.guards.append(IdMatch(v.source, _real(v)))
 
 
 def contains(tx, container: Var, item: Var) -> bool:
