@@ -109,6 +109,28 @@ class ValueMatch(Guard):
 
 
 @dataclass(frozen=True, eq=False)
+class AttrAbsent(Guard):
+    """An attribute the code found missing on an outside object (hasattr, getattr with a default): it must stay
+    missing. Only made where looking it up runs no user code (nothing of that name on the class, no __getattr__
+    but nn.Module's)."""
+    name: str = ""
+
+    def check(self, v, const, value_of):
+        return f"not hasattr({v}, {self.name!r})"
+
+    def explain(self, value):
+        if hasattr(value, self.name):
+            return f"'{self.source.name()}' now has an attribute {self.name!r} (it had none when compiled)"
+        return None
+
+    def describe(self):
+        return f"{self.source.name()} has no attribute {self.name!r}"
+
+    def _key(self):
+        return (self.name,)
+
+
+@dataclass(frozen=True, eq=False)
 class LenMatch(Guard):
     """A sequence or dict from outside, unpacked or iterated: its type and length (items have their own guards)."""
     expected_type: type = None

@@ -1,15 +1,18 @@
 """Builtins the executor models, one small function each, looked up by the builtin object."""
 from __future__ import annotations
 
+import inspect
 import math
 import operator
 
 import torch
 
+from guards.kinds import AttrAbsent
 from jit.break_reasons import unsupported
 from jit.semantics import operators as ops
 from jit.semantics.iteration import items_of
-from jit.variables import ClassVar, Const, DictVar, IteratorVar, ListVar, ModuleVar, NewObjectVar, TupleVar, Var
+from jit.variables import (ClassVar, Const, DictVar, IteratorVar, ListVar, ModuleVar, NewObjectVar, ObjectVar, TupleVar,
+                           Var)
 from jit.variables.tensor import TensorVar
 
 BUILTINS: dict = {}
@@ -196,32 +199,48 @@ def _any_all(tx, args, kwargs):
     return Const(any(truths) if args and tx.current_builtin is any else all(truths))
 
 
+def _found(tx, obj: Var, name: str):
+    """get_attr(obj, name), or None where the attribute is missing (guarded to stay missing)."""
+    from jit.break_reasons import Unsupported
+    from jit.semantics.attributes import get_attr
+    try:
+        return get_attr(tx, obj, name)
+    except Unsupported as e:
+        if not (e.kind.name == "exception" and "AttributeError" in e.detail):
+            raise
+    _guard_absent(tx, obj, name)
+    return None
+
+
+def _guard_absent(tx, obj: Var, name: str) -> None:
+    """An outside object lacks `name` now; the compiled code relies on that. Objects are guarded by type (modules
+    by identity), so an attribute set later would go unnoticed without a guard of its own."""
+    if obj.source is None or not isinstance(obj, (ObjectVar, ModuleVar)):
+        return  # made in the traced code (its attributes are all known) or a class, module... (guarded by identity)
+    real = obj.obj if isinstance(obj, ObjectVar) else obj.module
+    cls = type(real)
+    if inspect.getattr_static(cls, name, _ABSENT) is not _ABSENT or (
+            hasattr(cls, "__getattr__") and not isinstance(real, torch.nn.Module)):
+        unsupported("unsupported_value", f"whether {cls.__name__}.{name} exists (looking it up runs user code)")
+    tx.output.guards.append(AttrAbsent(obj.source, name))
+
+
+_ABSENT = object()
+
+
 @builtin(getattr)
 def _getattr(tx, args, kwargs):
-    from jit.break_reasons import Unsupported
     from jit.semantics.attributes import get_attr
     obj, name = args[0], args[1].const()
     if len(args) > 2:
-        try:
-            return get_attr(tx, obj, name)
-        except Unsupported as e:
-            if e.kind.name == "exception" and "AttributeError" in e.detail:
-                return args[2]
-            raise
+        found = _found(tx, obj, name)
+        return args[2] if found is None else found
     return get_attr(tx, obj, name)
 
 
 @builtin(hasattr)
 def _hasattr(tx, args, kwargs):
-    from jit.break_reasons import Unsupported
-    from jit.semantics.attributes import get_attr
-    try:
-        get_attr(tx, args[0], args[1].const())
-        return Const(True)
-    except Unsupported as e:
-        if e.kind.name == "exception" and "AttributeError" in e.detail:
-            return Const(False)
-        raise
+    return Const(_found(tx, args[0], args[1].const()) is not None)
 
 
 def _convert(pytype):

@@ -1,0 +1,130 @@
+"""Facts about objects from outside decided at capture time stay guarded: `is` / `in` pins identity (objects are
+otherwise guarded by type only, closures by code), and an attribute found missing (hasattr, getattr with a
+default) must stay missing. A changed object recompiles; it never reuses the old answer."""
+import torch
+
+import jit
+
+
+class Cfg:
+    pass
+
+
+A, B = Cfg(), Cfg()
+current = A
+choices = (A,)
+
+
+def by_identity(x):
+    if current is A:
+        return x + 1
+    return x - 1
+
+
+def by_membership(x):
+    if current in choices:
+        return x * 2
+    return x * 3
+
+
+def test_is_on_objects_of_one_type(fresh_jit):
+    global current
+    x = torch.zeros(2)
+    compiled = jit.compile(by_identity, backend="eager")
+    try:
+        for obj in (A, B, A):
+            current = obj
+            assert torch.equal(compiled(x), by_identity(x))
+    finally:
+        current = A
+
+
+def test_in_on_objects_of_one_type(fresh_jit):
+    global current
+    x = torch.ones(2)
+    compiled = jit.compile(by_membership, backend="eager")
+    try:
+        for obj in (A, B):
+            current = obj
+            assert torch.equal(compiled(x), by_membership(x))
+    finally:
+        current = A
+
+
+def test_closures_compared_by_identity(fresh_jit):
+    def make():
+        return lambda: 1
+
+    def f(x, g, h):
+        return x + 1 if g is h else x - 1
+
+    compiled = jit.compile(f, backend="eager")
+    g = make()
+    x = torch.zeros(1)
+    assert torch.equal(compiled(x, g, g), f(x, g, g))
+    other = make()  # same code, another object
+    assert torch.equal(compiled(x, g, other), f(x, g, other))
+
+
+class Holder:
+    pass
+
+
+holder = Holder()
+
+
+def uses_hasattr(x):
+    if hasattr(holder, "scale"):
+        return x * holder.scale
+    return x
+
+
+def uses_getattr_default(x):
+    return x * getattr(holder, "scale", 5)
+
+
+def test_attribute_added_later(fresh_jit):
+    x = torch.ones(2)
+    for fn in (uses_hasattr, uses_getattr_default):
+        compiled = jit.compile(fn, backend="eager")
+        try:
+            assert torch.equal(compiled(x), fn(x))
+            holder.scale = 3
+            assert torch.equal(compiled(x), fn(x))
+            del holder.scale
+            assert torch.equal(compiled(x), fn(x))
+        finally:
+            holder.__dict__.pop("scale", None)
+
+
+class Cached(torch.nn.Module):
+    def forward(self, x):
+        if hasattr(self, "extra"):
+            return x + self.extra
+        return x * 2
+
+
+def test_module_attribute_added_later(fresh_jit):
+    m = Cached()
+    x = torch.ones(3)
+    compiled = jit.compile(m, backend="eager")
+    assert torch.equal(compiled(x), m(x))
+    m.extra = torch.full((3,), 7.0)  # a plain attribute on the module, set after the first call
+    assert torch.equal(compiled(x), m(x))
+
+
+class Dynamic:
+    def __getattr__(self, name):
+        if name == "scale":
+            return 4
+        raise AttributeError(name)
+
+
+def test_getattr_hook_is_not_assumed(fresh_jit):
+    obj = Dynamic()
+
+    def f(x):
+        return x * getattr(obj, "scale", 1) + getattr(obj, "other", 1)
+
+    x = torch.ones(2)
+    assert torch.equal(jit.compile(f, backend="eager")(x), f(x))
