@@ -77,13 +77,17 @@ def _bind_class_attr(tx, attr, self_var: Var, cls: type, name: str, fn_source) -
     return None
 
 
-def _class_attr_value(tx, attr, source) -> Var:
-    """A plain value stored on a class (a constant, a nested class...), seen through an instance."""
+def _class_attr_value(tx, attr, source, cls: type | None = None, name: str = "") -> Var:
+    """A plain value stored on a class (a constant, a nested class...), seen through an instance. Guarded through
+    `type(obj).name` when `source` is given, unless the class defining it is library code (trusted like the
+    globals of inlined library code): a user class attribute changed after compiling must recompile."""
     if hasattr(type(attr), "__get__") and not isinstance(attr, (type, types.FunctionType)):
         # Some other descriptor (cached_property, a user descriptor, a slot of an object created here): its
         # __get__ would compute the value; we do not model that.
         unsupported("unsupported_value", f"descriptor {type(attr).__name__} on a class")
-    return Builder(tx.output, guarded=False).wrap(attr, source)
+    owner = next((k for k in cls.__mro__ if name in vars(k)), cls) if cls is not None else None
+    trusted = owner is None or owner.__module__.split(".")[0] in _TRUSTED_MODULE_PREFIXES
+    return Builder(tx.output, guarded=source is not None and not trusted).wrap(attr, source)
 
 
 def _object_attr(tx, var: Var, obj, name: str) -> Var:
@@ -115,7 +119,7 @@ def _object_attr(tx, var: Var, obj, name: str) -> Var:
         bound = _bind_class_attr(tx, attr, var, cls, name, fn_source)
         if bound is not None:
             return bound
-        return _class_attr_value(tx, attr, fn_source)
+        return _class_attr_value(tx, attr, fn_source, cls, name)
     if hasattr(cls, "__getattr__") and not isinstance(obj, torch.nn.Module):
         unsupported("unsupported_value", f"{cls.__name__}.__getattr__ for {name!r}")
     unsupported("exception", f"AttributeError: '{cls.__name__}' object has no attribute '{name}'")

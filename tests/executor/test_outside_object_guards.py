@@ -128,3 +128,33 @@ def test_getattr_hook_is_not_assumed(fresh_jit):
 
     x = torch.ones(2)
     assert torch.equal(jit.compile(f, backend="eager")(x), f(x))
+
+
+class Scaled:
+    scale = 2.0
+
+
+scaled = Scaled()
+
+
+class WithEps(torch.nn.Module):
+    eps = 1.0
+
+    def forward(self, x):
+        return x + self.eps
+
+
+def test_class_attribute_read_through_an_instance(fresh_jit):
+    def f(x):
+        return x * scaled.scale
+
+    x = torch.ones(2)
+    compiled = jit.compile(f, backend="eager")
+    m = WithEps()
+    compiled_m = jit.compile(m, backend="eager")
+    try:
+        assert torch.equal(compiled(x), f(x)) and torch.equal(compiled_m(x), m(x))
+        Scaled.scale, WithEps.eps = 5.0, 3.0
+        assert torch.equal(compiled(x), f(x)) and torch.equal(compiled_m(x), m(x))
+    finally:
+        Scaled.scale, WithEps.eps = 2.0, 1.0
