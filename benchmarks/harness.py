@@ -103,16 +103,25 @@ def save(suite: Suite, results: list[Result], table: str, tag: str = "") -> str:
 
 def launches(compiled, inputs) -> dict:
     """Kernel name -> (its Launcher, the arguments of its launch), for one call of a graph compiled by the Triton
-    backend: what config studies (gpu_norm_configs.py, gpu_transpose.py) time candidates on."""
+    backend: what config studies (gpu_norm_configs.py, gpu_transpose.py) time candidates on. Spies on the launch
+    table the generated module calls through (`compiled.calls`: each Launcher or its published fast path)."""
     from inductor import triton_runtime
-    seen, real = {}, triton_runtime.Launcher.__call__
+    seen, calls = {}, compiled.calls
+    spies = {}
 
-    def spy(self, *args):
-        seen[self.ks.name] = (self, args)
-        return real(self, *args)
-    triton_runtime.Launcher.__call__ = spy
+    def spy(name, fn):
+        def launch(*args):
+            seen[name] = (compiled.launch[name], args)
+            return fn(*args)
+        return launch
+    for name, fn in list(calls.items()):
+        if isinstance(compiled.launch[name], triton_runtime.Launcher):
+            spies[name] = calls[name] = spy(name, fn)
     try:
         compiled(*inputs)
     finally:
-        triton_runtime.Launcher.__call__ = real
+        for name, fn in spies.items():
+            if calls[name] is fn:  # not replaced by a path the launcher published during the call
+                calls[name] = compiled.launch[name]
+                compiled.launch[name]._refresh()
     return seen

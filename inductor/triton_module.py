@@ -27,6 +27,7 @@ from .ir import (Const, ExternKernel, FallbackKernel, Item, Kernel, Layout, Load
                  contiguous_strides, rebuild)
 from . import triton_matmul
 from .triton_codegen import KernelSource, KernelWriter, loads_in, ops_in, reduces_in, supported
+from .triton_runtime import host_shortcuts
 
 log = logging.getLogger("jit.inductor.triton")
 
@@ -124,13 +125,41 @@ def _fresh(base: str, used: set) -> str:
     return name
 
 
-def _extern_call(k: ExternKernel) -> str:
-    a = [torch_view(x) for x in k.args]
+def _transposed_weight(e):
+    """The 2-D buffer W where `e` is W.permute((1, 0)): an nn.Linear weight as a matmul operand."""
+    if isinstance(e, View) and e.kind == "permute" and tuple(e.params[0]) == (1, 0) and \
+            isinstance(e.arg, Load) and len(e.arg.shape) == 2:
+        return e.arg.buf
+    return None
+
+
+def _unit(v) -> bool:
+    """The int 1: addmm's default beta and alpha (1.0 is not: it is an error with integer tensors)."""
+    return type(v) is int and v == 1
+
+
+def _extern_call(k: ExternKernel, operand=torch_view, shortcuts: bool = True) -> str:
+    """Host code of a library call; `operand` spells each operand (a view chain by default). Without
+    `shortcuts` (FRAMEJIT_TRITON_HOST_SHORTCUTS=0), each op as the graph has it: addmm with a permuted weight,
+    beta and alpha spelled."""
     p = k.params
+    if shortcuts and k.kind in ("matmul", "addmm") and len(k.args[-2].shape) == 2:
+        # x @ W.t() (+ bias) as torch.nn.functional.linear(x, W, bias): for a 2-D x, linear calls
+        # at::addmm(bias, x, W.t()) (at::matmul(x, W.t()) without a bias) in C++, the same call with the same
+        # operands, and the transposed view of W is made there instead of by one more Python-level torch call
+        weight = _transposed_weight(k.args[-1])
+        bias = k.args[0] if k.kind == "addmm" else None
+        if weight is not None and (bias is None or isinstance(bias, Load) and tuple(bias.shape) ==
+                                   (k.args[-1].shape[1],) and _unit(p["beta"]) and _unit(p["alpha"])):
+            extra = "" if bias is None else f", {operand(bias)}"
+            return f"torch.nn.functional.linear({operand(k.args[-2])}, {weight}{extra})"
+    a = [operand(x) for x in k.args]
     if k.kind == "matmul":
         return f"torch.matmul({a[0]}, {a[1]})"
-    if k.kind == "addmm":
-        return f"torch.addmm({a[0]}, {a[1]}, {a[2]}, beta={p['beta']!r}, alpha={p['alpha']!r})"
+    if k.kind == "addmm":  # beta=1, alpha=1 are addmm's defaults; spelled, each costs a Scalar conversion
+        scale = "" if shortcuts and _unit(p["beta"]) and _unit(p["alpha"]) else \
+            f", beta={p['beta']!r}, alpha={p['alpha']!r}"
+        return f"torch.addmm({a[0]}, {a[1]}, {a[2]}{scale})"
     if k.kind == "embedding":
         return f"torch.nn.functional.embedding({a[1]}, {a[0]})"
     if k.kind == "sdpa":
@@ -317,7 +346,8 @@ def probe_extern_layouts(lg: LoweredGraph, example_inputs: list, gm) -> int:
     order for a (B, H, T, D) result, CPU convolutions of channels-last inputs return channels-last; meta tensors
     say contiguous for both, and a layout promised wrongly costs a copy per call (`fixed_layout`) and often a
     second one in the generated kernel that puts the result back the way the user's `.contiguous()` wanted.
-    Generated kernels then index the real layout; `fixed_layout` still guards each call. Torch fallbacks spelled
+    Generated kernels then index the real layout; `fixed_layout` still guards each call, except results whose
+    layout follows from their sizes (FRESH_RESULTS) seen exactly so (`lg.exact_layouts`). Torch fallbacks spelled
     as aten calls are probed the same way (meta kernels mostly, not always, predict eager's strides), except
     random ops (a probe would move the generator) and in-place ones. Returns how many layouts changed. Zeros,
     not garbage, for stand-ins and integer inputs: an embedding's indices must stay in range."""
@@ -331,6 +361,8 @@ def probe_extern_layouts(lg: LoweredGraph, example_inputs: list, gm) -> int:
     layouts = _all_layouts(lg)
     device = next((v.device for v in values.values() if isinstance(v, torch.Tensor)), None)
     changed = 0
+    lg.exact_layouts = set()  # library results seen with exactly their layout's strides, at offset 0
+    shortcuts = host_shortcuts()
     for k in lg.kernels:
         if not (isinstance(k, ExternKernel) or _probed_fallback(k)):
             continue
@@ -351,7 +383,7 @@ def probe_extern_layouts(lg: LoweredGraph, example_inputs: list, gm) -> int:
                     lay = layouts[name]
                     env[name] = torch.empty_strided(lay.shape, lay.strides, dtype=lay.dtype, device=device).zero_()
             if isinstance(k, ExternKernel):
-                code = _extern_call(ExternKernel(k.out, k.kind, args, k.params, k.source))
+                code = _extern_call(ExternKernel(k.out, k.kind, args, k.params, k.source), shortcuts=shortcuts)
             else:
                 code = fallback_call(k, [torch_view(a) for a in args])
                 if code.startswith("fallbacks["):
@@ -369,8 +401,30 @@ def probe_extern_layouts(lg: LoweredGraph, example_inputs: list, gm) -> int:
             k.out.layout = Layout(tuple(lay.shape), layout_strides(tuple(lay.shape), stride), lay.dtype)
             layouts[k.out.name] = k.out.layout
             changed += 1
+        if isinstance(k, ExternKernel) and k.kind in FRESH_RESULTS and _static(lay.shape) and \
+                tuple(got.shape) == shape and got.dtype == lay.dtype and got.storage_offset() == 0 and \
+                stride == tuple(k.out.layout.strides):
+            lg.exact_layouts.add(k.out.name)
         del env, got
     return changed
+
+
+# Library calls whose result is a new tensor laid out by its sizes alone: mm/bmm, addmm (and linear over them)
+# allocate their output contiguous whatever their operands' strides, embedding is index_select's new tensor
+# viewed to its shape. With fixed sizes, the layout the probe saw is the one every call gets (no `fixed_layout`).
+# Not SDPA (its backend, and so its output's memory order, follows the inputs' alignment and the user's
+# `sdpa_kernel` settings at run time), convolutions (the inputs' memory format) or torch fallbacks.
+FRESH_RESULTS = ("matmul", "addmm", "embedding")
+
+
+def _static(shape) -> bool:
+    return all(type(s) is int for s in shape)  # a SymInt is an int subclass: a dynamic size
+
+
+def _has_symbols(params) -> bool:
+    if isinstance(params, (list, tuple)):
+        return any(_has_symbols(p) for p in params)
+    return isinstance(params, SymInt)
 
 
 def _probed_fallback(k) -> bool:
@@ -412,6 +466,28 @@ def meta_view(e, layouts: dict):
     return _meta_view(e, torch.empty_strided(lay.shape, lay.strides, dtype=lay.dtype, device="meta"))
 
 
+def strided_operand(e, layouts: dict, exact: set) -> str:
+    """Host code for a library call's operand. A chain of views over a buffer in `exact` (laid out exactly as
+    `layouts` says, at offset 0: allocated by `call`, or a library result the probe saw so) becomes one
+    `as_strided` to the sizes, strides and offset the chain ends at, computed here on a meta tensor: one torch
+    call instead of one per view (an attention's q, k and v slices of the qkv product took four each), and the
+    same tensor. Anything else stays the chain."""
+    base, views, static = e, 0, _static(e.shape)
+    while isinstance(base, View):
+        views += base.kind != "identity"
+        static = static and not _has_symbols(base.params)
+        base = base.arg
+    if views < 2 or not static or not isinstance(base, Load) or base.buf not in exact or \
+            not _static(layouts[base.buf].shape):
+        return torch_view(e)
+    try:
+        t = meta_view(e, layouts)
+    except (RuntimeError, NotImplementedError):  # a reshape that would copy: torch's reshape does the copy
+        return torch_view(e)
+    offset = f", {t.storage_offset()}" if t.storage_offset() else ""
+    return f"{base.buf}.as_strided({tuple(t.shape)!r}, {tuple(t.stride())!r}{offset})"
+
+
 def _meta_view(e, base):
     """The view chain `e` applied to a meta tensor, raising where torch would have to copy."""
     if isinstance(e, Load):
@@ -451,6 +527,11 @@ def _generate(lg: LoweredGraph, used: set, sizes: dict, size_names: dict):
     layouts = {b.name: b.layout for b in lg.inputs}
     hints = _hints(sizes, lg)
     kernels, body, host, failures = [], [], [], []
+    shortcuts = host_shortcuts()
+    # library results laid out by their sizes (probe_extern_layouts), used as returned
+    fresh = getattr(lg, "exact_layouts", set()) if shortcuts else set()
+    exact: set = set()  # buffers laid out exactly as `layouts` says, at offset 0 (strided_operand)
+    operand = (lambda e: strided_operand(e, layouts, exact)) if shortcuts else torch_view
     items: dict = {}
     memo: dict = {}
 
@@ -472,6 +553,7 @@ def _generate(lg: LoweredGraph, used: set, sizes: dict, size_names: dict):
         if isinstance(k, tuple):  # folded into a later kernel as a side output: only its buffer is allocated
             lay = k[1].out.layout
             layouts[k[1].out.name] = lay
+            exact.add(k[1].out.name)
             host.append(f"    {k[1].out.name} = torch.empty_strided({tuple(lay.shape)!r}, {tuple(lay.strides)!r}, "
                         f"dtype={lay.dtype}, device=device)  # written by a later kernel")
             return
@@ -494,8 +576,12 @@ def _generate(lg: LoweredGraph, used: set, sizes: dict, size_names: dict):
             k.args = [_replace_items(a, items, memo) for a in k.args]
             emit_items()
             layouts[out] = k.out.layout
-            host.append(f"    {out} = fixed_layout({_extern_call(k)}, {tuple(k.out.layout.strides)!r})"
-                        f"  # {k.source[-1]}")
+            call = _extern_call(k, operand, shortcuts)
+            if out in fresh:  # its layout follows from its sizes, as probed: nothing to check per call
+                exact.add(out)
+                host.append(f"    {out} = {call}  # {k.source[-1]}")
+            else:
+                host.append(f"    {out} = fixed_layout({call}, {tuple(k.out.layout.strides)!r})  # {k.source[-1]}")
             return
         expr = _replace_items(k.expr, items, memo)
         emit_items()
@@ -508,6 +594,7 @@ def _generate(lg: LoweredGraph, used: set, sizes: dict, size_names: dict):
             host.append(f"    {out} = {view}  # a copy into the layout it already has: a view ({k.source[-1]})")
             return
         lay = k.out.layout
+        exact.add(out)  # allocated here, or by the fused matmul call site below
         if allocate:
             host.append(f"    {out} = torch.empty_strided({tuple(lay.shape)!r}, {tuple(lay.strides)!r}, "
                         f"dtype={lay.dtype}, device=device)")
@@ -544,7 +631,7 @@ def _generate(lg: LoweredGraph, used: set, sizes: dict, size_names: dict):
                     f"dtype={lay.dtype}, device=device)")
         # the product's operands, viewed once for whichever path runs
         a, b = _fresh(f"{ext.out.name}_a", used), _fresh(f"{ext.out.name}_b", used)
-        host.append(f"    {a}, {b} = {', '.join(torch_view(x) for x in ext.args[-2:])}")
+        host.append(f"    {a}, {b} = {', '.join(operand(x) for x in ext.args[-2:])}")
         mark = len(host)
         emit(ExternKernel(ext.out, ext.kind, ext.args[:-2] + [Load(v, x.shape, x.dtype) for v, x in
                                                              zip((a, b), ext.args[-2:])], ext.params, ext.source))

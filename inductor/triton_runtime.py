@@ -10,6 +10,7 @@ Kernels are compiled before the first call, in parallel threads (`JITFunction.wa
 the right dtypes): most of a compile is ptxas and LLVM, which release the GIL, so N kernels cost about the
 longest one rather than their sum."""
 import concurrent.futures
+import functools
 import hashlib
 import importlib.util
 import logging
@@ -34,9 +35,17 @@ COMPILE_THREADS = 8
 def fixed_layout(t: torch.Tensor, stride: tuple) -> torch.Tensor:
     """t with exactly `stride` (dims of size 1 aside): generated kernels bake strides in, so a library or fallback
     result laid out differently from its meta tensor is copied into the promised layout."""
-    if all(a == b or n == 1 for a, b, n in zip(t.stride(), stride, t.shape)):
+    got = t.stride()
+    if got == stride or all(a == b or n == 1 for a, b, n in zip(got, stride, t.shape)):
         return t
     return torch.empty_strided(t.shape, stride, dtype=t.dtype, device=t.device).copy_(t)
+
+
+def host_shortcuts() -> bool:
+    """FRAMEJIT_TRITON_HOST_SHORTCUTS=0: generated modules call every library op as the graph spells it, each
+    result through `fixed_layout`, every view chain view by view, and launch every kernel through its Launcher
+    (the general paths; to bisect, and to measure what the shortcuts save)."""
+    return os.environ.get("FRAMEJIT_TRITON_HOST_SHORTCUTS", "1") != "0"
 
 
 def triton_dir():
@@ -119,6 +128,34 @@ def _specialization(args) -> tuple:
     return tuple(key)
 
 
+_current_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None)  # absent from CPU-only builds
+
+# A kernel's launch with fixed sizes, once compiled for 16-byte aligned tensors: every argument is a tensor, so
+# Triton's specialization of a call is only which pointers are aligned, and when all are (every buffer `call`
+# allocates, every weight), so is their bitwise or. Spelled per arity: explicit `a0.data_ptr()` calls and
+# arguments cost half of a loop or `map` over `*args` (~0.5 us against ~0.9 us per launch on a dev CPU).
+_FAST_LAUNCH = """def launch({args}):
+    if ({pointers}) & 15:  # a tensor off 16-byte alignment: the general path finds or compiles its kernel
+        return general({args})
+    run(g0, g1, g2, stream(device), function, metadata, None, None, None, {args}{constexprs})
+    direct.hits += 1
+"""
+
+
+def fast_launch(entry: tuple, grid: tuple, n_args: int, direct: "DirectLaunch", general):
+    """The launch function for `n_args` tensors with the compiled kernel `entry` (as DirectLaunch keeps it for
+    aligned tensors): any call with a misaligned one goes to `general` (the launcher's own path)."""
+    run, function, metadata, device = entry
+    args = ", ".join(f"a{i}" for i in range(n_args))
+    namespace = {"run": run, "function": function, "metadata": metadata, "device": device, "general": general,
+                 "direct": direct, "stream": _current_stream}
+    namespace.update(zip(("g0", "g1", "g2"), (tuple(grid) + (1, 1))[:3]))
+    namespace.update((f"c{i}", c) for i, c in enumerate(direct.constexprs))
+    exec(_FAST_LAUNCH.format(args=args, pointers=" | ".join(f"a{i}.data_ptr()" for i in range(n_args)),
+                             constexprs="".join(f", c{i}" for i in range(len(direct.constexprs)))), namespace)
+    return namespace["launch"]
+
+
 def _active(hook) -> bool:
     """A launch hook that does something: not None, and not one of Triton's empty `HookChain`s."""
     return hook is not None and getattr(hook, "calls", None) != []
@@ -167,8 +204,7 @@ class DirectLaunch:
             return False
         run, function, metadata, device = entry
         run(grid[0], grid[1] if len(grid) > 1 else 1, grid[2] if len(grid) > 2 else 1,
-            torch._C._cuda_getCurrentRawStream(device), function, metadata, None, None, None,
-            *args, *self.constexprs)
+            _current_stream(device), function, metadata, None, None, None, *args, *self.constexprs)
         self.hits += 1
         return True
 
@@ -180,6 +216,8 @@ class Launcher:
 
     def __init__(self, fn, ks, device_name: str, autotune: bool):
         self.fn, self.ks = fn, ks
+        # puts the fastest way to launch into the generated module's launch table (CompiledTritonGraph)
+        self.publish = None
         self.ynumel = getattr(ks, "ynumel", 1)
         self.config = dict(ks.config)
         self.tune_key = triton_launch.tune_key(ks.source, ks.xnumel, ks.rnumel, device_name, self.ynumel) \
@@ -199,6 +237,20 @@ class Launcher:
         self.dynamic = self.numel_args != (None, None)
         names = getattr(self.fn, "arg_names", [])
         self.direct = DirectLaunch(tuple(self.config[n] for n in names if n in self.config))
+        self.shortcut = host_shortcuts()
+        self._refresh()
+
+    def _refresh(self):
+        """Publish `fast_launch` once the kernel for aligned tensors is known, where every argument is a tensor
+        (no sizes: no int specialization) and neither the grid nor the config can change; else this launcher."""
+        if self.publish is None:
+            return
+        dtypes = getattr(self.ks, "arg_dtypes", None) or ()  # a size argument is an int here, not a dtype
+        entry = self.direct.kernels.get((True,) * len(dtypes)) if self.direct.usable else None
+        fixed = self.shortcut and not self.dynamic and self.tune_key is None and dtypes and \
+            all(isinstance(dt, torch.dtype) for dt in dtypes)
+        self.publish(fast_launch(entry, self.grid, len(dtypes), self.direct, self.__call__)
+                     if fixed and entry is not None else self)
 
     def _numels(self, args) -> tuple:
         """(xnumel, ynumel) of this call."""
@@ -206,6 +258,7 @@ class Launcher:
         return (self.ks.xnumel if x is None else args[x]), (self.ynumel if y is None else args[y])
 
     def __call__(self, *args):
+        """The general path: autotune pending, a grid that follows the sizes, any specialization."""
         if self.tune_key is not None:
             self._tune(args)
         if self.dynamic:
@@ -216,6 +269,7 @@ class Launcher:
         if not self.direct(grid, args):
             kernel = (self.fn[grid] if self.dynamic else self.launch)(*args, **self.kwargs)
             self.direct.keep(kernel, args)
+            self._refresh()
 
     def _tune(self, args):
         tensors = [a for a in args if isinstance(a, torch.Tensor)]  # sizes of a dynamic graph are ints
@@ -244,6 +298,7 @@ class Launcher:
                      for dt in self.ks.arg_dtypes]
         kernel = self.fn.warmup(*stand_ins, grid=self.grid, **self.kwargs)
         self.direct.keep(kernel, stand_ins)
+        self._refresh()
 
 
 class CompiledTritonGraph:
@@ -263,10 +318,26 @@ class CompiledTritonGraph:
             else:
                 self.slots.append((False, n_arg))
                 n_arg += 1
+        # per call: the inputs list is a copy of this one with the arguments put in (None where they go)
+        self.template = [value if is_const else None for is_const, value in self.slots]
+        self.arg_slots = [(i, value) for i, (is_const, value) in enumerate(self.slots) if not is_const]
+        self.args_only = self.arg_slots == [(i, i) for i in range(len(self.slots))]
+        # the returned structure rebuilt without pytree per call where it is a flat list, a flat tuple or one value
+        count = lowered.output_spec.num_leaves
+        probe = tree_unflatten(list(range(count)), lowered.output_spec)
+        self.returns = "list" if type(probe) is list and probe == list(range(count)) else \
+            "tuple" if type(probe) is tuple and probe == tuple(range(count)) else \
+            "one" if type(probe) is int and probe == 0 else "tree"
         name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
         # a kernel may bring its own launcher (triton_matmul.MatmulLauncher: Triton matmul or library call)
         self.launch = {ks.name: getattr(ks, "launcher", Launcher)(getattr(module, ks.name), ks, name, autotune)
                        for ks in kernels}
+        # what the module's `call` launches through: each Launcher, or the `fast_launch` it has published
+        self.calls = dict(self.launch)
+        for kname, launcher in self.launch.items():
+            if isinstance(launcher, Launcher):
+                launcher.publish = functools.partial(self.calls.__setitem__, kname)
+                launcher._refresh()
 
     def precompile(self) -> float:
         """Compile every kernel now, in parallel; returns the seconds it took."""
@@ -279,6 +350,18 @@ class CompiledTritonGraph:
         return time.perf_counter() - t0
 
     def __call__(self, *args):
-        inputs = [value if is_const else args[value] for is_const, value in self.slots]
-        outs = self.module.call(inputs, self.device, self.fallbacks, self.launch)
+        if self.args_only:
+            inputs = args
+        else:
+            inputs = self.template.copy()
+            for i, a in self.arg_slots:
+                inputs[i] = args[a]
+        outs = self.module.call(inputs, self.device, self.fallbacks, self.calls)
+        returns = self.returns
+        if returns == "list":
+            return outs
+        if returns == "tuple":
+            return tuple(outs)
+        if returns == "one":
+            return outs[0]
         return tree_unflatten(outs, self.lowered.output_spec)
