@@ -131,7 +131,7 @@ class OutputGraph:
                 result = target(*meta_args, **meta_kwargs)
         except NotImplementedError as e:
             unsupported("unsupported_call", f"{_name(target)} has no shape rule on meta tensors ({_first_line(e)})")
-        except (RuntimeError, TypeError, ValueError, IndexError) as e:
+        except (RuntimeError, TypeError, ValueError, IndexError, ArithmeticError) as e:  # overflow: int + 2**70
             unsupported("operator_error", f"{_name(target)}: {_first_line(e)}")
         perturbed = self._perturbed_run(target, result, args, kwargs, lambda a, kw: (
             getattr(a[0], target)(*a[1:], **kw) if kind == "call_method" else target(*a, **kw)))
@@ -155,7 +155,7 @@ class OutputGraph:
             result = fn(*meta_args, **{**meta_kwargs, "device": "meta"})
         except TypeError as e:
             unsupported("unsupported_call", f"{_name(fn)} without tensor arguments ({_first_line(e)})")
-        except (RuntimeError, ValueError, NotImplementedError) as e:
+        except (RuntimeError, ValueError, NotImplementedError, ArithmeticError) as e:
             unsupported("operator_error", f"{_name(fn)}: {_first_line(e)}")
         perturbed = self._perturbed_run(fn, result, tuple(args), kwargs,
                                         lambda a, kw: fn(*a, **{**kw, "device": "meta"}))
