@@ -8,7 +8,7 @@ compile time both run on the example inputs, alternately, a few times within a s
 is kept — the way an autotuner picks between a library kernel and a generated one. The captured graph runs with
 its elementwise chains written into their own intermediates (graph/inplace_reuse.py) and its Python-number
 operands made 0-d tensors once (graph/scalar_operands.py). The decision is logged
-(JIT_LOGS=output_code). FRAMEJIT_CPU_BACKEND=numpy or =torch skips the measurement.
+(JIT_LOGS=inductor). FRAMEJIT_CPU_BACKEND=numpy or =torch skips the measurement.
 
 Graphs whose running twice would be observable are not measured and keep the NumPy code: random ops (the run
 would advance the generator) and graphs that mutate inputs (those never reach NumPy code: they run in torch)."""
