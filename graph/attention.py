@@ -28,7 +28,7 @@ import torch.fx as fx
 import torch.nn.functional as F
 
 from graph.dce import eliminate_dead_code
-from graph.shape_prop import fetch_attr, to_meta
+from graph.shape_prop import fetch_attr, meta_value, to_meta
 
 aten = torch.ops.aten
 NOT = (aten.bitwise_not.default, aten.logical_not.default)
@@ -41,10 +41,6 @@ VIEWS = RESHAPES + (aten.slice.Tensor, aten.select.int, aten.unsqueeze.default, 
 
 def _is(node: Any, *targets: Any) -> bool:
     return isinstance(node, fx.Node) and node.op == "call_function" and node.target in targets
-
-
-def _val(node: Any) -> Any:
-    return node.meta.get("val") if isinstance(node, fx.Node) else None
 
 
 def _number(x: Any) -> bool:
@@ -169,7 +165,7 @@ def _only_user(node: fx.Node, user: fx.Node) -> bool:
 def _last_dim(node: fx.Node, x: fx.Node) -> bool:
     """A reduction node over x's last dim with keepdim."""
     dims, keep = (node.args[1], node.args[2]) if len(node.args) >= 3 else (None, False)
-    ndim = _val(x).dim()
+    ndim = meta_value(x).dim()
     return keep is True and isinstance(dims, (list, tuple)) and len(dims) == 1 and dims[0] % ndim == ndim - 1
 
 
@@ -198,7 +194,7 @@ def _batched_matmul(node: fx.Node, shape: tuple):
         mm = node.args[0]
         if not _only_user(mm, node):
             return None
-    if not _is(mm, aten.bmm.default) or tuple(_val(node).shape) != shape:
+    if not _is(mm, aten.bmm.default) or tuple(meta_value(node).shape) != shape:
         return None
     return mm.args[0], mm.args[1]
 
@@ -208,7 +204,7 @@ def _strip(node: fx.Node, shape: tuple):
     the same row-major order, so it is the n-D operand itself."""
     best = None
     while isinstance(node, fx.Node):
-        if tuple(_val(node).shape) == shape:
+        if tuple(meta_value(node).shape) == shape:
             best = node
         if _is(node, *RESHAPES) or (_is(node, aten.clone.default) and
                                      node.kwargs.get("memory_format", torch.contiguous_format)
@@ -238,7 +234,7 @@ def _mask_of(node: fx.Node):
 
 
 def _same(node: fx.Node, other: fx.Node) -> bool:
-    a, b = _val(node), _val(other)
+    a, b = meta_value(node), meta_value(other)
     return a.shape == b.shape and a.dtype == b.dtype
 
 
@@ -266,8 +262,8 @@ def match(div: fx.Node):
         else:
             found = dict(scores=inner[0], mask=inner[1], kind=inner[2], scale_op="none", constant=1.0,
                          mask_first=False)
-    scores = _val(found["scores"])
-    if scores.dim() < 3 or not scores.dtype.is_floating_point or _val(div).dtype != scores.dtype:
+    scores = meta_value(found["scores"])
+    if scores.dim() < 3 or not scores.dtype.is_floating_point or meta_value(div).dtype != scores.dtype:
         return None
     batch, q_len, k_len = tuple(scores.shape[:-2]), scores.shape[-2], scores.shape[-1]
     ab = _batched_matmul(found["scores"], tuple(scores.shape))
@@ -288,14 +284,14 @@ def match(div: fx.Node):
     out = step
     if len(step.users) == 1 and _is(next(iter(step.users)), *RESHAPES):
         out = next(iter(step.users))
-    v_shape = _val(out).shape
+    v_shape = meta_value(out).shape
     if tuple(v_shape[:-2]) != batch or v_shape[-2] != q_len:
         return None
-    head = _val(ab[0]).shape[-1]
+    head = meta_value(ab[0]).shape[-1]
     q = _strip(ab[0], batch + (q_len, head))
     kt = _strip(ab[1], batch + (head, k_len))
     v = _strip(step.args[1], batch + (k_len, v_shape[-1]))
-    if q is None or kt is None or v is None or len({_val(t).dtype for t in (q, kt, v)}) != 1:
+    if q is None or kt is None or v is None or len({meta_value(t).dtype for t in (q, kt, v)}) != 1:
         return None
     found.update(q=q, kt=kt, v=v, out=out, q_len=q_len, k_len=k_len)
     return found
@@ -387,7 +383,7 @@ def rewrite_causal_attention(gm: fx.GraphModule, example_inputs: list | tuple) -
 def _replace(gm: fx.GraphModule, found: dict, source: str) -> bool:
     g = gm.graph
     kt, out = found["kt"], found["out"]
-    nd = _val(kt).dim()
+    nd = meta_value(kt).dim()
     swap = list(range(nd - 2)) + [nd - 1, nd - 2]
     scale = SDPA_SCALE[found["scale_op"]](found["constant"])
     with g.inserting_before(out):
@@ -404,10 +400,10 @@ def _replace(gm: fx.GraphModule, found: dict, source: str) -> bool:
                                   {"scale_op": found["scale_op"], "constant": found["constant"],
                                    "kind": found["kind"], "mask_first": found["mask_first"]})
     if "val" not in k.meta:
-        k.meta["val"] = to_meta(_val(kt).permute(swap))
-    new.meta["val"] = to_meta(F.scaled_dot_product_attention(_val(found["q"]), _val(k), _val(found["v"]),
+        k.meta["val"] = to_meta(meta_value(kt).permute(swap))
+    new.meta["val"] = to_meta(F.scaled_dot_product_attention(meta_value(found["q"]), meta_value(k), meta_value(found["v"]),
                                                              is_causal=True, scale=scale))
-    if _val(new).shape != _val(out).shape or _val(new).dtype != _val(out).dtype:
+    if meta_value(new).shape != meta_value(out).shape or meta_value(new).dtype != meta_value(out).dtype:
         g.erase_node(new)
         if not k.users:
             g.erase_node(k)

@@ -16,6 +16,8 @@ import operator
 import torch
 import torch.fx as fx
 
+from graph.shape_prop import meta_tensor
+
 _BINARY = {operator.add: "add_", operator.sub: "sub_", operator.mul: "mul_", operator.truediv: "div_",
            torch.add: "add_", torch.sub: "sub_", torch.mul: "mul_", torch.div: "div_"}
 _UNARY_NAMES = ("tanh", "sigmoid", "relu", "abs", "exp", "neg", "sin", "cos", "sqrt", "rsqrt", "reciprocal",
@@ -34,16 +36,11 @@ def _inplace_name(node: fx.Node) -> str | None:
     return None
 
 
-def _val(x):
-    val = x.meta.get("val") if isinstance(x, fx.Node) else None
-    return val if isinstance(val, torch.Tensor) else None
-
-
 def _fits(node: fx.Node, fresh: set) -> bool:
     if not node.args or not isinstance(node.args[0], fx.Node) or len(node.args) > 2:
         return False
-    buf, out = node.args[0], _val(node)
-    a = _val(buf)
+    buf, out = node.args[0], meta_tensor(node)
+    a = meta_tensor(buf)
     if a is None or out is None or buf not in fresh or len(buf.users) != 1:
         return False
     if a.dtype != out.dtype or a.shape != out.shape:
@@ -51,7 +48,7 @@ def _fits(node: fx.Node, fresh: set) -> bool:
     if len(node.args) == 2:
         other = node.args[1]
         if isinstance(other, fx.Node):
-            b = _val(other)
+            b = meta_tensor(other)
             if b is None or b.shape != a.shape or b.dtype != a.dtype or not (a.is_contiguous() and b.is_contiguous()):
                 return False
         elif isinstance(other, bool) or not isinstance(other, (int, float)):
@@ -62,7 +59,7 @@ def _fits(node: fx.Node, fresh: set) -> bool:
 def reuse_intermediates(gm: fx.GraphModule) -> int:
     """Rewrite gm (a captured graph on CPU tensors) in place; the number of ops made in-place."""
     graph = gm.graph
-    if any(v is not None and v.requires_grad for v in map(_val, graph.nodes)):
+    if any(v is not None and v.requires_grad for v in map(meta_tensor, graph.nodes)):
         return 0
     fresh = {n for n in graph.nodes if _inplace_name(n) is not None}  # results of the table's ops: new tensors
     count = 0

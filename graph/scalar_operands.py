@@ -18,15 +18,12 @@ import operator
 import torch
 import torch.fx as fx
 
+from graph.shape_prop import meta_tensor
+
 _FUNCTIONS = {operator.add, operator.sub, operator.mul, operator.truediv, torch.add, torch.sub, torch.mul,
               torch.div, torch.true_divide}
 _METHODS = {"add", "sub", "mul", "div", "true_divide", "add_", "sub_", "mul_", "div_"}  # in place: graph/inplace_reuse
 _DIVISIONS = {operator.truediv, torch.div, torch.true_divide, "div", "true_divide", "div_"}
-
-
-def _tensor(x) -> torch.Tensor | None:
-    val = x.meta.get("val") if isinstance(x, fx.Node) else None
-    return val if isinstance(val, torch.Tensor) else None
 
 
 def _constant_for(number, like: torch.Tensor, target) -> torch.Tensor | None:
@@ -53,7 +50,7 @@ def hoist_scalar_operands(gm: fx.GraphModule) -> int:
                 node.op == "call_function" and target in _FUNCTIONS or node.op == "call_method" and target in _METHODS):
             continue
         a, b = node.args
-        tensor, position = (_tensor(a), 1) if _tensor(a) is not None else (_tensor(b), 0)
+        tensor, position = (meta_tensor(a), 1) if meta_tensor(a) is not None else (meta_tensor(b), 0)
         number = node.args[position]
         if tensor is None or tensor.device.type not in ("cpu", "meta") or isinstance(number, fx.Node):
             continue

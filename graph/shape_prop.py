@@ -23,6 +23,17 @@ def to_meta(value: Any) -> Any:
     return value
 
 
+def meta_value(x: Any) -> Any:
+    """What propagation recorded for a node (`node.meta["val"]`); None for anything that is not a node."""
+    return x.meta.get("val") if isinstance(x, fx.Node) else None
+
+
+def meta_tensor(x: Any) -> torch.Tensor | None:
+    """meta_value(x) where it is a tensor, else None (sizes and numbers are recorded too)."""
+    val = meta_value(x)
+    return val if isinstance(val, torch.Tensor) else None
+
+
 def _load(value: Any) -> Any:
     """Substitute each fx.Node inside an argument structure by its recorded meta value."""
     return fx.node.map_arg(value, lambda n: n.meta.get("val"))

@@ -16,7 +16,7 @@ import torch.fx as fx
 from graph.effects import has_mutation
 from graph.symbolic_shapes import is_dynamic, shape_of
 from graph.symbolic_sizes import SymInt
-from graph.shape_prop import to_meta
+from graph.shape_prop import meta_value, to_meta
 
 aten = torch.ops.aten
 
@@ -27,13 +27,9 @@ class New(NamedTuple):
     kwargs: dict
 
 
-def _val(x: Any) -> Any:
-    return x.meta.get("val") if isinstance(x, fx.Node) else None
-
-
 def _keeps(node: fx.Node, x: Any) -> bool:
     """The replacement `x` has the node's shape and dtype (so dropping the op changes nothing observable)."""
-    a, b = _val(node), _val(x)
+    a, b = meta_value(node), meta_value(x)
     if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape and a.dtype == b.dtype):
         return False
     gm = node.graph.owning_module
@@ -94,7 +90,7 @@ def simplify(gm: fx.GraphModule) -> bool:
             try:
                 result = rewrite(node, *node.args, **node.kwargs)
                 if isinstance(result, New):  # compute the new node's meta first: it raises if the fold is invalid
-                    val = to_meta(result.target(*fx.node.map_arg(result.args, _val), **result.kwargs))
+                    val = to_meta(result.target(*fx.node.map_arg(result.args, meta_value), **result.kwargs))
             except (TypeError, IndexError, RuntimeError):  # the arguments do not fit this rule's pattern
                 continue
             if result is None:

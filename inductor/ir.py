@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 import torch
+from torch.utils._pytree import tree_unflatten
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,21 @@ class LoweredGraph:
     outputs: list         # Expr per graph output (Load / View of Loads), or a Python constant
     output_spec: Any      # pytree spec to rebuild gm's return structure
     graph_text: str       # the source FX graph, for the header comment and the cache key
+
+    def output_builder(self) -> Callable[[list], Any]:
+        """A function rebuilding gm's return value from the list of flat outputs a run produced (a fresh list):
+        without pytree where the value is that list, a flat tuple or one output (tree_unflatten costs ~0.5 us
+        per call)."""
+        spec = self.output_spec
+        count = spec.num_leaves
+        probe = tree_unflatten(list(range(count)), spec)
+        if type(probe) is list and probe == list(range(count)):
+            return lambda outs: outs
+        if type(probe) is tuple and probe == tuple(range(count)):
+            return tuple
+        if type(probe) is int and probe == 0:
+            return lambda outs: outs[0]
+        return lambda outs: tree_unflatten(outs, spec)
 
 
 def rebuild(e, swap, memo: dict | None = None):

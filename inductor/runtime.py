@@ -7,7 +7,6 @@ import types
 
 import numpy as np
 import torch
-from torch.utils._pytree import tree_unflatten
 
 from graph.shape_prop import fetch_attr
 
@@ -81,9 +80,7 @@ class CompiledNumpyGraph:
                 n_arg += 1
         self._slots = slots
         self._memo = [None] * len(slots)
-        # outputs as a plain tuple of tensors (the usual case) skip tree_unflatten (~0.5 us a call)
-        n = len(lowered.outputs)
-        self._as_tuple = tree_unflatten(list(range(n)), lowered.output_spec) == tuple(range(n))
+        self._returns = lowered.output_builder()
 
     def __call__(self, *args):
         # Per input slot: the constant or argument position it comes from, and for parameters and constants the
@@ -105,4 +102,4 @@ class CompiledNumpyGraph:
                 arrays.append(to_numpy(t))
         outs = self.module.run(arrays, self.fallbacks)
         flat = [to_torch(o, d) if d is not None else o for o, d in zip(outs, self.out_dtypes)]
-        return tuple(flat) if self._as_tuple else tree_unflatten(flat, self.lowered.output_spec)
+        return self._returns(flat)

@@ -20,7 +20,6 @@ import tempfile
 import time
 
 import torch
-from torch.utils._pytree import tree_unflatten
 
 from graph.shape_prop import fetch_attr
 
@@ -322,12 +321,7 @@ class CompiledTritonGraph:
         self.template = [value if is_const else None for is_const, value in self.slots]
         self.arg_slots = [(i, value) for i, (is_const, value) in enumerate(self.slots) if not is_const]
         self.args_only = self.arg_slots == [(i, i) for i in range(len(self.slots))]
-        # the returned structure rebuilt without pytree per call where it is a flat list, a flat tuple or one value
-        count = lowered.output_spec.num_leaves
-        probe = tree_unflatten(list(range(count)), lowered.output_spec)
-        self.returns = "list" if type(probe) is list and probe == list(range(count)) else \
-            "tuple" if type(probe) is tuple and probe == tuple(range(count)) else \
-            "one" if type(probe) is int and probe == 0 else "tree"
+        self.returns = lowered.output_builder()
         name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
         # a kernel may bring its own launcher (triton_matmul.MatmulLauncher: Triton matmul or library call)
         self.launch = {ks.name: getattr(ks, "launcher", Launcher)(getattr(module, ks.name), ks, name, autotune)
@@ -356,12 +350,4 @@ class CompiledTritonGraph:
             inputs = self.template.copy()
             for i, a in self.arg_slots:
                 inputs[i] = args[a]
-        outs = self.module.call(inputs, self.device, self.fallbacks, self.calls)
-        returns = self.returns
-        if returns == "list":
-            return outs
-        if returns == "tuple":
-            return tuple(outs)
-        if returns == "one":
-            return outs[0]
-        return tree_unflatten(outs, self.lowered.output_spec)
+        return self.returns(self.module.call(inputs, self.device, self.fallbacks, self.calls))

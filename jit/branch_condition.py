@@ -58,7 +58,7 @@ def _exact_number(number, dtype: torch.dtype):
         except (OverflowError, RuntimeError):
             return None
         return number if same else None
-    if dtype in (torch.bool,) or dtype.is_complex or not isinstance(number, int):
+    if dtype == torch.bool or dtype.is_complex or not isinstance(number, int):
         return None
     info = torch.iinfo(dtype)
     return number if info.min <= number <= info.max else None
