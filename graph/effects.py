@@ -37,15 +37,33 @@ def _name(target: object) -> str:
     return getattr(target, "__name__", "")
 
 
+# Ops that draw only for some arguments: name -> (position, keyword names, the value under which they do not)
+_DRAWS_UNLESS = {
+    "dropout": (2, ("training", "train"), False), "alpha_dropout": (2, ("training", "train"), False),
+    "feature_alpha_dropout": (2, ("training", "train"), False), "native_dropout": (2, ("train",), False),
+    "scaled_dot_product_attention": (4, ("dropout_p",), 0.0),
+    "_scaled_dot_product_flash_attention": (3, ("dropout_p",), 0.0),
+    "_scaled_dot_product_efficient_attention": (5, ("dropout_p",), 0.0),
+    "_scaled_dot_product_cudnn_attention": (5, ("dropout_p",), 0.0),
+}
+_MISSING = object()
+
+
 def is_random(node: fx.Node) -> bool:
     """True when `node` draws from the random number generator."""
     if node.op not in ("call_function", "call_method"):
         return False
+    name = _name(node.target).rstrip("_")
+    if name in _DRAWS_UNLESS:  # eval-mode dropout is the identity; attention without dropout draws nothing
+        pos, keys, inert = _DRAWS_UNLESS[name]
+        value = node.args[pos] if len(node.args) > pos else next(
+            (node.kwargs[k] for k in keys if k in node.kwargs), _MISSING)
+        if value is _MISSING and name.endswith("attention"):
+            value = 0.0  # the default dropout_p
+        if type(value) in (bool, float, int) and value == inert and type(value) is type(inert):
+            return False
     if isinstance(node.target, torch._ops.OpOverload) and torch.Tag.nondeterministic_seeded in node.target.tags:
         return True
-    name = _name(node.target).rstrip("_")
-    if name in ("dropout", "alpha_dropout", "feature_alpha_dropout") and node.kwargs.get("training", True) is False:
-        return False  # eval-mode dropout is the identity
     return name in _RANDOM_NAMES
 
 

@@ -22,8 +22,9 @@ import time
 import torch
 
 from graph.shape_prop import fetch_attr
+from graph.size_variants import dynamic_graph
 
-from . import triton_launch
+from . import cuda_graphs, triton_launch
 from .cache import cache_dir
 from .ir import Operand
 
@@ -332,6 +333,18 @@ class CompiledTritonGraph:
             if isinstance(launcher, Launcher):
                 launcher.publish = functools.partial(self.calls.__setitem__, kname)
                 launcher._refresh()
+        self.graphed = None
+        record = cuda_graphs.recorder(device)
+        why_not = cuda_graphs.why_not(gm, lowered) if record else None
+        if record and why_not is None:
+            self.graphed = cuda_graphs.GraphedCall(self.launch_all, self.slots, device, cuda_graphs.launches(lowered),
+                                                   path.stem, record, dynamic=dynamic_graph(gm))
+        elif record:
+            log.info("CUDA graphs off for %s: %s", path.stem, why_not)
+
+    def launch_all(self, inputs: list) -> list:
+        """The flat outputs of one run of the module, kernel by kernel."""
+        return self.module.call(inputs, self.device, self.fallbacks, self.calls)
 
     def precompile(self) -> float:
         """Compile every kernel now, in parallel; returns the seconds it took."""
@@ -350,4 +363,8 @@ class CompiledTritonGraph:
             inputs = self.template.copy()
             for i, a in self.arg_slots:
                 inputs[i] = args[a]
+        if self.graphed is not None:
+            outputs = self.graphed(inputs)
+            if outputs is not None:
+                return self.returns(outputs)
         return self.returns(self.module.call(inputs, self.device, self.fallbacks, self.calls))

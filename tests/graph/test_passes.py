@@ -190,3 +190,23 @@ def test_dce_keeps_unknown_python_calls():
     gm = _module(build)
     eliminate_dead_code(gm)
     assert _targets(gm) == [print, operator.iand, torch.Tensor.relu_]
+
+
+@pytest.mark.parametrize("target, args, kwargs, random", [
+    (torch.nn.functional.dropout, (0.1, False), {}, False),          # eval mode, positional
+    (torch.nn.functional.dropout, (0.1,), {"training": False}, False),
+    (torch.nn.functional.dropout, (0.1, True), {}, True),
+    (torch.nn.functional.dropout, (0.0,), {}, True),                 # p = 0 in training still draws in torch
+    (torch.ops.aten.native_dropout.default, (0.1, False), {}, False),
+    (torch.ops.aten.native_dropout.default, (0.1, None), {}, True),  # train=None means training
+    (torch.ops.aten.scaled_dot_product_attention.default, (None, None, None, 0.0), {}, False),
+    (torch.ops.aten.scaled_dot_product_attention.default, (None, None), {}, False),  # default dropout_p
+    (torch.ops.aten.scaled_dot_product_attention.default, (None, None, None), {"dropout_p": 0.1}, True),
+    (torch.ops.aten.scaled_dot_product_attention.default, (None, None, None, 0.2), {}, True),
+])
+def test_is_random_reads_the_arguments_that_decide_a_draw(target, args, kwargs, random):
+    from graph.effects import is_random
+    g = fx.Graph()
+    x = g.placeholder("x")
+    node = g.call_function(target, (x,) + args, kwargs)
+    assert is_random(node) is random
