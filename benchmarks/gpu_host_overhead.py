@@ -1,14 +1,16 @@
 """Host time per call of small GPU graphs, where the GPU work is short and the host path decides the speed:
-eager vs torch.compile vs framejit (jit.compile, Triton backend) on a 4-layer GPT (C768, bf16, eval, no_grad) at
-B1 T16, B1 T128 and B4 T256, and on a one-kernel graph (tanh(x) * 2 + 1 on 64x64 fp32).
+eager vs torch.compile (default, and mode="reduce-overhead": its CUDA graphs) vs framejit (jit.compile, Triton
+backend, CUDA graphs on as by default) on a 4-layer GPT (C768, bf16, eval, no_grad) at B1 T16, B1 T128 and
+B4 T256, and on a one-kernel graph (tanh(x) * 2 + 1 on 64x64 fp32).
 
 Two numbers per variant, in interleaved rounds (eager, torch.compile, framejit, eager, ...; medians):
   * wall: per-call time of back-to-back calls, synchronized once after the batch (what a serving loop sees);
   * host: per-call time of a few calls without synchronizing (the CPU's share; few enough that the launch queue
     never fills, so a call never waits for the GPU).
 Both compilers compile statically (dynamic=False): one entry per shape, as a fixed-shape server would have.
-With framejit, two more rows call its compiled graph directly (no frame hook, no guards): the generated module as
-it is, and as generated with FRAMEJIT_TRITON_HOST_SHORTCUTS=0 (`module_pair`), interleaved with the rest.
+With framejit, two more rows call its compiled graph directly (no frame hook, no guards, no CUDA graphs): the
+generated module's launches as generated, and as generated with FRAMEJIT_TRITON_HOST_SHORTCUTS=0 (`module_pair`),
+interleaved with the rest.
 
   python benchmarks/gpu_host_overhead.py [--variants eager,torch.compile,framejit] [--tag TAG]
                                          [--rounds N] [--save-outputs DIR]
@@ -36,7 +38,7 @@ import torch  # noqa: E402
 
 from benchmarks.harness import RESULTS_DIR, environment  # noqa: E402
 
-VARIANTS = ("eager", "torch.compile", "framejit")
+VARIANTS = ("eager", "torch.compile", "torch.compile reduce-overhead", "framejit")
 # framejit's graph called directly (no hook, no guards), generated with and without the host shortcuts
 MODULE, GENERAL = "framejit module", "framejit module, general paths"
 GPT_SHAPES = (("GPT 4 layers B1 T16", 1, 16), ("GPT 4 layers B1 T128", 1, 128), ("GPT 4 layers B4 T256", 4, 256))
@@ -63,6 +65,8 @@ def compiled(variant: str, fn):
         return fn
     if variant == "torch.compile":
         return torch.compile(fn, dynamic=False)
+    if variant == "torch.compile reduce-overhead":  # its CUDA graphs (cudagraph trees)
+        return torch.compile(fn, dynamic=False, mode="reduce-overhead")
     import jit
     return jit.compile(fn, dynamic=False)
 
@@ -91,12 +95,13 @@ def module_pair(fn, inputs):
     if len(graphs) != 1:
         return None
     (gm, example), = graphs
-    ours = triton_backend(copy.deepcopy(gm), example)
-    os.environ["FRAMEJIT_TRITON_HOST_SHORTCUTS"] = "0"
+    os.environ["FRAMEJIT_CUDA_GRAPHS"] = "0"  # the module's own launches, what the host shortcuts change
     try:
+        ours = triton_backend(copy.deepcopy(gm), example)
+        os.environ["FRAMEJIT_TRITON_HOST_SHORTCUTS"] = "0"
         general = triton_backend(copy.deepcopy(gm), example)
     finally:
-        del os.environ["FRAMEJIT_TRITON_HOST_SHORTCUTS"]
+        del os.environ["FRAMEJIT_TRITON_HOST_SHORTCUTS"], os.environ["FRAMEJIT_CUDA_GRAPHS"]
     a = args[0]
     return (lambda: ours(*a)), (lambda: general(*a))
 

@@ -1,4 +1,4 @@
-"""CUDA graphs for fixed-shape Triton graphs: one graph launch per call instead of every kernel's launch.
+"""CUDA graphs for Triton graphs: one graph launch per call instead of every kernel's launch.
 
 A generated module's `call` does host work per kernel (argument packing, Triton's launcher, library dispatch):
 ~20 us per launch on the H100 host, so a 4-layer GPT at batch 1 spends ~1.3 ms on the host for ~0.3 ms of GPU
@@ -20,15 +20,18 @@ A replay reads and writes the addresses the recording saw, so a recording is use
   * outputs live in the recording's memory, which the next replay overwrites: a call replays a recording only
     when no tensor from its last replay is still alive anywhere (the storages' use counts), else it takes a
     second recording, and with both busy it runs the module's launches as usual. `out = f(x)` in a loop
-    alternates between two recordings;
+    alternates between two recordings. A replay on another stream than the last waits for the last;
+  * a recording keeps its own memory pool (the call's intermediates and outputs stay reserved): one that leaves
+    less than MEMORY_HEADROOM of the GPU's memory unallocated is dropped;
   * inside a user's own graph capture, on another current device, or under FRAMEJIT_CUDA_GRAPHS=0, calls run
     the launches as usual.
 The first call always runs as usual (it autotunes and compiles what its launchers compile lazily); the second
-records. Each recording keeps its own memory pool: the call's intermediates and outputs stay reserved."""
+records."""
 from __future__ import annotations
 
 import logging
 import os
+import threading
 
 import torch
 
@@ -37,7 +40,9 @@ COPY_BYTES_PER_LAUNCH = 1 << 20  # a 1 MiB argument copy (~1 us at 3 TB/s, plus 
 MAX_RECORDINGS = 2  # per set of argument sizes
 MAX_SIZES = 8
 MAX_RERECORDS = 8
+MEMORY_HEADROOM = 0.1  # a recording is dropped where it leaves less than this share of the GPU's memory
 _use_count = getattr(torch._C, "_storage_Use_Count", None)
+_raw_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None)
 
 
 def recorder(device: torch.device):
@@ -83,6 +88,7 @@ class Recording:
 
     def __init__(self, record, run, inputs: list, copied: list, in_place: list, device):
         self.copied, self.buffers = copied, []
+        self.stream = torch.cuda.current_stream(device) if device.type == "cuda" else None
         static = list(inputs)
         for i in copied:
             a = inputs[i]
@@ -110,6 +116,11 @@ class Recording:
         return any(inputs[i].data_ptr() != p for i, p in zip(self.in_place, self.ptrs))
 
     def __call__(self, inputs: list) -> list:
+        if self.stream is not None and _raw_stream(self.stream.device_index) != self.stream.cuda_stream:
+            # the last replay ran on another stream: this one must not overwrite its buffers before it is done
+            current = torch.cuda.current_stream(self.stream.device)
+            current.wait_stream(self.stream)
+            self.stream = current
         for i, buf in zip(self.copied, self.buffers):
             buf.copy_(inputs[i])
         self.replay()
@@ -144,6 +155,8 @@ class GraphedCall:
         self.off = None  # why this graph is no longer recorded, once it is not
         self.why = None  # why the last recording was declined
         self.cuda = device.type == "cuda"
+        # one caller at a time between choosing a recording and handing out its results (threads share it)
+        self.lock = threading.Lock()
 
     @property
     def recordings(self) -> list:
@@ -162,6 +175,10 @@ class GraphedCall:
     def __call__(self, inputs: list):
         if self.off is not None:
             return None
+        with self.lock:
+            return self._call(inputs)
+
+    def _call(self, inputs: list):
         if self.cuda and (torch.cuda.is_current_stream_capturing() or
                           torch.cuda.current_device() != self.device.index):
             return None
@@ -210,6 +227,13 @@ class GraphedCall:
         if rec.aliased:
             self._decline("an output shares memory with an input")
             return None
+        if self.cuda:
+            used, total = torch.cuda.memory_allocated(self.device), torch.cuda.get_device_properties(
+                self.device).total_memory
+            if used > (1 - MEMORY_HEADROOM) * total:
+                self._decline(f"a recording holds its intermediates and outputs, and {used / 2 ** 30:.1f} of "
+                              f"{total / 2 ** 30:.1f} GiB are allocated with it", entry)
+                return None
         entry.recordings.append(rec)
         log.info("CUDA graph recorded for %s (%d launches, %d of %d arguments copied; %d recordings)", self.name,
                  self.launches, len(copied), len(self.arg_slots), len(self.recordings))

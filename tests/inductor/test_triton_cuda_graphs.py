@@ -249,3 +249,50 @@ def test_inside_a_users_capture_the_launches_are_recorded_there():
     g.replay()
     torch.cuda.synchronize()
     assert_same(out, mlp(static_x, w), TOL)
+
+
+def test_callers_on_several_threads_get_their_own_results():
+    import threading
+    c = _compiled()
+    w = _args(0)[1]
+    failures = []
+
+    def work(seed):
+        for i in range(10):
+            x = _args(100 * seed + i)[0]
+            out = c(x, w)
+            if not torch.allclose(out.cpu(), mlp(x, w).cpu(), rtol=1e-4, atol=1e-4):
+                failures.append((seed, i))
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failures and c.graphed.replays > 0
+
+
+@pytest.mark.skipif(DEVICE != "cuda", reason="CUDA streams need a GPU")
+def test_replays_on_alternating_streams():
+    c = _compiled()
+    w = _args(0)[1]
+    streams = [torch.cuda.Stream(), torch.cuda.Stream()]
+    results = []
+    for i in range(8):
+        x = _args(i + 1)[0]
+        with torch.cuda.stream(streams[i % 2]):
+            results.append((x, c(x, w).sum()))  # the result itself is dropped: the next call may replay over it
+    torch.cuda.synchronize()
+    for x, total in results:
+        assert_same(total, mlp(x, w).sum(), (1e-4, 1e-3))
+    assert c.graphed.replays >= 6
+
+
+@pytest.mark.skipif(DEVICE != "cuda", reason="device memory needs a GPU")
+def test_a_recording_that_leaves_too_little_memory_is_dropped(monkeypatch):
+    monkeypatch.setattr(cuda_graphs, "MEMORY_HEADROOM", 1.0)
+    c = _compiled()
+    for i in range(1, 4):
+        x, w = _args(i)
+        assert_same(c(x, w), mlp(x, w), TOL)
+    assert c.graphed.replays == 0 and "allocated" in c.graphed.why
