@@ -47,6 +47,16 @@ def _compiled(fn=mlp, args=None):
     return c
 
 
+def _never_replayed() -> str:
+    """Calls a fresh compile with new arguments, each right; no call replays. Why recording was declined."""
+    c = _compiled()
+    for i in range(1, 4):
+        x, w = _args(i)
+        assert_same(c(x, w), mlp(x, w), TOL)
+    assert c.graphed.replays == 0
+    return c.graphed.why
+
+
 def test_a_loop_alternates_between_two_recordings():
     c = _compiled()
     for i in range(1, 7):
@@ -121,11 +131,7 @@ def test_an_output_sharing_memory_with_an_input_is_never_replayed():
 
 def test_arguments_too_large_to_copy_are_not_recorded(monkeypatch):
     monkeypatch.setattr(cuda_graphs, "COPY_BYTES_PER_LAUNCH", 16)
-    c = _compiled()
-    for i in range(1, 4):
-        x, w = _args(i)
-        assert_same(c(x, w), mlp(x, w), TOL)
-    assert c.graphed.replays == 0 and "copying the arguments" in c.graphed.why
+    assert "copying the arguments" in _never_replayed()
 
 
 def test_a_failed_recording_runs_the_launches(monkeypatch):
@@ -133,11 +139,7 @@ def test_a_failed_recording_runs_the_launches(monkeypatch):
         raise RuntimeError("operation not permitted when stream is capturing")
 
     monkeypatch.setitem(cuda_graphs.RECORDERS, DEVICE, refuse)
-    c = _compiled()
-    for i in range(1, 4):
-        x, w = _args(i)
-        assert_same(c(x, w), mlp(x, w), TOL)
-    assert c.graphed.replays == 0 and "recording failed" in c.graphed.off
+    assert "recording failed" in _never_replayed()
 
 
 @pytest.mark.parametrize("fn, why", [
@@ -291,8 +293,4 @@ def test_replays_on_alternating_streams():
 @pytest.mark.skipif(DEVICE != "cuda", reason="device memory needs a GPU")
 def test_a_recording_that_leaves_too_little_memory_is_dropped(monkeypatch):
     monkeypatch.setattr(cuda_graphs, "MEMORY_HEADROOM", 1.0)
-    c = _compiled()
-    for i in range(1, 4):
-        x, w = _args(i)
-        assert_same(c(x, w), mlp(x, w), TOL)
-    assert c.graphed.replays == 0 and "allocated" in c.graphed.why
+    assert "allocated" in _never_replayed()
