@@ -37,16 +37,15 @@ def _name(target: object) -> str:
     return getattr(target, "__name__", "")
 
 
-# Ops that draw only for some arguments: name -> (position, keyword names, the value under which they do not)
+# Ops that draw only for some arguments: name -> (position, keyword names, default, whether a value draws nothing)
+_TRAINING = (2, ("training", "train"), True, lambda v: v is False)  # eval-mode dropout is the identity
+_NO_DROPOUT = lambda pos: (pos, ("dropout_p",), 0.0, lambda v: type(v) in (int, float) and v == 0)  # noqa: E731
 _DRAWS_UNLESS = {
-    "dropout": (2, ("training", "train"), False), "alpha_dropout": (2, ("training", "train"), False),
-    "feature_alpha_dropout": (2, ("training", "train"), False), "native_dropout": (2, ("train",), False),
-    "scaled_dot_product_attention": (4, ("dropout_p",), 0.0),
-    "_scaled_dot_product_flash_attention": (3, ("dropout_p",), 0.0),
-    "_scaled_dot_product_efficient_attention": (5, ("dropout_p",), 0.0),
-    "_scaled_dot_product_cudnn_attention": (5, ("dropout_p",), 0.0),
+    "dropout": _TRAINING, "alpha_dropout": _TRAINING, "feature_alpha_dropout": _TRAINING,
+    "native_dropout": _TRAINING,  # train=None means training
+    "scaled_dot_product_attention": _NO_DROPOUT(4), "_scaled_dot_product_flash_attention": _NO_DROPOUT(3),
+    "_scaled_dot_product_efficient_attention": _NO_DROPOUT(5), "_scaled_dot_product_cudnn_attention": _NO_DROPOUT(5),
 }
-_MISSING = object()
 
 
 def is_random(node: fx.Node) -> bool:
@@ -54,13 +53,11 @@ def is_random(node: fx.Node) -> bool:
     if node.op not in ("call_function", "call_method"):
         return False
     name = _name(node.target).rstrip("_")
-    if name in _DRAWS_UNLESS:  # eval-mode dropout is the identity; attention without dropout draws nothing
-        pos, keys, inert = _DRAWS_UNLESS[name]
+    if name in _DRAWS_UNLESS:
+        pos, keys, default, inert = _DRAWS_UNLESS[name]
         value = node.args[pos] if len(node.args) > pos else next(
-            (node.kwargs[k] for k in keys if k in node.kwargs), _MISSING)
-        if value is _MISSING and name.endswith("attention"):
-            value = 0.0  # the default dropout_p
-        if type(value) in (bool, float, int) and value == inert and type(value) is type(inert):
+            (node.kwargs[k] for k in keys if k in node.kwargs), default)
+        if inert(value):
             return False
     if isinstance(node.target, torch._ops.OpOverload) and torch.Tag.nondeterministic_seeded in node.target.tags:
         return True

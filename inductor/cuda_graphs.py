@@ -35,6 +35,8 @@ import threading
 
 import torch
 
+from .ir import dense
+
 log = logging.getLogger("jit.inductor.triton")
 COPY_BYTES_PER_LAUNCH = 1 << 20  # a 1 MiB argument copy (~1 us at 3 TB/s, plus its launch) per launch saved
 MAX_RECORDINGS = 2  # per set of argument sizes
@@ -50,16 +52,6 @@ def recorder(device: torch.device):
     if os.environ.get("FRAMEJIT_CUDA_GRAPHS", "1") == "0" or _use_count is None:
         return None
     return RECORDERS.get(device.type)
-
-
-def _dense(t: torch.Tensor) -> bool:
-    """Non-overlapping and dense: a fresh tensor with t's strides holds exactly its elements."""
-    expected = 1
-    for stride, size in sorted((st, s) for s, st in zip(t.shape, t.stride()) if s != 1):
-        if stride != expected:
-            return False
-        expected *= size
-    return True
 
 
 def record_cuda(run, inputs: list, device: torch.device):
@@ -211,7 +203,7 @@ class GraphedCall:
         copied = [i for i, p, q in zip(self.arg_slots, last, entry.last) if p != q]
         in_place = self.const_slots + [i for i, p, q in zip(self.arg_slots, last, entry.last) if p == q]
         args = [inputs[i] for i in copied]
-        if not all(isinstance(a, torch.Tensor) and a.device == self.device and _dense(a) for a in args):
+        if not all(isinstance(a, torch.Tensor) and a.device == self.device and dense(a.shape, a.stride()) for a in args):
             self._decline("an argument is not a dense tensor on the graph's device", entry)
             return None
         size = sum(a.numel() * a.element_size() for a in args)
@@ -246,12 +238,18 @@ def launches(lowered) -> int:
     return sum(1 for k in lowered.kernels if not getattr(k, "is_view", False))
 
 
-def why_not(gm: torch.fx.GraphModule, lowered) -> str | None:
-    """Why the graph is never recorded, or None."""
+def graphed_call(run, slots: list, device: torch.device, gm: torch.fx.GraphModule, lowered, name: str):
+    """A GraphedCall running `run` (one call's launches, kernel by kernel) for the compiled graph, or None where
+    this device records no graphs or this graph is never recorded (logged)."""
     from graph.effects import is_random
-    if any(is_random(n) for n in gm.graph.nodes):
-        return "it draws random numbers"
-    if launches(lowered) < 2:
-        return "one launch"
-    return None
-
+    from graph.size_variants import dynamic_graph
+    record = recorder(device)
+    if record is None:
+        return None
+    count = launches(lowered)
+    why = "it draws random numbers" if any(is_random(n) for n in gm.graph.nodes) else \
+        "one launch" if count < 2 else None
+    if why is not None:
+        log.info("CUDA graphs off for %s: %s", name, why)
+        return None
+    return GraphedCall(run, slots, device, count, name, record, dynamic=dynamic_graph(gm))

@@ -23,6 +23,18 @@ class Layout:
         return Layout(tuple(t.shape), tuple(t.stride()), t.dtype)
 
 
+def dense(shape, strides) -> bool:
+    """The strides lay the shape out without gaps or overlaps (a permutation of a contiguous layout)."""
+    step = 1
+    for d in sorted(range(len(shape)), key=lambda d: (strides[d], shape[d])):
+        if shape[d] == 1:
+            continue
+        if strides[d] != step:
+            return False
+        step *= shape[d]
+    return True
+
+
 def contiguous_strides(shape) -> tuple:
     """Row-major strides of `shape` (a dim of size 0 or 1 counts as 1, as torch's do)."""
     strides, step = [], 1

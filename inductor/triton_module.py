@@ -24,7 +24,7 @@ from graph.symbolic_sizes import SymInt
 
 from .lowering import input_sizes
 from .ir import (Const, ExternKernel, FallbackKernel, Item, Kernel, Layout, Load, LoweredGraph, Operand, View,
-                 contiguous_strides, rebuild)
+                 contiguous_strides, dense, rebuild)
 from . import triton_matmul
 from .triton_codegen import KernelSource, KernelWriter, loads_in, ops_in, reduces_in, supported
 from .triton_runtime import host_shortcuts
@@ -320,18 +320,6 @@ def merge_side_outputs(kernels: list, layouts: dict) -> list:
     return [k if i not in dropped else ("allocate", k) for i, k in enumerate(out)]
 
 
-def _dense(shape, strides) -> bool:
-    """The strides lay the shape out without gaps or overlaps (a permutation of a contiguous layout)."""
-    step = 1
-    for d in sorted(range(len(shape)), key=lambda d: (strides[d], shape[d])):
-        if shape[d] == 1:
-            continue
-        if strides[d] != step:
-            return False
-        step *= shape[d]
-    return True
-
-
 def same_strides(shape, a, b) -> bool:
     """Equal strides, dims of size 1 aside (their stride never moves an address)."""
     return all(x == y or n == 1 for x, y, n in zip(a, b, shape))
@@ -397,7 +385,7 @@ def probe_extern_layouts(lg: LoweredGraph, example_inputs: list, gm) -> int:
         stride = tuple(got.stride())
         shape, strides = _at_hints(lay.shape), _at_hints(lay.strides)  # the probe ran at the hints
         if tuple(got.shape) == shape and got.dtype == lay.dtype and \
-                not same_strides(shape, stride, strides) and _dense(shape, stride):
+                not same_strides(shape, stride, strides) and dense(shape, stride):
             k.out.layout = Layout(tuple(lay.shape), layout_strides(tuple(lay.shape), stride), lay.dtype)
             layouts[k.out.name] = k.out.layout
             changed += 1

@@ -22,7 +22,6 @@ import time
 import torch
 
 from graph.shape_prop import fetch_attr
-from graph.size_variants import dynamic_graph
 
 from . import cuda_graphs, triton_launch
 from .cache import cache_dir
@@ -333,14 +332,7 @@ class CompiledTritonGraph:
             if isinstance(launcher, Launcher):
                 launcher.publish = functools.partial(self.calls.__setitem__, kname)
                 launcher._refresh()
-        self.graphed = None
-        record = cuda_graphs.recorder(device)
-        why_not = cuda_graphs.why_not(gm, lowered) if record else None
-        if record and why_not is None:
-            self.graphed = cuda_graphs.GraphedCall(self.launch_all, self.slots, device, cuda_graphs.launches(lowered),
-                                                   path.stem, record, dynamic=dynamic_graph(gm))
-        elif record:
-            log.info("CUDA graphs off for %s: %s", path.stem, why_not)
+        self.graphed = cuda_graphs.graphed_call(self.launch_all, self.slots, device, gm, lowered, path.stem)
 
     def launch_all(self, inputs: list) -> list:
         """The flat outputs of one run of the module, kernel by kernel."""

@@ -146,19 +146,20 @@ def test_a_failed_recording_runs_the_launches(monkeypatch):
     (lambda x, w: torch.tanh(x) * 2 + 1, "one launch"),
     (lambda x, w: torch.tanh(x @ w) + torch.rand_like(x), "random"),
 ])
-def test_graphs_never_recorded(fn, why):
+def test_graphs_never_recorded(fn, why, caplog):
     c = check_fn(fn, *_args(0), tol=None) if why != "random" else None
     if c is not None:
         assert c.graphed is None
     gm = torch.fx.symbolic_trace(fn)
-    lowered_why = cuda_graphs.why_not(gm, _lowered(gm))
-    assert lowered_why is not None and why in lowered_why
+    x, w = _args(0)
+    with caplog.at_level("INFO", logger="jit.inductor.triton"):
+        assert cuda_graphs.graphed_call(None, [], x.device, gm, _lowered(gm, x, w), "g") is None
+    assert any("CUDA graphs off for g" in r.message and why in r.message for r in caplog.records)
 
 
-def _lowered(gm):
+def _lowered(gm, x, w):
     from inductor.lowering import lower_graph
     from graph.shape_prop import propagate
-    x, w = _args(0)
     propagate(gm, [x, w])
     return lower_graph(gm, [x, w])
 
