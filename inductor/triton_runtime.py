@@ -23,7 +23,7 @@ import torch
 
 from graph.shape_prop import fetch_attr
 
-from . import cuda_graphs, triton_launch
+from . import cuda_graphs, native_launch, triton_launch
 from .cache import cache_dir
 from .ir import Operand
 
@@ -129,25 +129,30 @@ def _specialization(args) -> tuple:
 
 _current_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None)  # absent from CPU-only builds
 
-# A kernel's launch with fixed sizes, once compiled for 16-byte aligned tensors: every argument is a tensor, so
-# Triton's specialization of a call is only which pointers are aligned, and when all are (every buffer `call`
-# allocates, every weight), so is their bitwise or. Spelled per arity: explicit `a0.data_ptr()` calls and
-# arguments cost half of a loop or `map` over `*args` (~0.5 us against ~0.9 us per launch on a dev CPU).
+# A kernel's launch with fixed sizes through Triton's launcher (FRAMEJIT_NATIVE_LAUNCH=0, or a kernel our C
+# launcher does not cover), once compiled for 16-byte aligned tensors: every argument is a tensor, so Triton's
+# specialization of a call is only which pointers are aligned, and when all are (every buffer `call` allocates,
+# every weight), so is their bitwise or. Spelled per arity: explicit `a0.data_ptr()` calls and arguments cost half
+# of a loop or `map` over `*args` (~0.5 us against ~0.9 us per launch on a dev CPU). Our C launcher does the
+# same check itself (`Kernel.bind`).
 _FAST_LAUNCH = """def launch({args}):
     if ({pointers}) & 15:  # a tensor off 16-byte alignment: the general path finds or compiles its kernel
         return general({args})
     run(g0, g1, g2, stream(device), function, metadata, None, None, None, {args}{constexprs})
-    direct.hits += 1
+    direct.triton_hits += 1
 """
 
 
-def fast_launch(entry: tuple, grid: tuple, n_args: int, direct: "DirectLaunch", general):
+def fast_launch(entry, grid: tuple, n_args: int, direct: "DirectLaunch", general):
     """The launch function for `n_args` tensors with the compiled kernel `entry` (as DirectLaunch keeps it for
     aligned tensors): any call with a misaligned one goes to `general` (the launcher's own path)."""
-    run, function, metadata, device = entry
+    if not isinstance(entry, TritonEntry):
+        bound = entry.bind(tuple(grid), general)
+        direct.bound.append(bound)
+        return bound
     args = ", ".join(f"a{i}" for i in range(n_args))
-    namespace = {"run": run, "function": function, "metadata": metadata, "device": device, "general": general,
-                 "direct": direct, "stream": _current_stream}
+    namespace = {"run": entry.run, "function": entry.function, "metadata": entry.metadata, "device": entry.device,
+                 "general": general, "direct": direct, "stream": _current_stream}
     namespace.update(zip(("g0", "g1", "g2"), (tuple(grid) + (1, 1))[:3]))
     namespace.update((f"c{i}", c) for i, c in enumerate(direct.constexprs))
     exec(_FAST_LAUNCH.format(args=args, pointers=" | ".join(f"a{i}.data_ptr()" for i in range(n_args)),
@@ -160,21 +165,34 @@ def _active(hook) -> bool:
     return hook is not None and getattr(hook, "calls", None) != []
 
 
+class TritonEntry:
+    """A compiled kernel launched through Triton's own launcher: `CompiledKernel.run(grid0, grid1, grid2, stream,
+    function, packed_metadata, launch_metadata, enter_hook, exit_hook, *args)` with every kernel parameter in
+    `args`, constexprs included (what `JITFunction.run` itself calls in the Tritons we run: 3.6 on the H100, 3.9
+    in CI). Called like our C launcher: `entry(grid0, grid1, grid2, *args)`."""
+
+    def __init__(self, kernel, device: int, constexprs: tuple):
+        kernel._init_handles()  # loads the binary and builds Triton's launcher: `function` and `run` exist now
+        self.run, self.function, self.metadata = kernel.run, kernel.function, kernel.packed_metadata
+        self.device, self.constexprs = device, constexprs
+
+    def __call__(self, g0, g1, g2, *args):
+        self.run(g0, g1, g2, _current_stream(self.device), self.function, self.metadata, None, None, None, *args,
+                 *self.constexprs)
+
+
 class DirectLaunch:
     """Launches compiled kernels without `JITFunction.run`, whose argument binding, specialization key and cache
     lookup cost several microseconds per launch (as much as a small kernel's whole run). Compiled kernels are
-    kept per specialization (`_specialization`); a new one goes through `run` once and is kept.
-
-    Relies on `CompiledKernel.run(grid0, grid1, grid2, stream, function, packed_metadata, launch_metadata,
-    enter_hook, exit_hook, *args)` with every kernel parameter in `args`, constexprs included (what
-    `JITFunction.run` itself calls in the Tritons we run: 3.6 on the H100, 3.9 in CI); without those attributes,
-    or with launch hooks set (a profiler), or with FRAMEJIT_DIRECT_LAUNCH=0, `usable` is False and every launch
-    takes the regular path."""
+    kept per specialization (`_specialization`), each launched through our C launcher (native_launch.py) or,
+    where that does not cover the kernel, Triton's (TritonEntry). With launch hooks set (a profiler), under the
+    interpreter, or with FRAMEJIT_DIRECT_LAUNCH=0, `usable` is False and every launch takes `JITFunction.run`."""
 
     def __init__(self, constexprs: tuple):
         self.constexprs = constexprs
         self.kernels: dict = {}
-        self.hits = 0
+        self.general_hits = self.triton_hits = 0
+        self.bound: list = []  # C launchers with a grid bound (fast_launch): they count their own launches
         try:
             from triton import knobs
             hooks = _active(knobs.runtime.launch_enter_hook) or _active(knobs.runtime.launch_exit_hook)
@@ -183,28 +201,33 @@ class DirectLaunch:
         self.usable = not hooks and os.environ.get("TRITON_INTERPRET") != "1" and \
             os.environ.get("FRAMEJIT_DIRECT_LAUNCH", "1") != "0"
 
+    @property
+    def hits(self) -> int:
+        """Launches made through this object and the fast paths it published."""
+        return self.general_hits + self.triton_hits + sum(b.hits for b in self.bound)
+
     def keep(self, kernel, args) -> None:
-        """Remember `kernel` (what `run`/`warmup` returned) for arguments specialized like `args`."""
+        """Remember `kernel` (what `JITFunction.warmup` returned) for arguments specialized like `args`."""
         if not self.usable or kernel is None:
             return
-        try:
-            kernel._init_handles()  # loads the binary: `function` and the launcher exist from here on
-            entry = (kernel.run, kernel.function, kernel.packed_metadata)
-        except AttributeError:  # a Triton whose compiled kernels look different: the regular path only
-            self.usable = False
-            return
+        spec = _specialization(args)
         device = next(a for a in args if isinstance(a, torch.Tensor)).device.index or 0
-        self.kernels[_specialization(args)] = entry + (device,)
+        entry = native_launch.native_kernel(kernel, spec, device)
+        if entry is None:
+            try:
+                entry = TritonEntry(kernel, device, self.constexprs)
+            except AttributeError:  # a Triton whose compiled kernels look different: the regular path only
+                self.usable = False
+                return
+        self.kernels[spec] = entry
 
     def __call__(self, grid: tuple, args) -> bool:
         """Launch if a kernel compiled for these arguments is known; False otherwise (nothing launched)."""
         entry = self.kernels.get(_specialization(args))
         if entry is None:
             return False
-        run, function, metadata, device = entry
-        run(grid[0], grid[1] if len(grid) > 1 else 1, grid[2] if len(grid) > 2 else 1,
-            _current_stream(device), function, metadata, None, None, None, *args, *self.constexprs)
-        self.hits += 1
+        entry(grid[0], grid[1] if len(grid) > 1 else 1, grid[2] if len(grid) > 2 else 1, *args)
+        self.general_hits += 1
         return True
 
 
@@ -265,10 +288,16 @@ class Launcher:
             grid = triton_launch.grid(self.ks.mode, xnumel, self.config, ynumel)
         else:
             grid = self.grid
+        if self.direct(grid, args):
+            return
+        if not self.direct.usable:
+            (self.fn[grid] if self.dynamic else self.launch)(*args, **self.kwargs)
+            return
+        # compiled (or found in Triton's cache) without launching, then launched like every later call
+        self.direct.keep(self.fn.warmup(*args, grid=grid, **self.kwargs), args)
+        self._refresh()
         if not self.direct(grid, args):
-            kernel = (self.fn[grid] if self.dynamic else self.launch)(*args, **self.kwargs)
-            self.direct.keep(kernel, args)
-            self._refresh()
+            (self.fn[grid] if self.dynamic else self.launch)(*args, **self.kwargs)
 
     def _tune(self, args):
         tensors = [a for a in args if isinstance(a, torch.Tensor)]  # sizes of a dynamic graph are ints
