@@ -17,9 +17,12 @@ ZERO_DEPS = frozenset()
 
 @dataclass(frozen=True)
 class Ix:
-    """One coordinate: Triton code (a local name or literal) and the tile axes it varies along ('x', 'y', 'r')."""
+    """One coordinate: Triton code (a local name or literal) and the tile axes it varies along ('x', 'y', 'r').
+    A coordinate a reshape merged from several (`i3 = x0 * 1024 + x1`) keeps them in `linear`, ((Ix, multiplier),
+    ...), so an address can see through it to the tile index they decode from (`address`)."""
     code: str
     deps: frozenset = ZERO_DEPS
+    linear: tuple = ()
 
 
 ZERO = Ix("0")
@@ -125,11 +128,29 @@ def mul(ix: Ix, k: int) -> str | None:
 
 
 def address(scope: Scope, coords: tuple, strides: tuple, shape: tuple, groups: list) -> Ix:
-    """sum(coord * stride) over the dims of a buffer, with whole tile indices recognized (see module doc)."""
+    """sum(coord * stride) over the dims of a buffer, with whole tile indices recognized (see module doc). Merged
+    coordinates are also tried as the coordinates they merge: a contiguous 2-D library result read through a 3-D
+    view, `(x0 * 1024 + x1) * 3072 + x2`, is `xindex`, with no per-element division or remainder."""
+    compact = _address(coords, strides, shape, groups, scope, expand=False)
+    if not any(c.linear for c in coords):
+        return compact
+    expanded = _address(coords, strides, shape, groups, scope, expand=True)
+    return expanded if expanded.code.count("+") <= compact.code.count("+") else compact
+
+
+def _terms(c: Ix, stride: int, terms: dict, expand: bool) -> None:
+    if expand and c.linear:
+        for sub, k in c.linear:
+            _terms(sub, stride * k, terms, expand)
+    elif c.code != "0":
+        terms[c.code] = (c, terms[c.code][1] + stride if c.code in terms else stride)
+
+
+def _address(coords: tuple, strides: tuple, shape: tuple, groups: list, scope: Scope, expand: bool) -> Ix:
     terms = {}
     for c, st, size in zip(coords, strides, shape):
-        if size != 1 and c.code != "0":
-            terms[c.code] = (c, terms[c.code][1] + st if c.code in terms else st)
+        if size != 1:
+            _terms(c, st, terms, expand)
     parts, deps = [], set()
     for g in list(groups) + scope.visible_decodes():
         whole = g.whole()
@@ -228,13 +249,23 @@ def _reshape(scope: Scope, out_shape: tuple, in_shape: tuple, coords: tuple) -> 
             code = linear.code if step == 1 else f"({linear.code} // {step})"
             if k != 0:
                 code = f"({code} % {in_shape[d]})"
-            result[d] = Ix(scope.let(code, prefix="i") if code != linear.code else code, linear.deps)
+            merged = tuple((coords[o], st) for o, st in zip(og, _steps(out_shape, og))) if len(ig) == 1 else ()
+            result[d] = Ix(scope.let(code, prefix="i") if code != linear.code else code, linear.deps, merged)
             steps[k] = step
             step *= in_shape[d]
         if len(ig) > 1 and linear.code != "0":
             scope.decodes.append(Decode(linear.code, [result[d] for d in ig], steps, [in_shape[d] for d in ig],
                                         linear.deps))
     return tuple(result)
+
+
+def _steps(shape: tuple, dims: list) -> list:
+    """Row-major multipliers of `dims` (slowest first) within the index they merge into."""
+    out, step = [], 1
+    for d in reversed(dims):
+        out.append(step)
+        step *= shape[d]
+    return out[::-1]
 
 
 def broadcast(coords: tuple, shape: tuple, arg_shape: tuple) -> tuple:

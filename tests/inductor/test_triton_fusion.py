@@ -205,6 +205,21 @@ def test_index_width():
         assert "tl.load(x_ptr + xindex" in src and "tl.store(out_ptr + xindex" in src  # contiguous, vectorizable
 
 
+def test_a_reshaped_contiguous_buffer_is_read_at_the_tile_index():
+    """A 2-D result read through a 3-D view, `(x0 * 1024 + x1) * 3072 + x2` per element, is the tile index itself:
+    no division or remainder per element in the load (a GPT's gelu over its c_fc product)."""
+    w, b = torch.randn(96, 32), torch.randn(96)
+    fn = check_fn(lambda x: F.gelu(F.linear(x, w, b)), torch.randn(4, 16, 32), tol=(1e-4, 1e-4))
+    assert "tl.load(addmm_default_ptr + xindex," in fn.source
+    # rows of a reduction: the row index times the row length, plus the column
+    fn = check_fn(lambda x: F.layer_norm(F.linear(x, w, b), (96,)), torch.randn(4, 16, 32), tol=(1e-4, 1e-4))
+    assert "tl.load(addmm_default_ptr + (xindex * 96 + rindex)," in fn.source
+    # merges that do not rebuild a tile index read what eager reads: a transposed input flattened, a slice of a
+    # product viewed 3-D
+    check_fn(lambda x: x.transpose(0, 1).reshape(4, 30) * 2, torch.randn(6, 4, 5))
+    check_fn(lambda x: F.linear(x, w, b)[:, :48].reshape(4, 16, 48) + 1, torch.randn(64, 32), tol=(1e-4, 1e-4))
+
+
 def test_unsupported_graph_runs_in_torch():
     """A graph the generator cannot express still returns eager's answer (the whole graph runs in torch)."""
     x = torch.randn(4, 6)
