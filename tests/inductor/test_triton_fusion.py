@@ -208,7 +208,7 @@ def test_index_width():
 def test_a_reshaped_contiguous_buffer_is_read_at_the_tile_index():
     """A 2-D result read through a 3-D view, `(x0 * 1024 + x1) * 3072 + x2` per element, is the tile index itself:
     no division or remainder per element in the load (a GPT's gelu over its c_fc product)."""
-    w, b = torch.randn(96, 32), torch.randn(96)
+    w, b = on_device(torch.randn(96, 32)), on_device(torch.randn(96))
     fn = check_fn(lambda x: F.gelu(F.linear(x, w, b)), torch.randn(4, 16, 32), tol=(1e-4, 1e-4))
     assert "tl.load(addmm_default_ptr + xindex," in fn.source
     # rows of a reduction: the row index times the row length, plus the column
