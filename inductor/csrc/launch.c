@@ -185,6 +185,10 @@ static PyObject *
 Kernel_vectorcall(Kernel *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (self->name == NULL) {  /* made by __new__ without __init__ */
+        PyErr_SetString(PyExc_RuntimeError, "framejit launcher: Kernel not initialized");
+        return NULL;
+    }
     if (kwnames != NULL && PyTuple_GET_SIZE(kwnames)) {
         PyErr_SetString(PyExc_TypeError, "framejit launcher: no keyword arguments");
         return NULL;
@@ -317,6 +321,10 @@ static PyObject *
 Kernel_bind(Kernel *self, PyObject *args)
 {
     PyObject *grid, *fallback;
+    if (self->name == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "framejit launcher: Kernel not initialized");
+        return NULL;
+    }
     if (!PyArg_ParseTuple(args, "OO", &grid, &fallback))
         return NULL;
     PyObject *seq = PySequence_Fast(grid, "framejit launcher: grid must be a sequence");
@@ -370,6 +378,8 @@ Kernel_get_codes(Kernel *self, void *closure)
 static PyObject *
 Kernel_repr(Kernel *self)
 {
+    if (self->name == NULL)
+        return PyUnicode_FromString("<framejit launcher (not initialized)>");
     return PyUnicode_FromFormat("<framejit launcher for %U%s>", self->name, self->bound ? " (grid bound)" : "");
 }
 

@@ -91,6 +91,15 @@ def test_bad_arguments_are_clear_errors():
         _kernel("B").bind((1,), None)(256)
 
 
+def test_an_uninitialized_kernel_raises():
+    k = _launch.Kernel.__new__(_launch.Kernel)
+    assert "not initialized" in repr(k)
+    with pytest.raises(RuntimeError, match="not initialized"):
+        k(1, 1, 1)
+    with pytest.raises(RuntimeError, match="not initialized"):
+        k.bind((1,), None)
+
+
 def test_an_empty_grid_launches_nothing():
     k = _kernel("Pifd")
     assert k(0, 1, 1, torch.zeros(4), 3, 1.5, 2.5) is None and k.hits == 0
