@@ -33,7 +33,8 @@ SCALAR_CODES = {"i1": "b", "i8": "b", "i16": "h", "i32": "i", "i64": "l", "u1": 
                 "u32": "I", "u64": "L", "fp16": "e", "bf16": "r", "fp32": "f", "f32": "f", "fp64": "d",
                 "constexpr": "-"}
 
-_current_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None)  # absent from CPU-only builds
+# device index -> torch's current raw CUDA stream there, what every launch goes to (absent from CPU-only builds)
+current_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None)
 
 
 def enabled() -> bool:
@@ -71,7 +72,7 @@ def native_kernel(kernel, specialization: tuple, device: int):
     launcher does not cover it. Raises Triton's OutOfResources where Triton's own loading would."""
     metadata, signature = getattr(kernel, "metadata", None), getattr(getattr(kernel, "src", None), "signature", None)
     binary, name = getattr(kernel, "kernel", None), getattr(kernel, "name", None)
-    if not enabled() or _current_stream is None or metadata is None or not isinstance(signature, dict) or \
+    if not enabled() or current_stream is None or metadata is None or not isinstance(signature, dict) or \
             not isinstance(binary, bytes) or not _plain(metadata):
         return None
     codes = argument_codes(list(signature.values()), specialization)
@@ -87,4 +88,4 @@ def native_kernel(kernel, specialization: tuple, device: int):
         _module, function, _regs, _spills, max_threads = utils.load_binary(name, binary, metadata.shared, device)
     if metadata.num_warps * 32 > max_threads:
         raise OutOfResources(metadata.num_warps * 32, max_threads, "threads")
-    return _launch.Kernel(function, codes, metadata.num_warps, metadata.shared, device, _current_stream, name)
+    return _launch.Kernel(function, codes, metadata.num_warps, metadata.shared, device, current_stream, name)

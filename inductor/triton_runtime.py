@@ -127,7 +127,7 @@ def _specialization(args) -> tuple:
     return tuple(key)
 
 
-_current_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None)  # absent from CPU-only builds
+_current_stream = native_launch.current_stream
 
 # A kernel's launch with fixed sizes through Triton's launcher (FRAMEJIT_NATIVE_LAUNCH=0, or a kernel our C
 # launcher does not cover), once compiled for 16-byte aligned tensors: every argument is a tensor, so Triton's
@@ -139,7 +139,7 @@ _FAST_LAUNCH = """def launch({args}):
     if ({pointers}) & 15:  # a tensor off 16-byte alignment: the general path finds or compiles its kernel
         return general({args})
     run(g0, g1, g2, stream(device), function, metadata, None, None, None, {args}{constexprs})
-    direct.triton_hits += 1
+    entry.hits += 1
 """
 
 
@@ -147,12 +147,10 @@ def fast_launch(entry, grid: tuple, n_args: int, direct: "DirectLaunch", general
     """The launch function for `n_args` tensors with the compiled kernel `entry` (as DirectLaunch keeps it for
     aligned tensors): any call with a misaligned one goes to `general` (the launcher's own path)."""
     if not isinstance(entry, TritonEntry):
-        bound = entry.bind(tuple(grid), general)
-        direct.bound.append(bound)
-        return bound
+        return entry.bind(tuple(grid), general)  # our C launcher: counts its launches in `entry`
     args = ", ".join(f"a{i}" for i in range(n_args))
     namespace = {"run": entry.run, "function": entry.function, "metadata": entry.metadata, "device": entry.device,
-                 "general": general, "direct": direct, "stream": _current_stream}
+                 "general": general, "entry": entry, "stream": _current_stream}
     namespace.update(zip(("g0", "g1", "g2"), (tuple(grid) + (1, 1))[:3]))
     namespace.update((f"c{i}", c) for i, c in enumerate(direct.constexprs))
     exec(_FAST_LAUNCH.format(args=args, pointers=" | ".join(f"a{i}.data_ptr()" for i in range(n_args)),
@@ -175,10 +173,12 @@ class TritonEntry:
         kernel._init_handles()  # loads the binary and builds Triton's launcher: `function` and `run` exist now
         self.run, self.function, self.metadata = kernel.run, kernel.function, kernel.packed_metadata
         self.device, self.constexprs = device, constexprs
+        self.hits = 0  # launches made, fast_launch's included (as our C launcher counts them)
 
     def __call__(self, g0, g1, g2, *args):
         self.run(g0, g1, g2, _current_stream(self.device), self.function, self.metadata, None, None, None, *args,
                  *self.constexprs)
+        self.hits += 1
 
 
 class DirectLaunch:
@@ -191,8 +191,6 @@ class DirectLaunch:
     def __init__(self, constexprs: tuple):
         self.constexprs = constexprs
         self.kernels: dict = {}
-        self.general_hits = self.triton_hits = 0
-        self.bound: list = []  # C launchers with a grid bound (fast_launch): they count their own launches
         try:
             from triton import knobs
             hooks = _active(knobs.runtime.launch_enter_hook) or _active(knobs.runtime.launch_exit_hook)
@@ -203,8 +201,8 @@ class DirectLaunch:
 
     @property
     def hits(self) -> int:
-        """Launches made through this object and the fast paths it published."""
-        return self.general_hits + self.triton_hits + sum(b.hits for b in self.bound)
+        """Launches of the kept kernels, through this object or the fast paths it published."""
+        return sum(entry.hits for entry in self.kernels.values())
 
     def keep(self, kernel, args) -> None:
         """Remember `kernel` (what `JITFunction.warmup` returned) for arguments specialized like `args`."""
@@ -227,7 +225,6 @@ class DirectLaunch:
         if entry is None:
             return False
         entry(grid[0], grid[1] if len(grid) > 1 else 1, grid[2] if len(grid) > 2 else 1, *args)
-        self.general_hits += 1
         return True
 
 
@@ -290,14 +287,13 @@ class Launcher:
             grid = self.grid
         if self.direct(grid, args):
             return
-        if not self.direct.usable:
-            (self.fn[grid] if self.dynamic else self.launch)(*args, **self.kwargs)
-            return
-        # compiled (or found in Triton's cache) without launching, then launched like every later call
-        self.direct.keep(self.fn.warmup(*args, grid=grid, **self.kwargs), args)
-        self._refresh()
-        if not self.direct(grid, args):
-            (self.fn[grid] if self.dynamic else self.launch)(*args, **self.kwargs)
+        if self.direct.usable:
+            # compiled (or found in Triton's cache) without launching, then launched like every later call
+            self.direct.keep(self.fn.warmup(*args, grid=grid, **self.kwargs), args)
+            self._refresh()
+            if self.direct(grid, args):
+                return
+        (self.fn[grid] if self.dynamic else self.launch)(*args, **self.kwargs)
 
     def _tune(self, args):
         tensors = [a for a in args if isinstance(a, torch.Tensor)]  # sizes of a dynamic graph are ints

@@ -53,7 +53,7 @@ load_driver(void)
     return 0;
 }
 
-typedef struct {
+typedef struct Kernel {
     PyObject_HEAD
     vectorcallfunc vectorcall;
     CUfunction function;
@@ -66,7 +66,8 @@ typedef struct {
     PyObject *fallback;        /* bound kernels: called with the same arguments when a pointer is misaligned */
     Py_ssize_t n_codes;
     char codes[MAX_PARAMS];
-    unsigned long long hits;   /* launches made */
+    unsigned long long hits;   /* launches made, its bound copies' included */
+    struct Kernel *counter;    /* whose `hits` a launch counts in: itself, or (bound) the kernel it was bound from */
 } Kernel;
 
 static PyTypeObject Kernel_Type;
@@ -270,7 +271,7 @@ Kernel_vectorcall(Kernel *self, PyObject *const *args, size_t nargsf, PyObject *
                      self->name);
         return NULL;
     }
-    self->hits++;
+    self->counter->hits++;
     Py_RETURN_NONE;
 }
 
@@ -313,6 +314,9 @@ Kernel_init(Kernel *self, PyObject *args, PyObject *kwds)
     Py_XSETREF(self->stream_fn, Py_NewRef(stream_fn));
     Py_XSETREF(self->name, Py_NewRef(name));
     self->bound = 0;
+    if (self->counter != NULL && self->counter != self)
+        Py_DECREF(self->counter);  /* __init__ again on a bound copy: it counts in itself from now on */
+    self->counter = self;  /* not a reference: itself */
     self->vectorcall = (vectorcallfunc)Kernel_vectorcall;
     return 0;
 }
@@ -360,13 +364,15 @@ Kernel_bind(Kernel *self, PyObject *args)
     k->n_codes = self->n_codes;
     memcpy(k->codes, self->codes, self->n_codes);
     k->hits = 0;
+    k->counter = self->counter;
+    Py_INCREF(k->counter);  /* a bound copy keeps the kernel it counts in alive */
     return (PyObject *)k;
 }
 
 static PyObject *
 Kernel_get_hits(Kernel *self, void *closure)
 {
-    return PyLong_FromUnsignedLongLong(self->hits);
+    return PyLong_FromUnsignedLongLong(self->counter != NULL ? self->counter->hits : 0);
 }
 
 static PyObject *
@@ -399,6 +405,8 @@ Kernel_dealloc(Kernel *self)
     Py_XDECREF(self->device);
     Py_XDECREF(self->stream_fn);
     Py_XDECREF(self->fallback);
+    if (self->counter != NULL && self->counter != self)
+        Py_DECREF(self->counter);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -410,7 +418,8 @@ static PyMethodDef Kernel_methods[] = {
 };
 
 static PyGetSetDef Kernel_getset[] = {
-    {"hits", (getter)Kernel_get_hits, NULL, "launches made", NULL},
+    {"hits", (getter)Kernel_get_hits, NULL, "launches made (a bound copy's count in the kernel it was bound from)",
+     NULL},
     {"codes", (getter)Kernel_get_codes, NULL, "one code per argument", NULL},
     {NULL},
 };

@@ -103,7 +103,10 @@ def test_an_uninitialized_kernel_raises():
 def test_an_empty_grid_launches_nothing():
     k = _kernel("Pifd")
     assert k(0, 1, 1, torch.zeros(4), 3, 1.5, 2.5) is None and k.hits == 0
-    assert k.bind((4, 0), None)(torch.zeros(4), 3, 1.5, 2.5) is None
+    bound = k.bind((4, 0), None)
+    assert bound(torch.zeros(4), 3, 1.5, 2.5) is None
+    del k  # a bound copy keeps the kernel it counts its launches in
+    assert bound.hits == 0 and "grid bound" in repr(bound)
 
 
 def test_a_misaligned_pointer_goes_to_the_fallback_with_the_same_arguments():
