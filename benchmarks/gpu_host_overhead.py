@@ -74,36 +74,12 @@ def compiled(variant: str, fn):
 def module_pair(fn, inputs):
     """The jit's graph of one call compiled by the Triton backend twice, with the host shortcuts and with
     FRAMEJIT_TRITON_HOST_SHORTCUTS=0 (every op as the graph spells it, `fixed_layout` on every library result,
-    views one by one, launches through the Launcher), as zero-argument calls with the arguments the jit passes:
-    the generated module's own cost, both versions in one process, interleaved (two processes on a noisy host
-    differ by more than what is measured)."""
-    import copy
-    import jit
-    from inductor.backends import triton_backend
-    graphs, args = [], []
-
-    def capture(gm, example_inputs):
-        graphs.append((copy.deepcopy(gm), list(example_inputs)))
-
-        def call(*a):
-            args.append(a)
-            return gm(*a)
-        return call
-    capture.dynamic_sizes = True
-    jit.compile(fn, backend=capture, dynamic=False)(*inputs)
-    jit.reset()  # the variants compile their own entries
-    if len(graphs) != 1:
-        return None
-    (gm, example), = graphs
-    os.environ["FRAMEJIT_CUDA_GRAPHS"] = "0"  # the module's own launches, what the host shortcuts change
-    try:
-        ours = triton_backend(copy.deepcopy(gm), example)
-        os.environ["FRAMEJIT_TRITON_HOST_SHORTCUTS"] = "0"
-        general = triton_backend(copy.deepcopy(gm), example)
-    finally:
-        del os.environ["FRAMEJIT_TRITON_HOST_SHORTCUTS"], os.environ["FRAMEJIT_CUDA_GRAPHS"]
-    a = args[0]
-    return (lambda: ours(*a)), (lambda: general(*a))
+    views one by one, launches through the Launcher), CUDA graphs off in both: the generated module's own cost."""
+    from benchmarks.harness import triton_modules
+    modules = triton_modules(fn, inputs, {"shortcuts": {"FRAMEJIT_CUDA_GRAPHS": "0"},
+                                          "general": {"FRAMEJIT_CUDA_GRAPHS": "0",
+                                                      "FRAMEJIT_TRITON_HOST_SHORTCUTS": "0"}})
+    return None if modules is None else (modules["shortcuts"], modules["general"])
 
 
 def wall_per_call(fn, n: int) -> float:

@@ -3,7 +3,8 @@
   python benchmarks/gpu_suite.py [--dtypes float32,bfloat16] [--out DIR] [--budget SECONDS] [--only NAME,...]
 
 Per workload and dtype: correctness (relative L2 error of each compiled variant against eager in float64),
-median time (triton.testing.do_bench: CUDA events, L2 flushed between runs), speed-up over eager, ratio to
+median time (triton.testing.do_bench: CUDA events, L2 flushed between runs; the three take turns in
+five rounds, `interleaved`), speed-up over eager, ratio to
 torch.compile, GB/s for the memory-bound ones (the fewest bytes: each input read once, each output written
 once), and the first call of each compiled variant (capture + code generation + kernel compilation; both
 compilers start from empty on-disk caches in a fresh temporary directory).
@@ -16,6 +17,7 @@ import argparse
 import json
 import math
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -133,9 +135,18 @@ def first_call(fn, inputs):
     return out, time.perf_counter() - t0
 
 
-def bench(fn, inputs) -> float:
+def interleaved(calls: dict, args=(), rounds: int = 5, rep_ms: int = 30) -> dict:
+    """Median over rounds of each call's median time in ms, each called on `args`. The calls take turns within
+    every round, so a GPU
+    whose clocks drift during the run (a long fp32 GEMM row heats it) slows them alike instead of whichever
+    happened to run last."""
     import triton.testing
-    return triton.testing.do_bench(lambda: fn(*inputs), warmup=25, rep=150, return_mode="median")
+    times = {name: [] for name in calls}
+    for _ in range(rounds):
+        for name, f in calls.items():
+            times[name].append(triton.testing.do_bench(lambda: f(*args), warmup=5, rep=rep_ms,
+                                                       return_mode="median"))
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def run(dtypes, only, budget):
@@ -160,8 +171,7 @@ def run(dtypes, only, budget):
                 out_t, row["compile_torch_s"] = first_call(theirs, inputs)
                 row["err_ours"], row["err_torch"] = rel_error(out_o, ref), rel_error(out_t, ref)
                 del out_o, out_t, ref
-                for key, f in (("eager_ms", fn), ("torch_ms", theirs), ("ours_ms", ours)):
-                    row[key] = bench(f, inputs)
+                row.update(interleaved({"eager_ms": fn, "torch_ms": theirs, "ours_ms": ours}, inputs))
             row["speedup_ours"] = row["eager_ms"] / row["ours_ms"]
             row["speedup_torch"] = row["eager_ms"] / row["torch_ms"]
             row["ours_vs_torch"] = row["torch_ms"] / row["ours_ms"]

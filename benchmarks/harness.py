@@ -125,3 +125,53 @@ def launches(compiled, inputs) -> dict:
                 calls[name] = compiled.launch[name]
                 compiled.launch[name]._refresh()
     return seen
+
+
+def triton_modules(fn, inputs, settings: dict) -> dict | None:
+    """The jit's graph of one call of `fn` compiled by the Triton backend once per entry of `settings` (variant
+    name -> environment variables set while it compiles: the backend reads its switches then), as zero-argument
+    calls with the arguments the jit passes: versions of the generated module side by side in one process (two
+    processes on a noisy host differ by more than what is measured). None if the call is not one graph."""
+    import copy
+    import jit
+    from inductor.backends import triton_backend
+    graphs, args = [], []
+
+    def capture(gm, example_inputs):
+        graphs.append((copy.deepcopy(gm), list(example_inputs)))
+
+        def call(*a):
+            args.append(a)
+            return gm(*a)
+        return call
+    capture.dynamic_sizes = True
+    jit.compile(fn, backend=capture, dynamic=False)(*inputs)
+    jit.reset()  # the variants compile their own entries
+    if len(graphs) != 1:
+        return None
+    (gm, example), = graphs
+    a = args[0]
+    out = {}
+    for name, env in settings.items():
+        with _environment(env):
+            module = triton_backend(copy.deepcopy(gm), example)
+        out[name] = lambda module=module: module(*a)
+    return out
+
+
+class _environment:
+    """Environment variables set inside the block, restored after it."""
+
+    def __init__(self, env: dict):
+        self.env, self.saved = env, {}
+
+    def __enter__(self):
+        self.saved = {k: os.environ.get(k) for k in self.env}
+        os.environ.update(self.env)
+
+    def __exit__(self, *exc):
+        for k, v in self.saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

@@ -27,6 +27,7 @@ from .triton_launch import pow2
 from .ir import Const, ExternKernel, Kernel, Load, Op, View
 from .triton_codegen import TL, NARROW, ops_in, reduces_in
 from .triton_ops import BINARY, UNARY
+from .triton_side_outputs import readers_of
 
 log = logging.getLogger("jit.inductor.triton")
 FLOAT_OPS = set(UNARY) - {"isnan", "logical_not", "floor", "ceil", "round", "trunc", "sign", "bitwise_not"}
@@ -63,7 +64,7 @@ def _leaves(e, out: list):
 
 def find_candidates(plan: list, layouts: dict, returned: set) -> dict:
     """{index of the epilogue kernel in plan: (index of the library call, Candidate)}."""
-    from .triton_module import meta_view, readers_of, view_base  # triton_module imports this module
+    from .triton_module import meta_view, view_base  # triton_module imports this module
     readers = readers_of(plan)
     found = {}
     for i, ext in enumerate(plan):

@@ -25,8 +25,8 @@ from graph.symbolic_sizes import SymInt
 from .lowering import input_sizes
 from .ir import (Const, ExternKernel, FallbackKernel, Item, Kernel, Layout, Load, LoweredGraph, Operand, View,
                  contiguous_strides, dense, rebuild)
-from . import triton_matmul, triton_twins
-from .triton_codegen import KernelSource, KernelWriter, loads_in, ops_in, reduces_in, supported
+from . import triton_matmul, triton_residual, triton_twins
+from .triton_codegen import KernelSource, KernelWriter, loads_in, ops_in, supported
 from .triton_runtime import host_shortcuts
 
 log = logging.getLogger("jit.inductor.triton")
@@ -160,6 +160,8 @@ def _extern_call(k: ExternKernel, operand=torch_view, shortcuts: bool = True) ->
         scale = "" if shortcuts and _unit(p["beta"]) and _unit(p["alpha"]) else \
             f", beta={p['beta']!r}, alpha={p['alpha']!r}"
         return f"torch.addmm({a[0]}, {a[1]}, {a[2]}{scale})"
+    if k.kind == "addmm_into":  # triton_residual.py: the product added into the first operand, in place
+        return f"{a[0]}.addmm_({a[1]}, {a[2]})"
     if k.kind == "embedding":
         return f"torch.nn.functional.embedding({a[1]}, {a[0]})"
     if k.kind == "sdpa":
@@ -258,66 +260,6 @@ def _check_dtypes(k: Kernel, layouts: dict) -> None:
     for dtype in bufs:
         if not supported(dtype):
             raise NotImplementedError(f"dtype {str(dtype).replace('torch.', '')} has no Triton type")
-
-
-def _inline(e, buf, value, memo):
-    """e with every Load of `buf` replaced by the expression `value` (shared, so it is computed once)."""
-    return rebuild(e, lambda n: value if isinstance(n, Load) and n.buf == buf else None, memo)
-
-
-def readers_of(kernels: list) -> dict:
-    """buffer -> indices of the kernels reading it (a kernel folded away, ("allocate", k), reads nothing)."""
-    readers: dict = {}
-    for i, k in enumerate(kernels):
-        if isinstance(k, tuple):
-            continue
-        args = k.inputs if isinstance(k, FallbackKernel) else k.args if isinstance(k, ExternKernel) else [k.expr]
-        for a in args:
-            for buf in loads_in(a):
-                readers.setdefault(buf, []).append(i)
-    return readers
-
-
-def merge_side_outputs(kernels: list, layouts: dict) -> list:
-    """A pointwise kernel whose buffer's first reader is a later generated kernel walking exactly its shape is
-    folded into that kernel as a second output: rmsnorm(x + r) returning x + r, a residual add feeding the next
-    layer_norm. The consumer computes the value once in registers and stores it too: one read of x and r instead
-    of a write and a read back. Readers after the first (the next residual add, a graph output) read the stored
-    buffer, which the merged kernel has written by then (torch.compile fuses a GPT's residual adds the same way).
-    Only where the consumer walks exactly the producer's shape, so each element is stored once."""
-    readers = readers_of(kernels)
-    out, dropped = list(kernels), set()
-    for i in range(len(out)):
-        a = out[i]  # a kernel merged into earlier (it has side outputs) is not folded on
-        if not isinstance(a, Kernel) or a.is_view or reduces_in(a.expr) or \
-                getattr(a, "side_outputs", None) or any(s == 0 for s in a.out.layout.shape):
-            continue
-        j = min(readers.get(a.out.name, ()), default=i)
-        if j <= i:
-            continue
-        b = out[j]
-        if not isinstance(b, Kernel) or b.is_view:
-            continue
-        probe = KernelWriter(b, layouts, "probe")
-        try:
-            probe.plan()
-        except (NotImplementedError, KeyError):  # KeyError: reads a fallback's tuple item, laid out later
-            continue
-        full = probe.signature[0] if probe.case == "full" else tuple(b.out.layout.shape) \
-            if probe.case == "pointwise" else None
-        if full != tuple(a.out.layout.shape):
-            continue
-        merged = Kernel(b.out, _inline(b.expr, a.out.name, a.expr, {}), a.source + b.source, b.is_view)
-        merged.side_outputs = list(getattr(b, "side_outputs", [])) + [(a.out, a.expr)]
-        try:  # both generate alone; merged, a failure would take both to torch (triton_fallback.py)
-            KernelWriter(merged, layouts, "probe").generate()
-        except (NotImplementedError, KeyError):
-            continue
-        out[j] = merged
-        dropped.add(i)
-        for buf in loads_in(a.expr):  # a's inputs are now read by the merged kernel
-            readers[buf] = [j if r == i else r for r in readers.get(buf, [])]
-    return [k if i not in dropped else ("allocate", k) for i, k in enumerate(out)]
 
 
 def same_strides(shape, a, b) -> bool:
@@ -534,7 +476,8 @@ def _generate(lg: LoweredGraph, used: set, sizes: dict, size_names: dict):
             host.append(f"    {name} = fixed_layout({item.buf}[{item.index}], {stride!r})")
 
     returned = {b for o in lg.outputs if isinstance(o, (Load, View, Item)) for b in loads_in(o)}
-    plan = merge_side_outputs([_with_items(k, items, memo) for k in lg.kernels], _all_layouts(lg))
+    plan = triton_residual.plan_residuals([_with_items(k, items, memo) for k in lg.kernels], _all_layouts(lg),
+                                          returned, lambda base: _fresh(base, used))
     # a fused Triton matmul launches with its sizes as numbers: with dynamic sizes, the library call + epilogue
     fused = {} if sizes else triton_matmul.find_candidates(plan, _all_layouts(lg), returned)
     library_calls = {i for i, _ in fused.values()}
@@ -567,7 +510,11 @@ def _generate(lg: LoweredGraph, used: set, sizes: dict, size_names: dict):
             emit_items()
             layouts[out] = k.out.layout
             call = _extern_call(k, operand, shortcuts)
-            if out in fresh:  # its layout follows from its sizes, as probed: nothing to check per call
+            if k.kind == "addmm_into":  # the sum is the addend's buffer, now holding it
+                exact.add(out)
+                host.append(f"    {call}  # {k.source[-1]}")
+                host.append(f"    {out} = {view_base(k.args[0]).buf}")
+            elif out in fresh:  # its layout follows from its sizes, as probed: nothing to check per call
                 exact.add(out)
                 host.append(f"    {out} = {call}  # {k.source[-1]}")
             else:

@@ -120,7 +120,8 @@ def _compile_capturing(model):
 
 def test_rotary_block_generates_kernels_around_complex_ops(fresh_jit):
     """Rotary embeddings as complex numbers (benchmarks/models/rotary.py): the complex ops of q and k run in
-    torch, both layer norms, the residual sums and the matmul epilogues stay generated."""
+    torch, both layer norms, the first residual sum and the matmul epilogues stay generated; the last residual
+    sum is added by its matmul in place (triton_residual.py)."""
     from benchmarks.models.rotary import RotaryBlock, rotary_freqs
     torch.manual_seed(0)
     model = RotaryBlock(n_head=2, head_dim=8).to(DEVICE).eval()
@@ -133,7 +134,7 @@ def test_rotary_block_generates_kernels_around_complex_ops(fresh_jit):
     assert [f.split(" ")[0] for f in _fallbacks(fn)] == ["torch.view_as_complex", "aten.mul.Tensor",
                                                           "torch.view_as_real"] * 2
     assert "def red_fused_sum_div_sub_mul(" in fn.source and "def red_fused_add_sum_div_sub(" in fn.source
-    assert _kernels(fn) - fn.source.count("\n@triton.jit\ndef mm_") >= 4
+    assert _kernels(fn) - fn.source.count("\n@triton.jit\ndef mm_") >= 3 and ".addmm_(" in fn.source
 
 
 def test_gpt_with_one_op_in_torch(fresh_jit, monkeypatch):
