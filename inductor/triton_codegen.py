@@ -168,7 +168,8 @@ class KernelWriter:
         return tile + ([rgroup] if rgroup is not None else [])
 
     def _widest(self) -> int:
-        return max([self.layouts[b].dtype.itemsize for b in loads_in(self.kernel.expr)] + [4])
+        """The widest element the kernel loads, in bytes (4 where it loads nothing)."""
+        return max([self.layouts[b].dtype.itemsize for b in loads_in(self.kernel.expr)], default=4)
 
     def numels(self):
         x = math.prod(self.xgroup.sizes)
