@@ -36,12 +36,13 @@ def _device(example_inputs):
 
 
 def compile_triton(gm: torch.fx.GraphModule, example_inputs: list, autotune=None):
-    generated = generate_triton(gm, example_inputs)
+    generated = generate_triton(gm, example_inputs, autotune_enabled() if autotune is None else autotune)
     return None if generated is None else load_triton(gm, generated, autotune)
 
 
-def generate_triton(gm: torch.fx.GraphModule, example_inputs: list):
-    """Lower and generate the module's source: (lowered, source, kernels, device, seconds), or None."""
+def generate_triton(gm: torch.fx.GraphModule, example_inputs: list, autotune: bool = False):
+    """Lower and generate the module's source: (lowered, source, kernels, device, seconds), or None. `autotune`:
+    the module will time its choices (fused Triton matmul call sites are generated for it)."""
     if not all(isinstance(x, torch.Tensor) for x in example_inputs):
         log.info("Triton backend runs this graph as is: a non-tensor input")
         return None  # inputs of a dtype with no Triton type are fine: only torch fallbacks read them
@@ -53,7 +54,7 @@ def generate_triton(gm: torch.fx.GraphModule, example_inputs: list):
     try:
         rewrite_half_norms(gm)
         rewrite_causal_attention(gm, example_inputs)  # naive softmax(q k^T) v -> one fused SDPA call
-        lowered, source, kernels = generate_with_fallbacks(gm, example_inputs)
+        lowered, source, kernels = generate_with_fallbacks(gm, example_inputs, autotune)
     except NotImplementedError as e:
         stats["fallback_graphs"] += 1
         log.info("Triton backend runs this graph as is: %s", e)

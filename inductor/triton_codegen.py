@@ -239,7 +239,8 @@ class KernelWriter:
             config = triton_launch.heuristic(mode, xnumel, rnumel, self._widest(), ynumel=ynumel)
         else:
             config = triton_launch.heuristic(mode, xnumel, rnumel, self._widest())
-        params = self.params + [self.kernel.out.name] + [b.name for b, _ in getattr(self.kernel, "side_outputs", ())]
+        stores = [self.kernel.out.name] + [b.name for b, _ in getattr(self.kernel, "side_outputs", ())]
+        params = self.params + [b for b in stores if b not in self.params]  # an output over an input: one pointer
         sig = ", ".join([f"{p}_ptr" for p in params] + list(sizes.params.values()))
         consts = ", ".join(f"{block}: tl.constexpr" for _, block, _ in self.axes)
         lines = ["@triton.jit", f"def {self.name}({sig}, {consts}):"]
@@ -288,9 +289,11 @@ class KernelWriter:
         return f"{buf}_ptr"
 
     def store(self, scope, rgroup, coords):
-        self.store_one(scope, rgroup, coords, self.kernel.out, self.kernel.expr)
+        # the kernel's own output last: where it is written over an input (triton_module's in-place outputs),
+        # every value that reads the input is loaded before it
         for buf, expr in getattr(self.kernel, "side_outputs", ()):
             self.store_one(scope, rgroup, coords, buf, expr)
+        self.store_one(scope, rgroup, coords, self.kernel.out, self.kernel.expr)
 
     def store_one(self, scope, rgroup, coords, out, expr):
         v = self.value(expr, coords, scope, rgroup, None)

@@ -54,7 +54,7 @@ def forced_by_env(graph: torch.fx.Graph) -> dict:
     return found
 
 
-def generate_with_fallbacks(gm: torch.fx.GraphModule, example_inputs: list):
+def generate_with_fallbacks(gm: torch.fx.GraphModule, example_inputs: list, autotune: bool = False):
     """(LoweredGraph, module source, [KernelSource]) with every kernel the code generator rejects split or run in
     torch; NotImplementedError where that does not converge."""
     forced = forced_by_env(gm.graph)
@@ -75,7 +75,7 @@ def generate_with_fallbacks(gm: torch.fx.GraphModule, example_inputs: list):
         lowered.kernels = kernels
         probe_extern_layouts(lowered, example_inputs, gm)  # library results' real strides, not meta's
         try:
-            source, generated = generate(lowered)
+            source, generated = generate(lowered, autotune)
         except UnsupportedKernels as e:
             failures += [([origin[b] for b in bufs if b in origin], why) for bufs, why in e.failures]
         if not failures:

@@ -268,6 +268,13 @@ def configs(m: int, n: int, k: int, itemsize: int) -> list:
     return out or [{"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 32, "GROUP_M": 8, "num_warps": 4, "num_stages": 2}]
 
 
+def sites_wanted(autotune: bool) -> bool:
+    """Whether generated modules hold both paths per call site: only when a choice can pick the Triton matmul
+    (timing, or FRAMEJIT_TRITON_MM=1). Otherwise the library call and its epilogue kernel are plain code, with no
+    per-call dispatch, and the epilogue may write over the product (triton_module's in-place outputs)."""
+    return autotune or os.environ.get("FRAMEJIT_TRITON_MM") == "1"
+
+
 def heuristic(m: int, n: int, k: int, dtype: torch.dtype) -> bool:
     """Whether the fused Triton matmul runs without timing (FRAMEJIT_TRITON_MM=1/0 forces either way).
 

@@ -23,9 +23,10 @@ from graph.symbolic_shapes import layout_strides
 from graph.symbolic_sizes import SymInt
 
 from .lowering import input_sizes
-from .ir import (Const, ExternKernel, FallbackKernel, Item, Kernel, Layout, Load, LoweredGraph, Operand, View,
-                 contiguous_strides, dense, rebuild)
+from .ir import (Buffer, Const, ExternKernel, FallbackKernel, Item, Kernel, Layout, Load, LoweredGraph, Op, Operand,
+                 Reduce, View, contiguous_strides, dense, rebuild)
 from . import triton_matmul, triton_residual, triton_twins
+from .triton_side_outputs import readers_of
 from .triton_codegen import KernelSource, KernelWriter, loads_in, ops_in, supported
 from .triton_runtime import host_shortcuts
 
@@ -262,6 +263,33 @@ def _check_dtypes(k: Kernel, layouts: dict) -> None:
             raise NotImplementedError(f"dtype {str(dtype).replace('torch.', '')} has no Triton type")
 
 
+def _reads_in_place(trees: list, d: str, d_layout: Layout, out: Layout) -> bool:
+    """Every read of buffer `d` in the kernel's trees is of the element the kernel stores at the same place
+    (d as the output's shape, directly with the output's layout or through reshapes with both contiguous), and d
+    has the output's dtype: then each program reads its elements of d before it overwrites them, and no other
+    program reads them, so the output can be written over d."""
+    if d_layout.dtype != out.dtype:
+        return False
+    contiguous = lambda lay: tuple(lay.strides) == contiguous_strides(lay.shape)
+    memo: dict = {}
+
+    def ok(e) -> bool:
+        if id(e) in memo:
+            return memo[id(e)]
+        base = e
+        while isinstance(base, View) and base.kind in ("reshape", "identity"):
+            base = base.arg
+        if isinstance(base, Load) and base.buf == d:
+            same = tuple(d_layout.shape) == tuple(out.shape) and tuple(d_layout.strides) == tuple(out.strides)
+            result = tuple(e.shape) == tuple(out.shape) and (same or contiguous(d_layout) and contiguous(out))
+        else:
+            children = [e.arg] if isinstance(e, (View, Reduce)) else e.args if isinstance(e, Op) else []
+            result = all(ok(c) for c in children)
+        memo[id(e)] = result
+        return result
+    return all(ok(t) for t in trees)
+
+
 def same_strides(shape, a, b) -> bool:
     """Equal strides, dims of size 1 aside (their stride never moves an address)."""
     return all(x == y or n == 1 for x, y, n in zip(a, b, shape))
@@ -441,7 +469,7 @@ def _meta_view(e, base):
     raise NotImplementedError(e.kind)
 
 
-def generate(lg: LoweredGraph):
+def generate(lg: LoweredGraph, autotune: bool = False):
     """(module source, [KernelSource]) for a lowered graph. Dynamic sizes (SymInts) are read from the inputs at
     the top of `call` (`s0 = x.shape[1]`); host code uses them by name, kernels get them as arguments."""
     used = {b.name for b in lg.inputs} | {k.out.name for k in lg.kernels} | {"call", "torch", "triton", "tl", "h",
@@ -450,10 +478,10 @@ def generate(lg: LoweredGraph):
     names = {sym: sym if sym not in used else f"size_{sym}" for sym in sizes}
     used |= set(names.values())
     with symbolic_sizes.rendering(symbolic_sizes.NameRenderer(names.get)):
-        return _generate(lg, used, sizes, names)
+        return _generate(lg, used, sizes, names, autotune)
 
 
-def _generate(lg: LoweredGraph, used: set, sizes: dict, size_names: dict):
+def _generate(lg: LoweredGraph, used: set, sizes: dict, size_names: dict, autotune: bool):
     layouts = {b.name: b.layout for b in lg.inputs}
     hints = _hints(sizes, lg)
     kernels, body, host, failures = [], [], [], []
@@ -479,20 +507,25 @@ def _generate(lg: LoweredGraph, used: set, sizes: dict, size_names: dict):
     plan = triton_residual.plan_residuals([_with_items(k, items, memo) for k in lg.kernels], _all_layouts(lg),
                                           returned, lambda base: _fresh(base, used))
     # a fused Triton matmul launches with its sizes as numbers: with dynamic sizes, the library call + epilogue
-    fused = {} if sizes else triton_matmul.find_candidates(plan, _all_layouts(lg), returned)
+    fused = {} if sizes or not triton_matmul.sites_wanted(autotune) else \
+        triton_matmul.find_candidates(plan, _all_layouts(lg), returned)
     library_calls = {i for i, _ in fused.values()}
+    last_reader = {buf: max(ids) for buf, ids in readers_of(plan).items()}
+    owned: set = set()  # buffers whose memory no other name (view, alias, fallback result) can reach
 
-    def emit(k, allocate=True):
+    def emit(k, idx=None, allocate=True):
         if isinstance(k, tuple):  # folded into a later kernel as a side output: only its buffer is allocated
             lay = k[1].out.layout
             layouts[k[1].out.name] = lay
             exact.add(k[1].out.name)
+            owned.add(k[1].out.name)
             host.append(f"    {k[1].out.name} = torch.empty_strided({tuple(lay.shape)!r}, {tuple(lay.strides)!r}, "
                         f"dtype={lay.dtype}, device=device)  # written by a later kernel")
             return
         out = k.out.name
         if isinstance(k, FallbackKernel):
             ops = []
+            owned.difference_update(b for a in k.inputs for b in loads_in(a))  # its result may view them
             for a in k.inputs:
                 a = _replace_items(a, items, memo)
                 emit_items()
@@ -512,10 +545,15 @@ def _generate(lg: LoweredGraph, used: set, sizes: dict, size_names: dict):
             call = _extern_call(k, operand, shortcuts)
             if k.kind == "addmm_into":  # the sum is the addend's buffer, now holding it
                 exact.add(out)
+                acc = view_base(k.args[0]).buf
                 host.append(f"    {call}  # {k.source[-1]}")
-                host.append(f"    {out} = {view_base(k.args[0]).buf}")
+                host.append(f"    {out} = {acc}")
+                if acc in owned:
+                    owned.discard(acc)
+                    owned.add(out)
             elif out in fresh:  # its layout follows from its sizes, as probed: nothing to check per call
                 exact.add(out)
+                owned.add(out)
                 host.append(f"    {out} = {call}  # {k.source[-1]}")
             else:
                 host.append(f"    {out} = fixed_layout({call}, {tuple(k.out.layout.strides)!r})  # {k.source[-1]}")
@@ -524,21 +562,30 @@ def _generate(lg: LoweredGraph, used: set, sizes: dict, size_names: dict):
         emit_items()
         layouts[out] = k.out.layout
         if k.is_view:
+            owned.difference_update(loads_in(expr))
             host.append(f"    {out} = {torch_view(expr)}  # a view: {k.source[-1]}")
             return
         view = _pure_copy_view(k, expr, layouts, returned)
         if view is not None:
+            owned.difference_update(loads_in(expr))
             host.append(f"    {out} = {view}  # a copy into the layout it already has: a view ({k.source[-1]})")
             return
         lay = k.out.layout
         exact.add(out)  # allocated here, or by the fused matmul call site below
-        if allocate:
+        side = getattr(k, "side_outputs", [])
+        over = None if idx is None else next(
+            (d for d in loads_in(expr) if d in owned and d not in returned and last_reader.get(d) == idx and
+             _reads_in_place([expr] + [e for _, e in side], d, layouts[d], lay)), None)
+        if over is not None:  # its memory, read for the last time here, takes the result
+            owned.discard(over)
+        elif allocate:
             host.append(f"    {out} = torch.empty_strided({tuple(lay.shape)!r}, {tuple(lay.strides)!r}, "
                         f"dtype={lay.dtype}, device=device)")
+        owned.add(out)
         if any(s == 0 for s in lay.shape):
             return
-        k2 = Kernel(k.out, expr, k.source, k.is_view)
-        k2.side_outputs = getattr(k, "side_outputs", [])
+        k2 = Kernel(k.out if over is None else Buffer(over, lay), expr, k.source, k.is_view)
+        k2.side_outputs = side
         try:
             _check_dtypes(k2, layouts)
             writer = KernelWriter(k2, layouts, "pending")
@@ -557,12 +604,16 @@ def _generate(lg: LoweredGraph, used: set, sizes: dict, size_names: dict):
         sites[first.name][1] += 1
         size_args = [e.code(size_names.get) for _, e in ks.sizes]  # each kernel size, computed from the inputs'
         host.append(f"    launch[{first.name!r}]({', '.join(ks.params + size_args)})")
+        if over is not None:
+            same = tuple(layouts[over].shape) == tuple(lay.shape)
+            host.append(f"    {out} = {over if same else f'{over}.view({tuple(lay.shape)!r})'}  # written over {over}, "
+                        f"read for the last time by this kernel")
 
     for idx, k in enumerate(plan):
         if idx in library_calls:
             continue  # emitted with its epilogue below
         if idx not in fused:
-            emit(k)
+            emit(k, idx)
             continue
         # a library matmul and its epilogue kernel, or one Triton matmul with the epilogue fused: chosen per call site
         ext, cand = plan[fused[idx][0]], fused[idx][1]
@@ -576,7 +627,7 @@ def _generate(lg: LoweredGraph, used: set, sizes: dict, size_names: dict):
         mark = len(host)
         emit(ExternKernel(ext.out, ext.kind, ext.args[:-2] + [Load(v, x.shape, x.dtype) for v, x in
                                                              zip((a, b), ext.args[-2:])], ext.params, ext.source))
-        emit(k, allocate=False)
+        emit(k, allocate=False)  # no in-place output: the Triton path writes the buffer allocated above
         inner = host[mark:]
         del host[mark:]
         host.append(f"    def library_{name}():  # the library call, then the epilogue kernel")
