@@ -93,7 +93,7 @@ class KernelSource:
     """What the host code needs to launch one generated kernel."""
     name: str
     source: str
-    params: list          # buffer names in argument order (the output last)
+    params: list          # buffer names in argument order (outputs last, but one written over an input is that input)
     out: str
     xnumel: int
     rnumel: int
@@ -102,6 +102,7 @@ class KernelSource:
     comment: list
     sizes: list = None    # (parameter, Expr) for each size argument, after the buffers
     ynumel: int = 1       # a tiled kernel's axis-0 elements (grid axis 0); xnumel is its axis 1
+    in_place: bool = False  # the output is written over an input it reads (`out` is that input's parameter)
 
 
 class KernelWriter:
@@ -251,7 +252,8 @@ class KernelWriter:
                          f"columns along dims {tiling.xdims} (the output is)")
         lines += [f"    {line}" for line in t.lines]
         return KernelSource(self.name, "\n".join(lines) + "\n", params, self.kernel.out.name, xnumel,
-                            rnumel, mode, config, list(self.kernel.source), ynumel=ynumel)
+                            rnumel, mode, config, list(self.kernel.source), ynumel=ynumel,
+                            in_place=self.kernel.out.name in self.params)
 
     def full_coords(self, xc, rc) -> tuple:
         shape, axes = self.signature

@@ -50,3 +50,15 @@ def test_not_where_the_buffer_lives_on_or_is_read_elsewhere():
     ]
     for f in cases:
         assert _over(check_fn(f, x, w, tol=TOL)) == []
+
+
+def test_autotuning_times_an_in_place_kernel_on_a_copy(tmp_path, monkeypatch):
+    """Timing runs a kernel many times: one that writes over its input must not feed its output back in."""
+    monkeypatch.setenv("FRAMEJIT_CACHE_DIR", str(tmp_path))  # no tuned configs from another test
+    x, w = _mats()
+    g = torch.randn(12, 24)
+
+    def f(x, w, g):
+        h = g + x @ w
+        return F.layer_norm(h, (24,)), h * 2
+    assert _over(check_fn(f, x, w, g, tol=TOL, autotune=True)) == ["mm_default", "add_tensor"]
