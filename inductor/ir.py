@@ -181,6 +181,27 @@ class LoweredGraph:
         return lambda outs: tree_unflatten(outs, spec)
 
 
+def view_base(e):
+    """The operand under a chain of views."""
+    while isinstance(e, View):
+        e = e.arg
+    return e
+
+
+def reshape_only(e, buf: str) -> bool:
+    """`e` is buffer `buf` under reshapes alone: its elements in buf's order."""
+    while isinstance(e, View):
+        if e.kind not in ("reshape", "identity"):
+            return False
+        e = e.arg
+    return isinstance(e, Load) and e.buf == buf
+
+
+def static_shape(shape) -> bool:
+    """No dynamic size in `shape` (a SymInt is an int subclass)."""
+    return all(type(s) is int for s in shape)
+
+
 def rebuild(e, swap, memo: dict | None = None):
     """The tree with each node for which `swap(node)` returns a replacement swapped for it. Views, reductions
     and ops whose operands changed are copied; everything else, and subtrees shared between operands, stay

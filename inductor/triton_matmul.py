@@ -24,7 +24,7 @@ import torch
 
 from . import triton_launch
 from .triton_launch import pow2
-from .ir import Const, ExternKernel, Kernel, Load, Op, View
+from .ir import Const, ExternKernel, Kernel, Load, Op, View, reshape_only, view_base
 from .triton_codegen import TL, NARROW, ops_in, reduces_in
 from .triton_ops import BINARY, UNARY
 from .triton_side_outputs import readers_of
@@ -36,14 +36,6 @@ ARITH = {"add", "sub", "mul", "div"}
 
 
 # ---- which library calls can take their epilogue ----------------------------------------------------------------
-def _reshape_only(e, buf: str) -> bool:
-    while isinstance(e, View):
-        if e.kind not in ("reshape", "identity"):
-            return False
-        e = e.arg
-    return isinstance(e, Load) and e.buf == buf
-
-
 class Candidate:
     """A library mm/addmm (`extern`) and the pointwise kernel reading its product (`epilogue`)."""
 
@@ -64,7 +56,7 @@ def _leaves(e, out: list):
 
 def find_candidates(plan: list, layouts: dict, returned: set) -> dict:
     """{index of the epilogue kernel in plan: (index of the library call, Candidate)}."""
-    from .triton_module import meta_view, view_base  # triton_module imports this module
+    from .triton_module import meta_view  # triton_module imports this module
     readers = readers_of(plan)
     found = {}
     for i, ext in enumerate(plan):
@@ -96,7 +88,7 @@ def find_candidates(plan: list, layouts: dict, returned: set) -> dict:
             for leaf in leaves:
                 base = view_base(leaf)
                 if base.buf == name:
-                    if not _reshape_only(leaf, name) or tuple(leaf.shape) != shape:
+                    if not reshape_only(leaf, name) or tuple(leaf.shape) != shape:
                         raise NotImplementedError("the product is read other than whole")
                     continue
                 t = meta_view(leaf, layouts).expand(shape)  # operands broadcast as torch's do (or raise)

@@ -24,7 +24,7 @@ from graph.symbolic_sizes import SymInt
 
 from .lowering import input_sizes
 from .ir import (Buffer, Const, ExternKernel, FallbackKernel, Item, Kernel, Layout, Load, LoweredGraph, Op, Operand,
-                 Reduce, View, contiguous_strides, dense, rebuild)
+                 Reduce, View, contiguous_strides, dense, rebuild, static_shape, view_base)
 from . import triton_matmul, triton_residual, triton_twins
 from .triton_side_outputs import readers_of
 from .triton_codegen import KernelSource, KernelWriter, loads_in, ops_in, supported
@@ -359,7 +359,7 @@ def probe_extern_layouts(lg: LoweredGraph, example_inputs: list, gm) -> int:
             k.out.layout = Layout(tuple(lay.shape), layout_strides(tuple(lay.shape), stride), lay.dtype)
             layouts[k.out.name] = k.out.layout
             changed += 1
-        if isinstance(k, ExternKernel) and k.kind in FRESH_RESULTS and _static(lay.shape) and \
+        if isinstance(k, ExternKernel) and k.kind in FRESH_RESULTS and static_shape(lay.shape) and \
                 tuple(got.shape) == shape and got.dtype == lay.dtype and got.storage_offset() == 0 and \
                 stride == tuple(k.out.layout.strides):
             lg.exact_layouts.add(k.out.name)
@@ -373,10 +373,6 @@ def probe_extern_layouts(lg: LoweredGraph, example_inputs: list, gm) -> int:
 # Not SDPA (its backend, and so its output's memory order, follows the inputs' alignment and the user's
 # `sdpa_kernel` settings at run time), convolutions (the inputs' memory format) or torch fallbacks.
 FRESH_RESULTS = ("matmul", "addmm", "embedding")
-
-
-def _static(shape) -> bool:
-    return all(type(s) is int for s in shape)  # a SymInt is an int subclass: a dynamic size
 
 
 def _has_symbols(params) -> bool:
@@ -411,13 +407,6 @@ def _pure_copy_view(k: Kernel, expr, layouts: dict, outputs: set):
     return torch_view(expr)
 
 
-def view_base(e):
-    """The operand under a chain of views."""
-    while isinstance(e, View):
-        e = e.arg
-    return e
-
-
 def meta_view(e, layouts: dict):
     """The view chain `e` applied to a meta tensor laid out as the buffer it views (`_meta_view`)."""
     lay = layouts[view_base(e).buf]
@@ -430,13 +419,13 @@ def strided_operand(e, layouts: dict, exact: set) -> str:
     `as_strided` to the sizes, strides and offset the chain ends at, computed here on a meta tensor: one torch
     call instead of one per view (an attention's q, k and v slices of the qkv product took four each), and the
     same tensor. Anything else stays the chain."""
-    base, views, static = e, 0, _static(e.shape)
+    base, views, static = e, 0, static_shape(e.shape)
     while isinstance(base, View):
         views += base.kind != "identity"
         static = static and not _has_symbols(base.params)
         base = base.arg
     if views < 2 or not static or not isinstance(base, Load) or base.buf not in exact or \
-            not _static(layouts[base.buf].shape):
+            not static_shape(layouts[base.buf].shape):
         return torch_view(e)
     try:
         t = meta_view(e, layouts)

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 
 import torch
 
-from .ir import Buffer, Const, ExternKernel, Kernel, Load, Op, View, contiguous_strides
+from .ir import (Buffer, Const, ExternKernel, Kernel, Load, Op, View, contiguous_strides, reshape_only, static_shape,
+                 view_base)
 from .triton_codegen import loads_in, reduces_in
-from .triton_matmul import _reshape_only
 from .triton_side_outputs import (drop_dead_side_outputs, hoist, kernel_loads, merge_side_outputs, readers_of,
                                   side_outputs)
 
@@ -52,22 +52,12 @@ def _terms(e, shape: tuple, dtype) -> list:
     return [e]
 
 
-def _static(shape) -> bool:
-    return all(type(s) is int for s in shape)  # a SymInt (dynamic size) is an int subclass
-
-
-def _view_base(e):
-    while isinstance(e, View):
-        e = e.arg
-    return e
-
-
 def _product_fits(g: ExternKernel, shape: tuple, dtype) -> bool:
     """The library call is a 2-D product (plus a bias row) laid out as the sum's output, element for element."""
     lay = g.out.layout
     if len(lay.shape) != 2 or lay.dtype != dtype or tuple(lay.strides) != contiguous_strides(lay.shape) or \
             math.prod(lay.shape) != math.prod(shape) or any(len(a.shape) != 2 for a in g.args[-2:]) or \
-            not all(isinstance(_view_base(a), Load) for a in g.args):
+            not all(isinstance(view_base(a), Load) for a in g.args):
         return False
     if g.kind == "matmul":
         return True
@@ -88,12 +78,12 @@ def find(plan: list, returned: set, fresh) -> list:
             continue
         lay = k.out.layout
         shape = tuple(lay.shape)
-        if lay.dtype not in FLOATS or not _static(shape) or tuple(lay.strides) != contiguous_strides(shape):
+        if lay.dtype not in FLOATS or not static_shape(shape) or tuple(lay.strides) != contiguous_strides(shape):
             continue
         terms = _terms(k.expr, shape, lay.dtype)
         for t in terms:
-            buf = _view_base(t).buf if isinstance(_view_base(t), Load) else None
-            if buf not in gemms or buf in returned or readers.get(buf) != [i] or not _reshape_only(t, buf) or \
+            buf = view_base(t).buf if isinstance(view_base(t), Load) else None
+            if buf not in gemms or buf in returned or readers.get(buf) != [i] or not reshape_only(t, buf) or \
                     tuple(t.shape) != shape or not _product_fits(plan[gemms[buf]], shape, lay.dtype):
                 continue
             rest = [u for u in terms if u is not t]
