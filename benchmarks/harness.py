@@ -133,6 +133,7 @@ def triton_modules(fn, inputs, settings: dict) -> dict | None:
     calls with the arguments the jit passes: versions of the generated module side by side in one process (two
     processes on a noisy host differ by more than what is measured). None if the call is not one graph."""
     import copy
+    from unittest import mock
     import jit
     from inductor.backends import triton_backend
     graphs, args = [], []
@@ -153,25 +154,7 @@ def triton_modules(fn, inputs, settings: dict) -> dict | None:
     a = args[0]
     out = {}
     for name, env in settings.items():
-        with _environment(env):
+        with mock.patch.dict(os.environ, env):
             module = triton_backend(copy.deepcopy(gm), example)
         out[name] = lambda module=module: module(*a)
     return out
-
-
-class _environment:
-    """Environment variables set inside the block, restored after it."""
-
-    def __init__(self, env: dict):
-        self.env, self.saved = env, {}
-
-    def __enter__(self):
-        self.saved = {k: os.environ.get(k) for k in self.env}
-        os.environ.update(self.env)
-
-    def __exit__(self, *exc):
-        for k, v in self.saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v

@@ -5,6 +5,7 @@ reduction kernel is an expression tree: `Load` reads a buffer, `View` re-indexes
 broadcast, slice, select... are index arithmetic, which NumPy expresses as zero-copy strided views), `Op` is one
 elementwise operation, `Reduce` folds axes. Fusion is simply a producer's tree being inlined into its consumer's
 tree instead of being stored to a buffer (see scheduler.py)."""
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -21,6 +22,11 @@ class Layout:
     @staticmethod
     def of(t: torch.Tensor) -> "Layout":
         return Layout(tuple(t.shape), tuple(t.stride()), t.dtype)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of its elements (a dense buffer's size)."""
+        return math.prod(self.shape) * self.dtype.itemsize
 
 
 def dense(shape, strides) -> bool:
@@ -195,6 +201,11 @@ def reshape_only(e, buf: str) -> bool:
             return False
         e = e.arg
     return isinstance(e, Load) and e.buf == buf
+
+
+def unit(v) -> bool:
+    """The int 1: addmm's default beta and alpha (1.0 is not: it is an error with integer tensors)."""
+    return type(v) is int and v == 1
 
 
 def static_shape(shape) -> bool:

@@ -24,7 +24,7 @@ from graph.symbolic_sizes import SymInt
 
 from .lowering import input_sizes
 from .ir import (Buffer, Const, ExternKernel, FallbackKernel, Item, Kernel, Layout, Load, LoweredGraph, Op, Operand,
-                 Reduce, View, contiguous_strides, dense, rebuild, static_shape, view_base)
+                 Reduce, View, contiguous_strides, dense, rebuild, static_shape, unit, view_base)
 from . import triton_matmul, triton_residual, triton_twins
 from .triton_side_outputs import readers_of
 from .triton_codegen import KernelSource, KernelWriter, loads_in, ops_in, supported
@@ -134,11 +134,6 @@ def _transposed_weight(e):
     return None
 
 
-def _unit(v) -> bool:
-    """The int 1: addmm's default beta and alpha (1.0 is not: it is an error with integer tensors)."""
-    return type(v) is int and v == 1
-
-
 def _extern_call(k: ExternKernel, operand=torch_view, shortcuts: bool = True) -> str:
     """Host code of a library call; `operand` spells each operand (a view chain by default). Without
     `shortcuts` (FRAMEJIT_TRITON_HOST_SHORTCUTS=0), each op as the graph has it: addmm with a permuted weight,
@@ -151,14 +146,14 @@ def _extern_call(k: ExternKernel, operand=torch_view, shortcuts: bool = True) ->
         weight = _transposed_weight(k.args[-1])
         bias = k.args[0] if k.kind == "addmm" else None
         if weight is not None and (bias is None or isinstance(bias, Load) and tuple(bias.shape) ==
-                                   (k.args[-1].shape[1],) and _unit(p["beta"]) and _unit(p["alpha"])):
+                                   (k.args[-1].shape[1],) and unit(p["beta"]) and unit(p["alpha"])):
             extra = "" if bias is None else f", {operand(bias)}"
             return f"torch.nn.functional.linear({operand(k.args[-2])}, {weight}{extra})"
     a = [operand(x) for x in k.args]
     if k.kind == "matmul":
         return f"torch.matmul({a[0]}, {a[1]})"
     if k.kind == "addmm":  # beta=1, alpha=1 are addmm's defaults; spelled, each costs a Scalar conversion
-        scale = "" if shortcuts and _unit(p["beta"]) and _unit(p["alpha"]) else \
+        scale = "" if shortcuts and unit(p["beta"]) and unit(p["alpha"]) else \
             f", beta={p['beta']!r}, alpha={p['alpha']!r}"
         return f"torch.addmm({a[0]}, {a[1]}, {a[2]}{scale})"
     if k.kind == "addmm_into":  # triton_residual.py: the product added into the first operand, in place

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from .ir import (Buffer, Const, ExternKernel, Kernel, Load, Op, View, contiguous_strides, reshape_only, static_shape,
-                 view_base)
+                 unit, view_base)
 from .triton_codegen import loads_in, reduces_in
 from .triton_side_outputs import (drop_dead_side_outputs, hoist, kernel_loads, merge_side_outputs, readers_of,
                                   side_outputs)
@@ -63,8 +63,8 @@ def _product_fits(g: ExternKernel, shape: tuple, dtype) -> bool:
         return True
     n = lay.shape[1]
     bias = g.args[0]
-    return type(g.params["beta"]) is int and g.params["beta"] == 1 and type(g.params["alpha"]) is int and \
-        g.params["alpha"] == 1 and tuple(bias.shape) in ((n,), (1, n)) and shape[-1] == n and bias.dtype == dtype
+    return unit(g.params["beta"]) and unit(g.params["alpha"]) and tuple(bias.shape) in ((n,), (1, n)) and \
+        shape[-1] == n and bias.dtype == dtype
 
 
 def find(plan: list, returned: set, fresh) -> list:
@@ -131,18 +131,14 @@ def rewrite(plan: list, chosen: list) -> list:
     return out
 
 
-def _bytes(layout) -> int:
-    return math.prod(layout.shape) * layout.dtype.itemsize
-
-
 def traffic(plan: list, layouts: dict) -> int:
     """Bytes the plan's kernels and library calls read and write, each buffer counted whole once per entry."""
     total = 0
     for k in plan:
         if isinstance(k, tuple) or isinstance(k, Kernel) and k.is_view:
             continue
-        total += sum(_bytes(layouts[b]) for b in kernel_loads(k) if b in layouts)
-        total += sum(_bytes(b.layout) for b in [k.out] + [b for b, _ in side_outputs(k)] if b.layout is not None)
+        total += sum(layouts[b].nbytes for b in kernel_loads(k) if b in layouts)
+        total += sum(b.layout.nbytes for b in [k.out] + [b for b, _ in side_outputs(k)] if b.layout is not None)
     return total
 
 
@@ -176,6 +172,7 @@ def plan_residuals(plan: list, layouts: dict, returned: set, fresh) -> list:
     for r in list(chosen):
         fewer = [x for x in chosen if x is not r]
         trial, failed = build(fewer)
-        if not failed and traffic(trial, layouts) <= cost:
-            chosen, best, cost = fewer, trial, traffic(trial, layouts)
+        moved = None if failed else traffic(trial, layouts)
+        if moved is not None and moved <= cost:
+            chosen, best, cost = fewer, trial, moved
     return best if chosen else merge_side_outputs(plan, layouts)

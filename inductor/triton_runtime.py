@@ -387,4 +387,4 @@ class CompiledTritonGraph:
             outputs = self.graphed(inputs)
             if outputs is not None:
                 return self.returns(outputs)
-        return self.returns(self.module.call(inputs, self.device, self.fallbacks, self.calls))
+        return self.returns(self.module.call(inputs, self.device, self.fallbacks, self.calls))  # launch_all, inlined

@@ -9,8 +9,6 @@ the buffer of a kernel folded into another, at the place the buffer must exist b
 `drop_dead_side_outputs` removes stores nobody reads any more, once folding has inlined their readers.
 Every fold is kept only if the combined kernel still generates (KernelWriter), so a fold never sends a kernel
 to torch."""
-import math
-
 from .ir import ExternKernel, FallbackKernel, Kernel, Load, rebuild
 from .triton_codegen import KernelWriter, loads_in, reduces_in
 
@@ -101,10 +99,6 @@ def merge_side_outputs(kernels: list, layouts: dict) -> list:
     return [k if i not in dropped else ("allocate", k) for i, k in enumerate(out)]
 
 
-def _bytes(layout) -> int:
-    return math.prod(layout.shape) * layout.dtype.itemsize
-
-
 def hoist(plan: list, j: int, layouts: dict):
     """The plan with the pointwise kernel plan[j] stored by an earlier generated kernel walking the same elements,
     or None. That kernel must already read, or compute, every buffer of plan[j]'s size that plan[j] reads (so
@@ -120,8 +114,8 @@ def hoist(plan: list, j: int, layouts: dict):
         produced[k.out.name] = i
         for buf, _ in side_outputs(k):
             produced[buf.name] = i
-    size = _bytes(c.out.layout)
-    big = [b for b in need if b in layouts and _bytes(layouts[b]) >= size]
+    size = c.out.layout.nbytes
+    big = [b for b in need if b in layouts and layouts[b].nbytes >= size]
     for p in range(j - 1, -1, -1):
         k = plan[p]
         if not isinstance(k, Kernel) or k.is_view or not big:
