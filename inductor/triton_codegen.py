@@ -172,6 +172,13 @@ class KernelWriter:
         """The widest element the kernel loads, in bytes (4 where it loads nothing)."""
         return max([self.layouts[b].dtype.itemsize for b in loads_in(self.kernel.expr)], default=4)
 
+    def _streamed(self) -> int:
+        """Bytes per element of the inputs the kernel reads at every element (an input with fewer elements, a
+        broadcast bias, stays in cache). A size that is not the same expression counts as broadcast."""
+        numel = symbolic_sizes.as_expr(math.prod(self.kernel.out.layout.shape))
+        return sum(self.layouts[b].dtype.itemsize for b in loads_in(self.kernel.expr)
+                   if symbolic_sizes.as_expr(math.prod(self.layouts[b].shape)).add(numel, -1).const() == 0)
+
     def numels(self):
         x = math.prod(self.xgroup.sizes)
         r = math.prod(self.rgroup.sizes) if self.rgroup else 1
@@ -239,7 +246,7 @@ class KernelWriter:
         if self.tiling is not None:
             config = triton_launch.heuristic(mode, xnumel, rnumel, self._widest(), ynumel=ynumel)
         else:
-            config = triton_launch.heuristic(mode, xnumel, rnumel, self._widest())
+            config = triton_launch.heuristic(mode, xnumel, rnumel, self._widest(), streamed=self._streamed())
         stores = [self.kernel.out.name] + [b.name for b, _ in getattr(self.kernel, "side_outputs", ())]
         params = self.params + [b for b in stores if b not in self.params]  # an output over an input: one pointer
         sig = ", ".join([f"{p}_ptr" for p in params] + list(sizes.params.values()))

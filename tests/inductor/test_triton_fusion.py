@@ -87,8 +87,8 @@ def test_looped_normalization(monkeypatch):
     monkeypatch.setattr(triton_launch, "persistent_max", lambda itemsize: 16)
     real = triton_launch.heuristic
     monkeypatch.setattr(triton_launch, "heuristic",
-                        lambda mode, x, r, i=4: dict(real(mode, x, r, i), RBLOCK=16) if mode == "looped"
-                        else real(mode, x, r, i))
+                        lambda mode, x, r, i=4, **kw: dict(real(mode, x, r, i, **kw), RBLOCK=16)
+                        if mode == "looped" else real(mode, x, r, i, **kw))
     x, w, b = torch.randn(3, 100) * 3 + 1000, torch.randn(100), torch.randn(100)  # large mean: needs 2 passes
     fn = check_fn(layernorm_manual, x, w, b, tol=(1e-3, 1e-3))  # float32 rows around 1000
     assert fn.source.count("for roffset in range") == 3

@@ -29,3 +29,17 @@ def test_direct_launch_per_specialization():
     assert_same(fn(y), _chain(y))
     assert len(direct.kernels) == 2
     assert_same(fn(x), _chain(x))
+
+
+def test_elements_per_thread_follow_the_inputs_read_at_every_element():
+    """16 elements per thread (2048 per 4 warps) where the inputs read at every element bring under 4 bytes of
+    each, 8 otherwise; a broadcast operand does not count. Results stay eager's either way."""
+    import torch.nn.functional as F
+
+    def configs(f, *inputs):
+        fn = check_fn(f, *(on_device(x) for x in inputs), tol=(2e-2, 2e-2))
+        return [(ls.ks.config["XBLOCK"], ls.ks.config["num_warps"]) for ls in fn.launch.values()]
+    m, b = torch.randn(64, 64, dtype=torch.bfloat16), torch.randn(64)
+    assert configs(lambda m, b: F.gelu(m + b), m, b) == [(2048, 4)]          # one bf16 input and a bias row
+    assert configs(lambda x, y: torch.tanh(x) * y, m, m * 2) == [(1024, 4)]   # two bf16 inputs: 4 bytes
+    assert configs(lambda x, y: torch.tanh(x) * y, m.float(), b) == [(1024, 4)]  # one float32 input

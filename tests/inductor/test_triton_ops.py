@@ -97,8 +97,8 @@ def looped(monkeypatch):
     monkeypatch.setattr(triton_launch, "persistent_max", lambda itemsize: 16)
     real = triton_launch.heuristic
 
-    def small_blocks(mode, xnumel, rnumel, itemsize=4):
-        cfg = real(mode, xnumel, rnumel, itemsize)
+    def small_blocks(mode, xnumel, rnumel, itemsize=4, **kw):
+        cfg = real(mode, xnumel, rnumel, itemsize, **kw)
         return dict(cfg, RBLOCK=16) if mode == "looped" else cfg
     monkeypatch.setattr(triton_launch, "heuristic", small_blocks)
 
