@@ -32,8 +32,8 @@ def test_direct_launch_per_specialization():
 
 
 def test_elements_per_thread_follow_the_inputs_read_at_every_element():
-    """16 elements per thread (2048 per 4 warps) where the inputs read at every element bring under 4 bytes of
-    each, 8 otherwise; a broadcast operand does not count. Results stay eager's either way."""
+    """16 elements per thread (2048 per 4 warps) where the inputs read at every element total under 4 bytes per
+    element, 8 otherwise; a broadcast operand does not count. Results stay eager's either way."""
     import torch.nn.functional as F
 
     def configs(f, *inputs):
