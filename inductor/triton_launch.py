@@ -88,7 +88,7 @@ def candidates(mode: str, xnumel: int, rnumel: int, itemsize: int = 4, ynumel: i
             if yblock <= max(pow2(ynumel), 16) and xblock <= max(pow2(xnumel), 16):
                 out.append({"XBLOCK": xblock, "YBLOCK": yblock, "num_warps": warps, "num_stages": 1})
     elif mode == "pointwise":
-        for block, warps in ((512, 4), (1024, 4), (1024, 8), (2048, 4), (2048, 8), (4096, 16)):
+        for block, warps in ((512, 4), (512, 8), (1024, 4), (1024, 8), (2048, 4), (2048, 8), (4096, 16)):
             if block <= max(pow2(xnumel), 128):
                 out.append({"XBLOCK": block, "num_warps": warps, "num_stages": 1})
     elif mode == "persistent":
