@@ -24,7 +24,8 @@ from graph.symbolic_sizes import SymInt
 
 from .lowering import input_sizes
 from .ir import (Buffer, Const, ExternKernel, FallbackKernel, Item, Kernel, Layout, Load, LoweredGraph, Op, Operand,
-                 Reduce, View, contiguous_strides, dense, rebuild, static_shape, unit, view_base)
+                 Reduce, View, contiguous_strides, dense, rebuild, reshape_only, static_shape, unit,
+                 view_base)
 from . import triton_matmul, triton_residual, triton_twins
 from .triton_side_outputs import readers_of
 from .triton_codegen import KernelSource, KernelWriter, loads_in, ops_in, supported
@@ -271,12 +272,11 @@ def _reads_in_place(trees: list, d: str, d_layout: Layout, out: Layout) -> bool:
     def ok(e) -> bool:
         if id(e) in memo:
             return memo[id(e)]
-        base = e
-        while isinstance(base, View) and base.kind in ("reshape", "identity"):
-            base = base.arg
-        if isinstance(base, Load) and base.buf == d:
+        if reshape_only(e, d):
             same = tuple(d_layout.shape) == tuple(out.shape) and tuple(d_layout.strides) == tuple(out.strides)
             result = tuple(e.shape) == tuple(out.shape) and (same or contiguous(d_layout) and contiguous(out))
+        elif isinstance(e, View) and e.kind not in ("reshape", "identity"):
+            result = d not in loads_in(e)  # d re-indexed (transposed, sliced, broadcast): read where others store
         else:
             children = [e.arg] if isinstance(e, (View, Reduce)) else e.args if isinstance(e, Op) else []
             result = all(ok(c) for c in children)

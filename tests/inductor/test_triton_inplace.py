@@ -50,6 +50,10 @@ def test_not_where_the_buffer_lives_on_or_is_read_elsewhere():
     ]
     for f in cases:
         assert _over(check_fn(f, x, w, tol=TOL)) == []
+    # a square product read transposed has the output's shape, yet each element lands where another program stores
+    xs, ws = torch.randn(16, 16), torch.randn(16, 16) / 4
+    for f in (lambda x, w: (x @ w).t() * 2, lambda x, w: torch.relu(x @ w) + (x @ w).t()):
+        assert _over(check_fn(f, xs, ws, tol=TOL)) == []
 
 
 def test_autotuning_times_an_in_place_kernel_on_a_copy(tmp_path, monkeypatch):
