@@ -160,11 +160,10 @@ def _triton_build(gm: torch.fx.GraphModule, example_inputs: list, autotune: bool
         return Built("", lambda: gm)
     as_captured = _as_captured(gm)
     gm = _optimize(gm, example_inputs)
-    from .triton_launch import autotune_enabled
-    generated = generate_triton(gm, example_inputs, autotune_enabled() if autotune is None else autotune)
+    generated = generate_triton(gm, example_inputs, autotune)
     if generated is None:
         return Built("", as_captured)
-    return Built(generated[1], lambda: _copy_aliased_outputs(load_triton(gm, generated, autotune), gm))
+    return Built(generated[1], lambda: _copy_aliased_outputs(load_triton(gm, generated), gm))
 
 
 def inductor_backend(gm: torch.fx.GraphModule, example_inputs: list):

@@ -36,6 +36,7 @@ import threading
 import torch
 
 from .ir import dense
+from .native_launch import current_stream
 
 log = logging.getLogger("jit.inductor.triton")
 COPY_BYTES_PER_LAUNCH = 1 << 20  # a 1 MiB argument copy (~1 us at 3 TB/s, plus its launch) per launch saved
@@ -44,7 +45,6 @@ MAX_SIZES = 8
 MAX_RERECORDS = 8
 MEMORY_HEADROOM = 0.1  # a recording is dropped where it leaves less than this share of the GPU's memory
 _use_count = getattr(torch._C, "_storage_Use_Count", None)
-_raw_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None)
 
 
 def recorder(device: torch.device):
@@ -108,7 +108,7 @@ class Recording:
         return any(inputs[i].data_ptr() != p for i, p in zip(self.in_place, self.ptrs))
 
     def __call__(self, inputs: list) -> list:
-        if self.stream is not None and _raw_stream(self.stream.device_index) != self.stream.cuda_stream:
+        if self.stream is not None and current_stream(self.stream.device_index) != self.stream.cuda_stream:
             # the last replay ran on another stream: this one must not overwrite its buffers before it is done
             current = torch.cuda.current_stream(self.stream.device)
             current.wait_stream(self.stream)

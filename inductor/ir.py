@@ -119,6 +119,8 @@ class Kernel:
     expr: Expr
     source: list = field(default_factory=list)
     is_view: bool = False  # output aliases its input (a graph output that is a view): don't copy
+    # (Buffer, Expr) pairs the kernel stores too, from the same registers (inductor/triton_side_outputs.py)
+    side_outputs: list = field(default_factory=list)
     # the FX nodes themselves, as lowering made the kernel (kernels rebuilt later keep only `source`): what the
     # Triton backend runs in torch instead when the kernel cannot be generated
     nodes: list = field(default_factory=list, repr=False, compare=False)

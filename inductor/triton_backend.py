@@ -36,13 +36,16 @@ def _device(example_inputs):
 
 
 def compile_triton(gm: torch.fx.GraphModule, example_inputs: list, autotune=None):
-    generated = generate_triton(gm, example_inputs, autotune_enabled() if autotune is None else autotune)
-    return None if generated is None else load_triton(gm, generated, autotune)
+    generated = generate_triton(gm, example_inputs, autotune)
+    return None if generated is None else load_triton(gm, generated)
 
 
-def generate_triton(gm: torch.fx.GraphModule, example_inputs: list, autotune: bool = False):
-    """Lower and generate the module's source: (lowered, source, kernels, device, seconds), or None. `autotune`:
-    the module will time its choices (fused Triton matmul call sites are generated for it)."""
+def generate_triton(gm: torch.fx.GraphModule, example_inputs: list, autotune=None):
+    """Lower and generate the module's source: (lowered, source, kernels, device, seconds, autotune), or None.
+    `autotune` (None: FRAMEJIT_AUTOTUNE): the module will time its choices (fused Triton matmul call sites are
+    generated for it); load_triton builds it so."""
+    if autotune is None:
+        autotune = autotune_enabled()
     if not all(isinstance(x, torch.Tensor) for x in example_inputs):
         log.info("Triton backend runs this graph as is: a non-tensor input")
         return None  # inputs of a dtype with no Triton type are fine: only torch fallbacks read them
@@ -68,20 +71,19 @@ def generate_triton(gm: torch.fx.GraphModule, example_inputs: list, autotune: bo
     for k in fallbacks:
         log.info("Triton graph: torch fallback %s (%s)", op_name(k.target), k.reason)
     stats["fallback_ops"] += len(fallbacks)
-    return lowered, source, kernels, device, time.perf_counter() - t0
+    return lowered, source, kernels, device, time.perf_counter() - t0, autotune
 
 
-def load_triton(gm: torch.fx.GraphModule, generated, autotune=None):
+def load_triton(gm: torch.fx.GraphModule, generated):
     """Write the module file, import it, compile its kernels: the callable."""
-    lowered, source, kernels, device, codegen_s = generated
+    lowered, source, kernels, device, codegen_s, autotune = generated
     stem = "_".join(k.name for k in kernels[:3]) or "graph"
     path, warm = write_module(source, stem)
     stats["warm_files"] += warm
     key = cache.make_key(symbolic_sizes.text(gm.graph), [], "triton")
     output_code_log.info("Triton code for graph (cache key %s, file %s):\n%s", key[:16], path, source)
     module = import_module(path)
-    compiled = CompiledTritonGraph(module, lowered, kernels, gm, device, path,
-                                   autotune=autotune_enabled() if autotune is None else autotune)
+    compiled = CompiledTritonGraph(module, lowered, kernels, gm, device, path, autotune=autotune)
     compile_s = compiled.precompile()
     log.info("Triton graph %s: %d kernels, codegen %.3f s, kernel compile %.3f s", path.name, len(kernels),
              codegen_s, compile_s)

@@ -247,7 +247,7 @@ class KernelWriter:
             config = triton_launch.heuristic(mode, xnumel, rnumel, self._widest(), ynumel=ynumel)
         else:
             config = triton_launch.heuristic(mode, xnumel, rnumel, self._widest(), streamed=self._streamed())
-        stores = [self.kernel.out.name] + [b.name for b, _ in getattr(self.kernel, "side_outputs", ())]
+        stores = [self.kernel.out.name] + [b.name for b, _ in self.kernel.side_outputs]
         params = self.params + [b for b in stores if b not in self.params]  # an output over an input: one pointer
         sig = ", ".join([f"{p}_ptr" for p in params] + list(sizes.params.values()))
         consts = ", ".join(f"{block}: tl.constexpr" for _, block, _ in self.axes)
@@ -300,7 +300,7 @@ class KernelWriter:
     def store(self, scope, rgroup, coords):
         # the kernel's own output last: where it is written over an input (triton_module's in-place outputs),
         # every value that reads the input is loaded before it
-        for buf, expr in getattr(self.kernel, "side_outputs", ()):
+        for buf, expr in self.kernel.side_outputs:
             self.store_one(scope, rgroup, coords, buf, expr)
         self.store_one(scope, rgroup, coords, self.kernel.out, self.kernel.expr)
 

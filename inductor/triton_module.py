@@ -253,7 +253,7 @@ def fallback_call(k: FallbackKernel, operands: list) -> str:
 
 def _check_dtypes(k: Kernel, layouts: dict) -> None:
     bufs = [layouts[b].dtype for b in loads_in(k.expr)] + [k.out.layout.dtype] + \
-        [b.layout.dtype for b, _ in getattr(k, "side_outputs", ())]
+        [b.layout.dtype for b, _ in k.side_outputs]
     for dtype in bufs:
         if not supported(dtype):
             raise NotImplementedError(f"dtype {str(dtype).replace('torch.', '')} has no Triton type")
@@ -370,12 +370,6 @@ def probe_extern_layouts(lg: LoweredGraph, example_inputs: list, gm) -> int:
 FRESH_RESULTS = ("matmul", "addmm", "embedding")
 
 
-def _has_symbols(params) -> bool:
-    if isinstance(params, (list, tuple)):
-        return any(_has_symbols(p) for p in params)
-    return isinstance(params, SymInt)
-
-
 def _probed_fallback(k) -> bool:
     target = getattr(k, "target", None)
     return isinstance(k, FallbackKernel) and not k.multi and isinstance(target, torch._ops.OpOverload) and \
@@ -386,7 +380,7 @@ def _pure_copy_view(k: Kernel, expr, layouts: dict, outputs: set):
     """Host code for a generated kernel that would only copy: a chain of views over one buffer, same dtype, whose
     view already has the kernel's output strides (`.contiguous()` of a tensor the library laid out that way).
     The buffer then is that view, no kernel runs. Never for graph outputs (a returned copy must not alias)."""
-    if k.is_view or getattr(k, "side_outputs", None) or k.out.name in outputs:
+    if k.is_view or k.side_outputs or k.out.name in outputs:
         return None
     e = view_base(expr)
     if not isinstance(e, Load) or e.dtype != k.out.layout.dtype or e.buf not in layouts:
@@ -417,7 +411,7 @@ def strided_operand(e, layouts: dict, exact: set) -> str:
     base, views, static = e, 0, static_shape(e.shape)
     while isinstance(base, View):
         views += base.kind != "identity"
-        static = static and not _has_symbols(base.params)
+        static = static and not symbolic_sizes.is_symbolic(base.params)
         base = base.arg
     if views < 2 or not static or not isinstance(base, Load) or base.buf not in exact or \
             not static_shape(layouts[base.buf].shape):
@@ -556,7 +550,7 @@ def _generate(lg: LoweredGraph, used: set, sizes: dict, size_names: dict, autotu
             return
         lay = k.out.layout
         exact.add(out)  # allocated here, or by the fused matmul call site below
-        side = getattr(k, "side_outputs", [])
+        side = k.side_outputs
         over = None if idx is None else next(
             (d for d in loads_in(expr) if d in owned and d not in returned and last_reader.get(d) == idx and
              _reads_in_place([expr] + [e for _, e in side], d, layouts[d], lay)), None)
@@ -568,8 +562,7 @@ def _generate(lg: LoweredGraph, used: set, sizes: dict, size_names: dict, autotu
         owned.add(out)
         if any(s == 0 for s in lay.shape):
             return
-        k2 = Kernel(k.out if over is None else Buffer(over, lay), expr, k.source, k.is_view)
-        k2.side_outputs = side
+        k2 = Kernel(k.out if over is None else Buffer(over, lay), expr, k.source, k.is_view, side)
         try:
             _check_dtypes(k2, layouts)
             writer = KernelWriter(k2, layouts, "pending")

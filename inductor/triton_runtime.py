@@ -143,7 +143,7 @@ _FAST_LAUNCH = """def launch({args}):
 """
 
 
-def fast_launch(entry, grid: tuple, n_args: int, direct: "DirectLaunch", general):
+def fast_launch(entry, grid: tuple, n_args: int, general):
     """The launch function for `n_args` tensors with the compiled kernel `entry` (as DirectLaunch keeps it for
     aligned tensors): any call with a misaligned one goes to `general` (the launcher's own path)."""
     if not isinstance(entry, TritonEntry):
@@ -152,9 +152,9 @@ def fast_launch(entry, grid: tuple, n_args: int, direct: "DirectLaunch", general
     namespace = {"run": entry.run, "function": entry.function, "metadata": entry.metadata, "device": entry.device,
                  "general": general, "entry": entry, "stream": _current_stream}
     namespace.update(zip(("g0", "g1", "g2"), (tuple(grid) + (1, 1))[:3]))
-    namespace.update((f"c{i}", c) for i, c in enumerate(direct.constexprs))
+    namespace.update((f"c{i}", c) for i, c in enumerate(entry.constexprs))
     exec(_FAST_LAUNCH.format(args=args, pointers=" | ".join(f"a{i}.data_ptr()" for i in range(n_args)),
-                             constexprs="".join(f", c{i}" for i in range(len(direct.constexprs)))), namespace)
+                             constexprs="".join(f", c{i}" for i in range(len(entry.constexprs)))), namespace)
     return namespace["launch"]
 
 
@@ -268,7 +268,7 @@ class Launcher:
         entry = self.direct.kernels.get((True,) * len(dtypes)) if self.direct.usable else None
         fixed = self.shortcut and not self.dynamic and self.tune_key is None and dtypes and \
             all(isinstance(dt, torch.dtype) for dt in dtypes)
-        self.publish(fast_launch(entry, self.grid, len(dtypes), self.direct, self.__call__)
+        self.publish(fast_launch(entry, self.grid, len(dtypes), self.__call__)
                      if fixed and entry is not None else self)
 
     def _numels(self, args) -> tuple:

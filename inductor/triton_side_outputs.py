@@ -14,7 +14,8 @@ from .triton_codegen import KernelWriter, loads_in, reduces_in
 
 
 def side_outputs(k) -> list:
-    return getattr(k, "side_outputs", None) or []
+    """A plan entry's side outputs (library calls, fallbacks and allocations have none)."""
+    return k.side_outputs if isinstance(k, Kernel) else []
 
 
 def kernel_loads(k) -> list:
@@ -88,8 +89,8 @@ def merge_side_outputs(kernels: list, layouts: dict) -> list:
         b = out[j]
         if walked_shape(b, layouts) != tuple(a.out.layout.shape):
             continue
-        merged = Kernel(b.out, _inline(b.expr, {a.out.name: a.expr}, {}), a.source + b.source, b.is_view)
-        merged.side_outputs = side_outputs(b) + [(a.out, a.expr)]
+        merged = Kernel(b.out, _inline(b.expr, {a.out.name: a.expr}, {}), a.source + b.source, b.is_view,
+                        b.side_outputs + [(a.out, a.expr)])
         if not _generates(merged, layouts):  # both generate alone; merged, a failure would take both to torch
             continue
         out[j] = merged
@@ -127,8 +128,8 @@ def hoist(plan: list, j: int, layouts: dict):
             continue
         if walked_shape(k, layouts) != shape:
             continue
-        merged = Kernel(k.out, k.expr, k.source + c.source, k.is_view)
-        merged.side_outputs = side_outputs(k) + [(c.out, _inline(c.expr, computed, {}))]
+        merged = Kernel(k.out, k.expr, k.source + c.source, k.is_view,
+                        k.side_outputs + [(c.out, _inline(c.expr, computed, {}))])
         if not _generates(merged, layouts):
             continue
         return plan[:p] + [("allocate", c), merged] + plan[p + 1:j] + plan[j + 1:]
@@ -153,8 +154,7 @@ def drop_dead_side_outputs(plan: list, keep: set) -> list:
                 out.append(k)
             continue
         if isinstance(k, Kernel) and any(buf.name in dead for buf, _ in side_outputs(k)):
-            trimmed = Kernel(k.out, k.expr, k.source, k.is_view)
-            trimmed.side_outputs = [(buf, e) for buf, e in side_outputs(k) if buf.name not in dead]
-            k = trimmed
+            k = Kernel(k.out, k.expr, k.source, k.is_view,
+                       [(buf, e) for buf, e in k.side_outputs if buf.name not in dead])
         out.append(k)
     return out

@@ -93,7 +93,7 @@ def split_kernel(kernel: Kernel) -> list | None:
     """[partial kernels..., the kernel reading their results] for a kernel whose reductions would run serially;
     None when it has none or one of them cannot be split (the caller decides what then)."""
     reduces = reduces_in(kernel.expr)
-    if not any(is_serial(r) for r in reduces) or getattr(kernel, "side_outputs", None):
+    if not any(is_serial(r) for r in reduces) or kernel.side_outputs:
         return None
     if any(r.kind not in SPLITTABLE or split_count(_rows_and_length(r)[1]) == 1 for r in reduces):
         return None

@@ -77,7 +77,7 @@ def accesses(kernel, layouts: dict, shape: tuple) -> list:
     hints = lambda s: str(symbolic_sizes.hint(s))
     with symbolic_sizes.rendering(hints):
         walk(kernel.expr, coords)
-        for buf, expr in getattr(kernel, "side_outputs", ()):
+        for buf, expr in kernel.side_outputs:
             walk(expr, coords)
             lay = buf.layout
             found.append((buf.name, lay, address(scope, coords, lay.strides, lay.shape, []).code))
