@@ -26,7 +26,7 @@ import torch
 from .ir import (Buffer, Const, ExternKernel, Kernel, Load, Op, View, contiguous_strides, reshape_only, static_shape,
                  unit, view_base)
 from .triton_codegen import loads_in, reduces_in
-from .triton_side_outputs import (drop_dead_side_outputs, hoist, kernel_loads, merge_side_outputs, readers_of,
+from .triton_side_outputs import (Probes, drop_dead_side_outputs, hoist, kernel_loads, merge_side_outputs, readers_of,
                                   side_outputs)
 
 FLOATS = (torch.float32, torch.float16, torch.bfloat16)
@@ -38,11 +38,14 @@ def enabled() -> bool:
 
 @dataclass
 class Residual:
-    """The pointwise kernel plan[add] sums the product of the library call plan[gemm] with `rest`."""
+    """The pointwise kernel plan[add] sums the product of the library call plan[gemm] with other terms. Rewritten,
+    plan[add] becomes `store` (the addend into buffer `acc`) and `into` (the library call adding the product
+    into acc in place); built once, so every plan tried shares these objects (triton_side_outputs.Probes)."""
     add: int
     gemm: int
-    rest: list
-    acc: Buffer  # where the addend is stored and the product added in place
+    acc: Buffer
+    store: Kernel
+    into: ExternKernel
 
 
 def _terms(e, shape: tuple, dtype) -> list:
@@ -82,7 +85,8 @@ def find(plan: list, returned: set, fresh) -> list:
             continue
         terms = _terms(k.expr, shape, lay.dtype)
         for t in terms:
-            buf = view_base(t).buf if isinstance(view_base(t), Load) else None
+            base = view_base(t)
+            buf = base.buf if isinstance(base, Load) else None
             if buf not in gemms or buf in returned or readers.get(buf) != [i] or not reshape_only(t, buf) or \
                     tuple(t.shape) != shape or not _product_fits(plan[gemms[buf]], shape, lay.dtype):
                 continue
@@ -90,9 +94,23 @@ def find(plan: list, returned: set, fresh) -> list:
             if not rest or any(buf in loads_in(u) for u in rest) or \
                     any(u.dtype != lay.dtype for u in rest if not isinstance(u, Const)):
                 continue
-            found.append(Residual(i, gemms[buf], rest, Buffer(fresh(f"{k.out.name}_acc"), lay)))
+            acc = Buffer(fresh(f"{k.out.name}_acc"), lay)
+            found.append(Residual(i, gemms[buf], acc, *_replacement(k, plan[gemms[buf]], rest, acc)))
             break
     return found
+
+
+def _replacement(k: Kernel, g: ExternKernel, rest: list, acc: Buffer) -> tuple:
+    """The kernel storing the sum's other terms and g's bias into acc, and the library call adding g's product
+    into acc in place as k's buffer."""
+    lay = k.out.layout
+    shape = tuple(lay.shape)
+    terms = rest + ([g.args[0]] if g.kind == "addmm" else [])
+    whole = Load(acc.name, shape, lay.dtype)
+    if shape != tuple(g.out.layout.shape):
+        whole = View("reshape", whole, (tuple(g.out.layout.shape),), tuple(g.out.layout.shape), lay.dtype)
+    return (Kernel(acc, _sum(terms, shape, lay.dtype), list(k.source)),
+            ExternKernel(k.out, "addmm_into", [whole] + list(g.args[-2:]), {}, g.source + k.source))
 
 
 def _sum(terms: list, shape: tuple, dtype):
@@ -116,18 +134,7 @@ def rewrite(plan: list, chosen: list) -> list:
         if i in gemms:
             continue
         r = adds.get(i)
-        if r is None:
-            out.append(k)
-            continue
-        g = plan[r.gemm]
-        lay = k.out.layout
-        shape = tuple(lay.shape)
-        terms = r.rest + ([g.args[0]] if g.kind == "addmm" else [])
-        out.append(Kernel(r.acc, _sum(terms, shape, lay.dtype), list(k.source)))
-        whole = Load(r.acc.name, shape, lay.dtype)
-        if shape != tuple(g.out.layout.shape):
-            whole = View("reshape", whole, (tuple(g.out.layout.shape),), tuple(g.out.layout.shape), lay.dtype)
-        out.append(ExternKernel(k.out, "addmm_into", [whole] + list(g.args[-2:]), {}, g.source + k.source))
+        out.extend([k] if r is None else [r.store, r.into])
     return out
 
 
@@ -149,14 +156,15 @@ def plan_residuals(plan: list, layouts: dict, returned: set, fresh) -> list:
     if not found:
         return merge_side_outputs(plan, layouts)
     layouts = dict(layouts) | {r.acc.name: r.acc.layout for r in found}
+    probes = Probes()
 
     def build(chosen: list):
         """(plan, the chosen residuals whose addend no earlier kernel can store)"""
-        p = merge_side_outputs(rewrite(plan, chosen), layouts)
+        p = merge_side_outputs(rewrite(plan, chosen), layouts, probes)
         failed = []
         for r in chosen:
             j = next(i for i, k in enumerate(p) if isinstance(k, Kernel) and k.out.name == r.acc.name)
-            q = hoist(p, j, layouts)
+            q = hoist(p, j, layouts, probes)
             if q is None:
                 failed.append(r)
             else:
@@ -175,4 +183,4 @@ def plan_residuals(plan: list, layouts: dict, returned: set, fresh) -> list:
         moved = None if failed else traffic(trial, layouts)
         if moved is not None and moved <= cost:
             chosen, best, cost = fewer, trial, moved
-    return best if chosen else merge_side_outputs(plan, layouts)
+    return best if chosen else merge_side_outputs(plan, layouts, probes)

@@ -46,6 +46,22 @@ def _inline(e, values: dict, memo):
     return rebuild(e, lambda n: values.get(n.buf) if isinstance(n, Load) else None, memo)
 
 
+class Probes:
+    """Results of generating kernels to see whether they can be (each a KernelWriter run), kept by the identity
+    of the kernels they were made from. triton_residual tries many plans made of the same kernel objects; with
+    one Probes for all of them, each fold and each shape walk is generated once rather than once per plan."""
+
+    def __init__(self):
+        self._seen: dict = {}
+
+    def get(self, kernels: tuple, compute):
+        key = tuple(map(id, kernels))
+        hit = self._seen.get(key)
+        if hit is None:  # the kernels are kept with the result: their ids stay theirs
+            hit = self._seen[key] = (kernels, compute())
+        return hit[1]
+
+
 def walked_shape(k, layouts: dict):
     """The shape a generated kernel visits every element of once (its output's; a normalization's input's), or
     None (a plain reduction, a view, a kernel the writer cannot plan)."""
@@ -69,13 +85,14 @@ def _generates(k, layouts: dict) -> bool:
     return True
 
 
-def merge_side_outputs(kernels: list, layouts: dict) -> list:
+def merge_side_outputs(kernels: list, layouts: dict, probes: Probes | None = None) -> list:
     """A pointwise kernel whose buffer's first reader is a later generated kernel walking exactly its shape is
     folded into that kernel as a second output: rmsnorm(x + r) returning x + r, a residual add feeding the next
     layer_norm. The consumer computes the value once in registers and stores it too: one read of x and r instead
     of a write and a read back. Readers after the first (the next residual add, a graph output) read the stored
     buffer, which the merged kernel has written by then (torch.compile fuses a GPT's residual adds the same way).
     Only where the consumer walks exactly the producer's shape, so each element is stored once."""
+    probes = probes or Probes()
     readers = readers_of(kernels)
     out, dropped = list(kernels), set()
     for i in range(len(out)):
@@ -86,12 +103,8 @@ def merge_side_outputs(kernels: list, layouts: dict) -> list:
         j = min(readers.get(a.out.name, ()), default=i)
         if j <= i:
             continue
-        b = out[j]
-        if walked_shape(b, layouts) != tuple(a.out.layout.shape):
-            continue
-        merged = Kernel(b.out, _inline(b.expr, {a.out.name: a.expr}, {}), a.source + b.source, b.is_view,
-                        b.side_outputs + [(a.out, a.expr)])
-        if not _generates(merged, layouts):  # both generate alone; merged, a failure would take both to torch
+        merged = probes.get((a, out[j]), lambda: _merged(a, out[j], layouts))
+        if merged is None:
             continue
         out[j] = merged
         dropped.add(i)
@@ -100,13 +113,32 @@ def merge_side_outputs(kernels: list, layouts: dict) -> list:
     return [k if i not in dropped else ("allocate", k) for i, k in enumerate(out)]
 
 
-def hoist(plan: list, j: int, layouts: dict):
+def _merged(a: Kernel, b: Kernel, layouts: dict):
+    """b storing a as a side output, or None where b does not walk a's shape or the two do not generate as one
+    (both generate alone; merged, a failure would take both to torch)."""
+    if walked_shape(b, layouts) != tuple(a.out.layout.shape):
+        return None
+    merged = Kernel(b.out, _inline(b.expr, {a.out.name: a.expr}, {}), a.source + b.source, b.is_view,
+                    b.side_outputs + [(a.out, a.expr)])
+    return merged if _generates(merged, layouts) else None
+
+
+def _hoisted(k: Kernel, c: Kernel, computed: dict, layouts: dict):
+    """k storing c too, computed from k's values, or None where k does not walk c's shape or does not generate."""
+    if walked_shape(k, layouts) != tuple(c.out.layout.shape):
+        return None
+    merged = Kernel(k.out, k.expr, k.source + c.source, k.is_view,
+                    k.side_outputs + [(c.out, _inline(c.expr, computed, {}))])
+    return merged if _generates(merged, layouts) else None
+
+
+def hoist(plan: list, j: int, layouts: dict, probes: Probes | None = None):
     """The plan with the pointwise kernel plan[j] stored by an earlier generated kernel walking the same elements,
     or None. That kernel must already read, or compute, every buffer of plan[j]'s size that plan[j] reads (so
     the fold adds one store and no read), and everything else plan[j] reads must exist before it runs; buffers it
     computes are inlined. The latest such kernel is taken. Its buffer is allocated just before that kernel."""
+    probes = probes or Probes()
     c = plan[j]
-    shape = tuple(c.out.layout.shape)
     need = loads_in(c.expr)
     produced = {}  # buffer -> index of the plan entry that stores it
     for i, k in enumerate(plan):
@@ -126,11 +158,8 @@ def hoist(plan: list, j: int, layouts: dict):
         if any(b not in computed and b not in read for b in big) or \
                 any(b not in computed and produced.get(b, -1) >= p for b in need):
             continue
-        if walked_shape(k, layouts) != shape:
-            continue
-        merged = Kernel(k.out, k.expr, k.source + c.source, k.is_view,
-                        k.side_outputs + [(c.out, _inline(c.expr, computed, {}))])
-        if not _generates(merged, layouts):
+        merged = probes.get((k, c), lambda: _hoisted(k, c, computed, layouts))
+        if merged is None:
             continue
         return plan[:p] + [("allocate", c), merged] + plan[p + 1:j] + plan[j + 1:]
     return None
