@@ -36,6 +36,7 @@ os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", os.path.join(_TMP, "inductor"))
 
 import torch  # noqa: E402
 
+from benchmarks.gpu_suite import rel_error  # noqa: E402  (its cache dirs are set above)
 from benchmarks.harness import RESULTS_DIR, environment  # noqa: E402
 
 VARIANTS = ("eager", "torch.compile", "torch.compile reduce-overhead", "framejit")
@@ -99,11 +100,6 @@ def host_per_call(fn, n: int) -> float:
     t = time.perf_counter() - t0
     torch.cuda.synchronize()
     return t / n
-
-
-def rel_error(got, ref) -> float:
-    got, ref = got.double(), ref.double()
-    return float((got - ref).norm() / ref.norm().clamp_min(1e-30))
 
 
 def slug(name: str) -> str:

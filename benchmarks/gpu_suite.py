@@ -148,7 +148,7 @@ def timed_rounds(calls: dict, args=(), rounds: int = 7, rep_ms: int = 30) -> dic
     return times
 
 
-def interleaved(calls: dict, args=(), rounds: int = 5, rep_ms: int = 30) -> dict:
+def interleaved(calls: dict, args=(), rounds: int = 7, rep_ms: int = 30) -> dict:
     """Median over rounds of each call's time in ms (`timed_rounds`)."""
     return {name: statistics.median(t) for name, t in timed_rounds(calls, args, rounds, rep_ms).items()}
 

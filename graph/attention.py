@@ -403,7 +403,7 @@ def _replace(gm: fx.GraphModule, found: dict, source: str) -> bool:
         k.meta["val"] = to_meta(meta_value(kt).permute(swap))
     new.meta["val"] = to_meta(F.scaled_dot_product_attention(meta_value(found["q"]), meta_value(k), meta_value(found["v"]),
                                                              is_causal=True, scale=scale))
-    if meta_value(new).shape != meta_value(out).shape or meta_value(new).dtype != meta_value(out).dtype:
+    if not _same(new, out):
         g.erase_node(new)
         if not k.users:
             g.erase_node(k)

@@ -16,7 +16,7 @@ import torch.fx as fx
 from graph.effects import has_mutation
 from graph.symbolic_shapes import is_dynamic, shape_of
 from graph.symbolic_sizes import SymInt
-from graph.shape_prop import meta_value, to_meta
+from graph.shape_prop import meta_tensor, meta_value, to_meta
 
 aten = torch.ops.aten
 
@@ -29,8 +29,8 @@ class New(NamedTuple):
 
 def _keeps(node: fx.Node, x: Any) -> bool:
     """The replacement `x` has the node's shape and dtype (so dropping the op changes nothing observable)."""
-    a, b = meta_value(node), meta_value(x)
-    if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape and a.dtype == b.dtype):
+    a, b = meta_tensor(node), meta_tensor(x)
+    if a is None or b is None or a.shape != b.shape or a.dtype != b.dtype:
         return False
     gm = node.graph.owning_module
     if gm is not None and is_dynamic(gm):  # equal at the hints is not enough: equal for every size
