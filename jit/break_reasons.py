@@ -53,5 +53,13 @@ class Unsupported(Exception):
         return f"{where}{self.detail} ({self.kind.explanation})"
 
 
+class AttributeMissing(Unsupported):
+    """An attribute lookup in the traced code raises AttributeError: hasattr and getattr with a default answer
+    from it (guarding that the attribute stays missing) instead of breaking the graph."""
+
+    def __init__(self, detail: str):
+        super().__init__("exception", f"AttributeError: {detail}")
+
+
 def unsupported(kind: str, detail: str):
     raise Unsupported(kind, detail)

@@ -11,7 +11,7 @@ import types
 import torch
 
 from guards.sources import AttrSource, ConstSource, ModuleDictSource, TypeSource
-from jit.break_reasons import unsupported
+from jit.break_reasons import AttributeMissing, unsupported
 from jit.variables import (BoundMethodVar, BuiltinVar, ClassVar, Const, DictVar, ListVar, MethodOnVar, ModuleVar,
                            NamedTupleVar, NewObjectVar, ObjectVar, PythonModuleVar, SuperVar, TorchCallableVar,
                            TupleVar, UserFunctionVar, Var)
@@ -112,7 +112,7 @@ def _object_attr(tx, var: Var, obj, name: str) -> Var:
         try:
             value = getattr(obj, name)
         except AttributeError as e:
-            unsupported("exception", f"AttributeError: {e}")
+            raise AttributeMissing(str(e))
         return tx.builder.wrap(value, AttrSource(var.source, name) if var.source else None)
     if attr is not _MISSING:
         fn_source = AttrSource(TypeSource(var.source), name) if var.source else None
@@ -122,7 +122,7 @@ def _object_attr(tx, var: Var, obj, name: str) -> Var:
         return _class_attr_value(tx, attr, fn_source, cls, name)
     if hasattr(cls, "__getattr__") and not isinstance(obj, torch.nn.Module):
         unsupported("unsupported_value", f"{cls.__name__}.__getattr__ for {name!r}")
-    unsupported("exception", f"AttributeError: '{cls.__name__}' object has no attribute '{name}'")
+    raise AttributeMissing(f"'{cls.__name__}' object has no attribute '{name}'")
 
 
 def _new_object_attr(tx, var: NewObjectVar, name: str) -> Var:
@@ -130,7 +130,7 @@ def _new_object_attr(tx, var: NewObjectVar, name: str) -> Var:
         return var.attrs[name]
     attr = inspect.getattr_static(var.cls, name, _MISSING)
     if attr is _MISSING:
-        unsupported("exception", f"AttributeError: '{var.cls.__name__}' object has no attribute '{name}'")
+        raise AttributeMissing(f"'{var.cls.__name__}' object has no attribute '{name}'")
     bound = _bind_class_attr(tx, attr, var, var.cls, name, None)
     return bound if bound is not None else _class_attr_value(tx, attr, None)
 
@@ -138,7 +138,7 @@ def _new_object_attr(tx, var: NewObjectVar, name: str) -> Var:
 def _class_attr(tx, var: ClassVar, name: str) -> Var:
     attr = inspect.getattr_static(var.cls, name, _MISSING)
     if attr is _MISSING:
-        unsupported("exception", f"AttributeError: type object '{var.cls.__name__}' has no attribute '{name}'")
+        raise AttributeMissing(f"type object '{var.cls.__name__}' has no attribute '{name}'")
     if isinstance(attr, staticmethod):
         return tx.builder.wrap(attr.__func__, None) if not isinstance(attr.__func__, types.FunctionType) \
             else UserFunctionVar(attr.__func__, None)
@@ -154,7 +154,7 @@ def _python_module_attr(tx, var: PythonModuleVar, name: str) -> Var:
     try:
         value = getattr(var.mod, name)
     except AttributeError:
-        unsupported("exception", f"AttributeError: module '{var.mod.__name__}' has no attribute '{name}'")
+        raise AttributeMissing(f"module '{var.mod.__name__}' has no attribute '{name}'")
     trusted = var.mod.__name__.split(".")[0] in _TRUSTED_MODULE_PREFIXES
     builder = Builder(tx.output, guarded=not trusted)
     source = AttrSource(var.source, name) if var.source else ConstSource(value, f"{var.mod.__name__}.{name}")
@@ -172,7 +172,7 @@ def _super_attr(tx, var: SuperVar, name: str) -> Var:
             if bound is not None:
                 return bound
             return _class_attr_value(tx, attr, None)
-    unsupported("exception", f"AttributeError: 'super' object has no attribute '{name}'")
+    raise AttributeMissing(f"'super' object has no attribute '{name}'")
 
 
 _CONTAINER_METHODS = {
@@ -193,7 +193,7 @@ def get_attr(tx, obj: Var, name: str) -> Var:
             return obj.items[list(fields).index(name)]
         if name in _CONTAINER_METHODS[TupleVar] or name in ("_asdict", "_replace"):
             return MethodOnVar(obj, name)
-        unsupported("exception", f"AttributeError: {obj.cls.__name__} has no attribute {name!r}")
+        raise AttributeMissing(f"{obj.cls.__name__} has no attribute {name!r}")
     for kind, names in _CONTAINER_METHODS.items():
         if type(obj) is kind and name in names:
             return MethodOnVar(obj, name)
@@ -217,7 +217,7 @@ def get_attr(tx, obj: Var, name: str) -> Var:
         try:
             value = getattr(obj.value, name)
         except AttributeError as e:
-            unsupported("exception", f"AttributeError: {e}")
+            raise AttributeMissing(str(e))
         if isinstance(obj.value, list) and callable(value):  # a constant list mutated in place: make it symbolic
             unsupported("unsupported_value", f"list.{name} on a constant list")
         if callable(value) and not isinstance(value, type):

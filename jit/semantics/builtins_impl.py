@@ -201,13 +201,12 @@ def _any_all(tx, args, kwargs):
 
 def _found(tx, obj: Var, name: str):
     """get_attr(obj, name), or None where the attribute is missing (guarded to stay missing)."""
-    from jit.break_reasons import Unsupported
+    from jit.break_reasons import AttributeMissing
     from jit.semantics.attributes import get_attr
     try:
         return get_attr(tx, obj, name)
-    except Unsupported as e:
-        if not (e.kind.name == "exception" and "AttributeError" in e.detail):
-            raise
+    except AttributeMissing:
+        pass
     _guard_absent(tx, obj, name)
     return None
 
