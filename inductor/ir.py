@@ -172,6 +172,8 @@ class LoweredGraph:
     outputs: list         # Expr per graph output (Load / View of Loads), or a Python constant
     output_spec: Any      # pytree spec to rebuild gm's return structure
     graph_text: str       # the source FX graph, for the header comment and the cache key
+    # library results seen with exactly their layout's strides, at offset 0 (triton_module.probe_extern_layouts)
+    exact_layouts: set = field(default_factory=set)
 
     def output_builder(self) -> Callable[[list], Any]:
         """A function rebuilding gm's return value from the list of flat outputs a run produced (a fresh list):

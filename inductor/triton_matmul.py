@@ -260,25 +260,27 @@ def configs(m: int, n: int, k: int, itemsize: int) -> list:
     return out or [{"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 32, "GROUP_M": 8, "num_warps": 4, "num_stages": 2}]
 
 
+def forced() -> bool:
+    """FRAMEJIT_TRITON_MM=1: every call site that can takes the Triton matmul, untimed."""
+    return os.environ.get("FRAMEJIT_TRITON_MM") == "1"
+
+
 def sites_wanted(autotune: bool) -> bool:
     """Whether generated modules hold both paths per call site: only when a choice can pick the Triton matmul
     (timing, or FRAMEJIT_TRITON_MM=1). Otherwise the library call and its epilogue kernel are plain code, with no
     per-call dispatch, and the epilogue may write over the product (triton_module's in-place outputs)."""
-    return autotune or os.environ.get("FRAMEJIT_TRITON_MM") == "1"
+    return autotune or forced()
 
 
 def heuristic(m: int, n: int, k: int, dtype: torch.dtype) -> bool:
-    """Whether the fused Triton matmul runs without timing (FRAMEJIT_TRITON_MM=1/0 forces either way).
+    """Whether the fused Triton matmul runs without timing (FRAMEJIT_TRITON_MM=1 forces it).
 
     Measured (benchmarks/gpu_matmul.py, H200, torch 2.11 / triton 3.6, best of six tile configs against cuBLAS +
     our epilogue kernel): bf16 gelu(x@w+b) 8192x4096x4096 0.412 vs 0.403 ms, a GPT MLP's c_fc + gelu 16384x768x3072
     0.208 vs 0.197 and 8192x768x3072 0.108 vs 0.104; c_proj + residual 16384x3072x768 0.122 vs 0.124 and
     16384x768x768 0.052 vs 0.053; fp32 (full-precision dot) 6.00 vs 5.46 and 1.77 vs 1.72. The fused kernel wins
     only by 1-2% where it wins and loses up to 10% elsewhere, so without timing the library call stays."""
-    forced = os.environ.get("FRAMEJIT_TRITON_MM")
-    if forced in ("0", "1"):
-        return forced == "1"
-    return False
+    return forced()
 
 
 class MatmulLauncher:

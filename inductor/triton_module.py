@@ -314,7 +314,7 @@ def probe_extern_layouts(lg: LoweredGraph, example_inputs: list, gm) -> int:
     layouts = _all_layouts(lg)
     device = next((v.device for v in values.values() if isinstance(v, torch.Tensor)), None)
     changed = 0
-    lg.exact_layouts = set()  # library results seen with exactly their layout's strides, at offset 0
+    lg.exact_layouts.clear()
     shortcuts = host_shortcuts()
     for k in lg.kernels:
         if not (isinstance(k, ExternKernel) or _probed_fallback(k)):
@@ -462,16 +462,16 @@ def generate(lg: LoweredGraph, autotune: bool = False):
 def _generate(lg: LoweredGraph, used: set, sizes: dict, size_names: dict, autotune: bool):
     layouts = {b.name: b.layout for b in lg.inputs}
     hints = _hints(sizes, lg)
-    kernels, body, host, failures = [], [], [], []
+    kernels, host, failures = [], [], []
     shortcuts = host_shortcuts()
     # library results laid out by their sizes (probe_extern_layouts), used as returned
-    fresh = getattr(lg, "exact_layouts", set()) if shortcuts else set()
+    fresh = lg.exact_layouts if shortcuts else set()
     exact: set = set()  # buffers laid out exactly as `layouts` says, at offset 0 (strided_operand)
     operand = (lambda e: strided_operand(e, layouts, exact)) if shortcuts else torch_view
     items: dict = {}
     memo: dict = {}
     twins: dict = {}  # triton_twins.twin_key -> the kernel generated first, launched for its twins as well
-    sites: dict = {}  # kernel name -> [its index in `body`, how many call sites launch it]
+    sites: dict = {}  # kernel name -> how many call sites launch it
 
     def emit_items():
         for name, item in list(items.items()):
@@ -576,9 +576,7 @@ def _generate(lg: LoweredGraph, used: set, sizes: dict, size_names: dict, autotu
         first = twins.setdefault(triton_twins.twin_key(ks), ks)
         if first is ks:
             kernels.append(ks)
-            sites[name] = [len(body), 0]
-            body.append(ks.source)
-        sites[first.name][1] += 1
+        sites[first.name] = sites.get(first.name, 0) + 1
         size_args = [e.code(size_names.get) for _, e in ks.sizes]  # each kernel size, computed from the inputs'
         host.append(f"    launch[{first.name!r}]({', '.join(ks.params + size_args)})")
         if over is not None:
@@ -617,13 +615,11 @@ def _generate(lg: LoweredGraph, used: set, sizes: dict, size_names: dict, autotu
         ks.mnk, ks.dtype = (cand.m, cand.n, cand.k), ext.out.layout.dtype
         ks.arg_dtypes = []
         kernels.append(ks)
-        body.append(ks.source)
     if failures:
         raise UnsupportedKernels(failures)
     for ks in kernels:
-        index, n = sites.get(ks.name, (None, 1))
-        if n > 1:
-            ks.source = body[index] = triton_twins.note_call_sites(ks.source, n)
+        if sites.get(ks.name, 1) > 1:
+            ks.source = triton_twins.note_call_sites(ks.source, sites[ks.name])
     outs = []
     for o in lg.outputs:
         if isinstance(o, (Load, View, Item)):
@@ -640,6 +636,6 @@ def _generate(lg: LoweredGraph, used: set, sizes: dict, size_names: dict, autotu
     fn += [f"    {size_names[sym]} = {buf}.shape[{d}]  # a dynamic size" for sym, (buf, d) in sizes.items()]
     fn += host
     fn.append(f"    return [{', '.join(outs)}]")
-    source = "\n".join(head) + "\n" + PRELUDE + "\n\n" + "\n\n".join(body) + "\n\n" + "\n".join(fn) + "\n"
+    source = "\n".join(head) + "\n" + PRELUDE + "\n\n" + "\n\n".join(ks.source for ks in kernels) + "\n\n" + "\n".join(fn) + "\n"
     return source, kernels
 

@@ -25,6 +25,7 @@ import torch
 
 from .ir import (Buffer, Const, ExternKernel, Kernel, Load, Op, View, contiguous_strides, reshape_only, static_shape,
                  unit, view_base)
+from . import triton_matmul
 from .triton_codegen import loads_in, reduces_in
 from .triton_side_outputs import (Probes, drop_dead_side_outputs, hoist, kernel_loads, merge_side_outputs, readers_of,
                                   side_outputs)
@@ -33,7 +34,7 @@ FLOATS = (torch.float32, torch.float16, torch.bfloat16)
 
 
 def enabled() -> bool:
-    return os.environ.get("FRAMEJIT_RESIDUAL_GEMM", "1") != "0" and os.environ.get("FRAMEJIT_TRITON_MM") != "1"
+    return os.environ.get("FRAMEJIT_RESIDUAL_GEMM", "1") != "0" and not triton_matmul.forced()
 
 
 @dataclass
