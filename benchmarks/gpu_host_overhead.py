@@ -36,8 +36,8 @@ os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", os.path.join(_TMP, "inductor"))
 
 import torch  # noqa: E402
 
-from benchmarks.gpu_suite import rel_error  # noqa: E402  (its cache dirs are set above)
-from benchmarks.harness import RESULTS_DIR, environment  # noqa: E402
+from benchmarks.gpu_suite import first_call as gpu_first_call, gpu_tag, rel_error  # noqa: E402  (cache dirs set above)
+from benchmarks.harness import RESULTS_DIR, environment, triton_modules  # noqa: E402
 
 VARIANTS = ("eager", "torch.compile", "torch.compile reduce-overhead", "framejit")
 # framejit's graph called directly (no hook, no guards), generated with and without the host shortcuts
@@ -72,31 +72,24 @@ def compiled(variant: str, fn):
     return jit.compile(fn, dynamic=False)
 
 
-def module_pair(fn, inputs):
-    """The jit's graph of one call compiled by the Triton backend twice, with the host shortcuts and with
-    FRAMEJIT_TRITON_HOST_SHORTCUTS=0 (every op as the graph spells it, `fixed_layout` on every library result,
-    views one by one, launches through the Launcher), CUDA graphs off in both: the generated module's own cost."""
-    from benchmarks.harness import triton_modules
-    modules = triton_modules(fn, inputs, {"shortcuts": {"FRAMEJIT_CUDA_GRAPHS": "0"},
-                                          "general": {"FRAMEJIT_CUDA_GRAPHS": "0",
-                                                      "FRAMEJIT_TRITON_HOST_SHORTCUTS": "0"}})
-    return None if modules is None else (modules["shortcuts"], modules["general"])
+def module_pair(fn, inputs) -> dict | None:
+    """The jit's graph of one call compiled by the Triton backend twice, with the host shortcuts (MODULE) and
+    with FRAMEJIT_TRITON_HOST_SHORTCUTS=0 (GENERAL: every op as the graph spells it, `fixed_layout` on every
+    library result, views one by one, launches through the Launcher), CUDA graphs off in both: the generated
+    module's own cost."""
+    return triton_modules(fn, inputs, {MODULE: {"FRAMEJIT_CUDA_GRAPHS": "0"},
+                                       GENERAL: {"FRAMEJIT_CUDA_GRAPHS": "0", "FRAMEJIT_TRITON_HOST_SHORTCUTS": "0"}})
 
 
-def wall_per_call(fn, n: int) -> float:
+def per_call(fn, n: int, wait: bool) -> float:
+    """Seconds per call of n back-to-back calls: until the GPU has finished them (wait) or until the host has
+    issued them."""
     torch.cuda.synchronize()
     t0 = time.perf_counter()
     for _ in range(n):
         fn()
-    torch.cuda.synchronize()
-    return (time.perf_counter() - t0) / n
-
-
-def host_per_call(fn, n: int) -> float:
-    torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for _ in range(n):
-        fn()
+    if wait:
+        torch.cuda.synchronize()
     t = time.perf_counter() - t0
     torch.cuda.synchronize()
     return t / n
@@ -115,10 +108,7 @@ def run(variants, rounds: int, save_outputs: str | None) -> list:
             pair = module_pair(fn, inputs) if "framejit" in variants else None
             for v in variants:
                 f = compiled(v, fn)
-                t0 = time.perf_counter()
-                out = f(*inputs)
-                torch.cuda.synchronize()
-                first_call[v] = time.perf_counter() - t0
+                out, first_call[v] = gpu_first_call(f, inputs)
                 calls[v] = lambda f=f: f(*inputs)
                 print(f"{name}: {v} first call {first_call[v]:.2f} s, relative error vs eager "
                       f"{rel_error(out, ref):.2e}", flush=True)
@@ -126,8 +116,8 @@ def run(variants, rounds: int, save_outputs: str | None) -> list:
                     os.makedirs(save_outputs, exist_ok=True)
                     torch.save(out.cpu(), os.path.join(save_outputs, slug(name) + ".pt"))
             if pair is not None:
-                calls[MODULE], calls[GENERAL] = pair
-                a, b = (torch.utils._pytree.tree_leaves(f()) for f in pair)
+                calls.update(pair)
+                a, b = (torch.utils._pytree.tree_leaves(f()) for f in pair.values())
                 same = len(a) == len(b) and all(torch.equal(x, y) for x, y in zip(a, b))
                 print(f"{name}: generated module with / without host shortcuts: outputs "
                       f"{'bit for bit equal' if same else 'DIFFERENT'}", flush=True)
@@ -141,8 +131,8 @@ def run(variants, rounds: int, save_outputs: str | None) -> list:
             try:
                 for _ in range(rounds):
                     for v, f in calls.items():
-                        wall[v].append(wall_per_call(f, WALL_CALLS))
-                        host[v].append(host_per_call(f, HOST_CALLS))
+                        wall[v].append(per_call(f, WALL_CALLS, wait=True))
+                        host[v].append(per_call(f, HOST_CALLS, wait=False))
             finally:
                 gc.enable()
         for v in calls:
@@ -189,8 +179,7 @@ def main() -> int:
     env = environment()
     print(json.dumps(env))
     print(table)
-    gpu = torch.cuda.get_device_name().split()[1].lower() if len(torch.cuda.get_device_name().split()) > 1 else "gpu"
-    stem = os.path.join(RESULTS_DIR, f"gpu-host-overhead-{gpu}" + (f"-{a.tag}" if a.tag else ""))
+    stem = os.path.join(RESULTS_DIR, f"gpu-host-overhead-{gpu_tag(env['gpu'])}" + (f"-{a.tag}" if a.tag else ""))
     os.makedirs(RESULTS_DIR, exist_ok=True)
     with open(stem + ".json", "w") as f:
         json.dump({"suite": "gpu-host-overhead", "environment": env, "wall_calls": WALL_CALLS,

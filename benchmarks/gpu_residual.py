@@ -8,7 +8,7 @@ import os
 
 import torch
 
-from benchmarks.gpu_suite import RESULTS, build, environment, interleaved, rel_error
+from benchmarks.gpu_suite import RESULTS, build, environment, gpu_tag, interleaved, rel_error
 from benchmarks.harness import triton_modules
 
 WORKLOADS = ["GPT-2 block B16 T1024 C768", "GPT 4 layers B8 T1024 C768"]
@@ -53,8 +53,7 @@ def main():
     rows = run(dtypes)
     env = environment()
     os.makedirs(args.out, exist_ok=True)
-    tag = env["gpu"].split()[1].lower() if len(env["gpu"].split()) > 1 else "gpu"
-    path = os.path.join(args.out, f"gpu-residual-{tag}.md")
+    path = os.path.join(args.out, f"gpu-residual-{gpu_tag(env['gpu'])}.md")
     with open(path, "w") as f:
         f.write(f"# Residual sums added by the matmul (benchmarks/gpu_residual.py)\n\nenvironment: {env}\n\n{head}\n|"
                 + " --- |" * (2 + 2 + len(VARIANTS)) + "\n" + "\n".join(line(r) for r in rows) + "\n\nrelative "

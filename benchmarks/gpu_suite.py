@@ -244,6 +244,13 @@ def environment() -> dict:
             "tf32_matmul": torch.backends.cuda.matmul.allow_tf32}
 
 
+def gpu_tag(name: str) -> str:
+    """The short device name results files carry: h100, h200 (the second word of 'NVIDIA H100 80GB HBM3'),
+    or 'gpu'."""
+    words = name.split()
+    return words[1].lower() if len(words) > 1 else "gpu"
+
+
 def plot(rows, path) -> bool:
     try:
         import matplotlib
@@ -295,8 +302,7 @@ def main():
     dtypes = [getattr(torch, d) for d in a.dtypes.split(",")]
     print(HEAD, flush=True)
     rows = run(dtypes, [o for o in a.only.split(",") if o], a.budget)
-    gpu = torch.cuda.get_device_name()
-    write(rows, environment(), a.out, next((t.lower() for t in ("H100", "H200") if t in gpu), "gpu"))
+    write(rows, environment(), a.out, gpu_tag(torch.cuda.get_device_name()))
 
 
 if __name__ == "__main__":
