@@ -1,8 +1,9 @@
 """Which FX nodes have effects beyond their result: the one place DCE, CSE and constant folding ask.
 
 A node is *impure* when removing or merging it could change what the program observes: in-place ops, ops
-writing an `out=` tensor, Python-level mutation (operator.setitem, augmented assignment), and calls into
-modules we cannot see. Random ops are pure in data flow but advance the generator, so removing, merging or
+writing an `out=` tensor, Python-level mutation (operator.setitem, augmented assignment), grad-mode switches,
+calls into modules we cannot see, and any call the capture saw write to one of its arguments (it marks the node
+`meta["mutates"]`: `F.relu(y, True)` is in-place through a positional flag no name reveals). Random ops are pure in data flow but advance the generator, so removing, merging or
 folding one would change every later random number: they are classed separately and kept by all passes.
 """
 
@@ -57,8 +58,7 @@ def is_random(node: fx.Node) -> bool:
         pos, keys, default, inert = _DRAWS_UNLESS[name]
         value = node.args[pos] if len(node.args) > pos else next(
             (node.kwargs[k] for k in keys if k in node.kwargs), default)
-        if inert(value):
-            return False
+        return not inert(value)  # sdpa with dropout_p > 0 draws though its name is not a random one
     if isinstance(node.target, torch._ops.OpOverload) and torch.Tag.nondeterministic_seeded in node.target.tags:
         return True
     return name in _RANDOM_NAMES
@@ -80,16 +80,20 @@ def _known_pure_family(target: object) -> bool:
         return False
 
 
+# Calls that switch interpreter state rather than compute a value.
+_STATE_SWITCHES = {torch._C._set_grad_enabled}
+
+
 def is_impure(node: fx.Node) -> bool:
     """True when `node` mutates state, so it must stay and must not be merged or folded."""
     if node.op in ("placeholder", "output", "call_module"):
         return True
     if node.op == "get_attr":
         return False
-    if "out" in node.kwargs or node.kwargs.get("inplace", False):
+    if node.meta.get("mutates") or "out" in node.kwargs or node.kwargs.get("inplace", False):
         return True
     target = node.target
-    if target in _MUTATING_OPERATORS:
+    if target in _MUTATING_OPERATORS or target in _STATE_SWITCHES:
         return True
     if isinstance(target, torch._ops.OpOverload):
         return target._schema.is_mutable

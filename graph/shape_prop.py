@@ -52,6 +52,10 @@ def eval_node(gm: fx.GraphModule, node: fx.Node) -> Any:
     args, kwargs = _load(node.args), _load(node.kwargs)
     try:
         if node.op == "call_function":
+            if _is_factory(node.target, args, kwargs):
+                # torch.randn(3), torch.zeros(n): made on the meta device, so propagation neither allocates nor
+                # draws from the random generator (a real draw here shifts every random number the program makes)
+                kwargs = {**kwargs, "device": "meta"}
             return to_meta(node.target(*args, **kwargs))
         if node.op == "call_method":
             self_obj, *rest = args
@@ -63,6 +67,15 @@ def eval_node(gm: fx.GraphModule, node: fx.Node) -> Any:
     except Exception:  # an op without a meta kernel (e.g. .item()): leave it unknown, rules skip it
         return None
     return None
+
+
+def _is_factory(target: Any, args: Any, kwargs: Any) -> bool:
+    """A torch function called with no tensor argument: it makes its result from sizes and values."""
+    if not (isinstance(target, torch._ops.OpOverload) or (getattr(target, "__module__", None) or "").startswith("torch")):
+        return False
+    found: list = []
+    fx.node.map_aggregate((args, kwargs), lambda v: found.append(v) if isinstance(v, torch.Tensor) else v)
+    return not found
 
 
 def propagate(gm: fx.GraphModule, example_inputs: list | tuple) -> fx.GraphModule:

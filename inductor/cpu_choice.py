@@ -10,8 +10,11 @@ its elementwise chains written into their own intermediates (graph/inplace_reuse
 operands made 0-d tensors once (graph/scalar_operands.py). The decision is logged
 (JIT_LOGS=inductor). FRAMEJIT_CPU_BACKEND=numpy or =torch skips the measurement.
 
-Graphs whose running twice would be observable are not measured and keep the NumPy code: random ops (the run
-would advance the generator) and graphs that mutate inputs (those never reach NumPy code: they run in torch)."""
+Nothing measured ever touches the caller's tensors: both versions run on copies of the inputs (same sizes,
+strides, offsets, and inputs sharing memory still share it), so a graph that writes to an input cannot change it
+several times. Graphs whose running twice would be observable otherwise are not measured and keep the NumPy
+code: random ops (the run would advance the generator) and graphs that mutate tensors (those never reach NumPy
+code: both versions run torch)."""
 from __future__ import annotations
 
 import logging
@@ -38,8 +41,29 @@ def _seconds(fn, inputs, repeat: int = 1) -> float:
 
 
 def _measurable(gm: torch.fx.GraphModule, inputs: list) -> bool:
-    from graph.effects import is_random
-    return all(isinstance(x, torch.Tensor) for x in inputs) and not any(is_random(n) for n in gm.graph.nodes)
+    from graph.effects import has_mutation, is_random
+    return (all(isinstance(x, torch.Tensor) for x in inputs) and not has_mutation(gm.graph)
+            and not any(is_random(n) for n in gm.graph.nodes))
+
+
+def private_copies(inputs: list) -> list:
+    """Copies of `inputs` laid out as they are: each distinct storage copied once, every tensor rebuilt over its
+    copy at its own offset, sizes and strides, so inputs that alias still alias and nothing reads or writes the
+    caller's memory."""
+    storages: dict = {}
+    copies = []
+    for x in inputs:
+        if not isinstance(x, torch.Tensor) or x.layout != torch.strided:
+            copies.append(x)
+            continue
+        source = x.untyped_storage()
+        key = (source.data_ptr(), source.nbytes())
+        if key not in storages:
+            storages[key] = source.clone()
+        copy = torch.empty(0, dtype=x.dtype, device=x.device)
+        copy.set_(storages[key], x.storage_offset(), x.size(), x.stride())
+        copies.append(copy)
+    return copies
 
 
 def choose(generated, captured, inputs: list):
@@ -55,6 +79,7 @@ def choose(generated, captured, inputs: list):
         return torch_version
     if not _measurable(torch_version, inputs):
         return generated
+    inputs = private_copies(inputs)
     try:
         with torch.no_grad():
             first = _seconds(generated, inputs) + _seconds(torch_version, inputs)  # cold: first-run costs

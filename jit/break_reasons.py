@@ -25,8 +25,13 @@ KINDS = {k.name: k for k in [
               "return the new value instead of mutating shared state, or wrap it in jit.disable"),
     BreakKind("unsupported_value", "a value of a type the executor cannot represent",
               "pass tensors, numbers, strings, containers of those, or nn.Modules"),
-    BreakKind("operator_error", "a torch operation failed while tracing (shapes or dtypes do not fit)",
+    BreakKind("operator_error", "a torch operation that eager torch rejects (shapes or dtypes do not fit): it runs "
+              "eagerly, so it raises where and what eager raises",
               "run the function eagerly to see the error with its full context"),
+    BreakKind("autograd", "a backward pass or autograd hook (.backward(), torch.autograd.grad, register_hook) runs "
+              "torch's autograd engine: it runs eagerly, between the compiled graphs before and after it",
+              "nothing to fix: the forward before it is compiled; to compile the step whole, call backward outside "
+              "the compiled function"),
     BreakKind("exception", "the function raises or handles an exception", "exceptions run eagerly"),
     BreakKind("too_complex", "the function is too long or too deeply nested to trace",
               "split it, or mark the inner part with jit.disable"),

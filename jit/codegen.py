@@ -33,7 +33,7 @@ from jit.variables.base import KnownObject, LazyArg
 from jit.variables.containers import _from_tuple
 from jit.variables.functions import ExternalCell
 from jit.variables.sizes import SizeVar
-from jit.variables.tensor import ItemCompareVar, TensorVar
+from jit.variables.tensor import ItemCompareVar, TensorMethodVar, TensorVar
 
 
 def rebuild_object(cls, attrs: dict):
@@ -136,7 +136,7 @@ class FrameCells:
 
 def _children(v) -> list:
     """The Vars a value is built from: container items, a new object's attributes, a nested function's defaults
-    and closure cells, a cell's contents."""
+    and closure cells, a cell's contents, a bound method's function and receiver."""
     if isinstance(v, (TupleVar, ListVar, NamedTupleVar, IteratorVar)):
         return list(v.items)
     if isinstance(v, DictVar):
@@ -147,8 +147,10 @@ def _children(v) -> list:
         return list(v.defaults) + list(v.kwdefaults.values()) + list(v.closure)
     if isinstance(v, CellVar):
         return [v.contents] if v.contents is not None else []
-    if isinstance(v, ItemCompareVar):
+    if isinstance(v, (ItemCompareVar, TensorMethodVar)):
         return [v.tensor]
+    if isinstance(v, BoundMethodVar):
+        return [v.fn, v.self_var]
     return []
 
 
@@ -337,6 +339,9 @@ class ValueBuilder:
             em.emit("LOAD_CONST", v.fn)
         elif isinstance(v, BoundMethodVar):  # e.g. a user `with`'s __exit__ carried to the next resume function
             em.call_const(types.MethodType, lambda: (self.push(v.fn), self.push(v.self_var), 2)[-1])
+        elif isinstance(v, TensorMethodVar):  # `loss.backward` at a break on that call: bound again, for real
+            self.push(v.tensor)
+            em.load_attr(v.name)
         elif isinstance(v, MethodOnVar) and v.obj.source is not None:
             # a method of an outside object (`log.append` at a break on that call): bound again, for real
             em.load_source(v.obj.source)

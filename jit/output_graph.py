@@ -12,9 +12,11 @@ import torch.fx
 
 from guards.kinds import AliasMatch, Guard, IdMatch, SizeRelation, TensorMatch
 from guards.size_expr import BinOp, Dim, Num, combine
+from graph.effects import is_impure, is_removable
 from guards.sources import ConstSource, ModuleDictSource, Source
 from jit.break_reasons import unsupported
 from jit.dynamic import Specialize, SymbolTable
+from jit.eager_check import eager_error
 from jit.variables import Const, DictVar, ListVar, NamedTupleVar, NewObjectVar, TupleVar, Var
 from jit.variables.sizes import SizeSliceVar, SizeVar
 from jit.variables.tensor import TensorVar
@@ -124,6 +126,8 @@ class OutputGraph:
         """Record `target(*args, **kwargs)` (kind 'call_function') or `args[0].target(*args[1:])` ('call_method')."""
         proxy_args, proxy_kwargs = to_proxy(args), to_proxy(kwargs)
         meta_args, meta_kwargs = to_meta(args), to_meta(kwargs)
+        tensors = tensors_in((args, kwargs))
+        versions = [_version(t.example) for t in tensors]
         try:
             if kind == "call_method":
                 result = getattr(meta_args[0], target)(*meta_args[1:], **meta_kwargs)
@@ -133,18 +137,33 @@ class OutputGraph:
             unsupported("unsupported_call", f"{_name(target)} has no shape rule on meta tensors ({_first_line(e)})")
         except (RuntimeError, TypeError, ValueError, IndexError, ArithmeticError) as e:  # overflow: int + 2**70
             unsupported("operator_error", f"{_name(target)}: {_first_line(e)}")
+        # A call that bumped an argument's version counter wrote to it (meta tensors count too): whatever its
+        # name or flags say (`F.relu(y, True)`), it is in-place, so it stays in the graph.
+        mutates = [_version(t.example) for t in tensors] != versions
         perturbed = self._perturbed_run(target, result, args, kwargs, lambda a, kw: (
             getattr(a[0], target)(*a[1:], **kw) if kind == "call_method" else target(*a, **kw)))
         device = result_device(kind, target, args, kwargs)
         proxy = self.tracer.create_proxy(kind, target, proxy_args, proxy_kwargs)
-        if not is_side_effecting(proxy.node):
-            for a in args:
-                if isinstance(a, TensorVar) and a.example is result:
-                    # The op returned its input object (dropout in eval, .contiguous() of a contiguous tensor,
-                    # .float() of a float tensor): eager hands back the same tensor, so do we, with no node.
-                    self.graph.erase_node(proxy.node)
-                    return a
+        if mutates:
+            proxy.node.meta["mutates"] = True
+        self._check_eager_accepts(proxy.node, meta_args, meta_kwargs, tensors)
+        same = next((a for a in tensors if a.example is result), None)
+        if same is not None and (mutates or not is_impure(proxy.node)):
+            # The op handed back an argument object: in-place ops (x.add_(1) is x) and no-ops (dropout in eval or
+            # with p=0, which draws nothing then; .contiguous() of a contiguous tensor, .float() of a float
+            # tensor). Eager returns the same tensor, so do we: an in-place node stays for its effect, a no-op goes.
+            if not mutates:
+                self.graph.erase_node(proxy.node)
+            return same
         return self.wrap_result(proxy, result, device, perturbed, _size_source(kind, target, args))
+
+    def _check_eager_accepts(self, node, meta_args, meta_kwargs, tensors) -> None:
+        """Stop capturing at a call eager torch would reject though its meta kernel did not (jit/eager_check.py)."""
+        devices = {id(t.example): t.device for t in tensors}
+        error = eager_error(node, meta_args, meta_kwargs, lambda m: devices.get(id(m), torch.device("cpu")))
+        if error is not None:
+            self.graph.erase_node(node)
+            unsupported("operator_error", f"{_name(node.target)}: {error}")
 
     def call_factory(self, fn, args, kwargs) -> Var:
         """A torch call with no tensor inputs (torch.zeros, torch.arange, torch.randn...): its example is made on
@@ -187,7 +206,7 @@ class OutputGraph:
         if _is_python_data(result):
             if self.dynamic and _differs(result, perturbed):
                 return self._sizes(proxy, result, perturbed, size_source)
-            if not is_side_effecting(proxy.node):  # setitem, grad-mode switches: kept, their value is None
+            if is_removable(proxy.node):  # setitem, grad-mode switches: kept, their value is None
                 proxy.node.graph.erase_node(proxy.node)
             return Const(result)
         unsupported("unsupported_value", f"operation returned {type(result).__name__}")
@@ -218,6 +237,12 @@ class OutputGraph:
         remove_dead_code(self.graph)
         gm = torch.fx.GraphModule(torch.nn.Module(), self.graph, class_name="CapturedGraph")
         return gm
+
+
+def _version(t: torch.Tensor) -> int | None:
+    """A tensor's version counter (bumped by every in-place write, on meta tensors too); inference tensors have
+    none, and their in-place ops are known by name only (graph.effects)."""
+    return None if t.is_inference() else t._version
 
 
 def _is_python_data(value) -> bool:
@@ -370,26 +395,11 @@ def result_device(kind: str, target, args: tuple, kwargs: dict) -> torch.device:
     return tensors[0].device
 
 
-_SIDE_EFFECT_TARGETS = {torch._C._set_grad_enabled, operator.setitem, operator.iadd, operator.isub, operator.imul,
-                        operator.itruediv, operator.ifloordiv, operator.imod, operator.ipow, operator.imatmul,
-                        operator.iand, operator.ior, operator.ixor, operator.ilshift, operator.irshift}
-
-
-def is_side_effecting(node: torch.fx.Node) -> bool:
-    if node.op in ("placeholder", "output"):
-        return True
-    if node.target in _SIDE_EFFECT_TARGETS:
-        return True
-    name = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", "")
-    if name.endswith("_") and not name.endswith("__"):
-        return True
-    return "out" in node.kwargs
-
-
 def remove_dead_code(graph: torch.fx.Graph) -> None:
-    """Drop nodes nothing uses, keeping in-place operations and grad-mode switches."""
+    """Drop nodes nothing uses, keeping what graph.effects says must stay: in-place operations, grad-mode
+    switches, random draws (removing one would shift every later random number)."""
     for node in reversed(list(graph.nodes)):
-        if not node.users and not is_side_effecting(node):
+        if not node.users and is_removable(node):
             graph.erase_node(node)
 
 

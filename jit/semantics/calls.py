@@ -26,6 +26,9 @@ _FACTORIES = {torch.zeros, torch.ones, torch.empty, torch.full, torch.arange, to
               torch.scalar_tensor, torch.empty_strided, torch.tril_indices, torch.triu_indices}
 _RANDOM = {torch.rand, torch.randn, torch.randint, torch.randperm, torch.rand_like, torch.randn_like,
            torch.randint_like, torch.bernoulli, torch.multinomial, torch.normal, torch.poisson}
+# Calls into torch's autograd engine: they run eagerly (a break), never as a graph node.
+_AUTOGRAD_METHODS = {"backward", "register_hook", "retain_grad", "register_post_accumulate_grad_hook"}
+_AUTOGRAD_FUNCTIONS = {torch.autograd.backward, torch.autograd.grad}
 _PURE_PYTHON_RESULT = {torch.is_tensor, torch.is_floating_point, torch.is_complex, torch.numel, torch.result_type,
                        torch.promote_types, torch.can_cast, torch.broadcast_shapes, torch.get_default_dtype,
                        torch.is_grad_enabled, torch.finfo, torch.iinfo}
@@ -87,6 +90,8 @@ def call_torch(tx, fn, args: list[Var], kwargs: dict[str, Var]) -> Var:
         return manager
     if fn is torch.is_grad_enabled:
         return Const(torch.is_grad_enabled())
+    if fn in _AUTOGRAD_FUNCTIONS:
+        unsupported("autograd", f"torch.autograd.{fn.__name__}() runs the autograd engine")
     if fn in (torch.manual_seed, torch.seed, torch.set_default_dtype, torch.set_printoptions):
         unsupported("side_effect", f"torch.{fn.__name__} changes global state")
     if fn in _PURE_PYTHON_RESULT and not _has_tensor(args) and all(a.is_const() for a in args):
@@ -103,6 +108,8 @@ def call_torch(tx, fn, args: list[Var], kwargs: dict[str, Var]) -> Var:
 def call_tensor_method(tx, tensor: TensorVar, name: str, args, kwargs) -> Var:
     if name in _TO_PYTHON:
         unsupported("tensor_to_python", f"tensor.{name}() turns a tensor into Python data")
+    if name in _AUTOGRAD_METHODS:
+        unsupported("autograd", f"tensor.{name}() runs or changes torch's autograd engine")
     if name == "get_device":
         return Const(tensor.device.index if tensor.device.type != "cpu" else -1)
     return tx.output.call("call_method", name, (tensor, *args), kwargs)

@@ -1,0 +1,108 @@
+"""Would eager torch accept this call? Meta kernels check shapes but often not dtypes: `b.log_softmax(-1)` of an
+int64 tensor, `bool @ bool`, `half @ float` and `trunc` of a bool tensor all pass on meta tensors and raise in the
+real kernel. A captured op that eager rejects would raise later, when the graph runs: outside the user's `try`,
+after side effects that eager never reached, or not at all once dead-code removal drops it. So such a call is not
+captured: the frame breaks there and the instruction runs for real, raising where and what eager raises.
+
+The check runs the call once on real tensors of the same dtypes, devices and sizes (filled with ones; a big
+input is a one-element tensor expanded to its size, so the check allocates little), and remembers the answer per
+signature (op, each tensor's dtype, device and rank, the other arguments), so a model's repeated layers cost one
+run per distinct call. View and metadata ops accept every dtype and are not run. Errors that depend on tensor
+values (an index out of range) cannot be known here and stay the graph's."""
+from __future__ import annotations
+
+import torch
+
+from graph.effects import is_random
+
+BIG = 1 << 16  # elements: an input larger than this is probed as an expanded one-element tensor
+
+# Ops that only reinterpret metadata: they take every dtype, and an expanded probe input would reject some.
+_DTYPE_FREE = {
+    "view", "reshape", "permute", "transpose", "t", "expand", "expand_as", "unsqueeze", "squeeze", "flatten",
+    "unflatten", "contiguous", "size", "dim", "numel", "stride", "storage_offset", "view_as", "reshape_as",
+    "getitem", "narrow", "select", "split", "chunk", "unbind", "movedim", "swapaxes", "swapdims", "detach",
+    "clone", "to", "type", "float", "double", "half", "bfloat16", "int", "long", "bool", "short", "cpu", "cuda",
+    "getattr", "is_contiguous", "is_floating_point", "is_complex", "element_size", "dtype", "requires_grad",
+    "_set_grad_enabled", "setitem",
+}
+
+_known: dict = {}  # signature -> None (eager accepts) or the first line of eager's error
+
+
+def _base_name(target) -> str:
+    """The op's name without torch's in-place underscore (`unsqueeze_` -> `unsqueeze`)."""
+    name = target if isinstance(target, str) else getattr(target, "__name__", "")
+    return name if name.endswith("__") else name.rstrip("_")
+
+
+def _key(value):
+    """The part of an argument the answer depends on: a tensor's dtype, device and rank; another value itself."""
+    if isinstance(value, torch.Tensor):
+        return ("tensor", value.dtype, value.dim())
+    if isinstance(value, (tuple, list)):
+        return (type(value).__name__, tuple(_key(v) for v in value))
+    if isinstance(value, dict):
+        return ("dict", tuple((k, _key(v)) for k, v in value.items()))
+    try:
+        hash(value)
+    except TypeError:
+        return ("object", type(value).__name__)
+    return (type(value).__name__, value)
+
+
+def _real(value, device_of, mutates: bool):
+    """A real tensor standing for a meta one: ones of its dtype on its real device."""
+    if isinstance(value, torch.Tensor):
+        device = device_of(value)
+        if value.numel() <= BIG or mutates:
+            return torch.ones(value.shape, dtype=value.dtype, device=device)
+        return torch.ones((), dtype=value.dtype, device=device).expand(value.shape)
+    if isinstance(value, tuple):
+        return tuple(_real(v, device_of, mutates) for v in value)
+    if isinstance(value, list):
+        return [_real(v, device_of, mutates) for v in value]
+    if isinstance(value, dict):
+        return {k: _real(v, device_of, mutates) for k, v in value.items()}
+    return value
+
+
+def eager_error(node: torch.fx.Node, meta_args: tuple, meta_kwargs: dict, device_of) -> str | None:
+    """The first line of the error eager torch raises for `node`'s call with these (meta) arguments, or None when
+    eager accepts it. `device_of(meta_tensor)` gives the real device a meta argument stands for."""
+    if _base_name(node.target) in _DTYPE_FREE or is_random(node):
+        return None  # random ops would draw numbers: the check must not move the generator
+    devices = tuple(str(device_of(t)) for t in _flat_tensors((meta_args, meta_kwargs)))
+    key = (node.op, node.target, _key(meta_args), _key(meta_kwargs), devices)
+    try:
+        if key in _known:
+            return _known[key]
+    except TypeError:  # an unhashable target
+        key = None
+    mutates = bool(node.meta.get("mutates"))
+    args, kwargs = _real(meta_args, device_of, mutates), _real(meta_kwargs, device_of, mutates)
+    error = None
+    try:
+        with torch.no_grad():
+            if node.op == "call_method":
+                getattr(args[0], node.target)(*args[1:], **kwargs)
+            else:
+                node.target(*args, **kwargs)
+    except Exception as e:  # noqa: BLE001 - whatever eager raises, the op is not captured
+        error = f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:200]}"
+    if key is not None:
+        _known[key] = error
+    return error
+
+
+def _flat_tensors(value, out: list | None = None) -> list:
+    out = [] if out is None else out
+    if isinstance(value, torch.Tensor):
+        out.append(value)
+    elif isinstance(value, (tuple, list)):
+        for v in value:
+            _flat_tensors(v, out)
+    elif isinstance(value, dict):
+        for v in value.values():
+            _flat_tensors(v, out)
+    return out
