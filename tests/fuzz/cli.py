@@ -1,0 +1,96 @@
+"""python -m tests.fuzz --backend eager,default --seeds 0:1000 [--minimize] [--save DIR] [--show SEED]
+
+Generates one program per seed, checks it against eager on every backend asked for, and prints a summary
+(programs, ok, wrong, crash, skipped, per category) and, for each failure, its seed, what differed and the
+(minimized) program. --save writes each failure as a standalone reproducer script.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import pathlib
+import sys
+import tempfile
+import time
+
+from .generator import generate
+from .minimize import minimize
+from .oracle import BACKENDS, check
+
+
+def seed_range(text: str) -> range:
+    if ":" in text:
+        start, stop = text.split(":")
+        return range(int(start), int(stop))
+    return range(int(text), int(text) + 1)
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="python -m tests.fuzz", description=__doc__.split("\n\n")[1])
+    ap.add_argument("--backend", action="append", default=None,
+                    help=f"one of {', '.join(BACKENDS)} (repeat, or comma-separated); default: eager,default")
+    ap.add_argument("--seeds", type=seed_range, default=range(0, 100), help="START:STOP or one seed (default 0:100)")
+    ap.add_argument("--minimize", action="store_true", help="shrink each failure before printing it")
+    ap.add_argument("--budget", type=float, default=60.0, help="seconds of minimizing per failure (default 60)")
+    ap.add_argument("--save", type=pathlib.Path, help="write each failure's reproducer script here")
+    ap.add_argument("--show", action="store_true", help="print each program's source, failing or not")
+    args = ap.parse_args(argv)
+    names = [b for item in (args.backend or ["eager,default"]) for b in item.split(",") if b]
+    unknown = [b for b in names if b not in BACKENDS]
+    if unknown:
+        ap.error(f"unknown backend {unknown[0]!r}; choose from {', '.join(BACKENDS)}")
+    args.backends = names
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(sys.argv[1:] if argv is None else argv)
+    # Compiled NumPy modules go to a private cache: runs stay independent of what an earlier run left on disk.
+    os.environ.setdefault("FRAMEJIT_CACHE_DIR", tempfile.mkdtemp(prefix="framejit-fuzz-"))
+    if args.save:
+        args.save.mkdir(parents=True, exist_ok=True)
+    counts = {b: collections.Counter() for b in args.backends}
+    categories = {b: collections.Counter() for b in args.backends}
+    failures = []
+    started = time.monotonic()
+    for seed in args.seeds:
+        program = generate(seed)
+        if args.show:
+            print(f"# seed {seed}\n{program.source()}")
+        for backend in args.backends:
+            verdict = check(program, backend)
+            counts[backend][verdict.status] += 1
+            if verdict.status == "ok":
+                continue
+            categories[backend][verdict.category] += 1
+            if verdict.status == "skip":
+                continue
+            shown = minimize(program, backend, verdict, args.budget) if args.minimize else program
+            failures.append((seed, backend, verdict, shown))
+            _report(seed, backend, verdict, shown, check(shown, backend) if args.minimize else verdict)
+            if args.save:
+                (args.save / f"seed{seed}_{backend}.py").write_text(
+                    f"# seed {seed}, backend {backend}: {verdict}\n" + shown.reproducer(backend))
+    _summary(args, counts, categories, time.monotonic() - started)
+    return 1 if failures else 0
+
+
+def _report(seed: int, backend: str, verdict, program, final) -> None:
+    print(f"\n=== seed {seed} backend {backend}: {verdict}")
+    if final is not verdict:
+        print(f"--- minimized ({final}):")
+    print(program.source().rstrip())
+    for i in range(len(program.calls)):
+        print(f"# call {i}: f({', '.join(program.arg_exprs(i))})")
+    sys.stdout.flush()
+
+
+def _summary(args, counts, categories, seconds: float) -> None:
+    seeds = args.seeds
+    print(f"\nseeds {seeds.start}:{seeds.stop}, {seconds:.1f} s")
+    for backend in args.backends:
+        c = counts[backend]
+        per = ", ".join(f"{k} {v}" for k, v in sorted(categories[backend].items()))
+        print(f"{backend:8s} programs {sum(c.values())}  ok {c['ok']}  wrong {c['wrong']}  crash {c['crash']}  "
+              f"skipped {c['skip']}" + (f"  ({per})" if per else ""))

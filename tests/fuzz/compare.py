@@ -1,0 +1,132 @@
+"""What "the same result" means between an eager run and a compiled one.
+
+Like tests/corpus/runner.assert_same (exact Python types, container structure, dict key order, tensor dtype and
+shape first, then values, NaN equal to NaN), with two differences a fuzzer needs: tolerances depend on the dtype
+(float16/bfloat16 arithmetic fused into fewer roundings legitimately differs more), and every difference comes
+back as a (category, message) pair rather than an AssertionError, so a minimizer can ask whether the *same*
+kind of failure persists. Aliasing is compared by memory, not identity alone: an output that is a view of an
+input in eager must share that input's memory when compiled.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+# (rtol, atol) per floating dtype; atol is scaled by the largest finite magnitude of the expected tensor, so a
+# sum of large values is judged relative to its size, not to 1.
+TOLERANCES = {torch.float64: (1e-6, 1e-6), torch.float32: (1e-4, 1e-5), torch.float16: (1e-2, 1e-2),
+              torch.bfloat16: (5e-2, 5e-2)}
+PY_FLOAT_TOL = 1e-3  # a Python float came from .item() of some dtype: judged loosely, relative and absolute
+
+Difference = tuple[str, str]  # (category, message)
+
+
+def diff(expected: Any, actual: Any, path: str = "result") -> Difference | None:
+    """The first difference between two results, or None."""
+    if type(expected) is not type(actual):
+        return "type", f"{path}: type {type(actual).__name__}, expected {type(expected).__name__}"
+    if isinstance(expected, torch.Tensor):
+        return _tensor_diff(expected, actual, path)
+    if isinstance(expected, (tuple, list)):
+        if len(expected) != len(actual):
+            return "type", f"{path}: length {len(actual)}, expected {len(expected)}"
+        for i, (e, a) in enumerate(zip(expected, actual)):
+            found = diff(e, a, f"{path}[{i}]")
+            if found:
+                return found
+        return None
+    if isinstance(expected, dict):
+        if list(expected) != list(actual):
+            return "type", f"{path}: keys {list(actual)}, expected {list(expected)}"
+        for k in expected:
+            found = diff(expected[k], actual[k], f"{path}[{k!r}]")
+            if found:
+                return found
+        return None
+    if isinstance(expected, (set, frozenset)):
+        return None if expected == actual else ("value", f"{path}: {actual!r}, expected {expected!r}")
+    if isinstance(expected, float):
+        same = (math.isnan(expected) and math.isnan(actual)) or \
+            math.isclose(expected, actual, rel_tol=PY_FLOAT_TOL, abs_tol=PY_FLOAT_TOL)
+        return None if same else ("value", f"{path}: {actual!r}, expected {expected!r}")
+    if expected != actual:
+        return "value", f"{path}: {actual!r}, expected {expected!r}"
+    return None
+
+
+def _tensor_diff(expected: torch.Tensor, actual: torch.Tensor, path: str) -> Difference | None:
+    if expected.dtype != actual.dtype:
+        return "dtype", f"{path}: dtype {actual.dtype}, expected {expected.dtype}"
+    if expected.shape != actual.shape:
+        return "shape", f"{path}: shape {tuple(actual.shape)}, expected {tuple(expected.shape)}"
+    for attr in ("device", "requires_grad"):
+        if getattr(expected, attr) != getattr(actual, attr):
+            return "tensor-meta", f"{path}: {attr} {getattr(actual, attr)}, expected {getattr(expected, attr)}"
+    bad = _mismatches(expected.detach(), actual.detach())
+    if bad is None:
+        return None
+    where = tuple(bad[0].tolist()) if bad.numel() else ()
+    return "value", (f"{path}: {bad.shape[0]} of {expected.numel()} values differ ({expected.dtype}); "
+                     f"first at {where}: {actual[where].item()!r}, expected {expected[where].item()!r}")
+
+
+def _mismatches(expected: torch.Tensor, actual: torch.Tensor) -> torch.Tensor | None:
+    """Indices of differing elements (an N x ndim tensor), or None when all agree."""
+    if expected.dtype not in TOLERANCES:
+        ne = expected != actual
+        return ne.nonzero() if bool(ne.any()) else None
+    e, a = expected.double(), actual.double()
+    rtol, atol = TOLERANCES[expected.dtype]
+    finite = e[torch.isfinite(e)]
+    scale = max(1.0, float(finite.abs().max())) if finite.numel() else 1.0
+    close = (e - a).abs() <= atol * scale + rtol * e.abs()
+    same_special = (e == a) | (torch.isnan(e) & torch.isnan(a))
+    bad = ~(close | same_special)
+    return bad.nonzero() if bool(bad.any()) else None
+
+
+# ---- aliasing -----------------------------------------------------------------------------------------------
+
+
+def _objects(value: Any, out: list) -> list:
+    """Tensors and mutable containers in a value, in traversal order."""
+    if isinstance(value, torch.Tensor):
+        out.append(value)
+    elif isinstance(value, (list, dict)):
+        out.append(value)
+        for v in value.values() if isinstance(value, dict) else value:
+            _objects(v, out)
+    elif isinstance(value, tuple):
+        for v in value:
+            _objects(v, out)
+    return out
+
+
+def _memory(t: torch.Tensor) -> tuple[int, int] | None:
+    storage = t.untyped_storage()
+    return (storage.data_ptr(), storage.data_ptr() + storage.nbytes()) if storage.nbytes() else None
+
+
+def alias_pattern(value: Any) -> list[tuple[int, int]]:
+    """For each tensor or container: (index of the first earlier one that IS it, index of the first earlier
+    tensor whose memory overlaps it); its own index where there is none. Empty tensors share nothing."""
+    objs = _objects(value, [])
+    spans = [_memory(o) if isinstance(o, torch.Tensor) else None for o in objs]
+    pattern = []
+    for i, (obj, span) in enumerate(zip(objs, spans)):
+        same = next(j for j in range(i + 1) if objs[j] is obj)
+        overlap = next((j for j in range(i) if span and spans[j] and spans[j][0] < span[1] and span[0] < spans[j][1]),
+                       i)
+        pattern.append((same, overlap))
+    return pattern
+
+
+def alias_diff(expected_inputs_and_result: Any, actual_inputs_and_result: Any) -> Difference | None:
+    e, a = alias_pattern(expected_inputs_and_result), alias_pattern(actual_inputs_and_result)
+    if e == a:
+        return None
+    first = next((i for i, (x, y) in enumerate(zip(e, a)) if x != y), min(len(e), len(a)))
+    return "aliasing", (f"object {first} (inputs first, then the result, in order): (identical to, shares memory "
+                        f"with) {a[first] if first < len(a) else None}, expected {e[first] if first < len(e) else None}")
