@@ -59,10 +59,10 @@ class FloorDiv:
     den: "Expr"
 
     def key(self) -> str:
-        return f"({self.num.code(str)} // {self.den.code(str)})"
+        return f"({_paren(self.num, str)} // {_paren(self.den, str)})"
 
     def code(self, name_of) -> str:
-        return f"({self.num.code(name_of)} // {_paren(self.den, name_of)})"
+        return f"({_paren(self.num, name_of)} // {_paren(self.den, name_of)})"
 
     def value(self, env) -> int:
         return self.num.value(env) // self.den.value(env)
@@ -81,10 +81,10 @@ class FloorDiv:
 @dataclass(frozen=True)
 class Mod(FloorDiv):
     def key(self) -> str:
-        return f"({self.num.code(str)} % {self.den.code(str)})"
+        return f"({_paren(self.num, str)} % {_paren(self.den, str)})"
 
     def code(self, name_of) -> str:
-        return f"({self.num.code(name_of)} % {_paren(self.den, name_of)})"
+        return f"({_paren(self.num, name_of)} % {_paren(self.den, name_of)})"
 
     def value(self, env) -> int:
         return self.num.value(env) % self.den.value(env)
@@ -97,6 +97,7 @@ SIZE_MAX = 1 << 48  # no tensor dim is larger: bounds for comparisons like `s0 <
 
 
 def _paren(e: "Expr", name_of) -> str:
+    """e's code, parenthesized unless it is one number or one atom: `(s0 + 1) // 2`, never `s0 + 1 // 2`."""
     text = e.code(name_of)
     return text if e.const() is not None or (len(e.terms) == 1 and e.terms[0][1] == 1) else f"({text})"
 

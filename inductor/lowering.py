@@ -145,7 +145,9 @@ def _to_copy(node, x, *, dtype=None, **_ignored):
 
 @register("pointwise", aten.clone.default)
 def _clone(node, x, *, memory_format=None):
-    return View("identity", x, (), x.shape, x.dtype)
+    # a copy, not an identity view: a clone that reaches an output or an eager fallback unchanged must be a new
+    # buffer (the caller may write to the original afterwards); fused into a computing kernel it costs nothing
+    return pointwise("cast", node, x)
 
 
 @register("pointwise", aten.gelu.default)

@@ -54,10 +54,11 @@ def binary(tx, op, a: Var, b: Var) -> Var:
             return Const(op(a.const(), b.const()))
         except Exception as e:  # noqa: BLE001 - the user's code raises here too
             unsupported("exception", f"{type(e).__name__}: {e}")
+    a, b = _const_seq(a), _const_seq(b)
     if op in (operator.eq, operator.ne) and not (isinstance(a, (TupleVar, ListVar)) and isinstance(b, (TupleVar, ListVar))):
         same = identical(tx, a, b)
         return Const(same if op is operator.eq else not same)
-    return _sequence_op(tx, op, _const_seq(a), _const_seq(b))
+    return _sequence_op(tx, op, a, b)
 
 
 def _sequence_op(tx, op, a: Var, b: Var) -> Var:
@@ -72,13 +73,32 @@ def _sequence_op(tx, op, a: Var, b: Var) -> Var:
     if op in (operator.mul, operator.imul) and isinstance(a, seqs) and b.is_const():
         return type(a)(a.items * b.const()) if not isinstance(a, NamedTupleVar) else TupleVar(a.items * b.const())
     if op in (operator.eq, operator.ne) and isinstance(a, seqs) and isinstance(b, seqs):
-        same = a.is_const() and b.is_const() and a.const() == b.const()
-        if not (a.is_const() and b.is_const()):
-            unsupported("unsupported_value", "comparing sequences that hold tensors")
+        same = _sequences_equal(tx, a, b)
         return Const(same if op is operator.eq else not same)
     if op in (operator.lt, operator.le, operator.gt, operator.ge) and a.is_const() and b.is_const():
         return Const(op(a.const(), b.const()))
     unsupported("unsupported_value", f"operator {op.__name__} on {a.describe()} and {b.describe()}")
+
+
+def _sequences_equal(tx, a: Var, b: Var) -> bool:
+    """Python's sequence equality, item by item up to the first difference: each item comparison is made as the
+    code would make it, so a dynamic size compared with a number becomes a guard on that relation
+    (`x.shape == (3,)`), not a pinned size and never an unguarded answer."""
+    if isinstance(a, ListVar) != isinstance(b, ListVar):
+        return False  # [3] == (3,) is False; torch.Size and tuples compare as tuples
+    if len(a.items) != len(b.items):
+        return False
+    for x, y in zip(a.items, b.items):
+        if isinstance(x, TensorVar) or isinstance(y, TensorVar):
+            unsupported("unsupported_value", "comparing sequences that hold tensors")
+        if x is y:
+            continue
+        same = binary(tx, operator.eq, x, y)
+        if not (isinstance(same, Const) and isinstance(same.value, bool)):
+            unsupported("unsupported_value", f"comparing {x.describe()} with {y.describe()} in a sequence")
+        if not same.value:
+            return False
+    return True
 
 
 def _check_local(var: Var, what: str) -> None:

@@ -1,0 +1,260 @@
+"""Regression tests for wrong answers found by differential testing (issue 17), one per mechanism, each against
+eager PyTorch on every built-in CPU backend."""
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import jit
+
+BACKENDS = ["eager", "numpy", "inductor"]
+
+
+@pytest.fixture(autouse=True)
+def _fresh():
+    jit.reset()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an internal error would warn and run eagerly: fail instead
+        yield
+    jit.reset()
+
+
+def _outcome(fn, *args):
+    try:
+        return "ok", fn(*args)
+    except Exception as e:  # noqa: BLE001
+        return type(e), None
+
+
+# ---- 1. measuring never touches the caller's tensors ------------------------------------------------------------
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_in_place_write_to_an_input_happens_once_per_call(backend):
+    def f(x):
+        x.mul_(2)
+        return x + 1
+
+    fast = jit.compile(f, backend=backend)
+    for n in (3, 4, 5, 6):  # a new size each call: compiles, recompiles, dynamic sizes
+        x = torch.ones(n)
+        out = fast(x)
+        assert torch.equal(x, torch.full((n,), 2.0))
+        assert torch.equal(out, torch.full((n,), 3.0))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_in_place_metadata_change_of_an_input_happens_once(backend):
+    def f(x):
+        x.unsqueeze_(0)
+        return x + 1
+
+    fast = jit.compile(f, backend=backend)
+    for n in (3, 4, 5):
+        x = torch.ones(n)
+        fast(x)
+        assert x.shape == (1, n)
+
+
+def test_measuring_copies_keep_inputs_aliased():
+    from inductor.cpu_choice import private_copies
+    base = torch.arange(12.0)
+    a, b = base[2:8].view(2, 3), base.view(3, 4).t()
+    ca, cb = private_copies([a, b])
+    assert ca.stride() == a.stride() and cb.stride() == b.stride() and ca.storage_offset() == 2
+    assert ca.untyped_storage().data_ptr() == cb.untyped_storage().data_ptr() != base.untyped_storage().data_ptr()
+    ca.fill_(-1)
+    assert torch.equal(base, torch.arange(12.0)) and (cb == -1).sum() == 6
+
+
+# ---- 2. every size fact Python relied on is a guard ---------------------------------------------------------------
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_shape_comparison_stays_guarded_with_dynamic_sizes(backend):
+    def g(b, c):
+        if c[0].shape == b.shape:
+            return c + 1
+        return b * 2
+
+    fast = jit.compile(g, backend=backend)
+    for sb, sc in [((3,), (3, 3)), ((5,), (5, 3)), ((3,), (3, 3)), ((4,), (4, 4)), ((6,), (6, 3))]:
+        b, c = torch.ones(sb), torch.ones(sc)
+        torch.testing.assert_close(fast(b, c), g(b, c))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_shape_compared_with_a_tuple(backend):
+    def g(b):
+        if b.shape == (3,):
+            return b + 1
+        if [b.shape[0]] == (b.shape[0],):  # a list never equals a tuple
+            return b - 1
+        return b * 2
+
+    fast = jit.compile(g, backend=backend)
+    for n in (3, 5, 3, 4, 7, 3):
+        b = torch.ones(n)
+        torch.testing.assert_close(fast(b), g(b))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_size_of_a_strided_slice_read_in_python(backend):
+    def g(b):
+        return b * b[::2].shape[0] + b[1::3].shape[0] % 2
+
+    fast = jit.compile(g, backend=backend)
+    for n in (3, 4, 2, 5, 7, 1):
+        b = torch.ones(n, 5)
+        torch.testing.assert_close(fast(b), g(b))
+
+
+def test_floor_division_renders_with_parentheses():
+    from graph.symbolic_sizes import Expr
+    e = Expr.symbol("s0").add(Expr.number(1)).floordiv(Expr.number(2))
+    assert eval(e.code(str), {"s0": 4}) == 2
+    assert eval(e.code(str), {"s0": 5}) == 3
+
+
+# ---- 3. in-place calls recorded whatever their spelling --------------------------------------------------------
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("spelling", ["keyword", "positional", "module", "method"])
+def test_in_place_relu_is_kept(backend, spelling):
+    relu = torch.nn.ReLU(inplace=True)
+
+    def f(x):
+        y = x * 2
+        if spelling == "keyword":
+            y = F.relu(y, inplace=True)
+        elif spelling == "positional":
+            y = F.relu(y, True)
+        elif spelling == "module":
+            y = relu(y)
+        else:
+            y.relu_()
+        return y + 1
+
+    x = torch.randn(4, 5)
+    torch.testing.assert_close(jit.compile(f, backend=backend)(x), f(x))
+
+
+def test_in_place_result_is_its_receiver():
+    def f(x):
+        y = x.add_(1)
+        z = torch.relu_(y)
+        return y is x, z is x, x * 1
+
+    x = torch.randn(3)
+    assert jit.compile(f)(x.clone())[:2] == (True, True)
+
+
+# ---- 4. backward() is never dropped ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_backward_inside_a_compiled_function(backend):
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(4, 1)
+
+    def f(x):
+        loss = lin(x * 2).sum()
+        loss.backward()
+        return loss * 3
+
+    x = torch.randn(3, 4)
+    expected = f(x)
+    grad = lin.weight.grad.clone()
+    lin.zero_grad()
+    got = jit.compile(f, backend=backend)(x)
+    torch.testing.assert_close(got, expected)
+    torch.testing.assert_close(lin.weight.grad, grad)
+    exp = jit.explain(f, x)
+    assert [r.kind for r in exp.break_reasons] == ["autograd"]
+    assert exp.graph_count == 2  # the forward before the break and `loss * 3` after it
+
+
+# ---- 5. what eager runs is run: random draws, raising ops, clones -------------------------------------------------
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_unused_random_draw_keeps_the_stream(backend):
+    def f(x):
+        torch.randn(3)
+        return x + torch.randn(3)
+
+    fast = jit.compile(f, backend=backend)
+    x = torch.zeros(3)
+    torch.manual_seed(0)
+    expected = f(x)
+    for _ in range(2):
+        torch.manual_seed(0)
+        torch.testing.assert_close(fast(x), expected)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_unused_op_that_raises_still_raises(backend):
+    def f(x):
+        y = x.std(0)  # noqa: F841  (bool tensors have no std)
+        return x
+
+    x = torch.ones(3, dtype=torch.bool)
+    assert _outcome(f, x)[0] is RuntimeError
+    assert _outcome(jit.compile(f, backend=backend), x)[0] is RuntimeError
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_clone_before_a_break_is_not_an_alias(backend):
+    def f(b):
+        c = b.clone().T
+        print(end="")
+        b.add_(100)
+        return c
+
+    b1, b2 = torch.ones(2, 3), torch.ones(2, 3)
+    torch.testing.assert_close(jit.compile(f, backend=backend)(b2), f(b1))
+    torch.testing.assert_close(b2, b1)
+
+
+# ---- 6. an op raises where and what eager raises -------------------------------------------------------------------
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_op_error_caught_by_the_users_try(backend):
+    def f(a, b):
+        try:
+            v = b.log_softmax(-1)
+        except (RuntimeError, NotImplementedError):
+            v = a
+        return v + 1
+
+    a, b = torch.ones(3), torch.ones(3, dtype=torch.long)
+    torch.testing.assert_close(jit.compile(f, backend=backend)(a, b), f(a, b))
+
+
+REJECTED = {
+    "std_of_int": lambda x: x.long().std(),
+    "bool_matmul": lambda x: x.bool() @ x.bool(),
+    "trunc_of_bool": lambda x: x.bool().trunc(),
+    "half_at_float": lambda x: x.half() @ x,
+    "float_or_float": lambda x: x | 3.14,
+}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", sorted(REJECTED))
+def test_ops_eager_rejects_raise_compiled(backend, name):
+    fn = REJECTED[name]
+    x = torch.ones(3, 3)
+    kind, _ = _outcome(fn, x)
+    assert kind != "ok"
+    assert _outcome(jit.compile(fn, backend=backend), x)[0] is kind
+
+
+def test_eager_check_remembers_each_signature():
+    from jit import eager_check
+    eager_check._known.clear()
+
+    def f(x):
+        return x.bool().trunc()
+
+    for n in (3, 4):
+        _outcome(jit.compile(f, backend="eager"), torch.ones(n))
+    keys = [k for k in eager_check._known if k[1] == "trunc"]
+    assert len(keys) == 1 and eager_check._known[keys[0]].startswith("NotImplementedError")
