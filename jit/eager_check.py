@@ -4,11 +4,13 @@ real kernel. A captured op that eager rejects would raise later, when the graph 
 after side effects that eager never reached, or not at all once dead-code removal drops it. So such a call is not
 captured: the frame breaks there and the instruction runs for real, raising where and what eager raises.
 
-The check runs the call once on real tensors of the same dtypes, devices and sizes (filled with ones; a big
-input is a one-element tensor expanded to its size, so the check allocates little), and remembers the answer per
-signature (op, each tensor's dtype, device and rank, the other arguments), so a model's repeated layers cost one
-run per distinct call. View and metadata ops accept every dtype and are not run. Errors that depend on tensor
-values (an index out of range) cannot be known here and stay the graph's."""
+The check runs the call on real tensors of the same dtypes and devices, filled with ones, and remembers the answer
+per signature (op, each tensor's dtype, device and rank, the other arguments), so a model's repeated layers cost
+one run per distinct call. Small inputs are used at their sizes. Big ones are first tried shrunk (every dim at most
+2: equal dims stay equal, broadcasting and matmul shapes still fit), since dtype support does not depend on size;
+only if that fails is the call tried at full size (an input as a one-element tensor expanded to its size), so a
+big model's capture does not run its forward a second time. View and metadata ops accept every dtype and are not
+run. Errors that depend on tensor values (an index out of range) cannot be known here and stay the graph's."""
 from __future__ import annotations
 
 import torch
@@ -51,20 +53,36 @@ def _key(value):
     return (type(value).__name__, value)
 
 
-def _real(value, device_of, mutates: bool):
-    """A real tensor standing for a meta one: ones of its dtype on its real device."""
+def _real(value, device_of, size: str):
+    """A real tensor standing for a meta one: ones of its dtype on its real device, at its own size ("full"), at
+    its own size but expanded from one element where big ("expanded"), or with every dim at most 2 ("shrunk")."""
     if isinstance(value, torch.Tensor):
         device = device_of(value)
-        if value.numel() <= BIG or mutates:
+        if size == "shrunk":
+            return torch.ones([min(d, 2) for d in value.shape], dtype=value.dtype, device=device)
+        if size == "full" or value.numel() <= BIG:
             return torch.ones(value.shape, dtype=value.dtype, device=device)
         return torch.ones((), dtype=value.dtype, device=device).expand(value.shape)
     if isinstance(value, tuple):
-        return tuple(_real(v, device_of, mutates) for v in value)
+        return tuple(_real(v, device_of, size) for v in value)
     if isinstance(value, list):
-        return [_real(v, device_of, mutates) for v in value]
+        return [_real(v, device_of, size) for v in value]
     if isinstance(value, dict):
-        return {k: _real(v, device_of, mutates) for k, v in value.items()}
+        return {k: _real(v, device_of, size) for k, v in value.items()}
     return value
+
+
+def _run(node: torch.fx.Node, args, kwargs) -> str | None:
+    """Eager's error for the call on these real arguments, as 'Type: first line', or None."""
+    try:
+        with torch.no_grad():
+            if node.op == "call_method":
+                getattr(args[0], node.target)(*args[1:], **kwargs)
+            else:
+                node.target(*args, **kwargs)
+    except Exception as e:  # noqa: BLE001 - whatever eager raises, the op is not captured
+        return f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:200]}"
+    return None
 
 
 def eager_error(node: torch.fx.Node, meta_args: tuple, meta_kwargs: dict, device_of) -> str | None:
@@ -79,17 +97,13 @@ def eager_error(node: torch.fx.Node, meta_args: tuple, meta_kwargs: dict, device
             return _known[key]
     except TypeError:  # an unhashable target
         key = None
-    mutates = bool(node.meta.get("mutates"))
-    args, kwargs = _real(meta_args, device_of, mutates), _real(meta_kwargs, device_of, mutates)
-    error = None
-    try:
-        with torch.no_grad():
-            if node.op == "call_method":
-                getattr(args[0], node.target)(*args[1:], **kwargs)
-            else:
-                node.target(*args, **kwargs)
-    except Exception as e:  # noqa: BLE001 - whatever eager raises, the op is not captured
-        error = f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:200]}"
+    sizes = ["full"] if node.meta.get("mutates") else ["expanded"]  # a write into an expanded input fails
+    if any(t.numel() > BIG for t in _flat_tensors((meta_args, meta_kwargs))):
+        sizes.insert(0, "shrunk")
+    for size in sizes:
+        error = _run(node, _real(meta_args, device_of, size), _real(meta_kwargs, device_of, size))
+        if error is None:
+            break
     if key is not None:
         _known[key] = error
     return error
