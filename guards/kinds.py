@@ -287,6 +287,29 @@ class AliasMatch(Guard):
 
 
 @dataclass(frozen=True, eq=False)
+class NotAlias(Guard):
+    """Two sources were different objects when compiled, and the code compared them with `is` (or `in`)."""
+    other: Source = None
+
+    def check(self, v, const, value_of):
+        return f"{v} is not {value_of(self.other)}"
+
+    def explain(self, value):
+        return None
+
+    def explain_from(self, read):
+        if read(self.source) is read(self.other):
+            return f"'{self.source.name()}' is now the same object as '{self.other.name()}'"
+        return None
+
+    def describe(self):
+        return f"{self.source.name()} is not {self.other.name()}"
+
+    def _key(self):
+        return (self.other,)
+
+
+@dataclass(frozen=True, eq=False)
 class SizeRelation(Guard):
     """A comparison of dynamic sizes that the traced Python code branched on, e.g. x.size(0) > 4 is True; also
     the equality of two dynamic dims that had the same size (they share one symbol, so the graph may rely on it)."""

@@ -26,9 +26,9 @@ from jit.calling_convention import argument_names
 from jit.pyversion import PY311
 from jit.resume import NULL_SLOT, VALUE
 from jit.semantics.context_managers import ExitVar
-from jit.variables import (NULL, BoundMethodVar, CellVar, Const, DictVar, IteratorVar, ListVar, MethodOnVar,
-                           ModuleVar, NamedTupleVar, NestedFunctionVar, NewObjectVar, ObjectVar, TupleVar,
-                           UserFunctionVar, Var)
+from jit.variables import (NULL, BoundMethodVar, CellVar, Const, ContainerIteratorVar, DictVar, DictViewVar,
+                           GeneratorVar, IteratorVar, ListVar, MethodOnVar, ModuleVar, NamedTupleVar, NestedFunctionVar,
+                           NewObjectVar, ObjectVar, SetVar, TupleVar, UserFunctionVar, Var)
 from jit.variables.base import KnownObject, LazyArg
 from jit.variables.containers import _from_tuple
 from jit.variables.functions import ExternalCell
@@ -42,6 +42,30 @@ def rebuild_object(cls, attrs: dict):
     for k, v in attrs.items():
         object.__setattr__(obj, k, v)
     return obj
+
+
+def iterator_at(iterable, pos: int):
+    """A real iterator over `iterable` that has already given `pos` items (-1: exhausted), for a loop in progress
+    over a container the traced code made: live over the rebuilt container, as the traced iterator was."""
+    it = iter(iterable)
+    if pos < 0:
+        for _ in it:
+            pass
+    for _ in range(pos):
+        next(it)
+    return it
+
+
+def call_function(fn, args: tuple, kwargs: dict):
+    """fn(*args, **kwargs): a generator not started in the traced code, made again (creating one runs none of
+    its body)."""
+    return fn(*args, **kwargs)
+
+
+def exhausted_generator():
+    """A generator that is finished, standing for one the traced code ran to its end."""
+    return
+    yield  # noqa: makes this a generator function
 
 
 def _lookup_builtin(namespace: dict, name: str):
@@ -141,6 +165,14 @@ def _children(v) -> list:
         return list(v.items)
     if isinstance(v, DictVar):
         return list(v.items.values())
+    if isinstance(v, DictViewVar):
+        return [v.dict_var]
+    if isinstance(v, SetVar):
+        return list(v.items.values())
+    if isinstance(v, ContainerIteratorVar):
+        return [v.container]
+    if isinstance(v, GeneratorVar):
+        return [v.fn] + v.args + list(v.kwargs.values()) if v.state == "created" else []
     if isinstance(v, NewObjectVar):
         return list(v.attrs.values())
     if isinstance(v, NestedFunctionVar):
@@ -167,6 +199,28 @@ def reachable(roots) -> list:
     return out
 
 
+def _children_first(roots) -> list:
+    """reachable(roots) ordered so that each Var comes after every Var it is built from (cycles, which only
+    cells close, cut where met): an object built once is then never built inline inside another first."""
+    out, done, on_path = [], set(), set()
+    todo = [(v, False) for v in reversed(list(roots))]
+    while todo:
+        v, expanded = todo.pop()
+        if v is None or id(v) in done:
+            continue
+        if expanded:
+            on_path.discard(id(v))
+            done.add(id(v))
+            out.append(v)
+            continue
+        if id(v) in on_path:
+            continue
+        on_path.add(id(v))
+        todo.append((v, True))
+        todo.extend((c, False) for c in reversed(_children(v)) if id(c) not in on_path)
+    return out
+
+
 def _shared(roots, every: list) -> set:
     """ids of the objects the replacement code must build only once: objects made in the traced code, and lists
     and dicts made there that are reached more than once (rebuilding each would split one object in two).
@@ -175,7 +229,9 @@ def _shared(roots, every: list) -> set:
     for v in list(roots) + [c for p in every for c in _children(p)]:
         refs[id(v)] = refs.get(id(v), 0) + 1
     return {id(v) for v in every if v.source is None and (
-        isinstance(v, NewObjectVar) or isinstance(v, (ListVar, DictVar)) and refs[id(v)] > 1)}
+        isinstance(v, (NewObjectVar, ContainerIteratorVar, GeneratorVar)) or
+        isinstance(v, (ListVar, DictVar, SetVar)) and refs[id(v)] > 1 or
+        isinstance(v, Const) and isinstance(v.value, _MUTABLE_CONST) and refs[id(v)] > 1)}
 
 
 class ValueBuilder:
@@ -197,7 +253,7 @@ class ValueBuilder:
         everything = list(roots) + cells.roots()
         every = reachable(everything)
         shared = _shared(everything, every)
-        for v in every:
+        for v in _children_first(everything):
             if isinstance(v, CellVar):
                 self._cell_slot(v)
             elif isinstance(v, NestedFunctionVar):
@@ -323,6 +379,24 @@ class ValueBuilder:
             em.call_const(rebuild_object, args)
         elif isinstance(v, IteratorVar):  # a loop in progress: iterate over what is left
             em.call_const(iter, lambda: (self._items(v.items[v.pos:], "BUILD_TUPLE"), 1)[-1])
+        elif isinstance(v, SetVar):  # built in Python's order where it is known (a set of constants)
+            items = v.ordered() if v.shadow is not None else list(v.items.values())
+            if v.frozen:
+                em.call_const(frozenset, lambda: (self._items(items, "BUILD_TUPLE"), 1)[-1])
+            else:
+                self._items(items, "BUILD_SET")
+        elif isinstance(v, DictViewVar):  # the real live view over the real dict
+            self.push(v.dict_var)
+            em.load_method(v.kind)
+            em.call(0)
+        elif isinstance(v, ContainerIteratorVar):
+            if v.size is not None and len(v.dict_items()) != v.size:
+                # its next step raises "dictionary changed size"; one made over the rebuilt dict would not
+                unsupported("exception", "RuntimeError: dictionary changed size during iteration")
+            pos = -1 if v.exhausted else v.pos
+            em.call_const(iterator_at, lambda: (self.push(v.container), em.emit("LOAD_CONST", pos), 2)[-1])
+        elif isinstance(v, GeneratorVar):
+            self._generator(v)
         elif isinstance(v, LazyArg):  # an argument the traced code never looked at: pass it through
             em.load_source(v.source)
         elif isinstance(v, Const):
@@ -350,6 +424,18 @@ class ValueBuilder:
             unsupported("unsupported_value", f"returning {v.describe()} reached without a source")
         else:
             unsupported("unsupported_value", f"returning {v.describe()}")
+
+    def _generator(self, v: GeneratorVar) -> None:
+        """A real generator object where the traced code had one: never a plain iterator over its values, since
+        its consumer may call send/throw/close (contextlib's managers throw the block's exception into it)."""
+        em = self.em
+        if v.state == "created":
+            em.call_const(call_function, lambda: (self.push(v.fn), self._items(v.args, "BUILD_TUPLE"),
+                                                  self.push(DictVar(v.kwargs)), 3)[-1])
+        elif v.state == "done":
+            em.call_const(exhausted_generator, lambda: 0)
+        else:
+            unsupported("generator", f"{v.describe()} is suspended part-way: its frame cannot be rebuilt")
 
     def _push_all(self, items):
         for item in items:

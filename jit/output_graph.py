@@ -39,6 +39,7 @@ class OutputGraph:
         self._input_by_id: dict[int, TensorVar] = {}
         self._names: set[str] = set()
         self.external_cells: dict = {}  # id(real closure cell) -> jit.translator.ExternalCell (reads and writes)
+        self.outside_containers: dict = {}  # id(list/tuple/dict from outside) -> (it, its Var): one Var per object
 
     # ---- inputs ----------------------------------------------------------------------------------------------
 

@@ -45,7 +45,10 @@ class Translator:
         self.globals_builder = Builder(output, guarded=not trusted)
         self.return_value: Var | None = None
         self.current_builtin = None
-        self.yields: list | None = None  # set when running an inlined generator to completion
+        # A generator's frame (jit.variables.iterators.GeneratorVar) runs up to each yield: YIELD_VALUE leaves the
+        # value in `yielded` and run() returns; the next run() resumes after it.
+        self.is_generator = False
+        self.yielded: Var | None = None
         # Graph breaks (top-level frame only): how often each instruction ran, and where pass 2 must stop.
         self.visits: dict[int, int] = {}
         self.stop_before: tuple[int, int] | None = None
@@ -80,7 +83,7 @@ class Translator:
     def run(self) -> Var:
         top = self.parent is None
         try:
-            while self.return_value is None:
+            while self.return_value is None and self.yielded is None:
                 if top:
                     visit = self.visits[self.ip] = self.visits.get(self.ip, 0) + 1
                     if self.stop_before == (self.ip, visit):

@@ -2,9 +2,8 @@
 from jit.break_reasons import unsupported
 from jit.opcodes.registry import handler
 from jit.semantics import subscript
-from jit.semantics.iteration import unpack
-from jit.variables import Const, DictVar, ListVar, TupleVar
-from jit.variables.containers import sequence_items
+from jit.semantics.iteration import items_of, unpack
+from jit.variables import Const, DictVar, ListVar, SetVar, TupleVar
 
 
 @handler("BUILD_TUPLE")
@@ -38,10 +37,7 @@ def build_const_key_map(tx, inst):
 
 @handler("BUILD_SET")
 def build_set(tx, inst):
-    items = tx.popn(inst.arg)
-    if not all(i.is_const() for i in items):
-        unsupported("unsupported_value", "a set of non-constant values")
-    tx.push(Const({i.const() for i in items}))
+    tx.push(SetVar(tx.popn(inst.arg)))
 
 
 @handler("BUILD_SLICE")
@@ -85,23 +81,22 @@ def list_append(tx, inst):
 
 @handler("LIST_EXTEND")
 def list_extend(tx, inst):
-    items = sequence_items(tx.pop())
-    if items is None:
-        unsupported("unsupported_value", "extending a list with an iterable not known at compile time")
+    items = items_of(tx, tx.pop())
     _building(tx, inst).items.extend(items)
 
 
 @handler("SET_ADD")
 def set_add(tx, inst):
     value = tx.pop()
-    target = tx.stack[-inst.arg]
-    target.value.add(value.const())
+    tx.stack[-inst.arg].add(value)
 
 
 @handler("SET_UPDATE")
 def set_update(tx, inst):
-    items = sequence_items(tx.pop())
-    tx.stack[-inst.arg].value.update(i.const() for i in items)
+    items = items_of(tx, tx.pop())
+    target = tx.stack[-inst.arg]
+    for item in items:
+        target.add(item)
 
 
 @handler("MAP_ADD")

@@ -2,6 +2,7 @@
 from jit.break_reasons import unsupported
 from jit.opcodes.registry import handler
 from jit.semantics.calls import call
+from jit.semantics.iteration import items_of
 from jit.variables import NULL, DictVar, NestedFunctionVar
 from jit.variables.containers import sequence_items
 
@@ -33,8 +34,8 @@ def call_function_ex(tx, inst):
     fn = tx.pop()
     if tx.stack and tx.stack[-1] is NULL:
         tx.pop()
-    items = sequence_items(star)
-    if items is None or not isinstance(kwargs, DictVar):
+    items = items_of(tx, star)
+    if not isinstance(kwargs, DictVar):
         unsupported("unsupported_value", "*args / **kwargs whose contents are not known at compile time")
     tx.push(call(tx, fn, items, dict(kwargs.items)))
 

@@ -7,8 +7,8 @@ from jit.break_reasons import unsupported
 from jit.opcodes.registry import handler
 from jit.semantics import context_managers
 from jit.semantics import operators as ops
-from jit.semantics.iteration import get_iter
-from jit.variables import Const, IteratorVar
+from jit.semantics.iteration import get_iter, next_item, return_value_of
+from jit.variables import Const
 
 
 @handler("JUMP_FORWARD", "JUMP_BACKWARD", "JUMP")
@@ -60,10 +60,7 @@ def get_iter_(tx, inst):
 
 @handler("FOR_ITER")
 def for_iter(tx, inst):
-    it = tx.stack[-1]
-    if not isinstance(it, IteratorVar):
-        unsupported("unsupported_value", f"iterating over {it.describe()}")
-    item = it.next()
+    item = next_item(tx, tx.stack[-1])
     if item is not None:
         tx.push(item)
         return
@@ -100,22 +97,51 @@ def exceptions(tx, inst):
 
 @handler("RETURN_GENERATOR")
 def return_generator(tx, inst):
-    if tx.yields is None:
+    if not tx.is_generator:
         unsupported("generator", "creating a generator")
     tx.push(Const(None))  # the value the following POP_TOP discards
 
 
 @handler("YIELD_VALUE")
 def yield_value(tx, inst):
-    # A generator inlined for a consumer that drains it (sum(x for x in ...), tuple(...)): collect the values.
-    if tx.yields is None:
+    # The generator's frame stops here (Translator.run returns) until its consumer asks for the next value.
+    if not tx.is_generator:
         unsupported("generator", "yield outside an inlined generator")
-    tx.yields.append(tx.pop())
-    tx.push(Const(None))  # what next() sends in
+    tx.yielded = tx.pop()
+    tx.push(Const(None))  # what next() sends in when the frame resumes
 
 
-@handler("SEND", "GET_AWAITABLE", "GET_AITER", "GET_ANEXT", "END_ASYNC_FOR",
-         "BEFORE_ASYNC_WITH", "GET_YIELD_FROM_ITER")
+@handler("GET_YIELD_FROM_ITER")
+def get_yield_from_iter(tx, inst):
+    tx.push(get_iter(tx, tx.pop()))  # a generator stays itself; anything else becomes its iterator
+
+
+@handler("SEND")
+def send(tx, inst):
+    # `yield from it`: [it, sent] -> [it, next item] (then YIELD_VALUE), or, when `it` is exhausted, its return
+    # value at the target: 3.11 replaces `it` with it; 3.12 leaves `it` below it for END_SEND to pop.
+    sent = tx.pop()
+    if not (isinstance(sent, Const) and sent.value is None):
+        unsupported("generator", "sending a value into a generator")
+    item = next_item(tx, tx.stack[-1])
+    if item is not None:
+        tx.push(item)
+        return
+    result = return_value_of(tx.stack[-1])
+    if tx.insts[inst.target].opname != "END_SEND":
+        tx.pop()
+    tx.push(result)
+    tx.jump(inst.target)
+
+
+@handler("END_SEND", min_version=(3, 12))
+def end_send(tx, inst):
+    value = tx.pop()
+    tx.pop()
+    tx.push(value)
+
+
+@handler("GET_AWAITABLE", "GET_AITER", "GET_ANEXT", "END_ASYNC_FOR", "BEFORE_ASYNC_WITH")
 def generators(tx, inst):
     unsupported("generator", f"generator or coroutine instruction {inst.opname}")
 

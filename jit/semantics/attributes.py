@@ -12,7 +12,7 @@ import torch
 
 from guards.sources import AttrSource, ConstSource, ModuleDictSource, TypeSource
 from jit.break_reasons import AttributeMissing, unsupported
-from jit.variables import (BoundMethodVar, BuiltinVar, ClassVar, Const, DictVar, ListVar, MethodOnVar, ModuleVar,
+from jit.variables import (BoundMethodVar, BuiltinVar, ClassVar, Const, DictVar, DictViewVar, ListVar, SetVar, MethodOnVar, ModuleVar,
                            NamedTupleVar, NewObjectVar, ObjectVar, PythonModuleVar, SuperVar, TorchCallableVar,
                            TupleVar, UserFunctionVar, Var)
 from jit.variables.builder import Builder
@@ -179,6 +179,10 @@ _CONTAINER_METHODS = {
     ListVar: {"append", "extend", "pop", "insert", "index", "count", "copy", "reverse", "clear", "remove", "sort"},
     TupleVar: {"index", "count"},
     DictVar: {"keys", "values", "items", "get", "update", "setdefault", "copy", "pop", "clear"},
+    DictViewVar: {"isdisjoint"},
+    SetVar: {"add", "discard", "remove", "pop", "clear", "copy", "isdisjoint"} | set(
+        ["union", "intersection", "difference", "symmetric_difference", "update", "intersection_update",
+         "difference_update", "symmetric_difference_update", "issubset", "issuperset"]),
 }
 
 

@@ -11,8 +11,8 @@ from guards.kinds import AttrAbsent
 from jit.break_reasons import unsupported
 from jit.semantics import operators as ops
 from jit.semantics.iteration import items_of
-from jit.variables import (ClassVar, Const, DictVar, IteratorVar, ListVar, ModuleVar, NewObjectVar, ObjectVar, TupleVar,
-                           Var)
+from jit.variables import (ClassVar, Const, DictVar, DictViewVar, IteratorVar, ListVar, ModuleVar, NewObjectVar,
+                           ObjectVar, SetVar, TupleVar, Var)
 from jit.variables.tensor import TensorVar
 
 BUILTINS: dict = {}
@@ -37,6 +37,8 @@ def _len(tx, args, kwargs):
     (v,) = args
     if isinstance(v, (TupleVar, ListVar, DictVar)):
         return Const(len(v.items))
+    if isinstance(v, (DictViewVar, SetVar)):
+        return Const(len(v.dict_var.items if isinstance(v, DictViewVar) else v.items))
     if isinstance(v, TensorVar):
         if v.example.dim() == 0:
             unsupported("exception", "TypeError: len() of a 0-d tensor")
@@ -115,10 +117,8 @@ def _iter(tx, args, kwargs):
 
 @builtin(next)
 def _next(tx, args, kwargs):
-    it = args[0]
-    if not isinstance(it, IteratorVar):
-        unsupported("unsupported_value", f"next() on {it.describe()}")
-    item = it.next()
+    from jit.semantics.iteration import next_item
+    item = next_item(tx, args[0])
     if item is None:
         if len(args) > 1:
             return args[1]
@@ -194,9 +194,13 @@ def _sum(tx, args, kwargs):
 
 @builtin(any, all)
 def _any_all(tx, args, kwargs):
-    items = items_of(tx, args[0])
-    truths = [ops.truth(tx, i) for i in items]
-    return Const(any(truths) if args and tx.current_builtin is any else all(truths))
+    from jit.semantics.iteration import get_iter, next_item
+    stop_at = tx.current_builtin is any  # any() stops at the first true item, all() at the first false one
+    it = get_iter(tx, args[0])  # stepped one item at a time: a generator runs no further than Python's would
+    while (item := next_item(tx, it)) is not None:
+        if ops.truth(tx, item) == stop_at:
+            return Const(stop_at)
+    return Const(not stop_at)
 
 
 def _found(tx, obj: Var, name: str):
@@ -250,8 +254,22 @@ def _convert(pytype):
     return impl
 
 
-for _t in (int, float, bool, str, complex):
+for _t in (int, float, str, complex):
     builtin(_t)(_convert(_t))
+
+
+@builtin(bool)
+def _bool(tx, args, kwargs):
+    if not args:
+        return Const(False)
+    if isinstance(args[0], TensorVar):
+        unsupported("tensor_to_python", "bool() of a tensor")
+    return Const(ops.truth(tx, args[0]))  # containers, views, objects: Python's truth rules, not a constant
+
+
+@builtin(set)
+def _set(tx, args, kwargs):
+    return SetVar(items_of(tx, args[0]) if args else [])
 
 
 @builtin(round)
@@ -297,9 +315,9 @@ def _dict(tx, args, kwargs):
 
 @builtin(callable)
 def _callable(tx, args, kwargs):
-    v = args[0]
-    return Const(not isinstance(v, (TensorVar, Const, TupleVar, ListVar, DictVar)) or
-                 (isinstance(v, Const) and callable(v.value)))
+    # Python's rule: the object's type defines __call__ (an instance attribute named __call__ does not count).
+    # A class is callable through its metaclass, which _type_of gives for a ClassVar.
+    return Const(any("__call__" in vars(k) for k in _type_of(tx, args[0]).__mro__))
 
 
 @builtin(print)

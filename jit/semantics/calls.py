@@ -12,7 +12,7 @@ from guards.sources import AttrSource, ConstSource, ItemSource
 from jit import skip_rules
 from jit.break_reasons import unsupported
 from jit.semantics import context_managers
-from jit.variables import (NULL, BoundMethodVar, BuiltinVar, CellVar, ClassVar, Const, DictVar, GradModeVar, IteratorVar,
+from jit.variables import (NULL, BoundMethodVar, BuiltinVar, CellVar, ClassVar, Const, DictVar, GeneratorVar, GradModeVar,
                            ListVar,
                            MethodOnVar, ModuleVar, NamedTupleVar, NestedFunctionVar, NewObjectVar, ObjectVar,
                            PartialVar, TorchCallableVar, TupleVar, UserFunctionVar, Var)
@@ -287,10 +287,10 @@ def inline_function(tx, fn: Var, args: list, kwargs: dict) -> Var:
     child = Translator(tx.output, code, f_globals, builtins_, bound, cells, globals_namespace=namespace,
                        trusted=trusted, parent=tx)
     if code.co_flags & inspect.CO_GENERATOR:
-        # Run the generator to completion and iterate over what it yielded. Sound for the consumers that drain
-        # it (loops, sum/tuple/list/any/all) because traced code has no side effects that could interleave.
-        child.yields = []
-        child.run()
-        return IteratorVar(child.yields)
+        # Calling a generator function runs none of its body: the generator's frame runs lazily, a yield at a
+        # time, as its consumer asks (jit/semantics/iteration.py), so the body interleaves with the consumer as
+        # in Python and a generator handed on (contextlib's `self.gen`) stays a generator.
+        child.is_generator = True
+        return GeneratorVar(fn, list(args), dict(kwargs), child)
     return child.run()
 

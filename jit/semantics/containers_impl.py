@@ -1,10 +1,12 @@
 """Methods of lists, tuples and dicts built during tracing (or read, not mutated, from outside)."""
 from __future__ import annotations
 
+import operator
+
 from jit.break_reasons import unsupported
 from jit.semantics import operators as ops
 from jit.semantics.iteration import items_of
-from jit.variables import Const, DictVar, ListVar, NamedTupleVar, TupleVar, Var
+from jit.variables import Const, DictVar, DictViewVar, ListVar, NamedTupleVar, SetVar, TupleVar, Var
 
 
 def _index(tx, items, value) -> int:
@@ -56,12 +58,8 @@ def container_method(tx, obj: Var, name: str, args: list[Var], kwargs: dict) -> 
         return Const(None)
     if isinstance(obj, DictVar):
         d = obj.items
-        if name == "keys":
-            return ListVar([Const(k) for k in d])
-        if name == "values":
-            return ListVar(list(d.values()))
-        if name == "items":
-            return ListVar([TupleVar([Const(k), v]) for k, v in d.items()])
+        if name in ("keys", "values", "items"):
+            return DictViewVar(obj, name)
         if name == "get":
             key = args[0].const()
             return d.get(key, args[1] if len(args) > 1 else Const(None))
@@ -87,4 +85,63 @@ def container_method(tx, obj: Var, name: str, args: list[Var], kwargs: dict) -> 
         if name == "clear":
             d.clear()
             return Const(None)
+    if isinstance(obj, SetVar):
+        if obj.frozen and (name.endswith("update") or name in ("add", "discard", "remove", "pop", "clear")):
+            unsupported("exception", f"AttributeError: 'frozenset' object has no attribute '{name}'")
+        return _set_method(tx, obj, name, args)
+    if isinstance(obj, DictViewVar) and name == "isdisjoint":
+        return Const(len(_as_set(tx, obj).items.keys() & _as_set(tx, args[0]).items.keys()) == 0)
     unsupported("unsupported_call", f"{obj.describe()}.{name}")
+
+
+def _as_set(tx, v: Var) -> SetVar:
+    return v if isinstance(v, SetVar) else SetVar(items_of(tx, v))
+
+
+# set methods taking any iterables -> the operator they share their meaning with
+_SET_METHOD_OPS = {"union": operator.or_, "intersection": operator.and_, "difference": operator.sub,
+                   "symmetric_difference": operator.xor, "update": operator.ior, "intersection_update": operator.iand,
+                   "difference_update": operator.isub, "symmetric_difference_update": operator.ixor,
+                   "issubset": operator.le, "issuperset": operator.ge}
+
+
+def _set_method(tx, s: SetVar, name: str, args: list[Var]) -> Var:
+    if name in _SET_METHOD_OPS:
+        op = _SET_METHOD_OPS[name]
+        result = s
+        for other in args:  # union(a, b) == s | a | b; update(a, b) updates with each in turn
+            result = ops.binary(tx, op, result, _as_set(tx, other))
+        if name in ("union", "intersection", "difference", "symmetric_difference") and result is s:
+            result = _copy(s)  # s.union() with no arguments is a copy
+        return Const(None) if name.endswith("update") else result
+    if name == "isdisjoint":
+        return Const(len(s.items.keys() & _as_set(tx, args[0]).items.keys()) == 0)
+    if name == "add":
+        s.add(args[0])
+    elif name == "discard":
+        s.discard(args[0])
+    elif name == "remove":
+        if not s.discard(args[0]):
+            unsupported("exception", f"KeyError: {args[0].describe()}")
+    elif name == "pop":
+        if not s.items:
+            unsupported("exception", "KeyError: 'pop from an empty set'")
+        if s.shadow is None:
+            unsupported("unsupported_value", "set.pop() on a set of tensors or objects (which one follows ids)")
+        return s.items.pop(s.shadow.pop())  # the real set picks the same item Python would
+    elif name == "clear":
+        s.items, s.shadow = {}, set()
+    elif name == "copy":
+        return _copy(s)
+    else:
+        unsupported("unsupported_call", f"set.{name}")
+    return Const(None)
+
+
+def _copy(s: SetVar) -> SetVar:
+    if s.frozen:
+        return s  # frozenset.copy() is the frozenset itself
+    out = SetVar()
+    out.items = dict(s.items)
+    out.shadow = None if s.shadow is None else set(s.shadow)
+    return out

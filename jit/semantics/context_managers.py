@@ -3,6 +3,8 @@ captured code runs each region in the same mode as eager; BEFORE_WITH pushes the
 normal path calls with (None, None, None). Other managers are a graph break at the `with` (see enter)."""
 from __future__ import annotations
 
+import types
+
 import torch
 
 from jit.break_reasons import unsupported
@@ -16,6 +18,9 @@ class ExitVar(Var):
 
     def __init__(self, manager: GradModeVar):
         self.manager = manager
+
+    def python_type(self):
+        return types.MethodType  # the grad-mode managers' __exit__ are Python methods
 
 
 def set_grad(tx, enabled: bool) -> None:

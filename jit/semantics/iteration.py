@@ -1,4 +1,5 @@
-"""Iterators over values known at compile time; loops over them unroll."""
+"""Iterators over values known at compile time; loops over them unroll. Iterating over a container made in the
+traced code is live (jit/variables/iterators.py), and a generator runs up to its next yield at each step."""
 from __future__ import annotations
 
 from operator import getitem as _getitem
@@ -7,7 +8,8 @@ import torch
 
 from guards.sources import ModuleDictSource
 from jit.break_reasons import unsupported
-from jit.variables import Const, DictVar, IteratorVar, ModuleVar, Var
+from jit.variables import (Const, ContainerIteratorVar, DictVar, DictViewVar, GeneratorVar, IteratorVar, ListVar,
+                           ModuleVar, TupleVar, Var)
 from jit.variables.containers import sequence_items
 from jit.variables.tensor import TensorVar
 
@@ -34,18 +36,62 @@ def items_of(tx, v: Var) -> list[Var]:
         rows = tx.output.call("call_method", "size", (v, Const(0)), {}).const() if tx.output.dynamic \
             else v.example.shape[0]
         return [tx.output.call("call_function", _getitem, (v, Const(i)), {}) for i in range(rows)]
+    if isinstance(v, (GeneratorVar, ContainerIteratorVar)):
+        return drain(tx, v)
     items = sequence_items(v)
     if items is None:
         unsupported("unsupported_value", f"iterating over {v.describe()}")
     return items
 
 
-def get_iter(tx, v: Var) -> IteratorVar:
-    if isinstance(v, IteratorVar):
+def get_iter(tx, v: Var) -> Var:
+    """iter(v): an iterator is its own iterator; containers made in the traced code get a live one."""
+    if isinstance(v, (IteratorVar, ContainerIteratorVar, GeneratorVar)):
         return v
-    if isinstance(v, DictVar):
-        return IteratorVar([Const(k) for k in v.items])
+    if isinstance(v, (ListVar, TupleVar, DictVar, DictViewVar)):
+        return ContainerIteratorVar(v)
     return IteratorVar(items_of(tx, v))
+
+
+def next_item(tx, it: Var) -> Var | None:
+    """next(it), or None when it is exhausted (StopIteration)."""
+    if isinstance(it, (IteratorVar, ContainerIteratorVar)):
+        return it.next()
+    if isinstance(it, GeneratorVar):
+        return _resume(it)
+    unsupported("unsupported_value", f"next() on {it.describe()}")
+
+
+def return_value_of(it: Var) -> Var:
+    """What an exhausted iterator returned (StopIteration.value: a generator's return value, else None)."""
+    if isinstance(it, GeneratorVar) and it.frame.return_value is not None:
+        return it.frame.return_value
+    return Const(None)
+
+
+def drain(tx, it: Var) -> list[Var]:
+    """Every item left in an iterator, in order (list(it))."""
+    out = []
+    while (item := next_item(tx, it)) is not None:
+        out.append(item)
+    return out
+
+
+def _resume(gen: GeneratorVar) -> Var | None:
+    """Run the generator's frame up to its next yield (its value) or its return (None)."""
+    if gen.state == "done":
+        return None
+    if gen.state == "running":
+        unsupported("exception", "ValueError: generator already executing")
+    gen.state = "running"
+    frame = gen.frame
+    frame.run()
+    if frame.yielded is not None:
+        value, frame.yielded = frame.yielded, None
+        gen.state = "suspended"
+        return value
+    gen.state = "done"
+    return None
 
 
 def unpack(tx, v: Var, n: int | None) -> list[Var]:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import operator
 
-from guards.kinds import IdMatch
+from guards.kinds import AliasMatch, IdMatch, NotAlias
 from jit.break_reasons import unsupported
-from jit.variables import Const, DictVar, ListVar, ModuleVar, NamedTupleVar, ObjectVar, TupleVar, UserFunctionVar, Var
+from jit.variables import (Const, DictVar, DictViewVar, ListVar, ModuleVar, NamedTupleVar, ObjectVar, SetVar,
+                           TupleVar, UserFunctionVar, Var)
+from jit.variables.sets import set_key
 from jit.variables.base import KnownObject
 from jit.variables.sizes import SizeVar
 from jit.variables.tensor import TensorVar
@@ -49,11 +51,21 @@ def binary(tx, op, a: Var, b: Var) -> Var:
         if not isinstance(a, TensorVar) and op in _INPLACE_TO_PLAIN:
             op = _INPLACE_TO_PLAIN[op]  # `n += t` with a Python number n rebinds n; nothing is mutated
         return tx.output.call("call_function", op, (a, b), {})
-    if a.is_const() and b.is_const() and not isinstance(a, (TupleVar, ListVar)) and not isinstance(b, (TupleVar, ListVar)):
+    views = isinstance(a, (DictViewVar, SetVar)) or isinstance(b, (DictViewVar, SetVar))
+    if a.is_const() and b.is_const() and (views or not isinstance(a, (TupleVar, ListVar)) and
+                                          not isinstance(b, (TupleVar, ListVar))):
+        # keys and items views are set-like: `a.keys() - b.keys()`, `d.keys() & other`, `d.items() == s` fold to
+        # sets and bools over real views of the same contents (any iterable works on the other side)
+        if op in _INPLACE_TO_PLAIN and isinstance(a, SetVar):
+            return _set_inplace(tx, op, a, b)
         try:
-            return Const(op(a.const(), b.const()))
+            result = op(a.const(), b.const())
         except Exception as e:  # noqa: BLE001 - the user's code raises here too
             unsupported("exception", f"{type(e).__name__}: {e}")
+        return SetVar.of_constants(result) if type(result) in (set, frozenset) else Const(result)
+    if views and not (isinstance(a, DictViewVar) and a.kind == "values" or
+                      isinstance(b, DictViewVar) and b.kind == "values"):
+        return _set_binary(tx, op, a, b)
     a, b = _const_seq(a), _const_seq(b)
     if op in (operator.eq, operator.ne) and not (isinstance(a, (TupleVar, ListVar)) and isinstance(b, (TupleVar, ListVar))):
         same = identical(tx, a, b)
@@ -101,6 +113,76 @@ def _sequences_equal(tx, a: Var, b: Var) -> bool:
     return True
 
 
+_SET_ALGEBRA = {operator.or_: "union", operator.and_: "intersection", operator.sub: "difference",
+                operator.xor: "symmetric_difference"}
+_SET_ORDER = {operator.eq, operator.ne, operator.le, operator.lt, operator.ge, operator.gt}
+
+
+def _set_items(tx, v: Var) -> dict | None:
+    """key -> Var of a set or a keys/items view (None for anything else)."""
+    if isinstance(v, SetVar):
+        return dict(v.items)
+    if isinstance(v, DictViewVar) and v.kind != "values":
+        return {set_key(i): i for i in v.current()}
+    return None
+
+
+def _set_binary(tx, op, a: Var, b: Var) -> Var:
+    """Set algebra and comparisons where an operand holds tensors or objects: computed on the items' keys
+    (identity for those), as Python's set does."""
+    if op in _INPLACE_TO_PLAIN and isinstance(a, SetVar):
+        return _set_inplace(tx, op, a, b)
+    left, right = _set_items(tx, a), _set_items(tx, b)
+    if left is None or right is None:
+        unsupported("unsupported_value", f"operator {op.__name__} on {a.describe()} and {b.describe()}")
+    op = _INPLACE_TO_PLAIN.get(op, op)
+    if op in _SET_ORDER:
+        return Const(op(_KeySet(left), _KeySet(right)))
+    if op not in _SET_ALGEBRA:
+        unsupported("exception", f"TypeError: unsupported operand for {op.__name__}: {a.describe()}, {b.describe()}")
+    out = SetVar(frozen=isinstance(a, SetVar) and a.frozen)
+    for key, v in _combine(op, left, right):
+        out.add(v)
+    return out
+
+
+def _combine(op, left: dict, right: dict) -> list:
+    if op is operator.or_:
+        return list(left.items()) + [(k, v) for k, v in right.items() if k not in left]
+    if op is operator.and_:
+        return [(k, v) for k, v in left.items() if k in right]
+    if op is operator.sub:
+        return [(k, v) for k, v in left.items() if k not in right]
+    return [(k, v) for k, v in left.items() if k not in right] + [(k, v) for k, v in right.items() if k not in left]
+
+
+class _KeySet(frozenset):
+    """Item keys compared as sets (==, <=, <...)."""
+
+    def __new__(cls, items: dict):
+        return super().__new__(cls, items)
+
+
+def _set_inplace(tx, op, a: SetVar, b: Var) -> Var:
+    """`s |= t` and friends: set.__ior__ mutates s when t is a set. A frozenset, or t a dict view, falls back to
+    the plain operator (a new object, rebinding s), as Python's NotImplemented protocol does."""
+    plain = _INPLACE_TO_PLAIN[op]
+    if a.frozen or isinstance(b, DictViewVar):
+        return binary(tx, plain, a, b)
+    if not isinstance(b, SetVar) or plain not in _SET_ALGEBRA:
+        unsupported("exception", f"TypeError: unsupported operand for {op.__name__}: {a.describe()}, {b.describe()}")
+    if a.shadow is not None and b.shadow is not None:
+        known = {**b.items, **a.items}
+        op(a.shadow, b.shadow)  # the real in-place update, so the set's order follows Python's
+        a.items = {k: known[k] for k in a.shadow}
+        return a
+    kept = _combine(plain, dict(a.items), dict(b.items))
+    a.items, a.shadow = {}, None  # holds objects now: not iterable anyway (see SetVar)
+    for _, v in kept:
+        a.add(v)
+    return a
+
+
 def _check_local(var: Var, what: str) -> None:
     if var.source is not None:
         unsupported("side_effect", f"{what} that exists outside the function")
@@ -118,6 +200,10 @@ def truth(tx, v: Var) -> bool:
     if isinstance(v, TensorVar):
         unsupported("data_dependent_branch", f"the truth value of {v.describe()} decides a branch")
     if isinstance(v, (TupleVar, ListVar, DictVar)):
+        return len(v.items) > 0
+    if isinstance(v, DictViewVar):
+        return len(v.dict_var.items) > 0
+    if isinstance(v, SetVar):
         return len(v.items) > 0
     if v.is_const():
         return bool(v.const())
@@ -149,17 +235,42 @@ def identical(tx, a: Var, b: Var) -> bool:
     if a is b:
         return True
     if isinstance(a, TensorVar) and isinstance(b, TensorVar):
+        if a.node is not b.node and _is_input(a) and _is_input(b):
+            _relate(tx, a, b, False)  # one tensor passed twice later is one input (AliasMatch): `is` would hold
         return a.node is b.node
     if a.is_const() and b.is_const() and not isinstance(a, (TupleVar, ListVar)) and not isinstance(b, (TupleVar, ListVar)):
         return a.const() is b.const() or (type(a.const()) is type(b.const()) and a.const() == b.const()
                                           and isinstance(a.const(), (int, float, str, bool, type(None))))
+    if _is_input(a) and _is_input(b) and isinstance(a, _CONTAINERS) and isinstance(b, _CONTAINERS):
+        # Builder makes one Var per outside container object, so two Vars are two objects (while guarded so)
+        _relate(tx, a, b, False)
+        return False
     try:
         same = _real(a) is _real(b)
     except LookupError:
         return False
-    _pin(tx, a)
-    _pin(tx, b)
+    if a.source is not None and b.source is not None:
+        _relate(tx, a, b, same)
+    else:
+        _pin(tx, a)
+        _pin(tx, b)
     return same
+
+
+_CONTAINERS = (TupleVar, ListVar, DictVar)
+
+
+def _is_input(v: Var) -> bool:
+    """Read from outside the frame (not made by the traced code)."""
+    if isinstance(v, TensorVar):
+        return v.node.op == "placeholder" and v.source is not None
+    return v.source is not None
+
+
+def _relate(tx, a: Var, b: Var, same: bool) -> None:
+    """`a is b` was decided on two values read from outside: what it relied on is only whether the two sources
+    are one object (cheaper than pinning each object's identity, and objects made per call keep one entry)."""
+    tx.output.guards.append((AliasMatch if same else NotAlias)(a.source, b.source))
 
 
 def _pin(tx, v: Var) -> None:
@@ -170,8 +281,16 @@ def _pin(tx, v: Var) -> None:
 
 
 def contains(tx, container: Var, item: Var) -> bool:
+    if isinstance(container, SetVar):
+        return set_key(item) in container.items
+    if isinstance(container, DictViewVar) and container.kind == "keys":
+        container = container.dict_var
     if isinstance(container, DictVar) and item.is_const():
         return item.const() in container.items
+    if isinstance(container, DictViewVar) and container.kind == "items":
+        return _item_in_items(tx, container.dict_var, item)
+    if isinstance(container, DictViewVar):  # values: a scan, as over a list
+        container = ListVar(container.current())
     if isinstance(container, (TupleVar, ListVar)):
         for x in container.items:
             if isinstance(x, TensorVar) or isinstance(item, TensorVar):
@@ -186,3 +305,23 @@ def contains(tx, container: Var, item: Var) -> bool:
     if isinstance(container, ModuleVar) and item.is_const():
         return item.const() in container.module
     unsupported("unsupported_value", f"`in` on {container.describe()}")
+
+
+def _item_in_items(tx, d: DictVar, item: Var) -> bool:
+    """`(k, v) in d.items()`: looks k up, then compares d[k] with v (identity first, as Python does)."""
+    pair = _const_seq(item)
+    if not isinstance(pair, TupleVar) or len(pair.items) != 2:
+        return False
+    key, value = pair.items
+    if not key.is_const() or key.const() not in d.items:
+        if not key.is_const():
+            unsupported("unsupported_value", f"looking up {key.describe()} in a dict")
+        return False
+    found = d.items[key.const()]
+    if identical(tx, found, value):
+        return True
+    if isinstance(found, TensorVar) or isinstance(value, TensorVar):
+        unsupported("data_dependent_branch", "`in` over dict items compares tensor values")
+    if found.is_const() and value.is_const():
+        return found.const() == value.const()
+    unsupported("unsupported_value", f"comparing {found.describe()} with {value.describe()}")

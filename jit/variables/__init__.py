@@ -1,14 +1,17 @@
 """Symbolic values the executor computes with. Each knows its Python type, whether it is a compile-time constant,
 and (when it came from outside the frame) its Source, so guards can pin it and generated code can load it."""
 from jit.variables.base import NULL, Const, NotConstant, Var
-from jit.variables.containers import DictVar, IteratorVar, ListVar, NamedTupleVar, TupleVar
+from jit.variables.containers import DictVar, DictViewVar, IteratorVar, ListVar, NamedTupleVar, TupleVar
 from jit.variables.functions import (BoundMethodVar, BuiltinVar, CellVar, MethodOnVar, NestedFunctionVar,
                                      PartialVar, SuperVar, UserFunctionVar)
+from jit.variables.iterators import ContainerIteratorVar, GeneratorVar
+from jit.variables.sets import SetVar
 from jit.variables.objects import (ClassVar, GradModeVar, ModuleVar, NewObjectVar, ObjectVar, PythonModuleVar,
                                    TorchCallableVar)
 from jit.variables.tensor import TensorMethodVar, TensorVar
 
-__all__ = ["NULL", "Const", "NotConstant", "Var", "DictVar", "IteratorVar", "ListVar", "NamedTupleVar", "TupleVar",
+__all__ = ["NULL", "Const", "NotConstant", "Var", "DictVar", "DictViewVar", "IteratorVar", "ContainerIteratorVar",
+           "GeneratorVar", "SetVar", "ListVar", "NamedTupleVar", "TupleVar",
            "BoundMethodVar", "BuiltinVar", "CellVar", "MethodOnVar", "SuperVar", "NestedFunctionVar", "PartialVar", "UserFunctionVar",
            "ClassVar", "GradModeVar", "ModuleVar", "NewObjectVar", "ObjectVar", "PythonModuleVar",
            "TorchCallableVar", "TensorMethodVar", "TensorVar"]

@@ -11,7 +11,7 @@ import types
 
 import torch
 
-from guards.kinds import DictKeysMatch, IdMatch, LenMatch, TypeMatch, ValueMatch
+from guards.kinds import AliasMatch, DictKeysMatch, IdMatch, LenMatch, TypeMatch, ValueMatch
 from guards.sources import AttrSource, ItemSource, Source
 from jit.break_reasons import unsupported
 from jit.variables import (BoundMethodVar, BuiltinVar, ClassVar, Const, DictVar, ListVar, ModuleVar, NamedTupleVar,
@@ -54,18 +54,8 @@ class Builder:
         if isinstance(value, CONSTANT_TYPES):
             self.guard(ValueMatch(source, value))
             return Const(value, source)
-        if type(value) in (tuple, list) or _is_namedtuple(value):
-            self.guard(LenMatch(source, type(value), len(value)))
-            items = [self.wrap(v, ItemSource(source, i) if source else None) for i, v in enumerate(value)]
-            if _is_namedtuple(value):
-                return NamedTupleVar(type(value), items, source)
-            return (TupleVar if type(value) is tuple else ListVar)(items, source)
-        if type(value) is dict:
-            if not all(isinstance(k, (str, int, float, bool, type(None), torch.dtype)) for k in value):
-                unsupported("unsupported_value", "a dict with keys that are not simple constants")
-            self.guard(DictKeysMatch(source, tuple(value)))
-            return DictVar({k: self.wrap(v, ItemSource(source, k) if source else None) for k, v in value.items()},
-                           source)
+        if type(value) in (tuple, list, dict) or _is_namedtuple(value):
+            return self._container(value, source)
         if isinstance(value, torch.nn.Module):
             self.guard(IdMatch(source, value))
             return ModuleVar(value, source)
@@ -115,6 +105,32 @@ class Builder:
         # resume function included) is opaque: loading it is fine, calling it is a break at that call.
         self.guard(TypeMatch(source, type(value)))
         return ObjectVar(value, source)
+
+
+    def _container(self, value, source: Source | None) -> Var:
+        """A list, tuple or dict from outside. One object reached through two sources (`o.l` and `l`) is one Var,
+        with the sources guarded to stay one object, so `is` and writes through either see the same thing."""
+        known = self.output.outside_containers.get(id(value)) if source is not None else None
+        if known is not None and known[0] is value:
+            if known[1].source != source:
+                self.guard(AliasMatch(source, known[1].source))
+            return known[1]
+        if type(value) is dict:
+            if not all(isinstance(k, (str, int, float, bool, type(None), torch.dtype)) for k in value):
+                unsupported("unsupported_value", "a dict with keys that are not simple constants")
+            self.guard(DictKeysMatch(source, tuple(value)))
+            var = DictVar({k: self.wrap(v, ItemSource(source, k) if source else None) for k, v in value.items()},
+                          source)
+        else:
+            self.guard(LenMatch(source, type(value), len(value)))
+            items = [self.wrap(v, ItemSource(source, i) if source else None) for i, v in enumerate(value)]
+            if _is_namedtuple(value):
+                var = NamedTupleVar(type(value), items, source)
+            else:
+                var = (TupleVar if type(value) is tuple else ListVar)(items, source)
+        if source is not None:
+            self.output.outside_containers[id(value)] = (value, var)
+        return var
 
 
 def _hashable(value) -> bool:

@@ -81,6 +81,41 @@ class DictVar(Var):
         return f"dict of {len(self.items)}"
 
 
+class DictViewVar(Var):
+    """`d.keys()`, `d.values()` or `d.items()`: a live view over the DictVar (not a copy), so later writes to the
+    dict show through it as they do in Python. Keys and items views are set-like."""
+
+    def __init__(self, dict_var: DictVar, kind: str):
+        self.dict_var, self.kind = dict_var, kind  # kind: "keys" | "values" | "items"
+
+    def python_type(self):
+        return type(getattr({}, self.kind)())
+
+    def current(self) -> list[Var]:
+        d = self.dict_var.items
+        if self.kind == "keys":
+            return [Const(k) for k in d]
+        if self.kind == "values":
+            return list(d.values())
+        return [TupleVar([Const(k), v]) for k, v in d.items()]
+
+    def is_const(self):
+        # A values view compares by identity in Python (no __eq__), which a rebuilt copy would not keep; keys
+        # are always constants.
+        return self.kind == "keys" or self.kind == "items" and self.dict_var.is_const()
+
+    def const(self):
+        """A real view of the same kind over a dict equal to ours now (for set operations and comparisons)."""
+        if not self.is_const():
+            raise NotConstant(self.describe())
+        if self.kind == "keys":
+            return dict.fromkeys(self.dict_var.items).keys()
+        return {k: v.const() for k, v in self.dict_var.items.items()}.items()
+
+    def describe(self):
+        return f"dict_{self.kind} of {len(self.dict_var.items)}"
+
+
 class IteratorVar(Var):
     """An iterator over a sequence known at compile time (range, tuple, list, dict keys, zip, enumerate...)."""
 
@@ -109,6 +144,11 @@ def sequence_items(var: Var) -> list[Var] | None:
         return list(var.items)
     if isinstance(var, DictVar):
         return [Const(k) for k in var.items]
+    if isinstance(var, DictViewVar):
+        return var.current()
+    from jit.variables.sets import SetVar  # sets.py builds on objects and tensors, which import this module's base
+    if isinstance(var, SetVar):
+        return var.ordered()
     if isinstance(var, IteratorVar):
         return var.remaining()
     if isinstance(var, Const):
@@ -119,7 +159,7 @@ def sequence_items(var: Var) -> list[Var] | None:
     return None
 
 
-__all__ = ["TupleVar", "NamedTupleVar", "ListVar", "DictVar", "IteratorVar", "sequence_items", "NotConstant"]
+__all__ = ["TupleVar", "NamedTupleVar", "ListVar", "DictVar", "DictViewVar", "IteratorVar", "sequence_items", "NotConstant"]
 
 
 def _from_tuple(cls) -> bool:

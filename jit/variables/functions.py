@@ -2,6 +2,8 @@
 models, and cells."""
 from __future__ import annotations
 
+import functools
+import types
 from types import CodeType, FunctionType
 
 from guards.kinds import AliasMatch
@@ -28,6 +30,9 @@ class CellVar(Var):
 
     def __init__(self, contents: Var | None = None):
         self.contents = contents
+
+    def python_type(self):
+        return types.CellType
 
 
 class ExternalCell:
@@ -75,6 +80,9 @@ class BoundMethodVar(Var):
     def __init__(self, fn: Var, self_var: Var):
         self.fn, self.self_var = fn, self_var
 
+    def python_type(self):
+        return types.MethodType
+
     def describe(self):
         return f"bound method of {self.self_var.describe()}"
 
@@ -82,6 +90,9 @@ class BoundMethodVar(Var):
 class PartialVar(Var):
     def __init__(self, fn: Var, args: list[Var], kwargs: dict[str, Var]):
         self.fn, self.args, self.kwargs = fn, args, kwargs
+
+    def python_type(self):
+        return functools.partial
 
     def describe(self):
         return "functools.partial"
@@ -100,6 +111,13 @@ class MethodOnVar(Var):
     def __init__(self, obj: Var, name: str):
         self.obj, self.name = obj, name
 
+    def python_type(self):
+        """The type of the real bound method: methods of built-in types are builtin_function_or_method."""
+        real = self.obj.const() if self.obj.is_const() else getattr(self.obj, "obj", None)
+        if real is not None:
+            return type(getattr(real, self.name))
+        return types.BuiltinMethodType
+
     def describe(self):
         return f"{self.obj.describe()}.{self.name}"
 
@@ -109,3 +127,6 @@ class SuperVar(Var):
 
     def __init__(self, cls: type, self_var: Var):
         self.cls, self.self_var = cls, self_var
+
+    def python_type(self):
+        return super

@@ -2,6 +2,9 @@
 and requires_grad, computed without data) and its real device (meta tensors do not keep one)."""
 from __future__ import annotations
 
+import inspect
+import types
+
 import torch
 
 from jit.variables.base import Var
@@ -51,6 +54,11 @@ class TensorMethodVar(Var):
     def __init__(self, tensor: TensorVar, name: str):
         self.tensor = tensor
         self.name = name
+
+    def python_type(self):
+        # Tensor methods written in Python (torch/_tensor.py) bind as methods, the C ones as builtin methods
+        return types.MethodType if inspect.isfunction(getattr(torch.Tensor, self.name, None)) \
+            else types.BuiltinMethodType
 
     def describe(self):
         return f"Tensor.{self.name}"

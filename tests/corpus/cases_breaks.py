@@ -2,6 +2,7 @@
 
 `graphs=None` here: the graph-break work decides how many graphs are right; these only check the results.
 """
+import contextlib
 import io
 
 import torch
@@ -73,3 +74,35 @@ def int_of_tensor_in_range(x):
 def numpy_roundtrip(x):
     a = x.numpy() * 2
     return torch.from_numpy(a) + 1
+
+
+class _Box:
+    def __init__(self, items):
+        self.items = items
+
+
+@C.add(T1, graphs=None)
+def one_list_reached_two_ways_across_a_break(x):
+    # Both the object and the list are rebuilt for real before the break: once each, the object holding the list.
+    xs = [x]
+    box = _Box(xs)
+    print("break", file=io.StringIO())
+    return box.items is xs, len(box.items)
+
+
+@contextlib.contextmanager
+def _cleanup_scope():
+    try:
+        yield 1
+    finally:
+        pass
+
+
+@C.add(T1, graphs=None)
+def contextmanager_body_raises(x):
+    # The manager's generator must reach __exit__ as a generator (its throw() gets the block's exception).
+    try:
+        with _cleanup_scope():
+            raise ValueError("boom")
+    except ValueError:
+        return x + 1

@@ -143,3 +143,21 @@ def builtin_strings_lists_only(s, l):
 @C.add(T1)
 def builtin_iter_tensor_len(x):
     return len(x.shape), len(x[0]), x.numel(), x[0]
+
+
+class _Plain:
+    pass
+
+
+class _Calls:
+    def __call__(self):
+        return 1
+
+
+@C.add(T1)
+def builtin_callable_follows_the_type(x):
+    # callable(obj) asks whether type(obj) defines __call__; an instance attribute named __call__ does not count.
+    odd = _Plain()
+    odd.__call__ = len
+    return (x + 1, callable(_Plain()), callable(_Calls()), callable(_Plain), callable(odd), callable(len),
+            callable(x), callable(x.add), callable([].append), callable(3), callable(lambda: 1))

@@ -206,3 +206,65 @@ def frozenset_and_tuple_keys(x):
     d = {(1, 2): x, (3,): x * 2}
     fs = frozenset([1, 2])
     return d[(1, 2)] + d[(3,)], 1 in fs
+
+
+@C.add(T2)
+def dict_views_are_live(x, y):
+    # Views read the dict as it is when used, not as it was when keys()/values()/items() was called.
+    d = {1: x}
+    k, v, it = d.keys(), d.values(), d.items()
+    d[4] = y
+    return 4 in k, len(v), (4, y) in it, sum(v), list(k), bool(v), [kk for kk, _ in it]
+
+
+@C.add(T1)
+def dict_view_set_operations(x):
+    a, b = {1: x, 2: x, 3: x}, {2: x, 5: x}
+    ka, kb = a.keys(), b.keys()
+    return (x + 1, ka - kb, ka & kb, ka | kb, ka ^ kb, ka == {1, 2, 3}, kb <= ka, ka - [1], {1, 9} - ka,
+            ka.isdisjoint([7]), {1: "a"}.items() - {2: "b"}.items())
+
+
+@C.add(T2, graphs=0)
+def dict_items_set_operations_with_tensors(x, y):
+    a, b = {1: x, 2: y}, {2: y, 3: x}
+    common = a.items() & b.items()  # (2, y) is in both: compared by identity first, as Python does
+    return len(common), len(a.items() - b.items()), a.items() == {(1, x), (2, y)}
+
+
+@C.add(T1)
+def list_iterator_sees_appends(x):
+    xs, seen = [1, 2], []
+    for v in xs:
+        seen.append(v)
+        if v == 1:
+            xs.append(3)
+    return x * len(seen), seen
+
+
+@C.add(T2)
+def set_of_tensors_by_identity(x, y):
+    seen = set()
+    out = []
+    for t in (x, y, x):
+        if t not in seen:
+            seen.add(t)
+            out.append(t * 2)
+    s = {1, 2, 3}
+    s |= {4}
+    s.discard(1)
+    return torch.stack(out), len(seen), sorted(s), s.union([9]) - {2}, s.issubset(range(10))
+
+
+class _Box:
+    def __init__(self, items):
+        self.items = items
+
+
+@C.add(T1)
+def one_list_reached_two_ways(x):
+    Box = _Box
+    xs = [x]
+    box = Box(xs)
+    box.items.append(x + 1)
+    return xs, box.items is xs, len(xs)

@@ -261,3 +261,41 @@ def staticmethod_like_global_fn(x):
     # torch functions pulled into locals are still torch functions to the tracer.
     relu, add = torch.relu, torch.add
     return add(relu(x), 1)
+
+
+@C.add(T1)
+def generator_interleaves_with_its_consumer(x):
+    # A generator runs up to each yield when asked: it sees what the loop body did before the next step.
+    seen = []
+
+    def counts():
+        for _ in range(3):
+            yield len(seen)
+
+    for n in counts():
+        seen.append(n)
+    return x * len(seen), seen
+
+
+@C.add(T1)
+def generator_yield_from_and_return_value(x):
+    def inner():
+        yield x
+        yield x * 2
+        return 5
+
+    def outer():
+        got = yield from inner()
+        yield x + got
+
+    return tuple(outer())
+
+
+@C.add(T1)
+def generator_stops_where_its_consumer_stops(x):
+    def items():
+        yield x
+        yield None
+        raise ValueError("never reached: any() stops at the first true value")
+
+    return x + 1, any(v is None for v in items()), next(iter(items())) is x

@@ -122,6 +122,30 @@ def test_contextlib_contextmanager():
     compiled_not_eager(1)
 
 
+@contextlib.contextmanager
+def swallowing_key_errors():
+    # Nothing before the yield touches outside state, so nothing stops the capture before the `with`.
+    try:
+        yield 1
+    except KeyError:
+        pass
+
+
+def generator_manager_suppresses(x, log):
+    with swallowing_key_errors() as one:
+        y = x + one
+        log.append("in block")
+        raise KeyError("suppressed by the manager")
+    return y * 2
+
+
+def test_contextlib_manager_gets_a_generator_to_throw_into():
+    # Its __exit__ calls self.gen.throw(exc): the replacement code must hand it a real generator, not an iterator
+    # over values the trace collected.
+    log = compare(generator_manager_suppresses, torch.ones(3))
+    assert log == ["in block"]
+
+
 def returns_inside(x, log):
     with Recorder(log):
         y = x * 2

@@ -29,7 +29,6 @@ KNOWN_EAGER = {
     'grad_mode-autocast_cpu_bf16': 'creating a autocast inside the function',
     'modules-BufferMutation': "setting attribute 'count' on module BufferMutati",
     'modules-ParameterListDict': 'indexing ParameterDict',
-    'modules-ParametersIteration': 'creating a set (custom metaclass or __new__)',
 }
 
 
