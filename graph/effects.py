@@ -115,3 +115,40 @@ def has_mutation(graph: fx.Graph) -> bool:
     """True when some node may write to a tensor. Rewrites that turn a fresh result into an alias of its input
     (x * 1 -> x) are only safe without mutation: `y = x * 1; y.add_(1)` must leave x alone."""
     return any(node.op in ("call_function", "call_method", "call_module") and is_impure(node) for node in graph.nodes)
+
+
+# Ops whose success depends on tensor values, not only on shapes and dtypes: an index out of range, a mask
+# selecting a number of elements the assigned value does not fit, a class label past the class count, an integer
+# division by a zero element, a singular matrix. Capture cannot know; inside a `try` they must run eagerly.
+_VALUE_CHECKED = {
+    "index_select", "gather", "scatter", "scatter_add", "scatter_reduce", "index_add", "index_copy", "index_fill",
+    "index_put", "index_reduce", "take", "take_along_dim", "embedding", "embedding_bag", "one_hot", "nll_loss",
+    "cross_entropy", "multinomial", "bincount", "repeat_interleave", "masked_scatter", "inverse", "inv",
+    "cholesky", "cholesky_inverse", "solve", "lu_factor", "multi_margin_loss", "multilabel_margin_loss",
+    "ctc_loss", "unique_consecutive", "histc", "searchsorted",
+}
+_INTEGER_DIVISIONS = {"div", "floor_divide", "remainder", "fmod", "floordiv", "mod", "truediv", "__floordiv__",
+                      "__mod__", "__rfloordiv__", "__rmod__", "ifloordiv", "imod"}
+
+
+def _tensor_arg(value: object) -> bool:
+    found: list = []
+    fx.node.map_arg(value, lambda n: found.append(n) if isinstance(n.meta.get("val"), torch.Tensor) else None)
+    return bool(found)
+
+
+def may_raise_on_values(node: fx.Node) -> bool:
+    """True when `node` may raise depending on the values in its tensor arguments (see _VALUE_CHECKED)."""
+    if node.op not in ("call_function", "call_method"):
+        return False
+    name = _name(node.target)
+    base = name if name.endswith("__") else name.rstrip("_")
+    if node.target in (operator.getitem, operator.setitem, operator.delitem) or base in (
+            "__getitem__", "__setitem__", "getitem", "setitem"):
+        return len(node.args) > 1 and _tensor_arg(node.args[1])  # x[idx], x[mask] = v
+    if base in _VALUE_CHECKED:
+        return True
+    if base in _INTEGER_DIVISIONS and len(node.args) > 1:
+        divisor = node.args[1].meta.get("val") if isinstance(node.args[1], fx.Node) else None
+        return isinstance(divisor, torch.Tensor) and not divisor.is_floating_point() and not divisor.is_complex()
+    return False

@@ -28,6 +28,10 @@ KINDS = {k.name: k for k in [
     BreakKind("operator_error", "a torch operation that eager torch rejects (shapes or dtypes do not fit): it runs "
               "eagerly, so it raises where and what eager raises",
               "run the function eagerly to see the error with its full context"),
+    BreakKind("value_checked_in_try", "an op whose errors depend on tensor values (an index out of range, a mask "
+              "that selects too few elements, an integer division by zero) inside a try block: it runs eagerly, "
+              "so an exception it raises reaches the handler",
+              "move the op out of the try block, or check the values explicitly"),
     BreakKind("autograd", "a backward pass or autograd hook (.backward(), torch.autograd.grad, register_hook) runs "
               "torch's autograd engine: it runs eagerly, between the compiled graphs before and after it",
               "nothing to fix: the forward before it is compiled; to compile the step whole, call backward outside "

@@ -279,6 +279,23 @@ class ValueBuilder:
                 self.cell(c)
                 self.em.emit("STORE_ATTR", "cell_contents")
 
+    def snapshot(self, roots) -> None:
+        """Build each value in `roots` into a local now, before the instruction at a break runs: that instruction
+        may change what a value is read from (`xs.insert(0, y)` changes `xs[0]`), and the resume function must get
+        the values as they were when the frame reached it. Constants, the frame's own arguments, graph outputs and
+        values already built are read where they are."""
+        for v in roots:
+            if v is NULL or id(v) in self.made or isinstance(v, (Const, CellVar, ExternalCell, NestedFunctionVar,
+                                                                 ExitVar)):
+                continue
+            if isinstance(v, (TensorVar, SizeVar)) and v.node in self.output_slot:
+                continue
+            if isinstance(getattr(v, "source", None), LocalSource):
+                continue
+            self.push(v)
+            slot = self.made[id(v)] = f"__jit_obj_{len(self.made)}"
+            self.em.emit("STORE_FAST", slot)
+
     def cell(self, c) -> None:
         """Push the real cell of a CellVar (made on first use, filled by prepare) or of an ExternalCell (from its
         source)."""
@@ -518,6 +535,7 @@ def break_code(original: CodeType, compiled, inputs: list[Source], outputs: list
     cells = cells or FrameCells()
     em, values, entry_caught = _start(original, compiled, inputs, outputs, lineno, entry)
     values.prepare(list(stack) + list(local_vars.values()), cells)
+    values.snapshot(list(stack) + list(local_vars.values()))
     names = tuple(local_vars)
 
     exits = [v for v in stack if isinstance(v, ExitVar)]

@@ -5,13 +5,17 @@ after side effects that eager never reached, or not at all once dead-code remova
 captured: the frame breaks there and the instruction runs for real, raising where and what eager raises.
 
 The check runs the call on real tensors of the same dtypes and devices, filled with ones, and remembers the answer
-per signature (op, each tensor's dtype, device and rank, the other arguments), so a model's repeated layers cost
-one run per distinct call. Small inputs are used at their sizes. Big ones are first tried shrunk (every dim at most
-2: equal dims stay equal, broadcasting and matmul shapes still fit), since dtype support does not depend on size;
-only if that fails is the call tried at full size (an input as a one-element tensor expanded to its size), so a
-big model's capture does not run its forward a second time. View and metadata ops accept every dtype and are not
-run. Errors that depend on tensor values (an index out of range) cannot be known here and stay the graph's."""
+per signature (op, each tensor's dtype, device, rank and, when small, sizes; the other arguments), so a model's
+repeated layers cost one run per distinct call. Small inputs are used at their sizes. Big ones are first tried
+shrunk (every dim at most 2: equal dims stay equal, broadcasting and matmul shapes still fit), since dtype support
+does not depend on size; only if that fails is the call tried at full size (an input as a one-element tensor
+expanded to its size), so a big model's capture does not run its forward a second time. View and metadata ops accept
+every dtype and are not run; random ones run on a forked generator state. Errors that depend on tensor values (an
+index out of range) cannot be known here and stay the graph's.
+"""
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -41,7 +45,9 @@ def _base_name(target) -> str:
 def _key(value):
     """The part of an argument the answer depends on: a tensor's dtype, device and rank; another value itself."""
     if isinstance(value, torch.Tensor):
-        return ("tensor", value.dtype, value.dim())
+        # a small tensor's sizes are part of the key: some errors depend on them (as_strided past the end of an
+        # empty tensor's storage) and small checks are cheap; a big one's are not (it is checked shrunk)
+        return ("tensor", value.dtype, value.dim(), tuple(value.shape) if value.numel() <= BIG else None)
     if isinstance(value, (tuple, list)):
         return (type(value).__name__, tuple(_key(v) for v in value))
     if isinstance(value, dict):
@@ -53,22 +59,28 @@ def _key(value):
     return (type(value).__name__, value)
 
 
-def _real(value, device_of, size: str):
+def _real(value, origin, size: str, made: dict):
     """A real tensor standing for a meta one: ones of its dtype on its real device, at its own size ("full"), at
-    its own size but expanded from one element where big ("expanded"), or with every dim at most 2 ("shrunk")."""
+    its own size but expanded from one element where big ("expanded"), or with every dim at most 2 ("shrunk").
+    One meta tensor passed twice (`torch.add(x, y, out=x)`) stands for one real tensor (`made`, by id)."""
     if isinstance(value, torch.Tensor):
-        device = device_of(value)
+        if id(value) in made:
+            return made[id(value)]
+        shape, device = origin(value)
         if size == "shrunk":
-            return torch.ones([min(d, 2) for d in value.shape], dtype=value.dtype, device=device)
-        if size == "full" or value.numel() <= BIG:
-            return torch.ones(value.shape, dtype=value.dtype, device=device)
-        return torch.ones((), dtype=value.dtype, device=device).expand(value.shape)
+            real = torch.ones([min(d, 2) for d in shape], dtype=value.dtype, device=device)
+        elif size == "full" or math.prod(shape) <= BIG:
+            real = torch.ones(shape, dtype=value.dtype, device=device)
+        else:
+            real = torch.ones((), dtype=value.dtype, device=device).expand(shape)
+        made[id(value)] = real
+        return real
     if isinstance(value, tuple):
-        return tuple(_real(v, device_of, size) for v in value)
+        return tuple(_real(v, origin, size, made) for v in value)
     if isinstance(value, list):
-        return [_real(v, device_of, size) for v in value]
+        return [_real(v, origin, size, made) for v in value]
     if isinstance(value, dict):
-        return {k: _real(v, device_of, size) for k, v in value.items()}
+        return {k: _real(v, origin, size, made) for k, v in value.items()}
     return value
 
 
@@ -85,12 +97,13 @@ def _run(node: torch.fx.Node, args, kwargs) -> str | None:
     return None
 
 
-def eager_error(node: torch.fx.Node, meta_args: tuple, meta_kwargs: dict, device_of) -> str | None:
+def eager_error(node: torch.fx.Node, meta_args: tuple, meta_kwargs: dict, origin) -> str | None:
     """The first line of the error eager torch raises for `node`'s call with these (meta) arguments, or None when
-    eager accepts it. `device_of(meta_tensor)` gives the real device a meta argument stands for."""
-    if _base_name(node.target) in _DTYPE_FREE or is_random(node):
-        return None  # random ops would draw numbers: the check must not move the generator
-    devices = tuple(str(device_of(t)) for t in _flat_tensors((meta_args, meta_kwargs)))
+    eager accepts it. `origin(meta_tensor)` gives the (shape, real device) the argument had when the call was
+    made (the meta run may have resized it since: `out=` arguments)."""
+    if _base_name(node.target) in _DTYPE_FREE:
+        return None
+    devices = tuple(str(origin(t)[1]) for t in _flat_tensors((meta_args, meta_kwargs)))
     key = (node.op, node.target, _key(meta_args), _key(meta_kwargs), devices)
     try:
         if key in _known:
@@ -98,10 +111,18 @@ def eager_error(node: torch.fx.Node, meta_args: tuple, meta_kwargs: dict, device
     except TypeError:  # an unhashable target
         key = None
     sizes = ["full"] if node.meta.get("mutates") else ["expanded"]  # a write into an expanded input fails
-    if any(t.numel() > BIG for t in _flat_tensors((meta_args, meta_kwargs))):
+    if any(math.prod(origin(t)[0]) > BIG for t in _flat_tensors((meta_args, meta_kwargs))):
         sizes.insert(0, "shrunk")
     for size in sizes:
-        error = _run(node, _real(meta_args, device_of, size), _real(meta_kwargs, device_of, size))
+        made: dict = {}
+        args, kwargs = _real(meta_args, origin, size, made), _real(meta_kwargs, origin, size, made)
+        if is_random(node):
+            # a random op draws: run it on a forked generator state, so the program's stream does not move
+            cuda = sorted({t.device.index or 0 for t in made.values() if t.device.type == "cuda"})
+            with torch.random.fork_rng(devices=cuda):
+                error = _run(node, args, kwargs)
+        else:
+            error = _run(node, args, kwargs)
         if error is None:
             break
     if key is not None:

@@ -87,3 +87,18 @@ def handlers(code: CodeType) -> list:
     out = _handlers[code] = [None if r is None else (label_index[r.target], r.stack_depth, r.push_lasti)
                              for r in regions]
     return out
+
+
+def caught_in_frame(code: CodeType, index: int) -> bool:
+    """Whether an exception raised at instruction `index` reaches a try/except or try/finally handler of `code`.
+    A `with` block's cleanup (PUSH_EXC_INFO then WITH_EXCEPT_START) calls __exit__ and re-raises, so past it the
+    search goes on to what covers the cleanup's own re-raise."""
+    insts, found = decode(code), handlers(code)[index]
+    while found is not None:
+        target = found[0]
+        if not (insts[target].opname == "PUSH_EXC_INFO" and target + 1 < len(insts)
+                and insts[target + 1].opname == "WITH_EXCEPT_START"):
+            return True
+        inner = handlers(code)[target]  # the cleanup's re-raise block
+        found = handlers(code)[inner[0]] if inner is not None else None
+    return False

@@ -12,7 +12,7 @@ import torch.fx
 
 from guards.kinds import AliasMatch, Guard, IdMatch, SizeRelation, TensorMatch
 from guards.size_expr import BinOp, Dim, Num, combine
-from graph.effects import is_impure, is_removable
+from graph.effects import is_impure, is_removable, may_raise_on_values
 from guards.sources import ConstSource, ModuleDictSource, Source
 from jit.break_reasons import unsupported
 from jit.dynamic import Specialize, SymbolTable
@@ -39,6 +39,7 @@ class OutputGraph:
         self._input_by_id: dict[int, TensorVar] = {}
         self._names: set[str] = set()
         self.external_cells: dict = {}  # id(real closure cell) -> jit.translator.ExternalCell (reads and writes)
+        self.translator = None  # the jit.translator.Translator running now (set by its run())
         self.outside_containers: dict = {}  # id(list/tuple/dict from outside) -> (it, its Var): one Var per object
 
     # ---- inputs ----------------------------------------------------------------------------------------------
@@ -129,6 +130,7 @@ class OutputGraph:
         meta_args, meta_kwargs = to_meta(args), to_meta(kwargs)
         tensors = tensors_in((args, kwargs))
         versions = [_version(t.example) for t in tensors]
+        origins = {id(t.example): (tuple(t.example.shape), t.device) for t in tensors}  # before any resize
         try:
             if kind == "call_method":
                 result = getattr(meta_args[0], target)(*meta_args[1:], **meta_kwargs)
@@ -147,7 +149,12 @@ class OutputGraph:
         proxy = self.tracer.create_proxy(kind, target, proxy_args, proxy_kwargs)
         if mutates:
             proxy.node.meta["mutates"] = True
-        self._check_eager_accepts(proxy.node, meta_args, meta_kwargs, tensors)
+        self._check_eager_accepts(proxy.node, meta_args, meta_kwargs, origins)
+        if may_raise_on_values(proxy.node) and self.translator is not None and self.translator.in_try():
+            # eager may raise here depending on the values (an index out of range), and the user's try would
+            # catch it: the op runs eagerly, where the exception can reach the handler
+            self.graph.erase_node(proxy.node)
+            unsupported("value_checked_in_try", f"{_name(target)} inside try")
         same = next((a for a in tensors if a.example is result), None)
         if same is not None and (mutates or not is_impure(proxy.node)):
             # The op handed back an argument object: in-place ops (x.add_(1) is x) and no-ops (dropout in eval or
@@ -158,10 +165,10 @@ class OutputGraph:
             return same
         return self.wrap_result(proxy, result, device, perturbed, _size_source(kind, target, args))
 
-    def _check_eager_accepts(self, node, meta_args, meta_kwargs, tensors) -> None:
+    def _check_eager_accepts(self, node, meta_args, meta_kwargs, origins: dict) -> None:
         """Stop capturing at a call eager torch would reject though its meta kernel did not (jit/eager_check.py)."""
-        devices = {id(t.example): t.device for t in tensors}
-        error = eager_error(node, meta_args, meta_kwargs, lambda m: devices.get(id(m), torch.device("cpu")))
+        error = eager_error(node, meta_args, meta_kwargs,
+                            lambda m: origins.get(id(m), (tuple(m.shape), torch.device("cpu"))))
         if error is not None:
             self.graph.erase_node(node)
             unsupported("operator_error", f"{_name(node.target)}: {error}")

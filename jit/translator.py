@@ -9,7 +9,7 @@ import os
 from types import CodeType
 
 from jit.break_reasons import Unsupported, unsupported
-from jit.instructions import Inst, decode
+from jit.instructions import Inst, caught_in_frame, decode
 from jit.opcodes import HANDLERS
 from jit.output_graph import OutputGraph
 from jit.variables import CellVar, Var
@@ -81,6 +81,23 @@ class Translator:
         return f"{os.path.basename(self.code.co_filename)}:{line}"
 
     def run(self) -> Var:
+        previous, self.output.translator = self.output.translator, self  # the frame whose op is being recorded
+        try:
+            return self._run()
+        finally:
+            self.output.translator = previous
+
+    def in_try(self) -> bool:
+        """Whether an exception raised by the current instruction would be caught by a try in this frame or in
+        one of the frames it was inlined into (there, at the call being inlined)."""
+        tx = self
+        while tx is not None:
+            if tx.ip > 0 and caught_in_frame(tx.code, tx.ip - 1):
+                return True
+            tx = tx.parent
+        return False
+
+    def _run(self) -> Var:
         top = self.parent is None
         try:
             while self.return_value is None and self.yielded is None:

@@ -254,7 +254,92 @@ def test_eager_check_remembers_each_signature():
     def f(x):
         return x.bool().trunc()
 
-    for n in (3, 4):
-        _outcome(jit.compile(f, backend="eager"), torch.ones(n))
+    for _ in range(2):  # two captures of one call: checked once
+        jit.reset()
+        _outcome(jit.compile(f, backend="eager"), torch.ones(3))
     keys = [k for k in eager_check._known if k[1] == "trunc"]
     assert len(keys) == 1 and eager_check._known[keys[0]].startswith("NotImplementedError")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_out_argument_that_is_also_an_input(backend):
+    def f(x2, x0):
+        try:
+            torch.add(x2, x0, out=x2)  # eager: the broadcast shape does not fit x2, which is also read
+        except RuntimeError:
+            pass
+        return x2 * 2
+
+    a, b = torch.ones(5), torch.ones(5, 5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the meta run's resize warning
+        torch.testing.assert_close(jit.compile(f, backend=backend)(a.clone(), b), f(a.clone(), b))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_random_op_eager_rejects_inside_try_keeps_the_stream(backend):
+    def f(x):
+        try:
+            t = torch.rand_like(x)  # no random integers from rand_like
+        except NotImplementedError:
+            t = x.clone()
+        return t + torch.rand(2).sum()
+
+    x = torch.arange(3)
+    torch.manual_seed(0)
+    expected = f(x)
+    torch.manual_seed(0)
+    torch.testing.assert_close(jit.compile(f, backend=backend)(x), expected)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_value_dependent_errors_reach_the_users_try(backend):
+    def f(x0, x1):
+        try:
+            x1[x1 > 0] = x0  # fits only when the mask selects 4 elements
+        except RuntimeError:
+            pass
+        y = x1 * 2
+        try:
+            z = y[torch.tensor([5])]
+        except IndexError:
+            z = y
+        return y + 1, z
+
+    a, b = torch.ones(4), torch.tensor([1.0, -1.0, 2.0, -3.0])
+    torch.testing.assert_close(jit.compile(f, backend=backend)(a, b.clone()), f(a, b.clone()))
+    exp = jit.explain(f, a, b.clone())
+    assert "value_checked_in_try" in [r.kind for r in exp.break_reasons]
+
+
+def test_value_checked_ops_outside_try_stay_in_the_graph():
+    def f(x, idx):
+        return x[idx] + x.index_select(0, idx)
+
+    exp = jit.explain(f, torch.randn(4, 3), torch.tensor([0, 2]))
+    assert exp.graph_count == 1 and exp.graph_break_count == 0
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_values_read_from_a_container_before_the_break_mutates_it(backend):
+    def f(x0, xs):
+        t = xs + xs
+        xs.insert(0, x0)
+        return t
+
+    expected = f(torch.tensor(1), [torch.ones(1)])
+    got = jit.compile(f, backend=backend)(torch.tensor(1), [torch.ones(1)])
+    assert [v.dtype for v in got] == [v.dtype for v in expected] == [torch.float32] * 2
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_storage_bounds_of_an_empty_input(backend):
+    def f(x):
+        t = x.as_strided((1,), (1,))  # noqa: F841  (past the end of an empty tensor's storage)
+        return x
+
+    fast = jit.compile(f, backend=backend)
+    fast(torch.zeros(2, 1, dtype=torch.int64))  # fine at this size
+    empty = torch.zeros(0, 1, dtype=torch.int64)
+    assert _outcome(f, empty)[0] is RuntimeError
+    assert _outcome(fast, empty)[0] is RuntimeError
