@@ -39,6 +39,7 @@ class OutputGraph:
         self._input_by_id: dict[int, TensorVar] = {}
         self._names: set[str] = set()
         self.external_cells: dict = {}  # id(real closure cell) -> jit.translator.ExternalCell (reads and writes)
+        self.outside_containers: dict = {}  # id(list/tuple/dict from outside) -> (it, its Var): one Var per object
         self.translator = None  # the jit.translator.Translator running now (set by its run())
         self.outside_containers: dict = {}  # id(list/tuple/dict from outside) -> (it, its Var): one Var per object
 
@@ -156,11 +157,12 @@ class OutputGraph:
             self.graph.erase_node(proxy.node)
             unsupported("value_checked_in_try", f"{_name(target)} inside try")
         same = next((a for a in tensors if a.example is result), None)
-        if same is not None and (mutates or not is_impure(proxy.node)):
-            # The op handed back an argument object: in-place ops (x.add_(1) is x) and no-ops (dropout in eval or
-            # with p=0, which draws nothing then; .contiguous() of a contiguous tensor, .float() of a float
-            # tensor). Eager returns the same tensor, so do we: an in-place node stays for its effect, a no-op goes.
-            if not mutates:
+        if same is not None:
+            # The op handed back an argument object: in-place ops (x.add_(1) is x), ops with another effect on it
+            # (x.requires_grad_() is x: no data written, no version bump) and no-ops (dropout in eval or with p=0,
+            # which draws nothing then; .contiguous() of a contiguous tensor, .float() of a float tensor). Eager
+            # returns the same tensor, so do we: a node with an effect stays, a no-op goes.
+            if not mutates and not is_impure(proxy.node):
                 self.graph.erase_node(proxy.node)
             return same
         return self.wrap_result(proxy, result, device, perturbed, _size_source(kind, target, args))
@@ -333,7 +335,26 @@ def _map(value, tensor_fn):
         return {k: _map(v, tensor_fn) for k, v in value.items()}
     if isinstance(value, slice):
         return slice(_map(value.start, tensor_fn), _map(value.stop, tensor_fn), _map(value.step, tensor_fn))
+    return _graph_scalar(value)
+
+
+def _graph_scalar(value):
+    """A Python scalar as a graph argument. torch reads int and float subclasses (IntEnum members, np.float64)
+    as the plain number, and the generated graph code must spell them (`I.A`, `np.float64(2.0)` name nothing
+    there). NumPy's own scalars are not all read alike (torch.tensor(np.int32(3)) is int32, np.bool_ is a float
+    to arithmetic): the operators convert them first (jit/semantics/operators.py); anywhere else they break."""
+    if type(value) in _PLAIN_SCALARS or not isinstance(value, (int, float, complex)) and             type(value).__module__ != "numpy":
+        return value
+    if type(value).__module__ == "numpy":
+        unsupported("unsupported_value", f"a NumPy scalar ({type(value).__name__}) passed to a torch operation "
+                                         "other than an arithmetic operator")
+    for plain in (bool, int, float, complex):
+        if isinstance(value, plain):
+            return plain(value)
     return value
+
+
+_PLAIN_SCALARS = {int, float, bool, complex, str, type(None)}
 
 
 def tensors_in(value, out: list | None = None, sizes: bool = False) -> list:

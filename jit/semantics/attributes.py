@@ -71,9 +71,9 @@ def _bind_class_attr(tx, attr, self_var: Var, cls: type, name: str, fn_source) -
         from jit.semantics.calls import inline_function
         return inline_function(tx, UserFunctionVar(attr.fget, None), [self_var], {})
     if isinstance(attr, (types.BuiltinFunctionType, types.WrapperDescriptorType, types.MethodDescriptorType)):
-        if isinstance(self_var, ObjectVar) and self_var.source is not None:
-            return MethodOnVar(self_var, name)  # an outside object's C method: the break comes at its call
-        unsupported("unsupported_call", f"{cls.__name__}.{name} is implemented in C")
+        # a C method (an outside object's, or tuple.__len__ of a named tuple): found, so hasattr holds; calling it
+        # is where the break comes, unless the container it belongs to models it
+        return MethodOnVar(self_var, name)
     return None
 
 
@@ -92,10 +92,13 @@ def _class_attr_value(tx, attr, source, cls: type | None = None, name: str = "")
 
 def _object_attr(tx, var: Var, obj, name: str) -> Var:
     cls = type(obj)
-    attr = inspect.getattr_static(cls, name, _MISSING)
+    attr = class_lookup(cls, name)
     is_data_descriptor = attr is not _MISSING and (hasattr(type(attr), "__set__") or hasattr(type(attr), "__delete__"))
     if is_data_descriptor and isinstance(attr, property):
         return _bind_class_attr(tx, attr, var, cls, name, None)
+    if is_data_descriptor and not isinstance(attr, (types.MemberDescriptorType, types.GetSetDescriptorType)):
+        # a user data descriptor wins over the instance dict, and its __get__ is code we do not run
+        unsupported("unsupported_value", f"data descriptor {type(attr).__name__} {cls.__name__}.{name}")
     instance_dict = getattr(obj, "__dict__", None)
     if instance_dict is not None and name in instance_dict:
         return tx.builder.wrap(instance_dict[name], AttrSource(var.source, name) if var.source else None)
@@ -125,14 +128,25 @@ def _object_attr(tx, var: Var, obj, name: str) -> Var:
     raise AttributeMissing(f"'{cls.__name__}' object has no attribute '{name}'")
 
 
-def _new_object_attr(tx, var: NewObjectVar, name: str) -> Var:
-    if name in var.attrs:
+def _new_object_attr(tx, var: NewObjectVar | NamedTupleVar, name: str) -> Var:
+    """An attribute of an object made in the traced code (a named tuple too: its fields are read before this):
+    its own attributes, then its class's through the MRO, as object.__getattribute__ finds them."""
+    if isinstance(var, NewObjectVar) and name in var.attrs:
         return var.attrs[name]
-    attr = inspect.getattr_static(var.cls, name, _MISSING)
-    if attr is _MISSING:
+    attr = class_lookup(var.cls, name)
+    if attr is _MISSING or isinstance(attr, types.MemberDescriptorType):  # a __slots__ entry never assigned
         raise AttributeMissing(f"'{var.cls.__name__}' object has no attribute '{name}'")
     bound = _bind_class_attr(tx, attr, var, var.cls, name, None)
     return bound if bound is not None else _class_attr_value(tx, attr, None)
+
+
+def class_lookup(cls: type, name: str, missing=_MISSING):
+    """What type(obj).name finds through the MRO, without running descriptors (the metaclass is not searched:
+    an instance does not see it)."""
+    for klass in cls.__mro__:
+        if name in vars(klass):
+            return vars(klass)[name]
+    return missing
 
 
 def _class_attr(tx, var: ClassVar, name: str) -> Var:
@@ -197,7 +211,7 @@ def get_attr(tx, obj: Var, name: str) -> Var:
             return obj.items[list(fields).index(name)]
         if name in _CONTAINER_METHODS[TupleVar] or name in ("_asdict", "_replace"):
             return MethodOnVar(obj, name)
-        raise AttributeMissing(f"{obj.cls.__name__} has no attribute {name!r}")
+        return _new_object_attr(tx, obj, name)  # the class's own attributes through its MRO: _fields, methods...
     for kind, names in _CONTAINER_METHODS.items():
         if type(obj) is kind and name in names:
             return MethodOnVar(obj, name)

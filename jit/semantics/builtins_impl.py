@@ -1,9 +1,10 @@
 """Builtins the executor models, one small function each, looked up by the builtin object."""
 from __future__ import annotations
 
-import inspect
+import enum
 import math
 import operator
+import types
 
 import torch
 
@@ -47,6 +48,8 @@ def _len(tx, args, kwargs):
         return Const(v.example.shape[0])
     if isinstance(v, ModuleVar):
         return Const(len(v.module))
+    if isinstance(v, ClassVar) and isinstance(v.cls, enum.EnumMeta):
+        return Const(len(v.cls))
     if v.is_const():
         return Const(len(v.const()))
     unsupported("unsupported_value", f"len() of {v.describe()}")
@@ -220,15 +223,17 @@ def _guard_absent(tx, obj: Var, name: str) -> None:
     by identity), so an attribute set later would go unnoticed without a guard of its own."""
     if obj.source is None or not isinstance(obj, (ObjectVar, ModuleVar)):
         return  # made in the traced code (its attributes are all known) or a class, module... (guarded by identity)
+    from jit.semantics.attributes import class_lookup
     real = obj.obj if isinstance(obj, ObjectVar) else obj.module
     cls = type(real)
-    if inspect.getattr_static(cls, name, _ABSENT) is not _ABSENT or (
+    on_class = class_lookup(cls, name, None)
+    # an unset __slots__ entry is missing without running user code (its descriptor is C); anything else found on
+    # the class, or a __getattr__, decides by running code
+    if on_class is not None and not isinstance(on_class, types.MemberDescriptorType) or (
             hasattr(cls, "__getattr__") and not isinstance(real, torch.nn.Module)):
         unsupported("unsupported_value", f"whether {cls.__name__}.{name} exists (looking it up runs user code)")
     tx.output.guards.append(AttrAbsent(obj.source, name))
 
-
-_ABSENT = object()
 
 
 @builtin(getattr)

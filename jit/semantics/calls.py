@@ -2,8 +2,10 @@
 class constructors are inlined; builtins are modelled (semantics/builtins_impl.py)."""
 from __future__ import annotations
 
+import enum
 import functools
 import inspect
+import sys
 import types
 
 import torch
@@ -143,6 +145,11 @@ def construct(tx, cls: type, args, kwargs) -> Var:
         return call_torch(tx, cls, args, kwargs)
     if cls is torch.Size:
         return Const(torch.Size(*(a.const() for a in args)))
+    if _pure_constructor(cls) and all(a.is_const() for a in args) and all(v.is_const() for v in kwargs.values()):
+        try:
+            return Const(cls(*(a.const() for a in args), **{k: v.const() for k, v in kwargs.items()}))
+        except (ValueError, TypeError, OverflowError, KeyError) as e:
+            unsupported("exception", f"{cls.__name__}() raised {type(e).__name__}: {e}")
     if cls in (torch.device, torch.dtype) or cls is slice:
         return Const(cls(*(a.const() for a in args)))
     if cls is functools.partial:
@@ -162,6 +169,18 @@ def construct(tx, cls: type, args, kwargs) -> Var:
     elif args or kwargs:
         unsupported("exception", f"TypeError: {cls.__name__}() takes no arguments")
     return obj
+
+
+def _pure_constructor(cls: type) -> bool:
+    """Calling cls on constants makes an immutable constant and runs no user code: NumPy scalar types
+    (np.float64(2.0)), and an Enum class looking a member up by value (Color(2))."""
+    np = sys.modules.get("numpy")
+    if np is not None and issubclass(cls, (np.number, np.bool_)):
+        return True
+    if not isinstance(cls, enum.EnumMeta) or not cls.__members__:
+        return False  # an Enum class without members called with names and values makes a new class
+    missing_owner = next(c for c in cls.__mro__ if "_missing_" in vars(c))  # what a failed lookup runs
+    return missing_owner.__module__ == "enum"
 
 
 def _namedtuple(tx, cls, args, kwargs) -> Var:

@@ -2,13 +2,14 @@
 traced code is live (jit/variables/iterators.py), and a generator runs up to its next yield at each step."""
 from __future__ import annotations
 
+import enum
 from operator import getitem as _getitem
 
 import torch
 
 from guards.sources import ModuleDictSource
 from jit.break_reasons import unsupported
-from jit.variables import (Const, ContainerIteratorVar, DictVar, DictViewVar, GeneratorVar, IteratorVar, ListVar,
+from jit.variables import (ClassVar, Const, ContainerIteratorVar, DictVar, DictViewVar, GeneratorVar, IteratorVar, ListVar,
                            ModuleVar, TupleVar, Var)
 from jit.variables.containers import sequence_items
 from jit.variables.tensor import TensorVar
@@ -30,6 +31,8 @@ def module_children(tx, var: ModuleVar) -> list[Var]:
 def items_of(tx, v: Var) -> list[Var]:
     if isinstance(v, ModuleVar):
         return module_children(tx, v)
+    if isinstance(v, ClassVar) and isinstance(v.cls, enum.EnumMeta):  # its members, fixed when it was made
+        return [Const(m) for m in v.cls]
     if isinstance(v, TensorVar):
         if v.example.dim() == 0:
             unsupported("exception", "iteration over a 0-d tensor")

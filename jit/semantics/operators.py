@@ -8,6 +8,7 @@ from guards.kinds import AliasMatch, IdMatch, NotAlias
 from jit.break_reasons import unsupported
 from jit.variables import (Const, DictVar, DictViewVar, ListVar, ModuleVar, NamedTupleVar, ObjectVar, SetVar,
                            TupleVar, UserFunctionVar, Var)
+from jit.variables.builder import is_numpy_scalar
 from jit.variables.sets import set_key
 from jit.variables.base import KnownObject
 from jit.variables.sizes import SizeVar
@@ -50,7 +51,7 @@ def binary(tx, op, a: Var, b: Var) -> Var:
     if isinstance(a, TensorVar) or isinstance(b, TensorVar):
         if not isinstance(a, TensorVar) and op in _INPLACE_TO_PLAIN:
             op = _INPLACE_TO_PLAIN[op]  # `n += t` with a Python number n rebinds n; nothing is mutated
-        return tx.output.call("call_function", op, (a, b), {})
+        return tx.output.call("call_function", op, (torch_operand(a), torch_operand(b)), {})
     views = isinstance(a, (DictViewVar, SetVar)) or isinstance(b, (DictViewVar, SetVar))
     if a.is_const() and b.is_const() and (views or not isinstance(a, (TupleVar, ListVar)) and
                                           not isinstance(b, (TupleVar, ListVar))):
@@ -186,6 +187,20 @@ def _set_inplace(tx, op, a: SetVar, b: Var) -> Var:
 def _check_local(var: Var, what: str) -> None:
     if var.source is not None:
         unsupported("side_effect", f"{what} that exists outside the function")
+
+
+def torch_operand(v: Var) -> Var:
+    """A NumPy scalar as torch's arithmetic reads it beside a tensor: an integer as an int, a float or a bool as a
+    float (np.bool_(True) + int tensor is a float tensor, as 1.0 would make it; checked against eager for every
+    operator); np.float64 thus behaves as the Python float it subclasses."""
+    if isinstance(v, Const) and is_numpy_scalar(v.value):
+        import numpy as np
+        if isinstance(v.value, np.integer):
+            return Const(int(v.value))
+        if isinstance(v.value, (np.floating, np.bool_)):
+            return Const(float(v.value))
+        unsupported("unsupported_value", f"{type(v.value).__name__} with a tensor (torch drops its imaginary part)")
+    return v
 
 
 def unary(tx, op, a: Var) -> Var:

@@ -1,13 +1,14 @@
 """x[key], x[key] = v, del x[key]."""
 from __future__ import annotations
 
+import enum
 import operator
 
 import torch
 
 from guards.sources import ModuleDictSource
 from jit.break_reasons import unsupported
-from jit.variables import Const, DictVar, ListVar, ModuleVar, NamedTupleVar, TupleVar, Var
+from jit.variables import ClassVar, Const, DictVar, ListVar, ModuleVar, NamedTupleVar, TupleVar, Var
 from jit.variables.sizes import SizeSliceVar, SizeVar
 from jit.variables.tensor import TensorVar
 
@@ -45,6 +46,11 @@ def get_item(tx, obj: Var, key: Var) -> Var:
         return obj.items[k]
     if isinstance(obj, ModuleVar):
         return _module_item(tx, obj, _const_key(key))
+    if isinstance(obj, ClassVar) and isinstance(obj.cls, enum.EnumMeta):  # Color["RED"]: a member by name
+        try:
+            return Const(obj.cls[_const_key(key)])
+        except KeyError as e:
+            unsupported("exception", f"KeyError: {e}")
     if isinstance(obj, Const):
         try:
             return Const(obj.value[_const_key(key)])

@@ -6,7 +6,9 @@ type and length, their items each with their own source; any other object by typ
 from __future__ import annotations
 
 import builtins
+import enum
 import functools
+import sys
 import types
 
 import torch
@@ -51,8 +53,11 @@ class Builder:
             if source is None:
                 unsupported("unsupported_value", "a tensor reached without a source (a constant tensor in code)")
             return self.output.add_tensor_input(value, source)
-        if isinstance(value, CONSTANT_TYPES):
+        if isinstance(value, CONSTANT_TYPES) or is_numpy_scalar(value):
             self.guard(ValueMatch(source, value))
+            return Const(value, source)
+        if isinstance(value, enum.Enum):  # a member is a singleton: the same object, whatever its value
+            self.guard(IdMatch(source, value))
             return Const(value, source)
         if type(value) in (tuple, list, dict) or _is_namedtuple(value):
             return self._container(value, source)
@@ -131,6 +136,12 @@ class Builder:
         if source is not None:
             self.output.outside_containers[id(value)] = (value, var)
         return var
+
+
+def is_numpy_scalar(value) -> bool:
+    """A NumPy number or bool (np.float64(2.0), np.int32(3), np.bool_(True)): an immutable constant."""
+    np = sys.modules.get("numpy")  # a NumPy value can only exist once NumPy was imported
+    return np is not None and isinstance(value, (np.number, np.bool_))
 
 
 def _hashable(value) -> bool:

@@ -213,3 +213,65 @@ def class_defined_inside(x):
 @C.add(T1)
 def tensor_subclass_check(x):
     return isinstance(x, torch.nn.Parameter), torch.nn.Parameter(x.clone()).detach() * 2
+
+
+class _Pair(typing.NamedTuple):
+    a: int
+    b: int = 5
+    KIND = "pair"
+
+    def total(self):
+        return self.a + self.b
+
+    @property
+    def twice(self):
+        return self.a * 2
+
+
+_Point = collections.namedtuple("_Point", "p q")
+
+
+@C.add(T1)
+def namedtuple_hasattr_fields(x):
+    nt = _Pair(1)
+    return x + 1, hasattr(nt, "_fields"), hasattr(_Point(1, 2), "_fields")
+
+
+@C.add(T1)
+def namedtuple_class_attributes(x):
+    # A named tuple's class attributes are found through its MRO: _fields, methods, properties, constants.
+    nt, pt = _Pair(1), _Point(2, 3)
+    found = hasattr(nt, "_fields"), hasattr(pt, "_fields"), hasattr(nt, "__len__"), hasattr(nt, "mro")
+    return (x * nt.total(), found, nt._fields, pt._fields, nt.twice, nt.KIND, hasattr(nt, "missing"),
+            getattr(nt, "missing", 7), nt._field_defaults)
+
+
+class _Slotted:
+    __slots__ = ("a", "b")
+
+    def __init__(self):
+        self.a = 1
+
+
+class _Base:
+    scale = 4
+
+    @property
+    def bigger(self):
+        return self.scale + 1
+
+
+class _Derived(_Base):
+    pass
+
+
+_OUTSIDE_SLOTS, _OUTSIDE_OBJ = _Slotted(), _Derived()
+
+
+@C.add(T1)
+def attribute_lookup_order(x):
+    # Unset __slots__ entries are missing (not an error to ask); class attributes come through the MRO; the
+    # metaclass (type's mro, __name__) is not seen through an instance.
+    s, outside_slots, outside_obj = _Slotted(), _OUTSIDE_SLOTS, _OUTSIDE_OBJ
+    return (x * s.a, hasattr(s, "a"), hasattr(s, "b"), getattr(s, "b", 9), hasattr(outside_slots, "b"),
+            outside_obj.bigger, hasattr(outside_obj, "mro"), hasattr(_Derived, "mro"), hasattr(outside_obj, "scale"))

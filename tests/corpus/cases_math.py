@@ -1,9 +1,11 @@
 """math.* on constants and shapes: folded at trace time, the result enters the graph as a constant."""
+import enum
 import math
 
+import numpy as np
 import torch
 
-from .case import CaseList, tensors, values
+from .case import CaseList, randint, randn, tensors, values
 
 C = CaseList("math")
 T1 = tensors((3, 4))
@@ -113,3 +115,31 @@ def math_tau_inf_compare(x):
 @C.add(T1)
 def math_expm1_log1p(x):
     return x * math.expm1(1e-3) + math.log1p(1e-3)
+
+
+_F64, _F32, _I64, _B = np.float64(2.5), np.float32(1.5), np.int64(3), np.bool_(True)
+
+
+@C.add(values(lambda: randn(3, 4), lambda: randint(0, 5, 3, 4).int()))
+def numpy_scalars_with_tensors(x, xi):
+    # NumPy scalars from outside or made here: arithmetic with tensors reads them as Python numbers (np.float64
+    # is a float; an np.bool_ is a float to torch's arithmetic), and they stay NumPy values in Python code.
+    made = np.float64(2.0) * 2 + 1
+    return (x + _F64, _F64 * x, x * _F32, xi + _I64, xi * _B, x > _F64, x - made, type(made), made,
+            np.int32(4) * 2, _F64 + 1)
+
+
+class _Color(enum.Enum):
+    RED = 1
+    GREEN = 2
+
+
+class _Level(enum.IntEnum):
+    LOW = 2
+
+
+@C.add(T1)
+def enum_members(x):
+    c = _Color.RED
+    return (x * c.value + _Level.LOW, c is _Color.RED, c == _Color.GREEN, c.name, _Color(2) is _Color.GREEN,
+            _Color["RED"] is c, [m.name for m in _Color], len(_Color), x * _Level.LOW)

@@ -236,3 +236,17 @@ def requires_grad_ops(x, requires_grad=None):
 @C.add(T1)
 def dunder_methods(x):
     return x.__add__(1), x.__mul__(x), x.__neg__()
+
+
+@C.add(tensors((3,), (3,), (3,)))
+def in_place_results_are_their_receivers(x, y, c):
+    # In-place methods, out= and augmented assignment hand back the very tensor they wrote to.
+    a = x.add_(1)
+    b = x.unsqueeze_(0)
+    d = torch.add(y, 1, out=c)
+    e = y.copy_(x[0])
+    f = y.requires_grad_(False)
+    g = y.clamp_(min=0)
+    z = y
+    z += 1
+    return a is x, b is x, d is c, e is y, f is y, g is y, z is y, x, y, c
