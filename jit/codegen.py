@@ -169,6 +169,8 @@ def _children(v) -> list:
         return [v.dict_var]
     if isinstance(v, SetVar):
         return list(v.items.values())
+    if isinstance(v, MethodOnVar):
+        return [v.obj]
     if isinstance(v, ContainerIteratorVar):
         return [v.container]
     if isinstance(v, GeneratorVar):
@@ -433,9 +435,10 @@ class ValueBuilder:
         elif isinstance(v, TensorMethodVar):  # `loss.backward` at a break on that call: bound again, for real
             self.push(v.tensor)
             em.load_attr(v.name)
-        elif isinstance(v, MethodOnVar) and v.obj.source is not None:
-            # a method of an outside object (`log.append` at a break on that call): bound again, for real
-            em.load_source(v.obj.source)
+        elif isinstance(v, MethodOnVar):
+            # a method of an outside object (`log.append` at a break on that call), of a constant ("abc".index) or
+            # of a container made here (the one object, see _children): bound again, for real
+            self.push(v.obj)
             em.load_attr(v.name)
         elif isinstance(v, (ModuleVar, ObjectVar)):
             unsupported("unsupported_value", f"returning {v.describe()} reached without a source")

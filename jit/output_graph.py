@@ -41,7 +41,6 @@ class OutputGraph:
         self.external_cells: dict = {}  # id(real closure cell) -> jit.translator.ExternalCell (reads and writes)
         self.outside_containers: dict = {}  # id(list/tuple/dict from outside) -> (it, its Var): one Var per object
         self.translator = None  # the jit.translator.Translator running now (set by its run())
-        self.outside_containers: dict = {}  # id(list/tuple/dict from outside) -> (it, its Var): one Var per object
 
     # ---- inputs ----------------------------------------------------------------------------------------------
 

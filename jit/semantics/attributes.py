@@ -192,7 +192,7 @@ def _super_attr(tx, var: SuperVar, name: str) -> Var:
 _CONTAINER_METHODS = {
     ListVar: {"append", "extend", "pop", "insert", "index", "count", "copy", "reverse", "clear", "remove", "sort"},
     TupleVar: {"index", "count"},
-    DictVar: {"keys", "values", "items", "get", "update", "setdefault", "copy", "pop", "clear"},
+    DictVar: {"keys", "values", "items", "get", "update", "setdefault", "copy", "pop", "popitem", "clear"},
     DictViewVar: {"isdisjoint"},
     SetVar: {"add", "discard", "remove", "pop", "clear", "copy", "isdisjoint"} | set(
         ["union", "intersection", "difference", "symmetric_difference", "update", "intersection_update",

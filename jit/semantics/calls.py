@@ -212,9 +212,15 @@ def call_builtin(tx, fn, args, kwargs) -> Var:
 
 def call_method_on(tx, obj: Var, name: str, args, kwargs) -> Var:
     if isinstance(obj, Const):
+        from jit.semantics.iteration import constant_result, drained
+        args = [drained(tx, a) for a in args]  # "-".join(map(str, xs)): an iterator's items, known here
         if not all(a.is_const() for a in args) or not all(v.is_const() for v in kwargs.values()):
             unsupported("unsupported_value", f"{type(obj.value).__name__}.{name}() with non-constant arguments")
-        return Const(getattr(obj.value, name)(*(a.const() for a in args), **{k: v.const() for k, v in kwargs.items()}))
+        try:
+            result = getattr(obj.value, name)(*(a.const() for a in args), **{k: v.const() for k, v in kwargs.items()})
+        except Exception as e:  # noqa: BLE001 - "abc".index("z"): the user's code raises here too
+            unsupported("exception", f"{type(obj.value).__name__}.{name}() raised {type(e).__name__}: {e}")
+        return constant_result(result)
     if isinstance(obj, ObjectVar):
         unsupported("unsupported_call", f"{type(obj.obj).__name__}.{name} is implemented in C")
     if obj.source is not None and name not in ("index", "count", "keys", "values", "items", "get", "copy"):

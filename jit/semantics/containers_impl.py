@@ -9,9 +9,9 @@ from jit.semantics.iteration import items_of
 from jit.variables import Const, DictVar, DictViewVar, ListVar, NamedTupleVar, SetVar, TupleVar, Var
 
 
-def _index(tx, items, value) -> int:
-    for i, item in enumerate(items):
-        if ops.identical(tx, item, value):
+def _index(tx, items, value, start: int = 0, stop: int | None = None) -> int:
+    for i, item in list(enumerate(items))[start:stop]:
+        if ops.equals(tx, item, value):  # what list.index compares with: identity, then ==
             return i
     unsupported("exception", "ValueError: value is not in the sequence")
 
@@ -39,9 +39,9 @@ def container_method(tx, obj: Var, name: str, args: list[Var], kwargs: dict) -> 
             except IndexError:
                 unsupported("exception", "IndexError: pop from empty list")
         elif name == "index":
-            return Const(_index(tx, items, args[0]))
+            return Const(_index(tx, items, args[0], *(a.const() for a in args[1:])))
         elif name == "count":
-            return Const(sum(1 for i in items if ops.identical(tx, i, args[0])))
+            return Const(sum(1 for i in items if ops.equals(tx, i, args[0])))
         elif name == "copy":
             return ListVar(list(items))
         elif name == "reverse":
@@ -82,6 +82,11 @@ def container_method(tx, obj: Var, name: str, args: list[Var], kwargs: dict) -> 
             if len(args) > 1:
                 return args[1]
             unsupported("exception", f"KeyError: {key!r}")
+        if name == "popitem":
+            if not d:
+                unsupported("exception", "KeyError: 'popitem(): dictionary is empty'")
+            key, value = d.popitem()  # the last one inserted, as Python's
+            return TupleVar([Const(key), value])
         if name == "clear":
             d.clear()
             return Const(None)

@@ -10,7 +10,7 @@ import torch
 from guards.sources import ModuleDictSource
 from jit.break_reasons import unsupported
 from jit.variables import (ClassVar, Const, ContainerIteratorVar, DictVar, DictViewVar, GeneratorVar, IteratorVar, ListVar,
-                           ModuleVar, TupleVar, Var)
+                           ModuleVar, SetVar, TupleVar, Var)
 from jit.variables.containers import sequence_items
 from jit.variables.tensor import TensorVar
 
@@ -63,6 +63,25 @@ def next_item(tx, it: Var) -> Var | None:
     if isinstance(it, GeneratorVar):
         return _resume(it)
     unsupported("unsupported_value", f"next() on {it.describe()}")
+
+
+def drained(tx, v: Var) -> Var:
+    """An iterator passed to a function of constants, as a tuple of what it yields (any iterable will do there)."""
+    if isinstance(v, (IteratorVar, ContainerIteratorVar, GeneratorVar)):
+        return TupleVar(drain(tx, v))
+    return v
+
+
+def constant_result(value) -> Var:
+    """A value computed on constants at compile time. A new list, dict or set is an object of its own that the
+    code may mutate (`"a b".split().append(...)`): a container Var, not a shared constant."""
+    if type(value) is list:
+        return ListVar([constant_result(v) for v in value])
+    if type(value) is dict:
+        return DictVar({k: constant_result(v) for k, v in value.items()})
+    if type(value) is set:
+        return SetVar.of_constants(value)
+    return Const(value)
 
 
 def return_value_of(it: Var) -> Var:

@@ -3,6 +3,7 @@ compile time on constants, or on containers built during tracing."""
 from __future__ import annotations
 
 import operator
+import types
 
 from guards.kinds import AliasMatch, IdMatch, NotAlias
 from jit.break_reasons import unsupported
@@ -69,9 +70,62 @@ def binary(tx, op, a: Var, b: Var) -> Var:
         return _set_binary(tx, op, a, b)
     a, b = _const_seq(a), _const_seq(b)
     if op in (operator.eq, operator.ne) and not (isinstance(a, (TupleVar, ListVar)) and isinstance(b, (TupleVar, ListVar))):
-        same = identical(tx, a, b)
-        return Const(same if op is operator.eq else not same)
+        return _rich_eq(tx, op, a, b)
     return _sequence_op(tx, op, a, b)
+
+
+def equals(tx, a: Var, b: Var) -> bool:
+    """Python's PyObject_RichCompareBool(a, b, Py_EQ), which list.index/count/remove, `in` and container
+    equality use: the same object is equal without asking; otherwise `a == b`, then its truth."""
+    if identical(tx, a, b):
+        return True
+    if isinstance(a, TensorVar) or isinstance(b, TensorVar):
+        unsupported("data_dependent_branch", "comparing a tensor with == inside a container operation")
+    return truth(tx, binary(tx, operator.eq, a, b))
+
+
+def _rich_eq(tx, op, a: Var, b: Var) -> Var:
+    """`a == b` / `a != b` where a value is not a constant: Python's protocol (a subclass's reflected method
+    first, then a's, then b's reflected, then identity), with __eq__/__ne__ written in Python inlined (a
+    dataclass's too) and object's default meaning identity."""
+    from jit.semantics.builtins_impl import _type_of
+    if isinstance(a, DictVar) and isinstance(b, DictVar):
+        same = list(a.items) == list(b.items) or (set(a.items) == set(b.items) and
+                                                   all(equals(tx, a.items[k], b.items[k]) for k in a.items))
+        return Const(same == (op is operator.eq))
+    ta, tb = _type_of(tx, a), _type_of(tx, b)
+    name = "__eq__" if op is operator.eq else "__ne__"
+    tries = [(a, ta, b), (b, tb, a)]
+    if tb is not ta and issubclass(tb, ta) and _method(tb, name) is not _method(ta, name):
+        tries.reverse()
+    for x, x_type, y in tries:
+        result = _dunder(tx, x, x_type, y, _type_of(tx, y), name)
+        if result is not None:
+            return result
+    same = identical(tx, a, b)  # both answered NotImplemented: identity decides
+    return Const(same if op is operator.eq else not same)
+
+
+def _dunder(tx, x: Var, x_type: type, y: Var, y_type: type, name: str) -> Var | None:
+    """x.__eq__(y) or x.__ne__(y); None for NotImplemented."""
+    method = _method(x_type, name)
+    if method is object.__ne__:  # object's __ne__ inverts __eq__ unless that is NotImplemented
+        result = _dunder(tx, x, x_type, y, y_type, "__eq__")
+        return None if result is None else Const(not truth(tx, result))
+    if method is object.__eq__:
+        return None  # True for the same object, else NotImplemented: the identity fallback gives the same
+    if isinstance(method, types.FunctionType):
+        from jit.semantics.calls import inline_function
+        result = inline_function(tx, UserFunctionVar(method, None), [x, y], {})
+        return None if isinstance(result, Const) and result.value is NotImplemented else result
+    if x_type.__module__ == "builtins" and not issubclass(y_type, x_type) and not issubclass(x_type, y_type):
+        return None  # a built-in type's comparison answers NotImplemented for a type it does not know
+    unsupported("unsupported_value", f"{x_type.__name__}.{name} (implemented in C) on {x.describe()}")
+
+
+def _method(cls: type, name: str):
+    from jit.semantics.attributes import class_lookup
+    return class_lookup(cls, name, None)
 
 
 def _sequence_op(tx, op, a: Var, b: Var) -> Var:
@@ -307,14 +361,7 @@ def contains(tx, container: Var, item: Var) -> bool:
     if isinstance(container, DictViewVar):  # values: a scan, as over a list
         container = ListVar(container.current())
     if isinstance(container, (TupleVar, ListVar)):
-        for x in container.items:
-            if isinstance(x, TensorVar) or isinstance(item, TensorVar):
-                if x is item or (isinstance(x, TensorVar) and isinstance(item, TensorVar) and x.node is item.node):
-                    return True
-                unsupported("data_dependent_branch", "`in` over tensors compares their values")
-            if identical(tx, x, item):
-                return True
-        return False
+        return any(equals(tx, x, item) for x in container.items)  # in order: stops at the first equal item
     if container.is_const() and item.is_const():
         return item.const() in container.const()
     if isinstance(container, ModuleVar) and item.is_const():

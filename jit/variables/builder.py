@@ -19,7 +19,7 @@ from jit.break_reasons import unsupported
 from jit.variables import (BoundMethodVar, BuiltinVar, ClassVar, Const, DictVar, ListVar, ModuleVar, NamedTupleVar,
                            ObjectVar, PartialVar, PythonModuleVar, TorchCallableVar, TupleVar, UserFunctionVar, Var)
 
-CONSTANT_TYPES = (int, float, bool, str, complex, bytes, type(None), type(Ellipsis), range, slice,
+CONSTANT_TYPES = (int, float, bool, str, complex, bytes, type(None), type(Ellipsis), type(NotImplemented), range, slice,
                   torch.dtype, torch.device, torch.memory_format, torch.layout, torch.Size)
 BUILTIN_FUNCTIONS = {v for v in vars(builtins).values() if isinstance(v, types.BuiltinFunctionType)}
 

@@ -106,3 +106,13 @@ def contextmanager_body_raises(x):
             raise ValueError("boom")
     except ValueError:
         return x + 1
+
+
+@C.add(T1, graphs=None)
+def list_remove_compares_tensors_with_eq(x):
+    items = [x, x + 1]
+    try:
+        items.remove(items[1])  # compares x == items[1] first: a tensor's truth is ambiguous, as in eager
+    except RuntimeError:
+        return x - 1
+    return x + 1

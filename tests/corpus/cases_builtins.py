@@ -161,3 +161,10 @@ def builtin_callable_follows_the_type(x):
     odd.__call__ = len
     return (x + 1, callable(_Plain()), callable(_Calls()), callable(_Plain), callable(odd), callable(len),
             callable(x), callable(x.add), callable([].append), callable(3), callable(lambda: 1))
+
+
+@C.add(T1)
+def string_methods_make_new_objects(x):
+    parts = "a b".split()
+    parts.append("c")  # a new list the code may change
+    return x * len(parts), "-".join(map(str, range(3))), "".join(str(i) for i in range(2)), parts

@@ -275,3 +275,36 @@ def attribute_lookup_order(x):
     s, outside_slots, outside_obj = _Slotted(), _OUTSIDE_SLOTS, _OUTSIDE_OBJ
     return (x * s.a, hasattr(s, "a"), hasattr(s, "b"), getattr(s, "b", 9), hasattr(outside_slots, "b"),
             outside_obj.bigger, hasattr(outside_obj, "mro"), hasattr(_Derived, "mro"), hasattr(outside_obj, "scale"))
+
+
+@dataclasses.dataclass
+class _Coord:
+    a: int
+    b: int = 0
+
+
+class _Tag:
+    def __init__(self, v):
+        self.v = v
+
+    def __eq__(self, other):
+        return isinstance(other, _Tag) and self.v == other.v
+
+
+class _Plain:
+    pass
+
+
+@C.add(T1)
+def dataclass_and_list_equality(x):
+    return x + 1, _Coord(1) == _Coord(1), [1, 1.0, True].count(1)
+
+
+@C.add(T1)
+def equality_follows_python_protocol(x):
+    # == runs __eq__ (a dataclass's too), tries the reflected method, falls back to identity; containers compare
+    # their items with identity first, then ==.
+    p, q, t, n = _Coord(1), _Coord(1), _Tag(2), _Plain()
+    return (x + 1, p == q, p != q, p == _Coord(2), _Tag(2) == t, t != _Tag(3), 3 == t, t == 3, n == n, n == _Plain(),
+            None == p, p == None, [p] == [q], p in [q], [q].index(p), {"a": p} == {"a": q},
+            [1, 1.0, True].count(1), 1 in [1.0], [1.0, 2].index(2.0), [3, 4, 3].index(3, 1))
