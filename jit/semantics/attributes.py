@@ -124,8 +124,17 @@ def _object_attr(tx, var: Var, obj, name: str) -> Var:
             return bound
         return _class_attr_value(tx, attr, fn_source, cls, name)
     if hasattr(cls, "__getattr__") and not isinstance(obj, torch.nn.Module):
-        unsupported("unsupported_value", f"{cls.__name__}.__getattr__ for {name!r}")
+        return _fallback_getattr(tx, var, cls, name)
     raise AttributeMissing(f"'{cls.__name__}' object has no attribute '{name}'")
+
+
+def _fallback_getattr(tx, var: Var, cls: type, name: str) -> Var:
+    """What Python does when normal lookup finds nothing: type(obj).__getattr__(obj, name), inlined."""
+    method = class_lookup(cls, "__getattr__")
+    if not isinstance(method, types.FunctionType):
+        unsupported("unsupported_value", f"{cls.__name__}.__getattr__ for {name!r}")
+    from jit.semantics.calls import inline_function
+    return inline_function(tx, UserFunctionVar(method, None), [var, Const(name)], {})
 
 
 def _new_object_attr(tx, var: NewObjectVar | NamedTupleVar, name: str) -> Var:
@@ -135,9 +144,33 @@ def _new_object_attr(tx, var: NewObjectVar | NamedTupleVar, name: str) -> Var:
         return var.attrs[name]
     attr = class_lookup(var.cls, name)
     if attr is _MISSING or isinstance(attr, types.MemberDescriptorType):  # a __slots__ entry never assigned
+        if class_lookup(var.cls, "__getattr__", None) is not None:
+            return _fallback_getattr(tx, var, var.cls, name)
         raise AttributeMissing(f"'{var.cls.__name__}' object has no attribute '{name}'")
     bound = _bind_class_attr(tx, attr, var, var.cls, name, None)
     return bound if bound is not None else _class_attr_value(tx, attr, None)
+
+
+def object_setattr(tx, obj: NewObjectVar, name: str, value: Var) -> None:
+    """object.__setattr__ on an object made in the traced code: a data descriptor on the class takes the write
+    (a property's setter is inlined), else the instance's own attributes do."""
+    attr = class_lookup(obj.cls, name)
+    if isinstance(attr, property):
+        if attr.fset is None:
+            unsupported("exception", f"AttributeError: property {name!r} of {obj.cls.__name__!r} object has no setter")
+        from jit.semantics.calls import inline_function
+        inline_function(tx, UserFunctionVar(attr.fset, None), [obj, value], {})
+        return
+    if attr is not _MISSING and hasattr(type(attr), "__set__") and not isinstance(attr, types.MemberDescriptorType):
+        unsupported("unsupported_value", f"data descriptor {type(attr).__name__} {obj.cls.__name__}.{name}")
+    if not isinstance(attr, types.MemberDescriptorType) and not _has_instance_dict(obj.cls):
+        unsupported("exception", f"AttributeError: {obj.cls.__name__!r} object has no attribute {name!r}")
+    obj.attrs[name] = value
+
+
+def _has_instance_dict(cls: type) -> bool:
+    """Instances of a class get a __dict__ unless every class in its MRO declares __slots__ (object aside)."""
+    return any("__slots__" not in vars(k) for k in cls.__mro__[:-1])
 
 
 def class_lookup(cls: type, name: str, missing=_MISSING):
@@ -245,8 +278,16 @@ def get_attr(tx, obj: Var, name: str) -> Var:
 
 
 def set_attr(tx, obj: Var, name: str, value: Var) -> None:
+    """`obj.name = value`: type(obj).__setattr__, which for most classes is object's (object_setattr)."""
     if isinstance(obj, NewObjectVar):
-        obj.attrs[name] = value
+        setter = class_lookup(obj.cls, "__setattr__")
+        if setter is object.__setattr__:
+            object_setattr(tx, obj, name, value)
+        elif isinstance(setter, types.FunctionType):
+            from jit.semantics.calls import inline_function
+            inline_function(tx, UserFunctionVar(setter, None), [obj, Const(name), value], {})
+        else:
+            unsupported("unsupported_call", f"{obj.cls.__name__}.__setattr__ is implemented in C")
         return
     if isinstance(obj, TensorVar):
         unsupported("unsupported_value", f"setting tensor attribute {name!r}")

@@ -52,6 +52,8 @@ def _len(tx, args, kwargs):
         return Const(len(v.cls))
     if v.is_const():
         return Const(len(v.const()))
+    if ops.user_object(v) and (n := ops.call_dunder(tx, v, "__len__", [])) is not None:
+        return n
     unsupported("unsupported_value", f"len() of {v.describe()}")
 
 
@@ -337,10 +339,11 @@ def _id(tx, args, kwargs):
 
 @builtin(object.__setattr__)
 def _object_setattr(tx, args, kwargs):
+    from jit.semantics.attributes import object_setattr
     obj, name, value = args
     if not isinstance(obj, NewObjectVar):
         unsupported("side_effect", "object.__setattr__ on an object that exists outside the function")
-    obj.attrs[name.const()] = value
+    object_setattr(tx, obj, name.const(), value)
     return Const(None)
 
 

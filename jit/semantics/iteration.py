@@ -41,6 +41,9 @@ def items_of(tx, v: Var) -> list[Var]:
         return [tx.output.call("call_function", _getitem, (v, Const(i)), {}) for i in range(rows)]
     if isinstance(v, (GeneratorVar, ContainerIteratorVar)):
         return drain(tx, v)
+    from jit.semantics.operators import user_object
+    if user_object(v):
+        return drain(tx, get_iter(tx, v))
     items = sequence_items(v)
     if items is None:
         unsupported("unsupported_value", f"iterating over {v.describe()}")
@@ -53,6 +56,12 @@ def get_iter(tx, v: Var) -> Var:
         return v
     if isinstance(v, (ListVar, TupleVar, DictVar, DictViewVar)):
         return ContainerIteratorVar(v)
+    from jit.semantics.operators import call_dunder, user_object
+    if user_object(v):  # type(v).__iter__(v): a generator, or iter() of a container it holds
+        it = call_dunder(tx, v, "__iter__", [])
+        if it is None or not isinstance(it, (IteratorVar, ContainerIteratorVar, GeneratorVar)):
+            unsupported("unsupported_value", f"iterating over {v.describe()}")
+        return it
     return IteratorVar(items_of(tx, v))
 
 

@@ -7,7 +7,7 @@ import types
 
 from guards.kinds import AliasMatch, IdMatch, NotAlias
 from jit.break_reasons import unsupported
-from jit.variables import (Const, DictVar, DictViewVar, ListVar, ModuleVar, NamedTupleVar, ObjectVar, SetVar,
+from jit.variables import (Const, DictVar, DictViewVar, ListVar, ModuleVar, NamedTupleVar, NewObjectVar, ObjectVar, SetVar,
                            TupleVar, UserFunctionVar, Var)
 from jit.variables.builder import is_numpy_scalar
 from jit.variables.sets import set_key
@@ -49,6 +49,8 @@ def _size_binary(tx, op, a: Var, b: Var) -> Var | None:
 def binary(tx, op, a: Var, b: Var) -> Var:
     if (isinstance(a, SizeVar) or isinstance(b, SizeVar)) and (sized := _size_binary(tx, op, a, b)) is not None:
         return sized
+    if op not in (operator.eq, operator.ne) and (user_object(a) or user_object(b)):
+        return _user_binary(tx, op, a, b)
     if isinstance(a, TensorVar) or isinstance(b, TensorVar):
         if not isinstance(a, TensorVar) and op in _INPLACE_TO_PLAIN:
             op = _INPLACE_TO_PLAIN[op]  # `n += t` with a Python number n rebinds n; nothing is mutated
@@ -126,6 +128,64 @@ def _dunder(tx, x: Var, x_type: type, y: Var, y_type: type, name: str) -> Var | 
 def _method(cls: type, name: str):
     from jit.semantics.attributes import class_lookup
     return class_lookup(cls, name, None)
+
+
+# operator -> the name its dunders share (__add__, __radd__, __iadd__); comparisons reflect to their mirror
+_DUNDER = {operator.add: "add", operator.sub: "sub", operator.mul: "mul", operator.truediv: "truediv",
+           operator.floordiv: "floordiv", operator.mod: "mod", operator.pow: "pow", operator.matmul: "matmul",
+           operator.lshift: "lshift", operator.rshift: "rshift", operator.and_: "and", operator.or_: "or",
+           operator.xor: "xor"}
+_MIRROR = {operator.lt: ("__lt__", "__gt__"), operator.gt: ("__gt__", "__lt__"), operator.le: ("__le__", "__ge__"),
+           operator.ge: ("__ge__", "__le__")}
+
+
+def user_object(v: Var) -> bool:
+    """An instance of a user class (made here or read from outside) whose operators may be Python methods."""
+    if isinstance(v, NewObjectVar):
+        return True
+    return isinstance(v, ObjectVar) and type(v.obj).__module__ not in ("builtins", "numpy") and \
+        not isinstance(v.obj, type)
+
+
+def call_dunder(tx, obj: Var, name: str, args: list[Var]) -> Var | None:
+    """type(obj).name(obj, *args) when it is a Python function (inlined); None when the class has no such method
+    or it answered NotImplemented; a break when it is implemented in C (its meaning is not modelled)."""
+    from jit.semantics.calls import inline_function
+    cls = obj.python_type()
+    method = _method(cls, name)
+    if method is None or method in (object.__eq__, object.__ne__):
+        return None
+    if not isinstance(method, types.FunctionType):
+        if user_object(obj):
+            unsupported("unsupported_call", f"{cls.__name__}.{name} is implemented in C")
+        return None  # a built-in type's operator answers NotImplemented for a type it does not know
+    result = inline_function(tx, UserFunctionVar(method, None), [obj, *args], {})
+    return None if isinstance(result, Const) and result.value is NotImplemented else result
+
+
+def _user_binary(tx, op, a: Var, b: Var) -> Var:
+    """Python's binary operator protocol with a user object on one side: a.__iop__ for `a op= b`, then a.__op__(b)
+    and b.__rop__(a) (the reflected one first when type(b) is a subclass of type(a) that overrides it)."""
+    from jit.semantics.builtins_impl import _type_of
+    plain = _INPLACE_TO_PLAIN.get(op, op)
+    if plain in _MIRROR:
+        forward, reflected = _MIRROR[plain]
+    elif plain in _DUNDER:
+        forward, reflected = f"__{_DUNDER[plain]}__", f"__r{_DUNDER[plain]}__"
+    else:
+        unsupported("unsupported_value", f"operator {op.__name__} on {a.describe()} and {b.describe()}")
+    if op is not plain and (result := call_dunder(tx, a, f"__i{_DUNDER[plain]}__", [b])) is not None:
+        return result
+    ta, tb = _type_of(tx, a), _type_of(tx, b)
+    tries = [(a, forward, b), (b, reflected, a)]
+    if tb is not ta and issubclass(tb, ta) and _method(tb, reflected) is not _method(ta, reflected):
+        tries.reverse()
+    for x, name, y in tries:
+        if isinstance(x, TensorVar):
+            continue  # a tensor's operator hands a non-tensor object back as NotImplemented
+        if (result := call_dunder(tx, x, name, [y])) is not None:
+            return result
+    unsupported("exception", f"TypeError: unsupported operand types for {op.__name__}: {ta.__name__}, {tb.__name__}")
 
 
 def _sequence_op(tx, op, a: Var, b: Var) -> Var:
@@ -258,6 +318,11 @@ def torch_operand(v: Var) -> Var:
 
 
 def unary(tx, op, a: Var) -> Var:
+    if user_object(a):
+        result = call_dunder(tx, a, f"__{op.__name__}__", [])
+        if result is None:
+            unsupported("exception", f"TypeError: bad operand type for unary {op.__name__}: {a.describe()}")
+        return result
     if isinstance(a, TensorVar):
         return tx.output.call("call_function", op, (a,), {})
     if a.is_const():
@@ -278,11 +343,25 @@ def truth(tx, v: Var) -> bool:
         return bool(v.const())
     if isinstance(v, ModuleVar):
         return len(v.module) > 0 if hasattr(type(v.module), "__len__") else True
-    if isinstance(v, ObjectVar):
-        t = type(v.obj)
-        if hasattr(t, "__bool__") or hasattr(t, "__len__"):
-            unsupported("unsupported_value", f"the truth value of a {t.__name__} object")
-        return True
+    if isinstance(v, (ObjectVar, NewObjectVar)):
+        return _object_truth(tx, v)
+    return True
+
+
+def _object_truth(tx, v: Var) -> bool:
+    """Python's truth of an object: type(v).__bool__, else __len__ != 0, else True; Python methods inlined."""
+    from jit.semantics.calls import inline_function
+    cls = v.python_type()
+    for name in ("__bool__", "__len__"):
+        method = _method(cls, name)
+        if method is None:
+            continue
+        if not isinstance(method, types.FunctionType):
+            unsupported("unsupported_value", f"the truth value of a {cls.__name__} object ({name} in C)")
+        result = inline_function(tx, UserFunctionVar(method, None), [v], {})
+        if not (isinstance(result, Const) and type(result.value) in (bool, int)):
+            unsupported("unsupported_value", f"{cls.__name__}.{name} returned {result.describe()}")
+        return bool(result.value)
     return True
 
 
@@ -366,6 +445,13 @@ def contains(tx, container: Var, item: Var) -> bool:
         return item.const() in container.const()
     if isinstance(container, ModuleVar) and item.is_const():
         return item.const() in container.module
+    if user_object(container):  # __contains__, else a scan of what __iter__ gives
+        result = call_dunder(tx, container, "__contains__", [item])
+        if result is not None:
+            return truth(tx, result)
+        if _method(container.python_type(), "__iter__") is not None:
+            from jit.semantics.iteration import items_of
+            return any(equals(tx, x, item) for x in items_of(tx, container))
     unsupported("unsupported_value", f"`in` on {container.describe()}")
 
 

@@ -56,6 +56,9 @@ def get_item(tx, obj: Var, key: Var) -> Var:
             return Const(obj.value[_const_key(key)])
         except Exception as e:  # noqa: BLE001
             unsupported("exception", f"{type(e).__name__}: {e}")
+    from jit.semantics.operators import call_dunder, user_object
+    if user_object(obj) and (result := call_dunder(tx, obj, "__getitem__", [key])) is not None:
+        return result
     unsupported("unsupported_value", f"indexing {obj.describe()}")
 
 

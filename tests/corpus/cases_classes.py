@@ -308,3 +308,77 @@ def equality_follows_python_protocol(x):
     return (x + 1, p == q, p != q, p == _Coord(2), _Tag(2) == t, t != _Tag(3), 3 == t, t == 3, n == n, n == _Plain(),
             None == p, p == None, [p] == [q], p in [q], [q].index(p), {"a": p} == {"a": q},
             [1, 1.0, True].count(1), 1 in [1.0], [1.0, 2].index(2.0), [3, 4, 3].index(3, 1))
+
+
+class _Celsius:
+    def __init__(self, degrees):
+        self._k = 0
+        self.degrees = degrees  # through the property's setter
+
+    @property
+    def degrees(self):
+        return self._k - 273
+
+    @degrees.setter
+    def degrees(self, value):
+        self._k = value + 273
+
+
+class _Doubling:
+    def __setattr__(self, name, value):
+        object.__setattr__(self, name, value * 2)
+
+
+class _Defaults:
+    def __init__(self):
+        self.real = 1
+
+    def __getattr__(self, name):
+        return len(name)
+
+
+@C.add(T1)
+def attribute_writes_and_fallbacks(x):
+    # Writes go through the class: a property's setter, a custom __setattr__; reads of missing names go to
+    # __getattr__.
+    c, d, g = _Celsius(20), _Doubling(), _Defaults()
+    d.a = 3
+    return x + c.degrees, c._k, d.a, g.real, g.abc, hasattr(g, "anything"), getattr(g, "xy", None)
+
+
+class _Bag:
+    def __init__(self, items):
+        self.items = list(items)
+
+    def __len__(self):
+        return len(self.items)
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def __getitem__(self, i):
+        return self.items[i]
+
+    def __add__(self, other):
+        return _Bag(self.items + [other])
+
+    def __radd__(self, other):
+        return _Bag([other] + self.items)
+
+    def __neg__(self):
+        return _Bag(reversed(self.items))
+
+
+class _Never:
+    def __bool__(self):
+        return False
+
+
+@C.add(T1)
+def user_object_protocols(x):
+    # truth from __bool__ / __len__, len(), iteration, indexing, `in` through __iter__, operators and their
+    # reflected forms, unary operators: each a Python method of the class, run as Python would.
+    empty, bag = _Bag([]), _Bag([1, 2])
+    more, front, back = bag + 3, 0 + bag, -bag
+    return (x * len(bag), bool(empty), bool(bag), bool(_Never()), (1 if empty else 2), list(bag), bag[1], 2 in bag,
+            9 in bag, more.items, front.items, back.items)
