@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from graph.builder import Builder, Decline
 from graph.symbolic_shapes import broadcast_shapes, expand_shape, slice_bounds, view_shape
+from graph.symbolic_sizes import concrete
 
 aten = torch.ops.aten
 Rule = Callable[..., Any]
@@ -498,10 +499,17 @@ def _cat(b: Builder, tensors: Any, dim: int = 0) -> Any:
     return b.op(aten.cat.default, list(tensors), dim)
 
 
+def _pieces_of(b: Builder, x: Any, dim: int) -> None:
+    """split, chunk and unbind size their pieces (and count them) from the size of `dim`, computed here at the
+    hints: where that size is dynamic it is pinned, so the code serves that size only."""
+    concrete(b.size(x)[dim], "split / chunk / unbind pieces are sized from it")
+
+
 @rule(torch.split, "split")
 def _split(b: Builder, x: Any, split_size_or_sections: Any, dim: int = 0) -> Any:
     meta = b.tensor(x)
     dim = dim % meta.dim()
+    _pieces_of(b, x, dim)
     pieces = [t.shape[dim] for t in meta.split(split_size_or_sections, dim)]
     starts = [sum(pieces[:i]) for i in range(len(pieces))]
     return tuple(b.op(aten.slice.Tensor, x, dim, s, s + n, 1) for s, n in zip(starts, pieces))
@@ -519,6 +527,7 @@ def _chunk(b: Builder, x: Any, chunks: int, dim: int = 0) -> Any:
 @rule(torch.unbind, "unbind")
 def _unbind(b: Builder, x: Any, dim: int = 0) -> Any:
     meta = b.tensor(x)
+    _pieces_of(b, x, dim % meta.dim())
     return tuple(b.op(aten.select.int, x, dim % meta.dim(), i) for i in range(meta.shape[dim]))
 
 

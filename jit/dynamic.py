@@ -87,6 +87,12 @@ class SymbolTable:
     def __init__(self):
         self.first_dim: dict[int, object] = {}  # hint -> the first input dim (a guards.size_expr.Dim) with it
 
+    # How far the second run moves each dynamic size. A Python value equal in both runs is taken not to depend on
+    # the sizes, so the move must change every function of a size the code may compute: +1 did not (ceil(5 / 2)
+    # == ceil(6 / 2): `len(x.split(2))` and `x[::2].shape[0]` were read as constants). A large prime keeps floor
+    # and ceil divisions by any smaller number, and remainders, apart, and keeps sums (T and T + 1) related.
+    OFFSET = 9973
+
     @staticmethod
     def perturbed(hint: int) -> int:
-        return hint + 1
+        return hint + SymbolTable.OFFSET

@@ -206,6 +206,9 @@ class OutputGraph:
             proxy.node.meta["val"] = result
             return TensorVar(proxy, result, device, tensor_type=torch.Tensor, perturbed=perturbed)
         if isinstance(result, (tuple, list)) and any(isinstance(r, torch.Tensor) for r in result):
+            if len(perturbed) != len(result):  # x.unbind(0), x.split(2) of a dynamic dim: Python sees a count
+                raise Specialize(f"{proxy.node.name} gives {len(result)} tensors at the example sizes and "
+                                 f"{len(perturbed)} at others")
             proxy.node.meta["val"] = result
             items = [self.wrap_result(proxy[i], r, device, p) if isinstance(r, torch.Tensor) else Const(r)
                      for i, (r, p) in enumerate(zip(result, perturbed))]

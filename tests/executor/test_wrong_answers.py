@@ -343,3 +343,17 @@ def test_storage_bounds_of_an_empty_input(backend):
     empty = torch.zeros(0, 1, dtype=torch.int64)
     assert _outcome(f, empty)[0] is RuntimeError
     assert _outcome(fast, empty)[0] is RuntimeError
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", ["split_count", "chunk_size", "unbind_count", "strided_size"])
+def test_python_values_from_dynamic_sizes_stay_guarded(backend, name):
+    # values equal at a size and at size + 1 (ceil(5 / 2) == ceil(6 / 2)) were read as constants
+    fn = {"split_count": lambda x: len(x.split(2)) * x,
+          "chunk_size": lambda x: x.chunk(2)[0].shape[0] * x,
+          "unbind_count": lambda x: len(x.unbind(0)) * x,
+          "strided_size": lambda x: x[::2].shape[0] * x}[name]
+    fast = jit.compile(fn, backend=backend)
+    for n in (3, 5, 3, 7, 2, 9, 6):
+        x = torch.ones(n, 3)
+        torch.testing.assert_close(fast(x), fn(x))
