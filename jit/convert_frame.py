@@ -5,6 +5,7 @@ bookkeeping, then the frame compiler. An internal error in the compiler falls ba
 one warning, unless the user asked for fullgraph or switched suppress_errors off."""
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import re
@@ -74,6 +75,9 @@ def failure_reasons(entries: list, args: tuple, function) -> list[str]:
     return reasons
 
 
+_LAZY_CODE = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR | inspect.CO_ITERABLE_COROUTINE
+
+
 class FrameConverter:
     """One per Settings: the object the C hook calls, and the owner of the entries it creates."""
 
@@ -83,6 +87,10 @@ class FrameConverter:
         self._warned_limit: set[CodeType] = set()
 
     def __call__(self, code: CodeType, function, args: tuple):
+        if code.co_flags & _LAZY_CODE:
+            # The hook skips these on first sight, but asks again for a code it saw before jit.reset(). A generator
+            # is inlined where it is consumed (its frame runs a step at a time); it is never a frame of its own.
+            return eval_frame.SKIP
         reason = skip_rules.skip_reason(code, function)
         if reason is not None:
             skip_log.debug("skipping %s (%s:%d): %s", code.co_qualname, code.co_filename, code.co_firstlineno, reason)

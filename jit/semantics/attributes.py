@@ -12,7 +12,8 @@ import torch
 
 from guards.sources import AttrSource, ConstSource, ModuleDictSource, TypeSource
 from jit.break_reasons import AttributeMissing, unsupported
-from jit.variables import (BoundMethodVar, BuiltinVar, ClassVar, Const, DictVar, DictViewVar, ListVar, SetVar, MethodOnVar, ModuleVar,
+from jit.variables import (BoundMethodVar, BuiltinVar, ClassVar, Const, DictVar, DictViewVar, GeneratorVar, ListVar,
+                           SetVar, MethodOnVar, ModuleVar,
                            NamedTupleVar, NewObjectVar, ObjectVar, PythonModuleVar, SuperVar, TorchCallableVar,
                            TupleVar, UserFunctionVar, Var)
 from jit.variables.builder import Builder
@@ -248,6 +249,8 @@ def get_attr(tx, obj: Var, name: str) -> Var:
     for kind, names in _CONTAINER_METHODS.items():
         if type(obj) is kind and name in names:
             return MethodOnVar(obj, name)
+    if isinstance(obj, GeneratorVar) and callable(getattr(types.GeneratorType, name, None)):
+        return MethodOnVar(obj, name)  # send/close step it (containers_impl); throw is a break at its call
     if isinstance(obj, ModuleVar):
         return _object_attr(tx, obj, obj.module, name)
     if isinstance(obj, ObjectVar):

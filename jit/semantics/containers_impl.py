@@ -6,7 +6,7 @@ import operator
 from jit.break_reasons import unsupported
 from jit.semantics import operators as ops
 from jit.semantics.iteration import items_of
-from jit.variables import Const, DictVar, DictViewVar, ListVar, NamedTupleVar, SetVar, TupleVar, Var
+from jit.variables import Const, DictVar, DictViewVar, GeneratorVar, ListVar, NamedTupleVar, SetVar, TupleVar, Var
 
 
 def _index(tx, items, value, start: int = 0, stop: int | None = None) -> int:
@@ -90,6 +90,9 @@ def container_method(tx, obj: Var, name: str, args: list[Var], kwargs: dict) -> 
         if name == "clear":
             d.clear()
             return Const(None)
+    if isinstance(obj, GeneratorVar):
+        from jit.semantics.iteration import generator_method
+        return generator_method(tx, obj, name, args)
     if isinstance(obj, SetVar):
         if obj.frozen and (name.endswith("update") or name in ("add", "discard", "remove", "pop", "clear")):
             unsupported("exception", f"AttributeError: 'frozenset' object has no attribute '{name}'")

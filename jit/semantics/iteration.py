@@ -108,6 +108,24 @@ def drain(tx, it: Var) -> list[Var]:
     return out
 
 
+def generator_method(tx, gen: GeneratorVar, name: str, args: list[Var]) -> Var:
+    """gen.send(v), gen.__next__(), gen.close(); throw() runs code we do not model here (a break at the call)."""
+    if name in ("send", "__next__"):
+        sent = args[0] if args else Const(None)
+        if gen.state == "created" and not (isinstance(sent, Const) and sent.value is None):
+            unsupported("exception", "TypeError: can't send non-None value to a just-started generator")
+        if gen.state == "suspended":
+            gen.frame.stack[-1] = sent  # the value the paused YIELD_VALUE left for the frame to receive
+        item = _resume(gen)
+        if item is None:
+            unsupported("exception", "StopIteration")
+        return item
+    if name == "close" and gen.state in ("created", "done"):
+        gen.state = "done"  # closing a generator that is not paused inside runs none of its code
+        return Const(None)
+    unsupported("unsupported_call", f"generator.{name}() ({gen.describe()})")
+
+
 def _resume(gen: GeneratorVar) -> Var | None:
     """Run the generator's frame up to its next yield (its value) or its return (None)."""
     if gen.state == "done":

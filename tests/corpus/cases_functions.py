@@ -299,3 +299,20 @@ def generator_stops_where_its_consumer_stops(x):
         raise ValueError("never reached: any() stops at the first true value")
 
     return x + 1, any(v is None for v in items()), next(iter(items())) is x
+
+
+@C.add(T1)
+def generator_send_and_close(x):
+    def running_total():
+        total = 0
+        while True:
+            got = yield total
+            total = total + got
+
+    acc = running_total()
+    next(acc)
+    acc.send(2)
+    last = acc.send(3)
+    unused = running_total()
+    unused.close()  # never started: closing runs none of its code
+    return x * last, list(unused)
