@@ -1,6 +1,7 @@
 """Builtins the executor models, one small function each, looked up by the builtin object."""
 from __future__ import annotations
 
+import abc
 import enum
 import math
 import operator
@@ -70,10 +71,26 @@ def _type_of(tx, v: Var):
 def _isinstance(tx, args, kwargs):
     v, classes = args
     cls = classes.const() if classes.is_const() else tuple(c.const() for c in classes.items)
-    t = _type_of(tx, v)
-    if isinstance(v, TensorVar) and (cls is torch.nn.Parameter or isinstance(cls, tuple) and torch.nn.Parameter in cls):
-        return Const(issubclass(t, cls))
-    return Const(issubclass(t, cls))
+    if v.is_const():
+        return Const(isinstance(v.const(), cls))  # the real check on the real value (a metaclass's included)
+    for c in _flat(cls):
+        check = getattr(type(c), "__instancecheck__", None)
+        if check not in _PLAIN_INSTANCE_CHECKS:
+            # a metaclass deciding membership in Python (typing's, a user's): its code may look at the value
+            unsupported("unsupported_call", f"isinstance() with {type(c).__name__}.__instancecheck__")
+    # type.__instancecheck__ and ABCMeta's (registrations, __subclasshook__) answer from type(v) here
+    return Const(issubclass(_type_of(tx, v), cls))
+
+
+# torch's Parameter check also accepts a plain tensor flagged `_is_param`, which tensors the traced code sees
+# never are (the check it replaced compared types only)
+_PLAIN_INSTANCE_CHECKS = (type.__instancecheck__, abc.ABCMeta.__instancecheck__,
+                          type(torch.nn.Parameter).__instancecheck__)
+
+
+def _flat(classes) -> list:
+    """isinstance's second argument: a class, or tuples of them, nested."""
+    return [c for item in classes for c in _flat(item)] if isinstance(classes, tuple) else [classes]
 
 
 @builtin(issubclass)

@@ -88,7 +88,7 @@ def constant_result(value) -> Var:
         return ListVar([constant_result(v) for v in value])
     if type(value) is dict:
         return DictVar({k: constant_result(v) for k, v in value.items()})
-    if type(value) is set:
+    if type(value) in (set, frozenset):
         return SetVar.of_constants(value)
     return Const(value)
 

@@ -56,8 +56,8 @@ def binary(tx, op, a: Var, b: Var) -> Var:
             op = _INPLACE_TO_PLAIN[op]  # `n += t` with a Python number n rebinds n; nothing is mutated
         return tx.output.call("call_function", op, (torch_operand(a), torch_operand(b)), {})
     views = isinstance(a, (DictViewVar, SetVar)) or isinstance(b, (DictViewVar, SetVar))
-    if a.is_const() and b.is_const() and (views or not isinstance(a, (TupleVar, ListVar)) and
-                                          not isinstance(b, (TupleVar, ListVar))):
+    # on constants the real operator gives the answer; `l += [3]` / `l *= 2` must change the list l itself
+    if a.is_const() and b.is_const() and not (isinstance(a, ListVar) and op in _INPLACE_TO_PLAIN):
         # keys and items views are set-like: `a.keys() - b.keys()`, `d.keys() & other`, `d.items() == s` fold to
         # sets and bools over real views of the same contents (any iterable works on the other side)
         if op in _INPLACE_TO_PLAIN and isinstance(a, SetVar):
@@ -66,7 +66,8 @@ def binary(tx, op, a: Var, b: Var) -> Var:
             result = op(a.const(), b.const())
         except Exception as e:  # noqa: BLE001 - the user's code raises here too
             unsupported("exception", f"{type(e).__name__}: {e}")
-        return SetVar.of_constants(result) if type(result) in (set, frozenset) else Const(result)
+        from jit.semantics.iteration import constant_result
+        return constant_result(result)  # a new list, dict or set is an object of its own
     if views and not (isinstance(a, DictViewVar) and a.kind == "values" or
                       isinstance(b, DictViewVar) and b.kind == "values"):
         return _set_binary(tx, op, a, b)

@@ -1,4 +1,5 @@
 """Python builtins on constants and tensors: a tracer folds them or maps them onto graph ops."""
+import abc
 import operator
 
 import torch
@@ -168,3 +169,38 @@ def string_methods_make_new_objects(x):
     parts = "a b".split()
     parts.append("c")  # a new list the code may change
     return x * len(parts), "-".join(map(str, range(3))), "".join(str(i) for i in range(2)), parts
+
+
+class _AcceptsAll(type):
+    def __instancecheck__(cls, instance):
+        return True
+
+
+class _Anything(metaclass=_AcceptsAll):
+    pass
+
+
+class _Shape(abc.ABC):
+    pass
+
+
+class _Square:
+    pass
+
+
+_Shape.register(_Square)
+
+
+@C.add(T1)
+def isinstance_asks_the_metaclass(x):
+    # isinstance(v, C) is type(C).__instancecheck__(C, v): a metaclass may say yes to anything; ABC registration
+    # counts; nested tuples of classes are flattened.
+    return (x + 1, isinstance(3, _Anything), isinstance(_Square(), _Shape), issubclass(_Square, _Shape),
+            isinstance(_Square(), (int, (str, _Shape))), isinstance(x, (list, torch.Tensor)))
+
+
+@C.add(T1)
+def operators_on_constant_sequences(x):
+    merged = {"a": 1} | {"b": 2}
+    merged["c"] = 3  # a new dict the code may change
+    return x + 1, "%5.1f|%-3d|" % (3.14159, 4), (1, 2) + (3,), [0] * 2, merged, [1, 2] < [1, 3]
