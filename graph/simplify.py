@@ -8,6 +8,7 @@ kwargs)` for a node to build) or None when it does not apply. Every rewrite must
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import torch
@@ -45,6 +46,26 @@ def _is(value: Any, constant: float) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value == constant
 
 
+def _floating(x: Any) -> bool:
+    t = meta_tensor(x)
+    return t is None or t.dtype.is_floating_point or t.dtype.is_complex
+
+
+def _adds_nothing(x: Any, y: Any) -> bool:
+    """x + y is x for every x. IEEE addition turns -0.0 + 0 into +0.0 (so 1 / (x + 0) is +inf at x = -0.0), so for
+    floats only y = -0.0 adds nothing; for integers and bools 0 does."""
+    if not _is(y, 0):
+        return False
+    return isinstance(y, float) and math.copysign(1.0, y) < 0 or not _floating(x)
+
+
+def _subtracts_nothing(x: Any, y: Any) -> bool:
+    """x - y is x for every x: y = +0 (-0.0 - 0 is -0.0; x - (-0.0) is x + 0, which is not x)."""
+    if not _is(y, 0):
+        return False
+    return not (isinstance(y, float) and math.copysign(1.0, y) < 0) or not _floating(x)
+
+
 def _call(x: Any, target: Any) -> bool:
     return isinstance(x, fx.Node) and x.op == "call_function" and x.target == target
 
@@ -54,8 +75,10 @@ def _only_dtype(node: fx.Node) -> bool:
 
 
 RULES: list[tuple[Any, Any]] = [
-    (aten.add.Tensor, lambda n, x, y, **kw: x if not kw and _is(y, 0) and _keeps(n, x) else None),
-    (aten.sub.Tensor, lambda n, x, y, **kw: x if not kw and _is(y, 0) and _keeps(n, x) else None),
+    # IEEE: x * 1, x / 1 and x ** 1 are x exactly (-0.0, inf and NaN included); x * 0 is not 0 (inf * 0 is NaN,
+    # -1 * 0 is -0.0) and has no rule
+    (aten.add.Tensor, lambda n, x, y, **kw: x if not kw and _adds_nothing(x, y) and _keeps(n, x) else None),
+    (aten.sub.Tensor, lambda n, x, y, **kw: x if not kw and _subtracts_nothing(x, y) and _keeps(n, x) else None),
     (aten.mul.Tensor, lambda n, x, y: x if _is(y, 1) and _keeps(n, x) else None),
     (aten.div.Tensor, lambda n, x, y: x if _is(y, 1) and _keeps(n, x) else None),
     (aten.pow.Tensor_Scalar, lambda n, x, y: x if _is(y, 1) and _keeps(n, x) else None),

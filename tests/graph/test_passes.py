@@ -130,14 +130,19 @@ def _simplified(fn, *inputs):
     simplify(gm)
     eliminate_dead_code(gm)
     gm.recompile()
-    torch.testing.assert_close(gm(*inputs), fn(*inputs))
+    got, ref = gm(*inputs), fn(*inputs)
+    torch.testing.assert_close(got, ref)
+    if ref.dtype.is_floating_point:  # assert_close takes -0.0 for 0.0; 1 / x does not
+        assert torch.equal(torch.signbit(got), torch.signbit(ref))
     return _targets(gm)
 
 
 FIRES = [
     (lambda x: aten.mul.Tensor(x, 1), torch.randn(3)),
-    (lambda x: aten.add.Tensor(x, 0), torch.randn(3)),
+    (lambda x: aten.add.Tensor(x, 0), torch.arange(3)),
+    (lambda x: aten.add.Tensor(x, -0.0), torch.tensor([-0.0, 0.0, 1.5])),   # -0.0 adds nothing to any float
     (lambda x: aten.sub.Tensor(x, 0), torch.arange(3)),
+    (lambda x: aten.sub.Tensor(x, 0.0), torch.tensor([-0.0, 0.0, 1.5])),    # -0.0 - 0.0 is -0.0
     (lambda x: aten.div.Tensor(x, 1), torch.randn(3)),
     (lambda x: aten.pow.Tensor_Scalar(x, 1), torch.randn(3)),
     (lambda x: aten.neg.default(aten.neg.default(x)), torch.randn(3)),
@@ -170,6 +175,9 @@ DOES_NOT_FIRE = [
     (lambda x: aten.expand.default(x, [2, 3]), torch.randn(1, 3)),        # a real broadcast
     (lambda x: aten._to_copy.default(x, dtype=torch.float64), torch.randn(3)),
     (lambda x: aten.mul.Tensor(x, torch.ones(2, 3)), torch.randn(3)),     # ones would broadcast x
+    (lambda x: aten.add.Tensor(x, 0), torch.tensor([-0.0, 1.0])),         # -0.0 + 0 is +0.0 (1 / x flips sign)
+    (lambda x: aten.add.Tensor(x, 0.0), torch.tensor([-0.0, 1.0])),
+    (lambda x: aten.sub.Tensor(x, -0.0), torch.tensor([-0.0, 1.0])),      # x - (-0.0) is x + 0
 ]
 
 
