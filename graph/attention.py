@@ -187,6 +187,20 @@ def _softmax_input(div: fx.Node):
     return x
 
 
+def _softmax_of(div: fx.Node):
+    """(x, probabilities node) for a softmax ending in `div`. A half-type softmax is decomposed in float32 and cast
+    back (graph.decompositions' _opmath): x is then the half tensor under the upcast, the probabilities the cast."""
+    x = _softmax_input(div)
+    if x is None or not (_is(x, aten._to_copy.default) and dict(x.kwargs) == {"dtype": torch.float32}):
+        return None if x is None else (x, div)
+    low, back = x.args[0], next(iter(div.users), None)
+    half = meta_value(low).dtype
+    if half in (torch.float16, torch.bfloat16) and _only_user(low, x) and len(div.users) == 1 and \
+            _is(back, aten._to_copy.default) and dict(back.kwargs) == {"dtype": half}:
+        return low, back
+    return x, div
+
+
 def _batched_matmul(node: fx.Node, shape: tuple):
     """(a, b) of the bmm computing `node` (a view of the bmm to `shape`, or the 3-D bmm itself)."""
     mm = node
@@ -240,9 +254,10 @@ def _same(node: fx.Node, other: fx.Node) -> bool:
 
 def match(div: fx.Node):
     """The attention around a softmax node, as a dict, or None."""
-    x = _softmax_input(div)
-    if x is None:
+    softmax = _softmax_of(div)
+    if softmax is None:
         return None
+    x, div = softmax
     found = None
     # scale(mask(scores)) or mask(scale(scores)) or mask(scores)
     outer = _scale_of(x)

@@ -201,6 +201,22 @@ def _clamp(b: Builder, x: Any, min: Any = None, max: Any = None) -> Any:
     return out
 
 
+# ---- one eager op spelled as several core ops: half types computed in float32 ------------------------------
+def _opmath(b: Builder, x: Any) -> tuple[Any, Any]:
+    """(x as eager's kernel computes with it, the dtype to round the rule's result to, or None). torch's CPU kernels
+    compute one op (softmax, gelu, mean, var...) on float16/bfloat16 in float32 and round its result once; spelled
+    as several core ops in the half type, every op would round (a mean's sum overflows float16 at 65504, squares
+    in a variance overflow at 256). So a rule builds its core ops on float32 and casts the result back."""
+    dtype = b.tensor(x).dtype
+    if dtype in (torch.float16, torch.bfloat16):
+        return _cast(b, x, torch.float32), dtype
+    return x, None
+
+
+def _cast(b: Builder, x: Any, dtype: Any) -> Any:
+    return x if dtype is None else b.op(aten._to_copy.default, x, dtype=dtype)
+
+
 # ---- activations -------------------------------------------------------------------------------------------
 @rule(F.relu, torch.relu, "relu")
 def _relu(b: Builder, x: Any, inplace: bool = False) -> Any:
@@ -214,11 +230,13 @@ def _relu(b: Builder, x: Any, inplace: bool = False) -> Any:
 def _silu(b: Builder, x: Any, inplace: bool = False) -> Any:
     if inplace:
         raise Decline("in-place silu")
-    return b.op(aten.mul.Tensor, x, b.op(aten.sigmoid.default, x))
+    x, rounded = _opmath(b, x)
+    return _cast(b, b.op(aten.mul.Tensor, x, b.op(aten.sigmoid.default, x)), rounded)
 
 
 @rule(F.gelu)
 def _gelu(b: Builder, x: Any, approximate: str = "none") -> Any:
+    x, rounded = _opmath(b, x)
     if approximate == "tanh":  # 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
         cube = b.op(aten.mul.Tensor, b.op(aten.mul.Tensor, x, x), x)
         inner = b.op(aten.mul.Tensor, b.op(aten.add.Tensor, x, b.op(aten.mul.Tensor, cube, 0.044715)),
@@ -226,33 +244,29 @@ def _gelu(b: Builder, x: Any, approximate: str = "none") -> Any:
         gate = b.op(aten.add.Tensor, b.op(aten.tanh.default, inner), 1)
     else:  # 0.5 x (1 + erf(x / sqrt(2)))
         gate = b.op(aten.add.Tensor, b.op(aten.erf.default, b.op(aten.mul.Tensor, x, 1 / math.sqrt(2))), 1)
-    return b.op(aten.mul.Tensor, b.op(aten.mul.Tensor, x, 0.5), gate)
-
-
-def _cast(b: Builder, x: Any, dtype: Any) -> Any:
-    return x if dtype is None else b.op(aten._to_copy.default, x, dtype=dtype)
+    return _cast(b, b.op(aten.mul.Tensor, b.op(aten.mul.Tensor, x, 0.5), gate), rounded)
 
 
 @rule(F.softmax, torch.softmax, "softmax")
 def _softmax(b: Builder, x: Any, dim: Any = None, _stacklevel: int = 3, dtype: Any = None) -> Any:
     if dim is None:
         raise Decline("softmax without dim")
-    x = _cast(b, x, dtype)
+    x, rounded = _opmath(b, _cast(b, x, dtype))
     dim = dim % max(b.tensor(x).dim(), 1)
     shifted = b.op(aten.sub.Tensor, x, b.op(aten.amax.default, x, [dim], True))
     e = b.op(aten.exp.default, shifted)
-    return b.op(aten.div.Tensor, e, b.op(aten.sum.dim_IntList, e, [dim], True))
+    return _cast(b, b.op(aten.div.Tensor, e, b.op(aten.sum.dim_IntList, e, [dim], True)), rounded)
 
 
 @rule(F.log_softmax, torch.log_softmax, "log_softmax")
 def _log_softmax(b: Builder, x: Any, dim: Any = None, _stacklevel: int = 3, dtype: Any = None) -> Any:
     if dim is None:
         raise Decline("log_softmax without dim")
-    x = _cast(b, x, dtype)
+    x, rounded = _opmath(b, _cast(b, x, dtype))
     dim = dim % max(b.tensor(x).dim(), 1)
     shifted = b.op(aten.sub.Tensor, x, b.op(aten.amax.default, x, [dim], True))
     total = b.op(aten.sum.dim_IntList, b.op(aten.exp.default, shifted), [dim], True)
-    return b.op(aten.sub.Tensor, shifted, b.op(aten.log.default, total))
+    return _cast(b, b.op(aten.sub.Tensor, shifted, b.op(aten.log.default, total)), rounded)
 
 
 @rule(F.dropout, torch.dropout, "dropout")
@@ -274,9 +288,10 @@ def _mean(b: Builder, x: Any, dim: Any = None, keepdim: bool = False, dtype: Any
     meta = b.tensor(x)
     if not meta.is_floating_point():
         raise Decline("mean of an integer tensor is an error in eager")
+    x, rounded = _opmath(b, x)
     dims = _dims(dim, meta.dim())
     count = math.prod(b.size(x)[d] for d in dims)
-    return b.op(aten.div.Tensor, b.op(aten.sum.dim_IntList, x, dims, keepdim), count)
+    return _cast(b, b.op(aten.div.Tensor, b.op(aten.sum.dim_IntList, x, dims, keepdim), count), rounded)
 
 
 def _variance(b: Builder, x: Any, dim: Any, unbiased: Any, keepdim: bool, correction: Any) -> Any:
@@ -287,11 +302,12 @@ def _variance(b: Builder, x: Any, dim: Any, unbiased: Any, keepdim: bool, correc
         dim, unbiased = None, dim
     if correction is None:
         correction = 1 if unbiased is None or unbiased else 0
+    x, rounded = _opmath(b, x)
     dims = _dims(dim, meta.dim())
     count = math.prod(b.size(x)[d] for d in dims)
     centered = b.op(aten.sub.Tensor, x, b.op(aten.div.Tensor, b.op(aten.sum.dim_IntList, x, dims, True), count))
     squares = b.op(aten.sum.dim_IntList, b.op(aten.mul.Tensor, centered, centered), dims, keepdim)
-    return b.op(aten.div.Tensor, squares, max(count - correction, 0))
+    return _cast(b, b.op(aten.div.Tensor, squares, max(count - correction, 0)), rounded)
 
 
 @rule(torch.var, "var")
@@ -303,7 +319,8 @@ def _var(b: Builder, x: Any, dim: Any = None, unbiased: Any = None, keepdim: boo
 @rule(torch.std, "std")
 def _std(b: Builder, x: Any, dim: Any = None, unbiased: Any = None, keepdim: bool = False, *,
          correction: Any = None) -> Any:
-    return b.op(aten.sqrt.default, _variance(b, x, dim, unbiased, keepdim, correction))
+    x, rounded = _opmath(b, x)  # the root of the variance before rounding, as eager's std
+    return _cast(b, b.op(aten.sqrt.default, _variance(b, x, dim, unbiased, keepdim, correction)), rounded)
 
 
 @rule(torch.amax, "amax")
