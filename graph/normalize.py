@@ -14,7 +14,7 @@ as it is: the backend runs it in eager torch, which is slower but never wrong.
 from __future__ import annotations
 
 import operator
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import torch
 import torch.fx as fx
@@ -156,10 +156,51 @@ def rewrite_node(gm: fx.GraphModule, node: fx.Node, mutation: bool = False, symb
     return True
 
 
+class EagerOutput(NamedTuple):
+    """What eager returns for one flat graph output, recorded from the graph as captured (meta values): the input
+    it is a view of (("input", placeholder index), ("attr", get_attr target), None for a tensor of its own,
+    "unknown" where propagation could not tell) and its strides (None where unknown). The rewrites after this point
+    change both (x * 1 -> x makes an output an input; softmax spelled as amax, exp, sum, div keeps its input's
+    layout where eager's softmax returns a contiguous tensor), so backends compare their result with this."""
+    alias: Any
+    strides: tuple | None
+
+
+# gm.meta key of the EagerOutput per flat output
+EAGER_OUTPUTS = "eager_outputs"
+
+
+def eager_outputs(gm: fx.GraphModule) -> tuple:
+    """The EagerOutput of each flat output of `gm` (meta values propagated). Aliasing is read from the meta
+    tensors' storages, which views share with their base exactly as eager's tensors do."""
+    owners = {}
+    index = 0
+    for node in gm.graph.nodes:
+        val = node.meta.get("val")
+        key = None
+        if node.op == "placeholder":
+            key, index = ("input", index), index + 1
+        elif node.op == "get_attr":
+            key = ("attr", node.target)
+        if key is not None and isinstance(val, torch.Tensor):
+            owners.setdefault(val.untyped_storage()._cdata, key)
+    out = next(n for n in gm.graph.nodes if n.op == "output")
+    result = []
+    for leaf in torch.utils._pytree.tree_flatten(out.args[0])[0]:
+        val = leaf.meta.get("val") if isinstance(leaf, fx.Node) else None
+        if isinstance(val, torch.Tensor):
+            result.append(EagerOutput(owners.get(val.untyped_storage()._cdata), tuple(val.stride())))
+        else:
+            result.append(EagerOutput("unknown" if isinstance(leaf, fx.Node) and val is None else None, None))
+    return tuple(result)
+
+
 def normalize(gm: fx.GraphModule, example_inputs: list | tuple) -> fx.GraphModule:
     """Rewrite `gm` in place into core ops as far as the table allows; every node ends with meta["val"]."""
     modules_to_functions(gm)
     propagate(gm, example_inputs)
+    if EAGER_OUTPUTS not in gm.meta:  # recorded once, from the graph as captured
+        gm.meta[EAGER_OUTPUTS] = eager_outputs(gm)
     mutation = has_mutation(gm.graph)
     dynamic = symbolic_shapes.is_dynamic(gm)
     for node in list(gm.graph.nodes):

@@ -14,7 +14,7 @@ from . import cache, dtypes
 from .lowering import lower_graph
 from .ir import FallbackKernel
 from .numpy_codegen import generate
-from .runtime import CompiledNumpyGraph, load_module
+from .runtime import CompiledNumpyGraph, alias_plan, load_module
 
 output_code_log = logging.getLogger("jit.output_code")
 log = logging.getLogger("jit.inductor")
@@ -48,6 +48,7 @@ def _numpy_source(gm, example_inputs):
     symbolic = is_dynamic(gm)
     key = cache.make_key(symbolic_sizes.text(gm.graph), example_inputs, "numpy")
     lowered = lower_graph(gm, example_inputs)
+    alias_plan(lowered)  # raises where eager returns a view of an input that the code cannot
     # with dynamic sizes, generating the source records the conditions the module is valid under: no reuse
     payload = None if symbolic else cache.get(key)
     if payload is None:
@@ -133,9 +134,9 @@ def _numpy_build(gm: torch.fx.GraphModule, example_inputs: list) -> Built:
         module = _modules.get(key)
         if module is None:
             module = _modules[key] = load_module(source, f"<framejit-numpy-{key[:16]}>")
-        compiled = CompiledNumpyGraph(module, lowered, gm, example_inputs)
+        compiled = CompiledNumpyGraph(module, lowered, gm, example_inputs)  # aliasing as eager's: alias_plan
         compiled.source = source
-        return _copy_aliased_outputs(compiled, gm)
+        return compiled
     return Built(source, load)
 
 

@@ -1,9 +1,17 @@
-"""How each torch dtype is held in NumPy: its storage form (what arrays in and out of a kernel hold) and its
-compute form (what kernels do arithmetic in).
+"""The dtype rules of the generated code, in one place: how each torch dtype is held in NumPy (its storage form,
+what arrays in and out of a kernel hold, and its compute form, what kernels do arithmetic in), which results
+need rounding back to their dtype, and which (op, dtypes) eager itself rejects.
 
 NumPy has no bfloat16, so a bf16 tensor travels as its raw int16 bits and is widened to float32 for arithmetic;
-float16 is computed in float32 too, the way torch's CPU kernels and inductor compute half types."""
+float16 is computed in float32 too, the way torch's CPU kernels compute half types (opmath). Eager rounds each
+op's result to the half type before the next op reads it, so the code generator rounds there too (`EXACT_IN_DTYPE`
+names the ops whose float32 result already is a number of the dtype). Reductions accumulate half types in float32
+and round once at the end, as torch's CPU reductions do."""
+import functools
+
 import torch
+
+from graph.symbolic_sizes import SymInt
 
 # torch dtype -> numpy dtype name used for storage (arrays crossing the torch<->numpy boundary)
 STORAGE = {
@@ -17,6 +25,11 @@ COMPUTE = {**STORAGE, torch.float16: "float32", torch.bfloat16: "float32"}
 # dtypes whose storage form differs from their compute form: loads widen them, stores narrow them
 NARROW = (torch.float16, torch.bfloat16)
 
+# ops whose result, computed in float32 from operands that are numbers of a narrow dtype, is itself a number of
+# that dtype (a selection, a sign flip, an integer rounding): no rounding step after them
+EXACT_IN_DTYPE = frozenset({"abs", "neg", "maximum", "minimum", "where", "relu", "sign", "floor", "ceil", "round",
+                            "trunc", "cat", "full", "cast", "amax", "amin"})
+
 
 def supported(dtype: torch.dtype) -> bool:
     return dtype in STORAGE
@@ -28,3 +41,64 @@ def storage(dtype: torch.dtype) -> str:
 
 def compute(dtype: torch.dtype) -> str:
     return COMPUTE[dtype]
+
+
+def as_dtype(value, dtype: torch.dtype):
+    """A Python number as eager stores it in a tensor of `dtype` (0.1 in float16 is 0.0999755859375)."""
+    if dtype in NARROW and isinstance(value, float):
+        return torch.tensor(value, dtype=dtype).item()
+    return value
+
+
+# ---- what eager rejects ----------------------------------------------------------------------------------------
+def eager_rejects(target, args: tuple, kwargs: dict) -> str | None:
+    """Why eager torch raises for this call whatever the values (an op without a kernel for a dtype: bool
+    matmul, half `floor_divide` on some builds; integer pow with a negative Python exponent; a division by the
+    constant 0), or None. Meta kernels, which shape propagation runs, accept most of these, so the code generator
+    would return a value where eager raises: a call eager rejects runs in torch instead, which raises as eager.
+
+    Answered by running the op once on one-element tensors of the operands' dtypes and ranks (ones: no value
+    trips a division), cached per (op, dtypes, other arguments)."""
+    try:
+        key = (target, _spec(args), _spec(kwargs))
+        hash(key)
+    except TypeError:
+        return None
+    return _probe(key)
+
+
+def _spec(value):
+    """Arguments with each tensor replaced by (dtype, rank): hashable, and all the probe needs. A dynamic size
+    stands in as its hint: comparing the SymInt itself (the cache lookup does) would record a size condition."""
+    if isinstance(value, SymInt):
+        return value.hint
+    if isinstance(value, torch.Tensor):
+        return _Tensor(value.dtype, value.dim())
+    if isinstance(value, dict):
+        return tuple(sorted((k, _spec(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):  # FX holds lists as immutable_list: rebuilt as plain lists
+        return (list if isinstance(value, list) else tuple, tuple(_spec(v) for v in value))
+    return value
+
+
+class _Tensor(tuple):
+    def __new__(cls, dtype, ndim):
+        return super().__new__(cls, (dtype, ndim))
+
+
+def _build(spec):
+    if isinstance(spec, _Tensor):
+        return torch.ones((1,) * spec[1], dtype=spec[0])
+    if isinstance(spec, tuple) and len(spec) == 2 and spec[0] in (list, tuple):
+        return spec[0](_build(v) for v in spec[1])
+    return spec
+
+
+@functools.lru_cache(maxsize=4096)
+def _probe(key) -> str | None:
+    target, args, kwargs = key
+    try:
+        target(*_build(args), **{k: _build(v) for k, v in kwargs})
+    except Exception as e:  # noqa: BLE001 - any error on ones of these dtypes is eager's, at run time too
+        return f"eager raises {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+    return None

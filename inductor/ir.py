@@ -55,6 +55,7 @@ class Buffer:
     """A materialized array: a graph input or the output of a kernel."""
     name: str
     layout: Layout
+    attr: Optional[str] = None  # a get_attr input: the module attribute it reads
 
 
 class Expr:
@@ -174,6 +175,9 @@ class LoweredGraph:
     graph_text: str       # the source FX graph, for the header comment and the cache key
     # library results seen with exactly their layout's strides, at offset 0 (triton_module.probe_extern_layouts)
     exact_layouts: set = field(default_factory=set)
+    # per flat output, what eager returns: a view of which input, with which strides (graph/normalize.py's
+    # EagerOutput), when the graph went through normalization
+    eager_outputs: Optional[tuple] = None
 
     def output_builder(self) -> Callable[[list], Any]:
         """A function rebuilding gm's return value from the list of flat outputs a run produced (a fresh list):

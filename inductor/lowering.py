@@ -13,6 +13,7 @@ from torch.utils._pytree import tree_flatten
 from graph.attention import causal_attention
 
 from graph import symbolic_shapes, symbolic_sizes
+from graph.normalize import EAGER_OUTPUTS
 from graph.shape_prop import fetch_attr, to_meta
 
 from . import dtypes
@@ -88,8 +89,9 @@ def _unary(name):
 
 def _binary(name):
     def lower(node, a, b, alpha=None):
-        if alpha is not None and alpha != 1:
-            b = pointwise("mul", node, b, alpha)
+        if alpha is not None and alpha != 1:  # a + alpha * b: the product has b's shape, not the result's
+            b, dtype = _c(b), meta(node).dtype
+            b = Const(b.value * alpha) if isinstance(b, Const) else Op("mul", [b, Const(alpha)], b.shape, dtype, dtype)
         return pointwise(name, node, a, b)
     return lower
 
@@ -323,6 +325,20 @@ def kind_of(node) -> str:
     return "fallback" if target is None else LOWERINGS[target][0]
 
 
+# library calls whose dtype support is probed on one-element operands (an embedding's index must stay in range,
+# a convolution's window inside its input: those are not probed)
+PROBED_EXTERNS = (aten.mm.default, aten.bmm.default, aten.addmm.default)
+
+
+def _eager_rejects(node) -> str | None:
+    """Why eager raises for this call at any values (dtypes.eager_rejects), for calls with tensor operands."""
+    args, kwargs = torch.fx.node.map_arg((node.args, node.kwargs), lambda a: a.meta.get("val"))
+    if not _tensors_in((args, kwargs)):
+        return None  # constructors: meta raises where eager does, and a probe of arange(10**9) would cost
+    target = node.target if node.op == "call_function" else getattr(torch.Tensor, node.target, None)
+    return None if target is None else dtypes.eager_rejects(target, args, kwargs)
+
+
 def _tensors_in(value):
     return [v for v in tree_flatten(value)[0] if isinstance(v, torch.Tensor)]
 
@@ -355,6 +371,10 @@ def _lower_graph(gm: torch.fx.GraphModule, example_inputs, plan, forced: dict) -
         if odd:
             kinds[n] = "fallback"  # complex, unsigned 16/32/64, float8...: NumPy spellings differ, run eager
             reasons[n] = f"dtype {str(odd[0]).replace('torch.', '')} not supported"
+        elif kinds[n] in ("pointwise", "reduction") or _resolve(n) in PROBED_EXTERNS:
+            rejected = _eager_rejects(n)
+            if rejected:
+                kinds[n], reasons[n] = "fallback", rejected  # torch raises at run time, as eager does
         if n in forced:
             kinds[n], reasons[n] = "fallback", forced[n]
     stored = plan(graph, kinds)
@@ -377,6 +397,8 @@ def _lower_graph(gm: torch.fx.GraphModule, example_inputs, plan, forced: dict) -
         if node.op == "output":
             outs, spec = torch.utils._pytree.tree_flatten(node.args[0])
             outputs = [env[o] if isinstance(o, torch.fx.Node) else o for o in outs]
+            if any(isinstance(o, tuple) for o in outputs):  # torch.max(x, 0) returned as it is: a named tuple
+                raise NotImplementedError("a graph output is the tuple a torch op returned")
             continue
         kind = kinds[node]
         args, kwargs = torch.fx.node.map_arg((node.args, node.kwargs), lambda n: env[n])
@@ -430,7 +452,8 @@ def _lower_graph(gm: torch.fx.GraphModule, example_inputs, plan, forced: dict) -
         else:
             env[node] = expr
             expr._fx = node
-    return LoweredGraph(inputs, kernels, outputs, spec, symbolic_sizes.text(graph))
+    return LoweredGraph(inputs, kernels, outputs, spec, symbolic_sizes.text(graph),
+                        eager_outputs=gm.meta.get(EAGER_OUTPUTS))
 
 
 def input_sizes(lg: LoweredGraph) -> dict:

@@ -5,6 +5,7 @@ form (dtypes.py) and returns the graph's outputs as arrays. Each kernel becomes 
 ops it fuses. Inside a kernel, temporaries are reused through ufunc `out=` once their single reader is done
 with them, so a fused chain of n ops allocates one array instead of n."""
 import re
+from dataclasses import dataclass
 
 import torch
 
@@ -12,6 +13,7 @@ from graph import symbolic_sizes
 
 from . import dtypes, row_blocks
 from .lowering import input_sizes
+from .numpy_prelude import PRELUDE
 from .ir import Const, ExternKernel, FallbackKernel, Item, Kernel, Load, LoweredGraph, Op, Reduce, View
 
 UFUNC = {
@@ -26,255 +28,16 @@ UFUNC = {
     "logical_or": "np.logical_or", "logical_xor": "np.logical_xor", "logical_not": "np.logical_not",
     "isnan": "np.isnan", "pow": "np.power", "floordiv": "np.floor_divide",
 }
+# torch's pow_tensor_scalar_optimized_kernel special-cases these exponents (x*x, 1/(x*x), sqrt...; 3 is x*x*x,
+# written out in `_op`): the same spellings give its bits, and the generic np.power loop costs ~10x a multiply
 POW_BY_EXPONENT = {2: ["np.square"], 0.5: ["np.sqrt"], -1: ["np.reciprocal"], 1: ["np.positive"],
                    -0.5: ["np.sqrt", "np.reciprocal"], -2: ["np.square", "np.reciprocal"]}
+# integer ops torch raises on for a zero divisor (RuntimeError "ZeroDivisionError"); NumPy returns 0
+INTEGER_DIVISIONS = ("floordiv", "remainder", "truncdiv")
 # ops spelled as a short sequence of ufuncs or a helper defined in the module prelude
 COMPOSITE = {"rsqrt", "sigmoid", "relu", "erf", "gelu", "gelu_tanh", "truncdiv", "cast", "where", "full",
              "arange", "cat"}
 
-PRELUDE = '''import math
-import os
-import sys
-import threading
-import types
-from concurrent.futures import ThreadPoolExecutor
-
-import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
-
-# NumPy has no erf. float64: Cephes ndtr.c's rational approximations (relative error < 1e-15, measured against
-# math.erf); float32: the clamped odd rational of Eigen/XLA (absolute error < 5e-7), one branch-free pass of ~25
-# ufunc calls. Both replace np.frompyfunc(math.erf), which cost one Python call per element (1.9 ms per 32k).
-_ERF_T = (9.60497373987051638749e0, 9.00260197203842689217e1, 2.23200534594684319226e3,
-          7.00332514112805075473e3, 5.55923013010394962768e4)
-_ERF_U = (1.0, 3.35617141647503099647e1, 5.21357949780152679795e2, 4.59432382970980127987e3,
-          2.26290000613890934246e4, 4.92673942608635921086e4)
-_ERFC_P = (2.46196981473530512524e-10, 5.64189564831068821977e-1, 7.46321056442269912687e0,
-           4.86371970985681366614e1, 1.96520832956077098242e2, 5.26445194995477358631e2, 9.34528527171957607540e2,
-           1.02755188689515710272e3, 5.57535335369399327526e2)
-_ERFC_Q = (1.0, 1.32281951154744992508e1, 8.67072140885989742329e1, 3.54937778887819891062e2,
-           9.75708501743205489753e2, 1.82390916687909736289e3, 2.24633760818710981792e3, 1.65666309194161350182e3,
-           5.57535340817727675546e2)
-_ERFC_R = (5.64189583547755073984e-1, 1.27536670759978104416e0, 5.01905042251180477414e0,
-           6.16021097993053585195e0, 7.40974269950448939160e0, 2.97886665372100240670e0)
-_ERFC_S = (1.0, 2.26052863220117276590e0, 9.39603524938001434673e0, 1.20489539808096656605e1,
-           1.70814450747565897222e1, 9.60896809063285878198e0, 3.36907645100081516050e0)
-_ERF32_P = (-2.72614225801306e-10, 2.77068142495902e-08, -2.10102402082508e-06, -5.69250639462346e-05,
-            -7.34990630326855e-04, -2.95459980854025e-03, -1.60960333262415e-02)
-_ERF32_Q = (-1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03, -7.37332916720468e-03,
-            -1.42647390514189e-02)
-
-
-def _horner(z, coefs):
-    # in place after the first multiply; 0-d inputs come back as NumPy scalars and rebind instead
-    r = z * coefs[0]
-    for c in coefs[1:-1]:
-        r += c
-        r *= z
-    r += coefs[-1]
-    return r
-
-
-def _erf(x):
-    x = np.asarray(x)
-    if x.dtype != np.float64:
-        t = np.clip(x, np.float32(-4), np.float32(4))  # erf(4) rounds to 1 in float32; nan stays nan
-        z = t * t
-        p = _horner(z, [np.float32(c) for c in _ERF32_P])
-        p *= t
-        p /= _horner(z, [np.float32(c) for c in _ERF32_Q])
-        return np.asarray(p, dtype=x.dtype)
-    with np.errstate(invalid="ignore", over="ignore"):  # inf/inf in the unused |x| < 1 branch
-        z = x * x
-        small = x * _horner(z, _ERF_T) / _horner(z, _ERF_U)  # |x| < 1
-        a = np.clip(np.abs(x), 1.0, 30.0)  # beyond 6 erf is 1 in double; the clip keeps exp(-a*a) finite
-        e = np.exp(-(a * a))
-        mid = e * _horner(a, _ERFC_P) / _horner(a, _ERFC_Q)  # erfc, 1 <= |x| < 8
-        tail = e * _horner(a, _ERFC_R) / _horner(a, _ERFC_S)  # erfc, |x| >= 8
-        large = np.copysign(1.0 - np.where(a < 8.0, mid, tail), x)
-        return np.asarray(np.where(np.abs(x) < 1.0, small, large), dtype=np.float64)
-
-
-def _gelu(x):
-    # 0.5 * x * (1 + erf(x / sqrt(2))), with one temporary: erf's result is updated in place
-    r = _erf(x * x.dtype.type(0.7071067811865476))
-    r += x.dtype.type(1)
-    r *= x
-    r *= x.dtype.type(0.5)
-    return r
-
-
-_ONES: dict = {}
-
-
-def _rowsum(x, k, axes, keepdims):
-    # the sum of each row's trailing k elements as one BLAS matrix-vector product with a ones vector, ~6x faster
-    # than np.sum's per-row loop on rows of a few hundred floats; accumulates in x's dtype, as np.sum does.
-    # The shape comes from x, not from the graph: row-blocked kernels pass blocks of rows.
-    x = np.asarray(x)
-    if x.size == 0 or not x.flags.c_contiguous:
-        return np.sum(x, axis=axes, keepdims=keepdims, dtype=x.dtype)
-    ones = _ONES.get((k, x.dtype))
-    if ones is None:
-        if len(_ONES) > 64:  # modules for dynamic sizes see many widths: keep the cache bounded
-            _ONES.clear()
-        ones = _ONES[(k, x.dtype)] = np.ones(k, dtype=x.dtype)
-    lead = x.shape[:x.ndim - len(axes)]
-    return np.reshape(np.matmul(np.reshape(x, (-1, k)), ones), lead + (1,) * len(axes) if keepdims else lead)
-
-
-# Row-blocked groups share their blocks out to threads: NumPy releases the GIL inside ufunc and BLAS loops, so
-# threads run the per-block passes side by side. One pool per process, kept in a registry module every generated
-# module finds (a module per graph must not bring its own threads); FRAMEJIT_NUMPY_THREADS=1 turns it off.
-_THREADS = sys.modules.get("_framejit_numpy_threads")
-if _THREADS is None:
-    _THREADS = sys.modules["_framejit_numpy_threads"] = types.ModuleType("_framejit_numpy_threads")
-    _THREADS.pool = None
-    _THREADS.count = int(os.environ.get("FRAMEJIT_NUMPY_THREADS", "0")) or \
-        len(getattr(os, "sched_getaffinity", lambda _: range(os.cpu_count() or 1))(0))
-    if hasattr(os, "register_at_fork"):  # a forked child inherits the pool object but not its threads
-        os.register_at_fork(after_in_child=lambda: setattr(_THREADS, "pool", None))
-PARALLEL_MIN_ELEMENTS = 1 << 17  # below ~0.1 ms of work, waking a thread costs more than it saves
-
-
-_PER_THREAD = threading.local()
-
-
-def _scratch(key, shape, dtype):
-    # a block-sized array kept per thread across calls: a fresh one per call costs page faults once blocks pass
-    # malloc's mmap threshold (~1 us per 4 KiB page here), as much as the passes that use it
-    arrays = getattr(_PER_THREAD, "arrays", None)
-    if arrays is None:
-        arrays = _PER_THREAD.arrays = {}
-    a = arrays.get(key)
-    if a is None or a.shape != shape:  # a module for dynamic sizes asks for blocks of other widths
-        a = arrays[key] = np.empty(shape, dtype=dtype)
-    return a
-
-
-def _quiet_blocks(blocks, starts):
-    with np.errstate(all="ignore"):  # errstate is per thread (a context variable): workers set their own
-        blocks(starts)
-
-
-def _run_blocks(blocks, rows, block, elements):
-    # `starts` is shared: every thread takes the next block start from it (next() on a range iterator is one C
-    # call under the GIL, so no block runs twice); the caller takes blocks too and then waits for the helpers
-    starts = iter(range(0, rows, block))
-    helpers = min(_THREADS.count, -(-rows // block)) - 1 if elements >= PARALLEL_MIN_ELEMENTS else 0
-    if helpers <= 0:
-        blocks(starts)
-        return
-    if _THREADS.pool is None:
-        _THREADS.pool = ThreadPoolExecutor(_THREADS.count - 1, thread_name_prefix="framejit-numpy")
-    futures = [_THREADS.pool.submit(_quiet_blocks, blocks, starts) for _ in range(helpers)]
-    try:
-        blocks(starts)
-    finally:
-        for f in futures:
-            f.result()
-
-
-_STARTS: dict = {}
-
-
-def _rowmax(fn, x, k, axes, keepdims):
-    # the max (min) of each row's trailing k elements as one `reduceat` over the flat array: np.max(axis=-1)
-    # pays ~100 ns of reduction set-up per row (205 us on 2048 rows of 512 float32), reduceat half of that
-    x = np.asarray(x)
-    if x.size == 0 or not x.flags.c_contiguous:
-        return fn.reduce(x, axis=axes, keepdims=keepdims)
-    n = x.size // k
-    starts = _STARTS.get((n, k))
-    if starts is None:
-        if len(_STARTS) > 64:
-            _STARTS.clear()
-        starts = _STARTS[(n, k)] = np.arange(0, n * k, k)
-    lead = x.shape[:x.ndim - len(axes)]
-    return np.reshape(fn.reduceat(np.reshape(x, -1), starts), lead + (1,) * len(axes) if keepdims else lead)
-
-
-def _bf16_to_f32(bits):
-    # bfloat16 is the high half of a float32: widen the raw bits (held as int16, NumPy has no bf16)
-    return (np.asarray(bits).astype(np.uint16).astype(np.uint32) << np.uint32(16)).view(np.float32)
-
-
-def _f32_to_bf16(x):
-    # round to nearest even on the dropped 16 bits, as torch's float->bfloat16 conversion does
-    x = np.array(x, dtype=np.float32, order="C")
-    u = x.view(np.uint32)
-    r = ((u + np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16)).astype(np.uint16)
-    return np.where(np.isnan(x), np.uint16(0x7FC0), r).view(np.int16)
-
-
-def _select(c, a, b):
-    # np.where branches per element: on an unpredictable mask (relu of random data) it ran 900 us for 512x512
-    # float32 here, 10x a ufunc pass. Numbers of 4 or 8 bytes are picked bitwise instead, (a & m) | (b & ~m) with
-    # the mask as 0 / -1 integers: exact for every value (NaN payloads, inf, -0.0), about 100 us. Its seven passes
-    # cost more than np.where's branches below ~32k elements (4096: 3.2 us vs 8.1; 65536: 192 vs 29).
-    a, b = np.asarray(a), np.asarray(b)
-    dt = np.result_type(a, b)
-    shape = np.broadcast_shapes(np.shape(c), a.shape, b.shape)
-    if dt.kind not in "fiu" or dt.itemsize not in (4, 8) or math.prod(shape) < 32768:
-        return np.where(c, a, b)
-    bits = np.dtype(f"i{dt.itemsize}")
-    m = np.broadcast_to(c, shape).astype(bits)
-    np.negative(m, out=m)
-    r = np.bitwise_and(a.astype(dt, copy=False).view(bits), m)
-    np.invert(m, out=m)
-    np.bitwise_and(b.astype(dt, copy=False).view(bits), m, out=m)
-    np.bitwise_or(r, m, out=r)
-    return r.view(dt)
-
-
-def _truncdiv(a, b):
-    if np.issubdtype(np.asarray(a).dtype, np.integer):
-        q = np.abs(a) // np.abs(b)
-        return np.where((a < 0) != (b < 0), -q, q).astype(np.asarray(a).dtype)
-    return np.trunc(np.true_divide(a, b))
-
-
-_ABOVE_DIAGONAL: dict = {}  # (L, S) -> the causal mask's masked-out positions, built once per shape
-
-
-def _sdpa(q, k, v, mask, is_causal, scale):
-    s = scale if scale is not None else 1.0 / math.sqrt(q.shape[-1])
-    att = np.matmul(q, np.swapaxes(k, -1, -2))  # a new array: every step below updates it in place
-    att *= q.dtype.type(s)
-    if is_causal:
-        above = _ABOVE_DIAGONAL.get(att.shape[-2:])
-        if above is None:
-            if len(_ABOVE_DIAGONAL) > 16:
-                _ABOVE_DIAGONAL.clear()
-            above = _ABOVE_DIAGONAL[att.shape[-2:]] = ~np.tril(np.ones(att.shape[-2:], dtype=bool))
-        np.copyto(att, att.dtype.type(-np.inf), where=above)
-    if mask is not None:
-        att = np.where(mask, att, -np.inf) if mask.dtype == np.bool_ else att + mask
-    att -= np.max(att, axis=-1, keepdims=True)  # softmax shifted by the row max: no overflow in exp
-    np.exp(att, out=att)
-    n = att.shape[-1]
-    att /= _rowsum(att, n, (att.ndim - 1,), True) if n <= 8192 else att.sum(axis=-1, keepdims=True)
-    return np.matmul(att, v)
-
-
-def _conv(x, w, b, stride, padding, dilation, groups):
-    one_d = x.ndim == 3  # a 1-d convolution is a 2-d one over a height-1 image
-    if one_d:
-        x, w = x[:, :, None, :], w[:, :, None, :]
-        stride, padding, dilation = (1,) + stride, (0,) + padding, (1,) + dilation
-    n, c, _, _ = x.shape
-    o, cg, kh, kw = w.shape
-    x = np.pad(x, ((0, 0), (0, 0), (padding[0],) * 2, (padding[1],) * 2))
-    span = ((kh - 1) * dilation[0] + 1, (kw - 1) * dilation[1] + 1)
-    win = sliding_window_view(x, span, axis=(2, 3))[:, :, ::stride[0], ::stride[1], ::dilation[0], ::dilation[1]]
-    oh, ow = win.shape[2:4]
-    win = win.reshape(n, groups, cg, oh, ow, kh, kw)
-    out = np.einsum("ngchwij,gocij->ngohw", win, w.reshape(groups, o // groups, cg, kh, kw), optimize=True)
-    out = out.reshape(n, o, oh, ow)
-    if b is not None:
-        out += b[None, :, None, None]
-    return out[:, :, 0, :] if one_d else out
-'''
 
 
 def _np(dtype_name: str) -> str:
@@ -293,12 +56,25 @@ def _literal(value, dtype):
     return f"{_np(dtypes.compute(dtype))}({value})"
 
 
+@dataclass
 class Value:
     """A NumPy value inside a kernel: code (a local name), torch dtype, form ('storage' or 'compute'), whether
-    this kernel owns its memory (a fresh temporary it may overwrite), and its static shape."""
+    this kernel owns its memory (a fresh temporary it may overwrite), and its static shape.
 
-    def __init__(self, code, dtype, form, owned, shape):
-        self.code, self.dtype, self.form, self.owned, self.shape = code, dtype, form, owned, tuple(shape)
+    `exact`: a compute-form float16/bfloat16 value holds a number of its dtype. Eager rounds every op's result to
+    the op's dtype, so an op result computed in float32 is not exact until rounded; the rounding is written when a
+    later op reads it (`widen`), never for a result that is only stored (storing rounds it anyway).
+    `storage_code`: the narrow bits a cast already made, reused when the value is stored."""
+    code: str
+    dtype: torch.dtype
+    form: str
+    owned: bool
+    shape: tuple
+    exact: bool = True
+    storage_code: str | None = None
+
+    def __post_init__(self):
+        self.shape = tuple(self.shape)
 
 
 class KernelWriter:
@@ -330,28 +106,38 @@ class KernelWriter:
         raise TypeError(f"cannot emit {e!r}")
 
     def widen(self, v: Value) -> Value:
-        """Storage -> compute form (float16/bfloat16 arithmetic runs in float32)."""
+        """Storage -> compute form (float16/bfloat16 arithmetic runs in float32), rounded to its dtype."""
         if v.form == "compute" or v.dtype not in dtypes.NARROW:
-            return Value(v.code, v.dtype, "compute", v.owned, v.shape)
+            v = Value(v.code, v.dtype, "compute", v.owned, v.shape, v.exact, v.storage_code)
+            return v if v.exact else self.round(v)
         code = f"{v.code}.astype(np.float32)" if v.dtype == torch.float16 else f"_bf16_to_f32({v.code})"
+        return self.temp(code, v.dtype, "compute", True, v.shape)
+
+    def round(self, v: Value) -> Value:
+        """A compute-form float16/bfloat16 value rounded to its dtype (still held in float32)."""
+        code = f"{v.code}.astype(np.float16).astype(np.float32)" if v.dtype == torch.float16 else \
+            f"_round_bf16({v.code})"
         return self.temp(code, v.dtype, "compute", True, v.shape)
 
     def narrow(self, v: Value) -> Value:
         """Compute -> storage form."""
         if v.form == "storage" or v.dtype not in dtypes.NARROW:
             return Value(v.code, v.dtype, "storage", v.owned, v.shape)
-        if getattr(v, "storage_code", None):  # rounded by a cast already: reuse its narrow bits
+        if v.storage_code is not None:  # rounded by a cast already: reuse its narrow bits
             return Value(v.storage_code, v.dtype, "storage", True, v.shape)
         code = f"{v.code}.astype(np.float16)" if v.dtype == torch.float16 else f"_f32_to_bf16({v.code})"
         return self.temp(code, v.dtype, "storage", True, v.shape)
 
     def operand(self, e, dtype) -> Value:
-        """e in compute form, cast to torch dtype `dtype` (None: keep its own dtype)."""
+        """e in compute form, cast to torch dtype `dtype` (None: keep its own dtype). A value converted to a
+        narrow dtype is rounded to it first, as eager's cast to the common dtype does (int 2049 -> half 2048)."""
         if isinstance(e, Const):
             return Value(_literal(e.value, dtype), dtype, "compute", False, ())
         v = self.widen(self.value(e))
         if dtype is not None and dtypes.compute(v.dtype) != dtypes.compute(dtype):
             v = self.temp(f"{v.code}.astype({_np(dtypes.compute(dtype))})", dtype, "compute", True, v.shape)
+        if dtype in dtypes.NARROW and v.dtype != dtype:
+            v = self.round(Value(v.code, dtype, "compute", v.owned, v.shape))
         return v
 
     # -- expression nodes ----------------------------------------------------------------------------------------
@@ -359,13 +145,13 @@ class KernelWriter:
         v = self.value(e.arg)
         c, p = v.code, e.params
         if e.kind == "identity":
-            return Value(c, v.dtype, v.form, False, e.shape)
+            return Value(c, v.dtype, v.form, False, e.shape, v.exact)
         if e.kind == "reshape":
             code = f"np.reshape({c}, {p[0]!r})"
         elif e.kind == "permute":
             code = f"np.transpose({c}, {p[0]!r})"
         elif e.kind == "expand":
-            code = f"np.broadcast_to({c}, {p[0]!r})"
+            code = f"_expand({c}, {p[0]!r})"
         elif e.kind == "unsqueeze":
             code = f"np.expand_dims({c}, {p[0]})"
         elif e.kind == "slice":
@@ -376,16 +162,25 @@ class KernelWriter:
             code = f"{c}[{':, ' * p[0]}{p[1]}, ...]"  # the trailing ... keeps a 0-d result a view, not a scalar
         else:
             raise ValueError(e.kind)
-        return self.temp(code, v.dtype, v.form, False, e.shape)
+        out = self.temp(code, v.dtype, v.form, False, e.shape)
+        out.exact = v.exact
+        return out
 
     def op(self, e: Op) -> Value:
+        v = self._op(e)
+        if v.form == "compute" and e.dtype in dtypes.NARROW and e.name not in dtypes.EXACT_IN_DTYPE:
+            v = Value(v.code, v.dtype, v.form, v.owned, v.shape, exact=False)
+        return v
+
+    def _op(self, e: Op) -> Value:
         out_np = dtypes.compute(e.dtype)
         if e.name == "where":
             c = self.operand(e.args[0], torch.bool)
             a, b = (self.operand(x, e.compute_dtype) for x in e.args[1:])
             return self.temp(f"_select({c.code}, {a.code}, {b.code})", e.dtype, "compute", True, e.shape)
-        if e.name == "full":
-            return self.temp(f"np.full({e.shape!r}, {_literal(e.args[0].value, e.dtype)}, dtype={_np(out_np)})",
+        if e.name == "full":  # the fill value as eager stores it: rounded to the dtype
+            value = dtypes.as_dtype(e.args[0].value, e.dtype)
+            return self.temp(f"np.full({e.shape!r}, {_literal(value, e.dtype)}, dtype={_np(out_np)})",
                              e.dtype, "compute", True, e.shape)
         if e.name == "arange":
             start, end, step = e.params
@@ -405,7 +200,8 @@ class KernelWriter:
                 narrow = self.narrow(Value(v.code, e.dtype, "compute", v.owned, v.shape))
                 v = self.widen(narrow)
                 v.storage_code = narrow.code
-            return Value(v.code, e.dtype, "compute", v.owned, e.shape) if not hasattr(v, "storage_code") else v
+                return v
+            return Value(v.code, e.dtype, "compute", v.owned, e.shape)
         if e.name == "relu":
             return self.ufunc("np.maximum", [args[0], Value(_literal(0, e.compute_dtype), e.dtype, "compute", False,
                                                               ())], e)
@@ -428,17 +224,40 @@ class KernelWriter:
             return self.temp(f"{x} * (0.5 * (1.0 + np.tanh({_literal((2 / 3.141592653589793) ** 0.5, e.dtype)}"
                              f" * ({x} + {_literal(0.044715, e.dtype)} * {x} ** 3))))", e.dtype, "compute", True,
                              e.shape)
-        if e.name == "pow" and isinstance(e.args[1], Const) and e.compute_dtype.is_floating_point and \
-                e.args[1].value in POW_BY_EXPONENT and not isinstance(e.args[1].value, bool):
-            # torch special-cases these exponents the same way (pow_tensor_scalar_optimized_kernel); the generic
-            # np.power loop costs ~10x a multiply
-            v = args[0]
-            for fn in POW_BY_EXPONENT[e.args[1].value]:
-                v = self.ufunc(fn, [v], e)
-            return v
+        if e.name == "pow":
+            return self.pow(e, args)
+        # a constant 0 divisor never gets here: eager rejects it at any values, so lowering ran it in torch
+        if e.name in INTEGER_DIVISIONS and not e.compute_dtype.is_floating_point and not (
+                isinstance(e.args[1], Const) and type(e.args[1].value) is int):
+            size = "1" if not e.shape else " * ".join(str(n) for n in e.shape)
+            args[1] = Value(f"_divisor({args[1].code}, {size})", args[1].dtype, "compute", False, args[1].shape)
+        if e.name == "remainder" and e.compute_dtype.is_floating_point:
+            # torch: fmod, plus b where the signs differ; a zero result keeps fmod's sign (-4 % 2 is -0.0), where
+            # np.remainder gives the divisor's
+            return self.temp(f"_remainder({args[0].code}, {args[1].code})", e.dtype, "compute", True, e.shape)
         if e.name == "truncdiv":
             return self.temp(f"_truncdiv({args[0].code}, {args[1].code})", e.dtype, "compute", True, e.shape)
         return self.ufunc(UFUNC[e.name], args, e)
+
+    def pow(self, e: Op, args: list) -> Value:
+        """torch's pow: integer powers by aten's powi (`_ipow`); for a Python-number exponent the spellings of
+        pow_tensor_scalar_kernel (x*x, x*x*x, 1/(x*x), sqrt, rsqrt, reciprocal; float16 has only std::pow, whose
+        pow(-inf, 0.5) is inf where sqrt's is nan), the exponent rounded to a half type as torch converts it; the
+        rest through `_fpow`, which keeps NumPy from taking its own sqrt shortcut for a scalar exponent."""
+        if not e.compute_dtype.is_floating_point:
+            return self.temp(f"_ipow({args[0].code}, {args[1].code})", e.dtype, "compute", True, e.shape)
+        c = e.args[1]
+        exponent = c.value if isinstance(c, Const) and type(c.value) in (int, float) else None
+        if exponent == 3:
+            x = args[0].code
+            return self.temp(f"{x} * {x} * {x}", e.dtype, "compute", True, e.shape)
+        if exponent in POW_BY_EXPONENT and not (e.compute_dtype == torch.float16 and exponent in (0.5, -0.5)):
+            v = args[0]
+            for fn in POW_BY_EXPONENT[exponent]:
+                v = self.ufunc(fn, [v], e)
+            return v
+        b = args[1].code if exponent is None else _literal(dtypes.as_dtype(exponent, e.compute_dtype), e.dtype)
+        return self.temp(f"_fpow({args[0].code}, {b})", e.dtype, "compute", True, e.shape)
 
     def ufunc(self, fn, args, e) -> Value:
         """Call a ufunc, writing into an operand this kernel owns when shape and dtype allow (no temporary)."""
@@ -451,7 +270,17 @@ class KernelWriter:
         return self.temp(f"{fn}({arglist})", e.dtype, "compute", True, e.shape)
 
     def reduce(self, e: Reduce) -> Value:
-        v = self.widen(self.value(e.arg))
+        v = self._reduce(e)
+        if e.dtype in dtypes.NARROW and e.kind not in dtypes.EXACT_IN_DTYPE:
+            # accumulated in float32; eager rounds the result to the half type before anything reads it
+            v = Value(v.code, v.dtype, v.form, v.owned, v.shape, exact=False)
+        return v
+
+    def _reduce(self, e: Reduce) -> Value:
+        if e.kind in ("sum", "prod", "mean") and e.dtype in dtypes.NARROW and e.arg.dtype != e.dtype:
+            v = self.operand(e.arg, e.dtype)  # sum(x, dtype=float16) rounds x to float16 first, as eager
+        else:
+            v = self.widen(self.value(e.arg))
         out_np = _np(dtypes.compute(e.dtype))
         axis = "None" if e.axes is None else repr(e.axes)
         if e.kind in ("argmax", "argmin"):
@@ -563,7 +392,9 @@ def _generate(lg: LoweredGraph, used: set, sizes: dict, size_names: dict, render
         renderer.take()
         if isinstance(kernel, FallbackKernel):
             w = KernelWriter()
-            vals = [w.value(a) for a in kernel.inputs]
+            # torch reads the operands' memory as their dtype: compute-form half values (float32 arrays) would
+            # come back as float32, and bf16 ones as twice as many int16 elements
+            vals = [w.narrow(w.value(a)) for a in kernel.inputs]
             # a computed operand that came out as another buffer itself (a clone, a same-dtype cast) is a new
             # tensor in eager: torch may hand back a view of it, which must not alias that other buffer
             codes = [f"np.array({v.code})" if isinstance(a, Op) and not v.owned else v.code
@@ -639,7 +470,7 @@ def _write_into(lines: list, result: Value, kernel) -> list | None:
 def _extern(w: KernelWriter, k: ExternKernel) -> Value:
     dtype, shape, p = k.out.layout.dtype, k.out.layout.shape, k.params
     if k.kind == "embedding":  # a gather: no arithmetic, so it stays in storage form
-        weight, idx = w.value(k.args[0]), w.value(k.args[1])
+        weight, idx = w.narrow(w.value(k.args[0])), w.value(k.args[1])
         return w.temp(f"np.take({weight.code}, {idx.code}, axis=0)", dtype, "storage", True, shape)
     args = [w.operand(a, dtype) for a in k.args]
     if k.kind == "matmul":

@@ -10,7 +10,7 @@ import torch
 
 from graph.shape_prop import fetch_attr
 
-from .ir import LoweredGraph, Operand
+from .ir import FallbackKernel, Item, Kernel, Load, LoweredGraph, Operand, View, dense, static_shape
 
 
 def to_numpy(t: torch.Tensor) -> np.ndarray:
@@ -56,6 +56,116 @@ def _make_fallback(kernel):
     return call
 
 
+# ---- outputs that alias inputs ------------------------------------------------------------------------------
+# Eager returns some outputs as views of an input (x.T, x.expand(...), x[1:]) and the rest as tensors of their own;
+# a caller sees the difference when it writes to either. The NumPy code's views of inputs come out as arrays
+# over the input's memory, and the optimizer's rewrites can turn a computed output into one (x * 1 -> x): each
+# output gets a plan from eager's aliasing (graph/normalize.py's eager_output_aliases) and the code's.
+VIEW, COPY, CHECK = "view", "copy", "check"  # rebuild as a torch view of the input / copy / copy if it overlaps
+
+
+def _source(e, kernels: dict, inputs: dict):
+    """Whose memory output expression `e` is in: ("input", buffer index), ("torch", fallback kernel) for a torch
+    op's result (which may be a view of its operands), or "fresh"."""
+    while True:
+        if isinstance(e, View):
+            e = e.arg
+        elif isinstance(e, Load) and e.buf in inputs:
+            return ("input", inputs[e.buf])
+        elif isinstance(e, (Load, Item)):
+            k = kernels.get(e.buf)
+            if isinstance(k, Kernel) and k.is_view:  # stored without a copy (numpy_codegen's store)
+                e = k.expr
+            elif isinstance(k, FallbackKernel):
+                return ("torch", k)
+            else:
+                return "fresh"
+        else:
+            return "fresh"
+
+
+def alias_plan(lowered: LoweredGraph) -> list:
+    """Per flat output: None (hand the array over as it is), (VIEW, input buffer index), (COPY,) or (CHECK,).
+    Raises NotImplementedError where eager returns a view of an input and the code computes a new array: that
+    graph must run in torch (a caller writing to the input would not see it in the output)."""
+    kernels = {k.out.name: k for k in lowered.kernels}
+    inputs = {b.name: i for i, b in enumerate(lowered.inputs)}
+    placeholders = [i for i, b in enumerate(lowered.inputs) if not getattr(b, "attr", None)]
+    attrs = {b.attr: i for i, b in enumerate(lowered.inputs) if getattr(b, "attr", None)}
+    eager = lowered.eager_outputs
+    plan = []
+    for i, o in enumerate(lowered.outputs):
+        if not isinstance(o, (Load, Item, View)):
+            plan.append(None)  # a Python constant
+            continue
+        src = _source(o, kernels, inputs)
+        want = eager[i].alias if eager is not None and i < len(eager) else "unknown"
+        if want == "unknown":  # keep an input returned as it is from aliasing it (the optimizer's x * 1 -> x)
+            plan.append((COPY,) if src != "fresh" and src[0] == "input" else None)
+        elif want is None:
+            plan.append(None if src == "fresh" else (COPY,) if src[0] == "input" else (CHECK,))
+        else:
+            j = placeholders[want[1]] if want[0] == "input" else attrs.get(want[1])
+            torch_view = src != "fresh" and src[0] == "torch" and any(
+                _source(a, kernels, inputs) == ("input", j) for a in src[1].inputs)
+            if j is None or (src != ("input", j) and not torch_view):
+                raise NotImplementedError(f"output {i} is a view of an input in eager, not in the NumPy code")
+            plan.append((VIEW, j))
+    return plan
+
+
+def _address(a: np.ndarray) -> int:
+    return a.__array_interface__["data"][0]
+
+
+def view_of(base: torch.Tensor, base_array: np.ndarray, a: np.ndarray) -> torch.Tensor:
+    """Array `a`, a view into `base_array` (base's memory), as the torch view of `base` eager returns: same
+    storage, so writes either way show, and a read-only NumPy view (a broadcast) is no obstacle."""
+    a = np.asarray(a)
+    item = a.itemsize
+    if a.size == 0:
+        return base.as_strided(a.shape, tuple(s // item for s in a.strides), base.storage_offset())
+    if not np.may_share_memory(a, base_array) or any(s < 0 for s in a.strides):
+        raise RuntimeError("framejit internal error: an output eager returns as a view of an input was copied")
+    offset = (_address(a) - _address(base_array)) // item
+    return base.as_strided(a.shape, tuple(s // item for s in a.strides), base.storage_offset() + offset)
+
+
+# ---- outputs laid out as eager's ---------------------------------------------------------------------------------
+def output_strides(lowered: LoweredGraph) -> list:
+    """Per flat output computed by a kernel, the byte strides eager gives it where they are a dense layout of a
+    static shape, else None. NumPy's results mostly follow their inputs' layout as eager's do, but not always (a
+    bf16 result; a softmax, which eager returns contiguous, decomposed into ops that keep a transposed input's
+    layout): a caller's later `.view(-1)` would then succeed where eager's raises, or `.stride()` differ. Eager's
+    strides are those recorded before the graph was rewritten (EagerOutput), else the kernel's layout."""
+    kernels = {k.out.name: k for k in lowered.kernels}
+    eager = lowered.eager_outputs
+    found = []
+    for i, o in enumerate(lowered.outputs):
+        k = kernels.get(o.buf) if isinstance(o, Load) else None
+        layout = k.out.layout if isinstance(k, Kernel) and not k.is_view else None
+        strides = layout.strides if layout is not None else None
+        if layout is not None and eager is not None and i < len(eager) and eager[i].strides is not None:
+            strides = eager[i].strides
+        if layout is None or not static_shape(layout.shape) or not static_shape(strides) or \
+                not dense(layout.shape, strides):
+            found.append(None)
+            continue
+        found.append(tuple(s * layout.dtype.itemsize for s in strides))
+    return found
+
+
+def laid_out(a: np.ndarray, strides: tuple) -> np.ndarray:
+    """`a`, or a copy of it with `strides` (a dense layout) where they differ along a dim of more than 1."""
+    a = np.asarray(a)
+    if all(n <= 1 or s == t for n, s, t in zip(a.shape, a.strides, strides)):
+        return a
+    order = sorted(range(a.ndim), key=lambda d: -strides[d])  # outermost dim first
+    out = np.empty([a.shape[d] for d in order], dtype=a.dtype).transpose(np.argsort(order))
+    np.copyto(out, a)
+    return out
+
+
 class CompiledNumpyGraph:
     """Callable with gm's signature: runs the generated module on the tensors' memory."""
 
@@ -81,6 +191,10 @@ class CompiledNumpyGraph:
         self._slots = slots
         self._memo = [None] * len(slots)
         self._returns = lowered.output_builder()
+        self._strides = output_strides(lowered)
+        self._aliases = alias_plan(lowered)
+        if not any(self._aliases):
+            self._aliases = None  # the common case: every output is an array of its own, handed over as it is
 
     def __call__(self, *args):
         # Per input slot: the constant or argument position it comes from, and for parameters and constants the
@@ -89,6 +203,8 @@ class CompiledNumpyGraph:
         # the memory). Other inputs are converted on each call and never kept.
         memo = self._memo
         arrays = []
+        if self._aliases is not None:
+            return self._returns(self._with_aliases(args))
         for i, (is_const, index, stable) in enumerate(self._slots):
             t = self._const_values[index] if is_const else args[index]
             if stable:
@@ -101,5 +217,23 @@ class CompiledNumpyGraph:
             else:
                 arrays.append(to_numpy(t))
         outs = self.module.run(arrays, self.fallbacks)
-        flat = [to_torch(o, d) if d is not None else o for o, d in zip(outs, self.out_dtypes)]
+        flat = [o if d is None else to_torch(o if s is None or o.strides == s else laid_out(o, s), d)
+                for o, d, s in zip(outs, self.out_dtypes, self._strides)]
         return self._returns(flat)
+
+    def _with_aliases(self, args) -> list:
+        """The flat outputs of a graph some of whose outputs share memory with an input (alias_plan)."""
+        tensors = [self._const_values[index] if is_const else args[index] for is_const, index, _ in self._slots]
+        arrays = [to_numpy(t) for t in tensors]
+        outs = self.module.run(arrays, self.fallbacks)
+        flat = []
+        for o, d, how, s in zip(outs, self.out_dtypes, self._aliases, self._strides):
+            if d is None:
+                flat.append(o)
+            elif how is not None and how[0] == VIEW:
+                flat.append(view_of(tensors[how[1]], arrays[how[1]], o))
+            else:
+                if how is not None and (how[0] == COPY or any(np.may_share_memory(o, a) for a in arrays)):
+                    o = np.array(o)
+                flat.append(to_torch(o if s is None else laid_out(o, s), d))
+        return flat
