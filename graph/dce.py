@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import torch.fx as fx
 
-from graph.effects import is_removable
+from graph.effects import is_droppable
 
 
 def eliminate_dead_code(gm: fx.GraphModule) -> bool:
-    """Erase unused removable nodes, last to first so chains of dead nodes go in one sweep. Returns changed."""
+    """Erase unused droppable nodes (graph.effects.is_droppable), last to first so chains of dead nodes go in one
+    sweep. Returns changed."""
     changed = False
     for node in reversed(list(gm.graph.nodes)):
-        if not node.users and node.op != "placeholder" and is_removable(node):
+        if not node.users and node.op != "placeholder" and is_droppable(node):
             gm.graph.erase_node(node)
             changed = True
     return changed

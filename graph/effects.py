@@ -152,3 +152,9 @@ def may_raise_on_values(node: fx.Node) -> bool:
         divisor = node.args[1].meta.get("val") if isinstance(node.args[1], fx.Node) else None
         return isinstance(divisor, torch.Tensor) and not divisor.is_floating_point() and not divisor.is_complex()
     return False
+
+
+def is_droppable(node: fx.Node) -> bool:
+    """True when an unused `node` may be deleted: removable, and not an op that may raise on its values (eager
+    raises even when the result is never read: an integer division by zero, an index out of range)."""
+    return is_removable(node) and not may_raise_on_values(node)

@@ -62,7 +62,9 @@ def _key(value):
 def _real(value, origin, size: str, made: dict):
     """A real tensor standing for a meta one: ones of its dtype on its real device, at its own size ("full"), at
     its own size but expanded from one element where big ("expanded"), or with every dim at most 2 ("shrunk").
-    One meta tensor passed twice (`torch.add(x, y, out=x)`) stands for one real tensor (`made`, by id)."""
+    At full size it also has the meta tensor's strides and offset, over one real storage per meta storage, so
+    writes into an expanded tensor, or into memory another argument reads, fail as they do in eager. One meta
+    tensor passed twice (`torch.add(x, y, out=x)`) stands for one real tensor (`made`, by id)."""
     if isinstance(value, torch.Tensor):
         if id(value) in made:
             return made[id(value)]
@@ -70,7 +72,7 @@ def _real(value, origin, size: str, made: dict):
         if size == "shrunk":
             real = torch.ones([min(d, 2) for d in shape], dtype=value.dtype, device=device)
         elif size == "full" or math.prod(shape) <= BIG:
-            real = torch.ones(shape, dtype=value.dtype, device=device)
+            real = _laid_out(value, shape, device, made)
         else:
             real = torch.ones((), dtype=value.dtype, device=device).expand(shape)
         made[id(value)] = real
@@ -82,6 +84,22 @@ def _real(value, origin, size: str, made: dict):
     if isinstance(value, dict):
         return {k: _real(v, origin, size, made) for k, v in value.items()}
     return value
+
+
+def _laid_out(meta: torch.Tensor, shape: tuple, device, made: dict) -> torch.Tensor:
+    """Ones over a real storage standing for meta's storage (shared by the arguments that share it), viewed with
+    meta's strides and offset where they still fit `shape` (the sizes before the call), else contiguous."""
+    if meta.layout != torch.strided or tuple(meta.shape) != tuple(shape):
+        return torch.ones(shape, dtype=meta.dtype, device=device)
+    stride, offset = meta.stride(), meta.storage_offset()
+    end = offset + 1 + sum((n - 1) * s for n, s in zip(shape, stride)) if math.prod(shape) else offset
+    key = ("storage", meta.untyped_storage()._cdata, meta.dtype)
+    storage = made.get(key)
+    if storage is None or storage.numel() < end:
+        storage = torch.ones(max(end, meta.untyped_storage().nbytes() // meta.element_size()),
+                             dtype=meta.dtype, device=device)
+        made[key] = storage
+    return storage.as_strided(shape, stride, offset)
 
 
 def _run(node: torch.fx.Node, args, kwargs) -> str | None:

@@ -12,9 +12,9 @@ import torch.fx
 
 from guards.kinds import AliasMatch, Guard, IdMatch, SizeRelation, TensorMatch
 from guards.size_expr import BinOp, Dim, Num, combine
-from graph.effects import is_impure, is_removable, may_raise_on_values
+from graph.effects import is_droppable, is_impure, is_removable, may_raise_on_values
 from guards.sources import ConstSource, ModuleDictSource, Source
-from jit.break_reasons import unsupported
+from jit.break_reasons import Unsupported, unsupported
 from jit.dynamic import Specialize, SymbolTable
 from jit.eager_check import eager_error
 from jit.variables import Const, DictVar, ListVar, NamedTupleVar, NewObjectVar, TupleVar, Var
@@ -126,6 +126,11 @@ class OutputGraph:
 
     def call(self, kind: str, target, args: tuple, kwargs: dict) -> Var:
         """Record `target(*args, **kwargs)` (kind 'call_function') or `args[0].target(*args[1:])` ('call_method')."""
+        if kind == "call_method" and target == "stride" and isinstance(args[0], TensorVar) and \
+                args[0].node.op != "placeholder" and args[0].example.numel() == 0:
+            # an empty tensor's strides are arbitrary, and torch's meta kernels pick others than its CPU kernels
+            # (isfinite of an expanded (0, 1) tensor): read them from the real tensor
+            unsupported("unsupported_value", "the strides of an empty tensor made in the function")
         proxy_args, proxy_kwargs = to_proxy(args), to_proxy(kwargs)
         meta_args, meta_kwargs = to_meta(args), to_meta(kwargs)
         tensors = tensors_in((args, kwargs))
@@ -138,8 +143,10 @@ class OutputGraph:
                 result = target(*meta_args, **meta_kwargs)
         except NotImplementedError as e:
             unsupported("unsupported_call", f"{_name(target)} has no shape rule on meta tensors ({_first_line(e)})")
-        except (RuntimeError, TypeError, ValueError, IndexError, ArithmeticError) as e:  # overflow: int + 2**70
-            unsupported("operator_error", f"{_name(target)}: {_first_line(e)}")
+        except (Specialize, Unsupported):
+            raise
+        except Exception as e:  # noqa: BLE001 - eager raises it too (overflow: int + 2**70; a tuple's .norm)
+            unsupported("operator_error", f"{_name(target)}: {type(e).__name__}: {_first_line(e)}")
         # A call that bumped an argument's version counter wrote to it (meta tensors count too): whatever its
         # name or flags say (`F.relu(y, True)`), it is in-place, so it stays in the graph.
         mutates = [_version(t.example) for t in tensors] != versions
@@ -183,8 +190,10 @@ class OutputGraph:
             result = fn(*meta_args, **{**meta_kwargs, "device": "meta"})
         except TypeError as e:
             unsupported("unsupported_call", f"{_name(fn)} without tensor arguments ({_first_line(e)})")
-        except (RuntimeError, ValueError, NotImplementedError, ArithmeticError) as e:
-            unsupported("operator_error", f"{_name(fn)}: {_first_line(e)}")
+        except (Specialize, Unsupported):
+            raise
+        except Exception as e:  # noqa: BLE001 - eager raises it too
+            unsupported("operator_error", f"{_name(fn)}: {type(e).__name__}: {_first_line(e)}")
         perturbed = self._perturbed_run(fn, result, tuple(args), kwargs,
                                         lambda a, kw: fn(*a, **{**kw, "device": "meta"}))
         device = result_device("call_function", fn, tuple(args), kwargs)
@@ -428,9 +437,9 @@ def result_device(kind: str, target, args: tuple, kwargs: dict) -> torch.device:
 
 def remove_dead_code(graph: torch.fx.Graph) -> None:
     """Drop nodes nothing uses, keeping what graph.effects says must stay: in-place operations, grad-mode
-    switches, random draws (removing one would shift every later random number)."""
+    switches, random draws (removing one would shift every later random number), ops that may raise."""
     for node in reversed(list(graph.nodes)):
-        if not node.users and is_removable(node):
+        if not node.users and is_droppable(node):
             graph.erase_node(node)
 
 

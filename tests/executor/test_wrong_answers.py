@@ -357,3 +357,52 @@ def test_python_values_from_dynamic_sizes_stay_guarded(backend, name):
     for n in (3, 5, 3, 7, 2, 9, 6):
         x = torch.ones(n, 3)
         torch.testing.assert_close(fast(x), fn(x))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_write_into_an_expanded_tensor_raises_inside_try(backend):
+    def f(x):
+        t = x.expand(2, *x.shape)
+        try:
+            t -= x  # eager: more than one element of t is one memory location
+        except RuntimeError:
+            pass
+        v = x[1:] if x.dim() else x
+        try:
+            v.copy_(x[:-1] if x.dim() else x)
+        except RuntimeError:
+            pass
+        return x * 1
+
+    for x in (torch.ones(()), torch.arange(4.0)):
+        torch.testing.assert_close(jit.compile(f, backend=backend)(x.clone()), f(x.clone()))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_unused_integer_division_by_zero_still_raises(backend):
+    def f(x1, x0):
+        t = torch.fmod(x1, x0)  # noqa: F841
+        return None
+
+    args = (torch.arange(3), torch.zeros(1, dtype=torch.bool))
+    assert _outcome(f, *args)[0] is RuntimeError
+    assert _outcome(jit.compile(f, backend=backend), *args)[0] is RuntimeError
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_torch_function_raising_python_error_on_meta(backend):
+    def f(x):
+        return F.normalize(x.split(1, -1), dim=-1)  # a tuple has no .norm: eager raises AttributeError
+
+    assert _outcome(f, torch.randn(2))[0] is AttributeError
+    assert _outcome(jit.compile(f, backend=backend), torch.randn(2))[0] is AttributeError
+
+
+@pytest.mark.parametrize("backend", ["eager", pytest.param("numpy", marks=pytest.mark.xfail(
+    strict=True, reason="the NumPy code's outputs do not take eager's strides yet (an empty one here)")), "inductor"])
+def test_strides_of_an_empty_intermediate(backend):
+    def f(x):
+        return torch.isfinite(x).stride()
+
+    x = torch.zeros(1, 1, dtype=torch.int64).expand(0, 1)
+    assert jit.compile(f, backend=backend)(x) == f(x)
