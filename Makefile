@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 TORCH  ?= torch==2.13.0
 SOURCES := pyproject.toml setup.py $(wildcard jit/csrc/*.c jit/csrc/*.h inductor/csrc/*.c)
 
-.PHONY: demo test test-main test-other-pythons bench clean
+.PHONY: demo test test-main test-other-pythons bench fuzz clean
 
 $(VENV)/.ready: $(SOURCES)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ test-main: $(VENV)/.ready
 # The torch-free hook tests under every other CPython this machine has (3.12, 3.13 via pyenv).
 test-other-pythons:
 	bash tests/other_pythons.sh
+
+# The program generator (tests/fuzz): e.g. make fuzz FUZZ_ARGS="--backend numpy --seeds 0:5000 --minimize"
+FUZZ_ARGS ?= --backend eager,default,numpy --seeds 0:1000 --minimize
+fuzz: $(VENV)/.ready
+	$(PY) -m tests.fuzz $(FUZZ_ARGS)
 
 bench: $(VENV)/.ready
 	$(PY) benchmarks/overhead.py

@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.save:
         args.save.mkdir(parents=True, exist_ok=True)
     counts = {b: collections.Counter() for b in args.backends}
+    coverage = {b: collections.Counter() for b in args.backends}
     categories = {b: collections.Counter() for b in args.backends}
     failures = []
     started = time.monotonic()
@@ -61,18 +62,21 @@ def main(argv: list[str] | None = None) -> int:
         for backend in args.backends:
             verdict = check(program, backend)
             counts[backend][verdict.status] += 1
+            coverage[backend].update(verdict.counters)
+            coverage[backend]["programs with a graph"] += bool(verdict.counters.get("graphs"))
             if verdict.status == "ok":
                 continue
             categories[backend][verdict.category] += 1
             if verdict.status == "skip":
                 continue
             shown = minimize(program, backend, verdict, args.budget) if args.minimize else program
+            final = check(shown, backend) if args.minimize else verdict
             failures.append((seed, backend, verdict, shown))
-            _report(seed, backend, verdict, shown, check(shown, backend) if args.minimize else verdict)
+            _report(seed, backend, verdict, shown, final)
             if args.save:
                 (args.save / f"seed{seed}_{backend}.py").write_text(
-                    f"# seed {seed}, backend {backend}: {verdict}\n" + shown.reproducer(backend))
-    _summary(args, counts, categories, time.monotonic() - started)
+                    f"# seed {seed}, backend {backend}: {final}\n" + shown.reproducer(backend))
+    _summary(args, counts, categories, coverage, time.monotonic() - started)
     return 1 if failures else 0
 
 
@@ -86,7 +90,7 @@ def _report(seed: int, backend: str, verdict, program, final) -> None:
     sys.stdout.flush()
 
 
-def _summary(args, counts, categories, seconds: float) -> None:
+def _summary(args, counts, categories, coverage, seconds: float) -> None:
     seeds = args.seeds
     print(f"\nseeds {seeds.start}:{seeds.stop}, {seconds:.1f} s")
     for backend in args.backends:
@@ -94,3 +98,4 @@ def _summary(args, counts, categories, seconds: float) -> None:
         per = ", ".join(f"{k} {v}" for k, v in sorted(categories[backend].items()))
         print(f"{backend:8s} programs {sum(c.values())}  ok {c['ok']}  wrong {c['wrong']}  crash {c['crash']}  "
               f"skipped {c['skip']}" + (f"  ({per})" if per else ""))
+        print(" " * 9 + ", ".join(f"{k} {v}" for k, v in sorted(coverage[backend].items())))

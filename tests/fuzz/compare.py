@@ -23,17 +23,25 @@ PY_FLOAT_TOL = 1e-3  # a Python float came from .item() of some dtype: judged lo
 Difference = tuple[str, str]  # (category, message)
 
 
-def diff(expected: Any, actual: Any, path: str = "result") -> Difference | None:
-    """The first difference between two results, or None."""
+def diff(expected: Any, actual: Any, path: str = "result", floor: torch.dtype | None = None) -> Difference | None:
+    """The first difference between two results, or None.
+
+    `floor`: the least precise floating dtype the computation went through. A float32 result computed from
+    float16 intermediates is judged with float16's tolerances: a compiler may keep a fused chain's intermediates
+    in float32 instead of rounding each to float16 (Inductor does, unless emulate_precision_casts is set)."""
+    return _diff(expected, actual, path, TOLERANCES.get(floor, (0.0, 0.0)))
+
+
+def _diff(expected: Any, actual: Any, path: str, floor: tuple) -> Difference | None:
     if type(expected) is not type(actual):
         return "type", f"{path}: type {type(actual).__name__}, expected {type(expected).__name__}"
     if isinstance(expected, torch.Tensor):
-        return _tensor_diff(expected, actual, path)
+        return _tensor_diff(expected, actual, path, floor)
     if isinstance(expected, (tuple, list)):
         if len(expected) != len(actual):
             return "type", f"{path}: length {len(actual)}, expected {len(expected)}"
         for i, (e, a) in enumerate(zip(expected, actual)):
-            found = diff(e, a, f"{path}[{i}]")
+            found = _diff(e, a, f"{path}[{i}]", floor)
             if found:
                 return found
         return None
@@ -41,22 +49,22 @@ def diff(expected: Any, actual: Any, path: str = "result") -> Difference | None:
         if list(expected) != list(actual):
             return "type", f"{path}: keys {list(actual)}, expected {list(expected)}"
         for k in expected:
-            found = diff(expected[k], actual[k], f"{path}[{k!r}]")
+            found = _diff(expected[k], actual[k], f"{path}[{k!r}]", floor)
             if found:
                 return found
         return None
     if isinstance(expected, (set, frozenset)):
         return None if expected == actual else ("value", f"{path}: {actual!r}, expected {expected!r}")
     if isinstance(expected, float):
-        same = (math.isnan(expected) and math.isnan(actual)) or \
-            math.isclose(expected, actual, rel_tol=PY_FLOAT_TOL, abs_tol=PY_FLOAT_TOL)
+        tol = max(PY_FLOAT_TOL, *floor)
+        same = (math.isnan(expected) and math.isnan(actual)) or math.isclose(expected, actual, rel_tol=tol, abs_tol=tol)
         return None if same else ("value", f"{path}: {actual!r}, expected {expected!r}")
     if expected != actual:
         return "value", f"{path}: {actual!r}, expected {expected!r}"
     return None
 
 
-def _tensor_diff(expected: torch.Tensor, actual: torch.Tensor, path: str) -> Difference | None:
+def _tensor_diff(expected: torch.Tensor, actual: torch.Tensor, path: str, floor: tuple) -> Difference | None:
     if expected.dtype != actual.dtype:
         return "dtype", f"{path}: dtype {actual.dtype}, expected {expected.dtype}"
     if expected.shape != actual.shape:
@@ -64,7 +72,7 @@ def _tensor_diff(expected: torch.Tensor, actual: torch.Tensor, path: str) -> Dif
     for attr in ("device", "requires_grad"):
         if getattr(expected, attr) != getattr(actual, attr):
             return "tensor-meta", f"{path}: {attr} {getattr(actual, attr)}, expected {getattr(expected, attr)}"
-    bad = _mismatches(expected.detach(), actual.detach())
+    bad = _mismatches(expected.detach(), actual.detach(), floor)
     if bad is None:
         return None
     where = tuple(bad[0].tolist()) if bad.numel() else ()
@@ -72,13 +80,13 @@ def _tensor_diff(expected: torch.Tensor, actual: torch.Tensor, path: str) -> Dif
                      f"first at {where}: {actual[where].item()!r}, expected {expected[where].item()!r}")
 
 
-def _mismatches(expected: torch.Tensor, actual: torch.Tensor) -> torch.Tensor | None:
+def _mismatches(expected: torch.Tensor, actual: torch.Tensor, floor: tuple) -> torch.Tensor | None:
     """Indices of differing elements (an N x ndim tensor), or None when all agree."""
     if expected.dtype not in TOLERANCES:
         ne = expected != actual
         return ne.nonzero() if bool(ne.any()) else None
     e, a = expected.double(), actual.double()
-    rtol, atol = TOLERANCES[expected.dtype]
+    rtol, atol = (max(t, f) for t, f in zip(TOLERANCES[expected.dtype], floor))
     finite = e[torch.isfinite(e)]
     scale = max(1.0, float(finite.abs().max())) if finite.numel() else 1.0
     close = (e - a).abs() <= atol * scale + rtol * e.abs()
@@ -105,8 +113,12 @@ def _objects(value: Any, out: list) -> list:
 
 
 def _memory(t: torch.Tensor) -> tuple[int, int] | None:
+    """The byte range of t's storage; None for a tensor without elements (no write through it can be seen, so
+    whether it is a view of something is not observable by values)."""
     storage = t.untyped_storage()
-    return (storage.data_ptr(), storage.data_ptr() + storage.nbytes()) if storage.nbytes() else None
+    if t.numel() == 0 or not storage.nbytes():
+        return None
+    return storage.data_ptr(), storage.data_ptr() + storage.nbytes()
 
 
 def alias_pattern(value: Any) -> list[tuple[int, int]]:

@@ -14,8 +14,8 @@ from dataclasses import replace
 from typing import Callable, Iterator
 
 from .oracle import Verdict, check
-from .program import (BLOCK_FIELDS, Assign, Call, Def, ExprStmt, For, If, ListInput, Name, Program, Return,
-                      ScalarInput, TensorInput)
+from .program import (BLOCK_FIELDS, Assign, Call, Def, ExprStmt, For, If, ListInput, Lit, Name, Program, Return,
+                      ScalarInput, TensorInput, While)
 
 Path = tuple  # alternating (index in a block, field name of a nested block, index, ...)
 
@@ -62,8 +62,14 @@ def candidates(p: Program, failing_call: int) -> Iterator[Program]:
     for path in paths:
         stmt = _get(p.body, path)
         for fld in BLOCK_FIELDS.get(type(stmt), ()):
-            if not isinstance(stmt, (For, Def)):  # a loop body alone would read an unbound loop variable
+            if not isinstance(stmt, (For, While, Def)):  # a loop body alone would read an unbound loop variable
                 yield p.replace(body=_put(p.body, path, getattr(stmt, fld)))
+    for path in paths:  # `t = x` dropped, later reads of t made reads of x
+        stmt = _get(p.body, path)
+        if len(path) == 1 and isinstance(stmt, Assign) and stmt.op == "=" and isinstance(stmt.value, Name) \
+                and re.fullmatch(r"\w+", stmt.target):
+            rest = tuple(_rename(s, stmt.target, stmt.value.id) for s in p.body[path[0] + 1:])
+            yield p.replace(body=p.body[:path[0]] + rest)
     for path in paths:
         stmt = _get(p.body, path)
         for simpler in _simpler_stmts(stmt):
@@ -146,7 +152,19 @@ def _put(body: tuple, path: Path, new: tuple) -> tuple:
     return body[:i] + (replace(stmt, **{path[1]: inner}),) + body[i + 1:]
 
 
-EXPR_FIELDS = {Assign: "value", ExprStmt: "value", If: "test", For: "iter", Return: "value"}
+def _rename(node, old: str, new: str):
+    """`node` (a statement or expression) reading `new` wherever it read `old`."""
+    pattern = re.compile(rf"\b{old}\b")
+    if isinstance(node, Name):
+        return Name(new) if node.id == old else node
+    if isinstance(node, (tuple, list)):
+        return tuple(_rename(n, old, new) for n in node)
+    if not hasattr(node, "__dataclass_fields__"):
+        return pattern.sub(new, node) if isinstance(node, str) else node
+    return replace(node, **{f: _rename(getattr(node, f), old, new) for f in node.__dataclass_fields__})
+
+
+EXPR_FIELDS = {Assign: "value", ExprStmt: "value", If: "test", For: "iter", While: "limit", Return: "value"}
 
 
 def _simpler_stmts(stmt) -> Iterator:
@@ -154,8 +172,10 @@ def _simpler_stmts(stmt) -> Iterator:
     if fld is None:
         return
     expr = getattr(stmt, fld)
-    if isinstance(stmt, Return) and isinstance(expr, Call):
-        for arg in expr.args:  # return one of the returned values alone
+    if isinstance(stmt, Return):
+        if expr != Lit("None"):  # the failure may be a mutation, a print or an exception: nothing to return
+            yield replace(stmt, value=Lit("None"))
+        for arg in expr.args if isinstance(expr, Call) else ():  # one of the returned values alone
             yield replace(stmt, value=arg)
     for simpler in _simpler_exprs(expr):
         yield replace(stmt, **{fld: simpler})

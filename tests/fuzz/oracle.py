@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
@@ -25,15 +26,21 @@ import jit
 from .compare import alias_diff, diff
 from .program import Program
 
-BACKENDS = {  # CLI name -> jit.compile keyword arguments
-    "eager": {"backend": "eager"},
-    "default": {},  # jit.compile(f): the inductor backend, which on the CPU picks NumPy code or torch per graph
-    "numpy": {"backend": "numpy"},  # always the generated NumPy code
+BACKENDS = {  # CLI name -> (jit.compile keyword arguments, environment while compiling and running)
+    "eager": ({"backend": "eager"}, {}),
+    # jit.compile(f): the inductor backend, which on the CPU keeps the NumPy code or the captured graph in torch,
+    # whichever ran faster at compile time -- a timing, so which arm a graph gets can differ between machines
+    "default": ({}, {}),
+    # each arm of that choice, forced: deterministic, so CI checks these (inductor/cpu_choice.py reads the switch)
+    "default-numpy": ({}, {"FRAMEJIT_CPU_BACKEND": "numpy"}),
+    "default-torch": ({}, {"FRAMEJIT_CPU_BACKEND": "torch"}),
+    "numpy": ({"backend": "numpy"}, {}),  # the NumPy backend: always the generated NumPy code
 }
 WRONG = ("type", "dtype", "shape", "tensor-meta", "value", "mutation", "aliasing", "stdout", "missing-exception",
          "exception-type")
 CRASH = ("unexpected-exception", "internal-error")
 INTERNAL_ERROR = "framejit: internal error"
+COUNTERS = ("frames_compiled", "graphs", "graph_breaks", "recompiles", "compile_errors")  # coverage, for the summary
 
 
 @dataclass
@@ -51,6 +58,7 @@ class Verdict:
     category: str = ""
     detail: str = ""
     call: int = -1
+    counters: dict = field(default_factory=dict)  # jit.counters after the program's compiled calls
 
     def __str__(self) -> str:
         if self.status == "ok":
@@ -61,7 +69,9 @@ class Verdict:
 def run(fn: Callable, args: list) -> Run:
     out = io.StringIO()
     torch.manual_seed(0)
-    with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(out):
+    # stderr is not compared (torch.fx prints the traceback of a failing graph there), only kept off the terminal
+    with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(out), \
+            contextlib.redirect_stderr(io.StringIO()):
         warnings.simplefilter("always")
         try:
             value, raised = fn(*args), None
@@ -71,8 +81,9 @@ def run(fn: Callable, args: list) -> Run:
     return Run(raised, value, args, out.getvalue(), internal)
 
 
-def compare(eager: Run, compiled: Run) -> tuple[str, str] | None:
-    """The first way `compiled` differs from `eager`, as (category, message), or None."""
+def compare(eager: Run, compiled: Run, floor: torch.dtype | None = None) -> tuple[str, str] | None:
+    """The first way `compiled` differs from `eager`, as (category, message), or None. `floor`: see
+    compare.diff."""
     if compiled.internal_errors:
         return "internal-error", compiled.internal_errors[0]
     if (eager.raised is None) != (compiled.raised is None):
@@ -83,10 +94,10 @@ def compare(eager: Run, compiled: Run) -> tuple[str, str] | None:
         return "exception-type", (f"compiled raised {type(compiled.raised).__name__}: {compiled.raised}; eager "
                                   f"raised {type(eager.raised).__name__}: {eager.raised}")
     if eager.raised is None:
-        found = diff(eager.value, compiled.value)
+        found = diff(eager.value, compiled.value, floor=floor)
         if found:
             return found
-    found = diff(eager.args, compiled.args, "inputs afterwards")
+    found = diff(eager.args, compiled.args, "inputs afterwards", floor)
     if found:
         return "mutation", found[1]
     if eager.raised is None:
@@ -101,16 +112,43 @@ def compare(eager: Run, compiled: Run) -> tuple[str, str] | None:
 def compile_with(backend: str | Callable) -> Callable[[Callable], Callable]:
     if callable(backend):  # a backend(gm, example_inputs) callable: the oracle's own tests plant bugs this way
         return lambda f: jit.compile(f, backend=backend)
-    return lambda f: jit.compile(f, **BACKENDS[backend])
+    return lambda f: jit.compile(f, **BACKENDS[backend][0])
+
+
+@contextlib.contextmanager
+def environment(backend: str | Callable):
+    changes = {} if callable(backend) else BACKENDS[backend][1]
+    saved = {k: os.environ.get(k) for k in changes}
+    os.environ.update(changes)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def forget_compiled_state() -> None:
+    """As if in a fresh process: a seed's verdict must not depend on which programs were checked before it."""
+    jit.reset()
+    jit.counters.clear()
+    # jit.reset() keeps eager_check's answers (per op, dtypes and ranks, not sizes), so whether an op that raises
+    # for some sizes is captured depended on earlier programs (fuzz finding F13)
+    from jit import eager_check
+    eager_check._known.clear()
 
 
 def check(program: Program, backend: str | Callable) -> Verdict:
     """Run every call of `program` eagerly and compiled; the first disagreement, or ok."""
     compile_fn = compile_with(backend)
-    jit.reset()
+    forget_compiled_state()
     try:
-        with torch.random.fork_rng(devices=[]):
-            return _check_calls(program, compile_fn)
+        with torch.random.fork_rng(devices=[]), environment(backend):
+            verdict = _check_calls(program, compile_fn)
+        verdict.counters = {k: jit.counters[k] for k in COUNTERS}
+        return verdict
     finally:
         jit.reset()
 
@@ -127,7 +165,7 @@ def _check_calls(program: Program, compile_fn: Callable) -> Verdict:
         if compare(eager, again):
             return Verdict("skip", "nondeterministic", compare(eager, again)[1], call)
         compiled = run(compiled_fn, program.make_args(call))
-        found = compare(eager, compiled)
+        found = compare(eager, compiled, program.lowest_float())
         if found:
             category, message = found
             return Verdict("crash" if category in CRASH else "wrong", category, message, call)

@@ -103,6 +103,19 @@ class For:
 
 
 @dataclass(frozen=True)
+class While:
+    """`counter = 0; while counter < min(limit, 4): counter += 1; body`: one node, so no edit of the body (the
+    minimizer's) can make the loop endless."""
+    counter: str
+    limit: Expr
+    body: tuple
+
+    def lines(self) -> list[str]:
+        return [f"{self.counter} = 0", f"while {self.counter} < min({self.limit.render()}, 4):",
+                f"    {self.counter} += 1", *_indent(self.body)]
+
+
+@dataclass(frozen=True)
 class Try:
     body: tuple
     exc: str  # what the handler catches, as source: "RuntimeError" or "(IndexError, KeyError)"
@@ -130,8 +143,8 @@ class Return:
         return [f"return {self.value.render()}"]
 
 
-Stmt = Union[Assign, ExprStmt, Raw, If, For, Try, Def, Return]
-BLOCK_FIELDS = {If: ("body", "orelse"), For: ("body",), Try: ("body", "handler"), Def: ("body",)}
+Stmt = Union[Assign, ExprStmt, Raw, If, For, While, Try, Def, Return]
+BLOCK_FIELDS = {If: ("body", "orelse"), For: ("body",), While: ("body",), Try: ("body", "handler"), Def: ("body",)}
 
 
 def _indent(body: tuple) -> list[str]:
@@ -258,6 +271,18 @@ class Program:
     def make_args(self, call: int) -> list[Any]:
         """Fresh arguments for one call: every call of this builds new, identical tensors."""
         return [eval(text, dict(GLOBALS)) for text in self.arg_exprs(call)]
+
+    def lowest_float(self) -> torch.dtype | None:
+        """The least precise floating dtype the program may compute in (from its inputs and source text)."""
+        text = self.source()
+        tensors = [x for x in self.params if isinstance(x, TensorInput)] + \
+            [t for x in self.params if isinstance(x, ListInput) for t in x.items]
+        dtypes = {t.dtype for t in tensors}
+        if "bfloat16" in dtypes or "bfloat16" in text:
+            return torch.bfloat16
+        if "float16" in dtypes or "float16" in text or "half()" in text:
+            return torch.float16
+        return None
 
     def replace(self, **changes) -> "Program":
         return dataclasses.replace(self, **changes)

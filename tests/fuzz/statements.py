@@ -6,7 +6,7 @@ import torch
 
 from . import ops
 from .generator import Generator, Scope
-from .program import Assign, Call, Def, ExprStmt, For, If, Lit, Name, Raw, Return, Try
+from .program import Assign, Call, Def, Expr, ExprStmt, For, If, Lit, Name, Raw, Return, Try, While
 
 # ---- straight-line statements ------------------------------------------------------------------------------------
 
@@ -94,7 +94,7 @@ def print_stmt(g: Generator, scope: Scope):
 
 CONDITIONS = [  # (template, operand kinds)
     ("{0}.shape[0] > 1", "T"), ("{0}.numel() == 0", "T"), ("{0}.dim() == 2", "T"), ("{0}.is_floating_point()", "T"),
-    ("{0}.dtype == torch.float32", "T"), ("{0}.is_contiguous()", "T"), ("{0}.sum() > 0", "T"),
+    ("{0}.dtype == torch.float32", "T"), ("{0}.sum() > 0", "T"),
     ("({0} > 0).any()", "T"), ("{0}.float().mean().item() > 0", "T"), ("bool({0}.all())", "T"),
     ("hasattr({0}, 'nope')", "T"), ("{0} > 1", "N"), ("{0} == 0", "N"), ("isinstance({0}, int)", "N"), ("{0}", "B"),
     ("len({0}) > 1", "L"), ("'a' in {0}", "D"), ("callable({0})", "C"), ("{0}.shape[-1] == {1}", "TI"),
@@ -156,15 +156,28 @@ def iteration(g: Generator, scope: Scope):
     return tuple(g.fresh(v) for v in target.split(", ")), iterable
 
 
+def while_header(g: Generator, scope: Scope) -> tuple[tuple, Expr]:
+    """A while loop's counter (its "loop target") and its limit: a size, a Python int, a constant."""
+    t, ints = g.tensor(scope), g.of_kind(scope, "I")
+    options = [Lit(str(g.rng.randint(1, 3)))] + ([Call("{0}.shape[0]", (Name(t),))] if t else []) + \
+        ([Name(g.rng.choice(ints))] if ints else [])
+    return (g.fresh("k"),), g.rng.choice(options)
+
+
+def loop(targets: tuple, header: Expr, body: tuple, is_while: bool):
+    return While(targets[0], header, body) if is_while else For(", ".join(targets), header, body)
+
+
 def for_stmt(g: Generator, scope: Scope):
-    """A loop updating an accumulator made just before it (a tensor, or a list that collects)."""
+    """A for or while loop updating an accumulator made just before it (a tensor, or a list that collects)."""
     seed_value = g.tensor(scope)
     if seed_value is None:
         return None
     acc = g.fresh("acc")
     start = Assign(acc, g.rng.choice([Call("torch.zeros_like({0})", (Name(seed_value),)),
                                       Call("{0}.clone()", (Name(seed_value),)), Lit("[]")]))
-    targets, iterable = iteration(g, scope)
+    is_while = g.chance(0.25)
+    targets, iterable = while_header(g, scope) if is_while else iteration(g, scope)
     pre = g.run(scope, [start])
     if isinstance(pre, Exception):
         return None
@@ -172,22 +185,21 @@ def for_stmt(g: Generator, scope: Scope):
     body: list = []
     for _ in range(g.rng.randint(1, 3)):  # each body statement checked by running the loop as it grows
         inner = scope.child()
-        loop = For(", ".join(targets), iterable, tuple(body))
-        inner.prefix.append(loop)
+        inner.prefix.append(loop(targets, iterable, tuple(body), is_while))
         run_once = g.run(inner, [])
         inner.values = run_once if isinstance(run_once, dict) else inner.values
         inner.visible += list(targets)
         update = loop_update(g, inner, acc, targets)
         if update is None:
             continue
-        candidate = For(loop.target, iterable, tuple(body + update))
+        candidate = loop(targets, iterable, tuple(body + update), is_while)
         if not isinstance(g.run(scope, [candidate]), Exception):
             body += update
     if not body:
         return None
-    if iterable.render().startswith("range") and g.chance(0.3):
+    if (is_while or iterable.render().startswith("range")) and g.chance(0.3):
         body.insert(0, If(Lit(f"{targets[0]} == 1"), (Raw(g.rng.choice(["break", "continue"])),)))
-    stmt = For(", ".join(targets), iterable, tuple(body))
+    stmt = loop(targets, iterable, tuple(body), is_while)
     result = g.run(scope, [stmt])
     if isinstance(result, Exception):
         return None
