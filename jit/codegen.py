@@ -412,6 +412,9 @@ class ValueBuilder:
             if v.size is not None and len(v.dict_items()) != v.size:
                 # its next step raises "dictionary changed size"; one made over the rebuilt dict would not
                 unsupported("exception", "RuntimeError: dictionary changed size during iteration")
+            if not v.exhausted and v.pos > v.container_length():
+                # a list that shrank below the iterator's index: a real iterator cannot be placed past the end
+                unsupported("unsupported_value", f"{v.describe()} is past the end of its list")
             pos = -1 if v.exhausted else v.pos
             em.call_const(iterator_at, lambda: (self.push(v.container), em.emit("LOAD_CONST", pos), 2)[-1])
         elif isinstance(v, GeneratorVar):

@@ -14,10 +14,9 @@ from guards.sources import AttrSource, ConstSource, ItemSource
 from jit import skip_rules
 from jit.break_reasons import unsupported
 from jit.semantics import context_managers
-from jit.variables import (NULL, BoundMethodVar, BuiltinVar, CellVar, ClassVar, Const, DictVar, GeneratorVar, GradModeVar,
-                           ListVar,
-                           MethodOnVar, ModuleVar, NamedTupleVar, NestedFunctionVar, NewObjectVar, ObjectVar,
-                           PartialVar, TorchCallableVar, TupleVar, UserFunctionVar, Var)
+from jit.variables import (NULL, BoundMethodVar, BuiltinVar, CellVar, ClassVar, Const, DictVar, GeneratorVar,
+                           GradModeVar, ListVar, MethodOnVar, ModuleVar, NamedTupleVar, NestedFunctionVar, NewObjectVar,
+                           ObjectVar, PartialVar, TorchCallableVar, TupleVar, UserFunctionVar, Var)
 from jit.variables.builder import Builder
 from jit.variables.tensor import TensorMethodVar, TensorVar
 

@@ -9,8 +9,8 @@ import torch
 
 from guards.sources import ModuleDictSource
 from jit.break_reasons import unsupported
-from jit.variables import (ClassVar, Const, ContainerIteratorVar, DictVar, DictViewVar, GeneratorVar, IteratorVar, ListVar,
-                           ModuleVar, SetVar, TupleVar, Var)
+from jit.variables import (ClassVar, Const, ContainerIteratorVar, DictVar, DictViewVar, GeneratorVar, IteratorVar,
+                           ListVar, ModuleVar, SetVar, TupleVar, Var)
 from jit.variables.containers import sequence_items
 from jit.variables.tensor import TensorVar
 

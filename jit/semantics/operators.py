@@ -7,8 +7,8 @@ import types
 
 from guards.kinds import AliasMatch, IdMatch, NotAlias
 from jit.break_reasons import unsupported
-from jit.variables import (Const, DictVar, DictViewVar, ListVar, ModuleVar, NamedTupleVar, NewObjectVar, ObjectVar, SetVar,
-                           TupleVar, UserFunctionVar, Var)
+from jit.variables import (Const, DictVar, DictViewVar, ListVar, ModuleVar, NamedTupleVar, NewObjectVar, ObjectVar,
+                           SetVar, TupleVar, UserFunctionVar, Var)
 from jit.variables.builder import is_numpy_scalar
 from jit.variables.sets import set_key
 from jit.variables.base import KnownObject
@@ -229,8 +229,7 @@ def _sequences_equal(tx, a: Var, b: Var) -> bool:
     return True
 
 
-_SET_ALGEBRA = {operator.or_: "union", operator.and_: "intersection", operator.sub: "difference",
-                operator.xor: "symmetric_difference"}
+_SET_ALGEBRA = {operator.or_, operator.and_, operator.sub, operator.xor}  # union, intersection, difference, ^
 _SET_ORDER = {operator.eq, operator.ne, operator.le, operator.lt, operator.ge, operator.gt}
 
 
@@ -252,12 +251,12 @@ def _set_binary(tx, op, a: Var, b: Var) -> Var:
     if left is None or right is None:
         unsupported("unsupported_value", f"operator {op.__name__} on {a.describe()} and {b.describe()}")
     op = _INPLACE_TO_PLAIN.get(op, op)
-    if op in _SET_ORDER:
-        return Const(op(_KeySet(left), _KeySet(right)))
+    if op in _SET_ORDER:  # equality and subset relations of the two sets of keys
+        return Const(op(frozenset(left), frozenset(right)))
     if op not in _SET_ALGEBRA:
         unsupported("exception", f"TypeError: unsupported operand for {op.__name__}: {a.describe()}, {b.describe()}")
     out = SetVar(frozen=isinstance(a, SetVar) and a.frozen)
-    for key, v in _combine(op, left, right):
+    for _, v in _combine(op, left, right):
         out.add(v)
     return out
 
@@ -270,13 +269,6 @@ def _combine(op, left: dict, right: dict) -> list:
     if op is operator.sub:
         return [(k, v) for k, v in left.items() if k not in right]
     return [(k, v) for k, v in left.items() if k not in right] + [(k, v) for k, v in right.items() if k not in left]
-
-
-class _KeySet(frozenset):
-    """Item keys compared as sets (==, <=, <...)."""
-
-    def __new__(cls, items: dict):
-        return super().__new__(cls, items)
 
 
 def _set_inplace(tx, op, a: SetVar, b: Var) -> Var:

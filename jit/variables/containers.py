@@ -159,7 +159,8 @@ def sequence_items(var: Var) -> list[Var] | None:
     return None
 
 
-__all__ = ["TupleVar", "NamedTupleVar", "ListVar", "DictVar", "DictViewVar", "IteratorVar", "sequence_items", "NotConstant"]
+__all__ = ["TupleVar", "NamedTupleVar", "ListVar", "DictVar", "DictViewVar", "IteratorVar", "sequence_items",
+           "NotConstant"]
 
 
 def _from_tuple(cls) -> bool:

@@ -9,7 +9,7 @@ import types
 
 from jit.break_reasons import unsupported
 from jit.variables.base import Const, Var
-from jit.variables.containers import DictVar, DictViewVar, ListVar, TupleVar
+from jit.variables.containers import DictVar, DictViewVar, ListVar
 
 _ITERATOR_TYPES = {list: type(iter([])), tuple: type(iter(())), "keys": type(iter({}.keys())),
                    "values": type(iter({}.values())), "items": type(iter({}.items()))}
@@ -46,6 +46,9 @@ class ContainerIteratorVar(Var):
         if isinstance(c, DictVar):
             return _ITERATOR_TYPES["keys"]
         return _ITERATOR_TYPES[list if isinstance(c, ListVar) else tuple]
+
+    def container_length(self) -> int:
+        return len(self._items())
 
     def next(self) -> Var | None:
         if self.exhausted:

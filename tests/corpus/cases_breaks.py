@@ -116,3 +116,15 @@ def list_remove_compares_tensors_with_eq(x):
     except RuntimeError:
         return x - 1
     return x + 1
+
+
+@C.add(T1, graphs=None)
+def loop_over_a_list_that_shrinks_across_a_break(x):
+    # The list iterator's index stays past the end of the emptied list; the items added later start there.
+    items, seen = [1, 2, 3], []
+    for v in items:
+        items.clear()
+        print("break", file=io.StringIO())
+        seen.append(v)
+        items.extend([7, 8, 9, 10])
+    return x + 1, seen
