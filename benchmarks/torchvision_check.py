@@ -1,0 +1,55 @@
+"""torchvision ResNet-50 under jit.compile against eager on a GPU: relative errors (2-norm) of eval logits in fp32
+and bf16, and of the loss, parameters and batch-norm statistics after three SGD steps in train mode. The pass/fail
+version is tests/executor/test_torchvision_cuda.py; this prints the numbers for benchmarks/NOTES.md."""
+import copy
+import time
+
+import torch
+import torchvision
+
+import jit
+
+
+def rel(a, b) -> float:
+    return ((a.float() - b.float()).norm() / b.float().norm().clamp_min(1e-12)).item()
+
+
+def main() -> None:
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}, torchvision {torchvision.__version__}")
+    for dtype in (torch.float32, torch.bfloat16):
+        torch.manual_seed(0)
+        eager = torchvision.models.resnet50(weights=None).cuda().to(dtype).eval()
+        model = copy.deepcopy(eager)
+        jit.reset()
+        fast = jit.compile(model)
+        x = torch.randn(8, 3, 224, 224, device="cuda", dtype=dtype)
+        with torch.no_grad():
+            t = time.perf_counter()
+            first = fast(x)
+            torch.cuda.synchronize()
+            t = time.perf_counter() - t
+            print(f"eval {dtype}: first call {t:.2f} s, logits rel err {rel(first, eager(x)):.2e}, "
+                  f"third call {rel(fast(fast(x) * 0 + x), eager(x)):.2e}")
+        eager.train(), model.train()
+        opts = [torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9) for m in (eager, model)]
+        gen = torch.Generator(device="cuda").manual_seed(1)
+        for step in range(3):
+            x = torch.randn(8, 3, 224, 224, device="cuda", dtype=dtype, generator=gen)
+            y = torch.randint(0, 1000, (8,), device="cuda", generator=gen)
+            losses = []
+            for net, opt in zip((eager, fast), opts):
+                opt.zero_grad()
+                loss = torch.nn.functional.cross_entropy(net(x).float(), y)
+                loss.backward()
+                opt.step()
+                losses.append(loss.item())
+            print(f"train {dtype} step {step}: loss eager {losses[0]:.5f} compiled {losses[1]:.5f}")
+        worst = max(rel(pc, pe) for pe, pc in zip(eager.parameters(), model.parameters()))
+        stats = max(rel(bc, be) for be, bc in zip(eager.buffers(), model.buffers()) if be.is_floating_point())
+        print(f"train {dtype}: after 3 steps, worst parameter rel err {worst:.2e}, worst BN statistic {stats:.2e}")
+
+
+if __name__ == "__main__":
+    main()
