@@ -17,6 +17,8 @@ def rel(a, b) -> float:
 def main() -> None:
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cudnn.deterministic = True  # else two eager runs differ too (atomics in conv backward)
+    torch.backends.cudnn.benchmark = False
     print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}, torchvision {torchvision.__version__}")
     for dtype in (torch.float32, torch.bfloat16):
         torch.manual_seed(0)
