@@ -47,7 +47,17 @@ def as_dtype(value, dtype: torch.dtype):
     """A Python number as eager stores it in a tensor of `dtype` (0.1 in float16 is 0.0999755859375)."""
     if dtype in NARROW and isinstance(value, float):
         return torch.tensor(value, dtype=dtype).item()
-    return value
+    return wrapped(value, dtype)
+
+
+def wrapped(value, dtype: torch.dtype):
+    """A Python int operand as an integer op of `dtype` sees it: torch casts a wrapped number to the op's dtype
+    modulo 2**bits (int32 x < 2**40 compares with 0, uint8 x == 300 with 44), where NumPy 2 raises OverflowError."""
+    if type(value) is not int or dtype.is_floating_point or dtype == torch.bool:
+        return value
+    bits = torch.iinfo(dtype).bits
+    value %= 1 << bits
+    return value - (1 << bits) if dtype.is_signed and value >= 1 << (bits - 1) else value
 
 
 # ---- what eager rejects ----------------------------------------------------------------------------------------

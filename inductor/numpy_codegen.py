@@ -49,6 +49,7 @@ def _literal(value, dtype):
     already decided at compile time, so the literal must not promote anything itself)."""
     if dtype is None:
         return repr(value)
+    value = dtypes.wrapped(value, dtype)
     if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
         value = f"float({str(value)!r})"
     else:

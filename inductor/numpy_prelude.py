@@ -170,8 +170,9 @@ def _bf16_to_f32(bits):
 
 
 def _f32_to_bf16(x):
-    # round to nearest even on the dropped 16 bits, as torch's float->bfloat16 conversion does
-    x = np.array(x, dtype=np.float32, order="C")
+    # round to nearest even on the dropped 16 bits, as torch's float->bfloat16 conversion does; in x's layout
+    # (eager's result of an op on a transposed input is transposed: a torch op reading this sees its strides)
+    x = np.asarray(x, dtype=np.float32)
     u = x.view(np.uint32)
     r = ((u + np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16)).astype(np.uint16)
     return np.where(np.isnan(x), np.uint16(0x7FC0), r).view(np.int16)

@@ -220,6 +220,15 @@ def test_signed_zero_survives_the_simplifier():
     assert got[0].item() == math.inf
 
 
+def test_python_ints_wrap_to_the_op_dtype():
+    # torch casts a Python int operand to an integer op's dtype modulo 2**bits; NumPy 2 raised OverflowError
+    ints = lambda d: lambda: [torch.tensor([1, -3, 100, 44], dtype=d)]  # noqa: E731
+    run_both(lambda x: (x + 2**40, x - 2**40, x < 2**40, x // 2**33), ints(torch.int32))
+    run_both(lambda x: (x == 300, x * 300, x - 1), ints(torch.uint8))
+    run_both(lambda x: x + 2**63 - 1, ints(torch.int64))
+    run_both(lambda x: x * 300, ints(torch.int8))
+
+
 def test_matmul_of_types_eager_rejects_raises():
     # meta kernels accept a bool matmul, eager's do not
     make = lambda: [torch.tensor([[0, 1], [0, 1]], dtype=torch.bool)] * 2  # noqa: E731
@@ -234,7 +243,7 @@ def test_matmul_of_types_eager_rejects_raises():
 # ---- the sweep -----------------------------------------------------------------------------------------------
 DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.int32, torch.int64, torch.bool]
 MIXED = [(torch.float16, torch.float32), (torch.int32, torch.bfloat16), (torch.bool, torch.int64),
-         (torch.int64, torch.float64)]
+         (torch.int64, torch.float64), (torch.int32, torch.int64), (torch.bool, torch.float32)]
 FLOATS = [float("nan"), float("inf"), -float("inf"), -0.0, 0.0, 0.5, -2.5, 3.0, 1e-3, 6e4, -7.25, 2.0]
 INTS = [-7, -2, -1, 0, 1, 2, 3, 5, 100, -100, 7, 9]
 
@@ -399,3 +408,20 @@ def test_every_lowering_is_swept():
                  aten.arange.start, aten.arange.default, lowering.causal_attention}  # test_numpy_ops, attention
     missing = [t for t in lowering.LOWERINGS if t not in swept | elsewhere]
     assert not missing, f"lowerings without a sweep: {missing}"
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
+def test_large_kernels(dtype):
+    """Sizes that take the fast paths: row-blocked kernel groups shared out to threads (4096 rows of 64), the
+    bitwise select (>= 32768 elements), BLAS row sums and reduceat row maxima, with special values in them."""
+    def make():
+        g = torch.Generator().manual_seed(7)
+        x = torch.randn(4096, 64, generator=g, dtype=torch.float64) * 4
+        x.view(-1)[::997] = torch.tensor(FLOATS, dtype=torch.float64).repeat(27)[:x.numel() // 997 + 1]
+        return [x.to(dtype), torch.randn(4096, 64, generator=g).to(dtype)]
+
+    def f(x, y):
+        centred = x - x.mean(-1, keepdim=True)
+        return (torch.softmax(x, -1), x.sum(-1), torch.where(x > y, x, y), x.amax(-1), F.gelu(y) * 2 + 1,
+                centred * torch.rsqrt((centred * centred).mean(-1, keepdim=True) + 1e-5), (x * y).T.sum(0))
+    run_both(f, make)
