@@ -6,6 +6,7 @@ earlier expression would now compute, so the table of known expressions is clear
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch.fx as fx
@@ -22,8 +23,8 @@ def _key(value: Any) -> Any:
         return ("dict",) + tuple(sorted((k, _key(v)) for k, v in value.items()))
     if isinstance(value, slice):
         return ("slice", _key(value.start), _key(value.stop), _key(value.step))
-    if isinstance(value, float):
-        return ("float", value)  # keep 1 and 1.0 apart: they promote differently
+    if isinstance(value, float):  # keep 1 and 1.0 apart (they promote differently), and 0.0 and -0.0 (x * -0.0)
+        return ("float", value, math.copysign(1.0, value))
     if isinstance(value, bool):
         return ("bool", value)
     if isinstance(value, SymInt):
