@@ -118,17 +118,21 @@ def _address(a: np.ndarray) -> int:
     return a.__array_interface__["data"][0]
 
 
-def view_of(base: torch.Tensor, base_array: np.ndarray, a: np.ndarray) -> torch.Tensor:
+def view_of(base: torch.Tensor, base_array: np.ndarray, a: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
     """Array `a`, a view into `base_array` (base's memory), as the torch view of `base` eager returns: same
-    storage, so writes either way show, and a read-only NumPy view (a broadcast) is no obstacle."""
+    storage, so writes either way show, and a read-only NumPy view (a broadcast) is no obstacle. A view as another
+    dtype (x.view(torch.int32), a torch fallback's) is a tensor of that dtype over base's storage."""
     a = np.asarray(a)
     item = a.itemsize
-    if a.size == 0:
-        return base.as_strided(a.shape, tuple(s // item for s in a.strides), base.storage_offset())
-    if not np.may_share_memory(a, base_array) or any(s < 0 for s in a.strides):
+    if a.size and (not np.may_share_memory(a, base_array) or any(s < 0 for s in a.strides)):
         raise RuntimeError("framejit internal error: an output eager returns as a view of an input was copied")
-    offset = (_address(a) - _address(base_array)) // item
-    return base.as_strided(a.shape, tuple(s // item for s in a.strides), base.storage_offset() + offset)
+    strides = tuple(s // item for s in a.strides)
+    if dtype == base.dtype:
+        offset = (_address(a) - _address(base_array)) // item if a.size else 0
+        return base.as_strided(a.shape, strides, base.storage_offset() + offset)
+    storage = base.untyped_storage()
+    offset = (_address(a) - storage.data_ptr()) // item if a.size else 0
+    return torch.empty(0, dtype=dtype).set_(storage, offset, a.shape, strides)
 
 
 # ---- outputs laid out as eager's ---------------------------------------------------------------------------------
@@ -231,7 +235,7 @@ class CompiledNumpyGraph:
             if d is None:
                 flat.append(o)
             elif how is not None and how[0] == VIEW:
-                flat.append(view_of(tensors[how[1]], arrays[how[1]], o))
+                flat.append(view_of(tensors[how[1]], arrays[how[1]], o, d))
             else:
                 if how is not None and (how[0] == COPY or any(np.may_share_memory(o, a) for a in arrays)):
                     o = np.array(o)

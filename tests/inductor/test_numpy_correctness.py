@@ -186,6 +186,8 @@ def test_output_views_of_inputs_stay_views():
     run_both(f, lambda: [torch.zeros(3)])
     run_both(lambda a: (a.t(), a.diagonal(), a.narrow(0, 1, 1), a[:1].expand_as(a)),
              lambda: [values(torch.float32, (3, 3))])
+    run_both(lambda a: (a.view(torch.int32), a.view(torch.uint8)[1:], a.view(torch.bfloat16).T, a + 1),
+             lambda: [values(torch.float32, (3, 4))])  # views as another dtype: a torch fallback's
     a = torch.zeros(3)
     out = jit.compile(f, backend="numpy")(a)
     a[0] = 2
