@@ -382,6 +382,8 @@ def _pure_copy_view(k: Kernel, expr, layouts: dict, outputs: set):
     The buffer then is that view, no kernel runs. Never for graph outputs (a returned copy must not alias)."""
     if k.is_view or k.side_outputs or k.out.name in outputs:
         return None
+    if isinstance(expr, Op) and expr.name == "cast" and expr.dtype == expr.args[0].dtype:
+        expr = expr.args[0]  # a clone (lowered as a same-dtype cast): the copy itself
     e = view_base(expr)
     if not isinstance(e, Load) or e.dtype != k.out.layout.dtype or e.buf not in layouts:
         return None
