@@ -257,8 +257,10 @@ def _select(c, a, b):
 
 def _truncdiv(a, b):
     if np.issubdtype(np.asarray(a).dtype, np.integer):
-        q = np.abs(a) // np.abs(b)
-        return np.where((a < 0) != (b < 0), -q, q).astype(np.asarray(a).dtype)
+        # the floor quotient, one nearer zero where the division is inexact and the signs differ (abs() of the
+        # smallest integer overflows, so |a| // |b| was wrong there)
+        q = np.floor_divide(a, b)
+        return (q + ((np.remainder(a, b) != 0) & ((a < 0) != (b < 0)))).astype(q.dtype)
     return np.trunc(np.true_divide(a, b))
 
 

@@ -151,6 +151,9 @@ def test_integer_division_by_zero_raises():
         _, ref = run_both(f, make)
         assert isinstance(ref, RuntimeError)
     run_both(lambda a, b: a[:0] % b[:0], make)  # nothing divided, nothing raised
+    extremes = lambda: [torch.tensor([-2**31, -2**31 + 1, 2**31 - 1, -7], dtype=torch.int32),  # noqa: E731
+                        torch.tensor([3, -2, -3, 2], dtype=torch.int32)]
+    run_both(lambda a, b: (torch.div(a, b, rounding_mode="trunc"), a // b, a % b), extremes)
     _, ref = run_both(lambda a, b: a / b, make)  # true division: inf
     assert math.isinf(ref[1])
 
