@@ -7,6 +7,7 @@ import torch
 import torch.fx
 
 from graph import symbolic_sizes
+from graph.functionalize import functionalize_intermediates
 from graph.size_variants import Built, SizeVariants, dynamic_graph
 from graph.symbolic_shapes import is_dynamic
 
@@ -72,7 +73,9 @@ def _needs_torch_runtime(gm: torch.fx.GraphModule, example_inputs: list) -> str 
         return "inputs require grad (autograd needs torch ops)"
     if switches_grad and torch.is_grad_enabled():
         return "grad mode changes inside the graph"
-    if has_mutation(gm.graph):
+    if has_mutation(gm.graph) and (functionalize_intermediates(gm) == 0 or has_mutation(gm.graph)):
+        # writes into the graph's own intermediates (ReLU(inplace=True), out += x) were made out of place
+        # first; what is left writes to inputs or to aliased tensors
         return "the graph mutates a tensor in place"
     return None
 

@@ -170,6 +170,8 @@ class OutputGraph:
             # returns the same tensor, so do we: a node with an effect stays, a no-op goes.
             if not mutates and not is_impure(proxy.node):
                 self.graph.erase_node(proxy.node)
+            else:
+                proxy.node.meta["val"] = result
             return same
         return self.wrap_result(proxy, result, device, perturbed, _size_source(kind, target, args))
 

@@ -1,0 +1,126 @@
+"""In-place ops on a graph's own intermediates rewritten out of place: `y = conv(x); y.relu_(); z = y + s`
+becomes `y = conv(x); y2 = relu(y); z = y2 + s`.
+
+A captured graph that writes to a tensor in place is run by torch as captured (backends cannot reorder or fuse
+around a write), so `nn.ReLU(inplace=True)` and `out += identity` in every torchvision CNN would keep the whole
+model out of the generated code. Where nothing else can see the write, the in-place op is the out-of-place one
+with later readers pointed at its result:
+  * the written tensor is an intermediate that is no view (its meta value has no base): a fresh tensor made by
+    this graph, so no input, parameter, buffer or earlier tensor shares its memory;
+  * no view of it exists (no other user's value shares its storage), so no alias would miss the write;
+  * the out-of-place op gives what the in-place one leaves in the tensor: the same shape and dtype (an in-place
+    op neither broadcasts its receiver nor changes its dtype);
+  * uses before the write keep the old node; uses after it (and of the in-place op's own result) take the new one.
+Writes to inputs, to views, to tensors with views, and `out=` calls stay as they are (and keep the graph in torch).
+"""
+from __future__ import annotations
+
+import operator
+
+import torch
+import torch.fx as fx
+
+from graph.effects import is_impure
+from graph.shape_prop import meta_tensor
+
+# augmented assignment on a tensor: x += y is x.add_(y)
+_AUGMENTED = {operator.iadd: operator.add, operator.isub: operator.sub, operator.imul: operator.mul,
+              operator.itruediv: operator.truediv, operator.ifloordiv: operator.floordiv, operator.imod: operator.mod,
+              operator.ipow: operator.pow, operator.iand: operator.and_, operator.ior: operator.or_,
+              operator.ixor: operator.xor, operator.ilshift: operator.lshift, operator.irshift: operator.rshift}
+# in-place methods whose out-of-place twin is not the name without the underscore, or has none to use
+_NO_TWIN = {"copy_", "fill_", "zero_", "resize_", "resize_as_", "set_", "requires_grad_", "share_memory_",
+            "unsqueeze_", "squeeze_", "t_", "transpose_", "swapdims_", "swapaxes_", "as_strided_", "detach_",
+            "random_", "uniform_", "normal_", "bernoulli_", "exponential_", "geometric_", "cauchy_", "log_normal_",
+            "index_put_", "put_", "masked_scatter_", "scatter_", "scatter_add_", "scatter_reduce_", "index_add_",
+            "index_copy_", "index_fill_", "map_", "apply_", "record_stream"}
+
+
+def _storage(t: torch.Tensor) -> int:
+    return t.untyped_storage()._cdata
+
+
+def _out_of_place(node: fx.Node) -> tuple | None:
+    """(kind, target, args, kwargs) of the out-of-place twin of in-place `node`, or None."""
+    if node.op == "call_method" and isinstance(node.target, str):
+        name = node.target
+        if not name.endswith("_") or name.endswith("__") or name in _NO_TWIN or not hasattr(torch.Tensor, name[:-1]):
+            return None
+        if "out" in node.kwargs:
+            return None
+        return "call_method", name[:-1], node.args, node.kwargs
+    if node.op != "call_function":
+        return None
+    if node.target in _AUGMENTED:
+        return "call_function", _AUGMENTED[node.target], node.args, node.kwargs
+    if node.kwargs.get("inplace") is True and "out" not in node.kwargs:  # F.relu(y, inplace=True)
+        return "call_function", node.target, node.args, {**node.kwargs, "inplace": False}
+    name = getattr(node.target, "__name__", "")
+    twin = getattr(torch, name[:-1], None) if name.endswith("_") and not name.endswith("__") else None
+    if twin is not None and name not in _NO_TWIN and getattr(node.target, "__module__", "") in ("torch",) \
+            and "out" not in node.kwargs:
+        return "call_function", twin, node.args, node.kwargs  # torch.relu_(y)
+    return None
+
+
+def _fresh_without_views(x: fx.Node, write: fx.Node) -> bool:
+    """x is an intermediate no other tensor aliases: not a view, and none of its other users is a view of it."""
+    val = meta_tensor(x)
+    if x.op not in ("call_function", "call_method") or val is None or val._base is not None or val.is_inference():
+        return False
+    storage = _storage(val)
+    for user in x.users:
+        if user is write or user.op == "output":  # the output reads the final value, whichever node holds it
+            continue
+        if user.args and user.args[0] is x and is_impure(user):
+            continue  # a later write to x itself (x.relu_(); x += y): it follows the new node, rewritten next
+        out = user.meta.get("val")
+        outs = out if isinstance(out, (tuple, list)) else [out]
+        if any(isinstance(o, torch.Tensor) and not o.is_inference() and _storage(o) == storage for o in outs):
+            return False  # a view of x (or an op handing x back): it would miss the write
+    return True
+
+
+def _twin_value(node: fx.Node, kind: str, target, args, kwargs) -> torch.Tensor | None:
+    """The out-of-place call's meta value, where it has the written tensor's shape and dtype (else None)."""
+    x = meta_tensor(node.args[0])
+    load = lambda v: fx.node.map_arg(v, lambda n: n.meta.get("val"))  # noqa: E731
+    a, kw = load(args), load(kwargs)
+    try:
+        with torch.no_grad():
+            out = getattr(a[0], target)(*a[1:], **kw) if kind == "call_method" else target(*a, **kw)
+    except Exception:  # noqa: BLE001 - no twin for these arguments: leave the write
+        return None
+    return out if isinstance(out, torch.Tensor) and out.shape == x.shape and out.dtype == x.dtype else None
+
+
+def functionalize_intermediates(gm: fx.GraphModule) -> int:
+    """Rewrite in-place ops on unaliased intermediates out of place (see the module's doc); returns how many."""
+    count = 0
+    order = {n: i for i, n in enumerate(gm.graph.nodes)}
+    for node in list(gm.graph.nodes):
+        if not node.args or not isinstance(node.args[0], fx.Node):
+            continue
+        twin = _out_of_place(node)
+        if twin is None or not _fresh_without_views(node.args[0], node):
+            continue
+        value = _twin_value(node, *twin)
+        if value is None:
+            continue
+        x = node.args[0]
+        kind, target, args, kwargs = twin
+        with gm.graph.inserting_before(node):
+            new = gm.graph.create_node(kind, target, args, kwargs, name=f"{x.name}_out")
+        new.meta = {k: v for k, v in node.meta.items() if k != "mutates"}
+        new.meta["val"] = value  # a fresh tensor: its own storage
+        node.replace_all_uses_with(new)
+        for user in list(x.users):
+            if user is not new and user is not node and order.get(user, len(order)) > order[node]:
+                user.replace_input_with(x, new)
+        gm.graph.erase_node(node)
+        order[new] = order[node]
+        count += 1
+    if count:
+        gm.graph.lint()
+        gm.recompile()
+    return count
