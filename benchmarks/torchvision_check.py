@@ -1,6 +1,7 @@
 """torchvision ResNet-50 under jit.compile against eager on a GPU: relative errors (2-norm) of eval logits in fp32
-and bf16, and of the loss, parameters and batch-norm statistics after three SGD steps in train mode. The pass/fail
-version is tests/executor/test_torchvision_cuda.py; this prints the numbers for benchmarks/NOTES.md."""
+and bf16, and of the loss, parameters and batch-norm statistics after three SGD steps in train mode; then eval
+time per batch of eager, torch.compile and ours in one process. The pass/fail version is
+tests/executor/test_torchvision_cuda.py; this prints the numbers for benchmarks/NOTES.md."""
 import copy
 import time
 
@@ -55,5 +56,41 @@ def main() -> None:
         print(f"train {dtype}: after 3 steps, worst parameter rel err {worst:.2e}, worst BN statistic {stats:.2e}")
 
 
+def timed(fn, x, rounds: int = 30) -> float:
+    """Median milliseconds per call (CUDA events), after warm-up calls."""
+    for _ in range(3):
+        fn(x)
+    times = []
+    for _ in range(rounds):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn(x)
+        end.record()
+        torch.cuda.synchronize()
+        times.append(start.elapsed_time(end))
+    return sorted(times)[len(times) // 2]
+
+
+def speed() -> None:
+    torch.backends.cudnn.deterministic = False
+    torch.backends.cudnn.benchmark = True
+    for dtype in (torch.bfloat16, torch.float32):
+        model = torchvision.models.resnet50(weights=None).cuda().to(dtype).eval()
+        x = torch.randn(32, 3, 224, 224, device="cuda", dtype=dtype)
+        jit.reset()
+        ours, theirs = jit.compile(model), torch.compile(model)
+        with torch.no_grad():
+            first = {}
+            for name, fn in (("ours", ours), ("torch.compile", theirs)):
+                t = time.perf_counter()
+                fn(x)
+                torch.cuda.synchronize()
+                first[name] = time.perf_counter() - t
+            e, o, t = timed(model, x), timed(ours, x), timed(theirs, x)
+        print(f"eval {dtype} B32: eager {e:.2f} ms, ours {o:.2f} ms ({e / o:.2f}x, first call {first['ours']:.1f} s), "
+              f"torch.compile {t:.2f} ms ({e / t:.2f}x, first call {first['torch.compile']:.1f} s)")
+
+
 if __name__ == "__main__":
     main()
+    speed()
