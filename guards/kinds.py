@@ -90,10 +90,13 @@ class ValueMatch(Guard):
             return f"{v} is {self.expected!r}"
         if t in (int, str, float) and not (t is float and self.expected != self.expected):
             return f"(type({v}) is {t.__name__} and {v} == {self.expected!r})"
+        if _is_nan(self.expected):  # NaN equals nothing, itself included: match it as NaN
+            return f"(type({v}) is {const(t)} and {v} != {v})"
         return f"(type({v}) is {const(t)} and {v} == {const(self.expected)})"
 
     def explain(self, value):
-        same = type(value) is type(self.expected) and (value is self.expected or value == self.expected)
+        same = type(value) is type(self.expected) and (value is self.expected or value == self.expected
+                                                       or _is_nan(value) and _is_nan(self.expected))
         if not same:
             where = self.source.name()
             if isinstance(self.source, _global_like()):
@@ -106,6 +109,14 @@ class ValueMatch(Guard):
 
     def _key(self):
         return (type(self.expected), repr(self.expected))
+
+
+def _is_nan(value) -> bool:
+    """A float NaN of any float type (float, np.float64, np.float32): the one value not equal to itself."""
+    try:
+        return (isinstance(value, float) or type(value).__name__.startswith("float")) and bool(value != value)
+    except Exception:  # noqa: BLE001 - an object whose comparison raises is no NaN
+        return False
 
 
 @dataclass(frozen=True, eq=False)

@@ -158,3 +158,18 @@ def test_class_attribute_read_through_an_instance(fresh_jit):
         assert torch.equal(compiled(x), f(x)) and torch.equal(compiled_m(x), m(x))
     finally:
         Scaled.scale, WithEps.eps = 2.0, 1.0
+
+
+NAN64, NAN32, NAN = __import__("numpy").float64("nan"), __import__("numpy").float32("nan"), float("nan")
+
+
+def nan_constants(x):
+    return x + NAN64 + NAN32 + NAN
+
+
+def test_nan_constants_match_their_guards(fresh_jit):
+    # NaN equals nothing, itself included: a value guard written as `v == nan` failed on every call
+    fast = jit.compile(nan_constants, backend="eager")
+    for _ in range(4):
+        assert torch.isnan(fast(torch.ones(2))).all()
+    assert jit.counters["frames_compiled"] == 1 and jit.counters["recompiles"] == 0
