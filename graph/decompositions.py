@@ -87,7 +87,7 @@ def _round(b: Builder, x: Any, decimals: int = 0) -> Any:
 # rejects scalars), the overload for swapped operands ("same" when commutative, None: 0-d tensor first), keys)
 _BINARY = [
     (aten.mul.Tensor, aten.mul.Tensor, "same", (torch.mul, torch.multiply, operator.mul, "mul", "__mul__", "__rmul__")),
-    (aten.div.Tensor, aten.div.Tensor, None, (torch.div, torch.true_divide, operator.truediv, "div", "__truediv__")),
+    (aten.div.Tensor, aten.div.Tensor, None, (torch.div, torch.true_divide, "div", "__truediv__")),
     (aten.remainder.Tensor, None, None, (torch.remainder, operator.mod, "remainder", "__mod__")),
     (aten.pow.Tensor_Tensor, aten.pow.Tensor_Scalar, None, (torch.pow, operator.pow, "pow", "__pow__")),
     (aten.maximum.default, None, "same", (torch.maximum, "maximum")),
@@ -128,7 +128,21 @@ def _binary(tensor_op: Any, scalar_op: Any, swapped: Any) -> Rule:
 
 for _t, _s, _sw, _keys in _BINARY:
     rule(*_keys)(_binary(_t, _s, _sw))
-rule("__rtruediv__")(lambda b, x, y: _binary(aten.div.Tensor, None, None)(b, y, x))
+@rule(operator.truediv)
+def _truediv(b: Builder, x: Any, y: Any) -> Any:
+    if isinstance(b.val(x), torch.Tensor):
+        return _binary(aten.div.Tensor, aten.div.Tensor, None)(b, x, y)
+    return _rtruediv(b, y, x)
+
+
+@rule("__rtruediv__")
+def _rtruediv(b: Builder, x: Any, y: Any) -> Any:
+    """y / x for a Python number y: Tensor.__rtruediv__ is reciprocal(x) * y in eager, two roundings (torch.div(y, x)
+    is one division)."""
+    b.tensor(x)
+    if isinstance(b.val(y), torch.Tensor):
+        return _binary(aten.div.Tensor, None, None)(b, y, x)
+    return b.op(aten.mul.Tensor, b.op(aten.reciprocal.default, x), y)
 
 
 @rule(torch.add, operator.add, "add", "__add__", "__radd__")

@@ -31,6 +31,12 @@ EXACT_IN_DTYPE = frozenset({"abs", "neg", "maximum", "minimum", "where", "relu",
                             "trunc", "cat", "full", "cast", "amax", "amin"})
 
 
+# ops whose CPU kernels read a Python-number operand of a half-type op in float32 (mul, and division true, floor
+# or trunc: `iter.original_scalar_value<opmath_t>`); every other op (add, sub, comparisons, remainder, pow) reads
+# it converted to the half type first, so x == 0.1 is True at x = float16(0.1)
+OPMATH_SCALAR_OPS = frozenset({"mul", "div", "floordiv", "truncdiv"})
+
+
 def supported(dtype: torch.dtype) -> bool:
     return dtype in STORAGE
 
@@ -45,8 +51,8 @@ def compute(dtype: torch.dtype) -> str:
 
 def as_dtype(value, dtype: torch.dtype):
     """A Python number as eager stores it in a tensor of `dtype` (0.1 in float16 is 0.0999755859375)."""
-    if dtype in NARROW and isinstance(value, float):
-        return torch.tensor(value, dtype=dtype).item()
+    if dtype in NARROW and type(value) in (int, float):  # not a SymInt: converting it would record a guard
+        return torch.tensor(float(value), dtype=dtype).item()
     return wrapped(value, dtype)
 
 
@@ -81,11 +87,13 @@ def _spec(value):
     """Arguments with each tensor replaced by (dtype, rank): hashable, and all the probe needs. A dynamic size
     stands in as its hint: comparing the SymInt itself (the cache lookup does) would record a size condition."""
     if isinstance(value, SymInt):
-        return value.hint
+        return _Number(int, value.hint)
     if isinstance(value, torch.Tensor):
         return _Tensor(value.dtype, value.dim())
     if isinstance(value, dict):
         return tuple(sorted((k, _spec(v)) for k, v in value.items()))
+    if isinstance(value, (bool, int, float)):  # True == 1 as a key, but torch.sub(x, True) raises, x - 1 not
+        return _Number(type(value), value)
     if isinstance(value, (list, tuple)):  # FX holds lists as immutable_list: rebuilt as plain lists
         return (list if isinstance(value, list) else tuple, tuple(_spec(v) for v in value))
     return value
@@ -96,9 +104,16 @@ class _Tensor(tuple):
         return super().__new__(cls, (dtype, ndim))
 
 
+class _Number(tuple):
+    def __new__(cls, kind, value):
+        return super().__new__(cls, (kind, value))
+
+
 def _build(spec):
     if isinstance(spec, _Tensor):
         return torch.ones((1,) * spec[1], dtype=spec[0])
+    if isinstance(spec, _Number):
+        return spec[1]
     if isinstance(spec, tuple) and len(spec) == 2 and spec[0] in (list, tuple):
         return spec[0](_build(v) for v in spec[1])
     return spec

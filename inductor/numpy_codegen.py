@@ -129,11 +129,13 @@ class KernelWriter:
         code = f"{v.code}.astype(np.float16)" if v.dtype == torch.float16 else f"_f32_to_bf16({v.code})"
         return self.temp(code, v.dtype, "storage", True, v.shape)
 
-    def operand(self, e, dtype) -> Value:
+    def operand(self, e, dtype, opmath_scalar: bool = False) -> Value:
         """e in compute form, cast to torch dtype `dtype` (None: keep its own dtype). A value converted to a
-        narrow dtype is rounded to it first, as eager's cast to the common dtype does (int 2049 -> half 2048)."""
+        narrow dtype is rounded to it first, as eager's cast to the common dtype does (int 2049 -> half 2048); so
+        is a Python number, unless the op reads it in float32 (`opmath_scalar`, dtypes.OPMATH_SCALAR_OPS)."""
         if isinstance(e, Const):
-            return Value(_literal(e.value, dtype), dtype, "compute", False, ())
+            value = e.value if opmath_scalar or dtype not in dtypes.NARROW else dtypes.as_dtype(e.value, dtype)
+            return Value(_literal(value, dtype), dtype, "compute", False, ())
         v = self.widen(self.value(e))
         if dtype is not None and dtypes.compute(v.dtype) != dtypes.compute(dtype):
             v = self.temp(f"{v.code}.astype({_np(dtypes.compute(dtype))})", dtype, "compute", True, v.shape)
@@ -194,7 +196,8 @@ class KernelWriter:
             parts = [self.operand(a, e.dtype).code for a in e.args]
             return self.temp(f"np.concatenate([{', '.join(parts)}], axis={e.params[0]})", e.dtype, "compute",
                              True, e.shape)
-        args = [self.operand(a, e.compute_dtype) for a in e.args]
+        opmath = e.name in dtypes.OPMATH_SCALAR_OPS
+        args = [self.operand(a, e.compute_dtype, opmath) for a in e.args]
         if e.name == "cast":
             v = args[0]
             if e.dtype in dtypes.NARROW:  # round through the narrow type so later fused ops see its precision

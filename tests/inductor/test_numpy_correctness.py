@@ -174,6 +174,10 @@ def test_half_results_round_between_ops(dtype):
     run_both(lambda x: x.to(torch.int32) + 0.1, lambda: [torch.tensor([3.0, 5.0], dtype=dtype)])
     run_both(lambda x, i: x + i, lambda: [torch.tensor([0.5, 1.0], dtype=dtype), torch.tensor([2049, 70000])])
     run_both(lambda x: F.gelu(x * 300) + F.silu(x), x)
+    # a Python number meets a half type converted to it (x == 0.1 at x = half(0.1)), except in mul and division
+    tenth = lambda: [torch.tensor([0.1, 1 / 3, 7.77, 0.2], dtype=dtype).repeat(50)]  # noqa: E731
+    run_both(lambda x: (x == 0.1, x >= 1 / 3, x + 0.1, x - 1 / 3, x % 0.1, x + 70000, x * 0.1, x / 0.3, x // 0.1,
+                        0.1 - x, 0.7 / x), tenth)
     through_jit(lambda x: x.clamp(max=65504).mean(), *x())
 
 
@@ -245,6 +249,11 @@ def test_matmul_of_types_eager_rejects_raises():
     got, _ = run_both(lambda x, w: (x ^ x) @ w + x, ints)
     assert got.tolist() == [[0, 1], [0, 1]]
     run_both(lambda x, w: (x ^ w) @ w.T + x, ints)
+    # what eager rejects is asked once per (op, dtypes, other arguments): True and 1 are equal keys, not equal calls
+    floats = lambda: [torch.ones(3)]  # noqa: E731
+    run_both(lambda x: torch.sub(x, 1), floats)
+    _, ref = run_both(lambda x: torch.sub(x, True), floats)
+    assert isinstance(ref, RuntimeError)
 
 
 # ---- the sweep -----------------------------------------------------------------------------------------------
