@@ -265,7 +265,7 @@ INTS = [-7, -2, -1, 0, 1, 2, 3, 5, 100, -100, 7, 9]
 
 
 def values(dtype, shape, shift=0, nonzero=False):
-    """The special values, rolled by `shift`, laid out as `shape` (a transposed shape is made (n, m).T)."""
+    """The special values, rolled by `shift`, as a contiguous tensor of `shape` (nonzero: no integer 0)."""
     if dtype == torch.bool:
         pool = [i % 3 == 0 for i in range(12)]
     elif dtype.is_floating_point:
