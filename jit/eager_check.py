@@ -30,7 +30,7 @@ _DTYPE_FREE = {
     "getitem", "narrow", "select", "split", "chunk", "unbind", "movedim", "swapaxes", "swapdims", "detach",
     "clone", "to", "type", "float", "double", "half", "bfloat16", "int", "long", "bool", "short", "cpu", "cuda",
     "getattr", "is_contiguous", "is_floating_point", "is_complex", "element_size", "dtype", "requires_grad",
-    "_set_grad_enabled", "setitem",
+    "_set_grad_enabled",
 }
 
 _known: dict = {}  # signature -> None (eager accepts) or the first line of eager's error

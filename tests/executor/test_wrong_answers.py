@@ -406,3 +406,15 @@ def test_strides_of_an_empty_intermediate(backend):
 
     x = torch.zeros(1, 1, dtype=torch.int64).expand(0, 1)
     assert jit.compile(f, backend=backend)(x) == f(x)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_item_store_from_overlapping_memory_raises_inside_try(backend):
+    def f(x):
+        try:
+            x[::2] = x  # eager: source and destination share memory
+        except RuntimeError:
+            pass
+        return x * 1
+
+    torch.testing.assert_close(jit.compile(f, backend=backend)(torch.ones(1)), f(torch.ones(1)))
