@@ -366,6 +366,8 @@ def _extreme(reduce_op: Any, index_op: Any, pointwise_op: Any) -> Rule:
         if isinstance(b.val(dim), torch.Tensor):
             return b.op(pointwise_op, x, dim)
         dim = dim % max(meta.dim(), 1)
+        if meta.dtype == torch.bool:
+            raise Decline("argmax / argmin take no bool input, though max / min over a dim do")
         return (b.op(reduce_op, x, [dim], keepdim), b.op(index_op, x, dim, keepdim))
     return build
 

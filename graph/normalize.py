@@ -164,6 +164,7 @@ class EagerOutput(NamedTuple):
     layout where eager's softmax returns a contiguous tensor), so backends compare their result with this."""
     alias: Any
     strides: tuple | None
+    shares: tuple = ()  # indices of earlier flat outputs sharing its memory (the same tensor, or views of one)
 
 
 # gm.meta key of the EagerOutput per flat output
@@ -185,11 +186,14 @@ def eager_outputs(gm: fx.GraphModule) -> tuple:
         if key is not None and isinstance(val, torch.Tensor):
             owners.setdefault(val.untyped_storage()._cdata, key)
     out = next(n for n in gm.graph.nodes if n.op == "output")
-    result = []
+    result, storages = [], []
     for leaf in torch.utils._pytree.tree_flatten(out.args[0])[0]:
         val = leaf.meta.get("val") if isinstance(leaf, fx.Node) else None
+        storage = val.untyped_storage()._cdata if isinstance(val, torch.Tensor) else None
+        storages.append(storage)
         if isinstance(val, torch.Tensor):
-            result.append(EagerOutput(owners.get(val.untyped_storage()._cdata), tuple(val.stride())))
+            shares = tuple(j for j, other in enumerate(storages[:-1]) if other == storage)
+            result.append(EagerOutput(owners.get(storage), tuple(val.stride()), shares))
         else:
             result.append(EagerOutput("unknown" if isinstance(leaf, fx.Node) and val is None else None, None))
     return tuple(result)

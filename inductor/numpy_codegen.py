@@ -83,7 +83,9 @@ class KernelWriter:
         self.lines, self.params, self.count = [], [], 0
 
     def temp(self, code, dtype, form, owned, shape) -> Value:
-        name = f"t{self.count}"
+        # "_t": buffer names come from the user's variables (a `t1` of theirs would be shadowed by our `t1`), and
+        # are never made with a leading underscore
+        name = f"_t{self.count}"
         self.count += 1
         self.lines.append(f"{name} = {code}")
         return Value(name, dtype, form, owned, shape)
@@ -449,7 +451,7 @@ def _generate(lg: LoweredGraph, used: set, sizes: dict, size_names: dict, render
     return "\n".join(header) + "\n" + PRELUDE + "\n\n" + "\n".join(body + run) + "\n"
 
 
-_CREATES = re.compile(r"^(t\d+) = (np\.[a-z_0-9]+)\((.*)\)$")
+_CREATES = re.compile(r"^(_t\d+) = (np\.[a-z_0-9]+)\((.*)\)$")
 OUT_UFUNCS = set(UFUNC.values()) | {fn for fns in POW_BY_EXPONENT.values() for fn in fns}
 
 

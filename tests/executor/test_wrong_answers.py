@@ -418,3 +418,40 @@ def test_item_store_from_overlapping_memory_raises_inside_try(backend):
         return x * 1
 
     torch.testing.assert_close(jit.compile(f, backend=backend)(torch.ones(1)), f(torch.ones(1)))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_outputs_merged_by_the_optimizer_stay_distinct(backend):
+    def f(x):
+        y = x / x
+        return [x / x, x / x, y, y]  # CSE makes one buffer of the first three
+
+    x = torch.rand(3) + 1
+    got, expected = jit.compile(f, backend=backend)(x), f(x)
+    assert [a is b for a in got for b in got] == [a is b for a in expected for b in expected]
+    assert [a.data_ptr() == b.data_ptr() for a in got for b in got] == \
+        [a.data_ptr() == b.data_ptr() for a in expected for b in expected]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_max_over_a_dim_of_bools(backend):
+    def f(x):
+        return x.max(dim=1), x.min(1, keepdim=True)
+
+    x = torch.tensor([[True, False], [False, False]])
+    for got, expected in zip(jit.compile(f, backend=backend)(x), f(x)):
+        torch.testing.assert_close(got.values, expected.values)
+        torch.testing.assert_close(got.indices, expected.indices)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_generated_temporaries_never_shadow_a_users_name(backend):
+    def f(x0, x1):
+        t1 = x1
+        acc = x0.clone()
+        for _ in range(3):
+            acc = acc + t1
+        return acc
+
+    x0, x1 = torch.randn(()).to(torch.bfloat16), torch.randn(1)
+    torch.testing.assert_close(jit.compile(f, backend=backend)(x0, x1), f(x0, x1))
