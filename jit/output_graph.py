@@ -134,6 +134,8 @@ class OutputGraph:
         proxy_args, proxy_kwargs = to_proxy(args), to_proxy(kwargs)
         meta_args, meta_kwargs = to_meta(args), to_meta(kwargs)
         tensors = tensors_in((args, kwargs))
+        if self.dynamic:
+            _separate_twins(tensors)
         versions = [_version(t.example) for t in tensors]
         origins = {id(t.example): (tuple(t.example.shape), t.device) for t in tensors}  # before any resize
         try:
@@ -260,6 +262,17 @@ class OutputGraph:
         remove_dead_code(self.graph)
         gm = torch.fx.GraphModule(torch.nn.Module(), self.graph, class_name="CapturedGraph")
         return gm
+
+
+def _separate_twins(tensors: list) -> None:
+    """A tensor whose sizes do not depend on dynamic ones has its example as its perturbed twin (the same meta
+    tensor). An in-place op (x.unsqueeze_(0)) runs on both: on one object it would run twice. Give each such
+    argument a twin of its own first."""
+    for t in tensors:
+        if t.perturbed is t.example:
+            e = t.example
+            t.perturbed = torch.empty_strided(e.shape, e.stride(), dtype=e.dtype, device="meta",
+                                              requires_grad=e.requires_grad)
 
 
 def _version(t: torch.Tensor) -> int | None:

@@ -319,7 +319,10 @@ def unary(tx, op, a: Var) -> Var:
     if isinstance(a, TensorVar):
         return tx.output.call("call_function", op, (a,), {})
     if a.is_const():
-        return Const(op(a.const()))
+        try:
+            return Const(op(a.const()))
+        except Exception as e:  # noqa: BLE001 - the user's code raises here too (-() is a TypeError)
+            unsupported("exception", f"{type(e).__name__}: {e}")
     unsupported("unsupported_value", f"operator {op.__name__} on {a.describe()}")
 
 

@@ -455,3 +455,26 @@ def test_generated_temporaries_never_shadow_a_users_name(backend):
 
     x0, x1 = torch.randn(()).to(torch.bfloat16), torch.randn(1)
     torch.testing.assert_close(jit.compile(f, backend=backend)(x0, x1), f(x0, x1))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_in_place_metadata_change_in_a_dynamic_graph(backend):
+    def f(x0, x1):
+        x1.unsqueeze_(0)  # x1 is not contiguous, so static, while x0 is dynamic: one meta twin for both runs
+        return x1.unsqueeze(0).expand(2, *x1.shape) + x0.sum()
+
+    fast = jit.compile(f, backend=backend)
+    for n in (2, 3, 4):
+        a, b = torch.randn(n), torch.randn(n, n).t()
+        expected = f(a.clone(), b.clone().t().contiguous().t())
+        torch.testing.assert_close(fast(a, b), expected)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_unary_operator_on_a_constant_raises_as_python_does(backend):
+    def f(x):
+        return -x.unbind(0)  # an empty tuple for a (0, 1) tensor: TypeError
+
+    x = torch.zeros(0, 1)
+    assert _outcome(f, x)[0] is TypeError
+    assert _outcome(jit.compile(f, backend=backend), x)[0] is TypeError
