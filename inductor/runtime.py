@@ -111,7 +111,8 @@ def alias_plan(lowered: LoweredGraph) -> list:
             if j is None or (src != ("input", j) and not torch_view):
                 raise NotImplementedError(f"output {i} is a view of an input in eager, not in the NumPy code")
             plan.append((VIEW, j))
-        if plan[-1] is None and isinstance(o, Load) and eager is not None and i < len(eager):
+        if (plan[-1] is None or plan[-1][0] == CHECK) and isinstance(o, Load) and eager is not None and \
+                i < len(eager):
             # two outputs eager computes separately, merged into one buffer by the optimizer (CSE of `x / x`
             # appended twice): the later one is a copy, as eager's are two tensors
             earlier = [j for j, p in enumerate(lowered.outputs[:i]) if isinstance(p, Load) and p.buf == o.buf]

@@ -175,7 +175,14 @@ class OutputGraph:
             else:
                 proxy.node.meta["val"] = result
             return same
-        return self.wrap_result(proxy, result, device, perturbed, _size_source(kind, target, args))
+        wrapped = self.wrap_result(proxy, result, device, perturbed, _size_source(kind, target, args))
+        if isinstance(wrapped, (TupleVar, ListVar)) and isinstance(result, (tuple, list)):
+            # items that are argument objects (torch.broadcast_tensors of equal shapes hands its inputs back)
+            by_example = {id(t.example): t for t in tensors}
+            for i, r in enumerate(result):
+                if i < len(wrapped.items) and id(r) in by_example:
+                    wrapped.items[i] = by_example[id(r)]
+        return wrapped
 
     def _check_eager_accepts(self, node, meta_args, meta_kwargs, origins: dict) -> None:
         """Stop capturing at a call eager torch would reject though its meta kernel did not (jit/eager_check.py)."""

@@ -478,3 +478,21 @@ def test_unary_operator_on_a_constant_raises_as_python_does(backend):
     x = torch.zeros(0, 1)
     assert _outcome(f, x)[0] is TypeError
     assert _outcome(jit.compile(f, backend=backend), x)[0] is TypeError
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_tensor_lists_that_hand_back_their_inputs(backend):
+    def f(x):
+        return torch.broadcast_tensors(x, x)[0]  # equal shapes: eager returns x itself
+
+    x = torch.randn(3)
+    assert (jit.compile(f, backend=backend)(x) is x) == (f(x) is x)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_repeated_fallback_results_stay_distinct(backend):
+    def f(x):
+        return [F.elu(x), F.elu(x)]
+
+    got, expected = jit.compile(f, backend=backend)(torch.randn(3)), f(torch.randn(3))
+    assert (got[0].data_ptr() == got[1].data_ptr()) == (expected[0].data_ptr() == expected[1].data_ptr())
