@@ -10,6 +10,7 @@ import argparse
 import collections
 import os
 import pathlib
+import resource
 import sys
 import tempfile
 import time
@@ -35,6 +36,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--budget", type=float, default=60.0, help="seconds of minimizing per failure (default 60)")
     ap.add_argument("--save", type=pathlib.Path, help="write each failure's reproducer script here")
     ap.add_argument("--show", action="store_true", help="print each program's source, failing or not")
+    ap.add_argument("--memory-gb", type=float, default=8.0,
+                    help="address-space limit of this process (default 8): a runaway compile raises MemoryError, "
+                         "which is reported as a crash, instead of exhausting a shared machine; 0: none")
     args = ap.parse_args(argv)
     names = [b for item in (args.backend or ["eager,default"]) for b in item.split(",") if b]
     unknown = [b for b in names if b not in BACKENDS]
@@ -46,6 +50,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
+    if args.memory_gb:
+        limit = int(args.memory_gb * 2**30)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
     # Compiled NumPy modules go to a private cache: runs stay independent of what an earlier run left on disk.
     os.environ.setdefault("FRAMEJIT_CACHE_DIR", tempfile.mkdtemp(prefix="framejit-fuzz-"))
     if args.save:

@@ -4,8 +4,9 @@ Like tests/corpus/runner.assert_same (exact Python types, container structure, d
 shape first, then values, NaN equal to NaN), with two differences a fuzzer needs: tolerances depend on the dtype
 (float16/bfloat16 arithmetic fused into fewer roundings legitimately differs more), and every difference comes
 back as a (category, message) pair rather than an AssertionError, so a minimizer can ask whether the *same*
-kind of failure persists. Aliasing is compared by memory, not identity alone: an output that is a view of an
-input in eager must share that input's memory when compiled.
+kind of failure persists. Aliasing is compared by identity and by memory: an output that is (a view of) an input
+in eager must be (a view of) it when compiled, and outputs whose elements overlap in eager must overlap
+compiled -- and not overlap where eager's do not.
 """
 from __future__ import annotations
 
@@ -113,17 +114,18 @@ def _objects(value: Any, out: list) -> list:
 
 
 def _memory(t: torch.Tensor) -> tuple[int, int] | None:
-    """The byte range of t's storage; None for a tensor without elements (no write through it can be seen, so
-    whether it is a view of something is not observable by values)."""
-    storage = t.untyped_storage()
-    if t.numel() == 0 or not storage.nbytes():
+    """The bytes t's elements span, first to last; None for a tensor without elements. Views whose elements are
+    disjoint (x.unbind(0)'s rows) do not share memory in this sense: a write through one cannot be seen through
+    the other, so a compiler may return them as separate tensors."""
+    if t.numel() == 0:
         return None
-    return storage.data_ptr(), storage.data_ptr() + storage.nbytes()
+    last = sum((size - 1) * stride for size, stride in zip(t.shape, t.stride()))
+    return t.data_ptr(), t.data_ptr() + (last + 1) * t.element_size()
 
 
 def alias_pattern(value: Any) -> list[tuple[int, int]]:
     """For each tensor or container: (index of the first earlier one that IS it, index of the first earlier
-    tensor whose memory overlaps it); its own index where there is none. Empty tensors share nothing."""
+    tensor whose elements' memory overlaps its own); its own index where there is none."""
     objs = _objects(value, [])
     spans = [_memory(o) if isinstance(o, torch.Tensor) else None for o in objs]
     pattern = []

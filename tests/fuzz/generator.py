@@ -25,7 +25,7 @@ import torch
 
 from . import ops
 from .program import (DTYPES, GLOBALS, Assign, Call, Expr, Lit, ListInput, Name, Program, Raw, ScalarInput, Stmt,
-                      TensorInput, render_block)
+                      TensorInput, Try, render_block)
 
 NUMBERS = ("2", "-1", "0.5", "1.5", "-2.0", "3", "0", "1e-3", "1e4")
 SIZE_WEIGHTS = {0: 0.06, 1: 0.2, 2: 0.26, 3: 0.26, 4: 0.12, 5: 0.1}
@@ -199,7 +199,6 @@ class Generator:
     def guarded(self, scope: Scope, body: list, error: Exception, fallback: Stmt | None, names: list):
         """A statement that raised: inside try/except (40%), unguarded at the end of the program (rarely), or
         dropped (None)."""
-        from .program import Try
         if self.chance(0.4):
             stmt = Try(tuple(body), self.handler_spec(error), (fallback or Raw("pass"),))
             result = self.run(scope, [stmt])
