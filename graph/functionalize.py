@@ -64,11 +64,19 @@ def _out_of_place(node: fx.Node) -> tuple | None:
 
 
 def _fresh_without_views(x: fx.Node, write: fx.Node) -> bool:
-    """x is an intermediate no other tensor aliases: not a view, and none of its other users is a view of it."""
+    """x is an intermediate no other tensor aliases: its memory is no earlier node's (not a view, and not
+    `detach()`, which shares memory without being a view), and none of its other users is a view of it."""
     val = meta_tensor(x)
     if x.op not in ("call_function", "call_method") or val is None or val._base is not None or val.is_inference():
         return False
     storage = _storage(val)
+    for earlier in x.graph.nodes:
+        if earlier is x:
+            break
+        e = earlier.meta.get("val")
+        if any(isinstance(t, torch.Tensor) and not t.is_inference() and _storage(t) == storage
+               for t in (e if isinstance(e, (tuple, list)) else [e])):
+            return False  # x shares memory with an input or an earlier tensor
     for user in x.users:
         if user is write or user.op == "output":  # the output reads the final value, whichever node holds it
             continue

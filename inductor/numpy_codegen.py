@@ -403,7 +403,7 @@ def _generate(lg: LoweredGraph, used: set, sizes: dict, size_names: dict, render
             vals = [w.narrow(w.value(a)) for a in kernel.inputs]
             # a computed operand that came out as another buffer itself (a clone, a same-dtype cast) is a new
             # tensor in eager: torch may hand back a view of it, which must not alias that other buffer
-            codes = [f"np.array({v.code})" if isinstance(a, Op) and not v.owned else v.code
+            codes = [f"_clone({v.code})" if isinstance(a, Op) and not v.owned else v.code
                      for a, v in zip(kernel.inputs, vals)]
             renderer.take()  # inline in `run`, where every size is defined
             pre = [f"        {line}" for line in w.lines]

@@ -226,6 +226,18 @@ def _divisor(b, size):
     return b
 
 
+def _clone(x):
+    # torch's clone (preserve_format): a dense, non-overlapping layout is kept; anything else (an expanded input,
+    # strides of 0) becomes row-major. np.array would keep the stride order and lay a broadcast out column-major.
+    x = np.asarray(x)
+    strides = sorted((abs(s), n) for s, n in zip(x.strides, x.shape) if n > 1)
+    step, dense = x.itemsize, True
+    for s, n in strides:
+        dense = dense and s == step
+        step *= n
+    return np.array(x, order="K" if dense else "C")
+
+
 def _expand(x, shape):
     # torch's expand: a view with stride 0 along broadcast dims. np.broadcast_to makes the same view read-only,
     # and a read-only output could only be handed to torch as a copy (eager returns a view of the input).

@@ -27,7 +27,7 @@ BIG = 1 << 16  # elements: an input larger than this is probed as an expanded on
 _DTYPE_FREE = {
     "view", "reshape", "permute", "transpose", "t", "expand", "expand_as", "unsqueeze", "squeeze", "flatten",
     "unflatten", "contiguous", "size", "dim", "numel", "stride", "storage_offset", "view_as", "reshape_as",
-    "getitem", "narrow", "select", "split", "chunk", "unbind", "movedim", "swapaxes", "swapdims", "detach",
+    "narrow", "select", "split", "chunk", "unbind", "movedim", "swapaxes", "swapdims", "detach",
     "clone", "to", "type", "float", "double", "half", "bfloat16", "int", "long", "bool", "short", "cpu", "cuda",
     "getattr", "is_contiguous", "is_floating_point", "is_complex", "element_size", "dtype", "requires_grad",
     "_set_grad_enabled",
@@ -121,6 +121,8 @@ def eager_error(node: torch.fx.Node, meta_args: tuple, meta_kwargs: dict, origin
     made (the meta run may have resized it since: `out=` arguments)."""
     if _base_name(node.target) in _DTYPE_FREE:
         return None
+    if _base_name(node.target) == "getitem" and not _advanced_index(meta_args[1:]):
+        return None  # basic indexing (ints, slices, None, ...): meta checks it exactly
     devices = tuple(str(origin(t)[1]) for t in _flat_tensors((meta_args, meta_kwargs)))
     key = (node.op, node.target, _key(meta_args), _key(meta_kwargs), devices)
     try:
@@ -146,6 +148,13 @@ def eager_error(node: torch.fx.Node, meta_args: tuple, meta_kwargs: dict, origin
     if key is not None:
         _known[key] = error
     return error
+
+
+def _advanced_index(index) -> bool:
+    """An index holding a list or a tensor (x[..., [0]], x[mask]): out-of-range entries are found by the kernel."""
+    if isinstance(index, (list, torch.Tensor)):
+        return True
+    return isinstance(index, tuple) and any(_advanced_index(i) for i in index)
 
 
 def _flat_tensors(value, out: list | None = None) -> list:

@@ -496,3 +496,46 @@ def test_repeated_fallback_results_stay_distinct(backend):
 
     got, expected = jit.compile(f, backend=backend)(torch.randn(3)), f(torch.randn(3))
     assert (got[0].data_ptr() == got[1].data_ptr()) == (expected[0].data_ptr() == expected[1].data_ptr())
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_in_place_write_through_detach_reaches_the_input(backend):
+    def f(x):
+        t = x.detach()  # shares x's memory without being a view
+        F.relu(t, inplace=True)
+        t.cumsum_(0)
+        return x
+
+    a, b = torch.randn(4), None
+    b = a.clone()
+    torch.testing.assert_close(jit.compile(f, backend=backend)(a), f(b))
+    torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_list_index_out_of_range_raises_inside_try(backend):
+    def f(x0, x1):
+        try:
+            t = x1[..., [0]]  # x1 has no element 0
+        except IndexError:
+            t = x0
+        return t * 2
+
+    args = (torch.randn(()), torch.randn(0))
+    torch.testing.assert_close(jit.compile(f, backend=backend)(*args), f(*args))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_random_fallback_draws_over_eagers_layout(backend):
+    def f(x):
+        return F.dropout(x.clone(), 0.5, training=True)  # the clone of an expanded tensor is row-major
+
+    for x in (torch.randn(1, 2).expand(2, 2), torch.randn(3, 2).t(), torch.randn(2, 3)):
+        jit.reset()
+        fast = jit.compile(f, backend=backend)
+        torch.manual_seed(0)
+        expected = f(x)
+        torch.manual_seed(0)
+        got = fast(x)
+        torch.testing.assert_close(got, expected)
+        assert got.stride() == expected.stride()
