@@ -9,12 +9,11 @@ generator or its op table renumbers every program, and this list must be recompu
 """
 
 # (backend, seed) -> (failure category, finding)
-# Empty at 2b539f3: the last two (default-numpy 102: broadcast_tensors(x, x)[0] is x; 220: F.hardtanh(x) twice
-# in a list came back as one buffer) were fixed there. An entry looks like
+# Empty at 5532286 (the slice's last failures, F1 and F5, were fixed at 2b539f3). An entry looks like
 #     ("default-numpy", 102): ("aliasing", "F1: torch.broadcast_tensors(x, x)[0] is x in eager, a new view compiled"),
 KNOWN: dict[tuple[str, int], tuple[str, str]] = {}
 
-# Seeds left out of the CI slice: correct, but too slow to compile for CI. seed -> finding
-SLOW: dict[int, str] = {
-    94: "F2: x.view(-1).unbind(0) with dynamic sizes takes ~14 s and up to 9 GB to compile",
-}
+# Seeds left out of the CI slice: correct, but too slow to compile for CI, e.g.
+#     94: "F2: x.view(-1).unbind(0) with dynamic sizes takes ~14 s and up to 9 GB to compile",
+# (seed 94 of the generator before the indexing ops were added). seed -> finding
+SLOW: dict[int, str] = {}

@@ -27,7 +27,7 @@ def minimize(program: Program, backend, verdict: Verdict, budget_s: float = 120.
     if fails is None:
         def fails(p: Program) -> Verdict | None:
             v = check(p, backend)
-            return v if (v.status, v.category) == (verdict.status, verdict.category) else None
+            return v if v.signature() == verdict.signature() else None
 
     deadline = time.monotonic() + budget_s
     tried: set[str] = set()

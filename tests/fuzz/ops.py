@@ -101,6 +101,29 @@ CREATION = [
           "({0} + torch.rand(1))", weight=0.5),
 ]
 
+# Indexing with index tensors; only ops whose result is defined with repeated indices (no scatter_ / index_put_
+# without accumulate, whose order of writes torch leaves open).
+INDEXING = [
+    *_ops("any", "T", "{0}.gather({dim}, torch.zeros_like({0}, dtype=torch.long))",
+          "{0}.index_select(0, torch.arange({0}.shape[0]).flip(0))", "{0}[torch.tensor([0, -1])]", "{0}[..., [0]]",
+          "{0}.flatten()[{0}.flatten().argsort(stable=True)]", "torch.take({0}, torch.tensor([0]))",
+          "{0}.scatter_add(0, torch.zeros_like({0}, dtype=torch.long), {0})", "{0}.index_fill(0, torch.tensor([0]), -1)",
+          "{0}.masked_select({0} > 0)", "{0}.unique()", "torch.searchsorted({0}.flatten().sort().values, 0.5)"),
+    *_ops("any", "TT", "{0}.index_add(0, torch.arange({1}.shape[0]) % {0}.shape[0], {1})",
+          "torch.where({0} > 0, {1}, {0})", "{0}[{1} > 0]", "torch.clamp({0}, min={1})"),
+]
+
+# Reductions over several dims or into another dtype, and products, norms.
+MIXED = [
+    *_ops("any", "T", "{0}.sum((0, -1))", "{0}.sum(dtype=torch.float64)", "{0}.cumsum(0, dtype=torch.float32)",
+          "{0}.amax((0, -1), keepdim=True)", "{0}.mean(dim=(0,), keepdim=True)", "{0}.prod(dtype=torch.int64)",
+          "({0} + True)", "({0} * 2.5)", "({0} / 2)", "({0} // 2.0)", "({0} * 100000)", "({0} - 3) * ({0} + 3)",
+          "torch.where({0} > 0, {0}, 2.5)", "{0}.float().var(unbiased=False)"),
+    *_ops("float", "T", "F.layer_norm({0}, {0}.shape[-1:])", "torch.einsum('...i,...i->...', {0}, {0})",
+          "F.linear({0}, torch.ones(3, {0}.shape[-1]))", "{0}.logcumsumexp(0)"),
+    *_ops("float", "TT", "torch.einsum('...i,...i->...', {0}, {1})", "F.linear({0}, {1})", pick="same"),
+]
+
 # Tensor -> Python value: sizes (guarded), and data (.item(), .tolist(): the graph breaks there).
 TO_PYTHON = [
     *_ops("any", "T", "{0}.shape[{dim}]", "{0}.size({dim})", "{0}.dim()", "{0}.numel()", "len({0})",
@@ -153,11 +176,14 @@ INTROSPECTION = [
 # Statements mutating a tensor in place; {0} is the tensor written (an input, an intermediate, or a view of one).
 INPLACE = [
     *_ops("any", "TT", "{0}.add_({1})", "{0}.mul_({1})", "{0}.sub_({1}, alpha=2)", "{0}.copy_({1})",
-          "{0}.masked_fill_({1} > 0, 1)", "{0}.div_({1})", "torch.add({0}, {1}, out={0})"),
+          "{0}.masked_fill_({1} > 0, 1)", "{0}.div_({1})", "torch.add({0}, {1}, out={0})",
+          "{0}.index_add_(0, torch.arange({1}.shape[0]) % {0}.shape[0], {1})", "{0}.clamp_(min={1})"),
     *_ops("any", "T", "{0}.mul_(2)", "{0}.add_(1)", "{0}.clamp_(min=0)", "{0}.relu_()", "F.relu({0}, inplace=True)",
           "{0}.zero_()", "{0}.fill_({num})", "{0}.neg_()", "{0}.abs_()", "{0}.sigmoid_()", "{0}.exp_()",
           "{0}.masked_fill_({0} < 0, 0)", "{0}.t_()", "{0}.unsqueeze_(0)", "{0}.floor_()", "{0}.sqrt_()",
-          "{0}.clamp_(-0.5, 0.5)", "F.leaky_relu_({0}, 0.2)", "torch.nn.init.zeros_({0})"),
+          "{0}.clamp_(-0.5, 0.5)", "F.leaky_relu_({0}, 0.2)", "torch.nn.init.zeros_({0})",
+          "{0}.scatter_add_(0, torch.zeros_like({0}, dtype=torch.long), torch.ones_like({0}))",
+          "{0}.index_fill_(0, torch.tensor([0]), -1)", "{0}[torch.tensor([0])] += 1", "{0}.cumsum_(0)"),
 ]
 
 # Assignments into a tensor: "{0}[index] = value" (the generator writes the target).
@@ -168,4 +194,5 @@ GROUPS = {  # what a new assignment draws from, and how often
     "pointwise": (POINTWISE, 5.0), "reduction": (REDUCTIONS, 2.0), "view": (VIEWS, 3.0), "binary": (BINARY, 5.0),
     "creation": (CREATION, 1.0), "to_python": (TO_PYTHON, 1.5), "python": (PYTHON, 1.0),
     "tensor_python": (TENSOR_PYTHON, 1.0), "container": (CONTAINERS, 1.5), "introspection": (INTROSPECTION, 0.5),
+    "indexing": (INDEXING, 1.5), "mixed": (MIXED, 1.5),
 }

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -59,6 +60,12 @@ class Verdict:
     detail: str = ""
     call: int = -1
     counters: dict = field(default_factory=dict)  # jit.counters after the program's compiled calls
+
+    def signature(self) -> tuple:
+        """What must stay the same while a failing program is shrunk: the category, and for exceptions the type
+        raised (two different errors in one program are two bugs)."""
+        raised = re.match(r"(?:compiled|eager) raised (\w+)", self.detail)
+        return self.status, self.category, raised[1] if raised else None
 
     def __str__(self) -> str:
         if self.status == "ok":
