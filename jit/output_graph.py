@@ -215,6 +215,7 @@ class OutputGraph:
         """The op's result in the second shape run (jit/dynamic.py); `result` itself when no size is dynamic."""
         if not self.dynamic:
             return result
+        _cut_along_dynamic_dim(target, args, kwargs)
         try:
             return run(to_perturbed(args), to_perturbed(kwargs))
         except Exception as e:  # noqa: BLE001 - fine at the example sizes only: the code relies on them
@@ -269,6 +270,27 @@ class OutputGraph:
         remove_dead_code(self.graph)
         gm = torch.fx.GraphModule(torch.nn.Module(), self.graph, class_name="CapturedGraph")
         return gm
+
+
+# ops giving one tensor per piece of a dim: name -> (position of `dim`, its default)
+_CUTS = {"unbind": (1, 0), "split": (2, 0), "chunk": (2, 0), "tensor_split": (2, 0), "split_with_sizes": (2, 0),
+         "unsafe_split": (2, 0), "unsafe_chunk": (2, 0)}
+
+
+def _cut_along_dynamic_dim(target, args: tuple, kwargs: dict) -> None:
+    """x.unbind(0) of a dynamic dim gives as many tensors as the dim is long: Python sees that count, so the frame
+    is compiled for static sizes, decided here rather than by the second shape run, which would make one meta
+    tensor per element of the moved size (about 10,000: seconds)."""
+    name = _name(target).rsplit(".", 1)[-1]
+    if name not in _CUTS or not args or not isinstance(args[0], TensorVar):
+        return
+    pos, default = _CUTS[name]
+    dim = args[pos] if len(args) > pos else kwargs.get("dim", default)
+    dim = dim.const() if isinstance(dim, Var) and dim.is_const() else dim
+    t = args[0]
+    if isinstance(dim, int) and -t.example.dim() <= dim < t.example.dim() and \
+            t.example.shape[dim] != t.perturbed.shape[dim]:
+        raise Specialize(f"{name} along a dynamic dim gives a number of tensors that depends on its size")
 
 
 def _separate_twins(tensors: list) -> None:
