@@ -101,3 +101,6 @@ def reset() -> None:
     convert_frame.reset()
     dynamic.reset()
     backends.reset_backends()
+    checks = sys.modules.get("jit.eager_check")  # loaded with torch, on the first compile
+    if checks is not None:
+        checks.forget()

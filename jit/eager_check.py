@@ -36,6 +36,11 @@ _DTYPE_FREE = {
 _known: dict = {}  # signature -> None (eager accepts) or the first line of eager's error
 
 
+def forget() -> None:
+    """Drop every remembered answer (jit.reset)."""
+    _known.clear()
+
+
 def _base_name(target) -> str:
     """The op's name without torch's in-place underscore (`unsqueeze_` -> `unsqueeze`)."""
     name = target if isinstance(target, str) else getattr(target, "__name__", "")

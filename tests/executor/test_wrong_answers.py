@@ -539,3 +539,11 @@ def test_random_fallback_draws_over_eagers_layout(backend):
         got = fast(x)
         torch.testing.assert_close(got, expected)
         assert got.stride() == expected.stride()
+
+
+def test_reset_forgets_what_eager_accepts():
+    from jit import eager_check
+    jit.compile(lambda x: x + 1, backend="eager")(torch.ones(2))
+    assert eager_check._known
+    jit.reset()
+    assert not eager_check._known
