@@ -7,12 +7,17 @@ import torch.fx as fx
 from graph.effects import is_droppable
 
 
-def eliminate_dead_code(gm: fx.GraphModule) -> bool:
-    """Erase unused droppable nodes (graph.effects.is_droppable), last to first so chains of dead nodes go in one
-    sweep. Returns changed."""
+def drop_unused(graph: fx.Graph) -> bool:
+    """Erase unused droppable nodes (graph.effects.is_droppable: placeholders, writes, random draws and ops that
+    may raise stay), last to first so chains of dead nodes go in one sweep. Returns changed."""
     changed = False
-    for node in reversed(list(gm.graph.nodes)):
-        if not node.users and node.op != "placeholder" and is_droppable(node):
-            gm.graph.erase_node(node)
+    for node in reversed(list(graph.nodes)):
+        if not node.users and is_droppable(node):
+            graph.erase_node(node)
             changed = True
     return changed
+
+
+def eliminate_dead_code(gm: fx.GraphModule) -> bool:
+    """The optimizer's pass: drop_unused on gm's graph."""
+    return drop_unused(gm.graph)

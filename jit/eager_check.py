@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 
 import torch
+from torch.utils._pytree import tree_flatten
 
 from graph.effects import is_random
 
@@ -162,14 +163,5 @@ def _advanced_index(index) -> bool:
     return isinstance(index, tuple) and any(_advanced_index(i) for i in index)
 
 
-def _flat_tensors(value, out: list | None = None) -> list:
-    out = [] if out is None else out
-    if isinstance(value, torch.Tensor):
-        out.append(value)
-    elif isinstance(value, (tuple, list)):
-        for v in value:
-            _flat_tensors(v, out)
-    elif isinstance(value, dict):
-        for v in value.values():
-            _flat_tensors(v, out)
-    return out
+def _flat_tensors(value) -> list:
+    return [t for t in tree_flatten(value)[0] if isinstance(t, torch.Tensor)]

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from graph.dce import drop_unused
 from guards.check import CompiledGuards, compile_guards
 from guards.kinds import GradModeMatch
 from guards.sources import ClosureCellSource, ClosureSource, LocalSource
@@ -24,7 +25,7 @@ from jit.eval_frame import CacheEntry
 from jit.logs import get_logger
 from jit import dynamic
 from jit.dynamic import Specialize
-from jit.output_graph import OutputGraph, has_work, remove_dead_code, tensors_in
+from jit.output_graph import OutputGraph, has_work, tensors_in
 from jit.instructions import decode
 from jit.liveness import live_locals
 from jit.resume import NULL_SLOT, VALUE, entry_of, handler_of, origin, resume_code, stack_arg
@@ -132,7 +133,7 @@ class FrameCapture:
         if not outputs and not has_work(output.graph):
             return None, [], [], None
         output.graph.output(tuple(outputs))
-        remove_dead_code(output.graph)
+        drop_unused(output.graph)
         used = []
         for source, value, var in output.inputs:
             if var.node.users:

@@ -10,9 +10,10 @@ import re
 import torch
 import torch.fx
 
+from graph.dce import drop_unused
+from graph.effects import is_impure, is_removable, may_raise_on_values
 from guards.kinds import AliasMatch, Guard, IdMatch, SizeRelation, TensorMatch
 from guards.size_expr import BinOp, Dim, Num, combine
-from graph.effects import is_droppable, is_impure, is_removable, may_raise_on_values
 from guards.sources import ConstSource, ModuleDictSource, Source
 from jit.break_reasons import Unsupported, unsupported
 from jit.dynamic import Specialize, SymbolTable
@@ -164,7 +165,8 @@ class OutputGraph:
             # catch it: the op runs eagerly, where the exception can reach the handler
             self.graph.erase_node(proxy.node)
             unsupported("value_checked_in_try", f"{_name(target)} inside try")
-        same = next((a for a in tensors if a.example is result), None)
+        by_example = {id(t.example): t for t in tensors}
+        same = by_example.get(id(result))
         if same is not None:
             # The op handed back an argument object: in-place ops (x.add_(1) is x), ops with another effect on it
             # (x.requires_grad_() is x: no data written, no version bump) and no-ops (dropout in eval or with p=0,
@@ -178,7 +180,6 @@ class OutputGraph:
         wrapped = self.wrap_result(proxy, result, device, perturbed, _size_source(kind, target, args))
         if isinstance(wrapped, (TupleVar, ListVar)) and isinstance(result, (tuple, list)):
             # items that are argument objects (torch.broadcast_tensors of equal shapes hands its inputs back)
-            by_example = {id(t.example): t for t in tensors}
             for i, r in enumerate(result):
                 if i < len(wrapped.items) and id(r) in by_example:
                     wrapped.items[i] = by_example[id(r)]
@@ -267,7 +268,7 @@ class OutputGraph:
 
     def graph_module(self, outputs: list[TensorVar]) -> torch.fx.GraphModule:
         self.graph.output(tuple(o.proxy.node for o in outputs))
-        remove_dead_code(self.graph)
+        drop_unused(self.graph)
         gm = torch.fx.GraphModule(torch.nn.Module(), self.graph, class_name="CapturedGraph")
         return gm
 
@@ -398,7 +399,8 @@ def _graph_scalar(value):
     as the plain number, and the generated graph code must spell them (`I.A`, `np.float64(2.0)` name nothing
     there). NumPy's own scalars are not all read alike (torch.tensor(np.int32(3)) is int32, np.bool_ is a float
     to arithmetic): the operators convert them first (jit/semantics/operators.py); anywhere else they break."""
-    if type(value) in _PLAIN_SCALARS or not isinstance(value, (int, float, complex)) and             type(value).__module__ != "numpy":
+    if type(value) in _PLAIN_SCALARS or not isinstance(value, (int, float, complex)) and \
+            type(value).__module__ != "numpy":
         return value
     if type(value).__module__ == "numpy":
         unsupported("unsupported_value", f"a NumPy scalar ({type(value).__name__}) passed to a torch operation "
@@ -477,14 +479,6 @@ def result_device(kind: str, target, args: tuple, kwargs: dict) -> torch.device:
         if t.device.type != "cpu":
             return t.device
     return tensors[0].device
-
-
-def remove_dead_code(graph: torch.fx.Graph) -> None:
-    """Drop nodes nothing uses, keeping what graph.effects says must stay: in-place operations, grad-mode
-    switches, random draws (removing one would shift every later random number), ops that may raise."""
-    for node in reversed(list(graph.nodes)):
-        if not node.users and is_droppable(node):
-            graph.erase_node(node)
 
 
 def has_work(graph: torch.fx.Graph) -> bool:
