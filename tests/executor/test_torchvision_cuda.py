@@ -28,6 +28,12 @@ def _fresh():
     jit.reset()
 
 
+def _assert_compiled():
+    """An equal answer means nothing if the model ran eagerly: the forward must have become graphs."""
+    assert jit.counters.graphs >= 1 and jit.counters.compile_errors == 0, jit.counters
+    assert jit.counters.frames_run_eagerly == 0, jit.counters
+
+
 def _resnet(dtype=torch.float32):
     torch.manual_seed(0)
     return torchvision.models.resnet50(weights=None).cuda().to(dtype)
@@ -43,6 +49,7 @@ def test_resnet50_eval(dtype, tol):
         expected = eager(x)
         for _ in range(3):  # the first call compiles, the second records, the third replays
             assert _rel(fast(x), expected) < tol
+    _assert_compiled()
 
 
 @pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-3), (torch.bfloat16, 5e-2)])
@@ -64,6 +71,7 @@ def test_resnet50_three_training_steps(dtype, tol):
             opt.step()
             losses.append(loss.item())
         assert abs(losses[0] - losses[1]) <= tol * abs(losses[0]), (step, losses)
+    _assert_compiled()
     for (name, pe), pc in zip(eager.named_parameters(), model.parameters()):
         assert _rel(pc, pe) < tol, name
     for (name, be), bc in zip(eager.named_buffers(), model.buffers()):
