@@ -22,9 +22,10 @@ class Decline(Exception):
 
 
 class Builder:
-    def __init__(self, graph: fx.Graph, symbolic: bool = False):
+    def __init__(self, graph: fx.Graph, symbolic: bool = False, device: torch.device | None = None):
         self.graph = graph
         self.symbolic = symbolic  # the graph has dynamic sizes: size() answers with SymInts
+        self.device = device  # where the graph's inputs live (meta values do not say); None when unknown
         self.created: list[fx.Node] = []
 
     def val(self, x: Any) -> Any:

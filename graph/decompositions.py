@@ -9,6 +9,7 @@ Keys: a callable (torch.add, F.gelu, operator.add) for call_function, a string (
 
 from __future__ import annotations
 
+import functools
 import math
 import operator
 from typing import Any, Callable
@@ -258,7 +259,21 @@ def _gelu(b: Builder, x: Any, approximate: str = "none") -> Any:
         gate = b.op(aten.add.Tensor, b.op(aten.tanh.default, inner), 1)
     else:  # 0.5 x (1 + erf(x / sqrt(2)))
         gate = b.op(aten.add.Tensor, b.op(aten.erf.default, b.op(aten.mul.Tensor, x, 1 / math.sqrt(2))), 1)
-    return _cast(b, b.op(aten.mul.Tensor, b.op(aten.mul.Tensor, x, 0.5), gate), rounded)
+    out = b.op(aten.mul.Tensor, b.op(aten.mul.Tensor, x, 0.5), gate)
+    if b.device is None:
+        raise Decline("gelu at +inf depends on the device's kernel, and the device is unknown")
+    if math.isnan(_eager_gelu_at_inf(b.device.type, rounded or b.tensor(x).dtype, approximate)):
+        out = b.op(aten.where.self, b.op(aten.eq.Scalar, x, math.inf), b.scalar(math.nan, out), out)
+    return _cast(b, out, rounded)
+
+
+@functools.cache
+def _eager_gelu_at_inf(device_type: str, dtype: torch.dtype, approximate: str) -> float:
+    """What torch's own gelu kernel returns at +inf. The formula gives inf; some vectorized CPU kernels give nan
+    (float32 and bfloat16 exact gelu in torch 2.13, float16 in 2.11), and the compiled code returns what eager
+    does, so the kernel itself is asked, once per device type, dtype and approximation."""
+    probe = torch.full((16,), math.inf, dtype=dtype, device=device_type)  # 16 wide: the vectorized path
+    return F.gelu(probe, approximate=approximate)[0].item()
 
 
 @rule(F.softmax, torch.softmax, "softmax")

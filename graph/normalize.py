@@ -130,13 +130,15 @@ def _rewire_items(gm: fx.GraphModule, node: fx.Node, builder: Builder, items: An
     return True
 
 
-def rewrite_node(gm: fx.GraphModule, node: fx.Node, mutation: bool = False, symbolic: bool = False) -> bool:
+def rewrite_node(gm: fx.GraphModule, node: fx.Node, mutation: bool = False, symbolic: bool = False,
+                 device: torch.device | None = None) -> bool:
     """Rewrite one node by its decomposition rule. Returns whether it was replaced. With `mutation` (the graph
-    writes to some tensor), a rule that answers with an existing node (an alias, as eval dropout does) is refused."""
+    writes to some tensor), a rule that answers with an existing node (an alias, as eval dropout does) is refused.
+    `device` is where the graph's inputs live, for rules that match a device's own kernel at its edges."""
     rule = _rule_for(node)
     if rule is None:
         return False
-    builder = Builder(gm.graph, symbolic)
+    builder = Builder(gm.graph, symbolic, device)
     with gm.graph.inserting_before(node):
         try:
             result = rule(builder, *node.args, **node.kwargs)
@@ -207,6 +209,8 @@ def normalize(gm: fx.GraphModule, example_inputs: list | tuple) -> fx.GraphModul
         gm.meta[EAGER_OUTPUTS] = eager_outputs(gm)
     mutation = has_mutation(gm.graph)
     dynamic = symbolic_shapes.is_dynamic(gm)
+    devices = {t.device for t in example_inputs if isinstance(t, torch.Tensor)}
+    device = devices.pop() if len(devices) == 1 else None
     for node in list(gm.graph.nodes):
         if node.op not in ("call_function", "call_method") or is_core(node.target):
             continue
@@ -221,7 +225,7 @@ def normalize(gm: fx.GraphModule, example_inputs: list | tuple) -> fx.GraphModul
             continue
         several = isinstance(value, (tuple, list)) and value and all(isinstance(v, torch.Tensor) for v in value)
         if isinstance(value, torch.Tensor) or several:
-            rewrite_node(gm, node, mutation, dynamic)
+            rewrite_node(gm, node, mutation, dynamic, device)
     gm.graph.lint()
     gm.recompile()
     return gm

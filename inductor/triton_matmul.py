@@ -148,9 +148,10 @@ class EpilogueWriter:
 
     def _value(self, e):
         if isinstance(e, Const):
-            if isinstance(e.value, bool) or not isinstance(e.value, (int, float)) or not math.isfinite(e.value):
+            if isinstance(e.value, bool) or not isinstance(e.value, (int, float)):
                 raise NotImplementedError("constant")
-            return repr(float(e.value)), torch.float32
+            value = float(e.value)
+            return (repr(value) if math.isfinite(value) else f'float("{value}")'), torch.float32
         if isinstance(e, (View, Load)):
             if id(e) not in self.cand.operands:  # the product itself (plus the addmm bias, if any)
                 return self.acc, torch.float32
@@ -163,7 +164,7 @@ class EpilogueWriter:
             raise NotImplementedError(type(e).__name__)
         args = [self.value(a) for a in e.args]
         if e.name == "full":
-            return repr(float(e.args[0].value)), torch.float32
+            return self.value(e.args[0])
         if e.name == "cast":
             (code, _), = args
             if e.dtype in NARROW:  # torch rounds here: round the same way, keep computing in float32

@@ -181,6 +181,16 @@ def test_half_results_round_between_ops(dtype):
     through_jit(lambda x: x.clamp(max=65504).mean(), *x())
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu_at_infinities_is_eagers(dtype, approximate):
+    # the formula gives gelu(+inf) = inf; torch's vectorized CPU kernels give nan for some dtypes (which ones
+    # changes between torch versions), and the compiled code must answer as the kernel it replaces
+    edges = lambda: [torch.tensor([math.inf, -math.inf, 1.0, -2.0, math.nan] * 5, dtype=dtype)]  # noqa: E731
+    run_both(lambda x: F.gelu(x, approximate=approximate) * 2, edges)
+    through_jit(lambda x: F.gelu(x * 2, approximate=approximate) + 1, *edges())
+
+
 def test_output_views_of_inputs_stay_views():
     # np.broadcast_to views are read-only and were copied on the way out: eager's expand is a view of the input,
     # and a write to the input after the call must show in it
