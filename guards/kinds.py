@@ -297,6 +297,52 @@ class AliasMatch(Guard):
         return (self.other,)
 
 
+def storage_pattern(tensors) -> tuple:
+    """Which tensors share memory: for each, the index of the first one with its storage and how far apart their
+    offsets are (its own index and 0 when none does). Empty storages share nothing."""
+    firsts: dict = {}
+    out = []
+    for i, t in enumerate(tensors):
+        storage = t.untyped_storage()
+        j = firsts.setdefault((storage.data_ptr(), t.device) if storage.nbytes() else i, i)
+        out.append((j, t.storage_offset() - tensors[j].storage_offset()))
+    return tuple(out)
+
+
+@dataclass(frozen=True, eq=False)
+class StorageMatch(Guard):
+    """Which tensor inputs of a graph that writes share memory, as when compiled: whether a write through one is
+    seen through another, or overlaps what it copies from (an error in eager), was decided for that sharing."""
+    others: tuple = ()
+    pattern: tuple = ()
+
+    def __post_init__(self):
+        object.__setattr__(self, "cost", 4)  # after the tensor checks: these are tensors now
+
+    def check(self, v, const, value_of):
+        items = ", ".join([v, *(value_of(o) for o in self.others)])
+        return f"{const(storage_pattern)}(({items},)) == {self.pattern!r}"
+
+    def explain_from(self, read):
+        sources = (self.source, *self.others)
+        now = storage_pattern([read(s) for s in sources])
+        for (j, d), (k, e), s in zip(self.pattern, now, sources):
+            if (j, d) != (k, e):
+                was = f"shared memory with '{sources[j].name()}'" if sources[j] is not s else "had memory of its own"
+                return f"'{s.name()}' {was} when compiled, and now does not (or at another offset)"
+        return None
+
+    def explain(self, value):
+        return None
+
+    def describe(self):
+        names = ", ".join(s.name() for s in (self.source, *self.others))
+        return f"memory shared among ({names}) as {self.pattern}"
+
+    def _key(self):
+        return (self.others, self.pattern)
+
+
 @dataclass(frozen=True, eq=False)
 class NotAlias(Guard):
     """Two sources were different objects when compiled, and the code compared them with `is` (or `in`)."""

@@ -142,6 +142,7 @@ class FrameCapture:
                 output.graph.erase_node(var.node)
         if not has_work(output.graph):
             return None, [], [], None
+        output.storage_guard(used)
         gm = torch.fx.GraphModule(torch.nn.Module(), output.graph, class_name=_class_name(frame.name))
         if graph_log.isEnabledFor(logging.DEBUG):
             graph_log.debug("captured graph of %s (%s):\n%s", frame.name, frame.location, gm.code)

@@ -12,7 +12,7 @@ import torch.fx
 
 from graph.dce import drop_unused
 from graph.effects import is_impure, is_removable, may_raise_on_values
-from guards.kinds import AliasMatch, Guard, IdMatch, SizeRelation, TensorMatch
+from guards.kinds import AliasMatch, Guard, IdMatch, SizeRelation, StorageMatch, TensorMatch, storage_pattern
 from guards.size_expr import BinOp, Dim, Num, combine
 from guards.sources import ConstSource, ModuleDictSource, Source
 from jit.break_reasons import Unsupported, unsupported
@@ -38,6 +38,7 @@ class OutputGraph:
         self.guards: list[Guard] = []
         self.inputs: list[tuple[Source, torch.Tensor, TensorVar]] = []  # (how the replacement loads it, value, var)
         self._input_by_id: dict[int, TensorVar] = {}
+        self._storages: dict[tuple, list] = {}  # (data_ptr, device) -> [(input, its example)]: _share_storage
         self._names: set[str] = set()
         self.external_cells: dict = {}  # id(real closure cell) -> jit.translator.ExternalCell (reads and writes)
         self.outside_containers: dict = {}  # id(list/tuple/dict from outside) -> (it, its Var): one Var per object
@@ -68,6 +69,8 @@ class OutputGraph:
         proxy = self.tracer.create_proxy("placeholder", name, (), {})
         example = torch.empty_strided(value.shape, value.stride(), dtype=value.dtype, device="meta",
                                       requires_grad=value.requires_grad)
+        if not dims and not isinstance(load, ConstSource):
+            self._share_storage(value, example)
         proxy.node.meta["val"] = example
         perturbed = None
         if dims:
@@ -78,6 +81,34 @@ class OutputGraph:
         self.inputs.append((load, value, var))
         self._input_by_id[id(value)] = var
         return var
+
+    def _share_storage(self, value: torch.Tensor, example: torch.Tensor) -> None:
+        """Inputs that share memory (a tensor and its view, handed to a resume function) get examples over one
+        meta storage at the same relative offsets, so what the meta run and eager_check see of overlap (a copy
+        between overlapping tensors raises; a write through one shows through the other) holds for the call.
+        Each example of the group is re-pointed in place when a new member arrives: the storage must cover all."""
+        storage = value.untyped_storage()
+        if not storage.nbytes() or value.layout != torch.strided:
+            return
+        group = self._storages.setdefault((storage.data_ptr(), value.device), [])
+        group.append((value, example))
+        if len(group) < 2:
+            return
+        low = min(v.storage_offset() for v, _ in group)
+        shared = torch.UntypedStorage(storage.nbytes() - low * value.element_size(), device="meta")
+        with torch.no_grad():
+            for v, ex in group:
+                ex.set_(shared, v.storage_offset() - low, v.size(), v.stride())
+
+    def storage_guard(self, used: list) -> None:
+        """Guard which of a writing graph's tensor inputs share memory (StorageMatch); `used` is (source,
+        value) per input the graph reads. Parameters are guarded by identity and skipped."""
+        tensors = [(s, v) for s, v in used if isinstance(v, torch.Tensor) and not isinstance(s, ConstSource) and
+                   v.layout == torch.strided]
+        if len(tensors) < 2 or not any(n.meta.get("mutates") for n in self.graph.nodes):
+            return
+        (first, _), *rest = tensors
+        self.guards.append(StorageMatch(first, tuple(s for s, _ in rest), storage_pattern([v for _, v in tensors])))
 
     def _dynamic_dims_of(self, source: Source, value: torch.Tensor) -> tuple:
         """Dims of an input traced symbolically: asked for, of size >= 2, on a contiguous tensor (its strides then
