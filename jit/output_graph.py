@@ -130,6 +130,41 @@ class OutputGraph:
             raise Specialize(f"the code needs the value of {size.describe()}, which is not a size of an input")
         self.guards.append(SizeRelation(None, BinOp(operator.eq, size.expr, Num(size.hint)), True))
 
+    def guard_index_bounds(self, t: TensorVar, key: Var) -> None:
+        """x[:3] along a dynamic dim is 3 long at both traced sizes when the hint is >= 3, and shorter below it:
+        the two runs cannot see a clamp that starts under the hint. Each constant bound (and integer index) on a
+        dynamic dim becomes a guard on which side of it the size is. Dynamic input dims are >= 2, so bounds up to
+        2 need none; a dim computed in the function has no expression to guard (bounds >= 2 trace it static)."""
+        if not self.dynamic or t.perturbed is t.example:
+            return
+        items = key.items if isinstance(key, TupleVar) else [key]
+        if not all(isinstance(i, Const) for i in items):
+            return  # tensors, SizeVars: a bound that moves with the sizes, or advanced indexing
+        items = [i.value for i in items]
+        if any(isinstance(i, torch.Tensor) or i is True or i is False for i in items):
+            return
+        used = sum(1 for i in items if i is not None and i is not Ellipsis)
+        dims, d = [], 0
+        for i in items:
+            if i is Ellipsis:
+                d += t.example.dim() - used
+            elif i is not None:
+                dims.append((d, i))
+                d += 1
+        for d, i in dims:
+            if d >= t.example.dim() or t.example.shape[d] == t.perturbed.shape[d]:
+                continue
+            bounds = [i] if isinstance(i, int) else [b for b in (i.start, i.stop) if isinstance(b, int)]
+            for b in bounds:
+                need = b + 1 if isinstance(i, int) and b >= 0 else abs(b)  # x[b] needs size > b; x[-b] >= b
+                if need <= 2:
+                    continue
+                if t.node.op != "placeholder" or t.source is None:
+                    raise Specialize(f"a constant bound {b} on a dynamic dim of a tensor made in the function")
+                hint = t.example.shape[d]
+                self.guards.append(SizeRelation(None, BinOp(operator.ge, Dim(t.source, d), Num(need)),
+                                                hint >= need))
+
     def size_op(self, op, a: Var, b: Var) -> SizeVar:
         """Python arithmetic on sizes (B * T): a graph node, so the compiled code computes it from each call's
         sizes."""

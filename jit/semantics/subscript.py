@@ -29,6 +29,7 @@ def _const_key(key: Var):
 
 def get_item(tx, obj: Var, key: Var) -> Var:
     if isinstance(obj, TensorVar):
+        tx.output.guard_index_bounds(obj, key)
         return tx.output.call("call_function", operator.getitem, (obj, key), {})
     if isinstance(obj, (TupleVar, ListVar)):
         k = _const_key(key)
@@ -85,6 +86,7 @@ def _module_item(tx, var: ModuleVar, key) -> Var:
 
 def set_item(tx, obj: Var, key: Var, value: Var) -> None:
     if isinstance(obj, TensorVar):
+        tx.output.guard_index_bounds(obj, key)
         tx.output.call("call_function", operator.setitem, (obj, key, value), {})
         return
     if obj.source is not None:
