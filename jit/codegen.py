@@ -24,7 +24,7 @@ from guards.sources import (AttrSource, BuiltinSource, ClosureCellSource, Closur
 from jit.break_reasons import unsupported
 from jit.calling_convention import argument_names
 from jit.pyversion import PY311
-from jit.resume import NULL_SLOT, VALUE
+from jit.resume import NULL_SLOT, VALUE, stack_arg
 from jit.semantics.context_managers import ExitVar
 from jit.variables import (NULL, BoundMethodVar, CellVar, Const, ContainerIteratorVar, DictVar, DictViewVar,
                            GeneratorVar, IteratorVar, ListVar, MethodOnVar, ModuleVar, NamedTupleVar, NestedFunctionVar,
@@ -646,16 +646,14 @@ def _call_resume(em: Emitter, values: ValueBuilder, original: CodeType, code: Co
     else:
         em.emit("LOAD_CONST", code)
         em.emit("MAKE_FUNCTION", 0)
-    count = 0
-    for v in lower:
-        if _slot(v) == VALUE:
-            values.push(v)
-            count += 1
-    for r in results:
-        em.emit("LOAD_FAST", r)
-    for name in local_vars:
-        values.push(local_vars[name])
-    em.call(count + len(results) + len(local_vars))
+    # its parameters by name (jit.resume.resume_code orders them): stack slots, the instruction's results, locals
+    pushes = {stack_arg(j): (lambda v=v: values.push(v)) for j, v in enumerate(lower) if _slot(v) == VALUE}
+    pushes.update({stack_arg(len(lower) + k): (lambda r=r: em.emit("LOAD_FAST", r)) for k, r in enumerate(results)})
+    pushes.update({name: (lambda v=v: values.push(v)) for name, v in local_vars.items()})
+    params = code.co_varnames[:code.co_argcount]
+    for name in params:
+        pushes[name]()
+    em.call(len(params))
     em.emit("RETURN_VALUE")
 
 

@@ -28,7 +28,7 @@ from jit.dynamic import Specialize
 from jit.output_graph import OutputGraph, has_work, tensors_in
 from jit.instructions import decode
 from jit.liveness import live_locals
-from jit.resume import NULL_SLOT, VALUE, entry_of, handler_of, origin, resume_code, stack_arg
+from jit.resume import NULL_SLOT, VALUE, entry_of, handler_of, origin, resume_code, stack_arg, super_self
 from jit.semantics.context_managers import GRAD_MODE_CLASSES, ExitVar
 from jit.translator import StopBeforeBreak, Translator
 from jit.variables.functions import external_cell
@@ -186,6 +186,8 @@ class FrameCapture:
         # traced code, whose lifetime a finalizer could observe.
         original, at = origin(frame.code, index)
         live = live_locals(original, at)
+        if live is not None and (first := super_self(original)) is not None:
+            live = set(live) | {first}  # read by a zero-argument super() without being named
         local_vars = {k: v for k, v in tx.locals.items() if v is not NULL and k in original.co_varnames and
                       (live is None or k in live or isinstance(v, NewObjectVar))}
         handler = self._handler(tx.stack, index)

@@ -67,6 +67,15 @@ def _cells_as_free(instr: bc.Instr) -> bc.Instr:
     return instr
 
 
+def super_self(code: CodeType) -> str | None:
+    """The name of `code`'s first parameter when zero-argument `super()` may read it: CPython 3.11 takes the
+    frame's first local as `self` (and 3.12 loads it by name), so a resume function of such code keeps it live and
+    as its own first parameter. None for code without a `__class__` cell or parameters."""
+    if "__class__" not in code.co_freevars or not (code.co_argcount or code.co_flags & inspect.CO_VARARGS):
+        return None
+    return code.co_varnames[0]
+
+
 def stack_arg(j: int) -> str:
     return f"___stack{j}"
 
@@ -127,6 +136,10 @@ def resume_code(code: CodeType, target: int, slots: tuple, local_names: tuple[st
     out.filename = code.co_filename
     out.first_lineno = code.co_firstlineno
     out.argnames = stack_params + list(local_names)
+    first = super_self(code)
+    if first in local_names:
+        out.argnames.remove(first)
+        out.argnames.insert(0, first)
     out.argcount = len(out.argnames)
     out.posonlyargcount = 0
     out.kwonlyargcount = 0

@@ -216,6 +216,10 @@ def _super_attr(tx, var: SuperVar, name: str) -> Var:
     for klass in mro[mro.index(var.cls) + 1:]:
         if name in klass.__dict__:
             attr = klass.__dict__[name]
+            if isinstance(attr, (types.BuiltinFunctionType, types.WrapperDescriptorType, types.MethodDescriptorType)):
+                # a C method of a base (object.__getattribute__): bound to this very function, not looked up
+                # on the object again (which would find the subclass's override)
+                return BoundMethodVar(BuiltinVar(attr), var.self_var)
             bound = _bind_class_attr(tx, attr, var.self_var, klass, name, None)
             if bound is not None:
                 return bound
@@ -232,6 +236,13 @@ _CONTAINER_METHODS = {
         ["union", "intersection", "difference", "symmetric_difference", "update", "intersection_update",
          "difference_update", "symmetric_difference_update", "issubset", "issuperset"]),
 }
+
+
+def generic_attr(tx, obj: Var, name: str) -> Var:
+    """object.__getattribute__(obj, name): the lookup without a class's own __getattribute__."""
+    if isinstance(obj, ObjectVar):
+        return _object_attr(tx, obj, obj.obj, name)
+    return get_attr(tx, obj, name)
 
 
 def get_attr(tx, obj: Var, name: str) -> Var:
@@ -254,6 +265,10 @@ def get_attr(tx, obj: Var, name: str) -> Var:
     if isinstance(obj, ModuleVar):
         return _object_attr(tx, obj, obj.module, name)
     if isinstance(obj, ObjectVar):
+        custom = class_lookup(type(obj.obj), "__getattribute__")
+        if isinstance(custom, types.FunctionType):  # type(obj).__getattribute__(obj, name), as Python does
+            from jit.semantics.calls import inline_function
+            return inline_function(tx, UserFunctionVar(custom, None), [obj, Const(name)], {})
         return _object_attr(tx, obj, obj.obj, name)
     if isinstance(obj, NewObjectVar):
         return _new_object_attr(tx, obj, name)

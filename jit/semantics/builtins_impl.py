@@ -15,6 +15,7 @@ from jit.semantics import operators as ops
 from jit.semantics.iteration import items_of
 from jit.variables import (ClassVar, Const, DictVar, DictViewVar, IteratorVar, ListVar, ModuleVar, NewObjectVar,
                            ObjectVar, SetVar, TupleVar, Var)
+from jit.variables.base import LazyArg
 from jit.variables.tensor import TensorVar
 
 BUILTINS: dict = {}
@@ -364,6 +365,14 @@ def _object_setattr(tx, args, kwargs):
     return Const(None)
 
 
+@builtin(object.__getattribute__)
+def _object_getattribute(tx, args, kwargs):
+    if len(args) != 2 or kwargs or not args[1].is_const() or not isinstance(args[1].const(), str):
+        unsupported("unsupported_call", "object.__getattribute__ with other than (object, constant name)")
+    from jit.semantics.attributes import generic_attr
+    return generic_attr(tx, args[0], args[1].const())  # AttributeMissing as get_attr raises it
+
+
 @builtin(super)
 def _super(tx, args, kwargs):
     from jit.variables import SuperVar
@@ -375,7 +384,14 @@ def _super(tx, args, kwargs):
         from jit.opcodes.loads_stores import _cell_contents
         cls = _cell_contents(tx, "__class__").const()
         first = tx.code.co_varnames[0]
-        self_var = tx.locals.get(first) or _cell_contents(tx, first)
+        if first in tx.cells:
+            self_var = _cell_contents(tx, first)
+        elif first in tx.locals:
+            self_var = tx.locals[first]
+            if isinstance(self_var, LazyArg):  # super() is the frame's first read of self
+                self_var = tx.locals[first] = tx.builder.wrap(self_var.value, self_var.source)
+        else:
+            unsupported("exception", "super(): the first argument was deleted (RuntimeError)")
     return SuperVar(cls, self_var)
 
 

@@ -13,13 +13,13 @@ from typing import Any, Callable
 import torch
 
 from . import (cases_builtins, cases_breaks, cases_classes, cases_containers, cases_control_flow,
-               cases_functions, cases_grad_mode, cases_loops, cases_math, cases_modules, cases_returns,
-               cases_shapes, cases_tensor_ops, cases_torch_functions)
+               cases_functions, cases_grad_mode, cases_library, cases_loops, cases_math, cases_modules,
+               cases_returns, cases_shapes, cases_tensor_ops, cases_torch_functions)
 from .case import Case, ModuleCase
 
 _CATEGORY_MODULES = (cases_tensor_ops, cases_torch_functions, cases_shapes, cases_containers, cases_control_flow,
                      cases_loops, cases_builtins, cases_math, cases_functions, cases_classes, cases_grad_mode,
-                     cases_returns, cases_breaks)
+                     cases_returns, cases_breaks, cases_library)
 
 
 def function_cases() -> list[Case]:
