@@ -141,9 +141,13 @@ class OutputGraph:
         if not all(isinstance(i, Const) for i in items):
             return  # tensors, SizeVars: a bound that moves with the sizes, or advanced indexing
         items = [i.value for i in items]
-        if any(isinstance(i, torch.Tensor) or i is True or i is False for i in items):
-            return
+        if len(items) == 1 and isinstance(items[0], tuple):  # x[a, b] with a constant key: one Const tuple
+            items = list(items[0])
+        if not all(i is None or i is Ellipsis or isinstance(i, slice) or type(i) is int for i in items):
+            return  # lists, bools, tensors: advanced indexing, which raises rather than clamps
         used = sum(1 for i in items if i is not None and i is not Ellipsis)
+        if used > t.example.dim():
+            return  # too many indices: eager raises IndexError whatever the sizes
         dims, d = [], 0
         for i in items:
             if i is Ellipsis:
@@ -154,7 +158,7 @@ class OutputGraph:
         for d, i in dims:
             if d >= t.example.dim() or t.example.shape[d] == t.perturbed.shape[d]:
                 continue
-            bounds = [i] if isinstance(i, int) else [b for b in (i.start, i.stop) if isinstance(b, int)]
+            bounds = [i] if isinstance(i, int) else [b for b in (i.start, i.stop) if type(b) is int]
             for b in bounds:
                 need = b + 1 if isinstance(i, int) and b >= 0 else abs(b)  # x[b] needs size > b; x[-b] >= b
                 if need <= 2:

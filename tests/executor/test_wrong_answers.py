@@ -120,6 +120,21 @@ def test_slice_clamped_below_the_traced_size(backend, index):
         torch.testing.assert_close(fast(b), g(b))
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_constant_index_keys_on_dynamic_dims(backend):
+    def g(b):
+        try:
+            picked = b[..., 2]  # a constant key: (Ellipsis, 2) is one folded tuple; needs size > 2
+        except IndexError:
+            picked = b[0]
+        return picked * b.select(0, 0)[..., None, :1].shape[-1]  # more indices than a 1-d tensor has dims
+
+    fast = jit.compile(g, backend=backend)
+    for n in (3, 4, 2, 5, 3):
+        b = torch.ones(n, n)
+        torch.testing.assert_close(fast(b), g(b))
+
+
 def test_floor_division_renders_with_parentheses():
     from graph.symbolic_sizes import Expr
     e = Expr.symbol("s0").add(Expr.number(1)).floordiv(Expr.number(2))
