@@ -26,6 +26,7 @@ from jit.calling_convention import argument_names
 from jit.pyversion import PY311
 from jit.resume import NULL_SLOT, VALUE, stack_arg
 from jit.semantics.context_managers import ExitVar
+from jit.side_effects import DELETED, SideEffects
 from jit.variables import (NULL, BoundMethodVar, CellVar, Const, ContainerIteratorVar, DictVar, DictViewVar,
                            GeneratorVar, IteratorVar, ListVar, MethodOnVar, ModuleVar, NamedTupleVar, NestedFunctionVar,
                            NewObjectVar, ObjectVar, SetVar, TupleVar, UserFunctionVar, Var)
@@ -42,6 +43,17 @@ def rebuild_object(cls, attrs: dict):
     for k, v in attrs.items():
         object.__setattr__(obj, k, v)
     return obj
+
+
+def replace_list_items(target: list, items: list) -> None:
+    """An outside list's new contents, written in place (side effects, jit/side_effects.py)."""
+    target[:] = items
+
+
+def replace_dict_items(target: dict, items: dict) -> None:
+    """An outside dict's new contents in their order, written in place: cleared and refilled."""
+    target.clear()
+    target.update(items)
 
 
 def iterator_at(iterable, pos: int):
@@ -149,13 +161,15 @@ class FrameCells:
     function), `external` the real cells the capture read or wrote (ExternalCell; writes are stored back)."""
     own: dict = field(default_factory=dict)
     external: list = field(default_factory=list)
+    effects: SideEffects = field(default_factory=SideEffects)  # changes to outside objects (jit/side_effects.py)
 
     def written(self) -> list:
         return [c for c in self.external if c.written is not ExternalCell.UNWRITTEN]
 
     def roots(self) -> list:
-        """Values the replacement code may have to build because of cells."""
-        return list(self.own.values()) + [c.written for c in self.written() if c.written is not ExternalCell.DELETED]
+        """Values the replacement code may have to build because of cells and side effects."""
+        return list(self.own.values()) + [c.written for c in self.written() if c.written is not ExternalCell.DELETED] \
+            + self.effects.roots()
 
 
 def _children(v) -> list:
@@ -280,6 +294,29 @@ class ValueBuilder:
                 self.push(c.written)
                 self.cell(c)
                 self.em.emit("STORE_ATTR", "cell_contents")
+
+    def apply_effects(self, effects: SideEffects) -> None:
+        """Write the final state of every outside object the traced code changed (jit/side_effects.py): a list's
+        items, a dict's items (in their order), attributes set or deleted through object.__setattr__. What is
+        written was built first (snapshot), so no write changes what another one reads."""
+        em = self.em
+        self.snapshot(effects.roots())
+        for record in effects.records():
+            if record[0] == "items":
+                var = record[1]
+                if isinstance(var, DictVar):
+                    em.call_const(replace_dict_items, lambda: (self.push(var), self.push(DictVar(dict(var.items))),
+                                                               2)[-1])
+                else:
+                    em.call_const(replace_list_items, lambda: (self.push(var), self._items(var.items, "BUILD_LIST"),
+                                                               2)[-1])
+            elif record[3] is DELETED:
+                em.call_const(object.__delattr__, lambda: (self.push(record[1]), em.emit("LOAD_CONST", record[2]),
+                                                           2)[-1])
+            else:
+                em.call_const(object.__setattr__, lambda: (self.push(record[1]), em.emit("LOAD_CONST", record[2]),
+                                                           self.push(record[3]), 3)[-1])
+            em.emit("POP_TOP")
 
     def snapshot(self, roots) -> None:
         """Build each value in `roots` into a local now, before the instruction at a break runs: that instruction
@@ -499,7 +536,11 @@ def replacement_code(original: CodeType, compiled, inputs: list[Source], outputs
                      cells: FrameCells | None = None, entry: EntryHandler | None = None) -> CodeType:
     """`compiled` is None when the graph does no work (the result is rebuilt from inputs and constants)."""
     em, values, caught = _start(original, compiled, inputs, outputs, original.co_firstlineno, entry)
-    values.prepare([result], cells or FrameCells())
+    cells = cells or FrameCells()
+    values.prepare([result], cells)
+    if cells.effects:
+        values.snapshot([result])
+        values.apply_effects(cells.effects)
     values.push(result)
     em.emit("RETURN_VALUE")
     _entry_handler(em, values, original, entry, caught)
@@ -542,6 +583,7 @@ def break_code(original: CodeType, compiled, inputs: list[Source], outputs: list
     em, values, entry_caught = _start(original, compiled, inputs, outputs, lineno, entry)
     values.prepare(list(stack) + list(local_vars.values()), cells)
     values.snapshot(list(stack) + list(local_vars.values()))
+    values.apply_effects(cells.effects)
     names = tuple(local_vars)
 
     exits = [v for v in stack if isinstance(v, ExitVar)]

@@ -120,7 +120,7 @@ class FrameCapture:
 
     def _cells(self, tx: Translator) -> codegen.FrameCells:
         return codegen.FrameCells({n: tx.cells[n] for n in self.frame.code.co_cellvars if n in tx.cells},
-                                  list(self.output.external_cells.values()))
+                                  list(self.output.external_cells.values()), self.output.side_effects)
 
     def _compile_graph(self, live: list, cells: codegen.FrameCells) -> tuple:
         """Compile the graph with the tensors reachable from `live` and the frame's cells as outputs:

@@ -18,6 +18,7 @@ from guards.sources import ConstSource, ModuleDictSource, Source
 from jit.break_reasons import Unsupported, unsupported
 from jit.dynamic import Specialize, SymbolTable
 from jit.eager_check import eager_error
+from jit.side_effects import SideEffects
 from jit.variables import Const, DictVar, ListVar, NamedTupleVar, NewObjectVar, TupleVar, Var
 from jit.variables.sizes import SizeSliceVar, SizeVar
 from jit.variables.tensor import TensorVar
@@ -42,6 +43,7 @@ class OutputGraph:
         self._names: set[str] = set()
         self.external_cells: dict = {}  # id(real closure cell) -> jit.translator.ExternalCell (reads and writes)
         self.outside_containers: dict = {}  # id(list/tuple/dict from outside) -> (it, its Var): one Var per object
+        self.side_effects = SideEffects()  # changes to outside objects, applied by the generated code
         self.translator = None  # the jit.translator.Translator running now (set by its run())
 
     # ---- inputs ----------------------------------------------------------------------------------------------
@@ -81,6 +83,16 @@ class OutputGraph:
         self.inputs.append((load, value, var))
         self._input_by_id[id(value)] = var
         return var
+
+    def changed_in_place(self, var: Var) -> None:
+        """The traced code changes the items of `var`, a list or dict: fine for one made here; for one from
+        outside (the frame's own **kwargs included) the change is recorded and applied after the graph runs."""
+        if var.source is None:
+            return
+        real = next((value for value, v in self.outside_containers.values() if v is var), None)
+        if type(real) not in (list, dict):
+            unsupported("side_effect", f"changing {var.describe()} that exists outside the function")
+        self.side_effects.container_changed(var, real)
 
     def _share_storage(self, value: torch.Tensor, example: torch.Tensor) -> None:
         """Inputs that share memory (a tensor and its view, handed to a resume function) get examples over one

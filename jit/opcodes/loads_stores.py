@@ -1,4 +1,7 @@
-"""Locals, cells, globals, constants, attributes and subscripts."""
+"""Locals, cells, globals, constants, attributes, subscripts and imports."""
+import importlib.util
+import sys
+
 from guards.sources import BuiltinSource, ConstSource, GlobalSource
 from jit.break_reasons import unsupported
 from jit.opcodes.registry import handler
@@ -197,3 +200,53 @@ def load_super_attr(tx, inst):
     if is_method:
         tx.push(NULL)
     tx.push(value)
+
+
+@handler("IMPORT_NAME")
+def import_name(tx, inst):
+    """`import a.b` / `from a import b` inside a function: a module already imported is looked up, as
+    __import__ does, with nothing run; a first import (which runs the module's code) breaks."""
+    fromlist, level = tx.pop().const(), tx.pop().const()
+    name = inst.arg
+    if level:
+        package = tx.f_globals.get("__package__") or tx.f_globals.get("__name__", "").rpartition(".")[0]
+        try:
+            name = importlib.util.resolve_name("." * level + name, package)
+        except (ImportError, ValueError) as e:
+            unsupported("exception", f"ImportError: {e}")
+    module = sys.modules.get(name)
+    if module is None:
+        unsupported("side_effect", f"import of {name}, not imported yet (runs the module's code)")
+    for item in fromlist or ():
+        if item != "*" and not hasattr(module, item) and f"{name}.{item}" not in sys.modules:
+            unsupported("side_effect", f"from {name} import {item}: a submodule not imported yet")
+    result = module if fromlist else sys.modules[name.partition(".")[0]]
+    tx.push(tx.builder.wrap(result, ConstSource(result, result.__name__)))
+
+
+@handler("IMPORT_FROM")
+def import_from(tx, inst):
+    module = tx.stack[-1]  # stays on the stack for the next IMPORT_FROM
+    real = getattr(module, "mod", None)
+    if real is not None and not hasattr(real, inst.arg) and f"{real.__name__}.{inst.arg}" in sys.modules:
+        sub = sys.modules[f"{real.__name__}.{inst.arg}"]
+        tx.push(tx.builder.wrap(sub, ConstSource(sub, sub.__name__)))
+        return
+    tx.push(attributes.get_attr(tx, module, inst.arg))
+
+
+@handler("DELETE_ATTR")
+def delete_attr(tx, inst):
+    from jit.variables import ModuleVar, NewObjectVar, ObjectVar
+    obj = tx.pop()
+    if isinstance(obj, NewObjectVar) and type(obj.cls).__setattr__ is type.__setattr__ and \
+            attributes.class_lookup(obj.cls, "__delattr__") is object.__delattr__:
+        if inst.arg not in obj.attrs:
+            unsupported("exception", f"AttributeError: {inst.arg}")
+        del obj.attrs[inst.arg]
+    elif isinstance(obj, (ObjectVar, ModuleVar)) and \
+            attributes.class_lookup(type(getattr(obj, "obj", getattr(obj, "module", None))), "__delattr__") in (
+                object.__delattr__, __import__("torch").nn.Module.__delattr__):
+        attributes.outside_setattr(tx, obj, inst.arg, None, delete=True)
+    else:
+        unsupported("side_effect", f"deleting attribute {inst.arg!r} of {obj.describe()}")

@@ -12,6 +12,7 @@ import torch
 
 from guards.sources import AttrSource, ConstSource, ModuleDictSource, TypeSource
 from jit.break_reasons import AttributeMissing, unsupported
+from jit.side_effects import DELETED
 from jit.variables import (BoundMethodVar, BuiltinVar, ClassVar, Const, DictVar, DictViewVar, GeneratorVar, ListVar,
                            SetVar, MethodOnVar, ModuleVar,
                            NamedTupleVar, NewObjectVar, ObjectVar, PythonModuleVar, SuperVar, TorchCallableVar,
@@ -92,6 +93,11 @@ def _class_attr_value(tx, attr, source, cls: type | None = None, name: str = "")
 
 
 def _object_attr(tx, var: Var, obj, name: str) -> Var:
+    written = tx.output.side_effects.attr(obj, name)  # the traced code wrote it (no data descriptor: checked then)
+    if written is DELETED:
+        raise AttributeMissing(f"'{type(obj).__name__}' object has no attribute '{name}'")
+    if written is not None:
+        return written
     cls = type(obj)
     attr = class_lookup(cls, name)
     is_data_descriptor = attr is not _MISSING and (hasattr(type(attr), "__set__") or hasattr(type(attr), "__delete__"))
@@ -238,6 +244,10 @@ _CONTAINER_METHODS = {
 }
 
 
+_FUNCTION_ATTRS = {"__wrapped__", "__defaults__", "__kwdefaults__", "__dict__", "__annotations__",
+                   "__type_params__"}
+
+
 def generic_attr(tx, obj: Var, name: str) -> Var:
     """object.__getattribute__(obj, name): the lookup without a class's own __getattribute__."""
     if isinstance(obj, ObjectVar):
@@ -280,8 +290,14 @@ def get_attr(tx, obj: Var, name: str) -> Var:
         return _super_attr(tx, obj, name)
     if isinstance(obj, (UserFunctionVar, TorchCallableVar, BuiltinVar)):
         target = getattr(obj, "fn")
-        if name in ("__name__", "__qualname__", "__module__", "__doc__"):
-            return Const(getattr(target, name))
+        if name in ("__name__", "__qualname__", "__module__", "__doc__", "__code__"):
+            return Const(getattr(target, name))  # fixed for the function (guarded by identity or code)
+        if isinstance(obj, UserFunctionVar) and name in _FUNCTION_ATTRS and hasattr(target, name):
+            # functools.wraps' __wrapped__, defaults, the function's __dict__: read through the function
+            value = getattr(target, name)
+            source = AttrSource(obj.source, name) if obj.source is not None else \
+                ConstSource(value, f"{target.__qualname__}.{name}")
+            return tx.builder.wrap(value, source)
     if isinstance(obj, Const):
         try:
             value = getattr(obj.value, name)
@@ -309,4 +325,35 @@ def set_attr(tx, obj: Var, name: str, value: Var) -> None:
         return
     if isinstance(obj, TensorVar):
         unsupported("unsupported_value", f"setting tensor attribute {name!r}")
+    if isinstance(obj, (ObjectVar, ModuleVar)):
+        real = obj.obj if isinstance(obj, ObjectVar) else obj.module
+        setter = class_lookup(type(real), "__setattr__")
+        if setter is object.__setattr__ or setter is torch.nn.Module.__setattr__:
+            outside_setattr(tx, obj, name, value)
+        elif isinstance(setter, types.FunctionType):  # a class's own __setattr__ (ModelOutput's), inlined
+            from jit.semantics.calls import inline_function
+            inline_function(tx, UserFunctionVar(setter, None), [obj, Const(name), value], {})
+        else:
+            unsupported("side_effect", f"{type(real).__name__}.__setattr__ is implemented in C")
+        return
     unsupported("side_effect", f"setting attribute {name!r} on {obj.describe()}")
+
+
+def outside_setattr(tx, obj: Var, name: str, value: Var, delete: bool = False) -> None:
+    """object.__setattr__ (or __delattr__) on an object or module from outside: recorded (jit/side_effects.py)
+    and applied after the graph runs. A data descriptor on the class (a property's setter, a slot) or, on a
+    module, a parameter, buffer or submodule name or value, takes the write another way: a break."""
+    real = obj.obj if isinstance(obj, ObjectVar) else obj.module
+    what = f"{'deleting' if delete else 'setting'} attribute {name!r} on {obj.describe()}"
+    if obj.source is None or not _has_instance_dict(type(real)):
+        unsupported("side_effect", what)
+    attr = class_lookup(type(real), name)
+    if attr is not _MISSING and (hasattr(type(attr), "__set__") or hasattr(type(attr), "__delete__")):
+        unsupported("side_effect", f"{what}: a data descriptor ({type(attr).__name__}) takes it")
+    if isinstance(real, torch.nn.Module) and (
+            any(name in real.__dict__.get(d, ()) for d in ("_parameters", "_buffers", "_modules")) or
+            isinstance(value, (TensorVar, ModuleVar)) or value.python_type() is torch.nn.Parameter):
+        unsupported("side_effect", f"{what}: a parameter, buffer or submodule")
+    if delete and tx.output.side_effects.attr(real, name) is DELETED:
+        raise AttributeMissing(name)
+    tx.output.side_effects.write_attr(obj, real, name, DELETED if delete else value)

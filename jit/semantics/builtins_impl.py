@@ -359,8 +359,12 @@ def _id(tx, args, kwargs):
 def _object_setattr(tx, args, kwargs):
     from jit.semantics.attributes import object_setattr
     obj, name, value = args
+    if isinstance(obj, (ObjectVar, ModuleVar)):
+        from jit.semantics.attributes import outside_setattr
+        outside_setattr(tx, obj, name.const(), value)
+        return Const(None)
     if not isinstance(obj, NewObjectVar):
-        unsupported("side_effect", "object.__setattr__ on an object that exists outside the function")
+        unsupported("side_effect", f"object.__setattr__ on {obj.describe()}")
     object_setattr(tx, obj, name.const(), value)
     return Const(None)
 

@@ -35,6 +35,36 @@ _PURE_PYTHON_RESULT = {torch.is_tensor, torch.is_floating_point, torch.is_comple
                        torch.is_grad_enabled, torch.finfo, torch.iinfo}
 
 
+# Functions libraries call to ask how they run, answered while tracing: TorchScript and torch.jit.trace state is
+# read now (a function of nothing; None: ask it); torch.compiler.is_compiling() is True inside captured code, as
+# under torch.compile, so libraries take their compile-friendly paths. Code run eagerly at a break sees the real
+# (False) answer, as it does under torch.compile.
+_STATE_QUERIES = {torch._C._get_tracing_state: None, torch._C._is_tracing: None, torch.jit.is_scripting: None,
+                  torch.jit.is_tracing: None, torch.compiler.is_compiling: True,
+                  torch.compiler.is_dynamo_compiling: False, torch.compiler.is_exporting: False}
+
+
+def _state_query(fn: Var, args, kwargs) -> Var | None:
+    target = _callee(fn)
+    try:
+        known = target is not None and target in _STATE_QUERIES
+    except TypeError:  # unhashable
+        return None
+    if not known or args or kwargs:
+        return None
+    answer = _STATE_QUERIES[target]
+    return Const(target() if answer is None else answer)
+
+
+def _callee(fn: Var):
+    """The real callable behind a callee Var, or None."""
+    for attr in ("value", "fn", "obj"):
+        target = getattr(fn, attr, None)
+        if callable(target) and not isinstance(target, Var):
+            return target
+    return None
+
+
 def _has_tensor(values) -> bool:
     for v in values:
         if isinstance(v, TensorVar):
@@ -47,6 +77,8 @@ def _has_tensor(values) -> bool:
 
 
 def call(tx, fn: Var, args: list[Var], kwargs: dict[str, Var]) -> Var:
+    if (answer := _state_query(fn, args, kwargs)) is not None:
+        return answer
     if isinstance(fn, TorchCallableVar):
         return call_torch(tx, fn.fn, args, kwargs)
     if isinstance(fn, TensorMethodVar):
@@ -223,7 +255,10 @@ def call_method_on(tx, obj: Var, name: str, args, kwargs) -> Var:
     if isinstance(obj, ObjectVar):
         unsupported("unsupported_call", f"{type(obj.obj).__name__}.{name} is implemented in C")
     if obj.source is not None and name not in ("index", "count", "keys", "values", "items", "get", "copy"):
-        unsupported("side_effect", f"{name}() on a {type(obj).__name__[:-3].lower()} that exists outside the function")
+        if not isinstance(obj, (ListVar, DictVar)) or isinstance(obj, NamedTupleVar):
+            unsupported("side_effect", f"{name}() on a {type(obj).__name__[:-3].lower()} that exists outside the "
+                                       "function")
+        tx.output.changed_in_place(obj)
     from jit.semantics.containers_impl import container_method
     return container_method(tx, obj, name, args, kwargs)
 

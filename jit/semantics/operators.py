@@ -193,7 +193,7 @@ def _sequence_op(tx, op, a: Var, b: Var) -> Var:
     seqs = (TupleVar, ListVar)
     if op in (operator.add, operator.iadd) and isinstance(a, seqs) and isinstance(b, seqs):
         if op is operator.iadd and isinstance(a, ListVar):
-            _check_local(a, "+= on a list")
+            tx.output.changed_in_place(a)
             a.items.extend(b.items)
             return a
         if type(a) is type(b) or (isinstance(a, TupleVar) and isinstance(b, TupleVar)):
@@ -289,11 +289,6 @@ def _set_inplace(tx, op, a: SetVar, b: Var) -> Var:
     for _, v in kept:
         a.add(v)
     return a
-
-
-def _check_local(var: Var, what: str) -> None:
-    if var.source is not None:
-        unsupported("side_effect", f"{what} that exists outside the function")
 
 
 def torch_operand(v: Var) -> Var:

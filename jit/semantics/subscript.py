@@ -89,7 +89,9 @@ def set_item(tx, obj: Var, key: Var, value: Var) -> None:
         tx.output.guard_index_bounds(obj, key)
         tx.output.call("call_function", operator.setitem, (obj, key, value), {})
         return
-    if obj.source is not None:
+    if obj.source is not None and isinstance(obj, (ListVar, DictVar)) and not isinstance(obj, NamedTupleVar):
+        tx.output.changed_in_place(obj)
+    elif obj.source is not None:
         unsupported("side_effect", f"item assignment on {obj.describe()} that exists outside the function")
     if isinstance(obj, ListVar) and not isinstance(obj, NamedTupleVar):
         k = _const_key(key)
@@ -105,8 +107,9 @@ def set_item(tx, obj: Var, key: Var, value: Var) -> None:
 
 
 def delete_item(tx, obj: Var, key: Var) -> None:
-    if obj.source is not None or not isinstance(obj, (ListVar, DictVar)):
-        unsupported("side_effect", f"del on {obj.describe()}")
+    if not isinstance(obj, (ListVar, DictVar)) or isinstance(obj, NamedTupleVar):
+        unsupported("side_effect" if obj.source is not None else "unsupported_value", f"del on {obj.describe()}")
+    tx.output.changed_in_place(obj)
     k = _const_key(key)
     try:
         del obj.items[k]

@@ -7,7 +7,8 @@ import io
 
 import torch
 
-from .case import CaseList, tensors
+from .case import CaseList, tensors, values
+from .cases_library import _Base
 
 C = CaseList("breaks")
 T1 = tensors((3, 4))
@@ -128,3 +129,27 @@ def loop_over_a_list_that_shrinks_across_a_break(x):
         seen.append(v)
         items.extend([7, 8, 9, 10])
     return x + 1, seen
+
+
+
+class _ResumesIntoSuper(_Base):
+    """transformers' DynamicCache.__init__: a break, then super().__init__ in the resume function, where CPython
+    3.11 takes the frame's first local as `self`."""
+
+    def __init__(self, x):
+        y = x + 1
+        print("break", file=io.StringIO())
+        super().__init__(y, scale=2.0)
+
+
+@C.add(T1, graphs=None)
+def super_in_a_resume_function(x):
+    return _ResumesIntoSuper(x).x * 3
+
+
+@C.add(values(lambda: torch.ones(3), [1]), graphs=None)
+def side_effects_applied_before_a_break(x, log):
+    log.append(x * 2)
+    print(len(log), file=io.StringIO())  # a break: the list must already hold the new item
+    log.append(len(log))
+    return x + log[1]

@@ -1,9 +1,14 @@
 """Python that real libraries use (transformers, torchvision): zero-argument super() across graph breaks,
 configuration objects with their own __getattribute__, and the like. Each case is reduced from a model that
 broke or crashed under the compiler."""
+import dataclasses
+import functools
+
 import torch
 
-from .case import CaseList, tensors
+from .case import CaseList, tensors, values
+
+
 
 C = CaseList("library")
 T1 = tensors((3, 4))
@@ -14,24 +19,9 @@ class _Base:
         self.x = x * scale
 
 
-class _ResumesIntoSuper(_Base):
-    """transformers' DynamicCache.__init__: a break, then super().__init__ in the resume function, where CPython
-    3.11 takes the frame's first local as `self`."""
-
-    def __init__(self, x):
-        y = x + 1
-        print("break")
-        super().__init__(y, scale=2.0)
-
-
 class _SuperFirst(_Base):
     def __init__(self, x):
         super().__init__(x, 3.0)  # the frame's first read of self is super()'s own
-
-
-@C.add(T1, graphs=None)
-def super_in_a_resume_function(x):
-    return _ResumesIntoSuper(x).x * 3
 
 
 @C.add(T1)
@@ -67,3 +57,94 @@ _CONFIG = _Config()
 @C.add(T1)
 def config_with_its_own_getattribute(x):
     return x[:, :_CONFIG.n_embd] * _CONFIG.scale + _CONFIG.hidden_size
+
+
+# ---- side effects on objects from outside: recorded, applied after the graph (jit/side_effects.py) ---------------
+
+@C.add(values(lambda: torch.ones(3), scale=3.0, other=1))
+def kwargs_pop_and_store(x, **kwargs):
+    # transformers' forward wrappers pop and set entries of their own **kwargs
+    scale = kwargs.pop("scale", 2.0)
+    kwargs["seen"] = True
+    kwargs.setdefault("other", 5)
+    return x * scale, kwargs
+
+
+@C.add(values(lambda: torch.ones(3), {"drop": 1, "keep": 2}))
+def outside_dict_changed(x, d):
+    d["y"] = x + 1
+    d.pop("drop")
+    d.setdefault("z", 3)
+    d.update(w=x * 2)
+    return x * d["keep"] + d["y"]
+
+
+@C.add(values(lambda: torch.ones(3), [1, 2]))
+def outside_list_changed(x, xs):
+    xs.append(x)
+    xs.insert(0, x * 2)
+    xs.pop(1)
+    xs += [4]
+    xs[-1] = 5
+    del xs[1]
+    return x * len(xs) + xs[0]
+
+
+@dataclasses.dataclass
+class _State:
+    step: int = 0
+    last: object = None
+
+
+@C.add(values(lambda: torch.ones(3), _State))
+def attribute_writes_on_an_outside_object(x, st):
+    st.step += 1
+    st.last = x * 2
+    return x + st.last  # reads see the write
+
+
+@C.add(values(lambda: torch.ones(3), _State))
+def attribute_written_twice(x, st):
+    st.last = x * 2
+    st.last = st.last + 1
+    return x.sum() + st.step
+
+
+# ---- Python that library functions run -----------------------------------------------------------------------
+
+@C.add(T1)
+def imports_inside_the_function(x):
+    import math
+    import torch.nn.functional as F
+    from collections import abc  # noqa: F401 - a submodule imported with from
+    from torch.nn import functional as G
+    return F.relu(x) * math.pi + G.silu(x)
+
+
+def _with_defaults(self, a, use_cache=None, b=2):
+    return a
+
+
+@C.add(T1)
+def function_code_and_defaults(x):
+    # transformers' merge_with_config_defaults reads func.__code__.co_varnames
+    names = _with_defaults.__code__.co_varnames
+    index = names.index("use_cache") - 1
+    return x * index + _with_defaults.__defaults__[-1] + len(_with_defaults.__name__)
+
+
+def _decorated(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return fn(*args, **kwargs) * 2
+    return wrapper
+
+
+@_decorated
+def _scaled(x):
+    return x + 1
+
+
+@C.add(T1)
+def functools_wraps_wrapped(x):
+    return _scaled(x) + _scaled.__wrapped__(x)

@@ -15,7 +15,6 @@ from tests.corpus.case import ModuleCase
 from tests.corpus.runner import all_cases, case_id, check_case
 
 KNOWN_EAGER = {
-    'containers-mutate_list_argument': 'append() on a list that exists outside the funct',
     'control_flow-caught_python_exception': "KeyError: 'missing'",
     'builtins-builtin_min_max_constants': 'max(key=...) of values not known at compile time',
     'builtins-builtin_getattr_hasattr': "tensor attribute 'nope'",
