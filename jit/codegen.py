@@ -11,6 +11,7 @@ the nested functions over them and objects made in the traced code are built onc
 the graph call (ValueBuilder.prepare), and writes to outside cells are stored back there."""
 from __future__ import annotations
 
+import collections
 import inspect
 import types
 from dataclasses import dataclass, field
@@ -37,9 +38,17 @@ from jit.variables.sizes import SizeVar
 from jit.variables.tensor import ItemCompareVar, TensorMethodVar, TensorVar
 
 
-def rebuild_object(cls, attrs: dict):
-    """A user-class instance created in the compiled code, rebuilt on return without running __init__ again."""
-    obj = object.__new__(cls)
+def rebuild_object(cls, attrs: dict, items: dict | None = None):
+    """A user-class instance created in the compiled code, rebuilt on return without running __init__ again; an
+    instance of a dict subclass gets its items back through dict's own __setitem__ (jit/semantics/dict_objects)."""
+    obj = object.__new__(cls) if items is None else dict.__new__(cls)
+    if items is not None:
+        setitem = collections.OrderedDict.__setitem__ if isinstance(obj, collections.OrderedDict) else \
+            dict.__setitem__
+        if isinstance(obj, collections.OrderedDict):
+            collections.OrderedDict.__init__(obj)
+        for k, v in items.items():
+            setitem(obj, k, v)
     for k, v in attrs.items():
         object.__setattr__(obj, k, v)
     return obj
@@ -190,7 +199,7 @@ def _children(v) -> list:
     if isinstance(v, GeneratorVar):
         return [v.fn] + v.args + list(v.kwargs.values()) if v.state == "created" else []
     if isinstance(v, NewObjectVar):
-        return list(v.attrs.values())
+        return list(v.attrs.values()) + (list(v.dict_var.items.values()) if v.dict_var is not None else [])
     if isinstance(v, NestedFunctionVar):
         return list(v.defaults) + list(v.kwdefaults.values()) + list(v.closure)
     if isinstance(v, CellVar):
@@ -431,7 +440,10 @@ class ValueBuilder:
                     em.emit("LOAD_CONST", k)
                     self.push(item)
                 em.emit("BUILD_MAP", len(v.attrs))
-                return 2
+                if v.dict_var is None:
+                    return 2
+                self.push(DictVar(dict(v.dict_var.items)))
+                return 3
             em.call_const(rebuild_object, args)
         elif isinstance(v, IteratorVar):  # a loop in progress: iterate over what is left
             em.call_const(iter, lambda: (self._items(v.items[v.pos:], "BUILD_TUPLE"), 1)[-1])

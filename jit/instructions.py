@@ -90,15 +90,49 @@ def handlers(code: CodeType) -> list:
 
 
 def caught_in_frame(code: CodeType, index: int) -> bool:
-    """Whether an exception raised at instruction `index` reaches a try/except or try/finally handler of `code`.
-    A `with` block's cleanup (PUSH_EXC_INFO then WITH_EXCEPT_START) calls __exit__ and re-raises, so past it the
-    search goes on to what covers the cleanup's own re-raise."""
+    """Whether an exception raised at instruction `index` reaches a try/except handler of `code` that may go on
+    with the function. A `with` block's cleanup (PUSH_EXC_INFO then WITH_EXCEPT_START) calls __exit__ and
+    re-raises, and a `finally` block whose straight-line body ends in RERAISE re-raises too, so past either the
+    search goes on to what covers the re-raise. (Such a cleanup does not run when a graph op raises: the exception
+    leaves the compiled code with its message and type, as under torch.compile.)"""
     insts, found = decode(code), handlers(code)[index]
     while found is not None:
         target = found[0]
-        if not (insts[target].opname == "PUSH_EXC_INFO" and target + 1 < len(insts)
-                and insts[target + 1].opname == "WITH_EXCEPT_START"):
+        if insts[target].opname == "PUSH_EXC_INFO" and target + 1 < len(insts) and \
+                insts[target + 1].opname == "WITH_EXCEPT_START":
+            inner = handlers(code)[target]  # the cleanup's re-raise block
+            found = handlers(code)[inner[0]] if inner is not None else None
+            continue
+        reraise = _finally_reraise(insts, target)
+        if reraise is None:
             return True
-        inner = handlers(code)[target]  # the cleanup's re-raise block
+        inner = handlers(code)[reraise]  # the block that pops the handled exception and re-raises it
         found = handlers(code)[inner[0]] if inner is not None else None
     return False
+
+
+def _finally_reraise(insts: list, target: int) -> int | None:
+    """For a handler that is a `finally` body run on the exceptional path (PUSH_EXC_INFO, then code that on every
+    path re-raises with RERAISE 0: no exception test, no POP_EXCEPT, no return): the index of a RERAISE it ends
+    in (all of them share the block that covers them). None for anything else (an except clause: catching)."""
+    if insts[target].opname != "PUSH_EXC_INFO":
+        return None
+    todo, seen, ends = [target + 1], set(), []
+    while todo:
+        i = todo.pop()
+        if i in seen or i >= len(insts):
+            continue
+        seen.add(i)
+        inst = insts[i]
+        if inst.opname == "RERAISE":
+            if inst.arg:
+                return None
+            ends.append(i)
+            continue
+        if inst.opname in ("CHECK_EXC_MATCH", "POP_EXCEPT", "RETURN_VALUE", "RETURN_CONST", "RAISE_VARARGS"):
+            return None
+        if inst.target is not None:
+            todo.append(inst.target)
+        if not inst.opname.startswith("JUMP") or inst.opname.startswith("JUMP_IF"):  # falls through
+            todo.append(i + 1)
+    return ends[0] if ends else None

@@ -221,9 +221,13 @@ class OutputGraph:
             _separate_twins(tensors)
         versions = [_version(t.example) for t in tensors]
         origins = {id(t.example): (tuple(t.example.shape), t.device) for t in tensors}  # before any resize
+        if kind == "call_method" and target in _DEVICE_MOVES and tensors and isinstance(args[0], TensorVar):
+            meta_args, meta_kwargs, target_meta = _on_meta(target, meta_args, meta_kwargs)
+        else:
+            target_meta = target
         try:
             if kind == "call_method":
-                result = getattr(meta_args[0], target)(*meta_args[1:], **meta_kwargs)
+                result = getattr(meta_args[0], target_meta)(*meta_args[1:], **meta_kwargs)
             else:
                 result = target(*meta_args, **meta_kwargs)
         except NotImplementedError as e:
@@ -235,9 +239,14 @@ class OutputGraph:
         # A call that bumped an argument's version counter wrote to it (meta tensors count too): whatever its
         # name or flags say (`F.relu(y, True)`), it is in-place, so it stays in the graph.
         mutates = [_version(t.example) for t in tensors] != versions
-        perturbed = self._perturbed_run(target, result, args, kwargs, lambda a, kw: (
-            getattr(a[0], target)(*a[1:], **kw) if kind == "call_method" else target(*a, **kw)))
+        def run(a, kw):
+            if target_meta != target:
+                a, kw, _ = _on_meta(target, a, kw)
+            return getattr(a[0], target_meta)(*a[1:], **kw) if kind == "call_method" else target(*a, **kw)
+        perturbed = self._perturbed_run(target, result, args, kwargs, run)
         device = result_device(kind, target, args, kwargs)
+        if target_meta != target and result is meta_args[0] and device != args[0].device:
+            result = result.clone()  # a copy on another device, though the meta run had nowhere to move it
         proxy = self.tracer.create_proxy(kind, target, proxy_args, proxy_kwargs)
         if mutates:
             proxy.node.meta["mutates"] = True
@@ -537,6 +546,19 @@ def _as_device(value) -> torch.device | None:
     if isinstance(value, int) and not isinstance(value, bool):
         return torch.device("cuda", value)
     return None
+
+
+_DEVICE_MOVES = ("to", "cpu", "cuda")
+
+
+def _on_meta(target: str, meta_args: tuple, meta_kwargs: dict) -> tuple:
+    """x.to(device, ...), x.cpu(), x.cuda() as the meta run performs them: every device becomes meta (a meta
+    tensor cannot be copied to a real device). Returns (args, kwargs, method name)."""
+    if target != "to":
+        return (meta_args[0], "meta"), {k: v for k, v in meta_kwargs.items() if k == "non_blocking"}, "to"
+    moved = tuple("meta" if isinstance(a, (torch.device, str)) or type(a) is int else a for a in meta_args[1:])
+    kwargs = {k: "meta" if k == "device" else v for k, v in meta_kwargs.items()}
+    return (meta_args[0], *moved), kwargs, "to"
 
 
 def result_device(kind: str, target, args: tuple, kwargs: dict) -> torch.device:

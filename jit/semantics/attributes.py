@@ -55,6 +55,12 @@ def _tensor_attr(tx, t: TensorVar, name: str) -> Var:
         unsupported("unsupported_value", f"tensor.{name} (autograd state)")
     if callable(getattr(torch.Tensor, name, None)):
         return TensorMethodVar(t, name)
+    if not hasattr(torch.Tensor, name):
+        # no such attribute on tensors (hasattr(x, "jax") in transformers): missing, unless an input tensor
+        # carries it in its own __dict__, which a tensor made in the graph never does
+        real = next((v for _, v, var in tx.output.inputs if var is t), None)
+        if real is None or name not in getattr(real, "__dict__", {}):
+            raise AttributeMissing(f"'Tensor' object has no attribute '{name}'")
     unsupported("unsupported_value", f"tensor attribute {name!r}")
 
 
@@ -149,6 +155,9 @@ def _new_object_attr(tx, var: NewObjectVar | NamedTupleVar, name: str) -> Var:
     its own attributes, then its class's through the MRO, as object.__getattribute__ finds them."""
     if isinstance(var, NewObjectVar) and name in var.attrs:
         return var.attrs[name]
+    if isinstance(var, NewObjectVar) and name == "__dict__" and _has_instance_dict(var.cls):
+        from jit.semantics.dict_objects import attrs_view
+        return attrs_view(var)
     attr = class_lookup(var.cls, name)
     if attr is _MISSING or isinstance(attr, types.MemberDescriptorType):  # a __slots__ entry never assigned
         if class_lookup(var.cls, "__getattr__", None) is not None:

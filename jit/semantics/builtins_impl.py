@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import abc
+import collections
 import enum
 import math
 import operator
@@ -437,3 +438,18 @@ def _reduce(tx, args, kwargs):
     for item in items:
         acc = call(tx, fn, [acc, item], {})
     return acc
+
+
+def _dict_method(tx, args, kwargs):
+    """dict.__setitem__(obj, k, v), OrderedDict.keys(obj)...: on an instance of a dict subclass made here."""
+    from jit.semantics.dict_objects import dict_slot, is_dict_object
+    fn = tx.current_builtin
+    if not args or not is_dict_object(args[0]):
+        unsupported("unsupported_call", f"{fn.__qualname__} on {args[0].describe() if args else 'nothing'}")
+    return dict_slot(tx, args[0], fn.__name__, args[1:], kwargs)
+
+
+for _base in (dict, collections.OrderedDict):
+    from jit.semantics.dict_objects import SLOTS as _SLOTS
+    for _name in _SLOTS:
+        BUILTINS.setdefault(getattr(_base, _name), _dict_method)

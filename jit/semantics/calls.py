@@ -2,6 +2,7 @@
 class constructors are inlined; builtins are modelled (semantics/builtins_impl.py)."""
 from __future__ import annotations
 
+import collections
 import enum
 import functools
 import inspect
@@ -189,12 +190,19 @@ def construct(tx, cls: type, args, kwargs) -> Var:
         return _namedtuple(tx, cls, args, kwargs)
     if issubclass(cls, torch.nn.Module) or cls.__module__.startswith("torch"):
         unsupported("unsupported_call", f"creating a {cls.__name__} inside the function")
-    if type(cls) not in (type, __import__("abc").ABCMeta) or cls.__new__ is not object.__new__:
+    from jit.semantics.dict_objects import dict_backed_class
+    dict_backed = dict_backed_class(cls)
+    if type(cls) not in (type, __import__("abc").ABCMeta) or (cls.__new__ is not object.__new__ and not dict_backed):
         unsupported("unsupported_call", f"creating a {cls.__name__} (custom metaclass or __new__)")
     obj = NewObjectVar(cls)
+    if dict_backed:
+        obj.dict_var = DictVar({})
     init = inspect.getattr_static(cls, "__init__")
     if isinstance(init, types.FunctionType):
         inline_function(tx, UserFunctionVar(init, None), [obj] + list(args), kwargs)
+    elif dict_backed and init in (dict.__init__, collections.OrderedDict.__init__):
+        from jit.semantics.dict_objects import dict_slot
+        dict_slot(tx, obj, "__init__", list(args), kwargs)
     elif init is not object.__init__:
         unsupported("unsupported_call", f"{cls.__name__}.__init__ is implemented in C")
     elif args or kwargs:
@@ -254,6 +262,9 @@ def call_method_on(tx, obj: Var, name: str, args, kwargs) -> Var:
         return constant_result(result)
     if isinstance(obj, ObjectVar):
         unsupported("unsupported_call", f"{type(obj.obj).__name__}.{name} is implemented in C")
+    from jit.semantics.dict_objects import dict_slot, is_dict_object
+    if is_dict_object(obj):
+        return dict_slot(tx, obj, name, args, kwargs)
     if obj.source is not None and name not in ("index", "count", "keys", "values", "items", "get", "copy"):
         if not isinstance(obj, (ListVar, DictVar)) or isinstance(obj, NamedTupleVar):
             unsupported("side_effect", f"{name}() on a {type(obj).__name__[:-3].lower()} that exists outside the "

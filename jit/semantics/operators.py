@@ -157,6 +157,9 @@ def call_dunder(tx, obj: Var, name: str, args: list[Var]) -> Var | None:
     if method is None or method in (object.__eq__, object.__ne__):
         return None
     if not isinstance(method, types.FunctionType):
+        from jit.semantics.dict_objects import dict_slot, is_dict_object, is_dict_slot
+        if is_dict_object(obj) and is_dict_slot(method):
+            return dict_slot(tx, obj, name, args, {})
         if user_object(obj):
             unsupported("unsupported_call", f"{cls.__name__}.{name} is implemented in C")
         return None  # a built-in type's operator answers NotImplemented for a type it does not know

@@ -8,7 +8,7 @@ import torch
 
 from guards.sources import ModuleDictSource
 from jit.break_reasons import unsupported
-from jit.variables import ClassVar, Const, DictVar, ListVar, ModuleVar, NamedTupleVar, TupleVar, Var
+from jit.variables import ClassVar, Const, DictVar, ListVar, ModuleVar, NamedTupleVar, NewObjectVar, TupleVar, Var
 from jit.variables.sizes import SizeSliceVar, SizeVar
 from jit.variables.tensor import TensorVar
 
@@ -89,6 +89,9 @@ def set_item(tx, obj: Var, key: Var, value: Var) -> None:
         tx.output.guard_index_bounds(obj, key)
         tx.output.call("call_function", operator.setitem, (obj, key, value), {})
         return
+    from jit.semantics.operators import call_dunder
+    if isinstance(obj, NewObjectVar) and call_dunder(tx, obj, "__setitem__", [key, value]) is not None:
+        return  # type(obj).__setitem__ inlined, or a dict subclass's items
     if obj.source is not None and isinstance(obj, (ListVar, DictVar)) and not isinstance(obj, NamedTupleVar):
         tx.output.changed_in_place(obj)
     elif obj.source is not None:
@@ -107,6 +110,9 @@ def set_item(tx, obj: Var, key: Var, value: Var) -> None:
 
 
 def delete_item(tx, obj: Var, key: Var) -> None:
+    from jit.semantics.operators import call_dunder
+    if isinstance(obj, NewObjectVar) and call_dunder(tx, obj, "__delitem__", [key]) is not None:
+        return
     if not isinstance(obj, (ListVar, DictVar)) or isinstance(obj, NamedTupleVar):
         unsupported("side_effect" if obj.source is not None else "unsupported_value", f"del on {obj.describe()}")
     tx.output.changed_in_place(obj)

@@ -43,6 +43,9 @@ class NewObjectVar(Var):
     def __init__(self, cls: type, attrs: dict[str, Var] | None = None):
         self.cls = cls
         self.attrs = dict(attrs or {})
+        # an instance of a dict subclass (transformers' ModelOutput, an OrderedDict dataclass) also holds items:
+        # a DictVar the dict's own C methods (reached through super() or not overridden) read and change
+        self.dict_var = None
 
     def python_type(self):
         return self.cls
