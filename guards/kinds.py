@@ -264,6 +264,29 @@ class GradModeMatch(Guard):
         return (self.enabled,)
 
 
+@dataclass(frozen=True, eq=False)
+class StateMatch(Guard):
+    """A global state the traced code asked about (torch.is_autocast_enabled("cuda")): the same answer now."""
+    fn: object = None
+    args: tuple = ()
+    expected: object = None
+
+    def check(self, v, const, value_of):
+        return f"{const(self.fn)}(*{const(self.args)}) == {const(self.expected)}"
+
+    def explain(self, value=None):
+        now = self.fn(*self.args)
+        if now != self.expected:
+            return f"{self.describe()} changed to {now!r}"
+        return None
+
+    def describe(self):
+        return f"{getattr(self.fn, '__name__', self.fn)}{self.args!r} == {self.expected!r}"
+
+    def _key(self):
+        return (self.fn, self.args, self.expected)
+
+
 def _grad_enabled():
     import torch
     return torch.is_grad_enabled

@@ -4,6 +4,7 @@ from __future__ import annotations
 import abc
 import collections
 import enum
+import inspect
 import math
 import operator
 import types
@@ -453,3 +454,27 @@ for _base in (dict, collections.OrderedDict):
     from jit.semantics.dict_objects import SLOTS as _SLOTS
     for _name in _SLOTS:
         BUILTINS.setdefault(getattr(_base, _name), _dict_method)
+
+
+@builtin(inspect.signature)
+def _signature(tx, args, kwargs):
+    """inspect.signature of a Python function or bound method the traced code holds: computed now, from the
+    function object itself (fixed: functions are guarded by identity or code), as a constant."""
+    from jit.variables import BoundMethodVar, NestedFunctionVar, UserFunctionVar
+    if len(args) != 1 or kwargs:
+        unsupported("unsupported_call", "inspect.signature with options")
+    fn = args[0]
+    if isinstance(fn, BoundMethodVar) and isinstance(fn.fn, UserFunctionVar):
+        real_self = getattr(fn.self_var, "module", None) or getattr(fn.self_var, "obj", None)
+        target = fn.fn.fn.__get__(real_self) if real_self is not None else None
+        if target is None:  # bound to an object made here: the signature skips the first parameter all the same
+            sig = inspect.signature(fn.fn.fn)
+            return Const(sig.replace(parameters=list(sig.parameters.values())[1:]))
+        return Const(inspect.signature(target))
+    if isinstance(fn, UserFunctionVar):
+        return Const(inspect.signature(fn.fn))
+    if isinstance(fn, NestedFunctionVar):
+        unsupported("unsupported_call", "inspect.signature of a function made in the traced code")
+    if fn.is_const() and callable(fn.const()):
+        return Const(inspect.signature(fn.const()))
+    unsupported("unsupported_call", f"inspect.signature of {fn.describe()}")

@@ -11,6 +11,7 @@ import types
 
 import torch
 
+from guards.kinds import StateMatch
 from guards.sources import AttrSource, ConstSource, ItemSource
 from jit import skip_rules
 from jit.break_reasons import unsupported
@@ -66,6 +67,10 @@ def _callee(fn: Var):
     return None
 
 
+_AUTOCAST_QUERIES = {torch.is_autocast_enabled, torch.get_autocast_dtype, torch.is_autocast_cpu_enabled,
+                     torch.get_autocast_cpu_dtype, torch.get_autocast_gpu_dtype}
+
+
 def _has_tensor(values) -> bool:
     for v in values:
         if isinstance(v, TensorVar):
@@ -80,6 +85,8 @@ def _has_tensor(values) -> bool:
 def call(tx, fn: Var, args: list[Var], kwargs: dict[str, Var]) -> Var:
     if (answer := _state_query(fn, args, kwargs)) is not None:
         return answer
+    if isinstance(fn, Const) and fn.value is context_managers.NULL_EXIT:  # leaving `with nullcontext()`
+        return Const(None)
     if isinstance(fn, TorchCallableVar):
         return call_torch(tx, fn.fn, args, kwargs)
     if isinstance(fn, TensorMethodVar):
@@ -124,6 +131,15 @@ def call_torch(tx, fn, args: list[Var], kwargs: dict[str, Var]) -> Var:
         return manager
     if fn is torch.is_grad_enabled:
         return Const(torch.is_grad_enabled())
+    if fn in _AUTOCAST_QUERIES and all(a.is_const() for a in args) and not kwargs:
+        # answered now and guarded: a call under another autocast state compiles again
+        values = tuple(a.const() for a in args)
+        try:
+            answer = fn(*values)
+        except (TypeError, RuntimeError) as e:
+            unsupported("exception", f"{fn.__name__}{values!r} raised {type(e).__name__}: {e}")
+        tx.output.guards.append(StateMatch(None, fn, values, answer))
+        return Const(answer)
     if fn in _AUTOGRAD_FUNCTIONS:
         unsupported("autograd", f"torch.autograd.{fn.__name__}() runs the autograd engine")
     if fn in (torch.manual_seed, torch.seed, torch.set_default_dtype, torch.set_printoptions):

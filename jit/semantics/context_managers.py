@@ -3,12 +3,13 @@ captured code runs each region in the same mode as eager; BEFORE_WITH pushes the
 normal path calls with (None, None, None). Other managers are a graph break at the `with` (see enter)."""
 from __future__ import annotations
 
+import contextlib
 import types
 
 import torch
 
 from jit.break_reasons import unsupported
-from jit.variables import Const, GradModeVar, Var
+from jit.variables import Const, GradModeVar, NewObjectVar, Var
 
 GRAD_MODE_CLASSES = {torch.no_grad: False, torch.enable_grad: True}
 
@@ -29,7 +30,14 @@ def set_grad(tx, enabled: bool) -> None:
         torch._C._set_grad_enabled(enabled)
 
 
+# contextlib.nullcontext's __exit__ does nothing: one real bound method stands for every such manager's, a
+# constant the generated code can load where the stack holds it (a break inside the block)
+NULL_EXIT = contextlib.nullcontext().__exit__
+
+
 def enter(tx, manager: Var) -> tuple[Var, Var]:
+    if isinstance(manager, NewObjectVar) and manager.cls is contextlib.nullcontext:
+        return Const(NULL_EXIT), manager.attrs.get("enter_result", Const(None))
     if not isinstance(manager, GradModeVar):
         # Any other manager (a user class, a contextlib.contextmanager, torch.autocast): the frame breaks at
         # BEFORE_WITH, which runs for real (jit/codegen.py), and the body resumes with the real __exit__ on the

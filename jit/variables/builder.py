@@ -70,6 +70,9 @@ class Builder:
         if is_torch_callable(value):
             self.guard(IdMatch(source, value))
             return TorchCallableVar(value, source)
+        if isinstance(value, types.FunctionType) and value in _modelled_functions():
+            self.guard(IdMatch(source, value))  # a library function answered by its model (inspect.signature)
+            return BuiltinVar(value, source)
         if isinstance(value, types.FunctionType):
             if "<locals>" in value.__qualname__ and source is not None:
                 # Made anew by each call of the function around it (a closure handed to a resume function after a
@@ -136,6 +139,11 @@ class Builder:
         if source is not None:
             self.output.outside_containers[id(value)] = (value, var)
         return var
+
+
+def _modelled_functions() -> dict:
+    from jit.semantics.builtins_impl import BUILTINS
+    return BUILTINS
 
 
 def is_numpy_scalar(value) -> bool:
