@@ -287,6 +287,25 @@ class StateMatch(Guard):
         return (self.fn, self.args, self.expected)
 
 
+@dataclass(frozen=True, eq=False)
+class NoHooks(Guard):
+    """The modules the graph inlined still have no forward/backward hooks: their hook dicts (fixed objects of
+    modules guarded by identity) are all empty. One `any` over all of them, however many modules."""
+    dicts: tuple = ()
+
+    def check(self, v, const, value_of):
+        return f"not any({const(self.dicts)})"
+
+    def explain(self, value=None):
+        return "a hook was registered on a module the compiled code runs" if any(self.dicts) else None
+
+    def describe(self):
+        return f"no hooks on the {len(self.dicts) // 4 or len(self.dicts)} modules inlined"
+
+    def _key(self):
+        return (id(self.dicts),)
+
+
 def _grad_enabled():
     import torch
     return torch.is_grad_enabled

@@ -23,6 +23,10 @@ class Source:
     def root(self) -> Source:
         return self
 
+    def root_is_local(self) -> bool:
+        """Read from an argument of the frame (not a global, a constant or a closure)."""
+        return isinstance(self.root(), LocalSource)
+
     def __str__(self) -> str:
         return self.name()
 

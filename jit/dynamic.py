@@ -75,8 +75,42 @@ def note_size_changes(code: CodeType, entries: list, args: tuple, function) -> l
     return news
 
 
+# Codes whose frames met a second instance of a module class (a layer class with a break inside, called once per
+# layer): compiled from then on with that frame's modules guarded by structure, not identity (jit/variables/builder.py).
+_by_structure: set = set()
+
+
+def modules_by_structure(code: CodeType) -> bool:
+    return code in _by_structure
+
+
+def note_module_changes(code: CodeType, entries: list, args: tuple, function) -> list[str]:
+    """After a cache miss: if an entry failed only because a module (or its parameter) reached from the frame's
+    arguments is another object of the same class, compile this code with modules guarded by structure: one entry
+    then serves every instance, and N layers do not make N entries. Returns what changed, in words."""
+    from guards.kinds import IdMatch
+    if code in _by_structure:
+        return []
+    for entry in entries:
+        guards = getattr(entry.data, "guards", None)
+        if guards is None:
+            continue
+        for g, value in guards.read_all(*args, function):
+            if isinstance(g, IdMatch) and value is not g.expected and type(value) is type(g.expected) and \
+                    _is_module_state(value) and g.source.root_is_local():
+                _by_structure.add(code)
+                return [f"modules of '{g.source.name()}' by structure (another {type(value).__name__})"]
+    return []
+
+
+def _is_module_state(value) -> bool:
+    import torch  # loaded: a module exists
+    return isinstance(value, (torch.nn.Module, torch.nn.Parameter))
+
+
 def reset() -> None:
     _automatic.clear()
+    _by_structure.clear()
 
 
 class SymbolTable:

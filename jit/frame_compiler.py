@@ -12,7 +12,7 @@ import torch
 
 from graph.dce import drop_unused
 from guards.check import CompiledGuards, compile_guards
-from guards.kinds import GradModeMatch
+from guards.kinds import GradModeMatch, NoHooks
 from guards.sources import ClosureCellSource, ClosureSource, LocalSource
 from jit import _C, backends, codegen
 from jit import explanation as explain_mod
@@ -95,6 +95,7 @@ class FrameCapture:
         self.output = output = OutputGraph(frame_globals=fn.__globals__,
                                            dynamic_dims=self._dynamic_dims if self.dynamic else None)
         output.guards.append(GradModeMatch(None, torch.is_grad_enabled()))
+        output.modules_by_structure = dynamic.modules_by_structure(code)
         tx_locals = {n: LazyArg(v, LocalSource(n)) for n, v in zip(argument_names(code), frame.args)}
         cells: dict = {}
         for name in code.co_cellvars:
@@ -153,6 +154,9 @@ class FrameCapture:
 
     def _guards(self) -> CompiledGuards:
         frame = self.frame
+        if self.output.hook_dicts:
+            unique = {id(d): d for d in self.output.hook_dicts}
+            self.output.guards.append(NoHooks(None, tuple(unique.values())))
         guards = compile_guards(self.output.guards, argument_names(frame.code),
                                 name="guard_" + re.sub(r"\W", "_", frame.code.co_name))
         if guards_log.isEnabledFor(logging.DEBUG):

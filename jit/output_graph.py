@@ -44,6 +44,8 @@ class OutputGraph:
         self.external_cells: dict = {}  # id(real closure cell) -> jit.translator.ExternalCell (reads and writes)
         self.outside_containers: dict = {}  # id(list/tuple/dict from outside) -> (it, its Var): one Var per object
         self.side_effects = SideEffects()  # changes to outside objects, applied by the generated code
+        self.modules_by_structure = False  # set per frame (jit.dynamic.modules_by_structure)
+        self.hook_dicts: list = []  # hook dicts of the identity-guarded modules inlined (guards.kinds.NoHooks)
         self.translator = None  # the jit.translator.Translator running now (set by its run())
 
     # ---- inputs ----------------------------------------------------------------------------------------------
@@ -54,7 +56,8 @@ class OutputGraph:
             self.guards.append(AliasMatch(source, existing.source))
             return existing
         load = source
-        if isinstance(source, ModuleDictSource) and source.store in ("_parameters", "_buffers"):
+        if isinstance(source, ModuleDictSource) and source.store in ("_parameters", "_buffers") and not (
+                self.modules_by_structure and source.root_is_local()):
             # Parameters and buffers: the same object as when compiled (one `is` per call). load_state_dict
             # copies into them in place, so new weights are seen without recompiling; the graph is handed the
             # object itself. A parameter replaced by another object fails the guard and recompiles.

@@ -11,7 +11,7 @@ import types
 
 import torch
 
-from guards.kinds import StateMatch
+from guards.kinds import LenMatch, StateMatch
 from guards.sources import AttrSource, ConstSource, ItemSource
 from jit import skip_rules
 from jit.break_reasons import unsupported
@@ -167,11 +167,21 @@ def call_tensor_method(tx, tensor: TensorVar, name: str, args, kwargs) -> Var:
 
 # ---- modules and classes ----------------------------------------------------------------------------------------
 
+_HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+
+
 def call_module(tx, var: ModuleVar, args, kwargs) -> Var:
     m = var.module
     if m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or getattr(m, "_backward_pre_hooks", None) or \
             _global_module_hooks():
         unsupported("unsupported_call", f"{type(m).__name__} has forward/backward hooks")
+    # a hook registered after compiling must run: guard that there is none
+    if tx.builder.by_structure(var.source):  # another instance of the class may have hooks
+        for store in _HOOK_DICTS:
+            if hasattr(m, store):
+                tx.builder.guard(LenMatch(AttrSource(var.source, store), type(getattr(m, store)), 0))
+    elif var.source is not None:  # this very module (guarded by identity): its own hook dicts, checked at once
+        tx.output.hook_dicts.extend(getattr(m, store) for store in _HOOK_DICTS if hasattr(m, store))
     forward = inspect.getattr_static(type(m), "forward")
     if not isinstance(forward, types.FunctionType):
         unsupported("unsupported_call", f"{type(m).__name__}.forward is not a Python function")

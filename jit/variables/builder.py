@@ -48,6 +48,11 @@ class Builder:
         if self.guarded and g.source is not None:
             self.output.guards.append(g)
 
+    def by_structure(self, source) -> bool:
+        """Modules read from the frame's arguments are guarded by class and contents, not identity, once the frame
+        met a second instance (jit.dynamic.note_module_changes): one entry serves every layer of a model."""
+        return self.guarded and source is not None and self.output.modules_by_structure and source.root_is_local()
+
     def wrap(self, value, source: Source | None) -> Var:
         if isinstance(value, torch.Tensor):
             if source is None:
@@ -62,7 +67,10 @@ class Builder:
         if type(value) in (tuple, list, dict) or _is_namedtuple(value):
             return self._container(value, source)
         if isinstance(value, torch.nn.Module):
-            self.guard(IdMatch(source, value))
+            if self.by_structure(source):
+                self.guard(TypeMatch(source, type(value)))  # what it holds is guarded where it is read
+            else:
+                self.guard(IdMatch(source, value))
             return ModuleVar(value, source)
         if isinstance(value, types.ModuleType):
             self.guard(IdMatch(source, value))
