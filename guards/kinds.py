@@ -167,14 +167,18 @@ class LenMatch(Guard):
 
 @dataclass(frozen=True, eq=False)
 class DictKeysMatch(Guard):
+    """A dict (or OrderedDict) from outside: its exact type and its keys in order."""
     keys: tuple = ()
+    dict_type: type = dict
 
     def check(self, v, const, value_of):
-        return f"(type({v}) is dict and tuple({v}) == {const(self.keys)})"
+        kind = "dict" if self.dict_type is dict else const(self.dict_type)
+        return f"(type({v}) is {kind} and tuple({v}) == {const(self.keys)})"
 
     def explain(self, value):
-        if type(value) is not dict:
-            return f"type of '{self.source.name()}' changed: expected dict, got {_typename(type(value))}"
+        if type(value) is not self.dict_type:
+            return (f"type of '{self.source.name()}' changed: expected {_typename(self.dict_type)}, "
+                    f"got {_typename(type(value))}")
         if tuple(value) != self.keys:
             return f"keys of '{self.source.name()}' changed: expected {list(self.keys)}, got {list(value)}"
         return None
@@ -183,7 +187,7 @@ class DictKeysMatch(Guard):
         return f"keys({self.source.name()}) == {list(self.keys)}"
 
     def _key(self):
-        return (self.keys,)
+        return (self.keys, self.dict_type)
 
 
 @dataclass(frozen=True, eq=False)

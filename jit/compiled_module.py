@@ -6,9 +6,17 @@ isinstance and custom methods all behave exactly as on the original. Only __call
 under the compiler (torch's own __call__ machinery is skipped by the skip rules; forward is compiled)."""
 from __future__ import annotations
 
+import types
+
+from jit import skip_rules
+
 
 def compiled_module(module, ctx):
     cls = type(module)
+    forward = getattr(cls, "forward", None)
+    if isinstance(getattr(forward, "__code__", None), types.CodeType):
+        # a torch.nn module's own forward lives in torch, whose frames are skipped: the user named it, compile it
+        skip_rules.request(forward.__code__)
 
     def __call__(self, *args, **kwargs):
         with ctx:

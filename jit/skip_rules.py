@@ -53,8 +53,20 @@ _packages = tuple(sorted(_package_dirs()))
 _stdlib = tuple(sorted(_stdlib_dirs()))
 
 
+# Code the user asked for by name although it lives in a skipped library: the forward of a torch.nn module passed
+# to jit.compile (nn.Linear, nn.TransformerEncoderLayer). Code objects are immortal enough: functions of classes.
+_requested: set = set()
+
+
+def request(code: CodeType) -> None:
+    """Compile `code` even though its file is in a skipped library."""
+    _requested.add(code)
+
+
 def skip_reason(code: CodeType, function=None) -> str | None:
     """Why `code` is never compiled, or None if it may be."""
+    if code in _requested:
+        return None
     if function is not None and str(getattr(function, "__globals__", {}).get("__name__", "")).startswith("namedtuple_"):
         return "standard library (collections.namedtuple's generated __new__)"
     filename = code.co_filename

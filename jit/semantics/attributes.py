@@ -43,6 +43,10 @@ def _tensor_attr(tx, t: TensorVar, name: str) -> Var:
         return Const(t.device.type == "cuda")
     if name == "is_cpu":
         return Const(t.device.type == "cpu")
+    if name in ("is_meta", "is_mps", "is_xpu", "is_hpu"):
+        return Const(t.device.type == name[3:])
+    if name in ("is_nested", "is_sparse", "is_quantized", "is_mkldnn", "is_sparse_csr"):
+        return Const(getattr(ex, name))  # layout facts: the example has the input's (guarded by type and layout)
     if name == "layout":
         return Const(ex.layout)
     if name == "is_leaf":

@@ -147,6 +147,9 @@ def call_torch(tx, fn, args: list[Var], kwargs: dict[str, Var]) -> Var:
     if fn in _PURE_PYTHON_RESULT and not _has_tensor(args) and all(a.is_const() for a in args):
         return Const(fn(*(a.const() for a in args), **{k: v.const() for k, v in kwargs.items()}))
     if not _has_tensor(list(args) + list(kwargs.values())):
+        if isinstance(fn, types.FunctionType) and fn not in _FACTORIES:
+            # a helper written in Python inside torch (F._none_or_dtype, F._canonical_mask's checks): its code
+            return inline_function(tx, UserFunctionVar(fn, None), list(args), kwargs)
         if fn not in _FACTORIES and not getattr(fn, "__name__", "").endswith("_like"):
             if all(a.is_const() for a in args) and all(v.is_const() for v in kwargs.values()) and \
                     fn in _PURE_PYTHON_RESULT:

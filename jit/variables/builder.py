@@ -6,6 +6,7 @@ type and length, their items each with their own source; any other object by typ
 from __future__ import annotations
 
 import builtins
+import collections
 import enum
 import functools
 import sys
@@ -64,7 +65,7 @@ class Builder:
         if isinstance(value, enum.Enum):  # a member is a singleton: the same object, whatever its value
             self.guard(IdMatch(source, value))
             return Const(value, source)
-        if type(value) in (tuple, list, dict) or _is_namedtuple(value):
+        if type(value) in (tuple, list, dict, collections.OrderedDict) or _is_namedtuple(value):
             return self._container(value, source)
         if isinstance(value, torch.nn.Module):
             if self.by_structure(source):
@@ -131,12 +132,12 @@ class Builder:
             if known[1].source != source:
                 self.guard(AliasMatch(source, known[1].source))
             return known[1]
-        if type(value) is dict:
+        if type(value) in (dict, collections.OrderedDict):
             if not all(isinstance(k, (str, int, float, bool, type(None), torch.dtype)) for k in value):
                 unsupported("unsupported_value", "a dict with keys that are not simple constants")
-            self.guard(DictKeysMatch(source, tuple(value)))
+            self.guard(DictKeysMatch(source, tuple(value), type(value)))
             var = DictVar({k: self.wrap(v, ItemSource(source, k) if source else None) for k, v in value.items()},
-                          source)
+                          source, type(value))
         else:
             self.guard(LenMatch(source, type(value), len(value)))
             items = [self.wrap(v, ItemSource(source, i) if source else None) for i, v in enumerate(value)]
