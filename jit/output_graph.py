@@ -224,10 +224,10 @@ class OutputGraph:
             _separate_twins(tensors)
         versions = [_version(t.example) for t in tensors]
         origins = {id(t.example): (tuple(t.example.shape), t.device) for t in tensors}  # before any resize
-        if kind == "call_method" and target in _DEVICE_MOVES and tensors and isinstance(args[0], TensorVar):
+        moves = kind == "call_method" and target in _DEVICE_MOVES and bool(tensors) and isinstance(args[0], TensorVar)
+        target_meta = target
+        if moves:
             meta_args, meta_kwargs, target_meta = _on_meta(target, meta_args, meta_kwargs)
-        else:
-            target_meta = target
         try:
             if kind == "call_method":
                 result = getattr(meta_args[0], target_meta)(*meta_args[1:], **meta_kwargs)
@@ -243,12 +243,12 @@ class OutputGraph:
         # name or flags say (`F.relu(y, True)`), it is in-place, so it stays in the graph.
         mutates = [_version(t.example) for t in tensors] != versions
         def run(a, kw):
-            if target_meta != target:
+            if moves:
                 a, kw, _ = _on_meta(target, a, kw)
             return getattr(a[0], target_meta)(*a[1:], **kw) if kind == "call_method" else target(*a, **kw)
         perturbed = self._perturbed_run(target, result, args, kwargs, run)
         device = result_device(kind, target, args, kwargs)
-        if target_meta != target and result is meta_args[0] and device != args[0].device:
+        if moves and result is meta_args[0] and device != args[0].device:
             result = result.clone()  # a copy on another device, though the meta run had nowhere to move it
         proxy = self.tracer.create_proxy(kind, target, proxy_args, proxy_kwargs)
         if mutates:
@@ -344,7 +344,7 @@ class OutputGraph:
         graph; the parts that do not depend on them stay constants."""
         source, dim = size_source if size_source is not None else (None, None)
         if isinstance(result, int) and not isinstance(result, bool):
-            expr = Dim(source, dim) if source is not None and dim is not None else None
+            expr = Dim(source, dim) if source is not None and dim is not None else self._fitted(result, perturbed)
             return SizeVar(proxy, result, perturbed, expr, self)
         if isinstance(result, tuple) and len(result) == len(perturbed) and all(
                 type(r) is int for r in result):
@@ -354,9 +354,22 @@ class OutputGraph:
                     items.append(Const(r))
                 else:
                     items.append(SizeVar(proxy[i], r, p, Dim(source, i) if source is not None and dim is None
-                                         else None, self))
+                                         else self._fitted(r, p), self))
             return NamedTupleVar(type(result), items) if isinstance(result, torch.Size) else TupleVar(items)
         raise Specialize(f"{proxy.node.name} gives {result!r} at the example sizes and {perturbed!r} at others")
+
+    def _fitted(self, hint: int, perturbed: int):
+        """An expression over input dims for a size computed in the function, so Python may compare it (guarded):
+        the input dim it equals at both traced sizes (a sequence length passing through ops), or, with a single
+        dynamic size in the frame, that size plus a constant (a token appended: T + 1). None otherwise (the size
+        is then used only inside the graph; Python needing its value traces the frame static)."""
+        dim = self.symbols.first_dim.get(hint)
+        if dim is not None and perturbed == SymbolTable.perturbed(hint):
+            return dim
+        if len(self.symbols.first_dim) == 1 and perturbed - hint == SymbolTable.OFFSET:
+            (h, dim), = self.symbols.first_dim.items()
+            return combine(operator.add, dim, Num(hint - h))
+        return None
 
     # ---- the finished graph ----------------------------------------------------------------------------------
 

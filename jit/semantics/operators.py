@@ -57,7 +57,8 @@ def binary(tx, op, a: Var, b: Var) -> Var:
         return tx.output.call("call_function", op, (torch_operand(a), torch_operand(b)), {})
     views = isinstance(a, (DictViewVar, SetVar)) or isinstance(b, (DictViewVar, SetVar))
     # on constants the real operator gives the answer; `l += [3]` / `l *= 2` must change the list l itself
-    if a.is_const() and b.is_const() and not (isinstance(a, ListVar) and op in _INPLACE_TO_PLAIN):
+    if a.is_const() and b.is_const() and not (isinstance(a, ListVar) and op in _INPLACE_TO_PLAIN) and \
+            not (_holds_sizes(a) or _holds_sizes(b)):
         # keys and items views are set-like: `a.keys() - b.keys()`, `d.keys() & other`, `d.items() == s` fold to
         # sets and bools over real views of the same contents (any iterable works on the other side)
         if op in _INPLACE_TO_PLAIN and isinstance(a, SetVar):
@@ -138,6 +139,12 @@ _DUNDER = {operator.add: "add", operator.sub: "sub", operator.mul: "mul", operat
            operator.xor: "xor"}
 _MIRROR = {operator.lt: ("__lt__", "__gt__"), operator.gt: ("__gt__", "__lt__"), operator.le: ("__le__", "__ge__"),
            operator.ge: ("__ge__", "__le__")}
+
+
+def _holds_sizes(v: Var) -> bool:
+    """A tuple or list with dynamic sizes among its items (x.size()[:-1] + (n,)): folding it to a constant would pin
+    them; the sequence operators below keep them symbolic."""
+    return isinstance(v, (TupleVar, ListVar)) and any(isinstance(i, SizeVar) for i in v.items)
 
 
 def user_object(v: Var) -> bool:

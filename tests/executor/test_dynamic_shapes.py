@@ -275,3 +275,29 @@ def test_fuzz_entries_only_run_on_inputs_they_fit(dynamic, monkeypatch):
         y = torch.randn(y_len, dtype=y_dtype)
         close(fn(x, y, k, flag), fuzz_target(x, y, k, flag))
     assert jit.counters["cache_hits"] > 10 and jit.counters["frames_compiled"] > 5
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sizes_of_intermediates_read_in_python_stay_dynamic(backend):
+    # transformers' Conv1D: x.size()[:-1] + (nf,) of an intermediate, and a comparison of an intermediate's size
+    # with a constant: the size equals an input dim (or that dim plus a constant) at both traced sizes, so it is
+    # that dim, guarded; a growing sequence compiles twice (static, then dynamic), never once per length
+    weight = torch.randn(4, 6)
+
+    def conv1d(x):
+        h = x * 2
+        size_out = h.size()[:-1] + (6,)
+        y = torch.addmm(torch.zeros(6), h.view(-1, h.size(-1)), weight).view(size_out)
+        z = torch.cat([y, y[:, :1]], dim=1)  # T + 1
+        if z.shape[1] == 1 or h.shape[1] > 100:
+            return y
+        return z * z.shape[1]
+
+    fast = jit.compile(conv1d, backend=backend)
+    jit.counters.clear()
+    for t in range(3, 10):
+        x = torch.randn(2, t, 4)
+        close(fast(x), conv1d(x))
+    assert jit.counters.frames_compiled == 2, jit.counters
+    x = torch.randn(2, 101, 4)  # the other side of the comparison guarded
+    close(fast(x), conv1d(x))
