@@ -1,0 +1,214 @@
+"""Hugging Face transformers models built from small configs (nothing downloaded), compiled whole with
+`jit.compile(model)` and checked against eager: eval outputs (logits or hidden states, and the KV cache a causal LM
+hands back), one graph with no break, a cache hit on the next call, loss and every gradient in train mode, and
+greedy decoding over a growing sequence (one compile per length until the length is compiled as dynamic)."""
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import jit
+
+transformers = pytest.importorskip("transformers")
+
+VOCAB, HIDDEN, HEADS, KV_HEADS, LAYERS, FFN, POSITIONS = 128, 64, 4, 2, 2, 128, 64
+BATCH, SEQ, PROMPT, NEW_TOKENS = 2, 12, 8, 6
+TOL = dict(rtol=1e-5, atol=1e-5)
+
+
+def _gpt2():
+    # GPT-2's default bos/eos ids (50256) lie outside a 128-token vocabulary; transformers warns about them.
+    return transformers.GPT2LMHeadModel(transformers.GPT2Config(
+        n_layer=LAYERS, n_embd=HIDDEN, n_head=HEADS, n_inner=FFN, vocab_size=VOCAB, n_positions=POSITIONS,
+        bos_token_id=VOCAB - 1, eos_token_id=VOCAB - 1))
+
+
+def _bert():
+    return transformers.BertModel(transformers.BertConfig(
+        num_hidden_layers=LAYERS, hidden_size=HIDDEN, num_attention_heads=HEADS, intermediate_size=FFN,
+        vocab_size=VOCAB, max_position_embeddings=POSITIONS))
+
+
+def _llama():  # grouped-query attention: fewer key/value heads than query heads
+    return transformers.LlamaForCausalLM(transformers.LlamaConfig(
+        num_hidden_layers=LAYERS, hidden_size=HIDDEN, num_attention_heads=HEADS, num_key_value_heads=KV_HEADS,
+        intermediate_size=FFN, vocab_size=VOCAB, max_position_embeddings=POSITIONS))
+
+
+def _qwen2():  # Llama-like with biases on q/k/v, grouped-query attention
+    return transformers.Qwen2ForCausalLM(transformers.Qwen2Config(
+        num_hidden_layers=LAYERS, hidden_size=HIDDEN, num_attention_heads=HEADS, num_key_value_heads=KV_HEADS,
+        intermediate_size=FFN, vocab_size=VOCAB, max_position_embeddings=POSITIONS))
+
+
+def _gpt_neox():  # parallel residual, fused qkv, rotary on a quarter of each head
+    return transformers.GPTNeoXForCausalLM(transformers.GPTNeoXConfig(
+        num_hidden_layers=LAYERS, hidden_size=HIDDEN, num_attention_heads=HEADS, intermediate_size=FFN,
+        vocab_size=VOCAB, max_position_embeddings=POSITIONS))
+
+
+def _opt():  # learned positions offset by 2, ReLU MLP, dropout 0.1
+    return transformers.OPTForCausalLM(transformers.OPTConfig(
+        num_hidden_layers=LAYERS, hidden_size=HIDDEN, num_attention_heads=HEADS, ffn_dim=FFN,
+        word_embed_proj_dim=HIDDEN, vocab_size=VOCAB, max_position_embeddings=POSITIONS))
+
+
+@dataclass(frozen=True)
+class Case:
+    build: Callable[[], torch.nn.Module]
+    causal: bool  # a causal LM (logits, a KV cache, decodable) rather than an encoder (hidden states)
+
+
+CASES = {
+    "gpt2": Case(_gpt2, causal=True),
+    "bert": Case(_bert, causal=False),
+    "llama": Case(_llama, causal=True),
+    "qwen2": Case(_qwen2, causal=True),
+    "gpt_neox": Case(_gpt_neox, causal=True),
+    "opt": Case(_opt, causal=True),
+}
+CAUSAL = [name for name, case in CASES.items() if case.causal]
+
+
+@pytest.fixture(autouse=True)
+def _fresh():
+    jit.reset()
+    jit.counters.clear()
+    yield
+    jit.reset()
+
+
+def _model(name: str) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return CASES[name].build()
+
+
+def _ids(seq: int = SEQ, seed: int = 1) -> torch.Tensor:
+    return torch.randint(0, VOCAB, (BATCH, seq), generator=torch.Generator().manual_seed(seed))
+
+
+def _tensors(output) -> dict[str, torch.Tensor]:
+    """Every tensor a model output holds, by name: its tensor fields and each layer's cached keys and values."""
+    found = {}
+    for key, value in output.items():
+        if isinstance(value, torch.Tensor):
+            found[key] = value
+        elif isinstance(value, transformers.Cache):
+            for i, layer in enumerate(value.layers):
+                found[f"{key}[{i}].keys"], found[f"{key}[{i}].values"] = layer.keys, layer.values
+        else:
+            raise AssertionError(f"output field {key!r} holds a {type(value).__name__} this test does not compare")
+    return found
+
+
+def _assert_outputs_equal(got, expected) -> None:
+    got, expected = _tensors(got), _tensors(expected)
+    assert list(got) == list(expected)
+    for key in expected:
+        torch.testing.assert_close(got[key], expected[key], **TOL, msg=lambda m: f"{key}: {m}")
+
+
+def _loss(name: str, output) -> torch.Tensor:
+    """Cross entropy against fixed random labels for a causal LM; mean squared error against a fixed random target
+    for an encoder (a squared norm of a layer-normed output would give its weights next to no gradient)."""
+    if CASES[name].causal:
+        labels = _ids(seed=2)
+        return F.cross_entropy(output.logits.float().flatten(0, 1), labels.flatten())
+    hidden = output.last_hidden_state.float()
+    target = torch.randn(hidden.shape, generator=torch.Generator().manual_seed(3))
+    return F.mse_loss(hidden, target)
+
+
+def _greedy(model, ids: torch.Tensor, steps: int) -> torch.Tensor:
+    for _ in range(steps):
+        logits = model(ids).logits
+        ids = torch.cat([ids, logits[:, -1].argmax(-1, keepdim=True)], 1)
+    return ids
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_eval_matches_eager(name):
+    model = _model(name).eval()
+    fast = jit.compile(model)
+    ids = _ids()
+    with torch.no_grad():
+        _assert_outputs_equal(fast(ids), model(ids))
+    assert jit.counters.graphs == 1 and jit.counters.compile_errors == 0, jit.counters
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_eval_is_one_graph_without_breaks(name):
+    model = _model(name).eval()
+    with torch.no_grad():
+        exp = jit.explain(model, _ids())
+    assert exp.break_reasons == [], "\n".join(str(r) for r in exp.break_reasons)
+    assert exp.graph_count == 1
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_next_call_is_a_cache_hit(name):
+    model = _model(name).eval()
+    fast = jit.compile(model)
+    ids, same_shape = _ids(), _ids(seed=4)
+    with torch.no_grad():
+        fast(ids)
+        assert jit.counters.frames_compiled == 1, jit.counters
+        hits = jit.counters.cache_hits
+        second, third = fast(ids), fast(same_shape)
+        _assert_outputs_equal(second, model(ids))
+        _assert_outputs_equal(third, model(same_shape))
+    assert jit.counters.frames_compiled == 1 and jit.counters.recompiles == 0, jit.counters
+    assert jit.counters.cache_hits == hits + 2, jit.counters
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_train_backward_matches_eager(name):
+    eager = _model(name).train()
+    model = copy.deepcopy(eager)
+    fast = jit.compile(model)
+    ids = _ids()
+    # Dropout stays on at the configs' default probabilities: seeding the same before each forward gives the
+    # compiled graph the same random stream as eager, so masks, loss and gradients agree.
+    losses = []
+    for net in (eager, fast):
+        torch.manual_seed(123)
+        loss = _loss(name, net(ids))
+        loss.backward()
+        losses.append(loss)
+    torch.testing.assert_close(losses[1], losses[0], **TOL)
+    with_grad = 0
+    for (pname, pe), pc in zip(eager.named_parameters(), model.parameters()):
+        assert (pc.grad is None) == (pe.grad is None), pname  # BERT's pooler gets none from last_hidden_state
+        if pe.grad is not None:
+            torch.testing.assert_close(pc.grad, pe.grad, **TOL, msg=lambda m: f"{pname}: {m}")
+            with_grad += 1
+    assert with_grad >= len(list(eager.parameters())) - 2
+    assert jit.counters.graphs >= 1 and jit.counters.compile_errors == 0, jit.counters
+
+
+@pytest.mark.parametrize("name", CAUSAL)
+def test_greedy_decoding_compiles_at_most_twice(name):
+    model = _model(name).eval()
+    fast = jit.compile(model)
+    with torch.no_grad():
+        expected = _greedy(model, _ids(PROMPT), NEW_TOKENS)
+        got = _greedy(fast, _ids(PROMPT), NEW_TOKENS)
+    assert torch.equal(got, expected)
+    # The first length compiles static; the next one recompiles with the sequence dim dynamic (automatic dynamic
+    # shapes, jit/dynamic.py); every later length is a cache hit of that entry. No breaks, so every call of the
+    # forward is exactly one compile or one hit.
+    c = jit.counters
+    assert c.graph_breaks == 0 and c.compile_errors == 0, c
+    assert c.frames_compiled <= 2 and c.recompiles <= 1 and c.graphs == c.frames_compiled, c
+    assert c.cache_hits == NEW_TOKENS - c.frames_compiled, c
+
+
+def test_compiled_linear_counts_a_graph():
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(4, 4)
+    x = torch.randn(2, 4)
+    torch.testing.assert_close(jit.compile(lin)(x), lin(x))
+    assert jit.counters.graphs >= 1, jit.counters
