@@ -25,7 +25,7 @@ from guards.sources import (AttrSource, BuiltinSource, ClosureCellSource, Closur
 from jit.break_reasons import unsupported
 from jit.calling_convention import argument_names
 from jit.pyversion import PY311
-from jit.resume import NULL_SLOT, VALUE, stack_arg
+from jit.resume import NULL_SLOT, VALUE, param_order, stack_arg
 from jit.semantics.context_managers import ExitVar
 from jit.side_effects import DELETED, SideEffects
 from jit.variables import (NULL, BoundMethodVar, CellVar, Const, ContainerIteratorVar, DictVar, DictViewVar,
@@ -704,7 +704,7 @@ def _call_resume(em: Emitter, values: ValueBuilder, original: CodeType, code: Co
     pushes = {stack_arg(j): (lambda v=v: values.push(v)) for j, v in enumerate(lower) if _slot(v) == VALUE}
     pushes.update({stack_arg(len(lower) + k): (lambda r=r: em.emit("LOAD_FAST", r)) for k, r in enumerate(results)})
     pushes.update({name: (lambda v=v: values.push(v)) for name, v in local_vars.items()})
-    params = code.co_varnames[:code.co_argcount]
+    params = param_order(original, _resume_slots(lower, results), tuple(local_vars))
     for name in params:
         pushes[name]()
     em.call(len(params))

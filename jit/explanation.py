@@ -4,6 +4,7 @@ It compiles with a throw-away callback (backend "eager"), so it always compiles 
 entries behind, and does not disturb the caches of jit.compile'd functions."""
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 _recording: Explanation | None = None
@@ -27,6 +28,7 @@ class Explanation:
     guards: list = field(default_factory=list)
     op_count: int = 0
     frames: list = field(default_factory=list)
+    thread: int = field(default=0, repr=False)  # the thread whose call is explained: frames of others are not
 
     @property
     def graph_count(self) -> int:
@@ -50,7 +52,7 @@ class Explanation:
 
 
 def record_entry(info) -> None:
-    if _recording is not None:
+    if _recording is not None and _recording.thread == threading.get_ident():
         _recording.frames.append(info.name)
         if info.graph is not None:
             _recording.graphs.append(info.graph)
@@ -59,7 +61,7 @@ def record_entry(info) -> None:
 
 
 def record_break(frame, error) -> None:
-    if _recording is not None:
+    if _recording is not None and _recording.thread == threading.get_ident():
         _recording.break_reasons.append(BreakReason(f"{error.detail} ({error.kind.explanation})",
                                                     error.location or frame.location, error.kind.hint,
                                                     error.kind.name))
@@ -69,7 +71,7 @@ def explain(fn, *args, **kwargs) -> Explanation:
     global _recording
     from jit import _C
     from jit.convert_frame import FrameConverter, Settings
-    exp = Explanation()
+    exp = Explanation(thread=threading.get_ident())
     converter = FrameConverter(Settings("eager", False, None))
     previous, _recording = _recording, exp
     saved = _C.set_callback(converter)

@@ -76,6 +76,19 @@ def super_self(code: CodeType) -> str | None:
     return code.co_varnames[0]
 
 
+def param_order(code: CodeType, slots: tuple, local_names) -> list[str]:
+    """A resume function's parameters, in order: its VALUE stack slots, then the locals it is handed; the
+    original's first parameter goes first when zero-argument super() may read it (super_self). The break code
+    passes its arguments in this order (jit/codegen.py, _call_resume)."""
+    code = origin(code, 0)[0]
+    names = [stack_arg(j) for j, slot in enumerate(slots) if slot == VALUE] + list(local_names)
+    first = super_self(code)
+    if first in local_names:
+        names.remove(first)
+        names.insert(0, first)
+    return names
+
+
 def stack_arg(j: int) -> str:
     return f"___stack{j}"
 
@@ -113,12 +126,10 @@ def resume_code(code: CodeType, target: int, slots: tuple, local_names: tuple[st
     if free:
         prologue.append(bc.Instr("COPY_FREE_VARS", len(free), lineno=lineno))
     prologue.append(bc.Instr("RESUME", 0, lineno=lineno))
-    stack_params = []
     for j, slot in enumerate(slots):
         if slot == NULL_SLOT:
             prologue.append(bc.Instr("PUSH_NULL", lineno=lineno))
         elif slot == VALUE:
-            stack_params.append(stack_arg(j))
             prologue.append(bc.Instr("LOAD_FAST", stack_arg(j), lineno=lineno))
         else:  # ("grad", cls, args): cls(*args).__enter__(), leaving its __exit__ on the stack
             _, cls, args = slot
@@ -135,11 +146,7 @@ def resume_code(code: CodeType, target: int, slots: tuple, local_names: tuple[st
     out.qualname = f"{code.co_qualname}.<resume at line {lineno}>"
     out.filename = code.co_filename
     out.first_lineno = code.co_firstlineno
-    out.argnames = stack_params + list(local_names)
-    first = super_self(code)
-    if first in local_names:
-        out.argnames.remove(first)
-        out.argnames.insert(0, first)
+    out.argnames = param_order(code, slots, local_names)
     out.argcount = len(out.argnames)
     out.posonlyargcount = 0
     out.kwonlyargcount = 0

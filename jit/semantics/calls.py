@@ -42,12 +42,27 @@ _PURE_PYTHON_RESULT = {torch.is_tensor, torch.is_floating_point, torch.is_comple
 # under torch.compile, so libraries take their compile-friendly paths. Code run eagerly at a break sees the real
 # (False) answer, as it does under torch.compile.
 _STATE_QUERIES = {torch._C._get_tracing_state: None, torch._C._is_tracing: None, torch.jit.is_scripting: None,
-                  torch.jit.is_tracing: None, torch.compiler.is_compiling: True,
+                  torch.jit.is_tracing: None, torch._C._len_torch_function_stack: None,
+                  torch.compiler.is_compiling: True,
                   torch.compiler.is_dynamo_compiling: False, torch.compiler.is_exporting: False}
+
+
+_HAS_TORCH_FUNCTION = {torch.overrides.has_torch_function, torch.overrides.has_torch_function_unary,
+                       torch.overrides.has_torch_function_variadic}
 
 
 def _state_query(fn: Var, args, kwargs) -> Var | None:
     target = _callee(fn)
+    try:
+        hashable_target = target is not None and hash(target) is not None
+    except TypeError:
+        return None
+    if hashable_target and target in _HAS_TORCH_FUNCTION and not kwargs:
+        # plain tensors and parameters (types guarded) override no __torch_function__
+        tensors = [t for a in args for t in (a.items if isinstance(a, (TupleVar, ListVar)) else [a])]
+        if all(isinstance(t, TensorVar) and t.tensor_type in (torch.Tensor, torch.nn.Parameter) or
+               isinstance(t, Const) and not isinstance(t.value, torch.Tensor) for t in tensors):
+            return Const(False)
     try:
         known = target is not None and target in _STATE_QUERIES
     except TypeError:  # unhashable

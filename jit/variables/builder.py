@@ -59,8 +59,9 @@ class Builder:
             if source is None:
                 unsupported("unsupported_value", "a tensor reached without a source (a constant tensor in code)")
             return self.output.add_tensor_input(value, source)
-        if isinstance(value, CONSTANT_TYPES) or is_numpy_scalar(value):
-            self.guard(ValueMatch(source, value))
+        if isinstance(value, CONSTANT_TYPES) or is_numpy_scalar(value) or (
+                type(value) is frozenset and len(value) <= 64 and all(isinstance(v, CONSTANT_TYPES) for v in value)):
+            self.guard(ValueMatch(source, value))  # (a frozenset of constants is one too: `in` on a module's set)
             return Const(value, source)
         if isinstance(value, enum.Enum):  # a member is a singleton: the same object, whatever its value
             self.guard(IdMatch(source, value))
