@@ -209,7 +209,15 @@ def _sequence_op(tx, op, a: Var, b: Var) -> Var:
         if type(a) is type(b) or (isinstance(a, TupleVar) and isinstance(b, TupleVar)):
             return (ListVar if isinstance(a, ListVar) else TupleVar)(a.items + b.items)
     if op in (operator.mul, operator.imul) and isinstance(a, seqs) and b.is_const():
-        return type(a)(a.items * b.const()) if not isinstance(a, NamedTupleVar) else TupleVar(a.items * b.const())
+        count = b.const()
+        if not isinstance(count, int):  # (t,) * 0.5: eager raises TypeError here
+            unsupported("exception", f"TypeError: can't multiply sequence by non-int of type "
+                                     f"'{type(count).__name__}'")
+        if op is operator.imul and isinstance(a, ListVar):
+            tx.output.changed_in_place(a)
+            a.items[:] = a.items * count
+            return a
+        return type(a)(a.items * count) if not isinstance(a, NamedTupleVar) else TupleVar(a.items * count)
     if op in (operator.eq, operator.ne) and isinstance(a, seqs) and isinstance(b, seqs):
         same = _sequences_equal(tx, a, b)
         return Const(same if op is operator.eq else not same)

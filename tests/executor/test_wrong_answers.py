@@ -631,3 +631,20 @@ def test_sharing_of_memory_is_guarded(caplog):
         jit.set_logs()
     assert jit.counters.recompiles == 1
     assert "'b' shared memory with 'a' when compiled" in caplog.text
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sequence_times_a_float_raises_and_list_imul_is_in_place(backend):
+    def f(x, alpha, xs):
+        try:
+            t = x.unbind(-2) * alpha  # TypeError in eager: the compiler must raise it, not crash
+        except TypeError:
+            t = (x,)
+        ys = xs
+        ys *= 2  # the same list, doubled in place
+        return t[0] + len(xs)
+
+    for args in ((torch.randn(1, 1), 0.5), (torch.randn(2, 3), 2)):
+        e_list, c_list = [1], [1]
+        torch.testing.assert_close(jit.compile(f, backend=backend)(*args, c_list), f(*args, e_list))
+        assert c_list == e_list == [1, 1]
