@@ -228,6 +228,11 @@ def construct(tx, cls: type, args, kwargs) -> Var:
             unsupported("exception", f"{cls.__name__}() raised {type(e).__name__}: {e}")
     if cls in (torch.device, torch.dtype) or cls is slice:
         return Const(cls(*(a.const() for a in args)))
+    if cls in (torch.finfo, torch.iinfo) and all(a.is_const() for a in args) and not kwargs:
+        try:  # torch.finfo(x.dtype).min: a constant of the dtype
+            return Const(cls(*(a.const() for a in args)))
+        except TypeError as e:
+            unsupported("exception", f"{cls.__name__}() raised TypeError: {e}")
     if cls is functools.partial:
         return PartialVar(args[0], list(args[1:]), dict(kwargs))
     if issubclass(cls, tuple) and hasattr(cls, "_fields"):

@@ -148,3 +148,9 @@ def _scaled(x):
 @C.add(T1)
 def functools_wraps_wrapped(x):
     return _scaled(x) + _scaled.__wrapped__(x)
+
+
+@C.add(T1)
+def finfo_and_iinfo_made_inside(x):
+    # transformers' attention masks: torch.finfo(dtype).min as the masked value
+    return x.clamp(min=torch.finfo(x.dtype).min / 2) + torch.iinfo(torch.int8).max

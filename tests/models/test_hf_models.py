@@ -56,6 +56,11 @@ def _opt():  # learned positions offset by 2, ReLU MLP, dropout 0.1
         word_embed_proj_dim=HIDDEN, vocab_size=VOCAB, max_position_embeddings=POSITIONS))
 
 
+def _t5_encoder():  # relative position buckets, RMS norm without mean, masks built from torch.finfo(dtype).min
+    return transformers.T5EncoderModel(transformers.T5Config(
+        num_layers=LAYERS, d_model=HIDDEN, d_kv=HIDDEN // HEADS, num_heads=HEADS, d_ff=FFN, vocab_size=VOCAB))
+
+
 @dataclass(frozen=True)
 class Case:
     build: Callable[[], torch.nn.Module]
@@ -69,6 +74,7 @@ CASES = {
     "qwen2": Case(_qwen2, causal=True),
     "gpt_neox": Case(_gpt_neox, causal=True),
     "opt": Case(_opt, causal=True),
+    "t5_encoder": Case(_t5_encoder, causal=False),
 }
 CAUSAL = [name for name, case in CASES.items() if case.causal]
 
