@@ -291,6 +291,51 @@ class StateMatch(Guard):
         return (self.fn, self.args, self.expected)
 
 
+def remaining_items(it) -> tuple:
+    """What an iterator will still give, read without advancing it (its __reduce__): for tuple, list, dict and
+    range iterators. Numbers, strings and the like by value, tuples item by item (enumerate's fresh (i, x)
+    pairs), anything else by identity."""
+    reduced = it.__reduce__()
+    seq = reduced[1][0]
+    start = reduced[2] if len(reduced) > 2 else 0
+    if isinstance(seq, range):
+        return (seq[start:],)
+    return tuple(_item_key(x) for x in seq[start:])
+
+
+def _item_key(x):
+    if type(x) in (int, float, str, bool, type(None)):
+        return (type(x), x)
+    if type(x) is tuple:
+        return tuple(_item_key(y) for y in x)
+    return id(x)
+
+
+@dataclass(frozen=True, eq=False)
+class IteratorMatch(Guard):
+    """An iterator from outside (a loop in progress handed to a resume function): its type and the very items it
+    will still give, in order."""
+    iter_type: type = None
+    remaining: tuple = ()
+
+    def __post_init__(self):
+        object.__setattr__(self, "cost", 3)
+
+    def check(self, v, const, value_of):
+        return f"(type({v}) is {const(self.iter_type)} and {const(remaining_items)}({v}) == {const(self.remaining)})"
+
+    def explain(self, value):
+        if type(value) is not self.iter_type or remaining_items(value) != self.remaining:
+            return f"'{self.source.name()}' will give other items than when compiled"
+        return None
+
+    def describe(self):
+        return f"{self.source.name()} gives the same {len(self.remaining)} items"
+
+    def _key(self):
+        return (self.iter_type, self.remaining)
+
+
 @dataclass(frozen=True, eq=False)
 class NoHooks(Guard):
     """The modules the graph inlined still have no forward/backward hooks: their hook dicts (fixed objects of

@@ -54,6 +54,12 @@ def rebuild_object(cls, attrs: dict, items: dict | None = None):
     return obj
 
 
+def advance_iterator(it, n: int) -> None:
+    """Take the n items the traced code took from an outside iterator (side effects, jit/side_effects.py)."""
+    for _ in range(n):
+        next(it)
+
+
 def replace_list_items(target: list, items: list) -> None:
     """An outside list's new contents, written in place (side effects, jit/side_effects.py)."""
     target[:] = items
@@ -311,7 +317,13 @@ class ValueBuilder:
         em = self.em
         self.snapshot(effects.roots())
         for record in effects.records():
-            if record[0] == "items":
+            if record[0] == "advance":
+                var = record[1]
+                if not var.pos:
+                    continue
+                em.call_const(advance_iterator, lambda: (em.load_source(var.source), em.emit("LOAD_CONST", var.pos),
+                                                         2)[-1])
+            elif record[0] == "items":
                 var = record[1]
                 if isinstance(var, DictVar):
                     em.call_const(replace_dict_items, lambda: (self.push(var), self.push(DictVar(dict(var.items))),
@@ -445,6 +457,8 @@ class ValueBuilder:
                 self.push(DictVar(dict(v.dict_var.items)))
                 return 3
             em.call_const(rebuild_object, args)
+        elif isinstance(v, IteratorVar) and v.source is not None:  # the outside iterator itself (advanced already)
+            em.load_source(v.source)
         elif isinstance(v, IteratorVar):  # a loop in progress: iterate over what is left
             em.call_const(iter, lambda: (self._items(v.items[v.pos:], "BUILD_TUPLE"), 1)[-1])
         elif isinstance(v, SetVar):  # built in Python's order where it is known (a set of constants)

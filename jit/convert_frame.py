@@ -107,6 +107,7 @@ class FrameConverter:
             marked = dynamic.note_size_changes(code, entries, args, function) if self.settings.dynamic is None \
                 else []
             marked += dynamic.note_module_changes(code, entries, args, function)
+            marked += dynamic.note_iterator_changes(code, entries, args, function)
             if recompile_log.isEnabledFor(logging.DEBUG):
                 reasons = failure_reasons(entries, args, function) or ["no cached entry matched"]
                 more = f" (now compiling {', '.join(marked)} as dynamic)" if marked else ""

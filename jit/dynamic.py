@@ -103,6 +103,31 @@ def note_module_changes(code: CodeType, entries: list, args: tuple, function) ->
     return []
 
 
+# Codes whose entries failed on an iterator from outside giving other items (a loop resumed after a break inside
+# its body: each pass starts further on): from then on such iterators are not read ahead (next() is a break), so
+# one entry serves every position instead of one entry per position.
+_iterators_opaque: set = set()
+
+
+def iterators_opaque(code: CodeType) -> bool:
+    return code in _iterators_opaque
+
+
+def note_iterator_changes(code: CodeType, entries: list, args: tuple, function) -> list[str]:
+    from guards.kinds import IteratorMatch
+    if code in _iterators_opaque:
+        return []
+    for entry in entries:
+        guards = getattr(entry.data, "guards", None)
+        if guards is None:
+            continue
+        for g, value in guards.read_all(*args, function):
+            if isinstance(g, IteratorMatch) and g.explain(value) is not None:
+                _iterators_opaque.add(code)
+                return [f"'{g.source.name()}' as an opaque iterator (it gives other items each call)"]
+    return []
+
+
 def _is_module_state(value) -> bool:
     import torch  # loaded: a module exists
     return isinstance(value, (torch.nn.Module, torch.nn.Parameter))
@@ -111,6 +136,7 @@ def _is_module_state(value) -> bool:
 def reset() -> None:
     _automatic.clear()
     _by_structure.clear()
+    _iterators_opaque.clear()
 
 
 class SymbolTable:

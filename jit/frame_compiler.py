@@ -96,6 +96,7 @@ class FrameCapture:
                                            dynamic_dims=self._dynamic_dims if self.dynamic else None)
         output.guards.append(GradModeMatch(None, torch.is_grad_enabled()))
         output.modules_by_structure = dynamic.modules_by_structure(code)
+        output.read_iterators = not dynamic.iterators_opaque(code)
         tx_locals = {n: LazyArg(v, LocalSource(n)) for n, v in zip(argument_names(code), frame.args)}
         cells: dict = {}
         for name in code.co_cellvars:

@@ -45,6 +45,7 @@ class OutputGraph:
         self.outside_containers: dict = {}  # id(list/tuple/dict from outside) -> (it, its Var): one Var per object
         self.side_effects = SideEffects()  # changes to outside objects, applied by the generated code
         self.modules_by_structure = False  # set per frame (jit.dynamic.modules_by_structure)
+        self.read_iterators = True  # iterators from outside read ahead (jit.dynamic.iterators_opaque)
         self.hook_dicts: list = []  # hook dicts of the identity-guarded modules inlined (guards.kinds.NoHooks)
         self.translator = None  # the jit.translator.Translator running now (set by its run())
 

@@ -7,7 +7,7 @@ ValueBuilder.apply_effects). Each object's final state is written once, in the o
 writes to different objects commute, and one object is one record however many names reach it.
 
 Recorded: item stores, deletes and in-place methods on lists and dicts from outside (the frame's own **kwargs
-included), and attribute writes and deletes on outside objects and modules whose type sets attributes the plain
+included), items taken from iterators from outside (a loop in progress), and attribute writes and deletes on outside objects and modules whose type sets attributes the plain
 way (object.__setattr__, directly or through a class's own __setattr__ that ends there)."""
 from __future__ import annotations
 
@@ -31,6 +31,14 @@ class SideEffects:
             self._order.append(("items", id(real)))
             self._alive.append(real)
 
+    def iterator_read(self, var, real) -> None:
+        """`var` stands for the outside iterator `real`: what the traced code took from it is taken from the real
+        one too (jit/codegen.py advances it by var.pos)."""
+        if id(real) not in self._containers:
+            self._containers[id(real)] = var
+            self._order.append(("advance", id(real)))
+            self._alive.append(real)
+
     def write_attr(self, obj_var, real, name: str, value) -> None:
         """`real.name = value` (or deleted, with DELETED) through object.__setattr__."""
         key = (id(real), name)
@@ -48,8 +56,8 @@ class SideEffects:
         """In first-change order: ("items", container Var) and ("attr", object Var, name, value Var / DELETED)."""
         out = []
         for key in self._order:
-            if key[0] == "items":
-                out.append(("items", self._containers[key[1]]))
+            if key[0] in ("items", "advance"):
+                out.append((key[0], self._containers[key[1]]))
             else:
                 out.append(("attr",) + self._attrs[key[1:]])
         return out
@@ -58,6 +66,8 @@ class SideEffects:
         """Every value the writes store: graph outputs, built before anything is written."""
         out: list = []
         for record in self.records():
+            if record[0] == "advance":
+                continue
             if record[0] == "items":
                 var = record[1]
                 out += list(var.items.values()) if isinstance(var.items, dict) else list(var.items)

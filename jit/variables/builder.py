@@ -14,11 +14,13 @@ import types
 
 import torch
 
-from guards.kinds import AliasMatch, DictKeysMatch, IdMatch, LenMatch, TypeMatch, ValueMatch
-from guards.sources import AttrSource, ItemSource, Source
+from guards.kinds import (AliasMatch, DictKeysMatch, IdMatch, IteratorMatch, LenMatch, TypeMatch, ValueMatch,
+                          remaining_items)
+from guards.sources import AttrSource, ConstSource, ItemSource, Source
 from jit.break_reasons import unsupported
 from jit.variables import (BoundMethodVar, BuiltinVar, ClassVar, Const, DictVar, ListVar, ModuleVar, NamedTupleVar,
                            ObjectVar, PartialVar, PythonModuleVar, TorchCallableVar, TupleVar, UserFunctionVar, Var)
+from jit.variables.containers import OutsideIteratorVar
 
 CONSTANT_TYPES = (int, float, bool, str, complex, bytes, type(None), type(Ellipsis), type(NotImplemented), range, slice,
                   torch.dtype, torch.device, torch.memory_format, torch.layout, torch.Size)
@@ -68,6 +70,8 @@ class Builder:
             return Const(value, source)
         if type(value) in (tuple, list, dict, collections.OrderedDict) or _is_namedtuple(value):
             return self._container(value, source)
+        if type(value) in _ITERATOR_TYPES and source is not None and self.guarded and self.output.read_iterators:
+            return self._iterator(value, source)
         if isinstance(value, torch.nn.Module):
             if self.by_structure(source):
                 self.guard(TypeMatch(source, type(value)))  # what it holds is guarded where it is read
@@ -125,6 +129,21 @@ class Builder:
         return ObjectVar(value, source)
 
 
+    def _iterator(self, value, source: Source) -> Var:
+        """A tuple, list, dict-view or range iterator from outside: the items it will still give (guarded to be
+        the same objects), each wrapped as a constant of this compile."""
+        remaining = remaining_items(value)
+        reduced = value.__reduce__()
+        seq = reduced[1][0]
+        items = list(seq[reduced[2] if len(reduced) > 2 else 0:])
+        if len(items) > 256:
+            unsupported("unsupported_value", f"an iterator from outside with {len(items)} items left")
+        self.guard(IteratorMatch(source, type(value), remaining))
+        var = OutsideIteratorVar([self.wrap(item, ConstSource(item, f"{source.name()}[+{i}]"))
+                                  for i, item in enumerate(items)], source, type(value))
+        self.output.side_effects.iterator_read(var, value)
+        return var
+
     def _container(self, value, source: Source | None) -> Var:
         """A list, tuple or dict from outside. One object reached through two sources (`o.l` and `l`) is one Var,
         with the sources guarded to stay one object, so `is` and writes through either see the same thing."""
@@ -149,6 +168,12 @@ class Builder:
         if source is not None:
             self.output.outside_containers[id(value)] = (value, var)
         return var
+
+
+# iterators whose remaining items __reduce__ gives without advancing them (dict item iterators make new tuples)
+_ITERATOR_TYPES = {type(iter(())), type(iter([])), type(iter({}.keys())), type(iter({}.values())),
+                   type(iter(range(0))), type(iter(collections.OrderedDict().keys())),
+                   type(iter(collections.OrderedDict().values()))}
 
 
 def _modelled_functions() -> dict:

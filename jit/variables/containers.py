@@ -138,6 +138,20 @@ class IteratorVar(Var):
         return rest
 
 
+class OutsideIteratorVar(IteratorVar):
+    """An iterator from outside (the loop a resume function continues): the items it will still give, read from
+    it without advancing it; what the traced code takes is taken from the real one after the graph (side
+    effects). Loads as the real object."""
+
+    def __init__(self, items: list[Var], source, real_type: type):
+        super().__init__(items)
+        self.source = source
+        self.real_type = real_type
+
+    def python_type(self):
+        return self.real_type
+
+
 def sequence_items(var: Var) -> list[Var] | None:
     """The items of a sequence-like Var when known at compile time, else None."""
     if isinstance(var, (TupleVar, ListVar)):

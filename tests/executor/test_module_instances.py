@@ -43,7 +43,7 @@ class Stack(torch.nn.Module):
         return x
 
 
-def test_twelve_layers_with_a_break_compile_each_frame_at_most_twice(capsys):
+def test_twelve_layers_with_a_break_compile_a_bounded_number_of_times(capsys):
     torch.manual_seed(0)
     model = Stack()
     x = torch.randn(2, 8)
@@ -51,8 +51,9 @@ def test_twelve_layers_with_a_break_compile_each_frame_at_most_twice(capsys):
     for _ in range(3):
         torch.testing.assert_close(fast(x), model(x))
     assert jit.counters.cache_limit_hits == 0 and jit.counters.frames_run_eagerly == 0
-    # Stack.forward, Layer.forward and the resume functions after each break: once, plus once by structure
-    assert jit.counters.recompiles <= 3, jit.counters
+    # Layer.forward and its resume function: once, then once by structure; the loop's resume function: once, then
+    # with the loop's iterator opaque (each pass starts further on) -- not once per layer
+    assert jit.counters.recompiles <= 4, jit.counters
     frames = jit.counters.frames_compiled
     fast(x)
     assert jit.counters.frames_compiled == frames  # every layer now hits an entry

@@ -113,3 +113,39 @@ def test_list_changed_by_the_graph_and_a_break():
     assert log_c[0] == "start" and log_c[2] == log_e[2] == 2
     torch.testing.assert_close(log_c[1], log_e[1])
     assert jit.counters.graph_breaks == 1
+
+
+def test_iterator_from_outside_is_read_and_advanced():
+    def f(x, it):
+        a = next(it)
+        b = next(it)
+        return x * a + b
+
+    for make in (lambda: iter((1, 2, 3)), lambda: iter([4, 5, 6, 7]), lambda: iter({"a": 1, "b": 2, "c": 3}.values()),
+                 lambda: iter(range(10, 20))):
+        jit.reset()
+        it_e, it_c = make(), make()
+        torch.testing.assert_close(jit.compile(f, backend="eager")(torch.ones(1), it_c), f(torch.ones(1), it_e))
+        assert list(it_c) == list(it_e)  # the real iterator gave up the two items taken in the graph
+    assert jit.counters.graph_breaks == 0
+
+
+def test_loop_resumed_after_a_break_over_an_outside_iterator():
+    class Blocks(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = torch.nn.ModuleList(torch.nn.Linear(4, 4) for _ in range(5))
+
+        def forward(self, x):
+            for i, layer in enumerate(self.layers):
+                x = layer(x)
+                if i == 1:
+                    print("break", end="")  # the rest of the loop is a resume function over the loop's iterator
+            return x
+
+    model = Blocks()
+    fast = jit.compile(model)
+    x = torch.randn(2, 4)
+    for _ in range(4):
+        torch.testing.assert_close(fast(x), model(x))
+    assert jit.counters.graph_breaks == 1 and jit.counters.recompiles == 0, jit.counters
