@@ -84,6 +84,18 @@ def modules_by_structure(code: CodeType) -> bool:
     return code in _by_structure
 
 
+def _failed_guard(entries: list, args: tuple, function, matches):
+    """The first guard of an existing entry, with its value now, for which matches(guard, value) holds."""
+    for entry in entries:
+        guards = getattr(entry.data, "guards", None)
+        if guards is None:
+            continue
+        for g, value in guards.read_all(*args, function):
+            if matches(g, value):
+                return g, value
+    return None
+
+
 def note_module_changes(code: CodeType, entries: list, args: tuple, function) -> list[str]:
     """After a cache miss: if an entry failed only because a module (or its parameter) reached from the frame's
     arguments is another object of the same class, compile this code with modules guarded by structure: one entry
@@ -91,16 +103,13 @@ def note_module_changes(code: CodeType, entries: list, args: tuple, function) ->
     from guards.kinds import IdMatch
     if code in _by_structure:
         return []
-    for entry in entries:
-        guards = getattr(entry.data, "guards", None)
-        if guards is None:
-            continue
-        for g, value in guards.read_all(*args, function):
-            if isinstance(g, IdMatch) and value is not g.expected and type(value) is type(g.expected) and \
-                    _is_module_state(value) and g.source.root_is_local():
-                _by_structure.add(code)
-                return [f"modules of '{g.source.name()}' by structure (another {type(value).__name__})"]
-    return []
+    found = _failed_guard(entries, args, function, lambda g, value: (
+        isinstance(g, IdMatch) and value is not g.expected and type(value) is type(g.expected) and
+        _is_module_state(value) and g.source.root_is_local()))
+    if found is None:
+        return []
+    _by_structure.add(code)
+    return [f"modules of '{found[0].source.name()}' by structure (another {type(found[1]).__name__})"]
 
 
 # Codes whose entries failed on an iterator from outside giving other items (a loop resumed after a break inside
@@ -117,15 +126,12 @@ def note_iterator_changes(code: CodeType, entries: list, args: tuple, function) 
     from guards.kinds import IteratorMatch
     if code in _iterators_opaque:
         return []
-    for entry in entries:
-        guards = getattr(entry.data, "guards", None)
-        if guards is None:
-            continue
-        for g, value in guards.read_all(*args, function):
-            if isinstance(g, IteratorMatch) and g.explain(value) is not None:
-                _iterators_opaque.add(code)
-                return [f"'{g.source.name()}' as an opaque iterator (it gives other items each call)"]
-    return []
+    found = _failed_guard(entries, args, function,
+                          lambda g, value: isinstance(g, IteratorMatch) and g.explain(value) is not None)
+    if found is None:
+        return []
+    _iterators_opaque.add(code)
+    return [f"'{found[0].source.name()}' as an opaque iterator (it gives other items each call)"]
 
 
 def _is_module_state(value) -> bool:
