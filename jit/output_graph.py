@@ -71,7 +71,8 @@ class OutputGraph:
                 source, type(value), value.dtype, value.device,
                 tuple(None if d in dims else n for d, n in enumerate(value.shape)),
                 None if dims else tuple(value.stride()), value.requires_grad))
-        name = self._unique(re.sub(r"\W+", "_", source.name()).strip("_") or "input")
+        name = re.sub(r"\W+", "_", source.name()).strip("_") or "input"
+        name = self._unique(name if name.isidentifier() else "input_" + name)  # a listcomp's `.0` gives "0_1"
         proxy = self.tracer.create_proxy("placeholder", name, (), {})
         example = torch.empty_strided(value.shape, value.stride(), dtype=value.dtype, device="meta",
                                       requires_grad=value.requires_grad)

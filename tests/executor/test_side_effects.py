@@ -149,3 +149,17 @@ def test_loop_resumed_after_a_break_over_an_outside_iterator():
     for _ in range(4):
         torch.testing.assert_close(fast(x), model(x))
     assert jit.counters.graph_breaks == 1 and jit.counters.recompiles == 0, jit.counters
+
+
+def test_comprehension_frame_over_tensors_from_its_iterator():
+    # 3.11 runs a comprehension as a frame whose argument `.0` is the iterator (over a tensor: its rows). Where the
+    # enclosing frame runs eagerly, the comprehension is compiled on its own and reads the rows ahead from `.0`:
+    # graph inputs named after it must still be identifiers
+    def f(x):
+        rows = [t * 2 for t in x]
+        return rows, undefined_name  # noqa: F821 - NameError: this frame runs eagerly
+
+    for fn in (f, jit.compile(f, backend="eager")):
+        with pytest.raises(NameError):
+            fn(torch.ones(3, 2))
+    assert jit.counters.compile_errors == 0
