@@ -70,5 +70,15 @@ class AttributeMissing(Unsupported):
         super().__init__("exception", f"AttributeError: {detail}")
 
 
+class PythonError(Unsupported):
+    """The traced code raises a Python exception of a known type here, on values fixed for this compile (a key
+    missing from a dict whose keys are guarded, an index past a list whose length is): an `except` clause of the
+    traced code that catches it is followed without a break (jit/translator.py)."""
+
+    def __init__(self, exc_type: type, detail: str):
+        super().__init__("exception", f"{exc_type.__name__}: {detail}")
+        self.exc_type = exc_type
+
+
 def unsupported(kind: str, detail: str):
     raise Unsupported(kind, detail)

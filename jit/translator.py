@@ -8,11 +8,11 @@ from __future__ import annotations
 import os
 from types import CodeType
 
-from jit.break_reasons import Unsupported, unsupported
-from jit.instructions import Inst, caught_in_frame, decode
+from jit.break_reasons import PythonError, Unsupported, unsupported
+from jit.instructions import Inst, caught_in_frame, decode, handlers
 from jit.opcodes import HANDLERS
 from jit.output_graph import OutputGraph
-from jit.variables import CellVar, Var
+from jit.variables import CellVar, Const, Var
 from jit.variables.builder import Builder
 
 MAX_INSTRUCTIONS = 200_000  # per compiled frame, inlined callees included
@@ -52,6 +52,8 @@ class Translator:
         # Graph breaks (top-level frame only): how often each instruction ran, and where pass 2 must stop.
         self.visits: dict[int, int] = {}
         self.stop_before: tuple[int, int] | None = None
+        # except clauses entered without a break (_enter_except_clause): where each one's exception was raised
+        self.in_clause: list[tuple[int, int]] = []
         if self.depth > MAX_INLINE_DEPTH:
             unsupported("too_complex", f"calls nested deeper than {MAX_INLINE_DEPTH} (recursion?)")
 
@@ -115,7 +117,11 @@ class Translator:
                 fn = HANDLERS.get(inst.opname)
                 if fn is None:
                     unsupported("unsupported_opcode", f"instruction {inst.opname}")
-                fn(self, inst)
+                try:
+                    fn(self, inst)
+                except PythonError as e:
+                    if not self._enter_except_clause(e):
+                        raise
             return self.return_value
         except Unsupported as e:
             if not e.location:
@@ -123,9 +129,45 @@ class Translator:
                 e.args = (e.message(),)
             if top and e.break_at is None:
                 # Where the top-level frame was when it happened: the instruction to run for real after a break
-                # (for a failure inside an inlined call, the call itself: the callee then runs on its own).
-                e.break_at = (self.ip - 1, self.visits.get(self.ip - 1, 1))
+                # (for a failure inside an inlined call, the call itself: the callee then runs on its own). Inside
+                # an except clause entered without a break, the instruction that raised: the clause cannot be
+                # resumed (the exception it handles exists only here), so the raise runs for real.
+                e.break_at = self.in_clause[0] if self.in_clause else (self.ip - 1, self.visits.get(self.ip - 1, 1))
             raise
+
+    def _enter_except_clause(self, e: PythonError) -> bool:
+        """The instruction just run raised `e`: if this frame's handler for it is `except <cls>:` (no `as`, a
+        class from the globals or builtins that `e` is an instance of), go on with the clause's body, as CPython
+        would after PUSH_EXC_INFO, CHECK_EXC_MATCH and POP_TOP; the stack keeps a stand-in for the exception info
+        PUSH_EXC_INFO saved, which POP_EXCEPT drops. Anything else: False (the break runs the raise for real)."""
+        index = self.ip - 1
+        found = handlers(self.code)[index]
+        if found is None or found[2] or found[1] > len(self.stack):
+            return False
+        target, depth, _ = found
+        ops = [i.opname for i in self.insts[target:target + 5]]
+        if len(ops) < 5 or ops[0] != "PUSH_EXC_INFO" or ops[1] != "LOAD_GLOBAL" or ops[2] != "CHECK_EXC_MATCH" or \
+                not (ops[3].startswith("POP_JUMP") and ops[3].endswith("IF_FALSE")) or ops[4] != "POP_TOP":
+            return False
+        name = self.insts[target + 1].arg[1]
+        if name in self.f_globals:
+            caught = self.f_globals[name]
+        elif name in self.f_builtins:
+            caught = self.f_builtins[name]
+        else:
+            return False
+        if not (isinstance(caught, type) and issubclass(caught, BaseException) and issubclass(e.exc_type, caught)):
+            return False
+        self.inst = self.insts[target + 1]
+        HANDLERS["LOAD_GLOBAL"](self, self.inst)  # reads (and guards) the class as the handler does
+        self.pop()
+        if self.insts[target + 1].arg[0]:
+            self.pop()  # the NULL pushed with it
+        del self.stack[found[1]:]
+        self.push(Const(None))  # what PUSH_EXC_INFO saved: no exception was being handled (see POP_EXCEPT)
+        self.in_clause.append((index, self.visits.get(index, 1)))
+        self.jump(target + 5)
+        return True
 
     def jump(self, target: int) -> None:
         self.ip = target

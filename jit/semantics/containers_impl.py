@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import operator
 
-from jit.break_reasons import unsupported
+from jit.break_reasons import PythonError, unsupported
 from jit.semantics import operators as ops
 from jit.semantics.iteration import items_of
 from jit.variables import Const, DictVar, DictViewVar, GeneratorVar, ListVar, NamedTupleVar, SetVar, TupleVar, Var
@@ -37,7 +37,7 @@ def container_method(tx, obj: Var, name: str, args: list[Var], kwargs: dict) -> 
             try:
                 return items.pop(args[0].const() if args else -1)
             except IndexError:
-                unsupported("exception", "IndexError: pop from empty list")
+                raise PythonError(IndexError, "pop from empty list") from None
         elif name == "index":
             return Const(_index(tx, items, args[0], *(a.const() for a in args[1:])))
         elif name == "count":
@@ -81,7 +81,7 @@ def container_method(tx, obj: Var, name: str, args: list[Var], kwargs: dict) -> 
                 return d.pop(key)
             if len(args) > 1:
                 return args[1]
-            unsupported("exception", f"KeyError: {key!r}")
+            raise PythonError(KeyError, repr(key))
         if name == "popitem":
             if not d:
                 unsupported("exception", "KeyError: 'popitem(): dictionary is empty'")

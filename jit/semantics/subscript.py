@@ -7,7 +7,7 @@ import operator
 import torch
 
 from guards.sources import ModuleDictSource
-from jit.break_reasons import unsupported
+from jit.break_reasons import PythonError, unsupported
 from jit.variables import ClassVar, Const, DictVar, ListVar, ModuleVar, NamedTupleVar, NewObjectVar, TupleVar, Var
 from jit.variables.sizes import SizeSliceVar, SizeVar
 from jit.variables.tensor import TensorVar
@@ -35,15 +35,17 @@ def get_item(tx, obj: Var, key: Var) -> Var:
         k = _const_key(key)
         try:
             picked = obj.items[k]
-        except (IndexError, TypeError) as e:
-            unsupported("exception", f"{type(e).__name__}: {e}")
+        except IndexError as e:  # the length is guarded: it raises at every call
+            raise PythonError(IndexError, str(e)) from None
+        except TypeError as e:
+            unsupported("exception", f"TypeError: {e}")
         if isinstance(k, slice):
             return ListVar(picked) if isinstance(obj, ListVar) else TupleVar(picked)
         return picked
     if isinstance(obj, DictVar):
         k = _const_key(key)
-        if k not in obj.items:
-            unsupported("exception", f"KeyError: {k!r}")
+        if k not in obj.items:  # the keys are guarded (or the dict made here): it raises at every call
+            raise PythonError(KeyError, repr(k))
         return obj.items[k]
     if isinstance(obj, ModuleVar):
         return _module_item(tx, obj, _const_key(key))

@@ -154,3 +154,17 @@ def functools_wraps_wrapped(x):
 def finfo_and_iinfo_made_inside(x):
     # transformers' attention masks: torch.finfo(dtype).min as the masked value
     return x.clamp(min=torch.finfo(x.dtype).min / 2) + torch.iinfo(torch.int8).max
+
+
+@C.add(values(lambda: torch.ones(3), {"a": 2}))
+def except_clause_followed_without_a_break(x, d):
+    # a key missing from a dict whose keys are guarded, an index past a list: the except clause is traced
+    try:
+        scale = d["missing"]
+    except KeyError:
+        scale = d["a"]
+    try:
+        shift = [1, 2][4]
+    except LookupError:
+        shift = 3
+    return x * scale + shift

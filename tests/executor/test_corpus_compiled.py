@@ -15,7 +15,6 @@ from tests.corpus.case import ModuleCase
 from tests.corpus.runner import all_cases, case_id, check_case
 
 KNOWN_EAGER = {
-    'control_flow-caught_python_exception': "KeyError: 'missing'",
     'builtins-builtin_min_max_constants': 'max(key=...) of values not known at compile time',
     'functions-decorator_wrapped': "attribute '__module__' of nested function decora",
     'classes-dunder_dict_and_vars': 'builtin vars',

@@ -163,3 +163,34 @@ def test_comprehension_frame_over_tensors_from_its_iterator():
         with pytest.raises(NameError):
             fn(torch.ones(3, 2))
     assert jit.counters.compile_errors == 0
+
+
+def test_except_clauses_that_cannot_be_followed_still_answer_as_eager(capsys):
+    def bound(x, d):
+        try:
+            v = d["missing"]
+        except KeyError as err:  # the exception object is used: the raise runs for real
+            v = len(str(err))
+        return x * v
+
+    def breaks_inside(x, d):
+        try:
+            v = d["missing"]
+        except KeyError:
+            print("in the clause")  # a break inside the clause: the raise runs for real, then the clause
+            v = 5
+        return x * v
+
+    def not_caught(x, d):
+        try:
+            v = d["missing"]
+        except IndexError:
+            v = 1
+        return x * v
+
+    for fn in (bound, breaks_inside):
+        jit.reset()
+        torch.testing.assert_close(jit.compile(fn, backend="eager")(torch.ones(2), {}), fn(torch.ones(2), {}))
+    with pytest.raises(KeyError):
+        jit.compile(not_caught, backend="eager")(torch.ones(2), {})
+    assert jit.counters.compile_errors == 0
