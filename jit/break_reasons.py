@@ -62,14 +62,6 @@ class Unsupported(Exception):
         return f"{where}{self.detail} ({self.kind.explanation})"
 
 
-class AttributeMissing(Unsupported):
-    """An attribute lookup in the traced code raises AttributeError: hasattr and getattr with a default answer
-    from it (guarding that the attribute stays missing) instead of breaking the graph."""
-
-    def __init__(self, detail: str):
-        super().__init__("exception", f"AttributeError: {detail}")
-
-
 class PythonError(Unsupported):
     """The traced code raises a Python exception of a known type here, on values fixed for this compile (a key
     missing from a dict whose keys are guarded, an index past a list whose length is): an `except` clause of the
@@ -78,6 +70,15 @@ class PythonError(Unsupported):
     def __init__(self, exc_type: type, detail: str):
         super().__init__("exception", f"{exc_type.__name__}: {detail}")
         self.exc_type = exc_type
+
+
+class AttributeMissing(PythonError):
+    """An attribute lookup in the traced code raises AttributeError: hasattr and getattr with a default answer
+    from it (guarding that the attribute stays missing) instead of breaking the graph; so does an `except
+    AttributeError:` around the lookup (jit/translator.py guards the absence the same way)."""
+
+    def __init__(self, detail: str):
+        super().__init__(AttributeError, detail)
 
 
 def unsupported(kind: str, detail: str):

@@ -54,6 +54,7 @@ class Translator:
         self.stop_before: tuple[int, int] | None = None
         # except clauses entered without a break (_enter_except_clause): where each one's exception was raised
         self.in_clause: list[tuple[int, int]] = []
+        self.last_attr: tuple | None = None  # (instruction index, object Var, name) of this frame's last LOAD_ATTR
         if self.depth > MAX_INLINE_DEPTH:
             unsupported("too_complex", f"calls nested deeper than {MAX_INLINE_DEPTH} (recursion?)")
 
@@ -144,6 +145,8 @@ class Translator:
         found = handlers(self.code)[index]
         if found is None or found[2] or found[1] > len(self.stack):
             return False
+        if e.exc_type is AttributeError and (self.last_attr is None or self.last_attr[0] != index):
+            return False  # only this frame's own lookup, whose absence can be guarded as hasattr guards it
         target, depth, _ = found
         ops = [i.opname for i in self.insts[target:target + 5]]
         if len(ops) < 5 or ops[0] != "PUSH_EXC_INFO" or ops[1] != "LOAD_GLOBAL" or ops[2] != "CHECK_EXC_MATCH" or \
@@ -158,6 +161,9 @@ class Translator:
             return False
         if not (isinstance(caught, type) and issubclass(caught, BaseException) and issubclass(e.exc_type, caught)):
             return False
+        if e.exc_type is AttributeError:
+            from jit.semantics.builtins_impl import _guard_absent
+            _guard_absent(self, self.last_attr[1], self.last_attr[2])  # stays missing, or a break here
         self.inst = self.insts[target + 1]
         HANDLERS["LOAD_GLOBAL"](self, self.inst)  # reads (and guards) the class as the handler does
         self.pop()

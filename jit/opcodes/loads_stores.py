@@ -138,7 +138,9 @@ def load_global(tx, inst):
 
 @handler("LOAD_ATTR")
 def load_attr(tx, inst):
-    tx.push(attributes.get_attr(tx, tx.pop(), inst.arg))
+    obj = tx.pop()
+    tx.last_attr = (tx.ip - 1, obj, inst.arg)  # for an `except AttributeError:` around it (Translator)
+    tx.push(attributes.get_attr(tx, obj, inst.arg))
 
 
 @handler("LOAD_METHOD")

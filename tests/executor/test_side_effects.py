@@ -194,3 +194,23 @@ def test_except_clauses_that_cannot_be_followed_still_answer_as_eager(capsys):
     with pytest.raises(KeyError):
         jit.compile(not_caught, backend="eager")(torch.ones(2), {})
     assert jit.counters.compile_errors == 0
+
+
+def test_except_attribute_error_around_a_lookup_is_guarded():
+    class Cfg:
+        scale = 2
+
+    cfg = Cfg()
+
+    def f(x):
+        try:
+            s = cfg.extra
+        except AttributeError:  # followed in the trace: the absence is guarded, as hasattr's
+            s = cfg.scale
+        return x * s
+
+    fast = jit.compile(f, backend="eager")
+    torch.testing.assert_close(fast(torch.ones(2)), f(torch.ones(2)))
+    assert jit.counters.graph_breaks == 0
+    cfg.extra = 10  # set later: the guard sees it
+    torch.testing.assert_close(fast(torch.ones(2)), torch.full((2,), 10.0))
