@@ -11,7 +11,6 @@ the nested functions over them and objects made in the traced code are built onc
 the graph call (ValueBuilder.prepare), and writes to outside cells are stored back there."""
 from __future__ import annotations
 
-import collections
 import inspect
 import types
 from dataclasses import dataclass, field
@@ -25,6 +24,8 @@ from guards.sources import (AttrSource, BuiltinSource, ClosureCellSource, Closur
 from jit.break_reasons import unsupported
 from jit.calling_convention import argument_names
 from jit.pyversion import PY311
+from jit.rebuild import (advance_iterator, call_function, exhausted_generator, iterator_at, rebuild_object,
+                         replace_dict_items, replace_list_items)
 from jit.resume import NULL_SLOT, VALUE, param_order, stack_arg
 from jit.semantics.context_managers import ExitVar
 from jit.side_effects import DELETED, SideEffects
@@ -36,63 +37,6 @@ from jit.variables.containers import _from_tuple
 from jit.variables.functions import ExternalCell
 from jit.variables.sizes import SizeVar
 from jit.variables.tensor import ItemCompareVar, TensorMethodVar, TensorVar
-
-
-def rebuild_object(cls, attrs: dict, items: dict | None = None):
-    """A user-class instance created in the compiled code, rebuilt on return without running __init__ again; an
-    instance of a dict subclass gets its items back through dict's own __setitem__ (jit/semantics/dict_objects)."""
-    obj = object.__new__(cls) if items is None else dict.__new__(cls)
-    if items is not None:
-        setitem = collections.OrderedDict.__setitem__ if isinstance(obj, collections.OrderedDict) else \
-            dict.__setitem__
-        if isinstance(obj, collections.OrderedDict):
-            collections.OrderedDict.__init__(obj)
-        for k, v in items.items():
-            setitem(obj, k, v)
-    for k, v in attrs.items():
-        object.__setattr__(obj, k, v)
-    return obj
-
-
-def advance_iterator(it, n: int) -> None:
-    """Take the n items the traced code took from an outside iterator (side effects, jit/side_effects.py)."""
-    for _ in range(n):
-        next(it)
-
-
-def replace_list_items(target: list, items: list) -> None:
-    """An outside list's new contents, written in place (side effects, jit/side_effects.py)."""
-    target[:] = items
-
-
-def replace_dict_items(target: dict, items: dict) -> None:
-    """An outside dict's new contents in their order, written in place: cleared and refilled."""
-    target.clear()
-    target.update(items)
-
-
-def iterator_at(iterable, pos: int):
-    """A real iterator over `iterable` that has already given `pos` items (-1: exhausted), for a loop in progress
-    over a container the traced code made: live over the rebuilt container, as the traced iterator was."""
-    it = iter(iterable)
-    if pos < 0:
-        for _ in it:
-            pass
-    for _ in range(pos):
-        next(it)
-    return it
-
-
-def call_function(fn, args: tuple, kwargs: dict):
-    """fn(*args, **kwargs): a generator not started in the traced code, made again (creating one runs none of
-    its body)."""
-    return fn(*args, **kwargs)
-
-
-def exhausted_generator():
-    """A generator that is finished, standing for one the traced code ran to its end."""
-    return
-    yield  # noqa: makes this a generator function
 
 
 def _lookup_builtin(namespace: dict, name: str):
