@@ -465,7 +465,9 @@ def _signature(tx, args, kwargs):
         unsupported("unsupported_call", "inspect.signature with options")
     fn = args[0]
     if isinstance(fn, BoundMethodVar) and isinstance(fn.fn, UserFunctionVar):
-        real_self = getattr(fn.self_var, "module", None) or getattr(fn.self_var, "obj", None)
+        self_var = fn.self_var
+        real_self = self_var.module if isinstance(self_var, ModuleVar) else \
+            self_var.obj if isinstance(self_var, ObjectVar) else None  # (an empty ModuleList is falsy)
         target = fn.fn.fn.__get__(real_self) if real_self is not None else None
         if target is None:  # bound to an object made here: the signature skips the first parameter all the same
             sig = inspect.signature(fn.fn.fn)
