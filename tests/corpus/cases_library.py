@@ -168,3 +168,13 @@ def except_clause_followed_without_a_break(x, d):
     except LookupError:
         shift = 3
     return x * scale + shift
+
+
+@C.add(T1)
+def torch_mode_stacks_read(x):
+    # torch.nn.MultiheadAttention's fast-path checks (torch 2.11) ask whether a dispatch or function mode is active
+    from torch.utils._python_dispatch import _get_current_dispatch_mode, is_in_torch_dispatch_mode
+    modes = torch._C._len_torch_function_stack() + torch._C._len_torch_dispatch_stack()
+    if _get_current_dispatch_mode() is None and not is_in_torch_dispatch_mode() and modes == 0:
+        return x + 1
+    return x - 1
