@@ -81,16 +81,20 @@ def _needs_torch_runtime(gm: torch.fx.GraphModule, example_inputs: list) -> str 
 
 
 def _copy_aliased_outputs(compiled, gm: torch.fx.GraphModule):
-    """Outputs the optimizer reduced to an input (x * 1 -> x), or merged with an earlier output (CSE of `x / x`
-    computed twice), must still be new tensors, as in eager."""
-    from graph.normalize import EAGER_OUTPUTS
+    """Outputs the optimizer reduced to an input or to a view of another output (x * 1 -> x; `y.expand(1, n) * 1`
+    -> a view of y), or merged with an earlier output (CSE of `x / x` computed twice), must still be new tensors,
+    as in eager: the optimized graph's aliasing (its meta values) against eager's (EagerOutput)."""
+    from graph.normalize import EAGER_OUTPUTS, eager_outputs
     out = next(n for n in gm.graph.nodes if n.op == "output")
     single = not isinstance(out.args[0], (tuple, list))
     results = (out.args[0],) if single else out.args[0]
     eager = gm.meta.get(EAGER_OUTPUTS)
+    now = eager_outputs(gm) if eager is not None else ()
     aliased = [i for i, r in enumerate(results) if isinstance(r, torch.fx.Node) and (
-        r.op == "placeholder" or eager is not None and i < len(eager) and eager[i].alias is None and any(
-            results[j] is r and j not in eager[i].shares for j in range(i)))]
+        r.op == "placeholder" or eager is not None and i < len(eager) and eager[i].alias is None and (
+            any(results[j] is r and j not in eager[i].shares for j in range(i)) or
+            i < len(now) and (now[i].alias not in (None, "unknown") or
+                              any(j not in eager[i].shares for j in now[i].shares))))]
     if not aliased:
         return compiled
 

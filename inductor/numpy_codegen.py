@@ -14,7 +14,7 @@ from graph import symbolic_sizes
 from . import dtypes, row_blocks
 from .lowering import input_sizes
 from .numpy_prelude import PRELUDE
-from .ir import Const, ExternKernel, FallbackKernel, Item, Kernel, Load, LoweredGraph, Op, Reduce, View
+from .ir import Const, ExternKernel, FallbackKernel, Item, Kernel, Load, LoweredGraph, Op, Reduce, View, dense
 
 UFUNC = {
     "abs": "np.abs", "neg": "np.negative", "exp": "np.exp", "log": "np.log", "log1p": "np.log1p",
@@ -393,6 +393,7 @@ def _generate(lg: LoweredGraph, used: set, sizes: dict, size_names: dict, render
               "# Source FX graph:"]
     header += ["#   " + line for line in lg.graph_text.strip().splitlines()]
     body, units = [], []
+    view_bases = _bases_of_returned_views(lg)
     for kernel in lg.kernels:
         out = kernel.out.name
         renderer.take()
@@ -417,6 +418,8 @@ def _generate(lg: LoweredGraph, used: set, sizes: dict, size_names: dict, render
         else:
             result = w.value(kernel.expr)
         ret = w.store(result, kernel.out.layout.dtype, alias_ok=getattr(kernel, "is_view", False))
+        if out in view_bases:
+            ret = f"_laid_out({ret}, {view_bases[out]})"
         fname = _kernel_name(kernel, used)
         w.params += sorted(renderer.take())  # the sizes this kernel's code names, passed by `run`
         rows = row_blocks.plan(kernel)
@@ -449,6 +452,33 @@ def _generate(lg: LoweredGraph, used: set, sizes: dict, size_names: dict, render
     run += calls or ["        pass"]
     run.append(f"    return [{', '.join(outs)}]")
     return "\n".join(header) + "\n" + PRELUDE + "\n\n" + "\n".join(body + run) + "\n"
+
+
+def _bases_of_returned_views(lg: LoweredGraph) -> dict:
+    """{buffer: eager's dim order, outermost first} for each computed buffer some returned view kernel reads (`list(x * 3)`
+    returns rows of it): the runtime lays out returned buffers as eager does, but a view's base must be laid out
+    before the view is taken."""
+    kernels = {k.out.name: k for k in lg.kernels}
+    found = {}
+    for o in lg.outputs:
+        k = kernels.get(o.buf) if isinstance(o, (Load, Item)) else None
+        if not (isinstance(k, Kernel) and k.is_view):
+            continue
+        e = k.expr
+        while isinstance(e, (View, Load)):
+            if isinstance(e, View):
+                e = e.arg
+                continue
+            k = kernels.get(e.buf)
+            if not (isinstance(k, Kernel) and k.is_view):
+                break
+            e = k.expr
+        if not isinstance(e, Load) or not isinstance(k, Kernel):
+            continue
+        shape, strides = k.out.layout.shape, k.out.layout.strides
+        if dense(shape, strides):
+            found[k.out.name] = tuple(sorted(range(len(shape)), key=lambda d: (-strides[d], -shape[d])))
+    return found
 
 
 _CREATES = re.compile(r"^(_t\d+) = (np\.[a-z_0-9]+)\((.*)\)$")

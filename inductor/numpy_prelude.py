@@ -238,6 +238,22 @@ def _clone(x):
     return np.array(x, order="K" if dense else "C")
 
 
+def _laid_out(x, order):
+    # eager's dense layout, dims outermost first, for a buffer whose views leave the graph: NumPy's own (`astype`
+    # of a broadcast keeps stride order and interleaves the rows) would make the views overlap where eager's do not
+    x = np.asarray(x)
+    step = x.itemsize
+    for d in reversed(order):
+        if x.shape[d] > 1 and x.strides[d] != step:
+            break
+        step *= x.shape[d]
+    else:
+        return x
+    out = np.empty([x.shape[d] for d in order], dtype=x.dtype).transpose(np.argsort(order))
+    np.copyto(out, x)
+    return out
+
+
 def _expand(x, shape):
     # torch's expand: a view with stride 0 along broadcast dims. np.broadcast_to makes the same view read-only,
     # and a read-only output could only be handed to torch as a copy (eager returns a view of the input).

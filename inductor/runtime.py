@@ -111,14 +111,30 @@ def alias_plan(lowered: LoweredGraph) -> list:
             if j is None or (src != ("input", j) and not torch_view):
                 raise NotImplementedError(f"output {i} is a view of an input in eager, not in the NumPy code")
             plan.append((VIEW, j))
-        if (plan[-1] is None or plan[-1][0] == CHECK) and isinstance(o, Load) and eager is not None and \
-                i < len(eager):
-            # two outputs eager computes separately, merged into one buffer by the optimizer (CSE of `x / x`
-            # appended twice): the later one is a copy, as eager's are two tensors
-            earlier = [j for j, p in enumerate(lowered.outputs[:i]) if isinstance(p, Load) and p.buf == o.buf]
+        if (plan[-1] is None or plan[-1][0] == CHECK) and eager is not None and i < len(eager):
+            # two outputs eager computes separately, left in one buffer by the optimizer (CSE of `x / x` appended
+            # twice; `y.expand(1, n) * 1` reduced to a view of y): the later one is a copy, as eager's are two
+            # tensors
+            buf = _buffer(o, kernels)
+            earlier = [j for j, p in enumerate(lowered.outputs[:i])
+                       if isinstance(p, (Load, View)) and buf is not None and _buffer(p, kernels) == buf]
             if any(j not in eager[i].shares for j in earlier):
                 plan[-1] = (COPY,)
     return plan
+
+
+def _buffer(e, kernels: dict) -> str | None:
+    """The buffer whose memory output expression `e` is in, through views (None: not a buffer's)."""
+    while True:
+        if isinstance(e, View):
+            e = e.arg
+        elif isinstance(e, Load):
+            k = kernels.get(e.buf)
+            if not (isinstance(k, Kernel) and k.is_view):
+                return e.buf
+            e = k.expr
+        else:
+            return None
 
 
 def _address(a: np.ndarray) -> int:

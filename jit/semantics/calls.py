@@ -44,7 +44,6 @@ _PURE_PYTHON_RESULT = {torch.is_tensor, torch.is_floating_point, torch.is_comple
 _STATE_QUERIES = {torch._C._get_tracing_state: None, torch._C._is_tracing: None, torch.jit.is_scripting: None,
                   torch.jit.is_tracing: None, torch._C._len_torch_function_stack: None,
                   torch._C._len_torch_dispatch_stack: None,
-                  torch._C._len_torch_dispatch_stack_pre_dispatch: None,
                   torch.compiler.is_compiling: True,
                   torch.compiler.is_dynamo_compiling: False, torch.compiler.is_exporting: False}
 

@@ -648,3 +648,42 @@ def test_sequence_times_a_float_raises_and_list_imul_is_in_place(backend):
         e_list, c_list = [1], [1]
         torch.testing.assert_close(jit.compile(f, backend=backend)(*args, c_list), f(*args, e_list))
         assert c_list == e_list == [1, 1]
+
+
+def _overlaps(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """The two tensors' element ranges intersect (rows interleaved, or one a view of the other)."""
+    def extent(t):
+        start = t.data_ptr()
+        return start, start + sum((n - 1) * s for n, s in zip(t.shape, t.stride())) * t.element_size() + \
+            t.element_size()
+    (a0, a1), (b0, b1) = extent(a), extent(b)
+    return a0 < b1 and b0 < a1
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("n", [2, 3])
+def test_rows_of_a_product_of_a_broadcast_do_not_overlap(backend, n):
+    # NumPy's astype of an expanded input keeps the stride order and interleaves the rows; eager's rows are apart
+    def f(x):
+        return list(x.expand(2, *x.shape) * 3)
+
+    fast = jit.compile(f, backend=backend)
+    for size in (n, n + 1):  # the second size is the dynamic recompile
+        x = torch.arange(size) > 0
+        rows = fast(x)
+        assert [r.stride() for r in rows] == [r.stride() for r in f(x)]
+        assert not _overlaps(rows[0], rows[1])
+        torch.testing.assert_close(rows, f(x))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_times_one_of_a_view_is_not_that_view(backend):
+    # `y.unsqueeze(0).expand(1, ...) * 1` simplified to the view of y must still come back as a tensor of its own
+    def f(x, k):
+        y = x.pow(2)
+        return y.unsqueeze(0).expand(1, *y.shape) * k, y
+
+    x = torch.randn(3)
+    out, y = jit.compile(f, backend=backend)(x, 1)
+    assert not _overlaps(out, y)
+    torch.testing.assert_close(out, f(x, 1)[0])

@@ -26,7 +26,10 @@ def minimize(program: Program, backend, verdict: Verdict, budget_s: float = 120.
     replaces the oracle: a Verdict when the candidate fails the same way, else None."""
     if fails is None:
         def fails(p: Program) -> Verdict | None:
-            v = check(p, backend)
+            try:
+                v = check(p, backend)
+            except SyntaxError:  # a cut that leaves a `nonlocal` without its binding
+                return None
             return v if v.signature() == verdict.signature() else None
 
     deadline = time.monotonic() + budget_s

@@ -254,3 +254,18 @@ def test_library_layout_learned_at_compile_time():
     # a copy that is returned stays a copy: the caller's tensor must not alias the library's buffer
     fn = check_fn(lambda x, w: F.conv2d(x, w).permute(0, 2, 3, 1).contiguous(), x, w, tol=(1e-4, 1e-4))
     assert _kernels(fn) == 1
+
+
+def test_output_simplified_to_a_view_of_another_output_is_a_copy():
+    """`y.expand(1, n) * 1` simplifies to a view of y; eager returns a tensor of its own, so the two must not share
+    memory (a caller writing one would change the other)."""
+    import jit
+
+    def f(x, k):
+        y = x.pow(2)
+        return y.unsqueeze(0).expand(1, *y.shape) * k, y
+
+    x = on_device(torch.randn(3))
+    out, y = jit.compile(f, backend="triton")(x, 1)
+    assert out.untyped_storage().data_ptr() != y.untyped_storage().data_ptr()
+    assert_same([out, y], f(x, 1))
