@@ -12,7 +12,7 @@ import torch
 
 from graph.dce import drop_unused
 from guards.check import CompiledGuards, compile_guards
-from guards.kinds import GradModeMatch, NoHooks
+from guards.kinds import GradModeMatch, NoHooks, StateMatch
 from guards.sources import ClosureCellSource, ClosureSource, LocalSource
 from jit import _C, backends, codegen
 from jit import explanation as explain_mod
@@ -24,6 +24,7 @@ from jit.counters import counters
 from jit.eval_frame import CacheEntry
 from jit.logs import get_logger
 from jit import dynamic
+from jit import autocast
 from jit.dynamic import Specialize
 from jit.output_graph import OutputGraph, has_work, tensors_in
 from jit.instructions import decode
@@ -66,6 +67,8 @@ class FrameCapture:
         self.dynamic = settings.dynamic is not False
 
     def run(self) -> CacheEntry:
+        self.autocast_entry = autocast.entry_state()
+        self.autocast_opaque = False
         try:
             return self._run()
         except Specialize as why:
@@ -83,6 +86,11 @@ class FrameCapture:
         try:
             tx = self._trace()
         except Unsupported as e:
+            if self.output.autocast.open_blocks and not self.autocast_opaque:
+                # a break inside a traced autocast block: the code after it must run under that autocast, so
+                # the frame is traced again with its autocast blocks entered for real (a break at each `with`)
+                self.autocast_opaque = True
+                return self._run()
             if e.break_at is None or self.settings.fullgraph or not self._breakable(e):
                 raise
             tx = self._trace(stop_before=e.break_at)
@@ -95,6 +103,11 @@ class FrameCapture:
         self.output = output = OutputGraph(frame_globals=fn.__globals__,
                                            dynamic_dims=self._dynamic_dims if self.dynamic else None)
         output.guards.append(GradModeMatch(None, torch.is_grad_enabled()))
+        entry = self.autocast_entry
+        output.guards.append(StateMatch(None, autocast.entry_state, (), entry) if entry else
+                             StateMatch(None, torch._C._is_any_autocast_enabled, (), False))
+        output.autocast = autocast.AutocastState(entry)
+        output.autocast_opaque = self.autocast_opaque
         output.modules_by_structure = dynamic.modules_by_structure(code)
         output.read_iterators = not dynamic.iterators_opaque(code)
         tx_locals = {n: LazyArg(v, LocalSource(n)) for n, v in zip(argument_names(code), frame.args)}
@@ -107,12 +120,16 @@ class FrameCapture:
         tx = Translator(output, code, fn.__globals__, builtins_, tx_locals, cells, globals_namespace=None)
         tx.stop_before = stop_before
         grad = self.entry_grad = torch.is_grad_enabled()
+        for device, _ in entry:  # the trace decides every cast itself (jit/autocast.py)
+            torch.set_autocast_enabled(device, False)
         try:
             tx.run()
         except StopBeforeBreak:
             pass
         finally:
             torch._C._set_grad_enabled(grad)
+            for device, _ in entry:
+                torch.set_autocast_enabled(device, True)
         return tx
 
     def _breakable(self, e: Unsupported) -> bool:
@@ -150,6 +167,7 @@ class FrameCapture:
             graph_log.debug("captured graph of %s (%s):\n%s", frame.name, frame.location, gm.code)
         backend = backends.lookup_backend(self.settings.backend)
         compiled = _C.run_suspended(backends.compile_graph(backend, gm, [v for _, v in used]))
+        compiled = autocast.without_autocast(compiled, self.autocast_entry)  # the graph's casts are nodes
         counters.bump("graphs")
         return compiled, [s for s, _ in used], outputs, gm
 

@@ -15,6 +15,7 @@ from graph.effects import is_impure, is_removable, may_raise_on_values
 from guards.kinds import AliasMatch, Guard, IdMatch, SizeRelation, StorageMatch, TensorMatch, storage_pattern
 from guards.size_expr import BinOp, Dim, Num, combine
 from guards.sources import ConstSource, ModuleDictSource, Source
+from jit import autocast
 from jit.break_reasons import Unsupported, unsupported
 from jit.dynamic import Specialize, SymbolTable
 from jit.eager_check import eager_error
@@ -46,6 +47,8 @@ class OutputGraph:
         self.side_effects = SideEffects()  # changes to outside objects, applied by the generated code
         self.modules_by_structure = False  # set per frame (jit.dynamic.modules_by_structure)
         self.read_iterators = True  # iterators from outside read ahead (jit.dynamic.iterators_opaque)
+        self.autocast = autocast.AutocastState(())  # set per frame from the entry state (jit/autocast.py)
+        self.autocast_opaque = False  # traced `with torch.autocast(...)` blocks run for real instead
         self.hook_dicts: list = []  # hook dicts of the identity-guarded modules inlined (guards.kinds.NoHooks)
         self.translator = None  # the jit.translator.Translator running now (set by its run())
 
@@ -219,9 +222,11 @@ class OutputGraph:
             # an empty tensor's strides are arbitrary, and torch's meta kernels pick others than its CPU kernels
             # (isfinite of an expanded (0, 1) tensor): read them from the real tensor
             unsupported("unsupported_value", "the strides of an empty tensor made in the function")
+        tensors = tensors_in((args, kwargs))
+        if tensors and self.autocast.any_on() and not (kind == "call_method" and target in _DEVICE_MOVES):
+            args, kwargs, tensors = self._autocast_inputs(kind, target, args, kwargs, tensors)
         proxy_args, proxy_kwargs = to_proxy(args), to_proxy(kwargs)
         meta_args, meta_kwargs = to_meta(args), to_meta(kwargs)
-        tensors = tensors_in((args, kwargs))
         if self.dynamic:
             _separate_twins(tensors)
         versions = [_version(t.example) for t in tensors]
@@ -280,6 +285,21 @@ class OutputGraph:
                 if i < len(wrapped.items) and id(r) in by_example:
                     wrapped.items[i] = by_example[id(r)]
         return wrapped
+
+    def _autocast_inputs(self, kind: str, target, args: tuple, kwargs: dict, tensors: list):
+        """The call's arguments with the casts autocast would make recorded as `.to(dtype)` nodes (jit/autocast.py)."""
+        def run(a, kw):
+            return getattr(a[0], target)(*a[1:], **kw) if kind == "call_method" else target(*a, **kw)
+        plan = autocast.casts(self.autocast, tensors, to_meta(args), to_meta(kwargs), run, _name(target))
+        if not plan:
+            return args, kwargs, tensors
+        state, self.autocast = self.autocast, autocast.AutocastState(())  # the casts themselves: no autocast
+        try:
+            cast = {key: self.call("call_method", "to", (var, Const(dtype)), {}) for key, (var, dtype) in plan.items()}
+        finally:
+            self.autocast = state
+        args, kwargs = _swap_tensors(args, cast), _swap_tensors(kwargs, cast)
+        return args, kwargs, tensors_in((args, kwargs))
 
     def _check_eager_accepts(self, node, meta_args, meta_kwargs, origins: dict) -> None:
         """Stop capturing at a call eager torch would reject though its meta kernel did not (jit/eager_check.py)."""
@@ -521,6 +541,25 @@ def _graph_scalar(value):
 
 
 _PLAIN_SCALARS = {int, float, bool, complex, str, type(None)}
+
+
+def _swap_tensors(value, swap: dict):
+    """`value` with each TensorVar whose id is a key of `swap` replaced by swap's value (containers rebuilt)."""
+    if isinstance(value, TensorVar):
+        return swap.get(id(value), value)
+    if isinstance(value, NamedTupleVar):
+        return value
+    if isinstance(value, TupleVar):
+        return TupleVar([_swap_tensors(v, swap) for v in value.items])
+    if isinstance(value, ListVar):
+        return ListVar([_swap_tensors(v, swap) for v in value.items])
+    if isinstance(value, tuple):
+        return tuple(_swap_tensors(v, swap) for v in value)
+    if isinstance(value, list):
+        return [_swap_tensors(v, swap) for v in value]
+    if isinstance(value, dict):
+        return {k: _swap_tensors(v, swap) for k, v in value.items()}
+    return value
 
 
 def tensors_in(value, out: list | None = None, sizes: bool = False) -> list:

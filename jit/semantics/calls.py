@@ -14,6 +14,7 @@ import torch
 from guards.kinds import LenMatch, StateMatch
 from guards.sources import AttrSource, ConstSource, ItemSource
 from jit import skip_rules
+from jit import autocast
 from jit.break_reasons import unsupported
 from jit.semantics import context_managers
 from jit.variables import (NULL, BoundMethodVar, BuiltinVar, CellVar, ClassVar, Const, DictVar, GeneratorVar,
@@ -83,8 +84,26 @@ def _callee(fn: Var):
     return None
 
 
-_AUTOCAST_QUERIES = {torch.is_autocast_enabled, torch.get_autocast_dtype, torch.is_autocast_cpu_enabled,
-                     torch.get_autocast_cpu_dtype, torch.get_autocast_gpu_dtype}
+# autocast queries: (device type or None for the first argument's, asks for the dtype)
+_AUTOCAST_QUERIES = {torch.is_autocast_enabled: ("cuda", False), torch.get_autocast_dtype: (None, True),
+                     torch.is_autocast_cpu_enabled: ("cpu", False), torch.get_autocast_cpu_dtype: ("cpu", True),
+                     torch.get_autocast_gpu_dtype: ("cuda", True)}
+
+
+def _autocast_query(tx, fn, values: tuple) -> Var:
+    """The traced autocast state's answer (jit/autocast.py). Whether autocast is on at entry is guarded for every
+    frame; the dtype of a device whose autocast is off is guarded here, where the code relied on it."""
+    device, wants_dtype = _AUTOCAST_QUERIES[fn]
+    try:
+        fn(*values)  # eager's argument checks
+        device = str(values[0]) if values else device
+        state = tx.output.autocast
+        answer = state.dtype(device) if wants_dtype else state.enabled(device)
+    except (TypeError, RuntimeError) as e:
+        unsupported("exception", f"{fn.__name__}{values!r} raised {type(e).__name__}: {e}")
+    if wants_dtype and not state.enabled(device) and not state.open_blocks:  # else the traced block's dtype
+        tx.output.guards.append(StateMatch(None, fn, values, answer))
+    return Const(answer)
 
 
 def _has_tensor(values) -> bool:
@@ -123,6 +142,9 @@ def call(tx, fn: Var, args: list[Var], kwargs: dict[str, Var]) -> Var:
         return call_method_on(tx, fn.obj, fn.name, args, kwargs)
     if isinstance(fn, context_managers.ExitVar):
         return context_managers.exit_(tx, fn)
+    if isinstance(fn, autocast.AutocastExitVar):
+        tx.output.autocast.exit()
+        return Const(None)
     if isinstance(fn, (ObjectVar, NewObjectVar)):
         cls = fn.python_type()
         method = inspect.getattr_static(cls, "__call__", None)
@@ -148,14 +170,7 @@ def call_torch(tx, fn, args: list[Var], kwargs: dict[str, Var]) -> Var:
     if fn is torch.is_grad_enabled:
         return Const(torch.is_grad_enabled())
     if fn in _AUTOCAST_QUERIES and all(a.is_const() for a in args) and not kwargs:
-        # answered now and guarded: a call under another autocast state compiles again
-        values = tuple(a.const() for a in args)
-        try:
-            answer = fn(*values)
-        except (TypeError, RuntimeError) as e:
-            unsupported("exception", f"{fn.__name__}{values!r} raised {type(e).__name__}: {e}")
-        tx.output.guards.append(StateMatch(None, fn, values, answer))
-        return Const(answer)
+        return _autocast_query(tx, fn, tuple(a.const() for a in args))
     if fn in _AUTOGRAD_FUNCTIONS:
         unsupported("autograd", f"torch.autograd.{fn.__name__}() runs the autograd engine")
     if fn in (torch.manual_seed, torch.seed, torch.set_default_dtype, torch.set_printoptions):
@@ -218,6 +233,10 @@ def construct(tx, cls: type, args, kwargs) -> Var:
         return call_builtin(tx, cls, args, kwargs)
     if cls in context_managers.GRAD_MODE_CLASSES:
         return GradModeVar(context_managers.GRAD_MODE_CLASSES[cls], cls)
+    if autocast.is_autocast_class(cls):
+        if tx.output.autocast_opaque:
+            unsupported("context_manager", "a torch.autocast block with a graph break inside runs for real")
+        return autocast.make(cls, args, kwargs)
     if cls is torch.set_grad_enabled:
         return call_torch(tx, cls, args, kwargs)
     if cls is torch.Size:

@@ -1,6 +1,7 @@
 """`with` blocks. Grad-mode managers change the traced grad mode and record the switch in the graph, so the
-captured code runs each region in the same mode as eager; BEFORE_WITH pushes the manager's __exit__, which the
-normal path calls with (None, None, None). Other managers are a graph break at the `with` (see enter)."""
+captured code runs each region in the same mode as eager; torch.autocast changes the traced autocast state
+(jit/autocast.py); BEFORE_WITH pushes the manager's __exit__, which the normal path calls with (None, None, None).
+Other managers are a graph break at the `with` (see enter)."""
 from __future__ import annotations
 
 import contextlib
@@ -8,6 +9,7 @@ import types
 
 import torch
 
+from jit import autocast
 from jit.break_reasons import unsupported
 from jit.variables import Const, GradModeVar, NewObjectVar, Var
 
@@ -38,6 +40,9 @@ NULL_EXIT = contextlib.nullcontext().__exit__
 def enter(tx, manager: Var) -> tuple[Var, Var]:
     if isinstance(manager, NewObjectVar) and manager.cls is contextlib.nullcontext:
         return Const(NULL_EXIT), manager.attrs.get("enter_result", Const(None))
+    if isinstance(manager, autocast.AutocastVar):  # traced: the calls inside get autocast's casts as nodes
+        tx.output.autocast.enter(manager.device, manager.enabled, manager.dtype)
+        return autocast.AutocastExitVar(), manager
     if not isinstance(manager, GradModeVar):
         # Any other manager (a user class, a contextlib.contextmanager, torch.autocast): the frame breaks at
         # BEFORE_WITH, which runs for real (jit/codegen.py), and the body resumes with the real __exit__ on the

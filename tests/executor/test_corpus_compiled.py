@@ -23,7 +23,6 @@ KNOWN_EAGER = {
     'grad_mode-inference_mode_block': 'creating a inference_mode inside the function',
     'grad_mode-requires_grad_result': 'tensor.grad_fn (autograd state)',
     'grad_mode-no_grad_decorated_helper': 'calling no_grad()',
-    'grad_mode-autocast_cpu_bf16': 'creating a autocast inside the function',
     'modules-BufferMutation': "setting attribute 'count' on module BufferMutati",
     'modules-ParameterListDict': 'indexing ParameterDict',
 }

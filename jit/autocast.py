@@ -1,0 +1,208 @@
+"""torch.autocast in captured code, made explicit in the graph.
+
+Eager autocast decides per aten op whether to cast its floating inputs (to the autocast dtype for matmuls and
+convolutions, to float32 for reductions and softmax, to the widest type for cat), in C++, from lists no Python
+API exposes. We ask torch instead: each call traced while autocast is on (on at the frame's entry, or in a traced
+`with torch.autocast(...)`) is first run on probe tensors, shells with the real device's dispatch keys (so the
+device's autocast kernels apply) whose aten ops run on meta tensors, under that autocast state and again without
+it. When the two runs differ only by casts of the call's own inputs, the graph gets those casts as `.to(dtype)`
+nodes before the call, and the call itself runs without autocast. Every backend then computes eager's dtypes
+with no notion of autocast, and the graph runs with autocast off (`without_autocast`), since its casts are
+already there. A call whose casts fall on values made inside a composite op cannot be spelled that way: it is a
+graph break, and so is any break inside a traced autocast block (the frame is traced again with the block's
+`with` run for real, FrameCapture)."""
+from __future__ import annotations
+
+import torch
+from torch.utils._pytree import tree_leaves, tree_map
+
+from jit.break_reasons import unsupported
+from jit.variables import Var
+
+DEVICES = ("cpu", "cuda")
+_to_copy = torch.ops.aten._to_copy.default
+
+
+def entry_state() -> tuple:
+    """((device type, autocast dtype), ...) for each device autocast is on for now; () when off (the common case,
+    one C call)."""
+    if not torch._C._is_any_autocast_enabled():
+        return ()
+    return tuple((d, torch.get_autocast_dtype(d)) for d in DEVICES if torch.is_autocast_enabled(d))
+
+
+class AutocastState:
+    """The autocast state of the traced code: device type -> (enabled, dtype), the frame's entry state changed by
+    the traced `with torch.autocast(...)` blocks still open."""
+
+    def __init__(self, entry: tuple):
+        self.entry = entry
+        on = dict(entry)
+        self.now = {d: (d in on, on.get(d) or torch.get_autocast_dtype(d)) for d in DEVICES}
+        self.saved: list = []
+
+    def enter(self, device: str, enabled: bool, dtype) -> None:
+        self.saved.append((device, self.now[device]))
+        self.now[device] = (enabled, dtype)
+
+    def exit(self) -> None:
+        device, prior = self.saved.pop()
+        self.now[device] = prior
+
+    @property
+    def open_blocks(self) -> int:
+        return len(self.saved)
+
+    def any_on(self) -> bool:
+        return any(on for on, _ in self.now.values())
+
+    def enabled(self, device: str) -> bool:
+        return self.now[_device_type(device)][0]
+
+    def dtype(self, device: str):
+        return self.now[_device_type(device)][1]
+
+
+def _device_type(device) -> str:
+    d = device.type if isinstance(device, torch.device) else str(device).split(":")[0]
+    if d not in DEVICES:
+        unsupported("autocast", f"autocast state of device type {d!r}")
+    return d
+
+
+class AutocastVar(Var):
+    """A torch.autocast(...) made in the traced code, not yet entered."""
+
+    def __init__(self, device: str, enabled: bool, dtype):
+        self.device, self.enabled, self.dtype = device, enabled, dtype
+
+    def python_type(self):
+        return torch.autocast
+
+    def describe(self):
+        return f"torch.autocast({self.device!r}, dtype={self.dtype}, enabled={self.enabled})"
+
+
+class AutocastExitVar(Var):
+    """The bound __exit__ of a traced autocast block: calling it restores the state __enter__ found."""
+
+    def python_type(self):
+        import types
+        return types.MethodType
+
+
+def make(cls: type, args: list, kwargs: dict) -> AutocastVar:
+    """torch.autocast(device_type, dtype=None, enabled=True, cache_enabled=None) and the torch.cpu.amp /
+    torch.cuda.amp spellings, built for real (which checks the arguments as eager does) from constants."""
+    if not all(a.is_const() for a in args) or not all(v.is_const() for v in kwargs.values()):
+        unsupported("autocast", "torch.autocast with arguments computed from tensors")
+    made = cls(*(a.const() for a in args), **{k: v.const() for k, v in kwargs.items()})
+    device = made.device
+    if device not in DEVICES:
+        unsupported("autocast", f"torch.autocast for device type {device!r}")
+    return AutocastVar(device, bool(made._enabled), made.fast_dtype)
+
+
+def is_autocast_class(cls) -> bool:
+    return isinstance(cls, type) and issubclass(cls, torch.amp.autocast_mode.autocast)
+
+
+# ---- what autocast does to one call -------------------------------------------------------------------------
+
+class _Probe(torch.Tensor):
+    """A tensor with no data that claims the real device (so that device's autocast kernels run for it) and runs
+    each aten op on its meta twin, noting the op in the probe run's log."""
+    log: list | None = None
+
+    @staticmethod
+    def __new__(cls, meta: torch.Tensor, device: torch.device):
+        made = torch.Tensor._make_wrapper_subclass(cls, meta.shape, strides=meta.stride(),
+                                                   storage_offset=meta.storage_offset(), dtype=meta.dtype,
+                                                   device=device)
+        made.meta, made.real_device = meta, device
+        return made
+
+    @classmethod
+    def __torch_dispatch__(cls, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        device = next(a.real_device for a in tree_leaves((args, kwargs)) if isinstance(a, _Probe))
+        first = args[0] if args else None
+        _Probe.log.append((func, id(first) if isinstance(first, _Probe) else None, kwargs.get("dtype")))
+        unwrap = (lambda a: a.meta if isinstance(a, _Probe) else a)
+        out = func(*tree_map(unwrap, args), **tree_map(unwrap, kwargs))
+        return tree_map(lambda o: _Probe(o, device) if isinstance(o, torch.Tensor) else o, out)
+
+
+def _run_logged(run, probe_args, probe_kwargs, state: dict) -> list:
+    """The aten ops of `run(*probe_args, **probe_kwargs)` under autocast `state` (device -> (enabled, dtype))."""
+    prior = {d: (torch.is_autocast_enabled(d), torch.get_autocast_dtype(d)) for d in DEVICES}
+    _Probe.log = log = []
+    try:
+        for d, (on, dtype) in state.items():
+            torch.set_autocast_enabled(d, on)
+            torch.set_autocast_dtype(d, dtype)
+        run(probe_args, probe_kwargs)
+    finally:
+        for d, (on, dtype) in prior.items():
+            torch.set_autocast_enabled(d, on)
+            torch.set_autocast_dtype(d, dtype)
+        _Probe.log = None
+    return log
+
+
+def casts(state: AutocastState, tensors: list, meta_args, meta_kwargs, run, name: str) -> dict:
+    """{id(TensorVar): (TensorVar, dtype)} for each of the call's input `tensors` autocast casts before the call,
+    {} for none. `meta_args` / `meta_kwargs` hold the tensors' meta examples; `run(args, kwargs)` calls the op."""
+    devices = {id(t.example): t.device for t in tensors}
+    probes = {}
+
+    def probe(x):
+        if isinstance(x, torch.Tensor) and id(x) in devices:
+            shell = torch.empty_strided(x.shape, x.stride(), dtype=x.dtype, device="meta")
+            made = probes[id(x)] = probes.get(id(x)) or _Probe(shell, devices[id(x)])
+            return made
+        return x
+
+    probe_args, probe_kwargs = tree_map(probe, meta_args), tree_map(probe, meta_kwargs)
+    try:
+        with torch.no_grad():
+            autocast_log = _run_logged(run, probe_args, probe_kwargs, state.now)
+            if not any(func is _to_copy for func, _, _ in autocast_log):
+                return {}
+            plain = _run_logged(run, probe_args, probe_kwargs, {d: (False, dt) for d, (_, dt) in state.now.items()})
+    except Exception as e:  # noqa: BLE001 - the meta run that follows reports the op's own errors
+        if isinstance(e, (NotImplementedError, RuntimeError, TypeError)):
+            return {}
+        raise
+    var_of = {id(p): next(t for t in tensors if id(t.example) == key) for key, p in probes.items()}
+    found, j = {}, 0
+    for func, first, dtype in autocast_log:
+        if j < len(plain) and func is plain[j][0]:
+            j += 1
+        elif func is _to_copy and first in var_of and dtype is not None:
+            var = var_of[first]
+            found[id(var)] = (var, dtype)
+        else:
+            unsupported("autocast", f"{name}: autocast casts values made inside the op, not only its inputs")
+    if j != len(plain):
+        unsupported("autocast", f"{name}: autocast changes which ops it runs")
+    return found
+
+
+def without_autocast(compiled, entry: tuple):
+    """The graph callable run with autocast off for the devices it was on for at entry (its casts are nodes)."""
+    if not entry:
+        return compiled
+    devices = tuple(d for d, _ in entry)
+
+    def run(*args):
+        for d in devices:
+            torch.set_autocast_enabled(d, False)
+        try:
+            return compiled(*args)
+        finally:
+            for d in devices:
+                torch.set_autocast_enabled(d, True)
+
+    run.source = getattr(compiled, "source", None)
+    return run

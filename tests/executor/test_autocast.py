@@ -1,0 +1,133 @@
+"""torch.autocast in and around compiled code (jit/autocast.py): a traced `with torch.autocast(...)` block is
+captured with its casts as graph nodes, and a compiled function called under autocast computes autocast's dtypes
+on every backend, as eager does."""
+import warnings
+
+import pytest
+import torch
+
+import jit
+
+BACKENDS = ["eager", "numpy", "inductor"]
+
+
+@pytest.fixture(autouse=True)
+def _fresh():
+    jit.reset()
+    jit.counters.clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        yield
+    jit.reset()
+
+
+def _same(got, want):
+    """Equal values and dtypes, bf16 rounding of the NumPy code allowed."""
+    assert type(got) is type(want)
+    if isinstance(want, (tuple, list)):
+        assert len(got) == len(want)
+        for g, w in zip(got, want):
+            _same(g, w)
+    elif isinstance(want, torch.Tensor):
+        assert got.dtype == want.dtype and got.shape == want.shape
+        torch.testing.assert_close(got, want, rtol=1e-2, atol=1e-2)
+    else:
+        assert got == want
+
+
+torch.manual_seed(0)
+LIN = torch.nn.Linear(4, 4)
+
+
+def block(x):
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = LIN(x)  # lower precision: bf16
+        z = y.softmax(-1) + torch.mm(x, x.t())  # softmax of bf16 stays bf16 on CPU; mm in bf16
+        with torch.autocast("cpu", enabled=False):  # as transformers' rotary embeddings force float32
+            q = y.float() @ x
+        asked = (torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu"))
+    return y, z, q, x @ x, asked
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_autocast_block_is_captured_with_eager_dtypes(backend):
+    x = torch.randn(4, 4)
+    _same(jit.compile(block, backend=backend)(x), block(x))
+    explanation = jit.explain(block, x)
+    assert explanation.graph_count == 1 and not explanation.break_reasons, explanation
+    casts = [n for n in explanation.graphs[0].graph.nodes if n.target == "to"]
+    assert casts and all(n.args[1] is torch.bfloat16 for n in casts)
+
+
+def plain(x, w):
+    y = x @ w
+    return y, y.softmax(-1), y + 1, torch.is_autocast_enabled("cpu")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_called_under_autocast_computes_autocast_dtypes(backend):
+    # the graph's casts are explicit, so the NumPy code too returns bf16 where eager does
+    x, w = torch.randn(4, 4), torch.randn(4, 4)
+    fast = jit.compile(plain, backend=backend)
+    _same(fast(x, w), plain(x, w))  # compiled without autocast first
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        want = plain(x, w)
+        got = fast(x, w)  # the autocast state is guarded: a second compile
+        assert torch.is_autocast_enabled("cpu")  # the graph ran with autocast off, and left it on
+    assert want[0].dtype == torch.bfloat16
+    _same(got, want)
+    _same(fast(x, w), plain(x, w))  # and the first entry still serves calls without autocast
+    assert jit.counters["frames_compiled"] == 2
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_break_inside_an_autocast_block_runs_the_rest_under_autocast(backend, capsys):
+    def f(x):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = LIN(x)
+            print("inside", y.dtype)  # a graph break inside the block
+            z = LIN(y)
+        return z, z.float() @ x
+
+    x = torch.randn(4, 4)
+    want = f(x)
+    expected = capsys.readouterr().out
+    _same(jit.compile(f, backend=backend)(x), want)
+    assert capsys.readouterr().out == expected
+
+
+def test_autocast_gradients_equal_eager():
+    torch.manual_seed(1)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.GELU(), torch.nn.Linear(8, 2))
+
+    def step(x):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = model(x).float().pow(2).mean()
+        return loss
+
+    x = torch.randn(6, 4)
+    want = step(x)
+    want.backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    got = jit.compile(step)(x)
+    got.backward()
+    torch.testing.assert_close(got, want)
+    for p, g in zip(model.parameters(), grads):
+        torch.testing.assert_close(p.grad, g)
+
+
+def test_autocast_arguments_checked_as_eager():
+    def f(x):
+        with torch.autocast("cpu", dtype=torch.int32):  # eager: a warning, and autocast disabled
+            return x @ x
+
+    x = torch.randn(2, 2)
+    with warnings.catch_warnings(record=True) as eager_warned:
+        warnings.simplefilter("always")
+        want = f(x)
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        got = jit.compile(f)(x)
+    assert eager_warned and got.dtype == want.dtype == torch.float32
+    torch.testing.assert_close(got, want)
