@@ -218,3 +218,20 @@ def test_compiled_linear_counts_a_graph():
     x = torch.randn(2, 4)
     torch.testing.assert_close(jit.compile(lin)(x), lin(x))
     assert jit.counters.graphs >= 1, jit.counters
+
+
+@pytest.mark.parametrize("name", ["gpt2", "llama", "bert"])
+def test_under_autocast_matches_eager_in_one_graph(name):
+    # mixed precision as users run it: the whole forward under torch.autocast (Llama's rotary embedding turns it
+    # off inside for float32); the casts are graph nodes, so the graph is whole and its dtypes are eager's
+    model = _model(name).eval()
+    fast = jit.compile(model)
+    ids = _ids()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        got, expected = _tensors(fast(ids)), _tensors(model(ids))
+        exp = jit.explain(model, ids)
+    assert exp.break_reasons == [] and exp.graph_count == 1, "\n".join(str(r) for r in exp.break_reasons)
+    assert list(got) == list(expected)
+    for key in expected:
+        assert got[key].dtype == expected[key].dtype, key
+        torch.testing.assert_close(got[key], expected[key], rtol=2e-2, atol=2e-2, msg=lambda m: f"{key}: {m}")
