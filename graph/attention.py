@@ -425,3 +425,42 @@ def _replace(gm: fx.GraphModule, found: dict, source: str) -> bool:
         return False
     out.replace_all_uses_with(new)
     return True
+
+
+def drop_constant_sdpa_masks(gm: fx.GraphModule, example_inputs: list | tuple) -> int:
+    """SDPA calls whose mask is computed from constants and keeps everything, or exactly the causal triangle, get
+    no mask (is_causal=True for the triangle); returns how many. Libraries build such masks when they cannot look
+    at values (transformers' `sdpa_mask` under a compiler materializes BERT's all-True padding mask), and a mask
+    keeps SDPA off its fused kernels: on the GPU a bf16 call with a (B, 1, T, T) bool mask falls back to the
+    float32 math path, several times slower than the flash kernel eager picks without one."""
+    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    inputs = dict(zip(placeholders, example_inputs))
+    count = 0
+    for node in list(gm.graph.nodes):
+        if not _is(node, aten.scaled_dot_product_attention.default) or len(node.args) < 4:
+            continue
+        mask = node.args[3]
+        if not isinstance(mask, fx.Node) or _mask_source(mask) != "constant" or node.kwargs.get("enable_gqa"):
+            continue
+        causal_now = len(node.args) > 5 and node.args[5]
+        q_len, k_len = meta_value(node.args[0]).shape[-2], meta_value(node.args[1]).shape[-2]
+        try:
+            value = _evaluate(gm, mask, inputs)
+            kind = "keep" if value.dtype == torch.bool else "additive"
+            keep = keep_of(value, kind)
+            everything = keep is not None and bool(keep.all())
+            causal = not everything and not causal_now and is_causal_mask(value, kind, q_len, k_len)
+        except Exception:  # noqa: BLE001  (a mask we cannot evaluate here is simply left as it is)
+            continue
+        if not (everything or causal):
+            continue
+        args = list(node.args) + [0.0, False][len(node.args) - 4:]
+        args[3] = None
+        args[5] = bool(causal_now or causal)
+        node.args = tuple(args)
+        count += 1
+    if count:
+        eliminate_dead_code(gm)
+        gm.graph.lint()
+        gm.recompile()
+    return count

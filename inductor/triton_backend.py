@@ -9,7 +9,7 @@ import time
 import torch
 
 from graph import symbolic_sizes
-from graph.attention import rewrite_causal_attention
+from graph.attention import drop_constant_sdpa_masks, rewrite_causal_attention
 
 from . import cache
 from .ir import FallbackKernel
@@ -57,6 +57,7 @@ def generate_triton(gm: torch.fx.GraphModule, example_inputs: list, autotune=Non
     try:
         rewrite_half_norms(gm)
         rewrite_causal_attention(gm, example_inputs)  # naive softmax(q k^T) v -> one fused SDPA call
+        drop_constant_sdpa_masks(gm, example_inputs)  # an all-True or causal constant mask -> none
         lowered, source, kernels = generate_with_fallbacks(gm, example_inputs, autotune)
     except NotImplementedError as e:
         stats["fallback_graphs"] += 1

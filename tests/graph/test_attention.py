@@ -207,3 +207,52 @@ def test_upcast_softmax_is_the_half_softmax():
 def test_training_dropout_is_not_rewritten():
     gm, count = _rewritten(training_dropout, qkv(2, 3, 8, 16) + [tril(8)])
     assert count == 0
+
+
+def _sdpa_with_mask(make_mask):
+    def fn(q, k, v):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=make_mask(6))
+    return fn
+
+
+def _hf_padding_mask(t):  # transformers' sdpa_mask under a compiler: every position valid, spelled with aranges
+    return (torch.arange(t) + 0)[None, None, :, None].__ge__(0).expand(2, -1, t, t)
+
+
+def _hf_causal_mask(t):
+    pos = torch.arange(t)
+    return (pos[None, :] <= pos[:, None])[None, None]
+
+
+def _additive_causal(t):
+    return torch.zeros(t, t).masked_fill(~torch.ones(t, t, dtype=torch.bool).tril(), float("-inf"))
+
+
+@pytest.mark.parametrize("make_mask, dropped, causal", [
+    (_hf_padding_mask, True, False), (_hf_causal_mask, True, True), (_additive_causal, True, True),
+    (lambda t: torch.ones(t, t, dtype=torch.bool).triu(), False, False),  # not causal: kept
+    (lambda t: torch.zeros(t, t).fill_diagonal_(0.5), False, False),  # not 0 / -inf: kept
+], ids=["all-true", "causal", "additive-causal", "upper", "weights"])
+def test_constant_sdpa_mask_dropped_when_it_keeps_all_or_the_triangle(make_mask, dropped, causal):
+    from graph.attention import drop_constant_sdpa_masks
+    q, k, v = qkv(2, 3, 6, 4)
+    fn = _sdpa_with_mask(make_mask)
+    gm = torch.fx.symbolic_trace(fn)
+    optimize(gm, [q, k, v])
+    assert drop_constant_sdpa_masks(gm, [q, k, v]) == int(dropped)
+    sdpa = [n for n in gm.graph.nodes if n.target is aten.scaled_dot_product_attention.default]
+    assert len(sdpa) == 1 and (sdpa[0].args[3] is None) == dropped
+    assert bool(sdpa[0].args[5] if len(sdpa[0].args) > 5 else False) == causal
+    torch.testing.assert_close(gm(q, k, v), fn(q, k, v))
+
+
+def test_sdpa_mask_read_from_an_input_is_kept():
+    from graph.attention import drop_constant_sdpa_masks
+    q, k, v = qkv(2, 3, 6, 4)
+    mask = torch.ones(6, 6, dtype=torch.bool)  # all True now, but the caller may pass another next time
+
+    def fn(q, k, v, mask):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    gm = torch.fx.symbolic_trace(fn)
+    optimize(gm, [q, k, v, mask])
+    assert drop_constant_sdpa_masks(gm, [q, k, v, mask]) == 0
