@@ -81,7 +81,8 @@ def _known_pure_family(target: object) -> bool:
 
 
 # Calls that switch interpreter state rather than compute a value.
-_STATE_SWITCHES = {torch._C._set_grad_enabled}
+_STATE_SWITCHES = {torch._C._set_grad_enabled, torch.autograd.grad_mode._enter_inference_mode,
+                   torch.autograd.grad_mode._exit_inference_mode}
 
 
 def is_impure(node: fx.Node) -> bool:

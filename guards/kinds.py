@@ -166,6 +166,26 @@ class LenMatch(Guard):
 
 
 @dataclass(frozen=True, eq=False)
+class InferenceMatch(Guard):
+    """A tensor input whose is_inference() the traced code read (made in torch.inference_mode or not)."""
+    expected: bool = False
+
+    def check(self, v, const, value_of):
+        return f"{v}.is_inference() is {self.expected}"
+
+    def explain(self, value):
+        if value.is_inference() is not self.expected:
+            return f"'{self.source.name()}'.is_inference() changed to {not self.expected}"
+        return None
+
+    def describe(self):
+        return f"{self.source.name()}.is_inference() is {self.expected}"
+
+    def _key(self):
+        return (self.expected,)
+
+
+@dataclass(frozen=True, eq=False)
 class DictKeysMatch(Guard):
     """A dict (or OrderedDict) from outside: its exact type and its keys in order."""
     keys: tuple = ()

@@ -63,6 +63,9 @@ def _numpy_source(gm, example_inputs):
     return lowered, source, key
 
 
+_INFERENCE_SWITCHES = (torch.autograd.grad_mode._enter_inference_mode, torch.autograd.grad_mode._exit_inference_mode)
+
+
 def _needs_torch_runtime(gm: torch.fx.GraphModule, example_inputs: list) -> str | None:
     """Why a graph must run in torch rather than NumPy, if it must: NumPy code records no autograd history and
     writes results into new arrays, so graphs that need gradients or mutate their inputs stay in torch."""
@@ -73,6 +76,8 @@ def _needs_torch_runtime(gm: torch.fx.GraphModule, example_inputs: list) -> str 
         return "inputs require grad (autograd needs torch ops)"
     if switches_grad and torch.is_grad_enabled():
         return "grad mode changes inside the graph"
+    if any(n.target in _INFERENCE_SWITCHES for n in gm.graph.nodes):
+        return "inference mode changes inside the graph"  # its tensors must be inference tensors, made by torch
     if has_mutation(gm.graph) and (functionalize_intermediates(gm) == 0 or has_mutation(gm.graph)):
         # writes into the graph's own intermediates (ReLU(inplace=True), out += x) were made out of place
         # first; what is left writes to inputs or to aliased tensors

@@ -68,7 +68,7 @@ class FrameCapture:
 
     def run(self) -> CacheEntry:
         self.autocast_entry = autocast.entry_state()
-        self.autocast_opaque = False
+        self.managers_opaque = False
         try:
             return self._run()
         except Specialize as why:
@@ -86,10 +86,10 @@ class FrameCapture:
         try:
             tx = self._trace()
         except Unsupported as e:
-            if self.output.autocast.open_blocks and not self.autocast_opaque:
-                # a break inside a traced autocast block: the code after it must run under that autocast, so
-                # the frame is traced again with its autocast blocks entered for real (a break at each `with`)
-                self.autocast_opaque = True
+            if (self.output.autocast.open_blocks or self.output.open_contexts) and not self.managers_opaque:
+                # a break inside a traced autocast or inference_mode block: the code after it must run in that
+                # mode, so the frame is traced again with those blocks entered for real (a break at each `with`)
+                self.managers_opaque = True
                 return self._run()
             if e.break_at is None or self.settings.fullgraph or not self._breakable(e):
                 raise
@@ -107,7 +107,7 @@ class FrameCapture:
         output.guards.append(StateMatch(None, autocast.entry_state, (), entry) if entry else
                              StateMatch(None, torch._C._is_any_autocast_enabled, (), False))
         output.autocast = autocast.AutocastState(entry)
-        output.autocast_opaque = self.autocast_opaque
+        output.managers_opaque = self.managers_opaque
         output.modules_by_structure = dynamic.modules_by_structure(code)
         output.read_iterators = not dynamic.iterators_opaque(code)
         tx_locals = {n: LazyArg(v, LocalSource(n)) for n, v in zip(argument_names(code), frame.args)}
@@ -127,6 +127,8 @@ class FrameCapture:
         except StopBeforeBreak:
             pass
         finally:
+            for context in reversed(output.open_contexts):  # a trace stopped inside an inference_mode block
+                context.__exit__(None, None, None)
             torch._C._set_grad_enabled(grad)
             for device, _ in entry:
                 torch.set_autocast_enabled(device, True)

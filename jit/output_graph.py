@@ -48,7 +48,10 @@ class OutputGraph:
         self.modules_by_structure = False  # set per frame (jit.dynamic.modules_by_structure)
         self.read_iterators = True  # iterators from outside read ahead (jit.dynamic.iterators_opaque)
         self.autocast = autocast.AutocastState(())  # set per frame from the entry state (jit/autocast.py)
-        self.autocast_opaque = False  # traced `with torch.autocast(...)` blocks run for real instead
+        # traced `with torch.autocast(...)` / `with torch.inference_mode()` blocks run for real instead (a break
+        # inside one: jit/frame_compiler.py traces the frame again)
+        self.managers_opaque = False
+        self.open_contexts: list = []  # real InferenceMode contexts entered by the trace, left if it stops
         self.hook_dicts: list = []  # hook dicts of the identity-guarded modules inlined (guards.kinds.NoHooks)
         self.translator = None  # the jit.translator.Translator running now (set by its run())
 

@@ -11,7 +11,7 @@ import types
 
 import torch
 
-from guards.kinds import LenMatch, StateMatch
+from guards.kinds import InferenceMatch, LenMatch, StateMatch
 from guards.sources import AttrSource, ConstSource, ItemSource
 from jit import skip_rules
 from jit import autocast
@@ -142,6 +142,8 @@ def call(tx, fn: Var, args: list[Var], kwargs: dict[str, Var]) -> Var:
         return call_method_on(tx, fn.obj, fn.name, args, kwargs)
     if isinstance(fn, context_managers.ExitVar):
         return context_managers.exit_(tx, fn)
+    if isinstance(fn, context_managers.InferenceExitVar):
+        return context_managers.exit_inference_mode(tx, fn)
     if isinstance(fn, autocast.AutocastExitVar):
         tx.output.autocast.exit()
         return Const(None)
@@ -169,6 +171,12 @@ def call_torch(tx, fn, args: list[Var], kwargs: dict[str, Var]) -> Var:
         return manager
     if fn is torch.is_grad_enabled:
         return Const(torch.is_grad_enabled())
+    if fn is torch.is_inference_mode_enabled and not args and not kwargs:
+        # the trace enters traced inference_mode blocks for real; outside them the answer is the entry state's
+        answer = torch.is_inference_mode_enabled()
+        if not tx.output.open_contexts:
+            tx.output.guards.append(StateMatch(None, fn, (), answer))
+        return Const(answer)
     if fn in _AUTOCAST_QUERIES and all(a.is_const() for a in args) and not kwargs:
         return _autocast_query(tx, fn, tuple(a.const() for a in args))
     if fn in _AUTOGRAD_FUNCTIONS:
@@ -196,6 +204,13 @@ def call_tensor_method(tx, tensor: TensorVar, name: str, args, kwargs) -> Var:
         unsupported("autograd", f"tensor.{name}() runs or changes torch's autograd engine")
     if name == "get_device":
         return Const(tensor.device.index if tensor.device.type != "cpu" else -1)
+    if name == "is_inference" and not args and not kwargs:
+        # an input's meta example is never an inference tensor: ask the real one (a tensor made in the graph
+        # answers from its example, made in the traced mode)
+        real = next((v for _, v, var in tx.output.inputs if var is tensor), None)
+        if real is not None and tensor.source is not None:
+            tx.output.guards.append(InferenceMatch(tensor.source, real.is_inference()))
+            return Const(real.is_inference())
     return tx.output.call("call_method", name, (tensor, *args), kwargs)
 
 
@@ -233,9 +248,14 @@ def construct(tx, cls: type, args, kwargs) -> Var:
         return call_builtin(tx, cls, args, kwargs)
     if cls in context_managers.GRAD_MODE_CLASSES:
         return GradModeVar(context_managers.GRAD_MODE_CLASSES[cls], cls)
-    if autocast.is_autocast_class(cls):
-        if tx.output.autocast_opaque:
-            unsupported("context_manager", "a torch.autocast block with a graph break inside runs for real")
+    if autocast.is_autocast_class(cls) or cls is torch.inference_mode:
+        if tx.output.managers_opaque:
+            unsupported("context_manager", f"a {cls.__name__} block with a graph break inside runs for real")
+        if cls is torch.inference_mode:
+            mode = (args[0] if args else kwargs.get("mode", Const(True)))
+            if not mode.is_const() or not isinstance(mode.const(), bool):
+                unsupported("context_manager", "torch.inference_mode used as a decorator")
+            return context_managers.InferenceModeVar(mode.const())
         return autocast.make(cls, args, kwargs)
     if cls is torch.set_grad_enabled:
         return call_torch(tx, cls, args, kwargs)

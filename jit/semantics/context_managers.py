@@ -37,9 +37,57 @@ def set_grad(tx, enabled: bool) -> None:
 NULL_EXIT = contextlib.nullcontext().__exit__
 
 
+class InferenceModeVar(Var):
+    """torch.inference_mode(mode) made in the traced code, not yet entered."""
+
+    def __init__(self, mode: bool):
+        self.mode = mode
+
+    def python_type(self):
+        return torch.inference_mode
+
+    def describe(self):
+        return f"torch.inference_mode({self.mode})"
+
+
+class InferenceExitVar(Var):
+    """The bound __exit__ of a traced inference_mode block: the graph's enter node, and the real mode object the
+    trace entered (so meta results are inference tensors, and eager's errors about them show at capture)."""
+
+    def __init__(self, node_proxy, context):
+        self.node_proxy, self.context = node_proxy, context
+
+    def python_type(self):
+        return types.MethodType
+
+
+_ENTER_INFERENCE = torch.autograd.grad_mode._enter_inference_mode
+_EXIT_INFERENCE = torch.autograd.grad_mode._exit_inference_mode
+INFERENCE_SWITCHES = (_ENTER_INFERENCE, _EXIT_INFERENCE)
+
+
+def enter_inference_mode(tx, manager: InferenceModeVar) -> InferenceExitVar:
+    """A node entering torch's InferenceMode in the graph (the graph then runs in torch: inductor/backends.py),
+    and the same mode entered for real while tracing."""
+    proxy = tx.output.tracer.create_proxy("call_function", _ENTER_INFERENCE, (manager.mode,), {})
+    context = torch._C._InferenceMode(manager.mode)
+    context.__enter__()
+    tx.output.open_contexts.append(context)
+    return InferenceExitVar(proxy, context)
+
+
+def exit_inference_mode(tx, exit_var: InferenceExitVar) -> Var:
+    tx.output.tracer.create_proxy("call_function", _EXIT_INFERENCE, (exit_var.node_proxy,), {})
+    exit_var.context.__exit__(None, None, None)
+    tx.output.open_contexts.remove(exit_var.context)
+    return Const(None)
+
+
 def enter(tx, manager: Var) -> tuple[Var, Var]:
     if isinstance(manager, NewObjectVar) and manager.cls is contextlib.nullcontext:
         return Const(NULL_EXIT), manager.attrs.get("enter_result", Const(None))
+    if isinstance(manager, InferenceModeVar):
+        return enter_inference_mode(tx, manager), Const(None)
     if isinstance(manager, autocast.AutocastVar):  # traced: the calls inside get autocast's casts as nodes
         tx.output.autocast.enter(manager.device, manager.enabled, manager.dtype)
         return autocast.AutocastExitVar(), manager

@@ -20,7 +20,6 @@ KNOWN_EAGER = {
     'classes-dunder_dict_and_vars': 'builtin vars',
     'classes-class_defined_inside': 'instruction LOAD_BUILD_CLASS',
     'classes-tensor_subclass_check': 'creating a Parameter inside the function',
-    'grad_mode-inference_mode_block': 'creating a inference_mode inside the function',
     'grad_mode-requires_grad_result': 'tensor.grad_fn (autograd state)',
     'grad_mode-no_grad_decorated_helper': 'calling no_grad()',
     'modules-BufferMutation': "setting attribute 'count' on module BufferMutati",
