@@ -13,7 +13,7 @@ from graph.symbolic_shapes import is_dynamic
 
 from . import cache, dtypes
 from .lowering import lower_graph
-from .ir import FallbackKernel
+from .ir import FallbackKernel, contiguous_strides
 from .numpy_codegen import generate
 from .runtime import CompiledNumpyGraph, alias_plan, load_module
 
@@ -50,6 +50,12 @@ def _numpy_source(gm, example_inputs):
     key = cache.make_key(symbolic_sizes.text(gm.graph), example_inputs, "numpy")
     lowered = lower_graph(gm, example_inputs)
     alias_plan(lowered)  # raises where eager returns a view of an input that the code cannot
+    if any(len(getattr(o, "shape", None) or ()) > 1 and 0 in o.shape for o in lowered.outputs) and any(
+            isinstance(x, torch.Tensor) and x.numel() == 0 and x.stride() != contiguous_strides(x.shape)
+            for x in example_inputs):
+        # an empty result's strides follow the input's degenerate ones in eager's CPU kernels (isfinite of an
+        # empty expand: (0, 1)) and not in the meta kernels (1, 1), and a caller can read them: torch makes it
+        raise NotImplementedError("an empty output from an empty input of another layout")
     # with dynamic sizes, generating the source records the conditions the module is valid under: no reuse
     payload = None if symbolic else cache.get(key)
     if payload is None:

@@ -425,8 +425,7 @@ def test_torch_function_raising_python_error_on_meta(backend):
     assert _outcome(jit.compile(f, backend=backend), torch.randn(2))[0] is AttributeError
 
 
-@pytest.mark.parametrize("backend", ["eager", pytest.param("numpy", marks=pytest.mark.xfail(
-    strict=True, reason="the NumPy code's outputs do not take eager's strides yet (an empty one here)")), "inductor"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_strides_of_an_empty_intermediate(backend):
     def f(x):
         return torch.isfinite(x).stride()
