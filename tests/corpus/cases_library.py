@@ -1,6 +1,7 @@
 """Python that real libraries use (transformers, torchvision): zero-argument super() across graph breaks,
 configuration objects with their own __getattribute__, and the like. Each case is reduced from a model that
 broke or crashed under the compiler."""
+import contextvars
 import dataclasses
 import functools
 
@@ -178,3 +179,41 @@ def torch_mode_stacks_read(x):
     if _get_current_dispatch_mode() is None and not is_in_torch_dispatch_mode() and modes == 0:
         return x + 1
     return x - 1
+
+
+# ---- contextvars.ContextVar from outside: get / set / reset as data (jit/semantics/context_vars.py) -----------
+# Each case leaves its var as it found it, or sets it to a value that does not depend on what it held, so the eager
+# and the compiled run see the same var. The state left after a call: tests/executor/test_context_vars.py.
+
+_CV_SCALE = contextvars.ContextVar("corpus_scale", default=1)
+_CV_LEFT = contextvars.ContextVar("corpus_left", default=0)
+_CV_UNSET = contextvars.ContextVar("corpus_unset")
+
+
+@C.add(T1)
+def contextvar_set_get_reset(x):
+    tok = _CV_SCALE.set(3)
+    y = x * _CV_SCALE.get()
+    _CV_SCALE.reset(tok)
+    return y * _CV_SCALE.get()
+
+
+@C.add(T1)
+def contextvar_set_without_reset(x):
+    _CV_LEFT.set(x.shape[1])  # left set after the call, as eager leaves it
+    return x * _CV_LEFT.get()
+
+
+@C.add(T1)
+def contextvar_defaults(x):
+    # the var's own default, and get's argument for a var without one
+    return x * _CV_SCALE.get() + _CV_UNSET.get(0.5)
+
+
+@C.add(T1)
+def contextvar_without_value_caught(x):
+    try:
+        v = _CV_UNSET.get()
+    except LookupError:
+        v = 2
+    return x * v
