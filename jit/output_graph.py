@@ -49,6 +49,10 @@ class OutputGraph:
         self.read_iterators = True  # iterators from outside read ahead (jit.dynamic.iterators_opaque)
         self.autocast = autocast.AutocastState(())  # set per frame from the entry state (jit/autocast.py)
         self.autocast_opaque = False  # traced `with torch.autocast(...)` blocks run for real instead
+        # @contextmanager `with`s of the top-level frame (BEFORE_WITH index -> why) entered for real, and those
+        # traced that are open now (jit/semantics/context_managers.py)
+        self.opaque_generator_withs: dict[int, str] = {}
+        self.open_generator_withs: list[int] = []
         self.hook_dicts: list = []  # hook dicts of the identity-guarded modules inlined (guards.kinds.NoHooks)
         self.translator = None  # the jit.translator.Translator running now (set by its run())
 

@@ -142,6 +142,8 @@ def call(tx, fn: Var, args: list[Var], kwargs: dict[str, Var]) -> Var:
         return call_method_on(tx, fn.obj, fn.name, args, kwargs)
     if isinstance(fn, context_managers.ExitVar):
         return context_managers.exit_(tx, fn)
+    if isinstance(fn, context_managers.GeneratorExitVar):
+        return context_managers.exit_generator_manager(tx, fn, args)
     if isinstance(fn, autocast.AutocastExitVar):
         tx.output.autocast.exit()
         return Const(None)

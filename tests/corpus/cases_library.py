@@ -1,13 +1,14 @@
 """Python that real libraries use (transformers, torchvision): zero-argument super() across graph breaks,
 configuration objects with their own __getattribute__, and the like. Each case is reduced from a model that
 broke or crashed under the compiler."""
+import contextlib
 import contextvars
 import dataclasses
 import functools
 
 import torch
 
-from .case import CaseList, tensors, values
+from .case import CaseList, randn, tensors, values
 
 
 
@@ -217,3 +218,101 @@ def contextvar_without_value_caught(x):
     except LookupError:
         v = 2
     return x * v
+
+
+# ---- @contextlib.contextmanager: the generator inlined, to its yield at the `with`, the rest at the exit --------
+
+@contextlib.contextmanager
+def _doubled(k):
+    yield k * 2
+
+
+@contextlib.contextmanager
+def _logged(log, name):
+    log.append(("enter", name))
+    yield name
+    log.append(("exit", name))
+
+
+@contextlib.contextmanager
+def _guarded(log):
+    log.append("open")
+    try:
+        yield len(log)
+    finally:
+        log.append("closed")
+
+
+@contextlib.contextmanager
+def _using_scale(v):
+    tok = _CV_SCALE.set(v)
+    try:
+        yield
+    finally:
+        _CV_SCALE.reset(tok)
+
+
+@contextlib.contextmanager
+def _without_grad():
+    with torch.no_grad():
+        yield "no grad"
+
+
+@C.add(T1)
+def contextmanager_yield_is_the_as_target(x):
+    with _doubled(3) as s:
+        y = x * s
+    return y
+
+
+@C.add(values(lambda: torch.ones(3), []))
+def contextmanager_state_before_and_after_yield(x, log):
+    with _logged(log, "a") as name:
+        y = x + len(name)
+        log.append("body")
+    return y
+
+
+@C.add(values(lambda: torch.ones(3), ["x"]))
+def contextmanager_try_finally_around_yield(x, log):
+    with _guarded(log) as n:
+        y = x * n
+    return y, len(log)
+
+
+@C.add(values(lambda: torch.ones(3), []))
+def contextmanager_nested(x, log):
+    with _logged(log, "outer"), _doubled(2) as s:
+        with _guarded(log) as n:
+            y = x * s + n
+    return y
+
+
+@C.add(values(lambda: torch.ones(3), []))
+def contextmanager_used_twice(x, log):
+    with _logged(log, "first"):
+        y = x * 2
+    for i in range(2):
+        with _logged(log, i) as name:
+            y = y + name
+    return y
+
+
+@C.add(T1)
+def contextmanager_setting_a_contextvar(x):
+    with _using_scale(4):
+        y = x * _CV_SCALE.get()
+    return y + _CV_SCALE.get()
+
+
+@C.add(values(lambda: randn(3, requires_grad=True)))
+def contextmanager_entering_no_grad(x):
+    with _without_grad() as what:
+        y = x * 2
+    return y, y.requires_grad, x * 3, what
+
+
+@C.add(values(lambda: torch.ones(3), []))
+def contextmanager_returning_inside_the_block(x, log):
+    with _logged(log, "r"):
+        return x + 1
