@@ -3,8 +3,9 @@
 A change to an outside object does not break the graph. It is recorded here while tracing, later reads see it
 (the container's Var holds the new items; attribute reads consult `attr`), and the generated code applies the
 final state after the graph has run: before a break's instruction, or before the frame returns (jit/codegen.py,
-ValueBuilder.apply_effects). Each object's final state is written once, in the order objects were first changed;
-writes to different objects commute, and one object is one record however many names reach it.
+ValueBuilder.apply_effects). Each object's final state is written once, in the order objects were first changed
+(ContextVars first: another write may store a Token their calls made); writes to different objects commute, and
+one object is one record however many names reach it.
 
 Recorded: item stores, deletes and in-place methods on lists and dicts from outside (the frame's own **kwargs
 included), items taken from iterators from outside (a loop in progress), and attribute writes and deletes on outside objects and modules whose type sets attributes the plain
@@ -40,8 +41,8 @@ class ContextVarLog:
 class SideEffects:
     def __init__(self):
         self._containers: dict[int, object] = {}  # id(real list/dict) -> its Var (items: the new contents)
-        self._attrs: dict[tuple[int, str], tuple] = {}
-        self._context_vars: dict[int, ContextVarLog] = {}  # id(real ContextVar) -> its log  # (id(real obj), name) -> (obj Var, name, value Var/DELETED)
+        self._attrs: dict[tuple[int, str], tuple] = {}  # (id(real obj), name) -> (obj Var, name, value Var/DELETED)
+        self._context_vars: dict[int, ContextVarLog] = {}  # id(real ContextVar) -> its log
         self._order: list[tuple] = []  # record keys in first-change order
         self._alive: list = []  # the real objects, kept alive while their ids are keys
 

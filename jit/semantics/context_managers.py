@@ -48,7 +48,7 @@ def enter(tx, manager: Var) -> tuple[Var, Var]:
     if isinstance(manager, NewObjectVar) and is_generator_manager(manager.cls):
         return _enter_generator_manager(tx, manager)
     if not isinstance(manager, GradModeVar):
-        # Any other manager (a user class, a contextlib.contextmanager, torch.autocast): the frame breaks at
+        # Any other manager (a user class, a torch.autocast block entered for real): the frame breaks at
         # BEFORE_WITH, which runs for real (jit/codegen.py), and the body resumes with the real __exit__ on the
         # stack, where the copied exception table expects it.
         unsupported("context_manager", f"`with` over {manager.describe()}")
