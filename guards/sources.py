@@ -8,6 +8,7 @@ Attribute reads on nn.Modules go through the module's own dicts (_parameters, _b
 nn.Module.__getattr__ does, minus its Python call."""
 from __future__ import annotations
 
+import contextvars
 import keyword
 import re
 from dataclasses import dataclass, field
@@ -199,6 +200,34 @@ class TypeSource(Source):
 
     def name(self) -> str:
         return f"type({self.base.name()})"
+
+    def root(self) -> Source:
+        return self.base.root()
+
+
+class _NoValue:
+    """What ContextVarValueSource reads from a ContextVar holding no value in the current context (one object,
+    compared by identity)."""
+
+    def __repr__(self):
+        return "<no value>"
+
+
+NO_VALUE = _NoValue()
+
+
+@dataclass(frozen=True)
+class ContextVarValueSource(Source):
+    """The value a contextvars.ContextVar `base` holds in the calling thread's current context, or NO_VALUE:
+    `ContextVar.get(base, NO_VALUE)` (the unbound C method, so anything but a ContextVar fails to read; the
+    argument wins over the var's own default, so NO_VALUE means "not set")."""
+    base: Source
+
+    def expr(self, const) -> str:
+        return f"{const(contextvars.ContextVar.get)}({self.base.expr(const)}, {const(NO_VALUE)})"
+
+    def name(self) -> str:
+        return f"{self.base.name()}.get()"
 
     def root(self) -> Source:
         return self.base.root()

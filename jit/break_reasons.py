@@ -39,10 +39,12 @@ KINDS = {k.name: k for k in [
     BreakKind("exception", "the function raises or handles an exception", "exceptions run eagerly"),
     BreakKind("too_complex", "the function is too long or too deeply nested to trace",
               "split it, or mark the inner part with jit.disable"),
-    BreakKind("context_manager", "a `with` over a context manager other than torch's grad modes: the graph breaks at the "
-              "`with` so that __enter__ runs for real, and __exit__ runs for real when the block is left",
+    BreakKind("context_manager", "a `with` over a context manager other than torch's grad modes, torch.autocast, "
+              "nullcontext, or a @contextlib.contextmanager function whose block runs whole in the graph: the graph "
+              "breaks at the `with` so that __enter__ runs for real, and __exit__ runs for real when the block is left",
               "the block's body is still compiled (in a resume function); for grad mode use torch.no_grad() / "
-              "torch.enable_grad(), which are captured without a break"),
+              "torch.enable_grad(), which are captured without a break; a @contextmanager function is captured "
+              "when nothing inside its block breaks the graph or raises"),
     BreakKind("generator", "a generator or coroutine is created or consumed", "materialize it into a list first"),
 ]}
 

@@ -11,6 +11,7 @@ the nested functions over them and objects made in the traced code are built onc
 the graph call (ValueBuilder.prepare), and writes to outside cells are stored back there."""
 from __future__ import annotations
 
+import contextvars
 import inspect
 import types
 from dataclasses import dataclass, field
@@ -19,8 +20,9 @@ from types import CodeType
 import bytecode as bc
 import torch
 
-from guards.sources import (AttrSource, BuiltinSource, ClosureCellSource, ClosureSource, ConstSource, GlobalSource,
-                            ItemSource, LocalSource, ModuleDictSource, Source, TypeSource)
+from guards.sources import (NO_VALUE, AttrSource, BuiltinSource, ClosureCellSource, ClosureSource, ConstSource,
+                            ContextVarValueSource, GlobalSource, ItemSource, LocalSource, ModuleDictSource, Source,
+                            TypeSource)
 from jit.break_reasons import unsupported
 from jit.calling_convention import argument_names
 from jit.pyversion import PY311
@@ -28,10 +30,10 @@ from jit.rebuild import (advance_iterator, call_function, exhausted_generator, i
                          replace_dict_items, replace_list_items)
 from jit.resume import NULL_SLOT, VALUE, param_order, stack_arg
 from jit.semantics.context_managers import ExitVar
-from jit.side_effects import DELETED, SideEffects
+from jit.side_effects import AT_ENTRY, DELETED, ContextVarLog, SideEffects
 from jit.variables import (NULL, BoundMethodVar, CellVar, Const, ContainerIteratorVar, DictVar, DictViewVar,
                            GeneratorVar, IteratorVar, ListVar, MethodOnVar, ModuleVar, NamedTupleVar, NestedFunctionVar,
-                           NewObjectVar, ObjectVar, SetVar, TupleVar, UserFunctionVar, Var)
+                           NewObjectVar, ObjectVar, SetVar, TokenVar, TupleVar, UserFunctionVar, Var)
 from jit.variables.base import KnownObject, LazyArg
 from jit.variables.containers import _from_tuple
 from jit.variables.functions import ExternalCell
@@ -106,6 +108,9 @@ class Emitter:
             self.emit("LOAD_CONST", source.obj)
         elif isinstance(source, TypeSource):
             self.call_const(type, lambda: (self.load_source(source.base), 1)[-1])
+        elif isinstance(source, ContextVarValueSource):
+            self.call_const(contextvars.ContextVar.get, lambda: (self.load_source(source.base),
+                                                                 self.emit("LOAD_CONST", NO_VALUE), 2)[-1])
         else:
             raise TypeError(f"cannot load {source!r}")
 
@@ -254,19 +259,29 @@ class ValueBuilder:
                 self.cell(c)
                 self.em.emit("STORE_ATTR", "cell_contents")
 
-    def apply_effects(self, effects: SideEffects) -> None:
+    def apply_effects(self, effects: SideEffects, live: list) -> None:
         """Write the final state of every outside object the traced code changed (jit/side_effects.py): a list's
-        items, a dict's items (in their order), attributes set or deleted through object.__setattr__. What is
-        written was built first (snapshot), so no write changes what another one reads."""
+        items, a dict's items (in their order), attributes set or deleted through object.__setattr__, ContextVars.
+        What is written was built first (snapshot), so no write changes what another one reads. `live`: what the
+        code builds after this (the return value, or the stack and locals at a break)."""
         em = self.em
-        self.snapshot(effects.roots())
-        for record in effects.records():
+        records = effects.records()
+        context_vars = [r[1] for r in records if r[0] == "context_var"]
+        # ContextVars first: another record may store a Token one of their sets returned. Every object written to
+        # is then loaded before (snapshot), so none is read through a var's new value (ContextVarValueSource).
+        self.snapshot(effects.roots() + (effects.targets() if context_vars else []))
+        if context_vars:
+            kept = {id(v) for v in reachable(list(live) + effects.roots()) if isinstance(v, TokenVar)}
+            for log in context_vars:
+                self._context_var(log, kept)
+        for record in records:
+            if record[0] == "context_var":
+                continue
             if record[0] == "advance":
                 var = record[1]
                 if not var.pos:
                     continue
-                em.call_const(advance_iterator, lambda: (em.load_source(var.source), em.emit("LOAD_CONST", var.pos),
-                                                         2)[-1])
+                em.call_const(advance_iterator, lambda: (self.push(var), em.emit("LOAD_CONST", var.pos), 2)[-1])
             elif record[0] == "items":
                 var = record[1]
                 if isinstance(var, DictVar):
@@ -283,6 +298,26 @@ class ValueBuilder:
                                                            self.push(record[3]), 3)[-1])
             em.emit("POP_TOP")
 
+    def _context_var(self, log: ContextVarLog, kept: set) -> None:
+        """A ContextVar the traced code set: its final value set once (nothing when the calls left it as it was
+        at entry); or, when a token the calls returned is used after this (`kept`: ids of live TokenVars), each
+        call replayed for real, every Token kept in a local where the TokenVar pushes it."""
+        em = self.em
+        if not any(id(t) in kept for t in log.tokens()):
+            if log.current is not AT_ENTRY:
+                em.call_const(contextvars.ContextVar.set, lambda: (self.push(log.var), self.push(log.current), 2)[-1])
+                em.emit("POP_TOP")
+            return
+        for call in log.calls:
+            if call[0] == "set":
+                _, value, token = call
+                em.call_const(contextvars.ContextVar.set, lambda: (self.push(log.var), self.push(value), 2)[-1])
+                slot = self.made[id(token)] = f"__jit_obj_{len(self.made)}"
+                em.emit("STORE_FAST", slot)
+            else:
+                em.call_const(contextvars.ContextVar.reset, lambda: (self.push(log.var), self.push(call[1]), 2)[-1])
+                em.emit("POP_TOP")
+
     def snapshot(self, roots) -> None:
         """Build each value in `roots` into a local now, before the instruction at a break runs: that instruction
         may change what a value is read from (`xs.insert(0, y)` changes `xs[0]`), and the resume function must get
@@ -290,7 +325,7 @@ class ValueBuilder:
         values already built are read where they are."""
         for v in roots:
             if v is NULL or id(v) in self.made or isinstance(v, (Const, CellVar, ExternalCell, NestedFunctionVar,
-                                                                 ExitVar)):
+                                                                 ExitVar, TokenVar)):
                 continue
             if isinstance(v, (TensorVar, SizeVar)) and v.node in self.output_slot:
                 continue
@@ -452,6 +487,8 @@ class ValueBuilder:
             em.load_attr(v.name)
         elif isinstance(v, (ModuleVar, ObjectVar)):
             unsupported("unsupported_value", f"returning {v.describe()} reached without a source")
+        elif isinstance(v, TokenVar):  # needed before apply_effects made it (an attribute of a new object)
+            unsupported("unsupported_value", f"{v.describe()} used before the ContextVar calls run for real")
         else:
             unsupported("unsupported_value", f"returning {v.describe()}")
 
@@ -510,7 +547,7 @@ def replacement_code(original: CodeType, compiled, inputs: list[Source], outputs
     values.prepare([result], cells)
     if cells.effects:
         values.snapshot([result])
-        values.apply_effects(cells.effects)
+        values.apply_effects(cells.effects, [result] + cells.roots())
     values.push(result)
     em.emit("RETURN_VALUE")
     _entry_handler(em, values, original, entry, caught)
@@ -553,7 +590,7 @@ def break_code(original: CodeType, compiled, inputs: list[Source], outputs: list
     em, values, entry_caught = _start(original, compiled, inputs, outputs, lineno, entry)
     values.prepare(list(stack) + list(local_vars.values()), cells)
     values.snapshot(list(stack) + list(local_vars.values()))
-    values.apply_effects(cells.effects)
+    values.apply_effects(cells.effects, list(stack) + list(local_vars.values()) + cells.roots())
     names = tuple(local_vars)
 
     exits = [v for v in stack if isinstance(v, ExitVar)]

@@ -69,6 +69,7 @@ class FrameCapture:
     def run(self) -> CacheEntry:
         self.autocast_entry = autocast.entry_state()
         self.managers_opaque = False
+        self.opaque_generator_withs: dict[int, str] = {}  # see OutputGraph.opaque_generator_withs
         try:
             return self._run()
         except Specialize as why:
@@ -86,10 +87,18 @@ class FrameCapture:
         try:
             tx = self._trace()
         except Unsupported as e:
-            if (self.output.autocast.open_blocks or self.output.open_contexts) and not self.managers_opaque:
+            if (self.output.autocast.open_blocks or self.output.open_contexts) and not self.managers_opaque \
+                    and not self.settings.fullgraph:
                 # a break inside a traced autocast or inference_mode block: the code after it must run in that
                 # mode, so the frame is traced again with those blocks entered for real (a break at each `with`)
                 self.managers_opaque = True
+                return self._run()
+            open_withs = [at for at in self.output.open_generator_withs if at not in self.opaque_generator_withs]
+            if open_withs and not self.settings.fullgraph:
+                # a break (or an exception) inside a traced @contextmanager block: its generator would be left
+                # suspended at the break, which cannot be rebuilt; trace again with those `with`s entered for real
+                for at in open_withs:
+                    self.opaque_generator_withs[at] = e.detail
                 return self._run()
             if e.break_at is None or self.settings.fullgraph or not self._breakable(e):
                 raise
@@ -108,6 +117,7 @@ class FrameCapture:
                              StateMatch(None, torch._C._is_any_autocast_enabled, (), False))
         output.autocast = autocast.AutocastState(entry)
         output.managers_opaque = self.managers_opaque
+        output.opaque_generator_withs = self.opaque_generator_withs
         output.modules_by_structure = dynamic.modules_by_structure(code)
         output.read_iterators = not dynamic.iterators_opaque(code)
         tx_locals = {n: LazyArg(v, LocalSource(n)) for n, v in zip(argument_names(code), frame.args)}

@@ -52,6 +52,10 @@ class OutputGraph:
         # inside one: jit/frame_compiler.py traces the frame again)
         self.managers_opaque = False
         self.open_contexts: list = []  # real InferenceMode contexts entered by the trace, left if it stops
+        # @contextmanager `with`s of the top-level frame (BEFORE_WITH index -> why) entered for real, and those
+        # traced that are open now (jit/semantics/context_managers.py)
+        self.opaque_generator_withs: dict[int, str] = {}
+        self.open_generator_withs: list[int] = []
         self.hook_dicts: list = []  # hook dicts of the identity-guarded modules inlined (guards.kinds.NoHooks)
         self.translator = None  # the jit.translator.Translator running now (set by its run())
 

@@ -3,21 +3,46 @@
 A change to an outside object does not break the graph. It is recorded here while tracing, later reads see it
 (the container's Var holds the new items; attribute reads consult `attr`), and the generated code applies the
 final state after the graph has run: before a break's instruction, or before the frame returns (jit/codegen.py,
-ValueBuilder.apply_effects). Each object's final state is written once, in the order objects were first changed;
-writes to different objects commute, and one object is one record however many names reach it.
+ValueBuilder.apply_effects). Each object's final state is written once, in the order objects were first changed
+(ContextVars first: another write may store a Token their calls made); writes to different objects commute, and
+one object is one record however many names reach it.
 
 Recorded: item stores, deletes and in-place methods on lists and dicts from outside (the frame's own **kwargs
 included), items taken from iterators from outside (a loop in progress), and attribute writes and deletes on outside objects and modules whose type sets attributes the plain
-way (object.__setattr__, directly or through a class's own __setattr__ that ends there)."""
+way (object.__setattr__, directly or through a class's own __setattr__ that ends there), and set / reset on
+contextvars.ContextVar objects from outside (ContextVarLog)."""
 from __future__ import annotations
 
 DELETED = object()  # an attribute the traced code deleted
+
+
+class _AtEntry:
+    def __repr__(self):
+        return "<value at entry>"
+
+
+AT_ENTRY = _AtEntry()  # what a ContextVar held when the frame started (set or not): nothing to write back
+
+
+class ContextVarLog:
+    """One outside ContextVar the traced code set or reset: what `get` answers now (`current`: a Var, or AT_ENTRY
+    after a reset back to the start), and the calls in order (("set", value Var, TokenVar), ("reset", TokenVar)),
+    which the generated code replays for real when a token outlives the trace (its Token must be real)."""
+
+    def __init__(self, var):
+        self.var = var  # the ContextVarVar first changed
+        self.current = AT_ENTRY
+        self.calls: list[tuple] = []
+
+    def tokens(self) -> list:
+        return [call[2] for call in self.calls if call[0] == "set"]
 
 
 class SideEffects:
     def __init__(self):
         self._containers: dict[int, object] = {}  # id(real list/dict) -> its Var (items: the new contents)
         self._attrs: dict[tuple[int, str], tuple] = {}  # (id(real obj), name) -> (obj Var, name, value Var/DELETED)
+        self._context_vars: dict[int, ContextVarLog] = {}  # id(real ContextVar) -> its log
         self._order: list[tuple] = []  # record keys in first-change order
         self._alive: list = []  # the real objects, kept alive while their ids are keys
 
@@ -52,21 +77,55 @@ class SideEffects:
         record = self._attrs.get((id(real), name))
         return None if record is None else record[2]
 
+    def context_var_set(self, var, real, value, token) -> None:
+        """`token = real.set(value)` (`var` its ContextVarVar; the TokenVar's `old` is what context_var_value gave
+        before): later reads see `value`."""
+        log = self._context_vars.get(id(real))
+        if log is None:
+            log = self._context_vars[id(real)] = ContextVarLog(var)
+            self._order.append(("context_var", id(real)))
+            self._alive.append(real)
+        log.calls.append(("set", value, token))
+        log.current = value
+
+    def context_var_reset(self, real, token) -> None:
+        """`real.reset(token)` with a token a set in this trace returned (so the var has a log)."""
+        log = self._context_vars[id(real)]
+        log.calls.append(("reset", token))
+        log.current = token.old
+        token.used = True
+
+    def context_var_value(self, real):
+        """What the traced code left in the ContextVar `real`: a Var, or AT_ENTRY when it did not change it (or
+        reset it back)."""
+        log = self._context_vars.get(id(real))
+        return AT_ENTRY if log is None else log.current
+
     def records(self) -> list[tuple]:
-        """In first-change order: ("items", container Var) and ("attr", object Var, name, value Var / DELETED)."""
+        """In first-change order: ("items", container Var), ("advance", iterator Var), ("attr", object Var, name,
+        value Var / DELETED) and ("context_var", ContextVarLog)."""
         out = []
         for key in self._order:
             if key[0] in ("items", "advance"):
                 out.append((key[0], self._containers[key[1]]))
+            elif key[0] == "context_var":
+                out.append((key[0], self._context_vars[key[1]]))
             else:
                 out.append(("attr",) + self._attrs[key[1:]])
         return out
+
+    def targets(self) -> list:
+        """The Vars of the outside objects written to (lists, dicts, iterators, objects and modules)."""
+        return [r[1] for r in self.records() if r[0] != "context_var"]
 
     def roots(self) -> list:
         """Every value the writes store: graph outputs, built before anything is written."""
         out: list = []
         for record in self.records():
             if record[0] == "advance":
+                continue
+            if record[0] == "context_var":  # every value set: the calls may be replayed (ContextVarLog)
+                out += [call[1] for call in record[1].calls if call[0] == "set"]
                 continue
             if record[0] == "items":
                 var = record[1]

@@ -13,10 +13,9 @@ import torch
 from guards.sources import AttrSource, ConstSource, ModuleDictSource, TypeSource
 from jit.break_reasons import AttributeMissing, unsupported
 from jit.side_effects import DELETED
-from jit.variables import (BoundMethodVar, BuiltinVar, ClassVar, Const, DictVar, DictViewVar, GeneratorVar, ListVar,
-                           SetVar, MethodOnVar, ModuleVar,
-                           NamedTupleVar, NewObjectVar, ObjectVar, PythonModuleVar, SuperVar, TorchCallableVar,
-                           TupleVar, UserFunctionVar, Var)
+from jit.variables import (BoundMethodVar, BuiltinVar, ClassVar, Const, ContextVarVar, DictVar, DictViewVar,
+                           GeneratorVar, ListVar, SetVar, MethodOnVar, ModuleVar, TokenVar, NamedTupleVar, NewObjectVar,
+                           ObjectVar, PythonModuleVar, SuperVar, TorchCallableVar, TupleVar, UserFunctionVar, Var)
 from jit.variables.builder import Builder
 from jit.variables.tensor import TensorMethodVar, TensorVar
 
@@ -283,6 +282,15 @@ def get_attr(tx, obj: Var, name: str) -> Var:
     for kind, names in _CONTAINER_METHODS.items():
         if type(obj) is kind and name in names:
             return MethodOnVar(obj, name)
+    if isinstance(obj, ContextVarVar):
+        from jit.semantics import context_vars
+        if name in context_vars.METHODS:
+            return MethodOnVar(obj, name)
+        if name == "name":
+            return Const(obj.obj.name)  # read-only, and the var is guarded by identity
+    if isinstance(obj, TokenVar):
+        from jit.semantics import context_vars
+        return context_vars.token_attr(tx, obj, name)
     if isinstance(obj, GeneratorVar) and callable(getattr(types.GeneratorType, name, None)):
         return MethodOnVar(obj, name)  # send/close step it (containers_impl); throw is a break at its call
     if isinstance(obj, ModuleVar):

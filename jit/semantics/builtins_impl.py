@@ -12,7 +12,7 @@ import types
 import torch
 
 from guards.kinds import AttrAbsent
-from jit.break_reasons import unsupported
+from jit.break_reasons import PythonError, unsupported
 from jit.semantics import operators as ops
 from jit.semantics.iteration import items_of
 from jit.variables import (ClassVar, Const, DictVar, DictViewVar, IteratorVar, ListVar, ModuleVar, NewObjectVar,
@@ -147,7 +147,7 @@ def _next(tx, args, kwargs):
     if item is None:
         if len(args) > 1:
             return args[1]
-        unsupported("exception", "StopIteration")
+        raise PythonError(StopIteration, "next() on an exhausted iterator")  # `except StopIteration:` follows
     return item
 
 

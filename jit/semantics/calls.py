@@ -17,9 +17,9 @@ from jit import skip_rules
 from jit import autocast
 from jit.break_reasons import unsupported
 from jit.semantics import context_managers
-from jit.variables import (NULL, BoundMethodVar, BuiltinVar, CellVar, ClassVar, Const, DictVar, GeneratorVar,
-                           GradModeVar, ListVar, MethodOnVar, ModuleVar, NamedTupleVar, NestedFunctionVar, NewObjectVar,
-                           ObjectVar, PartialVar, TorchCallableVar, TupleVar, UserFunctionVar, Var)
+from jit.variables import (NULL, BoundMethodVar, BuiltinVar, CellVar, ClassVar, Const, ContextVarVar, DictVar,
+                           GeneratorVar, GradModeVar, ListVar, MethodOnVar, ModuleVar, NamedTupleVar, NestedFunctionVar,
+                           NewObjectVar, ObjectVar, PartialVar, TorchCallableVar, TupleVar, UserFunctionVar, Var)
 from jit.variables.builder import Builder
 from jit.variables.tensor import TensorMethodVar, TensorVar
 
@@ -144,6 +144,8 @@ def call(tx, fn: Var, args: list[Var], kwargs: dict[str, Var]) -> Var:
         return context_managers.exit_(tx, fn)
     if isinstance(fn, context_managers.InferenceExitVar):
         return context_managers.exit_inference_mode(tx, fn)
+    if isinstance(fn, context_managers.GeneratorExitVar):
+        return context_managers.exit_generator_manager(tx, fn, args)
     if isinstance(fn, autocast.AutocastExitVar):
         tx.output.autocast.exit()
         return Const(None)
@@ -349,6 +351,9 @@ def call_method_on(tx, obj: Var, name: str, args, kwargs) -> Var:
         except Exception as e:  # noqa: BLE001 - "abc".index("z"): the user's code raises here too
             unsupported("exception", f"{type(obj.value).__name__}.{name}() raised {type(e).__name__}: {e}")
         return constant_result(result)
+    if isinstance(obj, ContextVarVar):
+        from jit.semantics import context_vars
+        return context_vars.method(tx, obj, name, list(args), kwargs)
     if isinstance(obj, ObjectVar):
         unsupported("unsupported_call", f"{type(obj.obj).__name__}.{name} is implemented in C")
     from jit.semantics.dict_objects import dict_slot, is_dict_object

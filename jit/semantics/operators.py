@@ -7,8 +7,8 @@ import types
 
 from guards.kinds import AliasMatch, IdMatch, NotAlias
 from jit.break_reasons import unsupported
-from jit.variables import (Const, DictVar, DictViewVar, ListVar, ModuleVar, NamedTupleVar, NewObjectVar, ObjectVar,
-                           SetVar, TupleVar, UserFunctionVar, Var)
+from jit.variables import (Const, ContextVarVar, DictVar, DictViewVar, ListVar, ModuleVar, NamedTupleVar, NewObjectVar,
+                           ObjectVar, SetVar, TupleVar, UserFunctionVar, Var)
 from jit.variables.builder import is_numpy_scalar
 from jit.variables.sets import set_key
 from jit.variables.base import KnownObject
@@ -382,7 +382,7 @@ def _real(v: Var):
     """The real object behind a Var that stands for one existing object."""
     if isinstance(v, KnownObject):
         return v.value
-    for kind, attr in ((ModuleVar, "module"), (ObjectVar, "obj"), (UserFunctionVar, "fn")):
+    for kind, attr in ((ModuleVar, "module"), (ObjectVar, "obj"), (ContextVarVar, "obj"), (UserFunctionVar, "fn")):
         if isinstance(v, kind):
             return getattr(v, attr)
     raise LookupError

@@ -6,12 +6,12 @@ from jit.variables.functions import (BoundMethodVar, BuiltinVar, CellVar, Method
                                      PartialVar, SuperVar, UserFunctionVar)
 from jit.variables.iterators import ContainerIteratorVar, GeneratorVar
 from jit.variables.sets import SetVar
-from jit.variables.objects import (ClassVar, GradModeVar, ModuleVar, NewObjectVar, ObjectVar, PythonModuleVar,
-                                   TorchCallableVar)
+from jit.variables.objects import (ClassVar, ContextVarVar, GradModeVar, ModuleVar, NewObjectVar, ObjectVar, PythonModuleVar,
+                                   TokenVar, TorchCallableVar)
 from jit.variables.tensor import TensorMethodVar, TensorVar
 
 __all__ = ["NULL", "Const", "NotConstant", "Var", "DictVar", "DictViewVar", "IteratorVar", "ContainerIteratorVar",
            "GeneratorVar", "SetVar", "ListVar", "NamedTupleVar", "TupleVar",
            "BoundMethodVar", "BuiltinVar", "CellVar", "MethodOnVar", "SuperVar", "NestedFunctionVar", "PartialVar", "UserFunctionVar",
-           "ClassVar", "GradModeVar", "ModuleVar", "NewObjectVar", "ObjectVar", "PythonModuleVar",
-           "TorchCallableVar", "TensorMethodVar", "TensorVar"]
+           "ClassVar", "ContextVarVar", "GradModeVar", "ModuleVar", "NewObjectVar", "ObjectVar", "PythonModuleVar",
+           "TokenVar", "TorchCallableVar", "TensorMethodVar", "TensorVar"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import builtins
 import collections
+import contextvars
 import enum
 import functools
 import sys
@@ -18,8 +19,9 @@ from guards.kinds import (AliasMatch, DictKeysMatch, IdMatch, IteratorMatch, Len
                           remaining_items)
 from guards.sources import AttrSource, ConstSource, ItemSource, Source
 from jit.break_reasons import unsupported
-from jit.variables import (BoundMethodVar, BuiltinVar, ClassVar, Const, DictVar, ListVar, ModuleVar, NamedTupleVar,
-                           ObjectVar, PartialVar, PythonModuleVar, TorchCallableVar, TupleVar, UserFunctionVar, Var)
+from jit.variables import (BoundMethodVar, BuiltinVar, ClassVar, Const, ContextVarVar, DictVar, ListVar, ModuleVar,
+                           NamedTupleVar, ObjectVar, PartialVar, PythonModuleVar, TorchCallableVar, TupleVar,
+                           UserFunctionVar, Var)
 from jit.variables.containers import OutsideIteratorVar
 
 CONSTANT_TYPES = (int, float, bool, str, complex, bytes, type(None), type(Ellipsis), type(NotImplemented), range, slice,
@@ -123,6 +125,9 @@ class Builder:
             kwargs = {k: self.wrap(v, ItemSource(AttrSource(source, "keywords"), k) if source else None)
                       for k, v in value.keywords.items()}
             return PartialVar(fn, args, kwargs)
+        if isinstance(value, contextvars.ContextVar):  # what it holds is read through its own source
+            self.guard(IdMatch(source, value))
+            return ContextVarVar(value, source)
         # Anything else (a built-in callable such as a C-implemented `with` manager's bound __exit__ handed to a
         # resume function included) is opaque: loading it is fine, calling it is a break at that call.
         self.guard(TypeMatch(source, type(value)))

@@ -2,6 +2,8 @@
 created during tracing, and grad-mode context managers."""
 from __future__ import annotations
 
+import contextvars
+
 from jit.variables.base import KnownObject, Var
 
 
@@ -82,3 +84,35 @@ class GradModeVar(Var):
 
     def describe(self):
         return f"{self.cls.__name__}()"
+
+
+class ContextVarVar(Var):
+    """A contextvars.ContextVar from outside (guarded by identity). What it holds is read through
+    ContextVarValueSource and changed through the side-effect log (jit/semantics/context_vars.py)."""
+
+    def __init__(self, obj, source=None):
+        self.obj = obj
+        self.source = source
+
+    def python_type(self):
+        return type(self.obj)
+
+    def describe(self):
+        return f"ContextVar {self.obj.name!r}"
+
+
+class TokenVar(Var):
+    """The Token returned by `var.set(value)` in the traced code: `old` is what the var held before (a Var, or
+    side_effects.AT_ENTRY: whatever it held when the frame started, set or not). A real Token exists only if the
+    generated code replays the calls (jit/codegen.py), which it does when a token outlives the trace."""
+
+    def __init__(self, var: ContextVarVar, old):
+        self.var = var
+        self.old = old
+        self.used = False  # reset() with it already: a second reset raises RuntimeError
+
+    def python_type(self):
+        return contextvars.Token
+
+    def describe(self):
+        return f"Token of {self.var.describe()}"

@@ -8,7 +8,7 @@ import io
 import torch
 
 from .case import CaseList, tensors, values
-from .cases_library import _Base
+from .cases_library import _Base, _logged
 
 C = CaseList("breaks")
 T1 = tensors((3, 4))
@@ -153,3 +153,12 @@ def side_effects_applied_before_a_break(x, log):
     print(len(log), file=io.StringIO())  # a break: the list must already hold the new item
     log.append(len(log))
     return x + log[1]
+
+
+@C.add(values(lambda: torch.ones(3), []), graphs=None)
+def contextmanager_block_with_a_break(x, log):
+    with _logged(log, "a"):  # a @contextmanager block with a break inside: the real manager is entered
+        y = x * 2
+        print("inside", file=io.StringIO())
+        y = y + 1
+    return y

@@ -1,12 +1,14 @@
 """Python that real libraries use (transformers, torchvision): zero-argument super() across graph breaks,
 configuration objects with their own __getattribute__, and the like. Each case is reduced from a model that
 broke or crashed under the compiler."""
+import contextlib
+import contextvars
 import dataclasses
 import functools
 
 import torch
 
-from .case import CaseList, tensors, values
+from .case import CaseList, randn, tensors, values
 
 
 
@@ -178,3 +180,139 @@ def torch_mode_stacks_read(x):
     if _get_current_dispatch_mode() is None and not is_in_torch_dispatch_mode() and modes == 0:
         return x + 1
     return x - 1
+
+
+# ---- contextvars.ContextVar from outside: get / set / reset as data (jit/semantics/context_vars.py) -----------
+# Each case leaves its var as it found it, or sets it to a value that does not depend on what it held, so the eager
+# and the compiled run see the same var. The state left after a call: tests/executor/test_context_vars.py.
+
+_CV_SCALE = contextvars.ContextVar("corpus_scale", default=1)
+_CV_LEFT = contextvars.ContextVar("corpus_left", default=0)
+_CV_UNSET = contextvars.ContextVar("corpus_unset")
+
+
+@C.add(T1)
+def contextvar_set_get_reset(x):
+    tok = _CV_SCALE.set(3)
+    y = x * _CV_SCALE.get()
+    _CV_SCALE.reset(tok)
+    return y * _CV_SCALE.get()
+
+
+@C.add(T1)
+def contextvar_set_without_reset(x):
+    _CV_LEFT.set(x.shape[1])  # left set after the call, as eager leaves it
+    return x * _CV_LEFT.get()
+
+
+@C.add(T1)
+def contextvar_defaults(x):
+    # the var's own default, and get's argument for a var without one
+    return x * _CV_SCALE.get() + _CV_UNSET.get(0.5)
+
+
+@C.add(T1)
+def contextvar_without_value_caught(x):
+    try:
+        v = _CV_UNSET.get()
+    except LookupError:
+        v = 2
+    return x * v
+
+
+# ---- @contextlib.contextmanager: the generator inlined, to its yield at the `with`, the rest at the exit --------
+
+@contextlib.contextmanager
+def _doubled(k):
+    yield k * 2
+
+
+@contextlib.contextmanager
+def _logged(log, name):
+    log.append(("enter", name))
+    yield name
+    log.append(("exit", name))
+
+
+@contextlib.contextmanager
+def _guarded(log):
+    log.append("open")
+    try:
+        yield len(log)
+    finally:
+        log.append("closed")
+
+
+@contextlib.contextmanager
+def _using_scale(v):
+    tok = _CV_SCALE.set(v)
+    try:
+        yield
+    finally:
+        _CV_SCALE.reset(tok)
+
+
+@contextlib.contextmanager
+def _without_grad():
+    with torch.no_grad():
+        yield "no grad"
+
+
+@C.add(T1)
+def contextmanager_yield_is_the_as_target(x):
+    with _doubled(3) as s:
+        y = x * s
+    return y
+
+
+@C.add(values(lambda: torch.ones(3), []))
+def contextmanager_state_before_and_after_yield(x, log):
+    with _logged(log, "a") as name:
+        y = x + len(name)
+        log.append("body")
+    return y
+
+
+@C.add(values(lambda: torch.ones(3), ["x"]))
+def contextmanager_try_finally_around_yield(x, log):
+    with _guarded(log) as n:
+        y = x * n
+    return y, len(log)
+
+
+@C.add(values(lambda: torch.ones(3), []))
+def contextmanager_nested(x, log):
+    with _logged(log, "outer"), _doubled(2) as s:
+        with _guarded(log) as n:
+            y = x * s + n
+    return y
+
+
+@C.add(values(lambda: torch.ones(3), []))
+def contextmanager_used_twice(x, log):
+    with _logged(log, "first"):
+        y = x * 2
+    for i in range(2):
+        with _logged(log, i) as name:
+            y = y + name
+    return y
+
+
+@C.add(T1)
+def contextmanager_setting_a_contextvar(x):
+    with _using_scale(4):
+        y = x * _CV_SCALE.get()
+    return y + _CV_SCALE.get()
+
+
+@C.add(values(lambda: randn(3, requires_grad=True)))
+def contextmanager_entering_no_grad(x):
+    with _without_grad() as what:
+        y = x * 2
+    return y, y.requires_grad, x * 3, what
+
+
+@C.add(values(lambda: torch.ones(3), []))
+def contextmanager_returning_inside_the_block(x, log):
+    with _logged(log, "r"):
+        return x + 1
