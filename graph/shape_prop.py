@@ -59,7 +59,13 @@ def eval_node(gm: fx.GraphModule, node: fx.Node) -> Any:
             return to_meta(node.target(*args, **kwargs))
         if node.op == "call_method":
             self_obj, *rest = args
-            return to_meta(getattr(self_obj, node.target)(*rest, **kwargs))
+            target = node.target
+            if target in ("to", "cuda", "cpu"):  # a meta tensor cannot move to a real device: it stays on meta
+                rest = [] if target != "to" else ["meta" if isinstance(a, (str, torch.device)) else a for a in rest]
+                kwargs = {k: "meta" if k == "device" else v for k, v in kwargs.items() if k != "memory_format"
+                          or target == "to"}
+                target = "to"
+            return to_meta(getattr(self_obj, target)(*rest, **kwargs))
         # call_module is left unknown: modules hold real parameters that cannot mix with meta inputs, and
         # `graph.normalize` turns the common modules into functional calls before propagation runs.
         if node.op == "get_attr":
