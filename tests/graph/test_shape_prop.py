@@ -1,11 +1,12 @@
+"""graph/shape_prop.py: meta values for every node."""
+import torch
+
+from graph.shape_prop import propagate
 
 
 def test_device_moves_propagate_on_meta():
     # transformers' rotary embedding: `inv_freq.to(dtype=torch.float32, device=x.device)`; a meta tensor cannot move
     # to a real device, and a node left without a value sent the whole Llama graph to torch on the GPU
-    import torch
-    from graph.shape_prop import propagate
-
     def f(x):
         return (x.to(dtype=torch.float32, device=torch.device("cuda", 0)), x.cuda(), x.to("cuda:0", torch.float16),
                 x.cpu())
