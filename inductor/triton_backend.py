@@ -10,6 +10,7 @@ import torch
 
 from graph import symbolic_sizes
 from graph.attention import drop_constant_sdpa_masks, rewrite_causal_attention
+from graph.pad_matmul import pad_misaligned_matmuls
 
 from . import cache
 from .ir import FallbackKernel
@@ -58,6 +59,7 @@ def generate_triton(gm: torch.fx.GraphModule, example_inputs: list, autotune=Non
         rewrite_half_norms(gm)
         rewrite_causal_attention(gm, example_inputs)  # naive softmax(q k^T) v -> one fused SDPA call
         drop_constant_sdpa_masks(gm, example_inputs)  # an all-True or causal constant mask -> none
+        pad_misaligned_matmuls(gm, device)  # GPT-2's (8192, 50257) LM head: an aligned width for cuBLAS
         lowered, source, kernels = generate_with_fallbacks(gm, example_inputs, autotune)
     except NotImplementedError as e:
         stats["fallback_graphs"] += 1

@@ -1,0 +1,85 @@
+"""Half-precision matmuls whose output rows are misaligned, padded to an aligned width.
+
+cuBLAS picks its fast tensor-core kernels only when every leading dimension is a multiple of 16 bytes. GPT-2's
+LM head multiplies by a (50257, 768) embedding: the (8192, 50257) bf16 product has rows of 100514 bytes, so on
+the H100 it runs an `align1` kernel, 6.6 ms of an 11 ms forward, where an aligned width takes about 1.2 ms. Eager
+and a plain library call pay that; we pad instead:
+
+    mm(a, b)              ->  mm(a, pad(b, N -> N')) [:, :N]   then made contiguous, as eager's product is
+    addmm(bias, a, b)     ->  addmm(pad(bias), a, pad(b)) [:, :N]
+
+The padded columns are zeros and are dropped, so the kept ones hold the same sums (each output element's dot
+product is unchanged; only the library's choice of kernel is). The pad copies b each call (77 MB for GPT-2's
+head, ~50 us at 3 TB/s) and the slice is copied once more into eager's contiguous layout: both small next to
+what the aligned kernel saves. Only big products qualify (N and M at least MIN_SIZE), on CUDA, in float16 or
+bfloat16, with static sizes."""
+from __future__ import annotations
+
+import torch
+import torch.fx as fx
+
+from graph.shape_prop import meta_value, to_meta
+
+aten = torch.ops.aten
+ALIGN_BYTES = 16
+MIN_SIZE = 1024
+
+
+def _misaligned(node: fx.Node, a: fx.Node, b: fx.Node) -> int:
+    """How many columns to add to b (0: leave the product alone)."""
+    out, va, vb = meta_value(node), meta_value(a), meta_value(b)
+    if not all(isinstance(v, torch.Tensor) for v in (out, va, vb)) or out.dim() != 2:
+        return 0
+    if out.dtype not in (torch.float16, torch.bfloat16) or va.dtype != out.dtype or vb.dtype != out.dtype:
+        return 0
+    m, n = out.shape
+    if not all(type(s) is int for s in (*out.shape, *va.shape, *vb.shape)) or m < MIN_SIZE or n < MIN_SIZE:
+        return 0
+    per_row = ALIGN_BYTES // out.element_size()
+    return (-n) % per_row
+
+
+def _add(g: fx.Graph, target, args: tuple, kwargs: dict | None = None) -> fx.Node:
+    made = g.call_function(target, args, kwargs or {})
+    made.meta["val"] = to_meta(target(*fx.node.map_arg(args, meta_value), **(kwargs or {})))
+    return made
+
+
+def pad_misaligned_matmuls(gm: fx.GraphModule, device: torch.device | None) -> int:
+    """Rewrite the qualifying mm / addmm nodes of gm (core ops, meta values recorded); returns how many."""
+    if device is None or device.type != "cuda":
+        return 0
+    g, count = gm.graph, 0
+    for node in list(g.nodes):
+        if node.op != "call_function" or node.kwargs:
+            continue
+        if node.target is aten.mm.default and len(node.args) == 2:
+            bias, (a, b) = None, node.args
+        elif node.target is aten.addmm.default and len(node.args) == 3:
+            bias, a, b = node.args
+            if not isinstance(bias, fx.Node) or meta_value(bias) is None or meta_value(bias).dim() != 1:
+                continue
+        else:
+            continue
+        if not (isinstance(a, fx.Node) and isinstance(b, fx.Node)):
+            continue
+        pad = _misaligned(node, a, b)
+        if not pad:
+            continue
+        n = meta_value(node).shape[1]
+        with g.inserting_before(node):
+            b_padded = _add(g, aten.constant_pad_nd.default, (b, [0, pad]))
+            if bias is None:
+                product = _add(g, aten.mm.default, (a, b_padded))
+            else:
+                bias_padded = _add(g, aten.constant_pad_nd.default, (bias, [0, pad]))
+                product = _add(g, aten.addmm.default, (bias_padded, a, b_padded))
+            kept = _add(g, aten.slice.Tensor, (product, 1, 0, n))
+            result = _add(g, aten.clone.default, (kept,), {"memory_format": torch.contiguous_format})
+        node.replace_all_uses_with(result)
+        g.erase_node(node)
+        count += 1
+    if count:
+        g.lint()
+        gm.recompile()
+    return count
