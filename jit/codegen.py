@@ -30,7 +30,7 @@ from jit.resume import NULL_SLOT, VALUE, param_order, stack_arg
 from jit.semantics.context_managers import ExitVar
 from jit.side_effects import DELETED, SideEffects
 from jit.variables import (NULL, BoundMethodVar, CellVar, Const, ContainerIteratorVar, DictVar, DictViewVar,
-                           GeneratorVar, IteratorVar, ListVar, MethodOnVar, ModuleVar, NamedTupleVar, NestedFunctionVar,
+                           ExceptionVar, GeneratorVar, IteratorVar, ListVar, MethodOnVar, ModuleVar, NamedTupleVar, NestedFunctionVar,
                            NewObjectVar, ObjectVar, SetVar, TupleVar, UserFunctionVar, Var)
 from jit.variables.base import KnownObject, LazyArg
 from jit.variables.containers import _from_tuple
@@ -150,6 +150,8 @@ def _children(v) -> list:
         return [v.fn] + v.args + list(v.kwargs.values()) if v.state == "created" else []
     if isinstance(v, NewObjectVar):
         return list(v.attrs.values()) + (list(v.dict_var.items.values()) if v.dict_var is not None else [])
+    if isinstance(v, ExceptionVar):
+        return list(v.args) + list(v.kwargs.values())
     if isinstance(v, NestedFunctionVar):
         return list(v.defaults) + list(v.kwdefaults.values()) + list(v.closure)
     if isinstance(v, CellVar):
@@ -204,7 +206,7 @@ def _shared(roots, every: list) -> set:
     for v in list(roots) + [c for p in every for c in _children(p)]:
         refs[id(v)] = refs.get(id(v), 0) + 1
     return {id(v) for v in every if v.source is None and (
-        isinstance(v, (NewObjectVar, ContainerIteratorVar, GeneratorVar)) or
+        isinstance(v, (NewObjectVar, ContainerIteratorVar, GeneratorVar, ExceptionVar)) or
         isinstance(v, (ListVar, DictVar, SetVar)) and refs[id(v)] > 1 or
         isinstance(v, Const) and isinstance(v.value, _MUTABLE_CONST) and refs[id(v)] > 1)}
 
@@ -401,6 +403,11 @@ class ValueBuilder:
                 self.push(DictVar(dict(v.dict_var.items)))
                 return 3
             em.call_const(rebuild_object, args)
+        elif isinstance(v, ExceptionVar):
+            if v.raised:  # eager's object carries a traceback and context a new one would lack
+                unsupported("exception", f"{v.describe()} raised in the trace outlives its except clause")
+            em.call_const(call_function, lambda: (em.emit("LOAD_CONST", v.cls), self._items(v.args, "BUILD_TUPLE"),
+                                                  self.push(DictVar(v.kwargs)), 3)[-1])
         elif isinstance(v, IteratorVar) and v.source is not None:  # the outside iterator itself (advanced already)
             em.load_source(v.source)
         elif isinstance(v, IteratorVar):  # a loop in progress: iterate over what is left
