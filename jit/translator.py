@@ -180,11 +180,14 @@ class Translator:
 
     def current_exception(self) -> Var | None:
         """The exception a bare `raise` re-raises: the one handled innermost, here or in a frame this one is
-        inlined into (Python keeps one exception-info stack per thread)."""
+        inlined into (Python keeps one exception-info stack per thread). A generator's frame stops the search:
+        Python links it to whichever frame resumes it, not the one that made it (None: not modelled)."""
         tx = self
         while tx is not None:
             if tx.handling:
                 return tx.handling[-1][0]
+            if tx.is_generator:
+                return None
             tx = tx.parent
         return None
 

@@ -144,11 +144,14 @@ def _iter(tx, args, kwargs):
 @builtin(next)
 def _next(tx, args, kwargs):
     from jit.semantics.iteration import next_item
+    from jit.break_reasons import PythonError
+    from jit.semantics.iteration import return_value_of
     item = next_item(tx, args[0])
     if item is None:
         if len(args) > 1:
             return args[1]
-        unsupported("exception", "StopIteration")
+        value = return_value_of(args[0])  # a generator's return value travels in its StopIteration
+        raise PythonError(ExceptionVar(StopIteration, [] if ops.is_none(tx, value) else [value]))
     return item
 
 

@@ -358,6 +358,26 @@ def failed_assert_caught(x):
     return x
 
 
+def _counted():
+    yield 1
+    return 5
+
+
+@C.add(values(lambda: torch.ones(3), []))
+def next_of_an_exhausted_iterator_caught(x, xs):
+    try:
+        first = next(iter(xs))
+    except StopIteration as e:
+        first = len(e.args) + 2
+    gen = _counted()
+    next(gen)
+    try:
+        next(gen)
+    except StopIteration as e:  # a generator's return value travels in its StopIteration
+        first += e.value
+    return x * first
+
+
 @C.add(T1)
 def torch_mode_stacks_read(x):
     # torch.nn.MultiheadAttention's fast-path checks (torch 2.11) ask whether a dispatch or function mode is active
