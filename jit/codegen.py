@@ -534,6 +534,10 @@ BREAKABLE = {
     "LOAD_ATTR": lambda i: (1, 1), "STORE_ATTR": lambda i: (2, 0), "STORE_SUBSCR": lambda i: (3, 0),
     "DELETE_SUBSCR": lambda i: (2, 0), "BUILD_STRING": lambda i: (i.arg, 1), "GET_ITER": lambda i: (1, 1),
     "UNPACK_SEQUENCE": lambda i: (1, i.arg), "STORE_GLOBAL": lambda i: (1, 0),
+    # `raise e` / `raise e from c`: the exception, made again as the trace made it (one the trace already raised
+    # is never rebuilt), raised for real; a bare `raise` reaches here only where the trace handles no exception,
+    # so it re-raises what the thread handles, as eager does. Nothing follows it but its handler.
+    "RAISE_VARARGS": lambda i: (i.arg, 0),
     # A user's `with`: __enter__ runs here, for real; the resume function starts in the body with the bound
     # __exit__ and __enter__'s result on its stack, under the original's exception table for the block.
     "BEFORE_WITH": lambda i: (1, 2),
@@ -632,10 +636,11 @@ def break_code(original: CodeType, compiled, inputs: list[Source], outputs: list
         if pushes == 1 and _opname_at(original, after) == "POP_TOP":  # a result thrown away (`print(...)`): not
             em.emit("POP_TOP")                                        # handed to the resume function to pop
             pushes, after = 0, after + 1
-        results = [f"__jit_r{k}" for k in range(pushes)]
-        for r in reversed(results):
-            em.emit("STORE_FAST", r)
-        call_resume(after, lower, results)
+        if inst.opname != "RAISE_VARARGS":  # a raise never goes on: only its handler (below) resumes the frame
+            results = [f"__jit_r{k}" for k in range(pushes)]
+            for r in reversed(results):
+                em.emit("STORE_FAST", r)
+            call_resume(after, lower, results)
     if region is not None:  # the instruction raised: the exception is on the stack
         em.out.append(caught)
         if handler is None:

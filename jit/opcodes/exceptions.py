@@ -67,7 +67,7 @@ def push_exc_info(tx, inst):
 @handler("CHECK_EXC_MATCH")
 def check_exc_match(tx, inst):
     # [exc, classes] -> [exc, matches]
-    classes = exceptions.classes_caught(tx, tx.pop())
+    classes = exceptions.classes_caught(tx.pop())
     exc = tx.stack[-1]
     if not isinstance(exc, ExceptionVar):
         unsupported("exception", "exception handling (CHECK_EXC_MATCH)")

@@ -68,7 +68,7 @@ def raised_on_constants(e: Exception) -> NoReturn:
     unsupported("exception", f"{type(e).__name__}: {e}")
 
 
-def classes_caught(tx, classes: Var) -> tuple[type, ...]:
+def classes_caught(classes: Var) -> tuple[type, ...]:
     """The operand of CHECK_EXC_MATCH (`except A:`, `except (A, B):`) as real classes. Anything but exception
     classes makes eager raise TypeError at the match: a break there."""
     value = classes.const() if classes.is_const() else None

@@ -30,12 +30,13 @@ def _outcome(fn, *args):
 
 
 def _raises_as_eager(fn, make_args):
-    """Eager and compiled raise the same type with the same args, from the same function and line."""
+    """Eager and compiled raise the same type with the same args, from the same line (of a resume function
+    where the raise runs after a break: the frame is named after what it continues)."""
     (ek, ee), (ck, ce) = _outcome(fn, *make_args()), _outcome(jit.compile(fn, backend="eager"), *make_args())
     assert ek == ck == "raised", (ee, ce)
     assert type(ce) is type(ee) and ce.args == ee.args
     last = traceback.extract_tb(ee.__traceback__)[-1], traceback.extract_tb(ce.__traceback__)[-1]
-    assert (last[1].name, last[1].lineno) == (last[0].name, last[0].lineno)
+    assert (last[1].filename, last[1].lineno) == (last[0].filename, last[0].lineno)
     return ce
 
 
@@ -241,3 +242,58 @@ def test_an_exception_class_with_its_own_init_breaks_and_answers_as_eager():
     assert same(expected, got)
     exp = jit.explain(custom_init_exception, torch.ones(2))
     assert any("_Custom defines __init__" in r.reason for r in exp.break_reasons), str(exp)
+
+
+def validates_after_work(x):
+    y = x.add_(1)  # the graph before the raise has work to keep: an input changed in place
+    raise ValueError(f"rejected {tuple(y.shape)}")
+
+
+def raise_with_a_break_in_its_clause(x):
+    y = x.cos()
+    try:
+        raise ValueError("retry")
+    except ValueError as e:
+        print("handled", e, file=io.StringIO())  # a break: the raise before it runs for real, then the clause
+        y = y + 1
+    return y
+
+
+def raise_from_escapes(x, d):
+    y = x * 2
+    try:
+        return y * d["missing"]
+    except KeyError as e:
+        raise RuntimeError("lookup failed") from e
+
+
+def test_a_raise_is_the_instruction_a_break_runs_after_the_graph():
+    graphs = []
+
+    def backend(gm, example_inputs):
+        graphs.append(gm)
+        return gm
+
+    for fn in (validates_after_work, raise_from_escapes):
+        make = (lambda: (torch.ones(2),)) if fn is validates_after_work else (lambda: (torch.ones(2), {"a": 1}))
+        _raises_as_eager(fn, make)
+        err = _outcome(jit.compile(fn, backend=backend), *make())[1]
+        if fn is raise_from_escapes:
+            assert type(err.__cause__) is KeyError and err.__cause__.args == ("missing",)
+    assert len(graphs) == 2  # the work before each raise is compiled
+    expected, got = both(raise_with_a_break_in_its_clause, torch.ones(2))
+    assert same(expected, got)
+
+
+def bare_raise(x):
+    x.add_(1)
+    raise
+
+
+def test_a_bare_raise_re_raises_what_the_caller_handles():
+    for fn in (bare_raise, jit.compile(bare_raise, backend="eager")):
+        try:
+            raise KeyError("outer")
+        except KeyError:
+            with pytest.raises(KeyError, match="outer"):
+                fn(torch.ones(2))
