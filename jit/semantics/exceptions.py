@@ -68,6 +68,15 @@ def raised_on_constants(e: Exception) -> NoReturn:
     unsupported("exception", f"{type(e).__name__}: {e}")
 
 
+def leaving_a_generator(exc: Var) -> Var:
+    """An exception leaving a generator's frame goes on as it is, but a StopIteration becomes a RuntimeError
+    (PEP 479): not modelled, a break. (3.12 spells this as a handler around the body, 3.11 inside the runtime:
+    jit/semantics/iteration.py checks the same where the frame is left.)"""
+    if not isinstance(exc, ExceptionVar) or issubclass(exc.cls, (StopIteration, StopAsyncIteration)):
+        unsupported("exception", "StopIteration raised inside a generator (Python raises RuntimeError)")
+    return exc
+
+
 def classes_caught(classes: Var) -> tuple[type, ...]:
     """The operand of CHECK_EXC_MATCH (`except A:`, `except (A, B):`) as real classes. Anything but exception
     classes makes eager raise TypeError at the match: a break there."""

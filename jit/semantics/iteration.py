@@ -9,6 +9,7 @@ import torch
 
 from guards.sources import ModuleDictSource
 from jit.break_reasons import PythonError, unsupported
+from jit.semantics.exceptions import leaving_a_generator
 from jit.variables import (ClassVar, Const, ContainerIteratorVar, DictVar, DictViewVar, GeneratorVar, IteratorVar,
                            ListVar, ModuleVar, SetVar, TupleVar, Var)
 from jit.variables.containers import sequence_items
@@ -138,8 +139,7 @@ def _resume(gen: GeneratorVar) -> Var | None:
         frame.run()
     except PythonError as e:  # an exception leaving a generator's frame finishes it, then goes to the consumer
         gen.state = "done"
-        if issubclass(e.exc_type, StopIteration):
-            unsupported("exception", "StopIteration raised inside a generator (Python raises RuntimeError)")
+        leaving_a_generator(e.value)
         raise
     if frame.yielded is not None:
         value, frame.yielded = frame.yielded, None
