@@ -65,22 +65,38 @@ class Unsupported(Exception):
 
 
 class PythonError(Unsupported):
-    """The traced code raises a Python exception of a known type here, on values fixed for this compile (a key
-    missing from a dict whose keys are guarded, an index past a list whose length is): an `except` clause of the
-    traced code that catches it is followed without a break (jit/translator.py)."""
+    """The traced code raises a Python exception here, on values fixed for this compile (a key missing from a dict
+    whose keys are guarded, an index past a list whose length is, a `raise` of an exception made in the trace).
+    `value` is the exception (jit.variables.ExceptionVar); the translator follows it to the handler of the frame,
+    or of a frame it was inlined into, that catches it (jit/translator.py). `origin`: the top-level instruction
+    (index, visit) that stands for this raise at a break (set by the translator of each frame it passes)."""
 
-    def __init__(self, exc_type: type, detail: str):
-        super().__init__("exception", f"{exc_type.__name__}: {detail}")
-        self.exc_type = exc_type
+    def __init__(self, value):
+        self.value = value
+        self.origin: tuple[int, int] | None = None
+        value.raised = True
+        super().__init__("exception", value.summary())
+
+    @classmethod
+    def of(cls, exc_type: type, *args) -> PythonError:
+        """The error `exc_type(*args)` over constants: what an operation on known values raises."""
+        from jit.variables.exceptions import ExceptionVar
+        return cls(ExceptionVar.of(exc_type, *args))
+
+    @property
+    def exc_type(self) -> type:
+        return self.value.cls
 
 
 class AttributeMissing(PythonError):
     """An attribute lookup in the traced code raises AttributeError: hasattr and getattr with a default answer
     from it (guarding that the attribute stays missing) instead of breaking the graph; so does an `except
-    AttributeError:` around the lookup (jit/translator.py guards the absence the same way)."""
+    AttributeError:` around the lookup (jit/translator.py guards the absence the same way). Eager's exception
+    also carries the object and name looked up: only its message is modelled (`exact=False`)."""
 
     def __init__(self, detail: str):
-        super().__init__(AttributeError, detail)
+        from jit.variables.exceptions import ExceptionVar
+        super().__init__(ExceptionVar.of(AttributeError, detail, exact=False))
 
 
 def unsupported(kind: str, detail: str):

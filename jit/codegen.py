@@ -32,8 +32,8 @@ from jit.resume import NULL_SLOT, VALUE, param_order, stack_arg
 from jit.semantics.context_managers import ExitVar
 from jit.side_effects import AT_ENTRY, DELETED, ContextVarLog, SideEffects
 from jit.variables import (NULL, BoundMethodVar, CellVar, Const, ContainerIteratorVar, DictVar, DictViewVar,
-                           GeneratorVar, IteratorVar, ListVar, MethodOnVar, ModuleVar, NamedTupleVar, NestedFunctionVar,
-                           NewObjectVar, ObjectVar, SetVar, TokenVar, TupleVar, UserFunctionVar, Var)
+                           ExceptionVar, GeneratorVar, IteratorVar, ListVar, MethodOnVar, ModuleVar, NamedTupleVar,
+                           NestedFunctionVar, NewObjectVar, ObjectVar, SetVar, TokenVar, TupleVar, UserFunctionVar, Var)
 from jit.variables.base import KnownObject, LazyArg
 from jit.variables.containers import _from_tuple
 from jit.variables.functions import ExternalCell
@@ -155,6 +155,8 @@ def _children(v) -> list:
         return [v.fn] + v.args + list(v.kwargs.values()) if v.state == "created" else []
     if isinstance(v, NewObjectVar):
         return list(v.attrs.values()) + (list(v.dict_var.items.values()) if v.dict_var is not None else [])
+    if isinstance(v, ExceptionVar):
+        return list(v.args) + list(v.kwargs.values())
     if isinstance(v, NestedFunctionVar):
         return list(v.defaults) + list(v.kwdefaults.values()) + list(v.closure)
     if isinstance(v, CellVar):
@@ -209,7 +211,7 @@ def _shared(roots, every: list) -> set:
     for v in list(roots) + [c for p in every for c in _children(p)]:
         refs[id(v)] = refs.get(id(v), 0) + 1
     return {id(v) for v in every if v.source is None and (
-        isinstance(v, (NewObjectVar, ContainerIteratorVar, GeneratorVar)) or
+        isinstance(v, (NewObjectVar, ContainerIteratorVar, GeneratorVar, ExceptionVar)) or
         isinstance(v, (ListVar, DictVar, SetVar)) and refs[id(v)] > 1 or
         isinstance(v, Const) and isinstance(v.value, _MUTABLE_CONST) and refs[id(v)] > 1)}
 
@@ -436,6 +438,11 @@ class ValueBuilder:
                 self.push(DictVar(dict(v.dict_var.items)))
                 return 3
             em.call_const(rebuild_object, args)
+        elif isinstance(v, ExceptionVar):
+            if v.raised:  # eager's object carries a traceback and context a new one would lack
+                unsupported("exception", f"{v.describe()} raised in the trace outlives its except clause")
+            em.call_const(call_function, lambda: (em.emit("LOAD_CONST", v.cls), self._items(v.args, "BUILD_TUPLE"),
+                                                  self.push(DictVar(v.kwargs)), 3)[-1])
         elif isinstance(v, IteratorVar) and v.source is not None:  # the outside iterator itself (advanced already)
             em.load_source(v.source)
         elif isinstance(v, IteratorVar):  # a loop in progress: iterate over what is left
@@ -564,6 +571,10 @@ BREAKABLE = {
     "LOAD_ATTR": lambda i: (1, 1), "STORE_ATTR": lambda i: (2, 0), "STORE_SUBSCR": lambda i: (3, 0),
     "DELETE_SUBSCR": lambda i: (2, 0), "BUILD_STRING": lambda i: (i.arg, 1), "GET_ITER": lambda i: (1, 1),
     "UNPACK_SEQUENCE": lambda i: (1, i.arg), "STORE_GLOBAL": lambda i: (1, 0),
+    # `raise e` / `raise e from c`: the exception, made again as the trace made it (one the trace already raised
+    # is never rebuilt), raised for real; a bare `raise` reaches here only where the trace handles no exception,
+    # so it re-raises what the thread handles, as eager does. Nothing follows it but its handler.
+    "RAISE_VARARGS": lambda i: (i.arg, 0),
     # A user's `with`: __enter__ runs here, for real; the resume function starts in the body with the bound
     # __exit__ and __enter__'s result on its stack, under the original's exception table for the block.
     "BEFORE_WITH": lambda i: (1, 2),
@@ -662,10 +673,11 @@ def break_code(original: CodeType, compiled, inputs: list[Source], outputs: list
         if pushes == 1 and _opname_at(original, after) == "POP_TOP":  # a result thrown away (`print(...)`): not
             em.emit("POP_TOP")                                        # handed to the resume function to pop
             pushes, after = 0, after + 1
-        results = [f"__jit_r{k}" for k in range(pushes)]
-        for r in reversed(results):
-            em.emit("STORE_FAST", r)
-        call_resume(after, lower, results)
+        if inst.opname != "RAISE_VARARGS":  # a raise never goes on: only its handler (below) resumes the frame
+            results = [f"__jit_r{k}" for k in range(pushes)]
+            for r in reversed(results):
+                em.emit("STORE_FAST", r)
+            call_resume(after, lower, results)
     if region is not None:  # the instruction raised: the exception is on the stack
         em.out.append(caught)
         if handler is None:

@@ -2,8 +2,8 @@
 
 Built on the `bytecode` package's abstract form: jump targets are indices into the list, constants and names are
 resolved, and pseudo-instructions (labels, exception-table markers) are dropped. Exception-table regions are kept
-as a per-instruction `handler` index: capture of a whole frame never takes an exceptional path, but knowing the
-region lets the executor refuse constructs it cannot replay."""
+as a per-instruction `handler` index: a raise in the trace goes to the handler it names (Translator._throw), and
+a break finds there where an exception from the instruction it runs for real goes."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from types import CodeType
 
-from jit.break_reasons import PythonError, Unsupported, unsupported
+from jit.break_reasons import AttributeMissing, PythonError, Unsupported, unsupported
 from jit.instructions import Inst, caught_in_frame, decode, handlers
 from jit.opcodes import HANDLERS
 from jit.output_graph import OutputGraph
@@ -52,8 +52,13 @@ class Translator:
         # Graph breaks (top-level frame only): how often each instruction ran, and where pass 2 must stop.
         self.visits: dict[int, int] = {}
         self.stop_before: tuple[int, int] | None = None
-        # except clauses entered without a break (_enter_except_clause): where each one's exception was raised
-        self.in_clause: list[tuple[int, int]] = []
+        # Exceptions raised in the trace and followed to this frame's handlers (_throw): the exception-info stack
+        # PUSH_EXC_INFO and POP_EXCEPT keep, as (exception, origin) pairs, and the last raise (RERAISE goes on
+        # with its origin). An origin is the top-level (index, visit) a break runs for real while the exception
+        # is live: the exception exists only in the trace, so its raise must happen for real, and the handler
+        # after it (a resume function starting there).
+        self.handling: list[tuple[Var, tuple[int, int]]] = []
+        self.last_raise: tuple[Var, tuple[int, int]] | None = None
         self.last_attr: tuple | None = None  # (instruction index, object Var, name) of this frame's last LOAD_ATTR
         if self.depth > MAX_INLINE_DEPTH:
             unsupported("too_complex", f"calls nested deeper than {MAX_INLINE_DEPTH} (recursion?)")
@@ -121,7 +126,7 @@ class Translator:
                 try:
                     fn(self, inst)
                 except PythonError as e:
-                    if not self._enter_except_clause(e):
+                    if not self._throw(e):
                         raise
             return self.return_value
         except Unsupported as e:
@@ -130,50 +135,61 @@ class Translator:
                 e.args = (e.message(),)
             if top and e.break_at is None:
                 # Where the top-level frame was when it happened: the instruction to run for real after a break
-                # (for a failure inside an inlined call, the call itself: the callee then runs on its own). Inside
-                # an except clause entered without a break, the instruction that raised: the clause cannot be
-                # resumed (the exception it handles exists only here), so the raise runs for real.
-                e.break_at = self.in_clause[0] if self.in_clause else (self.ip - 1, self.visits.get(self.ip - 1, 1))
+                # (for a failure inside an inlined call, the call itself: the callee then runs on its own). While
+                # an exception raised in the trace is live (an except clause entered without a break, or the
+                # exception leaving the frame), the instruction that raised it: the clause cannot be resumed
+                # (the exception it handles exists only here), so the raise runs for real.
+                if isinstance(e, PythonError) and e.origin is not None:
+                    e.break_at = e.origin
+                else:
+                    e.break_at = self.handling[0][1] if self.handling else self._here()
             raise
 
-    def _enter_except_clause(self, e: PythonError) -> bool:
-        """The instruction just run raised `e`: if this frame's handler for it is `except <cls>:` (no `as`, a
-        class from the globals or builtins that `e` is an instance of), go on with the clause's body, as CPython
-        would after PUSH_EXC_INFO, CHECK_EXC_MATCH and POP_TOP; the stack keeps a stand-in for the exception info
-        PUSH_EXC_INFO saved, which POP_EXCEPT drops. Anything else: False (the break runs the raise for real)."""
-        index = self.ip - 1
-        found = handlers(self.code)[index]
-        if found is None or found[2] or found[1] > len(self.stack):
-            return False
-        if e.exc_type is AttributeError and (self.last_attr is None or self.last_attr[0] != index):
-            return False  # only this frame's own lookup, whose absence can be guarded as hasattr guards it
-        target, depth, _ = found
-        ops = [i.opname for i in self.insts[target:target + 5]]
-        if len(ops) < 5 or ops[0] != "PUSH_EXC_INFO" or ops[1] != "LOAD_GLOBAL" or ops[2] != "CHECK_EXC_MATCH" or \
-                not (ops[3].startswith("POP_JUMP") and ops[3].endswith("IF_FALSE")) or ops[4] != "POP_TOP":
-            return False
-        name = self.insts[target + 1].arg[1]
-        if name in self.f_globals:
-            caught = self.f_globals[name]
-        elif name in self.f_builtins:
-            caught = self.f_builtins[name]
+    def _here(self) -> tuple[int, int]:
+        return self.ip - 1, self.visits.get(self.ip - 1, 1)
+
+    def _throw(self, e: PythonError) -> bool:
+        """The instruction just run raised `e`: go on at this frame's handler for it, as CPython's exception table
+        sends it (the stack cut to the handler's depth, the raising offset where the handler asks for it, the
+        exception); the handler's instructions (PUSH_EXC_INFO, CHECK_EXC_MATCH, POP_EXCEPT, RERAISE) then run
+        as any others (jit/opcodes/exceptions.py). False if no handler of this frame covers the instruction: the
+        exception leaves the frame (to the caller it is inlined into, or, at the top, a break at its origin)."""
+        index, exc = self.ip - 1, e.value
+        if self.handling:  # raised while handling another (in an except clause or a finally)
+            e.origin = self.handling[0][1]
+        elif self.insts[index].opname == "RERAISE" and self.last_raise is not None and self.last_raise[0] is exc:
+            e.origin = self.last_raise[1]  # going on after its clause's cleanup (COPY 3; POP_EXCEPT; RERAISE 1)
         else:
+            e.origin = self._here()
+        self.last_raise = (exc, e.origin)
+        found = handlers(self.code)[index]
+        if found is None or found[1] > len(self.stack):
             return False
-        if not (isinstance(caught, type) and issubclass(caught, BaseException) and issubclass(e.exc_type, caught)):
-            return False
-        if e.exc_type is AttributeError:
+        if isinstance(e, AttributeMissing):
+            if self.last_attr is None or self.last_attr[0] != index:
+                return False  # only this frame's own lookup, whose absence can be guarded as hasattr guards it
             from jit.semantics.builtins_impl import _guard_absent
             _guard_absent(self, self.last_attr[1], self.last_attr[2])  # stays missing, or a break here
-        self.inst = self.insts[target + 1]
-        HANDLERS["LOAD_GLOBAL"](self, self.inst)  # reads (and guards) the class as the handler does
-        self.pop()
-        if self.insts[target + 1].arg[0]:
-            self.pop()  # the NULL pushed with it
-        del self.stack[found[1]:]
-        self.push(Const(None))  # what PUSH_EXC_INFO saved: no exception was being handled (see POP_EXCEPT)
-        self.in_clause.append((index, self.visits.get(index, 1)))
-        self.jump(target + 5)
+        target, depth, push_lasti = found
+        del self.stack[depth:]
+        if push_lasti:
+            self.push(Const(index))  # f_lasti for RERAISE to restore: nothing here reads it
+        self.push(exc)
+        self.jump(target)
         return True
+
+    def current_exception(self) -> Var | None:
+        """The exception a bare `raise` re-raises: the one handled innermost, here or in a frame this one is
+        inlined into (Python keeps one exception-info stack per thread). A generator's frame stops the search:
+        Python links it to whichever frame resumes it, not the one that made it (None: not modelled)."""
+        tx = self
+        while tx is not None:
+            if tx.handling:
+                return tx.handling[-1][0]
+            if tx.is_generator:
+                return None
+            tx = tx.parent
+        return None
 
     def jump(self, target: int) -> None:
         self.ip = target

@@ -1,9 +1,9 @@
 """Building and unpacking tuples, lists, dicts, slices and strings."""
 from jit.break_reasons import unsupported
 from jit.opcodes.registry import handler
-from jit.semantics import subscript
+from jit.semantics import exceptions, subscript
 from jit.semantics.iteration import items_of, unpack
-from jit.variables import Const, DictVar, ListVar, SetVar, TupleVar
+from jit.variables import Const, DictVar, ExceptionVar, ListVar, SetVar, TupleVar
 
 
 @handler("BUILD_TUPLE")
@@ -56,12 +56,13 @@ def format_value(tx, inst):
     flags = inst.arg if isinstance(inst.arg, int) else int(inst.arg[0]) if isinstance(inst.arg, tuple) else 0
     spec = tx.pop().const() if flags & 0x04 else ""
     value = tx.pop()
+    conv = {1: str, 2: repr, 3: ascii}.get(flags & 0x03, lambda x: x)
+    if isinstance(value, ExceptionVar):  # f"{e}": the text of the real exception made from its arguments
+        tx.push(exceptions.as_text(value, lambda e: format(conv(e), spec)))
+        return
     if not value.is_const():
         unsupported("unsupported_value", f"formatting {value.describe()} into a string")
-    v = value.const()
-    conv = flags & 0x03
-    v = {1: str, 2: repr, 3: ascii}.get(conv, lambda x: x)(v)
-    tx.push(Const(format(v, spec)))
+    tx.push(Const(format(conv(value.const()), spec)))
 
 
 def _building(tx, inst):

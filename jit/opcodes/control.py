@@ -89,18 +89,7 @@ def before_with(tx, inst):
     tx.push(entered)
 
 
-@handler("POP_EXCEPT")
-def pop_except(tx, inst):
-    # the end of an except clause entered without a break (Translator._enter_except_clause): drop the stand-in
-    # for the saved exception info; reached any other way, the exception is real
-    if not tx.in_clause:
-        unsupported("exception", "exception handling (POP_EXCEPT)")
-    tx.pop()
-    tx.in_clause.pop()
-
-
-@handler("PUSH_EXC_INFO", "WITH_EXCEPT_START", "RERAISE", "RAISE_VARARGS", "CHECK_EXC_MATCH",
-         "LOAD_ASSERTION_ERROR", "SETUP_FINALLY", "CLEANUP_THROW")
+@handler("SETUP_FINALLY", "CLEANUP_THROW")
 def exceptions(tx, inst):
     unsupported("exception", f"exception handling ({inst.opname})")
 

@@ -67,6 +67,9 @@ def call_intrinsic_1(tx, inst):
         tx.push(ops.unary(tx, operator.pos, value))
     elif name == "INTRINSIC_LIST_TO_TUPLE":
         tx.push(TupleVar(value.items))
+    elif name == "INTRINSIC_STOPITERATION_ERROR":  # 3.12: the handler around a generator's body
+        from jit.semantics.exceptions import leaving_a_generator
+        tx.push(leaving_a_generator(value))
     else:
         from jit.break_reasons import unsupported
         unsupported("unsupported_opcode", f"CALL_INTRINSIC_1 {name}")

@@ -11,11 +11,12 @@ import types
 import torch
 
 from guards.sources import AttrSource, ConstSource, ModuleDictSource, TypeSource
-from jit.break_reasons import AttributeMissing, unsupported
+from jit.break_reasons import AttributeMissing, PythonError, unsupported
 from jit.side_effects import DELETED
 from jit.variables import (BoundMethodVar, BuiltinVar, ClassVar, Const, ContextVarVar, DictVar, DictViewVar,
-                           GeneratorVar, ListVar, SetVar, MethodOnVar, ModuleVar, TokenVar, NamedTupleVar, NewObjectVar,
-                           ObjectVar, PythonModuleVar, SuperVar, TorchCallableVar, TupleVar, UserFunctionVar, Var)
+                           ExceptionVar, GeneratorVar, ListVar, SetVar, MethodOnVar, ModuleVar, TokenVar, NamedTupleVar,
+                           NewObjectVar, ObjectVar, PythonModuleVar, SuperVar, TorchCallableVar, TupleVar, UserFunctionVar,
+                           Var)
 from jit.variables.builder import Builder
 from jit.variables.tensor import TensorMethodVar, TensorVar
 
@@ -80,12 +81,29 @@ def _bind_class_attr(tx, attr, self_var: Var, cls: type, name: str, fn_source) -
         if attr.fget is None:
             unsupported("exception", f"property {name!r} has no getter")
         from jit.semantics.calls import inline_function
-        return inline_function(tx, UserFunctionVar(attr.fget, None), [self_var], {})
+        try:
+            return inline_function(tx, UserFunctionVar(attr.fget, None), [self_var], {})
+        except PythonError as e:
+            _getattr_after(self_var, cls, name, e)
+            raise
     if isinstance(attr, (types.BuiltinFunctionType, types.WrapperDescriptorType, types.MethodDescriptorType)):
         # a C method (an outside object's, or tuple.__len__ of a named tuple): found, so hasattr holds; calling it
         # is where the break comes, unless the container it belongs to models it
         return MethodOnVar(self_var, name)
     return None
+
+
+def _getattr_after(var: Var, cls: type, name: str, e: PythonError) -> None:
+    """Lookup code (a property's getter, a __getattribute__) raised `e`. After an AttributeError Python asks
+    type(obj).__getattr__(obj, name), whose answer or error replaces it: nn.Module's raises its own message for a
+    name that is none of its parameters, buffers or submodules; any other is not modelled here (a break)."""
+    fallback = class_lookup(cls, "__getattr__", None)
+    if fallback is None or not issubclass(e.exc_type, AttributeError):
+        return
+    if fallback is torch.nn.Module.__getattr__ and isinstance(var, ModuleVar) and \
+            not any(name in var.module.__dict__.get(d, ()) for d in ("_parameters", "_buffers", "_modules")):
+        raise AttributeMissing(f"'{cls.__name__}' object has no attribute '{name}'") from None
+    unsupported("unsupported_value", f"{name!r} raised AttributeError: {cls.__name__}.__getattr__ decides")
 
 
 def _class_attr_value(tx, attr, source, cls: type | None = None, name: str = "") -> Var:
@@ -299,10 +317,17 @@ def get_attr(tx, obj: Var, name: str) -> Var:
         custom = class_lookup(type(obj.obj), "__getattribute__")
         if isinstance(custom, types.FunctionType):  # type(obj).__getattribute__(obj, name), as Python does
             from jit.semantics.calls import inline_function
-            return inline_function(tx, UserFunctionVar(custom, None), [obj, Const(name)], {})
+            try:
+                return inline_function(tx, UserFunctionVar(custom, None), [obj, Const(name)], {})
+            except PythonError as e:
+                _getattr_after(obj, type(obj.obj), name, e)
+                raise
         return _object_attr(tx, obj, obj.obj, name)
     if isinstance(obj, NewObjectVar):
         return _new_object_attr(tx, obj, name)
+    if isinstance(obj, ExceptionVar):
+        from jit.semantics import exceptions
+        return exceptions.get_attr(tx, obj, name)
     if isinstance(obj, ClassVar):
         return _class_attr(tx, obj, name)
     if isinstance(obj, PythonModuleVar):

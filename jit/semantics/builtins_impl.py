@@ -13,10 +13,11 @@ import torch
 
 from guards.kinds import AttrAbsent
 from jit.break_reasons import PythonError, unsupported
+from jit.semantics import exceptions
 from jit.semantics import operators as ops
 from jit.semantics.iteration import items_of
-from jit.variables import (ClassVar, Const, DictVar, DictViewVar, IteratorVar, ListVar, ModuleVar, NewObjectVar,
-                           ObjectVar, SetVar, TupleVar, Var)
+from jit.variables import (ClassVar, Const, DictVar, DictViewVar, ExceptionVar, IteratorVar, ListVar, ModuleVar,
+                           NewObjectVar, ObjectVar, SetVar, TupleVar, Var)
 from jit.variables.base import LazyArg
 from jit.variables.tensor import TensorVar
 
@@ -142,12 +143,13 @@ def _iter(tx, args, kwargs):
 
 @builtin(next)
 def _next(tx, args, kwargs):
-    from jit.semantics.iteration import next_item
+    from jit.semantics.iteration import next_item, return_value_of
     item = next_item(tx, args[0])
     if item is None:
         if len(args) > 1:
             return args[1]
-        raise PythonError(StopIteration, "next() on an exhausted iterator")  # `except StopIteration:` follows
+        value = return_value_of(args[0])  # a generator's return value travels in its StopIteration
+        raise PythonError(ExceptionVar(StopIteration, [] if ops.is_none(tx, value) else [value]))
     return item
 
 
@@ -230,12 +232,13 @@ def _any_all(tx, args, kwargs):
 
 def _found(tx, obj: Var, name: str):
     """get_attr(obj, name), or None where the attribute is missing (guarded to stay missing)."""
-    from jit.break_reasons import AttributeMissing
+    from jit.break_reasons import PythonError
     from jit.semantics.attributes import get_attr
     try:
         return get_attr(tx, obj, name)
-    except AttributeMissing:
-        pass
+    except PythonError as e:  # a lookup's miss, or an AttributeError raised by a property's code
+        if not issubclass(e.exc_type, AttributeError):
+            raise
     _guard_absent(tx, obj, name)
     return None
 
@@ -277,7 +280,13 @@ def _convert(pytype):
     def impl(tx, args, kwargs):
         if args and isinstance(args[0], TensorVar):
             unsupported("tensor_to_python", f"{pytype.__name__}() of a tensor")
-        return Const(pytype(*_consts(args, f"{pytype.__name__}()"), **{k: v.const() for k, v in kwargs.items()}))
+        if pytype is str and len(args) == 1 and not kwargs and isinstance(args[0], ExceptionVar):
+            return exceptions.as_text(args[0], str)
+        values = _consts(args, f"{pytype.__name__}()")
+        try:
+            return Const(pytype(*values, **{k: v.const() for k, v in kwargs.items()}))
+        except Exception as e:  # noqa: BLE001 - int("abc"): the user's code raises here too
+            exceptions.raised_on_constants(e)
     return impl
 
 
@@ -404,6 +413,9 @@ def _super(tx, args, kwargs):
 def _pure(tx, args, kwargs):
     """A pure function of constants (math.*, operator.* on numbers, ord, hash of constants...)."""
     fn = tx.current_builtin
+    if fn in (repr, ascii, format) and args and isinstance(args[0], ExceptionVar):
+        spec = _consts(args[1:], "format()")
+        return exceptions.as_text(args[0], lambda e: fn(e, *spec))
     if any(isinstance(a, TensorVar) for a in args):
         if getattr(fn, "__module__", None) == "_operator" or fn in vars(operator).values():
             return tx.output.call("call_function", fn, tuple(args), kwargs)
@@ -412,7 +424,7 @@ def _pure(tx, args, kwargs):
         return Const(fn(*_consts(args, f"{getattr(fn, '__name__', fn)}()"),
                         **dict(zip(kwargs, _consts(list(kwargs.values()), "keyword arguments")))))
     except (ValueError, TypeError, ArithmeticError) as e:
-        unsupported("exception", f"{type(e).__name__}: {e}")
+        exceptions.raised_on_constants(e)
 
 
 PURE_MODULES = (math, operator)

@@ -279,6 +279,9 @@ def construct(tx, cls: type, args, kwargs) -> Var:
         return PartialVar(args[0], list(args[1:]), dict(kwargs))
     if issubclass(cls, tuple) and hasattr(cls, "_fields"):
         return _namedtuple(tx, cls, args, kwargs)
+    if issubclass(cls, BaseException):
+        from jit.semantics import exceptions
+        return exceptions.construct(tx, cls, list(args), dict(kwargs))
     if issubclass(cls, torch.nn.Module) or cls.__module__.startswith("torch"):
         unsupported("unsupported_call", f"creating a {cls.__name__} inside the function")
     from jit.semantics.dict_objects import dict_backed_class
@@ -349,7 +352,8 @@ def call_method_on(tx, obj: Var, name: str, args, kwargs) -> Var:
         try:
             result = getattr(obj.value, name)(*(a.const() for a in args), **{k: v.const() for k, v in kwargs.items()})
         except Exception as e:  # noqa: BLE001 - "abc".index("z"): the user's code raises here too
-            unsupported("exception", f"{type(obj.value).__name__}.{name}() raised {type(e).__name__}: {e}")
+            from jit.semantics.exceptions import raised_on_constants
+            raised_on_constants(e)
         return constant_result(result)
     if isinstance(obj, ContextVarVar):
         from jit.semantics import context_vars

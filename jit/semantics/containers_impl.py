@@ -36,8 +36,8 @@ def container_method(tx, obj: Var, name: str, args: list[Var], kwargs: dict) -> 
         elif name == "pop":
             try:
                 return items.pop(args[0].const() if args else -1)
-            except IndexError:
-                raise PythonError(IndexError, "pop from empty list") from None
+            except IndexError as e:  # "pop from empty list", "pop index out of range": eager's message
+                raise PythonError.of(IndexError, *e.args) from None
         elif name == "index":
             return Const(_index(tx, items, args[0], *(a.const() for a in args[1:])))
         elif name == "count":
@@ -81,7 +81,7 @@ def container_method(tx, obj: Var, name: str, args: list[Var], kwargs: dict) -> 
                 return d.pop(key)
             if len(args) > 1:
                 return args[1]
-            raise PythonError(KeyError, repr(key))
+            raise PythonError.of(KeyError, key)
         if name == "popitem":
             if not d:
                 unsupported("exception", "KeyError: 'popitem(): dictionary is empty'")

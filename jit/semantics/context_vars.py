@@ -48,7 +48,7 @@ def get(tx, var: ContextVarVar, default: Var | None) -> Var:
     own = _own_default(var.obj)
     if own is not NO_VALUE:  # fixed when the var was made (and the var is guarded by identity): no guard
         return Builder(tx.output, guarded=False).wrap(own, ConstSource(own, f"default of {var.describe()}"))
-    raise PythonError(LookupError, repr(var.obj))
+    raise PythonError.of(LookupError, var.obj)
 
 
 def at_entry(tx, var: ContextVarVar) -> Var | None:

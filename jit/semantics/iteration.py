@@ -8,7 +8,8 @@ from operator import getitem as _getitem
 import torch
 
 from guards.sources import ModuleDictSource
-from jit.break_reasons import unsupported
+from jit.break_reasons import PythonError, unsupported
+from jit.semantics.exceptions import leaving_a_generator
 from jit.variables import (ClassVar, Const, ContainerIteratorVar, DictVar, DictViewVar, GeneratorVar, IteratorVar,
                            ListVar, ModuleVar, SetVar, TupleVar, Var)
 from jit.variables.containers import sequence_items
@@ -134,7 +135,12 @@ def _resume(gen: GeneratorVar) -> Var | None:
         unsupported("exception", "ValueError: generator already executing")
     gen.state = "running"
     frame = gen.frame
-    frame.run()
+    try:
+        frame.run()
+    except PythonError as e:  # an exception leaving a generator's frame finishes it, then goes to the consumer
+        gen.state = "done"
+        leaving_a_generator(e.value)
+        raise
     if frame.yielded is not None:
         value, frame.yielded = frame.yielded, None
         gen.state = "suspended"

@@ -7,6 +7,7 @@ import types
 
 from guards.kinds import AliasMatch, IdMatch, NotAlias
 from jit.break_reasons import unsupported
+from jit.semantics.exceptions import raised_on_constants
 from jit.variables import (Const, ContextVarVar, DictVar, DictViewVar, ListVar, ModuleVar, NamedTupleVar, NewObjectVar,
                            ObjectVar, SetVar, TupleVar, UserFunctionVar, Var)
 from jit.variables.builder import is_numpy_scalar
@@ -66,7 +67,7 @@ def binary(tx, op, a: Var, b: Var) -> Var:
         try:
             result = op(a.const(), b.const())
         except Exception as e:  # noqa: BLE001 - the user's code raises here too
-            unsupported("exception", f"{type(e).__name__}: {e}")
+            raised_on_constants(e)
         from jit.semantics.iteration import constant_result
         return constant_result(result)  # a new list, dict or set is an object of its own
     if views and not (isinstance(a, DictViewVar) and a.kind == "values" or
@@ -335,7 +336,7 @@ def unary(tx, op, a: Var) -> Var:
         try:
             return Const(op(a.const()))
         except Exception as e:  # noqa: BLE001 - the user's code raises here too (-() is a TypeError)
-            unsupported("exception", f"{type(e).__name__}: {e}")
+            raised_on_constants(e)
     unsupported("unsupported_value", f"operator {op.__name__} on {a.describe()}")
 
 

@@ -8,6 +8,7 @@ import torch
 
 from guards.sources import ModuleDictSource
 from jit.break_reasons import PythonError, unsupported
+from jit.semantics.exceptions import raised_on_constants
 from jit.variables import ClassVar, Const, DictVar, ListVar, ModuleVar, NamedTupleVar, NewObjectVar, TupleVar, Var
 from jit.variables.sizes import SizeSliceVar, SizeVar
 from jit.variables.tensor import TensorVar
@@ -27,6 +28,16 @@ def _const_key(key: Var):
     return key.const()
 
 
+def _index_error(obj: Var, k) -> PythonError:
+    """The IndexError eager raises for obj[k] (its message names list or tuple): the same lookup on a stand-in of
+    the same kind and length."""
+    try:
+        (tuple if isinstance(obj, TupleVar) else list)([None] * len(obj.items))[k]
+    except IndexError as e:
+        return PythonError.of(IndexError, *e.args)
+    raise AssertionError(f"index {k!r} is in range")
+
+
 def get_item(tx, obj: Var, key: Var) -> Var:
     if isinstance(obj, TensorVar):
         tx.output.guard_index_bounds(obj, key)
@@ -35,8 +46,8 @@ def get_item(tx, obj: Var, key: Var) -> Var:
         k = _const_key(key)
         try:
             picked = obj.items[k]
-        except IndexError as e:  # the length is guarded: it raises at every call
-            raise PythonError(IndexError, str(e)) from None
+        except IndexError:  # the length is guarded: it raises at every call, with eager's message
+            raise _index_error(obj, k) from None
         except TypeError as e:
             unsupported("exception", f"TypeError: {e}")
         if isinstance(k, slice):
@@ -45,7 +56,7 @@ def get_item(tx, obj: Var, key: Var) -> Var:
     if isinstance(obj, DictVar):
         k = _const_key(key)
         if k not in obj.items:  # the keys are guarded (or the dict made here): it raises at every call
-            raise PythonError(KeyError, repr(k))
+            raise PythonError.of(KeyError, k)
         return obj.items[k]
     if isinstance(obj, ModuleVar):
         return _module_item(tx, obj, _const_key(key))
@@ -57,8 +68,8 @@ def get_item(tx, obj: Var, key: Var) -> Var:
     if isinstance(obj, Const):
         try:
             return Const(obj.value[_const_key(key)])
-        except Exception as e:  # noqa: BLE001
-            unsupported("exception", f"{type(e).__name__}: {e}")
+        except Exception as e:  # noqa: BLE001 - a constant indexed by a constant: it raises so at every call
+            raised_on_constants(e)
     from jit.semantics.operators import call_dunder, user_object
     if user_object(obj) and (result := call_dunder(tx, obj, "__getitem__", [key])) is not None:
         return result

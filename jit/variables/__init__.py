@@ -2,6 +2,7 @@
 and (when it came from outside the frame) its Source, so guards can pin it and generated code can load it."""
 from jit.variables.base import NULL, Const, NotConstant, Var
 from jit.variables.containers import DictVar, DictViewVar, IteratorVar, ListVar, NamedTupleVar, TupleVar
+from jit.variables.exceptions import ExceptionVar
 from jit.variables.functions import (BoundMethodVar, BuiltinVar, CellVar, MethodOnVar, NestedFunctionVar,
                                      PartialVar, SuperVar, UserFunctionVar)
 from jit.variables.iterators import ContainerIteratorVar, GeneratorVar
@@ -10,7 +11,7 @@ from jit.variables.objects import (ClassVar, ContextVarVar, GradModeVar, ModuleV
                                    TokenVar, TorchCallableVar)
 from jit.variables.tensor import TensorMethodVar, TensorVar
 
-__all__ = ["NULL", "Const", "NotConstant", "Var", "DictVar", "DictViewVar", "IteratorVar", "ContainerIteratorVar",
+__all__ = ["NULL", "Const", "NotConstant", "Var", "DictVar", "DictViewVar", "ExceptionVar", "IteratorVar", "ContainerIteratorVar",
            "GeneratorVar", "SetVar", "ListVar", "NamedTupleVar", "TupleVar",
            "BoundMethodVar", "BuiltinVar", "CellVar", "MethodOnVar", "SuperVar", "NestedFunctionVar", "PartialVar", "UserFunctionVar",
            "ClassVar", "ContextVarVar", "GradModeVar", "ModuleVar", "NewObjectVar", "ObjectVar", "PythonModuleVar",

@@ -172,6 +172,214 @@ def except_clause_followed_without_a_break(x, d):
     return x * scale + shift
 
 
+# ---- try/except as libraries write it: the exception followed into the clause that catches it, no break --------
+D = values(lambda: torch.ones(3), {"a": 2})
+
+
+@C.add(D)
+def except_as_binds_the_lookup_error(x, d):
+    try:
+        v = d["missing"]
+    except KeyError as e:  # eager's KeyError('missing'): str() quotes the key
+        v = len(str(e)) + len(e.args)
+    return x * v
+
+
+@C.add(D)
+def except_tuple_of_classes(x, d):
+    try:
+        v = d["missing"]
+    except (KeyError, IndexError):
+        v = 2
+    try:
+        w = (1, 2)[3]
+    except (TypeError, LookupError) as e:
+        w = len(e.args[0])  # "tuple index out of range"
+    return x * v + w
+
+
+@C.add(T1)
+def raise_caught_in_the_same_frame(x):
+    try:
+        raise ValueError("bad")
+    except ValueError as e:
+        msg = e.args[0]
+    return x * len(msg)
+
+
+@C.add(D)
+def nested_try_inner_clause_does_not_match(x, d):
+    try:
+        try:
+            v = d["missing"]
+        except IndexError:
+            v = 100
+        finally:
+            x = x + 1  # runs on the way out to the outer clause
+    except KeyError as e:
+        v = len(repr(e))
+    return x * v
+
+
+def _lookup(d, key):
+    return d[key]
+
+
+def _at_most_two(n):
+    if n > 2:
+        raise ValueError(f"n must be at most 2, got {n}")
+    return n
+
+
+@C.add(D)
+def raised_in_an_inlined_helper_caught_by_the_caller(x, d):
+    try:
+        v = _lookup(d, "missing")
+    except KeyError as e:
+        v = e.args[0]
+    try:
+        n = _at_most_two(3)
+    except ValueError as e:
+        n = len(str(e))
+    return x * n, v
+
+
+@C.add(D)
+def except_exception_catches_a_key_error(x, d):
+    try:
+        d["missing"]
+    except Exception as e:
+        facts = (str(e), repr(e), f"{e}|{e!r}", type(e).__name__, e.__class__ is KeyError, isinstance(e, LookupError),
+                 isinstance(e, (IndexError, ValueError)), e.args)
+    return x + 1, facts
+
+
+def _reraising(d):
+    try:
+        return d["missing"]
+    except KeyError:
+        raise  # leaves the helper; its caller catches it
+
+
+@C.add(D)
+def reraise_leaves_the_helper_for_the_caller(x, d):
+    try:
+        v = _reraising(d)
+    except KeyError as e:
+        v = len(e.args) + 1
+    return x * v
+
+
+@C.add(D)
+def finally_after_an_except(x, d):
+    log = []
+    try:
+        v = d["missing"]
+    except KeyError:
+        log.append("except")
+        v = 3
+    else:
+        log.append("else")
+    finally:
+        log.append("finally")
+    return x * v, log
+
+
+@C.add(D)
+def raise_from_inside_a_clause_caught_outside(x, d):
+    try:
+        try:
+            d["missing"]
+        except KeyError as e:
+            raise RuntimeError("lookup failed") from e
+    except RuntimeError as e:
+        return x - 1, str(e)
+
+
+class _ConfigError(ValueError):
+    code = 3
+
+    def describe(self):
+        return f"config: {self.args[0]}"
+
+
+@C.add(T1)
+def user_exception_subclass(x):
+    try:
+        raise _ConfigError("no such option")
+    except ValueError as e:
+        return x * e.code, e.describe(), str(e), repr(e)
+
+
+@C.add(values(lambda: torch.ones(3), "12x"))
+def int_of_a_bad_string_caught(x, s):
+    try:
+        n = int(s)
+    except (TypeError, ValueError) as e:
+        n = len(str(e))
+    return x * n
+
+
+@C.add(values(lambda: torch.ones(3, requires_grad=True), {"a": 2}))
+def exception_leaves_a_no_grad_block(x, d):
+    try:
+        with torch.no_grad():
+            y = x * 2
+            v = d["missing"]
+    except KeyError:
+        v = 1
+    return y + v, torch.is_grad_enabled()
+
+
+@C.add(T1)
+def tensor_carried_by_an_exception(x):
+    try:
+        raise ValueError(x * 2, "scaled")
+    except ValueError as e:
+        t, label = e.args
+    return t + len(label)
+
+
+@C.add(values(lambda: torch.ones(3), {"c": 4}))
+def retry_over_candidate_keys(x, d):
+    for key in ("a", "b", "c"):
+        try:
+            v = d[key]
+            break
+        except KeyError:
+            continue
+    return x * v
+
+
+@C.add(T1)
+def failed_assert_caught(x):
+    try:
+        assert x.dim() == 3, f"expected 3 dims, got {x.dim()}"
+    except AssertionError as e:
+        return x.unsqueeze(0), str(e)
+    return x
+
+
+def _counted():
+    yield 1
+    return 5
+
+
+@C.add(values(lambda: torch.ones(3), []))
+def next_of_an_exhausted_iterator_caught(x, xs):
+    try:
+        first = next(iter(xs))
+    except StopIteration as e:
+        first = len(e.args) + 2
+    gen = _counted()
+    next(gen)
+    try:
+        next(gen)
+    except StopIteration as e:  # a generator's return value travels in its StopIteration
+        first += e.value
+    return x * first
+
+
 @C.add(T1)
 def torch_mode_stacks_read(x):
     # torch.nn.MultiheadAttention's fast-path checks (torch 2.11) ask whether a dispatch or function mode is active
