@@ -14,7 +14,7 @@ def _settings(backend, fullgraph, dynamic) -> Settings:
     backends.check_backend(backend)
     if not isinstance(fullgraph, bool):
         raise TypeError(f"fullgraph must be True or False, got {fullgraph!r}")
-    if dynamic not in (None, True, False):
+    if dynamic is not None and not isinstance(dynamic, bool):  # `1 in (True, False)` holds: check the type
         raise TypeError(f"dynamic must be None, True or False, got {dynamic!r}")
     return Settings(backend, fullgraph, dynamic)
 

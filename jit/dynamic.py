@@ -25,10 +25,14 @@ def mark_dynamic(tensor, dim) -> None:
     import torch
     if not isinstance(tensor, torch.Tensor):
         raise TypeError(f"jit.mark_dynamic expects a tensor, got {type(tensor).__name__}")
+    if not isinstance(dim, (int, list, tuple)) or isinstance(dim, bool):
+        raise TypeError(f"jit.mark_dynamic: dim must be an int or a list of ints, got {dim!r}")
     dims = [dim] if isinstance(dim, int) else list(dim)
     marked = set(getattr(tensor, _ATTR, ()))
     for d in dims:
-        if not isinstance(d, int) or not -tensor.dim() <= d < tensor.dim():
+        if not isinstance(d, int) or isinstance(d, bool):
+            raise TypeError(f"jit.mark_dynamic: dim must be an int or a list of ints, got {d!r} in {dim!r}")
+        if not -tensor.dim() <= d < tensor.dim():
             raise IndexError(f"jit.mark_dynamic: dim {d!r} is out of range for a tensor with {tensor.dim()} dims")
         marked.add(d % tensor.dim())
     setattr(tensor, _ATTR, frozenset(marked))

@@ -71,6 +71,8 @@ def explain(fn, *args, **kwargs) -> Explanation:
     global _recording
     from jit import _C
     from jit.convert_frame import FrameConverter, Settings
+    if not callable(fn):
+        raise TypeError(f"jit.explain(fn, *args) expects a callable first, got {type(fn).__name__}")
     exp = Explanation(thread=threading.get_ident())
     converter = FrameConverter(Settings("eager", False, None))
     previous, _recording = _recording, exp

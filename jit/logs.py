@@ -31,6 +31,12 @@ def get_logger(artifact: str) -> logging.Logger:
 def set_logs(*names: str, **flags: bool) -> None:
     """Switch log artifacts on: set_logs("recompiles", "guards"), set_logs(recompiles=True, graph=False),
     set_logs("all"), or set_logs() to switch everything off. Output goes to stderr, prefixed "[jit]"."""
+    for name in names:
+        if not isinstance(name, str):
+            raise TypeError(f"jit.set_logs: artifact names are strings, got {name!r}")
+    for name, value in flags.items():
+        if not isinstance(value, bool):
+            raise TypeError(f"jit.set_logs: {name}= takes True or False, got {value!r}")
     wanted = {n: True for n in names} | flags
     if wanted.pop("all", False):
         wanted = dict.fromkeys(ARTIFACTS, True) | {k: v for k, v in wanted.items() if not v}

@@ -225,3 +225,37 @@ def test_graph_module_from_a_backend_runs_its_forward_unless_hooked():
     assert run is gm
     x = torch.randn(3)
     assert torch.equal(run(x), x * 2) and len(seen) == 1
+
+
+@pytest.mark.parametrize("bad", [1, 0, "yes", 1.0])
+def test_compile_arguments_are_checked_by_type(bad):
+    # `1 in (None, True, False)` is True: a membership check let dynamic=1 through
+    with pytest.raises(TypeError, match="dynamic"):
+        jit.compile(lambda x: x, dynamic=bad)
+    with pytest.raises(TypeError, match="fullgraph"):
+        jit.compile(lambda x: x, fullgraph=bad)
+    with pytest.raises(TypeError, match="dynamic"):
+        jit.optimize(dynamic=bad)
+
+
+@pytest.mark.parametrize("dim", ["a", 1.5, True, [0, "b"], None])
+def test_mark_dynamic_names_a_wrong_dim_argument(dim):
+    with pytest.raises(TypeError, match="dim must be an int"):
+        jit.mark_dynamic(torch.ones(2, 3), dim)
+
+
+def test_mark_dynamic_out_of_range_is_an_index_error():
+    with pytest.raises(IndexError, match="out of range"):
+        jit.mark_dynamic(torch.ones(2, 3), 2)
+    with pytest.raises(TypeError, match="expects a tensor"):
+        jit.mark_dynamic([1, 2], 0)
+
+
+def test_explain_and_set_logs_check_their_arguments():
+    with pytest.raises(TypeError, match="expects a callable"):
+        jit.explain(3, torch.ones(2))
+    with pytest.raises(TypeError, match="recompiles= takes True or False"):
+        jit.set_logs(recompiles=3)
+    with pytest.raises(TypeError, match="artifact names are strings"):
+        jit.set_logs(3)
+    jit.set_logs()
