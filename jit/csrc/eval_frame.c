@@ -255,8 +255,10 @@ static PyObject *
 jit_eval_frame(PyThreadState *tstate, _PyInterpreterFrame *frame, int throwflag)
 {
     PyObject *callback = tls.callback;
-    if (callback == NULL || tls.depth > 0 || throwflag || frame->owner != FRAME_OWNED_BY_THREAD ||
-        !JIT_FRAME_NOT_STARTED(frame) || frame->frame_obj != NULL) {
+    /* tstate->tracing > 0: a sys.settrace / setprofile / sys.monitoring callback is running (CPython counts it
+     * in 3.11 to 3.13); a tracer's or profiler's own frames are never compiled. */
+    if (callback == NULL || tls.depth > 0 || throwflag || tstate->tracing > 0 ||
+        frame->owner != FRAME_OWNED_BY_THREAD || !JIT_FRAME_NOT_STARTED(frame) || frame->frame_obj != NULL) {
         return run_original(tstate, frame, throwflag);
     }
     PyCodeObject *code = JIT_FRAME_CODE(frame);

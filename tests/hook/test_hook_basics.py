@@ -1,6 +1,9 @@
 """The hook on and off, nesting, threads, generators, recursion."""
 import asyncio
+import sys
 import threading
+
+import pytest
 
 import jit
 from jit import eval_frame
@@ -175,3 +178,49 @@ def test_started_frames_and_class_bodies_untouched():
             x = 1
         exec("y = 2", {})
     assert "Local" not in seen and "<module>" not in seen
+
+
+def tracer_helper(event):
+    return event.upper()
+
+
+def test_a_tracer_and_a_profiler_own_frames_are_never_intercepted():
+    # a sys.settrace / setprofile callback runs with the thread's tracing count raised: its frames (and what it
+    # calls) run as they are, so a tracer that records events does not compile itself, event after event
+    r = Replacer().replace(plain, fast).replace(tracer_helper, lambda event: "compiled")
+    events = []
+
+    def tracer(frame, event, arg):
+        events.append(tracer_helper(event))
+        return None
+
+    for install in (sys.settrace, sys.setprofile):
+        events.clear()
+        install(tracer)
+        try:
+            with eval_frame.callback_installed(r.converter()):
+                result = plain(1)
+        finally:
+            install(None)
+        assert result == ("fast", 1)  # the traced program's own frame is still replaced
+        assert events and "compiled" not in events  # the callback's helper ran as itself
+    assert all(args == (1,) for args in r.compiled)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="sys.monitoring is 3.12+ (tests/other_pythons.sh runs it)")
+def test_sys_monitoring_callbacks_are_never_intercepted():
+    r = Replacer().replace(plain, fast).replace(tracer_helper, lambda event: "compiled")
+    mon, tool = sys.monitoring, 3
+    seen = []
+    mon.use_tool_id(tool, "framejit-test")
+    try:
+        mon.register_callback(tool, mon.events.PY_START, lambda code, offset: seen.append(tracer_helper("start")))
+        mon.set_events(tool, mon.events.PY_START)
+        with eval_frame.callback_installed(r.converter()):
+            result = plain(1)
+        mon.set_events(tool, 0)
+    finally:
+        mon.register_callback(tool, mon.events.PY_START, None)
+        mon.free_tool_id(tool)
+    assert result == ("fast", 1)
+    assert seen and "compiled" not in seen
