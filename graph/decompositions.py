@@ -544,7 +544,17 @@ def _clone(b: Builder, x: Any, *, memory_format: Any = torch.preserve_format) ->
 
 @rule(torch.cat, torch.concat, torch.concatenate)
 def _cat(b: Builder, tensors: Any, dim: int = 0) -> Any:
-    return b.op(aten.cat.default, list(tensors), dim)
+    tensors = list(tensors)
+    # torch's legacy rule: a 1-D empty operand (transformers' KV cache starts as `torch.tensor([])`) is skipped
+    # by the shape checks and adds nothing, but still takes part in type promotion. Dropped here, with the
+    # promotion kept as a cast, so backends see the cat they can generate.
+    legacy = [t for t in tensors if tuple(b.tensor(t).shape) == (0,)]
+    kept = [t for t in tensors if tuple(b.tensor(t).shape) != (0,)]
+    if not legacy or not kept:
+        return b.op(aten.cat.default, tensors, dim)
+    dtype = functools.reduce(torch.promote_types, [b.tensor(t).dtype for t in tensors])
+    out = b.op(aten.cat.default, kept, dim)
+    return out if b.tensor(out).dtype == dtype else b.op(aten._to_copy.default, out, dtype=dtype)
 
 
 def _pieces_of(b: Builder, x: Any, dim: int) -> None:

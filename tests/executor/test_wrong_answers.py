@@ -686,3 +686,18 @@ def test_times_one_of_a_view_is_not_that_view(backend):
     out, y = jit.compile(f, backend=backend)(x, 1)
     assert not _overlaps(out, y)
     torch.testing.assert_close(out, f(x, 1)[0])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("empty_dtype", [torch.float32, torch.bfloat16])
+def test_cat_with_a_legacy_empty_operand(backend, empty_dtype):
+    # transformers' KV cache: torch.cat([torch.tensor([]), k], dim=-2); the empty operand is skipped by the shape
+    # rule but still promotes the dtype (float32 empty + bf16 k -> float32)
+    def f(k, v):
+        return torch.cat([torch.tensor([], dtype=empty_dtype), k * 2], dim=-2), torch.cat([v, torch.tensor([])], 0)
+
+    k, v = torch.randn(2, 3, 4).to(torch.bfloat16), torch.randn(5)
+    got, want = jit.compile(f, backend=backend)(k, v), f(k, v)
+    for g, w in zip(got, want):
+        assert g.dtype == w.dtype and g.shape == w.shape
+        torch.testing.assert_close(g, w)
