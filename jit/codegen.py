@@ -216,6 +216,12 @@ def _shared(roots, every: list) -> set:
         isinstance(v, Const) and isinstance(v.value, _MUTABLE_CONST) and refs[id(v)] > 1)}
 
 
+def _placed_after_effects(v) -> bool:
+    """A loop in progress over an outside list: its position counts the items the list has once the side effects
+    are written (an append before the loop), so it is built after them, not with the values built before."""
+    return isinstance(v, ContainerIteratorVar) and getattr(v.container, "source", None) is not None
+
+
 class ValueBuilder:
     """Emits code that pushes the value a Var stands for (a return value, a stack entry, a local)."""
 
@@ -240,7 +246,7 @@ class ValueBuilder:
                 self._cell_slot(v)
             elif isinstance(v, NestedFunctionVar):
                 self._function_slot(v)
-            elif id(v) in shared and id(v) not in self.made:
+            elif id(v) in shared and id(v) not in self.made and not _placed_after_effects(v):
                 # one object however many variables hold it (an object made in the traced code and entered with
                 # `with`, a list two names share): built once, here, on the one path every branch below shares
                 self.push(v)
@@ -300,6 +306,12 @@ class ValueBuilder:
                                                            self.push(record[3]), 3)[-1])
             em.emit("POP_TOP")
 
+        for v in reachable(list(live)):  # loops in progress over outside lists, placed once the lists are written
+            if _placed_after_effects(v) and id(v) not in self.made:
+                self.push(v)
+                slot = self.made[id(v)] = f"__jit_obj_{len(self.made)}"
+                em.emit("STORE_FAST", slot)
+
     def _context_var(self, log: ContextVarLog, kept: set) -> None:
         """A ContextVar the traced code set: its final value set once (nothing when the calls left it as it was
         at entry); or, when a token the calls returned is used after this (`kept`: ids of live TokenVars), each
@@ -332,6 +344,8 @@ class ValueBuilder:
             if isinstance(v, (TensorVar, SizeVar)) and v.node in self.output_slot:
                 continue
             if isinstance(getattr(v, "source", None), LocalSource):
+                continue
+            if _placed_after_effects(v):
                 continue
             self.push(v)
             slot = self.made[id(v)] = f"__jit_obj_{len(self.made)}"
@@ -466,6 +480,7 @@ class ValueBuilder:
                 unsupported("unsupported_value", f"{v.describe()} is past the end of its list")
             pos = -1 if v.exhausted else v.pos
             em.call_const(iterator_at, lambda: (self.push(v.container), em.emit("LOAD_CONST", pos), 2)[-1])
+
         elif isinstance(v, GeneratorVar):
             self._generator(v)
         elif isinstance(v, LazyArg):  # an argument the traced code never looked at: pass it through

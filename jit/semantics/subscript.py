@@ -55,7 +55,11 @@ def get_item(tx, obj: Var, key: Var) -> Var:
         return picked
     if isinstance(obj, DictVar):
         k = _const_key(key)
-        if k not in obj.items:  # the keys are guarded (or the dict made here): it raises at every call
+        try:
+            missing = k not in obj.items  # the keys are guarded (or the dict made here): it raises at every call
+        except TypeError as e:  # an unhashable key (a slice before 3.12): eager's TypeError, whatever the dict
+            raise PythonError.of(TypeError, str(e)) from None
+        if missing:
             raise PythonError.of(KeyError, k)
         return obj.items[k]
     if isinstance(obj, ModuleVar):

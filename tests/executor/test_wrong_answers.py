@@ -701,3 +701,33 @@ def test_cat_with_a_legacy_empty_operand(backend, empty_dtype):
     for g, w in zip(got, want):
         assert g.dtype == w.dtype and g.shape == w.shape
         torch.testing.assert_close(g, w)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_loop_over_an_outside_list_appended_to_then_broken(backend):
+    # the loop's iterator was placed before the append was written back: StopIteration instead of eager's error
+    def f(x, xs):
+        xs.append(x.reshape(x.shape[0], -1))
+        for r in xs:
+            x = torch.maximum(x, r)  # the second item's shape does not fit: a break, then eager's RuntimeError
+        return x
+
+    outcomes = []
+    for fn in (f, jit.compile(f, backend=backend)):
+        xs = [torch.randn(0, 2)]
+        outcomes.append((_outcome(fn, torch.randn(2), xs)[0], len(xs)))
+    assert outcomes[0] == outcomes[1] == (RuntimeError, 2)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_dict_indexed_by_an_unhashable_key(backend):
+    def f(x):
+        d = dict(a=x, b=x + 1)
+        try:
+            return d[..., :1]  # a tuple holding a slice: unhashable before 3.12 (TypeError), a missing key after
+        except (TypeError, KeyError) as e:
+            return x * 2, type(e).__name__
+
+    got, want = jit.compile(f, backend=backend)(torch.ones(2)), f(torch.ones(2))
+    torch.testing.assert_close(got[0], want[0])
+    assert got[1] == want[1]
