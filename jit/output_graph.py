@@ -58,6 +58,9 @@ class OutputGraph:
         self.open_generator_withs: list[int] = []
         self.hook_dicts: list = []  # hook dicts of the identity-guarded modules inlined (guards.kinds.NoHooks)
         self.translator = None  # the jit.translator.Translator running now (set by its run())
+        # set once the graph is being compiled: no guard or graph input may be added after (an outside container
+        # read whole only then would lose them: jit/variables/outside.py)
+        self.sealed = False
 
     # ---- inputs ----------------------------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from guards.kinds import AttrAbsent
 from jit.break_reasons import PythonError, unsupported
 from jit.semantics import exceptions
 from jit.semantics import operators as ops
+from jit.semantics import outside_containers
 from jit.semantics.iteration import items_of
 from jit.variables import (ClassVar, Const, DictVar, DictViewVar, ExceptionVar, IteratorVar, ListVar, ModuleVar,
                            NewObjectVar, ObjectVar, SetVar, TupleVar, Var)
@@ -41,6 +42,8 @@ def _consts(args, what):
 @builtin(len)
 def _len(tx, args, kwargs):
     (v,) = args
+    if (n := outside_containers.length(v)) is not None:
+        return n  # a list or dict from outside: its length guarded, its items not read
     if isinstance(v, (TupleVar, ListVar, DictVar)):
         return Const(len(v.items))
     if isinstance(v, (DictViewVar, SetVar)):

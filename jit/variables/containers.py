@@ -59,6 +59,14 @@ class ListVar(Var):
     def describe(self):
         return f"list of {len(self.items)}"
 
+    def held(self) -> list[Var]:
+        """The item Vars the trace knows (an outside list read lazily knows only those read or written)."""
+        return list(self.items)
+
+    def written(self) -> list[Var]:
+        """What the generated code stores when this list from outside was changed (jit/side_effects.py)."""
+        return list(self.items)
+
 
 class DictVar(Var):
     """Keys are compile-time constants (hashable Python values); values are Vars. Insertion order is kept."""
@@ -79,6 +87,14 @@ class DictVar(Var):
 
     def describe(self):
         return f"dict of {len(self.items)}"
+
+    def held(self) -> list[Var]:
+        """The value Vars the trace knows (an outside dict read lazily knows only those read or written)."""
+        return list(self.items.values())
+
+    def written(self) -> list[Var]:
+        """What the generated code stores when this dict from outside was changed (jit/side_effects.py)."""
+        return list(self.items.values())
 
 
 class DictViewVar(Var):
