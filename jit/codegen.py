@@ -271,8 +271,10 @@ class ValueBuilder:
         records = effects.records()
         context_vars = [r[1] for r in records if r[0] == "context_var"]
         # ContextVars first: another record may store a Token one of their sets returned. Every object written to
-        # is then loaded before (snapshot), so none is read through a var's new value (ContextVarValueSource).
-        self.snapshot(effects.roots() + (effects.targets() if context_vars else []))
+        # is loaded before anything is written (snapshot), so none is read through a value written before it: a
+        # var's new value (ContextVarValueSource), or a list's new items (`xs.append([]); xs[-2].append(1)`
+        # changes the list `xs[-1]` loads).
+        self.snapshot(effects.roots() + effects.targets())
         if context_vars:
             kept = {id(v) for v in reachable(list(live) + effects.roots()) if isinstance(v, TokenVar)}
             for log in context_vars:

@@ -188,6 +188,7 @@ class FrameCapture:
 
     def _guards(self) -> CompiledGuards:
         frame = self.frame
+        self.output.container_alias_guards()
         if self.output.hook_dicts:
             unique = {id(d): d for d in self.output.hook_dicts}
             self.output.guards.append(NoHooks(None, tuple(unique.values())))

@@ -201,6 +201,37 @@ def f(x):
     assert jit.counters.frames_compiled == 2, jit.counters
 
 
+def test_one_list_passed_twice_is_not_two_lists():
+    # the trace keeps two outside lists apart (writes to one are not seen through the other): guarded so
+    def f(x, a, b):
+        a.append(1)
+        b.append(2)
+        return x + b[-2]
+
+    fast = jit.compile(f)
+    fast(torch.zeros(1), [0], [0])
+    shared, eager_shared = [0], [0]
+    torch.testing.assert_close(fast(torch.zeros(1), shared, shared), f(torch.zeros(1), eager_shared, eager_shared))
+    assert shared == eager_shared == [0, 1, 2]
+    assert jit.counters.frames_compiled == 2, jit.counters
+
+
+def test_writes_to_a_list_inside_a_changed_list_reach_the_right_list():
+    # xs[-1] names another list once xs is appended to: every object written is loaded before any write
+    src = """
+def f(x):
+    XS.append([])
+    XS[-2].append(5)
+    XS[0].append(4)
+    return x * len(XS[-1])
+"""
+    xs, eager_xs = [[1], [2]], [[1], [2]]
+    fast, eager = jit.compile(_define(src, XS=xs)), _define(src, XS=eager_xs)
+    for _ in range(2):
+        torch.testing.assert_close(fast(torch.ones(2)), eager(torch.ones(2)))
+        assert xs == eager_xs
+
+
 def test_a_tracer_logging_events_to_a_list_compiles_once():
     events = []
 
