@@ -22,6 +22,7 @@ from jit.dynamic import Specialize, SymbolTable
 from jit.eager_check import eager_error
 from jit.side_effects import SideEffects
 from jit.variables import Const, DictVar, ListVar, NamedTupleVar, NewObjectVar, TupleVar, Var
+from jit.variables.outside import OutsideDictVar, OutsideListVar
 from jit.variables.sizes import SizeSliceVar, SizeVar
 from jit.variables.tensor import TensorVar
 
@@ -108,7 +109,8 @@ class OutputGraph:
         outside (the frame's own **kwargs included) the change is recorded and applied after the graph runs."""
         if var.source is None:
             return
-        real = next((value for value, v in self.outside_containers.values() if v is var), None)
+        real = var.real if isinstance(var, (OutsideListVar, OutsideDictVar)) else \
+            next((value for value, v in self.outside_containers.values() if v is var), None)
         if type(real) not in (list, dict):
             unsupported("side_effect", f"changing {var.describe()} that exists outside the function")
         self.side_effects.container_changed(var, real)

@@ -20,6 +20,7 @@ from jit.semantics.iteration import items_of
 from jit.variables import (ClassVar, Const, DictVar, DictViewVar, ExceptionVar, IteratorVar, ListVar, ModuleVar,
                            NewObjectVar, ObjectVar, SetVar, TupleVar, Var)
 from jit.variables.base import LazyArg
+from jit.variables.outside import lazy
 from jit.variables.tensor import TensorVar
 
 BUILTINS: dict = {}
@@ -78,7 +79,7 @@ def _type_of(tx, v: Var):
 def _isinstance(tx, args, kwargs):
     v, classes = args
     cls = classes.const() if classes.is_const() else tuple(c.const() for c in classes.items)
-    if v.is_const():
+    if not lazy(v) and v.is_const():  # (a list or dict from outside: its type is guarded)
         return Const(isinstance(v.const(), cls))  # the real check on the real value (a metaclass's included)
     for c in _flat(cls):
         check = getattr(type(c), "__instancecheck__", None)

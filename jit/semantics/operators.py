@@ -402,7 +402,7 @@ def identical(tx, a: Var, b: Var) -> bool:
         if a.node is not b.node and _is_input(a) and _is_input(b):
             _relate(tx, a, b, False)  # one tensor passed twice later is one input (AliasMatch): `is` would hold
         return a.node is b.node
-    if a.is_const() and b.is_const() and not isinstance(a, (TupleVar, ListVar)) and not isinstance(b, (TupleVar, ListVar)):
+    if not isinstance(a, _CONTAINERS) and not isinstance(b, _CONTAINERS) and a.is_const() and b.is_const():
         return a.const() is b.const() or (type(a.const()) is type(b.const()) and a.const() == b.const()
                                           and isinstance(a.const(), (int, float, str, bool, type(None))))
     if _is_input(a) and _is_input(b) and isinstance(a, _CONTAINERS) and isinstance(b, _CONTAINERS):

@@ -28,7 +28,12 @@ def get_item(obj: Var, key: Var) -> Var | None:
         return None
     if isinstance(obj, OutsideListVar):
         i = _index(key)
-        return None if i is None else obj.get(i)  # out of range: the general path raises eager's IndexError
+        if i is None:
+            return None
+        value = obj.get(i)
+        if value is None:  # out of range: the length is guarded now, so it raises at every call
+            raise PythonError.of(IndexError, "list index out of range")
+        return value
     k = _key(key)
     if k is MISSING:
         return None

@@ -158,6 +158,10 @@ class Builder:
         if known is not None and known[0] is value:
             if known[1].source != source:
                 self.guard(AliasMatch(source, known[1].source))
+            if isinstance(known[1], (OutsideListVar, OutsideDictVar)) and self.guarded and not known[1].builder.guarded:
+                # first reached by trusted library code: what the user's code reads of it from now on is guarded
+                self.guard(TypeMatch(known[1].source, type(value)))
+                known[1].builder = self
             return known[1]
         if type(value) in (list, dict, collections.OrderedDict) and source is not None:
             # read lazily: the type here, what the code reads of it where it reads it (jit/variables/outside.py)

@@ -232,6 +232,22 @@ def f(x):
         assert xs == eager_xs
 
 
+def test_identity_and_type_checks_do_not_read_the_container():
+    def f(x, cache=None, d=None):
+        if cache is not None and isinstance(cache, list):
+            cache.append(x)
+        if d is not None and isinstance(d, dict):
+            d["last"] = x
+        return x + 1
+
+    cache, d = list(range(10_000)), {i: i for i in range(10_000)}
+    fast = jit.compile(f)
+    for _ in range(3):
+        fast(torch.ones(2), cache, d)
+    assert jit.counters.frames_compiled == 1, jit.counters
+    assert len(cache) == 10_003 and list(d)[-1] == "last" and len(d) == 10_001
+
+
 def test_a_tracer_logging_events_to_a_list_compiles_once():
     events = []
 
