@@ -43,6 +43,8 @@ class NamedTupleVar(TupleVar):
 
 
 class ListVar(Var):
+    lazy = False  # a list from outside whose items are not all read (jit/variables/outside.py)
+
     def __init__(self, items: list[Var], source=None):
         self.items = list(items)
         self.source = source
@@ -70,6 +72,8 @@ class ListVar(Var):
 
 class DictVar(Var):
     """Keys are compile-time constants (hashable Python values); values are Vars. Insertion order is kept."""
+
+    lazy = False  # a dict from outside whose items are not all read (jit/variables/outside.py)
 
     def __init__(self, items: dict, source=None, cls: type = dict):
         self.items = dict(items)
@@ -129,6 +133,8 @@ class DictViewVar(Var):
         return {k: v.const() for k, v in self.dict_var.items.items()}.items()
 
     def describe(self):
+        if self.dict_var.lazy:  # a dict from outside not read whole: named, not counted
+            return f"dict_{self.kind} of {self.dict_var.describe()}"
         return f"dict_{self.kind} of {len(self.dict_var.items)}"
 
 

@@ -297,7 +297,7 @@ class OutsideDictVar(DictVar):
 
 def lazy(var) -> bool:
     """An outside list or dict whose items have not all been read."""
-    return isinstance(var, (OutsideListVar, OutsideDictVar)) and var.lazy
+    return isinstance(var, (ListVar, DictVar)) and var.lazy
 
 
 def simple_key(key) -> bool:

@@ -1,6 +1,7 @@
 """Issue 24: capture and guards cost what the code reads of a list or dict from outside, not the container's size
 (jit/variables/outside.py). A module-level list appended to on every call compiles once, and a call costs the
 same at any length; reads see the writes made before them; reading the length or every item still guards them."""
+import sys
 import time
 import warnings
 
@@ -249,16 +250,21 @@ def test_identity_and_type_checks_do_not_read_the_container():
 
 
 def test_a_tracer_logging_events_to_a_list_compiles_once():
-    events = []
+    # the issue's third case: a sys.settrace tracer appending to a long log, called for every frame
+    events = list(range(50_000))
 
     def tracer(frame, event, arg):
         events.append(event)
-        return None
 
-    calls = []
-    fast_tracer = jit.compile(tracer)
-    for i in range(5):
-        fast_tracer(None, "call", i)
-        calls.append("call")
-    assert events == calls
+    def traced(x):
+        return x * 2
+
+    fast_tracer, before = jit.compile(tracer), sys.gettrace()
+    for _ in range(4):
+        sys.settrace(fast_tracer)
+        try:
+            traced(1)
+        finally:
+            sys.settrace(before)
+    assert events[50_000:] == ["call"] * 4
     assert jit.counters.frames_compiled == 1, jit.counters
