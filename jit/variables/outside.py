@@ -58,13 +58,17 @@ class OutsideListVar(ListVar):
 
     @property
     def items(self) -> list:
-        if self._items is None:
-            self._materialize()
+        self.read_whole()
         return self._items
 
     @items.setter
     def items(self, value) -> None:
         self._items = list(value)
+
+    def read_whole(self) -> None:
+        """Wrap every item now (guarded as Builder.wrap guarded a list before this module)."""
+        if self._items is None:
+            self._materialize()
 
     def describe(self):
         return f"list {self.source.name()}" if self.lazy else super().describe()
@@ -206,13 +210,17 @@ class OutsideDictVar(DictVar):
 
     @property
     def items(self) -> dict:
-        if self._items is None:
-            self._materialize()
+        self.read_whole()
         return self._items
 
     @items.setter
     def items(self, value) -> None:
         self._items = dict(value)
+
+    def read_whole(self) -> None:
+        """Wrap every value now (keys guarded as Builder.wrap guarded a dict before this module)."""
+        if self._items is None:
+            self._materialize()
 
     def describe(self):
         return f"dict {self.source.name()}" if self.lazy else super().describe()
