@@ -1,6 +1,7 @@
 """Issue 24: capture and guards cost what the code reads of a list or dict from outside, not the container's size
 (jit/variables/outside.py). A module-level list appended to on every call compiles once, and a call costs the
 same at any length; reads see the writes made before them; reading the length or every item still guards them."""
+import random
 import sys
 import time
 import warnings
@@ -281,3 +282,50 @@ def test_a_tracer_logging_events_to_a_list_compiles_once():
         assert fast_tracer(frame, "call", None) is None
     assert events[50_000:] == ["call"] * 4
     assert jit.counters.frames_compiled == 1, jit.counters
+
+
+# Random sequences of the operations jit/semantics/outside_containers.py answers lazily (and some that read the
+# whole container), on a list and a dict passed in: each call's result and the containers after it match eager's.
+_LIST_OPS = ["L.append({v})", "L.append(x * {v})", "L.extend([{v}, {v}])", "r.append(L.pop())", "r.append(L[{i}])",
+             "r.append(L[-{k}])", "L[{i}] = {v}", "L[-{k}] = x + {v}", "r.append(len(L))", "r.append(bool(L))",
+             "L += [{v}]", "r.append(sum(1 for _ in L))"]
+_DICT_OPS = ["D[{key}] = {v}", "D[{key}] = x * {v}", "r.append(D.get({key}, -1))", "r.append({key} in D)",
+             "r.append(D.pop({key}, -2))", "D.setdefault({key}, {v})", "r.append(len(D))", "r.append(bool(D))",
+             "r.append(list(D))"]
+
+
+def _random_program(rng: random.Random) -> str:
+    lines = ["def f(x, L, D):", "    r = []"]
+    for _ in range(rng.randint(1, 12)):
+        op = rng.choice(_LIST_OPS + _DICT_OPS).format(
+            v=rng.randint(0, 9), i=rng.randint(0, 6), k=rng.randint(1, 6),
+            key=rng.choice(["'a'", "'b'", "1", "2", "True", "None"]))
+        lines += ["    try:", f"        {op}", "    except (IndexError, KeyError) as e:",
+                  "        r.append(type(e).__name__)"]
+    return "\n".join(lines + ["    return r", ""])
+
+
+def _plain(v):
+    if isinstance(v, torch.Tensor):
+        return ("tensor", v.tolist())
+    if isinstance(v, list):
+        return [_plain(a) for a in v]
+    if isinstance(v, dict):
+        return [(k, _plain(a)) for k, a in v.items()]
+    return v
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_list_and_dict_operations_match_eager(seed):
+    rng = random.Random(seed)
+    source = _random_program(rng)
+    items = [rng.randint(0, 9) for _ in range(rng.randint(0, 6))]
+    keys = rng.sample(["a", "b", 1, 2, None, "c"], rng.randint(0, 4))
+    eager_args = (list(items), {k: rng.randint(0, 9) for k in keys})
+    compiled_args = (list(eager_args[0]), dict(eager_args[1]))
+    eager, fast = _define(source), jit.compile(_define(source), backend="eager")
+    for call in range(4):
+        x = torch.full((1,), float(call))
+        expected, got = eager(x, *eager_args), fast(x, *compiled_args)
+        assert _plain(got) == _plain(expected), source
+        assert _plain(compiled_args) == _plain(eager_args), source
