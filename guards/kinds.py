@@ -166,6 +166,51 @@ class LenMatch(Guard):
 
 
 @dataclass(frozen=True, eq=False)
+class LenAtLeast(Guard):
+    """A list from outside read only part-way (its first items, its last ones, or whether it is empty): it still
+    has at least `length` items. Its exact length is no fact of the compile, so one that grows (a log appended to
+    each call) keeps its entry (jit/variables/outside.py)."""
+    length: int = 0
+
+    def check(self, v, const, value_of):
+        return f"len({v}) >= {self.length}"
+
+    def explain(self, value):
+        if len(value) < self.length:
+            return f"length of '{self.source.name()}' fell below {self.length}: got {len(value)}"
+        return None
+
+    def describe(self):
+        return f"len({self.source.name()}) >= {self.length}"
+
+    def _key(self):
+        return (self.length,)
+
+
+@dataclass(frozen=True, eq=False)
+class KeyIn(Guard):
+    """A dict from outside looked up by one key (jit/variables/outside.py): that key is still there, or still
+    missing. Its other keys are no fact of the compile."""
+    dict_key: object = None  # (`key` names Guard.key)
+    present: bool = True
+
+    def check(self, v, const, value_of):
+        return f"({self.dict_key!r} in {v}) is {self.present}"
+
+    def explain(self, value):
+        if (self.dict_key in value) is not self.present:
+            now = "now has" if not self.present else "no longer has"
+            return f"'{self.source.name()}' {now} the key {self.dict_key!r}"
+        return None
+
+    def describe(self):
+        return f"{self.dict_key!r} {'in' if self.present else 'not in'} {self.source.name()}"
+
+    def _key(self):
+        return (type(self.dict_key), self.dict_key, self.present)
+
+
+@dataclass(frozen=True, eq=False)
 class InferenceMatch(Guard):
     """A tensor input whose is_inference() the traced code read (made in torch.inference_mode or not)."""
     expected: bool = False

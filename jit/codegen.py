@@ -26,8 +26,8 @@ from guards.sources import (NO_VALUE, AttrSource, BuiltinSource, ClosureCellSour
 from jit.break_reasons import unsupported
 from jit.calling_convention import argument_names
 from jit.pyversion import PY311
-from jit.rebuild import (advance_iterator, call_function, exhausted_generator, iterator_at, rebuild_object,
-                         replace_dict_items, replace_list_items)
+from jit.rebuild import (advance_iterator, call_function, exhausted_generator, iterator_at, patch_dict, patch_list,
+                         rebuild_object, replace_dict_items, replace_list_items)
 from jit.resume import NULL_SLOT, VALUE, param_order, stack_arg
 from jit.semantics.context_managers import ExitVar
 from jit.side_effects import AT_ENTRY, DELETED, ContextVarLog, SideEffects
@@ -37,6 +37,7 @@ from jit.variables import (NULL, BoundMethodVar, CellVar, Const, ContainerIterat
 from jit.variables.base import KnownObject, LazyArg
 from jit.variables.containers import _from_tuple
 from jit.variables.functions import ExternalCell
+from jit.variables.outside import DELETED as DELETED_KEY, OutsideListVar, lazy
 from jit.variables.sizes import SizeVar
 from jit.variables.tensor import ItemCompareVar, TensorMethodVar, TensorVar
 
@@ -139,10 +140,10 @@ class FrameCells:
 def _children(v) -> list:
     """The Vars a value is built from: container items, a new object's attributes, a nested function's defaults
     and closure cells, a cell's contents, a bound method's function and receiver."""
-    if isinstance(v, (TupleVar, ListVar, NamedTupleVar, IteratorVar)):
+    if isinstance(v, (ListVar, DictVar)):
+        return v.held()  # an outside one read lazily: what the trace read and wrote, not the whole container
+    if isinstance(v, (TupleVar, NamedTupleVar, IteratorVar)):
         return list(v.items)
-    if isinstance(v, DictVar):
-        return list(v.items.values())
     if isinstance(v, DictViewVar):
         return [v.dict_var]
     if isinstance(v, SetVar):
@@ -276,8 +277,10 @@ class ValueBuilder:
         records = effects.records()
         context_vars = [r[1] for r in records if r[0] == "context_var"]
         # ContextVars first: another record may store a Token one of their sets returned. Every object written to
-        # is then loaded before (snapshot), so none is read through a var's new value (ContextVarValueSource).
-        self.snapshot(effects.roots() + (effects.targets() if context_vars else []))
+        # is loaded before anything is written (snapshot), so none is read through a value written before it: a
+        # var's new value (ContextVarValueSource), or a list's new items (`xs.append([]); xs[-2].append(1)`
+        # changes the list `xs[-1]` loads).
+        self.snapshot(effects.roots() + effects.targets())
         if context_vars:
             kept = {id(v) for v in reachable(list(live) + effects.roots()) if isinstance(v, TokenVar)}
             for log in context_vars:
@@ -292,7 +295,9 @@ class ValueBuilder:
                 em.call_const(advance_iterator, lambda: (self.push(var), em.emit("LOAD_CONST", var.pos), 2)[-1])
             elif record[0] == "items":
                 var = record[1]
-                if isinstance(var, DictVar):
+                if lazy(var):
+                    self._patch(var)
+                elif isinstance(var, DictVar):
                     em.call_const(replace_dict_items, lambda: (self.push(var), self.push(DictVar(dict(var.items))),
                                                                2)[-1])
                 else:
@@ -311,6 +316,28 @@ class ValueBuilder:
                 self.push(v)
                 slot = self.made[id(v)] = f"__jit_obj_{len(self.made)}"
                 em.emit("STORE_FAST", slot)
+
+    def _patch(self, var) -> None:
+        """A list or dict from outside changed but not read whole: its writes replayed (jit/rebuild.py)."""
+        em = self.em
+
+        def list_args() -> int:
+            self.push(var)
+            em.emit("LOAD_CONST", tuple(at for at, _ in var.writes))
+            self._items([v for _, v in var.writes], "BUILD_LIST")
+            em.emit("LOAD_CONST", var.dropped)
+            self._items(var.tail, "BUILD_LIST")
+            return 5
+
+        def dict_args() -> int:
+            self.push(var)
+            em.emit("LOAD_CONST", tuple(k for k, _ in var.log))
+            for _, v in var.log:
+                em.emit("LOAD_CONST", DELETED_KEY) if v is DELETED_KEY else self.push(v)
+            em.emit("BUILD_LIST", len(var.log))
+            return 3
+
+        em.call_const(patch_list, list_args) if isinstance(var, OutsideListVar) else em.call_const(patch_dict, dict_args)
 
     def _context_var(self, log: ContextVarLog, kept: set) -> None:
         """A ContextVar the traced code set: its final value set once (nothing when the calls left it as it was

@@ -26,7 +26,7 @@ from jit.logs import get_logger
 from jit import dynamic
 from jit import autocast
 from jit.dynamic import Specialize
-from jit.output_graph import OutputGraph, has_work, tensors_in
+from jit.output_graph import OutputGraph, has_work
 from jit.instructions import decode
 from jit.liveness import live_locals
 from jit.resume import NULL_SLOT, VALUE, entry_of, handler_of, origin, resume_code, stack_arg, super_self
@@ -35,6 +35,8 @@ from jit.translator import StopBeforeBreak, Translator
 from jit.variables.functions import external_cell
 from jit.variables import NULL, CellVar, GradModeVar, NewObjectVar
 from jit.variables.base import LazyArg
+from jit.variables.sizes import SizeVar
+from jit.variables.tensor import TensorVar
 
 graph_log = get_logger("graph")
 guards_log = get_logger("guards")
@@ -157,9 +159,10 @@ class FrameCapture:
         """Compile the graph with the tensors reachable from `live` and the frame's cells as outputs:
         (compiled or None, input sources, outputs)."""
         frame, output = self.frame, self.output
+        output.sealed = True
         outputs = []
-        for t in tensors_in(codegen.reachable(list(live) + cells.roots()), sizes=True):
-            if t.node.op != "placeholder" and t.node not in outputs:
+        for t in codegen.reachable(list(live) + cells.roots()):  # (every Var inside a container is reached too)
+            if isinstance(t, (TensorVar, SizeVar)) and t.node.op != "placeholder" and t.node not in outputs:
                 outputs.append(t.node)
         if not outputs and not has_work(output.graph):
             return None, [], [], None
@@ -185,6 +188,7 @@ class FrameCapture:
 
     def _guards(self) -> CompiledGuards:
         frame = self.frame
+        self.output.container_alias_guards()
         if self.output.hook_dicts:
             unique = {id(d): d for d in self.output.hook_dicts}
             self.output.guards.append(NoHooks(None, tuple(unique.values())))

@@ -12,7 +12,8 @@ import torch.fx
 
 from graph.dce import drop_unused
 from graph.effects import is_impure, is_removable, may_raise_on_values
-from guards.kinds import AliasMatch, Guard, IdMatch, SizeRelation, StorageMatch, TensorMatch, storage_pattern
+from guards.kinds import (AliasMatch, Guard, IdMatch, NotAlias, SizeRelation, StorageMatch, TensorMatch,
+                          storage_pattern)
 from guards.size_expr import BinOp, Dim, Num, combine
 from guards.sources import ConstSource, ModuleDictSource, Source
 from jit import autocast
@@ -21,6 +22,7 @@ from jit.dynamic import Specialize, SymbolTable
 from jit.eager_check import eager_error
 from jit.side_effects import SideEffects
 from jit.variables import Const, DictVar, ListVar, NamedTupleVar, NewObjectVar, TupleVar, Var
+from jit.variables.outside import OutsideDictVar, OutsideListVar
 from jit.variables.sizes import SizeSliceVar, SizeVar
 from jit.variables.tensor import TensorVar
 
@@ -58,6 +60,9 @@ class OutputGraph:
         self.open_generator_withs: list[int] = []
         self.hook_dicts: list = []  # hook dicts of the identity-guarded modules inlined (guards.kinds.NoHooks)
         self.translator = None  # the jit.translator.Translator running now (set by its run())
+        # set once the graph is being compiled: no guard or graph input may be added after (an outside container
+        # read whole only then would lose them: jit/variables/outside.py)
+        self.sealed = False
 
     # ---- inputs ----------------------------------------------------------------------------------------------
 
@@ -104,10 +109,23 @@ class OutputGraph:
         outside (the frame's own **kwargs included) the change is recorded and applied after the graph runs."""
         if var.source is None:
             return
-        real = next((value for value, v in self.outside_containers.values() if v is var), None)
+        real = var.real if isinstance(var, (OutsideListVar, OutsideDictVar)) else \
+            next((value for value, v in self.outside_containers.values() if v is var), None)
         if type(real) not in (list, dict):
             unsupported("side_effect", f"changing {var.describe()} that exists outside the function")
         self.side_effects.container_changed(var, real)
+
+    def container_alias_guards(self) -> None:
+        """A list or dict from outside that the trace changed is not the object any other list or dict it reached
+        through another source is (NotAlias): the trace kept them apart (reads of one do not see writes to the
+        other, and the writes are applied one object after the other), so one object passed twice recompiles."""
+        changed = [v for v in self.side_effects.targets() if isinstance(v, (ListVar, DictVar))]
+        done: set = set()
+        for var in changed:
+            done.add(id(var))
+            for _, other in self.outside_containers.values():
+                if id(other) not in done and other.python_type() is var.python_type() and other.source is not None:
+                    self.guards.append(NotAlias(var.source, other.source))
 
     def _share_storage(self, value: torch.Tensor, example: torch.Tensor) -> None:
         """Inputs that share memory (a tensor and its view, handed to a resume function) get examples over one

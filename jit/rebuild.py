@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import collections
 
+from jit.variables.outside import DELETED
+
 
 def rebuild_object(cls, attrs: dict, items: dict | None = None):
     """A user-class instance created in the compiled code, rebuilt on return without running __init__ again; an
@@ -37,6 +39,27 @@ def replace_dict_items(target: dict, items: dict) -> None:
     """An outside dict's new contents in their order, written in place: cleared and refilled."""
     target.clear()
     target.update(items)
+
+
+def patch_list(target: list, at: tuple, values: list, dropped: int, tail: list) -> None:
+    """What the traced code did to an outside list it did not read whole (jit/variables/outside.py), done to the
+    real one: items stored over entry items (entry indexes, in order), `dropped` items popped off the entry end,
+    then `tail` appended. Costs what the writes are, not the list's length."""
+    for i, value in zip(at, values):
+        target[i] = value
+    if dropped:
+        del target[len(target) - dropped:]
+    target.extend(tail)
+
+
+def patch_dict(target: dict, keys: tuple, values: list) -> None:
+    """An outside dict's stores and deletes (`values[i] is DELETED`), replayed in order: the same final contents
+    and key order as the traced code's, without reading the dict whole."""
+    for key, value in zip(keys, values):
+        if value is DELETED:
+            del target[key]
+        else:
+            target[key] = value
 
 
 def iterator_at(iterable, pos: int):

@@ -128,8 +128,7 @@ class SideEffects:
                 out += [call[1] for call in record[1].calls if call[0] == "set"]
                 continue
             if record[0] == "items":
-                var = record[1]
-                out += list(var.items.values()) if isinstance(var.items, dict) else list(var.items)
+                out += record[1].written()
             elif record[3] is not DELETED:
                 out.append(record[3])
         return out

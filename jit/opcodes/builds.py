@@ -4,6 +4,7 @@ from jit.opcodes.registry import handler
 from jit.semantics import exceptions, subscript
 from jit.semantics.iteration import items_of, unpack
 from jit.variables import Const, DictVar, ExceptionVar, ListVar, SetVar, TupleVar
+from jit.variables.outside import lazy
 
 
 @handler("BUILD_TUPLE")
@@ -70,6 +71,8 @@ def _building(tx, inst):
     so nobody else holds it: one passed into a resume function (it has a parameter as source) is rebuilt from its
     items from now on instead of being read back from that parameter."""
     target = tx.stack[-inst.arg]
+    if lazy(target):  # read lazily from that parameter (jit/variables/outside.py): read whole first, through it
+        target.read_whole()
     target.source = None
     return target
 

@@ -298,7 +298,7 @@ def get_attr(tx, obj: Var, name: str) -> Var:
             return MethodOnVar(obj, name)
         return _new_object_attr(tx, obj, name)  # the class's own attributes through its MRO: _fields, methods...
     for kind, names in _CONTAINER_METHODS.items():
-        if type(obj) is kind and name in names:
+        if isinstance(obj, kind) and name in names:  # (NamedTupleVar, the one other subclass, is handled above)
             return MethodOnVar(obj, name)
     if isinstance(obj, ContextVarVar):
         from jit.semantics import context_vars

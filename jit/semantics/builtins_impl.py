@@ -15,10 +15,12 @@ from guards.kinds import AttrAbsent
 from jit.break_reasons import PythonError, unsupported
 from jit.semantics import exceptions
 from jit.semantics import operators as ops
+from jit.semantics import outside_containers
 from jit.semantics.iteration import items_of
 from jit.variables import (ClassVar, Const, DictVar, DictViewVar, ExceptionVar, IteratorVar, ListVar, ModuleVar,
                            NewObjectVar, ObjectVar, SetVar, TupleVar, Var)
 from jit.variables.base import LazyArg
+from jit.variables.outside import lazy
 from jit.variables.tensor import TensorVar
 
 BUILTINS: dict = {}
@@ -41,6 +43,8 @@ def _consts(args, what):
 @builtin(len)
 def _len(tx, args, kwargs):
     (v,) = args
+    if (n := outside_containers.length(v)) is not None:
+        return n  # a list or dict from outside: its length guarded, its items not read
     if isinstance(v, (TupleVar, ListVar, DictVar)):
         return Const(len(v.items))
     if isinstance(v, (DictViewVar, SetVar)):
@@ -75,7 +79,7 @@ def _type_of(tx, v: Var):
 def _isinstance(tx, args, kwargs):
     v, classes = args
     cls = classes.const() if classes.is_const() else tuple(c.const() for c in classes.items)
-    if v.is_const():
+    if not lazy(v) and v.is_const():  # (a list or dict from outside: its type is guarded)
         return Const(isinstance(v.const(), cls))  # the real check on the real value (a metaclass's included)
     for c in _flat(cls):
         check = getattr(type(c), "__instancecheck__", None)

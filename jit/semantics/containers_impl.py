@@ -5,6 +5,7 @@ import operator
 
 from jit.break_reasons import PythonError, unsupported
 from jit.semantics import operators as ops
+from jit.semantics import outside_containers
 from jit.semantics.iteration import items_of
 from jit.variables import Const, DictVar, DictViewVar, GeneratorVar, ListVar, NamedTupleVar, SetVar, TupleVar, Var
 
@@ -17,6 +18,8 @@ def _index(tx, items, value, start: int = 0, stop: int | None = None) -> int:
 
 
 def container_method(tx, obj: Var, name: str, args: list[Var], kwargs: dict) -> Var:
+    if (result := outside_containers.method(obj, name, args, kwargs)) is not None:
+        return result  # a list or dict from outside, changed or read without reading it whole
     if isinstance(obj, NamedTupleVar) and name == "_asdict":
         return DictVar(dict(zip(obj.cls._fields, obj.items)))
     if isinstance(obj, NamedTupleVar) and name == "_replace":

@@ -7,6 +7,7 @@ import types
 
 from guards.kinds import AliasMatch, IdMatch, NotAlias
 from jit.break_reasons import unsupported
+from jit.semantics import outside_containers
 from jit.semantics.exceptions import raised_on_constants
 from jit.variables import (Const, ContextVarVar, DictVar, DictViewVar, ListVar, ModuleVar, NamedTupleVar, NewObjectVar,
                            ObjectVar, SetVar, TupleVar, UserFunctionVar, Var)
@@ -56,6 +57,9 @@ def binary(tx, op, a: Var, b: Var) -> Var:
         if not isinstance(a, TensorVar) and op in _INPLACE_TO_PLAIN:
             op = _INPLACE_TO_PLAIN[op]  # `n += t` with a Python number n rebinds n; nothing is mutated
         return tx.output.call("call_function", op, (torch_operand(a), torch_operand(b)), {})
+    if op is operator.iadd and (extended := outside_containers.inplace_add(a, b)) is not None:
+        tx.output.changed_in_place(a)
+        return extended
     views = isinstance(a, (DictViewVar, SetVar)) or isinstance(b, (DictViewVar, SetVar))
     # on constants the real operator gives the answer; `l += [3]` / `l *= 2` must change the list l itself
     if a.is_const() and b.is_const() and not (isinstance(a, ListVar) and op in _INPLACE_TO_PLAIN) and \
@@ -343,6 +347,8 @@ def unary(tx, op, a: Var) -> Var:
 def truth(tx, v: Var) -> bool:
     if isinstance(v, TensorVar):
         unsupported("data_dependent_branch", f"the truth value of {v.describe()} decides a branch")
+    if (known := outside_containers.truth(v)) is not None:
+        return known
     if isinstance(v, (TupleVar, ListVar, DictVar)):
         return len(v.items) > 0
     if isinstance(v, DictViewVar):
@@ -396,7 +402,7 @@ def identical(tx, a: Var, b: Var) -> bool:
         if a.node is not b.node and _is_input(a) and _is_input(b):
             _relate(tx, a, b, False)  # one tensor passed twice later is one input (AliasMatch): `is` would hold
         return a.node is b.node
-    if a.is_const() and b.is_const() and not isinstance(a, (TupleVar, ListVar)) and not isinstance(b, (TupleVar, ListVar)):
+    if not isinstance(a, _CONTAINERS) and not isinstance(b, _CONTAINERS) and a.is_const() and b.is_const():
         return a.const() is b.const() or (type(a.const()) is type(b.const()) and a.const() == b.const()
                                           and isinstance(a.const(), (int, float, str, bool, type(None))))
     if _is_input(a) and _is_input(b) and isinstance(a, _CONTAINERS) and isinstance(b, _CONTAINERS):
@@ -443,6 +449,8 @@ def contains(tx, container: Var, item: Var) -> bool:
         return set_key(item) in container.items
     if isinstance(container, DictViewVar) and container.kind == "keys":
         container = container.dict_var
+    if (found := outside_containers.contains(container, item)) is not None:
+        return found
     if isinstance(container, DictVar) and item.is_const():
         return item.const() in container.items
     if isinstance(container, DictViewVar) and container.kind == "items":

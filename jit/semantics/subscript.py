@@ -8,6 +8,7 @@ import torch
 
 from guards.sources import ModuleDictSource
 from jit.break_reasons import PythonError, unsupported
+from jit.semantics import outside_containers
 from jit.semantics.exceptions import raised_on_constants
 from jit.variables import ClassVar, Const, DictVar, ListVar, ModuleVar, NamedTupleVar, NewObjectVar, TupleVar, Var
 from jit.variables.sizes import SizeSliceVar, SizeVar
@@ -42,6 +43,8 @@ def get_item(tx, obj: Var, key: Var) -> Var:
     if isinstance(obj, TensorVar):
         tx.output.guard_index_bounds(obj, key)
         return tx.output.call("call_function", operator.getitem, (obj, key), {})
+    if (picked := outside_containers.get_item(obj, key)) is not None:
+        return picked
     if isinstance(obj, (TupleVar, ListVar)):
         k = _const_key(key)
         try:
@@ -113,6 +116,8 @@ def set_item(tx, obj: Var, key: Var, value: Var) -> None:
         tx.output.changed_in_place(obj)
     elif obj.source is not None:
         unsupported("side_effect", f"item assignment on {obj.describe()} that exists outside the function")
+    if outside_containers.set_item(obj, key, value):
+        return
     if isinstance(obj, ListVar) and not isinstance(obj, NamedTupleVar):
         k = _const_key(key)
         try:
@@ -133,6 +138,8 @@ def delete_item(tx, obj: Var, key: Var) -> None:
     if not isinstance(obj, (ListVar, DictVar)) or isinstance(obj, NamedTupleVar):
         unsupported("side_effect" if obj.source is not None else "unsupported_value", f"del on {obj.describe()}")
     tx.output.changed_in_place(obj)
+    if outside_containers.delete_item(obj, key):
+        return
     k = _const_key(key)
     try:
         del obj.items[k]

@@ -1,8 +1,9 @@
 """Wrap a real value read from outside the frame into a Var, recording the guards that pin what we relied on.
 
 Tensors become graph inputs (guarded on type, dtype, device, sizes, strides, requires_grad); Python constants
-are specialized on (guarded by value); modules, functions, classes and Python modules by identity; containers by
-type and length, their items each with their own source; any other object by type."""
+are specialized on (guarded by value); modules, functions, classes and Python modules by identity; tuples by type
+and length, their items each with their own source; lists and dicts with a source by type, read lazily
+(jit/variables/outside.py); any other object by type."""
 from __future__ import annotations
 
 import builtins
@@ -23,6 +24,7 @@ from jit.variables import (BoundMethodVar, BuiltinVar, ClassVar, Const, ContextV
                            NamedTupleVar, ObjectVar, PartialVar, PythonModuleVar, TorchCallableVar, TupleVar,
                            UserFunctionVar, Var)
 from jit.variables.containers import OutsideIteratorVar
+from jit.variables.outside import OutsideDictVar, OutsideListVar
 
 CONSTANT_TYPES = (int, float, bool, str, complex, bytes, type(None), type(Ellipsis), type(NotImplemented), range, slice,
                   torch.dtype, torch.device, torch.memory_format, torch.layout, torch.Size)
@@ -156,8 +158,16 @@ class Builder:
         if known is not None and known[0] is value:
             if known[1].source != source:
                 self.guard(AliasMatch(source, known[1].source))
+            if isinstance(known[1], (OutsideListVar, OutsideDictVar)) and self.guarded and not known[1].builder.guarded:
+                # first reached by trusted library code: what the user's code reads of it from now on is guarded
+                self.guard(TypeMatch(known[1].source, type(value)))
+                known[1].builder = self
             return known[1]
-        if type(value) in (dict, collections.OrderedDict):
+        if type(value) in (list, dict, collections.OrderedDict) and source is not None:
+            # read lazily: the type here, what the code reads of it where it reads it (jit/variables/outside.py)
+            self.guard(TypeMatch(source, type(value)))
+            var = (OutsideListVar if type(value) is list else OutsideDictVar)(value, source, self)
+        elif type(value) in (dict, collections.OrderedDict):
             if not all(isinstance(k, (str, int, float, bool, type(None), torch.dtype)) for k in value):
                 unsupported("unsupported_value", "a dict with keys that are not simple constants")
             self.guard(DictKeysMatch(source, tuple(value), type(value)))

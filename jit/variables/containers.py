@@ -43,6 +43,8 @@ class NamedTupleVar(TupleVar):
 
 
 class ListVar(Var):
+    lazy = False  # a list from outside whose items are not all read (jit/variables/outside.py)
+
     def __init__(self, items: list[Var], source=None):
         self.items = list(items)
         self.source = source
@@ -59,9 +61,19 @@ class ListVar(Var):
     def describe(self):
         return f"list of {len(self.items)}"
 
+    def held(self) -> list[Var]:
+        """The item Vars the trace knows (an outside list read lazily knows only those read or written)."""
+        return list(self.items)
+
+    def written(self) -> list[Var]:
+        """What the generated code stores when this list from outside was changed (jit/side_effects.py)."""
+        return list(self.items)
+
 
 class DictVar(Var):
     """Keys are compile-time constants (hashable Python values); values are Vars. Insertion order is kept."""
+
+    lazy = False  # a dict from outside whose items are not all read (jit/variables/outside.py)
 
     def __init__(self, items: dict, source=None, cls: type = dict):
         self.items = dict(items)
@@ -79,6 +91,14 @@ class DictVar(Var):
 
     def describe(self):
         return f"dict of {len(self.items)}"
+
+    def held(self) -> list[Var]:
+        """The value Vars the trace knows (an outside dict read lazily knows only those read or written)."""
+        return list(self.items.values())
+
+    def written(self) -> list[Var]:
+        """What the generated code stores when this dict from outside was changed (jit/side_effects.py)."""
+        return list(self.items.values())
 
 
 class DictViewVar(Var):
@@ -113,6 +133,8 @@ class DictViewVar(Var):
         return {k: v.const() for k, v in self.dict_var.items.items()}.items()
 
     def describe(self):
+        if self.dict_var.lazy:  # a dict from outside not read whole: named, not counted
+            return f"dict_{self.kind} of {self.dict_var.describe()}"
         return f"dict_{self.kind} of {len(self.dict_var.items)}"
 
 

@@ -113,6 +113,9 @@ class MethodOnVar(Var):
 
     def python_type(self):
         """The type of the real bound method: methods of built-in types are builtin_function_or_method."""
+        from jit.variables.outside import lazy  # (outside.py builds on containers, which come after this)
+        if lazy(self.obj):  # a method of a list or dict from outside, not read whole for this
+            return types.BuiltinMethodType
         real = self.obj.const() if self.obj.is_const() else getattr(self.obj, "obj", None)
         if real is not None:
             return type(getattr(real, self.name))

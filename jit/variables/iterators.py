@@ -21,6 +21,9 @@ class ContainerIteratorVar(Var):
 
     def __init__(self, container: Var):
         self.container = container
+        # an outside container read lazily is read whole now, while guards can still be added: the generated
+        # code may need its length (jit/codegen.py places a real iterator), and every step reads it anyway
+        self._items()
         self.pos = 0
         self.exhausted = False  # Python's list and dict iterators stay exhausted even if the container grows
         self.size = len(self.dict_items()) if self.size_checked() else None

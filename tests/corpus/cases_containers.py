@@ -268,3 +268,82 @@ def one_list_reached_two_ways(x):
     box = Box(xs)
     box.items.append(x + 1)
     return xs, box.items is xs, len(xs)
+
+
+# Lists and dicts passed in, changed and read only part-way (jit/variables/outside.py reads them lazily): reads
+# after writes, pops past the appended items, stores at both ends, a dict's deletes and stores in Python's order.
+
+@C.add(values(lambda: torch.ones(2), list(range(2000))))
+def outside_list_append_then_read_its_end(x, xs):
+    xs.append(x * 2)
+    xs.append(7)
+    return xs[-2] + xs[-3] + xs[0], xs.pop(), xs[-1] * 1
+
+
+@C.add(values(lambda: torch.ones(2), lambda: [torch.ones(2) * 3, 3, 4]))
+def outside_list_pops_past_its_appends(x, xs):
+    xs.append(x)
+    a, b, c = xs.pop(), xs.pop(), xs.pop()
+    xs.append(a + c)
+    xs[0] = xs[0] * b
+    return a, b, c, bool(xs), xs[-1]
+
+
+@C.add(values(lambda: torch.ones(2), list(range(100))))
+def outside_list_stores_at_both_ends(x, xs):
+    xs[-1] = x
+    xs[0] = xs[-1] + 1
+    xs[1] = xs[-98] * 10  # xs[2]
+    xs[-99] = xs[-99] + 1  # xs[1], stored just before under the other number
+    return xs[-1] + xs[0], xs[1], xs[-99], len(xs)
+
+
+@C.add(values(lambda: torch.ones(2), {i: i for i in range(1000)}))
+def outside_dict_stores_deletes_and_restores(x, d):
+    d["t"] = x * 2
+    v = d.pop(3)
+    d[3] = v + 1  # deleted, then stored: last, as in Python
+    del d[5]
+    d.setdefault(7, 0)
+    d.setdefault("new", 1)
+    return d["t"] + d.get(999, 0) + d.get(-1, 5), 3 in d, 5 in d, len(d), bool(d)
+
+
+@C.add(values(lambda: torch.ones(2), list(range(10))))
+def outside_list_iterated_after_writes(x, xs):
+    xs.append(10)
+    xs[0] = 100
+    xs.pop()
+    xs += [20, 30]
+    return x * sum(xs), [v for v in xs if v > 25]
+
+
+@C.add(values(lambda: torch.ones(2), lambda: [[1], [2]]))
+def outside_lists_nested_changed_in_order(x, xs):
+    xs.append([])
+    xs[-2].append(5)
+    xs[-1].append(6)
+    return x * len(xs[-2])
+
+
+@C.add(values(lambda: torch.ones(2), [], {}))
+def outside_empty_containers_filled(x, xs, d):
+    if not xs:
+        xs.append(x)
+    if not d:
+        d["a"] = 1
+    return xs[-1] + 1, bool(xs), bool(d), len(d)
+
+
+@C.add(values(lambda: torch.ones(2), list(range(5)), {"a": 1}))
+def outside_index_and_key_errors(x, xs, d):
+    xs.append(1)
+    try:
+        v = xs[7]
+    except IndexError:
+        v = -1
+    try:
+        w = d["b"]
+    except KeyError:
+        w = 2
+    return x * v * w, xs[5]
