@@ -25,7 +25,7 @@ from guards.sources import (NO_VALUE, AttrSource, BuiltinSource, ClosureCellSour
                             TypeSource)
 from jit.break_reasons import unsupported
 from jit.calling_convention import argument_names
-from jit.pyversion import PY311
+from jit.pyversion import PY311, forward_jump
 from jit.rebuild import (advance_iterator, call_function, exhausted_generator, iterator_at, patch_dict, patch_list,
                          rebuild_object, replace_dict_items, replace_list_items)
 from jit.resume import NULL_SLOT, VALUE, param_order, stack_arg
@@ -691,7 +691,9 @@ def break_code(original: CodeType, compiled, inputs: list[Source], outputs: list
         jumped = bc.Label()
         begin_region()
         values.push(cond)
-        em.out.append(bc.Instr(inst.raw.name, jumped, lineno=lineno))
+        # the jump goes forward to the second resume call here, whichever way the original's went (a `while`
+        # loop's condition at its bottom jumps backward)
+        em.out.append(bc.Instr(forward_jump(inst.opname), jumped, lineno=lineno))
         end_region()
         call_resume(index + 1, lower, [])
         em.out.append(jumped)

@@ -34,6 +34,12 @@ _RENAMES = {
 }
 
 
+def forward_jump(name: str) -> str:
+    """The concrete opname of canonical conditional jump `name` (POP_JUMP_IF_TRUE...) to a later instruction:
+    3.11 spells the direction (POP_JUMP_FORWARD_IF_TRUE), 3.12 does not."""
+    return name.replace("POP_JUMP_IF_", "POP_JUMP_FORWARD_IF_") if PY311 else name
+
+
 def canonical(name: str, arg):
     """(opname, arg) in the canonical spelling."""
     if name == "LOAD_ATTR" and isinstance(arg, tuple):  # 3.12

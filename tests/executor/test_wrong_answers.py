@@ -731,3 +731,20 @@ def test_dict_indexed_by_an_unhashable_key(backend):
     got, want = jit.compile(f, backend=backend)(torch.ones(2)), f(torch.ones(2))
     torch.testing.assert_close(got[0], want[0])
     assert got[1] == want[1]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_while_loop_on_a_tensor_condition_resumed(backend):
+    # 3.11 compiles the loop's condition at its bottom as POP_JUMP_BACKWARD_IF_TRUE; the break code copied that
+    # opname for a jump that goes forward in the generated code: an internal error, the frame run eagerly
+    def f(x, n):
+        k = 0
+        while k < torch.minimum(x, n):
+            k += 1
+        return k
+
+    fast = jit.compile(f, backend=backend)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the internal-error fallback warns
+        for x in (torch.tensor(-1.0), torch.tensor(2.5), torch.tensor(7.0)):
+            assert fast(x, torch.tensor(4.0)) == f(x, torch.tensor(4.0))
