@@ -20,7 +20,7 @@ from typing import Callable
 import torch
 import torch.fx as fx
 
-from graph import symbolic_shapes
+from graph import fx_sources, symbolic_shapes
 from graph.symbolic_sizes import Condition, Conditions, Expr, recording
 
 log = logging.getLogger("jit.dynamic")
@@ -183,7 +183,9 @@ class SizeVariants:
         self._add(example_inputs, "first call")
 
     def _add(self, args, why: str) -> Variant:
-        variant = compile_variant(self.gm, list(args), self.build)
+        with fx_sources.recording() as made:  # a variant compiled at run time, outside any frame's compile
+            variant = compile_variant(self.gm, list(args), self.build)
+        fx_sources.release_with(self, made)
         self.variants.append(variant)
         log.info("dynamic: %s: compiled variant %d for %s (%s); it serves sizes where %s", self.name,
                  len(self.variants), _sizes_text(variant.symbols), why,

@@ -101,6 +101,11 @@ def reset() -> None:
     convert_frame.reset()
     dynamic.reset()
     backends.reset_backends()
-    checks = sys.modules.get("jit.eager_check")  # loaded with torch, on the first compile
-    if checks is not None:
-        checks.forget()
+    for name in _FORGETFUL:
+        module = sys.modules.get(name)  # loaded with the executor, on the first compile
+        if module is not None:
+            module.forget()
+
+
+# Modules remembering things per code object, per signature or per generated graph; each has a `forget()`.
+_FORGETFUL = ("jit.eager_check", "jit.instructions", "jit.liveness", "jit.resume", "graph.fx_sources")

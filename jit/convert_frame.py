@@ -10,11 +10,13 @@ import logging
 import os
 import re
 import warnings
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import CodeType, FunctionType
 
 from jit import dynamic, eval_frame, skip_rules
+from jit.code_maps import CodeSet
 from jit.config import config
 from jit.counters import counters
 from jit.errors import GraphBreakError
@@ -84,7 +86,7 @@ class FrameConverter:
     def __init__(self, settings: Settings, compile_frame: FrameCompiler | None = None):
         self.settings = settings
         self.compile_frame = compile_frame
-        self._warned_limit: set[CodeType] = set()
+        self._warned_limit = CodeSet()
 
     def __call__(self, code: CodeType, function, args: tuple):
         if code.co_flags & _LAZY_CODE:
@@ -177,7 +179,7 @@ def _short_location(frame: Frame) -> str:
 
 
 _default_compiler: FrameCompiler = symbolic_executor
-_disabled_codes: set[CodeType] = set()
+_disabled_codes = CodeSet()  # jit.disable: outlives jit.reset, not the code
 
 
 def _is_disabled(code: CodeType) -> bool:
@@ -194,7 +196,9 @@ def set_default_compiler(compile_frame: FrameCompiler) -> None:
     _default_compiler = compile_frame
 
 
-_converters: dict[Settings, FrameConverter] = {}
+# Settings -> the converter of every jit.compile / jit.optimize made with them, while one of those (or an entry the
+# converter made) holds it: a service compiling with a fresh callable backend per request must not keep them all.
+_converters: "weakref.WeakValueDictionary[Settings, FrameConverter]" = weakref.WeakValueDictionary()
 
 
 def converter_for(settings: Settings) -> FrameConverter:
@@ -206,5 +210,5 @@ def converter_for(settings: Settings) -> FrameConverter:
 
 
 def reset() -> None:
-    for conv in _converters.values():
+    for conv in list(_converters.values()):
         conv._warned_limit.clear()

@@ -14,8 +14,9 @@ comparison becomes a guard; if a size cannot be expressed over the inputs, or th
 first did not (the code relied on a size), the frame is traced again with static sizes (`Specialize`)."""
 from __future__ import annotations
 
-import weakref
 from types import CodeType
+
+from jit.code_maps import CodeMap, CodeSet
 
 _ATTR = "_jit_dynamic_dims"
 
@@ -48,7 +49,7 @@ class Specialize(Exception):
 
 
 # code object -> {input source name -> dims whose size changed between compiles}
-_automatic: "weakref.WeakKeyDictionary[CodeType, dict[str, set[int]]]" = weakref.WeakKeyDictionary()
+_automatic = CodeMap()  # held weakly, by identity (jit/code_maps.py)
 
 
 def automatic_dims(code: CodeType) -> dict[str, set[int]]:
@@ -81,7 +82,7 @@ def note_size_changes(code: CodeType, entries: list, args: tuple, function) -> l
 
 # Codes whose frames met a second instance of a module class (a layer class with a break inside, called once per
 # layer): compiled from then on with that frame's modules guarded by structure, not identity (jit/variables/builder.py).
-_by_structure: set = set()
+_by_structure = CodeSet()
 
 
 def modules_by_structure(code: CodeType) -> bool:
@@ -119,7 +120,7 @@ def note_module_changes(code: CodeType, entries: list, args: tuple, function) ->
 # Codes whose entries failed on an iterator from outside giving other items (a loop resumed after a break inside
 # its body: each pass starts further on): from then on such iterators are not read ahead (next() is a break), so
 # one entry serves every position instead of one entry per position.
-_iterators_opaque: set = set()
+_iterators_opaque = CodeSet()
 
 
 def iterators_opaque(code: CodeType) -> bool:

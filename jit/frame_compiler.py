@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from graph import fx_sources
 from graph.dce import drop_unused
 from guards.check import CompiledGuards, compile_guards
 from guards.kinds import GradModeMatch, NoHooks, StateMatch
@@ -316,6 +317,20 @@ def _class_name(name: str) -> str:
 
 
 def compile_frame(frame: Frame, settings: Settings) -> CacheEntry:
+    entry = None
+    try:
+        with fx_sources.recording() as made:
+            entry = _capture(frame, settings)
+    finally:
+        # torch.fx keeps every generated forward's source: ours go with the entry (graph/fx_sources.py)
+        if entry is None:
+            fx_sources.drop(made)
+        else:
+            fx_sources.release_with(entry.data, made)
+    return entry
+
+
+def _capture(frame: Frame, settings: Settings) -> CacheEntry:
     try:
         entry = FrameCapture(frame, settings).run()
         explain_mod.record_entry(entry.data)

@@ -11,6 +11,7 @@ from types import CodeType
 
 import bytecode as bc
 
+from jit.code_maps import CodeMap
 from jit.pyversion import canonical
 
 
@@ -27,7 +28,9 @@ class Inst:
         return f"{self.opname} {self.arg!r}{tgt} (line {self.lineno})"
 
 
-_cache: dict[CodeType, list[Inst]] = {}
+# Decoded once per code object, for as long as it lives (code objects die with their functions: a fresh function
+# per request must not keep its decoding).
+_cache = CodeMap()  # code -> list[Inst]
 
 
 def decode(code: CodeType) -> list[Inst]:
@@ -62,7 +65,13 @@ def _decode(code: CodeType) -> list[Inst]:
     return insts
 
 
-_handlers: dict = {}
+_handlers = CodeMap()  # code -> handlers(code)
+
+
+def forget() -> None:
+    """Drop every decoding (jit.reset)."""
+    _cache.clear()
+    _handlers.clear()
 
 
 def handlers(code: CodeType) -> list:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from types import CodeType
 
+from jit.code_maps import CodeMap
 from jit.instructions import decode, handlers
 
 _READS = ("LOAD_FAST", "LOAD_FAST_AND_CLEAR", "LOAD_FAST_LOAD_FAST", "DELETE_FAST")  # DELETE_FAST needs the binding
@@ -18,7 +19,12 @@ _NO_FALLTHROUGH = ("RETURN_VALUE", "RETURN_CONST", "RAISE_VARARGS", "RERAISE", "
 # Code that can see its locals without naming them (locals(), vars(), eval, exec, frame objects) keeps them all.
 _INTROSPECTION = {"locals", "vars", "eval", "exec", "_getframe", "currentframe", "f_locals", "f_back", "tb_frame"}
 
-_cache: dict = {}
+_cache = CodeMap()  # code -> live names before each instruction, as long as the code lives
+
+
+def forget() -> None:
+    """Drop every analysis (jit.reset)."""
+    _cache.clear()
 
 
 def _names(arg) -> tuple:

@@ -8,34 +8,55 @@ layout, locals), so their compiled entries are reused from call to call."""
 from __future__ import annotations
 
 import inspect
+import weakref
 from types import CodeType
 
 import bytecode as bc
 
+from jit.code_maps import CodeMap
 from jit.instructions import handlers
 from jit.pyversion import PY311
 
-_cache: dict = {}
-# resume code -> (the original code it continues, how many prologue instructions precede the original's first)
-_origin: dict = {}
-# resume code -> (index of the original's instruction it starts at, stack slots, local names)
-_entry: dict = {}
+# original code -> {(instruction index, stack slots, local names): resume code}: one resume code per break
+# position, reused from call to call, for as long as the original lives (jit.reset forgets them all).
+_resumes = CodeMap()
+# resume code -> (weak reference to the original it continues, how many prologue instructions precede the
+# original's first, index of the original's instruction it starts at, stack slots, local names). The original is
+# held weakly: its own compiled entries (in its co_extra) hold the resume code, so a strong reference back would
+# keep both alive after the function dies. While a resume function runs, the frame of the code it continues is
+# still on the stack below it, so the original is alive whenever a resume frame is compiled.
+_info = CodeMap()
+
+
+def forget() -> None:
+    """Forget which resume code continues which break (jit.reset): new compiles make new ones. What each resume
+    code continues stays known while it lives (a replacement still running may call it)."""
+    _resumes.clear()
+
+
+def _continues(code: CodeType) -> tuple | None:
+    info = _info.get(code)
+    if info is None:
+        return None
+    original = info[0]()
+    return None if original is None else (original, *info[1:])
 
 
 def entry_of(code: CodeType) -> tuple | None:
     """For a resume function: (original code, index it starts at in the original, its stack slots, its local
     names, prologue length); None for any other code."""
-    if code not in _entry:
+    info = _continues(code)
+    if info is None:
         return None
-    original, shift = _origin[code]
-    return (original, *_entry[code], shift)
+    original, shift, target, slots, local_names = info
+    return original, target, slots, local_names, shift
 
 
 def origin(code: CodeType, index: int) -> tuple[CodeType, int]:
     """Map an instruction of a resume function back to the original code, so that a resume function that breaks
     again (a break inside a loop) resumes with the same resume code instead of a new one per iteration."""
-    while code in _origin:
-        code, shift = _origin[code]
+    while (info := _continues(code)) is not None:
+        code, shift = info[0], info[1]
         index -= shift
     return code, index
 
@@ -104,8 +125,8 @@ def resume_code(code: CodeType, target: int, slots: tuple, local_names: tuple[st
     locals. Jumping into the body of a `with` keeps the exception table's stack depths (the re-entered manager's
     __exit__ is in its slot), so an exception still runs __exit__."""
     code, target = origin(code, target)
-    key = (code, target, slots, local_names)
-    cached = _cache.get(key)
+    key = (target, slots, local_names)
+    cached = _resumes.get(code, {}).get(key)
     if cached is not None:
         return cached
     original = bc.Bytecode.from_code(code, conserve_exception_block_stackdepth=True)
@@ -157,7 +178,6 @@ def resume_code(code: CodeType, target: int, slots: tuple, local_names: tuple[st
     # Keep the original exception-table depths (recomputing them from the prologue's jump into a `with` body
     # would be wrong); the stack never grows past the original's plus what the prologue holds at once.
     result = out.to_code(compute_exception_stack_depths=False, stacksize=code.co_stacksize + len(slots) + 4)
-    _cache[key] = result
-    _origin[result] = (code, len(prologue))
-    _entry[result] = (target, slots, tuple(local_names))
+    _resumes.setdefault(code, {})[key] = result
+    _info[result] = (weakref.ref(code), len(prologue), target, slots, tuple(local_names))
     return result

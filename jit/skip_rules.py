@@ -8,6 +8,8 @@ import os
 import sysconfig
 from types import CodeType
 
+from jit.code_maps import CodeSet
+
 # Distributions whose packages' frames are never compiled: what we compile *to*, and test harnesses. Each is
 # expanded to every top-level package it installs (torch's wheel also installs torchgen and a compat package).
 SKIPPED_DISTRIBUTIONS = ("torch", "numpy", "triton", "pytest", "pluggy", "bytecode", "sympy")
@@ -54,8 +56,8 @@ _stdlib = tuple(sorted(_stdlib_dirs()))
 
 
 # Code the user asked for by name although it lives in a skipped library: the forward of a torch.nn module passed
-# to jit.compile (nn.Linear, nn.TransformerEncoderLayer). Code objects are immortal enough: functions of classes.
-_requested: set = set()
+# to jit.compile (nn.Linear, nn.TransformerEncoderLayer). Held weakly: a class made per request goes with its code.
+_requested = CodeSet()
 
 
 def request(code: CodeType) -> None:
