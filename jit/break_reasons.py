@@ -32,6 +32,11 @@ KINDS = {k.name: k for k in [
               "that selects too few elements, an integer division by zero) inside a try block: it runs eagerly, "
               "so an exception it raises reaches the handler",
               "move the op out of the try block, or check the values explicitly"),
+    BreakKind("value_checked_after_effects", "an op whose errors depend on tensor values (an index out of range, an "
+              "integer division by zero) after changes to objects from outside that this graph could not apply "
+              "exactly if the op raised (more changes follow it, or what they store is computed in the graph): the "
+              "changes are applied and the op runs eagerly, so an error leaves the objects as eager leaves them",
+              "make the changes to outside lists, dicts and attributes after the op, or once at the end"),
     BreakKind("autograd", "a backward pass or autograd hook (.backward(), torch.autograd.grad, register_hook) runs "
               "torch's autograd engine: it runs eagerly, between the compiled graphs before and after it",
               "nothing to fix: the forward before it is compiled; to compile the step whole, call backward outside "

@@ -169,6 +169,18 @@ def _children(v) -> list:
     return []
 
 
+def built_without_graph(values) -> bool:
+    """Whether code can build every value in `values` from the frame's inputs and constants alone (not from a
+    graph output, nor from objects made in the traced code): what can still be built when the graph raised."""
+    for v in reachable(values):
+        if isinstance(v, (TensorVar, SizeVar)):
+            if v.node.op != "placeholder" or v.source is None:
+                return False
+        elif not isinstance(v, (Const, TupleVar, ListVar, DictVar)) and getattr(v, "source", None) is None:
+            return False
+    return True
+
+
 def reachable(roots) -> list:
     """Every Var reachable from `roots` through _children, each once, in depth-first order."""
     out, seen, todo = [], set(), list(roots)[::-1]
@@ -226,8 +238,9 @@ def _placed_after_effects(v) -> bool:
 class ValueBuilder:
     """Emits code that pushes the value a Var stands for (a return value, a stack entry, a local)."""
 
-    def __init__(self, em: Emitter, output_slot: dict):
+    def __init__(self, em: Emitter, output_slot: dict, tag: str = ""):
         self.em = em
+        self.tag = tag  # in the names of the locals it makes, apart from another builder's in the same code
         self.output_slot = output_slot  # fx node -> local name holding that graph output
         self.made: dict[int, str] = {}  # id(CellVar / NestedFunctionVar) -> local holding the real object
         self._unfilled: list[CellVar] = []
@@ -251,7 +264,7 @@ class ValueBuilder:
                 # one object however many variables hold it (an object made in the traced code and entered with
                 # `with`, a list two names share): built once, here, on the one path every branch below shares
                 self.push(v)
-                slot = self.made[id(v)] = f"__jit_obj_{len(self.made)}"
+                slot = self.made[id(v)] = f"__jit_obj{self.tag}_{len(self.made)}"
                 self.em.emit("STORE_FAST", slot)
         while self._unfilled:
             c = self._unfilled.pop()
@@ -314,7 +327,7 @@ class ValueBuilder:
         for v in reachable(list(live)):  # loops in progress over outside lists, placed once the lists are written
             if _placed_after_effects(v) and id(v) not in self.made:
                 self.push(v)
-                slot = self.made[id(v)] = f"__jit_obj_{len(self.made)}"
+                slot = self.made[id(v)] = f"__jit_obj{self.tag}_{len(self.made)}"
                 em.emit("STORE_FAST", slot)
 
     def _patch(self, var) -> None:
@@ -353,7 +366,7 @@ class ValueBuilder:
             if call[0] == "set":
                 _, value, token = call
                 em.call_const(contextvars.ContextVar.set, lambda: (self.push(log.var), self.push(value), 2)[-1])
-                slot = self.made[id(token)] = f"__jit_obj_{len(self.made)}"
+                slot = self.made[id(token)] = f"__jit_obj{self.tag}_{len(self.made)}"
                 em.emit("STORE_FAST", slot)
             else:
                 em.call_const(contextvars.ContextVar.reset, lambda: (self.push(log.var), self.push(call[1]), 2)[-1])
@@ -375,7 +388,7 @@ class ValueBuilder:
             if _placed_after_effects(v):
                 continue
             self.push(v)
-            slot = self.made[id(v)] = f"__jit_obj_{len(self.made)}"
+            slot = self.made[id(v)] = f"__jit_obj{self.tag}_{len(self.made)}"
             self.em.emit("STORE_FAST", slot)
 
     def cell(self, c) -> None:
@@ -390,7 +403,7 @@ class ValueBuilder:
         """The local holding the real cell of `c`, made empty on first use (prepare fills it)."""
         slot = self.made.get(id(c))
         if slot is None:
-            slot = self.made[id(c)] = f"__jit_cell_{len(self.made)}"
+            slot = self.made[id(c)] = f"__jit_cell{self.tag}_{len(self.made)}"
             self.em.call_const(types.CellType, lambda: 0)
             self.em.emit("STORE_FAST", slot)
             self._unfilled.append(c)
@@ -418,7 +431,7 @@ class ValueBuilder:
                     em.emit("LOAD_CONST", None)
                 return 5
             em.call_const(types.FunctionType, args)
-            slot = self.made[id(v)] = f"__jit_fn_{len(self.made)}"
+            slot = self.made[id(v)] = f"__jit_fn{self.tag}_{len(self.made)}"
             em.emit("STORE_FAST", slot)
             if v.kwdefaults:
                 self.push(DictVar(v.kwdefaults))
@@ -563,23 +576,41 @@ class ValueBuilder:
 
 
 def _start(original: CodeType, compiled, inputs: list[Source], outputs: list, lineno: int,
-           entry: EntryHandler | None = None):
+           entry: EntryHandler | None = None, on_error: SideEffects | None = None):
     """Prologue and the call of the compiled graph, its outputs unpacked into locals. With an `entry` handler the
     call is in an exception region whose handler (emitted by _entry_handler, label returned) continues the way
-    the frame's first instruction raising would."""
+    the frame's first instruction raising would. With `on_error` (changes to outside objects made before the
+    first op that may raise on its values, and none after: frame_compiler._effects_on_error), an exception from
+    the graph first applies them, as eager had when it raised, then goes on."""
     em = Emitter(lineno)
     if original.co_freevars:
         em.emit("COPY_FREE_VARS", len(original.co_freevars))
     em.emit("RESUME", 0)
     slots, caught = {}, None
     if compiled is not None:
+        def guarded(label: bc.Label, emit) -> None:
+            region = bc.TryBegin(label, push_lasti=False, stack_depth=0)
+            em.out.append(region)
+            emit()
+            em.out.append(bc.TryEnd(region))
+
+        def call() -> None:
+            em.call_const(compiled, lambda: (_load_inputs(em, inputs), len(inputs))[-1])
+
         if entry is not None:
             caught = bc.Label()
-            region = bc.TryBegin(caught, push_lasti=False, stack_depth=0)
-            em.out.append(region)
-        em.call_const(compiled, lambda: (_load_inputs(em, inputs), len(inputs))[-1])
-        if entry is not None:
-            em.out.append(bc.TryEnd(region))
+        if on_error is not None:
+            failed, called = bc.Label(), bc.Label()
+            guarded(failed, call)
+            em.out.append(bc.Instr("JUMP_FORWARD", called))
+            em.out.append(failed)  # [exception]: write the changes, raise it again (to `caught`, if any)
+            apply = lambda: (ValueBuilder(em, {}, tag="e").apply_effects(on_error, []), em.emit("RERAISE", 0))
+            guarded(caught, apply) if caught is not None else apply()
+            em.out.append(called)
+        elif caught is not None:
+            guarded(caught, call)
+        else:
+            call()
         names = [f"__jit_out_{i}" for i in range(len(outputs))]
         em.emit("UNPACK_SEQUENCE", len(outputs))
         for name in names:
@@ -589,9 +620,10 @@ def _start(original: CodeType, compiled, inputs: list[Source], outputs: list, li
 
 
 def replacement_code(original: CodeType, compiled, inputs: list[Source], outputs: list, result: Var,
-                     cells: FrameCells | None = None, entry: EntryHandler | None = None) -> CodeType:
+                     cells: FrameCells | None = None, entry: EntryHandler | None = None,
+                     on_error: SideEffects | None = None) -> CodeType:
     """`compiled` is None when the graph does no work (the result is rebuilt from inputs and constants)."""
-    em, values, caught = _start(original, compiled, inputs, outputs, original.co_firstlineno, entry)
+    em, values, caught = _start(original, compiled, inputs, outputs, original.co_firstlineno, entry, on_error)
     cells = cells or FrameCells()
     values.prepare([result], cells)
     if cells.effects:
@@ -626,7 +658,7 @@ CONDITIONAL_JUMPS = ("POP_JUMP_IF_TRUE", "POP_JUMP_IF_FALSE")
 
 def break_code(original: CodeType, compiled, inputs: list[Source], outputs: list, stack: list, local_vars: dict,
                inst, index: int, kw_names, resume_for, handler=None, cells: FrameCells | None = None,
-               entry: EntryHandler | None = None) -> CodeType:
+               entry: EntryHandler | None = None, on_error: SideEffects | None = None) -> CodeType:
     """Code for a frame split at instruction `index`: run the graph, rebuild the operands of `inst`, run it for
     real, then return what the resume function (for the rest of the frame) returns.
 
@@ -640,7 +672,7 @@ def break_code(original: CodeType, compiled, inputs: list[Source], outputs: list
     (jit.resume.closure_names), so code before and after the break reads and writes the same variables."""
     lineno = inst.lineno or original.co_firstlineno
     cells = cells or FrameCells()
-    em, values, entry_caught = _start(original, compiled, inputs, outputs, lineno, entry)
+    em, values, entry_caught = _start(original, compiled, inputs, outputs, lineno, entry, on_error)
     values.prepare(list(stack) + list(local_vars.values()), cells)
     values.snapshot(list(stack) + list(local_vars.values()))
     values.apply_effects(cells.effects, list(stack) + list(local_vars.values()) + cells.roots())

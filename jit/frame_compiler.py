@@ -30,6 +30,7 @@ from jit.dynamic import Specialize
 from jit.output_graph import OutputGraph, has_work
 from jit.instructions import decode
 from jit.liveness import live_locals
+from jit.side_effects import SideEffects
 from jit.resume import NULL_SLOT, VALUE, entry_of, handler_of, origin, resume_code, stack_arg, super_self
 from jit.semantics.context_managers import GRAD_MODE_CLASSES, ExitVar
 from jit.translator import StopBeforeBreak, Translator
@@ -59,6 +60,11 @@ class EntryInfo:
         return self.guards.why_failed(*args)
 
 
+class _EffectsBeforeValueCheck(Exception):
+    """Trace the frame again with ops that may raise on their values breaking the graph where changes to
+    outside objects are pending (FrameCapture._effects_on_error)."""
+
+
 class FrameCapture:
     """Capture one frame. Pass 1 traces to the end; if something cannot be captured at a top-level instruction
     that can run on its own, pass 2 traces again up to just before it, and the frame is split there (a graph
@@ -73,11 +79,19 @@ class FrameCapture:
         self.autocast_entry = autocast.entry_state()
         self.managers_opaque = False
         self.opaque_generator_withs: dict[int, str] = {}  # see OutputGraph.opaque_generator_withs
+        self.break_value_checks = False  # see OutputGraph.break_value_checks_after_effects
         try:
-            return self._run()
+            return self._run_checked()
         except Specialize as why:
             dynamic_log.debug("%s (%s): compiling for static sizes: %s", self.frame.name, self.frame.location, why)
             self.dynamic = False
+            return self._run_checked()
+
+    def _run_checked(self) -> CacheEntry:
+        try:
+            return self._run()
+        except _EffectsBeforeValueCheck:
+            self.break_value_checks = True
             return self._run()
 
     def _dynamic_dims(self, source, value) -> set:
@@ -120,6 +134,7 @@ class FrameCapture:
                              StateMatch(None, torch._C._is_any_autocast_enabled, (), False))
         output.autocast = autocast.AutocastState(entry)
         output.managers_opaque = self.managers_opaque
+        output.break_value_checks_after_effects = self.break_value_checks
         output.opaque_generator_withs = self.opaque_generator_withs
         output.modules_by_structure = dynamic.modules_by_structure(code)
         output.read_iterators = not dynamic.iterators_opaque(code)
@@ -208,12 +223,28 @@ class FrameCapture:
         op_count = sum(1 for n in gm.graph.nodes if n.op not in ("placeholder", "output")) if gm is not None else 0
         return CacheEntry(guards.fn, code, EntryInfo(frame.name, guards, gm, op_count))
 
+    def _effects_on_error(self) -> SideEffects | None:
+        """The changes to outside objects the generated code applies when the graph raises (an index out of
+        range): those written before the first op that may raise on its values, if that is all of them and they
+        are built from inputs and constants (a value the graph computes does not exist when it raised). Else the
+        frame is traced again with such ops breaking the graph where changes are pending."""
+        at, effects = self.output.value_check_state, self.output.side_effects
+        if at is None or not any(at):
+            return None
+        if (effects.state() == at or self.output.value_check_in_cleanup) and codegen.built_without_graph(effects.roots() + effects.targets()) and not any(
+                r[0] == "context_var" for r in effects.records()):
+            return effects
+        if self.break_value_checks:
+            raise AssertionError("changes pending at an op that may raise, though such ops break the graph")
+        raise _EffectsBeforeValueCheck()
+
     def _finish_return(self, tx: Translator) -> CacheEntry:
         result, cells = tx.return_value, self._cells(tx)
+        on_error = self._effects_on_error()
         compiled, inputs, outputs, gm = self._compile_graph([result], cells)
         guards = self._guards()
         code = codegen.replacement_code(self.frame.code, compiled, inputs, outputs, result, cells,
-                                        self._entry_handler())
+                                        self._entry_handler(), on_error)
         return self._entry(code, guards, gm)
 
     def _finish_break(self, tx: Translator, e: Unsupported) -> CacheEntry:
@@ -235,6 +266,7 @@ class FrameCapture:
             # Inside a try whose own body opened a `with`, or an exception region we cannot re-enter: eager.
             breaks_log.debug("%s cannot be split at %s (inside try/except and with)", frame.name, e.location)
             raise e
+        on_error = self._effects_on_error()
         try:
             cells = self._cells(tx)
             stack = list(tx.stack)
@@ -245,7 +277,7 @@ class FrameCapture:
             code = codegen.break_code(
                 frame.code, compiled, inputs, outputs, stack, local_vars, inst, index, tx.kw_names,
                 lambda target, mask, names: resume_code(frame.code, target, mask, names, inst.lineno), handler,
-                cells, self._entry_handler())
+                cells, self._entry_handler(), on_error)
         except Unsupported as why:
             breaks_log.debug("%s cannot be split at %s (%s); it runs eagerly", frame.name, e.location, why.detail)
             raise e from None

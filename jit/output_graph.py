@@ -53,6 +53,11 @@ class OutputGraph:
         # traced `with torch.autocast(...)` / `with torch.inference_mode()` blocks run for real instead (a break
         # inside one: jit/frame_compiler.py traces the frame again)
         self.managers_opaque = False
+        # effects.state() when the first op that may raise on its values was recorded (None: no such op yet); and
+        # whether such an op must break the graph when changes to outside objects are pending (frame_compiler)
+        self.value_check_state: tuple | None = None
+        self.break_value_checks_after_effects = False
+        self.value_check_in_cleanup = False  # that op is inside a try/finally or a `with` (see _value_checked)
         self.open_contexts: list = []  # real InferenceMode contexts entered by the trace, left if it stops
         # @contextmanager `with`s of the top-level frame (BEFORE_WITH index -> why) entered for real, and those
         # traced that are open now (jit/semantics/context_managers.py)
@@ -103,6 +108,21 @@ class OutputGraph:
         self.inputs.append((load, value, var))
         self._input_by_id[id(value)] = var
         return var
+
+    def _value_checked(self, node, target) -> None:
+        """An op that may raise depending on its values: if it raises, eager has made the changes to outside
+        objects written before it, and none after. The generated code applies the state recorded here when the
+        graph raises (jit/codegen.py), which is exact when nothing is written after it; otherwise the frame is
+        traced again with such ops breaking the graph where changes are pending (jit/frame_compiler.py). Inside a
+        try/finally or a `with` (transformers' forward wrappers set and reset a global around the model), the
+        cleanup eager runs on the error is code the compiled graph skips, as torch.compile's does; the state
+        written then is the final one, which includes what the cleanup wrote on the normal path."""
+        if self.break_value_checks_after_effects and self.side_effects.pending():
+            self.graph.erase_node(node)
+            unsupported("value_checked_after_effects", f"{_name(target)} after changes to outside objects")
+        if self.value_check_state is None:
+            self.value_check_state = self.side_effects.state()
+            self.value_check_in_cleanup = self.translator is not None and self.translator.in_cleanup_region()
 
     def changed_in_place(self, var: Var) -> None:
         """The traced code changes the items of `var`, a list or dict: fine for one made here; for one from
@@ -291,6 +311,8 @@ class OutputGraph:
             # catch it: the op runs eagerly, where the exception can reach the handler
             self.graph.erase_node(proxy.node)
             unsupported("value_checked_in_try", f"{_name(target)} inside try")
+        if may_raise_on_values(proxy.node):
+            self._value_checked(proxy.node, target)
         by_example = {id(t.example): t for t in tensors}
         same = by_example.get(id(result))
         if same is not None:

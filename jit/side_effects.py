@@ -45,12 +45,14 @@ class SideEffects:
         self._context_vars: dict[int, ContextVarLog] = {}  # id(real ContextVar) -> its log
         self._order: list[tuple] = []  # record keys in first-change order
         self._alive: list = []  # the real objects, kept alive while their ids are keys
+        self._changes = 0  # every write counts, however many the same object gets (see state)
 
     def __bool__(self) -> bool:
         return bool(self._order)
 
     def container_changed(self, var, real) -> None:
         """`var` (a ListVar / DictVar of the outside object `real`) had its items changed in place."""
+        self._changes += 1
         if id(real) not in self._containers:
             self._containers[id(real)] = var
             self._order.append(("items", id(real)))
@@ -67,6 +69,7 @@ class SideEffects:
     def write_attr(self, obj_var, real, name: str, value) -> None:
         """`real.name = value` (or deleted, with DELETED) through object.__setattr__."""
         key = (id(real), name)
+        self._changes += 1
         if key not in self._attrs:
             self._order.append(("attr",) + key)
             self._alive.append(real)
@@ -87,12 +90,14 @@ class SideEffects:
             self._alive.append(real)
         log.calls.append(("set", value, token))
         log.current = value
+        self._changes += 1
 
     def context_var_reset(self, real, token) -> None:
         """`real.reset(token)` with a token a set in this trace returned (so the var has a log)."""
         log = self._context_vars[id(real)]
         log.calls.append(("reset", token))
         log.current = token.old
+        self._changes += 1
         token.used = True
 
     def context_var_value(self, real):
@@ -100,6 +105,15 @@ class SideEffects:
         reset it back)."""
         log = self._context_vars.get(id(real))
         return AT_ENTRY if log is None else log.current
+
+    def state(self) -> tuple:
+        """Changes a later state() can be compared with: equal states mean nothing was written in between (items
+        taken from outside iterators count as writes: they are taken from the real ones too)."""
+        return (self._changes,) + tuple(self._containers[key[1]].pos for key in self._order if key[0] == "advance")
+
+    def pending(self) -> bool:
+        """Whether anything was written (the generated code would apply something)."""
+        return self._changes > 0 or any(self.state()[1:])
 
     def records(self) -> list[tuple]:
         """In first-change order: ("items", container Var), ("advance", iterator Var), ("attr", object Var, name,

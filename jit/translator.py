@@ -105,6 +105,17 @@ class Translator:
             tx = tx.parent
         return False
 
+    def in_cleanup_region(self) -> bool:
+        """Whether an exception raised by the current instruction would run a `finally` body or a `with` block's
+        __exit__ in eager (in this frame or one it was inlined into): code the compiled graph skips when an op in it
+        raises, as torch.compile's does."""
+        tx = self
+        while tx is not None:
+            if tx.ip > 0 and handlers(tx.code)[tx.ip - 1] is not None:
+                return True
+            tx = tx.parent
+        return False
+
     def _run(self) -> Var:
         top = self.parent is None
         try:

@@ -1,0 +1,197 @@
+"""Changes to outside objects made before an op that raises on its values (an integer division by zero, an index
+out of range) are left as eager leaves them: applied when the graph raises (all written before the op, from
+inputs and constants), else the op breaks the graph with the changes applied before it (jit/frame_compiler.py
+_effects_on_error). Each case runs eagerly and compiled on fresh objects and compares the error, the objects and
+the number of graphs."""
+import warnings
+
+import pytest
+import torch
+
+import jit
+
+BACKENDS = ["eager", "numpy", "inductor"]
+
+
+@pytest.fixture(autouse=True)
+def _fresh():
+    jit.reset()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an internal error would warn and run eagerly: fail instead
+        yield
+    jit.reset()
+
+
+def _run(fn, make_args):
+    args = make_args()
+    try:
+        out = fn(*args)
+        return ("ok", out), args
+    except Exception as e:  # noqa: BLE001
+        return (type(e), str(e).splitlines()[0]), args
+
+
+def _same(a, b):
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and a.shape == b.shape and torch.equal(a, b)
+    if isinstance(a, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return type(a) is type(b) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return a == b
+
+
+def _check(fn, make_args, backend, graphs=None):
+    """Eager and compiled agree on the outcome and on every argument afterwards, for a call that raises and one
+    that does not (make_args(bad))."""
+    fast = jit.compile(fn, backend=backend)
+    before = jit.counters.graphs
+    for bad in (True, False, True):
+        want, want_args = _run(fn, lambda: make_args(bad))
+        got, got_args = _run(fast, lambda: make_args(bad))
+        assert want[0] == got[0], (want, got)
+        if want[0] == "ok":
+            assert _same(want[1], got[1])
+        assert _same(list(want_args), list(got_args)), (want_args, got_args)
+    if graphs is not None:
+        assert jit.counters.graphs - before == graphs
+
+
+def _ints(bad):
+    return torch.tensor([0, 1]) if bad else torch.tensor([2, 3])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_pop_before_integer_division_by_zero(backend):
+    # fuzz seed 154758: the pop was lost when remainder raised
+    def f(x, xs):
+        xs.pop()
+        return torch.remainder(x, x)
+
+    _check(f, lambda bad: (_ints(bad), [1, 2, 3]), backend, graphs=1)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_attribute_and_dict_writes_before_an_index_out_of_range(backend):
+    # transformers sets attributes of outside objects before the embedding lookup
+    def f(idx, table, state, d):
+        state.mode = "eval"
+        d["calls"] = d.get("calls", 0) + 1
+        return torch.nn.functional.embedding(idx, table) * 2
+
+    def args(bad):
+        state = _State()
+        state.mode = "train"
+        return torch.tensor([0, 5 if bad else 1]), torch.arange(6.0).reshape(3, 2), state, {"calls": 1}
+
+    _check(f, args, backend, graphs=1)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_writes_after_the_op_are_not_made_when_it_raises(backend):
+    def f(x, xs, ys):
+        xs.append(1)
+        y = torch.remainder(x, x)
+        ys.append(2)
+        return y
+
+    _check(f, lambda bad: (_ints(bad), [0], [0]), backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_written_value_computed_in_the_graph(backend):
+    def f(x, xs):
+        xs.append(x * 2)
+        return torch.remainder(x, x)
+
+    _check(f, lambda bad: (_ints(bad), []), backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_writes_between_two_ops_that_may_raise(backend):
+    def f(x, i, xs):
+        y = torch.remainder(x, x)
+        xs.append(1)
+        return y + torch.tensor([1.0, 2.0])[i]
+
+    def args(bad):
+        return torch.tensor([1, 2]), torch.tensor(7 if bad else 1), []
+
+    _check(f, args, backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_write_inside_an_inlined_call(backend):
+    def log(xs, v):
+        xs.append(v)
+
+    def f(x, xs):
+        log(xs, "start")
+        y = torch.remainder(x, x)
+        log(xs, "end")
+        return y
+
+    _check(f, lambda bad: (_ints(bad), []), backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_items_taken_from_an_outside_iterator(backend):
+    def f(x, it, xs):
+        xs.append(next(it))
+        return torch.remainder(x, x)
+
+    def args(bad):
+        return _ints(bad), iter([1, 2, 3]), []
+
+    fast = jit.compile(f, backend=backend)
+    for bad in (True, False):
+        want_args, got_args = args(bad), args(bad)
+        want, got = _run(f, lambda: want_args), _run(fast, lambda: got_args)
+        assert want[0][0] == got[0][0]
+        assert want_args[2] == got_args[2] and list(want_args[1]) == list(got_args[1])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_graph_break_after_the_writes(backend):
+    # the segment before the break applies the writes if its graph raises; the rest resumes as before
+    def f(x, xs):
+        xs.append(len(xs))
+        y = torch.remainder(x, x)
+        print_ = str(y.sum().item())  # .item() used as a Python value: a break after the op
+        xs.append(print_)
+        return y
+
+    _check(f, lambda bad: (_ints(bad), []), backend)
+
+
+def test_the_break_reason_is_explained():
+    def f(x, xs):
+        xs.append(x * 2)
+        return torch.remainder(x, x)
+
+    exp = jit.explain(f, torch.tensor([2, 3]), [])
+    assert any("value_checked_after_effects" in str(b) or "outside objects" in str(b) for b in exp.break_reasons)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_set_and_reset_around_the_op_in_a_finally(backend):
+    # transformers' output-capturing wrapper: a global set before the model and reset in a `finally`; one graph
+    def f(x, state, log):
+        state.active = True
+        log.append("in")
+        try:
+            return torch.remainder(x, x)
+        finally:
+            state.active = False
+
+    _check(f, lambda bad: (_ints(bad), _State(), []), backend, graphs=1)
+
+
+class _State:  # attributes written through object.__setattr__ (SimpleNamespace's C __setattr__ is a break)
+    active = False
+
+    def __eq__(self, other):
+        return type(other) is _State and vars(self) == vars(other)
+
+    def __repr__(self):
+        return f"_State({vars(self)})"
