@@ -87,6 +87,17 @@ def _sum_all(node: fx.Node):
     return aten.sum.dim_IntList, (node.args[0], list(range(node.args[0].meta["val"].dim()))), node.kwargs
 
 
+def _cast(node: fx.Node):
+    """_to_copy(x, dtype=d, device=x's device) is the core cast `_to_copy(x, dtype=d)` (a copy to another device
+    or layout stays as it is)."""
+    x, kwargs = node.args[0], dict(node.kwargs)
+    if kwargs.pop("device", x.meta["val"].device) != x.meta["val"].device or kwargs.pop("layout", None) not in (
+            None, torch.strided) or kwargs.pop("pin_memory", False) or kwargs.pop("non_blocking", False) or \
+            set(kwargs) - {"dtype"}:
+        return aten._to_copy.default, node.args, node.kwargs
+    return aten._to_copy.default, (x,), {"dtype": kwargs.get("dtype", x.meta["val"].dtype)}
+
+
 def _tensor_overload(target):
     return lambda node: (target, node.args, node.kwargs)
 
@@ -98,7 +109,7 @@ SPELLINGS = {
     aten.t.default: _permute_t, aten._unsafe_view.default: _tensor_overload(aten.view.default),
     aten.mul.Scalar: _tensor_overload(aten.mul.Tensor), aten.add.Scalar: _tensor_overload(aten.add.Tensor),
     aten.div.Scalar: _tensor_overload(aten.div.Tensor), aten.sub.Scalar: _tensor_overload(aten.sub.Tensor),
-    aten.full_like.default: _full_like, aten.scalar_tensor.default: _scalar_tensor, aten.sum.default: _sum_all,
+    aten._to_copy.default: _cast, aten.full_like.default: _full_like, aten.scalar_tensor.default: _scalar_tensor, aten.sum.default: _sum_all,
 }
 
 
