@@ -271,8 +271,13 @@ def _functionalize(gm: fx.GraphModule) -> None:
         if twin is None or not isinstance(x, fx.Node) or x.op != "call_function" or _is_view(x) or \
                 any(_is_view(u) for u in x.users if u is not node):
             raise NotDifferentiable(f"in-place {node.target} in the joint graph")
+        args = list(node.args)  # defaults spelled out: the twin's overload may have none (bernoulli.p's p)
+        for a in schema.arguments[len(args):]:
+            if a.kwarg_only or a.name in node.kwargs or not a.has_default_value():
+                break
+            args.append(a.default_value)
         with gm.graph.inserting_before(node):
-            new = gm.graph.call_function(twin, node.args, node.kwargs)
+            new = gm.graph.call_function(twin, tuple(args), node.kwargs)
         new.meta = dict(node.meta)
         node.replace_all_uses_with(new)
         for user in list(x.users):
