@@ -91,6 +91,14 @@ def _count(name: str) -> None:
         counters.counters.bump(name)
 
 
+def _laid_out(t: torch.Tensor, stride) -> torch.Tensor:
+    """t with the strides the backward graph was traced for (a copy only where they differ)."""
+    if stride is None or t.stride() == stride or t.numel() <= 1:
+        return t
+    out = torch.empty_strided(t.shape, stride, dtype=t.dtype, device=t.device)
+    return out.copy_(t)
+
+
 class _AutocastOff:
     """Autocast switched off around a graph call (its casts are explicit nodes, as in the forward)."""
 
@@ -137,6 +145,10 @@ class CompiledRegion:
         self.captured, self.devices = captured, devices
         self.random = any(is_random(n) for n in plan.forward.graph.nodes)
         self.backward = None
+        # the strides the trace gave each saved value: the backward graph's views are only valid over those, and
+        # the compiled forward may lay a value out otherwise (eager's conv output vs the NumPy code's)
+        self.saved_strides = [n.meta["val"].stride() if isinstance(n.meta.get("val"), torch.Tensor) else None
+                              for n in plan.backward.graph.find_nodes(op="placeholder")][:len(plan.saved)]
         self.lock = threading.Lock()
         self.warned_double = False
         self.source = getattr(forward, "source", None)
@@ -201,7 +213,7 @@ class _RegionFunction(torch.autograd.Function):
         plan = region.plan
         if torch.is_grad_enabled():  # create_graph=True: gradients that are differentiable again
             return (None, *region.recompute_grads(ctx.inputs, ctx.random_state, grads))
-        saved = _detached(list(ctx.saved_tensors))
+        saved = [_laid_out(t.detach(), stride) for t, stride in zip(ctx.saved_tensors, region.saved_strides)]
         # grads of unused outputs arrive as zeros (materialized); the backward was compiled for contiguous ones
         tangents = [g.contiguous() for g, d in zip(grads, plan.output_grad) if d]
         backward = region.backward or region.compiled_backward(saved, tangents)
