@@ -130,7 +130,7 @@ def main() -> None:
         results.append(run_variant(name, fn, copy.deepcopy(base), batches, a))
         print(f"  {name}: done", flush=True)
     eager = results[0].get("step_ms")
-    header = f"| variant | first step (s) | step (ms) | vs eager | peak memory (MiB) | last loss |"
+    header = "| variant | first step (s) | step (ms) | vs eager | peak memory (MiB) | last loss |"
     print(header)
     print("|" + " --- |" * 6)
     for r in results:
