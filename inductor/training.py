@@ -205,21 +205,27 @@ class _RegionFunction(torch.autograd.Function):
                                 for s in plan.saved])
         ctx.region, ctx.inputs = region, args  # inputs: for a create_graph backward only
         ctx.mark_non_differentiable(*[o for o, d in zip(outputs, plan.output_grad) if not d])
+        ctx.set_materialize_grads(False)  # which outputs got no gradient decides which inputs get None
+        ctx.output_meta = [(o.shape, o.dtype, o.device) for o in outputs]
         return tuple(outputs)
 
     @staticmethod
     def backward(ctx, *grads):
         region = ctx.region
         plan = region.plan
+        arrived = [g is not None for g in grads]
+        # an output no gradient reached gets zeros (the backward was compiled for contiguous tangents)
+        grads = [g.contiguous() if g is not None else torch.zeros(shape, dtype=dtype, device=device)
+                 for g, (shape, dtype, device) in zip(grads, ctx.output_meta)]
         if torch.is_grad_enabled():  # create_graph=True: gradients that are differentiable again
             return (None, *region.recompute_grads(ctx.inputs, ctx.random_state, grads))
         saved = [_laid_out(t.detach(), stride) for t, stride in zip(ctx.saved_tensors, region.saved_strides)]
-        # grads of unused outputs arrive as zeros (materialized); the backward was compiled for contiguous ones
-        tangents = [g.contiguous() for g, d in zip(grads, plan.output_grad) if d]
+        tangents = [g for g, d in zip(grads, plan.output_grad) if d]
         backward = region.backward or region.compiled_backward(saved, tangents)
         with _AutocastOff():
             results = backward(*saved, *tangents)
         out = [None] * len(ctx.inputs)
-        for i, g in zip(plan.grad_of, results):
-            out[i] = g
+        for i, g, reads in zip(plan.grad_of, results, plan.grad_tangents):
+            if any(arrived[k] for k in reads):  # else eager's autograd never reaches input i: None
+                out[i] = g
         return (None, *out)

@@ -48,6 +48,8 @@ class Partition:
     output_grad: tuple
     grad_of: tuple
     recomputed: int           # forward nodes the backward computes again
+    grad_tangents: tuple = ()  # per gradient output: the outputs whose tangents it reads (None grads for all of
+    #                            them mean eager never reaches that input: its grad stays None, not zeros)
 
     def saved_bytes(self) -> int:
         return sum(s.nbytes for s in self.saved if s.input_index is None)
@@ -175,7 +177,8 @@ def partition(joint: Joint) -> Partition:
     diff_tangents = [t for t, d in zip(tangents, joint.output_grad) if d]
     bw = _backward_graph(joint.gm, saved, diff_tangents, grads, backward_nodes)
     records = [Saved(n.name, int(_nbytes(n)), primals.index(n) if n in primals else None) for n in saved]
-    return Partition(fw, bw, records, joint.num_outputs, joint.output_grad, joint.grad_of, len(recomputed))
+    reads = tuple(tuple(i for i, t in enumerate(tangents) if t in _ancestors([g])) for g in grads)
+    return Partition(fw, bw, records, joint.num_outputs, joint.output_grad, joint.grad_of, len(recomputed), reads)
 
 
 def _forward_graph(gm, primals, outputs, saved, keep) -> fx.GraphModule:

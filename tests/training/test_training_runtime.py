@@ -172,3 +172,12 @@ def test_dynamic_sizes_specialized_per_size(backend, fresh_jit):
         compiled(*b).backward()
         torch.testing.assert_close(b[1].grad, a[1].grad, **TOL)
     assert jit.counters["backward_graphs"] == 3
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_input_reached_only_through_an_unused_output_keeps_none_grad(backend, fresh_jit):
+    def f(x, w1, w2):
+        return x @ w1, x @ w2  # only the first reaches the loss: w2.grad stays None, as in eager
+    args = leaves([torch.randn(3, 4), torch.randn(4, 2).requires_grad_(), torch.randn(4, 2).requires_grad_()])
+    jit.compile(f, backend=backend)(*args)[0].sum().backward()
+    assert args[1].grad is not None and args[2].grad is None
