@@ -709,7 +709,15 @@ def _embedding(b: Builder, index: Any, weight: Any, padding_idx: Any = None, max
                norm_type: float = 2.0, scale_grad_by_freq: bool = False, sparse: bool = False) -> Any:
     if max_norm is not None:
         raise Decline("embedding with max_norm renormalizes the weight in place")
-    return b.op(aten.embedding.default, weight, index)
+    if sparse:
+        raise Decline("sparse embedding gradients")
+    # padding_idx and scale_grad_by_freq change only the gradient, which a training graph derives from this op
+    if padding_idx is not None and padding_idx < 0:
+        padding_idx += b.tensor(weight).shape[0]
+    padding_idx = -1 if padding_idx is None else padding_idx
+    if padding_idx == -1 and not scale_grad_by_freq:
+        return b.op(aten.embedding.default, weight, index)
+    return b.op(aten.embedding.default, weight, index, padding_idx, scale_grad_by_freq)
 
 
 @rule(F.scaled_dot_product_attention)

@@ -80,6 +80,27 @@ class IdMatch(Guard):
 
 
 @dataclass(frozen=True, eq=False)
+class RequiresGradMatch(Guard):
+    """A parameter or buffer guarded by identity: its requires_grad flag too (freezing a layer, or unfreezing it,
+    changes whether the compiled region must build a backward)."""
+    expected: bool = False
+
+    def check(self, v, const, value_of):
+        return f"{v}.requires_grad is {self.expected}"
+
+    def explain(self, value):
+        if value.requires_grad is not self.expected:
+            return f"tensor '{self.source.name()}' requires_grad mismatch: expected {self.expected}, got {value.requires_grad}"
+        return None
+
+    def describe(self):
+        return f"{self.source.name()}.requires_grad is {self.expected}"
+
+    def _key(self):
+        return (self.expected,)
+
+
+@dataclass(frozen=True, eq=False)
 class ValueMatch(Guard):
     """A Python constant the code specialized on (type and value)."""
     expected: object = None

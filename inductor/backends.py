@@ -11,7 +11,7 @@ from graph.functionalize import functionalize_intermediates
 from graph.size_variants import Built, SizeVariants, dynamic_graph
 from graph.symbolic_shapes import is_dynamic
 
-from . import cache, dtypes
+from . import cache, dtypes, training
 from .lowering import lower_graph
 from .ir import FallbackKernel, contiguous_strides
 from .numpy_codegen import generate
@@ -125,6 +125,8 @@ def _copy_aliased_outputs(compiled, gm: torch.fx.GraphModule):
 def numpy_backend(gm: torch.fx.GraphModule, example_inputs: list):
     """Compile gm to a generated NumPy module. Returns a callable with gm's inputs and outputs. A graph with
     dynamic sizes compiles to modules that read their sizes from the inputs, one per set of size conditions."""
+    if training.wants_training(gm, example_inputs):
+        return training.compile_training(gm, example_inputs, numpy_backend)
     if dynamic_graph(gm):
         return SizeVariants(gm, example_inputs, _numpy_build, gm.forward, name="NumPy graph")
     return _numpy_build(gm, example_inputs).load()
@@ -166,6 +168,8 @@ def _numpy_build(gm: torch.fx.GraphModule, example_inputs: list) -> Built:
 def triton_backend(gm: torch.fx.GraphModule, example_inputs: list, autotune: bool | None = None):
     """Compile gm to Triton kernels (inductor/triton_*.py). CUDA tensors, or CPU tensors under Triton's
     interpreter (TRITON_INTERPRET=1, the tests' way to run kernels without a GPU); anything else runs as is."""
+    if training.wants_training(gm, example_inputs):
+        return training.compile_training(gm, example_inputs, lambda g, ex: triton_backend(g, ex, autotune))
     if dynamic_graph(gm):
         return SizeVariants(gm, example_inputs, lambda g, ex: _triton_build(g, ex, autotune), gm.forward,
                             name="Triton graph")
@@ -192,7 +196,9 @@ def _triton_build(gm: torch.fx.GraphModule, example_inputs: list, autotune: bool
 
 def inductor_backend(gm: torch.fx.GraphModule, example_inputs: list):
     """The default backend: Triton kernels for CUDA tensors; for CPU tensors NumPy code or the graph as captured,
-    whichever measured faster (cpu_choice.py)."""
+    whichever measured faster (cpu_choice.py). Graphs needing gradients compile forward and backward alike."""
+    if training.wants_training(gm, example_inputs):
+        return training.compile_training(gm, example_inputs, inductor_backend)
     if any(isinstance(x, torch.Tensor) and x.device.type == "cuda" for x in example_inputs):
         return triton_backend(gm, example_inputs)
     if any(isinstance(x, torch.Tensor) and x.device.type != "cpu" for x in example_inputs):

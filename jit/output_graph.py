@@ -12,7 +12,7 @@ import torch.fx
 
 from graph.dce import drop_unused
 from graph.effects import is_impure, is_removable, may_raise_on_values
-from guards.kinds import (AliasMatch, Guard, IdMatch, NotAlias, SizeRelation, StorageMatch, TensorMatch,
+from guards.kinds import (AliasMatch, Guard, IdMatch, NotAlias, RequiresGradMatch, SizeRelation, StorageMatch, TensorMatch,
                           storage_pattern)
 from guards.size_expr import BinOp, Dim, Num, combine
 from guards.sources import ConstSource, ModuleDictSource, Source
@@ -83,6 +83,7 @@ class OutputGraph:
             # copies into them in place, so new weights are seen without recompiling; the graph is handed the
             # object itself. A parameter replaced by another object fails the guard and recompiles.
             self.guards.append(IdMatch(source, value))
+            self.guards.append(RequiresGradMatch(source, value.requires_grad))
             load = ConstSource(value, source.name())
             dims = ()
         else:

@@ -1,0 +1,148 @@
+"""A full training step (forward, loss, backward, AdamW) of the benchmarks' GPT: eager vs torch.compile vs ours,
+in one run: first-step time (compiles included), steady step time, ratio to eager, peak memory (CUDA).
+
+    python benchmarks/training.py                       # CPU, fp32, small width, 2 threads
+    python benchmarks/training.py --device cuda         # CUDA, bf16 autocast, GPT-2-small-like width
+    python benchmarks/training.py --no-torch-compile    # skip the torch.compile baseline (its cold compile is slow)
+
+Only the forward and the loss are compiled (the optimizer step runs eagerly in every variant). Each variant
+trains its own copy of the same weights on the same batches; the losses of the last step are printed beside the
+times so a variant that computes something else shows at once. torch.compile is a baseline only.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import jit  # noqa: E402
+from benchmarks.models.gpt import GPT, GPTConfig  # noqa: E402
+
+
+def parse() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--width", type=int, default=None, help="n_embd (default: 128 on CPU, 768 on CUDA)")
+    p.add_argument("--layers", type=int, default=None, help="n_layer (default: 2 on CPU, 6 on CUDA)")
+    p.add_argument("--heads", type=int, default=None)
+    p.add_argument("--batch", type=int, default=None)
+    p.add_argument("--seq", type=int, default=None)
+    p.add_argument("--vocab", type=int, default=None)
+    p.add_argument("--steps", type=int, default=10, help="timed steps after the first (compiling) ones")
+    p.add_argument("--warmup", type=int, default=2, help="untimed steps after the first")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--dropout", type=float, default=0.0)
+    p.add_argument("--no-autocast", action="store_true", help="CUDA: fp32 instead of bf16 autocast")
+    p.add_argument("--no-torch-compile", action="store_true")
+    a = p.parse_args()
+    cuda = a.device == "cuda"
+    a.width = a.width or (768 if cuda else 128)
+    a.layers = a.layers or (6 if cuda else 2)
+    a.heads = a.heads or (12 if cuda else 4)
+    a.batch = a.batch or (8 if cuda else 4)
+    a.seq = a.seq or (512 if cuda else 64)
+    a.vocab = a.vocab or (50304 if cuda else 512)
+    return a
+
+
+def loss_fn(model, idx, targets):
+    logits = model(idx)
+    return F.cross_entropy(logits.view(-1, logits.shape[-1]), targets.view(-1))
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def run_variant(name, compiled_loss, model, batches, a) -> dict:
+    """Train `model` with `compiled_loss` over the batches; time the first step, then the steady ones."""
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=False, foreach=a.device == "cuda")
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=a.device == "cuda" and not a.no_autocast)
+
+    def step(i):
+        idx, targets = batches[i % len(batches)]
+        torch.manual_seed(i)  # dropout draws alike in every variant
+        with autocast:
+            loss = compiled_loss(model, idx, targets)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return loss.detach()
+
+    result = {"name": name}
+    try:
+        _sync(a.device)
+        t0 = time.perf_counter()
+        step(0)
+        _sync(a.device)
+        result["first_s"] = time.perf_counter() - t0
+        for i in range(1, 1 + a.warmup):
+            step(i)
+        if a.device == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        times = []
+        for i in range(1 + a.warmup, 1 + a.warmup + a.steps):
+            _sync(a.device)
+            t0 = time.perf_counter()
+            loss = step(i)
+            _sync(a.device)
+            times.append(time.perf_counter() - t0)
+        result["step_ms"] = statistics.median(times) * 1e3
+        result["loss"] = float(loss)
+        if a.device == "cuda":
+            result["peak_mib"] = torch.cuda.max_memory_allocated() / 2**20
+    except Exception as e:  # a baseline that fails here is reported, not hidden
+        result["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
+    return result
+
+
+def main() -> None:
+    a = parse()
+    torch.set_num_threads(a.threads)
+    if a.device == "cuda" and not torch.cuda.is_available():
+        sys.exit("--device cuda: no CUDA device")
+    cfg = GPTConfig(vocab_size=a.vocab, block_size=a.seq, n_layer=a.layers, n_head=a.heads, n_embd=a.width,
+                    dropout=a.dropout)
+    base = GPT(cfg).to(a.device).train()
+    g = torch.Generator().manual_seed(0)
+    batches = [(torch.randint(0, a.vocab, (a.batch, a.seq), generator=g).to(a.device),
+                torch.randint(0, a.vocab, (a.batch, a.seq), generator=g).to(a.device)) for _ in range(4)]
+    variants = [("eager", loss_fn)]
+    if not a.no_torch_compile:
+        variants.append(("torch.compile", torch.compile(loss_fn)))
+    variants.append(("framejit", jit.compile(loss_fn)))
+    precision = "bf16 autocast" if a.device == "cuda" and not a.no_autocast else "fp32"
+    print(f"GPT training step: device={a.device} ({torch.cuda.get_device_name() if a.device == 'cuda' else ''}"
+          f"{torch.get_num_threads()} threads) {precision}, n_layer={a.layers} n_embd={a.width} n_head={a.heads} "
+          f"vocab={a.vocab} batch={a.batch} seq={a.seq}; median of {a.steps} steps after {a.warmup} warm-up",
+          flush=True)
+    results = []
+    for name, fn in variants:
+        results.append(run_variant(name, fn, copy.deepcopy(base), batches, a))
+        print(f"  {name}: done", flush=True)
+    eager = results[0].get("step_ms")
+    header = "| variant | first step (s) | step (ms) | vs eager | peak memory (MiB) | last loss |"
+    print(header)
+    print("|" + " --- |" * 6)
+    for r in results:
+        if "error" in r:
+            print(f"| {r['name']} | failed: {r['error']} | | | | |")
+            continue
+        ratio = f"{eager / r['step_ms']:.2f}x" if eager else "-"
+        peak = f"{r['peak_mib']:.0f}" if "peak_mib" in r else "-"
+        print(f"| {r['name']} | {r['first_s']:.2f} | {r['step_ms']:.2f} | {ratio} | {peak} | {r['loss']:.5f} |")
+    print(f"framejit: {jit.counters['graphs']} graphs, {jit.counters['backward_graphs']} backward graphs compiled, "
+          f"{jit.counters['graph_breaks']} graph breaks")
+
+
+if __name__ == "__main__":
+    main()

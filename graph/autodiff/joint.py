@@ -1,0 +1,291 @@
+"""The joint graph: a captured forward graph and its backward, traced as one FX graph from torch's own autograd.
+
+The forward is first optimized as for inference (graph/passes.py: layer_norm, softmax, gelu... become core ops),
+then `make_fx` traces a function that runs it and calls `torch.autograd.grad(outputs, inputs, tangents)`, on
+fake tensors (nothing is computed and no random number is drawn). Every backward formula is torch's own, applied
+to the ops the forward really computes, so no derivative rule of ours can be wrong or missing. The few backward
+ops that are not core ops (tanh_backward, _log_softmax_backward_data, slice_backward...) are decomposed by torch's
+decomposition table during the trace (DECOMPOSED), the spellings torch leaves (t, detach, mul.Scalar) are mapped
+onto core ops after it (SPELLINGS), and in-place ops on the trace's own fresh tensors (dropout's `bernoulli_`)
+become their out-of-place twins, so the partitioner sees values, not memory.
+
+Graphs autograd cannot be traced for here are reported by `unsupported_reason`: they run as captured, in torch.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.fx as fx
+from torch._decomp import get_decompositions
+from torch.fx.experimental.proxy_tensor import make_fx
+
+from graph.dce import drop_unused
+from graph.effects import has_mutation, is_random
+from graph.functionalize import functionalize_intermediates
+from graph.size_variants import copy_module
+
+aten = torch.ops.aten
+
+
+class NotDifferentiable(Exception):
+    """The joint graph cannot be built; the message says why (the region then runs in torch's autograd)."""
+
+
+# backward (and a few forward) aten ops decomposed while tracing, into ops graph/core_ops.py names
+DECOMPOSED = get_decompositions([
+    aten._log_softmax, aten._log_softmax_backward_data, aten._softmax, aten._softmax_backward_data,
+    aten.nll_loss_forward, aten.nll_loss_backward, aten.tanh_backward, aten.sigmoid_backward,
+    aten.threshold_backward, aten.gelu_backward, aten.silu_backward, aten.native_layer_norm,
+    aten.native_layer_norm_backward, aten.native_dropout_backward, aten.slice_backward, aten.select_backward,
+    aten.rsub, aten.masked_fill, aten.mse_loss_backward, aten.zeros_like, aten.ones_like, aten.new_zeros,
+    aten.transpose.int, aten.t, aten.mean.dim, aten.clamp, aten.squeeze.dim,
+])
+
+
+def _slice_backward(grad, input_sizes, dim, start, end, step):
+    """The gradient of a slice as cat(zeros, grad, zeros): core ops (torch's own rule makes a slice_scatter)."""
+    if step != 1:
+        return NotImplemented
+    size = input_sizes[dim]
+    start = min(max(start + size if start < 0 else start, 0), size)
+    end = min(max(end + size if end < 0 else end, start), size)
+    parts = []
+    for length in (start, None, size - end):
+        if length is None:
+            parts.append(grad)
+        elif length:
+            shape = list(input_sizes)
+            shape[dim] = length
+            parts.append(torch.full(shape, 0, dtype=grad.dtype, device=grad.device))
+    return parts[0] if len(parts) == 1 else torch.cat(parts, dim)
+
+
+DECOMPOSED[aten.slice_backward.default] = _slice_backward
+
+
+def _identity(node: fx.Node) -> fx.Node:
+    return node.args[0]
+
+
+def _permute_t(node: fx.Node):
+    ndim = node.args[0].meta["val"].dim()
+    return aten.permute.default, (node.args[0], list(range(ndim))[::-1]), {}
+
+
+def _full_like(node: fx.Node):
+    val = node.meta["val"]
+    return aten.full.default, (list(val.shape), node.args[1]), {"dtype": val.dtype, "device": val.device}
+
+
+def _scalar_tensor(node: fx.Node):
+    val = node.meta["val"]
+    return aten.full.default, ([], node.args[0]), {"dtype": val.dtype, "device": val.device}
+
+
+def _sum_all(node: fx.Node):
+    return aten.sum.dim_IntList, (node.args[0], list(range(node.args[0].meta["val"].dim()))), node.kwargs
+
+
+def _cast(node: fx.Node):
+    """_to_copy(x, dtype=d, device=x's device) is the core cast `_to_copy(x, dtype=d)` (a copy to another device
+    or layout stays as it is)."""
+    x, kwargs = node.args[0], dict(node.kwargs)
+    if kwargs.pop("device", x.meta["val"].device) != x.meta["val"].device or kwargs.pop("layout", None) not in (
+            None, torch.strided) or kwargs.pop("pin_memory", False) or kwargs.pop("non_blocking", False) or \
+            set(kwargs) - {"dtype"}:
+        return aten._to_copy.default, node.args, node.kwargs
+    return aten._to_copy.default, (x,), {"dtype": kwargs.get("dtype", x.meta["val"].dtype)}
+
+
+def _tensor_overload(target):
+    return lambda node: (target, node.args, node.kwargs)
+
+
+# spellings torch's trace leaves that are core ops under another name: op -> node -> replacement node, or
+# (target, args, kwargs) of the core call
+SPELLINGS = {
+    aten.detach.default: _identity, aten.alias.default: _identity, aten.lift_fresh_copy.default: _identity,
+    aten.t.default: _permute_t, aten._unsafe_view.default: _tensor_overload(aten.view.default),
+    aten.mul.Scalar: _tensor_overload(aten.mul.Tensor), aten.add.Scalar: _tensor_overload(aten.add.Tensor),
+    aten.div.Scalar: _tensor_overload(aten.div.Tensor), aten.sub.Scalar: _tensor_overload(aten.sub.Tensor),
+    aten._to_copy.default: _cast, aten.full_like.default: _full_like, aten.scalar_tensor.default: _scalar_tensor, aten.sum.default: _sum_all,
+}
+
+
+@dataclass
+class Joint:
+    """Placeholders: one primal per forward input, then one tangent per forward output. Output: the forward's
+    outputs, then the gradient of each input in `input_grad` order that autograd computes (`grad_of`)."""
+    gm: fx.GraphModule
+    num_inputs: int
+    num_outputs: int
+    output_grad: tuple   # per output: differentiable (its tangent may be read)
+    grad_of: tuple       # input index of each gradient output
+
+
+def unsupported_reason(gm: fx.GraphModule, example_inputs: list) -> str | None:
+    """Why autograd over `gm` must stay torch's, or None. Such a region runs as captured."""
+    if not all(isinstance(x, torch.Tensor) for x in example_inputs):
+        return "non-tensor graph inputs"
+    if any(n.target is torch._C._set_grad_enabled for n in gm.graph.nodes):
+        return "grad mode changes inside the graph"
+    if any(n.target in (torch.autograd.grad_mode._enter_inference_mode, torch.autograd.grad_mode._exit_inference_mode)
+           for n in gm.graph.nodes):
+        return "inference mode changes inside the graph"
+    if has_mutation(gm.graph):
+        probe = copy_module(gm)
+        if functionalize_intermediates(probe) == 0 or has_mutation(probe.graph):
+            return "the graph mutates a tensor in place (an input, or a view)"
+    return None
+
+
+def _output_reason(gm: fx.GraphModule) -> str | None:
+    from graph.normalize import EAGER_OUTPUTS
+    for i, out in enumerate(gm.meta.get(EAGER_OUTPUTS, ())):
+        if out.strides is None:
+            return f"output {i} is not a tensor"
+        if out.alias is not None:
+            return f"output {i} is a view of an input"  # autograd's view tracking stays torch's
+        if out.shares:
+            return f"output {i} shares memory with another output"
+    return None
+
+
+def _autocast_off() -> list:
+    """Autocast switched off for the trace (the graph's casts are explicit nodes); the devices to switch on again."""
+    on = [d for d in ("cpu", "cuda") if torch.is_autocast_enabled(d)]
+    for d in on:
+        torch.set_autocast_enabled(d, False)
+    return on
+
+
+def trace_joint(gm: fx.GraphModule, example_inputs: list) -> Joint:
+    """The joint graph of `gm` for inputs like `example_inputs` (their requires_grad says which gradients)."""
+    from graph.passes import optimize
+    reason = unsupported_reason(gm, example_inputs)
+    if reason:
+        raise NotDifferentiable(reason)
+    forward = copy_module(gm)
+    functionalize_intermediates(forward)
+    detached = [x.detach() for x in example_inputs]
+    optimize(forward, detached)
+    reason = _output_reason(forward)
+    if reason:
+        raise NotDifferentiable(reason)
+    wants = [x.requires_grad and (x.is_floating_point() or x.is_complex()) for x in example_inputs]
+    outputs = next(n for n in forward.graph.nodes if n.op == "output").args[0]
+    outputs = list(outputs) if isinstance(outputs, (tuple, list)) else [outputs]
+    if not all(isinstance(o, fx.Node) and isinstance(o.meta.get("val"), torch.Tensor) for o in outputs):
+        raise NotDifferentiable("an output is not a tensor computed by the graph")
+    # tangents live where their outputs do (contiguous: the runtime hands gradients over contiguous)
+    tangents = [torch.zeros(o.meta["val"].shape, dtype=o.meta["val"].dtype, device=_device_of(o, example_inputs))
+                for o in outputs]
+    record: dict = {}
+
+    def joint(primals: list, tangents: list):
+        with torch.enable_grad():
+            outs = fx.Interpreter(forward).run(*primals)
+            outs = list(outs) if isinstance(outs, (tuple, list)) else [outs]
+            diff = [i for i, o in enumerate(outs) if o.requires_grad]
+            inputs = [i for i, w in enumerate(wants) if w]
+            grads = torch.autograd.grad([outs[i] for i in diff], [primals[i] for i in inputs],
+                                        [tangents[i] for i in diff], allow_unused=True) if diff and inputs else ()
+        record["output_grad"] = tuple(i in diff for i in range(len(outs)))
+        record["grad_of"] = tuple(i for i, g in zip(inputs, grads) if g is not None)
+        return outs + [g for g in grads if g is not None]
+
+    on = _autocast_off()
+    try:
+        traced = make_fx(joint, decomposition_table=DECOMPOSED, tracing_mode="fake",
+                         _allow_non_fake_inputs=True)(list(example_inputs), tangents)
+    except Exception as e:  # an op fake tensors or autograd cannot trace: torch's autograd keeps the region
+        raise NotDifferentiable(f"the joint trace failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}") \
+            from e
+    finally:
+        for d in on:
+            torch.set_autocast_enabled(d, True)
+    _functionalize(traced)
+    _respell(traced)
+    drop_unused(traced.graph)
+    traced.graph.lint()
+    traced.recompile()
+    return Joint(traced, len(example_inputs), len(outputs), record["output_grad"], record["grad_of"])
+
+
+def _device_of(node: fx.Node, example_inputs: list) -> torch.device:
+    """The real device of an output (meta values of the optimized graph say 'meta' for some)."""
+    val = node.meta["val"]
+    if val.device.type != "meta":
+        return val.device
+    devices = {x.device for x in example_inputs}
+    return devices.pop() if len(devices) == 1 else torch.device("cpu")
+
+
+def _respell(gm: fx.GraphModule) -> None:
+    for node in list(gm.graph.nodes):
+        rule = SPELLINGS.get(node.target) if node.op == "call_function" else None
+        if rule is None:
+            continue
+        made = rule(node)
+        if not isinstance(made, fx.Node):
+            target, args, kwargs = made
+            with gm.graph.inserting_before(node):
+                made = gm.graph.call_function(target, tuple(args), dict(kwargs))
+            made.meta = dict(node.meta)
+        node.replace_all_uses_with(made)
+        gm.graph.erase_node(node)
+
+
+def _is_view(node: fx.Node) -> bool:
+    schema = getattr(node.target, "_schema", None)
+    return schema is not None and bool(schema.returns) and schema.returns[0].alias_info is not None \
+        and not schema.returns[0].alias_info.is_write
+
+
+def _functional_twin(target):
+    """aten.foo_.overload -> the overload of aten.foo with the same argument names (bernoulli_.float ->
+    bernoulli.p), or None."""
+    schema = target._schema
+    packet = getattr(aten, schema.name.split("::")[1].rstrip("_"), None)
+    if packet is None:
+        return None
+    names = [a.name for a in schema.arguments]
+    for overload in packet.overloads():
+        op = getattr(packet, overload)
+        if [a.name for a in op._schema.arguments] == names and not op._schema.is_mutable:
+            return op
+    return None
+
+
+def _functionalize(gm: fx.GraphModule) -> None:
+    """In-place ops on fresh tensors the trace made (`empty_like(x).bernoulli_(p).div_(q)`, dropout on the CPU)
+    made out of place; a write anywhere else (an input, a view, a tensor with views) makes the region torch's."""
+    order = {n: i for i, n in enumerate(gm.graph.nodes)}
+    for node in list(gm.graph.nodes):
+        schema = getattr(node.target, "_schema", None)
+        if node.op != "call_function" or schema is None or not schema.is_mutable:
+            continue
+        x = node.args[0] if node.args else None
+        twin = _functional_twin(node.target)
+        if twin is None or not isinstance(x, fx.Node) or x.op != "call_function" or _is_view(x) or \
+                any(_is_view(u) for u in x.users if u is not node):
+            raise NotDifferentiable(f"in-place {node.target} in the joint graph")
+        args = list(node.args)  # defaults spelled out: the twin's overload may have none (bernoulli.p's p)
+        for a in schema.arguments[len(args):]:
+            if a.kwarg_only or a.name in node.kwargs or not a.has_default_value():
+                break
+            args.append(a.default_value)
+        with gm.graph.inserting_before(node):
+            new = gm.graph.call_function(twin, tuple(args), node.kwargs)
+        new.meta = dict(node.meta)
+        node.replace_all_uses_with(new)
+        for user in list(x.users):
+            if user is not new and order.get(user, len(order)) > order[node]:
+                user.replace_input_with(x, new)
+        gm.graph.erase_node(node)
+        order[new] = order[node]
+
+
+def random_nodes(gm: fx.GraphModule) -> list:
+    return [n for n in gm.graph.nodes if is_random(n)]

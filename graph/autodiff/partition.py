@@ -1,0 +1,207 @@
+"""Split a joint graph into a forward and a backward graph: what the forward saves, chosen by a minimum cut.
+
+Every value the backward reads either crosses from the forward (saved: it stays alive from the forward to the
+backward) or is computed again in the backward from values that do. Choosing the cheapest set to save is a
+minimum s-t cut (the "min-cut rematerialization" of AOTAutograd, written our way): each forward node is split
+into node_in -> node_out with capacity = the bytes its value holds; a forward node whose value the backward reads
+feeds the sink; values that must come from the forward are tied to the source:
+  * the inputs (saving one costs no new memory: capacity ~0),
+  * ops not worth recomputing that the forward computes anyway: matmuls, convolutions, reductions, library
+    calls (RECOMPUTABLE lists the cheap ones: pointwise, views, constructors),
+  * random ops, always: recomputing one would draw other numbers than eager's, so their results are saved.
+The cut edges are the values saved; nodes on the sink side are recomputed in the backward. With pointwise ops
+cheap, a chain x -> a -> b -> c read by the backward saves its one narrowest value, not all four.
+"""
+from __future__ import annotations
+
+import math
+import operator
+from collections import deque
+from dataclasses import dataclass
+
+import torch
+import torch.fx as fx
+
+from graph import core_ops
+from graph.autodiff.joint import Joint, NotDifferentiable
+from graph.effects import is_random
+
+INPUT_BYTES = 1  # saving an input keeps alive what the caller holds anyway
+RECOMPUTABLE = (core_ops.POINTWISE_UNARY | core_ops.POINTWISE_BINARY | core_ops.TERNARY | core_ops.CONVERT
+                | core_ops.VIEWS | core_ops.CONSTRUCTORS | {operator.getitem})
+
+
+@dataclass
+class Saved:
+    """One value the forward hands to the backward: a forward input (by index) or an extra forward output."""
+    name: str
+    nbytes: int
+    input_index: int | None  # None: returned by the forward graph after its own outputs
+
+
+@dataclass
+class Partition:
+    forward: fx.GraphModule   # inputs: the region's inputs; outputs: its outputs, then the saved non-inputs
+    backward: fx.GraphModule  # inputs: saved values (in `saved` order), then tangents of differentiable outputs
+    saved: list
+    num_outputs: int
+    output_grad: tuple
+    grad_of: tuple
+    recomputed: int           # forward nodes the backward computes again
+    grad_tangents: tuple = ()  # per gradient output: the outputs whose tangents it reads (None grads for all of
+    #                            them mean eager never reaches that input: its grad stays None, not zeros)
+
+    def saved_bytes(self) -> int:
+        return sum(s.nbytes for s in self.saved if s.input_index is None)
+
+
+def _nbytes(node: fx.Node) -> float:
+    val = node.meta.get("val")
+    if isinstance(val, torch.Tensor):
+        return val.numel() * val.element_size()
+    return math.inf  # a tuple or a number in flight: only its items can cross
+
+
+def _ancestors(roots, stop=lambda n: False) -> set:
+    seen, todo = set(), [r for r in roots if isinstance(r, fx.Node)]
+    while todo:
+        n = todo.pop()
+        if n in seen:
+            continue
+        seen.add(n)
+        if not stop(n):
+            todo.extend(n.all_input_nodes)
+    return seen
+
+
+class _FlowNetwork:
+    """A residual graph for max-flow (Edmonds-Karp: shortest augmenting paths, iterative; joint graphs have a
+    few thousand nodes and the cut is a few hundred values, so this is milliseconds)."""
+
+    def __init__(self):
+        self.adj: dict = {}
+        self.cap: list = []
+        self.to: list = []
+
+    def edge(self, a, b, capacity: float) -> None:
+        for u, v, c in ((a, b, capacity), (b, a, 0.0)):
+            self.adj.setdefault(u, []).append(len(self.to))
+            self.to.append(v)
+            self.cap.append(c)
+
+    def max_flow(self, source, sink) -> float:
+        total = 0.0
+        while True:
+            parent = {source: None}
+            queue = deque([source])
+            while queue and sink not in parent:
+                u = queue.popleft()
+                for e in self.adj.get(u, ()):
+                    v = self.to[e]
+                    if self.cap[e] > 0 and v not in parent:
+                        parent[v] = e
+                        queue.append(v)
+            if sink not in parent:
+                return total
+            path, v = [], sink
+            while parent[v] is not None:
+                e = parent[v]
+                path.append(e)
+                v = self.to[e ^ 1]
+            push = min(self.cap[e] for e in path)
+            if push == math.inf:
+                return math.inf
+            for e in path:
+                self.cap[e] -= push
+                self.cap[e ^ 1] += push
+            total += push
+
+    def source_side(self, source) -> set:
+        seen, todo = {source}, [source]
+        while todo:
+            u = todo.pop()
+            for e in self.adj.get(u, ()):
+                v = self.to[e]
+                if self.cap[e] > 0 and v not in seen:
+                    seen.add(v)
+                    todo.append(v)
+        return seen
+
+
+def _min_cut(joint: Joint, primals: list, tangent_side: set, grads: list) -> list:
+    """The forward nodes whose values cross to the backward, by a minimum cut (see the module's doc)."""
+    needed_by_backward = _ancestors(grads) - tangent_side
+    outputs = next(n for n in joint.gm.graph.nodes if n.op == "output").args[0][:joint.num_outputs]
+    forward_needs = _ancestors(outputs)
+    net = _FlowNetwork()
+    for n in needed_by_backward:
+        net.edge((n, "in"), (n, "out"), INPUT_BYTES if n in primals else _nbytes(n))
+        stays = n in primals or is_random(n) or (n in forward_needs and n.target not in RECOMPUTABLE)
+        if stays:
+            net.edge("source", (n, "in"), math.inf)
+        for user in n.users:
+            if user in tangent_side:
+                net.edge((n, "out"), "sink", math.inf)
+            elif user in needed_by_backward:
+                net.edge((n, "out"), (user, "in"), math.inf)
+        # a heavy op only the backward reads has no tie to the source: computed there, once, as eager does
+    if net.max_flow("source", "sink") == math.inf:
+        raise NotDifferentiable("the backward reads a value no finite cut can save")
+    side = net.source_side("source")
+    return [n for n in joint.gm.graph.nodes if (n, "in") in side and (n, "out") not in side]
+
+
+def partition(joint: Joint) -> Partition:
+    graph = joint.gm.graph
+    placeholders = [n for n in graph.nodes if n.op == "placeholder"]
+    primals, tangents = placeholders[:joint.num_inputs], placeholders[joint.num_inputs:]
+    out_args = next(n for n in graph.nodes if n.op == "output").args[0]
+    outputs, grads = list(out_args[:joint.num_outputs]), list(out_args[joint.num_outputs:])
+    tangent_side: set = set()
+    for n in graph.nodes:  # graph order is topological: one pass finds everything a tangent reaches
+        if n in tangents or any(a in tangent_side for a in n.all_input_nodes):
+            tangent_side.add(n)
+    saved = _min_cut(joint, primals, tangent_side, grads)
+    if any(n in tangent_side for n in saved):
+        raise NotDifferentiable("the cut crossed a backward value")
+    randoms = [n for n in graph.nodes if is_random(n)]
+    forward_nodes = _ancestors(outputs + saved + randoms)
+    if forward_nodes & tangent_side:
+        raise NotDifferentiable("a forward output depends on a tangent")
+    saved_set = set(saved)
+    backward_nodes = _ancestors(grads, stop=lambda n: n in saved_set or n in tangents)
+    recomputed = [n for n in backward_nodes if n not in tangent_side and n not in saved_set]
+    if any(is_random(n) for n in recomputed) or any(n in primals for n in recomputed):
+        raise NotDifferentiable("the cut would recompute a random op or lose an input")
+    fw = _forward_graph(joint.gm, primals, outputs, [n for n in saved if n not in primals], forward_nodes)
+    diff_tangents = [t for t, d in zip(tangents, joint.output_grad) if d]
+    bw = _backward_graph(joint.gm, saved, diff_tangents, grads, backward_nodes)
+    records = [Saved(n.name, int(_nbytes(n)), primals.index(n) if n in primals else None) for n in saved]
+    reads = tuple(tuple(i for i, t in enumerate(tangents) if t in _ancestors([g])) for g in grads)
+    return Partition(fw, bw, records, joint.num_outputs, joint.output_grad, joint.grad_of, len(recomputed), reads)
+
+
+def _forward_graph(gm, primals, outputs, saved, keep) -> fx.GraphModule:
+    graph, env = fx.Graph(), {}
+    for n in gm.graph.nodes:
+        if n.op == "placeholder" and n in primals:
+            env[n] = graph.placeholder(n.name)
+            env[n].meta = dict(n.meta)
+        elif n in keep and n.op != "placeholder":
+            env[n] = graph.node_copy(n, lambda a: env[a])
+    graph.output(tuple(env[n] for n in outputs + saved))
+    return fx.GraphModule(gm, graph, class_name="ForwardGraph")
+
+
+def _backward_graph(gm, saved, tangents, grads, keep) -> fx.GraphModule:
+    graph, env = fx.Graph(), {}
+    for n in saved + tangents:
+        env[n] = graph.placeholder(n.name)
+        env[n].meta = dict(n.meta)
+    for n in gm.graph.nodes:
+        if n in keep and n not in env and n.op != "output":
+            if n.op == "placeholder":
+                raise NotDifferentiable(f"the backward reads {n.name}, which the forward does not hand over")
+            env[n] = graph.node_copy(n, lambda a: env[a])
+    graph.output(tuple(env[g] for g in grads))
+    return fx.GraphModule(gm, graph, class_name="BackwardGraph")

@@ -1,0 +1,231 @@
+"""Training: a captured graph whose inputs require grad (grad mode on) compiled as a forward and a backward graph,
+both through the backend's own inference path, joined by one torch.autograd.Function per region.
+
+  captured graph ─► graph/autodiff/joint.py (forward + torch's autograd traced by make_fx, core ops)
+                 ─► graph/autodiff/partition.py (min-cut: the forward's outputs + the values it saves)
+                 ─► compile(forward)  now;  compile(backward) at the first backward, on its real inputs
+  call ─► CompiledRegion ─► _RegionFunction.apply: compiled forward, save_for_backward, non-differentiable outputs
+  backward ─► compiled backward (autocast off: the graph's casts are explicit); create_graph=True: the captured
+              graph run again under torch's autograd, with the forward's random state restored
+
+What the joint trace cannot handle (in-place writes to inputs, outputs that are views of inputs, grad-mode
+switches inside the graph, non-tensor inputs, a failed trace) runs as captured, under torch's autograd, with the
+reason logged (JIT_LOGS=inductor). A graph with dynamic sizes is specialized per size (graph/size_variants.py's
+fixed-shape build): the partition is a plan for fixed byte counts. `jit.counters["backward_graphs"]` counts the
+compiled backward graphs; JIT_LOGS=graph prints both graphs and what the forward saves.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from typing import Callable
+
+import torch
+import torch.fx as fx
+
+from graph.autodiff.joint import NotDifferentiable, trace_joint
+from graph.autodiff.partition import Partition, partition
+from graph.effects import is_random
+from graph.size_variants import SizeVariants, copy_module, dynamic_graph, fixed_shape_build
+
+log = logging.getLogger("jit.inductor")
+graph_log = logging.getLogger("jit.graph")
+Compiler = Callable[[fx.GraphModule, list], Callable]
+MAX_SIZES = 8  # size variants of one training graph before it runs as captured
+
+
+def wants_training(gm: fx.GraphModule, example_inputs: list) -> bool:
+    """Grad mode is on and some input requires grad: the outputs must carry autograd history."""
+    return torch.is_grad_enabled() and any(isinstance(x, torch.Tensor) and x.requires_grad for x in example_inputs)
+
+
+def compile_training(gm: fx.GraphModule, example_inputs: list, compile_inference: Compiler) -> Callable:
+    """A callable with gm's inputs and outputs whose outputs have a compiled backward. `compile_inference` is the
+    backend's own path (gm, example_inputs) -> callable, used for both graphs."""
+    if dynamic_graph(gm):
+        build = fixed_shape_build(lambda g, ex: _compile_fixed(g, ex, compile_inference))
+        return SizeVariants(gm, example_inputs, build, gm.forward, limit=MAX_SIZES, name="training graph")
+    return _compile_fixed(gm, example_inputs, compile_inference)
+
+
+def _compile_fixed(gm: fx.GraphModule, example_inputs: list, compile_inference: Compiler) -> Callable:
+    try:
+        joint = trace_joint(gm, example_inputs)
+        if not any(joint.output_grad):  # nothing differentiable comes out: the inference path serves
+            return _detaching(compile_inference(copy_module(gm), _detached(example_inputs)))
+        plan = partition(joint)
+    except NotDifferentiable as e:
+        log.info("training graph runs in torch (autograd as captured): %s", e)
+        return gm
+    if graph_log.isEnabledFor(logging.DEBUG):
+        saved = ", ".join(f"{s.name} ({s.nbytes} B{', input' if s.input_index is not None else ''})"
+                          for s in plan.saved)
+        graph_log.debug("training forward graph:\n%s\ntraining backward graph:\n%s\npartition saved %d values, "
+                        "%d bytes beyond the inputs (%d forward nodes recomputed in the backward): %s",
+                        plan.forward.code, plan.backward.code, len(plan.saved), plan.saved_bytes(),
+                        plan.recomputed, saved)
+    forward = compile_inference(plan.forward, _detached(example_inputs))
+    return CompiledRegion(plan, forward, compile_inference, gm, _devices(example_inputs))
+
+
+def _detached(values: list) -> list:
+    return [x.detach() if isinstance(x, torch.Tensor) else x for x in values]
+
+
+def _detaching(compiled: Callable) -> Callable:
+    def run(*args):
+        return compiled(*_detached(args))
+    run.source = getattr(compiled, "source", None)
+    return run
+
+
+def _devices(values: list) -> tuple:
+    return tuple(sorted({x.device.type for x in values if isinstance(x, torch.Tensor)}))
+
+
+def _count(name: str) -> None:
+    """jit.counters, when jit drives this compile (inductor never imports jit: the import direction)."""
+    counters = sys.modules.get("jit.counters")
+    if counters is not None:
+        counters.counters.bump(name)
+
+
+def _laid_out(t: torch.Tensor, stride) -> torch.Tensor:
+    """t with the strides the backward graph was traced for (a copy only where they differ)."""
+    if stride is None or t.stride() == stride or t.numel() <= 1:
+        return t
+    out = torch.empty_strided(t.shape, stride, dtype=t.dtype, device=t.device)
+    return out.copy_(t)
+
+
+class _AutocastOff:
+    """Autocast switched off around a graph call (its casts are explicit nodes, as in the forward)."""
+
+    def __enter__(self):
+        self.on = [d for d in ("cpu", "cuda") if torch.is_autocast_enabled(d)]
+        for d in self.on:
+            torch.set_autocast_enabled(d, False)
+
+    def __exit__(self, *exc):
+        for d in self.on:
+            torch.set_autocast_enabled(d, True)
+
+
+class _RandomState:
+    """The generators' state before a forward that draws random numbers, for a recompute that must draw the same."""
+
+    def __init__(self, devices: tuple):
+        self.cuda = "cuda" in devices
+        self.cpu_state = torch.get_rng_state()
+        self.cuda_state = torch.cuda.get_rng_state() if self.cuda else None
+
+    def restored(self):
+        fork = torch.random.fork_rng(devices=[torch.cuda.current_device()] if self.cuda else [])
+        state = self
+
+        class Restore:
+            def __enter__(self):
+                fork.__enter__()
+                torch.set_rng_state(state.cpu_state)
+                if state.cuda:
+                    torch.cuda.set_rng_state(state.cuda_state)
+
+            def __exit__(self, *exc):
+                return fork.__exit__(*exc)
+        return Restore()
+
+
+class CompiledRegion:
+    """One compiled training region: its forward compiled, its backward compiled at the first backward."""
+
+    def __init__(self, plan: Partition, forward: Callable, compile_inference: Compiler, captured: fx.GraphModule,
+                 devices: tuple):
+        self.plan, self.forward, self.compile_inference = plan, forward, compile_inference
+        self.captured, self.devices = captured, devices
+        self.random = any(is_random(n) for n in plan.forward.graph.nodes)
+        self.backward = None
+        # the strides the trace gave each saved value: the backward graph's views are only valid over those, and
+        # the compiled forward may lay a value out otherwise (eager's conv output vs the NumPy code's)
+        self.saved_strides = [n.meta["val"].stride() if isinstance(n.meta.get("val"), torch.Tensor) else None
+                              for n in plan.backward.graph.find_nodes(op="placeholder")][:len(plan.saved)]
+        self.lock = threading.Lock()
+        self.warned_double = False
+        self.source = getattr(forward, "source", None)
+
+    def __call__(self, *args):
+        return _RegionFunction.apply(self, *args)
+
+    def compiled_backward(self, saved: list, tangents: list) -> Callable:
+        with self.lock:
+            if self.backward is None:
+                self.backward = self.compile_inference(self.plan.backward, saved + tangents)
+                _count("backward_graphs")
+        return self.backward
+
+    def recompute_grads(self, inputs: tuple, random_state, grads: tuple) -> list:
+        """Gradients with create_graph=True: the captured graph again under torch's autograd (differentiable
+        again), on the same inputs and, where it draws random numbers, the same random state."""
+        if not self.warned_double:
+            self.warned_double = True
+            log.info("training graph: backward with create_graph=True (double backward) runs through torch's "
+                     "autograd: the captured graph is run again for it")
+        plan = self.plan
+        with torch.enable_grad(), _AutocastOff():
+            if random_state is not None:
+                with random_state.restored():
+                    outs = self.captured(*inputs)
+            else:
+                outs = self.captured(*inputs)
+        outs = list(outs) if isinstance(outs, (tuple, list)) else [outs]
+        diff = [i for i, d in enumerate(plan.output_grad) if d]
+        wanted = [inputs[i] for i in plan.grad_of]
+        if not wanted:
+            return [None] * len(inputs)
+        got = torch.autograd.grad([outs[i] for i in diff], wanted, [grads[i] for i in diff], create_graph=True,
+                                  allow_unused=True)
+        result = [None] * len(inputs)
+        for i, g in zip(plan.grad_of, got):
+            result[i] = g
+        return result
+
+
+class _RegionFunction(torch.autograd.Function):
+    """The node a compiled region adds to autograd's graph (one per region: graph breaks make one each)."""
+
+    @staticmethod
+    def forward(ctx, region: CompiledRegion, *args):
+        plan = region.plan
+        ctx.random_state = _RandomState(region.devices) if region.random else None
+        results = region.forward(*_detached(args))
+        outputs = list(results[:plan.num_outputs])
+        extra = iter(results[plan.num_outputs:])
+        # saved inputs are the caller's tensors themselves (no copy; autograd checks their versions as eager's)
+        ctx.save_for_backward(*[args[s.input_index] if s.input_index is not None else next(extra)
+                                for s in plan.saved])
+        ctx.region, ctx.inputs = region, args  # inputs: for a create_graph backward only
+        ctx.mark_non_differentiable(*[o for o, d in zip(outputs, plan.output_grad) if not d])
+        ctx.set_materialize_grads(False)  # which outputs got no gradient decides which inputs get None
+        ctx.output_meta = [(o.shape, o.dtype, o.device) for o in outputs]
+        return tuple(outputs)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        region = ctx.region
+        plan = region.plan
+        arrived = [g is not None for g in grads]
+        # an output no gradient reached gets zeros (the backward was compiled for contiguous tangents)
+        grads = [g.contiguous() if g is not None else torch.zeros(shape, dtype=dtype, device=device)
+                 for g, (shape, dtype, device) in zip(grads, ctx.output_meta)]
+        if torch.is_grad_enabled():  # create_graph=True: gradients that are differentiable again
+            return (None, *region.recompute_grads(ctx.inputs, ctx.random_state, grads))
+        saved = [_laid_out(t.detach(), stride) for t, stride in zip(ctx.saved_tensors, region.saved_strides)]
+        tangents = [g for g, d in zip(grads, plan.output_grad) if d]
+        backward = region.backward or region.compiled_backward(saved, tangents)
+        with _AutocastOff():
+            results = backward(*saved, *tangents)
+        out = [None] * len(ctx.inputs)
+        for i, g, reads in zip(plan.grad_of, results, plan.grad_tangents):
+            if any(arrived[k] for k in reads):  # else eager's autograd never reaches input i: None
+                out[i] = g
+        return (None, *out)
