@@ -2,7 +2,8 @@
 
 Order of business for a frame: skip rules (never compile), cache limit (stop compiling new variants), recompile
 bookkeeping, then the frame compiler. An internal error in the compiler falls back to eager for that code with
-one warning, unless the user asked for fullgraph or switched suppress_errors off."""
+one warning, unless the user asked for fullgraph or switched suppress_errors off; a user's backend that fails
+is not an internal error: its exception reaches the caller as the backend raised it."""
 from __future__ import annotations
 
 import inspect
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from types import CodeType, FunctionType
 
 from jit import dynamic, eval_frame, skip_rules
+from jit.backends import UserBackendFailed
 from jit.code_maps import CodeSet
 from jit.config import config
 from jit.counters import counters
@@ -126,6 +128,8 @@ class FrameConverter:
             return eval_frame.SKIP
         except GraphBreakError:
             raise
+        except UserBackendFailed as failed:  # the user's backend failed: theirs to see, as it raised it
+            raise failed.error from None
         except Exception as e:
             if self.settings.fullgraph or not config.suppress_errors:
                 raise
