@@ -95,6 +95,9 @@ class FrameConverter:
             # The hook skips these on first sight, but asks again for a code it saw before jit.reset(). A generator
             # is inlined where it is consumed (its frame runs a step at a time); it is never a frame of its own.
             return eval_frame.SKIP
+        if skip_rules.runs_imports(code):
+            skip_log.debug("an import (%s): nothing it runs is compiled", code.co_qualname)
+            return eval_frame.SUSPEND
         reason = skip_rules.skip_reason(code, function)
         if reason is not None:
             skip_log.debug("skipping %s (%s:%d): %s", code.co_qualname, code.co_filename, code.co_firstlineno, reason)
