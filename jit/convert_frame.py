@@ -67,16 +67,25 @@ def symbolic_executor(frame: Frame, settings: Settings):
 
 
 def failure_reasons(entries: list, args: tuple, function) -> list[str]:
-    """The first failing guard of each entry, in words (entries whose data has `why_failed(*args, function)`)."""
-    reasons = []
-    for entry in entries:
+    """The first failing guard of each entry, in words, each guard once: entries fail on the same guard again and
+    again (a size, an object identity), and the most recent entry's words for it are kept. Entries whose data
+    has `first_failure(*args, function)` -> (what failed, words) are grouped by what failed; those with only
+    `why_failed(*args, function)` by their words."""
+    reasons: dict = {}
+    for entry in entries:  # most recently used first
+        first = getattr(entry.data, "first_failure", None)
         explain = getattr(entry.data, "why_failed", None)
-        if explain is not None:
-            try:
-                reasons.append(explain(*args, function))
-            except Exception as e:  # a reason is a nicety: never let it break the call
-                reasons.append(f"(could not explain guard failure: {e})")
-    return reasons
+        try:
+            if first is not None:
+                key, text = first(*args, function)
+            elif explain is not None:
+                key = text = explain(*args, function)
+            else:
+                continue
+        except Exception as e:  # a reason is a nicety: never let it break the call
+            key = text = f"(could not explain guard failure: {e})"
+        reasons.setdefault(key, text)
+    return list(reasons.values())
 
 
 _LAZY_CODE = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR | inspect.CO_ITERABLE_COROUTINE
