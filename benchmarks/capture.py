@@ -15,10 +15,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import torch  # noqa: E402
-
 import jit  # noqa: E402
-from benchmarks.harness import Suite, markdown, save  # noqa: E402
+from benchmarks.harness import RESULTS_DIR, Suite, markdown  # noqa: E402
 from benchmarks.models.gpt import GPT, GPTConfig, LoopGPT, small_config  # noqa: E402
 
 
@@ -66,9 +64,7 @@ def main() -> None:
                      f"{by['framejit (eager backend)'] - e:+.1f} us | {by['torch.compile (eager backend)'] - e:+.1f} us |")
     table = "\n".join(lines)
     print(table)
-    save(Suite("capture"), [], table, tag=f"py{sys.version_info.major}{sys.version_info.minor}") if False else None
-    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
-                       f"capture-py{sys.version_info.major}{sys.version_info.minor}.md")
+    out = os.path.join(RESULTS_DIR, f"capture-py{sys.version_info.major}{sys.version_info.minor}.md")
     os.makedirs(os.path.dirname(out), exist_ok=True)
     from benchmarks.harness import environment
     with open(out, "w") as f:

@@ -8,7 +8,8 @@ Two workloads, median time per call (triton.testing.do_bench: CUDA events), spee
     speed); now only the complex ops run in torch. torch.compile for reference.
   * gpt2-block: GPT-2 small's block, all generated, against the same with the MLP's erf sent to torch through
     FRAMEJIT_TRITON_FALLBACK (the price of one op in the middle of a fused epilogue).
-Prints a markdown table; writes benchmarks/results/gpu-fallback-<device>.md and .json."""
+Prints a markdown table; writes gpu-fallback-<device>.md and .json to benchmarks/out
+(benchmarks/results with --update-results)."""
 from __future__ import annotations
 
 import argparse

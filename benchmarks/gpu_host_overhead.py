@@ -16,7 +16,8 @@ interleaved with the rest.
                                          [--rounds N] [--save-outputs DIR]
 
 --save-outputs writes framejit's output per workload (to compare two versions bit for bit). Results go to
-benchmarks/results/gpu-host-overhead-<gpu>[-TAG].md/.json. Without a CUDA GPU it says so and exits."""
+benchmarks/out/gpu-host-overhead-<gpu>[-TAG].md/.json (benchmarks/results with --update-results). Without a
+CUDA GPU it says so and exits."""
 from __future__ import annotations
 
 import argparse

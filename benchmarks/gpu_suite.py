@@ -31,7 +31,7 @@ os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", os.path.join(_TMP, "inductor"))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+from benchmarks.harness import RESULTS_DIR as RESULTS  # noqa: E402 - benchmarks/out unless --update-results
 
 
 # ---- workloads: (name, build(dtype) -> (fn, inputs, bytes moved or None, flops or None)) -----------------------

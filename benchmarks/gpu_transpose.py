@@ -10,7 +10,7 @@ Workloads: x.t().contiguous() 8192x8192, x.permute(0, 2, 1, 3).contiguous() of (
 tensor to (B, H, T, D): its rows of D stay contiguous, so framejit keeps the 1-D kernel there), x + y.t()
 8192x8192. Per variant: median ms (triton.testing.do_bench: CUDA events, L2 flushed between runs) and GB/s (each
 input read once, the output written once; the copy limit is ~3 TB/s on the H100). Every variant is checked
-against eager first. Writes results/gpu-transpose-<gpu>.json and .md."""
+against eager first. Writes out/gpu-transpose-<gpu>.json and .md (results/ with --update-results)."""
 from __future__ import annotations
 
 import argparse

@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import torch  # noqa: E402
 
 import jit  # noqa: E402
-from benchmarks.harness import Suite, environment, markdown  # noqa: E402
+from benchmarks.harness import RESULTS_DIR, Suite, environment, markdown  # noqa: E402
 
 NULL = open(os.devnull, "w")
 
@@ -74,8 +74,8 @@ def main() -> None:
                     f"torch.compile {t_theirs * 1000:.0f} ms")
             print(head + "\n" + table + "\n")
             lines += [head, "", table, ""]
-    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
-                       f"graph-breaks-{device}-{str(dtype).split('.')[-1]}.md")
+    out = os.path.join(RESULTS_DIR, f"graph-breaks-{device}-{str(dtype).split('.')[-1]}.md")
+    os.makedirs(RESULTS_DIR, exist_ok=True)
     with open(out, "w") as f:
         f.write("\n".join(lines))
 

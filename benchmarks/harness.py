@@ -2,7 +2,11 @@
 
 Variants are timed in interleaved rounds (A B C A B C ...) so drift in machine speed hits all of them alike; each
 round times a batch of calls and the median round is reported. Results go to stdout as a markdown table and to
-benchmarks/results/<name>.json and .md, with the machine and library versions."""
+<RESULTS_DIR>/<name>.json and .md, with the machine and library versions.
+
+RESULTS_DIR is benchmarks/out/ (untracked: a run does not rewrite the committed tables), or benchmarks/results/
+(the committed tables, which docs and NOTES.md cite) when the script is run with --update-results. Every script
+importing this module accepts that flag: it is taken out of sys.argv here, before the script parses its own."""
 from __future__ import annotations
 
 import json
@@ -14,7 +18,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+_HERE = os.path.dirname(os.path.abspath(__file__))
+COMMITTED_DIR = os.path.join(_HERE, "results")
+OUT_DIR = os.path.join(_HERE, "out")
+
+
+def _take_flag(flag: str) -> bool:
+    found = flag in sys.argv[1:]
+    sys.argv[1:] = [a for a in sys.argv[1:] if a != flag]
+    return found
+
+
+UPDATE_RESULTS = _take_flag("--update-results")
+RESULTS_DIR = COMMITTED_DIR if UPDATE_RESULTS else OUT_DIR
 
 
 @dataclass

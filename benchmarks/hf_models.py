@@ -13,7 +13,8 @@ harness.Suite: eager, torch.compile and framejit take turns so drift hits them a
         # GPT-2 small (12 layers, C768) at B8 T1024; a ~0.35B Llama (24 layers, hidden 1024, 16 heads, 8 kv heads,
         # intermediate 2816) at B8 T1024; BERT-base at B16 T512
     ... --only gpt2,llama --rounds 15 --threads 1 --save TAG
-        # some models; more rounds; one CPU thread each; also write results/hf-models-TAG.{json,md}
+        # some models; more rounds; one CPU thread each; also write out/hf-models-TAG.{json,md}
+        # (results/hf-models-TAG.{json,md} with --update-results)
 """
 from __future__ import annotations
 
@@ -209,7 +210,8 @@ def main():
     parser.add_argument("--threads", type=int, default=0,
                         help="CPU threads for torch (eager and torch.compile's C++) and framejit's NumPy code; "
                              "0 leaves the defaults. 1 gives steadier numbers on a busy machine")
-    parser.add_argument("--save", default="", metavar="TAG", help="also write results/hf-models-TAG.{json,md}")
+    parser.add_argument("--save", default="", metavar="TAG",
+                        help="also write out/hf-models-TAG.{json,md} (results/ with --update-results)")
     opts = parser.parse_args()
     device, dtype = torch.device(opts.device), getattr(torch, opts.dtype)
     if device.type == "cuda" and not torch.cuda.is_available():

@@ -141,10 +141,14 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=1000, help="cycles left out of the growth slope")
     p.add_argument("--backends", default="eager,numpy,inductor", help=f"comma-separated, of {', '.join(BACKENDS)}")
     p.add_argument("--modes", default="new,same", help="comma-separated, of new, same")
-    p.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"),
-                   help="where soak.json / soak.md / soak.png go")
+    p.add_argument("--out", default=None, help="where soak.json / soak.md / soak.png go (default: benchmarks/out, "
+                   "or benchmarks/results with --update-results)")
     p.add_argument("--child", nargs=2, metavar=("BACKEND", "MODE"), help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.out is None:
+        sys.path.insert(0, ROOT)
+        from benchmarks.harness import RESULTS_DIR
+        args.out = RESULTS_DIR
     if args.child:
         sys.path.insert(0, ROOT)
         print(json.dumps(soak(*args.child, cycles=args.cycles, every=args.every)))

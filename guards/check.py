@@ -41,15 +41,21 @@ class CompiledGuards:
         return lambda source: eval(source.expr(self._const), self._namespace, env)  # noqa: S307 - generated here
 
     def why_failed(self, *args) -> str:
+        return self.first_failure(*args)[1]
+
+    def first_failure(self, *args) -> tuple[tuple, str]:
+        """(what failed, why in words) for the first guard these arguments fail. What failed is the source the
+        guard reads (its kind where it reads none), the same in every entry of a code, so that a recompile log
+        can say each once."""
         read = self._reader(args)
         for g in self.guards:
             try:
                 reason = g.explain_from(read)
             except Exception as e:  # noqa: BLE001 - a source that cannot be read is the reason
-                return f"'{g.source.name()}' could not be read: {type(e).__name__}: {e}"
+                return _failed(g), f"'{g.source.name()}' could not be read: {type(e).__name__}: {e}"
             if reason:
-                return reason
-        return "all guards pass"
+                return _failed(g), reason
+        return ("pass",), "all guards pass"
 
     def read_all(self, *args) -> list:
         """(guard, its source's current value) for each guard whose source can be read with these arguments."""
@@ -65,6 +71,10 @@ class CompiledGuards:
 
     def describe(self) -> list[str]:
         return [g.describe() for g in self.guards]
+
+
+def _failed(g: Guard) -> tuple:
+    return ("source", g.source) if g.source is not None else ("kind", type(g).__name__)
 
 
 def dedupe(guards: list[Guard]) -> list[Guard]:

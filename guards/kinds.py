@@ -48,8 +48,10 @@ class TypeMatch(Guard):
 
     def explain(self, value):
         if type(value) is not self.expected:
-            return (f"type of '{self.source.name()}' changed: expected {_typename(self.expected)}, "
-                    f"got {_typename(type(value))}")
+            got = _typename(type(value))
+            if got == _typename(self.expected):  # jit.compile(module) makes one subclass of that name per module
+                got = f"another class named {got} ({type(value).__module__})"
+            return f"type of '{self.source.name()}' changed: expected {_typename(self.expected)}, got {got}"
         return None
 
     def describe(self):

@@ -40,14 +40,17 @@ def param_name(local: str) -> str:
 
 @dataclass(frozen=True)
 class LocalSource(Source):
-    """An argument of the frame (only arguments are bound when a frame starts)."""
+    """An argument of the frame (only arguments are bound when a frame starts). `shown`: what the user calls it,
+    where that is not its name: a resume function's stack value (`___stack1`) named by where it came from in the
+    code it continues (`self.loss_fct`), for messages; not part of its identity."""
     local: str
+    shown: str = field(default="", compare=False)
 
     def expr(self, const) -> str:
         return param_name(self.local)
 
     def name(self) -> str:
-        return self.local
+        return self.shown or self.local
 
 
 @dataclass(frozen=True)

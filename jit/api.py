@@ -67,9 +67,14 @@ def _compile_one(fn, ctx: optimize):
 
 
 def disable(fn: Callable | None = None):
-    """Never compile `fn`, nor anything it calls (decorator too). The hook is off for the duration of the call."""
+    """Never compile `fn`, nor anything it calls (decorator too). The hook is off for the duration of the call.
+
+    Takes functions, bound methods and other callables, and classmethod / staticmethod objects (above or below
+    `@classmethod` / `@staticmethod`): those come back as the same kind of method around the disabled function."""
     if fn is None:
         return disable
+    if isinstance(fn, (classmethod, staticmethod)):
+        return type(fn)(disable(fn.__func__))
     if not callable(fn):
         raise TypeError(f"jit.disable expects a callable, got {type(fn).__name__}")
     code = getattr(fn, "__code__", None)

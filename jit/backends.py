@@ -25,6 +25,7 @@ _registry: dict[str, Backend | str] = {
     "numpy": "inductor.backends:numpy_backend",
     "triton": "inductor.backends:triton_backend",
 }
+_BUILT_IN = dict(_registry)  # what framejit ships: its failures are compiler errors (eager fallback), a user's are not
 
 
 def register_backend(name: str, fn: Backend | None = None):
@@ -82,17 +83,78 @@ def reset_backends() -> None:
             reset()
 
 
+def is_built_in(backend: Backend) -> bool:
+    """One of framejit's own backends (by identity, or by the `module:attr` it is loaded from)."""
+    where = f"{getattr(backend, '__module__', '')}:{getattr(backend, '__qualname__', '')}"
+    return any(backend is target or where == target for target in _BUILT_IN.values())
+
+
+class UserBackendFailed(Exception):
+    """A user's backend raised, or returned no callable, while a frame was being compiled. That is no compiler
+    error: jit/convert_frame.py re-raises `error` to the caller as it is, instead of falling back to eager."""
+
+    def __init__(self, error: Exception):
+        super().__init__(f"{type(error).__name__}: {error}")
+        self.error = error
+
+
+class _UserBackend:
+    """A user's backend, its result checked; a failure while the frame compiles is remembered (`failed`) so that
+    compile_graph can tell it from a failure of our own code around it. Later calls (a graph compiled per size on
+    a call, graph/size_variants.py) raise the backend's error to that call as it is."""
+
+    def __init__(self, backend: Backend):
+        self.backend = backend
+        self.compiling = True
+        self.failed: Exception | None = None
+
+    def __call__(self, gm, example_inputs):
+        try:
+            compiled = self.backend(gm, example_inputs)
+            if not callable(compiled):
+                raise BackendError(f"backend {describe(self.backend)} returned {type(compiled).__name__}, not a "
+                                   "callable: a backend returns the function that runs the graph, "
+                                   "backend(gm, example_inputs) -> callable (torch.compile's convention)")
+        except Exception as e:
+            if self.compiling:
+                self.failed = e
+            raise
+        return compiled
+
+
+def describe(backend: Backend) -> str:
+    """A backend as the user wrote it: its qualified name and where it is defined."""
+    name = getattr(backend, "__qualname__", None) or type(backend).__qualname__
+    code = getattr(backend, "__code__", None) or getattr(getattr(backend, "__call__", None), "__code__", None)
+    return f"{name} ({code.co_filename}:{code.co_firstlineno})" if code is not None else name
+
+
 def compile_graph(backend: Backend, gm, example_inputs: list):
     """backend(gm, example_inputs), for graphs with dynamic sizes too. A backend declaring `dynamic_sizes = True`
     takes such a graph as it is (the built-in ones compile it once per set of size conditions,
     graph/size_variants.py). Any other backend gets the graph specialized to each call's input sizes, compiled
-    once per size up to jit.config.cache_size_limit sizes; further sizes run the graph as captured."""
-    if getattr(backend, "dynamic_sizes", False) or \
-            not any(n.meta.get("dynamic_dims") for n in gm.graph.nodes if n.op == "placeholder"):
+    once per size up to jit.config.cache_size_limit sizes; further sizes run the graph as captured.
+    A user's backend that raises or returns no callable: UserBackendFailed (the backend's own error inside)."""
+    if is_built_in(backend):
+        return _compile_graph(backend, gm, example_inputs, getattr(backend, "dynamic_sizes", False),
+                              getattr(backend, "__name__", type(backend).__name__))
+    user = _UserBackend(backend)
+    try:
+        return _compile_graph(user, gm, example_inputs, getattr(backend, "dynamic_sizes", False),
+                              getattr(backend, "__name__", type(backend).__name__))
+    except Exception as e:
+        if user.failed is e:
+            raise UserBackendFailed(e) from None
+        raise
+    finally:
+        user.compiling, user.failed = False, None
+
+
+def _compile_graph(backend: Backend, gm, example_inputs: list, dynamic_sizes: bool, name: str):
+    if dynamic_sizes or not any(n.meta.get("dynamic_dims") for n in gm.graph.nodes if n.op == "placeholder"):
         return _direct(backend(gm, example_inputs))
     from graph.size_variants import SizeVariants, fixed_shape_build
     from jit.config import config
-    name = getattr(backend, "__name__", type(backend).__name__)
     return SizeVariants(gm, example_inputs, fixed_shape_build(backend), gm.forward, limit=config.cache_size_limit,
                         name=f"graph for backend {name}")
 

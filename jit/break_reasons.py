@@ -2,7 +2,9 @@
 with the user's file:line. Kept as data so explain() and logs read the same everywhere."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from types import CodeType
 
 
 @dataclass(frozen=True)
@@ -54,19 +56,72 @@ KINDS = {k.name: k for k in [
 ]}
 
 
+@dataclass(frozen=True)
+class StackFrame:
+    """One frame of the traced call chain where the executor stopped: the code and the line it was at."""
+    code: CodeType
+    line: int
+
+    @property
+    def location(self) -> str:
+        return f"{self.code.co_filename}:{self.line}"
+
+    @property
+    def users(self) -> bool:
+        """Code of the user's own (not a library the skip rules leave alone, though inlined from user code)."""
+        from jit.skip_rules import skip_reason
+        return skip_reason(self.code) is None
+
+    def __str__(self) -> str:
+        return f'File "{self.code.co_filename}", line {self.line}, in {self.code.co_qualname}'
+
+
 class Unsupported(Exception):
-    """The executor cannot capture something; carries the kind, details and the user's file:line."""
+    """The executor cannot capture something; carries the kind, details and the user's file:line.
+
+    `stack`: the traced call chain, outermost first (the compiled frame, then each inlined call); `location` is
+    the innermost frame of the user's own code in it, so a break inside torch's code inlined from a user's
+    module points at the user's line that called it."""
 
     def __init__(self, kind: str, detail: str, location: str = ""):
         self.kind = KINDS[kind]
         self.detail = detail
         self.location = location
+        self.stack: list[StackFrame] = []
         self.break_at: tuple[int, int] | None = None  # (top-level instruction index, visit), set by the translator
         super().__init__(self.message())
+
+    def set_stack(self, frames: list[StackFrame]) -> None:
+        """Where the executor stopped (outermost first); the location becomes the innermost user frame's."""
+        self.stack = frames
+        if not self.location and frames:
+            self.location = next((f for f in reversed(frames) if f.users), frames[-1]).location
+        self.args = (self.message(),)
 
     def message(self) -> str:
         where = f"{self.location}: " if self.location else ""
         return f"{where}{self.detail} ({self.kind.explanation})"
+
+    def report(self) -> str:
+        """For the logs: what, why, the hint, and the user's stack (most recent call last), as a traceback shows
+        it; library frames beyond the user's innermost one are summed up in one line."""
+        lines = [f"{self.detail} ({self.kind.explanation})", f"  hint: {self.kind.hint}"]
+        users = [i for i, f in enumerate(self.stack) if f.users]
+        if users:
+            lines.append("  user stack (most recent call last):")
+            lines += [f"    {f}" for f in self.stack[:users[-1] + 1] if f.users]
+            inner = self.stack[users[-1] + 1:]
+            if inner:
+                lines.append(f"    (then in library code: {_short(inner[-1])}, {self.stack[users[-1]].code.co_qualname} "
+                             f"calling {inner[0].code.co_qualname})")
+        elif self.location:
+            lines.append(f"  at {self.location}")
+        return "\n".join(lines)
+
+
+def _short(frame: StackFrame) -> str:
+    parts = frame.code.co_filename.split(os.sep)
+    return f"{os.sep.join(parts[-2:])}:{frame.line}"
 
 
 class PythonError(Unsupported):

@@ -6,6 +6,7 @@ isinstance and custom methods all behave exactly as on the original. Only __call
 under the compiler (torch's own __call__ machinery is skipped by the skip rules; forward is compiled)."""
 from __future__ import annotations
 
+import copyreg
 import types
 
 from jit import skip_rules
@@ -27,9 +28,23 @@ def compiled_module(module, ctx):
         "__module__": cls.__module__,
         "__qualname__": cls.__qualname__,
         "_orig_mod": property(lambda self: module, doc="the module this compiled view shares its state with"),
-        "__reduce_ex__": lambda self, protocol: module.__reduce_ex__(protocol),
+        "__reduce_ex__": lambda self, protocol: _reduce_as(module, protocol),
     }
     subclass = type(cls.__name__, (cls,), namespace)
     compiled = object.__new__(subclass)
     object.__setattr__(compiled, "__dict__", module.__dict__)
     return compiled
+
+
+def _reduce_as(module, protocol: int):
+    """Pickle (and torch.save) the compiled view as the module it shares its state with: it loads back as that
+    module, an instance of the original class, without framejit. The module's own reduction, except that from
+    protocol 2 on it is `copyreg.__newobj__(cls, ...)`, which pickle refuses for an object whose class is not
+    `cls` (CPython's save_reduce: "args[0] from __newobj__ args has the wrong class"): the same call is spelled
+    `cls.__new__(cls, ...)`, or `copyreg._reconstructor` (what protocols 0 and 1 use) when it has no arguments."""
+    reduced = module.__reduce_ex__(protocol)
+    if isinstance(reduced, tuple) and reduced[0] is copyreg.__newobj__:
+        cls, *args = reduced[1]
+        call = (copyreg._reconstructor, (cls, object, None)) if not args else (cls.__new__, (cls, *args))
+        return (*call, *reduced[2:])
+    return reduced

@@ -2,7 +2,8 @@
 
 Order of business for a frame: skip rules (never compile), cache limit (stop compiling new variants), recompile
 bookkeeping, then the frame compiler. An internal error in the compiler falls back to eager for that code with
-one warning, unless the user asked for fullgraph or switched suppress_errors off."""
+one warning, unless the user asked for fullgraph or switched suppress_errors off; a user's backend that fails
+is not an internal error: its exception reaches the caller as the backend raised it."""
 from __future__ import annotations
 
 import inspect
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from types import CodeType, FunctionType
 
 from jit import dynamic, eval_frame, skip_rules
+from jit.backends import UserBackendFailed
 from jit.code_maps import CodeSet
 from jit.config import config
 from jit.counters import counters
@@ -65,16 +67,25 @@ def symbolic_executor(frame: Frame, settings: Settings):
 
 
 def failure_reasons(entries: list, args: tuple, function) -> list[str]:
-    """The first failing guard of each entry, in words (entries whose data has `why_failed(*args, function)`)."""
-    reasons = []
-    for entry in entries:
+    """The first failing guard of each entry, in words, each guard once: entries fail on the same guard again and
+    again (a size, an object identity), and the most recent entry's words for it are kept. Entries whose data
+    has `first_failure(*args, function)` -> (what failed, words) are grouped by what failed; those with only
+    `why_failed(*args, function)` by their words."""
+    reasons: dict = {}
+    for entry in entries:  # most recently used first
+        first = getattr(entry.data, "first_failure", None)
         explain = getattr(entry.data, "why_failed", None)
-        if explain is not None:
-            try:
-                reasons.append(explain(*args, function))
-            except Exception as e:  # a reason is a nicety: never let it break the call
-                reasons.append(f"(could not explain guard failure: {e})")
-    return reasons
+        try:
+            if first is not None:
+                key, text = first(*args, function)
+            elif explain is not None:
+                key = text = explain(*args, function)
+            else:
+                continue
+        except Exception as e:  # a reason is a nicety: never let it break the call
+            key = text = f"(could not explain guard failure: {e})"
+        reasons.setdefault(key, text)
+    return list(reasons.values())
 
 
 _LAZY_CODE = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR | inspect.CO_ITERABLE_COROUTINE
@@ -93,6 +104,9 @@ class FrameConverter:
             # The hook skips these on first sight, but asks again for a code it saw before jit.reset(). A generator
             # is inlined where it is consumed (its frame runs a step at a time); it is never a frame of its own.
             return eval_frame.SKIP
+        if skip_rules.runs_imports(code):
+            skip_log.debug("an import (%s): nothing it runs is compiled", code.co_qualname)
+            return eval_frame.SUSPEND
         reason = skip_rules.skip_reason(code, function)
         if reason is not None:
             skip_log.debug("skipping %s (%s:%d): %s", code.co_qualname, code.co_filename, code.co_firstlineno, reason)
@@ -126,6 +140,8 @@ class FrameConverter:
             return eval_frame.SKIP
         except GraphBreakError:
             raise
+        except UserBackendFailed as failed:  # the user's backend failed: theirs to see, as it raised it
+            raise failed.error from None
         except Exception as e:
             if self.settings.fullgraph or not config.suppress_errors:
                 raise

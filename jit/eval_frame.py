@@ -3,7 +3,8 @@
 The hook calls `callback(code, function, args)` on a cache miss, where `args` is the frame's argument vector
 (positional, keyword-only, then the *args tuple and **kwargs dict, in co_varnames order). The callback returns
 None (run the original this once), SKIP (never look at this code again), RUN_ONLY (keep the entries, run the
-original on a miss without asking), or a CacheEntry(guard, code, data) to add in front and run now.
+original on a miss without asking), SUSPEND (never look again, and run its frames with the hook suspended in
+their thread: nothing they call is intercepted), or a CacheEntry(guard, code, data) to add in front and run now.
 A guard is called as guard(*argument_vector, function): the frame's function comes last, for its closure
 cells and globals.
 """
@@ -17,6 +18,7 @@ from jit import _C
 
 SKIP = _C.SKIP
 RUN_ONLY = _C.RUN_ONLY
+SUSPEND = _C.SUSPEND
 CacheEntry = _C.CacheEntry
 
 set_callback = _C.set_callback

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dis
 import io
 import logging
+import os
 import re
 from dataclasses import dataclass, field
 
@@ -20,6 +21,7 @@ from jit import explanation as explain_mod
 from jit.branch_condition import item_compare
 from jit.break_reasons import Unsupported
 from jit.calling_convention import argument_names
+from jit.code_maps import CodeMap
 from jit.convert_frame import Frame, RunEagerly, Settings
 from jit.counters import counters
 from jit.eval_frame import CacheEntry
@@ -58,6 +60,9 @@ class EntryInfo:
 
     def why_failed(self, *args) -> str:
         return self.guards.why_failed(*args)
+
+    def first_failure(self, *args) -> tuple[tuple, str]:
+        return self.guards.first_failure(*args)
 
 
 class _EffectsBeforeValueCheck(Exception):
@@ -138,7 +143,8 @@ class FrameCapture:
         output.opaque_generator_withs = self.opaque_generator_withs
         output.modules_by_structure = dynamic.modules_by_structure(code)
         output.read_iterators = not dynamic.iterators_opaque(code)
-        tx_locals = {n: LazyArg(v, LocalSource(n)) for n, v in zip(argument_names(code), frame.args)}
+        shown = _stack_names.get(code, {})  # a resume function's stack values, by their names in the user's code
+        tx_locals = {n: LazyArg(v, LocalSource(n, shown.get(n, ""))) for n, v in zip(argument_names(code), frame.args)}
         cells: dict = {}
         for name in code.co_cellvars:
             cells[name] = CellVar(tx_locals.pop(name, None))
@@ -274,15 +280,25 @@ class FrameCapture:
                 stack[-1] = item_compare(stack[-1], stack[:-1] + list(local_vars.values()) + cells.roots(),
                                          self.output.inputs)
             compiled, inputs, outputs, gm = self._compile_graph(stack + list(local_vars.values()), cells)
+            below = _operands_below(inst, stack, handler)
+            at_line = f"{frame.code.co_filename}:{inst.lineno or frame.code.co_firstlineno}"
+
+            def resume_for(target, mask, names):
+                resumed = resume_code(frame.code, target, mask, names, inst.lineno)
+                # its first stack slots are the frame's own stack below the instruction's operands (or below the
+                # handler's depth): name them for messages by where their values came from
+                caught = bool(handler) and target == handler[0]
+                _name_stack_slots(resumed, stack[:below(target)], len(mask), caught, at_line)
+                return resumed
+
             code = codegen.break_code(
-                frame.code, compiled, inputs, outputs, stack, local_vars, inst, index, tx.kw_names,
-                lambda target, mask, names: resume_code(frame.code, target, mask, names, inst.lineno), handler,
-                cells, self._entry_handler(), on_error)
+                frame.code, compiled, inputs, outputs, stack, local_vars, inst, index, tx.kw_names, resume_for,
+                handler, cells, self._entry_handler(), on_error)
         except Unsupported as why:
             breaks_log.debug("%s cannot be split at %s (%s); it runs eagerly", frame.name, e.location, why.detail)
             raise e from None
         counters.bump("graph_breaks")
-        breaks_log.debug("Graph break in %s (%s): %s", frame.name, e.location, e.detail)
+        breaks_log.debug("Graph break in %s at %s: %s", frame.name, e.location, e.report())
         explain_mod.record_break(frame, e)
         return self._entry(code, self._guards(), gm)
 
@@ -343,6 +359,34 @@ class FrameCapture:
                                     lambda t, mask, names: resume_code(self.frame.code, t, mask, names, lineno))
 
 
+# resume code -> {its ___stackN parameter: what the user calls that value}, for guard messages (LocalSource.shown)
+_stack_names = CodeMap()
+
+
+def _operands_below(inst, stack: list, handler):
+    """below(target): how many entries at the bottom of `stack` a resume function starting at `target` gets as
+    they are (the rest of its stack slots are the instruction's results, or the exception a handler caught)."""
+    if inst.opname == "FOR_ITER" or inst.opname in codegen.CONDITIONAL_JUMPS:
+        pops = 1
+    else:
+        pops = codegen.BREAKABLE[inst.opname](inst)[0]
+    return lambda target: handler[1] if handler and target == handler[0] else len(stack) - pops
+
+
+def _name_stack_slots(code, lower: list, slots: int, caught: bool, location: str) -> None:
+    """What the user would call each stack value a resume function gets: a value read from outside by its source
+    (`self.loss_fct`, `layers[3]`), one computed in the trace or made by the break's instruction by where."""
+    path, _, line = location.rpartition(":")
+    where = f"{os.path.basename(path)}:{line}"
+    names = {}
+    for j, var in enumerate(lower):
+        if var is not NULL and not isinstance(var, ExitVar):
+            names[stack_arg(j)] = var.source.name() if var.source is not None else f"<value computed before {where}>"
+    for j in range(len(lower), slots):
+        names[stack_arg(j)] = f"<exception caught at {where}>" if caught else f"<result of {where}>"
+    _stack_names[code] = names
+
+
 def _class_name(name: str) -> str:
     return "Graph_" + "".join(c if c.isalnum() else "_" for c in name)
 
@@ -369,7 +413,7 @@ def _capture(frame: Frame, settings: Settings) -> CacheEntry:
         return entry
     except Unsupported as e:
         counters.bump("frames_run_eagerly")
-        breaks_log.debug("%s runs eagerly: %s", frame.name, e.message())
+        breaks_log.debug("%s runs eagerly (%s): %s", frame.name, e.location or frame.location, e.report())
         explain_mod.record_break(frame, e)
         if settings.fullgraph:
             from jit.errors import GraphBreakError

@@ -1,10 +1,16 @@
 """Which code the compiler never looks at: the standard library, torch, numpy, triton, pytest, and framejit
-itself. Decided once per code object (the hook then marks it SKIP), from the file it was defined in."""
+itself. Decided once per code object (the hook then marks it SKIP), from the file it was defined in.
+
+Nor what an import runs: a module's top-level code, the functions it calls, the `__init__` a dataclass makes
+with exec. Every import executes a module under one of a few importlib functions (IMPORT_CODES); the hook runs
+their frames with itself suspended in that thread (mode SUSPEND), so nothing below them is intercepted, and
+other frames pay nothing for it."""
 from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
 import os
+import sys
 import sysconfig
 from types import CodeType
 
@@ -63,6 +69,26 @@ _requested = CodeSet()
 def request(code: CodeType) -> None:
     """Compile `code` even though its file is in a skipped library."""
     _requested.add(code)
+
+
+def _import_codes() -> frozenset:
+    """The importlib functions under which a module's code runs (the frozen modules the interpreter imports
+    with): `_find_and_load` (every `import` and import_module of a module not in sys.modules), importlib.reload
+    (its finders' find_spec, then `_exec`), `_load` (the legacy load_module path) and a loader's `exec_module`
+    called directly."""
+    import importlib
+    bootstrap, external = sys.modules["_frozen_importlib"], sys.modules["_frozen_importlib_external"]
+    functions = (bootstrap._find_and_load, importlib.reload, bootstrap._exec, bootstrap._load,
+                 external._LoaderBasics.exec_module)
+    return frozenset(f.__code__ for f in functions)
+
+
+IMPORT_CODES = _import_codes()
+
+
+def runs_imports(code: CodeType) -> bool:
+    """Whether `code` runs a module's import: its frames (and all they call) run with the hook suspended."""
+    return code in IMPORT_CODES
 
 
 def skip_reason(code: CodeType, function=None) -> str | None:

@@ -84,6 +84,16 @@ class Translator:
         line = self.inst.lineno if self.inst is not None else self.code.co_firstlineno
         return f"{self.code.co_filename}:{line}"
 
+    def call_stack(self) -> list:
+        """The traced call chain from the compiled frame down to this one, each at its current line."""
+        from jit.break_reasons import StackFrame
+        frames, tx = [], self
+        while tx is not None:
+            frames.append(StackFrame(tx.code, tx.inst.lineno if tx.inst is not None and tx.inst.lineno
+                                     else tx.code.co_firstlineno))
+            tx = tx.parent
+        return frames[::-1]
+
     def short_location(self) -> str:
         line = self.inst.lineno if self.inst is not None else self.code.co_firstlineno
         return f"{os.path.basename(self.code.co_filename)}:{line}"
@@ -141,9 +151,8 @@ class Translator:
                         raise
             return self.return_value
         except Unsupported as e:
-            if not e.location:
-                e.location = self.location()
-                e.args = (e.message(),)
+            if not e.stack:
+                e.set_stack(self.call_stack())
             if top and e.break_at is None:
                 # Where the top-level frame was when it happened: the instruction to run for real after a break
                 # (for a failure inside an inlined call, the call itself: the callee then runs on its own). While

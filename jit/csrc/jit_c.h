@@ -9,7 +9,10 @@ typedef enum {
     JIT_MODE_ASK = 0,      /* call the Python callback (first sight, or entries exist and none matched) */
     JIT_MODE_SKIP = 1,     /* never look again: run the original */
     JIT_MODE_RUN_ONLY = 2, /* use existing entries; on a miss run the original without asking */
+    JIT_MODE_SUSPEND = 3,  /* never look again, and run the frame with this thread's hook suspended: nothing it
+                              calls is intercepted either (an import in progress: jit/skip_rules.py) */
 } JitMode;
+#define JIT_MODE_COUNT 4
 
 /* One compiled variant of a code object: run `code` when `guard(*args)` is true. */
 typedef struct {
@@ -36,6 +39,7 @@ typedef struct CodeExtra {
 /* The sentinels a callback returns besides None and a CacheEntry. */
 extern PyObject *jit_SKIP;
 extern PyObject *jit_RUN_ONLY;
+extern PyObject *jit_SUSPEND;
 
 /* eval_frame.c */
 int jit_eval_frame_init(void);

@@ -1,7 +1,7 @@
 /* jit._C: the Python face of the frame hook. */
 #include "jit_c.h"
 
-/* ---- SKIP / RUN_ONLY: the two decisions a callback can return besides None and a CacheEntry ---------------- */
+/* ---- SKIP / RUN_ONLY / SUSPEND: the decisions a callback can return besides None and a CacheEntry ---------- */
 
 typedef struct {
     PyObject_HEAD
@@ -20,12 +20,14 @@ static PyTypeObject Decision_Type = {
     .tp_basicsize = sizeof(Decision),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_repr = (reprfunc)Decision_repr,
-    .tp_doc = "A callback decision: SKIP (never look at this code again) or RUN_ONLY (on a miss, run the "
-              "original without asking).",
+    .tp_doc = "A callback decision: SKIP (never look at this code again), RUN_ONLY (on a miss, run the "
+              "original without asking) or SUSPEND (never look again, and run its frames with the hook "
+              "suspended in their thread, so nothing they call is intercepted).",
 };
 
 PyObject *jit_SKIP = NULL;
 PyObject *jit_RUN_ONLY = NULL;
+PyObject *jit_SUSPEND = NULL;
 
 static PyObject *
 make_decision(const char *name)
@@ -74,7 +76,7 @@ get_entries(PyObject *module, PyObject *obj)
     return PyList_GetSlice(extra->entries, 0, PyList_GET_SIZE(extra->entries));
 }
 
-static const char *mode_names[] = {"ask", "skip", "run_only"};
+static const char *mode_names[JIT_MODE_COUNT] = {"ask", "skip", "run_only", "suspend"};
 
 static PyObject *
 get_mode(PyObject *module, PyObject *obj)
@@ -90,12 +92,12 @@ set_mode(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     const char *name;
     if (nargs != 2 || !PyUnicode_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "set_mode(code, mode) with mode 'ask', 'skip' or 'run_only'");
+        PyErr_SetString(PyExc_TypeError, "set_mode(code, mode) with mode 'ask', 'skip', 'run_only' or 'suspend'");
         return NULL;
     }
     PyCodeObject *code = code_arg(args[0]);
     if (code == NULL || (name = PyUnicode_AsUTF8(args[1])) == NULL) return NULL;
-    for (int m = 0; m < 3; m++) {
+    for (int m = 0; m < JIT_MODE_COUNT; m++) {
         if (strcmp(name, mode_names[m]) == 0) {
             CodeExtra *extra = jit_ensure_extra(code);
             if (extra == NULL) return NULL;
@@ -103,7 +105,7 @@ set_mode(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             Py_RETURN_NONE;
         }
     }
-    PyErr_Format(PyExc_ValueError, "unknown mode %R: expected 'ask', 'skip' or 'run_only'", args[1]);
+    PyErr_Format(PyExc_ValueError, "unknown mode %R: expected 'ask', 'skip', 'run_only' or 'suspend'", args[1]);
     return NULL;
 }
 
@@ -158,11 +160,12 @@ arg_count(PyObject *module, PyObject *obj)
 static PyMethodDef methods[] = {
     {"set_callback", set_callback, METH_O,
      "set_callback(callback or None) -> previous. Per thread. callback(code, function, args) runs on a cache miss "
-     "and returns None (run the original once), SKIP, RUN_ONLY, or a CacheEntry to add and run."},
+     "and returns None (run the original once), SKIP, RUN_ONLY, SUSPEND, or a CacheEntry to add and run."},
     {"get_callback", get_callback, METH_NOARGS, "This thread's callback, or None."},
     {"get_entries", get_entries, METH_O, "A copy of a code object's cache entries, most recently used first."},
-    {"get_mode", get_mode, METH_O, "'ask', 'skip' or 'run_only'."},
-    {"set_mode", (PyCFunction)(void (*)(void))set_mode, METH_FASTCALL, "set_mode(code, 'ask'|'skip'|'run_only')"},
+    {"get_mode", get_mode, METH_O, "'ask', 'skip', 'run_only' or 'suspend'."},
+    {"set_mode", (PyCFunction)(void (*)(void))set_mode, METH_FASTCALL,
+     "set_mode(code, 'ask'|'skip'|'run_only'|'suspend')"},
     {"clear_code", clear_code, METH_O, "Drop one code object's entries and mode."},
     {"reset", reset, METH_NOARGS, "Drop every entry and mode of every code object."},
     {"drop_entries_of", drop_entries_of, METH_O, "Drop the entries a given callback created."},
@@ -187,9 +190,11 @@ PyInit__C(void)
     if (m == NULL) return NULL;
     jit_SKIP = make_decision("SKIP");
     jit_RUN_ONLY = make_decision("RUN_ONLY");
-    if (jit_SKIP == NULL || jit_RUN_ONLY == NULL ||
+    jit_SUSPEND = make_decision("SUSPEND");
+    if (jit_SKIP == NULL || jit_RUN_ONLY == NULL || jit_SUSPEND == NULL ||
         PyModule_AddObjectRef(m, "SKIP", jit_SKIP) < 0 ||
         PyModule_AddObjectRef(m, "RUN_ONLY", jit_RUN_ONLY) < 0 ||
+        PyModule_AddObjectRef(m, "SUSPEND", jit_SUSPEND) < 0 ||
         PyModule_AddObjectRef(m, "CacheEntry", (PyObject *)&CacheEntry_Type) < 0 ||
         PyModule_AddObjectRef(m, "run_suspended", (PyObject *)&Suspended_Type) < 0) {
         Py_DECREF(m);
