@@ -1,9 +1,15 @@
-"""A full training step (forward, loss, backward, AdamW) of the benchmarks' GPT: eager vs torch.compile vs ours,
-in one run: first-step time (compiles included), steady step time, ratio to eager, peak memory (CUDA).
+"""A full training step (forward, loss, backward, AdamW): eager vs torch.compile vs ours, in one run: first-step
+time (compiles included), steady step time, ratio to eager, peak memory (CUDA). Models: the benchmarks' GPT
+(`--model gpt`) or Hugging Face's GPT2LMHeadModel built from a config (`--model hf-gpt2`: GPT-2 small's shape,
+nothing downloaded).
 
     python benchmarks/training.py                       # CPU, fp32, small width, 2 threads
     python benchmarks/training.py --device cuda         # CUDA, bf16 autocast, GPT-2-small-like width
+    python benchmarks/training.py --device cuda --model hf-gpt2   # GPT-2 small (HF) at B8 T1024
     python benchmarks/training.py --no-torch-compile    # skip the torch.compile baseline (its cold compile is slow)
+
+The table is also written to <out>/training-<model>-<device>.md and .json (benchmarks/out, or benchmarks/results
+with --update-results), with the device and library versions.
 
 Only the forward and the loss are compiled (the optimizer step runs eagerly in every variant). Each variant
 trains its own copy of the same weights on the same batches; the losses of the last step are printed beside the
@@ -13,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import os
 import statistics
 import sys
@@ -24,12 +31,14 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import jit  # noqa: E402
+from benchmarks.harness import RESULTS_DIR, environment  # noqa: E402
 from benchmarks.models.gpt import GPT, GPTConfig  # noqa: E402
 
 
 def parse() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--model", default="gpt", choices=["gpt", "hf-gpt2"])
     p.add_argument("--width", type=int, default=None, help="n_embd (default: 128 on CPU, 768 on CUDA)")
     p.add_argument("--layers", type=int, default=None, help="n_layer (default: 2 on CPU, 6 on CUDA)")
     p.add_argument("--heads", type=int, default=None)
@@ -44,18 +53,31 @@ def parse() -> argparse.Namespace:
     p.add_argument("--no-torch-compile", action="store_true")
     a = p.parse_args()
     cuda = a.device == "cuda"
+    hf = a.model == "hf-gpt2"
     a.width = a.width or (768 if cuda else 128)
-    a.layers = a.layers or (6 if cuda else 2)
+    a.layers = a.layers or ((12 if hf else 6) if cuda else 2)
     a.heads = a.heads or (12 if cuda else 4)
     a.batch = a.batch or (8 if cuda else 4)
-    a.seq = a.seq or (512 if cuda else 64)
-    a.vocab = a.vocab or (50304 if cuda else 512)
+    a.seq = a.seq or ((1024 if hf else 512) if cuda else 64)
+    a.vocab = a.vocab or ((50257 if hf else 50304) if cuda else 512)
     return a
 
 
 def loss_fn(model, idx, targets):
     logits = model(idx)
+    logits = getattr(logits, "logits", logits)  # a transformers ModelOutput
     return F.cross_entropy(logits.view(-1, logits.shape[-1]), targets.view(-1))
+
+
+def build_model(a) -> torch.nn.Module:
+    if a.model == "hf-gpt2":
+        import transformers
+        cfg = transformers.GPT2Config(n_layer=a.layers, n_embd=a.width, n_head=a.heads, vocab_size=a.vocab,
+                                      n_positions=max(1024, a.seq), resid_pdrop=a.dropout, embd_pdrop=a.dropout,
+                                      attn_pdrop=a.dropout, use_cache=False)
+        return transformers.GPT2LMHeadModel(cfg)
+    return GPT(GPTConfig(vocab_size=a.vocab, block_size=a.seq, n_layer=a.layers, n_head=a.heads, n_embd=a.width,
+                         dropout=a.dropout))
 
 
 def _sync(device: str) -> None:
@@ -110,9 +132,7 @@ def main() -> None:
     torch.set_num_threads(a.threads)
     if a.device == "cuda" and not torch.cuda.is_available():
         sys.exit("--device cuda: no CUDA device")
-    cfg = GPTConfig(vocab_size=a.vocab, block_size=a.seq, n_layer=a.layers, n_head=a.heads, n_embd=a.width,
-                    dropout=a.dropout)
-    base = GPT(cfg).to(a.device).train()
+    base = build_model(a).to(a.device).train()
     g = torch.Generator().manual_seed(0)
     batches = [(torch.randint(0, a.vocab, (a.batch, a.seq), generator=g).to(a.device),
                 torch.randint(0, a.vocab, (a.batch, a.seq), generator=g).to(a.device)) for _ in range(4)]
@@ -121,27 +141,36 @@ def main() -> None:
         variants.append(("torch.compile", torch.compile(loss_fn)))
     variants.append(("framejit", jit.compile(loss_fn)))
     precision = "bf16 autocast" if a.device == "cuda" and not a.no_autocast else "fp32"
-    print(f"GPT training step: device={a.device} ({torch.cuda.get_device_name() if a.device == 'cuda' else ''}"
+    title = (f"{a.model} training step: device={a.device} ({torch.cuda.get_device_name() if a.device == 'cuda' else ''}"
           f"{torch.get_num_threads()} threads) {precision}, n_layer={a.layers} n_embd={a.width} n_head={a.heads} "
-          f"vocab={a.vocab} batch={a.batch} seq={a.seq}; median of {a.steps} steps after {a.warmup} warm-up",
-          flush=True)
+          f"vocab={a.vocab} batch={a.batch} seq={a.seq}; median of {a.steps} steps after {a.warmup} warm-up")
+    print(title, flush=True)
     results = []
     for name, fn in variants:
         results.append(run_variant(name, fn, copy.deepcopy(base), batches, a))
         print(f"  {name}: done", flush=True)
     eager = results[0].get("step_ms")
-    header = "| variant | first step (s) | step (ms) | vs eager | peak memory (MiB) | last loss |"
-    print(header)
-    print("|" + " --- |" * 6)
+    lines = [title, "", "| variant | first step (s) | step (ms) | vs eager | peak memory (MiB) | last loss |",
+             "|" + " --- |" * 6]
     for r in results:
         if "error" in r:
-            print(f"| {r['name']} | failed: {r['error']} | | | | |")
+            lines.append(f"| {r['name']} | failed: {r['error']} | | | | |")
             continue
         ratio = f"{eager / r['step_ms']:.2f}x" if eager else "-"
         peak = f"{r['peak_mib']:.0f}" if "peak_mib" in r else "-"
-        print(f"| {r['name']} | {r['first_s']:.2f} | {r['step_ms']:.2f} | {ratio} | {peak} | {r['loss']:.5f} |")
-    print(f"framejit: {jit.counters['graphs']} graphs, {jit.counters['backward_graphs']} backward graphs compiled, "
-          f"{jit.counters['graph_breaks']} graph breaks")
+        lines.append(f"| {r['name']} | {r['first_s']:.2f} | {r['step_ms']:.2f} | {ratio} | {peak} | "
+                     f"{r['loss']:.5f} |")
+    lines.append(f"\nframejit: {jit.counters['graphs']} graphs, {jit.counters['backward_graphs']} backward graphs "
+                 f"compiled, {jit.counters['graph_breaks']} graph breaks")
+    print("\n".join(lines[2:]))
+    env = environment()
+    env["device"] = torch.cuda.get_device_name() if a.device == "cuda" else "cpu"
+    os.makedirs(RESULTS_DIR, exist_ok=True)
+    stem = os.path.join(RESULTS_DIR, f"training-{a.model}-{a.device}")
+    with open(stem + ".md", "w") as f:
+        f.write("\n".join(lines) + "\n\n" + ", ".join(f"{k}: {v}" for k, v in env.items()) + "\n")
+    with open(stem + ".json", "w") as f:
+        json.dump({"args": vars(a), "environment": env, "results": results}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,14 @@ def wants_training(gm: fx.GraphModule, example_inputs: list) -> bool:
 def compile_training(gm: fx.GraphModule, example_inputs: list, compile_inference: Compiler) -> Callable:
     """A callable with gm's inputs and outputs whose outputs have a compiled backward. `compile_inference` is the
     backend's own path (gm, example_inputs) -> callable, used for both graphs."""
+    out = next(n for n in reversed(gm.graph.nodes) if n.op == "output")
+    if not isinstance(out.args[0], (tuple, list)):  # a graph returning one value (torch.compile's, symbolic_trace's)
+        tupled = copy_module(gm)
+        result = next(n for n in reversed(tupled.graph.nodes) if n.op == "output")
+        result.args = ((result.args[0],),)
+        tupled.recompile()
+        compiled = compile_training(tupled, example_inputs, compile_inference)
+        return lambda *args: compiled(*args)[0]
     if dynamic_graph(gm):
         build = fixed_shape_build(lambda g, ex: _compile_fixed(g, ex, compile_inference))
         return SizeVariants(gm, example_inputs, build, gm.forward, limit=MAX_SIZES, name="training graph")
