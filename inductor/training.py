@@ -99,6 +99,13 @@ def _count(name: str) -> None:
         counters.counters.bump(name)
 
 
+def _suspended(fn: Callable) -> Callable:
+    """fn run with framejit's frame hook off on this thread, when jit drives this compile (inductor never imports
+    jit: it is looked up)."""
+    hook = sys.modules.get("jit._C")
+    return hook.run_suspended(fn) if hook is not None else fn
+
+
 def _laid_out(t: torch.Tensor, stride) -> torch.Tensor:
     """t with the strides the backward graph was traced for (a copy only where they differ)."""
     if stride is None or t.stride() == stride or t.numel() <= 1:
@@ -219,21 +226,27 @@ class _RegionFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, *grads):
-        region = ctx.region
-        plan = region.plan
-        arrived = [g is not None for g in grads]
-        # an output no gradient reached gets zeros (the backward was compiled for contiguous tangents)
-        grads = [g.contiguous() if g is not None else torch.zeros(shape, dtype=dtype, device=device)
-                 for g, (shape, dtype, device) in zip(grads, ctx.output_meta)]
-        if torch.is_grad_enabled():  # create_graph=True: gradients that are differentiable again
-            return (None, *region.recompute_grads(ctx.inputs, ctx.random_state, grads))
-        saved = [_laid_out(t.detach(), stride) for t, stride in zip(ctx.saved_tensors, region.saved_strides)]
-        tangents = [g for g, d in zip(grads, plan.output_grad) if d]
-        backward = region.backward or region.compiled_backward(saved, tangents)
-        with _AutocastOff():
-            results = backward(*saved, *tangents)
-        out = [None] * len(ctx.inputs)
-        for i, g, reads in zip(plan.grad_of, results, plan.grad_tangents):
-            if any(arrived[k] for k in reads):  # else eager's autograd never reaches input i: None
-                out[i] = g
-        return (None, *out)
+        # autograd runs this inside whatever frame called .backward(), perhaps one the frame hook watches (a
+        # compiled function calling loss.backward()): the compiler's code and the generated code are never compiled
+        return _suspended(_backward)(ctx, *grads)
+
+
+def _backward(ctx, *grads):
+    region = ctx.region
+    plan = region.plan
+    arrived = [g is not None for g in grads]
+    # an output no gradient reached gets zeros (the backward was compiled for contiguous tangents)
+    grads = [g.contiguous() if g is not None else torch.zeros(shape, dtype=dtype, device=device)
+             for g, (shape, dtype, device) in zip(grads, ctx.output_meta)]
+    if torch.is_grad_enabled():  # create_graph=True: gradients that are differentiable again
+        return (None, *region.recompute_grads(ctx.inputs, ctx.random_state, grads))
+    saved = [_laid_out(t.detach(), stride) for t, stride in zip(ctx.saved_tensors, region.saved_strides)]
+    tangents = [g for g, d in zip(grads, plan.output_grad) if d]
+    backward = region.backward or region.compiled_backward(saved, tangents)
+    with _AutocastOff():
+        results = backward(*saved, *tangents)
+    out = [None] * len(ctx.inputs)
+    for i, g, reads in zip(plan.grad_of, results, plan.grad_tangents):
+        if any(arrived[k] for k in reads):  # else eager's autograd never reaches input i: None
+            out[i] = g
+    return (None, *out)

@@ -167,26 +167,33 @@ def casts(state: AutocastState, tensors: list, meta_args, meta_kwargs, run, name
     try:
         with torch.no_grad():
             autocast_log = _run_logged(run, probe_args, probe_kwargs, state.now)
-            if not any(func is _to_copy for func, _, _ in autocast_log):
-                return {}
-            plain = _run_logged(run, probe_args, probe_kwargs, {d: (False, dt) for d, (_, dt) in state.now.items()})
     except Exception as e:  # noqa: BLE001 - the meta run that follows reports the op's own errors
         if isinstance(e, (NotImplementedError, RuntimeError, TypeError)):
             return {}
         raise
-    var_of = {id(p): next(t for t in tensors if id(t.example) == key) for key, p in probes.items()}
-    found, j = {}, 0
+    # Autocast's kernel for an op casts (some of) its inputs, then runs the op as it runs without autocast on
+    # those dtypes: the casts are the first conversion of each input, the rest must be exactly what the op runs,
+    # autocast off, on its inputs cast so (the op may choose other kernels for the new dtypes: CUDA's attention).
+    inputs, cast_to, rest = {id(p) for p in probes.values()}, {}, []
     for func, first, dtype in autocast_log:
-        if j < len(plain) and func is plain[j][0]:
-            j += 1
-        elif func is _to_copy and first in var_of and dtype is not None:
-            var = var_of[first]
-            found[id(var)] = (var, dtype)
+        if func is _to_copy and first in inputs and dtype is not None and first not in cast_to:
+            cast_to[first] = dtype
         else:
-            unsupported("autocast", f"{name}: autocast casts values made inside the op, not only its inputs")
-    if j != len(plain):
-        unsupported("autocast", f"{name}: autocast changes which ops it runs")
-    return found
+            rest.append(func)
+    if not cast_to:
+        return {}
+    cast = {id(p): _Probe(p.meta.to(cast_to[id(p)]), p.real_device) for p in probes.values() if id(p) in cast_to}
+    recast = (lambda x: cast.get(id(x), x))
+    try:
+        with torch.no_grad():
+            plain = _run_logged(run, tree_map(recast, probe_args), tree_map(recast, probe_kwargs),
+                                {d: (False, dt) for d, (_, dt) in state.now.items()})
+    except Exception:  # noqa: BLE001
+        plain = None
+    if plain is None or [func for func, _, _ in plain] != rest:
+        unsupported("autocast", f"{name}: autocast does more than cast its inputs (or casts values made inside it)")
+    var_of = {id(p): next(t for t in tensors if id(t.example) == key) for key, p in probes.items()}
+    return {id(var_of[first]): (var_of[first], dtype) for first, dtype in cast_to.items()}
 
 
 def without_autocast(compiled, entry: tuple):

@@ -52,6 +52,9 @@ KINDS = {k.name: k for k in [
               "the block's body is still compiled (in a resume function); for grad mode use torch.no_grad() / "
               "torch.enable_grad(), which are captured without a break; a @contextmanager function is captured "
               "when nothing inside its block breaks the graph or raises"),
+    BreakKind("autocast", "an op under torch.autocast whose autocast kernel does more than cast its inputs, or an "
+              "autocast state the executor does not model (a device type, arguments computed from tensors)",
+              "run the op outside the autocast block, or give it inputs of the dtype you want"),
     BreakKind("generator", "a generator or coroutine is created or consumed", "materialize it into a list first"),
 ]}
 
