@@ -4,7 +4,7 @@ A graph lowers to an ordered list of kernels. Each kernel fills one buffer. The 
 reduction kernel is an expression tree: `Load` reads a buffer, `View` re-indexes its operand (transpose,
 broadcast, slice, select... are index arithmetic, which NumPy expresses as zero-copy strided views), `Op` is one
 elementwise operation, `Reduce` folds axes. Fusion is simply a producer's tree being inlined into its consumer's
-tree instead of being stored to a buffer (see scheduler.py)."""
+tree instead of being stored to a buffer (see fusion.py)."""
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
@@ -120,7 +120,7 @@ class Kernel:
     expr: Expr
     source: list = field(default_factory=list)
     is_view: bool = False  # output aliases its input (a graph output that is a view): don't copy
-    # (Buffer, Expr) pairs the kernel stores too, from the same registers (inductor/triton_side_outputs.py)
+    # (Buffer, Expr) pairs the kernel stores too, from the same registers (inductor/triton/side_outputs.py)
     side_outputs: list = field(default_factory=list)
     # the FX nodes themselves, as lowering made the kernel (kernels rebuilt later keep only `source`): what the
     # Triton backend runs in torch instead when the kernel cannot be generated

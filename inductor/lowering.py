@@ -5,6 +5,7 @@ Shapes and dtypes come from node.meta["val"] (meta tensors); graphs without them
 `propagate_meta`, which runs each node on meta tensors. In a graph with dynamic sizes, shapes come from
 node.meta["sym_shape"] (graph/symbolic_shapes.py): ints and SymInts, which generated code computes per call."""
 import operator
+from typing import Callable
 
 import torch
 import torch.fx
@@ -16,10 +17,10 @@ from graph import symbolic_shapes, symbolic_sizes
 from graph.normalize import EAGER_OUTPUTS
 from graph.shape_prop import fetch_attr, to_meta
 
-from . import dtypes
+from .eager_rejects import eager_rejects
 from .ir import (Buffer, Operand, Const, ExternKernel, FallbackKernel, Item, Kernel, Layout, Load, LoweredGraph, Op,
                  Reduce, View)
-from .scheduler import plan_fusion
+from .fusion import plan_fusion
 
 aten = torch.ops.aten
 LOWERINGS = {}  # target -> (kind, fn(node, *args, **kwargs) -> Expr | extern (kind, args, params))
@@ -331,29 +332,30 @@ PROBED_EXTERNS = (aten.mm.default, aten.bmm.default, aten.addmm.default)
 
 
 def _eager_rejects(node) -> str | None:
-    """Why eager raises for this call at any values (dtypes.eager_rejects), for calls with tensor operands."""
+    """Why eager raises for this call at any values (eager_rejects.py), for calls with tensor operands."""
     args, kwargs = torch.fx.node.map_arg((node.args, node.kwargs), lambda a: a.meta.get("val"))
     if not _tensors_in((args, kwargs)):
         return None  # constructors: meta raises where eager does, and a probe of arange(10**9) would cost
     target = node.target if node.op == "call_function" else getattr(torch.Tensor, node.target, None)
-    return None if target is None else dtypes.eager_rejects(target, args, kwargs)
+    return None if target is None else eager_rejects(target, args, kwargs)
 
 
 def _tensors_in(value):
     return [v for v in tree_flatten(value)[0] if isinstance(v, torch.Tensor)]
 
 
-def lower_graph(gm: torch.fx.GraphModule, example_inputs, plan=plan_fusion,
-                fallback: dict | None = None) -> LoweredGraph:
-    """`plan(graph, kinds) -> stored nodes` is the backend's fusion policy (scheduler.plan_fusion for NumPy,
-    triton_fusion.plan_triton_fusion for Triton, which also fuses values read several times in one kernel).
-    `fallback` {node: reason}: nodes the backend cannot generate code for, run in torch whatever their lowering
-    (the Triton backend's per-kernel fallback, triton_fallback.py)."""
+def lower_graph(gm: torch.fx.GraphModule, example_inputs, supported: Callable[[torch.dtype], bool],
+                plan=plan_fusion, fallback: dict | None = None) -> LoweredGraph:
+    """`supported(dtype)`: the backend's dtype rules, whether its code can hold the dtype (numpy/dtypes.py,
+    triton/dtypes.py); an op reading or making any other runs in torch. `plan(graph, kinds) -> stored nodes` is the
+    backend's fusion policy (fusion.plan_fusion for NumPy, triton/fusion.plan_triton_fusion for Triton, which also
+    fuses values read several times in one kernel). `fallback` {node: reason}: nodes the backend cannot generate
+    code for, run in torch whatever their lowering (the Triton backend's per-kernel fallback, triton/fallback.py)."""
     with symbolic_sizes.rendering(symbolic_sizes.NameRenderer()):  # node texts in comments name sizes `s0`
-        return _lower_graph(gm, example_inputs, plan, fallback or {})
+        return _lower_graph(gm, example_inputs, supported, plan, fallback or {})
 
 
-def _lower_graph(gm: torch.fx.GraphModule, example_inputs, plan, forced: dict) -> LoweredGraph:
+def _lower_graph(gm: torch.fx.GraphModule, example_inputs, supported, plan, forced: dict) -> LoweredGraph:
     propagate_meta(gm, example_inputs)
     if symbolic_shapes.is_dynamic(gm):
         symbolic_shapes.propagate(gm)
@@ -367,9 +369,9 @@ def _lower_graph(gm: torch.fx.GraphModule, example_inputs, plan, forced: dict) -
             # sizes, Python numbers, None: values the generated code cannot hold; the caller runs gm as is
             raise NotImplementedError(f"node {n.name!r} produces a non-tensor value ({type(out).__name__})")
         vals = _tensors_in(out) + [v for a in n.all_input_nodes for v in _tensors_in(a.meta.get("val"))]
-        odd = [v.dtype for v in vals if not dtypes.supported(v.dtype)]
+        odd = [v.dtype for v in vals if not supported(v.dtype)]
         if odd:
-            kinds[n] = "fallback"  # complex, unsigned 16/32/64, float8...: NumPy spellings differ, run eager
+            kinds[n] = "fallback"  # complex, unsigned 16/32/64, float8...: no type for them, run eager
             reasons[n] = f"dtype {str(odd[0]).replace('torch.', '')} not supported"
         elif kinds[n] in ("pointwise", "reduction") or _resolve(n) in PROBED_EXTERNS:
             rejected = _eager_rejects(n)
