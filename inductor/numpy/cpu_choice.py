@@ -18,13 +18,13 @@ code: both versions run torch)."""
 from __future__ import annotations
 
 import logging
-import os
 import time
 
 import torch
 
 from graph.inplace_reuse import reuse_intermediates
 from graph.scalar_operands import hoist_scalar_operands
+from ..config import config
 
 log = logging.getLogger("jit.inductor")
 ROUNDS = 5
@@ -69,7 +69,7 @@ def private_copies(inputs: list) -> list:
 def choose(generated, captured, inputs: list):
     """`generated` (NumPy code) or `captured()` (a GraphModule of the graph as captured), whichever ran `inputs`
     faster."""
-    mode = os.environ.get("FRAMEJIT_CPU_BACKEND", "measure")
+    mode = config.cpu_backend
     if mode == "numpy" or isinstance(generated, torch.fx.GraphModule):
         return generated
     torch_version = captured()

@@ -30,13 +30,13 @@ records."""
 from __future__ import annotations
 
 import logging
-import os
 import threading
 
 import torch
 
 from ..ir import dense
 from .native_launch import current_stream
+from ..config import config
 
 log = logging.getLogger("jit.inductor.triton")
 COPY_BYTES_PER_LAUNCH = 1 << 20  # a 1 MiB argument copy (~1 us at 3 TB/s, plus its launch) per launch saved
@@ -49,7 +49,7 @@ _use_count = getattr(torch._C, "_storage_Use_Count", None)
 
 def recorder(device: torch.device):
     """How graphs are recorded on `device` (a function like `record_cuda`), or None where they are not."""
-    if os.environ.get("FRAMEJIT_CUDA_GRAPHS", "1") == "0" or _use_count is None:
+    if not config.cuda_graphs or _use_count is None:
         return None
     return RECORDERS.get(device.type)
 

@@ -18,6 +18,7 @@ import tempfile
 import time
 
 from graph.symbolic_sizes import SymInt, bucket, decide
+from ..config import config
 
 log = logging.getLogger("jit.inductor.triton")
 PERSISTENT_MAX_BYTES = 64 * 1024
@@ -152,7 +153,7 @@ def save_tuned(key: str, config: dict, timings: list) -> None:
 
 
 def autotune_enabled() -> bool:
-    return os.environ.get("FRAMEJIT_AUTOTUNE", "0") not in ("", "0")
+    return config.autotune
 
 
 def bench(fn, cuda: bool) -> float:

@@ -3,19 +3,19 @@
 the first call with FRAMEJIT_AUTOTUNE=1 (cached on disk), FRAMEJIT_TRITON_MM=1 forcing the Triton kernel,
 else the library path (`heuristic`)."""
 import logging
-import os
 
 import torch
 
 from . import launch_configs
 from .launch_configs import pow2
+from ..config import config as switches
 
 log = logging.getLogger("jit.inductor.triton")
 
 
 def configs(m: int, n: int, k: int, itemsize: int) -> list:
     """Tile configs to try, the default first (H100: 128x128x64 tiles, 8 warps, 3-4 stages for 16-bit)."""
-    if os.environ.get("TRITON_INTERPRET") == "1":  # the interpreter pays per program: few, large tiles
+    if switches.triton_interpret:  # the interpreter pays per program: few, large tiles
         return [{"BLOCK_M": min(64, max(16, pow2(m))), "BLOCK_N": min(64, max(16, pow2(n))),
                  "BLOCK_K": min(64, max(16, pow2(k))), "GROUP_M": 8, "num_warps": 4, "num_stages": 1}]
     big = [(128, 128, 64, 8, 3), (128, 256, 64, 8, 3), (256, 128, 64, 8, 3), (128, 128, 64, 4, 4),
@@ -32,7 +32,7 @@ def configs(m: int, n: int, k: int, itemsize: int) -> list:
 
 def forced() -> bool:
     """FRAMEJIT_TRITON_MM=1: every call site that can takes the Triton matmul, untimed."""
-    return os.environ.get("FRAMEJIT_TRITON_MM") == "1"
+    return switches.triton_mm
 
 
 def heuristic(m: int, n: int, k: int, dtype: torch.dtype) -> bool:

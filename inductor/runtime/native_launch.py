@@ -17,16 +17,16 @@ every tensor a generated module passes is a graph input guarded on its device or
 there."""
 from __future__ import annotations
 
-import os
 
 import torch
+from ..config import SWITCHES, config
 
 try:
     from . import _launch
 except ImportError:  # the extension not built (a source checkout without `setup.py build_ext`)
     _launch = None
 
-ENV = "FRAMEJIT_NATIVE_LAUNCH"
+ENV = SWITCHES["native_launch"].variable
 
 # Triton's scalar types -> the launcher's codes (launch.c: Kernel's doc); pointers are "p"/"P", constexprs "-"
 SCALAR_CODES = {"i1": "b", "i8": "b", "i16": "h", "i32": "i", "i64": "l", "u1": "B", "u8": "B", "u16": "H",
@@ -38,7 +38,7 @@ current_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None)
 
 
 def enabled() -> bool:
-    return _launch is not None and os.environ.get(ENV, "1") != "0"
+    return _launch is not None and config.native_launch
 
 
 def argument_codes(signature: list, specialization: tuple) -> str | None:

@@ -27,6 +27,7 @@ from . import cuda_graphs, launch_configs, native_launch
 from .matmul import MatmulLauncher
 from ..cache import cache_dir
 from ..ir import Operand
+from ..config import config as switches
 
 log = logging.getLogger("jit.inductor.triton")
 COMPILE_THREADS = 8
@@ -45,7 +46,7 @@ def host_shortcuts() -> bool:
     """FRAMEJIT_TRITON_HOST_SHORTCUTS=0: generated modules call every library op as the graph spells it, each
     result through `fixed_layout`, every view chain view by view, and launch every kernel through its Launcher
     (the general paths; to bisect, and to measure what the shortcuts save)."""
-    return os.environ.get("FRAMEJIT_TRITON_HOST_SHORTCUTS", "1") != "0"
+    return switches.host_shortcuts
 
 
 def triton_dir():
@@ -183,8 +184,7 @@ class DirectLaunch:
             hooks = _active(knobs.runtime.launch_enter_hook) or _active(knobs.runtime.launch_exit_hook)
         except (ImportError, AttributeError):
             hooks = True
-        self.usable = not hooks and os.environ.get("TRITON_INTERPRET") != "1" and \
-            os.environ.get("FRAMEJIT_DIRECT_LAUNCH", "1") != "0"
+        self.usable = not hooks and not switches.triton_interpret and switches.direct_launch
 
     @property
     def hits(self) -> int:
@@ -357,7 +357,7 @@ class CompiledTritonGraph:
     def precompile(self) -> float:
         """Compile every kernel now, in parallel; returns the seconds it took."""
         t0 = time.perf_counter()
-        if os.environ.get("TRITON_INTERPRET") == "1" or not self.launch:
+        if switches.triton_interpret or not self.launch:
             return 0.0
         with concurrent.futures.ThreadPoolExecutor(min(COMPILE_THREADS, len(self.launch))) as pool:
             for f in [pool.submit(l.warmup, self.device) for l in self.launch.values()]:

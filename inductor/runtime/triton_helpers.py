@@ -6,12 +6,12 @@ Triton's CPU interpreter (TRITON_INTERPRET=1, used by the tests without a GPU) c
 (`create_extern_elementwise` raises there), so under the interpreter the same helpers are spelled with tl.math
 primitives; those spellings are accurate to a few float32 ulps, enough for the tests' tolerances, and never run
 on a GPU. The choice is made once, when this module is imported."""
-import os
 
 import triton
 import triton.language as tl
+from ..config import config
 
-INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
+INTERPRET = config.triton_interpret
 
 if not INTERPRET:
     from triton.language.extra import libdevice

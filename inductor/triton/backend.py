@@ -3,7 +3,6 @@ ahead-of-time kernel compilation. Correct first, every gap is a fallback, never 
 code generator cannot express runs its ops in torch inside the module (triton/fallback.py), and only what no
 module can hold returns None (the caller runs the graph in torch)."""
 import logging
-import os
 import time
 
 import torch
@@ -20,6 +19,7 @@ from ..runtime.launch_configs import autotune_enabled
 from .host import op_name
 from .rewrites import rewrite_half_norms
 from ..runtime.triton_graph import CompiledTritonGraph, import_module, write_module
+from ..config import config
 
 log = logging.getLogger("jit.inductor.triton")
 torch_log = logging.getLogger("jit.inductor")  # the backends' common "runs in torch" lines
@@ -33,7 +33,7 @@ def _device(example_inputs):
     if len(devices) != 1:
         return None
     device = devices.pop()
-    if device.type == "cuda" or (device.type == "cpu" and os.environ.get("TRITON_INTERPRET") == "1"):
+    if device.type == "cuda" or (device.type == "cpu" and config.triton_interpret):
         return device
     return None
 

@@ -26,7 +26,6 @@ FRAMEJIT_TRITON_FALLBACK=aten.gelu,aten.pow.Tensor_Scalar (op packets or overloa
 named ops to torch: a way to bisect a suspected miscompile without giving up the rest of the graph."""
 import functools
 import logging
-import os
 
 import torch
 
@@ -35,15 +34,16 @@ from .fusion import FUSIBLE, plan_triton_fusion
 from .host import UnsupportedKernels, generate, op_name, probe_extern_layouts
 from .dtypes import supported
 from .split import split_reductions
+from ..config import SWITCHES, config
 
 log = logging.getLogger("jit.inductor.triton")
-FORCE_ENV = "FRAMEJIT_TRITON_FALLBACK"
+FORCE_ENV = SWITCHES["triton_fallback"].variable
 MAX_ROUNDS = 8  # a culprit costs two rounds after the first; more means something is wrong: the graph as is
 
 
 def forced_by_env(graph: torch.fx.Graph) -> dict:
     """{node: reason} for the call nodes FRAMEJIT_TRITON_FALLBACK names."""
-    names = {n.strip() for n in os.environ.get(FORCE_ENV, "").split(",") if n.strip()}
+    names = set(config.triton_fallback)
     found = {}
     for node in graph.nodes if names else ():
         if node.op != "call_function":

@@ -18,7 +18,6 @@ Rounding: `(h + b) + product` in one fused multiply-add epilogue instead of `h +
 additions, grouped otherwise, as any fusing compiler does. FRAMEJIT_RESIDUAL_GEMM=0 turns it off; forcing the
 fused Triton matmul (FRAMEJIT_TRITON_MM=1) does too, since that path fuses the residual itself."""
 import math
-import os
 from dataclasses import dataclass
 
 import torch
@@ -29,12 +28,13 @@ from . import matmul
 from .codegen import loads_in, reduces_in
 from .side_outputs import (Probes, drop_dead_side_outputs, hoist, kernel_loads, merge_side_outputs, readers_of,
                                   side_outputs)
+from ..config import config
 
 FLOATS = (torch.float32, torch.float16, torch.bfloat16)
 
 
 def enabled() -> bool:
-    return os.environ.get("FRAMEJIT_RESIDUAL_GEMM", "1") != "0" and not matmul.forced()
+    return config.residual_gemm and not matmul.forced()
 
 
 @dataclass

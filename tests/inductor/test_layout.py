@@ -15,8 +15,8 @@ from tests.inductor.triton.support import check_fn  # sets TRITON_INTERPRET=1 wi
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "inductor"
-# what runtime/ may import from the rest of inductor/: the IR its wrappers read and the cache directory
-RUNTIME_MAY_IMPORT = {"inductor.ir", "inductor.cache"}
+# what runtime/ may import from the rest of inductor/: the IR its wrappers read, the cache directory, the switches
+RUNTIME_MAY_IMPORT = {"inductor.ir", "inductor.cache", "inductor.config"}
 THIRD_PARTY = {"numpy", "torch", "triton"}
 
 
