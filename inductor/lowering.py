@@ -19,7 +19,7 @@ from graph.shape_prop import fetch_attr, to_meta
 
 from .eager_rejects import eager_rejects
 from .ir import (Buffer, Operand, Const, ExternKernel, FallbackKernel, Item, Kernel, Layout, Load, LoweredGraph, Op,
-                 Reduce, View)
+                 Reduce, View, ViewKind, Expr)
 from .fusion import plan_fusion
 
 aten = torch.ops.aten
@@ -81,9 +81,9 @@ def _unary(name):
     def lower(node, x):
         out = meta(node)
         if name in ("floor", "ceil", "round", "trunc") and not out.dtype.is_floating_point:
-            return View("identity", x, (), x.shape, x.dtype)  # integer rounding is the identity in torch
+            return View(ViewKind.IDENTITY, x, (), x.shape, x.dtype)  # integer rounding is the identity in torch
         if name in ("sign", "abs") and x.dtype == torch.bool:
-            return View("identity", x, (), x.shape, x.dtype)  # NumPy has no bool loop for these
+            return View(ViewKind.IDENTITY, x, (), x.shape, x.dtype)  # NumPy has no bool loop for these
         return pointwise(name, node, x)
     return lower
 
@@ -186,26 +186,26 @@ def _view_of(kind, node, x, params):
 
 register("view", aten.view.default, aten.reshape.default, aten._unsafe_view.default, aten.squeeze.dims,
          aten.squeeze.dim, aten.squeeze.default)(
-    lambda node, x, *a: _view_of("reshape", node, x, (shape(node),)))
+    lambda node, x, *a: _view_of(ViewKind.RESHAPE, node, x, (shape(node),)))
 register("view", aten.permute.default)(
-    lambda node, x, dims: _view_of("permute", node, x, (tuple(_norm_dim(d, len(x.shape)) for d in dims),)))
-register("view", aten.t.default)(lambda node, x: _view_of("permute", node, x, (tuple(range(len(x.shape)))[::-1],)))
+    lambda node, x, dims: _view_of(ViewKind.PERMUTE, node, x, (tuple(_norm_dim(d, len(x.shape)) for d in dims),)))
+register("view", aten.t.default)(lambda node, x: _view_of(ViewKind.PERMUTE, node, x, (tuple(range(len(x.shape)))[::-1],)))
 register("view", aten.expand.default)(
-    lambda node, x, size, implicit=False: _view_of("expand", node, x, (shape(node),)))
+    lambda node, x, size, implicit=False: _view_of(ViewKind.EXPAND, node, x, (shape(node),)))
 register("view", aten.unsqueeze.default)(
-    lambda node, x, dim: _view_of("unsqueeze", node, x, (_norm_dim(dim, len(x.shape) + 1),)))
+    lambda node, x, dim: _view_of(ViewKind.UNSQUEEZE, node, x, (_norm_dim(dim, len(x.shape) + 1),)))
 register("pointwise", aten.relu.default)(_unary("relu"))
-register("view", aten.alias.default, aten.detach.default)(lambda node, x: _view_of("identity", node, x, ()))
+register("view", aten.alias.default, aten.detach.default)(lambda node, x: _view_of(ViewKind.IDENTITY, node, x, ()))
 
 
 @register("view", aten.slice.Tensor)
 def _slice(node, x, dim=0, start=None, end=None, step=1):
-    return _view_of("slice", node, x, (_norm_dim(dim, len(x.shape)), start, end, step))
+    return _view_of(ViewKind.SLICE, node, x, (_norm_dim(dim, len(x.shape)), start, end, step))
 
 
 @register("view", aten.select.int)
 def _select(node, x, dim, index):
-    return _view_of("select", node, x, (_norm_dim(dim, len(x.shape)), index))
+    return _view_of(ViewKind.SELECT, node, x, (_norm_dim(dim, len(x.shape)), index))
 
 
 # ---- reductions -----------------------------------------------------------------------------------------------
@@ -391,8 +391,7 @@ def _lower_graph(gm: torch.fx.GraphModule, example_inputs, supported, plan, forc
             val = meta(node)
             if not isinstance(val, torch.Tensor):
                 raise NotImplementedError(f"non-tensor graph input {node.name!r}")
-            buf = Buffer(fresh(node.name), _layout(node, val))
-            buf.attr = node.target if node.op == "get_attr" else None
+            buf = Buffer(fresh(node.name), _layout(node, val), attr=node.target if node.op == "get_attr" else None)
             inputs.append(buf)
             env[node] = Load(buf.name, shape(node), val.dtype)
             continue
@@ -453,7 +452,7 @@ def _lower_graph(gm: torch.fx.GraphModule, example_inputs, supported, plan, forc
             env[node] = Load(name, shape(node), out.dtype)
         else:
             env[node] = expr
-            expr._fx = node
+            expr.fx_node = node
     return LoweredGraph(inputs, kernels, outputs, spec, symbolic_sizes.text(graph),
                         eager_outputs=gm.meta.get(EAGER_OUTPUTS))
 
@@ -477,7 +476,7 @@ def _fused_nodes(node, env) -> list:
     def walk(n):
         for a in n.all_input_nodes:
             e = env.get(a)
-            if e is not None and getattr(e, "_fx", None) is a and a not in seen:
+            if isinstance(e, Expr) and e.fx_node is a and a not in seen:
                 seen.add(a)
                 walk(a)
         order.append(n)

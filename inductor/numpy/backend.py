@@ -90,7 +90,7 @@ def export_numpy(gm_or_fn, *example_inputs, path: str) -> str:
     if needs_torch:
         raise NotImplementedError("export_numpy: these ops have no NumPy lowering and would need torch: "
                                   + "; ".join(needs_torch))
-    if any(getattr(b, "attr", None) for b in lowered.inputs):
+    if any(b.attr for b in lowered.inputs):
         raise NotImplementedError("export_numpy: graphs with constant attributes (get_attr "
                                   + ", ".join(b.attr for b in lowered.inputs if b.attr) + ") are not supported; "
                                   "pass them as inputs")

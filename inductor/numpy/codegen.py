@@ -15,7 +15,8 @@ from graph import symbolic_sizes
 
 from . import dtypes, row_blocks
 from ..lowering import input_sizes
-from ..ir import Const, ExternKernel, FallbackKernel, Item, Kernel, Load, LoweredGraph, Op, Reduce, View, dense
+from ..ir import (Const, ExternKernel, FallbackKernel, Item, Kernel, Load, LoweredGraph, Op, Reduce, View, ViewKind,
+                  dense)
 
 
 def _prelude() -> str:
@@ -29,6 +30,22 @@ def _prelude() -> str:
 
 
 PRELUDE = _prelude()
+
+
+def _bound(b) -> str:
+    return "" if b is None else repr(b)
+
+
+# each view kind as a zero-copy NumPy view of the operand's code `c` (identity: the operand itself)
+NUMPY_VIEWS = {
+    ViewKind.RESHAPE: lambda c, p: f"np.reshape({c}, {p[0]!r})",
+    ViewKind.PERMUTE: lambda c, p: f"np.transpose({c}, {p[0]!r})",
+    ViewKind.EXPAND: lambda c, p: f"_expand({c}, {p[0]!r})",
+    ViewKind.UNSQUEEZE: lambda c, p: f"np.expand_dims({c}, {p[0]})",
+    ViewKind.SLICE: lambda c, p: f"{c}[{':, ' * p[0]}{_bound(p[1])}:{_bound(p[2])}:{p[3]}]",
+    # the trailing ... keeps a 0-d result a view, not a scalar
+    ViewKind.SELECT: lambda c, p: f"{c}[{':, ' * p[0]}{p[1]}, ...]",
+}
 
 UFUNC = {
     "abs": "np.abs", "neg": "np.negative", "exp": "np.exp", "log": "np.log", "log1p": "np.log1p",
@@ -163,25 +180,9 @@ class KernelWriter:
     def view(self, e: View) -> Value:
         v = self.value(e.arg)
         c, p = v.code, e.params
-        if e.kind == "identity":
+        if e.kind == ViewKind.IDENTITY:
             return Value(c, v.dtype, v.form, False, e.shape, v.exact)
-        if e.kind == "reshape":
-            code = f"np.reshape({c}, {p[0]!r})"
-        elif e.kind == "permute":
-            code = f"np.transpose({c}, {p[0]!r})"
-        elif e.kind == "expand":
-            code = f"_expand({c}, {p[0]!r})"
-        elif e.kind == "unsqueeze":
-            code = f"np.expand_dims({c}, {p[0]})"
-        elif e.kind == "slice":
-            dim, start, end, step = p
-            bound = lambda b: "" if b is None else repr(b)
-            code = f"{c}[{':, ' * dim}{bound(start)}:{bound(end)}:{step}]"
-        elif e.kind == "select":
-            code = f"{c}[{':, ' * p[0]}{p[1]}, ...]"  # the trailing ... keeps a 0-d result a view, not a scalar
-        else:
-            raise ValueError(e.kind)
-        out = self.temp(code, v.dtype, v.form, False, e.shape)
+        out = self.temp(NUMPY_VIEWS[e.kind](c, p), v.dtype, v.form, False, e.shape)
         out.exact = v.exact
         return out
 
@@ -369,7 +370,7 @@ def _ops_in(e, acc):
         acc.append(e.kind)
     elif isinstance(e, View):
         _ops_in(e.arg, acc)
-        if e.kind != "identity":
+        if e.kind != ViewKind.IDENTITY:
             acc.append(e.kind)
     return acc
 
@@ -431,7 +432,7 @@ def _generate(lg: LoweredGraph, used: set, sizes: dict, size_names: dict, render
             result = _extern(w, kernel)
         else:
             result = w.value(kernel.expr)
-        ret = w.store(result, kernel.out.layout.dtype, alias_ok=getattr(kernel, "is_view", False))
+        ret = w.store(result, kernel.out.layout.dtype, alias_ok=isinstance(kernel, Kernel) and kernel.is_view)
         if out in view_bases:
             ret = f"_laid_out({ret}, {view_bases[out]})"
         fname = _kernel_name(kernel, used)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from graph import symbolic_sizes
 
 from . import dtypes
-from ..ir import Const, Kernel, Load, Op, Reduce, View
+from ..ir import Const, Kernel, Load, Op, Reduce, View, ViewKind
 
 BLOCK_ELEMENTS = 131072  # 512 KiB of float32 per temporary: a group's few temporaries stay in a 2 MiB L2
 WHOLE_ARRAY_OPS = ("full", "arange", "cat")
@@ -42,7 +42,7 @@ def _rows_of(e, rows: int, ndim: int, cut: dict, whole: dict) -> bool:
             whole[e.buf] = shape
         return True
     if isinstance(e, View):
-        return e.kind == "identity" and _rows_of(e.arg, rows, ndim, cut, whole)
+        return e.kind == ViewKind.IDENTITY and _rows_of(e.arg, rows, ndim, cut, whole)
     if isinstance(e, Op):
         if e.name in WHOLE_ARRAY_OPS:
             return False

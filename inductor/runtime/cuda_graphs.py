@@ -34,7 +34,7 @@ import threading
 
 import torch
 
-from ..ir import dense
+from ..ir import Kernel, dense
 from .native_launch import current_stream
 from ..config import config
 
@@ -235,7 +235,7 @@ class GraphedCall:
 
 def launches(lowered) -> int:
     """How many kernels one call of the lowered graph launches (views launch nothing)."""
-    return sum(1 for k in lowered.kernels if not getattr(k, "is_view", False))
+    return sum(1 for k in lowered.kernels if not (isinstance(k, Kernel) and k.is_view))
 
 
 def graphed_call(run, slots: list, device: torch.device, gm: torch.fx.GraphModule, lowered, name: str):

@@ -90,8 +90,8 @@ def alias_plan(lowered: LoweredGraph) -> list:
     graph must run in torch (a caller writing to the input would not see it in the output)."""
     kernels = {k.out.name: k for k in lowered.kernels}
     inputs = {b.name: i for i, b in enumerate(lowered.inputs)}
-    placeholders = [i for i, b in enumerate(lowered.inputs) if not getattr(b, "attr", None)]
-    attrs = {b.attr: i for i, b in enumerate(lowered.inputs) if getattr(b, "attr", None)}
+    placeholders = [i for i, b in enumerate(lowered.inputs) if not b.attr]
+    attrs = {b.attr: i for i, b in enumerate(lowered.inputs) if b.attr}
     eager = lowered.eager_outputs
     plan = []
     for i, o in enumerate(lowered.outputs):
@@ -202,14 +202,14 @@ class CompiledNumpyGraph:
         self.fallbacks = {k.out.name: _make_fallback(k) for k in lowered.kernels if hasattr(k, "target")}
         self.constants = []
         for buf in lowered.inputs:
-            if getattr(buf, "attr", None):
+            if buf.attr:
                 self.constants.append((buf.name, fetch_attr(gm, buf.attr)))
         self.out_dtypes = [getattr(o, "dtype", None) for o in lowered.outputs]
         self._const_values = [c for _, c in self.constants]
         params = [isinstance(x, torch.nn.Parameter) for x in example_inputs] if example_inputs else []
         slots, n_const, n_arg = [], 0, 0
         for buf in lowered.inputs:
-            if getattr(buf, "attr", None):
+            if buf.attr:
                 slots.append((True, n_const, True))
                 n_const += 1
             else:

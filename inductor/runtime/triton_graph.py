@@ -26,7 +26,7 @@ from graph.shape_prop import fetch_attr
 from . import cuda_graphs, launch_configs, native_launch
 from .matmul import MatmulLauncher
 from ..cache import cache_dir
-from ..ir import Operand
+from ..ir import FallbackKernel, Operand
 from ..config import config as switches
 
 log = logging.getLogger("jit.inductor.triton")
@@ -322,12 +322,12 @@ class CompiledTritonGraph:
         self.module, self.lowered, self.path = module, lowered, path
         self.source = path.read_text()
         self.device = device
-        self.fallbacks = {k.out.name: _make_fallback(k) for k in lowered.kernels if hasattr(k, "target")}
+        self.fallbacks = {k.out.name: _make_fallback(k) for k in lowered.kernels if isinstance(k, FallbackKernel)}
         self.constants = []
         self.slots = []
         n_arg = 0
         for buf in lowered.inputs:
-            if getattr(buf, "attr", None):
+            if buf.attr:
                 self.slots.append((True, fetch_attr(gm, buf.attr)))
             else:
                 self.slots.append((False, n_arg))

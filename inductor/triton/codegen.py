@@ -28,7 +28,7 @@ from graph.symbolic_sizes import SymInt
 
 from ..runtime import launch_configs
 from . import tiling
-from ..ir import Const, Kernel, Load, Op, Reduce, View
+from ..ir import Const, Kernel, Load, Op, Reduce, View, loads_in, reduces_in
 from .dtypes import NARROW, TL, Val, compute, literal
 from .index import ZERO, Group, Ix, Scope, address, broadcast, through_view
 from .ops import emit_op
@@ -378,45 +378,8 @@ def _literal_value(code: str):
     return float(code) if any(c in code for c in ".en") else int(code)
 
 
-def _walk(e, seen=None):
-    seen = set() if seen is None else seen
-    if id(e) in seen:
-        return
-    seen.add(id(e))
-    yield e
-    for child in ([e.arg] if isinstance(e, (View, Reduce)) else e.args if isinstance(e, Op) else []):
-        yield from _walk(child, seen)
-
-
-def reduces_in(e) -> list:
-    return [n for n in _walk(e) if isinstance(n, Reduce)]
-
-
-def loads_in(e) -> list:
-    """Buffers a tree reads, each once, in first-read order."""
-    return list(dict.fromkeys(n.buf for n in _walk(e) if isinstance(n, Load)))
-
-
 def _span(layout) -> int:
     """Elements between a buffer's first and last element, plus one."""
     if any(s == 0 for s in layout.shape):
         return 0
     return 1 + sum((s - 1) * abs(st) for s, st in zip(layout.shape, layout.strides))
-
-
-def ops_in(e) -> list:
-    """Op names of a tree, producers first (post-order), each once: the kernel's name reads like its source."""
-    names, seen = [], set()
-
-    def visit(n):
-        if id(n) in seen:
-            return
-        seen.add(id(n))
-        for child in ([n.arg] if isinstance(n, (View, Reduce)) else n.args if isinstance(n, Op) else []):
-            visit(child)
-        if isinstance(n, Op):
-            names.append(n.name)
-        elif isinstance(n, Reduce):
-            names.append(n.kind)
-    visit(e)
-    return list(dict.fromkeys(names))

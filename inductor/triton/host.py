@@ -10,7 +10,15 @@ can map the dump back to their code.
 
 A kernel the code generator rejects (NotImplementedError from triton_codegen / triton_ops / triton_reduce, or a
 dtype with no Triton type) does not stop generation: every such kernel is collected and reported together in
-`UnsupportedKernels`, so one more lowering round fixes them all."""
+`UnsupportedKernels`, so one more lowering round fixes them all.
+
+Library and fallback output strides are probed once at compile time (`probe_extern_layouts`: SDPA's (B, T, H, D)
+order indexed as it is, not copied). A kernel that would only copy into the layout its input already has becomes
+a host view. A kernel's output is written over an input it reads for the last time, element for element, where
+the module owns that memory alone (`_reads_in_place`: a GEMM's product under its epilogue). Host work per call is
+kept small: library results the probe saw in exactly the promised layout used as returned (no `fixed_layout`),
+`x @ W.t() + b` as `F.linear`, view chains over buffers of known layout as one `as_strided`
+(FRAMEJIT_TRITON_HOST_SHORTCUTS=0 restores the general paths)."""
 import logging
 import math
 
@@ -24,11 +32,10 @@ from graph.symbolic_sizes import SymInt
 from ..lowering import input_sizes
 from ..ir import (Buffer, ExternKernel, FallbackKernel, Item, Kernel, Layout, Load, LoweredGraph, Op, Operand,
                  Reduce, View, contiguous_strides, dense, rebuild, reshape_only, static_shape, unit,
-                 view_base)
+                 view_base, loads_in, ops_in, readers_of, ViewKind)
 from . import matmul, residual, twins
-from .side_outputs import readers_of
 from ..views import meta_view, torch_view
-from .codegen import KernelSource, KernelWriter, loads_in, ops_in
+from .codegen import KernelSource, KernelWriter
 from .dtypes import supported
 from ..runtime import attention as runtime_attention
 from ..runtime.triton_graph import host_shortcuts
@@ -103,7 +110,7 @@ def _fresh(base: str, used: set) -> str:
 
 def _transposed_weight(e):
     """The 2-D buffer W where `e` is W.permute((1, 0)): an nn.Linear weight as a matmul operand."""
-    if isinstance(e, View) and e.kind == "permute" and tuple(e.params[0]) == (1, 0) and \
+    if isinstance(e, View) and e.kind == ViewKind.PERMUTE and tuple(e.params[0]) == (1, 0) and \
             isinstance(e.arg, Load) and len(e.arg.shape) == 2:
         return e.arg.buf
     return None
@@ -249,7 +256,7 @@ def _reads_in_place(trees: list, d: str, d_layout: Layout, out: Layout) -> bool:
         if reshape_only(e, d):
             same = tuple(d_layout.shape) == tuple(out.shape) and tuple(d_layout.strides) == tuple(out.strides)
             result = tuple(e.shape) == tuple(out.shape) and (same or contiguous(d_layout) and contiguous(out))
-        elif isinstance(e, View) and e.kind not in ("reshape", "identity"):
+        elif isinstance(e, View) and e.kind not in (ViewKind.RESHAPE, ViewKind.IDENTITY):
             result = d not in loads_in(e)  # d re-indexed (transposed, sliced, broadcast): read where others store
         else:
             children = [e.arg] if isinstance(e, (View, Reduce)) else e.args if isinstance(e, Op) else []
@@ -281,7 +288,7 @@ def probe_extern_layouts(lg: LoweredGraph, example_inputs: list, gm) -> int:
     values = {}
     inputs = iter(example_inputs)
     for buf in lg.inputs:
-        if getattr(buf, "attr", None):
+        if buf.attr:
             values[buf.name] = fetch_attr(gm, buf.attr)
         else:
             values[buf.name] = next(inputs)
@@ -380,7 +387,7 @@ def strided_operand(e, layouts: dict, exact: set) -> str:
     same tensor. Anything else stays the chain."""
     base, views, static = e, 0, static_shape(e.shape)
     while isinstance(base, View):
-        views += base.kind != "identity"
+        views += base.kind != ViewKind.IDENTITY
         static = static and not symbolic_sizes.is_symbolic(base.params)
         base = base.arg
     if views < 2 or not static or not isinstance(base, Load) or base.buf not in exact or \

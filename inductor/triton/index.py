@@ -12,6 +12,8 @@ axis analysis cannot prove it, and the loads fall back to scalar ones at a third
 recognizes terms that rebuild a tile index whole and emits the index itself."""
 from dataclasses import dataclass
 
+from ..ir import ViewKind
+
 ZERO_DEPS = frozenset()
 
 
@@ -179,38 +181,53 @@ def combine(scope: Scope, parts: list, deps: set) -> Ix:
     return Ix(scope.let(code, prefix="i") if "+" in code or "*" in code else code, frozenset(deps))
 
 
-def through_view(scope: Scope, kind: str, params: tuple, in_shape: tuple, coords: tuple) -> tuple:
+def _permuted(scope, params, in_shape, coords):
+    out = [None] * len(in_shape)
+    for i, d in enumerate(params[0]):
+        out[d] = coords[i]
+    return tuple(out)
+
+
+def _expanded(scope, params, in_shape, coords):
+    off = len(coords) - len(in_shape)
+    return tuple(ZERO if s == 1 else coords[off + j] for j, s in enumerate(in_shape))
+
+
+def _sliced(scope, params, in_shape, coords):
+    dim, start, _end, step = params
+    size = in_shape[dim]
+    start = 0 if start is None else (start + size if start < 0 else start)
+    start = min(max(start, 0), size)
+    c = coords[dim]
+    code = mul(c, step)
+    parts = [p for p in (str(start) if start else None, code) if p]
+    new = combine(scope, parts, c.deps) if parts else ZERO
+    return tuple(coords[:dim]) + (new,) + tuple(coords[dim + 1:])
+
+
+def _selected(scope, params, in_shape, coords):
+    dim, index = params
+    index = index + in_shape[dim] if index < 0 else index
+    return tuple(coords[:dim]) + (Ix(str(index)),) + tuple(coords[dim:])
+
+
+# view kind -> (scope, params, the argument's shape, the view's coordinates) -> the argument's coordinates
+THROUGH = {
+    ViewKind.IDENTITY: lambda scope, params, in_shape, coords: tuple(coords),
+    ViewKind.PERMUTE: _permuted,
+    ViewKind.EXPAND: _expanded,
+    ViewKind.UNSQUEEZE: lambda scope, params, in_shape, coords: tuple(c for i, c in enumerate(coords)
+                                                                     if i != params[0]),
+    ViewKind.SLICE: _sliced,
+    ViewKind.SELECT: _selected,
+    ViewKind.RESHAPE: lambda scope, params, in_shape, coords: _reshape(scope, tuple(params[0]), in_shape,
+                                                                       tuple(coords)),
+}
+
+
+def through_view(scope: Scope, kind: ViewKind, params: tuple, in_shape: tuple, coords: tuple) -> tuple:
     """The view's argument coordinates, given the view's own coordinates."""
-    in_shape = tuple(in_shape)
-    if kind == "identity":
-        return tuple(coords)
-    if kind == "permute":
-        out = [None] * len(in_shape)
-        for i, d in enumerate(params[0]):
-            out[d] = coords[i]
-        return tuple(out)
-    if kind == "expand":
-        off = len(coords) - len(in_shape)
-        return tuple(ZERO if s == 1 else coords[off + j] for j, s in enumerate(in_shape))
-    if kind == "unsqueeze":
-        return tuple(c for i, c in enumerate(coords) if i != params[0])
-    if kind == "slice":
-        dim, start, _end, step = params
-        size = in_shape[dim]
-        start = 0 if start is None else (start + size if start < 0 else start)
-        start = min(max(start, 0), size)
-        c = coords[dim]
-        code = mul(c, step)
-        parts = [p for p in (str(start) if start else None, code) if p]
-        new = combine(scope, parts, c.deps) if parts else ZERO
-        return tuple(coords[:dim]) + (new,) + tuple(coords[dim + 1:])
-    if kind == "select":
-        dim, index = params
-        index = index + in_shape[dim] if index < 0 else index
-        return tuple(coords[:dim]) + (Ix(str(index)),) + tuple(coords[dim:])
-    if kind == "reshape":
-        return _reshape(scope, tuple(params[0]), in_shape, tuple(coords))
-    raise NotImplementedError(f"view kind {kind}")
+    return THROUGH[kind](scope, params, tuple(in_shape), coords)
 
 
 def _reshape(scope: Scope, out_shape: tuple, in_shape: tuple, coords: tuple) -> tuple:

@@ -22,12 +22,10 @@ import math
 import torch
 
 from ..runtime.matmul import forced
-from ..ir import Const, ExternKernel, Kernel, Load, Op, View, reshape_only, view_base
+from ..ir import Const, ExternKernel, Kernel, Load, Op, View, ops_in, readers_of, reduces_in, reshape_only, view_base
 from ..views import meta_view
-from .codegen import ops_in, reduces_in
 from .dtypes import NARROW, TL
 from .ops import BINARY, UNARY
-from .side_outputs import readers_of
 
 log = logging.getLogger("jit.inductor.triton")
 FLOAT_OPS = set(UNARY) - {"isnan", "logical_not", "floor", "ceil", "round", "trunc", "sign", "bitwise_not"}

@@ -22,13 +22,11 @@ from dataclasses import dataclass
 
 import torch
 
-from ..ir import (Buffer, Const, ExternKernel, Kernel, Load, Op, View, contiguous_strides, reshape_only, static_shape,
-                 unit, view_base)
-from . import matmul
-from .codegen import loads_in, reduces_in
-from .side_outputs import (Probes, drop_dead_side_outputs, hoist, kernel_loads, merge_side_outputs, readers_of,
-                                  side_outputs)
 from ..config import config
+from ..ir import (Buffer, Const, ExternKernel, Kernel, Load, Op, View, ViewKind, contiguous_strides, kernel_loads, loads_in,
+                  readers_of, reduces_in, reshape_only, side_outputs, static_shape, unit, view_base)
+from . import matmul
+from .side_outputs import Probes, drop_dead_side_outputs, hoist, merge_side_outputs
 
 FLOATS = (torch.float32, torch.float16, torch.bfloat16)
 
@@ -109,7 +107,7 @@ def _replacement(k: Kernel, g: ExternKernel, rest: list, acc: Buffer) -> tuple:
     terms = rest + ([g.args[0]] if g.kind == "addmm" else [])
     whole = Load(acc.name, shape, lay.dtype)
     if shape != tuple(g.out.layout.shape):
-        whole = View("reshape", whole, (tuple(g.out.layout.shape),), tuple(g.out.layout.shape), lay.dtype)
+        whole = View(ViewKind.RESHAPE, whole, (tuple(g.out.layout.shape),), tuple(g.out.layout.shape), lay.dtype)
     return (Kernel(acc, _sum(terms, shape, lay.dtype), list(k.source)),
             ExternKernel(k.out, "addmm_into", [whole] + list(g.args[-2:]), {}, g.source + k.source))
 
@@ -120,7 +118,7 @@ def _sum(terms: list, shape: tuple, dtype):
     for u in terms[1:]:
         e = Op("add", [e, u], torch.broadcast_shapes(tuple(e.shape), tuple(u.shape)), dtype, dtype)
     if tuple(e.shape) != shape:
-        e = View("expand", e, (shape,), shape, dtype)
+        e = View(ViewKind.EXPAND, e, (shape,), shape, dtype)
     return e
 
 

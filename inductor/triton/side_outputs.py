@@ -9,35 +9,8 @@ the buffer of a kernel folded into another, at the place the buffer must exist b
 `drop_dead_side_outputs` removes stores nobody reads any more, once folding has inlined their readers.
 Every fold is kept only if the combined kernel still generates (KernelWriter), so a fold never sends a kernel
 to torch."""
-from ..ir import ExternKernel, FallbackKernel, Kernel, Load, rebuild
-from .codegen import KernelWriter, loads_in, reduces_in
-
-
-def side_outputs(k) -> list:
-    """A plan entry's side outputs (library calls, fallbacks and allocations have none)."""
-    return k.side_outputs if isinstance(k, Kernel) else []
-
-
-def kernel_loads(k) -> list:
-    """Buffers a plan entry reads (a kernel's side outputs' trees included; an `("allocate", k)` entry: none)."""
-    if isinstance(k, tuple):
-        return []
-    if isinstance(k, FallbackKernel):
-        trees = k.inputs
-    elif isinstance(k, ExternKernel):
-        trees = k.args
-    else:
-        trees = [k.expr] + [e for _, e in side_outputs(k)]
-    return list(dict.fromkeys(b for t in trees for b in loads_in(t)))
-
-
-def readers_of(kernels: list) -> dict:
-    """buffer -> indices of the plan entries reading it, in order."""
-    readers: dict = {}
-    for i, k in enumerate(kernels):
-        for buf in kernel_loads(k):
-            readers.setdefault(buf, []).append(i)
-    return readers
+from ..ir import Kernel, Load, kernel_loads, loads_in, readers_of, rebuild, reduces_in, side_outputs
+from .codegen import KernelWriter
 
 
 def _inline(e, values: dict, memo):

@@ -15,8 +15,7 @@ import math
 
 import torch
 
-from ..ir import Buffer, Kernel, Layout, Load, Reduce, View, contiguous_strides, rebuild
-from .codegen import reduces_in
+from ..ir import Buffer, Kernel, Layout, Load, Reduce, View, ViewKind, contiguous_strides, rebuild, reduces_in
 from .dtypes import NARROW
 
 SERIAL_ROWS, SERIAL_LENGTH = 64, 1 << 16  # fewer outputs than this, each reducing at least this many elements
@@ -64,9 +63,9 @@ class Splitter:
         arg = r.arg
         order = tuple(kept) + axes
         if order != tuple(range(ndim)):
-            arg = View("permute", arg, (order,), tuple(r.arg.shape[d] for d in order), arg.dtype)
+            arg = View(ViewKind.PERMUTE, arg, (order,), tuple(r.arg.shape[d] for d in order), arg.dtype)
         chunked = kept_shape + (split, length // split)
-        arg = View("reshape", arg, (chunked,), chunked, arg.dtype)
+        arg = View(ViewKind.RESHAPE, arg, (chunked,), chunked, arg.dtype)
         shape, dtype = kept_shape + (split,), _partial_dtype(r)
         name = f"{self.kernel.out.name}_part{len(self.added)}"
         expr = Reduce(r.kind, arg, (len(chunked) - 1,), False, shape, dtype)
@@ -80,7 +79,7 @@ class Splitter:
         part = self.partials(r)
         shape = tuple(r.shape)  # kept sizes, with keepdim's ones: the reduction's own output is r's shape
         if shape != part.shape[:-1]:
-            part = View("reshape", part, (shape + part.shape[-1:],), shape + part.shape[-1:], part.dtype)
+            part = View(ViewKind.RESHAPE, part, (shape + part.shape[-1:],), shape + part.shape[-1:], part.dtype)
         out = Reduce(r.kind, part, (len(shape),), False, shape, r.dtype)
         if not stored:
             return out

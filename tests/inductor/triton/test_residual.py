@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from tests.inductor.triton.support import DEVICE, assert_same, check_fn, on_device
 
 from inductor.triton import residual as triton_residual
-from inductor.triton.side_outputs import readers_of, side_outputs
+from inductor.ir import readers_of, side_outputs
 
 TOL = (1e-4, 1e-4)
 C = 32
