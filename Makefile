@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 # The local torch 2.13.0 CPU wheel (pip finds it through the machine's find-links); never an unpinned torch,
 # which would pull a multi-GB CUDA build.
 TORCH  ?= torch==2.13.0
-SOURCES := pyproject.toml setup.py $(wildcard jit/csrc/*.c jit/csrc/*.h inductor/csrc/*.c)
+SOURCES := pyproject.toml setup.py $(wildcard jit/csrc/*.c jit/csrc/*.h inductor/runtime/csrc/*.c)
 
 .PHONY: demo test test-main test-other-pythons bench fuzz clean
 
@@ -36,4 +36,4 @@ bench: $(VENV)/.ready
 	$(PY) benchmarks/overhead.py
 
 clean:
-	rm -rf $(VENV) .venv3* build *.egg-info jit/*.so inductor/*.so
+	rm -rf $(VENV) .venv3* build *.egg-info jit/*.so inductor/runtime/*.so

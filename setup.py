@@ -1,4 +1,4 @@
-"""Builds the C frame hook (jit._C) and the Triton kernel launcher (inductor._launch); everything else is
+"""Builds the C frame hook (jit._C) and the Triton kernel launcher (inductor.runtime._launch); everything else is
 declared in pyproject.toml."""
 import sys
 
@@ -13,8 +13,8 @@ setup(
             extra_compile_args=["-O2", "-std=c11", "-Wall", "-Wno-missing-field-initializers"],
         ),
         Extension(
-            "inductor._launch",
-            sources=["inductor/csrc/launch.c"],
+            "inductor.runtime._launch",
+            sources=["inductor/runtime/csrc/launch.c"],
             extra_compile_args=["-O2", "-std=c11", "-Wall"],
             libraries=["dl"] if sys.platform.startswith("linux") else [],
         ),

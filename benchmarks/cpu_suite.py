@@ -255,7 +255,7 @@ def _allocations(source: str) -> int:
 
 
 def profile_one(name):
-    from inductor.runtime import CompiledNumpyGraph, load_module, to_numpy
+    from inductor.runtime.numpy_graph import CompiledNumpyGraph, load_module, to_numpy
     fn, args = build(name)
     compiled, graphs = _capture(fn, args)
     with torch.no_grad():
@@ -335,7 +335,7 @@ def primitives():
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     a, w = x[:256], np.random.default_rng(1).standard_normal((512, 1024), dtype=np.float32)
     at, wt = torch.from_numpy(a), torch.from_numpy(w)
-    from inductor.numpy_codegen import PRELUDE
+    from inductor.numpy.codegen import PRELUDE
     helpers: dict = {}
     exec(PRELUDE, helpers)
     cases = [("add (new array)", lambda: np.add(x, y), lambda: torch.add(xt, yt)),

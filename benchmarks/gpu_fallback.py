@@ -1,4 +1,4 @@
-"""What one op the Triton backend cannot generate costs, on the GPU (inductor/triton_fallback.py).
+"""What one op the Triton backend cannot generate costs, on the GPU (inductor/triton/fallback.py).
 
   python benchmarks/gpu_fallback.py [--dtypes float32,bfloat16]
 
@@ -28,7 +28,7 @@ import jit  # noqa: E402
 from benchmarks.harness import Result, Suite, environment, markdown, save  # noqa: E402
 from benchmarks.models.gpt import Block, gpt2_block_config  # noqa: E402
 from benchmarks.models.rotary import RotaryBlock, rotary_freqs  # noqa: E402
-from inductor import triton_backend as triton_stats  # noqa: E402
+from inductor.triton import backend as triton_stats  # noqa: E402
 
 
 def _ms(fn) -> float:

@@ -1,4 +1,4 @@
-"""Triton matmul with a fused epilogue (inductor/triton_matmul.py) against library matmul + epilogue kernel, on the
+"""Triton matmul with a fused epilogue (inductor/triton/matmul.py) against library matmul + epilogue kernel, on the
 GPU suite's and the GPT's shapes: the measurement behind triton_matmul.heuristic.
 
   python benchmarks/gpu_matmul.py [--out DIR]

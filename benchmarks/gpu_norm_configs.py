@@ -36,7 +36,7 @@ WORKLOADS = [("layer_norm", ln, 16384, 768), ("residual + layer_norm", residual_
 
 def main():
     import triton.testing
-    from inductor import triton_launch
+    from inductor.runtime import launch_configs as triton_launch
     from inductor.backends import triton_backend
     p = argparse.ArgumentParser()
     p.add_argument("--out", default="")

@@ -1,4 +1,4 @@
-"""Residual sums added by the matmul in place (inductor/triton_residual.py), measured: the GPT rows of the GPU
+"""Residual sums added by the matmul in place (inductor/triton/residual.py), measured: the GPT rows of the GPU
 suite compiled with and without the rewrite (FRAMEJIT_RESIDUAL_GEMM=0) in one process, against eager and
 torch.compile, timed in interleaved rounds (gpu_suite.interleaved).
 

@@ -6,7 +6,7 @@ LOG=${OUT:-/tmp}
 cd "$(dirname "$0")/.."
 pids=()
 for k in $(seq 0 $((N - 1))); do
-  TRITON_SHARD=$k/$N PYTHONPATH=tests/inductor:$PYTHONPATH python3 -m pytest tests/inductor/test_triton_*.py -q -p no:cacheprovider -p triton_shard -W ignore > "$LOG/gpu-tests-$k.log" 2>&1 &
+  TRITON_SHARD=$k/$N PYTHONPATH=.:$PYTHONPATH python3 -m pytest tests/inductor/triton -q -p no:cacheprovider -p tests.inductor.triton.shard -W ignore > "$LOG/gpu-tests-$k.log" 2>&1 &
   pids+=($!)
 done
 rc=0

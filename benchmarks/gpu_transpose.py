@@ -1,5 +1,5 @@
 """Transposes on the GPU: eager vs torch.compile vs framejit, whose pointwise kernels walk a 2-D tile where an
-input is read in another order than the output is written (inductor/triton_tiling.py). A control variant runs
+input is read in another order than the output is written (inductor/triton/tiling.py). A control variant runs
 framejit's Triton backend with tiling switched off: the 1-D kernel the tiled one replaces.
 
   python benchmarks/gpu_transpose.py [--dtypes float32,bfloat16] [--only NAME,...] [--out DIR]
@@ -64,7 +64,7 @@ def parse(argv=None):
 def _untiled(fn, inputs):
     """framejit's Triton backend on fn with tiling off: the 1-D kernels walking the output's memory order."""
     import torch
-    from inductor import triton_tiling
+    from inductor.triton import tiling as triton_tiling
     from inductor.backends import triton_backend
     plan = triton_tiling.plan
     triton_tiling.plan = lambda kernel, layouts: None
@@ -78,7 +78,7 @@ def _modes(fn, inputs, configs: bool) -> tuple:
     """The launch shape of each kernel framejit generates for fn ('tiled' or 'pointwise'); with `configs`, each
     tiled kernel's autotune candidates timed on the arguments of a real call: [(ms, config)], fastest first."""
     import torch
-    from inductor import triton_launch
+    from inductor.runtime import launch_configs as triton_launch
     from inductor.backends import triton_backend
     compiled = triton_backend(torch.fx.symbolic_trace(fn), inputs)
     modes = ", ".join(sorted(launcher.ks.mode for launcher in compiled.launch.values())) or "none"

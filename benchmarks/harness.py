@@ -121,7 +121,7 @@ def launches(compiled, inputs) -> dict:
     """Kernel name -> (its Launcher, the arguments of its launch), for one call of a graph compiled by the Triton
     backend: what config studies (gpu_norm_configs.py, gpu_transpose.py) time candidates on. Spies on the launch
     table the generated module calls through (`compiled.calls`: each Launcher or its published fast path)."""
-    from inductor import triton_runtime
+    from inductor.runtime import triton_graph as triton_runtime
     seen, calls = {}, compiled.calls
     spies = {}
 

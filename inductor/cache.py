@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy
 import torch
+from .config import config
 
 log = logging.getLogger("jit.inductor.cache")
 FORMAT = 1
@@ -24,7 +25,7 @@ stats = {"memory_hits": 0, "disk_hits": 0, "misses": 0, "corrupt": 0}
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("FRAMEJIT_CACHE_DIR") or Path.home() / ".cache" / "framejit")
+    return config.cache_dir
 
 
 def input_metadata(example_inputs) -> list:

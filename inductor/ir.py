@@ -1,15 +1,17 @@
-"""The loop-level IR the NumPy backend generates code from.
+"""The loop-level IR both backends generate code from, and the walkers every pass uses over it.
 
 A graph lowers to an ordered list of kernels. Each kernel fills one buffer. The loop body of a pointwise or
 reduction kernel is an expression tree: `Load` reads a buffer, `View` re-indexes its operand (transpose,
 broadcast, slice, select... are index arithmetic, which NumPy expresses as zero-copy strided views), `Op` is one
 elementwise operation, `Reduce` folds axes. Fusion is simply a producer's tree being inlined into its consumer's
-tree instead of being stored to a buffer (see scheduler.py)."""
+tree instead of being stored to a buffer (see fusion.py)."""
 import math
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Callable, Optional
 
 import torch
+import torch.fx
 from torch.utils._pytree import tree_unflatten
 
 
@@ -61,6 +63,13 @@ class Buffer:
 class Expr:
     shape: tuple
     dtype: torch.dtype
+    # the FX node a tree inlined into a consumer was lowered from (lowering's `_fused_nodes` follows it); None for
+    # trees built later. A class attribute, not a dataclass field: it never takes part in equality or repr
+    fx_node: Optional[torch.fx.Node] = None
+
+    def children(self) -> tuple:
+        """The operand trees: what every walker over the IR descends into."""
+        return ()
 
 
 @dataclass
@@ -78,15 +87,34 @@ class Const(Expr):
     dtype: Optional[torch.dtype] = None
 
 
+class ViewKind(StrEnum):
+    """How a View re-indexes its operand; its params: RESHAPE (shape,), PERMUTE (dims,), EXPAND (shape,),
+    UNSQUEEZE (dim,), SLICE (dim, start, end, step), SELECT (dim, index), IDENTITY (). Each backend spells the
+    kinds through one table keyed by them (views.py for torch, numpy/codegen.py, triton/index.py). A StrEnum:
+    IR dumps and kernel names read the kind as its word."""
+    IDENTITY = "identity"
+    RESHAPE = "reshape"
+    PERMUTE = "permute"
+    EXPAND = "expand"
+    UNSQUEEZE = "unsqueeze"
+    SLICE = "slice"
+    SELECT = "select"
+
+
 @dataclass
 class View(Expr):
-    """Re-indexing of `arg` without arithmetic. kind: reshape, permute, expand, slice, select, unsqueeze,
-    identity; params depend on kind."""
-    kind: str
+    """Re-indexing of `arg` without arithmetic (`kind`, a ViewKind; params depend on it)."""
+    kind: ViewKind
     arg: Expr
     params: tuple
     shape: tuple
     dtype: torch.dtype
+
+    def __post_init__(self):
+        self.kind = ViewKind(self.kind)
+
+    def children(self) -> tuple:
+        return (self.arg,)
 
 
 @dataclass
@@ -100,6 +128,9 @@ class Op(Expr):
     compute_dtype: torch.dtype
     params: tuple = ()
 
+    def children(self) -> tuple:
+        return tuple(self.args)
+
 
 @dataclass
 class Reduce(Expr):
@@ -111,6 +142,9 @@ class Reduce(Expr):
     shape: tuple
     dtype: torch.dtype
 
+    def children(self) -> tuple:
+        return (self.arg,)
+
 
 @dataclass
 class Kernel:
@@ -120,7 +154,7 @@ class Kernel:
     expr: Expr
     source: list = field(default_factory=list)
     is_view: bool = False  # output aliases its input (a graph output that is a view): don't copy
-    # (Buffer, Expr) pairs the kernel stores too, from the same registers (inductor/triton_side_outputs.py)
+    # (Buffer, Expr) pairs the kernel stores too, from the same registers (inductor/triton/side_outputs.py)
     side_outputs: list = field(default_factory=list)
     # the FX nodes themselves, as lowering made the kernel (kernels rebuilt later keep only `source`): what the
     # Triton backend runs in torch instead when the kernel cannot be generated
@@ -205,7 +239,7 @@ def view_base(e):
 def reshape_only(e, buf: str) -> bool:
     """`e` is buffer `buf` under reshapes alone: its elements in buf's order."""
     while isinstance(e, View):
-        if e.kind not in ("reshape", "identity"):
+        if e.kind not in (ViewKind.RESHAPE, ViewKind.IDENTITY):
             return False
         e = e.arg
     return isinstance(e, Load) and e.buf == buf
@@ -244,3 +278,69 @@ def rebuild(e, swap, memo: dict | None = None):
             out = e
     memo[id(e)] = out
     return out
+
+
+# ---- walkers ---------------------------------------------------------------------------------------------------
+def walk(e, seen: set | None = None):
+    """Every node of a tree once (a subtree shared between operands too), parents before children."""
+    seen = set() if seen is None else seen
+    if id(e) in seen:
+        return
+    seen.add(id(e))
+    yield e
+    for child in e.children() if isinstance(e, Expr) else ():
+        yield from walk(child, seen)
+
+
+def reduces_in(e) -> list:
+    return [n for n in walk(e) if isinstance(n, Reduce)]
+
+
+def loads_in(e) -> list:
+    """Buffers a tree reads, each once, in first-read order."""
+    return list(dict.fromkeys(n.buf for n in walk(e) if isinstance(n, Load)))
+
+
+def ops_in(e) -> list:
+    """Op names of a tree, producers first (post-order), each once: a kernel's name reads like its source."""
+    names, seen = [], set()
+
+    def visit(n):
+        if id(n) in seen:
+            return
+        seen.add(id(n))
+        for child in n.children() if isinstance(n, Expr) else ():
+            visit(child)
+        if isinstance(n, Op):
+            names.append(n.name)
+        elif isinstance(n, Reduce):
+            names.append(n.kind)
+    visit(e)
+    return list(dict.fromkeys(names))
+
+
+def side_outputs(k) -> list:
+    """(Buffer, tree) pairs a kernel stores besides its output (none for library calls and fallbacks)."""
+    return k.side_outputs if isinstance(k, Kernel) else []
+
+
+def kernel_loads(k) -> list:
+    """Buffers a plan entry reads (a kernel's side outputs' trees included; an `("allocate", k)` entry: none)."""
+    if isinstance(k, tuple):
+        return []
+    if isinstance(k, FallbackKernel):
+        trees = k.inputs
+    elif isinstance(k, ExternKernel):
+        trees = k.args
+    else:
+        trees = [k.expr] + [e for _, e in side_outputs(k)]
+    return list(dict.fromkeys(b for t in trees for b in loads_in(t)))
+
+
+def readers_of(kernels: list) -> dict:
+    """buffer -> indices of the plan entries reading it, in order."""
+    readers: dict = {}
+    for i, k in enumerate(kernels):
+        for buf in kernel_loads(k):
+            readers.setdefault(buf, []).append(i)
+    return readers

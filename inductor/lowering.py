@@ -5,6 +5,7 @@ Shapes and dtypes come from node.meta["val"] (meta tensors); graphs without them
 `propagate_meta`, which runs each node on meta tensors. In a graph with dynamic sizes, shapes come from
 node.meta["sym_shape"] (graph/symbolic_shapes.py): ints and SymInts, which generated code computes per call."""
 import operator
+from typing import Callable
 
 import torch
 import torch.fx
@@ -16,10 +17,10 @@ from graph import symbolic_shapes, symbolic_sizes
 from graph.normalize import EAGER_OUTPUTS
 from graph.shape_prop import fetch_attr, to_meta
 
-from . import dtypes
+from .eager_rejects import eager_rejects
 from .ir import (Buffer, Operand, Const, ExternKernel, FallbackKernel, Item, Kernel, Layout, Load, LoweredGraph, Op,
-                 Reduce, View)
-from .scheduler import plan_fusion
+                 Reduce, View, ViewKind, Expr)
+from .fusion import plan_fusion
 
 aten = torch.ops.aten
 LOWERINGS = {}  # target -> (kind, fn(node, *args, **kwargs) -> Expr | extern (kind, args, params))
@@ -80,9 +81,9 @@ def _unary(name):
     def lower(node, x):
         out = meta(node)
         if name in ("floor", "ceil", "round", "trunc") and not out.dtype.is_floating_point:
-            return View("identity", x, (), x.shape, x.dtype)  # integer rounding is the identity in torch
+            return View(ViewKind.IDENTITY, x, (), x.shape, x.dtype)  # integer rounding is the identity in torch
         if name in ("sign", "abs") and x.dtype == torch.bool:
-            return View("identity", x, (), x.shape, x.dtype)  # NumPy has no bool loop for these
+            return View(ViewKind.IDENTITY, x, (), x.shape, x.dtype)  # NumPy has no bool loop for these
         return pointwise(name, node, x)
     return lower
 
@@ -185,26 +186,26 @@ def _view_of(kind, node, x, params):
 
 register("view", aten.view.default, aten.reshape.default, aten._unsafe_view.default, aten.squeeze.dims,
          aten.squeeze.dim, aten.squeeze.default)(
-    lambda node, x, *a: _view_of("reshape", node, x, (shape(node),)))
+    lambda node, x, *a: _view_of(ViewKind.RESHAPE, node, x, (shape(node),)))
 register("view", aten.permute.default)(
-    lambda node, x, dims: _view_of("permute", node, x, (tuple(_norm_dim(d, len(x.shape)) for d in dims),)))
-register("view", aten.t.default)(lambda node, x: _view_of("permute", node, x, (tuple(range(len(x.shape)))[::-1],)))
+    lambda node, x, dims: _view_of(ViewKind.PERMUTE, node, x, (tuple(_norm_dim(d, len(x.shape)) for d in dims),)))
+register("view", aten.t.default)(lambda node, x: _view_of(ViewKind.PERMUTE, node, x, (tuple(range(len(x.shape)))[::-1],)))
 register("view", aten.expand.default)(
-    lambda node, x, size, implicit=False: _view_of("expand", node, x, (shape(node),)))
+    lambda node, x, size, implicit=False: _view_of(ViewKind.EXPAND, node, x, (shape(node),)))
 register("view", aten.unsqueeze.default)(
-    lambda node, x, dim: _view_of("unsqueeze", node, x, (_norm_dim(dim, len(x.shape) + 1),)))
+    lambda node, x, dim: _view_of(ViewKind.UNSQUEEZE, node, x, (_norm_dim(dim, len(x.shape) + 1),)))
 register("pointwise", aten.relu.default)(_unary("relu"))
-register("view", aten.alias.default, aten.detach.default)(lambda node, x: _view_of("identity", node, x, ()))
+register("view", aten.alias.default, aten.detach.default)(lambda node, x: _view_of(ViewKind.IDENTITY, node, x, ()))
 
 
 @register("view", aten.slice.Tensor)
 def _slice(node, x, dim=0, start=None, end=None, step=1):
-    return _view_of("slice", node, x, (_norm_dim(dim, len(x.shape)), start, end, step))
+    return _view_of(ViewKind.SLICE, node, x, (_norm_dim(dim, len(x.shape)), start, end, step))
 
 
 @register("view", aten.select.int)
 def _select(node, x, dim, index):
-    return _view_of("select", node, x, (_norm_dim(dim, len(x.shape)), index))
+    return _view_of(ViewKind.SELECT, node, x, (_norm_dim(dim, len(x.shape)), index))
 
 
 # ---- reductions -----------------------------------------------------------------------------------------------
@@ -331,29 +332,30 @@ PROBED_EXTERNS = (aten.mm.default, aten.bmm.default, aten.addmm.default)
 
 
 def _eager_rejects(node) -> str | None:
-    """Why eager raises for this call at any values (dtypes.eager_rejects), for calls with tensor operands."""
+    """Why eager raises for this call at any values (eager_rejects.py), for calls with tensor operands."""
     args, kwargs = torch.fx.node.map_arg((node.args, node.kwargs), lambda a: a.meta.get("val"))
     if not _tensors_in((args, kwargs)):
         return None  # constructors: meta raises where eager does, and a probe of arange(10**9) would cost
     target = node.target if node.op == "call_function" else getattr(torch.Tensor, node.target, None)
-    return None if target is None else dtypes.eager_rejects(target, args, kwargs)
+    return None if target is None else eager_rejects(target, args, kwargs)
 
 
 def _tensors_in(value):
     return [v for v in tree_flatten(value)[0] if isinstance(v, torch.Tensor)]
 
 
-def lower_graph(gm: torch.fx.GraphModule, example_inputs, plan=plan_fusion,
-                fallback: dict | None = None) -> LoweredGraph:
-    """`plan(graph, kinds) -> stored nodes` is the backend's fusion policy (scheduler.plan_fusion for NumPy,
-    triton_fusion.plan_triton_fusion for Triton, which also fuses values read several times in one kernel).
-    `fallback` {node: reason}: nodes the backend cannot generate code for, run in torch whatever their lowering
-    (the Triton backend's per-kernel fallback, triton_fallback.py)."""
+def lower_graph(gm: torch.fx.GraphModule, example_inputs, supported: Callable[[torch.dtype], bool],
+                plan=plan_fusion, fallback: dict | None = None) -> LoweredGraph:
+    """`supported(dtype)`: the backend's dtype rules, whether its code can hold the dtype (numpy/dtypes.py,
+    triton/dtypes.py); an op reading or making any other runs in torch. `plan(graph, kinds) -> stored nodes` is the
+    backend's fusion policy (fusion.plan_fusion for NumPy, triton/fusion.plan_triton_fusion for Triton, which also
+    fuses values read several times in one kernel). `fallback` {node: reason}: nodes the backend cannot generate
+    code for, run in torch whatever their lowering (the Triton backend's per-kernel fallback, triton/fallback.py)."""
     with symbolic_sizes.rendering(symbolic_sizes.NameRenderer()):  # node texts in comments name sizes `s0`
-        return _lower_graph(gm, example_inputs, plan, fallback or {})
+        return _lower_graph(gm, example_inputs, supported, plan, fallback or {})
 
 
-def _lower_graph(gm: torch.fx.GraphModule, example_inputs, plan, forced: dict) -> LoweredGraph:
+def _lower_graph(gm: torch.fx.GraphModule, example_inputs, supported, plan, forced: dict) -> LoweredGraph:
     propagate_meta(gm, example_inputs)
     if symbolic_shapes.is_dynamic(gm):
         symbolic_shapes.propagate(gm)
@@ -367,9 +369,9 @@ def _lower_graph(gm: torch.fx.GraphModule, example_inputs, plan, forced: dict) -
             # sizes, Python numbers, None: values the generated code cannot hold; the caller runs gm as is
             raise NotImplementedError(f"node {n.name!r} produces a non-tensor value ({type(out).__name__})")
         vals = _tensors_in(out) + [v for a in n.all_input_nodes for v in _tensors_in(a.meta.get("val"))]
-        odd = [v.dtype for v in vals if not dtypes.supported(v.dtype)]
+        odd = [v.dtype for v in vals if not supported(v.dtype)]
         if odd:
-            kinds[n] = "fallback"  # complex, unsigned 16/32/64, float8...: NumPy spellings differ, run eager
+            kinds[n] = "fallback"  # complex, unsigned 16/32/64, float8...: no type for them, run eager
             reasons[n] = f"dtype {str(odd[0]).replace('torch.', '')} not supported"
         elif kinds[n] in ("pointwise", "reduction") or _resolve(n) in PROBED_EXTERNS:
             rejected = _eager_rejects(n)
@@ -389,8 +391,7 @@ def _lower_graph(gm: torch.fx.GraphModule, example_inputs, plan, forced: dict) -
             val = meta(node)
             if not isinstance(val, torch.Tensor):
                 raise NotImplementedError(f"non-tensor graph input {node.name!r}")
-            buf = Buffer(fresh(node.name), _layout(node, val))
-            buf.attr = node.target if node.op == "get_attr" else None
+            buf = Buffer(fresh(node.name), _layout(node, val), attr=node.target if node.op == "get_attr" else None)
             inputs.append(buf)
             env[node] = Load(buf.name, shape(node), val.dtype)
             continue
@@ -451,7 +452,7 @@ def _lower_graph(gm: torch.fx.GraphModule, example_inputs, plan, forced: dict) -
             env[node] = Load(name, shape(node), out.dtype)
         else:
             env[node] = expr
-            expr._fx = node
+            expr.fx_node = node
     return LoweredGraph(inputs, kernels, outputs, spec, symbolic_sizes.text(graph),
                         eager_outputs=gm.meta.get(EAGER_OUTPUTS))
 
@@ -475,7 +476,7 @@ def _fused_nodes(node, env) -> list:
     def walk(n):
         for a in n.all_input_nodes:
             e = env.get(a)
-            if e is not None and getattr(e, "_fx", None) is a and a not in seen:
+            if isinstance(e, Expr) and e.fx_node is a and a not in seen:
                 seen.add(a)
                 walk(a)
         order.append(n)

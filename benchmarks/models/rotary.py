@@ -1,7 +1,7 @@
 """A transformer block with LLaMA-style rotary embeddings: q and k are rotated as complex numbers
 (`view_as_complex`, a complex multiply, `view_as_real`), the spelling of Meta's reference code. The Triton
 backend has no complex type, so these ops run in torch in the middle of an otherwise generated graph
-(inductor/triton_fallback.py); tests/inductor/test_triton_fallback.py and benchmarks/gpu_fallback.py use it."""
+(inductor/triton/fallback.py); tests/inductor/test_triton_fallback.py and benchmarks/gpu_fallback.py use it."""
 from __future__ import annotations
 
 import torch

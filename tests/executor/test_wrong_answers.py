@@ -57,7 +57,7 @@ def test_in_place_metadata_change_of_an_input_happens_once(backend):
 
 
 def test_measuring_copies_keep_inputs_aliased():
-    from inductor.cpu_choice import private_copies
+    from inductor.numpy.cpu_choice import private_copies
     base = torch.arange(12.0)
     a, b = base[2:8].view(2, 3), base.view(3, 4).t()
     ca, cb = private_copies([a, b])

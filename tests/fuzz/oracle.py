@@ -32,7 +32,7 @@ BACKENDS = {  # CLI name -> (jit.compile keyword arguments, environment while co
     # jit.compile(f): the inductor backend, which on the CPU keeps the NumPy code or the captured graph in torch,
     # whichever ran faster at compile time -- a timing, so which arm a graph gets can differ between machines
     "default": ({}, {}),
-    # each arm of that choice, forced: deterministic, so CI checks these (inductor/cpu_choice.py reads the switch)
+    # each arm of that choice, forced: deterministic, so CI checks these (inductor/numpy/cpu_choice.py reads the switch)
     "default-numpy": ({}, {"FRAMEJIT_CPU_BACKEND": "numpy"}),
     "default-torch": ({}, {"FRAMEJIT_CPU_BACKEND": "torch"}),
     "numpy": ({"backend": "numpy"}, {}),  # the NumPy backend: always the generated NumPy code

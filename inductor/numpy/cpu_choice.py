@@ -1,0 +1,104 @@
+"""On the CPU the default backend keeps whichever runs a graph faster: the generated NumPy code or the graph as
+captured, in torch.
+
+Neither wins everywhere. NumPy code fuses a chain of pointwise ops into few passes (1.6x eager on a 1024x1024
+tanh chain), but a NumPy call costs about what a torch op does on small arrays, some ufuncs are several times
+slower than torch's vectorized kernels (exp-based sigmoid, row reductions), and torch runs ops on all cores. So at
+compile time both run on the example inputs, alternately, a few times within a small budget, and the faster one
+is kept — the way an autotuner picks between a library kernel and a generated one. The captured graph runs with
+its elementwise chains written into their own intermediates (graph/inplace_reuse.py) and its Python-number
+operands made 0-d tensors once (graph/scalar_operands.py). The decision is logged
+(JIT_LOGS=inductor). FRAMEJIT_CPU_BACKEND=numpy or =torch skips the measurement.
+
+Nothing measured ever touches the caller's tensors: both versions run on copies of the inputs (same sizes,
+strides, offsets, and inputs sharing memory still share it), so a graph that writes to an input cannot change it
+several times. Graphs whose running twice would be observable otherwise are not measured and keep the NumPy
+code: random ops (the run would advance the generator) and graphs that mutate tensors (those never reach NumPy
+code: both versions run torch)."""
+from __future__ import annotations
+
+import logging
+import time
+
+import torch
+
+from graph.inplace_reuse import reuse_intermediates
+from graph.scalar_operands import hoist_scalar_operands
+from ..config import config
+
+log = logging.getLogger("jit.inductor")
+ROUNDS = 5
+BUDGET_S = 0.2       # measuring one graph stops after this much time (beyond one warm-up run of each)
+MIN_SAMPLE_S = 5e-4  # a sample repeats a fast graph until it lasts this long: one 5 us call is mostly noise
+
+
+def _seconds(fn, inputs, repeat: int = 1) -> float:
+    """Seconds per call of fn(*inputs), over `repeat` calls."""
+    t0 = time.perf_counter()
+    for _ in range(repeat):
+        fn(*inputs)
+    return (time.perf_counter() - t0) / repeat
+
+
+def _measurable(gm: torch.fx.GraphModule, inputs: list) -> bool:
+    from graph.effects import has_mutation, is_random
+    return (all(isinstance(x, torch.Tensor) for x in inputs) and not has_mutation(gm.graph)
+            and not any(is_random(n) for n in gm.graph.nodes))
+
+
+def private_copies(inputs: list) -> list:
+    """Copies of `inputs` laid out as they are: each distinct storage copied once, every tensor rebuilt over its
+    copy at its own offset, sizes and strides, so inputs that alias still alias and nothing reads or writes the
+    caller's memory."""
+    storages: dict = {}
+    copies = []
+    for x in inputs:
+        if not isinstance(x, torch.Tensor) or x.layout != torch.strided:
+            copies.append(x)
+            continue
+        source = x.untyped_storage()
+        key = (source.data_ptr(), source.nbytes())
+        if key not in storages:
+            storages[key] = source.clone()
+        copy = torch.empty(0, dtype=x.dtype, device=x.device)
+        copy.set_(storages[key], x.storage_offset(), x.size(), x.stride())
+        copies.append(copy)
+    return copies
+
+
+def choose(generated, captured, inputs: list):
+    """`generated` (NumPy code) or `captured()` (a GraphModule of the graph as captured), whichever ran `inputs`
+    faster."""
+    mode = config.cpu_backend
+    if mode == "numpy" or isinstance(generated, torch.fx.GraphModule):
+        return generated
+    torch_version = captured()
+    reuse_intermediates(torch_version)
+    hoist_scalar_operands(torch_version)
+    if mode == "torch":
+        return torch_version
+    if not _measurable(torch_version, inputs):
+        return generated
+    inputs = private_copies(inputs)
+    try:
+        with torch.no_grad():
+            first = _seconds(generated, inputs) + _seconds(torch_version, inputs)  # cold: first-run costs
+            # the sample size comes from a warm call: sized from the cold one (imports, first allocations: ~1 ms)
+            # a 7 us graph was timed one call at a time, and cold, and lost to torch at 16 us
+            warm = min(_seconds(generated, inputs), _seconds(torch_version, inputs))
+            repeat = max(1, min(1000, int(MIN_SAMPLE_S / max(warm, 1e-7))))
+            best_np = best_torch = float("inf")
+            spent = first + 2 * warm
+            for _ in range(ROUNDS):
+                a, b = _seconds(generated, inputs, repeat), _seconds(torch_version, inputs, repeat)
+                best_np, best_torch = min(best_np, a), min(best_torch, b)
+                spent += (a + b) * repeat
+                if spent > BUDGET_S:
+                    break
+    except Exception as e:  # the real call will raise it (or not) as eager would; measuring decides nothing
+        log.info("CPU graph not measured (%s: %s); keeping the NumPy code", type(e).__name__, e)
+        return generated
+    keep_torch = best_torch < best_np
+    log.info("CPU graph: NumPy code %.1f us, torch %.1f us per call: running %s", best_np * 1e6,
+             best_torch * 1e6, "torch" if keep_torch else "the NumPy code")
+    return torch_version if keep_torch else generated

@@ -1,0 +1,84 @@
+"""What every backend does to a captured graph before lowering it: whether it must stay in torch at all
+(`needs_torch_runtime`: autograd, grad-mode switches, inputs written in place), a copy of the graph as captured
+for when the backend declines it (`as_captured`), the graph optimizer (`optimize`: graph/passes.py, to core
+ops), and after compiling, outputs the optimizer made aliases copied back into new tensors as eager's are
+(`copy_aliased_outputs`)."""
+import torch
+import torch.fx
+
+from graph.functionalize import functionalize_intermediates
+
+
+def as_captured(gm) -> "callable":
+    """A callable running gm's graph as it was captured. The optimizer rewrites gm in place into core ops
+    (relu -> lt, full, where), so a graph a backend then declines must not run those: eager's own kernels are
+    faster. Only the Graph is copied now; the module is built if a backend declines."""
+    graph = torch.fx.Graph()
+    graph.output(graph.graph_copy(gm.graph, {}))
+    return lambda: torch.fx.GraphModule(gm, graph)
+
+
+def optimize(gm, example_inputs):
+    """Run the graph optimizer (graph/passes.py) when it is available; it normalizes to the core aten op set."""
+    try:
+        from graph import passes
+    except ImportError:
+        return gm
+    optimize = getattr(passes, "optimize", None)
+    if optimize is None:
+        return gm
+    result = optimize(gm, example_inputs)
+    return result if isinstance(result, torch.fx.GraphModule) else gm
+
+
+_INFERENCE_SWITCHES = (torch.autograd.grad_mode._enter_inference_mode, torch.autograd.grad_mode._exit_inference_mode)
+
+
+def needs_torch_runtime(gm: torch.fx.GraphModule, example_inputs: list) -> str | None:
+    """Why a graph must run in torch rather than NumPy, if it must: NumPy code records no autograd history and
+    writes results into new arrays, so graphs that need gradients or mutate their inputs stay in torch."""
+    from graph.effects import has_mutation
+    needs_grad = any(isinstance(x, torch.Tensor) and x.requires_grad for x in example_inputs)
+    switches_grad = any(n.target is torch._C._set_grad_enabled for n in gm.graph.nodes)
+    if needs_grad and (torch.is_grad_enabled() or switches_grad):
+        return "inputs require grad (autograd needs torch ops)"
+    if switches_grad and torch.is_grad_enabled():
+        return "grad mode changes inside the graph"
+    if any(n.target in _INFERENCE_SWITCHES for n in gm.graph.nodes):
+        return "inference mode changes inside the graph"  # its tensors must be inference tensors, made by torch
+    if has_mutation(gm.graph) and (functionalize_intermediates(gm) == 0 or has_mutation(gm.graph)):
+        # writes into the graph's own intermediates (ReLU(inplace=True), out += x) were made out of place
+        # first; what is left writes to inputs or to aliased tensors
+        return "the graph mutates a tensor in place"
+    return None
+
+
+def copy_aliased_outputs(compiled, gm: torch.fx.GraphModule):
+    """Outputs the optimizer reduced to an input or to a view of another output (x * 1 -> x; `y.expand(1, n) * 1`
+    -> a view of y), or merged with an earlier output (CSE of `x / x` computed twice), must still be new tensors,
+    as in eager: the optimized graph's aliasing (its meta values) against eager's (EagerOutput)."""
+    from graph.normalize import EAGER_OUTPUTS, eager_outputs
+    out = next(n for n in gm.graph.nodes if n.op == "output")
+    single = not isinstance(out.args[0], (tuple, list))
+    results = (out.args[0],) if single else out.args[0]
+    eager = gm.meta.get(EAGER_OUTPUTS)
+    now = eager_outputs(gm) if eager is not None else ()
+    aliased = [i for i, r in enumerate(results) if isinstance(r, torch.fx.Node) and (
+        r.op == "placeholder" or eager is not None and i < len(eager) and eager[i].alias is None and (
+            any(results[j] is r and j not in eager[i].shares for j in range(i)) or
+            i < len(now) and (now[i].alias not in (None, "unknown") or
+                              any(j not in eager[i].shares for j in now[i].shares))))]
+    if not aliased:
+        return compiled
+
+    def run(*args):
+        result = compiled(*args)
+        if single:
+            return result.clone()
+        outputs = list(result)
+        for i in aliased:
+            outputs[i] = outputs[i].clone()
+        return type(result)(outputs)
+
+    run.source = getattr(compiled, "source", None)
+    return run

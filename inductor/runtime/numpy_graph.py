@@ -1,0 +1,266 @@
+"""The torch side of a generated NumPy module: tensors in, tensors out, zero-copy for CPU tensors.
+
+Generated modules never import torch; this wrapper converts at the boundary with tensor.numpy() and
+torch.from_numpy (both share memory) and supplies the eager fallbacks the module calls."""
+import linecache
+import types
+
+import numpy as np
+import torch
+
+from graph.shape_prop import fetch_attr
+
+from ..ir import FallbackKernel, Item, Kernel, Load, LoweredGraph, Operand, View, dense, static_shape
+
+
+def to_numpy(t: torch.Tensor) -> np.ndarray:
+    # each step only where needed: on a small graph this wrapper is a large part of the call (1.3 us -> 0.5 us)
+    if t.requires_grad:
+        t = t.detach()
+    if t.dtype == torch.bfloat16:
+        t = t.view(torch.int16)  # NumPy has no bfloat16: hand over the bits, same element size, same strides
+    elif t.is_complex() and t.is_conj():
+        t = t.resolve_conj()
+    if t.is_neg():
+        t = t.resolve_neg()
+    return t.numpy()
+
+
+def to_torch(a, dtype: torch.dtype) -> torch.Tensor:
+    a = np.asarray(a)
+    if not a.flags.writeable:
+        a = a.copy()  # broadcast views are read-only; torch tensors must be writable
+    t = torch.from_numpy(a)
+    return t.view(torch.bfloat16) if dtype == torch.bfloat16 else t
+
+
+def load_module(source: str, filename: str) -> types.ModuleType:
+    """Execute generated source as a module; registering it with linecache makes tracebacks show the code."""
+    mod = types.ModuleType("framejit_numpy_graph")
+    mod.__file__ = filename
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    exec(compile(source, filename, "exec"), mod.__dict__)
+    return mod
+
+
+def _make_fallback(kernel):
+    def call(*arrays):
+        tensors = [to_torch(a, inp.dtype) for a, inp in zip(arrays, kernel.inputs)]
+        fill = lambda a: tensors[a.index] if isinstance(a, Operand) else a
+        args = torch.fx.node.map_aggregate(kernel.args, fill)
+        kwargs = torch.fx.node.map_aggregate(kernel.kwargs, fill)
+        out = kernel.target(*args, **kwargs)
+        if isinstance(out, (tuple, list)):
+            return tuple(to_numpy(o) if isinstance(o, torch.Tensor) else o for o in out)
+        return to_numpy(out)
+    return call
+
+
+# ---- outputs that alias inputs ------------------------------------------------------------------------------
+# Eager returns some outputs as views of an input (x.T, x.expand(...), x[1:]) and the rest as tensors of their own;
+# a caller sees the difference when it writes to either. The NumPy code's views of inputs come out as arrays
+# over the input's memory, and the optimizer's rewrites can turn a computed output into one (x * 1 -> x): each
+# output gets a plan from eager's aliasing (graph/normalize.py's eager_output_aliases) and the code's.
+VIEW, COPY, CHECK = "view", "copy", "check"  # rebuild as a torch view of the input / copy / copy if it overlaps
+
+
+def _source(e, kernels: dict, inputs: dict):
+    """Whose memory output expression `e` is in: ("input", buffer index), ("torch", fallback kernel) for a torch
+    op's result (which may be a view of its operands), or "fresh"."""
+    while True:
+        if isinstance(e, View):
+            e = e.arg
+        elif isinstance(e, Load) and e.buf in inputs:
+            return ("input", inputs[e.buf])
+        elif isinstance(e, (Load, Item)):
+            k = kernels.get(e.buf)
+            if isinstance(k, Kernel) and k.is_view:  # stored without a copy (numpy_codegen's store)
+                e = k.expr
+            elif isinstance(k, FallbackKernel):
+                return ("torch", k)
+            else:
+                return "fresh"
+        else:
+            return "fresh"
+
+
+def alias_plan(lowered: LoweredGraph) -> list:
+    """Per flat output: None (hand the array over as it is), (VIEW, input buffer index), (COPY,) or (CHECK,).
+    Raises NotImplementedError where eager returns a view of an input and the code computes a new array: that
+    graph must run in torch (a caller writing to the input would not see it in the output)."""
+    kernels = {k.out.name: k for k in lowered.kernels}
+    inputs = {b.name: i for i, b in enumerate(lowered.inputs)}
+    placeholders = [i for i, b in enumerate(lowered.inputs) if not b.attr]
+    attrs = {b.attr: i for i, b in enumerate(lowered.inputs) if b.attr}
+    eager = lowered.eager_outputs
+    plan = []
+    for i, o in enumerate(lowered.outputs):
+        if not isinstance(o, (Load, Item, View)):
+            plan.append(None)  # a Python constant
+            continue
+        src = _source(o, kernels, inputs)
+        want = eager[i].alias if eager is not None and i < len(eager) else "unknown"
+        if want == "unknown":  # keep an input returned as it is from aliasing it (the optimizer's x * 1 -> x)
+            plan.append((COPY,) if src != "fresh" and src[0] == "input" else None)
+        elif want is None:
+            plan.append(None if src == "fresh" else (COPY,) if src[0] == "input" else (CHECK,))
+        else:
+            j = placeholders[want[1]] if want[0] == "input" else attrs.get(want[1])
+            torch_view = src != "fresh" and src[0] == "torch" and any(
+                _source(a, kernels, inputs) == ("input", j) for a in src[1].inputs)
+            if j is None or (src != ("input", j) and not torch_view):
+                raise NotImplementedError(f"output {i} is a view of an input in eager, not in the NumPy code")
+            plan.append((VIEW, j))
+        if (plan[-1] is None or plan[-1][0] == CHECK) and eager is not None and i < len(eager):
+            # two outputs eager computes separately, left in one buffer by the optimizer (CSE of `x / x` appended
+            # twice; `y.expand(1, n) * 1` reduced to a view of y): the later one is a copy, as eager's are two
+            # tensors
+            buf = _buffer(o, kernels)
+            earlier = [j for j, p in enumerate(lowered.outputs[:i])
+                       if isinstance(p, (Load, View)) and buf is not None and _buffer(p, kernels) == buf]
+            if any(j not in eager[i].shares for j in earlier):
+                plan[-1] = (COPY,)
+    return plan
+
+
+def _buffer(e, kernels: dict) -> str | None:
+    """The buffer whose memory output expression `e` is in, through views (None: not a buffer's)."""
+    while True:
+        if isinstance(e, View):
+            e = e.arg
+        elif isinstance(e, Load):
+            k = kernels.get(e.buf)
+            if not (isinstance(k, Kernel) and k.is_view):
+                return e.buf
+            e = k.expr
+        else:
+            return None
+
+
+def _address(a: np.ndarray) -> int:
+    return a.__array_interface__["data"][0]
+
+
+def view_of(base: torch.Tensor, base_array: np.ndarray, a: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
+    """Array `a`, a view into `base_array` (base's memory), as the torch view of `base` eager returns: same
+    storage, so writes either way show, and a read-only NumPy view (a broadcast) is no obstacle. A view as another
+    dtype (x.view(torch.int32), a torch fallback's) is a tensor of that dtype over base's storage."""
+    a = np.asarray(a)
+    item = a.itemsize
+    if a.size and (not np.may_share_memory(a, base_array) or any(s < 0 for s in a.strides)):
+        raise RuntimeError("framejit internal error: an output eager returns as a view of an input was copied")
+    strides = tuple(s // item for s in a.strides)
+    if dtype == base.dtype:
+        offset = (_address(a) - _address(base_array)) // item if a.size else 0
+        return base.as_strided(a.shape, strides, base.storage_offset() + offset)
+    storage = base.untyped_storage()
+    offset = (_address(a) - storage.data_ptr()) // item if a.size else 0
+    return torch.empty(0, dtype=dtype).set_(storage, offset, a.shape, strides)
+
+
+# ---- outputs laid out as eager's ---------------------------------------------------------------------------------
+def output_strides(lowered: LoweredGraph) -> list:
+    """Per flat output computed by a kernel, the byte strides eager gives it where they are a dense layout of a
+    static shape, else None. NumPy's results mostly follow their inputs' layout as eager's do, but not always (a
+    bf16 result; a softmax, which eager returns contiguous, decomposed into ops that keep a transposed input's
+    layout): a caller's later `.view(-1)` would then succeed where eager's raises, or `.stride()` differ. Eager's
+    strides are those recorded before the graph was rewritten (EagerOutput), else the kernel's layout."""
+    kernels = {k.out.name: k for k in lowered.kernels}
+    eager = lowered.eager_outputs
+    found = []
+    for i, o in enumerate(lowered.outputs):
+        k = kernels.get(o.buf) if isinstance(o, Load) else None
+        layout = k.out.layout if isinstance(k, Kernel) and not k.is_view else None
+        strides = layout.strides if layout is not None else None
+        if layout is not None and eager is not None and i < len(eager) and eager[i].strides is not None:
+            strides = eager[i].strides
+        if layout is None or not static_shape(layout.shape) or not static_shape(strides) or \
+                not dense(layout.shape, strides):
+            found.append(None)
+            continue
+        found.append(tuple(s * layout.dtype.itemsize for s in strides))
+    return found
+
+
+def laid_out(a: np.ndarray, strides: tuple) -> np.ndarray:
+    """`a`, or a copy of it with `strides` (a dense layout) where they differ along a dim of more than 1."""
+    a = np.asarray(a)
+    if all(n <= 1 or s == t for n, s, t in zip(a.shape, a.strides, strides)):
+        return a
+    order = sorted(range(a.ndim), key=lambda d: -strides[d])  # outermost dim first
+    out = np.empty([a.shape[d] for d in order], dtype=a.dtype).transpose(np.argsort(order))
+    np.copyto(out, a)
+    return out
+
+
+class CompiledNumpyGraph:
+    """Callable with gm's signature: runs the generated module on the tensors' memory."""
+
+    def __init__(self, module: types.ModuleType, lowered: LoweredGraph, gm: torch.fx.GraphModule,
+                 example_inputs: list | None = None):
+        self.module, self.lowered, self.source = module, lowered, getattr(module, "__source__", None)
+        self.fallbacks = {k.out.name: _make_fallback(k) for k in lowered.kernels if hasattr(k, "target")}
+        self.constants = []
+        for buf in lowered.inputs:
+            if buf.attr:
+                self.constants.append((buf.name, fetch_attr(gm, buf.attr)))
+        self.out_dtypes = [getattr(o, "dtype", None) for o in lowered.outputs]
+        self._const_values = [c for _, c in self.constants]
+        params = [isinstance(x, torch.nn.Parameter) for x in example_inputs] if example_inputs else []
+        slots, n_const, n_arg = [], 0, 0
+        for buf in lowered.inputs:
+            if buf.attr:
+                slots.append((True, n_const, True))
+                n_const += 1
+            else:
+                slots.append((False, n_arg, n_arg < len(params) and params[n_arg]))
+                n_arg += 1
+        self._slots = slots
+        self._memo = [None] * len(slots)
+        self._returns = lowered.output_builder()
+        self._strides = output_strides(lowered)
+        self._aliases = alias_plan(lowered)
+        if not any(self._aliases):
+            self._aliases = None  # the common case: every output is an array of its own, handed over as it is
+
+    def __call__(self, *args):
+        # Per input slot: the constant or argument position it comes from, and for parameters and constants the
+        # last tensor seen there with its array. They arrive as the same tensor on every call, so their arrays are
+        # reused after a data_ptr check (assigning `.data` swaps the storage and misses; in-place updates share
+        # the memory). Other inputs are converted on each call and never kept.
+        memo = self._memo
+        arrays = []
+        if self._aliases is not None:
+            return self._returns(self._with_aliases(args))
+        for i, (is_const, index, stable) in enumerate(self._slots):
+            t = self._const_values[index] if is_const else args[index]
+            if stable:
+                seen = memo[i]
+                if seen is not None and seen[0] is t and seen[1] == t.data_ptr():
+                    arrays.append(seen[2])
+                    continue
+                memo[i] = (t, t.data_ptr(), to_numpy(t))
+                arrays.append(memo[i][2])
+            else:
+                arrays.append(to_numpy(t))
+        outs = self.module.run(arrays, self.fallbacks)
+        flat = [o if d is None else to_torch(o if s is None or o.strides == s else laid_out(o, s), d)
+                for o, d, s in zip(outs, self.out_dtypes, self._strides)]
+        return self._returns(flat)
+
+    def _with_aliases(self, args) -> list:
+        """The flat outputs of a graph some of whose outputs share memory with an input (alias_plan)."""
+        tensors = [self._const_values[index] if is_const else args[index] for is_const, index, _ in self._slots]
+        arrays = [to_numpy(t) for t in tensors]
+        outs = self.module.run(arrays, self.fallbacks)
+        flat = []
+        for o, d, how, s in zip(outs, self.out_dtypes, self._aliases, self._strides):
+            if d is None:
+                flat.append(o)
+            elif how is not None and how[0] == VIEW:
+                flat.append(view_of(tensors[how[1]], arrays[how[1]], o, d))
+            else:
+                if how is not None and (how[0] == COPY or any(np.may_share_memory(o, a) for a in arrays)):
+                    o = np.array(o)
+                flat.append(to_torch(o if s is None else laid_out(o, s), d))
+        return flat

@@ -1,0 +1,111 @@
+"""Graph -> compiled Triton callable: lowering with the Triton fusion plan, module generation, the module file,
+ahead-of-time kernel compilation. Correct first, every gap is a fallback, never a wrong answer: a kernel the
+code generator cannot express runs its ops in torch inside the module (triton/fallback.py), and only what no
+module can hold returns None (the caller runs the graph in torch)."""
+import logging
+import time
+
+import torch
+
+from graph import symbolic_sizes
+from graph.attention import drop_constant_sdpa_masks, rewrite_causal_attention
+from graph.pad_matmul import pad_misaligned_matmuls
+from graph.size_variants import Built
+
+from .. import cache, prepare
+from ..ir import FallbackKernel
+from .fallback import generate_with_fallbacks
+from ..runtime.launch_configs import autotune_enabled
+from .host import op_name
+from .rewrites import rewrite_half_norms
+from ..runtime.triton_graph import CompiledTritonGraph, import_module, write_module
+from ..config import config
+
+log = logging.getLogger("jit.inductor.triton")
+torch_log = logging.getLogger("jit.inductor")  # the backends' common "runs in torch" lines
+output_code_log = logging.getLogger("jit.output_code")
+stats = {"compiled": 0, "fallback_graphs": 0, "fallback_ops": 0, "warm_files": 0}
+
+
+def _device(example_inputs):
+    tensors = [x for x in example_inputs if isinstance(x, torch.Tensor)]
+    devices = {x.device for x in tensors}
+    if len(devices) != 1:
+        return None
+    device = devices.pop()
+    if device.type == "cuda" or (device.type == "cpu" and config.triton_interpret):
+        return device
+    return None
+
+
+def build(gm: torch.fx.GraphModule, example_inputs: list, autotune: bool | None) -> Built:
+    """The generated module's source (sizes as symbols, kernels taking them as arguments) and how to load it."""
+    reason = prepare.needs_torch_runtime(gm, example_inputs)
+    if reason is not None:
+        torch_log.info("graph runs in torch: %s", reason)
+        return Built("", lambda: gm)
+    as_captured = prepare.as_captured(gm)
+    gm = prepare.optimize(gm, example_inputs)
+    generated = generate_triton(gm, example_inputs, autotune)
+    if generated is None:
+        return Built("", as_captured)
+    return Built(generated[1], lambda: prepare.copy_aliased_outputs(load_triton(gm, generated), gm))
+
+
+
+def compile_triton(gm: torch.fx.GraphModule, example_inputs: list, autotune=None):
+    generated = generate_triton(gm, example_inputs, autotune)
+    return None if generated is None else load_triton(gm, generated)
+
+
+def generate_triton(gm: torch.fx.GraphModule, example_inputs: list, autotune=None):
+    """Lower and generate the module's source: (lowered, source, kernels, device, seconds, autotune), or None.
+    `autotune` (None: FRAMEJIT_AUTOTUNE): the module will time its choices (fused Triton matmul call sites are
+    generated for it); load_triton builds it so."""
+    if autotune is None:
+        autotune = autotune_enabled()
+    if not all(isinstance(x, torch.Tensor) for x in example_inputs):
+        log.info("Triton backend runs this graph as is: a non-tensor input")
+        return None  # inputs of a dtype with no Triton type are fine: only torch fallbacks read them
+    device = _device(example_inputs)
+    if device is None:
+        log.info("Triton backend runs this graph as is: inputs on several devices or not on a GPU")
+        return None
+    t0 = time.perf_counter()
+    try:
+        rewrite_half_norms(gm)
+        rewrite_causal_attention(gm, example_inputs)  # naive softmax(q k^T) v -> one fused SDPA call
+        drop_constant_sdpa_masks(gm, example_inputs)  # an all-True or causal constant mask -> none
+        pad_misaligned_matmuls(gm, device)  # GPT-2's (8192, 50257) LM head: an aligned width for cuBLAS
+        lowered, source, kernels = generate_with_fallbacks(gm, example_inputs, autotune)
+    except NotImplementedError as e:
+        stats["fallback_graphs"] += 1
+        log.info("Triton backend runs this graph as is: %s", e)
+        return None
+    fallbacks = [k for k in lowered.kernels if isinstance(k, FallbackKernel)]
+    if fallbacks and not kernels:  # nothing generated: torch's own kernels for the whole graph do as well
+        stats["fallback_graphs"] += 1
+        log.info("Triton backend runs this graph as is: every op runs in torch (%s: %s)",
+                 op_name(fallbacks[0].target), fallbacks[0].reason)
+        return None
+    for k in fallbacks:
+        log.info("Triton graph: torch fallback %s (%s)", op_name(k.target), k.reason)
+    stats["fallback_ops"] += len(fallbacks)
+    return lowered, source, kernels, device, time.perf_counter() - t0, autotune
+
+
+def load_triton(gm: torch.fx.GraphModule, generated):
+    """Write the module file, import it, compile its kernels: the callable."""
+    lowered, source, kernels, device, codegen_s, autotune = generated
+    stem = "_".join(k.name for k in kernels[:3]) or "graph"
+    path, warm = write_module(source, stem)
+    stats["warm_files"] += warm
+    key = cache.make_key(symbolic_sizes.text(gm.graph), [], "triton")
+    output_code_log.info("Triton code for graph (cache key %s, file %s):\n%s", key[:16], path, source)
+    module = import_module(path)
+    compiled = CompiledTritonGraph(module, lowered, kernels, gm, device, path, autotune=autotune)
+    compile_s = compiled.precompile()
+    log.info("Triton graph %s: %d kernels, codegen %.3f s, kernel compile %.3f s", path.name, len(kernels),
+             codegen_s, compile_s)
+    stats["compiled"] += 1
+    return compiled

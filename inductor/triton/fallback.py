@@ -1,0 +1,107 @@
+"""Per-kernel fallback: when the code generator cannot express one kernel, the FX nodes it came from run as torch
+calls in the generated module's `call`, and every other kernel is still generated (torch.compile's inductor
+does the same with its extern fallbacks). One unsupported op in a GPT graph costs one torch call, not every fused
+kernel of the graph.
+
+Where one kernel can fail, and what happens:
+  * lowering (lowering.py, shared with NumPy): an op with no lowering, or a value of a dtype the kernels have no
+    type for (complex, uint16, float8...), is a FallbackKernel from the start;
+  * split reductions (triton/split.py): a long reduction that cannot be split (argmax; a length with no
+    power-of-two factor) would run serially in one program;
+  * code generation (triton/codegen.py, triton/ops.py, triton/reduce.py: NotImplementedError): an op without a
+    rule (integer pow by a tensor), or a fused kernel its loop forms cannot walk (a reduction read through a
+    permute in its own epilogue); triton_module.generate reports every such kernel at once (UnsupportedKernels).
+
+A failed kernel that fused several nodes is split before anything is given up: its nodes are lowered again, each
+in a kernel of its own (the fusion plan's `keep`). If the fusion was the problem, every node now generates and
+nothing runs in torch. Otherwise the nodes that still fail alone are the culprits: they run in torch, and the
+others fuse again around them (a torch call in the middle of a chain leaves a fused kernel on each side). Each
+round lowers the whole graph again: milliseconds, next to compiling kernels, and paid only by graphs with a gap.
+
+What stays a graph-wide fallback (triton_backend returns None, the graph runs as captured): values the module
+cannot hold (non-tensor inputs or results), a host-side failure (an extern operand that is not a view), a graph
+whose kernels all fell back (torch's own kernels for the whole graph are then as good), Triton not importable.
+
+FRAMEJIT_TRITON_FALLBACK=aten.gelu,aten.pow.Tensor_Scalar (op packets or overloads, comma-separated) sends the
+named ops to torch: a way to bisect a suspected miscompile without giving up the rest of the graph."""
+import functools
+import logging
+
+import torch
+
+from ..lowering import kind_of, lower_graph
+from .fusion import FUSIBLE, plan_triton_fusion
+from .host import UnsupportedKernels, generate, op_name, probe_extern_layouts
+from .dtypes import supported
+from .split import split_reductions
+from ..config import SWITCHES, config
+
+log = logging.getLogger("jit.inductor.triton")
+FORCE_ENV = SWITCHES["triton_fallback"].variable
+MAX_ROUNDS = 8  # a culprit costs two rounds after the first; more means something is wrong: the graph as is
+
+
+def forced_by_env(graph: torch.fx.Graph) -> dict:
+    """{node: reason} for the call nodes FRAMEJIT_TRITON_FALLBACK names."""
+    names = set(config.triton_fallback)
+    found = {}
+    for node in graph.nodes if names else ():
+        if node.op != "call_function":
+            continue
+        name = op_name(node.target)
+        packet = name.rsplit(".", 1)[0] if isinstance(node.target, torch._ops.OpOverload) else name
+        if name in names or packet in names:
+            found[node] = f"{FORCE_ENV} names it"
+    return found
+
+
+def generate_with_fallbacks(gm: torch.fx.GraphModule, example_inputs: list, autotune: bool = False):
+    """(LoweredGraph, module source, [KernelSource]) with every kernel the code generator rejects split or run in
+    torch; NotImplementedError where that does not converge."""
+    forced = forced_by_env(gm.graph)
+    groups: list = []  # node sets whose fused kernel failed: lowered one node per kernel
+    for _ in range(MAX_ROUNDS):
+        keep = frozenset().union(*groups)
+        lowered = lower_graph(gm, example_inputs, supported,
+                              plan=functools.partial(plan_triton_fusion, keep=keep),
+                              fallback=forced)
+        origin, failures, kernels = {}, [], []  # origin: buffer -> the lowered kernel it comes from
+        for k in lowered.kernels:
+            try:
+                parts = split_reductions([k])  # y.sum() of 16M: not one program walking 16M
+            except NotImplementedError as e:
+                failures.append(([k], str(e)))
+                parts = [k]  # generated all the same: its other failures, if any, show in this round too
+            origin.update((p.out.name, k) for p in parts)
+            kernels += parts
+        lowered.kernels = kernels
+        probe_extern_layouts(lowered, example_inputs, gm)  # library results' real strides, not meta's
+        try:
+            source, generated = generate(lowered, autotune)
+        except UnsupportedKernels as e:
+            failures += [([origin[b] for b in bufs if b in origin], why) for bufs, why in e.failures]
+        if not failures:
+            return lowered, source, generated
+        groups = _respond(failures, forced, groups, keep)
+    raise NotImplementedError(f"kernels still failing after {MAX_ROUNDS} lowering rounds: {failures[0][1]}")
+
+
+def _respond(failures: list, forced: dict, groups: list, keep: frozenset) -> list:
+    """Split each failed fused kernel (a new group), or send the nodes of a kernel that failed alone to torch
+    (`forced` grows). Returns the groups kept one node per kernel for the next round: a group whose culprit was
+    found fuses again around it."""
+    groups, culprits = list(groups), set()
+    for kernels, why in failures:
+        nodes = list(dict.fromkeys(n for k in kernels for n in k.nodes if kind_of(n) in FUSIBLE))
+        if not nodes:
+            raise NotImplementedError(why)
+        if len(nodes) > 1 and not set(nodes) <= keep:
+            groups.append(frozenset(nodes))
+            log.info("Triton: kernel of %s cannot be generated (%s): lowered again one node per kernel",
+                     ", ".join(n.name for n in nodes), why)
+            continue
+        for n in nodes:
+            forced[n] = why
+            culprits.add(n)
+            log.info("Triton: %s (node %s) runs in torch: %s", op_name(n.target), n.name, why)
+    return [g for g in groups if not g & culprits]

@@ -1,0 +1,80 @@
+"""Fusion policy for the Triton backend: which FX nodes get their own kernel.
+
+NumPy's policy (scheduler.plan_fusion) stores every value read twice, because a NumPy kernel is a chain of
+whole-array calls and a value used twice would be computed twice. A Triton kernel holds a tile in registers, so
+a value read twice *inside one kernel* is computed once and never touches memory. softmax is the case that
+matters: exp(x - max(x)) feeds both the row sum and the division; stored, the kernel pair reads and writes the
+tensor four times, fused it is one read and one write, as torch.compile does.
+
+So a pointwise or reduction node is inlined when every one of its (terminal) consumers ends up in the same kernel
+and that kernel can iterate over it: the kernel's reductions all fold the same axes of the same shape, and its
+output is either that shape (a normalization: the reduced value is broadcast back over the row) or the reduced
+shape (a plain reduction). Values consumed by extern or fallback kernels are stored: those run in torch and
+read memory."""
+import torch
+import torch.fx
+
+from ..lowering import _axes, meta
+from ..fusion import plan_fusion, terminal_users
+
+FUSIBLE = ("pointwise", "reduction")
+
+
+def reduction_signature(node: torch.fx.Node) -> tuple:
+    """(shape of the reduced input, reduced axes) of a reduction node."""
+    x = node.args[0]
+    shape = tuple(meta(x).shape)
+    dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+    axes = None if len(shape) == 0 else _axes(meta(x), dim)
+    return shape, tuple(range(len(shape))) if axes is None else axes
+
+
+def shapes_of(signature: tuple) -> set:
+    """Output shapes a kernel with this reduction signature can produce: the full shape (epilogue broadcast back
+    over the reduced axes), the reduced shape with and without the kept size-1 dims."""
+    shape, axes = signature
+    keep = tuple(1 if d in axes else s for d, s in enumerate(shape))
+    drop = tuple(s for d, s in enumerate(shape) if d not in axes)
+    return {shape, keep, drop}
+
+
+def plan_triton_fusion(graph: torch.fx.Graph, kinds: dict, keep: frozenset = frozenset()) -> set:
+    """Nodes stored in a buffer of their own. `keep`: nodes stored whatever the policy says, never inlined into
+    a consumer (triton/fallback.py splits a fused kernel the code generator rejected this way)."""
+    stored = set(plan_fusion(graph, kinds)) | set(keep)
+    root = {}        # inlined node -> the stored node whose kernel computes it
+    signature = {}   # stored node -> reduction signature of its kernel, once it has a reduction
+    # Users come after producers in an FX graph: walking backwards, every user's kernel is known.
+    for node in reversed(list(graph.nodes)):
+        kind = kinds.get(node)
+        if kind not in FUSIBLE:
+            continue
+        if any(u.op == "output" for u in node.users):
+            stored.add(node)
+        users = terminal_users(node, kinds)
+        target = None
+        if node not in keep and (node not in stored or len(users) > 1):
+            if users and all(u != "stored" and u.op != "output" and kinds.get(u) in FUSIBLE for u in users) and \
+                    not any(u.op == "output" for u in node.users):
+                roots = {u if u in stored else root[u] for u in users}
+                if len(roots) == 1:
+                    target = roots.pop()
+        if target is not None and kind == "reduction":
+            sig = reduction_signature(node)
+            have = signature.get(target)
+            if (have is not None and have != sig) or tuple(meta(target).shape) not in shapes_of(sig):
+                target = None
+            elif have is None:
+                signature[target] = sig
+        if target is not None and kinds.get(target) == "reduction" and target not in signature:
+            signature[target] = reduction_signature(target)
+            if kind == "reduction" and signature[target] != reduction_signature(node):
+                target = None
+        if target is None:
+            stored.add(node)
+            if kind == "reduction":
+                signature.setdefault(node, reduction_signature(node))
+        else:
+            stored.discard(node)
+            root[node] = target
+    return stored

@@ -1,0 +1,147 @@
+"""Elementwise ops as Triton expressions, one rule per op (the Triton twin of numpy_codegen's UFUNC table).
+
+Operands arrive already cast to the op's compute dtype. Rules follow torch's semantics where Triton's operators
+differ: `%` and `//` truncate toward zero in Triton but follow the divisor's sign / floor in torch; the hardware
+max/min drop NaN where torch.maximum/minimum propagate it; relu and sign keep NaN as torch does."""
+import torch
+
+from ..ir import Const, Op
+from .dtypes import TL, Val, compute, literal
+from .index import Ix, broadcast
+
+F = "h."  # the generated module imports inductor.runtime.triton_helpers as h
+
+UNARY = {
+    "abs": "tl.abs({a})", "neg": "-{a}", "exp": "tl.exp({a})", "log": "tl.log({a})", "log1p": F + "log1p({a})",
+    "expm1": F + "expm1({a})", "sqrt": "tl.sqrt({a})", "rsqrt": "tl.rsqrt({a})", "reciprocal": "1.0 / {a}",
+    "sin": "tl.sin({a})", "cos": "tl.cos({a})", "tanh": F + "tanh({a})", "sigmoid": "tl.sigmoid({a})",
+    "erf": "tl.erf({a})", "floor": "tl.floor({a})", "ceil": "tl.ceil({a})", "round": F + "rint({a})",
+    "trunc": F + "trunc({a})", "relu": "tl.where({a} < 0, 0, {a})", "isnan": "{a} != {a}",
+    "logical_not": "{a} == 0",
+    "gelu": "0.5 * {a} * (1.0 + tl.erf({a} * 0.7071067811865476))",
+    "gelu_tanh": "0.5 * {a} * (1.0 + " + F + "tanh(0.7978845608028654 * ({a} + 0.044715 * {a} * {a} * {a})))",
+}
+BINARY = {
+    "add": "{a} + {b}", "sub": "{a} - {b}", "mul": "{a} * {b}", "div": "{a} / {b}", "bitwise_and": "{a} & {b}",
+    "bitwise_or": "{a} | {b}", "bitwise_xor": "{a} ^ {b}", "eq": "{a} == {b}", "ne": "{a} != {b}",
+    "lt": "{a} < {b}", "le": "{a} <= {b}", "gt": "{a} > {b}", "ge": "{a} >= {b}", "logical_and": "{a} & {b}",
+    "logical_or": "{a} | {b}", "logical_xor": "{a} ^ {b}", "atan2": F + "atan2({a}, {b})",
+}
+BOOL_BINARY = {"add": "{a} | {b}", "mul": "{a} & {b}", "maximum": "{a} | {b}", "minimum": "{a} & {b}"}
+# exponent -> how a * a beats the generic pow (torch special-cases the same exponents)
+POW = {2: "{a} * {a}", 3: "{a} * {a} * {a}", 0.5: "tl.sqrt({a})", -0.5: "tl.rsqrt({a})", -1: "1.0 / {a}",
+       1: "{a}", -2: "1.0 / ({a} * {a})"}
+
+
+def emit_op(w, e: Op, coords, scope, rgroup, extra) -> Val:
+    cd = e.compute_dtype
+    args = lambda dtype: [w.operand(a, e, coords, scope, rgroup, extra, dtype) for a in e.args]
+    deps = lambda vals: frozenset().union(*[v.deps for v in vals]) if vals else frozenset()
+
+    def typed(vals):
+        """Literals as typed one-element tensors: helper functions (h.*) need Triton values, not Python numbers."""
+        return [Val(f"tl.full([1], {v.code}, {TL[compute(v.dtype)]})", v.dtype, v.deps) if v.literal else v
+                for v in vals]
+
+    def done(code, vals, dtype=e.dtype, fix_type=False):
+        if all(v.literal for v in vals) and vals:
+            raise NotImplementedError(f"op {e.name} on constants only")  # const folding runs before us
+        if fix_type:  # literals in the formula gave Triton's default type: cast to the result dtype
+            code = f"({code}).to({TL[compute(dtype)]})"
+        return Val(scope.let(code), dtype, deps(vals))
+
+    name = e.name
+    if name in ("full",):
+        return literal(e.args[0].value, e.dtype)
+    if name == "arange":
+        start, _end, step = e.params
+        c = coords[0]
+        if e.dtype.is_floating_point:  # torch computes start + i * step in double, then rounds
+            code = f"({c.code}.to(tl.float64) * {float(step)!r} + {float(start)!r})"
+        else:
+            code = f"({c.code} * {step} + {start})"
+        return Val(scope.let(f"{code}.to({TL[compute(e.dtype)]})"), e.dtype, c.deps)
+    if name == "cat":
+        return _cat(w, e, coords, scope, rgroup, extra)
+    if name == "where":
+        c = w.operand(e.args[0], e, coords, scope, rgroup, extra, torch.bool)
+        a, b = (w.operand(x, e, coords, scope, rgroup, extra, cd) for x in e.args[1:])
+        return done(f"tl.where({c.code}, {a.code}, {b.code})", [c, a, b], fix_type=a.literal and b.literal)
+    if name == "cast":
+        (a,) = [w.value(x, _bc(coords, e, x), scope, rgroup, extra) for x in e.args]
+        return w.cast(scope, a, e.dtype)
+    if name == "pow" and isinstance(e.args[1], Const) and not isinstance(e.args[1].value, bool) and \
+            e.args[1].value in POW and (cd.is_floating_point or e.args[1].value in (1, 2, 3)):
+        (a,) = args(cd)[:1]
+        return done(POW[e.args[1].value].format(a=a.code), [a])
+    vals = args(cd)
+    if name in ("atan2", "pow", "maximum", "minimum") or name in UNARY and UNARY[name].startswith(F):
+        vals = typed(vals)
+    if name in UNARY:
+        return done(UNARY[name].format(a=vals[0].code), vals)
+    if name == "bitwise_not":
+        a = vals[0]
+        return done(f"{a.code} == 0" if cd == torch.bool else f"~{a.code}", vals)
+    if name == "sign":
+        a = vals[0]
+        if cd == torch.bool:
+            return a
+        return done(f"tl.where({a.code} > 0, 1, tl.where({a.code} < 0, -1, 0))", vals, fix_type=True)
+    a, b = vals
+    if cd == torch.bool and name in BOOL_BINARY:  # torch: bool add is or, mul is and (no wrap-around)
+        return done(BOOL_BINARY[name].format(a=a.code, b=b.code), vals)
+    if name in BINARY:
+        return done(BINARY[name].format(a=a.code, b=b.code), vals)
+    if name in ("maximum", "minimum"):
+        if cd.is_floating_point:
+            return done(f"{F}{name}({a.code}, {b.code})", vals)
+        return done(f"tl.{name}({a.code}, {b.code})", vals)
+    if name == "remainder":  # torch: the sign of the divisor
+        r = scope.let(f"{a.code} % {b.code}")
+        return done(f"tl.where(({r} != 0) & (({r} < 0) != ({b.code} < 0)), {r} + {b.code}, {r})", vals)
+    if name == "floordiv":
+        if cd.is_floating_point:
+            return done(f"tl.floor({a.code} / {b.code})", vals)
+        q = scope.let(f"{a.code} // {b.code}")
+        return done(f"tl.where((({a.code} % {b.code}) != 0) & (({a.code} < 0) != ({b.code} < 0)), {q} - 1, {q})",
+                    vals)
+    if name == "truncdiv":
+        return done(f"{F}trunc({a.code} / {b.code})" if cd.is_floating_point else f"{a.code} // {b.code}", vals)
+    if name == "pow":
+        if not cd.is_floating_point:
+            raise NotImplementedError("integer pow with a tensor or large exponent")
+        return done(f"{F}pow({a.code}, {b.code})", vals)
+    raise NotImplementedError(f"no Triton rule for op {name!r}")
+
+
+def _bc(coords, e, x):
+    return broadcast(coords, e.shape, x.shape)
+
+
+def _cat(w, e: Op, coords, scope, rgroup, extra) -> Val:
+    """Concatenation: each part loads under its own range of the cat dim (masked), then nested where."""
+    dim = e.params[0]
+    c = coords[dim]
+    parts, lo = [], 0
+    for part in e.args:
+        size = part.shape[dim]
+        hi = lo + size
+        cond = scope.let(f"({c.code} >= {lo}) & ({c.code} < {hi})", prefix="m") if len(e.args) > 1 else None
+        shifted = c if lo == 0 else _shift(scope, c, lo)
+        pc = tuple(coords[:dim]) + (shifted,) + tuple(coords[dim + 1:])
+        mask = cond if extra is None else (f"{extra} & {cond}" if cond else extra)
+        v = w.cast(scope, w.value(part, pc, scope, rgroup, mask), e.dtype)
+        parts.append((cond, v))
+        lo = hi
+    cond, acc = parts[-1]
+    deps = set(acc.deps) | set(c.deps)
+    code = acc.code
+    for cond, v in reversed(parts[:-1]):
+        code = f"tl.where({cond}, {v.code}, {code})"
+        deps |= v.deps
+    return Val(scope.let(code), e.dtype, frozenset(deps))
+
+
+def _shift(scope, c, lo):
+    return Ix(scope.let(f"{c.code} - {lo}", prefix="i"), c.deps)
+

@@ -1,0 +1,117 @@
+"""Reductions inside a Triton kernel: the combine rule and identity of each kind, persistent and looped forms.
+
+A Reduce node is evaluated at coordinates of its own (reduced) shape: the kept coordinates come from the tile's
+rows and the reduced ones from the column index. Persistent kernels reduce the row held in registers in place;
+looped kernels emit a loop over column blocks that accumulates lane-wise into an [XBLOCK, RBLOCK] accumulator
+and reduces it at the end (a two-level, pairwise-like summation: no long serial chain of float adds). The loop is
+emitted at the kernel's top level before whatever needs the result, so a normalization runs its reductions one
+after another and then its epilogue loop."""
+import torch
+
+from ..ir import Reduce
+from .dtypes import TL, Val, compute
+
+# kind -> (identity for floats, identity for ints, Triton reduction of a tile along axis 1, lane-wise combine)
+KINDS = {
+    "sum": ("0", "0", "tl.sum({v}, 1)", "{acc} + {v}"),
+    "mean": ("0", "0", "tl.sum({v}, 1)", "{acc} + {v}"),
+    "prod": ("1", "1", "tl.reduce({v}, 1, h.prod)", "{acc} * {v}"),
+    "amax": ('float("-inf")', None, "tl.reduce({v}, 1, h.maximum)", "h.maximum({acc}, {v})"),
+    "amin": ('float("inf")', None, "tl.reduce({v}, 1, h.minimum)", "h.minimum({acc}, {v})"),
+    "any": ("0", "0", "tl.max({v}, 1)", "tl.maximum({acc}, {v})"),
+    "all": ("1", "1", "tl.min({v}, 1)", "tl.minimum({acc}, {v})"),
+}
+INT_LIMITS = {torch.int64: (-2 ** 63, 2 ** 63 - 1), torch.int32: (-2 ** 31, 2 ** 31 - 1),
+              torch.int16: (-2 ** 15, 2 ** 15 - 1), torch.int8: (-128, 127), torch.uint8: (0, 255),
+              torch.bool: (0, 1)}
+
+
+def _acc_dtype(e: Reduce) -> torch.dtype:
+    """What the reduction accumulates in: the output's compute dtype (float32 for half types, int64 for integer
+    sums), the input's for max/min/arg*, int32 flags for any/all."""
+    if e.kind in ("any", "all"):
+        return torch.int32
+    if e.kind in ("amax", "amin", "argmax", "argmin"):
+        return compute(e.arg.dtype) if e.arg.dtype != torch.bool else torch.int32
+    return compute(e.dtype)
+
+
+def _identity(e: Reduce, dtype: torch.dtype) -> str:
+    if e.kind in ("argmax", "argmin"):
+        e_kind = "amax" if e.kind == "argmax" else "amin"
+    else:
+        e_kind = e.kind
+    fl, it, _, _ = KINDS[e_kind]
+    if dtype.is_floating_point:
+        return fl
+    if it is not None:
+        return it
+    lo, hi = INT_LIMITS[dtype]
+    return str(lo if e_kind == "amax" else hi)
+
+
+def emit_reduce(w, e: Reduce, coords, scope, rgroup, extra) -> Val:
+    shape = tuple(e.arg.shape)
+    axes = tuple(range(len(shape))) if e.axes is None else tuple(e.axes)
+    if (shape, axes) != w.signature:
+        raise NotImplementedError("a reduction that differs from its kernel's")
+    kept = [c for d, c in enumerate(coords) if d not in axes] if e.keepdim else list(coords)
+    if any("r" in c.deps for c in kept):
+        raise NotImplementedError("a reduction whose rows depend on the column index")
+    key = ("reduce", id(e), tuple(c.code for c in kept), extra)
+    hit = w.memo.get(key)
+    if hit is not None:
+        return hit
+    looped = w.mode == "looped"
+    body, group = w.open_loop() if looped else (w.top, w.rgroup)
+    it = iter(kept)
+    arg_coords = tuple(group.coords[axes.index(d)] if d in axes else next(it) for d in range(len(shape)))
+    v = w.value(e.arg, arg_coords, body, group, extra)
+    acc_dtype = _acc_dtype(e)
+    if e.kind in ("any", "all"):
+        v = w.cast(body, v, torch.bool)  # truth first: a float 0.5 is true, its int32 cast is not
+    v = w.cast(body, v, acc_dtype)
+    ident = _identity(e, acc_dtype)
+    mask = "rmask" if extra is None else f"rmask & {extra}"
+    top = w.top
+    if e.kind in ("argmax", "argmin"):
+        out = _arg(w, e, v, body, mask, ident, looped, acc_dtype)
+    else:
+        _, _, whole, lane = KINDS[e.kind]
+        masked = body.let(f"tl.where({mask}, {v.code}, {ident})")
+        if looped:
+            acc = top.fresh(f"tl.full([XBLOCK, RBLOCK], {ident}, {TL[acc_dtype]})", prefix="acc")
+            body.lines.append(f"{acc} = {lane.format(acc=acc, v=masked)}")
+            w.close_loop(body)
+            masked = acc
+        out = top.let(f"{whole.format(v=masked)}[:, None]", prefix="red")
+        if e.kind == "mean":
+            count = 1
+            for d in axes:
+                count *= shape[d]
+            out = top.let(f"{out} / {count}", prefix="red")
+    result = Val(out, e.dtype if e.kind not in ("any", "all") else torch.int32, frozenset("x"))
+    if e.kind in ("any", "all"):
+        result = Val(top.let(f"{out} != 0"), torch.bool, frozenset("x"))
+    elif compute(e.dtype) != acc_dtype:
+        result = w.cast(top, Val(out, acc_dtype, frozenset("x")), e.dtype)
+    w.memo[key] = result
+    return result
+
+
+def _arg(w, e, v, body, mask, ident, looped, acc_dtype) -> str:
+    """argmax/argmin: values and column indices reduced together; ties and NaN as torch (first index wins)."""
+    top, fn = w.top, f"h.{e.kind}"
+    big = "2147483647"
+    vals = body.let(f"tl.where({mask}, {v.code}, {ident})")
+    idx = body.let(f"tl.where({mask}, tl.broadcast_to(rindex, [XBLOCK, RBLOCK]), {big}).to(tl.int32)")
+    if looped:
+        accv = top.fresh(f"tl.full([XBLOCK, RBLOCK], {ident}, {TL[acc_dtype]})", prefix="acc")
+        acci = top.fresh(f"tl.full([XBLOCK, RBLOCK], {big}, tl.int32)", prefix="acc")
+        body.lines.append(f"{accv}, {acci} = {fn}({accv}, {acci}, {vals}, {idx})")
+        w.close_loop(body)
+        vals, idx = accv, acci
+    n = top.counter[0]
+    top.counter[0] += 1
+    top.lines.append(f"_, red{n} = tl.reduce(({vals}, {idx}), 1, {fn})")
+    return top.let(f"red{n}[:, None].to(tl.int64)", prefix="red")

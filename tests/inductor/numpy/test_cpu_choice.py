@@ -1,0 +1,123 @@
+"""The default CPU backend keeps the faster of the generated NumPy code and the graph as captured
+(inductor/numpy/cpu_choice.py). Timings are replaced by fixed ones here: which one wins on a real machine is measured
+in benchmarks/, never asserted."""
+import pytest
+import torch
+import torch.fx
+
+import jit
+from inductor import inductor_backend
+from inductor.numpy import cpu_choice
+
+
+def _relu_shift(x):
+    return torch.relu(x) - 0.5
+
+
+def _noisy(x):
+    return x + torch.rand_like(x)
+
+
+@pytest.fixture
+def timings(monkeypatch):
+    """Make one side faster: per call, the NumPy code costs `costs['numpy']`, torch `costs['torch']`."""
+    costs = {}
+    calls = {"numpy": 0, "torch": 0}
+
+    def fake(fn, inputs, repeat=1):
+        side = "torch" if isinstance(fn, torch.fx.GraphModule) else "numpy"
+        calls[side] += 1
+        fn(*inputs)
+        return costs[side]
+
+    monkeypatch.setattr(cpu_choice, "_seconds", fake)
+    monkeypatch.delenv("FRAMEJIT_CPU_BACKEND", raising=False)
+    return costs, calls
+
+
+def test_torch_kept_when_faster(timings):
+    costs, calls = timings
+    costs.update(numpy=2e-5, torch=1e-5)
+    x = torch.randn(8, 8)
+    chosen = inductor_backend(torch.fx.symbolic_trace(_relu_shift), [x])
+    assert isinstance(chosen, torch.fx.GraphModule)
+    # the graph as captured: torch's relu kernel, not the optimizer's lt/full/where
+    assert torch.relu in {n.target for n in chosen.graph.nodes}
+    assert calls["numpy"] >= 2 and calls["torch"] >= 2
+    torch.testing.assert_close(chosen(x), _relu_shift(x))
+
+
+def test_numpy_kept_when_faster(timings):
+    costs, _ = timings
+    costs.update(numpy=1e-5, torch=2e-5)
+    x = torch.randn(8, 8)
+    chosen = inductor_backend(torch.fx.symbolic_trace(_relu_shift), [x])
+    assert "def run(" in chosen.source
+    torch.testing.assert_close(chosen(x), _relu_shift(x))
+
+
+def test_random_graph_is_not_run_twice(timings):
+    costs, calls = timings
+    costs.update(numpy=2e-5, torch=1e-5)
+    x = torch.randn(8, 8)
+    inductor_backend(torch.fx.symbolic_trace(_noisy), [x])
+    assert calls == {"numpy": 0, "torch": 0}
+
+
+@pytest.mark.parametrize("mode", ["numpy", "torch"])
+def test_environment_forces_a_side(timings, monkeypatch, mode):
+    costs, calls = timings
+    monkeypatch.setenv("FRAMEJIT_CPU_BACKEND", mode)
+    x = torch.randn(8, 8)
+    chosen = inductor_backend(torch.fx.symbolic_trace(_relu_shift), [x])
+    assert isinstance(chosen, torch.fx.GraphModule) == (mode == "torch")
+    assert calls == {"numpy": 0, "torch": 0}
+
+
+def test_default_backend_through_jit_matches_eager():
+    """Whichever side a real measurement keeps, with a graph break in between, the result is eager's."""
+    jit.reset()
+
+    def f(x):
+        y = torch.relu(x) - 0.5
+        if y.sum() > 0:
+            return torch.sigmoid(y) * x
+        return y.abs() + 1
+
+    compiled = jit.compile(f)
+    for shape in [(16, 16), (256, 256)]:
+        x = torch.randn(shape)
+        torch.testing.assert_close(compiled(x), f(x))
+        torch.testing.assert_close(compiled(-x.abs()), f(-x.abs()))
+    jit.reset()
+
+
+def test_sample_size_comes_from_a_warm_call(monkeypatch):
+    """A cold first call (imports, first allocations) must not make every sample a single call."""
+    repeats, seen = [], {"numpy": 0, "torch": 0}
+
+    def fake(fn, inputs, repeat=1):
+        side = "torch" if isinstance(fn, torch.fx.GraphModule) else "numpy"
+        seen[side] += 1
+        repeats.append(repeat)
+        return 1e-3 if seen[side] == 1 else 5e-6
+
+    monkeypatch.setattr(cpu_choice, "_seconds", fake)
+    monkeypatch.delenv("FRAMEJIT_CPU_BACKEND", raising=False)
+    inductor_backend(torch.fx.symbolic_trace(_relu_shift), [torch.randn(8, 8)])
+    assert max(repeats) >= 50
+
+
+def test_to_numpy_shares_memory_and_resolves_lazy_views():
+    from inductor.runtime.numpy_graph import to_numpy
+    x = torch.randn(3, 4)
+    a = to_numpy(x)
+    x[0, 0] = 7.0
+    assert a[0, 0] == 7.0  # zero-copy
+    assert (to_numpy(torch._neg_view(x)) == (-x).numpy()).all()
+    c = torch.randn(3, dtype=torch.complex64)
+    assert (to_numpy(c.conj()) == c.conj().resolve_conj().numpy()).all()
+    g = torch.randn(2, requires_grad=True)
+    assert (to_numpy(g) == g.detach().numpy()).all()
+    b = torch.randn(4).bfloat16()
+    assert (to_numpy(b) == b.view(torch.int16).numpy()).all()
