@@ -24,6 +24,7 @@ import os
 import statistics
 import sys
 import time
+import traceback
 
 import torch
 import torch.nn.functional as F
@@ -123,6 +124,7 @@ def run_variant(name, compiled_loss, model, batches, a) -> dict:
         if a.device == "cuda":
             result["peak_mib"] = torch.cuda.max_memory_allocated() / 2**20
     except Exception as e:  # a baseline that fails here is reported, not hidden
+        traceback.print_exc()
         result["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
     return result
 
