@@ -159,7 +159,9 @@ def casts(state: AutocastState, tensors: list, meta_args, meta_kwargs, run, name
     def probe(x):
         if isinstance(x, torch.Tensor) and id(x) in devices:
             shell = torch.empty_strided(x.shape, x.stride(), dtype=x.dtype, device="meta")
-            made = probes[id(x)] = probes.get(id(x)) or _Probe(shell, devices[id(x)])
+            made = probes.get(id(x))  # one probe per tensor, however often it is passed (x @ x)
+            if made is None:
+                made = probes[id(x)] = _Probe(shell, devices[id(x)])
             return made
         return x
 

@@ -59,6 +59,19 @@ def test_autocast_block_is_captured_with_eager_dtypes(backend):
     assert casts and all(n.args[1] is torch.bfloat16 for n in casts)
 
 
+def same_tensor_twice(x):
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        return x @ x, torch.addmm(x, x, x)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_one_tensor_passed_twice_to_an_autocast_op(backend):
+    # each tensor gets one probe however often the op takes it (the probes' truth value was asked for)
+    x = torch.randn(4, 4)
+    _same(jit.compile(same_tensor_twice, backend=backend)(x), same_tensor_twice(x))
+    assert jit.counters.compile_errors == 0
+
+
 def plain(x, w):
     y = x @ w
     return y, y.softmax(-1), y + 1, torch.is_autocast_enabled("cpu")
