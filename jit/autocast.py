@@ -169,10 +169,11 @@ def casts(state: AutocastState, tensors: list, meta_args, meta_kwargs, run, name
     try:
         with torch.no_grad():
             autocast_log = _run_logged(run, probe_args, probe_kwargs, state.now)
-    except Exception as e:  # noqa: BLE001 - the meta run that follows reports the op's own errors
-        if isinstance(e, (NotImplementedError, RuntimeError, TypeError)):
-            return {}
-        raise
+    except (NotImplementedError, RuntimeError, TypeError) as e:
+        # not knowing the casts must never mean none (a bf16 loss where eager's is float32): the op runs eagerly,
+        # under the real autocast, and raises there if it is wrong for its inputs
+        unsupported("autocast", f"{name}: its autocast casts could not be worked out ({type(e).__name__}: "
+                                f"{str(e).splitlines()[0] if str(e) else ''})")
     # Autocast's kernel for an op casts (some of) its inputs, then runs the op as it runs without autocast on
     # those dtypes: the casts are the first conversion of each input, the rest must be exactly what the op runs,
     # autocast off, on its inputs cast so (the op may choose other kernels for the new dtypes: CUDA's attention).

@@ -84,12 +84,12 @@ def test_a_fixed_size_backend_failing_for_a_later_size_raises_at_that_call():
 
 
 def test_a_built_in_backend_failing_is_an_internal_error_with_one_warning(monkeypatch):
-    import inductor.backends
+    from inductor.numpy import backend as numpy_steps
 
     def broken_build(gm, example_inputs):
         raise RuntimeError("lowering bug")
 
-    monkeypatch.setattr(inductor.backends, "_numpy_build", broken_build)
+    monkeypatch.setattr(numpy_steps, "build", broken_build)
     cf = jit.compile(f, backend="numpy")
     x = torch.randn(3)
     with pytest.warns(RuntimeWarning, match="internal error while compiling f .*lowering bug"):
