@@ -129,6 +129,8 @@ class _Probe(torch.Tensor):
         first = args[0] if args else None
         _Probe.log.append((func, id(first) if isinstance(first, _Probe) else None, kwargs.get("dtype")))
         unwrap = (lambda a: a.meta if isinstance(a, _Probe) else a)
+        # a tensor the op makes on the probes' device (cross_entropy's on CUDA) is made on meta as well
+        kwargs = {k: "meta" if k == "device" and v is not None else v for k, v in kwargs.items()}
         out = func(*tree_map(unwrap, args), **tree_map(unwrap, kwargs))
         return tree_map(lambda o: _Probe(o, device) if isinstance(o, torch.Tensor) else o, out)
 
