@@ -164,7 +164,9 @@ def partition(joint: Joint) -> Partition:
     saved = _min_cut(joint, primals, tangent_side, grads)
     if any(n in tangent_side for n in saved):
         raise NotDifferentiable("the cut crossed a backward value")
-    randoms = [n for n in graph.nodes if is_random(n)]
+    # random ops of the forward run there once (their values saved); a backward op tagged as seeded (CUDA's
+    # efficient-attention backward, which replays the forward's seed and offset) stays in the backward
+    randoms = [n for n in graph.nodes if is_random(n) and n not in tangent_side]
     forward_nodes = _ancestors(outputs + saved + randoms)
     if forward_nodes & tangent_side:
         raise NotDifferentiable("a forward output depends on a tangent")
