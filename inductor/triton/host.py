@@ -427,9 +427,12 @@ def _generate(lg: LoweredGraph, used: set, sizes: dict, size_names: dict, autotu
     first_of: dict = {}  # twins.twin_key -> the kernel generated first, launched for its twins as well
     sites: dict = {}  # kernel name -> how many call sites launch it
 
+    tuples: set = set()  # fallback results that are tuples, once their call is written
+
     def emit_items():
         for name, item in list(items.items()):
-            if name in layouts:
+            # items are known for every kernel up front (the residual plan): each is written once its tuple is
+            if name in layouts or item.buf not in tuples:
                 continue
             stride = contiguous_strides(item.shape)
             layouts[name] = Layout(tuple(item.shape), stride, item.dtype)
@@ -466,6 +469,7 @@ def _generate(lg: LoweredGraph, used: set, sizes: dict, size_names: dict, autotu
             host.append(f"    # torch fallback: {op_name(k.target)} ({k.reason})")
             if k.multi:
                 host.append(f"    {out} = {call}")
+                tuples.add(out)
             else:
                 layouts[out] = k.out.layout
                 host.append(f"    {out} = fixed_layout({call}, {tuple(k.out.layout.strides)!r})")

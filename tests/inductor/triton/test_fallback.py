@@ -168,3 +168,12 @@ def test_fallback_with_dynamic_sizes(fresh_jit, monkeypatch):
     assert len(graphs) == 1
     source = graphs[0].variants[0].fn.source
     assert "torch.ops.aten.view.default(add_tensor, [s0 * 4])" in source
+
+
+def test_tuple_fallback_read_by_a_later_kernel(monkeypatch):
+    """A fallback returning a tuple (sort: values, indices) between generated kernels: each item is taken from
+    the tuple after its call is written (the items were once all written at the first kernel, before the call)."""
+    monkeypatch.setenv("FRAMEJIT_TRITON_FALLBACK", "aten.sort")
+    x = torch.randn(4, 8)
+    fn = check_fn(lambda x: (lambda s: (s[0] * 2 + 1, s[1] + 1))(torch.sort((x * 3).exp(), -1)), x)
+    assert any("sort" in f.split(" ")[0] for f in _fallbacks(fn)), _fallbacks(fn)
