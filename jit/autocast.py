@@ -130,26 +130,55 @@ class _Probe(torch.Tensor):
         _Probe.log.append((func, id(first) if isinstance(first, _Probe) else None, kwargs.get("dtype")))
         unwrap = (lambda a: a.meta if isinstance(a, _Probe) else a)
         # a tensor the op makes on the probes' device (cross_entropy's on CUDA) is made on meta as well
-        kwargs = {k: "meta" if k == "device" and v is not None else v for k, v in kwargs.items()}
-        out = func(*tree_map(unwrap, args), **tree_map(unwrap, kwargs))
-        return tree_map(lambda o: _Probe(o, device) if isinstance(o, torch.Tensor) else o, out)
+        meta_kwargs = {k: "meta" if k == "device" and v is not None else v for k, v in kwargs.items()}
+        out = func(*tree_map(unwrap, args), **tree_map(unwrap, meta_kwargs))
+        out = tree_map(lambda o: _Probe(o, device) if isinstance(o, torch.Tensor) else o, out)
+        _Probe.calls.append((func, args, kwargs, out))
+        return out
 
 
-def _run_logged(run, probe_args, probe_kwargs, state: dict) -> list:
+class Recording:
+    """What one probe run did: `log` ((op, id of its first argument if a probe, dtype= argument) per aten op),
+    `calls` ((op, args, kwargs, result) with probes in place of tensors) and what the run returned."""
+
+    def __init__(self, log: list, calls: list, result):
+        self.log, self.calls, self.result = log, calls, result
+
+
+def _run_logged(run, probe_args, probe_kwargs, state: dict) -> Recording:
     """The aten ops of `run(*probe_args, **probe_kwargs)` under autocast `state` (device -> (enabled, dtype))."""
     prior = {d: (torch.is_autocast_enabled(d), torch.get_autocast_dtype(d)) for d in DEVICES}
-    _Probe.log = log = []
+    _Probe.log, _Probe.calls = log, calls = [], []
     try:
         for d, (on, dtype) in state.items():
             torch.set_autocast_enabled(d, on)
             torch.set_autocast_dtype(d, dtype)
-        run(probe_args, probe_kwargs)
+        result = run(probe_args, probe_kwargs)
     finally:
         for d, (on, dtype) in prior.items():
             torch.set_autocast_enabled(d, on)
             torch.set_autocast_dtype(d, dtype)
-        _Probe.log = None
-    return log
+        _Probe.log = _Probe.calls = None
+    return Recording(log, calls, result)
+
+
+class Replay:
+    """An op whose autocast kernel does more than cast its inputs (CUDA's cross_entropy: log_softmax in bf16, its
+    result cast to float32 for nll_loss): recorded as the aten ops autocast ran (`recording.calls`), each input
+    probe standing for its TensorVar (`var_of`: id(probe) -> TensorVar)."""
+
+    def __init__(self, recording: Recording, var_of: dict):
+        self.recording, self.var_of = recording, var_of
+
+    def replayable(self) -> bool:
+        """Every tensor an aten call reads is an input or an earlier call's result, and so is what the op returns."""
+        known = set(self.var_of)
+        for _, args, kwargs, out in self.recording.calls:
+            if any(isinstance(a, torch.Tensor) and id(a) not in known for a in tree_leaves((args, kwargs))):
+                return False
+            known |= {id(o) for o in tree_leaves(out) if isinstance(o, torch.Tensor)}
+        leaves = tree_leaves(self.recording.result)
+        return bool(leaves) and all(isinstance(o, torch.Tensor) and id(o) in known for o in leaves)
 
 
 def casts(state: AutocastState, tensors: list, meta_args, meta_kwargs, run, name: str) -> dict:
@@ -170,7 +199,8 @@ def casts(state: AutocastState, tensors: list, meta_args, meta_kwargs, run, name
     probe_args, probe_kwargs = tree_map(probe, meta_args), tree_map(probe, meta_kwargs)
     try:
         with torch.no_grad():
-            autocast_log = _run_logged(run, probe_args, probe_kwargs, state.now)
+            recording = _run_logged(run, probe_args, probe_kwargs, state.now)
+            autocast_log = recording.log
     except (NotImplementedError, RuntimeError, TypeError) as e:
         # not knowing the casts must never mean none (a bf16 loss where eager's is float32): the op runs eagerly,
         # under the real autocast, and raises there if it is wrong for its inputs
@@ -185,19 +215,23 @@ def casts(state: AutocastState, tensors: list, meta_args, meta_kwargs, run, name
             cast_to[first] = dtype
         else:
             rest.append(func)
-    if not cast_to:
-        return {}
+    if not any(func is _to_copy for func in rest) and not cast_to:
+        return {}  # autocast changed nothing
     cast = {id(p): _Probe(p.meta.to(cast_to[id(p)]), p.real_device) for p in probes.values() if id(p) in cast_to}
     recast = (lambda x: cast.get(id(x), x))
     try:
         with torch.no_grad():
             plain = _run_logged(run, tree_map(recast, probe_args), tree_map(recast, probe_kwargs),
-                                {d: (False, dt) for d, (_, dt) in state.now.items()})
+                                {d: (False, dt) for d, (_, dt) in state.now.items()}).log
     except Exception:  # noqa: BLE001
         plain = None
-    if plain is None or [func for func, _, _ in plain] != rest:
-        unsupported("autocast", f"{name}: autocast does more than cast its inputs (or casts values made inside it)")
     var_of = {id(p): next(t for t in tensors if id(t.example) == key) for key, p in probes.items()}
+    if plain is None or [func for func, _, _ in plain] != rest:
+        # autocast casts values made inside the op: the op becomes the aten ops autocast ran, casts included
+        replay = Replay(recording, var_of)
+        if not replay.replayable():
+            unsupported("autocast", f"{name}: autocast casts values made inside it, in a way not recorded")
+        return replay
     return {id(var_of[first]): (var_of[first], dtype) for first, dtype in cast_to.items()}
 
 

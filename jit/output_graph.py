@@ -270,7 +270,10 @@ class OutputGraph:
             unsupported("unsupported_value", "the strides of an empty tensor made in the function")
         tensors = tensors_in((args, kwargs))
         if tensors and self.autocast.any_on() and not (kind == "call_method" and target in _DEVICE_MOVES):
-            args, kwargs, tensors = self._autocast_inputs(kind, target, args, kwargs, tensors)
+            replaced = self._autocast_inputs(kind, target, args, kwargs, tensors)
+            if isinstance(replaced, Var):  # the op as the aten ops autocast runs for it
+                return replaced
+            args, kwargs, tensors = replaced
         proxy_args, proxy_kwargs = to_proxy(args), to_proxy(kwargs)
         meta_args, meta_kwargs = to_meta(args), to_meta(kwargs)
         if self.dynamic:
@@ -339,6 +342,8 @@ class OutputGraph:
         def run(a, kw):
             return getattr(a[0], target)(*a[1:], **kw) if kind == "call_method" else target(*a, **kw)
         plan = autocast.casts(self.autocast, tensors, to_meta(args), to_meta(kwargs), run, _name(target))
+        if isinstance(plan, autocast.Replay):
+            return self._replay_autocast(plan)
         if not plan:
             return args, kwargs, tensors
         state, self.autocast = self.autocast, autocast.AutocastState(())  # the casts themselves: no autocast
@@ -348,6 +353,34 @@ class OutputGraph:
             self.autocast = state
         args, kwargs = _swap_tensors(args, cast), _swap_tensors(kwargs, cast)
         return args, kwargs, tensors_in((args, kwargs))
+
+    def _replay_autocast(self, plan) -> Var:
+        """Record the aten ops autocast ran for one call (jit/autocast.py Replay), casts included, with autocast
+        off: the graph then computes what eager's autocast kernel computed."""
+        env = dict(plan.var_of)  # id(probe) -> Var
+
+        def var(x):
+            if isinstance(x, torch.Tensor):
+                return env[id(x)]
+            return Const(x)
+
+        state, self.autocast = self.autocast, autocast.AutocastState(())
+        try:
+            for func, args, kwargs, out in plan.recording.calls:
+                result = self.call("call_function", func, tuple(var(a) for a in args),
+                                   {k: var(v) for k, v in kwargs.items()})
+                if isinstance(out, torch.Tensor):
+                    env[id(out)] = result
+                elif isinstance(out, (tuple, list)):
+                    for i, o in enumerate(out):
+                        if isinstance(o, torch.Tensor):
+                            env[id(o)] = result.items[i]
+        finally:
+            self.autocast = state
+        made = plan.recording.result
+        if isinstance(made, torch.Tensor):
+            return env[id(made)]
+        return TupleVar([env[id(o)] for o in made])
 
     def _check_eager_accepts(self, node, meta_args, meta_kwargs, origins: dict) -> None:
         """Stop capturing at a call eager torch would reject though its meta kernel did not (jit/eager_check.py)."""
