@@ -181,6 +181,21 @@ class Replay:
         return bool(leaves) and all(isinstance(o, torch.Tensor) and id(o) in known for o in leaves)
 
 
+# Ops on autocast's lower-precision list for every device it supports here, whose rule is the list's rule: each
+# floating input that is not float64 is cast to the autocast dtype. Used where probes cannot run the op.
+LOWER_PRECISION = frozenset({"scaled_dot_product_attention", "linear", "matmul", "mm", "bmm", "addmm", "baddbmm",
+                             "conv1d", "conv2d", "conv3d"})
+
+
+def _lower_precision_casts(state: AutocastState, tensors: list) -> dict:
+    found = {}
+    for t in tensors:
+        on, dtype = state.now.get(t.device.type, (False, None))
+        if on and t.example.is_floating_point() and t.example.dtype not in (torch.float64, dtype):
+            found[id(t)] = (t, dtype)
+    return found
+
+
 def casts(state: AutocastState, tensors: list, meta_args, meta_kwargs, run, name: str) -> dict:
     """{id(TensorVar): (TensorVar, dtype)} for each of the call's input `tensors` autocast casts before the call,
     {} for none. `meta_args` / `meta_kwargs` hold the tensors' meta examples; `run(args, kwargs)` calls the op."""
@@ -202,6 +217,8 @@ def casts(state: AutocastState, tensors: list, meta_args, meta_kwargs, run, name
             recording = _run_logged(run, probe_args, probe_kwargs, state.now)
             autocast_log = recording.log
     except (NotImplementedError, RuntimeError, TypeError) as e:
+        if name in LOWER_PRECISION:  # probes cannot run it (CUDA attention makes real tensors inside)
+            return _lower_precision_casts(state, tensors)
         # not knowing the casts must never mean none (a bf16 loss where eager's is float32): the op runs eagerly,
         # under the real autocast, and raises there if it is wrong for its inputs
         unsupported("autocast", f"{name}: its autocast casts could not be worked out ({type(e).__name__}: "

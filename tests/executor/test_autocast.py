@@ -144,3 +144,28 @@ def test_autocast_arguments_checked_as_eager():
         got = jit.compile(f)(x)
     assert eager_warned and got.dtype == want.dtype == torch.float32
     torch.testing.assert_close(got, want)
+
+
+def attention(q, k, v):
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        return torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+
+def test_lower_precision_op_probes_cannot_run(monkeypatch):
+    # CUDA attention makes real tensors inside its kernel choice, so probes cannot run it: its rule (each
+    # floating input cast to the autocast dtype) is autocast's lower-precision rule
+    from jit import autocast
+
+    real = autocast._run_logged
+
+    def failing(run, args, kwargs, state):
+        if any(on for on, _ in state.values()):
+            raise RuntimeError("Tensor on device cuda:0 is not on the expected device meta!")
+        return real(run, args, kwargs, state)
+
+    monkeypatch.setattr(autocast, "_run_logged", failing)
+    q, k, v = (torch.randn(2, 4, 8, 16) for _ in range(3))
+    got, want = jit.compile(attention)(q, k, v), attention(q, k, v)
+    assert got.dtype == want.dtype == torch.bfloat16
+    torch.testing.assert_close(got, want)
+    assert jit.counters.graph_breaks == 0 and jit.counters.compile_errors == 0
