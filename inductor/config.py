@@ -169,6 +169,9 @@ def _checked(name: str, value: Any) -> Any:
     return value
 
 
+checked = _checked  # jit.compile(options=...) checks its values here (jit/backends.py)
+
+
 def unknown_variables() -> list:
     """FRAMEJIT_* environment variables that name no switch (a typo, or a switch that is gone)."""
     known = {s.variable for s in SWITCHES.values()}

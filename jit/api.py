@@ -10,13 +10,13 @@ from jit import _C, backends, convert_frame, dynamic
 from jit.convert_frame import Settings
 
 
-def _settings(backend, fullgraph, dynamic) -> Settings:
+def _settings(backend, fullgraph, dynamic, mode=None, options=None) -> Settings:
     backends.check_backend(backend)
     if not isinstance(fullgraph, bool):
         raise TypeError(f"fullgraph must be True or False, got {fullgraph!r}")
     if dynamic is not None and not isinstance(dynamic, bool):  # `1 in (True, False)` holds: check the type
         raise TypeError(f"dynamic must be None, True or False, got {dynamic!r}")
-    return Settings(backend, fullgraph, dynamic)
+    return Settings(backend, fullgraph, dynamic, backends.compile_options(backend, mode, options))
 
 
 class optimize:
@@ -24,8 +24,9 @@ class optimize:
 
     Nestable (the innermost settings win), per thread, and restored on exceptions."""
 
-    def __init__(self, backend="inductor", *, fullgraph: bool = False, dynamic: bool | None = None):
-        self._callback = convert_frame.converter_for(_settings(backend, fullgraph, dynamic))
+    def __init__(self, backend="inductor", *, fullgraph: bool = False, dynamic: bool | None = None,
+                 mode: str | None = None, options: dict | None = None):
+        self._callback = convert_frame.converter_for(_settings(backend, fullgraph, dynamic, mode, options))
         self._saved = threading.local()
 
     def __enter__(self):
@@ -45,12 +46,16 @@ class optimize:
         return optimized
 
 
-def compile(fn=None, *, backend="inductor", fullgraph: bool = False, dynamic: bool | None = None):
+def compile(fn=None, *, backend="inductor", fullgraph: bool = False, dynamic: bool | None = None,
+            mode: str | None = None, options: dict | None = None):
     """Compile a function or an nn.Module: `jit.compile(fn)`, `@jit.compile`, `@jit.compile(backend="eager")`.
 
     An nn.Module comes back module-like: an instance of a subclass of its own class sharing its state (same
-    parameters, buffers, state_dict keys and attributes), whose calls run under the compiler."""
-    ctx = optimize(backend, fullgraph=fullgraph, dynamic=dynamic)
+    parameters, buffers, state_dict keys and attributes), whose calls run under the compiler.
+
+    `mode` ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs") and `options` (a dict of
+    the built-in backends' switches, listed by `print(jit.config)`) set how this function's graphs compile."""
+    ctx = optimize(backend, fullgraph=fullgraph, dynamic=dynamic, mode=mode, options=options)
     if fn is None:
         return lambda f: _compile_one(f, ctx)
     return _compile_one(fn, ctx)

@@ -167,3 +167,55 @@ def _direct(compiled):
     if isinstance(compiled, torch.fx.GraphModule) and not (compiled._forward_hooks or compiled._forward_pre_hooks):
         return compiled.forward
     return compiled
+
+
+# jit.compile(mode=...): each mode a set of the built-in backends' switches (inductor/config.py)
+MODES = {
+    "default": {},
+    "reduce-overhead": {"cuda_graphs": True},
+    "max-autotune": {"autotune": True, "cuda_graphs": True},
+    "max-autotune-no-cudagraphs": {"autotune": True, "cuda_graphs": False},
+}
+
+
+def switches():
+    """inductor's switch table (inductor/config.py), imported on first use (`import jit` stays light)."""
+    return importlib.import_module("inductor.config")
+
+
+def compile_options(backend, mode, options) -> tuple:
+    """jit.compile's `mode` and `options` checked and merged into ((switch, value), ...), sorted (settings that
+    compare equal share cache entries). Options set the built-in backends' switches; `print(jit.config)` lists
+    them."""
+    if mode is None and options is None:
+        return ()
+    if mode is not None and mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; modes: {', '.join(MODES)}")
+    if options is not None and not isinstance(options, dict):
+        raise TypeError(f"options must be a dict of switch names to values, got {type(options).__name__}")
+    merged = dict(MODES[mode or "default"])
+    merged.update(options or {})
+    if merged and not (isinstance(backend, str) and backend in _BUILT_IN):
+        raise ValueError(f"mode= and options= set framejit's built-in backends' switches; backend {backend!r} "
+                         f"takes its own configuration")
+    table = switches()
+    for name, value in merged.items():
+        if name not in table.SWITCHES:
+            raise ValueError(f"unknown option {name!r}; options: {', '.join(table.SWITCHES)}")
+        merged[name] = table.checked(name, value)
+    return tuple(sorted(merged.items()))
+
+
+def with_options(options: tuple, fn):
+    """fn run with the built-in backends' switches set as `options` (compiles, and calls that compile more:
+    a new size's variant, Triton kernels at their first launch, a training backward)."""
+    if not options:
+        return fn
+    config = switches().config
+    values = dict(options)
+
+    def run(*args, **kwargs):
+        with config.override(**values):
+            return fn(*args, **kwargs)
+    run.source = getattr(fn, "source", None)
+    return run

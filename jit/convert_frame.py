@@ -34,6 +34,7 @@ class Settings:
     backend: object = "inductor"
     fullgraph: bool = False
     dynamic: bool | None = None
+    options: tuple = ()  # ((switch, value), ...) of the built-in backends (jit.compile's mode= and options=)
 
 
 @dataclass

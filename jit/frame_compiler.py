@@ -203,7 +203,8 @@ class FrameCapture:
         if graph_log.isEnabledFor(logging.DEBUG):
             graph_log.debug("captured graph of %s (%s):\n%s", frame.name, frame.location, gm.code)
         backend = backends.lookup_backend(self.settings.backend)
-        compiled = backends.compile_graph(backend, gm, [v for _, v in used])
+        compile_graph = backends.with_options(self.settings.options, backends.compile_graph)
+        compiled = backends.with_options(self.settings.options, compile_graph(backend, gm, [v for _, v in used]))
         # the graph's casts are nodes; and nothing the call runs (our wrappers, the backend's code) is compiled
         compiled = _C.run_suspended(autocast.without_autocast(compiled, self.autocast_entry))
         counters.bump("graphs")
