@@ -19,8 +19,11 @@ the module owns that memory alone (`_reads_in_place`: a GEMM's product under its
 kept small: library results the probe saw in exactly the promised layout used as returned (no `fixed_layout`),
 `x @ W.t() + b` as `F.linear`, view chains over buffers of known layout as one `as_strided`
 (FRAMEJIT_TRITON_HOST_SHORTCUTS=0 restores the general paths)."""
+import io
 import logging
 import math
+import re
+import tokenize
 
 import torch
 
@@ -590,8 +593,45 @@ def _generate(lg: LoweredGraph, used: set, sizes: dict, size_names: dict, autotu
     if names:
         fn.append(f"    {', '.join(names)}{',' if len(names) == 1 else ''} = inputs")
     fn += [f"    {size_names[sym]} = {buf}.shape[{d}]  # a dynamic size" for sym, (buf, d) in sizes.items()]
-    fn += host
-    fn.append(f"    return [{', '.join(outs)}]")
+    fn += free_dead(host + [f"    return [{', '.join(outs)}]"])
     source = "\n".join(head) + "\n" + PRELUDE + "\n\n" + "\n\n".join(ks.source for ks in kernels) + "\n\n" + "\n".join(fn) + "\n"
     return source, kernels
 
+
+_ASSIGNED = re.compile(r"^    ([A-Za-z_]\w*(?:, [A-Za-z_]\w*)*) = ")
+
+
+def free_dead(lines: list) -> list:
+    """`call`'s body with each intermediate deleted after the line that uses it last, so its memory goes back to
+    the allocator as the call goes, as eager's does, and not when `call` returns (a training graph's peak would be
+    the sum of its intermediates). Names read inside a nested function (a matmul site's library path) are kept."""
+    names_of = [_names(line) for line in lines]
+    nested = set().union(*(n for line, n in zip(lines, names_of) if line.startswith("        ")))
+    last: dict = {}
+    for i, (line, names) in enumerate(zip(lines, names_of)):
+        for name in names:
+            last[name] = i
+    dead_after: dict = {}
+    for i, line in enumerate(lines):
+        m = _ASSIGNED.match(line)
+        if m is None:
+            continue
+        for name in m.group(1).split(", "):
+            end = last.get(name, i)
+            if name not in nested and not lines[end].startswith(("    return", "        ")):
+                dead_after.setdefault(end, []).append(name)
+    out = []
+    for i, line in enumerate(lines):
+        out.append(line)
+        if i in dead_after:
+            out.append(f"    del {', '.join(dict.fromkeys(dead_after[i]))}")
+    return out
+
+
+def _names(line: str) -> set:
+    """The names a line of host code reads or writes (comments and strings left out)."""
+    try:
+        tokens = tokenize.generate_tokens(io.StringIO(line.strip() + "\n").readline)
+        return {t.string for t in tokens if t.type == tokenize.NAME}
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        return set(re.findall(r"[A-Za-z_]\w*", line))  # as much as might be read: kept longer, never too short
