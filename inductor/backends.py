@@ -45,7 +45,12 @@ def inductor_backend(gm: torch.fx.GraphModule, example_inputs: list):
     whichever measured faster (numpy/cpu_choice.py). Graphs needing gradients compile forward and backward alike
     (training.py)."""
     if training.wants_training(gm, example_inputs):
-        return training.compile_training(gm, example_inputs, inductor_backend)
+        if any(isinstance(x, torch.Tensor) and x.device.type != "cpu" for x in example_inputs):
+            return training.compile_training(gm, example_inputs, inductor_backend)
+        from .numpy.cpu_choice import choose_training
+        captured = prepare.as_captured(gm)  # before the joint trace rewrites gm into core ops
+        return choose_training(training.compile_training(gm, example_inputs, inductor_backend), captured,
+                               example_inputs)
     if any(isinstance(x, torch.Tensor) and x.device.type == "cuda" for x in example_inputs):
         return triton_backend(gm, example_inputs)
     if any(isinstance(x, torch.Tensor) and x.device.type != "cpu" for x in example_inputs):

@@ -22,6 +22,7 @@ import time
 
 import torch
 
+from graph.effects import has_mutation
 from graph.inplace_reuse import reuse_intermediates
 from graph.scalar_operands import hoist_scalar_operands
 from ..config import config
@@ -102,3 +103,55 @@ def choose(generated, captured, inputs: list):
     log.info("CPU graph: NumPy code %.1f us, torch %.1f us per call: running %s", best_np * 1e6,
              best_torch * 1e6, "torch" if keep_torch else "the NumPy code")
     return torch_version if keep_torch else generated
+
+
+TRAINING_BUDGET_S = 0.5  # a training graph runs once per step, thousands of times: worth a longer look
+
+
+def choose_training(compiled, captured, inputs: list):
+    """For a graph that needs gradients: `compiled` (forward and backward compiled, inductor/training.py) or
+    `captured()` run under torch's autograd as captured, whichever ran a forward + backward on copies of `inputs`
+    faster. The backward graph of a training region is torch's autograd decomposed into core ops, which on the
+    CPU can lose to eager's fused backward kernels (layer_norm's, softmax's) by more than the NumPy code gains.
+    Random ops are measured under a forked generator, so the caller's stream is untouched."""
+    mode = config.cpu_backend
+    if mode == "numpy":
+        return compiled
+    torch_version = captured()
+    if mode == "torch":
+        return torch_version
+    graph = getattr(torch_version, "graph", None)
+    if not all(isinstance(x, torch.Tensor) for x in inputs) or graph is not None and has_mutation(graph):
+        return compiled
+    copies = [c.requires_grad_(x.requires_grad) if c.is_floating_point() or c.is_complex() else c
+              for c, x in zip(private_copies([x.detach() for x in inputs]), inputs)]
+    wanted = [c for c in copies if c.requires_grad]
+
+    def step(fn) -> float:
+        t0 = time.perf_counter()
+        outs = fn(*copies)
+        outs = outs if isinstance(outs, (tuple, list)) else [outs]
+        diff = [o for o in outs if isinstance(o, torch.Tensor) and o.requires_grad]
+        if diff:
+            torch.autograd.grad(diff, wanted, [torch.ones_like(o) for o in diff], allow_unused=True)
+        return time.perf_counter() - t0
+
+    try:
+        with torch.random.fork_rng(devices=[]), torch.enable_grad():
+            spent = step(compiled) + step(torch_version)  # cold: first-run costs (the backward compiles here)
+            best_compiled = best_torch = float("inf")
+            for _ in range(ROUNDS):
+                a, b = step(compiled), step(torch_version)
+                best_compiled, best_torch = min(best_compiled, a), min(best_torch, b)
+                spent += a + b
+                if spent > TRAINING_BUDGET_S:
+                    break
+    except Exception as e:  # noqa: BLE001 - the real call raises it (or not) as eager would
+        log.info("CPU training graph not measured (%s: %s); keeping the compiled forward and backward",
+                 type(e).__name__, e)
+        return compiled
+    keep_torch = best_torch < best_compiled
+    log.info("CPU training graph: compiled forward + backward %.1f us, torch's autograd %.1f us per step: "
+             "running %s", best_compiled * 1e6, best_torch * 1e6,
+             "the captured graph under torch's autograd" if keep_torch else "the compiled forward and backward")
+    return torch_version if keep_torch else compiled
