@@ -10,7 +10,6 @@ import pytest
 import torch
 import torch.fx
 
-import inductor
 from inductor import cache, export_numpy, inductor_backend, numpy_backend
 from inductor.ir import Kernel
 from tests.inductor.opgraph import make

@@ -34,7 +34,7 @@ def test_twin_kernels_are_compiled_once_and_launched_at_each_call_site():
 
 
 def test_kernels_that_differ_stay_apart():
-    x, y, w = torch.randn(8, 64), torch.randn(8, 64), torch.randn(64)
+    x, y = torch.randn(8, 64), torch.randn(8, 64)
     # another constant
     fn = check_fn(lambda x, y: (torch.tanh(x) * 2 + 1, torch.tanh(y) * 2 + 2), x, y)
     assert len(fn.launch) == 2
