@@ -645,6 +645,9 @@ BREAKABLE = {
     "LOAD_ATTR": lambda i: (1, 1), "STORE_ATTR": lambda i: (2, 0), "STORE_SUBSCR": lambda i: (3, 0),
     "DELETE_SUBSCR": lambda i: (2, 0), "BUILD_STRING": lambda i: (i.arg, 1), "GET_ITER": lambda i: (1, 1),
     "UNPACK_SEQUENCE": lambda i: (1, i.arg), "STORE_GLOBAL": lambda i: (1, 0),
+    # `import m` / `from m import x` of a module not imported yet: the import runs for real (its module code is
+    # never compiled: importlib's frames run with the hook suspended), the rest resumes compiled
+    "IMPORT_NAME": lambda i: (2, 1),
     # `raise e` / `raise e from c`: the exception, made again as the trace made it (one the trace already raised
     # is never rebuilt), raised for real; a bare `raise` reaches here only where the trace handles no exception,
     # so it re-raises what the thread handles, as eager does. Nothing follows it but its handler.

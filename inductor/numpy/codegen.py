@@ -409,6 +409,7 @@ def _generate(lg: LoweredGraph, used: set, sizes: dict, size_names: dict, render
     header += ["#   " + line for line in lg.graph_text.strip().splitlines()]
     body, units = [], []
     view_bases = _bases_of_returned_views(lg)
+    computed = _eager_orders(lg)
     for kernel in lg.kernels:
         out = kernel.out.name
         renderer.take()
@@ -421,6 +422,10 @@ def _generate(lg: LoweredGraph, used: set, sizes: dict, size_names: dict, render
             # tensor in eager: torch may hand back a view of it, which must not alias that other buffer
             codes = [f"_clone({v.code})" if isinstance(a, Op) and not v.owned else v.code
                      for a, v in zip(kernel.inputs, vals)]
+            # torch reads a computed buffer's layout (rand_like, empty_like keep it): eager's, not NumPy's
+            # (`astype` of a broadcast puts the broadcast dim innermost)
+            orders = [computed.get(a.buf) if isinstance(a, Load) else _eager_order(a) for a in kernel.inputs]
+            codes = [f"_laid_out({c}, {order})" if order is not None else c for c, order in zip(codes, orders)]
             renderer.take()  # inline in `run`, where every size is defined
             pre = [f"        {line}" for line in w.lines]
             units.append(row_blocks.Unit(out, w.params, pre + [
@@ -467,6 +472,30 @@ def _generate(lg: LoweredGraph, used: set, sizes: dict, size_names: dict, render
     run += calls or ["        pass"]
     run.append(f"    return [{', '.join(outs)}]")
     return "\n".join(header) + "\n" + PRELUDE + "\n\n" + "\n".join(body + run) + "\n"
+
+
+def _order(shape, strides) -> tuple | None:
+    """Dims outermost first for a dense layout of 2+ dims; None for others (nothing to lay out)."""
+    if len(shape) < 2 or not dense(shape, strides):
+        return None
+    return tuple(sorted(range(len(shape)), key=lambda d: (-strides[d], -shape[d])))
+
+
+def _eager_order(e) -> tuple | None:
+    """Eager's dim order for an expression computed inline (its FX node's meta value), if known."""
+    val = e.fx_node.meta.get("val") if isinstance(e, Op) and e.fx_node is not None else None
+    return _order(tuple(val.shape), tuple(val.stride())) if isinstance(val, torch.Tensor) else None
+
+
+def _eager_orders(lg: LoweredGraph) -> dict:
+    """{buffer: eager's dim order, outermost first} for each dense buffer a (non-view) kernel computes."""
+    found = {}
+    for k in lg.kernels:
+        layout = k.out.layout
+        order = _order(layout.shape, layout.strides) if isinstance(k, Kernel) and not k.is_view and layout else None
+        if order is not None:
+            found[k.out.name] = order
+    return found
 
 
 def _bases_of_returned_views(lg: LoweredGraph) -> dict:

@@ -90,3 +90,24 @@ def test_dataclass_made_during_import_is_inlined_when_compiled_code_calls_it(tem
     assert explanation.graph_break_count == 0 and explanation.graph_count == 1
     compiled = jit.compile(user, backend="eager")
     torch.testing.assert_close(compiled(torch.ones(2)), torch.full((2,), 4.0))
+
+
+def test_an_import_statement_of_a_new_module_breaks_there_and_the_rest_compiles(tmp_path, monkeypatch):
+    # `import m` of a module not imported yet is a graph break at IMPORT_NAME: the import runs for real, the
+    # rest of the function is compiled (it used to run the whole function eagerly, on every later call too)
+    name = f"framejit_import_stmt_{id(tmp_path)}"
+    (tmp_path / f"{name}.py").write_text("SCALE = 3\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.invalidate_caches()
+    source = f"def f(x):\n    y = x + 1\n    import {name} as m\n    return y * m.SCALE\n"
+    scope: dict = {}
+    exec(compile(source, str(tmp_path / "user_code.py"), "exec"), scope)
+    f = scope["f"]
+    try:
+        fast = jit.compile(f)
+        for _ in range(3):
+            torch.testing.assert_close(fast(torch.ones(2)), torch.full((2,), 6.0))
+        assert jit.counters["graph_breaks"] == 1 and jit.counters["frames_run_eagerly"] == 0
+        assert jit.counters["graphs"] == 2
+    finally:
+        sys.modules.pop(name, None)

@@ -748,3 +748,20 @@ def test_while_loop_on_a_tensor_condition_resumed(backend):
         warnings.simplefilter("error")  # the internal-error fallback warns
         for x in (torch.tensor(-1.0), torch.tensor(2.5), torch.tensor(7.0)):
             assert fast(x, torch.tensor(4.0)) == f(x, torch.tensor(4.0))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_random_like_of_a_computed_broadcast_keeps_eager_layout(backend):
+    # fuzz seed 175399: the NumPy code computed `x * 1.5` of an expanded x with the broadcast dim innermost
+    # (`astype` keeps stride order), and rand_like, which fills memory in its operand's layout, drew the same
+    # numbers into other places
+    x = torch.randint(-4, 5, (1, 4, 3), dtype=torch.int32).expand(3, 4, 3)
+
+    def f(x):
+        return torch.rand_like(x * 1.5), torch.empty_like(x * 2.0).stride()
+
+    torch.manual_seed(0)
+    want = f(x)
+    torch.manual_seed(0)
+    got = jit.compile(f, backend=backend)(x)
+    assert torch.equal(got[0], want[0]) and got[0].stride() == want[0].stride() and got[1] == want[1]
