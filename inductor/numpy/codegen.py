@@ -409,7 +409,8 @@ def _generate(lg: LoweredGraph, used: set, sizes: dict, size_names: dict, render
     header += ["#   " + line for line in lg.graph_text.strip().splitlines()]
     body, units = [], []
     view_bases = _bases_of_returned_views(lg)
-    computed = _eager_orders(lg)
+    # (read only for *_like fallbacks: with dynamic sizes, asking whether a layout is dense adds size conditions)
+    computed = _eager_orders(lg) if any(_makes_like(k) for k in lg.kernels) else {}
     for kernel in lg.kernels:
         out = kernel.out.name
         renderer.take()
@@ -422,9 +423,12 @@ def _generate(lg: LoweredGraph, used: set, sizes: dict, size_names: dict, render
             # tensor in eager: torch may hand back a view of it, which must not alias that other buffer
             codes = [f"_clone({v.code})" if isinstance(a, Op) and not v.owned else v.code
                      for a, v in zip(kernel.inputs, vals)]
-            # torch reads a computed buffer's layout (rand_like, empty_like keep it): eager's, not NumPy's
-            # (`astype` of a broadcast puts the broadcast dim innermost)
-            orders = [computed.get(a.buf) if isinstance(a, Load) else _eager_order(a) for a in kernel.inputs]
+            # a *_like op (rand_like, empty_like) makes its result in its operand's layout, and a random one draws
+            # in memory order: the operand in eager's layout, not NumPy's (`astype` of a broadcast puts the
+            # broadcast dim innermost)
+            like = _makes_like(kernel)
+            orders = [None if not like else computed.get(a.buf) if isinstance(a, Load) else _eager_order(a)
+                      for a in kernel.inputs]
             codes = [f"_laid_out({c}, {order})" if order is not None else c for c, order in zip(codes, orders)]
             renderer.take()  # inline in `run`, where every size is defined
             pre = [f"        {line}" for line in w.lines]
@@ -472,6 +476,12 @@ def _generate(lg: LoweredGraph, used: set, sizes: dict, size_names: dict, render
     run += calls or ["        pass"]
     run.append(f"    return [{', '.join(outs)}]")
     return "\n".join(header) + "\n" + PRELUDE + "\n\n" + "\n".join(body + run) + "\n"
+
+
+def _makes_like(kernel) -> bool:
+    """A torch fallback of a *_like op (rand_like, empty_like): its result takes its operand's layout."""
+    return isinstance(kernel, FallbackKernel) and \
+        getattr(kernel.target, "__name__", "").split(".")[0].endswith("_like")
 
 
 def _order(shape, strides) -> tuple | None:
