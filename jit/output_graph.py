@@ -97,7 +97,7 @@ class OutputGraph:
         proxy = self.tracer.create_proxy("placeholder", name, (), {})
         example = torch.empty_strided(value.shape, value.stride(), dtype=value.dtype, device="meta",
                                       requires_grad=value.requires_grad)
-        if not dims and not isinstance(load, ConstSource):
+        if not isinstance(load, ConstSource):  # dynamic ones too: overlap is a fact at every size (fuzz 173465)
             self._share_storage(value, example)
         proxy.node.meta["val"] = example
         perturbed = None

@@ -765,3 +765,22 @@ def test_random_like_of_a_computed_broadcast_keeps_eager_layout(backend):
     torch.manual_seed(0)
     got = jit.compile(f, backend=backend)(x)
     assert torch.equal(got[0], want[0]) and got[0].stride() == want[0].stride() and got[1] == want[1]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_overlapping_in_place_write_after_a_dynamic_recompile(backend):
+    # fuzz seed 173465: after sizes changed, x and its view t were traced as inputs over separate meta storages,
+    # so the in-place multiply eager rejects (t overlaps x) was compiled, and raised outside the user's try
+    def f(x):
+        t = x[0]
+        if x.float().mean().item() > -100:
+            try:
+                x *= t
+            except RuntimeError:
+                return "rejected"
+        return x
+
+    fast = jit.compile(f, backend=backend)
+    for n in (2, 3, 4):
+        want, got = f(torch.ones(n, n, dtype=torch.int64)), fast(torch.ones(n, n, dtype=torch.int64))
+        assert want == got == "rejected"
