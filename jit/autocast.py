@@ -111,8 +111,8 @@ def is_autocast_class(cls) -> bool:
 
 class _Probe(torch.Tensor):
     """A tensor with no data that claims the real device (so that device's autocast kernels run for it) and runs
-    each aten op on its meta twin, noting the op in the probe run's log."""
-    log: list | None = None
+    each aten op on its meta twin, noting the call in the probe run's `calls`."""
+    calls: list | None = None
 
     @staticmethod
     def __new__(cls, meta: torch.Tensor, device: torch.device):
@@ -126,8 +126,6 @@ class _Probe(torch.Tensor):
     def __torch_dispatch__(cls, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         device = next(a.real_device for a in tree_leaves((args, kwargs)) if isinstance(a, _Probe))
-        first = args[0] if args else None
-        _Probe.log.append((func, id(first) if isinstance(first, _Probe) else None, kwargs.get("dtype")))
         unwrap = (lambda a: a.meta if isinstance(a, _Probe) else a)
         # a tensor the op makes on the probes' device (cross_entropy's on CUDA) is made on meta as well
         meta_kwargs = {k: "meta" if k == "device" and v is not None else v for k, v in kwargs.items()}
@@ -138,17 +136,23 @@ class _Probe(torch.Tensor):
 
 
 class Recording:
-    """What one probe run did: `log` ((op, id of its first argument if a probe, dtype= argument) per aten op),
-    `calls` ((op, args, kwargs, result) with probes in place of tensors) and what the run returned."""
+    """What one probe run did: `calls` ((op, args, kwargs, result) per aten op, probes in place of tensors) and
+    what the run returned."""
 
-    def __init__(self, log: list, calls: list, result):
-        self.log, self.calls, self.result = log, calls, result
+    def __init__(self, calls: list, result):
+        self.calls, self.result = calls, result
+
+    @property
+    def log(self) -> list:
+        """(op, id of its first argument if a probe, its dtype= argument) per aten op."""
+        return [(func, id(args[0]) if args and isinstance(args[0], _Probe) else None, kwargs.get("dtype"))
+                for func, args, kwargs, _ in self.calls]
 
 
 def _run_logged(run, probe_args, probe_kwargs, state: dict) -> Recording:
     """The aten ops of `run(*probe_args, **probe_kwargs)` under autocast `state` (device -> (enabled, dtype))."""
     prior = {d: (torch.is_autocast_enabled(d), torch.get_autocast_dtype(d)) for d in DEVICES}
-    _Probe.log, _Probe.calls = log, calls = [], []
+    _Probe.calls = calls = []
     try:
         for d, (on, dtype) in state.items():
             torch.set_autocast_enabled(d, on)
@@ -158,8 +162,8 @@ def _run_logged(run, probe_args, probe_kwargs, state: dict) -> Recording:
         for d, (on, dtype) in prior.items():
             torch.set_autocast_enabled(d, on)
             torch.set_autocast_dtype(d, dtype)
-        _Probe.log = _Probe.calls = None
-    return Recording(log, calls, result)
+        _Probe.calls = None
+    return Recording(calls, result)
 
 
 class Replay:

@@ -16,7 +16,7 @@ import operator
 import bytecode as bc
 import torch
 
-from jit.codegen import reachable
+from jit.var_graph import reachable
 from jit.variables.base import Var
 from jit.variables.tensor import ItemCompareVar, TensorVar
 

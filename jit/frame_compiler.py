@@ -16,7 +16,7 @@ from graph.dce import drop_unused
 from guards.check import CompiledGuards, compile_guards
 from guards.kinds import GradModeMatch, NoHooks, StateMatch
 from guards.sources import ClosureCellSource, ClosureSource, LocalSource
-from jit import _C, backends, codegen
+from jit import _C, backends, codegen, var_graph
 from jit import explanation as explain_mod
 from jit.branch_condition import item_compare
 from jit.break_reasons import Unsupported
@@ -183,7 +183,7 @@ class FrameCapture:
         frame, output = self.frame, self.output
         output.sealed = True
         outputs = []
-        for t in codegen.reachable(list(live) + cells.roots()):  # (every Var inside a container is reached too)
+        for t in var_graph.reachable(list(live) + cells.roots()):  # (every Var inside a container is reached too)
             if isinstance(t, (TensorVar, SizeVar)) and t.node.op != "placeholder" and t.node not in outputs:
                 outputs.append(t.node)
         if not outputs and not has_work(output.graph):
@@ -239,8 +239,10 @@ class FrameCapture:
         at, effects = self.output.value_check_state, self.output.side_effects
         if at is None or not any(at):
             return None
-        if (effects.state() == at or self.output.value_check_in_cleanup) and codegen.built_without_graph(effects.roots() + effects.targets()) and not any(
-                r[0] == "context_var" for r in effects.records()):
+        all_before = effects.state() == at or self.output.value_check_in_cleanup
+        buildable = var_graph.built_without_graph(effects.roots() + effects.targets()) and not any(
+            r[0] == "context_var" for r in effects.records())
+        if all_before and buildable:
             return effects
         if self.break_value_checks:
             raise AssertionError("changes pending at an op that may raise, though such ops break the graph")

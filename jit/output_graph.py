@@ -310,12 +310,12 @@ class OutputGraph:
         if mutates:
             proxy.node.meta["mutates"] = True
         self._check_eager_accepts(proxy.node, meta_args, meta_kwargs, origins)
-        if may_raise_on_values(proxy.node) and self.translator is not None and self.translator.in_try():
-            # eager may raise here depending on the values (an index out of range), and the user's try would
-            # catch it: the op runs eagerly, where the exception can reach the handler
-            self.graph.erase_node(proxy.node)
-            unsupported("value_checked_in_try", f"{_name(target)} inside try")
         if may_raise_on_values(proxy.node):
+            if self.translator is not None and self.translator.in_try():
+                # eager may raise here depending on the values (an index out of range), and the user's try would
+                # catch it: the op runs eagerly, where the exception can reach the handler
+                self.graph.erase_node(proxy.node)
+                unsupported("value_checked_in_try", f"{_name(target)} inside try")
             self._value_checked(proxy.node, target)
         by_example = {id(t.example): t for t in tensors}
         same = by_example.get(id(result))
