@@ -218,7 +218,7 @@ def save(rows, tables, tag):
 # ---- profile: where framejit's time goes ------------------------------------------------------------------------
 def _capture(fn, args):
     """jit.compile(fn) with a backend that records what the default backend returned for each graph."""
-    from inductor import inductor_backend
+    from framejit.inductor import inductor_backend
     graphs = []
 
     def recording_backend(gm, example_inputs):
@@ -255,7 +255,7 @@ def _allocations(source: str) -> int:
 
 
 def profile_one(name):
-    from inductor.runtime.numpy_graph import CompiledNumpyGraph, load_module, to_numpy
+    from framejit.inductor.runtime.numpy_graph import CompiledNumpyGraph, load_module, to_numpy
     fn, args = build(name)
     compiled, graphs = _capture(fn, args)
     with torch.no_grad():
@@ -335,7 +335,7 @@ def primitives():
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     a, w = x[:256], np.random.default_rng(1).standard_normal((512, 1024), dtype=np.float32)
     at, wt = torch.from_numpy(a), torch.from_numpy(w)
-    from inductor.numpy.codegen import PRELUDE
+    from framejit.inductor.numpy.codegen import PRELUDE
     helpers: dict = {}
     exec(PRELUDE, helpers)
     cases = [("add (new array)", lambda: np.add(x, y), lambda: torch.add(xt, yt)),

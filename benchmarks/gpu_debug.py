@@ -84,7 +84,7 @@ def timeline(fn, inputs, label, calls: int = 20):
 
 def main():
     import jit
-    from inductor.triton import backend as tb
+    from framejit.inductor.triton import backend as tb
     which, dtype = sys.argv[1], getattr(torch, sys.argv[2])
     name = next(w for w in gpu_suite.WORKLOADS if which in w)
     fn, inputs, _, _ = gpu_suite.build(name, dtype)

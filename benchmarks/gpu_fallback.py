@@ -28,7 +28,7 @@ import jit  # noqa: E402
 from benchmarks.harness import Result, Suite, environment, markdown, save  # noqa: E402
 from benchmarks.models.gpt import Block, gpt2_block_config  # noqa: E402
 from benchmarks.models.rotary import RotaryBlock, rotary_freqs  # noqa: E402
-from inductor.triton import backend as triton_stats  # noqa: E402
+from framejit.inductor.triton import backend as triton_stats  # noqa: E402
 
 
 def _ms(fn) -> float:

@@ -36,7 +36,7 @@ def residual_fn(x, w, b, r):
 
 
 def main():
-    from inductor.backends import triton_backend
+    from framejit.inductor.backends import triton_backend
     p = argparse.ArgumentParser()
     p.add_argument("--out", default="")
     a = p.parse_args()

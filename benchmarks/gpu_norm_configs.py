@@ -36,8 +36,8 @@ WORKLOADS = [("layer_norm", ln, 16384, 768), ("residual + layer_norm", residual_
 
 def main():
     import triton.testing
-    from inductor.runtime import launch_configs as triton_launch
-    from inductor.backends import triton_backend
+    from framejit.inductor.runtime import launch_configs as triton_launch
+    from framejit.inductor.backends import triton_backend
     p = argparse.ArgumentParser()
     p.add_argument("--out", default="")
     p.add_argument("--dtype", default="bfloat16")

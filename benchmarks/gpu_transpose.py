@@ -64,8 +64,8 @@ def parse(argv=None):
 def _untiled(fn, inputs):
     """framejit's Triton backend on fn with tiling off: the 1-D kernels walking the output's memory order."""
     import torch
-    from inductor.triton import tiling as triton_tiling
-    from inductor.backends import triton_backend
+    from framejit.inductor.triton import tiling as triton_tiling
+    from framejit.inductor.backends import triton_backend
     plan = triton_tiling.plan
     triton_tiling.plan = lambda kernel, layouts: None
     try:
@@ -78,8 +78,8 @@ def _modes(fn, inputs, configs: bool) -> tuple:
     """The launch shape of each kernel framejit generates for fn ('tiled' or 'pointwise'); with `configs`, each
     tiled kernel's autotune candidates timed on the arguments of a real call: [(ms, config)], fastest first."""
     import torch
-    from inductor.runtime import launch_configs as triton_launch
-    from inductor.backends import triton_backend
+    from framejit.inductor.runtime import launch_configs as triton_launch
+    from framejit.inductor.backends import triton_backend
     compiled = triton_backend(torch.fx.symbolic_trace(fn), inputs)
     modes = ", ".join(sorted(launcher.ks.mode for launcher in compiled.launch.values())) or "none"
     if not configs:

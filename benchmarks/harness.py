@@ -121,7 +121,7 @@ def launches(compiled, inputs) -> dict:
     """Kernel name -> (its Launcher, the arguments of its launch), for one call of a graph compiled by the Triton
     backend: what config studies (gpu_norm_configs.py, gpu_transpose.py) time candidates on. Spies on the launch
     table the generated module calls through (`compiled.calls`: each Launcher or its published fast path)."""
-    from inductor.runtime import triton_graph as triton_runtime
+    from framejit.inductor.runtime import triton_graph as triton_runtime
     seen, calls = {}, compiled.calls
     spies = {}
 
@@ -151,7 +151,7 @@ def triton_modules(fn, inputs, settings: dict) -> dict | None:
     import copy
     from unittest import mock
     import jit
-    from inductor.backends import triton_backend
+    from framejit.inductor.backends import triton_backend
     graphs, args = [], []
 
     def capture(gm, example_inputs):

@@ -14,7 +14,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import torch  # noqa: E402
 
 from benchmarks.harness import Suite, environment, markdown, save  # noqa: E402
-from inductor.backends import triton_backend  # noqa: E402
+from framejit.inductor.backends import triton_backend  # noqa: E402
 
 
 def chain(x):

@@ -27,8 +27,8 @@ import torch
 import torch.fx as fx
 import torch.nn.functional as F
 
-from graph.dce import eliminate_dead_code
-from graph.shape_prop import fetch_attr, meta_value, to_meta
+from framejit.graph.dce import eliminate_dead_code
+from framejit.graph.shape_prop import fetch_attr, meta_value, to_meta
 
 aten = torch.ops.aten
 NOT = (aten.bitwise_not.default, aten.logical_not.default)

@@ -11,8 +11,8 @@ from typing import Any
 import torch
 import torch.fx as fx
 
-from graph import symbolic_shapes
-from graph.shape_prop import to_meta
+from framejit.graph import symbolic_shapes
+from framejit.graph.shape_prop import to_meta
 
 aten = torch.ops.aten
 

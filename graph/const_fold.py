@@ -11,9 +11,9 @@ from typing import Any
 import torch
 import torch.fx as fx
 
-from graph.effects import is_removable
-from graph.symbolic_sizes import is_symbolic
-from graph.shape_prop import fetch_attr, to_meta
+from framejit.graph.effects import is_removable
+from framejit.graph.symbolic_sizes import is_symbolic
+from framejit.graph.shape_prop import fetch_attr, to_meta
 
 SIZE_LIMIT = 1024  # elements
 

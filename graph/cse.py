@@ -11,8 +11,8 @@ from typing import Any
 
 import torch.fx as fx
 
-from graph.effects import is_impure, is_removable
-from graph.symbolic_sizes import SymInt
+from framejit.graph.effects import is_impure, is_removable
+from framejit.graph.symbolic_sizes import SymInt
 
 
 def _key(value: Any) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch.fx as fx
 
-from graph.effects import is_droppable
+from framejit.graph.effects import is_droppable
 
 
 def drop_unused(graph: fx.Graph) -> bool:

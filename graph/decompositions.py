@@ -17,9 +17,9 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from graph.builder import Builder, Decline
-from graph.symbolic_shapes import broadcast_shapes, expand_shape, slice_bounds, view_shape
-from graph.symbolic_sizes import concrete
+from framejit.graph.builder import Builder, Decline
+from framejit.graph.symbolic_shapes import broadcast_shapes, expand_shape, slice_bounds, view_shape
+from framejit.graph.symbolic_sizes import concrete
 
 aten = torch.ops.aten
 Rule = Callable[..., Any]

@@ -20,8 +20,8 @@ import operator
 import torch
 import torch.fx as fx
 
-from graph.effects import is_impure
-from graph.shape_prop import meta_tensor
+from framejit.graph.effects import is_impure
+from framejit.graph.shape_prop import meta_tensor
 
 # augmented assignment on a tensor: x += y is x.add_(y)
 _AUGMENTED = {operator.iadd: operator.add, operator.isub: operator.sub, operator.imul: operator.mul,

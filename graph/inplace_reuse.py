@@ -16,7 +16,7 @@ import operator
 import torch
 import torch.fx as fx
 
-from graph.shape_prop import meta_tensor
+from framejit.graph.shape_prop import meta_tensor
 
 _BINARY = {operator.add: "add_", operator.sub: "sub_", operator.mul: "mul_", operator.truediv: "div_",
            torch.add: "add_", torch.sub: "sub_", torch.mul: "mul_", torch.div: "div_"}

@@ -21,12 +21,12 @@ import torch.fx as fx
 import torch.nn as nn
 import torch.nn.functional as F
 
-from graph.builder import Builder
-from graph.core_ops import is_core
-from graph.decompositions import DECOMPOSITIONS
-from graph.effects import has_mutation, is_removable
-from graph import symbolic_shapes
-from graph.shape_prop import propagate
+from framejit.graph.builder import Builder
+from framejit.graph.core_ops import is_core
+from framejit.graph.decompositions import DECOMPOSITIONS
+from framejit.graph.effects import has_mutation, is_removable
+from framejit.graph import symbolic_shapes
+from framejit.graph.shape_prop import propagate
 
 
 def _attr(graph: fx.Graph, prefix: str, module: nn.Module, name: str) -> Any:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 import torch.fx as fx
 
-from graph.shape_prop import meta_value, to_meta
+from framejit.graph.shape_prop import meta_value, to_meta
 
 aten = torch.ops.aten
 ALIGN_BYTES = 16

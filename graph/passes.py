@@ -12,11 +12,11 @@ from typing import Callable
 
 import torch.fx as fx
 
-from graph.const_fold import fold_constants
-from graph.cse import eliminate_common_subexpressions
-from graph.dce import eliminate_dead_code
-from graph.normalize import normalize
-from graph.simplify import simplify
+from framejit.graph.const_fold import fold_constants
+from framejit.graph.cse import eliminate_common_subexpressions
+from framejit.graph.dce import eliminate_dead_code
+from framejit.graph.normalize import normalize
+from framejit.graph.simplify import simplify
 
 log = logging.getLogger("jit.graph")
 

@@ -18,7 +18,7 @@ import operator
 import torch
 import torch.fx as fx
 
-from graph.shape_prop import meta_tensor
+from framejit.graph.shape_prop import meta_tensor
 
 _FUNCTIONS = {operator.add, operator.sub, operator.mul, operator.truediv, torch.add, torch.sub, torch.mul,
               torch.div, torch.true_divide}

@@ -14,10 +14,10 @@ from typing import Any, NamedTuple
 import torch
 import torch.fx as fx
 
-from graph.effects import has_mutation
-from graph.symbolic_shapes import is_dynamic, shape_of
-from graph.symbolic_sizes import SymInt
-from graph.shape_prop import meta_tensor, meta_value, to_meta
+from framejit.graph.effects import has_mutation
+from framejit.graph.symbolic_shapes import is_dynamic, shape_of
+from framejit.graph.symbolic_sizes import SymInt
+from framejit.graph.shape_prop import meta_tensor, meta_value, to_meta
 
 aten = torch.ops.aten
 

@@ -20,8 +20,8 @@ from typing import Callable
 import torch
 import torch.fx as fx
 
-from graph import fx_sources, symbolic_shapes
-from graph.symbolic_sizes import Condition, Conditions, Expr, recording
+from framejit.graph import fx_sources, symbolic_shapes
+from framejit.graph.symbolic_sizes import Condition, Conditions, Expr, recording
 
 log = logging.getLogger("jit.dynamic")
 MAX_VARIANTS = 8
@@ -225,7 +225,7 @@ def fixed_shape_build(backend: Callable) -> Callable[..., Built]:
     """A build step for a backend that compiles fixed shapes only: the graph specialized to the call's sizes
     (graph/specialize_sizes.py), integer outputs returned beside the backend's tensors, the variant pinned."""
     def build(gm: fx.GraphModule, example_inputs: list) -> Built:
-        from graph.specialize_sizes import specialize
+        from framejit.graph.specialize_sizes import specialize
         fixed, constants = specialize(gm, list(example_inputs))
         compiled = backend(fixed, list(example_inputs))
         if not constants:

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import torch
 import torch.fx as fx
 
-from graph.core_ops import GROUPS
-from graph.symbolic_sizes import Expr, SymInt, concrete, decide, hint, is_symbolic
+from framejit.graph.core_ops import GROUPS
+from framejit.graph.symbolic_sizes import Expr, SymInt, concrete, decide, hint, is_symbolic
 
 aten = torch.ops.aten
 KEY = "sym_shape"

@@ -10,8 +10,8 @@ import builtins
 import dataclasses
 from dataclasses import dataclass
 
-from guards.kinds import Guard
-from guards.sources import LocalSource, Source, param_name
+from framejit.guards.kinds import Guard
+from framejit.guards.sources import LocalSource, Source, param_name
 
 
 @dataclass(frozen=True)

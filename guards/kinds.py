@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from guards.sources import Source
+from framejit.guards.sources import Source
 
 
 @dataclass(frozen=True, eq=False)
@@ -449,7 +449,7 @@ def _grad_enabled():
 
 
 def _global_like():
-    from guards.sources import BuiltinSource, GlobalSource
+    from framejit.guards.sources import BuiltinSource, GlobalSource
     return (GlobalSource, BuiltinSource)
 
 

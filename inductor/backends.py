@@ -5,7 +5,7 @@ graph/size_variants.py."""
 import torch
 import torch.fx
 
-from graph.size_variants import SizeVariants, dynamic_graph
+from framejit.graph.size_variants import SizeVariants, dynamic_graph
 
 from . import cache, prepare, training
 from .numpy import backend as numpy_steps

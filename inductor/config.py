@@ -1,6 +1,6 @@
 """Every switch of inductor/, in one place: its environment variable, its type, its default, what it does.
 
-    from inductor.config import config
+    from framejit.inductor.config import config
     config.triton_mm                  # the value in effect: an override, else the environment, else the default
     with config.override(cuda_graphs=False):
         ...                           # overrides are typed and checked: an unknown name or a wrong type raises
@@ -115,7 +115,7 @@ class Config:
     def __getattr__(self, name: str) -> Any:
         switch = SWITCHES.get(name)
         if switch is None:
-            raise AttributeError(f"inductor.config has no switch {name!r}; switches: {', '.join(SWITCHES)}")
+            raise AttributeError(f"framejit.inductor.config has no switch {name!r}; switches: {', '.join(SWITCHES)}")
         overrides = object.__getattribute__(self, "_overrides")
         return overrides[name] if name in overrides else switch.read()
 
@@ -146,7 +146,7 @@ class Config:
         return {name: getattr(self, name) for name in SWITCHES}
 
     def __repr__(self) -> str:
-        lines = ["inductor.config:"]
+        lines = ["framejit.inductor.config:"]
         for name, switch in SWITCHES.items():
             origin = "set here" if name in self._overrides else \
                 "from the environment" if switch.variable in os.environ else "default"
@@ -157,15 +157,15 @@ class Config:
 def _checked(name: str, value: Any) -> Any:
     switch = SWITCHES.get(name)
     if switch is None:
-        raise AttributeError(f"inductor.config has no switch {name!r}; switches: {', '.join(SWITCHES)}")
+        raise AttributeError(f"framejit.inductor.config has no switch {name!r}; switches: {', '.join(SWITCHES)}")
     if isinstance(value, str) and switch.type is Path:
         value = Path(value)
     if switch.type is tuple and isinstance(value, list):
         value = tuple(value)
     if not isinstance(value, switch.type) or (switch.type is int and isinstance(value, bool)):
-        raise TypeError(f"inductor.config.{name} must be {switch.type.__name__}, got {type(value).__name__}")
+        raise TypeError(f"framejit.inductor.config.{name} must be {switch.type.__name__}, got {type(value).__name__}")
     if switch.choices and value not in switch.choices:
-        raise ValueError(f"inductor.config.{name} must be one of {', '.join(switch.choices)}, got {value!r}")
+        raise ValueError(f"framejit.inductor.config.{name} must be one of {', '.join(switch.choices)}, got {value!r}")
     return value
 
 

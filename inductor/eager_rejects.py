@@ -5,7 +5,7 @@ import functools
 
 import torch
 
-from graph.symbolic_sizes import SymInt
+from framejit.graph.symbolic_sizes import SymInt
 
 
 def eager_rejects(target, args: tuple, kwargs: dict) -> str | None:

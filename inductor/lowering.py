@@ -11,11 +11,11 @@ import torch
 import torch.fx
 from torch.utils._pytree import tree_flatten
 
-from graph.attention import causal_attention
+from framejit.graph.attention import causal_attention
 
-from graph import symbolic_shapes, symbolic_sizes
-from graph.normalize import EAGER_OUTPUTS
-from graph.shape_prop import fetch_attr, to_meta
+from framejit.graph import symbolic_shapes, symbolic_sizes
+from framejit.graph.normalize import EAGER_OUTPUTS
+from framejit.graph.shape_prop import fetch_attr, to_meta
 
 from .eager_rejects import eager_rejects
 from .ir import (Buffer, Operand, Const, ExternKernel, FallbackKernel, Item, Kernel, Layout, Load, LoweredGraph, Op,

@@ -6,7 +6,7 @@ ops), and after compiling, outputs the optimizer made aliases copied back into n
 import torch
 import torch.fx
 
-from graph.functionalize import functionalize_intermediates
+from framejit.graph.functionalize import functionalize_intermediates
 
 
 def as_captured(gm) -> "callable":
@@ -21,7 +21,7 @@ def as_captured(gm) -> "callable":
 def optimize(gm, example_inputs):
     """Run the graph optimizer (graph/passes.py) when it is available; it normalizes to the core aten op set."""
     try:
-        from graph import passes
+        from framejit.graph import passes
     except ImportError:
         return gm
     optimize = getattr(passes, "optimize", None)
@@ -37,7 +37,7 @@ _INFERENCE_SWITCHES = (torch.autograd.grad_mode._enter_inference_mode, torch.aut
 def needs_torch_runtime(gm: torch.fx.GraphModule, example_inputs: list) -> str | None:
     """Why a graph must run in torch rather than NumPy, if it must: NumPy code records no autograd history and
     writes results into new arrays, so graphs that need gradients or mutate their inputs stay in torch."""
-    from graph.effects import has_mutation
+    from framejit.graph.effects import has_mutation
     needs_grad = any(isinstance(x, torch.Tensor) and x.requires_grad for x in example_inputs)
     switches_grad = any(n.target is torch._C._set_grad_enabled for n in gm.graph.nodes)
     if needs_grad and (torch.is_grad_enabled() or switches_grad):
@@ -57,7 +57,7 @@ def copy_aliased_outputs(compiled, gm: torch.fx.GraphModule):
     """Outputs the optimizer reduced to an input or to a view of another output (x * 1 -> x; `y.expand(1, n) * 1`
     -> a view of y), or merged with an earlier output (CSE of `x / x` computed twice), must still be new tensors,
     as in eager: the optimized graph's aliasing (its meta values) against eager's (EagerOutput)."""
-    from graph.normalize import EAGER_OUTPUTS, eager_outputs
+    from framejit.graph.normalize import EAGER_OUTPUTS, eager_outputs
     out = next(n for n in gm.graph.nodes if n.op == "output")
     single = not isinstance(out.args[0], (tuple, list))
     results = (out.args[0],) if single else out.args[0]

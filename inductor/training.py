@@ -24,10 +24,10 @@ from typing import Callable
 import torch
 import torch.fx as fx
 
-from graph.autodiff.joint import NotDifferentiable, trace_joint
-from graph.autodiff.partition import Partition, partition
-from graph.effects import is_random
-from graph.size_variants import SizeVariants, copy_module, dynamic_graph, fixed_shape_build
+from framejit.graph.autodiff.joint import NotDifferentiable, trace_joint
+from framejit.graph.autodiff.partition import Partition, partition
+from framejit.graph.effects import is_random
+from framejit.graph.size_variants import SizeVariants, copy_module, dynamic_graph, fixed_shape_build
 
 log = logging.getLogger("jit.inductor")
 graph_log = logging.getLogger("jit.graph")

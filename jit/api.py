@@ -118,4 +118,4 @@ def reset() -> None:
 
 
 # Modules remembering things per code object, per signature or per generated graph; each has a `forget()`.
-_FORGETFUL = ("jit.eager_check", "jit.instructions", "jit.liveness", "jit.resume", "graph.fx_sources")
+_FORGETFUL = ("jit.eager_check", "jit.instructions", "jit.liveness", "jit.resume", "framejit.graph.fx_sources")

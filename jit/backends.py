@@ -21,9 +21,9 @@ _eager.dynamic_sizes = True  # runs graphs that compute sizes at run time as the
 
 _registry: dict[str, Backend | str] = {
     "eager": _eager,
-    "inductor": "inductor.backends:inductor_backend",
-    "numpy": "inductor.backends:numpy_backend",
-    "triton": "inductor.backends:triton_backend",
+    "inductor": "framejit.inductor.backends:inductor_backend",
+    "numpy": "framejit.inductor.backends:numpy_backend",
+    "triton": "framejit.inductor.backends:triton_backend",
 }
 _BUILT_IN = dict(_registry)  # what framejit ships: its failures are compiler errors (eager fallback), a user's are not
 
@@ -153,7 +153,7 @@ def compile_graph(backend: Backend, gm, example_inputs: list):
 def _compile_graph(backend: Backend, gm, example_inputs: list, dynamic_sizes: bool, name: str):
     if dynamic_sizes or not any(n.meta.get("dynamic_dims") for n in gm.graph.nodes if n.op == "placeholder"):
         return _direct(backend(gm, example_inputs))
-    from graph.size_variants import SizeVariants, fixed_shape_build
+    from framejit.graph.size_variants import SizeVariants, fixed_shape_build
     from jit.config import config
     return SizeVariants(gm, example_inputs, fixed_shape_build(backend), gm.forward, limit=config.cache_size_limit,
                         name=f"graph for backend {name}")
@@ -180,7 +180,7 @@ MODES = {
 
 def switches():
     """inductor's switch table (inductor/config.py), imported on first use (`import jit` stays light)."""
-    return importlib.import_module("inductor.config")
+    return importlib.import_module("framejit.inductor.config")
 
 
 def compile_options(backend, mode, options) -> tuple:

@@ -20,7 +20,7 @@ from types import CodeType
 import bytecode as bc
 import torch
 
-from guards.sources import (NO_VALUE, AttrSource, BuiltinSource, ClosureCellSource, ClosureSource, ConstSource,
+from framejit.guards.sources import (NO_VALUE, AttrSource, BuiltinSource, ClosureCellSource, ClosureSource, ConstSource,
                             ContextVarValueSource, GlobalSource, ItemSource, LocalSource, ModuleDictSource, Source,
                             TypeSource)
 from jit.break_reasons import unsupported

@@ -47,7 +47,7 @@ class Config:
 
 def _switches():
     """inductor/config.py, imported when first asked for (`import jit` stays light)."""
-    return importlib.import_module("inductor.config")
+    return importlib.import_module("framejit.inductor.config")
 
 
 config = Config()

@@ -59,7 +59,7 @@ def automatic_dims(code: CodeType) -> dict[str, set[int]]:
 def note_size_changes(code: CodeType, entries: list, args: tuple, function) -> list[str]:
     """After a cache miss: record the input dims whose sizes differ from what an existing entry was compiled for
     (same type, dtype, device and rank otherwise). Returns what was newly marked, in words, for the log."""
-    from guards.kinds import TensorMatch  # torch-free, as is this function: the hook runs without torch
+    from framejit.guards.kinds import TensorMatch  # torch-free, as is this function: the hook runs without torch
     known = _automatic.setdefault(code, {})
     news = []
     for entry in entries:
@@ -105,7 +105,7 @@ def note_module_changes(code: CodeType, entries: list, args: tuple, function) ->
     """After a cache miss: if an entry failed only because a module (or its parameter) reached from the frame's
     arguments is another object of the same class, compile this code with modules guarded by structure: one entry
     then serves every instance, and N layers do not make N entries. Returns what changed, in words."""
-    from guards.kinds import IdMatch
+    from framejit.guards.kinds import IdMatch
     if code in _by_structure:
         return []
     found = _failed_guard(entries, args, function, lambda g, value: (
@@ -128,7 +128,7 @@ def iterators_opaque(code: CodeType) -> bool:
 
 
 def note_iterator_changes(code: CodeType, entries: list, args: tuple, function) -> list[str]:
-    from guards.kinds import IteratorMatch
+    from framejit.guards.kinds import IteratorMatch
     if code in _iterators_opaque:
         return []
     found = _failed_guard(entries, args, function,

@@ -20,7 +20,7 @@ import math
 import torch
 from torch.utils._pytree import tree_flatten
 
-from graph.effects import is_random
+from framejit.graph.effects import is_random
 
 BIG = 1 << 16  # elements: an input larger than this is probed as an expanded one-element tensor
 

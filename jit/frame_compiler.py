@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 
 import torch
 
-from graph import fx_sources
-from graph.dce import drop_unused
-from guards.check import CompiledGuards, compile_guards
-from guards.kinds import GradModeMatch, NoHooks, StateMatch
-from guards.sources import ClosureCellSource, ClosureSource, LocalSource
+from framejit.graph import fx_sources
+from framejit.graph.dce import drop_unused
+from framejit.guards.check import CompiledGuards, compile_guards
+from framejit.guards.kinds import GradModeMatch, NoHooks, StateMatch
+from framejit.guards.sources import ClosureCellSource, ClosureSource, LocalSource
 from jit import _C, backends, codegen, var_graph
 from jit import explanation as explain_mod
 from jit.branch_condition import item_compare

@@ -10,12 +10,12 @@ import re
 import torch
 import torch.fx
 
-from graph.dce import drop_unused
-from graph.effects import is_impure, is_removable, may_raise_on_values
-from guards.kinds import (AliasMatch, Guard, IdMatch, NotAlias, RequiresGradMatch, SizeRelation, StorageMatch, TensorMatch,
+from framejit.graph.dce import drop_unused
+from framejit.graph.effects import is_impure, is_removable, may_raise_on_values
+from framejit.guards.kinds import (AliasMatch, Guard, IdMatch, NotAlias, RequiresGradMatch, SizeRelation, StorageMatch, TensorMatch,
                           storage_pattern)
-from guards.size_expr import BinOp, Dim, Num, combine
-from guards.sources import ConstSource, ModuleDictSource, Source
+from framejit.guards.size_expr import BinOp, Dim, Num, combine
+from framejit.guards.sources import ConstSource, ModuleDictSource, Source
 from jit import autocast
 from jit.break_reasons import Unsupported, unsupported
 from jit.dynamic import Specialize, SymbolTable

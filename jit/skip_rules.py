@@ -20,7 +20,7 @@ from jit.code_maps import CodeSet
 # expanded to every top-level package it installs (torch's wheel also installs torchgen and a compat package).
 SKIPPED_DISTRIBUTIONS = ("torch", "numpy", "triton", "pytest", "pluggy", "bytecode", "sympy")
 # framejit's own packages, located beside this one (not by name lookup: a user may have a package called graph).
-OWN_PACKAGES = ("jit", "guards", "graph", "inductor")
+OWN_PACKAGES = ("jit", "framejit", "guards", "graph", "inductor")
 
 _THIRD_PARTY_DIRS = ("site-packages", "dist-packages")
 

@@ -20,10 +20,10 @@ import torch.fx as fx
 from torch._decomp import get_decompositions
 from torch.fx.experimental.proxy_tensor import make_fx
 
-from graph.dce import drop_unused
-from graph.effects import has_mutation, is_random
-from graph.functionalize import functionalize_intermediates
-from graph.size_variants import copy_module
+from framejit.graph.dce import drop_unused
+from framejit.graph.effects import has_mutation, is_random
+from framejit.graph.functionalize import functionalize_intermediates
+from framejit.graph.size_variants import copy_module
 
 aten = torch.ops.aten
 
@@ -141,7 +141,7 @@ def unsupported_reason(gm: fx.GraphModule, example_inputs: list) -> str | None:
 
 
 def _output_reason(gm: fx.GraphModule) -> str | None:
-    from graph.normalize import EAGER_OUTPUTS
+    from framejit.graph.normalize import EAGER_OUTPUTS
     for i, out in enumerate(gm.meta.get(EAGER_OUTPUTS, ())):
         if out.strides is None:
             return f"output {i} is not a tensor"
@@ -162,7 +162,7 @@ def _autocast_off() -> list:
 
 def trace_joint(gm: fx.GraphModule, example_inputs: list) -> Joint:
     """The joint graph of `gm` for inputs like `example_inputs` (their requires_grad says which gradients)."""
-    from graph.passes import optimize
+    from framejit.graph.passes import optimize
     reason = unsupported_reason(gm, example_inputs)
     if reason:
         raise NotDifferentiable(reason)

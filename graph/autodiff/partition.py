@@ -22,9 +22,9 @@ from dataclasses import dataclass
 import torch
 import torch.fx as fx
 
-from graph import core_ops
-from graph.autodiff.joint import Joint, NotDifferentiable
-from graph.effects import is_random
+from framejit.graph import core_ops
+from framejit.graph.autodiff.joint import Joint, NotDifferentiable
+from framejit.graph.effects import is_random
 
 INPUT_BYTES = 1  # saving an input keeps alive what the caller holds anyway
 RECOMPUTABLE = (core_ops.POINTWISE_UNARY | core_ops.POINTWISE_BINARY | core_ops.TERNARY | core_ops.CONVERT

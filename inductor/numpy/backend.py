@@ -9,9 +9,9 @@ import tempfile
 import torch
 import torch.fx
 
-from graph import symbolic_sizes
-from graph.size_variants import Built
-from graph.symbolic_shapes import is_dynamic
+from framejit.graph import symbolic_sizes
+from framejit.graph.size_variants import Built
+from framejit.graph.symbolic_shapes import is_dynamic
 
 from .. import cache, prepare
 from ..ir import FallbackKernel, contiguous_strides

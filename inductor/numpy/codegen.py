@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from graph import symbolic_sizes
+from framejit.graph import symbolic_sizes
 
 from . import dtypes, row_blocks
 from ..lowering import input_sizes
@@ -22,7 +22,7 @@ from ..ir import (Const, ExternKernel, FallbackKernel, Item, Kernel, Load, Lower
 def _prelude() -> str:
     """The code of runtime/numpy_helpers.py without its docstring, read from the file (not imported: the
     compiler never runs the helpers itself)."""
-    path = importlib.util.find_spec("inductor.runtime.numpy_helpers").origin
+    path = importlib.util.find_spec("framejit.inductor.runtime.numpy_helpers").origin
     with open(path) as f:
         text = f.read()
     body = ast.parse(text).body

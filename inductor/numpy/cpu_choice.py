@@ -22,9 +22,9 @@ import time
 
 import torch
 
-from graph.effects import has_mutation
-from graph.inplace_reuse import reuse_intermediates
-from graph.scalar_operands import hoist_scalar_operands
+from framejit.graph.effects import has_mutation
+from framejit.graph.inplace_reuse import reuse_intermediates
+from framejit.graph.scalar_operands import hoist_scalar_operands
 from ..config import config
 
 log = logging.getLogger("jit.inductor")
@@ -42,7 +42,7 @@ def _seconds(fn, inputs, repeat: int = 1) -> float:
 
 
 def _measurable(gm: torch.fx.GraphModule, inputs: list) -> bool:
-    from graph.effects import has_mutation, is_random
+    from framejit.graph.effects import has_mutation, is_random
     return (all(isinstance(x, torch.Tensor) for x in inputs) and not has_mutation(gm.graph)
             and not any(is_random(n) for n in gm.graph.nodes))
 

@@ -16,7 +16,7 @@ on 2 cores it is the difference between 0.5x and 1x of torch's two-thread kernel
 import math
 from dataclasses import dataclass, field
 
-from graph import symbolic_sizes
+from framejit.graph import symbolic_sizes
 
 from . import dtypes
 from ..ir import Const, Kernel, Load, Op, Reduce, View, ViewKind

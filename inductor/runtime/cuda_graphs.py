@@ -241,8 +241,8 @@ def launches(lowered) -> int:
 def graphed_call(run, slots: list, device: torch.device, gm: torch.fx.GraphModule, lowered, name: str):
     """A GraphedCall running `run` (one call's launches, kernel by kernel) for the compiled graph, or None where
     this device records no graphs or this graph is never recorded (logged)."""
-    from graph.effects import is_random
-    from graph.size_variants import dynamic_graph
+    from framejit.graph.effects import is_random
+    from framejit.graph.size_variants import dynamic_graph
     record = recorder(device)
     if record is None:
         return None

@@ -17,7 +17,7 @@ import os
 import tempfile
 import time
 
-from graph.symbolic_sizes import SymInt, bucket, decide
+from framejit.graph.symbolic_sizes import SymInt, bucket, decide
 from ..config import config
 
 log = logging.getLogger("jit.inductor.triton")

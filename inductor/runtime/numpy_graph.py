@@ -8,7 +8,7 @@ import types
 import numpy as np
 import torch
 
-from graph.shape_prop import fetch_attr
+from framejit.graph.shape_prop import fetch_attr
 
 from ..ir import FallbackKernel, Item, Kernel, Load, LoweredGraph, Operand, View, dense, static_shape
 

@@ -21,7 +21,7 @@ import time
 
 import torch
 
-from graph.shape_prop import fetch_attr
+from framejit.graph.shape_prop import fetch_attr
 
 from . import cuda_graphs, launch_configs, native_launch
 from .matmul import MatmulLauncher

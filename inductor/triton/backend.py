@@ -7,10 +7,10 @@ import time
 
 import torch
 
-from graph import symbolic_sizes
-from graph.attention import drop_constant_sdpa_masks, rewrite_causal_attention
-from graph.pad_matmul import pad_misaligned_matmuls
-from graph.size_variants import Built
+from framejit.graph import symbolic_sizes
+from framejit.graph.attention import drop_constant_sdpa_masks, rewrite_causal_attention
+from framejit.graph.pad_matmul import pad_misaligned_matmuls
+from framejit.graph.size_variants import Built
 
 from .. import cache, prepare
 from ..ir import FallbackKernel

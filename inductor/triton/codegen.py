@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from graph import symbolic_sizes
-from graph.symbolic_sizes import SymInt
+from framejit.graph import symbolic_sizes
+from framejit.graph.symbolic_sizes import SymInt
 
 from ..runtime import launch_configs
 from . import tiling

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from graph.symbolic_sizes import SymInt
+from framejit.graph.symbolic_sizes import SymInt
 
 TL = {torch.float32: "tl.float32", torch.float64: "tl.float64", torch.float16: "tl.float16",
       torch.bfloat16: "tl.bfloat16", torch.int64: "tl.int64", torch.int32: "tl.int32", torch.int16: "tl.int16",

@@ -27,10 +27,10 @@ import tokenize
 
 import torch
 
-from graph import symbolic_sizes
-from graph.shape_prop import fetch_attr
-from graph.symbolic_shapes import layout_strides
-from graph.symbolic_sizes import SymInt
+from framejit.graph import symbolic_sizes
+from framejit.graph.shape_prop import fetch_attr
+from framejit.graph.symbolic_shapes import layout_strides
+from framejit.graph.symbolic_sizes import SymInt
 
 from ..lowering import input_sizes
 from ..ir import (Buffer, ExternKernel, FallbackKernel, Item, Kernel, Layout, Load, LoweredGraph, Op, Operand,
@@ -52,9 +52,9 @@ PRELUDE = """import torch
 import triton
 import triton.language as tl
 
-from inductor.runtime import attention as runtime_attention
-from inductor.runtime import triton_helpers as h
-from inductor.runtime.triton_graph import fixed_layout
+from framejit.inductor.runtime import attention as runtime_attention
+from framejit.inductor.runtime import triton_helpers as h
+from framejit.inductor.runtime.triton_graph import fixed_layout
 """
 
 

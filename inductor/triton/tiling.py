@@ -29,8 +29,8 @@ dim is contiguous is read at the hints (it depends on the layout, not on a size)
 import math
 from dataclasses import dataclass
 
-from graph import symbolic_sizes
-from graph.symbolic_sizes import decide
+from framejit.graph import symbolic_sizes
+from framejit.graph.symbolic_sizes import decide
 
 from ..ir import Const, Load, Op, View
 from .index import Ix, Scope, address, broadcast, through_view

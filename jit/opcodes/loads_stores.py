@@ -2,7 +2,7 @@
 import importlib.util
 import sys
 
-from guards.sources import BuiltinSource, ConstSource, GlobalSource
+from framejit.guards.sources import BuiltinSource, ConstSource, GlobalSource
 from jit.break_reasons import unsupported
 from jit.opcodes.registry import handler
 from jit.semantics import attributes, subscript

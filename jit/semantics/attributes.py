@@ -10,7 +10,7 @@ import types
 
 import torch
 
-from guards.sources import AttrSource, ConstSource, ModuleDictSource, TypeSource
+from framejit.guards.sources import AttrSource, ConstSource, ModuleDictSource, TypeSource
 from jit.break_reasons import AttributeMissing, PythonError, unsupported
 from jit.side_effects import DELETED
 from jit.variables import (BoundMethodVar, BuiltinVar, ClassVar, Const, ContextVarVar, DictVar, DictViewVar,

@@ -11,7 +11,7 @@ import types
 
 import torch
 
-from guards.kinds import AttrAbsent
+from framejit.guards.kinds import AttrAbsent
 from jit.break_reasons import PythonError, unsupported
 from jit.semantics import exceptions
 from jit.semantics import operators as ops

@@ -11,8 +11,8 @@ import types
 
 import torch
 
-from guards.kinds import InferenceMatch, LenMatch, StateMatch
-from guards.sources import AttrSource, ConstSource, ItemSource
+from framejit.guards.kinds import InferenceMatch, LenMatch, StateMatch
+from framejit.guards.sources import AttrSource, ConstSource, ItemSource
 from jit import skip_rules
 from jit import autocast
 from jit.break_reasons import unsupported

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import contextvars
 
-from guards.kinds import IdMatch
-from guards.sources import NO_VALUE, ConstSource, ContextVarValueSource
+from framejit.guards.kinds import IdMatch
+from framejit.guards.sources import NO_VALUE, ConstSource, ContextVarValueSource
 from jit.break_reasons import PythonError, unsupported
 from jit.side_effects import AT_ENTRY
 from jit.variables import Const, ContextVarVar, ObjectVar, TokenVar, Var

@@ -7,7 +7,7 @@ from operator import getitem as _getitem
 
 import torch
 
-from guards.sources import ModuleDictSource
+from framejit.guards.sources import ModuleDictSource
 from jit.break_reasons import PythonError, unsupported
 from jit.semantics.exceptions import leaving_a_generator
 from jit.variables import (ClassVar, Const, ContainerIteratorVar, DictVar, DictViewVar, GeneratorVar, IteratorVar,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import operator
 import types
 
-from guards.kinds import AliasMatch, IdMatch, NotAlias
+from framejit.guards.kinds import AliasMatch, IdMatch, NotAlias
 from jit.break_reasons import unsupported
 from jit.semantics import outside_containers
 from jit.semantics.exceptions import raised_on_constants

@@ -6,7 +6,7 @@ import operator
 
 import torch
 
-from guards.sources import ModuleDictSource
+from framejit.guards.sources import ModuleDictSource
 from jit.break_reasons import PythonError, unsupported
 from jit.semantics import outside_containers
 from jit.semantics.exceptions import raised_on_constants

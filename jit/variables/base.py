@@ -1,7 +1,7 @@
 """The root of the symbolic value hierarchy, constants, and the NULL the 3.11+ call protocol pushes."""
 from __future__ import annotations
 
-from guards.sources import Source
+from framejit.guards.sources import Source
 
 
 class NotConstant(Exception):

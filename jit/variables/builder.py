@@ -16,9 +16,9 @@ import types
 
 import torch
 
-from guards.kinds import (AliasMatch, DictKeysMatch, IdMatch, IteratorMatch, LenMatch, TypeMatch, ValueMatch,
+from framejit.guards.kinds import (AliasMatch, DictKeysMatch, IdMatch, IteratorMatch, LenMatch, TypeMatch, ValueMatch,
                           remaining_items)
-from guards.sources import AttrSource, ConstSource, ItemSource, Source
+from framejit.guards.sources import AttrSource, ConstSource, ItemSource, Source
 from jit.break_reasons import unsupported
 from jit.variables import (BoundMethodVar, BuiltinVar, ClassVar, Const, ContextVarVar, DictVar, ListVar, ModuleVar,
                            NamedTupleVar, ObjectVar, PartialVar, PythonModuleVar, TorchCallableVar, TupleVar,

@@ -6,7 +6,7 @@ import functools
 import types
 from types import CodeType, FunctionType
 
-from guards.kinds import AliasMatch
+from framejit.guards.kinds import AliasMatch
 from jit.variables.base import KnownObject, Var
 
 

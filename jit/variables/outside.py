@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import torch
 
-from guards.kinds import DictKeysMatch, KeyIn, LenAtLeast, LenMatch
-from guards.sources import ItemSource
+from framejit.guards.kinds import DictKeysMatch, KeyIn, LenAtLeast, LenMatch
+from framejit.guards.sources import ItemSource
 from jit.break_reasons import unsupported
 from jit.variables.containers import DictVar, ListVar
 

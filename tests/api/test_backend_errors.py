@@ -84,7 +84,7 @@ def test_a_fixed_size_backend_failing_for_a_later_size_raises_at_that_call():
 
 
 def test_a_built_in_backend_failing_is_an_internal_error_with_one_warning(monkeypatch):
-    from inductor.numpy import backend as numpy_steps
+    from framejit.inductor.numpy import backend as numpy_steps
 
     def broken_build(gm, example_inputs):
         raise RuntimeError("lowering bug")

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import jit
-from inductor.config import config as switches
+from framejit.inductor.config import config as switches
 
 
 def f(x):
@@ -20,7 +20,7 @@ def _fresh():
 
 
 def _seen_by_cpu_choice(monkeypatch) -> list:
-    from inductor.numpy import cpu_choice
+    from framejit.inductor.numpy import cpu_choice
     seen, real = [], cpu_choice.choose
 
     def spy(*args, **kwargs):

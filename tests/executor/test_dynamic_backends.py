@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import jit
-from graph.size_variants import SizeVariants
-from inductor.backends import numpy_backend
+from framejit.graph.size_variants import SizeVariants
+from framejit.inductor.backends import numpy_backend
 
 
 @pytest.fixture(autouse=True)

@@ -57,7 +57,7 @@ def test_in_place_metadata_change_of_an_input_happens_once(backend):
 
 
 def test_measuring_copies_keep_inputs_aliased():
-    from inductor.numpy.cpu_choice import private_copies
+    from framejit.inductor.numpy.cpu_choice import private_copies
     base = torch.arange(12.0)
     a, b = base[2:8].view(2, 3), base.view(3, 4).t()
     ca, cb = private_copies([a, b])
@@ -136,7 +136,7 @@ def test_constant_index_keys_on_dynamic_dims(backend):
 
 
 def test_floor_division_renders_with_parentheses():
-    from graph.symbolic_sizes import Expr
+    from framejit.graph.symbolic_sizes import Expr
     e = Expr.symbol("s0").add(Expr.number(1)).floordiv(Expr.number(2))
     assert eval(e.code(str), {"s0": 4}) == 2
     assert eval(e.code(str), {"s0": 5}) == 3

@@ -7,8 +7,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from graph.attention import causal_attention, rewrite_causal_attention
-from graph.passes import optimize
+from framejit.graph.attention import causal_attention, rewrite_causal_attention
+from framejit.graph.passes import optimize
 
 aten = torch.ops.aten
 TOL = {torch.float32: (1e-5, 1e-5), torch.bfloat16: (2e-2, 2e-2)}
@@ -234,7 +234,7 @@ def _additive_causal(t):
     (lambda t: torch.zeros(t, t).fill_diagonal_(0.5), False, False),  # not 0 / -inf: kept
 ], ids=["all-true", "causal", "additive-causal", "upper", "weights"])
 def test_constant_sdpa_mask_dropped_when_it_keeps_all_or_the_triangle(make_mask, dropped, causal):
-    from graph.attention import drop_constant_sdpa_masks
+    from framejit.graph.attention import drop_constant_sdpa_masks
     q, k, v = qkv(2, 3, 6, 4)
     fn = _sdpa_with_mask(make_mask)
     gm = torch.fx.symbolic_trace(fn)
@@ -247,7 +247,7 @@ def test_constant_sdpa_mask_dropped_when_it_keeps_all_or_the_triangle(make_mask,
 
 
 def test_sdpa_mask_read_from_an_input_is_kept():
-    from graph.attention import drop_constant_sdpa_masks
+    from framejit.graph.attention import drop_constant_sdpa_masks
     q, k, v = qkv(2, 3, 6, 4)
     mask = torch.ones(6, 6, dtype=torch.bool)  # all True now, but the caller may pass another next time
 

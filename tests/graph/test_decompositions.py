@@ -7,8 +7,8 @@ import torch
 import torch.fx as fx
 import torch.nn.functional as F
 
-from graph.core_ops import is_core
-from graph.normalize import normalize
+from framejit.graph.core_ops import is_core
+from framejit.graph.normalize import normalize
 
 # (name, function, input shapes). Each must normalize to core ops only.
 CASES = [

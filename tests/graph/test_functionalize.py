@@ -8,8 +8,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import jit
-from graph.effects import has_mutation
-from graph.functionalize import functionalize_intermediates
+from framejit.graph.effects import has_mutation
+from framejit.graph.functionalize import functionalize_intermediates
 
 
 def _captured(fn, *args):

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 import jit
-from graph.inplace_reuse import reuse_intermediates
-from graph.scalar_operands import hoist_scalar_operands
+from framejit.graph.inplace_reuse import reuse_intermediates
+from framejit.graph.scalar_operands import hoist_scalar_operands
 
 
 def _run(fn, *args):

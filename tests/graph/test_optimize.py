@@ -7,8 +7,8 @@ import torch
 import torch.fx as fx
 import torch.nn as nn
 
-from graph.core_ops import is_core
-from graph.passes import optimize
+from framejit.graph.core_ops import is_core
+from framejit.graph.passes import optimize
 
 
 class MLP(nn.Module):

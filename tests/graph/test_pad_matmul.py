@@ -3,8 +3,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from graph.pad_matmul import pad_misaligned_matmuls
-from graph.passes import optimize
+from framejit.graph.pad_matmul import pad_misaligned_matmuls
+from framejit.graph.passes import optimize
 
 aten = torch.ops.aten
 CUDA = torch.device("cuda")  # the pass reads only meta values: the graphs below run on the CPU

@@ -6,12 +6,12 @@ import pytest
 import torch
 import torch.fx as fx
 
-from graph import core_ops
-from graph.const_fold import SIZE_LIMIT, fold_constants
-from graph.cse import eliminate_common_subexpressions
-from graph.dce import eliminate_dead_code
-from graph.shape_prop import propagate
-from graph.simplify import simplify
+from framejit.graph import core_ops
+from framejit.graph.const_fold import SIZE_LIMIT, fold_constants
+from framejit.graph.cse import eliminate_common_subexpressions
+from framejit.graph.dce import eliminate_dead_code
+from framejit.graph.shape_prop import propagate
+from framejit.graph.simplify import simplify
 
 aten = torch.ops.aten
 
@@ -213,7 +213,7 @@ def test_dce_keeps_unknown_python_calls():
     (torch.ops.aten.scaled_dot_product_attention.default, (None, None, None, 0.2), {}, True),
 ])
 def test_is_random_reads_the_arguments_that_decide_a_draw(target, args, kwargs, random):
-    from graph.effects import is_random
+    from framejit.graph.effects import is_random
     g = fx.Graph()
     x = g.placeholder("x")
     node = g.call_function(target, (x,) + args, kwargs)

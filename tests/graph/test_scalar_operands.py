@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import jit
-from graph.scalar_operands import hoist_scalar_operands
+from framejit.graph.scalar_operands import hoist_scalar_operands
 
 
 def _run_hoisted(fn, *args):

@@ -1,7 +1,7 @@
 """graph/shape_prop.py: meta values for every node."""
 import torch
 
-from graph.shape_prop import propagate
+from framejit.graph.shape_prop import propagate
 
 
 def test_device_moves_propagate_on_meta():

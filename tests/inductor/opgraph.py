@@ -2,7 +2,7 @@
 import torch
 import torch.fx
 
-from inductor import numpy_backend
+from framejit.inductor import numpy_backend
 
 TOL = {torch.float16: (2e-3, 1e-2), torch.bfloat16: (1.6e-2, 5e-2), torch.float32: (1e-5, 1e-5),
        torch.float64: (1e-10, 1e-10)}

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from inductor.config import SWITCHES, config, unknown_variables
+from framejit.inductor.config import SWITCHES, config, unknown_variables
 
 
 def test_switches_read_their_variables(monkeypatch):

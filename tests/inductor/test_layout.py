@@ -16,12 +16,13 @@ from tests.inductor.triton.support import check_fn  # sets TRITON_INTERPRET=1 wi
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "inductor"
 # what runtime/ may import from the rest of inductor/: the IR its wrappers read, the cache directory, the switches
-RUNTIME_MAY_IMPORT = {"inductor.ir", "inductor.cache", "inductor.config"}
+RUNTIME_MAY_IMPORT = {"framejit.inductor.ir", "framejit.inductor.cache", "framejit.inductor.config"}
 THIRD_PARTY = {"numpy", "torch", "triton"}
 
 
 def _module_name(path: Path) -> str:
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    """inductor/ is imported as framejit.inductor (pyproject's package-dir mapping)."""
+    parts = ["framejit", *path.relative_to(ROOT).with_suffix("").parts]
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
@@ -39,7 +40,7 @@ def _imports(tree: ast.AST, module: str, is_package: bool) -> set:
         elif isinstance(node, ast.ImportFrom):
             base = here[:len(here) - node.level + 1] if node.level else []
             target = ".".join(base + ([node.module] if node.module else []))
-            for alias in node.names:  # `from . import tiling` imports the module inductor.triton.tiling
+            for alias in node.names:  # `from . import tiling` imports the module framejit.inductor.triton.tiling
                 sub = f"{target}.{alias.name}"
                 found.add(sub if sub in MODULES else target)
     return found
@@ -91,8 +92,8 @@ def test_the_cycle_check_finds_cycles():
 def test_runtime_imports_no_compile_time_module():
     graph = _graph()
     for name, deps in graph.items():
-        if name.startswith("inductor.runtime"):
-            outside = {d for d in deps if not d.startswith("inductor.runtime") and d not in RUNTIME_MAY_IMPORT}
+        if name.startswith("framejit.inductor.runtime"):
+            outside = {d for d in deps if not d.startswith("framejit.inductor.runtime") and d not in RUNTIME_MAY_IMPORT}
             assert not outside, f"{name} imports {sorted(outside)}"
 
 
@@ -107,7 +108,7 @@ def _outside_runtime(source: str) -> list:
     bad = []
     for name in _imports(ast.parse(source), "generated", False):
         root = name.split(".")[0]
-        if name == "inductor.runtime" or name.startswith("inductor.runtime."):
+        if name == "framejit.inductor.runtime" or name.startswith("framejit.inductor.runtime."):
             continue
         if root in THIRD_PARTY or root in sys.stdlib_module_names:
             continue
@@ -116,9 +117,9 @@ def _outside_runtime(source: str) -> list:
 
 
 def test_the_generated_import_check_finds_outside_imports():
-    assert _outside_runtime("import math\nimport numpy as np\nfrom inductor.runtime import triton_helpers") == []
-    assert _outside_runtime("from graph import attention\nfrom inductor import lowering") == [
-        "graph", "inductor.lowering"]
+    assert _outside_runtime("import math\nimport numpy as np\nfrom framejit.inductor.runtime import triton_helpers") == []
+    assert _outside_runtime("from framejit.graph import attention\nfrom framejit.inductor import lowering") == [
+        "framejit.graph", "framejit.inductor.lowering"]
 
 
 def _attention(q, k, v, mask):
@@ -139,7 +140,7 @@ GRAPHS = {
 
 @pytest.mark.parametrize("graph", sorted(GRAPHS))
 def test_generated_numpy_imports_only_runtime(graph):
-    from inductor import numpy_backend
+    from framejit.inductor import numpy_backend
     fn, inputs = GRAPHS[graph]
     compiled = numpy_backend(torch.fx.symbolic_trace(fn), inputs())
     assert "def run(" in compiled.source

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 import jit
-from inductor.numpy import cpu_choice
+from framejit.inductor.numpy import cpu_choice
 
 from grad_check import TOL
 

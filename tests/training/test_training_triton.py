@@ -28,8 +28,8 @@ def _block(x, w1, b1, w2, ln_w, ln_b):
     (_block, [(4, 8), (16, 8), (16,), (8, 16), (8,), (8,)]),
 ])
 def test_triton_forward_and_backward(fn, shapes, fresh_jit):
-    from inductor.backends import triton_backend
-    from inductor.training import CompiledRegion
+    from framejit.inductor.backends import triton_backend
+    from framejit.inductor.training import CompiledRegion
     made = []
 
     def backend(gm, example_inputs):  # the Triton backend, keeping what it returns

@@ -10,8 +10,8 @@ import pytest
 import torch
 import torch.fx
 
-from inductor import cache, export_numpy, inductor_backend, numpy_backend
-from inductor.ir import Kernel
+from framejit.inductor import cache, export_numpy, inductor_backend, numpy_backend
+from framejit.inductor.ir import Kernel
 from tests.inductor.opgraph import make
 
 aten = torch.ops.aten
@@ -116,7 +116,7 @@ def test_memory_cache_hit():
 CHILD = """
 import json, torch
 from tests.inductor.numpy.test_backend import chain_graph
-from inductor import cache, numpy_backend
+from framejit.inductor import cache, numpy_backend
 x, y = torch.ones(4, 5), torch.ones(5)
 out = numpy_backend(chain_graph(), [x, y])(x, y)
 assert torch.allclose(out, chain_graph()(x, y))
@@ -198,7 +198,7 @@ def test_zero_copy_inputs_and_bf16_roundtrip():
     out = numpy_backend(gm, [xb])(xb)
     assert out.dtype == torch.bfloat16
     torch.testing.assert_close(out, gm(xb), rtol=1e-2, atol=1e-2)
-    from inductor.runtime.numpy_graph import to_numpy
+    from framejit.inductor.runtime.numpy_graph import to_numpy
     t = make((3, 4), torch.float32, "transposed")
     assert to_numpy(t).__array_interface__["data"][0] == t.data_ptr()
 
@@ -226,8 +226,8 @@ def test_non_tensor_values_and_odd_calls_keep_working():
 
 
 def test_every_core_op_has_a_lowering():
-    from graph.core_ops import CORE_OPS
-    from inductor.lowering import LOWERINGS
+    from framejit.graph.core_ops import CORE_OPS
+    from framejit.inductor.lowering import LOWERINGS
     assert sorted(str(op) for op in CORE_OPS if op not in LOWERINGS) == []
 
 

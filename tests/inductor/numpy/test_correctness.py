@@ -15,7 +15,7 @@ import torch.fx as fx
 import torch.nn.functional as F
 
 import jit
-from inductor import lowering, numpy_backend
+from framejit.inductor import lowering, numpy_backend
 
 aten = torch.ops.aten
 TOL = {torch.float16: (2e-3, 1e-3), torch.bfloat16: (1.6e-2, 1e-2), torch.float32: (1.3e-6, 1e-5),

@@ -6,8 +6,8 @@ import torch
 import torch.fx
 
 import jit
-from inductor import inductor_backend
-from inductor.numpy import cpu_choice
+from framejit.inductor import inductor_backend
+from framejit.inductor.numpy import cpu_choice
 
 
 def _relu_shift(x):
@@ -109,7 +109,7 @@ def test_sample_size_comes_from_a_warm_call(monkeypatch):
 
 
 def test_to_numpy_shares_memory_and_resolves_lazy_views():
-    from inductor.runtime.numpy_graph import to_numpy
+    from framejit.inductor.runtime.numpy_graph import to_numpy
     x = torch.randn(3, 4)
     a = to_numpy(x)
     x[0, 0] = 7.0

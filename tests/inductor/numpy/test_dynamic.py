@@ -10,8 +10,8 @@ import torch.nn.functional as F
 
 import jit
 from benchmarks.models.gpt import GPT, GPTConfig
-from graph import size_variants
-from inductor.backends import numpy_backend
+from framejit.graph import size_variants
+from framejit.inductor.backends import numpy_backend
 
 
 pytestmark = pytest.mark.usefixtures("fresh_jit")
@@ -137,7 +137,7 @@ def test_code_that_cannot_stay_symbolic_specializes_correctly(variants_log):
 def test_a_number_baked_from_a_hint_is_caught_and_pinned(monkeypatch, variants_log):
     """The safety net: code generated a second time at other sizes must read the same. A lowering that bakes a
     hint into the code (simulated here) makes the variant exact for its sizes, and the results stay right."""
-    from inductor.numpy import codegen as numpy_codegen
+    from framejit.inductor.numpy import codegen as numpy_codegen
     real = numpy_codegen.KernelWriter.view
 
     def baking(self, e):

@@ -9,8 +9,8 @@ import torch.nn as nn
 
 import jit
 from benchmarks.models.gpt import GPT, GPTConfig, LoopGPT, small_config
-from inductor import numpy_backend
-from inductor.runtime.numpy_graph import CompiledNumpyGraph
+from framejit.inductor import numpy_backend
+from framejit.inductor.runtime.numpy_graph import CompiledNumpyGraph
 
 
 @pytest.fixture(autouse=True)

@@ -9,8 +9,8 @@ import torch
 import torch.fx
 import torch.nn.functional as F
 
-from inductor import numpy_backend
-from inductor.numpy.codegen import PRELUDE
+from framejit.inductor import numpy_backend
+from framejit.inductor.numpy.codegen import PRELUDE
 from tests.inductor.opgraph import TOL
 
 aten = torch.ops.aten
@@ -122,8 +122,8 @@ ROW_CASES = {  # name -> (fn, inputs, expect row blocks)
 def small_blocks(monkeypatch, tmp_path):
     """Blocks of 4096 elements, so test-sized arrays run in many blocks (and threads) and the last is partial;
     a private cache, so code generated with other block sizes is never reused."""
-    from inductor import reset
-    from inductor.numpy import row_blocks
+    from framejit.inductor import reset
+    from framejit.inductor.numpy import row_blocks
     monkeypatch.setattr(row_blocks, "BLOCK_ELEMENTS", 4096)
     monkeypatch.setenv("FRAMEJIT_CACHE_DIR", str(tmp_path))
     reset()

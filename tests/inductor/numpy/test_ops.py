@@ -112,7 +112,7 @@ def test_view_of_transposed_then_add():
     t = g.call_function(aten.permute.default, (a, [1, 0]))
     s = g.call_function(aten.slice.Tensor, (t, 0, 1, 3))
     g.output(g.call_function(aten.mul.Tensor, (s, 3)))
-    from inductor import numpy_backend
+    from framejit.inductor import numpy_backend
     gm = torch.fx.GraphModule(torch.nn.Module(), g)
     torch.testing.assert_close(numpy_backend(gm, [x])(x), gm(x))
 

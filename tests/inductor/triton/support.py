@@ -47,7 +47,7 @@ def assert_same(got, ref, tol=None):
 
 
 def compile_gm(gm, inputs, expect_triton=True, **kw):
-    from inductor.backends import triton_backend
+    from framejit.inductor.backends import triton_backend
     fn = triton_backend(gm, list(inputs), **kw)
     if expect_triton:
         assert fn is not gm and hasattr(fn, "source"), "the Triton backend ran the graph in torch"

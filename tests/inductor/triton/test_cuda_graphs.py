@@ -8,7 +8,7 @@ import torch.nn as nn
 
 from tests.inductor.triton.support import DEVICE, assert_same, check_fn, check_graph, on_device
 
-from inductor.runtime import cuda_graphs
+from framejit.inductor.runtime import cuda_graphs
 
 TOL = (1e-4, 1e-4)
 
@@ -158,9 +158,9 @@ def test_graphs_never_recorded(fn, why, caplog):
 
 
 def _lowered(gm, x, w):
-    from inductor.lowering import lower_graph
-    from inductor.triton.dtypes import supported
-    from graph.shape_prop import propagate
+    from framejit.inductor.lowering import lower_graph
+    from framejit.inductor.triton.dtypes import supported
+    from framejit.graph.shape_prop import propagate
     propagate(gm, [x, w])
     return lower_graph(gm, [x, w], supported)
 

@@ -13,8 +13,8 @@ from tests.inductor.triton.support import DEVICE, on_device  # noqa: F401  (sets
 
 import jit
 from benchmarks.models.gpt import GPT, GPTConfig
-from graph import size_variants
-from inductor.backends import triton_backend
+from framejit.graph import size_variants
+from framejit.inductor.backends import triton_backend
 
 
 pytestmark = pytest.mark.usefixtures("fresh_jit")

@@ -12,7 +12,7 @@ import torch
 from tests.inductor.triton.support import DEVICE, assert_same, check_fn, on_device
 
 import jit
-from inductor.backends import triton_backend
+from framejit.inductor.backends import triton_backend
 
 
 def _kernels(fn) -> int:

@@ -83,7 +83,7 @@ def test_residual_sum_stored_by_next_layernorm():
 
 def test_looped_normalization(monkeypatch):
     """Rows too long for registers: each reduction is its own loop, then the epilogue loop (two-pass variance)."""
-    from inductor.runtime import launch_configs as triton_launch
+    from framejit.inductor.runtime import launch_configs as triton_launch
     monkeypatch.setattr(triton_launch, "persistent_max", lambda itemsize: 16)
     real = triton_launch.heuristic
     monkeypatch.setattr(triton_launch, "heuristic",
@@ -167,8 +167,8 @@ def _tiny_gpt():
 
 
 def test_module_file_in_cache_dir_and_warm_start():
-    from inductor.triton import backend as triton_backend
-    from inductor.runtime import triton_graph as triton_runtime
+    from framejit.inductor.triton import backend as triton_backend
+    from framejit.inductor.runtime import triton_graph as triton_runtime
     x = torch.randn(4, 9)
     fn = check_fn(softmax_manual, x)
     path = fn.path if hasattr(fn, "path") else None
@@ -183,7 +183,7 @@ def test_module_file_in_cache_dir_and_warm_start():
 
 
 def test_autotune_saves_and_reuses(monkeypatch):
-    from inductor.runtime import launch_configs as triton_launch
+    from framejit.inductor.runtime import launch_configs as triton_launch
     x = torch.randn(64, 40)
     fn = check_fn(softmax_manual, x, autotune=True)
     launcher = next(iter(fn.launch.values()))
@@ -195,8 +195,8 @@ def test_autotune_saves_and_reuses(monkeypatch):
 
 def test_index_width():
     """int32 index math where every offset fits, int64 from the program id down where one may not."""
-    from inductor.ir import Buffer, Kernel, Layout, Load, Op
-    from inductor.triton.codegen import KernelWriter
+    from framejit.inductor.ir import Buffer, Kernel, Layout, Load, Op
+    from framejit.inductor.triton.codegen import KernelWriter
     for n, wide in [(1 << 20, False), (3 << 30, True)]:
         inp = Layout((n,), (1,), torch.float32)
         k = Kernel(Buffer("out", inp), Op("exp", [Load("x", (n,), torch.float32)], (n,), torch.float32,
@@ -230,8 +230,8 @@ def test_unsupported_graph_runs_in_torch():
 def test_declined_graph_runs_the_ops_it_captured(monkeypatch):
     """The optimizer rewrites the graph in place into core ops (relu -> lt, full, where); a graph the Triton
     backend then declines must run torch's own kernels for the captured ops, not those three."""
-    from inductor.triton import backend as module
-    from inductor.backends import triton_backend
+    from framejit.inductor.triton import backend as module
+    from framejit.inductor.backends import triton_backend
     monkeypatch.setattr(module, "generate_triton", lambda *a, **k: None)  # declined, whatever the reason
     fn = lambda x: torch.relu(x) - 0.5
     x = on_device(torch.randn(4, 6))

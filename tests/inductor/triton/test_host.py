@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from tests.inductor.triton.support import DEVICE, assert_same, check_fn, check_graph, on_device
 from tests.inductor.triton.test_dynamic import run_sizes
 
-from inductor.runtime import triton_graph as triton_runtime
+from framejit.inductor.runtime import triton_graph as triton_runtime
 
 TOL = (1e-4, 1e-4)
 
@@ -64,7 +64,7 @@ def test_layouts_that_can_change_per_call_keep_fixed_layout():
 
 
 def test_fixed_layout_kept_where_the_probe_did_not_run(monkeypatch):
-    from inductor.triton import fallback as triton_fallback
+    from framejit.inductor.triton import fallback as triton_fallback
     monkeypatch.setattr(triton_fallback, "probe_extern_layouts", lambda *a: 0)
     x, w, b = torch.randn(6, 8), torch.randn(12, 8), torch.randn(12)
     fn = check_fn(lambda x, w, b: F.linear(x, w, b).softmax(-1), x, w, b, tol=TOL)

@@ -1,6 +1,6 @@
 """Generated host code frees each intermediate after its last use (inductor/triton/host.free_dead): a training
 graph's buffers then come and go as eager's do, and its peak is not the sum of everything it made."""
-from inductor.triton.host import free_dead
+from framejit.inductor.triton.host import free_dead
 
 
 def test_each_intermediate_is_deleted_after_its_last_use():

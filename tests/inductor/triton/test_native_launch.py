@@ -13,14 +13,14 @@ from tests.inductor.triton.test_dynamic import run_sizes
 import triton
 import triton.language as tl
 
-from inductor.runtime import native_launch
+from framejit.inductor.runtime import native_launch
 
 _launch = native_launch._launch
 needs_gpu = pytest.mark.skipif(DEVICE != "cuda", reason="launches on a GPU")
 
 
 def test_the_extension_is_built():
-    assert _launch is not None, "inductor.runtime._launch missing: run `python setup.py build_ext --inplace`"
+    assert _launch is not None, "framejit.inductor.runtime._launch missing: run `python setup.py build_ext --inplace`"
 
 
 # ---- signature -> codes -----------------------------------------------------------------------------------------

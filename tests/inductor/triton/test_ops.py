@@ -92,7 +92,7 @@ def test_reduction(op, extra, dtype, layout):
 @pytest.fixture
 def looped(monkeypatch):
     """Rows longer than 16 float32 elements take the looped form (the GPU keeps rows up to 16K in registers)."""
-    from inductor.runtime import launch_configs as triton_launch
+    from framejit.inductor.runtime import launch_configs as triton_launch
     monkeypatch.setattr(triton_launch, "PERSISTENT_MAX_BYTES", 64)
     monkeypatch.setattr(triton_launch, "persistent_max", lambda itemsize: 16)
     real = triton_launch.heuristic

@@ -6,8 +6,8 @@ import torch.nn.functional as F
 
 from tests.inductor.triton.support import DEVICE, assert_same, check_fn, on_device
 
-from inductor.triton import residual as triton_residual
-from inductor.ir import readers_of, side_outputs
+from framejit.inductor.triton import residual as triton_residual
+from framejit.inductor.ir import readers_of, side_outputs
 
 TOL = (1e-4, 1e-4)
 C = 32
@@ -75,7 +75,7 @@ def test_off_by_environment(monkeypatch):
 def _compile(model, monkeypatch):
     """jit.compile(model) with the Triton backend: (compiled model, generated graphs, plans chosen)."""
     import jit
-    from inductor.backends import triton_backend
+    from framejit.inductor.backends import triton_backend
     graphs, plans = [], []
     original = triton_residual.plan_residuals
 

@@ -3,7 +3,7 @@ of partial results over chunks plus a kernel combining them, against eager torch
 import pytest
 import torch
 
-from inductor.triton import split as triton_split
+from framejit.inductor.triton import split as triton_split
 from tests.inductor.triton.support import check_fn
 
 

@@ -8,10 +8,10 @@ import torch.nn.functional as F
 from tests.inductor.triton.support import DEVICE, assert_same, check_fn, on_device
 from tests.inductor.triton.test_dynamic import kernel_sources, run_sizes
 
-from inductor.runtime import launch_configs as triton_launch
-from inductor.triton import tiling as triton_tiling
-from inductor.ir import Buffer, Kernel, Layout, Load, Op, View
-from inductor.triton.codegen import KernelWriter
+from framejit.inductor.runtime import launch_configs as triton_launch
+from framejit.inductor.triton import tiling as triton_tiling
+from framejit.inductor.ir import Buffer, Kernel, Layout, Load, Op, View
+from framejit.inductor.triton.codegen import KernelWriter
 
 
 def modes(fn) -> list:

@@ -7,8 +7,8 @@ import torch.nn.functional as F
 
 from tests.inductor.triton.support import DEVICE, assert_same, check_fn, on_device
 
-from inductor.triton.codegen import KernelSource
-from inductor.triton.twins import note_call_sites, twin_key
+from framejit.inductor.triton.codegen import KernelSource
+from framejit.inductor.triton.twins import note_call_sites, twin_key
 
 TOL = (1e-4, 1e-4)
 
