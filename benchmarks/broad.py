@@ -239,6 +239,8 @@ def check(got, ref, dtype: torch.dtype) -> float:
             what = f"{g.dtype} {tuple(g.shape)}" if isinstance(g, torch.Tensor) else type(g).__name__
             raise Mismatch(f"output {i}: {what}, eager {r.dtype} {tuple(r.shape)}")
         if r.is_floating_point():
+            if not torch.equal(torch.isnan(g), torch.isnan(r)) or not torch.equal(g[r.isinf()], r[r.isinf()]):
+                raise Mismatch(f"output {i}: NaN or inf where eager has none or another")
             err = harness.rel_error(g, r)
             if not err <= TOLERANCE[dtype]:  # NaN fails too
                 raise Mismatch(f"output {i}: relative error {err:.3g} > {TOLERANCE[dtype]:g}")
@@ -438,7 +440,8 @@ def write(rows, env, sizes, out_dir: str, tag: str) -> str:
         f.write("\n".join(md))
     charted = [r for r in rows if "ours_vs_torch" in r]
     label = "framejit (Triton)" if "gpu" in env else "framejit (NumPy)"
-    drew = bool(charted) and harness.speedup_chart(charted, base + ".png", ours_label=label, inch_per_row=0.3)
+    drew = bool(charted) and harness.speedup_chart(charted, base + ".png", ours_label=label, inch_per_row=0.3,
+                                                    log=True)
     print("\n".join(geomean_lines(rows)))
     print(f"wrote {base}.json/.md" + (" and .png" if drew else " (no PNG: no matplotlib or no torch.compile rows)"))
     return base

@@ -216,9 +216,11 @@ def gpu_tag(name: str) -> str:
     return words[1].lower() if len(words) > 1 else "gpu"
 
 
-def speedup_chart(rows, path, ours_label: str = "framejit (Triton)", inch_per_row: float = 0.9) -> bool:
+def speedup_chart(rows, path, ours_label: str = "framejit (Triton)", inch_per_row: float = 0.9,
+                  log: bool = False) -> bool:
     """A bar chart of torch.compile's and ours speed-ups over eager per row (keys workload, dtype, speedup_torch,
-    speedup_ours) as a PNG at `path`; False when matplotlib is not importable."""
+    speedup_ours) as a PNG at `path` (`log`: a log axis, for speed-ups spanning decades); False when matplotlib is
+    not importable."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -231,6 +233,8 @@ def speedup_chart(rows, path, ours_label: str = "framejit (Triton)", inch_per_ro
     ax.bar([x - 0.2 for x in xs], [r["speedup_torch"] for r in rows], 0.4, label="torch.compile")
     ax.bar([x + 0.2 for x in xs], [r["speedup_ours"] for r in rows], 0.4, label=ours_label)
     ax.axhline(1.0, color="gray", lw=0.8)
+    if log:
+        ax.set_yscale("log")
     ax.set_xticks(list(xs))
     ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=7)
     ax.set_ylabel("speed-up over eager")
