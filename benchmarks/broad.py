@@ -42,7 +42,7 @@ SIZES = {  # letter: (full, --quick)
     "A": (32, 3), "E": (1024, 16), "F": (4096, 32), "M": (8192, 32),  # A batch of T tokens of width E; MLP: M x E, F
     "L": (2048, 32), "V": (32768, 40),  # losses: L rows of a V-word vocabulary
     "K": (1024, 8),  # entries picked per row (gather, scatter)
-    "S": (64, 2), "Q": (64, 32), "P": (56, 14), "P2": (112, 16),  # images: S x Q channels x P x P
+    "S": (128, 2), "Q": (64, 32), "P": (56, 14), "P2": (80, 16),  # images: S x Q channels x P x P (pooling: P2)
 }
 
 
@@ -206,14 +206,14 @@ WORKLOADS = [
     W("conv2d + bias + relu", lambda x, w, b: F.conv2d(x, w, b, padding=1).relu(), lambda t: (t.randn("S", "Q", "P", "P"), t.weight("Q", "Q", 3, 3), t.randn("Q")), flops=_CONV_FLOPS),
     W("conv2d + batch_norm + relu", conv_bn_relu, lambda t: (t.randn("S", "Q", "P", "P"), t.weight("Q", "Q", 3, 3), t.randn("Q", scale=0.1), t.positive("Q"), t.randn("Q"), t.randn("Q")), flops=_CONV_FLOPS),
     # rotary embeddings
-    W("rotary rotate-half (cat)", rotary_rotate_half, lambda t: (t.randn("B", "T", "H", "D"), t.randn("T", "D"), t.randn("T", "D"))),
-    W("rotary interleaved (stack)", rotary_interleaved, lambda t: (t.randn("B", "T", "H", "D"), t.randn("T", "D2"), t.randn("T", "D2"))),
+    W("rotary rotate-half (cat)", rotary_rotate_half, lambda t: (t.randn(8, "T", "H", "D"), t.randn("T", "D"), t.randn("T", "D"))),
+    W("rotary interleaved (stack)", rotary_interleaved, lambda t: (t.randn(8, "T", "H", "D"), t.randn("T", "D2"), t.randn("T", "D2"))),
     # pointwise
     W("where", lambda c, x, y: torch.where(c, x, y), lambda t: (t.mask("N", "C"), t.randn("N", "C"), t.randn("N", "C"))),
     W("masked_fill rows + scale", lambda x, pad: x.masked_fill(pad, 0.0) * 1.25, lambda t: (t.randn("N", "C"), t.mask("N", 1, p=0.1))),
     W("clamp / pow chain", lambda x, y: (x.clamp(-2.0, 2.0).pow(2) + y.abs().pow(1.5)).sqrt() * y.clamp(min=0.0), lambda t: (t.randn("N", "C"), t.randn("N", "C"))),
     W("transpose + add", lambda x, y: x.t() + y, lambda t: (t.randn("N", "C"), t.randn("C", "N"))),
-    W("permute heads + scale", lambda x: (x.permute(0, 2, 1, 3) * 0.125).contiguous(), lambda t: (t.randn("B", "T", "H", "D"),)),
+    W("permute heads + scale", lambda x: (x.permute(0, 2, 1, 3) * 0.125).contiguous(), lambda t: (t.randn(8, "T", "H", "D"),)),
     W("gelu(x) * y (GeGLU)", lambda x, y: F.gelu(x) * y, lambda t: (t.randn("N", "C"), t.randn("N", "C"))),
     W("silu(x) * y (SwiGLU)", lambda x, y: F.silu(x) * y, lambda t: (t.randn("N", "C"), t.randn("N", "C"))),
     W("bias + gelu tanh", lambda x, b: F.gelu(x + b, approximate="tanh"), lambda t: (t.randn("N", "C"), t.randn("C"))),
@@ -347,8 +347,21 @@ def measure(w: Workload, dtype: torch.dtype, opts: Options) -> dict:
     return row
 
 
+def warm_up(opts: Options) -> None:
+    """Compile and run an unrelated function with each compiler, so that the first row's first calls do not
+    include one-time imports and start-ups (torch.compile's worker pool, the Triton runtime)."""
+    import jit
+    x = torch.ones(8, device=opts.device)
+    jit.compile(lambda x: x * 2 + 1)(x)
+    if opts.torch_compile:
+        torch.compile(lambda x: x * 2 + 1)(x)
+    _sync(opts.device)
+    jit.reset()
+
+
 def run(workloads, dtypes, opts: Options, budget: float = float("inf")) -> list[dict]:
     import jit
+    warm_up(opts)
     start, rows = time.perf_counter(), []
     print(HEAD, flush=True)
     for dtype in dtypes:
@@ -469,7 +482,9 @@ def main(argv=None) -> int:
     sizes = {k: v[1 if a.quick else 0] for k, v in SIZES.items()}
     opts = Options(a.device, sizes, rounds=a.rounds, rep_ms=a.rep_ms, torch_compile=not a.no_torch_compile,
                    stop_on_mismatch=a.stop_on_mismatch)
+    t0 = time.perf_counter()
     rows = run(workloads, [getattr(torch, d) for d in a.dtypes.split(",")], opts, a.budget)
+    print(f"measured {len(rows)} rows in {time.perf_counter() - t0:.0f} s")
     write(rows, environment(a.device), sizes, a.out, device_tag(a.device, a.quick))
     fails = failures(rows)
     if fails:
