@@ -3,6 +3,7 @@ CUDA, NumPy code on the CPU) on ~45 subgraphs of real models, one shape each, pe
 
   python benchmarks/broad.py [--dtypes float32,bfloat16] [--device cuda|cpu] [--quick] [--only NAME,...]
                              [--no-torch-compile] [--rounds N] [--budget SECONDS] [--out DIR] [--update-results]
+  python benchmarks/broad.py --plot benchmarks/out/broad_h100.json   # the chart again, from a run's JSON
 
 Each workload is one line of WORKLOADS: a name, the function, its inputs (shapes named by the letters of SIZES:
 the full sizes on the GPU, tiny ones under --quick), and, where the defaults would be wrong, the bytes it must
@@ -222,6 +223,9 @@ WORKLOADS = [
 TOLERANCE = {torch.float32: 1e-4, torch.float16: 5e-3, torch.bfloat16: 2e-2}
 
 
+SKIPPED = "skipped: --budget spent"
+
+
 class Mismatch(AssertionError):
     """Ours returned something other than eager: the row is wrong, so it is not timed."""
 
@@ -367,9 +371,9 @@ def run(workloads, dtypes, opts: Options, budget: float = float("inf")) -> list[
     for dtype in dtypes:
         for w in workloads:
             if time.perf_counter() - start > budget:
-                print(f"budget spent: skipping {w.name} {dtype}", flush=True)
-                continue
-            row = measure(w, dtype, opts)
+                row = {"workload": w.name, "dtype": str(dtype).replace("torch.", ""), "status": SKIPPED}
+            else:
+                row = measure(w, dtype, opts)
             jit.reset()  # the next workload compiles from empty: entries and memory do not pile up
             if opts.device == "cuda":
                 torch.cuda.empty_cache()
@@ -424,7 +428,8 @@ def geomean_lines(rows) -> list[str]:
 
 
 def failures(rows) -> list[str]:
-    return [f"{r['workload']} {r['dtype']}: {r['status']}" for r in rows if "status" in r]
+    """The rows where ours differs from eager or failed (not those the budget skipped)."""
+    return [f"{r['workload']} {r['dtype']}: {r['status']}" for r in rows if r.get("status", SKIPPED) != SKIPPED]
 
 
 def environment(device: str) -> dict:
@@ -440,7 +445,12 @@ def device_tag(device: str, quick: bool) -> str:
     return tag + ("_quick" if quick else "")
 
 
-def write(rows, env, sizes, out_dir: str, tag: str) -> str:
+def chart(rows, path: str, ours_label: str) -> bool:
+    charted = [r for r in rows if "ours_vs_torch" in r]
+    return bool(charted) and harness.speedup_chart(charted, path, ours_label=ours_label, inch_per_row=0.3, log=True)
+
+
+def write(rows, env, sizes, out_dir: str, tag: str, ours_label: str) -> str:
     os.makedirs(out_dir, exist_ok=True)
     base = os.path.join(out_dir, f"broad_{tag}")
     with open(base + ".json", "w") as f:
@@ -451,10 +461,7 @@ def write(rows, env, sizes, out_dir: str, tag: str) -> str:
         (["**ours differs from eager or failed:**", *(f"- {f}" for f in fails), ""] if fails else [])
     with open(base + ".md", "w") as f:
         f.write("\n".join(md))
-    charted = [r for r in rows if "ours_vs_torch" in r]
-    label = "framejit (Triton)" if "gpu" in env else "framejit (NumPy)"
-    drew = bool(charted) and harness.speedup_chart(charted, base + ".png", ours_label=label, inch_per_row=0.3,
-                                                    log=True)
+    drew = chart(rows, base + ".png", ours_label)
     print("\n".join(geomean_lines(rows)))
     print(f"wrote {base}.json/.md" + (" and .png" if drew else " (no PNG: no matplotlib or no torch.compile rows)"))
     return base
@@ -473,7 +480,12 @@ def main(argv=None) -> int:
     p.add_argument("--stop-on-mismatch", action="store_true", help="raise at the first wrong answer of ours")
     p.add_argument("--out", default=harness.RESULTS_DIR)
     p.add_argument("--list", action="store_true", help="print the workload names and exit")
+    p.add_argument("--plot", default="", help="draw the chart of a broad_*.json written before (beside it)")
     a = p.parse_args(argv)
+    if a.plot:
+        data = json.load(open(a.plot))
+        label = "framejit (Triton)" if "gpu" in data["environment"] else "framejit (NumPy code)"
+        return 0 if chart(data["rows"], a.plot.removesuffix(".json") + ".png", label) else 1
     if a.list:
         print("\n".join(w.name for w in WORKLOADS))
         return 0
@@ -485,7 +497,8 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     rows = run(workloads, [getattr(torch, d) for d in a.dtypes.split(",")], opts, a.budget)
     print(f"measured {len(rows)} rows in {time.perf_counter() - t0:.0f} s")
-    write(rows, environment(a.device), sizes, a.out, device_tag(a.device, a.quick))
+    write(rows, environment(a.device), sizes, a.out, device_tag(a.device, a.quick),
+          "framejit (Triton)" if a.device == "cuda" else "framejit (NumPy code)")
     fails = failures(rows)
     if fails:
         print("\n!!! ours differs from eager or failed in:\n" + "\n".join(fails), file=sys.stderr)

@@ -113,3 +113,9 @@ def test_main_writes_its_table_and_exits_0(fresh_jit, tmp_path):
     assert [r["workload"] for r in data["rows"]] == ["cumsum", "gather"] and data["failures"] == []
     md = (tmp_path / "broad_cpu_quick.md").read_text()
     assert "| **geomean** | float32 |" in md and "| gather | float32 |" in md
+
+
+def test_rows_past_the_budget_are_listed_as_skipped_not_as_failures(fresh_jit):
+    rows = broad.run(_workloads("softmax", "cumsum"), [torch.float32], _opts(), budget=0.0)
+    assert [r["status"] for r in rows] == [broad.SKIPPED] * 2
+    assert broad.failures(rows) == [] and broad.line(rows[0]).startswith("| softmax | float32 | **skipped")
