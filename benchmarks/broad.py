@@ -265,6 +265,7 @@ class Options:
     torch_compile: bool = True
     ours: Callable = None  # fn -> compiled fn; None: jit.compile
     stop_on_mismatch: bool = False
+    check_only: bool = False  # compile and cross-check, time nothing
 
 
 def _sync(device: str) -> None:
@@ -318,6 +319,8 @@ def measure(w: Workload, dtype: torch.dtype, opts: Options) -> dict:
             print(f"!!! {w.name} {row['dtype']}: {row['status']}", file=sys.stderr, flush=True)
             if opts.stop_on_mismatch:
                 raise
+            return row
+        if opts.check_only:
             return row
         calls = {"eager_ms": w.fn, "ours_ms": ours}
         if opts.torch_compile:
@@ -401,11 +404,12 @@ def line(r) -> str:
         return f"| {r['workload']} | {r['dtype']} | **{r['status']}** |" + " |" * 9
     unit = "TFLOPs" if "ours_TFLOPs" in r else "GBs"
     rate = " / ".join(_rate(r[f"{v}_{unit}"]) if f"{v}_{unit}" in r else "-" for v in ("ours", "torch", "eager")) + \
-        (" TFLOP/s" if unit == "TFLOPs" else " GB/s")
+        (" TFLOP/s" if unit == "TFLOPs" else " GB/s") if "eager_ms" in r else "-"
     ahead = f" ({r['rounds_ahead']}/{r['rounds']})" if "rounds" in r else ""
     ratio = f"{r['ours_vs_torch']:.3f}{ahead}" if "ours_vs_torch" in r else r.get("torch_error", "-")
-    return (f"| {r['workload']} | {r['dtype']} | {r['eager_ms']:.3f} | {_fmt(r, 'torch_ms', '.3f')} | "
-            f"{r['ours_ms']:.3f} | {_fmt(r, 'speedup_torch', '.2f', 'x')} | {r['speedup_ours']:.2f}x | {ratio} | {rate} | "
+    return (f"| {r['workload']} | {r['dtype']} | {_fmt(r, 'eager_ms', '.3f')} | {_fmt(r, 'torch_ms', '.3f')} | "
+            f"{_fmt(r, 'ours_ms', '.3f')} | {_fmt(r, 'speedup_torch', '.2f', 'x')} | {_fmt(r, 'speedup_ours', '.2f', 'x')} "
+            f"| {ratio} | {rate} | "
             f"{r['err_ours']:.1e} / {_fmt(r, 'err_torch', '.1e')} | "
             f"{r['first_ours_s']:.2f} / {_fmt(r, 'first_torch_s', '.2f')} | {r['graphs']} |")
 
@@ -418,7 +422,9 @@ def geomean_lines(rows) -> list[str]:
     """One table row per dtype: geomean speed-ups over the rows measured with every variant."""
     out = []
     for dtype in dict.fromkeys(r["dtype"] for r in rows):
-        ok = [r for r in rows if r["dtype"] == dtype and "status" not in r]
+        ok = [r for r in rows if r["dtype"] == dtype and "speedup_ours" in r]
+        if not ok:
+            continue
         both = [r for r in ok if "ours_vs_torch" in r]
         tc = f"{geomean([r['speedup_torch'] for r in both]):.2f}x" if both else "-"
         ratio = f"{geomean([r['ours_vs_torch'] for r in both]):.3f} ({len(both)} rows)" if both else "-"
@@ -468,6 +474,7 @@ def write(rows, env, sizes, out_dir: str, tag: str, ours_label: str) -> str:
 
 
 def main(argv=None) -> int:
+    import jit
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dtypes", default="float32,bfloat16")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -477,6 +484,10 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--rep-ms", type=int, default=20, help="CUDA: milliseconds per do_bench measurement")
     p.add_argument("--budget", type=float, default=480, help="seconds; workloads after it are skipped")
+    p.add_argument("--check-only", action="store_true", help="compile and cross-check ours, time nothing")
+    p.add_argument("--backend", default=None, help="ours' jit backend (default: jit.compile's default); "
+                   "e.g. TRITON_INTERPRET=1 ... --device cpu --quick --check-only --backend triton checks the GPU "
+                   "code on the CPU")
     p.add_argument("--stop-on-mismatch", action="store_true", help="raise at the first wrong answer of ours")
     p.add_argument("--out", default=harness.RESULTS_DIR)
     p.add_argument("--list", action="store_true", help="print the workload names and exit")
@@ -492,8 +503,9 @@ def main(argv=None) -> int:
     only = [o for o in a.only.split(",") if o]
     workloads = [w for w in WORKLOADS if not only or any(o in w.name for o in only)]
     sizes = {k: v[1 if a.quick else 0] for k, v in SIZES.items()}
-    opts = Options(a.device, sizes, rounds=a.rounds, rep_ms=a.rep_ms, torch_compile=not a.no_torch_compile,
-                   stop_on_mismatch=a.stop_on_mismatch)
+    opts = Options(a.device, sizes, rounds=a.rounds, rep_ms=a.rep_ms, torch_compile=not (a.no_torch_compile or a.check_only),
+                   stop_on_mismatch=a.stop_on_mismatch, check_only=a.check_only,
+                   ours=(lambda fn: jit.compile(fn, backend=a.backend)) if a.backend else None)
     t0 = time.perf_counter()
     rows = run(workloads, [getattr(torch, d) for d in a.dtypes.split(",")], opts, a.budget)
     print(f"measured {len(rows)} rows in {time.perf_counter() - t0:.0f} s")

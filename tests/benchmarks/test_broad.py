@@ -119,3 +119,11 @@ def test_rows_past_the_budget_are_listed_as_skipped_not_as_failures(fresh_jit):
     rows = broad.run(_workloads("softmax", "cumsum"), [torch.float32], _opts(), budget=0.0)
     assert [r["status"] for r in rows] == [broad.SKIPPED] * 2
     assert broad.failures(rows) == [] and broad.line(rows[0]).startswith("| softmax | float32 | **skipped")
+
+
+def test_check_only_compiles_and_checks_without_timing(fresh_jit, tmp_path):
+    argv = ["--device", "cpu", "--quick", "--check-only", "--dtypes", "float32", "--only", "scatter",
+            "--backend", "numpy", "--out", str(tmp_path)]
+    assert broad.main(argv) == 0
+    row, = json.loads((tmp_path / "broad_cpu_quick.json").read_text())["rows"]
+    assert row["err_ours"] == 0.0 and row["graphs"] == "1 graph" and "eager_ms" not in row
