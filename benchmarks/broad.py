@@ -1,8 +1,9 @@
 """Broad benchmark (issue 20): eager vs torch.compile vs framejit (`jit.compile(fn)`, default backend: Triton on
-CUDA, NumPy code on the CPU) on ~45 subgraphs of real models, one shape each, per dtype in one process.
+CUDA, NumPy code on the CPU) on 46 subgraphs of real models, one shape each, per dtype in one process.
 
-  python benchmarks/broad.py [--dtypes float32,bfloat16] [--device cuda|cpu] [--quick] [--only NAME,...]
-                             [--no-torch-compile] [--rounds N] [--budget SECONDS] [--out DIR] [--update-results]
+  python benchmarks/broad.py [--dtypes float32,bfloat16] [--device cuda|cpu] [--quick] [--sizes N=1024,...]
+                             [--only NAME,...] [--no-torch-compile] [--check-only] [--backend NAME]
+                             [--rounds N] [--budget SECONDS] [--stop-on-mismatch] [--out DIR] [--update-results]
   python benchmarks/broad.py --plot benchmarks/out/broad_h100.json   # the chart again, from a run's JSON
 
 Each workload is one line of WORKLOADS: a name, the function, its inputs (shapes named by the letters of SIZES:
@@ -479,6 +480,7 @@ def main(argv=None) -> int:
     p.add_argument("--dtypes", default="float32,bfloat16")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--quick", action="store_true", help="tiny sizes (the second column of SIZES)")
+    p.add_argument("--sizes", default="", help="overrides of SIZES letters, e.g. N=2048,C=1024")
     p.add_argument("--only", default="", help="comma-separated substrings of workload names")
     p.add_argument("--no-torch-compile", action="store_true", help="eager and ours only (torch.compile is slow on CPU)")
     p.add_argument("--rounds", type=int, default=5)
@@ -503,6 +505,11 @@ def main(argv=None) -> int:
     only = [o for o in a.only.split(",") if o]
     workloads = [w for w in WORKLOADS if not only or any(o in w.name for o in only)]
     sizes = {k: v[1 if a.quick else 0] for k, v in SIZES.items()}
+    for item in filter(None, a.sizes.split(",")):
+        letter, value = item.split("=")
+        if letter not in sizes:
+            p.error(f"--sizes: no size {letter!r} (SIZES has {', '.join(SIZES)})")
+        sizes[letter] = int(value)
     opts = Options(a.device, sizes, rounds=a.rounds, rep_ms=a.rep_ms, torch_compile=not (a.no_torch_compile or a.check_only),
                    stop_on_mismatch=a.stop_on_mismatch, check_only=a.check_only,
                    ours=(lambda fn: jit.compile(fn, backend=a.backend)) if a.backend else None)
