@@ -224,6 +224,7 @@ WORKLOADS = [
 TOLERANCE = {torch.float32: 1e-4, torch.float16: 5e-3, torch.bfloat16: 2e-2}
 
 
+DTYPES = "float32,bfloat16"
 SKIPPED = "skipped: --budget spent"
 
 
@@ -447,9 +448,11 @@ def environment(device: str) -> dict:
     return env
 
 
-def device_tag(device: str, quick: bool) -> str:
+def file_tag(device: str, quick: bool, dtypes: str) -> str:
+    """broad_<tag>.*: the device (h100, h200, cpu), then _quick, then the dtypes unless both default ones ran
+    (a second run of one dtype does not overwrite the table of both)."""
     tag = harness.gpu_tag(torch.cuda.get_device_name()) if device == "cuda" else device
-    return tag + ("_quick" if quick else "")
+    return tag + ("_quick" if quick else "") + ("" if dtypes == DTYPES else "_" + dtypes.replace(",", "_"))
 
 
 def chart(rows, path: str, ours_label: str) -> bool:
@@ -477,7 +480,7 @@ def write(rows, env, sizes, out_dir: str, tag: str, ours_label: str) -> str:
 def main(argv=None) -> int:
     import jit
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dtypes", default="float32,bfloat16")
+    p.add_argument("--dtypes", default=DTYPES)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--quick", action="store_true", help="tiny sizes (the second column of SIZES)")
     p.add_argument("--sizes", default="", help="overrides of SIZES letters, e.g. N=2048,C=1024")
@@ -516,7 +519,7 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     rows = run(workloads, [getattr(torch, d) for d in a.dtypes.split(",")], opts, a.budget)
     print(f"measured {len(rows)} rows in {time.perf_counter() - t0:.0f} s")
-    write(rows, environment(a.device), sizes, a.out, device_tag(a.device, a.quick),
+    write(rows, environment(a.device), sizes, a.out, file_tag(a.device, a.quick, a.dtypes),
           "framejit (Triton)" if a.device == "cuda" else "framejit (NumPy code)")
     fails = failures(rows)
     if fails:

@@ -109,9 +109,9 @@ def test_main_writes_its_table_and_exits_0(fresh_jit, tmp_path):
     argv = ["--device", "cpu", "--quick", "--no-torch-compile", "--dtypes", "float32", "--rounds", "1",
             "--only", "cumsum,gather", "--out", str(tmp_path)]
     assert broad.main(argv) == 0
-    data = json.loads((tmp_path / "broad_cpu_quick.json").read_text())
+    data = json.loads((tmp_path / "broad_cpu_quick_float32.json").read_text())
     assert [r["workload"] for r in data["rows"]] == ["cumsum", "gather"] and data["failures"] == []
-    md = (tmp_path / "broad_cpu_quick.md").read_text()
+    md = (tmp_path / "broad_cpu_quick_float32.md").read_text()
     assert "| **geomean** | float32 |" in md and "| gather | float32 |" in md
 
 
@@ -125,5 +125,10 @@ def test_check_only_compiles_and_checks_without_timing(fresh_jit, tmp_path):
     argv = ["--device", "cpu", "--quick", "--check-only", "--dtypes", "float32", "--only", "scatter",
             "--backend", "numpy", "--out", str(tmp_path)]
     assert broad.main(argv) == 0
-    row, = json.loads((tmp_path / "broad_cpu_quick.json").read_text())["rows"]
+    row, = json.loads((tmp_path / "broad_cpu_quick_float32.json").read_text())["rows"]
     assert row["err_ours"] == 0.0 and row["graphs"] == "1 graph" and "eager_ms" not in row
+
+
+def test_results_files_are_named_after_the_device_and_any_dtype_subset():
+    assert broad.file_tag("cpu", False, broad.DTYPES) == "cpu"
+    assert broad.file_tag("cpu", True, "bfloat16") == "cpu_quick_bfloat16"
