@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import os
 import statistics
@@ -295,6 +296,35 @@ def _time(calls: dict, inputs, opts: Options) -> tuple[dict, dict]:
     return {r.name: r.ns_per_call / 1e6 for r in results}, {}
 
 
+class BackendLog(logging.Handler):
+    """The backend's decisions (the "inductor" log: kernels, torch fallbacks and why) during a block, captured
+    without printing them: `with BackendLog() as log: ...`, then log.lines."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+        self._logger = logging.getLogger("jit.inductor")
+
+    def emit(self, record):
+        self.lines.append(record.getMessage()[:300])
+
+    def __enter__(self):
+        self._level = self._logger.level
+        self._logger.addHandler(self)
+        if not self._logger.isEnabledFor(logging.INFO):
+            self._logger.setLevel(logging.INFO)
+        return self
+
+    def __exit__(self, *exc):
+        self._logger.removeHandler(self)
+        self._logger.setLevel(self._level)
+
+    def torch_note(self) -> str:
+        """The first line saying that something runs in torch (a fallback, a whole graph), shortened."""
+        line = next((m for m in self.lines if "torch" in m), "")
+        return line if len(line) <= 90 else line[:87] + "..."
+
+
 def _graphs_note(before: dict, after: dict) -> str:
     d = {k: after[k] - before[k] for k in before}
     parts = [f"{d['graphs']} graph" + ("s" if d["graphs"] != 1 else "")]
@@ -313,8 +343,10 @@ def measure(w: Workload, dtype: torch.dtype, opts: Options) -> dict:
         ours = (opts.ours or jit.compile)(w.fn)
         before = dict(jit.counters)
         try:
-            out_o, row["first_ours_s"] = first_call(ours, inputs, opts.device)
+            with BackendLog() as log:
+                out_o, row["first_ours_s"] = first_call(ours, inputs, opts.device)
             row["graphs"] = _graphs_note(before, dict(jit.counters))
+            row["backend_log"], row["torch_note"] = log.lines, log.torch_note()
             row["err_ours"] = check(out_o, ref, dtype)
         except Exception as e:  # a wrong answer or an error of ours: the row says which, loudly, and is not timed
             row["status"] = f"{'MISMATCH' if isinstance(e, Mismatch) else 'ERROR'}: {type(e).__name__}: {e}"
@@ -390,7 +422,7 @@ def run(workloads, dtypes, opts: Options, budget: float = float("inf")) -> list[
 # ---- the table ----------------------------------------------------------------------------------------------------
 HEAD = ("| workload | dtype | eager ms | torch.compile ms | ours ms | torch.compile vs eager | ours vs eager "
         "| ours / torch.compile (speed; rounds ahead) | GB/s or TFLOP/s: ours / tc / eager | rel. error ours / tc "
-        "| first call s: ours / tc | ours graphs |\n" + "| --- " * 12 + "|")
+        "| first call s: ours / tc | ours graphs | backend note (its first line naming torch) |\n" + "| --- " * 13 + "|")
 
 
 def _fmt(r, key, spec, suffix=""):
@@ -403,7 +435,7 @@ def _rate(x: float) -> str:
 
 def line(r) -> str:
     if "status" in r:
-        return f"| {r['workload']} | {r['dtype']} | **{r['status']}** |" + " |" * 9
+        return f"| {r['workload']} | {r['dtype']} | **{r['status']}** |" + " |" * 10
     unit = "TFLOPs" if "ours_TFLOPs" in r else "GBs"
     rate = " / ".join(_rate(r[f"{v}_{unit}"]) if f"{v}_{unit}" in r else "-" for v in ("ours", "torch", "eager")) + \
         (" TFLOP/s" if unit == "TFLOPs" else " GB/s") if "eager_ms" in r else "-"
@@ -413,7 +445,7 @@ def line(r) -> str:
             f"{_fmt(r, 'ours_ms', '.3f')} | {_fmt(r, 'speedup_torch', '.2f', 'x')} | {_fmt(r, 'speedup_ours', '.2f', 'x')} "
             f"| {ratio} | {rate} | "
             f"{r['err_ours']:.1e} / {_fmt(r, 'err_torch', '.1e')} | "
-            f"{r['first_ours_s']:.2f} / {_fmt(r, 'first_torch_s', '.2f')} | {r['graphs']} |")
+            f"{r['first_ours_s']:.2f} / {_fmt(r, 'first_torch_s', '.2f')} | {r['graphs']} | {r['torch_note']} |")
 
 
 def geomean(xs) -> float:
@@ -431,7 +463,7 @@ def geomean_lines(rows) -> list[str]:
         tc = f"{geomean([r['speedup_torch'] for r in both]):.2f}x" if both else "-"
         ratio = f"{geomean([r['ours_vs_torch'] for r in both]):.3f} ({len(both)} rows)" if both else "-"
         out.append(f"| **geomean** | {dtype} | | | | {tc} | {geomean([r['speedup_ours'] for r in ok]):.2f}x | "
-                   f"{ratio} | | | | |")
+                   f"{ratio} | | | | | |")
     return out
 
 
