@@ -45,6 +45,12 @@ def test_a_few_workloads_are_measured_and_match_eager(fresh_jit, dtype):
         assert r["eager_ms"] > 0 and r["ours_ms"] > 0 and r["speedup_ours"] > 0
         assert r["graphs"] == "1 graph"
         assert ("eager_GBs" in r) != ("eager_TFLOPs" in r)
+    softmax, scatter = rows[0], rows[-1]
+    item = torch.empty((), dtype=dtype).element_size()
+    assert softmax["MB"] == 2 * QUICK["N"] * QUICK["C"] * item / 1e6  # read once, written once
+    assert softmax["ours_GBs"] == pytest.approx(softmax["MB"] / softmax["ours_ms"])
+    # scatter: the source tensor read and written, the indices (int64) and the values read
+    assert scatter["MB"] == (2 * QUICK["N"] * QUICK["C"] * item + QUICK["N"] * QUICK["K"] * (8 + item)) / 1e6
 
 
 def _wrong(change):
