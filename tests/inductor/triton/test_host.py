@@ -64,8 +64,8 @@ def test_layouts_that_can_change_per_call_keep_fixed_layout():
 
 
 def test_fixed_layout_kept_where_the_probe_did_not_run(monkeypatch):
-    from framejit.inductor.triton import fallback as triton_fallback
-    monkeypatch.setattr(triton_fallback, "probe_extern_layouts", lambda *a: 0)
+    from framejit.inductor.triton import probe as triton_probe
+    monkeypatch.setattr(triton_probe, "probe_extern_layouts", lambda *a: 0)
     x, w, b = torch.randn(6, 8), torch.randn(12, 8), torch.randn(12)
     fn = check_fn(lambda x, w, b: F.linear(x, w, b).softmax(-1), x, w, b, tol=TOL)
     assert "fixed_layout(torch.nn.functional.linear(x, w, b)" in _call(fn)
