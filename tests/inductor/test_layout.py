@@ -97,6 +97,32 @@ def test_runtime_imports_no_compile_time_module():
             assert not outside, f"{name} imports {sorted(outside)}"
 
 
+# what decides a Triton module's plan, and what writes its kernels: the host writer reads the finished plan
+# (triton/plan.py) and the written kernels, and reaches none of these, directly or through another module
+PLANNERS = {f"framejit.inductor.{m}" for m in (
+    "lowering", "fusion", "triton.planner", "triton.probe", "triton.fallback", "triton.rewrites", "triton.fusion",
+    "triton.split", "triton.side_outputs", "triton.residual", "triton.matmul", "triton.twins", "triton.kernels",
+    "triton.codegen")}
+
+
+def _reached(graph: dict, start: str) -> set:
+    seen, todo = set(), [start]
+    while todo:
+        for d in graph[todo.pop()] - seen:
+            seen.add(d)
+            todo.append(d)
+    return seen
+
+
+def test_triton_host_writer_imports_no_planner():
+    graph = _graph()
+    assert PLANNERS <= set(MODULES), sorted(PLANNERS - set(MODULES))  # a renamed planner renames it here
+    assert not _reached(graph, "framejit.inductor.triton.host") & PLANNERS, \
+        sorted(_reached(graph, "framejit.inductor.triton.host") & PLANNERS)
+    # the check sees what a module reaches: the backend reaches every stage
+    assert PLANNERS <= _reached(graph, "framejit.inductor.triton.backend")
+
+
 @pytest.mark.parametrize("name", sorted(MODULES))
 def test_every_module_imports(name):
     importlib.import_module(name)
