@@ -26,7 +26,7 @@ from .. import cache, prepare
 from ..config import config
 from ..ir import FallbackKernel
 from ..runtime.launch_configs import autotune_enabled
-from ..runtime.triton_graph import CompiledTritonGraph, import_module, write_module
+from ..runtime.triton_graph import CompiledTritonGraph, host_shortcuts, import_module, write_module
 from . import fallback, host, planner, probe
 from .kernels import UnsupportedKernels, write_kernels
 from .rewrites import rewrite_half_norms
@@ -61,7 +61,6 @@ def build(gm: torch.fx.GraphModule, example_inputs: list, autotune: bool | None)
     if generated is None:
         return Built("", as_captured)
     return Built(generated[1], lambda: prepare.copy_aliased_outputs(load_triton(gm, generated), gm))
-
 
 
 def compile_triton(gm: torch.fx.GraphModule, example_inputs: list, autotune=None):
@@ -116,14 +115,17 @@ def _plan_and_write_kernels(gm: torch.fx.GraphModule, example_inputs: list, auto
     writing kernels, each round sending the kernels that failed to torch or out of their fusion (fallback.py);
     NotImplementedError where that does not converge."""
     forced = fallback.forced_by_env(gm.graph)
+    shortcuts = host_shortcuts()  # FRAMEJIT_TRITON_HOST_SHORTCUTS, read once for the probe and the plan
     groups: list = []  # node sets whose fused kernel failed: lowered one node per kernel
     for _ in range(fallback.MAX_ROUNDS):
         keep = frozenset().union(*groups)
+        # PLAN: lowering with the fusion plan, split reductions; library results' real strides, not meta's; side
+        # outputs, residual sums, fused matmul sites, views and in-place outputs
         lowered, origin, failures = planner.lower_round(gm, example_inputs, keep, forced)
-        probe.probe_extern_layouts(lowered, example_inputs, gm)  # library results' real strides, not meta's
-        plan = planner.plan_module(lowered, autotune)
-        try:
-            written = write_kernels(plan)  # each failure reported, the round's others written all the same
+        probe.probe_extern_layouts(lowered, example_inputs, gm, shortcuts)
+        plan = planner.plan_module(lowered, autotune, shortcuts)
+        try:  # WRITE kernels: each failure reported, the round's others written all the same
+            written = write_kernels(plan)
         except UnsupportedKernels as e:
             failures += [([origin[b] for b in bufs if b in origin], why) for bufs, why in e.failures]
         if not failures:

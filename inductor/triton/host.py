@@ -73,7 +73,8 @@ class _HostWriter:
               "    \"\"\"Inputs and outputs are torch tensors, in the graph's order.\"\"\""]
         if names:
             fn.append(f"    {', '.join(names)}{',' if len(names) == 1 else ''} = inputs")
-        fn += [f"    {plan.size_names[sym]} = {buf}.shape[{d}]  # a dynamic size" for sym, (buf, d) in plan.sizes.items()]
+        fn += [f"    {plan.size_names[sym]} = {buf}.shape[{d}]  # a dynamic size"
+               for sym, (buf, d) in plan.sizes.items()]
         fn += free_dead(self.lines + [f"    return [{', '.join(outs)}]"])
         kernels = "\n\n".join(ks.source for ks in self.written.kernels)
         return "\n".join(head) + "\n" + PRELUDE + "\n\n" + kernels + "\n\n" + "\n".join(fn) + "\n"

@@ -15,7 +15,8 @@ Steps:
   Return       the graph's outputs
 
 A tuple-valued fallback's elements (ir.Item) are read through buffers of their own, `{buf}_{index}`
-(`replace_items`); each step lists the elements laid out just before it (`items`)."""
+(`replace_items`); each step lists the elements laid out just before it (`items`). Slotted dataclasses: a field
+not declared here cannot be attached later."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -23,26 +24,26 @@ from dataclasses import dataclass, field
 from ..ir import Buffer, ExternKernel, FallbackKernel, Item, Kernel, Load, LoweredGraph, rebuild
 
 
-@dataclass
+@dataclass(slots=True)
 class Allocate:
     buf: Buffer
 
 
-@dataclass
+@dataclass(slots=True)
 class FallbackCall:
     kernel: FallbackKernel
     inputs: list              # its operands, tuple elements read through their buffers
     items: list = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class LibraryCall:
     kernel: ExternKernel      # operands with tuple elements read through their buffers
     result: str               # "fresh" | "fixed" | "into"
     items: list = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class Alias:
     out: str
     expr: object              # the view chain the buffer is
@@ -51,7 +52,7 @@ class Alias:
     items: list = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class Launch:
     out: str                  # the kernel's buffer
     kernel: Kernel            # what to generate: its output is `over` where it writes over an input
@@ -61,7 +62,7 @@ class Launch:
     items: list = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class MatmulSite:
     out: Buffer               # the epilogue's buffer, allocated first for whichever path runs
     extern: ExternKernel      # the library call as the graph has it
@@ -72,13 +73,13 @@ class MatmulSite:
     epilogue: Launch | Alias
 
 
-@dataclass
+@dataclass(slots=True)
 class Return:
     values: list              # per output, an IR expression or a Python constant
     items: list = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class ModulePlan:
     lowered: LoweredGraph
     steps: list               # the steps above, in order, `Return` last
@@ -91,13 +92,13 @@ class ModulePlan:
     shortcuts: bool           # FRAMEJIT_TRITON_HOST_SHORTCUTS: the host's short spellings
 
 
-@dataclass
+@dataclass(slots=True)
 class KernelCall:
     name: str                 # the kernel launched (a twin's: the first generated of its kind)
     kernel: object            # codegen.KernelSource of this call site: its parameters and size arguments
 
 
-@dataclass
+@dataclass(slots=True)
 class WrittenKernels:
     kernels: list             # KernelSource of each distinct kernel, in the module's order
     calls: dict               # Launch.out -> KernelCall

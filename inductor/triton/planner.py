@@ -12,10 +12,9 @@ import functools
 
 from framejit.graph import symbolic_sizes
 
-from ..ir import (Buffer, ExternKernel, FallbackKernel, Item, Kernel, Layout, Load, LoweredGraph, Op, Reduce, View,
-                  ViewKind, contiguous_strides, loads_in, readers_of, reshape_only, view_base)
+from ..ir import (Buffer, ExternKernel, ExternKind, FallbackKernel, Item, Kernel, Layout, Load, LoweredGraph, Op,
+                  Reduce, View, ViewKind, contiguous_strides, loads_in, readers_of, reshape_only, view_base)
 from ..lowering import input_sizes, lower_graph
-from ..runtime.triton_graph import host_shortcuts
 from ..views import meta_view
 from . import matmul, residual
 from .dtypes import supported
@@ -48,9 +47,11 @@ def lower_round(gm, example_inputs: list, keep: frozenset, forced: dict):
     return lowered, origin, failures
 
 
-def plan_module(lg: LoweredGraph, autotune: bool = False) -> ModulePlan:
+def plan_module(lg: LoweredGraph, autotune: bool, shortcuts: bool) -> ModulePlan:
     """The plan of the module for a lowered graph (library layouts already probed). Dynamic sizes (SymInts) are
-    read from the inputs at the top of `call` (`s0 = x.shape[1]`) under names of their own."""
+    read from the inputs at the top of `call` (`s0 = x.shape[1]`) under names of their own. `autotune`: fused
+    matmul call sites are planned for the module to time; `shortcuts` (FRAMEJIT_TRITON_HOST_SHORTCUTS): library
+    results seen in their promised layout are used as returned."""
     used = {b.name for b in lg.inputs} | {k.out.name for k in lg.kernels} | RESERVED
     sizes = input_sizes(lg)
     size_names = {sym: sym if sym not in used else f"size_{sym}" for sym in sizes}
@@ -58,14 +59,13 @@ def plan_module(lg: LoweredGraph, autotune: bool = False) -> ModulePlan:
     shapes = {b.name: b.layout.shape for b in lg.inputs}
     hints = {sym: symbolic_sizes.hint(shapes[buf][d]) for sym, (buf, d) in sizes.items()}
     with symbolic_sizes.rendering(symbolic_sizes.NameRenderer(size_names.get)):
-        return _Planner(lg, used, sizes, size_names, hints, autotune).plan()
+        return _Planner(lg, used, sizes, size_names, hints, autotune, shortcuts).plan()
 
 
 class _Planner:
-    def __init__(self, lg, used, sizes, size_names, hints, autotune):
+    def __init__(self, lg, used, sizes, size_names, hints, autotune, shortcuts):
         self.lg, self.used, self.sizes, self.size_names, self.hints = lg, used, sizes, size_names, hints
-        self.autotune = autotune
-        self.shortcuts = host_shortcuts()
+        self.autotune, self.shortcuts = autotune, shortcuts
         self.layouts = {b.name: b.layout for b in lg.inputs}
         # library results laid out by their sizes (probe_extern_layouts), used as returned
         self.fresh = lg.exact_layouts if self.shortcuts else set()
@@ -149,7 +149,7 @@ class _Planner:
             k.args = [replace_items(a, self.items, self.memo) for a in k.args]
             items = self._new_items()
             layouts[out] = k.out.layout
-            if k.kind == "addmm_into":  # the sum is the addend's buffer, now holding it
+            if k.kind == ExternKind.ADDMM_INTO:  # the sum is the addend's buffer, now holding it
                 acc = view_base(k.args[0]).buf
                 if acc in owned:
                     owned.discard(acc)
@@ -212,7 +212,8 @@ def _reads_in_place(trees: list, d: str, d_layout: Layout, out: Layout) -> bool:
 def _pure_copy_view(k: Kernel, expr, layouts: dict, outputs: set):
     """For a generated kernel that would only copy, the view chain its buffer is instead: a chain of views over one
     buffer, same dtype, whose view already has the kernel's output strides (`.contiguous()` of a tensor the
-    library laid out that way). The buffer then is that view, no kernel runs. Never for graph outputs (a returned copy must not alias)."""
+    library laid out that way). The buffer then is that view, no kernel runs. Never for graph outputs (a returned
+    copy must not alias)."""
     if k.is_view or k.side_outputs or k.out.name in outputs:
         return None
     if isinstance(expr, Op) and expr.name == "cast" and expr.dtype == expr.args[0].dtype:

@@ -9,9 +9,8 @@ from framejit.graph import symbolic_sizes
 from framejit.graph.shape_prop import fetch_attr
 from framejit.graph.symbolic_shapes import layout_strides
 
-from ..ir import ExternKernel, FallbackKernel, Layout, LoweredGraph, dense, loads_in, static_shape
+from ..ir import ExternKernel, ExternKind, FallbackKernel, Layout, LoweredGraph, dense, loads_in, static_shape
 from ..runtime import attention as runtime_attention
-from ..runtime.triton_graph import host_shortcuts
 from ..views import torch_view
 from .plan import replace_items
 from .spelling import extern_call, fallback_call
@@ -39,7 +38,7 @@ def same_strides(shape, a, b) -> bool:
 _INDEX_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
 
 
-def probe_extern_layouts(lg: LoweredGraph, example_inputs: list, gm) -> int:
+def probe_extern_layouts(lg: LoweredGraph, example_inputs: list, gm, shortcuts: bool) -> int:
     """Run each library call once, now, on the graph's inputs and zero-filled stand-ins of its other operands, and
     give its buffer the strides the library really returns. cuDNN/flash attention returns (B, T, H, D) memory
     order for a (B, H, T, D) result, CPU convolutions of channels-last inputs return channels-last; meta tensors
@@ -48,7 +47,8 @@ def probe_extern_layouts(lg: LoweredGraph, example_inputs: list, gm) -> int:
     Generated kernels then index the real layout; `fixed_layout` still guards each call, except results whose
     layout follows from their sizes (FRESH_RESULTS) seen exactly so (`lg.exact_layouts`). Torch fallbacks spelled
     as aten calls are probed the same way (meta kernels mostly, not always, predict eager's strides), except
-    random ops (a probe would move the generator) and in-place ones. Returns how many layouts changed. Zeros,
+    random ops (a probe would move the generator) and in-place ones. `shortcuts`: the host's short spellings
+    (FRAMEJIT_TRITON_HOST_SHORTCUTS), as the module will run the calls. Returns how many layouts changed. Zeros,
     not garbage, for stand-ins and integer inputs: an embedding's indices must stay in range."""
     values = {}
     inputs = iter(example_inputs)
@@ -61,7 +61,6 @@ def probe_extern_layouts(lg: LoweredGraph, example_inputs: list, gm) -> int:
     device = next((v.device for v in values.values() if isinstance(v, torch.Tensor)), None)
     changed = 0
     lg.exact_layouts.clear()
-    shortcuts = host_shortcuts()
     for k in lg.kernels:
         if not (isinstance(k, ExternKernel) or _probed_fallback(k)):
             continue
@@ -113,11 +112,10 @@ def probe_extern_layouts(lg: LoweredGraph, example_inputs: list, gm) -> int:
 # viewed to its shape. With fixed sizes, the layout the probe saw is the one every call gets (no `fixed_layout`).
 # Not SDPA (its backend, and so its output's memory order, follows the inputs' alignment and the user's
 # `sdpa_kernel` settings at run time), convolutions (the inputs' memory format) or torch fallbacks.
-FRESH_RESULTS = ("matmul", "addmm", "embedding")
+FRESH_RESULTS = (ExternKind.MATMUL, ExternKind.ADDMM, ExternKind.EMBEDDING)
 
 
 def _probed_fallback(k) -> bool:
-    target = getattr(k, "target", None)
-    return isinstance(k, FallbackKernel) and not k.multi and isinstance(target, torch._ops.OpOverload) and \
-        torch.Tag.nondeterministic_seeded not in target.tags and not target._schema.is_mutable
+    return isinstance(k, FallbackKernel) and not k.multi and isinstance(k.target, torch._ops.OpOverload) and \
+        torch.Tag.nondeterministic_seeded not in k.target.tags and not k.target._schema.is_mutable
 

@@ -7,7 +7,7 @@ import torch
 
 from framejit.graph.symbolic_sizes import SymInt
 
-from ..ir import ExternKernel, FallbackKernel, Load, Operand, View, ViewKind, unit
+from ..ir import ExternKernel, ExternKind, FallbackKernel, Load, Operand, View, ViewKind, unit
 from ..views import torch_view
 
 
@@ -24,35 +24,35 @@ def extern_call(k: ExternKernel, operand=torch_view, shortcuts: bool = True) -> 
     `shortcuts` (FRAMEJIT_TRITON_HOST_SHORTCUTS=0), each op as the graph has it: addmm with a permuted weight,
     beta and alpha spelled."""
     p = k.params
-    if shortcuts and k.kind in ("matmul", "addmm") and len(k.args[-2].shape) == 2:
+    if shortcuts and k.kind in (ExternKind.MATMUL, ExternKind.ADDMM) and len(k.args[-2].shape) == 2:
         # x @ W.t() (+ bias) as torch.nn.functional.linear(x, W, bias): for a 2-D x, linear calls
         # at::addmm(bias, x, W.t()) (at::matmul(x, W.t()) without a bias) in C++, the same call with the same
         # operands, and the transposed view of W is made there instead of by one more Python-level torch call
         weight = _transposed_weight(k.args[-1])
-        bias = k.args[0] if k.kind == "addmm" else None
+        bias = k.args[0] if k.kind == ExternKind.ADDMM else None
         if weight is not None and (bias is None or isinstance(bias, Load) and tuple(bias.shape) ==
                                    (k.args[-1].shape[1],) and unit(p["beta"]) and unit(p["alpha"])):
             extra = "" if bias is None else f", {operand(bias)}"
             return f"torch.nn.functional.linear({operand(k.args[-2])}, {weight}{extra})"
     a = [operand(x) for x in k.args]
-    if k.kind == "matmul":
+    if k.kind == ExternKind.MATMUL:
         return f"torch.matmul({a[0]}, {a[1]})"
-    if k.kind == "addmm":  # beta=1, alpha=1 are addmm's defaults; spelled, each costs a Scalar conversion
+    if k.kind == ExternKind.ADDMM:  # beta=1, alpha=1 are addmm's defaults; spelled, each costs a Scalar conversion
         scale = "" if shortcuts and unit(p["beta"]) and unit(p["alpha"]) else \
             f", beta={p['beta']!r}, alpha={p['alpha']!r}"
         return f"torch.addmm({a[0]}, {a[1]}, {a[2]}{scale})"
-    if k.kind == "addmm_into":  # residual.py: the product added into the first operand, in place
+    if k.kind == ExternKind.ADDMM_INTO:  # residual.py: the product added into the first operand, in place
         return f"{a[0]}.addmm_({a[1]}, {a[2]})"
-    if k.kind == "embedding":
+    if k.kind == ExternKind.EMBEDDING:
         return f"torch.nn.functional.embedding({a[1]}, {a[0]})"
-    if k.kind == "sdpa":
+    if k.kind == ExternKind.SDPA:
         mask = a[3] if p["has_mask"] else "None"
         return (f"torch.nn.functional.scaled_dot_product_attention({a[0]}, {a[1]}, {a[2]}, attn_mask={mask}, "
                 f"is_causal={p['is_causal']!r}, scale={p['scale']!r})")
-    if k.kind == "causal_attention":
+    if k.kind == ExternKind.CAUSAL_ATTENTION:
         return (f"runtime_attention.causal_attention({a[0]}, {a[1]}, {a[2]}, {a[3]}, scale_op={p['scale_op']!r}, "
                 f"constant={p['constant']!r}, kind={p['kind']!r}, mask_first={p['mask_first']!r})")
-    if k.kind == "conv":
+    if k.kind == ExternKind.CONV:
         bias = a[2] if p["has_bias"] else "None"
         n = len(p["stride"])
         return (f"torch.convolution({a[0]}, {a[1]}, {bias}, {list(p['stride'])}, {list(p['padding'])}, "
@@ -115,7 +115,7 @@ def _code(v, operands: list) -> str:
 def fallback_call(k: FallbackKernel, operands: list) -> str:
     """Host code running a torch fallback on its operands' host expressions: the op spelled out
     (`torch.ops.aten.cumsum.default(x, 1)`) where it and its arguments can be written as code, sizes by name (so
-    a dynamic size is the call's own); otherwise a call through the `fallbacks` table (triton_runtime), which
+    a dynamic size is the call's own); otherwise a call through the `fallbacks` table (runtime/triton_graph.py), which
     holds the arguments as lowering saw them."""
     name = spelled(k.target)
     if name is not None:

@@ -4,6 +4,7 @@ inductor/runtime/. Every module imports on this machine (GPU-only paths included
 import ast
 import importlib
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -121,6 +122,36 @@ def test_triton_host_writer_imports_no_planner():
         sorted(_reached(graph, "framejit.inductor.triton.host") & PLANNERS)
     # the check sees what a module reaches: the backend reaches every stage
     assert PLANNERS <= _reached(graph, "framejit.inductor.triton.backend")
+
+
+def _architecture_rows() -> dict:
+    """ARCHITECTURE.md's inductor/ section: folder ("" for the core, "numpy", "triton", "runtime") -> {file name
+    a row of its table names: that row}."""
+    text = (ROOT / "ARCHITECTURE.md").read_text()
+    section = text[text.index("\n## inductor/"):]
+    section = section[:section.index("\n## ", 1)]
+    rows, folder = {}, ""
+    for line in section.splitlines():
+        m = re.match(r"`(numpy|triton|runtime)/`", line)
+        if m:
+            folder = m.group(1)
+        elif line.startswith("| `"):
+            for name in re.findall(r"`([\w/]+\.py)`", line.split(" | ")[0]):
+                rows.setdefault(folder, {})[name] = line
+    return rows
+
+
+def test_architecture_rows_match_the_tree():
+    """Every module of inductor/ has a row in its folder's table, every row names a module that exists, and each
+    row is a sentence or two (the detail lives in the module's docstring)."""
+    rows = _architecture_rows()
+    named = {(folder, name) for folder, names in rows.items() for name in names}
+    files = {(str(p.parent.relative_to(PACKAGE)).replace(".", ""), p.name) for p in PACKAGE.rglob("*.py")
+             if p.name != "__init__.py"}
+    assert files - named == set(), f"modules without a row in ARCHITECTURE.md: {sorted(files - named)}"
+    assert named - files == set(), f"rows naming no module: {sorted(named - files)}"
+    long = [line[:60] for names in rows.values() for line in names.values() if len(line) > 400]
+    assert not long, long
 
 
 @pytest.mark.parametrize("name", sorted(MODULES))
