@@ -171,14 +171,15 @@ class _Planner:
             return Alias(out, view, True, k.source[-1], items)
         lay = k.out.layout
         side = k.side_outputs
-        over = None if idx is None else next(
+        empty = any(s == 0 for s in lay.shape)  # allocated, no kernel: nothing is written over an input
+        over = None if idx is None or empty else next(
             (d for d in loads_in(expr) if d in owned and d not in self.returned and self.last_reader.get(d) == idx
              and _reads_in_place([expr] + [e for _, e in side], d, layouts[d], lay)), None)
         if over is not None:  # its memory, read for the last time here, takes the result
             owned.discard(over)
         owned.add(out)
         kernel = Kernel(k.out if over is None else Buffer(over, lay), expr, k.source, k.is_view, side)
-        return Launch(out, kernel, allocate and over is None, over, any(s == 0 for s in lay.shape), items)
+        return Launch(out, kernel, allocate and over is None, over, empty, items)
 
 
 def _reads_in_place(trees: list, d: str, d_layout: Layout, out: Layout) -> bool:

@@ -243,3 +243,12 @@ def test_fast_launch_on_the_gpu():
     assert_same(fn(y), _chain(y))
     assert len(launcher.direct.kernels) == 2
     assert_same(fn(x), _chain(x))
+
+
+def test_an_empty_kernel_is_not_written_over_its_input():
+    """A kernel with no element to compute is not launched, so it cannot take the memory of an input it reads for
+    the last time: its buffer is allocated (the result was once left undefined: a NameError at the return)."""
+    def f(x, w):
+        y = x.sin()
+        return (y @ w).cos(), (y * 2).exp()
+    check_fn(f, torch.randn(0, 8), torch.randn(8, 4))
