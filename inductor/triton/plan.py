@@ -6,8 +6,8 @@ kernels, deciding nothing.
 Steps:
   Allocate     the buffer of a kernel folded into a later one as a side output, allocated where it must exist by
   FallbackCall a torch fallback (an aten call, or one through the `fallbacks` table)
-  LibraryCall  a library call (matmul, addmm, addmm_into, sdpa, conv, embedding...), its result used as returned
-               ("fresh"), checked with `fixed_layout` ("fixed") or added into its first operand ("into")
+  LibraryCall  a library call (matmul, addmm, addmm_into, sdpa, conv, embedding...), its result used as returned,
+               checked with `fixed_layout` or added into its first operand (`LibraryResult`)
   Alias        a kernel that needs no launch: a view, or a copy into the layout its input already has
   Launch       a generated kernel: its buffer allocated or written over an input read for the last time
   MatmulSite   a library product and its epilogue kernel, or one Triton matmul with the epilogue fused, chosen per
@@ -20,6 +20,7 @@ not declared here cannot be attached later."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from ..ir import Buffer, ExternKernel, FallbackKernel, Item, Kernel, Load, LoweredGraph, rebuild
 
@@ -36,10 +37,16 @@ class FallbackCall:
     items: list = field(default_factory=list)
 
 
+class LibraryResult(StrEnum):
+    FRESH = "fresh"           # used as returned: laid out by its sizes alone, as probed
+    FIXED = "fixed"           # checked per call by `fixed_layout`
+    INTO = "into"             # added into its first operand's buffer in place (ExternKind.ADDMM_INTO)
+
+
 @dataclass(slots=True)
 class LibraryCall:
     kernel: ExternKernel      # operands with tuple elements read through their buffers
-    result: str               # "fresh" | "fixed" | "into"
+    result: LibraryResult
     items: list = field(default_factory=list)
 
 

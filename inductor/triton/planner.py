@@ -19,8 +19,8 @@ from ..views import meta_view
 from . import matmul, residual
 from .dtypes import supported
 from .fusion import plan_triton_fusion
-from .plan import (Alias, Allocate, FallbackCall, Launch, LibraryCall, MatmulSite, ModulePlan, Return, fresh_name,
-                   replace_items)
+from .plan import (Alias, Allocate, FallbackCall, Launch, LibraryCall, LibraryResult, MatmulSite, ModulePlan, Return,
+                   fresh_name, replace_items)
 from .probe import all_layouts, at_hints, same_strides
 from .split import split_reductions
 
@@ -154,11 +154,11 @@ class _Planner:
                 if acc in owned:
                     owned.discard(acc)
                     owned.add(out)
-                return LibraryCall(k, "into", items)
+                return LibraryCall(k, LibraryResult.INTO, items)
             if out in self.fresh:  # its layout follows from its sizes, as probed: nothing to check per call
                 owned.add(out)
-                return LibraryCall(k, "fresh", items)
-            return LibraryCall(k, "fixed", items)
+                return LibraryCall(k, LibraryResult.FRESH, items)
+            return LibraryCall(k, LibraryResult.FIXED, items)
         expr = replace_items(k.expr, self.items, self.memo)
         items = self._new_items()
         layouts[out] = k.out.layout
