@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from tests.inductor.triton.support import DEVICE, check_fn, on_device
 
 from framejit.inductor import prepare
-from framejit.inductor.ir import ExternKernel, ExternKind, Kernel
+from framejit.inductor.ir import Buffer, ExternKernel, ExternKind, Kernel, Layout
 from framejit.inductor.triton import backend, host, planner, probe
 from framejit.inductor.triton.kernels import UnsupportedKernels, write_kernels
 from framejit.inductor.triton.plan import Launch, LibraryCall, LibraryResult, MatmulSite, Return
@@ -65,8 +65,8 @@ def test_a_kernel_the_writer_rejects_is_reported_with_its_buffer():
     plan = planner.plan_module(lowered, False, True)
     launch = next(s for s in plan.steps if isinstance(s, Launch))
     k = launch.kernel  # its output said to be complex: a dtype with no Triton type
-    launch.kernel = Kernel(type(k.out)(k.out.name, type(k.out.layout)(k.out.layout.shape, k.out.layout.strides,
-                                                                      torch.complex64)), k.expr, k.source)
+    complex_out = Buffer(k.out.name, Layout(k.out.layout.shape, k.out.layout.strides, torch.complex64))
+    launch.kernel = Kernel(complex_out, k.expr, k.source)
     with pytest.raises(UnsupportedKernels) as e:
         write_kernels(plan)
     assert e.value.failures == [([launch.out], "dtype complex64 has no Triton type")]
