@@ -161,14 +161,28 @@ class Kernel:
     nodes: list = field(default_factory=list, repr=False, compare=False)
 
 
+class ExternKind(StrEnum):
+    """The library calls an ExternKernel makes (backends spell each: numpy/codegen.py, triton/spelling.py)."""
+    MATMUL = "matmul"                      # mm, bmm
+    ADDMM = "addmm"
+    ADDMM_INTO = "addmm_into"              # triton/residual.py: the product added into the first operand in place
+    EMBEDDING = "embedding"
+    SDPA = "sdpa"
+    CAUSAL_ATTENTION = "causal_attention"  # graph/attention.py's rewrite of a spelled-out attention
+    CONV = "conv"
+
+
 @dataclass
 class ExternKernel:
     """A library call (matmul, conv, ...) whose operands are expression trees evaluated first."""
     out: Buffer
-    kind: str
+    kind: ExternKind  # given as its value ("matmul") or the member; compares equal to its value
     args: list
     params: dict
     source: list = field(default_factory=list)
+
+    def __post_init__(self):
+        self.kind = ExternKind(self.kind)  # an unknown kind raises here, not in a backend's spelling of it
 
 
 @dataclass
@@ -207,7 +221,7 @@ class LoweredGraph:
     outputs: list         # Expr per graph output (Load / View of Loads), or a Python constant
     output_spec: Any      # pytree spec to rebuild gm's return structure
     graph_text: str       # the source FX graph, for the header comment and the cache key
-    # library results seen with exactly their layout's strides, at offset 0 (triton_module.probe_extern_layouts)
+    # library results seen with exactly their layout's strides, at offset 0 (triton/probe.py)
     exact_layouts: set = field(default_factory=set)
     # per flat output, what eager returns: a view of which input, with which strides (graph/normalize.py's
     # EagerOutput), when the graph went through normalization

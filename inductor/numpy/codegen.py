@@ -15,8 +15,8 @@ from framejit.graph import symbolic_sizes
 
 from . import dtypes, row_blocks
 from ..lowering import input_sizes
-from ..ir import (Const, ExternKernel, FallbackKernel, Item, Kernel, Load, LoweredGraph, Op, Reduce, View, ViewKind,
-                  dense)
+from ..ir import (Const, ExternKernel, ExternKind, FallbackKernel, Item, Kernel, Load, LoweredGraph, Op, Reduce, View,
+                  ViewKind, dense)
 
 
 def _prelude() -> str:
@@ -559,13 +559,13 @@ def _write_into(lines: list, result: Value, kernel) -> list | None:
 
 def _extern(w: KernelWriter, k: ExternKernel) -> Value:
     dtype, shape, p = k.out.layout.dtype, k.out.layout.shape, k.params
-    if k.kind == "embedding":  # a gather: no arithmetic, so it stays in storage form
+    if k.kind == ExternKind.EMBEDDING:  # a gather: no arithmetic, so it stays in storage form
         weight, idx = w.narrow(w.value(k.args[0])), w.value(k.args[1])
         return w.temp(f"np.take({weight.code}, {idx.code}, axis=0)", dtype, "storage", True, shape)
     args = [w.operand(a, dtype) for a in k.args]
-    if k.kind == "matmul":
+    if k.kind == ExternKind.MATMUL:
         return w.temp(f"np.matmul({args[0].code}, {args[1].code})", dtype, "compute", True, shape)
-    if k.kind == "addmm":
+    if k.kind == ExternKind.ADDMM:
         bias, a, b = args
         t = w.temp(f"np.matmul({a.code}, {b.code})", dtype, "compute", True, shape)
         if p["alpha"] != 1:
@@ -574,14 +574,14 @@ def _extern(w: KernelWriter, k: ExternKernel) -> Value:
             scaled = bias.code if p["beta"] == 1 else f"{bias.code} * {_literal(p['beta'], dtype)}"
             w.lines.append(f"np.add({t.code}, {scaled}, out={t.code})")
         return t
-    if k.kind == "sdpa":
+    if k.kind == ExternKind.SDPA:
         mask = "None"
         if p["has_mask"]:
             m = k.args[3]
             mask = (w.operand(m, None) if m.dtype == torch.bool else w.operand(m, dtype)).code
         return w.temp(f"_sdpa({args[0].code}, {args[1].code}, {args[2].code}, {mask}, {p['is_causal']}, "
                       f"{p['scale']!r})", dtype, "compute", True, shape)
-    if k.kind == "conv":
+    if k.kind == ExternKind.CONV:
         bias = args[2].code if p["has_bias"] else "None"
         return w.temp(f"_conv({args[0].code}, {args[1].code}, {bias}, {p['stride']}, {p['padding']}, "
                       f"{p['dilation']}, {p['groups']})", dtype, "compute", True, shape)

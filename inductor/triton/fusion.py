@@ -1,6 +1,6 @@
 """Fusion policy for the Triton backend: which FX nodes get their own kernel.
 
-NumPy's policy (scheduler.plan_fusion) stores every value read twice, because a NumPy kernel is a chain of
+NumPy's policy (inductor/fusion.py, plan_fusion) stores every value read twice, because a NumPy kernel is a chain of
 whole-array calls and a value used twice would be computed twice. A Triton kernel holds a tile in registers, so
 a value read twice *inside one kernel* is computed once and never touches memory. softmax is the case that
 matters: exp(x - max(x)) feeds both the row sum and the division; stored, the kernel pair reads and writes the
