@@ -39,10 +39,13 @@ def input_metadata(example_inputs) -> list:
 
 
 def _code_version() -> str:
-    """Hash of this package's own source: editing the code generator must invalidate what it generated."""
+    """Hash of the source of inductor/ and graph/ (every subpackage: the code generators live in numpy/ and
+    triton/, the optimizer in graph/): editing any of them must invalidate what they generated or measured."""
     digest = hashlib.sha256()
-    for f in sorted(Path(__file__).parent.glob("*.py")):
-        digest.update(f.name.encode() + f.read_bytes())
+    inductor = Path(__file__).parent
+    for root in (inductor, inductor.parent / "graph"):
+        for f in sorted(root.rglob("*.py")):
+            digest.update(str(f.relative_to(root.parent)).encode() + f.read_bytes())
     return digest.hexdigest()
 
 
@@ -59,16 +62,17 @@ def _checksum(payload: dict) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-def _path(key: str) -> Path:
-    return cache_dir() / "numpy" / f"{key}.json"
+def _path(key: str, kind: str) -> Path:
+    return cache_dir() / kind / f"{key}.json"
 
 
-def get(key: str):
-    """The payload stored under key (a dict), or None."""
+def get(key: str, kind: str = "numpy"):
+    """The payload stored under key (a dict), or None. `kind` names the folder: "numpy" (generated source),
+    "choice" (numpy/cpu_choice.py's decisions)."""
     if key in _memory:
         stats["memory_hits"] += 1
         return _memory[key]
-    path = _path(key)
+    path = _path(key, kind)
     try:
         record = json.loads(path.read_text())
         if record.get("format") != FORMAT or record.get("key") != key or \
@@ -90,11 +94,11 @@ def get(key: str):
     return record["payload"]
 
 
-def put(key: str, payload: dict, disk: bool = True) -> None:
+def put(key: str, payload: dict, disk: bool = True, kind: str = "numpy") -> None:
     _memory[key] = payload
     if not disk:
         return
-    path = _path(key)
+    path = _path(key, kind)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         record = {"format": FORMAT, "key": key, "checksum": _checksum(payload), "payload": payload}
