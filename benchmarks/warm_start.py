@@ -9,7 +9,8 @@ eager. Reported: median wall seconds of the first call, the process CPU seconds 
 machine), warm - eager, and whether torch._dynamo was imported. framejit's own modules are byte-compiled first,
 as an installed package's are (PYTHONDONTWRITEBYTECODE would make every process compile them from source).
 
-Goal: warm - eager <= 0.3 s. `--rounds N` (default 3), `--only NAME`."""
+Goal: warm - eager <= 0.3 s. `--rounds N` (default 3), `--only NAME`, `--root DIR`: time another checkout of
+framejit (an export of an earlier commit, for before/after numbers) with this script's workloads."""
 from __future__ import annotations
 
 import argparse
@@ -60,10 +61,10 @@ print(json.dumps({"wall": wall, "cpu": cpu, "import_s": import_s, "dynamo": "tor
 '''
 
 
-def _child(mode: str, name: str, cache: str) -> dict:
+def _child(mode: str, name: str, cache: str, root: str) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FRAMEJIT_", "JIT_LOGS"))}
-    env.update(FRAMEJIT_CACHE_DIR=cache, PYTHONPATH=ROOT + os.pathsep + env.get("PYTHONPATH", ""))
-    done = subprocess.run([sys.executable, "-c", CHILD, mode, name], env=env, cwd=ROOT, capture_output=True,
+    env.update(FRAMEJIT_CACHE_DIR=cache, PYTHONPATH=os.pathsep.join([root, ROOT, env.get("PYTHONPATH", "")]))
+    done = subprocess.run([sys.executable, "-c", CHILD, mode, name], env=env, cwd=root, capture_output=True,
                           text=True)
     if done.returncode != 0:
         raise RuntimeError(f"{mode} {name} failed:\n{done.stderr[-3000:]}")
@@ -74,17 +75,19 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--only", choices=WORKLOADS)
+    parser.add_argument("--root", default=ROOT)
     opts = parser.parse_args()
+    root = os.path.abspath(opts.root)
     for package in ("jit", "framejit", "graph", "guards", "inductor", "benchmarks"):
-        compileall.compile_dir(os.path.join(ROOT, package), quiet=1)
+        compileall.compile_dir(os.path.join(root, package), quiet=1)
     rows, raw = [], {}
     for name in [opts.only] if opts.only else WORKLOADS:
         runs = {"eager": [], "cold": [], "warm": []}
         for _ in range(opts.rounds):
             with tempfile.TemporaryDirectory(prefix="framejit-warm-") as cache:
-                runs["eager"].append(_child("eager", name, cache))
-                runs["cold"].append(_child("compiled", name, cache))
-                runs["warm"].append(_child("compiled", name, cache))
+                runs["eager"].append(_child("eager", name, cache, root))
+                runs["cold"].append(_child("compiled", name, cache, root))
+                runs["warm"].append(_child("compiled", name, cache, root))
         raw[name] = runs
         med = {k: {m: statistics.median(r[m] for r in v) for m in ("wall", "cpu")} for k, v in runs.items()}
         warm = runs["warm"]
@@ -100,7 +103,7 @@ def main() -> None:
     print(table)
     os.makedirs(RESULTS_DIR, exist_ok=True)
     with open(os.path.join(RESULTS_DIR, "warm_start.json"), "w") as f:
-        json.dump({"environment": environment(), "load": os.getloadavg(), "runs": raw}, f, indent=2)
+        json.dump({"environment": environment(), "root": root, "load": os.getloadavg(), "runs": raw}, f, indent=2)
 
 
 if __name__ == "__main__":
