@@ -1,4 +1,4 @@
-"""Warm start (issue 22 item 6): the first call of a compiled function in a fresh process, on the CPU.
+"""Warm start (issue 22 item 6): the first call of a compiled function in a fresh process.
 
 Per workload and round, three fresh processes over one new cache directory:
   eager: the function's first call, uncompiled (torch's own first-call costs: the reference)
@@ -9,7 +9,8 @@ eager. Reported: median wall seconds of the first call, the process CPU seconds 
 machine), warm - eager, and whether torch._dynamo was imported. framejit's own modules are byte-compiled first,
 as an installed package's are (PYTHONDONTWRITEBYTECODE would make every process compile them from source).
 
-Goal: warm - eager <= 0.3 s. `--rounds N` (default 3), `--only NAME`, `--root DIR`: time another checkout of
+Goal on the CPU: warm - eager <= 0.3 s. `--rounds N` (default 3), `--only NAME`, `--device cuda` (the Triton
+backend; Triton's binaries come from its own cache in the cache dir), `--root DIR`: time another checkout of
 framejit (an export of an earlier commit, for before/after numbers) with this script's workloads."""
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ WORKLOADS = ("mlp", "softmax", "layer_norm", "gpt_small")
 
 CHILD = r'''
 import json, sys, time
-mode, name = sys.argv[1], sys.argv[2]
+mode, name, device = sys.argv[1], sys.argv[2], sys.argv[3]
 t0 = time.perf_counter()
 import torch
 import torch.nn.functional as F
@@ -48,10 +49,15 @@ elif name == "layer_norm":
 elif name == "gpt_small":
     from benchmarks.models.gpt import GPT, small_config
     fn, args = GPT(small_config()).eval(), (torch.randint(0, 64, (2, 16)),)
+if isinstance(fn, torch.nn.Module):
+    fn.to(device)
+args = tuple(a.to(device) for a in args)
 run = fn if mode == "eager" else jit.compile(fn)
+sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 with torch.no_grad():
     c0, w0 = time.process_time(), time.perf_counter()
     out = run(*args)
+    sync()
     wall, cpu = time.perf_counter() - w0, time.process_time() - c0
     torch.testing.assert_close(out, fn(*args))
 counters = dict(jit.counters) if mode != "eager" else {}
@@ -61,10 +67,10 @@ print(json.dumps({"wall": wall, "cpu": cpu, "import_s": import_s, "dynamo": "tor
 '''
 
 
-def _child(mode: str, name: str, cache: str, root: str) -> dict:
+def _child(mode: str, name: str, cache: str, root: str, device: str) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FRAMEJIT_", "JIT_LOGS"))}
     env.update(FRAMEJIT_CACHE_DIR=cache, PYTHONPATH=os.pathsep.join([root, ROOT, env.get("PYTHONPATH", "")]))
-    done = subprocess.run([sys.executable, "-c", CHILD, mode, name], env=env, cwd=root, capture_output=True,
+    done = subprocess.run([sys.executable, "-c", CHILD, mode, name, device], env=env, cwd=root, capture_output=True,
                           text=True)
     if done.returncode != 0:
         raise RuntimeError(f"{mode} {name} failed:\n{done.stderr[-3000:]}")
@@ -76,6 +82,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--only", choices=WORKLOADS)
     parser.add_argument("--root", default=ROOT)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     opts = parser.parse_args()
     root = os.path.abspath(opts.root)
     for package in ("jit", "framejit", "graph", "guards", "inductor", "benchmarks"):
@@ -85,9 +92,9 @@ def main() -> None:
         runs = {"eager": [], "cold": [], "warm": []}
         for _ in range(opts.rounds):
             with tempfile.TemporaryDirectory(prefix="framejit-warm-") as cache:
-                runs["eager"].append(_child("eager", name, cache, root))
-                runs["cold"].append(_child("compiled", name, cache, root))
-                runs["warm"].append(_child("compiled", name, cache, root))
+                runs["eager"].append(_child("eager", name, cache, root, opts.device))
+                runs["cold"].append(_child("compiled", name, cache, root, opts.device))
+                runs["warm"].append(_child("compiled", name, cache, root, opts.device))
         raw[name] = runs
         med = {k: {m: statistics.median(r[m] for r in v) for m in ("wall", "cpu")} for k, v in runs.items()}
         warm = runs["warm"]
@@ -102,7 +109,7 @@ def main() -> None:
                       + ["| " + " | ".join(r) + " |" for r in rows])
     print(table)
     os.makedirs(RESULTS_DIR, exist_ok=True)
-    with open(os.path.join(RESULTS_DIR, "warm_start.json"), "w") as f:
+    with open(os.path.join(RESULTS_DIR, f"warm_start-{opts.device}.json"), "w") as f:
         json.dump({"environment": environment(), "root": root, "load": os.getloadavg(), "runs": raw}, f, indent=2)
 
 
