@@ -91,7 +91,8 @@ def choice_key(gm: torch.fx.GraphModule, example_inputs: list, kind: str) -> str
         value = getattr(gm, node.target, None)
         if isinstance(value, torch.Tensor):
             constants.append([node.target, list(value.shape), list(value.stride()), str(value.dtype)])
-    machine = [platform.machine(), platform.processor(), os.cpu_count(), torch.get_num_threads()]
+    # platform.processor() would spawn `uname -p` (~50 ms); torch's vector capability names the CPU's class
+    machine = [platform.machine(), torch.backends.cpu.get_cpu_capability(), os.cpu_count(), torch.get_num_threads()]
     text = symbolic_sizes.text(gm.graph) + repr(constants) + repr(machine)
     return cache.make_key(text, example_inputs, "cpu-choice-" + kind)
 
