@@ -15,6 +15,9 @@ SCRIPT = textwrap.dedent('''
     import torch.nn.functional as F
     import jit
 
+    # one thread: on a loaded machine torch's thread pool can make a small op take 50 ms (a barrier waiting for
+    # a descheduled thread), which would make the slowed compiled side below win anyway
+    torch.set_num_threads(1)
     if sys.argv[1] == "first":
         # the first process must choose torch's autograd for the training step (a warm process that runs the
         # compiled side has to trace forward + backward again): its compiled side is slowed for the measurement
@@ -25,7 +28,7 @@ SCRIPT = textwrap.dedent('''
             compiled = real(*args, **kwargs)
 
             def run(*a):
-                time.sleep(0.05)
+                time.sleep(0.2)
                 return compiled(*a)
             return run
         training.compile_training = slowed
