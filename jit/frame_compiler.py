@@ -140,6 +140,8 @@ class FrameCapture:
         output.autocast = autocast.AutocastState(entry)
         output.managers_opaque = self.managers_opaque
         output.break_value_checks_after_effects = self.break_value_checks
+        resumed = entry_of(code)  # a resume function starting inside a block: its graph's errors reach that
+        output.real_handler = handler_of(code, resumed[1] + resumed[4]) if resumed else None  # block's handler
         output.opaque_generator_withs = self.opaque_generator_withs
         output.modules_by_structure = dynamic.modules_by_structure(code)
         output.read_iterators = not dynamic.iterators_opaque(code)
