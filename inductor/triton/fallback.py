@@ -66,9 +66,13 @@ def generate_with_fallbacks(gm: torch.fx.GraphModule, example_inputs: list, auto
                               plan=functools.partial(plan_triton_fusion, keep=keep),
                               fallback=forced)
         origin, failures, kernels = {}, [], []  # origin: buffer -> the lowered kernel it comes from
+        layouts = {b.name: b.layout for b in lowered.inputs}  # what split_reductions reads a kernel's inputs as
         for k in lowered.kernels:
+            if k.out.layout is not None:
+                layouts[k.out.name] = k.out.layout
             try:
-                parts = split_reductions([k])  # y.sum() of 16M: not one program walking 16M
+                # y.sum() of 16M: not one program walking 16M; x.sum(0) of a tall matrix: not a few programs
+                parts = split_reductions([k], layouts)
             except NotImplementedError as e:
                 failures.append(([k], str(e)))
                 parts = [k]  # generated all the same: its other failures, if any, show in this round too
