@@ -8,7 +8,10 @@ Three shapes of kernel, all built by the same expression walker over the same in
   * reduction: a 2-D tile, rows (kept dims) x columns (reduced dims). When a row fits in registers
     (rnumel <= launch.PERSISTENT_MAX) the kernel is *persistent*: the row is loaded once and every reduction and
     the epilogue read the registers. Otherwise each reduction gets its own loop over column blocks (two-pass
-    mean/variance, so sums of squared deviations stay accurate), emitted before the loop that needs it;
+    mean/variance, so sums of squared deviations stay accurate), emitted before the loop that needs it. Where the
+    input is contiguous along a kept dim instead (x.sum(0) of a row-major matrix) the tile is transposed,
+    [RBLOCK, XBLOCK]: outputs across axis 1, the reduction folds axis 0 (tiling.reduction_layout; KernelSource
+    mode `outer_persistent` / `outer_looped`);
   * normalization: a reduction kernel whose output has the full input shape (softmax, layer_norm, rmsnorm): the
     reductions of the row, then the epilogue over the same row, one read and one write of the tensor.
 

@@ -5,7 +5,8 @@ rows and the reduced ones from the column index. Persistent kernels reduce the r
 looped kernels emit a loop over column blocks that accumulates lane-wise into an [XBLOCK, RBLOCK] accumulator
 and reduces it at the end (a two-level, pairwise-like summation: no long serial chain of float adds). The loop is
 emitted at the kernel's top level before whatever needs the result, so a normalization runs its reductions one
-after another and then its epilogue loop."""
+after another and then its epilogue loop. A kernel reducing down columns has its tile transposed ([RBLOCK,
+XBLOCK]): the same code folds axis 0 (`w.raxis`, `w.tile`, `w.kept`)."""
 import torch
 
 from ..ir import Reduce
