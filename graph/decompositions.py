@@ -354,12 +354,18 @@ def _std(b: Builder, x: Any, dim: Any = None, unbiased: Any = None, keepdim: boo
 
 @rule(torch.amax, "amax")
 def _amax(b: Builder, x: Any, dim: Any = (), keepdim: bool = False) -> Any:
-    return b.op(aten.amax.default, x, _dims(dim or None, b.tensor(x).dim()), keepdim)
+    return b.op(aten.amax.default, x, _dims(_all_if_empty(dim), b.tensor(x).dim()), keepdim)
 
 
 @rule(torch.amin, "amin")
 def _amin(b: Builder, x: Any, dim: Any = (), keepdim: bool = False) -> Any:
-    return b.op(aten.amin.default, x, _dims(dim or None, b.tensor(x).dim()), keepdim)
+    return b.op(aten.amin.default, x, _dims(_all_if_empty(dim), b.tensor(x).dim()), keepdim)
+
+
+def _all_if_empty(dim: Any) -> Any:
+    """amax/amin's `dim=()` means every dim; `dim=0` is dim 0 (`dim or None` read it as every dim, and the rule's
+    result then failed normalize's shape check: x.amax(0) ran in torch)."""
+    return None if isinstance(dim, (tuple, list)) and len(dim) == 0 else dim
 
 
 @rule(torch.argmax, "argmax")
@@ -555,6 +561,16 @@ def _cat(b: Builder, tensors: Any, dim: int = 0) -> Any:
     dtype = functools.reduce(torch.promote_types, [b.tensor(t).dtype for t in tensors])
     out = b.op(aten.cat.default, kept, dim)
     return out if b.tensor(out).dtype == dtype else b.op(aten._to_copy.default, out, dtype=dtype)
+
+
+# ---- stack: a cat of unsqueezed pieces (backends write each piece into its slot of one output, no copies) ----
+@rule(torch.stack, "stack")
+def _stack(b: Builder, tensors: Any, dim: int = 0, *, out: Any = None) -> Any:
+    tensors = list(tensors)
+    if out is not None or not tensors:
+        raise Decline("stack with out= or of no tensors")
+    dim = dim % (b.tensor(tensors[0]).dim() + 1)
+    return _cat(b, [b.op(aten.unsqueeze.default, t, dim) for t in tensors], dim)
 
 
 def _pieces_of(b: Builder, x: Any, dim: int) -> None:

@@ -7,7 +7,7 @@ import torch
 
 from ..ir import Const, Op
 from .dtypes import TL, Val, compute, literal
-from .index import Ix, broadcast
+from .index import ZERO, Ix, broadcast
 
 F = "h."  # the generated module imports inductor.runtime.triton_helpers as h
 
@@ -119,17 +119,26 @@ def _bc(coords, e, x):
 
 
 def _cat(w, e: Op, coords, scope, rgroup, extra) -> Val:
-    """Concatenation: each part loads under its own range of the cat dim (masked), then nested where."""
+    """Concatenation: each part loads under its own range of the cat dim (masked), then nested where; every
+    element is written once by the kernel, with no buffer per part. A part one element thick along the dim (a
+    stack's unsqueezed piece: the interleaved rotary's `torch.stack((a, b), -1)`) is read at coordinate 0 there,
+    an address valid on every lane, so it loads unmasked, and its pieces share their loads: `a` and `b` are read
+    once per lane for both pieces, not once per piece under complementary masks."""
     dim = e.params[0]
     c = coords[dim]
     parts, lo = [], 0
-    for part in e.args:
+    for i, part in enumerate(e.args):
         size = part.shape[dim]
         hi = lo + size
-        cond = scope.let(f"({c.code} >= {lo}) & ({c.code} < {hi})", prefix="m") if len(e.args) > 1 else None
-        shifted = c if lo == 0 else _shift(scope, c, lo)
+        thin = type(size) is int and size == 1
+        last = i == len(e.args) - 1
+        # the last part is the where chain's fallthrough: its range is a mask only where its loads need one
+        needed = len(e.args) > 1 and not (thin and last)
+        cond = scope.let(f"({c.code} >= {lo}) & ({c.code} < {hi})", prefix="m") if needed else None
+        shifted = ZERO if thin else c if lo == 0 else _shift(scope, c, lo)
         pc = tuple(coords[:dim]) + (shifted,) + tuple(coords[dim + 1:])
-        mask = cond if extra is None else (f"{extra} & {cond}" if cond else extra)
+        piece = None if thin else cond
+        mask = piece if extra is None else (f"{extra} & {piece}" if piece else extra)
         v = w.cast(scope, w.value(part, pc, scope, rgroup, mask), e.dtype)
         parts.append((cond, v))
         lo = hi

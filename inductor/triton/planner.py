@@ -35,9 +35,13 @@ def lower_round(gm, example_inputs: list, keep: frozenset, forced: dict):
     lowered = lower_graph(gm, example_inputs, supported, plan=functools.partial(plan_triton_fusion, keep=keep),
                           fallback=forced)
     origin, failures, kernels = {}, [], []
+    layouts = {b.name: b.layout for b in lowered.inputs}  # what split_reductions reads a kernel's inputs as
     for k in lowered.kernels:
+        if k.out.layout is not None:
+            layouts[k.out.name] = k.out.layout
         try:
-            parts = split_reductions([k])  # y.sum() of 16M: not one program walking 16M
+            # y.sum() of 16M: not one program walking 16M; x.sum(0) of a tall matrix: not a few programs
+            parts = split_reductions([k], layouts)
         except NotImplementedError as e:
             failures.append(([k], str(e)))
             parts = [k]  # planned and written all the same: its other failures, if any, show in this round too
