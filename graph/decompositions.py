@@ -15,9 +15,11 @@ import operator
 from typing import Any, Callable
 
 import torch
+import torch.fx as fx
 import torch.nn.functional as F
 
 from framejit.graph.builder import Builder, Decline
+from framejit.graph.index_checks import CHECK_INDEX
 from framejit.graph.symbolic_shapes import broadcast_shapes, expand_shape, slice_bounds, view_shape
 from framejit.graph.symbolic_sizes import concrete
 
@@ -593,6 +595,9 @@ def _unbind(b: Builder, x: Any, dim: int = 0) -> Any:
 def _getitem(b: Builder, x: Any, index: Any) -> Any:
     meta = b.tensor(x)
     items = list(index) if isinstance(index, tuple) else [index]
+    if any(isinstance(i, fx.Node) for i in items):
+        from framejit.graph.index_rules import getitem_tensor  # x[idx]: issue 20's indexing rules
+        return getitem_tensor(b, x, items)
     if any(not (i is None or i is Ellipsis or isinstance(i, (int, slice))) or isinstance(i, bool) for i in items):
         raise Decline("advanced indexing")
     if Ellipsis in items:
@@ -715,6 +720,8 @@ def _embedding(b: Builder, index: Any, weight: Any, padding_idx: Any = None, max
     if padding_idx is not None and padding_idx < 0:
         padding_idx += b.tensor(weight).shape[0]
     padding_idx = -1 if padding_idx is None else padding_idx
+    # eager's "index out of range in self" for a bad index; the lowered gather then reads only in-range rows
+    index = b.op(CHECK_INDEX, index, b.size(weight)[0], 0, False, "self")
     if padding_idx == -1 and not scale_grad_by_freq:
         return b.op(aten.embedding.default, weight, index)
     return b.op(aten.embedding.default, weight, index, padding_idx, scale_grad_by_freq)
@@ -739,6 +746,9 @@ def _arange(b: Builder, start: Any, end: Any = None, step: Any = 1, *, dtype: An
         start, end = 0, start
     return b.op(aten.arange.start_step, start, end, step, dtype=dtype, device=device)
 
+
+# ---- indexing ops (issue 20): their own modules, registered here before the Tensor-method aliases ----------
+from framejit.graph import index_rules, pooling_rules  # noqa: E402,F401  (registers their rules)
 
 # A bytecode tracer records `x.view(...)` as call_function(torch.Tensor.view, (x, ...)): the same rule applies.
 for _key in [k for k in DECOMPOSITIONS if isinstance(k, str)]:
