@@ -273,7 +273,8 @@ def _conv(node, x, w, bias, stride, padding, dilation, transposed, output_paddin
 # [0, size): the ops after it read and write only inside their buffers. Params: take (dim,): the index's dims
 # replace dim `dim` of the source (index_select, embedding, x[idx]); gather (dim,): the index has the output's
 # rank (np.take_along_axis); scatter (dim, mode "add" | "set", take): a copy of operand 0 with operand 2 added or
-# written at the indices (take: the index replaces dim `dim`, else along it as gather).
+# written at the indices (take: the index replaces dim `dim`, else along it as gather). Scatters are their own kind:
+# always a kernel of their own (a Triton one is a copy, then a kernel of atomic adds), their operands fused in.
 # Not probed by eager_rejects: its ones-tensors are indices out of range of its one-element sources.
 INDEXING_OPS = {CHECK_INDEX, aten.gather.default, aten.index_select.default, aten.embedding.default,
                 aten.index.Tensor, aten.scatter.src, aten.scatter.value, aten.scatter_add.default,
@@ -333,25 +334,25 @@ def _scatter(node, x, dim, idx, src, mode, take):
     return Op("scatter", [x, idx, _c(src)], shape(node), out.dtype, out.dtype, (dim, mode, take))
 
 
-register("pointwise", aten.scatter_add.default)(lambda node, x, dim, idx, src: _scatter(node, x, dim, idx, src,
+register("scatter", aten.scatter_add.default)(lambda node, x, dim, idx, src: _scatter(node, x, dim, idx, src,
                                                                                          "add", False))
-register("pointwise", aten.scatter.src, aten.scatter.value)(
+register("scatter", aten.scatter.src, aten.scatter.value)(
     lambda node, x, dim, idx, src: _scatter(node, x, dim, idx, src, "set", False))
 
 
-@register("pointwise", aten.scatter_reduce.two)
+@register("scatter", aten.scatter_reduce.two)
 def _scatter_reduce(node, x, dim, idx, src, reduce, *, include_self=True):
     return _scatter(node, x, dim, idx, src, "add", False) if reduce == "sum" and include_self else None
 
 
-@register("pointwise", aten.index_add.default)
+@register("scatter", aten.index_add.default)
 def _index_add(node, x, dim, idx, src, *, alpha=1):
     if alpha != 1:
         src = Op("mul", [src, Const(alpha)], src.shape, src.dtype, src.dtype)
     return _scatter(node, x, dim, idx, src, "add", True)
 
 
-@register("pointwise", aten.index_put.default)
+@register("scatter", aten.index_put.default)
 def _index_put(node, x, indices, values, accumulate=False):
     one = _single_index(indices)
     if one is None or values.dtype != x.dtype:
@@ -415,7 +416,7 @@ def propagate_meta(gm: torch.fx.GraphModule, example_inputs) -> None:
 
 
 def kind_of(node) -> str:
-    """pointwise / view / reduction / extern, or fallback for a node with no lowering."""
+    """pointwise / view / reduction / scatter / extern, or fallback for a node with no lowering."""
     target = _resolve(node)
     return "fallback" if target is None else LOWERINGS[target][0]
 

@@ -29,8 +29,10 @@ import logging
 
 import torch
 
+from framejit.graph.index_checks import CHECK_INDEX
+
 from ..lowering import kind_of, lower_graph
-from .fusion import FUSIBLE, plan_triton_fusion
+from .fusion import FUSIBLE, ROOTS, plan_triton_fusion
 from .host import UnsupportedKernels, generate, op_name, probe_extern_layouts
 from .dtypes import supported
 from .split import split_reductions
@@ -41,10 +43,16 @@ FORCE_ENV = SWITCHES["triton_fallback"].variable
 MAX_ROUNDS = 8  # a culprit costs two rounds after the first; more means something is wrong: the graph as is
 
 
+# ops the Triton backend runs in torch whatever their lowering: an index check's exception must come from the
+# host (on CUDA, torch's asynchronous device-side assert, as eager's index kernels raise; graph/index_checks.py)
+RUN_IN_TORCH = {CHECK_INDEX: "index bounds are checked by torch (on CUDA a device-side assert, as eager's)"}
+
+
 def forced_by_env(graph: torch.fx.Graph) -> dict:
-    """{node: reason} for the call nodes FRAMEJIT_TRITON_FALLBACK names."""
+    """{node: reason} for the call nodes FRAMEJIT_TRITON_FALLBACK names, and those of RUN_IN_TORCH."""
     names = set(config.triton_fallback)
-    found = {}
+    found = {n: why for target, why in RUN_IN_TORCH.items()
+             for n in graph.find_nodes(op="call_function", target=target)}
     for node in graph.nodes if names else ():
         if node.op != "call_function":
             continue
@@ -92,7 +100,7 @@ def _respond(failures: list, forced: dict, groups: list, keep: frozenset) -> lis
     found fuses again around it."""
     groups, culprits = list(groups), set()
     for kernels, why in failures:
-        nodes = list(dict.fromkeys(n for k in kernels for n in k.nodes if kind_of(n) in FUSIBLE))
+        nodes = list(dict.fromkeys(n for k in kernels for n in k.nodes if kind_of(n) in FUSIBLE + ROOTS))
         if not nodes:
             raise NotImplementedError(why)
         if len(nodes) > 1 and not set(nodes) <= keep:

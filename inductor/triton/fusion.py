@@ -18,6 +18,9 @@ from ..lowering import _axes, meta
 from ..fusion import plan_fusion, terminal_users
 
 FUSIBLE = ("pointwise", "reduction")
+# kernels of their own that pointwise producers fuse into but that never fuse into a consumer: an indexed store
+# (lowering.py's scatter ops) is a copy of its base, then a kernel of atomic adds over its source
+ROOTS = ("scatter",)
 
 
 def reduction_signature(node: torch.fx.Node) -> tuple:
@@ -41,7 +44,7 @@ def shapes_of(signature: tuple) -> set:
 def plan_triton_fusion(graph: torch.fx.Graph, kinds: dict, keep: frozenset = frozenset()) -> set:
     """Nodes stored in a buffer of their own. `keep`: nodes stored whatever the policy says, never inlined into
     a consumer (triton/fallback.py splits a fused kernel the code generator rejected this way)."""
-    stored = set(plan_fusion(graph, kinds)) | set(keep)
+    stored = set(plan_fusion(graph, kinds)) | set(keep)  # scatters among them
     root = {}        # inlined node -> the stored node whose kernel computes it
     signature = {}   # stored node -> reduction signature of its kernel, once it has a reduction
     # Users come after producers in an FX graph: walking backwards, every user's kernel is known.
@@ -54,7 +57,8 @@ def plan_triton_fusion(graph: torch.fx.Graph, kinds: dict, keep: frozenset = fro
         users = terminal_users(node, kinds)
         target = None
         if node not in keep and (node not in stored or len(users) > 1):
-            if users and all(u != "stored" and u.op != "output" and kinds.get(u) in FUSIBLE for u in users) and \
+            if users and all(u != "stored" and u.op != "output" and kinds.get(u) in FUSIBLE + ROOTS
+                             and not (kind == "reduction" and kinds.get(u) in ROOTS) for u in users) and \
                     not any(u.op == "output" for u in node.users):
                 roots = {u if u in stored else root[u] for u in users}
                 if len(roots) == 1:

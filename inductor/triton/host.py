@@ -34,7 +34,7 @@ from framejit.graph.symbolic_sizes import SymInt
 
 from ..lowering import input_sizes
 from ..ir import (Buffer, ExternKernel, FallbackKernel, Item, Kernel, Layout, Load, LoweredGraph, Op, Operand,
-                 Reduce, View, contiguous_strides, dense, rebuild, reshape_only, static_shape, unit,
+                 Reduce, ScatterStore, View, contiguous_strides, dense, rebuild, reshape_only, static_shape, unit,
                  view_base, loads_in, ops_in, readers_of, ViewKind)
 from . import matmul, residual, twins
 from ..views import meta_view, torch_view
@@ -96,6 +96,8 @@ def _all_layouts(lg) -> dict:
 
 def _kernel_name(kernel, writer_mode: str, used: set) -> str:
     ops = ops_in(kernel.expr)
+    if kernel.scatter is not None:  # the atomic half of an indexed store: named for it, then what it computes
+        ops = ["scatter_add" if kernel.scatter.add else "scatter_store"] + ops
     prefix = {"pointwise": "pw", "persistent": "red", "looped": "red", "matmul": "mm"}[writer_mode]
     base = "_".join(ops[:4]) or "copy"
     return _fresh(f"{prefix}_{'fused_' if len(ops) > 1 else ''}{base}", used)
@@ -451,7 +453,7 @@ def _generate(lg: LoweredGraph, used: set, sizes: dict, size_names: dict, autotu
     last_reader = {buf: max(ids) for buf, ids in readers_of(plan).items()}
     owned: set = set()  # buffers whose memory no other name (view, alias, fallback result) can reach
 
-    def emit(k, idx=None, allocate=True):
+    def emit(k, idx=None, allocate=True, copy=False):
         if isinstance(k, tuple):  # folded into a later kernel as a side output: only its buffer is allocated
             lay = k[1].out.layout
             layouts[k[1].out.name] = lay
@@ -499,12 +501,14 @@ def _generate(lg: LoweredGraph, used: set, sizes: dict, size_names: dict, autotu
             return
         expr = _replace_items(k.expr, items, memo)
         emit_items()
+        if isinstance(expr, Op) and expr.name == "scatter":
+            return emit_scatter(k, expr)
         layouts[out] = k.out.layout
         if k.is_view:
             owned.difference_update(loads_in(expr))
             host.append(f"    {out} = {torch_view(expr)}  # a view: {k.source[-1]}")
             return
-        view = _pure_copy_view(k, expr, layouts, returned)
+        view = None if copy else _pure_copy_view(k, expr, layouts, returned)
         if view is not None:
             owned.difference_update(loads_in(expr))
             host.append(f"    {out} = {view}  # a copy into the layout it already has: a view ({k.source[-1]})")
@@ -524,6 +528,29 @@ def _generate(lg: LoweredGraph, used: set, sizes: dict, size_names: dict, autotu
         if any(s == 0 for s in lay.shape):
             return
         k2 = Kernel(k.out if over is None else Buffer(over, lay), expr, k.source, k.is_view, side)
+        if launch_kernel(k2, out) and over is not None:
+            same = tuple(layouts[over].shape) == tuple(lay.shape)
+            host.append(f"    {out} = {over if same else f'{over}.view({tuple(lay.shape)!r})'}  # written over {over}, "
+                        f"read for the last time by this kernel")
+
+    def emit_scatter(k, expr):
+        """An indexed store (lowering.py's scatter): a kernel copying its base into the output (a buffer of its
+        own: never a view of the base, never written over a buffer the second kernel reads), then one walking
+        the source and adding (tl.atomic_add) or storing each element at its indexed place in the output."""
+        base, index, src = expr.args
+        dim, mode, take = expr.params
+        emit(Kernel(k.out, base, k.source, nodes=k.nodes), copy=True)
+        shape = tuple(index.shape) if not take else \
+            tuple(base.shape[:dim]) + tuple(index.shape) + tuple(base.shape[dim + 1:])
+        if any(s == 0 for s in shape) or any(s == 0 for s in k.out.layout.shape):
+            return
+        into = Buffer(k.out.name, layouts[k.out.name])
+        walk = Layout(shape, contiguous_strides(shape), k.out.layout.dtype)
+        launch_kernel(Kernel(Buffer(k.out.name, walk), src, k.source, scatter=ScatterStore(
+            into, index, dim, take, mode == "add")), k.out.name)
+
+    def launch_kernel(k2, out) -> bool:
+        """Generate `k2` (or find its twin) and append its launch; False when the generator rejects it."""
         try:
             _check_dtypes(k2, layouts)
             writer = KernelWriter(k2, layouts, "pending")
@@ -532,7 +559,7 @@ def _generate(lg: LoweredGraph, used: set, sizes: dict, size_names: dict, autotu
             ks = KernelWriter(k2, layouts, name).generate()
         except NotImplementedError as e:  # reported with the others after the loop
             failures.append(([out] + [b.name for b, _ in k2.side_outputs], str(e)))
-            return
+            return False
         ks.arg_dtypes = [layouts[p].dtype for p in ks.params] + [e.value(hints) for _, e in ks.sizes]
         first = first_of.setdefault(twins.twin_key(ks), ks)
         if first is ks:
@@ -540,10 +567,7 @@ def _generate(lg: LoweredGraph, used: set, sizes: dict, size_names: dict, autotu
         sites[first.name] = sites.get(first.name, 0) + 1
         size_args = [e.code(size_names.get) for _, e in ks.sizes]  # each kernel size, computed from the inputs'
         host.append(f"    launch[{first.name!r}]({', '.join(ks.params + size_args)})")
-        if over is not None:
-            same = tuple(layouts[over].shape) == tuple(lay.shape)
-            host.append(f"    {out} = {over if same else f'{over}.view({tuple(lay.shape)!r})'}  # written over {over}, "
-                        f"read for the last time by this kernel")
+        return True
 
     for idx, k in enumerate(plan):
         if idx in library_calls:
