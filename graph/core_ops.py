@@ -72,11 +72,12 @@ EXTERN: frozenset = frozenset({
 # check_index(idx, size, dim, wrap, kind) raises as eager would for an index out of range and returns it in
 # [0, size) (graph/index_checks.py). Loads: gather (along one dim, index of the output's rank), and the "take"
 # forms, whose index tensor replaces one dim (index_select, embedding, index.Tensor with one index tensor).
-# Stores into a copy of their first operand: scatter / scatter_add / scatter_reduce(sum), index_add, index_put.
+# Stores into a copy of their first operand: scatter / scatter_add / scatter_reduce(sum), index_add, index_put;
+# embedding_dense_backward (the rows of the gradient added into zeros: every language model's training step).
 INDEXING: frozenset = frozenset({
     CHECK_INDEX, aten.gather.default, aten.index_select.default, aten.embedding.default, aten.index.Tensor,
     aten.scatter.src, aten.scatter.value, aten.scatter_add.default, aten.scatter_reduce.two, aten.index_add.default,
-    aten.index_put.default,
+    aten.index_put.default, aten.embedding_dense_backward.default,
 })
 
 GROUPS: dict[str, frozenset] = {

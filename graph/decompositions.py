@@ -197,7 +197,11 @@ def _square(b: Builder, x: Any) -> Any:
 def _masked_fill(b: Builder, x: Any, mask: Any, value: Any) -> Any:
     meta = b.tensor(x)
     if isinstance(b.val(value), torch.Tensor):
-        raise Decline("masked_fill with a tensor value")
+        if b.tensor(value).dim() != 0:
+            raise Decline("masked_fill with a value that is not 0-d")  # eager raises: it runs there
+        # a 0-d tensor value, cast to x's dtype as eager does (masked_fill(mask, t[i, j]) in attention code)
+        fill = _cast(b, value, None if b.tensor(value).dtype == meta.dtype else meta.dtype)
+        return b.op(aten.where.self, mask, fill, x)
     # the fill value is cast to x's dtype (no promotion), unlike where's scalar operands
     fill = b.op(aten.full.default, [], value, dtype=meta.dtype)
     return b.op(aten.where.self, mask, fill, x)
@@ -205,17 +209,34 @@ def _masked_fill(b: Builder, x: Any, mask: Any, value: Any) -> Any:
 
 @rule(torch.clamp, torch.clip, "clamp", "clip")
 def _clamp(b: Builder, x: Any, min: Any = None, max: Any = None) -> Any:
+    # maximum, then minimum: NaN anywhere propagates and min > max gives max, as eager's clamp. Tensor bounds
+    # and promoting ones (an int tensor clamped by 0.5) compute in the promoted dtype (issue 20)
     dtype = b.tensor(x).dtype
     for bound in (min, max):
-        if isinstance(b.val(bound), torch.Tensor) or (
-                bound is not None and torch.result_type(b.val(x), bound) != dtype):
-            raise Decline("clamp that changes dtype or takes tensor bounds")
-    out = x
-    if min is not None:
-        out = b.op(aten.maximum.default, out, b.scalar(min, x))
-    if max is not None:
-        out = b.op(aten.minimum.default, out, b.scalar(max, x))
+        if bound is not None:
+            dtype = torch.result_type(torch.empty((), dtype=dtype), b.val(bound))
+    if dtype == torch.bool:
+        raise Decline("clamp of booleans")  # eager has no bool kernel for it
+    out = _cast(b, x, None if dtype == b.tensor(x).dtype else dtype)
+    for bound, op in ((min, aten.maximum.default), (max, aten.minimum.default)):
+        if bound is None:
+            continue
+        if isinstance(b.val(bound), torch.Tensor):
+            bound = _cast(b, bound, None if b.tensor(bound).dtype == dtype else dtype)
+        else:
+            bound = b.scalar(bound, out)
+        out = b.op(op, out, bound)
     return out
+
+
+@rule(torch.clamp_min, "clamp_min")
+def _clamp_min(b: Builder, x: Any, min: Any) -> Any:
+    return _clamp(b, x, min, None)
+
+
+@rule(torch.clamp_max, "clamp_max")
+def _clamp_max(b: Builder, x: Any, max: Any) -> Any:
+    return _clamp(b, x, None, max)
 
 
 # ---- one eager op spelled as several core ops: half types computed in float32 ------------------------------

@@ -390,6 +390,7 @@ def _indexing_rules() -> dict:
     stores = (aten.scatter.src, aten.scatter.value, aten.scatter_add.default, aten.scatter_reduce.two,
               aten.index_add.default, aten.index_put.default)
     return {CHECK_INDEX: _same, aten.gather.default: _gather, aten.index_select.default: _take,
+            aten.embedding_dense_backward.default: lambda node, grad, idx, n, *a: (n, _t(grad)[-1]),
             aten.index.Tensor: _index, **{op: _same for op in stores}}
 
 

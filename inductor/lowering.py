@@ -278,7 +278,8 @@ def _conv(node, x, w, bias, stride, padding, dilation, transposed, output_paddin
 # Not probed by eager_rejects: its ones-tensors are indices out of range of its one-element sources.
 INDEXING_OPS = {CHECK_INDEX, aten.gather.default, aten.index_select.default, aten.embedding.default,
                 aten.index.Tensor, aten.scatter.src, aten.scatter.value, aten.scatter_add.default,
-                aten.scatter_reduce.two, aten.index_add.default, aten.index_put.default}
+                aten.scatter_reduce.two, aten.index_add.default, aten.index_put.default,
+                aten.embedding_dense_backward.default}
 
 
 @register("pointwise", CHECK_INDEX)
@@ -362,6 +363,21 @@ def _index_put(node, x, indices, values, accumulate=False):
     if tuple(values.shape) != taken:
         values = View(ViewKind.EXPAND, values, (taken,), taken, values.dtype)
     return _scatter(node, x, k, idx, values, "add" if accumulate else "set", True)
+
+
+@register("scatter", aten.embedding_dense_backward.default)
+def _embedding_backward(node, grad, idx, num_weights, padding_idx, scale_grad_by_freq):
+    """The weight's gradient: zeros, each gradient row added at its index, but those of padding_idx (the
+    forward checked the indices)."""
+    if scale_grad_by_freq:
+        return None  # divided by each index's count: torch computes it
+    out = meta(node)
+    if padding_idx >= 0:
+        pad = Op("eq", [idx, Const(padding_idx)], tuple(idx.shape), torch.bool, idx.dtype)
+        pad = View(ViewKind.UNSQUEEZE, pad, (len(idx.shape),), tuple(idx.shape) + (1,), torch.bool)
+        grad = Op("where", [pad, Const(0), grad], tuple(grad.shape), grad.dtype, grad.dtype)
+    zeros = Op("full", [Const(0)], shape(node), out.dtype, out.dtype)
+    return Op("scatter", [zeros, idx, grad], shape(node), out.dtype, out.dtype, (0, "add", True))
 
 
 # ---- torch-level spellings, for graphs that did not go through graph/ normalization ----------------------------
