@@ -23,11 +23,13 @@ aten = torch.ops.aten
 INDEX_DTYPES = (torch.int64, torch.int32)
 
 
-def checked(b: Builder, x: Any, dim: int, index: Any, wrap: bool, kind: str, dtypes=INDEX_DTYPES) -> Any:
-    """`index` for dim `dim` of `x`, checked against its size (eager's exception for `kind` when out of range)."""
+def checked(b: Builder, x: Any, dim: int, index: Any, wrap: bool, kind: str, dtypes=INDEX_DTYPES,
+            shown: int | None = None) -> Any:
+    """`index` for dim `dim` of `x`, checked against its size (eager's exception for `kind` when out of range,
+    naming dimension `shown`, by default `dim`)."""
     if b.tensor(index).dtype not in dtypes:
         raise Decline("an index tensor of another dtype")
-    return b.op(CHECK_INDEX, index, b.size(x)[dim], dim, wrap, kind)
+    return b.op(CHECK_INDEX, index, b.size(x)[dim], dim if shown is None else shown, wrap, kind)
 
 
 def _dim(b: Builder, x: Any, dim: int) -> int:
@@ -75,7 +77,7 @@ def getitem_tensor(b: Builder, x: Any, items: list) -> Any:
             start, stop, step = slice_bounds(item, b.size(out)[dim])
             out = b.op(aten.slice.Tensor, out, dim, start, max(start, stop), step)
     k = tensors[0]
-    index = checked(b, out, k, items[k], True, "getitem")
+    index = checked(b, out, k, items[k], True, "getitem", shown=0)  # eager names the index tensor's position
     return b.op(aten.index.Tensor, out, [None] * k + [index])
 
 
@@ -92,7 +94,7 @@ def _index_put(b: Builder, x: Any, indices: Any, values: Any, accumulate: bool =
     k = _one_index(indices)
     if k >= b.tensor(x).dim():
         raise Decline("too many indices")
-    index = checked(b, x, k, indices[k], True, "getitem")
+    index = checked(b, x, k, indices[k], True, "getitem", shown=0)
     return b.op(aten.index_put.default, x, [None] * k + [index], values, accumulate)
 
 

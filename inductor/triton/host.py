@@ -536,18 +536,27 @@ def _generate(lg: LoweredGraph, used: set, sizes: dict, size_names: dict, autotu
     def emit_scatter(k, expr):
         """An indexed store (lowering.py's scatter): a kernel copying its base into the output (a buffer of its
         own: never a view of the base, never written over a buffer the second kernel reads), then one walking
-        the source and adding (tl.atomic_add) or storing each element at its indexed place in the output."""
+        the source and adding (tl.atomic_add) or storing each element at its indexed place in the output.
+        Half types add into a float32 copy, rounded once into the output by a third kernel (float32 atomics
+        exist everywhere; sums of many rows stay accurate)."""
         base, index, src = expr.args
         dim, mode, take = expr.params
-        emit(Kernel(k.out, base, k.source, nodes=k.nodes), copy=True)
+        lay = k.out.layout
+        half = mode == "add" and lay.dtype in (torch.float16, torch.bfloat16)
+        acc = Buffer(_fresh(f"{k.out.name}_f32", used), Layout(lay.shape, lay.strides, torch.float32)) \
+            if half else k.out
+        if half:
+            base = Op("cast", [base], base.shape, torch.float32, torch.float32)
+        emit(Kernel(acc, base, k.source, nodes=k.nodes), copy=True)
         shape = tuple(index.shape) if not take else \
             tuple(base.shape[:dim]) + tuple(index.shape) + tuple(base.shape[dim + 1:])
-        if any(s == 0 for s in shape) or any(s == 0 for s in k.out.layout.shape):
-            return
-        into = Buffer(k.out.name, layouts[k.out.name])
-        walk = Layout(shape, contiguous_strides(shape), k.out.layout.dtype)
-        launch_kernel(Kernel(Buffer(k.out.name, walk), src, k.source, scatter=ScatterStore(
-            into, index, dim, take, mode == "add")), k.out.name)
+        if all(s != 0 for s in shape) and all(s != 0 for s in lay.shape):
+            walk = Layout(shape, contiguous_strides(shape), acc.layout.dtype)
+            launch_kernel(Kernel(Buffer(acc.name, walk), src, k.source, scatter=ScatterStore(
+                Buffer(acc.name, layouts[acc.name]), index, dim, take, mode == "add")), acc.name)
+        if half:
+            emit(Kernel(k.out, Op("cast", [Load(acc.name, tuple(lay.shape), torch.float32)], tuple(lay.shape),
+                                  lay.dtype, lay.dtype), k.source), copy=True)
 
     def launch_kernel(k2, out) -> bool:
         """Generate `k2` (or find its twin) and append its launch; False when the generator rejects it."""
