@@ -112,8 +112,8 @@ def emit_op(w, e: Op, coords, scope, rgroup, extra) -> Val:
     if name == "truncdiv":
         return done(f"{F}trunc({a.code} / {b.code})" if cd.is_floating_point else f"{a.code} // {b.code}", vals)
     if name == "pow":
-        if not cd.is_floating_point:
-            raise NotImplementedError("integer pow with a tensor or large exponent")
+        if not cd.is_floating_point:  # exact integer powers, as torch's powi (issue 20)
+            return done(f"{F}ipow({a.code}, {b.code})", vals)
         return done(f"{F}pow({a.code}, {b.code})", vals)
     raise NotImplementedError(f"no Triton rule for op {name!r}")
 

@@ -7,15 +7,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from tests.inductor.triton.support import DEVICE, assert_same, on_device  # noqa: F401 (TRITON_INTERPRET=1)
+from tests.inductor.generated import BACKENDS, TOL, compiled, kernels_with, run
+from tests.inductor.triton.support import DEVICE, assert_same, on_device
 
 import jit
-from framejit.graph.index_checks import CHECK_INDEX
-from framejit.inductor.backends import numpy_backend, triton_backend
-from framejit.inductor.ir import FallbackKernel, Kernel
-
-BACKENDS = {"numpy": numpy_backend, "triton": triton_backend}
-TOL = {torch.bfloat16: (2e-2, 5e-2), torch.float16: (2e-3, 1e-2)}
+from framejit.inductor.ir import FallbackKernel
 
 
 def g(seed=0):
@@ -28,27 +24,6 @@ def rand(*shape, dtype=torch.float32, seed=0):
 
 def idx(*values):
     return torch.tensor(values)
-
-
-def compiled(backend, fn, inputs):
-    inputs = [on_device(t) for t in inputs] if backend == "triton" else inputs
-    gm = torch.fx.symbolic_trace(fn)
-    out = BACKENDS[backend](gm, list(inputs))
-    assert hasattr(out, "lowered"), f"the {backend} backend ran the graph as captured"
-    return out, inputs
-
-
-def in_torch(fn) -> list:
-    """The torch calls left in a compiled graph, but the index checks (graph/index_checks.py)."""
-    return [k for k in fn.lowered.kernels if isinstance(k, FallbackKernel) and k.target is not CHECK_INDEX]
-
-
-def run(backend, fn, *inputs, tol=None):
-    c, inputs = compiled(backend, fn, inputs)
-    ref = fn(*[t.clone() for t in inputs])
-    assert_same(c(*inputs), ref, tol)
-    assert not in_torch(c), [k.source for k in in_torch(c)]
-    return c
 
 
 CASES = {
@@ -103,17 +78,12 @@ def test_indexing_op_matches_eager_in_generated_code(backend, name):
     run(backend, fn, *inputs, tol=TOL.get(dtype))
 
 
-def _kernel_with(c, *words) -> list:
-    return [k for k in c.lowered.kernels if isinstance(k, Kernel) and all(any(w in s for s in k.source)
-                                                                          for w in words)]
-
-
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_embedding_fuses_with_its_neighbours(backend):
     # the gather, the position add and the row sum in one kernel (the NumPy one includes the index check too)
     fn = lambda i, w, p: (F.embedding(i, w) + p).sum(-1)
     c = run(backend, fn, idx([1, 9, 3], [0, 4, 2]), rand(10, 4), rand(3, 4, seed=1))
-    assert _kernel_with(c, "embedding", "add", "sum")
+    assert kernels_with(c, "embedding", "add", "sum")
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -121,7 +91,7 @@ def test_scatter_add_fuses_its_operands(backend):
     # the source's arithmetic is computed inside the indexed store, the base's inside its copy
     fn = lambda x, i, s: torch.scatter_add(x * 2, 0, i, s.exp())
     c = run(backend, fn, rand(4, 3), idx([3, 0, 3], [3, 3, 3]), rand(2, 3, seed=1))
-    assert _kernel_with(c, "scatter_add", "exp")
+    assert kernels_with(c, "scatter_add", "exp")
 
 
 OUT_OF_RANGE = [
