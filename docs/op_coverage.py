@@ -234,8 +234,9 @@ def status(case: Case, backend: str) -> str:
     from framejit.inductor.ir import FallbackKernel
     from framejit.inductor.triton.host import op_name
     compile_ = numpy_backend if backend == "numpy" else triton_backend
-    inputs = [t.clone() for t in case.inputs]
-    ref = case.fn(*[t.clone() for t in case.inputs])
+    device = "cuda" if backend == "triton" and torch.cuda.is_available() else "cpu"
+    inputs = [t.clone().to(device) for t in case.inputs]
+    ref = case.fn(*[t.clone() for t in inputs])
     gm = _graph(case)
     try:
         fn = compile_(gm, inputs)

@@ -586,9 +586,6 @@ def _write_into(lines: list, result: Value, kernel) -> list | None:
 
 def _extern(w: KernelWriter, k: ExternKernel) -> Value:
     dtype, shape, p = k.out.layout.dtype, k.out.layout.shape, k.params
-    if k.kind == "embedding":  # a gather: no arithmetic, so it stays in storage form
-        weight, idx = w.narrow(w.value(k.args[0])), w.value(k.args[1])
-        return w.temp(f"np.take({weight.code}, {idx.code}, axis=0)", dtype, "storage", True, shape)
     args = [w.operand(a, dtype) for a in k.args]
     if k.kind == "matmul":
         return w.temp(f"np.matmul({args[0].code}, {args[1].code})", dtype, "compute", True, shape)

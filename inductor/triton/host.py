@@ -1,7 +1,7 @@
 """LoweredGraph -> the source of one Python module: the graph's @triton.jit kernels and the host function `call`
 that allocates buffers and launches them in order.
 
-Extern kernels (matmul, sdpa, conv, embedding) and torch fallbacks run in torch from `call`; their operands are
+Extern kernels (matmul, sdpa, conv) and torch fallbacks run in torch from `call`; their operands are
 views of buffers (the Triton fusion plan never inlines arithmetic into them), spelled as torch view calls. A
 torch fallback (an op with no lowering, or one whose kernel the code generator cannot express: see
 triton/fallback.py) is spelled as its aten call under a `# torch fallback: <op> (<reason>)` comment. Each kernel
@@ -145,8 +145,6 @@ def _extern_call(k: ExternKernel, operand=torch_view, shortcuts: bool = True) ->
         return f"torch.addmm({a[0]}, {a[1]}, {a[2]}{scale})"
     if k.kind == "addmm_into":  # residual.py: the product added into the first operand, in place
         return f"{a[0]}.addmm_({a[1]}, {a[2]})"
-    if k.kind == "embedding":
-        return f"torch.nn.functional.embedding({a[1]}, {a[0]})"
     if k.kind == "sdpa":
         mask = a[3] if p["has_mask"] else "None"
         return (f"torch.nn.functional.scaled_dot_product_attention({a[0]}, {a[1]}, {a[2]}, attn_mask={mask}, "
@@ -349,11 +347,10 @@ def probe_extern_layouts(lg: LoweredGraph, example_inputs: list, gm) -> int:
 
 
 # Library calls whose result is a new tensor laid out by its sizes alone: mm/bmm, addmm (and linear over them)
-# allocate their output contiguous whatever their operands' strides, embedding is index_select's new tensor
-# viewed to its shape. With fixed sizes, the layout the probe saw is the one every call gets (no `fixed_layout`).
+# allocate their output contiguous whatever their operands' strides. With fixed sizes, the layout the probe saw is the one every call gets (no `fixed_layout`).
 # Not SDPA (its backend, and so its output's memory order, follows the inputs' alignment and the user's
 # `sdpa_kernel` settings at run time), convolutions (the inputs' memory format) or torch fallbacks.
-FRESH_RESULTS = ("matmul", "addmm", "embedding")
+FRESH_RESULTS = ("matmul", "addmm")
 
 
 def _probed_fallback(k) -> bool:

@@ -168,3 +168,16 @@ def test_dynamic_sizes(backend, fresh_jit):
         for got, ref in zip(c(*args), fn(*args)):
             assert_same(got, ref)
     assert len(store) <= 2  # one module for every length (and the first, static, one)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "inductor"])
+def test_unused_index_still_raises(backend, fresh_jit):
+    # eager raises for x[i] even when the result is never read: the check is not dead code
+    def f(x, i):
+        x[i]
+        return x * 2
+    c = jit.compile(f, backend=backend)
+    x = rand(3, 4)
+    torch.testing.assert_close(c(x, idx(0, 2)), x * 2)
+    with pytest.raises(IndexError, match="index 5 is out of bounds for dimension 0 with size 3"):
+        c(x, idx(0, 5))
