@@ -6,8 +6,8 @@ max_pool2d is a chain of `where((v > best) | isnan(v), v, best)` from -inf, wind
 exactly eager's CPU kernel (`val > maxval || isnan(val)`), which keeps the first of equal maxima and the last NaN;
 autograd through the chain routes each gradient to that one element, as max_pool2d's backward does through its
 indices (a chain of `maximum` would split it between ties). avg_pool2d sums the offsets in the same order, in
-float32 for half types, rounded once. ceil_mode, count_include_pad=False with padding and adaptive sizes that do
-not divide the input stay eager's."""
+float32 for half types, rounded once; adaptive sizes that do not divide the input as the mean of each bin.
+ceil_mode and count_include_pad=False with padding stay eager's."""
 
 from __future__ import annotations
 
@@ -146,7 +146,17 @@ def _adaptive_avg_pool2d(b: Builder, x: Any, output_size: Any) -> Any:
     if (oh, ow) == (1, 1):  # torchvision's global pool: a mean over the plane, accumulated as eager's in float32
         y, dtype = _opmath(b, x)
         return _cast(b, _mean(b, y, [-2, -1], True), dtype)
-    if h % oh or w % ow:
-        raise Decline("adaptive_avg_pool2d with windows of different sizes")
-    k = (h // oh, w // ow)
-    return _avg_pool(b, x, k, k, (0, 0), (oh, ow), k[0] * k[1])
+    if h % oh == 0 and w % ow == 0:
+        k = (h // oh, w // ow)
+        return _avg_pool(b, x, k, k, (0, 0), (oh, ow), k[0] * k[1])
+    # windows of different sizes (eager's bin i covers [floor(i * n / o), ceil((i + 1) * n / o))): the mean of
+    # each band of rows, then of each band of columns of those, each bin a slice (a rectangle's mean either way)
+    y, dtype = _opmath(b, x)
+    for axis, n, o in ((-2, h, oh), (-1, w, ow)):
+        if not all(isinstance(v, int) for v in (n, o)):
+            raise Decline("adaptive_avg_pool2d with uneven windows over dynamic sizes")
+        dim = b.tensor(y).dim() + axis
+        bands = [_mean(b, b.op(aten.slice.Tensor, y, dim, i * n // o, -(-(i + 1) * n // o), 1), [dim], True)
+                 for i in range(o)]
+        y = bands[0] if o == 1 else b.op(aten.cat.default, bands, dim)
+    return _cast(b, y, dtype)

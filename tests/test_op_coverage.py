@@ -13,7 +13,7 @@ from docs import op_coverage
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ROWS = ["gather", "embedding", "scatter_add", "max_pool2d", "clamp (tensors)", "scatter_reduce (amax)",
-        "adaptive_avg_pool2d (3, 3)", "aten.add.Tensor"]
+        "adaptive_avg_pool2d (3, 3)", "aten.add.Tensor", "cumsum"]
 
 
 @pytest.fixture(scope="module")

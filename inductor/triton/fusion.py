@@ -17,6 +17,8 @@ import torch.fx
 from ..lowering import _axes, meta
 from ..fusion import plan_fusion, terminal_users
 
+aten = torch.ops.aten
+
 FUSIBLE = ("pointwise", "reduction")
 # kernels of their own that pointwise producers fuse into but that never fuse into a consumer: an indexed store
 # (lowering.py's scatter ops) is a copy of its base, then a kernel of atomic adds over its source
@@ -47,6 +49,11 @@ def plan_triton_fusion(graph: torch.fx.Graph, kinds: dict, keep: frozenset = fro
     stored = set(plan_fusion(graph, kinds)) | set(keep)  # scatters among them
     root = {}        # inlined node -> the stored node whose kernel computes it
     signature = {}   # stored node -> reduction signature of its kernel, once it has a reduction
+    # stored nodes whose kernel holds a cat: a reduction is never fused into one. cat([x[:, :2].sum(1, True),
+    # x[:, 2:4].sum(1, True)], 1) has its reductions' input shape, so it would run as a normalization whose
+    # column index is the reduction's, and the cat would select partial sums (a wrong answer, issue 20's
+    # uneven adaptive pools)
+    with_cat = set()
     # Users come after producers in an FX graph: walking backwards, every user's kernel is known.
     for node in reversed(list(graph.nodes)):
         kind = kinds.get(node)
@@ -63,6 +70,8 @@ def plan_triton_fusion(graph: torch.fx.Graph, kinds: dict, keep: frozenset = fro
                 roots = {u if u in stored else root[u] for u in users}
                 if len(roots) == 1:
                     target = roots.pop()
+        if target is not None and kind == "reduction" and target in with_cat:
+            target = None
         if target is not None and kind == "reduction":
             sig = reduction_signature(node)
             have = signature.get(target)
@@ -81,4 +90,6 @@ def plan_triton_fusion(graph: torch.fx.Graph, kinds: dict, keep: frozenset = fro
         else:
             stored.discard(node)
             root[node] = target
+        if node.target is aten.cat.default:
+            with_cat.add(node if target is None else target)
     return stored
