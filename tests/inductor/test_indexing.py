@@ -110,6 +110,9 @@ OUT_OF_RANGE = [
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("case", range(len(OUT_OF_RANGE)))
 def test_index_out_of_range_raises_as_eager(backend, case):
+    if backend == "triton" and DEVICE == "cuda":
+        pytest.skip("on CUDA the check is a device-side assert, as eager's index kernels: it ends the process's "
+                    "CUDA context (the CPU run checks the same code path)")
     fn, make = OUT_OF_RANGE[case]
     inputs = make()
     with pytest.raises(Exception) as eager:
