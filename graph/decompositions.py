@@ -15,9 +15,11 @@ import operator
 from typing import Any, Callable
 
 import torch
+import torch.fx as fx
 import torch.nn.functional as F
 
 from framejit.graph.builder import Builder, Decline
+from framejit.graph.index_checks import CHECK_INDEX
 from framejit.graph.symbolic_shapes import broadcast_shapes, expand_shape, slice_bounds, view_shape
 from framejit.graph.symbolic_sizes import concrete
 
@@ -195,7 +197,11 @@ def _square(b: Builder, x: Any) -> Any:
 def _masked_fill(b: Builder, x: Any, mask: Any, value: Any) -> Any:
     meta = b.tensor(x)
     if isinstance(b.val(value), torch.Tensor):
-        raise Decline("masked_fill with a tensor value")
+        if b.tensor(value).dim() != 0:
+            raise Decline("masked_fill with a value that is not 0-d")  # eager raises: it runs there
+        # a 0-d tensor value, cast to x's dtype as eager does (masked_fill(mask, t[i, j]) in attention code)
+        fill = _cast(b, value, None if b.tensor(value).dtype == meta.dtype else meta.dtype)
+        return b.op(aten.where.self, mask, fill, x)
     # the fill value is cast to x's dtype (no promotion), unlike where's scalar operands
     fill = b.op(aten.full.default, [], value, dtype=meta.dtype)
     return b.op(aten.where.self, mask, fill, x)
@@ -203,17 +209,34 @@ def _masked_fill(b: Builder, x: Any, mask: Any, value: Any) -> Any:
 
 @rule(torch.clamp, torch.clip, "clamp", "clip")
 def _clamp(b: Builder, x: Any, min: Any = None, max: Any = None) -> Any:
+    # maximum, then minimum: NaN anywhere propagates and min > max gives max, as eager's clamp. Tensor bounds
+    # and promoting ones (an int tensor clamped by 0.5) compute in the promoted dtype (issue 20)
     dtype = b.tensor(x).dtype
     for bound in (min, max):
-        if isinstance(b.val(bound), torch.Tensor) or (
-                bound is not None and torch.result_type(b.val(x), bound) != dtype):
-            raise Decline("clamp that changes dtype or takes tensor bounds")
-    out = x
-    if min is not None:
-        out = b.op(aten.maximum.default, out, b.scalar(min, x))
-    if max is not None:
-        out = b.op(aten.minimum.default, out, b.scalar(max, x))
+        if bound is not None:
+            dtype = torch.result_type(torch.empty((), dtype=dtype), b.val(bound))
+    if dtype == torch.bool:
+        raise Decline("clamp of booleans")  # eager has no bool kernel for it
+    out = _cast(b, x, None if dtype == b.tensor(x).dtype else dtype)
+    for bound, op in ((min, aten.maximum.default), (max, aten.minimum.default)):
+        if bound is None:
+            continue
+        if isinstance(b.val(bound), torch.Tensor):
+            bound = _cast(b, bound, None if b.tensor(bound).dtype == dtype else dtype)
+        else:
+            bound = b.scalar(bound, out)
+        out = b.op(op, out, bound)
     return out
+
+
+@rule(torch.clamp_min, "clamp_min")
+def _clamp_min(b: Builder, x: Any, min: Any) -> Any:
+    return _clamp(b, x, min, None)
+
+
+@rule(torch.clamp_max, "clamp_max")
+def _clamp_max(b: Builder, x: Any, max: Any) -> Any:
+    return _clamp(b, x, None, max)
 
 
 # ---- one eager op spelled as several core ops: half types computed in float32 ------------------------------
@@ -609,6 +632,9 @@ def _unbind(b: Builder, x: Any, dim: int = 0) -> Any:
 def _getitem(b: Builder, x: Any, index: Any) -> Any:
     meta = b.tensor(x)
     items = list(index) if isinstance(index, tuple) else [index]
+    if any(isinstance(i, fx.Node) for i in items):
+        from framejit.graph.index_rules import getitem_tensor  # x[idx]: issue 20's indexing rules
+        return getitem_tensor(b, x, items)
     if any(not (i is None or i is Ellipsis or isinstance(i, (int, slice))) or isinstance(i, bool) for i in items):
         raise Decline("advanced indexing")
     if Ellipsis in items:
@@ -731,6 +757,8 @@ def _embedding(b: Builder, index: Any, weight: Any, padding_idx: Any = None, max
     if padding_idx is not None and padding_idx < 0:
         padding_idx += b.tensor(weight).shape[0]
     padding_idx = -1 if padding_idx is None else padding_idx
+    # eager's "index out of range in self" for a bad index; the lowered gather then reads only in-range rows
+    index = b.op(CHECK_INDEX, index, b.size(weight)[0], 0, False, "self")
     if padding_idx == -1 and not scale_grad_by_freq:
         return b.op(aten.embedding.default, weight, index)
     return b.op(aten.embedding.default, weight, index, padding_idx, scale_grad_by_freq)
@@ -755,6 +783,9 @@ def _arange(b: Builder, start: Any, end: Any = None, step: Any = 1, *, dtype: An
         start, end = 0, start
     return b.op(aten.arange.start_step, start, end, step, dtype=dtype, device=device)
 
+
+# ---- indexing ops (issue 20): their own modules, registered here before the Tensor-method aliases ----------
+from framejit.graph import index_rules, pooling_rules  # noqa: E402,F401  (registers their rules)
 
 # A bytecode tracer records `x.view(...)` as call_function(torch.Tensor.view, (x, ...)): the same rule applies.
 for _key in [k for k in DECOMPOSITIONS if isinstance(k, str)]:

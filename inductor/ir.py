@@ -159,6 +159,21 @@ class Kernel:
     # the FX nodes themselves, as lowering made the kernel (kernels rebuilt later keep only `source`): what the
     # Triton backend runs in torch instead when the kernel cannot be generated
     nodes: list = field(default_factory=list, repr=False, compare=False)
+    # an indexed store's second half (Triton backend: inductor/triton/host.py splits a scatter kernel in two):
+    # `expr` is evaluated over the source's shape (`out` names the target, laid out as that iteration) and added
+    # or written into `scatter.into` at the indexed places
+    scatter: Optional["ScatterStore"] = None
+
+
+@dataclass
+class ScatterStore:
+    """Where a scatter's source elements go: buffer `into` (its real layout), at index `index` (evaluated at the
+    source's coordinates: its dims replace dim `dim` when `take`, else it has the source's rank), added or not."""
+    into: Buffer
+    index: Expr
+    dim: int
+    take: bool
+    add: bool
 
 
 class ExternKind(StrEnum):
@@ -166,7 +181,6 @@ class ExternKind(StrEnum):
     MATMUL = "matmul"                      # mm, bmm
     ADDMM = "addmm"
     ADDMM_INTO = "addmm_into"              # triton/residual.py: the product added into the first operand in place
-    EMBEDDING = "embedding"
     SDPA = "sdpa"
     CAUSAL_ATTENTION = "causal_attention"  # graph/attention.py's rewrite of a spelled-out attention
     CONV = "conv"

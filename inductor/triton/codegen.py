@@ -308,6 +308,8 @@ class KernelWriter:
         self.store_one(scope, rgroup, coords, self.kernel.out, self.kernel.expr)
 
     def store_one(self, scope, rgroup, coords, out, expr):
+        if self.kernel.scatter is not None:
+            return self.scatter_store(scope, coords, self.kernel.scatter, expr)
         v = self.value(expr, coords, scope, rgroup, None)
         addr = address(scope, coords, out.layout.strides, out.layout.shape, self.groups(rgroup))
         if addr.code == "0":
@@ -317,6 +319,27 @@ class KernelWriter:
         mask = " & ".join(m for a, _, m in self.axes if a in addr.deps)
         ptr = f"{out.name}_ptr"
         scope.lines.append(f"tl.store({ptr} + {addr.code}, {v.code}{', ' + mask if mask else ''})")
+
+    def scatter_store(self, scope, coords, sc, expr):
+        """An indexed store (ir.ScatterStore): the tile walks the source; each element goes to the target's
+        coordinates with the index's value along `dim`, added atomically (duplicate indices accumulate, in an
+        order the hardware picks, as torch's CUDA index_add / scatter_add) or stored. Indices arrive checked
+        (graph/index_checks.py); lanes outside the target stay masked all the same."""
+        v = self.value(expr, coords, scope, None, None)
+        dim, k = sc.dim, (len(sc.index.shape) if sc.take else 1)
+        icoords = tuple(coords[dim:dim + k]) if sc.take else coords
+        i = self.value(sc.index, icoords, scope, None, None)
+        size = sc.into.layout.shape[dim]
+        at = scope.let(f"tl.where({i.code} < 0, {i.code} + {size}, {i.code})", prefix="i")
+        inside = scope.let(f"({at} >= 0) & ({at} < {size})", prefix="m")
+        target = tuple(coords[:dim]) + (Ix(at, i.deps),) + tuple(coords[dim + k:])
+        lay = sc.into.layout
+        addr = address(scope, target, lay.strides, lay.shape, [])
+        deps = frozenset(a for a, _, _ in self.axes)
+        v = self.materialize(scope, self.cast(scope, v, lay.dtype, narrow_store=True), deps)
+        mask = " & ".join([m for _, _, m in self.axes] + [inside])
+        fn = "tl.atomic_add" if sc.add else "tl.store"
+        scope.lines.append(f"{fn}({self.param(sc.into.name)} + {addr.code}, {v.code}, {mask})")
 
     def materialize(self, scope, v: Val, deps) -> Val:
         """v broadcast to the tile shape of `deps` (a store needs a value shaped like its pointers)."""

@@ -29,9 +29,11 @@ import logging
 
 import torch
 
+from framejit.graph.index_checks import CHECK_INDEX
+
 from ..config import SWITCHES, config
 from ..lowering import kind_of
-from .fusion import FUSIBLE
+from .fusion import FUSIBLE, ROOTS
 from .spelling import op_name
 
 log = logging.getLogger("jit.inductor.triton")
@@ -39,10 +41,16 @@ FORCE_ENV = SWITCHES["triton_fallback"].variable
 MAX_ROUNDS = 8  # a culprit costs two rounds after the first; more means something is wrong: the graph as is
 
 
+# ops the Triton backend runs in torch whatever their lowering: an index check's exception must come from the
+# host (on CUDA, torch's asynchronous device-side assert, as eager's index kernels raise; graph/index_checks.py)
+RUN_IN_TORCH = {CHECK_INDEX: "index bounds are checked by torch (on CUDA a device-side assert, as eager's)"}
+
+
 def forced_by_env(graph: torch.fx.Graph) -> dict:
-    """{node: reason} for the call nodes FRAMEJIT_TRITON_FALLBACK names."""
+    """{node: reason} for the call nodes FRAMEJIT_TRITON_FALLBACK names, and those of RUN_IN_TORCH."""
     names = set(config.triton_fallback)
-    found = {}
+    found = {n: why for target, why in RUN_IN_TORCH.items()
+             for n in graph.find_nodes(op="call_function", target=target)}
     for node in graph.nodes if names else ():
         if node.op != "call_function":
             continue
@@ -59,7 +67,7 @@ def respond(failures: list, forced: dict, groups: list, keep: frozenset) -> list
     found fuses again around it."""
     groups, culprits = list(groups), set()
     for kernels, why in failures:
-        nodes = list(dict.fromkeys(n for k in kernels for n in k.nodes if kind_of(n) in FUSIBLE))
+        nodes = list(dict.fromkeys(n for k in kernels for n in k.nodes if kind_of(n) in FUSIBLE + ROOTS))
         if not nodes:
             raise NotImplementedError(why)
         if len(nodes) > 1 and not set(nodes) <= keep:

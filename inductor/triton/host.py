@@ -4,7 +4,7 @@ the plan's steps in order. Every decision (what is a view, what runs in place, w
 epilogue, tuple elements, layouts) was taken by the planners; this module only spells them, and imports none of
 them (tests/inductor/test_layout.py checks).
 
-Extern kernels (matmul, sdpa, conv, embedding) and torch fallbacks run in torch from `call`; their operands are
+Extern kernels (matmul, sdpa, conv) and torch fallbacks run in torch from `call`; their operands are
 views of buffers (the Triton fusion plan never inlines arithmetic into them), spelled as torch view calls. A
 torch fallback (an op with no lowering, or one whose kernel the code generator cannot express: see
 triton/fallback.py) is spelled as its aten call under a `# torch fallback: <op> (<reason>)` comment. Each kernel
@@ -140,7 +140,7 @@ class _HostWriter:
             host.append(f"    {step.out} = {_empty(lay)}")
         if step.empty:
             return
-        call = self.written.calls[step.out]
+        call = self.written.calls[id(step)]
         size_args = [e.code(self.plan.size_names.get) for _, e in call.kernel.sizes]  # computed from the inputs'
         host.append(f"    launch[{call.name!r}]({', '.join(call.kernel.params + size_args)})")
         if step.over is not None:

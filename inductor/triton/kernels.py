@@ -71,7 +71,7 @@ class _Writer:
         if first is ks:
             self.kernels.append(ks)
         self.sites[first.name] = self.sites.get(first.name, 0) + 1
-        self.calls[step.out] = KernelCall(first.name, ks)
+        self.calls[id(step)] = KernelCall(first.name, ks)
 
     def _site(self, step: MatmulSite):
         cand, epilogue, ext = step.candidate, step.candidate.epilogue, step.extern
@@ -96,6 +96,8 @@ def _check_dtypes(k: Kernel, layouts: dict) -> None:
 
 def _kernel_name(kernel, writer_mode: str, used: set) -> str:
     ops = ops_in(kernel.expr)
+    if kernel.scatter is not None:  # the atomic half of an indexed store: named for it, then what it computes
+        ops = ["scatter_add" if kernel.scatter.add else "scatter_store"] + ops
     prefix = {"pointwise": "pw", "persistent": "red", "looped": "red", "matmul": "mm"}[writer_mode]
     base = "_".join(ops[:4]) or "copy"
     return fresh_name(f"{prefix}_{'fused_' if len(ops) > 1 else ''}{base}", used)

@@ -79,7 +79,7 @@ def find_candidates(plan: list, layouts: dict, returned: set) -> dict:
         j = next(iter(users))
         epi = plan[j]
         a, b = ext.args[-2], ext.args[-1]
-        if not isinstance(epi, Kernel) or epi.is_view or epi.side_outputs or \
+        if not isinstance(epi, Kernel) or epi.is_view or epi.side_outputs or "scatter" in ops_in(epi.expr) or \
                 reduces_in(epi.expr) or not ops_in(epi.expr) or len(a.shape) != 2 or len(b.shape) != 2 or \
                 not all(isinstance(view_base(x), Load) for x in ext.args):  # not over a fallback's item
             continue

@@ -63,6 +63,10 @@ def emit_op(w, e: Op, coords, scope, rgroup, extra) -> Val:
         return Val(scope.let(f"{code}.to({TL[compute(e.dtype)]})"), e.dtype, c.deps)
     if name == "cat":
         return _cat(w, e, coords, scope, rgroup, extra)
+    if name in ("take", "gather"):
+        return _indexed_load(w, e, coords, scope, rgroup, extra)
+    if name == "scatter":  # host.py splits an indexed store into its copy and its atomic kernel, never fused
+        raise NotImplementedError("an indexed store inside another kernel")
     if name == "where":
         c = w.operand(e.args[0], e, coords, scope, rgroup, extra, torch.bool)
         a, b = (w.operand(x, e, coords, scope, rgroup, extra, cd) for x in e.args[1:])
@@ -108,8 +112,8 @@ def emit_op(w, e: Op, coords, scope, rgroup, extra) -> Val:
     if name == "truncdiv":
         return done(f"{F}trunc({a.code} / {b.code})" if cd.is_floating_point else f"{a.code} // {b.code}", vals)
     if name == "pow":
-        if not cd.is_floating_point:
-            raise NotImplementedError("integer pow with a tensor or large exponent")
+        if not cd.is_floating_point:  # exact integer powers, as torch's powi (issue 20)
+            return done(f"{F}ipow({a.code}, {b.code})", vals)
         return done(f"{F}pow({a.code}, {b.code})", vals)
     raise NotImplementedError(f"no Triton rule for op {name!r}")
 
@@ -154,3 +158,21 @@ def _cat(w, e: Op, coords, scope, rgroup, extra) -> Val:
 def _shift(scope, c, lo):
     return Ix(scope.let(f"{c.code} - {lo}", prefix="i"), c.deps)
 
+
+
+def _indexed_load(w, e: Op, coords, scope, rgroup, extra) -> Val:
+    """take / gather (lowering.py, issue 20): the index, evaluated at its own coordinates, becomes the source's
+    coordinate along `dim`. Indices arrive checked and non-negative (graph/index_checks.py); a negative one from
+    torch's own decompositions (aten.index) counts from the end; and the load is masked to the range whatever
+    happens, so no lane ever reads outside the source (on CUDA the check's assert is asynchronous)."""
+    src, idx = e.args
+    dim = e.params[0]
+    k = len(idx.shape) if e.name == "take" else 1
+    icoords = tuple(coords[dim:dim + k]) if e.name == "take" else broadcast(coords, e.shape, idx.shape)
+    i = w.value(idx, icoords, scope, rgroup, extra)
+    size = src.shape[dim]
+    at = scope.let(f"tl.where({i.code} < 0, {i.code} + {size}, {i.code})", prefix="i")
+    inside = scope.let(f"({at} >= 0) & ({at} < {size})", prefix="m")
+    scoords = tuple(coords[:dim]) + (Ix(at, i.deps),) + tuple(coords[dim + k:])
+    v = w.value(src, scoords, scope, rgroup, inside if extra is None else f"{extra} & {inside}")
+    return Val(v.code, e.dtype, v.deps | i.deps, v.literal)

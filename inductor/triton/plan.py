@@ -6,7 +6,7 @@ kernels, deciding nothing.
 Steps:
   Allocate     the buffer of a kernel folded into a later one as a side output, allocated where it must exist by
   FallbackCall a torch fallback (an aten call, or one through the `fallbacks` table)
-  LibraryCall  a library call (matmul, addmm, addmm_into, sdpa, conv, embedding...), its result used as returned,
+  LibraryCall  a library call (matmul, addmm, addmm_into, sdpa, conv...), its result used as returned,
                checked with `fixed_layout` or added into its first operand (`LibraryResult`)
   Alias        a kernel that needs no launch: a view, or a copy into the layout its input already has
   Launch       a generated kernel: its buffer allocated or written over an input read for the last time
@@ -108,7 +108,7 @@ class KernelCall:
 @dataclass(slots=True)
 class WrittenKernels:
     kernels: list             # KernelSource of each distinct kernel, in the module's order
-    calls: dict               # Launch.out -> KernelCall
+    calls: dict               # id() of each Launch step -> KernelCall (an indexed store launches twice into one buffer)
     matmuls: dict             # MatmulSite.out name -> the fused matmul's KernelSource
 
 

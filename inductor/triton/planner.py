@@ -10,10 +10,13 @@ can be (a side output kept only if the kernel still generates); the kernels the 
 by triton/kernels.py."""
 import functools
 
+import torch
+
 from framejit.graph import symbolic_sizes
 
 from ..ir import (Buffer, ExternKernel, ExternKind, FallbackKernel, Item, Kernel, Layout, Load, LoweredGraph, Op,
-                  Reduce, View, ViewKind, contiguous_strides, loads_in, readers_of, reshape_only, view_base)
+                  Reduce, ScatterStore, View, ViewKind, contiguous_strides, loads_in, readers_of, reshape_only,
+                  view_base)
 from ..lowering import input_sizes, lower_graph
 from ..views import meta_view
 from . import matmul, residual
@@ -94,7 +97,8 @@ class _Planner:
             if idx in library_calls:
                 continue  # planned with its epilogue below
             if idx not in fused:
-                steps.append(self._step(k, idx))
+                step = self._step(k, idx)
+                steps += step if isinstance(step, list) else [step]  # an indexed store is several launches
                 continue
             ext, cand = entries[fused[idx][0]], fused[idx][1]
             # the product's operands, viewed once for whichever path runs
@@ -166,6 +170,8 @@ class _Planner:
         expr = replace_items(k.expr, self.items, self.memo)
         items = self._new_items()
         layouts[out] = k.out.layout
+        if isinstance(expr, Op) and expr.name == "scatter":
+            return self._scatter(k, expr, items)
         if k.is_view:
             owned.difference_update(loads_in(expr))
             return Alias(out, expr, False, k.source[-1], items)
@@ -184,6 +190,36 @@ class _Planner:
         owned.add(out)
         kernel = Kernel(k.out if over is None else Buffer(over, lay), expr, k.source, k.is_view, side)
         return Launch(out, kernel, allocate and over is None, over, empty, items)
+
+
+    def _scatter(self, k: Kernel, expr: Op, items: list) -> list:
+        """An indexed store (lowering.py's scatter) as launches: a copy of its base into a buffer of its own
+        (never a view of the base, never written over a buffer the store reads), then one kernel walking the
+        source that adds (tl.atomic_add) or stores each element at its indexed place. Half types add into a
+        float32 copy, rounded once into the output by a third kernel (float32 atomics exist everywhere; sums of
+        many rows stay accurate)."""
+        base, index, src = expr.args
+        dim, mode, take = expr.params
+        lay = k.out.layout
+        half = mode == "add" and lay.dtype in (torch.float16, torch.bfloat16)
+        acc = Buffer(fresh_name(f"{k.out.name}_f32", self.used), Layout(lay.shape, lay.strides, torch.float32)) \
+            if half else k.out
+        if half:
+            base = Op("cast", [base], base.shape, torch.float32, torch.float32)
+        self.layouts[acc.name] = acc.layout
+        self.owned.update((acc.name, k.out.name))
+        shape = tuple(index.shape) if not take else \
+            tuple(base.shape[:dim]) + tuple(index.shape) + tuple(base.shape[dim + 1:])
+        empty = any(s == 0 for s in lay.shape)
+        walk = Layout(shape, contiguous_strides(shape), acc.layout.dtype)
+        store = Kernel(Buffer(acc.name, walk), src, k.source, scatter=ScatterStore(acc, index, dim, take, mode == "add"))
+        steps = [Launch(acc.name, Kernel(acc, base, k.source, nodes=k.nodes), True, None, empty, items),
+                 Launch(acc.name, store, False, None, empty or any(s == 0 for s in shape))]
+        if half:
+            rounded = Op("cast", [Load(acc.name, tuple(lay.shape), torch.float32)], tuple(lay.shape), lay.dtype,
+                         lay.dtype)
+            steps.append(Launch(k.out.name, Kernel(k.out, rounded, k.source), True, None, empty))
+        return steps
 
 
 def _reads_in_place(trees: list, d: str, d_layout: Layout, out: Layout) -> bool:

@@ -108,11 +108,10 @@ def probe_extern_layouts(lg: LoweredGraph, example_inputs: list, gm, shortcuts: 
 
 
 # Library calls whose result is a new tensor laid out by its sizes alone: mm/bmm, addmm (and linear over them)
-# allocate their output contiguous whatever their operands' strides, embedding is index_select's new tensor
-# viewed to its shape. With fixed sizes, the layout the probe saw is the one every call gets (no `fixed_layout`).
+# allocate their output contiguous whatever their operands' strides. With fixed sizes, the layout the probe saw is the one every call gets (no `fixed_layout`).
 # Not SDPA (its backend, and so its output's memory order, follows the inputs' alignment and the user's
 # `sdpa_kernel` settings at run time), convolutions (the inputs' memory format) or torch fallbacks.
-FRESH_RESULTS = (ExternKind.MATMUL, ExternKind.ADDMM, ExternKind.EMBEDDING)
+FRESH_RESULTS = (ExternKind.MATMUL, ExternKind.ADDMM)
 
 
 def _probed_fallback(k) -> bool:

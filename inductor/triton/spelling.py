@@ -43,8 +43,6 @@ def extern_call(k: ExternKernel, operand=torch_view, shortcuts: bool = True) -> 
         return f"torch.addmm({a[0]}, {a[1]}, {a[2]}{scale})"
     if k.kind == ExternKind.ADDMM_INTO:  # residual.py: the product added into the first operand, in place
         return f"{a[0]}.addmm_({a[1]}, {a[2]})"
-    if k.kind == ExternKind.EMBEDDING:
-        return f"torch.nn.functional.embedding({a[1]}, {a[0]})"
     if k.kind == ExternKind.SDPA:
         mask = a[3] if p["has_mask"] else "None"
         return (f"torch.nn.functional.scaled_dot_product_attention({a[0]}, {a[1]}, {a[2]}, attn_mask={mask}, "
