@@ -92,11 +92,11 @@ def _devices(values: list) -> tuple:
     return tuple(sorted({x.device.type for x in values if isinstance(x, torch.Tensor)}))
 
 
-def _count(name: str) -> None:
+def _count(name: str, by: int = 1) -> None:
     """jit.counters, when jit drives this compile (inductor never imports jit: the import direction)."""
     counters = sys.modules.get("jit.counters")
     if counters is not None:
-        counters.counters.bump(name)
+        counters.counters.bump(name, by)
 
 
 def _suspended(fn: Callable) -> Callable:

@@ -20,6 +20,8 @@ COUNTERS = {
     "compile_errors": "internal compiler errors that fell back to eager (with one warning)",
     "cache_limit_hits": "cache misses past jit.config.cache_size_limit: the call ran eagerly",
     "backward_graphs": "backward graphs compiled for training (inductor/training.py), at the first backward",
+    "ddp_segments": "regions compiled for training graphs inside DistributedDataParallel, one per gradient bucket "
+                    "(inductor/ddp_buckets.py; 1 for a graph left whole)",
     "cache_hits": "calls that ran a cached entry (counted by the C hook)",
     "cache_misses": "calls whose code had no entry whose guards passed (counted by the C hook)",
 }
