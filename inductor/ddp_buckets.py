@@ -59,12 +59,12 @@ def bucket_caps(ddp) -> Caps:
 def compile_bucketed(gm: fx.GraphModule, example_inputs: list, backend: Callable) -> Callable | None:
     """gm compiled as one region per DDP bucket by `backend`, when DDP runs its module now and gm needs
     gradients; None where the backend compiles gm as usual."""
-    if _splitting.on or not config.ddp_split or not training.wants_training(gm, example_inputs):
+    if _splitting.on or not training.wants_training(gm, example_inputs):
         return None
     ddp = active_ddp()
     if ddp is None:
         return None
-    if dynamic_graph(gm) or has_mutation(gm.graph):
+    if not config.ddp_split or dynamic_graph(gm) or has_mutation(gm.graph):
         training._count("ddp_segments")
         return None
     params = {id(p) for p in ddp.parameters() if p.requires_grad}

@@ -81,6 +81,14 @@ def _detached(values: list) -> list:
     return [x.detach() if isinstance(x, torch.Tensor) else x for x in values]
 
 
+def _graph_inputs(values) -> list:
+    """What a region's compiled graphs are called with (grad mode is off there): parameters as themselves, since
+    a backend may treat them apart (the NumPy runtime views their memory without pinning the storage's size:
+    FSDP2 frees parameters by resizing storages), everything else detached."""
+    return [x if isinstance(x, torch.nn.Parameter) or not isinstance(x, torch.Tensor) else x.detach()
+            for x in values]
+
+
 def _detaching(compiled: Callable) -> Callable:
     def run(*args):
         return compiled(*_detached(args))
@@ -212,7 +220,7 @@ class _RegionFunction(torch.autograd.Function):
     def forward(ctx, region: CompiledRegion, *args):
         plan = region.plan
         ctx.random_state = _RandomState(region.devices) if region.random else None
-        results = region.forward(*_detached(args))
+        results = region.forward(*_graph_inputs(args))
         outputs = list(results[:plan.num_outputs])
         extra = iter(results[plan.num_outputs:])
         # saved inputs are the caller's tensors themselves (no copy; autograd checks their versions as eager's)
@@ -240,7 +248,7 @@ def _backward(ctx, *grads):
              for g, (shape, dtype, device) in zip(grads, ctx.output_meta)]
     if torch.is_grad_enabled():  # create_graph=True: gradients that are differentiable again
         return (None, *region.recompute_grads(ctx.inputs, ctx.random_state, grads))
-    saved = [_laid_out(t.detach(), stride) for t, stride in zip(ctx.saved_tensors, region.saved_strides)]
+    saved = [_laid_out(t, stride) for t, stride in zip(_graph_inputs(ctx.saved_tensors), region.saved_strides)]
     tangents = [g for g, d in zip(grads, plan.output_grad) if d]
     backward = region.backward or region.compiled_backward(saved, tangents)
     with _AutocastOff():
