@@ -70,7 +70,7 @@ class LM(torch.nn.Module):
 
     def forward(self, idx, targets):
         logits = self.gpt(idx)
-        return F.cross_entropy(logits.view(-1, logits.size(-1)).float(), targets.view(-1))
+        return F.cross_entropy(logits.view(-1, logits.size(-1)).float(), targets.reshape(-1))
 
 
 def _wrapped(a, wrap: str, variant: str, device: torch.device):
