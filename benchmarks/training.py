@@ -52,6 +52,8 @@ def parse() -> argparse.Namespace:
     p.add_argument("--dropout", type=float, default=0.0)
     p.add_argument("--no-autocast", action="store_true", help="CUDA: fp32 instead of bf16 autocast")
     p.add_argument("--no-torch-compile", action="store_true")
+    p.add_argument("--profile", action="store_true",
+                   help="after timing, profile 2 steps of each variant: its kernels by self time, to <out>/*-profile.txt")
     a = p.parse_args()
     cuda = a.device == "cuda"
     hf = a.model == "hf-gpt2"
@@ -123,10 +125,29 @@ def run_variant(name, compiled_loss, model, batches, a) -> dict:
         result["loss"] = float(loss)
         if a.device == "cuda":
             result["peak_mib"] = torch.cuda.max_memory_allocated() / 2**20
+        if a.profile:
+            _profile(name, step, a)
     except Exception as e:  # a baseline that fails here is reported, not hidden
         traceback.print_exc()
         result["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
     return result
+
+
+def _profile(name: str, step, a) -> None:
+    """Where a variant's step time goes: the top kernels (or CPU ops) by self time over two steps."""
+    from torch.profiler import ProfilerActivity, profile
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if a.device == "cuda" else [])
+    with profile(activities=activities) as prof:
+        for i in range(2):
+            step(i)
+        _sync(a.device)
+    key = "self_cuda_time_total" if a.device == "cuda" else "self_cpu_time_total"
+    table = prof.key_averages().table(sort_by=key, row_limit=40, max_name_column_width=90)
+    os.makedirs(RESULTS_DIR, exist_ok=True)
+    path = os.path.join(RESULTS_DIR, f"training-{a.model}-{a.device}-{name.replace('.', '_')}-profile.txt")
+    with open(path, "w") as f:
+        f.write(table)
+    print(f"  {name}: profile written to {path}", flush=True)
 
 
 def main() -> None:

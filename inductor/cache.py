@@ -38,11 +38,14 @@ def input_metadata(example_inputs) -> list:
     return meta
 
 
-def _code_version() -> str:
-    """Hash of this package's own source: editing the code generator must invalidate what it generated."""
+def _code_version(here: Path = Path(__file__).parent) -> str:
+    """Hash of the compiler's source that shapes generated code: inductor/ with its subpackages (the code
+    generators live in numpy/ and triton/, what generated code imports in runtime/) and graph/ (the optimizer and
+    decompositions the lowering starts from). Editing any of it must invalidate what it generated."""
     digest = hashlib.sha256()
-    for f in sorted(Path(__file__).parent.glob("*.py")):
-        digest.update(f.name.encode() + f.read_bytes())
+    for package in (here, here.parent / "graph"):
+        for f in sorted(package.rglob("*.py")):
+            digest.update(str(f.relative_to(package.parent)).encode() + f.read_bytes())
     return digest.hexdigest()
 
 

@@ -251,8 +251,18 @@ def _backward(ctx, *grads):
     saved = [_laid_out(t, stride) for t, stride in zip(_graph_inputs(ctx.saved_tensors), region.saved_strides)]
     tangents = [g for g, d in zip(grads, plan.output_grad) if d]
     backward = region.backward or region.compiled_backward(saved, tangents)
-    with _AutocastOff():
-        results = backward(*saved, *tangents)
+    boxed = getattr(backward, "call_boxed", None)
+    if boxed is not None and hasattr(ctx, "maybe_clear_saved_tensors"):
+        # autograd lets go of the saved values (unless retain_graph) and the compiled backward frees each after
+        # its last use, as eager's backward frees a node's saved values when the node has run
+        ctx.maybe_clear_saved_tensors()
+        args = saved + tangents
+        del saved, tangents
+        with _AutocastOff():
+            results = boxed(args)
+    else:
+        with _AutocastOff():
+            results = backward(*saved, *tangents)
     out = [None] * len(ctx.inputs)
     for i, g, reads in zip(plan.grad_of, results, plan.grad_tangents):
         if any(arrived[k] for k in reads):  # else eager's autograd never reaches input i: None

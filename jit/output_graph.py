@@ -58,6 +58,9 @@ class OutputGraph:
         self.value_check_state: tuple | None = None
         self.break_value_checks_after_effects = False
         self.value_check_in_cleanup = False  # that op is inside a try/finally or a `with` (see _value_checked)
+        self.value_check_cleanup_lines: set = set()  # (code, line) of the cleanup eager runs if that op raises
+        self.written_outside_cleanup = False  # a write after that op, not made by the cleanup (see _written)
+        self.side_effects.on_write = self._written
         self.open_contexts: list = []  # real InferenceMode contexts entered by the trace, left if it stops
         # @contextmanager `with`s of the top-level frame (BEFORE_WITH index -> why) entered for real, and those
         # traced that are open now (jit/semantics/context_managers.py)
@@ -115,15 +118,27 @@ class OutputGraph:
         objects written before it, and none after. The generated code applies the state recorded here when the
         graph raises (jit/codegen.py), which is exact when nothing is written after it; otherwise the frame is
         traced again with such ops breaking the graph where changes are pending (jit/frame_compiler.py). Inside a
-        try/finally or a `with` (transformers' forward wrappers set and reset a global around the model), the
-        cleanup eager runs on the error is code the compiled graph skips, as torch.compile's does; the state
-        written then is the final one, which includes what the cleanup wrote on the normal path."""
-        if self.break_value_checks_after_effects and self.side_effects.pending():
+        try/finally or a `with` (transformers' forward wrappers set and reset a global around the model), eager
+        also runs the cleanup on the error: the final state is right there when every write after the op was made
+        by that cleanup (at its lines, `_written`); else, in the trace again, such an op breaks the graph, and the
+        error reaches the real finally."""
+        cleanup = self.translator.cleanup_lines() if self.translator is not None else set()
+        if self.break_value_checks_after_effects and (self.side_effects.pending() or cleanup):
             self.graph.erase_node(node)
-            unsupported("value_checked_after_effects", f"{_name(target)} after changes to outside objects")
+            unsupported("value_checked_after_effects", f"{_name(target)} after changes to outside objects"
+                        if self.side_effects.pending() else f"{_name(target)} where an error runs a finally / exit")
         if self.value_check_state is None:
             self.value_check_state = self.side_effects.state()
-            self.value_check_in_cleanup = self.translator is not None and self.translator.in_cleanup_region()
+            self.value_check_in_cleanup = bool(cleanup)
+            self.value_check_cleanup_lines = cleanup
+
+    def _written(self) -> None:
+        """A change to an outside object: after the first op that may raise inside a try/finally or `with`, is it
+        one the cleanup makes (then eager makes it on the error path too) or one of the try block or of the code
+        after it (which eager skips when the op raises)?"""
+        if self.value_check_in_cleanup and not self.written_outside_cleanup and not (
+                self.translator is not None and self.translator.at_lines(self.value_check_cleanup_lines)):
+            self.written_outside_cleanup = True
 
     def changed_in_place(self, var: Var) -> None:
         """The traced code changes the items of `var`, a list or dict: fine for one made here; for one from

@@ -46,13 +46,19 @@ class SideEffects:
         self._order: list[tuple] = []  # record keys in first-change order
         self._alive: list = []  # the real objects, kept alive while their ids are keys
         self._changes = 0  # every write counts, however many the same object gets (see state)
+        self.on_write = None  # called at every write (OutputGraph: where writes after an op that may raise are)
 
     def __bool__(self) -> bool:
         return bool(self._order)
 
+    def _write(self) -> None:
+        self._changes += 1
+        if self.on_write is not None:
+            self.on_write()
+
     def container_changed(self, var, real) -> None:
         """`var` (a ListVar / DictVar of the outside object `real`) had its items changed in place."""
-        self._changes += 1
+        self._write()
         if id(real) not in self._containers:
             self._containers[id(real)] = var
             self._order.append(("items", id(real)))
@@ -69,7 +75,7 @@ class SideEffects:
     def write_attr(self, obj_var, real, name: str, value) -> None:
         """`real.name = value` (or deleted, with DELETED) through object.__setattr__."""
         key = (id(real), name)
-        self._changes += 1
+        self._write()
         if key not in self._attrs:
             self._order.append(("attr",) + key)
             self._alive.append(real)
@@ -90,14 +96,14 @@ class SideEffects:
             self._alive.append(real)
         log.calls.append(("set", value, token))
         log.current = value
-        self._changes += 1
+        self._write()
 
     def context_var_reset(self, real, token) -> None:
         """`real.reset(token)` with a token a set in this trace returned (so the var has a log)."""
         log = self._context_vars[id(real)]
         log.calls.append(("reset", token))
         log.current = token.old
-        self._changes += 1
+        self._write()
         token.used = True
 
     def context_var_value(self, real):

@@ -117,11 +117,31 @@ class Translator:
 
     def in_cleanup_region(self) -> bool:
         """Whether an exception raised by the current instruction would run a `finally` body or a `with` block's
-        __exit__ in eager (in this frame or one it was inlined into): code the compiled graph skips when an op in it
-        raises, as torch.compile's does."""
+        __exit__ in eager (in this frame or one it was inlined into)."""
+        return bool(self.cleanup_lines())
+
+    def cleanup_lines(self) -> set:
+        """(code, line) of the cleanup code eager runs when the current instruction raises: each handler block
+        covering it, in this frame and the frames it was inlined into, up to the block's first RERAISE. CPython
+        compiles a `finally` body (a `with`'s exit) twice, on the normal path and in the handler, at the same
+        lines: a write made on the normal path at one of these lines is one the error path makes too."""
+        lines: set = set()
         tx = self
         while tx is not None:
-            if tx.ip > 0 and handlers(tx.code)[tx.ip - 1] is not None:
+            handler = handlers(tx.code)[tx.ip - 1] if tx.ip > 0 else None
+            if handler is not None:
+                for inst in tx.insts[handler[0]:]:
+                    lines.add((tx.code, inst.lineno))
+                    if inst.opname == "RERAISE":
+                        break
+            tx = tx.parent
+        return lines
+
+    def at_lines(self, lines: set) -> bool:
+        """Whether this frame, or a frame it was inlined into, is at one of `lines` ((code, line) pairs)."""
+        tx = self
+        while tx is not None:
+            if tx.inst is not None and (tx.code, tx.inst.lineno) in lines:
                 return True
             tx = tx.parent
         return False

@@ -376,3 +376,20 @@ class CompiledTritonGraph:
             if outputs is not None:
                 return self.returns(outputs)
         return self.returns(self.module.call(inputs, self.device, self.fallbacks, self.calls))  # launch_all, inlined
+
+    def call_boxed(self, args: list):
+        """__call__ on a list the caller gives up (it comes back empty): each input is freed after its last use
+        in the module instead of when the call returns (training.py: the saved activations of a backward).
+        CUDA graph replays keep the usual call: their inputs are copied into recorded buffers anyway."""
+        if self.graphed is not None:
+            result = self(*args)
+            args.clear()
+            return result
+        if self.args_only:
+            inputs = args.copy()
+        else:
+            inputs = self.template.copy()
+            for i, a in self.arg_slots:
+                inputs[i] = args[a]
+        args.clear()
+        return self.returns(self.module.call(inputs, self.device, self.fallbacks, self.calls, True))

@@ -588,10 +588,14 @@ def _generate(lg: LoweredGraph, used: set, sizes: dict, size_names: dict, autotu
             outs.append(repr(o))
     names = [b.name for b in lg.inputs]
     head = [HEADER, "# Source FX graph:"] + ["#   " + line for line in lg.graph_text.strip().splitlines()]
-    fn = ["def call(inputs, device, fallbacks, launch):",
-          "    \"\"\"Inputs and outputs are torch tensors, in the graph's order.\"\"\""]
+    fn = ["def call(inputs, device, fallbacks, launch, boxed=False):",
+          "    \"\"\"Inputs and outputs are torch tensors, in the graph's order. boxed: the caller gave up its",
+          "    references (the list is emptied), so each input is freed after its last use (a backward's saved",
+          "    activations).\"\"\""]
     if names:
         fn.append(f"    {', '.join(names)}{',' if len(names) == 1 else ''} = inputs")
+        fn.append("    if boxed:")
+        fn.append("        inputs.clear()")
     fn += [f"    {size_names[sym]} = {buf}.shape[{d}]  # a dynamic size" for sym, (buf, d) in sizes.items()]
     fn += free_dead(host + [f"    return [{', '.join(outs)}]"])
     source = "\n".join(head) + "\n" + PRELUDE + "\n\n" + "\n\n".join(ks.source for ks in kernels) + "\n\n" + "\n".join(fn) + "\n"

@@ -167,5 +167,8 @@ def test_lower_precision_op_probes_cannot_run(monkeypatch):
     q, k, v = (torch.randn(2, 4, 8, 16) for _ in range(3))
     got, want = jit.compile(attention)(q, k, v), attention(q, k, v)
     assert got.dtype == want.dtype == torch.bfloat16
-    torch.testing.assert_close(got, want)
+    # the default backend may keep the NumPy code (timed against torch): its attention keeps the probabilities in
+    # float32 where torch's CPU kernel rounds them to bf16 before multiplying by v, a few bf16 steps apart on
+    # outputs of magnitude ~0.5 (a step there is 2**-9)
+    torch.testing.assert_close(got, want, atol=4 * 2**-9, rtol=1.6e-2)
     assert jit.counters.graph_breaks == 0 and jit.counters.compile_errors == 0

@@ -195,3 +195,81 @@ class _State:  # attributes written through object.__setattr__ (SimpleNamespace'
 
     def __repr__(self):
         return f"_State({vars(self)})"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_finally_that_writes_runs_when_the_op_raises(backend):
+    # the finally's append was lost when remainder raised (nothing was written before the op)
+    def f(x, log):
+        try:
+            y = torch.remainder(x, x)
+        finally:
+            log.append(1)
+        return y
+
+    _check(f, lambda bad: (_ints(bad), []), backend, graphs=1)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_write_in_the_try_block_after_the_op_is_not_made_when_it_raises(backend):
+    def f(x, log):
+        try:
+            y = torch.remainder(x, x)
+            log.append(2)
+        finally:
+            log.append(1)
+        return y
+
+    _check(f, lambda bad: (_ints(bad), []), backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_write_after_the_try_statement_is_not_made_when_the_op_raises(backend):
+    # obj.b = 3 was applied with the finally's write when remainder raised
+    def f(x, state):
+        state.a = 5
+        try:
+            y = torch.remainder(x, x)
+        finally:
+            state.a = 0
+        state.b = 3
+        return y
+
+    _check(f, lambda bad: (_ints(bad), _State()), backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_finally_in_an_inlined_call_around_the_op(backend):
+    def inner(x, log):
+        log.append("in")
+        try:
+            return torch.remainder(x, x)
+        finally:
+            log.append("out")
+
+    def f(x, log):
+        y = inner(x, log) + 1
+        return y
+
+    _check(f, lambda bad: (_ints(bad), []), backend, graphs=1)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_with_block_whose_exit_writes(backend):
+    import contextlib
+
+    @contextlib.contextmanager
+    def tracked(log):
+        log.append("enter")
+        try:
+            yield
+        finally:
+            log.append("exit")
+
+    def f(x, log):
+        with tracked(log):
+            y = torch.remainder(x, x)
+        log.append("after")
+        return y
+
+    _check(f, lambda bad: (_ints(bad), []), backend)

@@ -1,6 +1,9 @@
 """Generated host code frees each intermediate after its last use (inductor/triton/host.free_dead): a training
 graph's buffers then come and go as eager's do, and its peak is not the sum of everything it made."""
-from framejit.inductor.triton.host import free_dead
+import torch
+
+from tests.inductor.triton.support import check_fn  # noqa: F401 (first: sets TRITON_INTERPRET=1 without a GPU)
+from framejit.inductor.triton.host import free_dead  # noqa: I001
 
 
 def test_each_intermediate_is_deleted_after_its_last_use():
@@ -44,3 +47,26 @@ def test_several_names_assigned_at_once():
             "    return [c]"]
     out = free_dead(body)
     assert out[2] == "    del a, b"
+
+
+def test_a_boxed_call_lets_go_of_its_inputs():
+    """call_boxed (the backward of a training region): the list comes back empty and the module holds no input
+    after it returns, so an input the caller dropped is freed (inside the call, after its last use)."""
+    import weakref
+
+    from framejit.inductor.backends import triton_backend
+    from framejit.inductor.runtime.triton_graph import CompiledTritonGraph
+
+    def f(a, b):
+        return ((a * 2 + b).sum(),)
+
+    a, b = torch.randn(64), torch.randn(64)
+    want = f(a, b)[0]
+    compiled = triton_backend(torch.fx.symbolic_trace(f), [a, b])
+    assert isinstance(compiled, CompiledTritonGraph)
+    gone = weakref.ref(a)
+    args = [a, b]
+    del a
+    got = compiled.call_boxed(args)[0]
+    assert args == [] and gone() is None
+    torch.testing.assert_close(got, want)
