@@ -175,7 +175,7 @@ def _rank(rank: int, world: int, port: int, a, out_path: str) -> None:
                 step(0)
                 _sync(device)
             rows.append({"wrap": wrap, "variant": variant, "world": world, "step_ms": statistics.median(times) * 1e3,
-                         "warmup_s": warm, "overlap": _overlap(profile, device), "loss": float(loss)})
+                         "warmup_s": warm, "overlap": _overlap(profile, device), "loss": float(loss.detach())})
             del step_model, optimizer
     if rank == 0:
         with open(out_path, "w") as f:
