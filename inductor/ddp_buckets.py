@@ -112,6 +112,9 @@ class BucketedGraph:
         self.steps = [(fn, segment.reads) for fn, segment in zip(compiled, split.segments)]
         self.result = split.result
         self.segments = len(compiled)
+        # what JIT_LOGS=output_code shows: each segment's generated code, in order
+        sources = [getattr(fn, "source", None) for fn in compiled]
+        self.source = "\n".join(f"# DDP bucket segment {k}\n{src}" for k, src in enumerate(sources) if src) or None
 
     def __call__(self, *args):
         slots = list(args)
