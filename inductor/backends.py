@@ -7,7 +7,7 @@ import torch.fx
 
 from framejit.graph.size_variants import SizeVariants, dynamic_graph
 
-from . import cache, prepare, training
+from . import cache, ddp_buckets, prepare, training
 from .numpy import backend as numpy_steps
 from .numpy.backend import export_numpy  # noqa: F401 - public: inductor.export_numpy
 
@@ -15,6 +15,8 @@ from .numpy.backend import export_numpy  # noqa: F401 - public: inductor.export_
 def numpy_backend(gm: torch.fx.GraphModule, example_inputs: list):
     """Compile gm to a generated NumPy module. Returns a callable with gm's inputs and outputs. A graph with
     dynamic sizes compiles to modules that read their sizes from the inputs, one per set of size conditions."""
+    if (bucketed := ddp_buckets.compile_bucketed(gm, example_inputs, numpy_backend)) is not None:
+        return bucketed
     if training.wants_training(gm, example_inputs):
         return training.compile_training(gm, example_inputs, numpy_backend)
     if dynamic_graph(gm):
@@ -29,6 +31,9 @@ def triton_backend(gm: torch.fx.GraphModule, example_inputs: list, autotune: boo
     """Compile gm to Triton kernels (inductor/triton/). CUDA tensors, or CPU tensors under Triton's
     interpreter (TRITON_INTERPRET=1, the tests' way to run kernels without a GPU); anything else runs as is."""
     from .triton import backend as triton_steps  # imported on first use: `import inductor` needs no triton
+    bucketed = ddp_buckets.compile_bucketed(gm, example_inputs, lambda g, ex: triton_backend(g, ex, autotune))
+    if bucketed is not None:
+        return bucketed
     if training.wants_training(gm, example_inputs):
         return training.compile_training(gm, example_inputs, lambda g, ex: triton_backend(g, ex, autotune))
     if dynamic_graph(gm):
@@ -43,7 +48,9 @@ triton_backend.dynamic_sizes = True
 def inductor_backend(gm: torch.fx.GraphModule, example_inputs: list):
     """The default backend: Triton kernels for CUDA tensors; for CPU tensors NumPy code or the graph as captured,
     whichever measured faster (numpy/cpu_choice.py). Graphs needing gradients compile forward and backward alike
-    (training.py)."""
+    (training.py); inside DistributedDataParallel, one region per gradient bucket (ddp_buckets.py)."""
+    if (bucketed := ddp_buckets.compile_bucketed(gm, example_inputs, inductor_backend)) is not None:
+        return bucketed
     if training.wants_training(gm, example_inputs):
         if any(isinstance(x, torch.Tensor) and x.device.type != "cpu" for x in example_inputs):
             return training.compile_training(gm, example_inputs, inductor_backend)

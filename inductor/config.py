@@ -103,6 +103,10 @@ SWITCHES = {
     "cuda_graphs": Switch(
         "FRAMEJIT_CUDA_GRAPHS", _on_unless_0, "1", bool,
         "Triton graphs of >= 2 launches recorded once as CUDA graphs and replayed (runtime/cuda_graphs.py)"),
+    "ddp_split": Switch(
+        "FRAMEJIT_DDP_SPLIT", _on_unless_0, "1", bool,
+        "training graphs compiled inside DistributedDataParallel's forward are split at its gradient buckets, "
+        "one compiled region per bucket, so all-reduces overlap the backward (ddp_buckets.py)"),
 }
 
 

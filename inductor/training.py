@@ -13,6 +13,11 @@ switches inside the graph, non-tensor inputs, a failed trace) runs as captured, 
 reason logged (JIT_LOGS=inductor). A graph with dynamic sizes is specialized per size (graph/size_variants.py's
 fixed-shape build): the partition is a plan for fixed byte counts. `jit.counters["backward_graphs"]` counts the
 compiled backward graphs; JIT_LOGS=graph prints both graphs and what the forward saves.
+
+Under FSDP2 (fully_shard) its hooks (all-gather, reduce-scatter) run eagerly around a compiled block, which reads
+the unsharded `nn.Parameter`s FSDP2 sets before each forward (DTensors never reach a graph): a lone compiled block
+is guarded by their identity, which holds since FSDP2 keeps one unsharded Parameter per parameter after the first
+all-gather and refills its storage; from a second block of the class on, by structure (jit/dynamic.py).
 """
 from __future__ import annotations
 
@@ -81,6 +86,14 @@ def _detached(values: list) -> list:
     return [x.detach() if isinstance(x, torch.Tensor) else x for x in values]
 
 
+def _graph_inputs(values) -> list:
+    """What a region's compiled graphs are called with (grad mode is off there): parameters as themselves, since
+    a backend may treat them apart (the NumPy runtime views their memory without pinning the storage's size:
+    FSDP2 frees parameters by resizing storages), everything else detached."""
+    return [x if isinstance(x, torch.nn.Parameter) or not isinstance(x, torch.Tensor) else x.detach()
+            for x in values]
+
+
 def _detaching(compiled: Callable) -> Callable:
     def run(*args):
         return compiled(*_detached(args))
@@ -92,11 +105,11 @@ def _devices(values: list) -> tuple:
     return tuple(sorted({x.device.type for x in values if isinstance(x, torch.Tensor)}))
 
 
-def _count(name: str) -> None:
+def _count(name: str, by: int = 1) -> None:
     """jit.counters, when jit drives this compile (inductor never imports jit: the import direction)."""
     counters = sys.modules.get("jit.counters")
     if counters is not None:
-        counters.counters.bump(name)
+        counters.counters.bump(name, by)
 
 
 def _suspended(fn: Callable) -> Callable:
@@ -212,7 +225,7 @@ class _RegionFunction(torch.autograd.Function):
     def forward(ctx, region: CompiledRegion, *args):
         plan = region.plan
         ctx.random_state = _RandomState(region.devices) if region.random else None
-        results = region.forward(*_detached(args))
+        results = region.forward(*_graph_inputs(args))
         outputs = list(results[:plan.num_outputs])
         extra = iter(results[plan.num_outputs:])
         # saved inputs are the caller's tensors themselves (no copy; autograd checks their versions as eager's)
@@ -240,7 +253,7 @@ def _backward(ctx, *grads):
              for g, (shape, dtype, device) in zip(grads, ctx.output_meta)]
     if torch.is_grad_enabled():  # create_graph=True: gradients that are differentiable again
         return (None, *region.recompute_grads(ctx.inputs, ctx.random_state, grads))
-    saved = [_laid_out(t.detach(), stride) for t, stride in zip(ctx.saved_tensors, region.saved_strides)]
+    saved = [_laid_out(t, stride) for t, stride in zip(_graph_inputs(ctx.saved_tensors), region.saved_strides)]
     tangents = [g for g, d in zip(grads, plan.output_grad) if d]
     backward = region.backward or region.compiled_backward(saved, tangents)
     boxed = getattr(backward, "call_boxed", None)

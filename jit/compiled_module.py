@@ -7,6 +7,7 @@ under the compiler (torch's own __call__ machinery is skipped by the skip rules;
 from __future__ import annotations
 
 import copyreg
+import sys
 import types
 
 from jit import skip_rules
@@ -14,7 +15,11 @@ from jit import skip_rules
 
 def compiled_module(module, ctx):
     cls = type(module)
-    forward = getattr(cls, "forward", None)
+    # DistributedDataParallel's forward is torch's bookkeeping (buffer broadcast, the reducer's preparation, bucket
+    # rebuilds): it runs eagerly, as torch's frames do, and what it calls, the wrapped module, is compiled. Tracing
+    # it would capture none of its work and break the graph at its profiler ranges.
+    compiled_forward_of = _wrapped_by_ddp(module) or cls
+    forward = getattr(compiled_forward_of, "forward", None)
     if isinstance(getattr(forward, "__code__", None), types.CodeType):
         # a torch.nn module's own forward lives in torch, whose frames are skipped: the user named it, compile it
         skip_rules.request(forward.__code__)
@@ -34,6 +39,15 @@ def compiled_module(module, ctx):
     compiled = object.__new__(subclass)
     object.__setattr__(compiled, "__dict__", module.__dict__)
     return compiled
+
+
+def _wrapped_by_ddp(module):
+    """The class of the module a DistributedDataParallel wraps, or None for any other module (looked up: `import
+    jit` stays light, and a program that never imported torch.distributed has no DDP)."""
+    ddp = sys.modules.get("torch.nn.parallel.distributed")
+    if ddp is None or not isinstance(module, ddp.DistributedDataParallel):
+        return None
+    return type(module.module)
 
 
 def _reduce_as(module, protocol: int):

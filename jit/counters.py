@@ -22,6 +22,8 @@ COUNTERS = {
     "backward_graphs": "backward graphs compiled for training (inductor/training.py), at the first backward",
     "cpu_choices_measured": "CPU graphs whose backend (NumPy code or torch) was chosen by timing both sides",
     "cpu_choices_cached": "CPU graphs whose backend choice was read from the disk cache (no timing)",
+    "ddp_segments": "regions compiled for training graphs inside DistributedDataParallel, one per gradient bucket "
+                    "(inductor/ddp_buckets.py; 1 for a graph left whole)",
     "cache_hits": "calls that ran a cached entry (counted by the C hook)",
     "cache_misses": "calls whose code had no entry whose guards passed (counted by the C hook)",
 }

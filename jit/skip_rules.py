@@ -16,9 +16,10 @@ from types import CodeType
 
 from jit.code_maps import CodeSet
 
-# Distributions whose packages' frames are never compiled: what we compile *to*, and test harnesses. Each is
-# expanded to every top-level package it installs (torch's wheel also installs torchgen and a compat package).
-SKIPPED_DISTRIBUTIONS = ("torch", "numpy", "triton", "pytest", "pluggy", "bytecode", "sympy")
+# Distributions whose packages' frames are never compiled: what we compile *to*, test harnesses, and
+# typing_extensions (torch's own code calls it: typing machinery that reads sys._getframe, never a tensor). Each is
+# expanded to every top-level package or one-file module it installs (torch's wheel also installs torchgen).
+SKIPPED_DISTRIBUTIONS = ("torch", "numpy", "triton", "pytest", "pluggy", "bytecode", "sympy", "typing_extensions")
 # framejit's own packages, located beside this one (not by name lookup: a user may have a package called graph).
 OWN_PACKAGES = ("jit", "framejit", "guards", "graph", "inductor")
 
@@ -49,6 +50,8 @@ def _package_dirs() -> set[str]:
             continue
         for location in (spec.submodule_search_locations or []) if spec else []:
             dirs |= _variants(location)
+        if spec and spec.submodule_search_locations is None and spec.origin:  # a one-file module: its file
+            dirs |= {os.path.abspath(spec.origin), os.path.realpath(spec.origin)}
     return dirs
 
 
