@@ -52,9 +52,10 @@ REDUCTIONS: frozenset = frozenset({
 })
 
 # Shape/stride-only ops (clone and cat copy, but have no arithmetic): lowered as indexing, not as loops.
+# detach is the identity on values; rules use it where autograd need not differentiate (a softmax's max shift).
 VIEWS: frozenset = frozenset({
     aten.view.default, aten.permute.default, aten.expand.default, aten.slice.Tensor, aten.select.int,
-    aten.unsqueeze.default, aten.squeeze.dims, aten.clone.default, aten.cat.default,
+    aten.unsqueeze.default, aten.squeeze.dims, aten.clone.default, aten.cat.default, aten.detach.default,
 })
 
 # Tensors made from nothing: full(size, value, dtype=...), arange(start, end, step, dtype=...).

@@ -740,6 +740,9 @@ def _arange(b: Builder, start: Any, end: Any = None, step: Any = 1, *, dtype: An
     return b.op(aten.arange.start_step, start, end, step, dtype=dtype, device=device)
 
 
+# ---- log-space reductions and losses: their own module, registered into this table ----------------------
+from framejit.graph import decompositions_losses  # noqa: E402,F401  (imported for its rules)
+
 # A bytecode tracer records `x.view(...)` as call_function(torch.Tensor.view, (x, ...)): the same rule applies.
 for _key in [k for k in DECOMPOSITIONS if isinstance(k, str)]:
     _method = getattr(torch.Tensor, _key, None)
