@@ -1,5 +1,5 @@
-"""Decomposition rules for log-space reductions and losses (issue 20): logsumexp, cross_entropy, nll_loss, and the
-constant pad that Hugging Face's causal-LM loss applies to its labels. Registered into the one table of
+"""Decomposition rules for log-space reductions and losses (issue 20): logsumexp, log_softmax, cross_entropy, nll_loss,
+and the constant pad that Hugging Face's causal-LM loss applies to its labels. Registered into the one table of
 `graph.decompositions` (imported at its end), in the same rule form.
 
 Why decompose rather than keep torch's kernels: spelled in core ops, a loss fuses with the layers before it (one
@@ -55,11 +55,19 @@ def _logsumexp(b: Builder, x: Any, dim: Any, keepdim: bool = False) -> Any:
     return _cast(b, b.op(aten.add.Tensor, b.op(aten.log.default, total), kept), rounded)
 
 
-def _log_softmax_of(b: Builder, x: Any, dim: int) -> Any:
+def log_softmax_of(b: Builder, x: Any, dim: int) -> Any:
     """log_softmax of x (already in its compute dtype) along `dim`: x - max - log(sum(exp(x - max)))."""
     shifted = b.op(aten.sub.Tensor, x, _stop_gradient(b, b.op(aten.amax.default, x, [dim], True)))
     total = b.op(aten.sum.dim_IntList, b.op(aten.exp.default, shifted), [dim], True)
     return b.op(aten.sub.Tensor, shifted, b.op(aten.log.default, total))
+
+
+@rule(F.log_softmax, torch.log_softmax, "log_softmax")
+def _log_softmax(b: Builder, x: Any, dim: Any = None, _stacklevel: int = 3, dtype: Any = None) -> Any:
+    if dim is None:
+        raise Decline("log_softmax without dim")
+    x, rounded = _opmath(b, _cast(b, x, dtype))
+    return _cast(b, log_softmax_of(b, x, dim % max(b.tensor(x).dim(), 1)), rounded)
 
 
 def _along(b: Builder, vector: Any, ndim: int, dim: int) -> Any:
@@ -165,7 +173,7 @@ def _cross_entropy(b: Builder, x: Any, target: Any, weight: Any = None, size_ave
         return _cross_entropy_probs(b, x, target, weight, reduction, label_smoothing)
     dim = _check_class_target(b, x, target, weight)
     x, rounded = _opmath(b, x)
-    logp = _log_softmax_of(b, x, dim)
+    logp = log_softmax_of(b, x, dim)
     if rounded is not None:  # eager's log_softmax hands its nll_loss log-probabilities rounded to the input dtype
         logp = _cast(b, _cast(b, logp, rounded), b.tensor(x).dtype)
     return _cast(b, _nll(b, logp, target, weight, ignore_index, reduction, dim, label_smoothing), rounded)
@@ -184,7 +192,7 @@ def _cross_entropy_probs(b: Builder, x: Any, target: Any, weight: Any, reduction
     classes = b.size(x)[dim]
     x, rounded = _opmath(b, x)
     target = _cast(b, target, torch.float32 if rounded is not None else None)
-    logp = _log_softmax_of(b, x, dim)
+    logp = log_softmax_of(b, x, dim)
     if rounded is not None:
         logp = _cast(b, _cast(b, logp, rounded), torch.float32)
     if smoothing:
