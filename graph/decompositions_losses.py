@@ -141,8 +141,8 @@ def _nll(b: Builder, logp: Any, target: Any, weight: Any, ignore_index: int, red
     count = (lambda: _reduce_all(b, _cast(b, valid, dtype))) if weight is None else \
         (lambda: _reduce_all(b, picked_weight))
     smooth = _reduced(b, smooth, reduction, count)
-    return b.op(aten.add.Tensor, b.op(aten.mul.Tensor, loss, 1 - smoothing),
-                b.op(aten.mul.Tensor, smooth, smoothing / classes))
+    spread = b.op(aten.div.Tensor, b.op(aten.mul.Tensor, smooth, smoothing), classes)  # C may be a dynamic size
+    return b.op(aten.add.Tensor, b.op(aten.mul.Tensor, loss, 1 - smoothing), spread)
 
 
 def _reduced(b: Builder, losses: Any, reduction: str, divisor: Any) -> Any:
@@ -195,8 +195,10 @@ def _cross_entropy_probs(b: Builder, x: Any, target: Any, weight: Any, reduction
     logp = log_softmax_of(b, x, dim)
     if rounded is not None:
         logp = _cast(b, _cast(b, logp, rounded), torch.float32)
-    if smoothing:
-        target = b.op(aten.add.Tensor, b.op(aten.mul.Tensor, target, 1 - smoothing), smoothing / classes)
+    if smoothing:  # target * (1 - smoothing) + smoothing / C, with C a size (dynamic, maybe) and not a number
+        spread = b.op(aten.add.Tensor, b.op(aten.mul.Tensor, b.op(aten.mul.Tensor, target, 1 - smoothing), classes),
+                      smoothing)
+        target = b.op(aten.div.Tensor, spread, classes)
     terms = b.op(aten.mul.Tensor, logp, target)
     if weight is not None:
         terms = b.op(aten.mul.Tensor, terms, _along(b, _cast(b, weight, b.tensor(x).dtype), meta.dim(), dim))
@@ -206,7 +208,8 @@ def _cross_entropy_probs(b: Builder, x: Any, target: Any, weight: Any, reduction
     if reduction == "mean":
         if meta.numel() == 0:
             raise Decline("an empty mean: eager fills nan")
-        total = b.op(aten.div.Tensor, total, math.prod(b.size(x)) // classes)
+        rows = [n for d, n in enumerate(b.size(x)) if d != dim]
+        total = b.op(aten.div.Tensor, total, math.prod(rows))
     return _cast(b, total, rounded)
 
 
