@@ -151,8 +151,8 @@ GRAD_CASES = [
     ("nll_log_softmax", lambda x, t: F.nll_loss(F.log_softmax(x, -1), t, reduction="sum"),
      lambda: [randn(6, 9), targets(6, 9, ignored=[4])]),
     ("logsumexp", lambda x: torch.logsumexp(x, 1).sum(), lambda: [randn(5, 7)]),
-    ("log_softmax", lambda x: (F.log_softmax(x, 1) * torch.arange(7.)).sum(), lambda: [randn(5, 7)]),
-    ("softmax", lambda x: (F.softmax(x, 1) * torch.arange(7.)).sum(), lambda: [randn(5, 7)]),
+    ("log_softmax", lambda x: (F.log_softmax(x, 1) * torch.arange(7., device=x.device)).sum(), lambda: [randn(5, 7)]),
+    ("softmax", lambda x: (F.softmax(x, 1) * torch.arange(7., device=x.device)).sum(), lambda: [randn(5, 7)]),
     ("var_std", lambda x: x.var((0, 2)).sum() + x.std(1, correction=0).sum(), lambda: [randn(3, 4, 5)]),
     ("max_values", lambda x: torch.max(x, 1).values.sum() + x.amin(0).sum(), lambda: [randn(4, 6)]),
 ]
