@@ -213,6 +213,19 @@ def _cross_entropy_probs(b: Builder, x: Any, target: Any, weight: Any, reduction
     return _cast(b, total, rounded)
 
 
+def _scan(target: Any) -> Any:
+    def build(b: Builder, x: Any, dim: int, *, dtype: Any = None) -> Any:
+        meta = b.tensor(x)
+        if meta.is_complex():
+            raise Decline("a scan of complex values")
+        return b.op(target, x, dim % max(meta.dim(), 1), dtype=dtype)
+    return build
+
+
+rule(torch.cumsum, "cumsum")(_scan(aten.cumsum.default))
+rule(torch.cumprod, "cumprod")(_scan(aten.cumprod.default))
+
+
 @rule(F.pad, torch._C._nn.pad)
 def _pad(b: Builder, x: Any, pad: Any, mode: str = "constant", value: Any = None) -> Any:
     """Constant padding as cat(full, x, full) per padded dim (transformers pads its labels with ignore_index)."""

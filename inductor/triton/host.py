@@ -145,6 +145,8 @@ def _extern_call(k: ExternKernel, operand=torch_view, shortcuts: bool = True) ->
         return f"{a[0]}.addmm_({a[1]}, {a[2]})"
     if k.kind == "embedding":
         return f"torch.nn.functional.embedding({a[1]}, {a[0]})"
+    if k.kind in ("cumsum", "cumprod"):  # the operand (computed by a kernel) cast to the result's dtype by torch
+        return f"torch.{k.kind}({a[0]}, {p['dim'] or 0}, dtype={k.out.layout.dtype})"
     if k.kind == "sdpa":
         mask = a[3] if p["has_mask"] else "None"
         return (f"torch.nn.functional.scaled_dot_product_attention({a[0]}, {a[1]}, {a[2]}, attn_mask={mask}, "

@@ -130,6 +130,14 @@ CASES = [
     ("std_correction2", lambda x: torch.std(x, (0, 1), correction=2), lambda: [randn(3, 4, 5)]),
     ("std_all", lambda x: x.std(), lambda: [randn(4, 6)]),
     ("var_f16", lambda x: x.var(-1), lambda: [randn(4, 6, dtype=torch.float16)]),
+    # scans
+    ("cumsum_fused", lambda x: torch.cumsum(x * 2, 1) + 1, lambda: [randn(3, 9)]),
+    ("cumsum_transposed", lambda x: x.t().cumsum(1), lambda: [randn(5, 4)]),
+    ("cumsum_int32", lambda x: x.cumsum(0), lambda: [torch.arange(-6, 6, dtype=torch.int32).view(4, 3)]),
+    ("cumsum_position_ids", lambda m: m.long().cumsum(-1) - 1, lambda: [torch.tensor([[0, 1, 1, 1], [1, 1, 0, 1]])]),
+    ("cumsum_bf16", lambda x: x.cumsum(-1), lambda: [randn(2, 17, dtype=torch.bfloat16)]),
+    ("cumprod_dtype", lambda x: torch.cumprod(x, 1, dtype=torch.float64), lambda: [randn(3, 6)]),
+    ("cumprod_inf_nan", lambda x: x.cumprod(-1), lambda: [torch.tensor([[1., INF, 0., 2.], [float("nan"), 1., 2., 3.]])]),
     # constant pad (Hugging Face's labels)
     ("pad_labels", lambda t: F.pad(t, (0, 1), value=-100)[..., 1:], lambda: [targets((2, 5), 7)]),
     ("pad_2d", lambda x: F.pad(x, (1, 2, 0, 1), value=0.5) * 2, lambda: [randn(3, 4)]),
