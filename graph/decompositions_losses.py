@@ -113,10 +113,11 @@ def _reduce_all(b: Builder, x: Any) -> Any:
 
 
 def _nll(b: Builder, logp: Any, target: Any, weight: Any, ignore_index: int, reduction: str, dim: int,
-         smoothing: float = 0.0) -> Any:
+         smoothing: float = 0.0, total_weight: list | None = None) -> Any:
     """nll_loss of `logp` (log-probabilities in their compute dtype), with cross_entropy's label smoothing term
     when `smoothing` > 0, as torch's LossNLL.cpp defines them: per element -w[t] * logp[t], 0 where t is
-    ignore_index; the mean divides by the sum of the weights picked."""
+    ignore_index; the mean divides by the sum of the weights picked (appended to `total_weight` when given:
+    aten.nll_loss_forward returns it too)."""
     ndim = b.tensor(logp).dim()
     classes = b.size(logp)[dim]
     onehot = b.op(aten.eq.Tensor, _class_ids(b, classes, ndim, dim), b.op(aten.unsqueeze.default, target, dim))
@@ -133,6 +134,9 @@ def _nll(b: Builder, logp: Any, target: Any, weight: Any, ignore_index: int, red
         picked_weight = b.op(aten.where.self, valid, row, zero)
     losses = b.op(aten.where.self, valid, b.op(aten.neg.default, b.op(aten.mul.Tensor, picked, picked_weight)), zero)
     loss = _reduced(b, losses, reduction, lambda: _reduce_all(b, picked_weight))
+    if total_weight is not None:  # 0 for reduction "none", as eager's kernel leaves it
+        total_weight.append(b.op(aten.full.default, [], 0, dtype=dtype) if reduction == "none" else
+                            _reduce_all(b, picked_weight))
     if not smoothing:
         return loss
     spread = logp if weight is None else b.op(aten.mul.Tensor, logp, _along(b, weight, ndim, dim))
@@ -177,6 +181,41 @@ def _cross_entropy(b: Builder, x: Any, target: Any, weight: Any = None, size_ave
     if rounded is not None:  # eager's log_softmax hands its nll_loss log-probabilities rounded to the input dtype
         logp = _cast(b, _cast(b, logp, rounded), b.tensor(x).dtype)
     return _cast(b, _nll(b, logp, target, weight, ignore_index, reduction, dim, label_smoothing), rounded)
+
+
+# the aten spellings: what CUDA's autocast records for cross_entropy (its ops replayed, jit/autocast.py), and what
+# graphs traced at the aten level hold
+_REDUCTIONS = {0: "none", 1: "mean", 2: "sum"}  # at::Reduction
+
+
+@rule(aten._log_softmax.default)
+def _aten_log_softmax(b: Builder, x: Any, dim: int, half_to_float: bool) -> Any:
+    if half_to_float and (b.device is None or b.device.type != "cuda"):
+        raise Decline("half-to-float log_softmax: only CUDA's kernel has it (the CPU's raises)")
+    x, rounded = _opmath(b, x)
+    out = log_softmax_of(b, x, dim % max(b.tensor(x).dim(), 1))
+    return out if half_to_float else _cast(b, out, rounded)
+
+
+def _aten_nll_loss(ndims: tuple) -> Any:
+    def build(b: Builder, x: Any, target: Any, weight: Any, reduction: int, ignore_index: int) -> Any:
+        if b.tensor(x).dim() not in ndims:
+            raise Decline("an input of the rank the kernel rejects")
+        dim = _check_class_target(b, x, target, weight)
+        x, rounded = _opmath(b, x)
+        total: list = []
+        loss = _nll(b, x, target, weight, ignore_index, _REDUCTIONS[reduction], dim, total_weight=total)
+        return _cast(b, loss, rounded), _cast(b, total[0], rounded)
+    return build
+
+
+rule(aten.nll_loss_forward.default)(_aten_nll_loss((1, 2)))
+rule(aten.nll_loss2d_forward.default)(_aten_nll_loss((4,)))
+
+
+@rule(aten.logsumexp.default)
+def _aten_logsumexp(b: Builder, x: Any, dim: Any, keepdim: bool = False) -> Any:
+    return _logsumexp(b, x, dim, keepdim)
 
 
 def _cross_entropy_probs(b: Builder, x: Any, target: Any, weight: Any, reduction: str, smoothing: float) -> Any:

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 INF = math.inf
+aten = torch.ops.aten
 
 
 def _gen(seed=0):
@@ -113,6 +114,19 @@ CASES = [
     ("nll_loss_weight_mean_spatial", lambda x, t, w: F.nll_loss(x, t, weight=w),
      lambda: [randn(2, 4, 5), targets((2, 5), 4, ignored=[3]), torch.rand(4, generator=_gen(4))]),
     ("nll_loss_bf16", lambda x, t: F.nll_loss(x, t), lambda: [randn(6, 9, dtype=torch.bfloat16), targets(6, 9)]),
+    # the aten spellings (CUDA autocast replays cross_entropy as these)
+    ("aten_log_softmax_nll_loss_forward",
+     lambda x, t: aten.nll_loss_forward.default(aten._log_softmax.default(x, 1, False), t, None, 1, -100)[0],
+     lambda: [randn(6, 9), targets(6, 9, ignored=[2])]),
+    ("aten_nll_loss_forward_weight_sum", lambda x, t, w: _both(aten.nll_loss_forward.default(x, t, w, 2, -100)),
+     lambda: [randn(6, 9), targets(6, 9, ignored=[2]), torch.rand(9, generator=_gen(4))]),
+    ("aten_nll_loss_forward_none", lambda x, t, w: _both(aten.nll_loss_forward.default(x, t, w, 0, 1)),
+     lambda: [randn(6, 9), targets(6, 9), torch.rand(9, generator=_gen(4))]),
+    ("aten_nll_loss2d_forward", lambda x, t: aten.nll_loss2d_forward.default(x, t, None, 1, -100)[0],
+     lambda: [randn(2, 5, 3, 2), targets((2, 3, 2), 5, ignored=[0])]),
+    ("aten_log_softmax_bf16", lambda x: aten._log_softmax.default(x, 0, False),
+     lambda: [randn(4, 5, dtype=torch.bfloat16)]),
+    ("aten_logsumexp", lambda x: aten.logsumexp.default(x, [1], True), lambda: [_inf_rows()]),
     # max / min / argmax / argmin over a dim: values and indices, the first index on ties
     ("max_dim", lambda x: _both(torch.max(x, 1)), lambda: [_ties()]),
     ("min_dim_keepdim", lambda x: _both(torch.min(x, 1, keepdim=True)), lambda: [_ties()]),
@@ -137,7 +151,8 @@ CASES = [
     ("cumsum_position_ids", lambda m: m.long().cumsum(-1) - 1, lambda: [torch.tensor([[0, 1, 1, 1], [1, 1, 0, 1]])]),
     ("cumsum_bf16", lambda x: x.cumsum(-1), lambda: [randn(2, 17, dtype=torch.bfloat16)]),
     ("cumprod_dtype", lambda x: torch.cumprod(x, 1, dtype=torch.float64), lambda: [randn(3, 6)]),
-    ("cumprod_inf_nan", lambda x: x.cumprod(-1), lambda: [torch.tensor([[1., INF, 0., 2.], [float("nan"), 1., 2., 3.]])]),
+    ("cumprod_inf_nan", lambda x: x.cumprod(-1),
+     lambda: [torch.tensor([[1., INF, 0., 2.], [float("nan"), 1., 2., 3.]])]),
     # constant pad (Hugging Face's labels)
     ("pad_labels", lambda t: F.pad(t, (0, 1), value=-100)[..., 1:], lambda: [targets((2, 5), 7)]),
     ("pad_2d", lambda x: F.pad(x, (1, 2, 0, 1), value=0.5) * 2, lambda: [randn(3, 4)]),
