@@ -32,6 +32,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from benchmarks.harness import RESULTS_DIR as RESULTS  # noqa: E402 - benchmarks/out unless --update-results
+from benchmarks.harness import gpu_tag, rel_error, speedup_chart as plot, timed_rounds  # noqa: E402,F401 - shared
 
 
 # ---- workloads: (name, build(dtype) -> (fn, inputs, bytes moved or None, flops or None)) -----------------------
@@ -112,40 +113,12 @@ WORKLOADS = ["pointwise chain 64M", "layernorm 32768x4096", "softmax 16384x8192"
 
 
 # ---- measurement -------------------------------------------------------------------------------------------------
-def _flat(out):
-    return list(out) if isinstance(out, (tuple, list)) else [out]
-
-
-def rel_error(got, ref) -> float:
-    worst = 0.0
-    for g, r in zip(_flat(got), _flat(ref)):
-        g, r = g.double(), r.double()
-        if not torch.isfinite(g).all() and not torch.equal(torch.isfinite(g), torch.isfinite(r)):
-            return float("inf")
-        fin = torch.isfinite(r)
-        worst = max(worst, ((g - r)[fin].norm() / r[fin].norm().clamp_min(1e-30)).item())
-    return worst
-
-
 def first_call(fn, inputs):
     torch.cuda.synchronize()
     t0 = time.perf_counter()
     out = fn(*inputs)
     torch.cuda.synchronize()
     return out, time.perf_counter() - t0
-
-
-def timed_rounds(calls: dict, args=(), rounds: int = 7, rep_ms: int = 30) -> dict:
-    """Each call's median time in ms per round, each called on `args`. The calls take turns within every round,
-    so a GPU whose clocks drift during the run (a long fp32 GEMM row heats it) slows them alike instead of
-    whichever happened to run last, and two calls of one round can be compared pairwise."""
-    import triton.testing
-    times = {name: [] for name in calls}
-    for _ in range(rounds):
-        for name, f in calls.items():
-            times[name].append(triton.testing.do_bench(lambda: f(*args), warmup=5, rep=rep_ms,
-                                                       return_mode="median"))
-    return times
 
 
 def interleaved(calls: dict, args=(), rounds: int = 7, rep_ms: int = 30) -> dict:
@@ -242,35 +215,6 @@ def environment() -> dict:
     return {"gpu": torch.cuda.get_device_name(), "python": platform.python_version(), "torch": torch.__version__,
             "triton": triton.__version__, "numpy": numpy.__version__, "cuda": torch.version.cuda,
             "tf32_matmul": torch.backends.cuda.matmul.allow_tf32}
-
-
-def gpu_tag(name: str) -> str:
-    """The short device name results files carry: h100, h200 (the second word of 'NVIDIA H100 80GB HBM3'),
-    or 'gpu'."""
-    words = name.split()
-    return words[1].lower() if len(words) > 1 else "gpu"
-
-
-def plot(rows, path) -> bool:
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return False
-    labels = [f"{r['workload']}\n{r['dtype']}" for r in rows]
-    fig, ax = plt.subplots(figsize=(max(8, len(rows) * 0.9), 5))
-    xs = range(len(rows))
-    ax.bar([x - 0.2 for x in xs], [r["speedup_torch"] for r in rows], 0.4, label="torch.compile")
-    ax.bar([x + 0.2 for x in xs], [r["speedup_ours"] for r in rows], 0.4, label="framejit (Triton)")
-    ax.axhline(1.0, color="gray", lw=0.8)
-    ax.set_xticks(list(xs))
-    ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=7)
-    ax.set_ylabel("speed-up over eager")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    return True
 
 
 def write(rows, env, out_dir, tag):

@@ -174,3 +174,72 @@ def triton_modules(fn, inputs, settings: dict) -> dict | None:
             module = triton_backend(copy.deepcopy(gm), example)
         out[name] = lambda module=module: module(*a)
     return out
+
+
+# ---- compiled-vs-eager tables on a device (gpu_suite.py, broad.py) ------------------------------------------------
+def _flat(out):
+    return list(out) if isinstance(out, (tuple, list)) else [out]
+
+
+def rel_error(got, ref) -> float:
+    """The worst relative L2 error, in float64, of the outputs `got` against `ref` over their finite entries
+    (inf where the finite entries are not in the same places)."""
+    import torch
+    worst = 0.0
+    for g, r in zip(_flat(got), _flat(ref)):
+        g, r = g.double(), r.double()
+        if not torch.isfinite(g).all() and not torch.equal(torch.isfinite(g), torch.isfinite(r)):
+            return float("inf")
+        fin = torch.isfinite(r)
+        worst = max(worst, ((g - r)[fin].norm() / r[fin].norm().clamp_min(1e-30)).item())
+    return worst
+
+
+def timed_rounds(calls: dict, args=(), rounds: int = 7, rep_ms: int = 30) -> dict:
+    """Each call's median time in ms per round, each called on `args` (CUDA: triton.testing.do_bench, CUDA events,
+    L2 flushed between runs). The calls take turns within every round, so a GPU whose clocks drift during the run
+    (a long fp32 GEMM row heats it) slows them alike instead of whichever happened to run last, and two calls of
+    one round can be compared pairwise."""
+    import triton.testing
+    times = {name: [] for name in calls}
+    for _ in range(rounds):
+        for name, f in calls.items():
+            times[name].append(triton.testing.do_bench(lambda: f(*args), warmup=5, rep=rep_ms,
+                                                       return_mode="median"))
+    return times
+
+
+def gpu_tag(name: str) -> str:
+    """The short device name results files carry: h100, h200 (the second word of 'NVIDIA H100 80GB HBM3'),
+    or 'gpu'."""
+    words = name.split()
+    return words[1].lower() if len(words) > 1 else "gpu"
+
+
+def speedup_chart(rows, path, ours_label: str = "framejit (Triton)", inch_per_row: float = 0.9,
+                  log: bool = False) -> bool:
+    """A bar chart of torch.compile's and ours speed-ups over eager per row (keys workload, dtype, speedup_torch,
+    speedup_ours) as a PNG at `path` (`log`: a log axis, for speed-ups spanning decades); False when matplotlib is
+    not importable."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    labels = [f"{r['workload']}\n{r['dtype']}" for r in rows]
+    fig, ax = plt.subplots(figsize=(max(8, len(rows) * inch_per_row), 5))
+    xs = range(len(rows))
+    ax.bar([x - 0.2 for x in xs], [r["speedup_torch"] for r in rows], 0.4, label="torch.compile")
+    ax.bar([x + 0.2 for x in xs], [r["speedup_ours"] for r in rows], 0.4, label=ours_label)
+    ax.axhline(1.0, color="gray", lw=0.8)
+    if log:
+        ax.set_yscale("log")
+    ax.set_xticks(list(xs))
+    ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=7)
+    ax.set_ylabel("speed-up over eager")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import torch
 
+from framejit.graph.index_checks import CHECK_INDEX
+
 aten = torch.ops.aten
 
 # Elementwise f(x): one input tensor, same shape out; dtype as eager (e.g. isnan -> bool, sqrt of int -> float).
@@ -67,8 +69,20 @@ CONSTRUCTORS: frozenset = frozenset({aten.full.default, aten.arange.start_step})
 
 # Heavy ops a backend hands to a library (BLAS, torch) rather than generating loops for.
 EXTERN: frozenset = frozenset({
-    aten.mm.default, aten.bmm.default, aten.addmm.default, aten.convolution.default, aten.embedding.default,
+    aten.mm.default, aten.bmm.default, aten.addmm.default, aten.convolution.default,
     aten.scaled_dot_product_attention.default,
+})
+
+# ---- indexing (issue 20): indexed loads and stores, each index operand checked first -----------------------
+# check_index(idx, size, dim, wrap, kind) raises as eager would for an index out of range and returns it in
+# [0, size) (graph/index_checks.py). Loads: gather (along one dim, index of the output's rank), and the "take"
+# forms, whose index tensor replaces one dim (index_select, embedding, index.Tensor with one index tensor).
+# Stores into a copy of their first operand: scatter / scatter_add / scatter_reduce(sum), index_add, index_put;
+# embedding_dense_backward (the rows of the gradient added into zeros: every language model's training step).
+INDEXING: frozenset = frozenset({
+    CHECK_INDEX, aten.gather.default, aten.index_select.default, aten.embedding.default, aten.index.Tensor,
+    aten.scatter.src, aten.scatter.value, aten.scatter_add.default, aten.scatter_reduce.two, aten.index_add.default,
+    aten.index_put.default, aten.embedding_dense_backward.default,
 })
 
 GROUPS: dict[str, frozenset] = {
@@ -81,6 +95,7 @@ GROUPS: dict[str, frozenset] = {
     "views": VIEWS,
     "constructors": CONSTRUCTORS,
     "extern": EXTERN,
+    "indexing": INDEXING,
 }
 
 CORE_OPS: frozenset = frozenset().union(*GROUPS.values())

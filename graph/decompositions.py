@@ -15,9 +15,11 @@ import operator
 from typing import Any, Callable
 
 import torch
+import torch.fx as fx
 import torch.nn.functional as F
 
 from framejit.graph.builder import Builder, Decline
+from framejit.graph.index_checks import CHECK_INDEX
 from framejit.graph.symbolic_shapes import broadcast_shapes, expand_shape, slice_bounds, view_shape
 from framejit.graph.symbolic_sizes import concrete
 
@@ -195,7 +197,11 @@ def _square(b: Builder, x: Any) -> Any:
 def _masked_fill(b: Builder, x: Any, mask: Any, value: Any) -> Any:
     meta = b.tensor(x)
     if isinstance(b.val(value), torch.Tensor):
-        raise Decline("masked_fill with a tensor value")
+        if b.tensor(value).dim() != 0:
+            raise Decline("masked_fill with a value that is not 0-d")  # eager raises: it runs there
+        # a 0-d tensor value, cast to x's dtype as eager does (masked_fill(mask, t[i, j]) in attention code)
+        fill = _cast(b, value, None if b.tensor(value).dtype == meta.dtype else meta.dtype)
+        return b.op(aten.where.self, mask, fill, x)
     # the fill value is cast to x's dtype (no promotion), unlike where's scalar operands
     fill = b.op(aten.full.default, [], value, dtype=meta.dtype)
     return b.op(aten.where.self, mask, fill, x)
@@ -203,17 +209,34 @@ def _masked_fill(b: Builder, x: Any, mask: Any, value: Any) -> Any:
 
 @rule(torch.clamp, torch.clip, "clamp", "clip")
 def _clamp(b: Builder, x: Any, min: Any = None, max: Any = None) -> Any:
+    # maximum, then minimum: NaN anywhere propagates and min > max gives max, as eager's clamp. Tensor bounds
+    # and promoting ones (an int tensor clamped by 0.5) compute in the promoted dtype (issue 20)
     dtype = b.tensor(x).dtype
     for bound in (min, max):
-        if isinstance(b.val(bound), torch.Tensor) or (
-                bound is not None and torch.result_type(b.val(x), bound) != dtype):
-            raise Decline("clamp that changes dtype or takes tensor bounds")
-    out = x
-    if min is not None:
-        out = b.op(aten.maximum.default, out, b.scalar(min, x))
-    if max is not None:
-        out = b.op(aten.minimum.default, out, b.scalar(max, x))
+        if bound is not None:
+            dtype = torch.result_type(torch.empty((), dtype=dtype), b.val(bound))
+    if dtype == torch.bool:
+        raise Decline("clamp of booleans")  # eager has no bool kernel for it
+    out = _cast(b, x, None if dtype == b.tensor(x).dtype else dtype)
+    for bound, op in ((min, aten.maximum.default), (max, aten.minimum.default)):
+        if bound is None:
+            continue
+        if isinstance(b.val(bound), torch.Tensor):
+            bound = _cast(b, bound, None if b.tensor(bound).dtype == dtype else dtype)
+        else:
+            bound = b.scalar(bound, out)
+        out = b.op(op, out, bound)
     return out
+
+
+@rule(torch.clamp_min, "clamp_min")
+def _clamp_min(b: Builder, x: Any, min: Any) -> Any:
+    return _clamp(b, x, min, None)
+
+
+@rule(torch.clamp_max, "clamp_max")
+def _clamp_max(b: Builder, x: Any, max: Any) -> Any:
+    return _clamp(b, x, None, max)
 
 
 # ---- one eager op spelled as several core ops: half types computed in float32 ------------------------------
@@ -345,12 +368,18 @@ def _std(b: Builder, x: Any, dim: Any = None, unbiased: Any = None, keepdim: boo
 
 @rule(torch.amax, "amax")
 def _amax(b: Builder, x: Any, dim: Any = (), keepdim: bool = False) -> Any:
-    return b.op(aten.amax.default, x, _dims(dim or None, b.tensor(x).dim()), keepdim)
+    return b.op(aten.amax.default, x, _dims(_all_if_empty(dim), b.tensor(x).dim()), keepdim)
 
 
 @rule(torch.amin, "amin")
 def _amin(b: Builder, x: Any, dim: Any = (), keepdim: bool = False) -> Any:
-    return b.op(aten.amin.default, x, _dims(dim or None, b.tensor(x).dim()), keepdim)
+    return b.op(aten.amin.default, x, _dims(_all_if_empty(dim), b.tensor(x).dim()), keepdim)
+
+
+def _all_if_empty(dim: Any) -> Any:
+    """amax/amin's `dim=()` means every dim; `dim=0` is dim 0 (`dim or None` read it as every dim, and the rule's
+    result then failed normalize's shape check: x.amax(0) ran in torch)."""
+    return None if isinstance(dim, (tuple, list)) and len(dim) == 0 else dim
 
 
 @rule(torch.argmax, "argmax")
@@ -548,6 +577,16 @@ def _cat(b: Builder, tensors: Any, dim: int = 0) -> Any:
     return out if b.tensor(out).dtype == dtype else b.op(aten._to_copy.default, out, dtype=dtype)
 
 
+# ---- stack: a cat of unsqueezed pieces (backends write each piece into its slot of one output, no copies) ----
+@rule(torch.stack, "stack")
+def _stack(b: Builder, tensors: Any, dim: int = 0, *, out: Any = None) -> Any:
+    tensors = list(tensors)
+    if out is not None or not tensors:
+        raise Decline("stack with out= or of no tensors")
+    dim = dim % (b.tensor(tensors[0]).dim() + 1)
+    return _cat(b, [b.op(aten.unsqueeze.default, t, dim) for t in tensors], dim)
+
+
 def _pieces_of(b: Builder, x: Any, dim: int) -> None:
     """split, chunk and unbind size their pieces (and count them) from the size of `dim`, computed here at the
     hints: where that size is dynamic it is pinned, so the code serves that size only."""
@@ -584,6 +623,9 @@ def _unbind(b: Builder, x: Any, dim: int = 0) -> Any:
 def _getitem(b: Builder, x: Any, index: Any) -> Any:
     meta = b.tensor(x)
     items = list(index) if isinstance(index, tuple) else [index]
+    if any(isinstance(i, fx.Node) for i in items):
+        from framejit.graph.index_rules import getitem_tensor  # x[idx]: issue 20's indexing rules
+        return getitem_tensor(b, x, items)
     if any(not (i is None or i is Ellipsis or isinstance(i, (int, slice))) or isinstance(i, bool) for i in items):
         raise Decline("advanced indexing")
     if Ellipsis in items:
@@ -706,6 +748,8 @@ def _embedding(b: Builder, index: Any, weight: Any, padding_idx: Any = None, max
     if padding_idx is not None and padding_idx < 0:
         padding_idx += b.tensor(weight).shape[0]
     padding_idx = -1 if padding_idx is None else padding_idx
+    # eager's "index out of range in self" for a bad index; the lowered gather then reads only in-range rows
+    index = b.op(CHECK_INDEX, index, b.size(weight)[0], 0, False, "self")
     if padding_idx == -1 and not scale_grad_by_freq:
         return b.op(aten.embedding.default, weight, index)
     return b.op(aten.embedding.default, weight, index, padding_idx, scale_grad_by_freq)
@@ -731,6 +775,8 @@ def _arange(b: Builder, start: Any, end: Any = None, step: Any = 1, *, dtype: An
     return b.op(aten.arange.start_step, start, end, step, dtype=dtype, device=device)
 
 
+# ---- indexing ops (issue 20): their own modules, registered here before the Tensor-method aliases ----------
+from framejit.graph import index_rules, pooling_rules  # noqa: E402,F401  (registers their rules)
 # ---- log-space reductions and losses: their own module, registered into this table ----------------------
 from framejit.graph import decompositions_losses  # noqa: E402,F401  (imported for its rules)
 

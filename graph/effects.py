@@ -127,6 +127,7 @@ _VALUE_CHECKED = {
     "cross_entropy", "multinomial", "bincount", "repeat_interleave", "masked_scatter", "inverse", "inv",
     "cholesky", "cholesky_inverse", "solve", "lu_factor", "multi_margin_loss", "multilabel_margin_loss",
     "ctc_loss", "unique_consecutive", "histc", "searchsorted",
+    "check_index",  # graph/index_checks.py: the bounds check the indexing rules put in front of an index
 }
 _INTEGER_DIVISIONS = {"div", "floor_divide", "remainder", "fmod", "floordiv", "mod", "truediv", "__floordiv__",
                       "__mod__", "__rfloordiv__", "__rmod__", "ifloordiv", "imod"}

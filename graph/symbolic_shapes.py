@@ -366,6 +366,34 @@ def _sdpa(node, q, k, v, *args, **kwargs):
     return _t(q)[:-1] + _t(v)[-1:]
 
 
+# ---- indexing (issue 20): a take replaces one dim by the index's dims; stores keep their first operand's shape
+def _take(node, x, dim, idx, *args, **kwargs):
+    shape = _t(x)
+    dim = dim % max(len(shape), 1)
+    return shape[:dim] + (_t(idx) if len(_t(idx)) else (1,)) + shape[dim + 1:]
+
+
+def _index(node, x, indices):
+    found = [k for k, i in enumerate(indices) if i is not None]
+    if len(found) != 1:
+        raise Unknown("several index tensors")
+    shape = _t(x)
+    return shape[:found[0]] + _t(indices[found[0]]) + shape[found[0] + 1:]
+
+
+def _gather(node, x, dim, idx, *args, **kwargs):
+    return _t(idx)
+
+
+def _indexing_rules() -> dict:
+    from framejit.graph.index_checks import CHECK_INDEX
+    stores = (aten.scatter.src, aten.scatter.value, aten.scatter_add.default, aten.scatter_reduce.two,
+              aten.index_add.default, aten.index_put.default)
+    return {CHECK_INDEX: _same, aten.gather.default: _gather, aten.index_select.default: _take,
+            aten.embedding_dense_backward.default: lambda node, grad, idx, n, *a: (n, _t(grad)[-1]),
+            aten.index.Tensor: _index, **{op: _same for op in stores}}
+
+
 RULES: dict = {}
 for _group, _fn in [("pointwise_unary", _same), ("pointwise_binary", _pointwise), ("ternary", _pointwise),
                     ("convert", _same)]:
@@ -389,4 +417,5 @@ RULES.update({
     aten.add.Scalar: _pointwise, aten.sub.Scalar: _pointwise, aten.mul.Scalar: _pointwise,
     aten.div.Scalar: _pointwise, aten.div.Scalar_mode: _pointwise, aten.remainder.Scalar: _pointwise,
 })
+RULES.update(_indexing_rules())
 del _group, _fn, _target

@@ -47,17 +47,19 @@ def inductor_backend(gm: torch.fx.GraphModule, example_inputs: list):
     if training.wants_training(gm, example_inputs):
         if any(isinstance(x, torch.Tensor) and x.device.type != "cpu" for x in example_inputs):
             return training.compile_training(gm, example_inputs, inductor_backend)
-        from .numpy.cpu_choice import choose_training
+        from .numpy import cpu_choice
         captured = prepare.as_captured(gm)  # before the joint trace rewrites gm into core ops
-        return choose_training(training.compile_training(gm, example_inputs, inductor_backend), captured,
-                               example_inputs)
+        key = cpu_choice.choice_key(gm, example_inputs, "training")
+        return cpu_choice.choose_training(lambda: training.compile_training(gm, example_inputs, inductor_backend),
+                                          captured, example_inputs, key)
     if any(isinstance(x, torch.Tensor) and x.device.type == "cuda" for x in example_inputs):
         return triton_backend(gm, example_inputs)
     if any(isinstance(x, torch.Tensor) and x.device.type != "cpu" for x in example_inputs):
         return gm
-    from .numpy.cpu_choice import choose
+    from .numpy import cpu_choice
     captured = prepare.as_captured(gm)  # before numpy_backend rewrites gm into core ops
-    return choose(numpy_backend(gm, example_inputs), captured, example_inputs)
+    key = cpu_choice.choice_key(gm, example_inputs, "inference")
+    return cpu_choice.choose(lambda: numpy_backend(gm, example_inputs), captured, example_inputs, key)
 
 
 inductor_backend.dynamic_sizes = True

@@ -62,16 +62,17 @@ def _checksum(payload: dict) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-def _path(key: str) -> Path:
-    return cache_dir() / "numpy" / f"{key}.json"
+def _path(key: str, kind: str) -> Path:
+    return cache_dir() / kind / f"{key}.json"
 
 
-def get(key: str):
-    """The payload stored under key (a dict), or None."""
+def get(key: str, kind: str = "numpy"):
+    """The payload stored under key (a dict), or None. `kind` names the folder: "numpy" (generated source),
+    "choice" (numpy/cpu_choice.py's decisions)."""
     if key in _memory:
         stats["memory_hits"] += 1
         return _memory[key]
-    path = _path(key)
+    path = _path(key, kind)
     try:
         record = json.loads(path.read_text())
         if record.get("format") != FORMAT or record.get("key") != key or \
@@ -93,11 +94,11 @@ def get(key: str):
     return record["payload"]
 
 
-def put(key: str, payload: dict, disk: bool = True) -> None:
+def put(key: str, payload: dict, disk: bool = True, kind: str = "numpy") -> None:
     _memory[key] = payload
     if not disk:
         return
-    path = _path(key)
+    path = _path(key, kind)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         record = {"format": FORMAT, "key": key, "checksum": _checksum(payload), "payload": payload}

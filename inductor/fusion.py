@@ -35,6 +35,9 @@ def plan_fusion(graph: torch.fx.Graph, kinds: dict) -> set:
         if any(u.op == "output" for u in node.users):
             stored.add(node)  # an output view is stored as an aliasing view, not copied (see Kernel.is_view)
             continue
+        if kind == "scatter":  # an indexed store: a kernel of its own, its operand trees fused into it
+            stored.add(node)
+            continue
         if kind in ("pointwise", "reduction"):
             users = terminal_users(node, kinds)
             # extern and fallback kernels evaluate their operand trees too, so they may absorb a producer

@@ -159,16 +159,46 @@ class Kernel:
     # the FX nodes themselves, as lowering made the kernel (kernels rebuilt later keep only `source`): what the
     # Triton backend runs in torch instead when the kernel cannot be generated
     nodes: list = field(default_factory=list, repr=False, compare=False)
+    # an indexed store's second half (Triton backend: inductor/triton/host.py splits a scatter kernel in two):
+    # `expr` is evaluated over the source's shape (`out` names the target, laid out as that iteration) and added
+    # or written into `scatter.into` at the indexed places
+    scatter: Optional["ScatterStore"] = None
+
+
+@dataclass
+class ScatterStore:
+    """Where a scatter's source elements go: buffer `into` (its real layout), at index `index` (evaluated at the
+    source's coordinates: its dims replace dim `dim` when `take`, else it has the source's rank), added or not."""
+    into: Buffer
+    index: Expr
+    dim: int
+    take: bool
+    add: bool
+
+
+class ExternKind(StrEnum):
+    """The library calls an ExternKernel makes (backends spell each: numpy/codegen.py, triton/spelling.py)."""
+    MATMUL = "matmul"                      # mm, bmm
+    ADDMM = "addmm"
+    ADDMM_INTO = "addmm_into"              # triton/residual.py: the product added into the first operand in place
+    SDPA = "sdpa"
+    CAUSAL_ATTENTION = "causal_attention"  # graph/attention.py's rewrite of a spelled-out attention
+    CONV = "conv"
+    CUMSUM = "cumsum"                      # the core scans: the operand computed first, then the library's scan
+    CUMPROD = "cumprod"
 
 
 @dataclass
 class ExternKernel:
     """A library call (matmul, conv, ...) whose operands are expression trees evaluated first."""
     out: Buffer
-    kind: str
+    kind: ExternKind  # given as its value ("matmul") or the member; compares equal to its value
     args: list
     params: dict
     source: list = field(default_factory=list)
+
+    def __post_init__(self):
+        self.kind = ExternKind(self.kind)  # an unknown kind raises here, not in a backend's spelling of it
 
 
 @dataclass
@@ -207,7 +237,7 @@ class LoweredGraph:
     outputs: list         # Expr per graph output (Load / View of Loads), or a Python constant
     output_spec: Any      # pytree spec to rebuild gm's return structure
     graph_text: str       # the source FX graph, for the header comment and the cache key
-    # library results seen with exactly their layout's strides, at offset 0 (triton_module.probe_extern_layouts)
+    # library results seen with exactly their layout's strides, at offset 0 (triton/probe.py)
     exact_layouts: set = field(default_factory=set)
     # per flat output, what eager returns: a view of which input, with which strides (graph/normalize.py's
     # EagerOutput), when the graph went through normalization

@@ -12,6 +12,7 @@ import torch.fx
 from torch.utils._pytree import tree_flatten
 
 from framejit.graph.attention import causal_attention
+from framejit.graph.index_checks import CHECK_INDEX
 
 from framejit.graph import symbolic_shapes, symbolic_sizes
 from framejit.graph.normalize import EAGER_OUTPUTS
@@ -249,8 +250,6 @@ register("extern", aten.mm.default)(lambda node, a, b: ("matmul", [a, b], {}))
 register("extern", aten.bmm.default)(lambda node, a, b: ("matmul", [a, b], {}))
 register("extern", aten.addmm.default)(
     lambda node, bias, a, b, *, beta=1, alpha=1: ("addmm", [bias, a, b], {"beta": beta, "alpha": alpha}))
-register("extern", aten.embedding.default)(
-    lambda node, weight, idx, padding_idx=-1, scale_grad=False, sparse=False: ("embedding", [weight, idx], {}))
 
 
 @register("extern", aten.scaled_dot_product_attention.default)
@@ -275,6 +274,118 @@ def _conv(node, x, w, bias, stride, padding, dilation, transposed, output_paddin
     args = [x, w] + ([bias] if bias is not None else [])
     return ("conv", args, {"stride": tuple(stride), "padding": tuple(padding), "dilation": tuple(dilation),
                            "groups": groups, "has_bias": bias is not None})
+
+
+# ---- indexing (issue 20): indexed loads and stores as Ops both code generators spell -------------------------
+# check_index (graph/index_checks.py) raises eager's exception for an index out of range and returns indices in
+# [0, size): the ops after it read and write only inside their buffers. Params: take (dim,): the index's dims
+# replace dim `dim` of the source (index_select, embedding, x[idx]); gather (dim,): the index has the output's
+# rank (np.take_along_axis); scatter (dim, mode "add" | "set", take): a copy of operand 0 with operand 2 added or
+# written at the indices (take: the index replaces dim `dim`, else along it as gather). Scatters are their own kind:
+# always a kernel of their own (a Triton one is a copy, then a kernel of atomic adds), their operands fused in.
+# Not probed by eager_rejects: its ones-tensors are indices out of range of its one-element sources.
+INDEXING_OPS = {CHECK_INDEX, aten.gather.default, aten.index_select.default, aten.embedding.default,
+                aten.index.Tensor, aten.scatter.src, aten.scatter.value, aten.scatter_add.default,
+                aten.scatter_reduce.two, aten.index_add.default, aten.index_put.default,
+                aten.embedding_dense_backward.default}
+
+
+@register("pointwise", CHECK_INDEX)
+def _check_index(node, idx, size, dim, wrap, kind):
+    return Op("check_index", [idx], shape(node), torch.int64, torch.int64, (size, dim, wrap, kind))
+
+
+def _take(node, x, dim, idx):
+    out = meta(node)
+    if len(idx.shape) == 0 and len(shape(node)) == len(x.shape):  # index_select's 0-d index keeps the dim
+        idx = View(ViewKind.RESHAPE, idx, ((1,),), (1,), idx.dtype)
+    return Op("take", [x, idx], shape(node), out.dtype, out.dtype, (_norm_dim(dim, len(x.shape)),))
+
+
+register("pointwise", aten.index_select.default)(lambda node, x, dim, idx: _take(node, x, dim, idx))
+register("pointwise", aten.embedding.default)(
+    lambda node, weight, idx, padding_idx=-1, scale_grad=False, sparse=False: _take(node, weight, 0, idx))
+
+
+def _single_index(indices):
+    """(dim, index) of an index list holding one tensor, the rest None; None otherwise."""
+    found = [(k, i) for k, i in enumerate(indices) if i is not None]
+    return found[0] if len(found) == 1 and hasattr(found[0][1], "shape") else None
+
+
+@register("pointwise", aten.index.Tensor)
+def _index(node, x, indices):
+    one = _single_index(indices)
+    return None if one is None else _take(node, x, one[0], one[1])
+
+
+def _fit(src, like_shape, skip_dim):
+    """`src` sliced to `like_shape` on every dim but `skip_dim` (gather and scatter read only the index's extent)."""
+    for d, (n, m) in enumerate(zip(src.shape, like_shape)):
+        if d != skip_dim and n != m:
+            src = View(ViewKind.SLICE, src, (d, 0, m, 1), tuple(src.shape[:d]) + (m,) + tuple(src.shape[d + 1:]),
+                       src.dtype)
+    return src
+
+
+@register("pointwise", aten.gather.default)
+def _gather(node, x, dim, idx, *, sparse_grad=False):
+    dim = _norm_dim(dim, len(x.shape))
+    out = meta(node)
+    return Op("gather", [_fit(x, idx.shape, dim), idx], shape(node), out.dtype, out.dtype, (dim,))
+
+
+def _scatter(node, x, dim, idx, src, mode, take):
+    out = meta(node)
+    dim = _norm_dim(dim, len(x.shape))
+    if hasattr(src, "shape") and not take:
+        src = _fit(src, idx.shape, -1)
+    return Op("scatter", [x, idx, _c(src)], shape(node), out.dtype, out.dtype, (dim, mode, take))
+
+
+register("scatter", aten.scatter_add.default)(lambda node, x, dim, idx, src: _scatter(node, x, dim, idx, src,
+                                                                                         "add", False))
+register("scatter", aten.scatter.src, aten.scatter.value)(
+    lambda node, x, dim, idx, src: _scatter(node, x, dim, idx, src, "set", False))
+
+
+@register("scatter", aten.scatter_reduce.two)
+def _scatter_reduce(node, x, dim, idx, src, reduce, *, include_self=True):
+    return _scatter(node, x, dim, idx, src, "add", False) if reduce == "sum" and include_self else None
+
+
+@register("scatter", aten.index_add.default)
+def _index_add(node, x, dim, idx, src, *, alpha=1):
+    if alpha != 1:
+        src = Op("mul", [src, Const(alpha)], src.shape, src.dtype, src.dtype)
+    return _scatter(node, x, dim, idx, src, "add", True)
+
+
+@register("scatter", aten.index_put.default)
+def _index_put(node, x, indices, values, accumulate=False):
+    one = _single_index(indices)
+    if one is None or values.dtype != x.dtype:
+        return None  # several index tensors; eager raises for a dtype mismatch: torch runs it
+    k, idx = one
+    taken = tuple(x.shape[:k]) + tuple(idx.shape) + tuple(x.shape[k + 1:])
+    if tuple(values.shape) != taken:
+        values = View(ViewKind.EXPAND, values, (taken,), taken, values.dtype)
+    return _scatter(node, x, k, idx, values, "add" if accumulate else "set", True)
+
+
+@register("scatter", aten.embedding_dense_backward.default)
+def _embedding_backward(node, grad, idx, num_weights, padding_idx, scale_grad_by_freq):
+    """The weight's gradient: zeros, each gradient row added at its index, but those of padding_idx (the
+    forward checked the indices)."""
+    if scale_grad_by_freq:
+        return None  # divided by each index's count: torch computes it
+    out = meta(node)
+    if padding_idx >= 0:
+        pad = Op("eq", [idx, Const(padding_idx)], tuple(idx.shape), torch.bool, idx.dtype)
+        pad = View(ViewKind.UNSQUEEZE, pad, (len(idx.shape),), tuple(idx.shape) + (1,), torch.bool)
+        grad = Op("where", [pad, Const(0), grad], tuple(grad.shape), grad.dtype, grad.dtype)
+    zeros = Op("full", [Const(0)], shape(node), out.dtype, out.dtype)
+    return Op("scatter", [zeros, idx, grad], shape(node), out.dtype, out.dtype, (0, "add", True))
 
 
 # ---- torch-level spellings, for graphs that did not go through graph/ normalization ----------------------------
@@ -329,7 +440,7 @@ def propagate_meta(gm: torch.fx.GraphModule, example_inputs) -> None:
 
 
 def kind_of(node) -> str:
-    """pointwise / view / reduction / extern, or fallback for a node with no lowering."""
+    """pointwise / view / reduction / scatter / extern, or fallback for a node with no lowering."""
     target = _resolve(node)
     return "fallback" if target is None else LOWERINGS[target][0]
 
@@ -381,7 +492,8 @@ def _lower_graph(gm: torch.fx.GraphModule, example_inputs, supported, plan, forc
         if odd:
             kinds[n] = "fallback"  # complex, unsigned 16/32/64, float8...: no type for them, run eager
             reasons[n] = f"dtype {str(odd[0]).replace('torch.', '')} not supported"
-        elif kinds[n] in ("pointwise", "reduction") or _resolve(n) in PROBED_EXTERNS:
+        elif (kinds[n] in ("pointwise", "reduction") and _resolve(n) not in INDEXING_OPS) or \
+                _resolve(n) in PROBED_EXTERNS:
             rejected = _eager_rejects(n)
             if rejected:
                 kinds[n], reasons[n] = "fallback", rejected  # torch raises at run time, as eager does

@@ -20,6 +20,8 @@ COUNTERS = {
     "compile_errors": "internal compiler errors that fell back to eager (with one warning)",
     "cache_limit_hits": "cache misses past jit.config.cache_size_limit: the call ran eagerly",
     "backward_graphs": "backward graphs compiled for training (inductor/training.py), at the first backward",
+    "cpu_choices_measured": "CPU graphs whose backend (NumPy code or torch) was chosen by timing both sides",
+    "cpu_choices_cached": "CPU graphs whose backend choice was read from the disk cache (no timing)",
     "cache_hits": "calls that ran a cached entry (counted by the C hook)",
     "cache_misses": "calls whose code had no entry whose guards passed (counted by the C hook)",
 }

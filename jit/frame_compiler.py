@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from framejit.graph import fx_sources
+from framejit.graph import dynamo_free_refs, fx_sources
 from framejit.graph.dce import drop_unused
 from framejit.guards.check import CompiledGuards, compile_guards
 from framejit.guards.kinds import GradModeMatch, NoHooks, StateMatch
@@ -140,6 +140,8 @@ class FrameCapture:
         output.autocast = autocast.AutocastState(entry)
         output.managers_opaque = self.managers_opaque
         output.break_value_checks_after_effects = self.break_value_checks
+        resumed = entry_of(code)  # a resume function starting inside a block: its graph's errors reach that
+        output.real_handler = handler_of(code, resumed[1] + resumed[4]) if resumed else None  # block's handler
         output.opaque_generator_withs = self.opaque_generator_withs
         output.modules_by_structure = dynamic.modules_by_structure(code)
         output.read_iterators = not dynamic.iterators_opaque(code)
@@ -403,6 +405,7 @@ def _class_name(name: str) -> str:
 
 
 def compile_frame(frame: Frame, settings: Settings) -> CacheEntry:
+    dynamo_free_refs.seed()  # torch's meta kernels must not import torch._dynamo (~1.4 s) on their first call
     entry = None
     try:
         with fx_sources.recording() as made:

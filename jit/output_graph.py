@@ -61,6 +61,7 @@ class OutputGraph:
         self.value_check_cleanup_lines: set = set()  # (code, line) of the cleanup eager runs if that op raises
         self.written_outside_cleanup = False  # a write after that op, not made by the cleanup (see _written)
         self.side_effects.on_write = self._written
+        self.real_handler = None  # the handler a resume function's graph errors reach for real (frame_compiler)
         self.open_contexts: list = []  # real InferenceMode contexts entered by the trace, left if it stops
         # @contextmanager `with`s of the top-level frame (BEFORE_WITH index -> why) entered for real, and those
         # traced that are open now (jit/semantics/context_managers.py)

@@ -129,6 +129,8 @@ class Translator:
         tx = self
         while tx is not None:
             handler = handlers(tx.code)[tx.ip - 1] if tx.ip > 0 else None
+            if tx.parent is None and handler is not None and handler == self.output.real_handler:
+                handler = None  # the block a resume function starts in: its cleanup runs for real on the error
             if handler is not None:
                 for inst in tx.insts[handler[0]:]:
                     lines.add((tx.code, inst.lineno))

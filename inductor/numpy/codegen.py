@@ -12,11 +12,12 @@ from dataclasses import dataclass
 import torch
 
 from framejit.graph import symbolic_sizes
+from framejit.graph.index_checks import MESSAGES
 
 from . import dtypes, row_blocks
 from ..lowering import input_sizes
-from ..ir import (Const, ExternKernel, FallbackKernel, Item, Kernel, Load, LoweredGraph, Op, Reduce, View, ViewKind,
-                  dense)
+from ..ir import (Const, ExternKernel, ExternKind, FallbackKernel, Item, Kernel, Load, LoweredGraph, Op, Reduce, View,
+                  ViewKind, dense)
 
 
 def _prelude() -> str:
@@ -66,6 +67,8 @@ POW_BY_EXPONENT = {2: ["np.square"], 0.5: ["np.sqrt"], -1: ["np.reciprocal"], 1:
 # integer ops torch raises on for a zero divisor (RuntimeError "ZeroDivisionError"); NumPy returns 0
 INTEGER_DIVISIONS = ("floordiv", "remainder", "truncdiv")
 # ops spelled as a short sequence of ufuncs or a helper defined in the module prelude
+# issue 20's indexed loads and stores (KernelWriter.indexing)
+INDEXING = ("check_index", "take", "gather", "scatter")
 COMPOSITE = {"rsqrt", "sigmoid", "relu", "erf", "gelu", "gelu_tanh", "truncdiv", "cast", "where", "full",
              "arange", "cat"}
 
@@ -213,6 +216,8 @@ class KernelWriter:
             parts = [self.operand(a, e.dtype).code for a in e.args]
             return self.temp(f"np.concatenate([{', '.join(parts)}], axis={e.params[0]})", e.dtype, "compute",
                              True, e.shape)
+        if e.name in INDEXING:
+            return self.indexing(e)
         opmath = e.name in dtypes.OPMATH_SCALAR_OPS
         args = [self.operand(a, e.compute_dtype, opmath) for a in e.args]
         if e.name == "cast":
@@ -259,6 +264,28 @@ class KernelWriter:
         if e.name == "truncdiv":
             return self.temp(f"_truncdiv({args[0].code}, {args[1].code})", e.dtype, "compute", True, e.shape)
         return self.ufunc(UFUNC[e.name], args, e)
+
+    def indexing(self, e: Op) -> Value:
+        """Issue 20's indexed ops (lowering.py's INDEXING_OPS). Loads move elements without arithmetic: the
+        source keeps its form (storage or compute) and exactness. Scatters accumulate in the compute dtype
+        (float32 for half types) and round once when stored."""
+        if e.name == "check_index":
+            size, dim, wrap, kind = e.params
+            error, message = MESSAGES[kind]
+            idx = self.value(e.args[0])
+            return self.temp(f"_check_index({idx.code}, {size!r}, {dim}, {wrap}, {error.__name__!r}, {message!r})",
+                             e.dtype, "compute", True, e.shape)
+        if e.name in ("take", "gather"):
+            src, idx = self.value(e.args[0]), self.value(e.args[1])
+            fn = "np.take" if e.name == "take" else "np.take_along_axis"
+            out = self.temp(f"{fn}({src.code}, {idx.code}, axis={e.params[0]})", e.dtype, src.form, True, e.shape)
+            out.exact = src.exact
+            return out
+        dim, mode, take = e.params
+        base, src = self.operand(e.args[0], e.dtype), self.operand(e.args[2], e.dtype)
+        idx = self.value(e.args[1])
+        return self.temp(f"_scatter({base.code}, {idx.code}, {src.code}, {dim}, {mode == 'add'}, {take})",
+                         e.dtype, "compute", True, e.shape)
 
     def pow(self, e: Op, args: list) -> Value:
         """torch's pow: integer powers by aten's powi (`_ipow`); for a Python-number exponent the spellings of
@@ -559,13 +586,10 @@ def _write_into(lines: list, result: Value, kernel) -> list | None:
 
 def _extern(w: KernelWriter, k: ExternKernel) -> Value:
     dtype, shape, p = k.out.layout.dtype, k.out.layout.shape, k.params
-    if k.kind == "embedding":  # a gather: no arithmetic, so it stays in storage form
-        weight, idx = w.narrow(w.value(k.args[0])), w.value(k.args[1])
-        return w.temp(f"np.take({weight.code}, {idx.code}, axis=0)", dtype, "storage", True, shape)
     args = [w.operand(a, dtype) for a in k.args]
-    if k.kind == "matmul":
+    if k.kind == ExternKind.MATMUL:
         return w.temp(f"np.matmul({args[0].code}, {args[1].code})", dtype, "compute", True, shape)
-    if k.kind == "addmm":
+    if k.kind == ExternKind.ADDMM:
         bias, a, b = args
         t = w.temp(f"np.matmul({a.code}, {b.code})", dtype, "compute", True, shape)
         if p["alpha"] != 1:
@@ -574,20 +598,20 @@ def _extern(w: KernelWriter, k: ExternKernel) -> Value:
             scaled = bias.code if p["beta"] == 1 else f"{bias.code} * {_literal(p['beta'], dtype)}"
             w.lines.append(f"np.add({t.code}, {scaled}, out={t.code})")
         return t
-    if k.kind in ("cumsum", "cumprod"):  # the operand in the result's dtype first, as eager's scan casts it
+    if k.kind in (ExternKind.CUMSUM, ExternKind.CUMPROD):  # the operand in the result dtype first, as eager casts it
         if p["dim"] is None:  # a 0-d tensor: its own running sum
             return w.temp(f"np.array({args[0].code}, copy=True)", dtype, "compute", True, shape)
         # torch's scan returns a contiguous tensor whatever its operand's layout (NumPy's keeps a transposed one)
         return w.temp(f"np.ascontiguousarray(np.{k.kind}({args[0].code}, axis={p['dim']}))", dtype, "compute", True,
                       shape)
-    if k.kind == "sdpa":
+    if k.kind == ExternKind.SDPA:
         mask = "None"
         if p["has_mask"]:
             m = k.args[3]
             mask = (w.operand(m, None) if m.dtype == torch.bool else w.operand(m, dtype)).code
         return w.temp(f"_sdpa({args[0].code}, {args[1].code}, {args[2].code}, {mask}, {p['is_causal']}, "
                       f"{p['scale']!r})", dtype, "compute", True, shape)
-    if k.kind == "conv":
+    if k.kind == ExternKind.CONV:
         bias = args[2].code if p["has_bias"] else "None"
         return w.temp(f"_conv({args[0].code}, {args[1].code}, {bias}, {p['stride']}, {p['padding']}, "
                       f"{p['dilation']}, {p['groups']})", dtype, "compute", True, shape)

@@ -22,7 +22,7 @@ from . import dtypes
 from ..ir import Const, Kernel, Load, Op, Reduce, View, ViewKind
 
 BLOCK_ELEMENTS = 131072  # 512 KiB of float32 per temporary: a group's few temporaries stay in a 2 MiB L2
-WHOLE_ARRAY_OPS = ("full", "arange", "cat")
+WHOLE_ARRAY_OPS = ("full", "arange", "cat", "take", "gather", "scatter")  # indexed: whole arrays
 
 
 def _rows_of(e, rows: int, ndim: int, cut: dict, whole: dict) -> bool:

@@ -43,6 +43,15 @@ def persistent_max(itemsize: int) -> int:
     return max(1024, PERSISTENT_MAX_BYTES // max(itemsize, 4))
 
 
+OUTER_MIN_COLUMNS = 32  # an outer (column) tile's narrowest side: 128 bytes of float32 per row, a full line
+
+
+def outer_persistent_max(itemsize: int) -> int:
+    """The longest reduction an outer (column) kernel holds in registers: the persistent budget over a tile
+    OUTER_MIN_COLUMNS wide (512 float32 rows)."""
+    return persistent_max(itemsize) // OUTER_MIN_COLUMNS
+
+
 def heuristic(mode: str, xnumel: int, rnumel: int, itemsize: int = 4, ynumel: int = 1, streamed: int = 4) -> dict:
     """itemsize: the widest element loaded; streamed (pointwise): bytes per element of the inputs read at every
     element, broadcast operands left out."""
@@ -74,9 +83,29 @@ def heuristic(mode: str, xnumel: int, rnumel: int, itemsize: int = 4, ynumel: in
         per_warp = 1024 if rblock <= 1024 else 1024 // min(itemsize, 4)
         warps = max(1, min(16, elems // per_warp))
         return {"XBLOCK": xblock, "RBLOCK": rblock, "num_warps": warps, "num_stages": 1}
+    if mode in ("outer_persistent", "outer_looped"):
+        return _outer(mode, xnumel, rnumel)
     rblock = _pow2_at_most(rnumel, 2048)
     xblock = 1 if decide(xnumel, ">=", 1024, "rows per program") else max(1, _pow2_at_most(xnumel, 8))
     return {"XBLOCK": xblock, "RBLOCK": rblock, "num_warps": 8 if rblock >= 2048 else 4, "num_stages": 1}
+
+
+def _outer(mode: str, xnumel: int, rnumel: int) -> dict:
+    """A column reduction's [RBLOCK, XBLOCK] tile: XBLOCK neighbouring outputs (contiguous in memory) per
+    program, up to OUTER_COLUMNS, so each row of the tile is one or two full 128-byte lines; RBLOCK rows so the
+    tile holds ~4K elements (16 per thread over 8 warps, as the 1-D kernels: enough loads in flight). Persistent:
+    the whole reduction in registers, the columns narrowed to keep the tile at most 8K elements."""
+    xblock = _pow2_at_most(xnumel, OUTER_COLUMNS)
+    if mode == "outer_persistent":
+        rblock = pow2(rnumel)
+        xblock = max(1, min(xblock, max(OUTER_MIN_COLUMNS, 8192 // rblock)))
+    else:
+        rblock = max(1, min(_pow2_at_most(rnumel, 1024), max(8, 4096 // xblock)))
+    warps = max(1, min(16 if mode == "outer_persistent" else 8, xblock * rblock // 512))
+    return {"XBLOCK": xblock, "RBLOCK": rblock, "num_warps": warps, "num_stages": 1}
+
+
+OUTER_COLUMNS = 64
 
 
 def candidates(mode: str, xnumel: int, rnumel: int, itemsize: int = 4, ynumel: int = 1) -> list:
@@ -102,6 +131,13 @@ def candidates(mode: str, xnumel: int, rnumel: int, itemsize: int = 4, ynumel: i
             out.append(dict(base, XBLOCK=base["XBLOCK"] // 2, num_warps=max(1, base["num_warps"] // 2)))
         if base["XBLOCK"] * 2 <= pow2(xnumel) and base["XBLOCK"] * base["RBLOCK"] < 16384:
             out.append(dict(base, XBLOCK=base["XBLOCK"] * 2, num_warps=min(32, base["num_warps"] * 2)))
+    elif mode in ("outer_persistent", "outer_looped"):
+        for xblock, rblock, warps in ((32, 64, 4), (64, 64, 8), (128, 32, 8), (32, 128, 8), (128, 64, 8)):
+            if mode == "outer_persistent":
+                rblock = base["RBLOCK"]  # the whole reduction stays in registers
+            if xblock <= max(pow2(xnumel), 32) and (mode == "outer_persistent" or rblock <= pow2(rnumel)) \
+                    and xblock * rblock <= 16384:
+                out.append({"XBLOCK": xblock, "RBLOCK": rblock, "num_warps": warps, "num_stages": 1})
     else:
         for rblock, warps in ((1024, 4), (4096, 8), (4096, 16), (8192, 16)):
             if rblock <= pow2(rnumel):

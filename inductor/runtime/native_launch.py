@@ -43,7 +43,7 @@ def enabled() -> bool:
 
 def argument_codes(signature: list, specialization: tuple) -> str | None:
     """The launcher's codes for a kernel whose parameters have Triton types `signature` (in order, constexprs
-    included), compiled for arguments specialized as `specialization` (triton_runtime._specialization: True for a
+    included), compiled for arguments specialized as `specialization` (runtime/triton_graph._specialization: True for a
     16-byte aligned pointer). None if a type has no code."""
     codes = []
     for i, ty in enumerate(signature):

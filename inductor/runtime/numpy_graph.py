@@ -199,7 +199,7 @@ class CompiledNumpyGraph:
     def __init__(self, module: types.ModuleType, lowered: LoweredGraph, gm: torch.fx.GraphModule,
                  example_inputs: list | None = None):
         self.module, self.lowered, self.source = module, lowered, getattr(module, "__source__", None)
-        self.fallbacks = {k.out.name: _make_fallback(k) for k in lowered.kernels if hasattr(k, "target")}
+        self.fallbacks = {k.out.name: _make_fallback(k) for k in lowered.kernels if isinstance(k, FallbackKernel)}
         self.constants = []
         for buf in lowered.inputs:
             if buf.attr:

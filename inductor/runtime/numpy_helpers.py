@@ -334,3 +334,38 @@ def _conv(x, w, b, stride, padding, dilation, groups):
     if b is not None:
         out += b[None, :, None, None]
     return out[:, :, 0, :] if one_d else out
+
+
+# ---- indexing (issue 20) -------------------------------------------------------------------------------------
+_INDEX_ERRORS = {"RuntimeError": RuntimeError, "IndexError": IndexError}
+
+
+def _check_index(idx, size, dim, wrap, error, message):
+    # graph/index_checks.py's check_index: eager's exception for an index out of range (the first bad one in memory
+    # order named), else the indices in [0, size), so the indexed loads and stores after it stay inside their buffer
+    idx = np.asarray(idx, dtype=np.int64)
+    low = -size if wrap else 0
+    bad = (idx < low) | (idx >= size)
+    if bad.any():
+        first = int(idx.reshape(-1)[np.flatnonzero(bad.reshape(-1))[0]])
+        raise _INDEX_ERRORS[error](message.format(index=first, dim=dim, size=size))
+    return np.where(idx < 0, idx + size, idx) if wrap else idx
+
+
+def _along(idx, dim):
+    # the key of out[i0, .., idx[i], .., ik]: np.take_along_axis's fancy index (every dim but `dim` its coordinate)
+    key = [np.arange(n).reshape((1,) * d + (n,) + (1,) * (idx.ndim - d - 1)) for d, n in enumerate(idx.shape)]
+    key[dim] = idx
+    return tuple(key)
+
+
+def _scatter(base, idx, src, dim, add, take):
+    # a copy of `base` with `src` added (np.add.at: duplicate indices accumulate) or written at the indices; take:
+    # the index replaces dim `dim` (index_add, index_put), else it has src's rank (scatter, scatter_add)
+    out = np.array(base, copy=True)
+    key = (slice(None),) * dim + (idx,) if take else _along(idx, dim)
+    if add:
+        np.add.at(out, key, src)
+    else:
+        out[key] = src
+    return out

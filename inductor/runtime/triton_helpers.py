@@ -124,6 +124,21 @@ def minimum(a, b):
 
 
 @triton.jit
+def ipow(a, b):
+    # torch's integer pow (aten powi): squaring over the exponent's bits, wrapping on overflow as torch's products
+    # do; a negative exponent gives 1 for a base of 1, +-1 for -1 (odd / even) and 0 otherwise
+    result = a * 0 + b * 0 + 1
+    base = a + b * 0
+    e = tl.where(b < 0, 0, b)
+    for _ in range(63):
+        result = tl.where((e & 1) != 0, result * base, result)
+        base = base * base
+        e = e >> 1
+    small = tl.where(a == 1, 1, tl.where(a == -1, tl.where((b & 1) != 0, -1, 1), 0))
+    return tl.where(b < 0, small.to(result.dtype), result)
+
+
+@triton.jit
 def prod(a, b):
     return a * b
 

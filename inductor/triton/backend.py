@@ -1,7 +1,17 @@
-"""Graph -> compiled Triton callable: lowering with the Triton fusion plan, module generation, the module file,
-ahead-of-time kernel compilation. Correct first, every gap is a fallback, never a wrong answer: a kernel the
-code generator cannot express runs its ops in torch inside the module (triton/fallback.py), and only what no
-module can hold returns None (the caller runs the graph in torch)."""
+"""Graph -> compiled Triton callable, in three stages:
+
+  PLAN    rewrites (triton/rewrites.py, graph/attention.py, graph/pad_matmul.py); lowering with the Triton fusion
+          plan and split reductions (planner.lower_round); library layouts probed (probe.py); side outputs,
+          residual sums, fused matmul sites, views and in-place outputs (planner.plan_module -> plan.ModulePlan)
+  WRITE   the kernels of the plan (kernels.py: codegen.py per kernel, twins kept once), in rounds with PLAN:
+          a kernel the code generator rejects is split from its fusion or runs in torch (fallback.py) and the
+          graph is planned again (per-kernel fallback)
+  WRITE   the host code of the finished plan (host.py), then the module file, its import and ahead-of-time kernel
+          compilation (runtime/triton_graph.py).
+
+Correct first, every gap is a fallback, never a wrong answer: a kernel the code generator cannot express runs its
+ops in torch inside the module, and only what no module can hold returns None (the caller runs the graph in
+torch)."""
 import logging
 import time
 
@@ -13,13 +23,14 @@ from framejit.graph.pad_matmul import pad_misaligned_matmuls
 from framejit.graph.size_variants import Built
 
 from .. import cache, prepare
-from ..ir import FallbackKernel
-from .fallback import generate_with_fallbacks
-from ..runtime.launch_configs import autotune_enabled
-from .host import op_name
-from .rewrites import rewrite_half_norms
-from ..runtime.triton_graph import CompiledTritonGraph, import_module, write_module
 from ..config import config
+from ..ir import FallbackKernel
+from ..runtime.launch_configs import autotune_enabled
+from ..runtime.triton_graph import CompiledTritonGraph, host_shortcuts, import_module, write_module
+from . import fallback, host, planner, probe
+from .kernels import UnsupportedKernels, write_kernels
+from .rewrites import rewrite_half_norms
+from .spelling import op_name
 
 log = logging.getLogger("jit.inductor.triton")
 torch_log = logging.getLogger("jit.inductor")  # the backends' common "runs in torch" lines
@@ -52,7 +63,6 @@ def build(gm: torch.fx.GraphModule, example_inputs: list, autotune: bool | None)
     return Built(generated[1], lambda: prepare.copy_aliased_outputs(load_triton(gm, generated), gm))
 
 
-
 def compile_triton(gm: torch.fx.GraphModule, example_inputs: list, autotune=None):
     generated = generate_triton(gm, example_inputs, autotune)
     return None if generated is None else load_triton(gm, generated)
@@ -73,15 +83,14 @@ def generate_triton(gm: torch.fx.GraphModule, example_inputs: list, autotune=Non
         return None
     t0 = time.perf_counter()
     try:
-        rewrite_half_norms(gm)
-        rewrite_causal_attention(gm, example_inputs)  # naive softmax(q k^T) v -> one fused SDPA call
-        drop_constant_sdpa_masks(gm, example_inputs)  # an all-True or causal constant mask -> none
-        pad_misaligned_matmuls(gm, device)  # GPT-2's (8192, 50257) LM head: an aligned width for cuBLAS
-        lowered, source, kernels = generate_with_fallbacks(gm, example_inputs, autotune)
+        _rewrite(gm, example_inputs, device)                                      # PLAN: graph rewrites
+        plan, written = _plan_and_write_kernels(gm, example_inputs, autotune)     # PLAN and WRITE kernels
+        source = host.write_module(plan, written)                                 # WRITE host code
     except NotImplementedError as e:
         stats["fallback_graphs"] += 1
         log.info("Triton backend runs this graph as is: %s", e)
         return None
+    lowered, kernels = plan.lowered, written.kernels
     fallbacks = [k for k in lowered.kernels if isinstance(k, FallbackKernel)]
     if fallbacks and not kernels:  # nothing generated: torch's own kernels for the whole graph do as well
         stats["fallback_graphs"] += 1
@@ -92,6 +101,37 @@ def generate_triton(gm: torch.fx.GraphModule, example_inputs: list, autotune=Non
         log.info("Triton graph: torch fallback %s (%s)", op_name(k.target), k.reason)
     stats["fallback_ops"] += len(fallbacks)
     return lowered, source, kernels, device, time.perf_counter() - t0, autotune
+
+
+def _rewrite(gm: torch.fx.GraphModule, example_inputs: list, device: torch.device) -> None:
+    rewrite_half_norms(gm)
+    rewrite_causal_attention(gm, example_inputs)  # naive softmax(q k^T) v -> one fused SDPA call
+    drop_constant_sdpa_masks(gm, example_inputs)  # an all-True or causal constant mask -> none
+    pad_misaligned_matmuls(gm, device)  # GPT-2's (8192, 50257) LM head: an aligned width for cuBLAS
+
+
+def _plan_and_write_kernels(gm: torch.fx.GraphModule, example_inputs: list, autotune: bool):
+    """(ModulePlan, WrittenKernels) once every kernel of the plan is written: rounds of lowering, planning and
+    writing kernels, each round sending the kernels that failed to torch or out of their fusion (fallback.py);
+    NotImplementedError where that does not converge."""
+    forced = fallback.forced_by_env(gm.graph)
+    shortcuts = host_shortcuts()  # FRAMEJIT_TRITON_HOST_SHORTCUTS, read once for the probe and the plan
+    groups: list = []  # node sets whose fused kernel failed: lowered one node per kernel
+    for _ in range(fallback.MAX_ROUNDS):
+        keep = frozenset().union(*groups)
+        # PLAN: lowering with the fusion plan, split reductions; library results' real strides, not meta's; side
+        # outputs, residual sums, fused matmul sites, views and in-place outputs
+        lowered, origin, failures = planner.lower_round(gm, example_inputs, keep, forced)
+        probe.probe_extern_layouts(lowered, example_inputs, gm, shortcuts)
+        plan = planner.plan_module(lowered, autotune, shortcuts)
+        try:  # WRITE kernels: each failure reported, the round's others written all the same
+            written = write_kernels(plan)
+        except UnsupportedKernels as e:
+            failures += [([origin[b] for b in bufs if b in origin], why) for bufs, why in e.failures]
+        if not failures:
+            return plan, written
+        groups = fallback.respond(failures, forced, groups, keep)
+    raise NotImplementedError(f"kernels still failing after {fallback.MAX_ROUNDS} lowering rounds: {failures[0][1]}")
 
 
 def load_triton(gm: torch.fx.GraphModule, generated):

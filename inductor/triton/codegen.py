@@ -8,7 +8,10 @@ Three shapes of kernel, all built by the same expression walker over the same in
   * reduction: a 2-D tile, rows (kept dims) x columns (reduced dims). When a row fits in registers
     (rnumel <= launch.PERSISTENT_MAX) the kernel is *persistent*: the row is loaded once and every reduction and
     the epilogue read the registers. Otherwise each reduction gets its own loop over column blocks (two-pass
-    mean/variance, so sums of squared deviations stay accurate), emitted before the loop that needs it;
+    mean/variance, so sums of squared deviations stay accurate), emitted before the loop that needs it. Where the
+    input is contiguous along a kept dim instead (x.sum(0) of a row-major matrix) the tile is transposed,
+    [RBLOCK, XBLOCK]: outputs across axis 1, the reduction folds axis 0 (tiling.reduction_layout; KernelSource
+    mode `outer_persistent` / `outer_looped`);
   * normalization: a reduction kernel whose output has the full input shape (softmax, layer_norm, rmsnorm): the
     reductions of the row, then the epilogue over the same row, one read and one write of the tensor.
 
@@ -85,6 +88,7 @@ class KernelWriter:
         self.top = Scope()
         self.memo = {}  # (scope id, expr id, coord codes, extra mask) -> Val
         self.tiling, self.ygroup = None, None
+        self.layout = None  # a reduction kernel's tiling.ReductionLayout (inner rows or outer columns)
 
     # ---- structure ---------------------------------------------------------------------------------------------
     def plan(self):
@@ -104,7 +108,8 @@ class KernelWriter:
         if len(sigs) != 1:
             raise NotImplementedError(f"reductions over different axes in one kernel: {sigs}")
         shape, axes = self.signature = sigs.pop()
-        kept = [d for d in range(len(shape)) if d not in axes]
+        self.layout = tiling.reduction_layout(self.kernel, self.layouts, shape, axes)
+        kept = self.layout.xdims
         self.xgroup = Group("xindex", kept, [shape[d] for d in kept])
         self.rgroup = Group("rindex", list(axes), [shape[d] for d in axes])
         rnumel = math.prod(shape[d] for d in axes)
@@ -116,7 +121,28 @@ class KernelWriter:
             self.case = "reduced"
         else:
             raise NotImplementedError(f"kernel output {self.out_shape} does not fit its reduction of {shape}")
-        self.mode = "persistent" if rnumel <= launch_configs.persistent_max(self._widest()) else "looped"
+        limit = (launch_configs.outer_persistent_max if self.outer else launch_configs.persistent_max)(self._widest())
+        self.mode = "persistent" if rnumel <= limit else "looped"
+
+    @property
+    def outer(self) -> bool:
+        """A reduction down columns: the tile is [RBLOCK, XBLOCK], reduced along axis 0 (tiling.ReductionLayout)."""
+        return self.layout is not None and self.layout.outer
+
+    @property
+    def raxis(self) -> int:
+        """The tile axis a reduction folds."""
+        return 0 if self.outer else 1
+
+    @property
+    def tile(self) -> str:
+        """The 2-D tile's shape, as Triton code."""
+        return "[RBLOCK, XBLOCK]" if self.outer else "[XBLOCK, RBLOCK]"
+
+    @property
+    def kept(self) -> str:
+        """Indexing that turns a reduced [XBLOCK] vector back into a tile dimension."""
+        return "[None, :]" if self.outer else "[:, None]"
 
     def plan_tiles(self):
         """A pointwise kernel that reads some input in another order than it writes walks a 2-D tile: Y (axis 0)
@@ -134,6 +160,8 @@ class KernelWriter:
             return [("y", "YBLOCK", "ymask"), ("x", "XBLOCK", "xmask")]
         if self.mode == "pointwise":
             return [("x", "XBLOCK", "xmask")]
+        if self.outer:
+            return [("r", "RBLOCK", "rmask"), ("x", "XBLOCK", "xmask")]
         return [("x", "XBLOCK", "xmask"), ("r", "RBLOCK", "rmask")]
 
     def groups(self, rgroup) -> list:
@@ -196,11 +224,12 @@ class KernelWriter:
             self.ygroup.decode(t, "y")
         else:
             t.lines.append(f"xoffset = {pid(0)} * XBLOCK")
-            t.lines.append(f"xindex = xoffset + tl.arange(0, XBLOCK){'[:, None]' if two_d else ''}")
+            t.lines.append(f"xindex = xoffset + tl.arange(0, XBLOCK){self.kept if two_d else ''}")
         t.lines.append(f"xmask = xindex < {xnumel}")
         self.xgroup.decode(t, "x")
         if two_d:
-            t.lines.append(f"rbase = tl.arange(0, RBLOCK)[None, :]{'.to(tl.int64)' if big else ''}")
+            rpos = "[:, None]" if self.outer else "[None, :]"
+            t.lines.append(f"rbase = tl.arange(0, RBLOCK){rpos}{'.to(tl.int64)' if big else ''}")
         if self.mode == "persistent":
             t.lines.append("rindex = rbase")
             t.lines.append(f"rmask = rindex < {rnumel}")
@@ -215,7 +244,7 @@ class KernelWriter:
             self.store(t, self.rgroup, self.full_coords(self.xgroup.coords, self.rgroup.coords))
         else:
             self.store(t, self.rgroup if self.mode == "persistent" else None, self.out_coords())
-        mode = "tiled" if self.tiling is not None else self.mode
+        mode = "tiled" if self.tiling is not None else f"outer_{self.mode}" if self.outer else self.mode
         if self.tiling is not None:
             config = launch_configs.heuristic(mode, xnumel, rnumel, self._widest(), ynumel=ynumel)
         else:
@@ -226,6 +255,9 @@ class KernelWriter:
         consts = ", ".join(f"{block}: tl.constexpr" for _, block, _ in self.axes)
         lines = ["@triton.jit", f"def {self.name}({sig}, {consts}):"]
         lines += [f"    # {s}" for s in self.kernel.source]
+        if self.outer:
+            lines.append(f"    # columns: outputs along the tile's axis 1 (`{self.layout.reason}` is contiguous along "
+                         f"dim {self.layout.xdims[-1]}), the reduction down axis 0")
         if self.tiling is not None:
             tiling = self.tiling
             lines.append(f"    # tiled: rows along dims {tiling.ydims} (`{tiling.reason}` is contiguous there), "
@@ -237,20 +269,18 @@ class KernelWriter:
 
     def full_coords(self, xc, rc) -> tuple:
         shape, axes = self.signature
-        coords, xi, ri = [], iter(xc), iter(rc)
-        for d in range(len(shape)):
-            coords.append(next(ri) if d in axes else next(xi))
-        return tuple(coords)
+        by_dim = dict(zip(self.xgroup.dims, xc)) | dict(zip(self.rgroup.dims, rc))
+        return tuple(by_dim[d] for d in range(len(shape)))
 
     def out_coords(self) -> tuple:
         if self.case == "pointwise":
             by_dim = {d: c for g in self.groups(None) for d, c in zip(g.dims, g.coords)}
             return tuple(by_dim[d] for d in range(len(self.out_shape)))
         shape, axes = self.signature
-        xc = iter(self.xgroup.coords)
+        xc = dict(zip(self.xgroup.dims, self.xgroup.coords))
         if len(self.out_shape) == len(shape):
-            return tuple(ZERO if d in axes else next(xc) for d in range(len(shape)))
-        return tuple(next(xc) for d in range(len(shape)) if d not in axes)
+            return tuple(ZERO if d in axes else xc[d] for d in range(len(shape)))
+        return tuple(xc[d] for d in range(len(shape)) if d not in axes)
 
     def open_loop(self):
         scope = Scope(self.top)
@@ -278,6 +308,8 @@ class KernelWriter:
         self.store_one(scope, rgroup, coords, self.kernel.out, self.kernel.expr)
 
     def store_one(self, scope, rgroup, coords, out, expr):
+        if self.kernel.scatter is not None:
+            return self.scatter_store(scope, coords, self.kernel.scatter, expr)
         v = self.value(expr, coords, scope, rgroup, None)
         addr = address(scope, coords, out.layout.strides, out.layout.shape, self.groups(rgroup))
         if addr.code == "0":
@@ -287,6 +319,27 @@ class KernelWriter:
         mask = " & ".join(m for a, _, m in self.axes if a in addr.deps)
         ptr = f"{out.name}_ptr"
         scope.lines.append(f"tl.store({ptr} + {addr.code}, {v.code}{', ' + mask if mask else ''})")
+
+    def scatter_store(self, scope, coords, sc, expr):
+        """An indexed store (ir.ScatterStore): the tile walks the source; each element goes to the target's
+        coordinates with the index's value along `dim`, added atomically (duplicate indices accumulate, in an
+        order the hardware picks, as torch's CUDA index_add / scatter_add) or stored. Indices arrive checked
+        (graph/index_checks.py); lanes outside the target stay masked all the same."""
+        v = self.value(expr, coords, scope, None, None)
+        dim, k = sc.dim, (len(sc.index.shape) if sc.take else 1)
+        icoords = tuple(coords[dim:dim + k]) if sc.take else coords
+        i = self.value(sc.index, icoords, scope, None, None)
+        size = sc.into.layout.shape[dim]
+        at = scope.let(f"tl.where({i.code} < 0, {i.code} + {size}, {i.code})", prefix="i")
+        inside = scope.let(f"({at} >= 0) & ({at} < {size})", prefix="m")
+        target = tuple(coords[:dim]) + (Ix(at, i.deps),) + tuple(coords[dim + k:])
+        lay = sc.into.layout
+        addr = address(scope, target, lay.strides, lay.shape, [])
+        deps = frozenset(a for a, _, _ in self.axes)
+        v = self.materialize(scope, self.cast(scope, v, lay.dtype, narrow_store=True), deps)
+        mask = " & ".join([m for _, _, m in self.axes] + [inside])
+        fn = "tl.atomic_add" if sc.add else "tl.store"
+        scope.lines.append(f"{fn}({self.param(sc.into.name)} + {addr.code}, {v.code}, {mask})")
 
     def materialize(self, scope, v: Val, deps) -> Val:
         """v broadcast to the tile shape of `deps` (a store needs a value shaped like its pointers)."""

@@ -10,41 +10,47 @@ Where one kernel can fail, and what happens:
     power-of-two factor) would run serially in one program;
   * code generation (triton/codegen.py, triton/ops.py, triton/reduce.py: NotImplementedError): an op without a
     rule (integer pow by a tensor), or a fused kernel its loop forms cannot walk (a reduction read through a
-    permute in its own epilogue); triton_module.generate reports every such kernel at once (UnsupportedKernels).
+    permute in its own epilogue); triton/kernels.py reports every such kernel at once (UnsupportedKernels).
 
 A failed kernel that fused several nodes is split before anything is given up: its nodes are lowered again, each
 in a kernel of its own (the fusion plan's `keep`). If the fusion was the problem, every node now generates and
 nothing runs in torch. Otherwise the nodes that still fail alone are the culprits: they run in torch, and the
 others fuse again around them (a torch call in the middle of a chain leaves a fused kernel on each side). Each
 round lowers the whole graph again: milliseconds, next to compiling kernels, and paid only by graphs with a gap.
+The rounds run in triton/backend.py; this module holds their policy (`forced_by_env`, `respond`).
 
-What stays a graph-wide fallback (triton_backend returns None, the graph runs as captured): values the module
+What stays a graph-wide fallback (triton/backend.py returns None, the graph runs as captured): values the module
 cannot hold (non-tensor inputs or results), a host-side failure (an extern operand that is not a view), a graph
 whose kernels all fell back (torch's own kernels for the whole graph are then as good), Triton not importable.
 
 FRAMEJIT_TRITON_FALLBACK=aten.gelu,aten.pow.Tensor_Scalar (op packets or overloads, comma-separated) sends the
 named ops to torch: a way to bisect a suspected miscompile without giving up the rest of the graph."""
-import functools
 import logging
 
 import torch
 
-from ..lowering import kind_of, lower_graph
-from .fusion import FUSIBLE, plan_triton_fusion
-from .host import UnsupportedKernels, generate, op_name, probe_extern_layouts
-from .dtypes import supported
-from .split import split_reductions
+from framejit.graph.index_checks import CHECK_INDEX
+
 from ..config import SWITCHES, config
+from ..lowering import kind_of
+from .fusion import FUSIBLE, ROOTS
+from .spelling import op_name
 
 log = logging.getLogger("jit.inductor.triton")
 FORCE_ENV = SWITCHES["triton_fallback"].variable
 MAX_ROUNDS = 8  # a culprit costs two rounds after the first; more means something is wrong: the graph as is
 
 
+# ops the Triton backend runs in torch whatever their lowering: an index check's exception must come from the
+# host (on CUDA, torch's asynchronous device-side assert, as eager's index kernels raise; graph/index_checks.py)
+RUN_IN_TORCH = {CHECK_INDEX: "index bounds are checked by torch (on CUDA a device-side assert, as eager's)"}
+
+
 def forced_by_env(graph: torch.fx.Graph) -> dict:
-    """{node: reason} for the call nodes FRAMEJIT_TRITON_FALLBACK names."""
+    """{node: reason} for the call nodes FRAMEJIT_TRITON_FALLBACK names, and those of RUN_IN_TORCH."""
     names = set(config.triton_fallback)
-    found = {}
+    found = {n: why for target, why in RUN_IN_TORCH.items()
+             for n in graph.find_nodes(op="call_function", target=target)}
     for node in graph.nodes if names else ():
         if node.op != "call_function":
             continue
@@ -55,44 +61,13 @@ def forced_by_env(graph: torch.fx.Graph) -> dict:
     return found
 
 
-def generate_with_fallbacks(gm: torch.fx.GraphModule, example_inputs: list, autotune: bool = False):
-    """(LoweredGraph, module source, [KernelSource]) with every kernel the code generator rejects split or run in
-    torch; NotImplementedError where that does not converge."""
-    forced = forced_by_env(gm.graph)
-    groups: list = []  # node sets whose fused kernel failed: lowered one node per kernel
-    for _ in range(MAX_ROUNDS):
-        keep = frozenset().union(*groups)
-        lowered = lower_graph(gm, example_inputs, supported,
-                              plan=functools.partial(plan_triton_fusion, keep=keep),
-                              fallback=forced)
-        origin, failures, kernels = {}, [], []  # origin: buffer -> the lowered kernel it comes from
-        for k in lowered.kernels:
-            try:
-                parts = split_reductions([k])  # y.sum() of 16M: not one program walking 16M
-            except NotImplementedError as e:
-                failures.append(([k], str(e)))
-                parts = [k]  # generated all the same: its other failures, if any, show in this round too
-            origin.update((p.out.name, k) for p in parts)
-            kernels += parts
-        lowered.kernels = kernels
-        probe_extern_layouts(lowered, example_inputs, gm)  # library results' real strides, not meta's
-        try:
-            source, generated = generate(lowered, autotune)
-        except UnsupportedKernels as e:
-            failures += [([origin[b] for b in bufs if b in origin], why) for bufs, why in e.failures]
-        if not failures:
-            return lowered, source, generated
-        groups = _respond(failures, forced, groups, keep)
-    raise NotImplementedError(f"kernels still failing after {MAX_ROUNDS} lowering rounds: {failures[0][1]}")
-
-
-def _respond(failures: list, forced: dict, groups: list, keep: frozenset) -> list:
+def respond(failures: list, forced: dict, groups: list, keep: frozenset) -> list:
     """Split each failed fused kernel (a new group), or send the nodes of a kernel that failed alone to torch
     (`forced` grows). Returns the groups kept one node per kernel for the next round: a group whose culprit was
     found fuses again around it."""
     groups, culprits = list(groups), set()
     for kernels, why in failures:
-        nodes = list(dict.fromkeys(n for k in kernels for n in k.nodes if kind_of(n) in FUSIBLE))
+        nodes = list(dict.fromkeys(n for k in kernels for n in k.nodes if kind_of(n) in FUSIBLE + ROOTS))
         if not nodes:
             raise NotImplementedError(why)
         if len(nodes) > 1 and not set(nodes) <= keep:

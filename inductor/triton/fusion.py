@@ -1,6 +1,6 @@
 """Fusion policy for the Triton backend: which FX nodes get their own kernel.
 
-NumPy's policy (scheduler.plan_fusion) stores every value read twice, because a NumPy kernel is a chain of
+NumPy's policy (inductor/fusion.py, plan_fusion) stores every value read twice, because a NumPy kernel is a chain of
 whole-array calls and a value used twice would be computed twice. A Triton kernel holds a tile in registers, so
 a value read twice *inside one kernel* is computed once and never touches memory. softmax is the case that
 matters: exp(x - max(x)) feeds both the row sum and the division; stored, the kernel pair reads and writes the
@@ -17,7 +17,12 @@ import torch.fx
 from ..lowering import _axes, meta
 from ..fusion import plan_fusion, terminal_users
 
+aten = torch.ops.aten
+
 FUSIBLE = ("pointwise", "reduction")
+# kernels of their own that pointwise producers fuse into but that never fuse into a consumer: an indexed store
+# (lowering.py's scatter ops) is a copy of its base, then a kernel of atomic adds over its source
+ROOTS = ("scatter",)
 
 
 def reduction_signature(node: torch.fx.Node) -> tuple:
@@ -41,9 +46,14 @@ def shapes_of(signature: tuple) -> set:
 def plan_triton_fusion(graph: torch.fx.Graph, kinds: dict, keep: frozenset = frozenset()) -> set:
     """Nodes stored in a buffer of their own. `keep`: nodes stored whatever the policy says, never inlined into
     a consumer (triton/fallback.py splits a fused kernel the code generator rejected this way)."""
-    stored = set(plan_fusion(graph, kinds)) | set(keep)
+    stored = set(plan_fusion(graph, kinds)) | set(keep)  # scatters among them
     root = {}        # inlined node -> the stored node whose kernel computes it
     signature = {}   # stored node -> reduction signature of its kernel, once it has a reduction
+    # stored nodes whose kernel holds a cat: a reduction is never fused into one. cat([x[:, :2].sum(1, True),
+    # x[:, 2:4].sum(1, True)], 1) has its reductions' input shape, so it would run as a normalization whose
+    # column index is the reduction's, and the cat would select partial sums (a wrong answer, issue 20's
+    # uneven adaptive pools)
+    with_cat = set()
     # Users come after producers in an FX graph: walking backwards, every user's kernel is known.
     for node in reversed(list(graph.nodes)):
         kind = kinds.get(node)
@@ -54,11 +64,14 @@ def plan_triton_fusion(graph: torch.fx.Graph, kinds: dict, keep: frozenset = fro
         users = terminal_users(node, kinds)
         target = None
         if node not in keep and (node not in stored or len(users) > 1):
-            if users and all(u != "stored" and u.op != "output" and kinds.get(u) in FUSIBLE for u in users) and \
+            if users and all(u != "stored" and u.op != "output" and kinds.get(u) in FUSIBLE + ROOTS
+                             and not (kind == "reduction" and kinds.get(u) in ROOTS) for u in users) and \
                     not any(u.op == "output" for u in node.users):
                 roots = {u if u in stored else root[u] for u in users}
                 if len(roots) == 1:
                     target = roots.pop()
+        if target is not None and kind == "reduction" and target in with_cat:
+            target = None
         if target is not None and kind == "reduction":
             sig = reduction_signature(node)
             have = signature.get(target)
@@ -77,4 +90,6 @@ def plan_triton_fusion(graph: torch.fx.Graph, kinds: dict, keep: frozenset = fro
         else:
             stored.discard(node)
             root[node] = target
+        if node.target is aten.cat.default:
+            with_cat.add(node if target is None else target)
     return stored

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 
 import torch
 
 from ..runtime.matmul import forced
-from ..ir import Const, ExternKernel, Kernel, Load, Op, View, ops_in, readers_of, reduces_in, reshape_only, view_base
+from ..ir import (Const, ExternKernel, ExternKind, Kernel, Load, Op, View, ops_in, readers_of, reduces_in, reshape_only,
+                  view_base)
 from ..views import meta_view
 from .dtypes import NARROW, TL
 from .ops import BINARY, UNARY
@@ -34,12 +36,21 @@ ARITH = {"add", "sub", "mul", "div"}
 
 
 # ---- which library calls can take their epilogue ----------------------------------------------------------------
+@dataclass(slots=True)
 class Candidate:
-    """A library mm/addmm (`extern`) and the pointwise kernel reading its product (`epilogue`)."""
-
-    def __init__(self, extern: ExternKernel, epilogue: Kernel, m: int, n: int, k: int):
-        self.extern, self.epilogue, self.m, self.n, self.k = extern, epilogue, m, n, k
-        self.operands: dict = {}  # buffer name -> (stride along M, stride along N) over the output tile
+    """A library mm/addmm (`extern`) and the pointwise kernel reading its product (`epilogue`), with the epilogue
+    written as Triton code over the product tile."""
+    extern: ExternKernel
+    epilogue: Kernel
+    m: int
+    n: int
+    k: int
+    operands: dict            # id of each operand leaf -> (buffer, (stride along M, stride along N) over the tile)
+    out_strides: tuple        # the output's strides over the (M, N) tile
+    bias: tuple | None        # an addmm's bias: (buffer, strides over the tile)
+    code: tuple               # (the epilogue's value, its dtype): EpilogueWriter.write
+    epilogue_lines: list      # the epilogue's Triton lines, computing `code`
+    epilogue_params: list     # buffers the epilogue loads, in argument order
 
 
 def _leaves(e, out: list):
@@ -57,9 +68,9 @@ def find_candidates(plan: list, layouts: dict, returned: set) -> dict:
     readers = readers_of(plan)
     found = {}
     for i, ext in enumerate(plan):
-        if not isinstance(ext, ExternKernel) or ext.kind not in ("matmul", "addmm"):
+        if not isinstance(ext, ExternKernel) or ext.kind not in (ExternKind.MATMUL, ExternKind.ADDMM):
             continue
-        if ext.kind == "addmm" and (ext.params.get("beta", 1) != 1 or ext.params.get("alpha", 1) != 1):
+        if ext.kind == ExternKind.ADDMM and (ext.params.get("beta", 1) != 1 or ext.params.get("alpha", 1) != 1):
             continue
         name = ext.out.name
         users = set(readers.get(name, ()))
@@ -68,7 +79,7 @@ def find_candidates(plan: list, layouts: dict, returned: set) -> dict:
         j = next(iter(users))
         epi = plan[j]
         a, b = ext.args[-2], ext.args[-1]
-        if not isinstance(epi, Kernel) or epi.is_view or epi.side_outputs or \
+        if not isinstance(epi, Kernel) or epi.is_view or epi.side_outputs or "scatter" in ops_in(epi.expr) or \
                 reduces_in(epi.expr) or not ops_in(epi.expr) or len(a.shape) != 2 or len(b.shape) != 2 or \
                 not all(isinstance(view_base(x), Load) for x in ext.args):  # not over a fallback's item
             continue
@@ -78,7 +89,7 @@ def find_candidates(plan: list, layouts: dict, returned: set) -> dict:
                 (torch.float32,) or ext.out.layout.dtype != epi.out.layout.dtype and \
                 ext.out.layout.dtype not in NARROW + (torch.float32,):
             continue
-        cand = Candidate(ext, epi, m, n, kdim)
+        operands: dict = {}
         try:
             leaves = []
             _leaves(epi.expr, leaves)
@@ -90,21 +101,19 @@ def find_candidates(plan: list, layouts: dict, returned: set) -> dict:
                     continue
                 t = meta_view(leaf, layouts).expand(shape)  # operands broadcast as torch's do (or raise)
                 t = t.view(m, n)  # raises where the operand is not a view over the (M, N) tile
-                cand.operands[id(leaf)] = (base.buf, tuple(t.stride()))
+                operands[id(leaf)] = (base.buf, tuple(t.stride()))
             out = torch.empty_strided(shape, epi.out.layout.strides, device="meta").view(m, n)
-            cand.out_strides = tuple(out.stride())
-            if ext.kind == "addmm":
-                bias = ext.args[0]
-                cand.bias = (view_base(bias).buf, tuple(meta_view(bias, layouts).expand(m, n).stride()))
-            else:
-                cand.bias = None
-            writer = EpilogueWriter(cand, name)
-            cand.code = writer.write()
-            cand.epilogue_lines, cand.epilogue_params = writer.lines, writer.params
+            bias = None
+            if ext.kind == ExternKind.ADDMM:
+                b = ext.args[0]
+                bias = (view_base(b).buf, tuple(meta_view(b, layouts).expand(m, n).stride()))
+            writer = EpilogueWriter(epi, operands, bias)
+            code = writer.write()
         except (NotImplementedError, RuntimeError, KeyError) as e:
             log.debug("no fused matmul for %s: %s", name, e)
             continue
-        found[j] = (i, cand)
+        found[j] = (i, Candidate(ext, epi, m, n, kdim, operands, tuple(out.stride()), bias, code, writer.lines,
+                                 writer.params))
     return found
 
 
@@ -113,8 +122,8 @@ class EpilogueWriter:
     """The epilogue expression as float32 Triton code over `acc` (the (BLOCK_M, BLOCK_N) product tile), operands
     loaded at `rm * stride_m + rn * stride_n` (row and column indices wrapped into range, so no mask)."""
 
-    def __init__(self, cand: Candidate, product: str):
-        self.cand, self.product = cand, product
+    def __init__(self, epilogue: Kernel, operands: dict, bias: tuple | None):
+        self.epilogue, self.operands, self.bias = epilogue, operands, bias
         self.lines, self.memo, self.params, self.count = [], {}, [], 0
 
     def let(self, code: str) -> str:
@@ -125,13 +134,13 @@ class EpilogueWriter:
 
     def write(self):
         start = "acc"
-        if self.cand.bias is not None:
-            buf, (sm, sn) = self.cand.bias
+        if self.bias is not None:
+            buf, (sm, sn) = self.bias
             self.params.append(buf)
             start = self.let(f"acc + tl.load({buf}_ptr + rm[:, None] * {sm} + rn[None, :] * {sn}).to(tl.float32)")
         self.acc = start
-        value, dtype = self.value(self.cand.epilogue.expr)
-        out_dtype = self.cand.epilogue.out.layout.dtype
+        value, dtype = self.value(self.epilogue.expr)
+        out_dtype = self.epilogue.out.layout.dtype
         if dtype == torch.bool:
             raise NotImplementedError("boolean epilogue result")
         return value, out_dtype
@@ -150,9 +159,9 @@ class EpilogueWriter:
             value = float(e.value)
             return (repr(value) if math.isfinite(value) else f'float("{value}")'), torch.float32
         if isinstance(e, (View, Load)):
-            if id(e) not in self.cand.operands:  # the product itself (plus the addmm bias, if any)
+            if id(e) not in self.operands:  # the product itself (plus the addmm bias, if any)
                 return self.acc, torch.float32
-            buf, (sm, sn) = self.cand.operands[id(e)]
+            buf, (sm, sn) = self.operands[id(e)]
             if buf not in self.params:
                 self.params.append(buf)
             return self.let(f"tl.load({buf}_ptr + rm[:, None] * {sm} + rn[None, :] * {sn}).to(tl.float32)"), \
@@ -184,7 +193,7 @@ class EpilogueWriter:
             code = UNARY[e.name].format(a=args[0][0])
         else:
             raise NotImplementedError(f"epilogue op {e.name}")
-        if e.dtype in NARROW and e.dtype != self.cand.epilogue.out.layout.dtype:
+        if e.dtype in NARROW and e.dtype != self.epilogue.out.layout.dtype:
             raise NotImplementedError("a second narrow dtype")
         return self.let(code), torch.float32
 
@@ -243,5 +252,5 @@ def kernel_source(name: str, cand: Candidate) -> str:
 def sites_wanted(autotune: bool) -> bool:
     """Whether generated modules hold both paths per call site: only when a choice can pick the Triton matmul
     (timing, or FRAMEJIT_TRITON_MM=1). Otherwise the library call and its epilogue kernel are plain code, with no
-    per-call dispatch, and the epilogue may write over the product (triton_module's in-place outputs)."""
+    per-call dispatch, and the epilogue may write over the product (the planner's in-place outputs)."""
     return autotune or forced()

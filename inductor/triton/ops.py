@@ -7,7 +7,7 @@ import torch
 
 from ..ir import Const, Op
 from .dtypes import TL, Val, compute, literal
-from .index import Ix, broadcast
+from .index import ZERO, Ix, broadcast
 
 F = "h."  # the generated module imports inductor.runtime.triton_helpers as h
 
@@ -63,6 +63,10 @@ def emit_op(w, e: Op, coords, scope, rgroup, extra) -> Val:
         return Val(scope.let(f"{code}.to({TL[compute(e.dtype)]})"), e.dtype, c.deps)
     if name == "cat":
         return _cat(w, e, coords, scope, rgroup, extra)
+    if name in ("take", "gather"):
+        return _indexed_load(w, e, coords, scope, rgroup, extra)
+    if name == "scatter":  # host.py splits an indexed store into its copy and its atomic kernel, never fused
+        raise NotImplementedError("an indexed store inside another kernel")
     if name == "where":
         c = w.operand(e.args[0], e, coords, scope, rgroup, extra, torch.bool)
         a, b = (w.operand(x, e, coords, scope, rgroup, extra, cd) for x in e.args[1:])
@@ -108,8 +112,8 @@ def emit_op(w, e: Op, coords, scope, rgroup, extra) -> Val:
     if name == "truncdiv":
         return done(f"{F}trunc({a.code} / {b.code})" if cd.is_floating_point else f"{a.code} // {b.code}", vals)
     if name == "pow":
-        if not cd.is_floating_point:
-            raise NotImplementedError("integer pow with a tensor or large exponent")
+        if not cd.is_floating_point:  # exact integer powers, as torch's powi (issue 20)
+            return done(f"{F}ipow({a.code}, {b.code})", vals)
         return done(f"{F}pow({a.code}, {b.code})", vals)
     raise NotImplementedError(f"no Triton rule for op {name!r}")
 
@@ -119,17 +123,26 @@ def _bc(coords, e, x):
 
 
 def _cat(w, e: Op, coords, scope, rgroup, extra) -> Val:
-    """Concatenation: each part loads under its own range of the cat dim (masked), then nested where."""
+    """Concatenation: each part loads under its own range of the cat dim (masked), then nested where; every
+    element is written once by the kernel, with no buffer per part. A part one element thick along the dim (a
+    stack's unsqueezed piece: the interleaved rotary's `torch.stack((a, b), -1)`) is read at coordinate 0 there,
+    an address valid on every lane, so it loads unmasked, and its pieces share their loads: `a` and `b` are read
+    once per lane for both pieces, not once per piece under complementary masks."""
     dim = e.params[0]
     c = coords[dim]
     parts, lo = [], 0
-    for part in e.args:
+    for i, part in enumerate(e.args):
         size = part.shape[dim]
         hi = lo + size
-        cond = scope.let(f"({c.code} >= {lo}) & ({c.code} < {hi})", prefix="m") if len(e.args) > 1 else None
-        shifted = c if lo == 0 else _shift(scope, c, lo)
+        thin = type(size) is int and size == 1
+        last = i == len(e.args) - 1
+        # the last part is the where chain's fallthrough: its range is a mask only where its loads need one
+        needed = len(e.args) > 1 and not (thin and last)
+        cond = scope.let(f"({c.code} >= {lo}) & ({c.code} < {hi})", prefix="m") if needed else None
+        shifted = ZERO if thin else c if lo == 0 else _shift(scope, c, lo)
         pc = tuple(coords[:dim]) + (shifted,) + tuple(coords[dim + 1:])
-        mask = cond if extra is None else (f"{extra} & {cond}" if cond else extra)
+        piece = None if thin else cond
+        mask = piece if extra is None else (f"{extra} & {piece}" if piece else extra)
         v = w.cast(scope, w.value(part, pc, scope, rgroup, mask), e.dtype)
         parts.append((cond, v))
         lo = hi
@@ -145,3 +158,21 @@ def _cat(w, e: Op, coords, scope, rgroup, extra) -> Val:
 def _shift(scope, c, lo):
     return Ix(scope.let(f"{c.code} - {lo}", prefix="i"), c.deps)
 
+
+
+def _indexed_load(w, e: Op, coords, scope, rgroup, extra) -> Val:
+    """take / gather (lowering.py, issue 20): the index, evaluated at its own coordinates, becomes the source's
+    coordinate along `dim`. Indices arrive checked and non-negative (graph/index_checks.py); a negative one from
+    torch's own decompositions (aten.index) counts from the end; and the load is masked to the range whatever
+    happens, so no lane ever reads outside the source (on CUDA the check's assert is asynchronous)."""
+    src, idx = e.args
+    dim = e.params[0]
+    k = len(idx.shape) if e.name == "take" else 1
+    icoords = tuple(coords[dim:dim + k]) if e.name == "take" else broadcast(coords, e.shape, idx.shape)
+    i = w.value(idx, icoords, scope, rgroup, extra)
+    size = src.shape[dim]
+    at = scope.let(f"tl.where({i.code} < 0, {i.code} + {size}, {i.code})", prefix="i")
+    inside = scope.let(f"({at} >= 0) & ({at} < {size})", prefix="m")
+    scoords = tuple(coords[:dim]) + (Ix(at, i.deps),) + tuple(coords[dim + k:])
+    v = w.value(src, scoords, scope, rgroup, inside if extra is None else f"{extra} & {inside}")
+    return Val(v.code, e.dtype, v.deps | i.deps, v.literal)

@@ -5,21 +5,23 @@ rows and the reduced ones from the column index. Persistent kernels reduce the r
 looped kernels emit a loop over column blocks that accumulates lane-wise into an [XBLOCK, RBLOCK] accumulator
 and reduces it at the end (a two-level, pairwise-like summation: no long serial chain of float adds). The loop is
 emitted at the kernel's top level before whatever needs the result, so a normalization runs its reductions one
-after another and then its epilogue loop."""
+after another and then its epilogue loop. A kernel reducing down columns has its tile transposed ([RBLOCK,
+XBLOCK]): the same code folds axis 0 (`w.raxis`, `w.tile`, `w.kept`)."""
 import torch
 
 from ..ir import Reduce
 from .dtypes import TL, Val, compute
 
-# kind -> (identity for floats, identity for ints, Triton reduction of a tile along axis 1, lane-wise combine)
+# kind -> (identity for floats, identity for ints, Triton reduction of a tile along its reduced axis, lane-wise
+# combine)
 KINDS = {
-    "sum": ("0", "0", "tl.sum({v}, 1)", "{acc} + {v}"),
-    "mean": ("0", "0", "tl.sum({v}, 1)", "{acc} + {v}"),
-    "prod": ("1", "1", "tl.reduce({v}, 1, h.prod)", "{acc} * {v}"),
-    "amax": ('float("-inf")', None, "tl.reduce({v}, 1, h.maximum)", "h.maximum({acc}, {v})"),
-    "amin": ('float("inf")', None, "tl.reduce({v}, 1, h.minimum)", "h.minimum({acc}, {v})"),
-    "any": ("0", "0", "tl.max({v}, 1)", "tl.maximum({acc}, {v})"),
-    "all": ("1", "1", "tl.min({v}, 1)", "tl.minimum({acc}, {v})"),
+    "sum": ("0", "0", "tl.sum({v}, {axis})", "{acc} + {v}"),
+    "mean": ("0", "0", "tl.sum({v}, {axis})", "{acc} + {v}"),
+    "prod": ("1", "1", "tl.reduce({v}, {axis}, h.prod)", "{acc} * {v}"),
+    "amax": ('float("-inf")', None, "tl.reduce({v}, {axis}, h.maximum)", "h.maximum({acc}, {v})"),
+    "amin": ('float("inf")', None, "tl.reduce({v}, {axis}, h.minimum)", "h.minimum({acc}, {v})"),
+    "any": ("0", "0", "tl.max({v}, {axis})", "tl.maximum({acc}, {v})"),
+    "all": ("1", "1", "tl.min({v}, {axis})", "tl.minimum({acc}, {v})"),
 }
 INT_LIMITS = {torch.int64: (-2 ** 63, 2 ** 63 - 1), torch.int32: (-2 ** 31, 2 ** 31 - 1),
               torch.int16: (-2 ** 15, 2 ** 15 - 1), torch.int8: (-128, 127), torch.uint8: (0, 255),
@@ -80,11 +82,11 @@ def emit_reduce(w, e: Reduce, coords, scope, rgroup, extra) -> Val:
         _, _, whole, lane = KINDS[e.kind]
         masked = body.let(f"tl.where({mask}, {v.code}, {ident})")
         if looped:
-            acc = top.fresh(f"tl.full([XBLOCK, RBLOCK], {ident}, {TL[acc_dtype]})", prefix="acc")
+            acc = top.fresh(f"tl.full({w.tile}, {ident}, {TL[acc_dtype]})", prefix="acc")
             body.lines.append(f"{acc} = {lane.format(acc=acc, v=masked)}")
             w.close_loop(body)
             masked = acc
-        out = top.let(f"{whole.format(v=masked)}[:, None]", prefix="red")
+        out = top.let(f"{whole.format(v=masked, axis=w.raxis)}{w.kept}", prefix="red")
         if e.kind == "mean":
             count = 1
             for d in axes:
@@ -104,14 +106,14 @@ def _arg(w, e, v, body, mask, ident, looped, acc_dtype) -> str:
     top, fn = w.top, f"h.{e.kind}"
     big = "2147483647"
     vals = body.let(f"tl.where({mask}, {v.code}, {ident})")
-    idx = body.let(f"tl.where({mask}, tl.broadcast_to(rindex, [XBLOCK, RBLOCK]), {big}).to(tl.int32)")
+    idx = body.let(f"tl.where({mask}, tl.broadcast_to(rindex, {w.tile}), {big}).to(tl.int32)")
     if looped:
-        accv = top.fresh(f"tl.full([XBLOCK, RBLOCK], {ident}, {TL[acc_dtype]})", prefix="acc")
-        acci = top.fresh(f"tl.full([XBLOCK, RBLOCK], {big}, tl.int32)", prefix="acc")
+        accv = top.fresh(f"tl.full({w.tile}, {ident}, {TL[acc_dtype]})", prefix="acc")
+        acci = top.fresh(f"tl.full({w.tile}, {big}, tl.int32)", prefix="acc")
         body.lines.append(f"{accv}, {acci} = {fn}({accv}, {acci}, {vals}, {idx})")
         w.close_loop(body)
         vals, idx = accv, acci
     n = top.counter[0]
     top.counter[0] += 1
-    top.lines.append(f"_, red{n} = tl.reduce(({vals}, {idx}), 1, {fn})")
-    return top.let(f"red{n}[:, None].to(tl.int64)", prefix="red")
+    top.lines.append(f"_, red{n} = tl.reduce(({vals}, {idx}), {w.raxis}, {fn})")
+    return top.let(f"red{n}{w.kept}.to(tl.int64)", prefix="red")

@@ -9,7 +9,7 @@ not stored at all: on the H100, 131 -> 109 us for GPT-2's c_proj + residual (163
 counting h's store.
 
 Whether that pays depends on the rest of the plan: `acc` must be stored by an earlier kernel walking the same
-elements that already reads what it is made of (triton_side_outputs.hoist), and where the sum fed a later kernel
+elements that already reads what it is made of (side_outputs.hoist), and where the sum fed a later kernel
 that computed it in registers (a residual add folded into the next layer_norm), that kernel now reads it back.
 So the choice is by the bytes the plan moves: every candidate is rewritten, then dropped one at a time while
 the plan without it moves no more bytes (a tie keeps eager's order of additions).
@@ -23,7 +23,8 @@ from dataclasses import dataclass
 import torch
 
 from ..config import config
-from ..ir import (Buffer, Const, ExternKernel, Kernel, Load, Op, View, ViewKind, contiguous_strides, kernel_loads, loads_in,
+from ..ir import (Buffer, Const, ExternKernel, ExternKind, Kernel, Load, Op, View, ViewKind, contiguous_strides,
+                  kernel_loads, loads_in,
                   readers_of, reduces_in, reshape_only, side_outputs, static_shape, unit, view_base)
 from . import matmul
 from .side_outputs import Probes, drop_dead_side_outputs, hoist, merge_side_outputs
@@ -39,7 +40,7 @@ def enabled() -> bool:
 class Residual:
     """The pointwise kernel plan[add] sums the product of the library call plan[gemm] with other terms. Rewritten,
     plan[add] becomes `store` (the addend into buffer `acc`) and `into` (the library call adding the product
-    into acc in place); built once, so every plan tried shares these objects (triton_side_outputs.Probes)."""
+    into acc in place); built once, so every plan tried shares these objects (side_outputs.Probes)."""
     add: int
     gemm: int
     acc: Buffer
@@ -61,7 +62,7 @@ def _product_fits(g: ExternKernel, shape: tuple, dtype) -> bool:
             math.prod(lay.shape) != math.prod(shape) or any(len(a.shape) != 2 for a in g.args[-2:]) or \
             not all(isinstance(view_base(a), Load) for a in g.args):
         return False
-    if g.kind == "matmul":
+    if g.kind == ExternKind.MATMUL:
         return True
     n = lay.shape[1]
     bias = g.args[0]
@@ -73,7 +74,7 @@ def find(plan: list, returned: set, fresh) -> list:
     """Every pointwise kernel summing a library product that nothing else reads, with other terms of its dtype."""
     readers = readers_of(plan)
     gemms = {k.out.name: i for i, k in enumerate(plan)
-             if isinstance(k, ExternKernel) and k.kind in ("matmul", "addmm")}
+             if isinstance(k, ExternKernel) and k.kind in (ExternKind.MATMUL, ExternKind.ADDMM)}
     found = []
     for i, k in enumerate(plan):
         if not isinstance(k, Kernel) or k.is_view or side_outputs(k) or reduces_in(k.expr):
@@ -104,12 +105,12 @@ def _replacement(k: Kernel, g: ExternKernel, rest: list, acc: Buffer) -> tuple:
     into acc in place as k's buffer."""
     lay = k.out.layout
     shape = tuple(lay.shape)
-    terms = rest + ([g.args[0]] if g.kind == "addmm" else [])
+    terms = rest + ([g.args[0]] if g.kind == ExternKind.ADDMM else [])
     whole = Load(acc.name, shape, lay.dtype)
     if shape != tuple(g.out.layout.shape):
         whole = View(ViewKind.RESHAPE, whole, (tuple(g.out.layout.shape),), tuple(g.out.layout.shape), lay.dtype)
     return (Kernel(acc, _sum(terms, shape, lay.dtype), list(k.source)),
-            ExternKernel(k.out, "addmm_into", [whole] + list(g.args[-2:]), {}, g.source + k.source))
+            ExternKernel(k.out, ExternKind.ADDMM_INTO, [whole] + list(g.args[-2:]), {}, g.source + k.source))
 
 
 def _sum(terms: list, shape: tuple, dtype):
@@ -149,7 +150,7 @@ def traffic(plan: list, layouts: dict) -> int:
 
 
 def plan_residuals(plan: list, layouts: dict, returned: set, fresh) -> list:
-    """The plan with side outputs merged (triton_side_outputs) and the residual sums the library adds, where
+    """The plan with side outputs merged (side_outputs.py) and the residual sums the library adds, where
     that moves fewer bytes. `fresh(base)` names a new buffer."""
     found = find(plan, returned, fresh) if enabled() else []
     if not found:

@@ -21,7 +21,7 @@ def _inline(e, values: dict, memo):
 
 class Probes:
     """Results of generating kernels to see whether they can be (each a KernelWriter run), kept by the identity
-    of the kernels they were made from. triton_residual tries many plans made of the same kernel objects; with
+    of the kernels they were made from. triton/residual.py tries many plans made of the same kernel objects; with
     one Probes for all of them, each fold and each shape walk is generated once rather than once per plan."""
 
     def __init__(self):

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from framejit.graph import symbolic_sizes
 from framejit.graph.symbolic_sizes import decide
 
-from ..ir import Const, Load, Op, View
+from ..ir import Const, Load, Op, View, reduces_in
 from .index import Ix, Scope, address, broadcast, through_view
 
 MIN_SIDE = 16
@@ -55,6 +55,12 @@ class Access:
 
 def accesses(kernel, layouts: dict, shape: tuple) -> list:
     """Each load and each side-output store of a pointwise kernel with its stride along every iteration dim."""
+    return strides_of([kernel.expr], layouts, shape, kernel.side_outputs)
+
+
+def strides_of(trees: list, layouts: dict, shape: tuple, stores: list = ()) -> list:
+    """Each load of `trees` (evaluated at the coordinates of `shape`; a reduction nested inside is not entered)
+    and each of `stores` ((Buffer, tree) pairs) with its stride along every dim of `shape`."""
     scope = Scope()
     coords = tuple(Ix(f"c{d}", frozenset("x")) for d in range(len(shape)))
     found, seen = [], set()
@@ -76,8 +82,9 @@ def accesses(kernel, layouts: dict, shape: tuple) -> list:
 
     hints = lambda s: str(symbolic_sizes.hint(s))
     with symbolic_sizes.rendering(hints):
-        walk(kernel.expr, coords)
-        for buf, expr in kernel.side_outputs:
+        for tree in trees:
+            walk(tree, coords)
+        for buf, expr in stores:
             walk(expr, coords)
             lay = buf.layout
             found.append((buf.name, lay, address(scope, coords, lay.strides, lay.shape, []).code))
@@ -134,3 +141,34 @@ def plan(kernel, layouts: dict) -> Tiling | None:
         return None
     rest = [d for d in order if d not in x and d not in run]
     return Tiling(rest + run[::-1], x, a.buf)
+
+
+@dataclass
+class ReductionLayout:
+    """How a reduction kernel's tile lies over its input. Inner (rows): the reduced dims run along the tile's
+    axis 1, each program reduces XBLOCK rows that are contiguous along the reduction (x.sum(-1)). Outer
+    (columns): the input is contiguous along a kept dim (x.sum(0) of a row-major matrix, x.sum(1) of a
+    (B, T, C) tensor), so the kept dims run along axis 1 with that dim fastest, the reduced ones along axis 0:
+    each program owns XBLOCK neighbouring outputs and walks down the reduction, every load coalesced across
+    them, where the inner tile would read one element per row with a stride of a whole row."""
+    outer: bool
+    xdims: list   # the kept dims in the order xindex walks them, slowest first
+    reason: str = ""  # the buffer whose contiguous dim decided an outer layout (the kernel's header comment)
+
+
+def reduction_layout(kernel, layouts: dict, shape: tuple, axes: tuple) -> ReductionLayout:
+    """Outer where the load moving the most bytes inside the kernel's reductions is contiguous (stride 1, at the
+    hints) along a kept dim of the reduction's input `shape`, else inner. Strides are found as `plan` finds them,
+    by evaluating the kernel's own index code."""
+    kept = [d for d in range(len(shape)) if d not in axes]
+    size = [symbolic_sizes.hint(s) for s in shape]
+    best = None
+    for a in strides_of([r.arg for r in reduces_in(kernel.expr)], layouts, shape):
+        unit = [d for d in range(len(shape)) if size[d] != 1 and abs(a.strides[d]) == 1]
+        if len(unit) == 1 and (best is None or a.nbytes > best[0].nbytes):
+            best = (a, unit[0])
+    if best is None or best[1] in axes or not any(size[d] != 1 for d in axes):
+        return ReductionLayout(False, kept)
+    a = best[0]
+    return ReductionLayout(True, sorted(kept, key=lambda d: (-abs(a.strides[d]) if size[d] != 1 else 0, d)),
+                           a.buf)

@@ -17,7 +17,7 @@ _WORD = re.compile(r"\b\w+\b")
 def twin_key(ks) -> tuple:
     """What two interchangeable generated kernels (KernelSource, arg_dtypes set) have in common."""
     m = _DEF.search(ks.source)
-    if m is None:  # not a one-line `def` (not what triton_codegen writes): a kernel of its own
+    if m is None:  # not a one-line `def` (not what triton/codegen.py writes): a kernel of its own
         return ("unmatched", ks.name)
     params = [p.split(":")[0].strip() for p in m.group(2).split(",") if p.strip()]
     rename = {p: f"arg{i}" for i, p in enumerate(params)}

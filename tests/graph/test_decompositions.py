@@ -166,9 +166,14 @@ def test_int_scalar_promotion():
     assert all(is_core(n.target) for n in gm.graph.nodes if n.op == "call_function")
 
 
-def test_advanced_indexing_left_alone():
+def test_advanced_indexing_by_one_tensor_is_checked_then_taken():
+    # issue 20: x[i] is the bounds check and aten.index.Tensor; two index tensors stay eager's getitem
     fn = lambda x, i: x[i]
-    x, i = torch.randn(5, 3), torch.tensor([0, 2])
+    x, i = torch.randn(5, 3), torch.tensor([0, -2])
     gm = normalize(fx.symbolic_trace(fn), [x, i])
-    assert any(n.target is operator.getitem for n in gm.graph.nodes)
+    assert all(is_core(n.target) for n in gm.graph.nodes if n.op == "call_function")
     torch.testing.assert_close(gm(x, i), fn(x, i))
+    two = lambda x, i: x[i, i]
+    gm = normalize(fx.symbolic_trace(two), [x, i])
+    assert any(n.target is operator.getitem for n in gm.graph.nodes)
+    torch.testing.assert_close(gm(x, i), two(x, i))

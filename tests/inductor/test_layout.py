@@ -4,6 +4,7 @@ inductor/runtime/. Every module imports on this machine (GPU-only paths included
 import ast
 import importlib
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -95,6 +96,62 @@ def test_runtime_imports_no_compile_time_module():
         if name.startswith("framejit.inductor.runtime"):
             outside = {d for d in deps if not d.startswith("framejit.inductor.runtime") and d not in RUNTIME_MAY_IMPORT}
             assert not outside, f"{name} imports {sorted(outside)}"
+
+
+# what decides a Triton module's plan, and what writes its kernels: the host writer reads the finished plan
+# (triton/plan.py) and the written kernels, and reaches none of these, directly or through another module
+PLANNERS = {f"framejit.inductor.{m}" for m in (
+    "lowering", "fusion", "triton.planner", "triton.probe", "triton.fallback", "triton.rewrites", "triton.fusion",
+    "triton.split", "triton.side_outputs", "triton.residual", "triton.matmul", "triton.twins", "triton.kernels",
+    "triton.codegen")}
+
+
+def _reached(graph: dict, start: str) -> set:
+    seen, todo = set(), [start]
+    while todo:
+        for d in graph[todo.pop()] - seen:
+            seen.add(d)
+            todo.append(d)
+    return seen
+
+
+def test_triton_host_writer_imports_no_planner():
+    graph = _graph()
+    assert PLANNERS <= set(MODULES), sorted(PLANNERS - set(MODULES))  # a renamed planner renames it here
+    assert not _reached(graph, "framejit.inductor.triton.host") & PLANNERS, \
+        sorted(_reached(graph, "framejit.inductor.triton.host") & PLANNERS)
+    # the check sees what a module reaches: the backend reaches every stage
+    assert PLANNERS <= _reached(graph, "framejit.inductor.triton.backend")
+
+
+def _architecture_rows() -> dict:
+    """ARCHITECTURE.md's inductor/ section: folder ("" for the core, "numpy", "triton", "runtime") -> {file name
+    a row of its table names: that row}."""
+    text = (ROOT / "ARCHITECTURE.md").read_text()
+    section = text[text.index("\n## inductor/"):]
+    section = section[:section.index("\n## ", 1)]
+    rows, folder = {}, ""
+    for line in section.splitlines():
+        m = re.match(r"`(numpy|triton|runtime)/`", line)
+        if m:
+            folder = m.group(1)
+        elif line.startswith("| `"):
+            for name in re.findall(r"`([\w/]+\.py)`", line.split(" | ")[0]):
+                rows.setdefault(folder, {})[name] = line
+    return rows
+
+
+def test_architecture_rows_match_the_tree():
+    """Every module of inductor/ has a row in its folder's table, every row names a module that exists, and each
+    row is a sentence or two (the detail lives in the module's docstring)."""
+    rows = _architecture_rows()
+    named = {(folder, name) for folder, names in rows.items() for name in names}
+    files = {(str(p.parent.relative_to(PACKAGE)).replace(".", ""), p.name) for p in PACKAGE.rglob("*.py")
+             if p.name != "__init__.py"}
+    assert files - named == set(), f"modules without a row in ARCHITECTURE.md: {sorted(files - named)}"
+    assert named - files == set(), f"rows naming no module: {sorted(named - files)}"
+    long = [line[:60] for names in rows.values() for line in names.values() if len(line) > 400]
+    assert not long, long
 
 
 @pytest.mark.parametrize("name", sorted(MODULES))

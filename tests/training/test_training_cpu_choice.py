@@ -6,14 +6,20 @@ import torch
 import torch.nn.functional as F
 
 import jit
+from framejit.inductor import cache
 from framejit.inductor.numpy import cpu_choice
 
 from grad_check import TOL
 
 
 @pytest.fixture(autouse=True)
-def _measured(monkeypatch):
+def _measured(monkeypatch, tmp_path):
+    """Measured, in a cache directory of its own: a choice an earlier test stored would be read, not measured."""
     monkeypatch.setenv("FRAMEJIT_CPU_BACKEND", "measure")
+    monkeypatch.setenv("FRAMEJIT_CACHE_DIR", str(tmp_path))
+    cache.clear_memory()
+    yield
+    cache.clear_memory()
 
 
 def _mlp():
@@ -30,8 +36,12 @@ def _loss(model, x, y):
 def test_either_choice_gives_eager_gradients_and_random_stream(winner, fresh_jit, monkeypatch):
     if winner != "measured":
         real = cpu_choice.choose_training
-        monkeypatch.setattr(cpu_choice, "choose_training", lambda compiled, captured, inputs: (
-            real(compiled, captured, inputs), compiled if winner == "compiled" else captured())[1])
+
+        def forced(compile_, captured, inputs, key=None):
+            compiled = compile_()
+            real(lambda: compiled, captured, inputs)  # measured as usual: must leave no trace either way
+            return compiled if winner == "compiled" else captured()
+        monkeypatch.setattr(cpu_choice, "choose_training", forced)
     x, y = torch.randn(32, 8), torch.randint(0, 4, (32,))
     eager_model, jit_model = _mlp(), _mlp()
     fast = jit.compile(_loss)
@@ -64,12 +74,13 @@ def test_the_slower_side_is_not_kept(slow, monkeypatch, fresh_jit):
 
     real, kept = cpu_choice.choose_training, []
 
-    def with_one_side_slowed(compiled, captured, inputs):
+    def with_one_side_slowed(compile_, captured, inputs, key=None):
+        compiled = compile_()
         if slow == "compiled":
-            result = real(slowed(compiled), captured, inputs)
+            result = real(lambda: slowed(compiled), captured, inputs)
             kept.append("torch" if isinstance(result, torch.fx.GraphModule) else "compiled")
         else:
-            result = real(compiled, lambda: slowed(captured()), inputs)
+            result = real(lambda: compiled, lambda: slowed(captured()), inputs)
             kept.append("compiled" if result is compiled else "torch")
         return result
     monkeypatch.setattr(cpu_choice, "choose_training", with_one_side_slowed)

@@ -433,6 +433,7 @@ def test_every_lowering_is_swept():
                  aten.sum.default, aten.mean.dim, aten.mean.default, aten.prod.default, aten.any.default,
                  aten.any.dim, aten.all.default, aten.all.dim, aten.squeeze.default, aten.t.default,
                  aten.arange.start, aten.arange.default, lowering.causal_attention}  # test_numpy_ops, attention
+    elsewhere |= lowering.INDEXING_OPS  # tests/inductor/test_indexing.py: both backends, errors, dtypes
     missing = [t for t in lowering.LOWERINGS if t not in swept | elsewhere]
     assert not missing, f"lowerings without a sweep: {missing}"
 

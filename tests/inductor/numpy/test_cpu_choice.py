@@ -6,7 +6,7 @@ import torch
 import torch.fx
 
 import jit
-from framejit.inductor import inductor_backend
+from framejit.inductor import cache, inductor_backend
 from framejit.inductor.numpy import cpu_choice
 
 
@@ -16,6 +16,15 @@ def _relu_shift(x):
 
 def _noisy(x):
     return x + torch.rand_like(x)
+
+
+@pytest.fixture(autouse=True)
+def _own_cache_dir(monkeypatch, tmp_path):
+    """A choice an earlier test stored on disk (or in memory) would be read instead of measured."""
+    monkeypatch.setenv("FRAMEJIT_CACHE_DIR", str(tmp_path))
+    cache.clear_memory()
+    yield
+    cache.clear_memory()
 
 
 @pytest.fixture
@@ -121,3 +130,65 @@ def test_to_numpy_shares_memory_and_resolves_lazy_views():
     assert (to_numpy(g) == g.detach().numpy()).all()
     b = torch.randn(4).bfloat16()
     assert (to_numpy(b) == b.view(torch.int16).numpy()).all()
+
+
+def test_measured_on_copies_never_on_the_inputs(monkeypatch):
+    """Every timed run gets private copies: a run that wrote to its inputs (here the fake timer does, on purpose)
+    changes nothing the caller holds, and inputs that share memory still share it in the copies."""
+    base = torch.randn(8, 8)
+    x, xt = base, base.t()
+    before = base.clone()
+    seen = []
+
+    def writing_timer(fn, inputs, repeat=1):
+        seen.append(inputs)
+        fn(*inputs)
+        inputs[0].add_(1.0)
+        return 1e-5
+    monkeypatch.setattr(cpu_choice, "_seconds", writing_timer)
+    monkeypatch.delenv("FRAMEJIT_CPU_BACKEND", raising=False)
+
+    def f(a, b):
+        return torch.relu(a) + b
+    chosen = inductor_backend(torch.fx.symbolic_trace(f), [x, xt])
+    assert len(seen) >= 2 * (cpu_choice.WARMUP + cpu_choice.MIN_ROUNDS)
+    assert torch.equal(base, before)
+    ours = base.untyped_storage().data_ptr()
+    for a, b in seen:
+        assert a.untyped_storage().data_ptr() != ours
+        assert a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()  # still one storage
+    torch.testing.assert_close(chosen(x, xt), f(x, xt))
+
+
+@pytest.mark.parametrize("winner", ["numpy", "torch"])
+def test_choice_is_read_back_from_the_disk_cache(timings, monkeypatch, winner):
+    """A second compile of the same graph (memory cache dropped, as in a new process) times nothing and builds
+    only the side that won."""
+    costs, calls = timings
+    costs.update(numpy=1e-5 if winner == "numpy" else 2e-5, torch=1e-5 if winner == "torch" else 2e-5)
+    x = torch.randn(8, 8)
+    first = inductor_backend(torch.fx.symbolic_trace(_relu_shift), [x])
+    assert cpu_choice.stats["measured"] >= 1 and calls["numpy"] > 0
+    cache.clear_memory()
+    measured, cached = cpu_choice.stats["measured"], cpu_choice.stats["cached"]
+    calls.update(numpy=0, torch=0)
+    built = []
+    from framejit.inductor import backends
+    real_numpy = backends.numpy_backend
+    monkeypatch.setattr(backends, "numpy_backend", lambda *a: built.append(1) or real_numpy(*a))
+    again = inductor_backend(torch.fx.symbolic_trace(_relu_shift), [x])
+    assert calls == {"numpy": 0, "torch": 0}
+    assert cpu_choice.stats["measured"] == measured and cpu_choice.stats["cached"] == cached + 1
+    assert isinstance(again, torch.fx.GraphModule) == isinstance(first, torch.fx.GraphModule) == (winner == "torch")
+    assert built == ([] if winner == "torch" else [1])
+    torch.testing.assert_close(again(x), _relu_shift(x))
+
+
+def test_choice_is_keyed_by_input_layout(timings):
+    costs, calls = timings
+    costs.update(numpy=1e-5, torch=2e-5)
+    inductor_backend(torch.fx.symbolic_trace(_relu_shift), [torch.randn(8, 8)])
+    cache.clear_memory()
+    calls.update(numpy=0, torch=0)
+    inductor_backend(torch.fx.symbolic_trace(_relu_shift), [torch.randn(8, 8).t()])  # other strides: measured
+    assert calls["numpy"] > 0 and calls["torch"] > 0
