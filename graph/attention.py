@@ -180,8 +180,9 @@ def _softmax_input(div: fx.Node):
     sub = e.args[0]
     if not _is(sub, aten.sub.Tensor) or sub.kwargs or not _only_user(sub, e):
         return None
-    x, top = sub.args
-    if not _is(top, aten.amax.default) or top.args[0] is not x or not _only_user(top, sub) \
+    x, shift = sub.args
+    top = shift.args[0] if _is(shift, aten.detach.default) and _only_user(shift, sub) else shift  # max detached
+    if not _is(top, aten.amax.default) or top.args[0] is not x or not _only_user(top, shift) \
             or set(x.users) != {top, sub} or not _last_dim(top, x) or not _last_dim(total, e):
         return None
     return x

@@ -53,10 +53,15 @@ REDUCTIONS: frozenset = frozenset({
     aten.argmin.default, aten.any.dims, aten.any.dim, aten.all.dim, aten.all.dims,
 })
 
+# Running sums and products along one dim (dim non-negative; dtype kwarg as torch's; integers and bool give
+# int64): same shape out. Backends call their library's scan (np.cumsum, torch.cumsum) on a computed operand.
+SCANS: frozenset = frozenset({aten.cumsum.default, aten.cumprod.default})
+
 # Shape/stride-only ops (clone and cat copy, but have no arithmetic): lowered as indexing, not as loops.
+# detach is the identity on values; rules use it where autograd need not differentiate (a softmax's max shift).
 VIEWS: frozenset = frozenset({
     aten.view.default, aten.permute.default, aten.expand.default, aten.slice.Tensor, aten.select.int,
-    aten.unsqueeze.default, aten.squeeze.dims, aten.clone.default, aten.cat.default,
+    aten.unsqueeze.default, aten.squeeze.dims, aten.clone.default, aten.cat.default, aten.detach.default,
 })
 
 # Tensors made from nothing: full(size, value, dtype=...), arange(start, end, step, dtype=...).
@@ -86,6 +91,7 @@ GROUPS: dict[str, frozenset] = {
     "ternary": TERNARY,
     "convert": CONVERT,
     "reductions": REDUCTIONS,
+    "scans": SCANS,
     "views": VIEWS,
     "constructors": CONSTRUCTORS,
     "extern": EXTERN,

@@ -305,20 +305,11 @@ def _softmax(b: Builder, x: Any, dim: Any = None, _stacklevel: int = 3, dtype: A
         raise Decline("softmax without dim")
     x, rounded = _opmath(b, _cast(b, x, dtype))
     dim = dim % max(b.tensor(x).dim(), 1)
-    shifted = b.op(aten.sub.Tensor, x, b.op(aten.amax.default, x, [dim], True))
+    # the max shift is detached: a constant mathematically, so a training graph's backward skips amax's gradient
+    shift = b.op(aten.detach.default, b.op(aten.amax.default, x, [dim], True))
+    shifted = b.op(aten.sub.Tensor, x, shift)
     e = b.op(aten.exp.default, shifted)
     return _cast(b, b.op(aten.div.Tensor, e, b.op(aten.sum.dim_IntList, e, [dim], True)), rounded)
-
-
-@rule(F.log_softmax, torch.log_softmax, "log_softmax")
-def _log_softmax(b: Builder, x: Any, dim: Any = None, _stacklevel: int = 3, dtype: Any = None) -> Any:
-    if dim is None:
-        raise Decline("log_softmax without dim")
-    x, rounded = _opmath(b, _cast(b, x, dtype))
-    dim = dim % max(b.tensor(x).dim(), 1)
-    shifted = b.op(aten.sub.Tensor, x, b.op(aten.amax.default, x, [dim], True))
-    total = b.op(aten.sum.dim_IntList, b.op(aten.exp.default, shifted), [dim], True)
-    return _cast(b, b.op(aten.sub.Tensor, shifted, b.op(aten.log.default, total)), rounded)
 
 
 @rule(F.dropout, torch.dropout, "dropout")
@@ -786,6 +777,8 @@ def _arange(b: Builder, start: Any, end: Any = None, step: Any = 1, *, dtype: An
 
 # ---- indexing ops (issue 20): their own modules, registered here before the Tensor-method aliases ----------
 from framejit.graph import index_rules, pooling_rules  # noqa: E402,F401  (registers their rules)
+# ---- log-space reductions and losses: their own module, registered into this table ----------------------
+from framejit.graph import decompositions_losses  # noqa: E402,F401  (imported for its rules)
 
 # A bytecode tracer records `x.view(...)` as call_function(torch.Tensor.view, (x, ...)): the same rule applies.
 for _key in [k for k in DECOMPOSITIONS if isinstance(k, str)]:

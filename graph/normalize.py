@@ -114,17 +114,30 @@ def _same_meta(a: Any, b: Any) -> bool:
     return a.shape == b.shape and a.dtype == b.dtype
 
 
+_NAMED_ITEMS = {"values": 0, "indices": 1}  # torch.return_types of max / min over a dim
+
+
+def _item_index(user: fx.Node) -> int | None:
+    if user.op != "call_function":
+        return None
+    if user.target is operator.getitem and isinstance(user.args[1], int):
+        return user.args[1]
+    if user.target is getattr and len(user.args) == 2:
+        return _NAMED_ITEMS.get(user.args[1])
+    return None
+
+
 def _rewire_items(gm: fx.GraphModule, node: fx.Node, builder: Builder, items: Any) -> bool:
-    """A rule returning several tensors (split, chunk, unbind): only rewire when every use is `node[i]`."""
+    """A rule returning several tensors (split, chunk, unbind, max over a dim): only rewire when every use is
+    `node[i]`, or `node.values` / `node.indices` of the (values, indices) torch returns as a named tuple."""
     users = list(node.users)
-    if not all(u.op == "call_function" and u.target is operator.getitem and isinstance(u.args[1], int)
-               and -len(items) <= u.args[1] < len(items)
-               and _same_meta(builder.val(items[u.args[1]]), u.meta.get("val"))
-               for u in users):
+    index = {u: _item_index(u) for u in users}
+    if not all(i is not None and -len(items) <= i < len(items)
+               and _same_meta(builder.val(items[i]), u.meta.get("val")) for u, i in index.items()):
         builder.undo()
         return False
     for user in users:
-        user.replace_all_uses_with(items[user.args[1]])
+        user.replace_all_uses_with(items[index[user]])
         gm.graph.erase_node(user)
     gm.graph.erase_node(node)
     return True

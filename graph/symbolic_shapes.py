@@ -401,6 +401,8 @@ for _group, _fn in [("pointwise_unary", _same), ("pointwise_binary", _pointwise)
         RULES[_target] = _fn
 for _target in GROUPS["reductions"]:
     RULES[_target] = _reduce
+for _target in GROUPS["scans"]:
+    RULES[_target] = _same
 RULES.update({
     aten.relu.default: _same, aten.gelu.default: _same, aten.clone.default: _same, aten.alias.default: _same,
     aten.detach.default: _same, aten.view.default: _view, aten.reshape.default: _view,

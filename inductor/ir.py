@@ -184,6 +184,8 @@ class ExternKind(StrEnum):
     SDPA = "sdpa"
     CAUSAL_ATTENTION = "causal_attention"  # graph/attention.py's rewrite of a spelled-out attention
     CONV = "conv"
+    CUMSUM = "cumsum"                      # the core scans: the operand computed first, then the library's scan
+    CUMPROD = "cumprod"
 
 
 @dataclass

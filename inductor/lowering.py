@@ -238,6 +238,14 @@ register("reduction", aten.all.default, aten.all.dim, aten.all.dims)(_reduce("al
 
 
 # ---- extern library calls -------------------------------------------------------------------------------------
+def _scan(kind):
+    def lower(node, x, dim, *, dtype=None):
+        return (kind, [x], {"dim": _norm_dim(dim, len(x.shape)) if len(x.shape) else None})
+    return lower
+
+
+register("extern", aten.cumsum.default)(_scan("cumsum"))
+register("extern", aten.cumprod.default)(_scan("cumprod"))
 register("extern", aten.mm.default)(lambda node, a, b: ("matmul", [a, b], {}))
 register("extern", aten.bmm.default)(lambda node, a, b: ("matmul", [a, b], {}))
 register("extern", aten.addmm.default)(

@@ -598,6 +598,12 @@ def _extern(w: KernelWriter, k: ExternKernel) -> Value:
             scaled = bias.code if p["beta"] == 1 else f"{bias.code} * {_literal(p['beta'], dtype)}"
             w.lines.append(f"np.add({t.code}, {scaled}, out={t.code})")
         return t
+    if k.kind in (ExternKind.CUMSUM, ExternKind.CUMPROD):  # the operand in the result dtype first, as eager casts it
+        if p["dim"] is None:  # a 0-d tensor: its own running sum
+            return w.temp(f"np.array({args[0].code}, copy=True)", dtype, "compute", True, shape)
+        # torch's scan returns a contiguous tensor whatever its operand's layout (NumPy's keeps a transposed one)
+        return w.temp(f"np.ascontiguousarray(np.{k.kind}({args[0].code}, axis={p['dim']}))", dtype, "compute", True,
+                      shape)
     if k.kind == ExternKind.SDPA:
         mask = "None"
         if p["has_mask"]:

@@ -43,6 +43,8 @@ def extern_call(k: ExternKernel, operand=torch_view, shortcuts: bool = True) -> 
         return f"torch.addmm({a[0]}, {a[1]}, {a[2]}{scale})"
     if k.kind == ExternKind.ADDMM_INTO:  # residual.py: the product added into the first operand, in place
         return f"{a[0]}.addmm_({a[1]}, {a[2]})"
+    if k.kind in (ExternKind.CUMSUM, ExternKind.CUMPROD):  # the operand cast to the result's dtype by torch
+        return f"torch.{k.kind}({a[0]}, {p['dim'] or 0}, dtype={k.out.layout.dtype})"
     if k.kind == ExternKind.SDPA:
         mask = a[3] if p["has_mask"] else "None"
         return (f"torch.nn.functional.scaled_dot_product_attention({a[0]}, {a[1]}, {a[2]}, attn_mask={mask}, "

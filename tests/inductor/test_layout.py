@@ -188,7 +188,7 @@ GRAPHS = {
     "softmax": (lambda x: torch.softmax(x * 2, -1), lambda: [torch.randn(4, 16)]),
     "linear_gelu": (lambda x, w, b: F.gelu(x @ w + b), lambda: [torch.randn(8, 16), torch.randn(16, 12),
                                                                 torch.randn(12)]),
-    "cumsum_fallback": (lambda x: torch.cumsum(x, 1).sin(), lambda: [torch.randn(4, 8)]),
+    "logcumsumexp_fallback": (lambda x: torch.logcumsumexp(x, 1).sin(), lambda: [torch.randn(4, 8)]),
     "transpose_sum": (lambda x: x.t().contiguous() + x.sum(), lambda: [torch.randn(32, 24)]),
     "attention_mask": (_attention, lambda: [torch.randn(1, 2, 8, 16), torch.randn(1, 2, 8, 16),
                                             torch.randn(1, 2, 8, 16), torch.tril(torch.ones(8, 8, dtype=torch.bool))]),

@@ -369,7 +369,8 @@ REDUCTIONS = [(torch.sum, {}), (torch.sum, {"dim": 1}), (torch.sum, {"dim": (0, 
               (torch.amin, {"dim": (0, 1)}), (torch.argmax, {}), (torch.argmin, {"dim": 0, "keepdim": True}),
               (torch.any, {"dim": 1}), (torch.all, {}), (torch.sum, {"dim": 1, "dtype": torch.float16}),
               (torch.mean, {}), (torch.max, {"dim": 0}), (torch.var, {"dim": 1}), (torch.softmax, {"dim": 1}),
-              (torch.log_softmax, {"dim": 0})]
+              (torch.log_softmax, {"dim": 0}), (torch.logsumexp, {"dim": 1}), (torch.cumsum, {"dim": 1}),
+              (torch.cumsum, {"dim": 0, "dtype": torch.float64}), (torch.cumprod, {"dim": 0})]
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
@@ -422,7 +423,7 @@ def test_every_lowering_is_swept():
                           aten._unsafe_view.default, aten.permute.default, aten.expand.default,
                           aten.slice.Tensor, aten.select.int, aten.unsqueeze.default, aten.squeeze.dims,
                           aten.squeeze.dim, aten.mm.default, aten.bmm.default, aten.addmm.default,
-                          aten.embedding.default}
+                          aten.embedding.default, aten.cumsum.default, aten.cumprod.default}
     swept |= {getattr(aten, n).Tensor for n in ("eq", "ne", "lt", "le", "gt", "ge")}
     swept |= {getattr(aten, n).Scalar for n in ("eq", "ne", "lt", "le", "gt", "ge")}
     swept |= {aten.add.Scalar, aten.sub.Scalar, aten.mul.Scalar, aten.div.Scalar, aten.remainder.Scalar,

@@ -125,10 +125,10 @@ def test_gpt_generation_loop_one_module(variants_log):
 
 
 def test_code_that_cannot_stay_symbolic_specializes_correctly(variants_log):
-    """cumsum has no lowering: it runs in torch, with no symbolic shape rule, so each size pins its own module
-    (logged with the reason); results stay right, and past MAX_VARIANTS the graph runs as captured."""
+    """logcumsumexp has no lowering: it runs in torch, with no symbolic shape rule, so each size pins its own
+    module (logged with the reason); results stay right, and past MAX_VARIANTS the graph runs as captured."""
     sizes = list(range(2, 2 + size_variants.MAX_VARIANTS + 3))
-    store = run_sizes(lambda x: torch.cumsum(x, 1) + 1, lambda t: (torch.randn(4, t),), sizes, [1])
+    store = run_sizes(lambda x: torch.logcumsumexp(x, 1) + 1, lambda t: (torch.randn(4, t),), sizes, [1])
     assert len(store[0].variants) == size_variants.MAX_VARIANTS
     assert all(any(c.op == "==" for c in v.conditions) for v in store[0].variants)
     assert "has no symbolic shape rule" in variants_log()[1]
