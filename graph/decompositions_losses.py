@@ -12,8 +12,8 @@ exactly one value per row (the zeros add nothing), with no gather, inside the sa
 The max that stabilizes the exponentials goes through `aten.detach`: it is a constant shift mathematically, so
 autograd need not differentiate through amax (torch's own log_softmax backward does not either).
 
-Not checked here, as for embedding: a class label outside [0, C) that is not ignore_index makes eager raise; the
-compiled loss treats it as matching no class.
+A class label outside [0, C) that is not ignore_index raises eager's IndexError ("Target 5 is out of bounds."):
+the labels go through `check_index` (graph/index_checks.py) with ignored ones made 0, before any class is picked.
 """
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from framejit.graph.builder import Builder, Decline
+from framejit.graph.index_checks import CHECK_INDEX
 from framejit.graph.decompositions import _cast, _dims, _opmath, rule
 
 aten = torch.ops.aten
@@ -120,8 +121,10 @@ def _nll(b: Builder, logp: Any, target: Any, weight: Any, ignore_index: int, red
     aten.nll_loss_forward returns it too)."""
     ndim = b.tensor(logp).dim()
     classes = b.size(logp)[dim]
-    onehot = b.op(aten.eq.Tensor, _class_ids(b, classes, ndim, dim), b.op(aten.unsqueeze.default, target, dim))
     valid = b.op(aten.ne.Scalar, target, ignore_index)
+    # a label outside [0, C) raises as eager's does; an ignored one may be anything (made 0 for the check)
+    checked = b.op(CHECK_INDEX, b.op(aten.mul.Tensor, target, valid), classes, dim, False, "target")
+    onehot = b.op(aten.eq.Tensor, _class_ids(b, classes, ndim, dim), b.op(aten.unsqueeze.default, checked, dim))
     zero = b.scalar(0, logp)
     picked = b.op(aten.sum.dim_IntList, b.op(aten.where.self, onehot, logp, zero), [dim], False)
     dtype = b.tensor(logp).dtype

@@ -22,6 +22,7 @@ MESSAGES = {
     "bounds": (RuntimeError, "index {index} is out of bounds for dimension {dim} with size {size}"),  # gather, scatter
     "getitem": (IndexError, "index {index} is out of bounds for dimension {dim} with size {size}"),  # x[idx]
     "self": (IndexError, "index out of range in self"),  # index_select, embedding
+    "target": (IndexError, "Target {index} is out of bounds."),  # nll_loss, cross_entropy (ignore_index made 0)
 }
 
 
