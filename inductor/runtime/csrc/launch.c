@@ -28,9 +28,19 @@ typedef void *CUstream;
 typedef CUresult (*cuLaunchKernel_t)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
                                      unsigned, CUstream, void **, void **);
 typedef CUresult (*cuGetErrorString_t)(CUresult, const char **);
+typedef void *CUcontext;
+typedef int CUdevice;
+typedef CUresult (*cuDeviceGet_t)(CUdevice *, int);
+typedef CUresult (*cuDevicePrimaryCtxRetain_t)(CUcontext *, CUdevice);
+typedef CUresult (*cuCtxSetCurrent_t)(CUcontext);
+
+#define CUDA_ERROR_INVALID_CONTEXT 201
 
 static cuLaunchKernel_t cu_launch = NULL;
 static cuGetErrorString_t cu_error_string = NULL;
+static cuDeviceGet_t cu_device_get = NULL;
+static cuDevicePrimaryCtxRetain_t cu_primary_ctx_retain = NULL;
+static cuCtxSetCurrent_t cu_ctx_set_current = NULL;
 static PyObject *data_ptr_name = NULL;
 
 static int
@@ -45,12 +55,33 @@ load_driver(void)
         return -1;
     }
     cu_error_string = (cuGetErrorString_t)dlsym(lib, "cuGetErrorString");
+    cu_device_get = (cuDeviceGet_t)dlsym(lib, "cuDeviceGet");
+    cu_primary_ctx_retain = (cuDevicePrimaryCtxRetain_t)dlsym(lib, "cuDevicePrimaryCtxRetain");
+    cu_ctx_set_current = (cuCtxSetCurrent_t)dlsym(lib, "cuCtxSetCurrent");
     cu_launch = (cuLaunchKernel_t)dlsym(lib, "cuLaunchKernel");
     if (cu_launch == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "framejit launcher: libcuda.so.1 has no cuLaunchKernel");
         return -1;
     }
     return 0;
+}
+
+/* Make the primary context of `device` (a Python int) current in this thread: 0 on success. */
+static int
+set_primary_context(PyObject *device)
+{
+    if (cu_device_get == NULL || cu_primary_ctx_retain == NULL || cu_ctx_set_current == NULL)
+        return -1;
+    long index = device != NULL && PyLong_Check(device) ? PyLong_AsLong(device) : 0;
+    if (index < 0) {
+        PyErr_Clear();
+        index = 0;
+    }
+    CUdevice dev;
+    CUcontext ctx;
+    if (cu_device_get(&dev, (int)index) != 0 || cu_primary_ctx_retain(&ctx, dev) != 0)
+        return -1;
+    return cu_ctx_set_current(ctx) == 0 ? 0 : -1;
 }
 
 typedef struct Kernel {
@@ -263,6 +294,15 @@ Kernel_vectorcall(Kernel *self, PyObject *const *args, size_t nargsf, PyObject *
     err = cu_launch(self->function, grid[0], grid[1], grid[2], self->block, 1, 1, self->shared, stream, params,
                     NULL);
     Py_END_ALLOW_THREADS
+    if (err == CUDA_ERROR_INVALID_CONTEXT && set_primary_context(self->device) == 0) {
+        /* a thread with no current context (autograd's device threads run a compiled backward: torch sets the
+           device there without making its context current): the device's primary context, as Triton's own
+           launcher does, then the launch again */
+        Py_BEGIN_ALLOW_THREADS
+        err = cu_launch(self->function, grid[0], grid[1], grid[2], self->block, 1, 1, self->shared, stream, params,
+                        NULL);
+        Py_END_ALLOW_THREADS
+    }
     if (err != 0) {
         const char *what = NULL;
         if (cu_error_string == NULL || cu_error_string(err, &what) != 0 || what == NULL)

@@ -136,7 +136,8 @@ def test_real_thresholds_leave_small_column_sums_alone():
 
 
 def test_column_sum_with_rows_not_a_power_of_two_stays_one_kernel(few_programs):
-    fn = check_fn(lambda x: x.sum(0), torch.randn(1021, 70))  # 1021 is prime: no whole chunks
+    # 1021 is prime: no whole chunks; a sum of 1021 float32 values in another order: float32 sums' tolerance
+    fn = check_fn(lambda x: x.sum(0), torch.randn(1021, 70), tol=_tol(torch.float32))
     assert len(_kernels(fn)) == 1
 
 
