@@ -59,7 +59,7 @@ def outer_split_count(r: Reduce) -> int:
     """Chunks for a column reduction: the fewest powers of two that bring its programs (OUTER_COLUMNS outputs
     each) to OUTER_PROGRAMS, each chunk whole and at least OUTER_MIN_CHUNK long; 1: no split."""
     rows, length = _rows_and_length(r)
-    if not (isinstance(rows, int) and isinstance(length, int)):
+    if type(rows) is not int or type(length) is not int:  # a SymInt is an int subclass
         # dynamic sizes: comparing them would record size conditions (guards) for a launch-shape choice, and
         # one such comparison contradicted its own hint on the H100 (benchmarks/gpu_reductions.py); unsplit
         return 1

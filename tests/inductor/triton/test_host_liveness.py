@@ -2,7 +2,7 @@
 graph's buffers then come and go as eager's do, and its peak is not the sum of everything it made."""
 import torch
 
-from tests.inductor.triton.support import check_fn  # noqa: F401 (first: sets TRITON_INTERPRET=1 without a GPU)
+from tests.inductor.triton.support import on_device  # first: sets TRITON_INTERPRET=1 without a GPU
 from framejit.inductor.triton.host import free_dead  # noqa: I001
 
 
@@ -60,7 +60,7 @@ def test_a_boxed_call_lets_go_of_its_inputs():
     def f(a, b):
         return ((a * 2 + b).sum(),)
 
-    a, b = torch.randn(64), torch.randn(64)
+    a, b = on_device(torch.randn(64)), on_device(torch.randn(64))
     want = f(a, b)[0]
     compiled = triton_backend(torch.fx.symbolic_trace(f), [a, b])
     assert isinstance(compiled, CompiledTritonGraph)
