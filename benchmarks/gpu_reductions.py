@@ -148,7 +148,10 @@ def _tolerance(dtype, fn):
     import torch
     if dtype == torch.bfloat16:
         return {"rtol": 2e-2, "atol": 1e-1 if fn in (col_sum, mid_sum, full_sum, mul_col_sum, col_sum_bias) else 2e-2}
-    return {"rtol": 1e-4, "atol": 1e-2 if fn is full_sum else 1e-4}
+    # float32 sums of up to 262144 rows in another order: their rounding grows with the row count (a column sum of
+    # N(0, 1) values, ~512 in size, differed by 6e-4 on the H100), so long sums get an absolute tolerance to match
+    sums = (col_sum, mid_sum, full_sum, mul_col_sum, col_sum_bias)
+    return {"rtol": 1e-4, "atol": 1e-2 if fn in sums else 1e-4}
 
 
 def run(a, device: str) -> list:
