@@ -115,11 +115,6 @@ class Translator:
             tx = tx.parent
         return False
 
-    def in_cleanup_region(self) -> bool:
-        """Whether an exception raised by the current instruction would run a `finally` body or a `with` block's
-        __exit__ in eager (in this frame or one it was inlined into)."""
-        return bool(self.cleanup_lines())
-
     def cleanup_lines(self) -> set:
         """(code, line) of the cleanup code eager runs when the current instruction raises: each handler block
         covering it, in this frame and the frames it was inlined into, up to the block's first RERAISE. CPython

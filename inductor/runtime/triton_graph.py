@@ -364,13 +364,15 @@ class CompiledTritonGraph:
                 f.result()
         return time.perf_counter() - t0
 
+    def _placed(self, args) -> list:
+        """The module's inputs: the constants' template with the arguments put in their slots."""
+        inputs = self.template.copy()
+        for i, a in self.arg_slots:
+            inputs[i] = args[a]
+        return inputs
+
     def __call__(self, *args):
-        if self.args_only:
-            inputs = args
-        else:
-            inputs = self.template.copy()
-            for i, a in self.arg_slots:
-                inputs[i] = args[a]
+        inputs = args if self.args_only else self._placed(args)
         if self.graphed is not None:
             outputs = self.graphed(inputs)
             if outputs is not None:
@@ -385,11 +387,7 @@ class CompiledTritonGraph:
             result = self(*args)
             args.clear()
             return result
-        if self.args_only:
-            inputs = args.copy()
-        else:
-            inputs = self.template.copy()
-            for i, a in self.arg_slots:
-                inputs[i] = args[a]
-        args.clear()
+        inputs = args if self.args_only else self._placed(args)  # the module empties `inputs`
+        if inputs is not args:
+            args.clear()
         return self.returns(self.module.call(inputs, self.device, self.fallbacks, self.calls, True))
