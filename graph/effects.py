@@ -64,6 +64,13 @@ def is_random(node: fx.Node) -> bool:
     return name in _RANDOM_NAMES
 
 
+def random_target(target: object) -> bool:
+    """Whether ops of this target (function, method name or aten overload) may draw random numbers."""
+    if isinstance(target, torch._ops.OpOverload) and torch.Tag.nondeterministic_seeded in target.tags:
+        return True
+    return _name(target).rstrip("_") in _RANDOM_NAMES | set(_DRAWS_UNLESS)
+
+
 _PURE_BUILTINS = {getattr, len, int, float, bool, abs, min, max, isinstance, tuple, list, range, slice}
 
 

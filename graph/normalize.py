@@ -28,6 +28,8 @@ from framejit.graph.effects import has_mutation, is_removable
 from framejit.graph import symbolic_shapes
 from framejit.graph.shape_prop import propagate
 
+aten = torch.ops.aten
+
 
 def _attr(graph: fx.Graph, prefix: str, module: nn.Module, name: str) -> Any:
     return graph.get_attr(f"{prefix}.{name}") if getattr(module, name, None) is not None else None
@@ -166,9 +168,36 @@ def rewrite_node(gm: fx.GraphModule, node: fx.Node, mutation: bool = False, symb
     if result is node or not _same_meta(builder.val(result), node.meta.get("val")):
         builder.undo()  # the safety net: a rule must reproduce eager's shape and dtype exactly
         return False
+    with gm.graph.inserting_before(node):
+        result = _in_eager_layout(builder, node, result)
     node.replace_all_uses_with(result)
     gm.graph.erase_node(node)
     return True
+
+
+_MEMORY_FORMATS = (torch.contiguous_format, torch.channels_last, torch.channels_last_3d)
+
+
+def _same_layout(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether two tensors of one shape address memory alike (a size-1 dim's stride is never used)."""
+    return a.numel() <= 1 or all(n == 1 or x == y for n, x, y in zip(a.shape, a.stride(), b.stride()))
+
+
+def _in_eager_layout(builder: Builder, node: fx.Node, result: fx.Node) -> fx.Node:
+    """`result` laid out as eager lays out `node`'s value. A rule reproduces the values, not always the strides:
+    masked_fill and softmax return contiguous tensors where their `where` / `exp` spelling follows a transposed
+    input. Users read the layout -- a `view` succeeds or raises by it, `rand_like` and dropout draw in memory
+    order, and the layout flows on through pointwise users -- so a differing one becomes eager's by a clone in
+    that memory format (fused into the computing kernel, it costs nothing). A layout no memory format names is
+    left as the rule made it."""
+    want, got = node.meta.get("val"), builder.val(result)
+    if want.layout != torch.strided or _same_layout(want, got):
+        return result
+    for fmt in _MEMORY_FORMATS:
+        if want.dim() == {torch.channels_last: 4, torch.channels_last_3d: 5}.get(fmt, want.dim()) \
+                and want.is_contiguous(memory_format=fmt):
+            return builder.op(aten.clone.default, result, memory_format=fmt)
+    return result
 
 
 class EagerOutput(NamedTuple):

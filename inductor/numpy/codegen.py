@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from framejit.graph import symbolic_sizes
+from framejit.graph.effects import random_target
 from framejit.graph.index_checks import MESSAGES
 
 from . import dtypes, row_blocks
@@ -437,7 +438,7 @@ def _generate(lg: LoweredGraph, used: set, sizes: dict, size_names: dict, render
     body, units = [], []
     view_bases = _bases_of_returned_views(lg)
     # (read only for *_like fallbacks: with dynamic sizes, asking whether a layout is dense adds size conditions)
-    computed = _eager_orders(lg) if any(_makes_like(k) for k in lg.kernels) else {}
+    computed = _eager_orders(lg) if any(_reads_layout(k) for k in lg.kernels) else {}
     for kernel in lg.kernels:
         out = kernel.out.name
         renderer.take()
@@ -450,10 +451,10 @@ def _generate(lg: LoweredGraph, used: set, sizes: dict, size_names: dict, render
             # tensor in eager: torch may hand back a view of it, which must not alias that other buffer
             codes = [f"_clone({v.code})" if isinstance(a, Op) and not v.owned else v.code
                      for a, v in zip(kernel.inputs, vals)]
-            # a *_like op (rand_like, empty_like) makes its result in its operand's layout, and a random one draws
-            # in memory order: the operand in eager's layout, not NumPy's (`astype` of a broadcast puts the
-            # broadcast dim innermost)
-            like = _makes_like(kernel)
+            # a *_like op (rand_like, empty_like) makes its result in its operand's layout, a random op draws in
+            # memory order and a view succeeds or raises by the strides: the operand in eager's layout, not
+            # NumPy's (`astype` of a broadcast puts the broadcast dim innermost)
+            like = _reads_layout(kernel)
             orders = [None if not like else computed.get(a.buf) if isinstance(a, Load) else _eager_order(a)
                       for a in kernel.inputs]
             codes = [f"_laid_out({c}, {order})" if order is not None else c for c, order in zip(codes, orders)]
@@ -505,10 +506,16 @@ def _generate(lg: LoweredGraph, used: set, sizes: dict, size_names: dict, render
     return "\n".join(header) + "\n" + PRELUDE + "\n\n" + "\n".join(body + run) + "\n"
 
 
-def _makes_like(kernel) -> bool:
-    """A torch fallback of a *_like op (rand_like, empty_like): its result takes its operand's layout."""
-    return isinstance(kernel, FallbackKernel) and \
-        getattr(kernel.target, "__name__", "").split(".")[0].endswith("_like")
+_LAYOUT_VIEWS = {"view", "view_as", "as_strided", "_unsafe_view"}
+
+
+def _reads_layout(kernel) -> bool:
+    """A torch fallback whose result depends on its operands' strides: a *_like op (rand_like, empty_like) takes
+    its operand's layout, a random op (dropout, bernoulli) draws in memory order, a view needs compatible strides."""
+    if not isinstance(kernel, FallbackKernel):
+        return False
+    name = getattr(kernel.target, "__name__", kernel.target if isinstance(kernel.target, str) else "").split(".")[0]
+    return name.endswith("_like") or name in _LAYOUT_VIEWS or random_target(kernel.target)
 
 
 def _order(shape, strides) -> tuple | None:

@@ -784,3 +784,33 @@ def test_overlapping_in_place_write_after_a_dynamic_recompile(backend):
     for n in (2, 3, 4):
         want, got = f(torch.ones(n, n, dtype=torch.int64)), fast(torch.ones(n, n, dtype=torch.int64))
         assert want == got == "rejected"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_decomposed_op_keeps_eager_layout_for_a_view(backend):
+    # fuzz seed 181165: masked_fill returns a contiguous tensor, its decomposition (`where`) follows the transposed
+    # input's strides, so a later `.view(-1)` eager allows raised in the compiled code
+    def f(x, n):
+        return x.masked_fill(x > 0, n).view(-1)
+
+    x = torch.randn(3, 4).t()
+    assert torch.equal(jit.compile(f, backend=backend)(x, 1.0), f(x, 1.0))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_decomposed_op_keeps_eager_layout_for_random_draws(backend):
+    # rand_like and dropout fill memory in their operand's layout: a decomposed softmax of a transposed input must
+    # be laid out as eager's (contiguous), or the same numbers land in other places
+    def f(x):
+        y = torch.softmax(x, -1)
+        return torch.rand_like(y) * y, F.dropout(y, 0.5, training=True), y.stride()
+
+    x = torch.randn(5, 6).t()
+    torch.manual_seed(0)
+    want = f(x)
+    torch.manual_seed(0)
+    got = jit.compile(f, backend=backend)(x)
+    assert got[2] == want[2]
+    for g, w in zip(got[:2], want[:2]):  # the same draws in the same places (softmax itself may differ by an ulp)
+        assert g.stride() == w.stride() and torch.equal(g == 0, w == 0)
+        torch.testing.assert_close(g, w)
