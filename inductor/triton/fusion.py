@@ -10,7 +10,13 @@ So a pointwise or reduction node is inlined when every one of its (terminal) con
 and that kernel can iterate over it: the kernel's reductions all fold the same axes of the same shape, and its
 output is either that shape (a normalization: the reduced value is broadcast back over the row) or the reduced
 shape (a plain reduction). Values consumed by extern or fallback kernels are stored: those run in torch and
-read memory."""
+read memory.
+
+A pointwise value whose consumers end up in different kernels is computed again inside each of them when that
+moves fewer bytes than storing it (`_recompute_pays`): a training backward reads the loss's logits-sized values
+(the upcast logits minus their max, the one-hot gradient) in two or three kernels, and storing each in float32
+costs a logits-sized buffer apiece -- gigabytes for a language model's vocabulary -- where computing it again
+costs a re-read of the bfloat16 logits or nothing at all (a comparison of indices)."""
 import torch
 import torch.fx
 
@@ -43,6 +49,37 @@ def shapes_of(signature: tuple) -> set:
     return {shape, keep, drop}
 
 
+# pointwise ops in a value's own expression (itself and the single-use producers inlined into it) above which it
+# is stored rather than computed again in each consumer's kernel
+RECOMPUTE_OPS = 8
+
+
+def _recompute_pays(node: torch.fx.Node, kinds: dict, copies: int) -> bool:
+    """Whether a pointwise value read by `copies` kernels is cheaper computed inside each than stored. Stored, one
+    kernel reads its inputs and writes it, the others read it back: inputs + copies * value bytes. Computed in
+    each: copies * inputs. Bytes are per element of the value; an input broadcast to it (a row's max) or sliced
+    from a bigger buffer counts by the elements it has, at most one read per element."""
+    out = meta(node)
+    numel = max(out.numel(), 1)
+    ops, read, todo, seen = 0, 0.0, [node], {node}
+    while todo:
+        n = todo.pop()
+        ops += kinds.get(n) == "pointwise"
+        if ops > RECOMPUTE_OPS or n.target is aten.cat.default:
+            return False
+        for a in n.all_input_nodes:
+            if a in seen:
+                continue
+            seen.add(a)
+            if kinds.get(a) == "view" or (kinds.get(a) == "pointwise" and len(a.users) == 1):
+                todo.append(a)  # inlined into this value's expression
+                continue
+            val = a.meta.get("val")
+            if isinstance(val, torch.Tensor):
+                read += val.element_size() * min(1.0, val.numel() / numel)
+    return (copies - 1) * read < copies * out.element_size()  # a tie stores: one read of the inputs
+
+
 def plan_triton_fusion(graph: torch.fx.Graph, kinds: dict, keep: frozenset = frozenset()) -> set:
     """Nodes stored in a buffer of their own. `keep`: nodes stored whatever the policy says, never inlined into
     a consumer (triton/fallback.py splits a fused kernel the code generator rejected this way)."""
@@ -70,6 +107,10 @@ def plan_triton_fusion(graph: torch.fx.Graph, kinds: dict, keep: frozenset = fro
                 roots = {u if u in stored else root[u] for u in users}
                 if len(roots) == 1:
                     target = roots.pop()
+                elif kind == "pointwise" and _recompute_pays(node, kinds, len(roots)):
+                    target = ("recomputed", node)  # inlined into every consumer's kernel; no kernel of its own
+        if isinstance(target, tuple) and kind == "reduction":
+            target = None  # a reduction is never computed twice: a producer of a recomputed value is stored
         if target is not None and kind == "reduction" and target in with_cat:
             target = None
         if target is not None and kind == "reduction":

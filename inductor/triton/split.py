@@ -154,7 +154,10 @@ def split_kernel(kernel: Kernel, layouts: dict | None = None) -> list | None:
     layouts = dict(layouts or {})
     outer = layouts and all(b in layouts for r in reduces for b in loads_in(r.arg)) and _outer(kernel, layouts)
     splitter = Splitter(kernel, layouts, bool(outer))
-    if not any(is_serial(r) or (outer and outer_split_count(r) > 1) for r in reduces):
+    # a normalization (the kernel's output has its reductions' input shape: the value broadcast back over the
+    # row) cannot read its sums from partials laid out by rows and chunks: column ones are left whole
+    full = any(tuple(kernel.out.layout.shape) == tuple(r.arg.shape) for r in reduces)
+    if not any(is_serial(r) or (outer and not full and outer_split_count(r) > 1) for r in reduces):
         return None
     if any(r.kind not in SPLITTABLE or splitter.count(r) == 1 for r in reduces):
         return None

@@ -158,12 +158,15 @@ class ReductionLayout:
 
 def reduction_layout(kernel, layouts: dict, shape: tuple, axes: tuple) -> ReductionLayout:
     """Outer where the load moving the most bytes inside the kernel's reductions is contiguous (stride 1, at the
-    hints) along a kept dim of the reduction's input `shape`, else inner. Strides are found as `plan` finds them,
+    hints) along a kept dim of the reduction's input `shape`, else inner. Loads that do not move along the reduced
+    axes do not count: they are read once per output whatever the layout. Strides are found as `plan` finds them,
     by evaluating the kernel's own index code."""
     kept = [d for d in range(len(shape)) if d not in axes]
     size = [symbolic_sizes.hint(s) for s in shape]
     best = None
     for a in strides_of([r.arg for r in reduces_in(kernel.expr)], layouts, shape):
+        if not any(size[d] != 1 and a.strides[d] != 0 for d in axes):
+            continue  # the same value all along the reduction (a row's label, its max): read once per output
         unit = [d for d in range(len(shape)) if size[d] != 1 and abs(a.strides[d]) == 1]
         if len(unit) == 1 and (best is None or a.nbytes > best[0].nbytes):
             best = (a, unit[0])

@@ -43,3 +43,26 @@ def test_triton_forward_and_backward(fn, shapes, fresh_jit):
     assert isinstance(region, CompiledRegion)
     assert getattr(region.forward, "source", None) and getattr(region.backward, "source", None), \
         "a graph of the region ran in torch rather than as Triton code"
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_cross_entropy_backward_is_one_kernel(dtype, fresh_jit):
+    """The loss's gradient (softmax minus the one-hot target, scaled) is one kernel writing only the logits'
+    gradient: the values it reads in two places (the upcast logits minus their max, the one-hot term) are computed
+    again where they are read, not stored as logits-sized float32 buffers (a language model's vocabulary makes
+    each a gigabyte), and its row sum is not split into partials a normalization cannot read."""
+    from framejit.inductor.backends import triton_backend
+    made = []
+
+    def backend(gm, example_inputs):
+        made.append(triton_backend(gm, example_inputs))
+        return made[-1]
+    n, c = 32, 1024  # rows long enough that a column layout would have split the row sum
+    logits = torch.randn(n, c, device=DEVICE).to(dtype).requires_grad_()
+    target = torch.randint(0, c, (n,), device=DEVICE)
+    check(lambda x, t: F.cross_entropy(x, t), [logits, target], backend=backend,
+          tol=dict(rtol=1e-4, atol=1e-5) if dtype == torch.float32 else dict(rtol=2e-2, atol=1e-2))
+    (region,) = made
+    source = region.backward.source
+    assert source.count("\n@triton.jit\n") == 1
+    assert source.count(f"empty_strided(({n}, {c})") == 1  # the gradient itself

@@ -8,9 +8,11 @@ from tests.inductor.triton.support import check_fn
 
 
 @pytest.fixture
-def small_thresholds(monkeypatch):
+def small_thresholds(monkeypatch, tmp_path):
     """The interpreter runs kernels in NumPy: the shapes here are 16x below the real thresholds, which
-    `test_real_thresholds` keeps one case of."""
+    `test_real_thresholds` keeps one case of. A cache of its own: code compiled at the real thresholds by other
+    tests (the same graph and shapes) is not what these tests look for."""
+    monkeypatch.setenv("FRAMEJIT_CACHE_DIR", str(tmp_path / "framejit-cache"))
     monkeypatch.setattr(triton_split, "SERIAL_LENGTH", 1 << 12)
     monkeypatch.setattr(triton_split, "MIN_CHUNK", 256)
 
@@ -79,3 +81,10 @@ def test_real_thresholds():
 def test_many_rows_stay_one_kernel():
     compiled = check_fn(lambda x: x.sum(-1), torch.randn(8, 4096))
     assert _kernels(compiled) == 1 and "_part" not in compiled.source
+
+
+def test_column_normalization_is_not_split():
+    """x / x.sum(0) over few columns: a column sum that alone would be split for programs, but its kernel writes the
+    full shape back, which partials laid out by chunks cannot feed. One kernel, not one per node."""
+    compiled = check_fn(lambda x: x / x.sum(0, keepdim=True), torch.rand(1024, 16))
+    assert _kernels(compiled) == 1 and "_part0" not in compiled.source
