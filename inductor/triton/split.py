@@ -115,9 +115,16 @@ class Splitter:
         r's shape (keepdim's ones). Stored: computed by a kernel of its own and loaded."""
         part = self.partials(r)
         shape = tuple(r.shape)  # kept sizes, with keepdim's ones: the reduction's own output is r's shape
-        if shape != part.shape[:-1]:
-            part = View(ViewKind.RESHAPE, part, (shape + part.shape[-1:],), shape + part.shape[-1:], part.dtype)
-        out = Reduce(r.kind, part, (len(shape),), False, shape, r.dtype)
+        written = tuple(self.kernel.out.layout.shape)
+        # the kernel writes the sums reshaped by its epilogue (a bias gradient: sum over (0, 1) with keepdim,
+        # viewed as a vector): combined in the written shape, so the kernel's output is its reduction's
+        squeezed = not stored and written != shape and [n for n in written if n != 1] == [n for n in shape if n != 1]
+        at = written if squeezed else shape
+        if at != part.shape[:-1]:
+            part = View(ViewKind.RESHAPE, part, (at + part.shape[-1:],), at + part.shape[-1:], part.dtype)
+        out = Reduce(r.kind, part, (len(at),), False, at, r.dtype)
+        if squeezed:
+            return View(ViewKind.RESHAPE, out, (shape,), shape, r.dtype)
         if not stored:
             return out
         name = f"{self.kernel.out.name}_red{len(self.added)}"

@@ -162,7 +162,7 @@ def test_dynamic_sizes(backend, fresh_jit):
         store.append(out)
         return out
     capture.dynamic_sizes = True
-    fn = lambda i, w, x: (F.embedding(i, w) * 2, torch.index_add(x, 0, i.flatten() % 3, torch.ones(i.numel(), 4)))
+    fn = lambda i, w, x: (F.embedding(i, w) * 2, torch.index_add(x, 0, i.flatten() % 3, torch.ones(i.numel(), 4, device=x.device)))
     c = jit.compile(fn, backend=capture)
     for n in (3, 5, 8):
         i = torch.randint(0, 10, (2, n), generator=g(n))

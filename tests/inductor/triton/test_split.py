@@ -88,3 +88,11 @@ def test_column_normalization_is_not_split():
     full shape back, which partials laid out by chunks cannot feed. One kernel, not one per node."""
     compiled = check_fn(lambda x: x / x.sum(0, keepdim=True), torch.rand(1024, 16))
     assert _kernels(compiled) == 1 and "_part0" not in compiled.source
+
+
+def test_column_sum_written_in_another_shape_is_split():
+    """A bias gradient: sum over (0, 1) with keepdim, viewed as a vector and cast in the same kernel. Split for
+    programs, its sums are combined in the shape the kernel writes (it was lowered again one node per kernel)."""
+    compiled = check_fn(lambda x: x.sum((0, 1), keepdim=True).view(-1).float(), torch.randn(8, 512, 48).bfloat16(),
+                        tol=(2e-2, 1.0))
+    assert _kernels(compiled) == 2 and "_part0" in compiled.source
