@@ -49,11 +49,18 @@ _DRAWS_UNLESS = {
 }
 
 
+# Attention backward ops tagged as seeded: they regenerate the forward's dropout mask from the philox seed and
+# offset the forward returned (tensor arguments), drawing nothing from the generator.
+_REPLAYS_SEED = {"_scaled_dot_product_cudnn_attention_backward", "_scaled_dot_product_efficient_attention_backward"}
+
+
 def is_random(node: fx.Node) -> bool:
     """True when `node` draws from the random number generator."""
     if node.op not in ("call_function", "call_method"):
         return False
     name = _name(node.target).rstrip("_")
+    if name in _REPLAYS_SEED:
+        return False
     if name in _DRAWS_UNLESS:
         pos, keys, default, inert = _DRAWS_UNLESS[name]
         value = node.args[pos] if len(node.args) > pos else next(
@@ -66,6 +73,8 @@ def is_random(node: fx.Node) -> bool:
 
 def random_target(target: object) -> bool:
     """Whether ops of this target (function, method name or aten overload) may draw random numbers."""
+    if _name(target).rstrip("_") in _REPLAYS_SEED:
+        return False
     if isinstance(target, torch._ops.OpOverload) and torch.Tag.nondeterministic_seeded in target.tags:
         return True
     return _name(target).rstrip("_") in _RANDOM_NAMES | set(_DRAWS_UNLESS)

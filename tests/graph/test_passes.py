@@ -211,6 +211,10 @@ def test_dce_keeps_unknown_python_calls():
     (torch.ops.aten.scaled_dot_product_attention.default, (None, None), {}, False),  # default dropout_p
     (torch.ops.aten.scaled_dot_product_attention.default, (None, None, None), {"dropout_p": 0.1}, True),
     (torch.ops.aten.scaled_dot_product_attention.default, (None, None, None, 0.2), {}, True),
+    # attention backwards replay the forward's philox seed and offset (tensors): no draw, so a CUDA graph may hold them
+    (torch.ops.aten._scaled_dot_product_cudnn_attention_backward.default, (), {}, False),
+    (torch.ops.aten._scaled_dot_product_efficient_attention_backward.default, (), {}, False),
+    (torch.ops.aten._scaled_dot_product_efficient_attention.default, (None, None, None, True, 0.1), {}, True),
 ])
 def test_is_random_reads_the_arguments_that_decide_a_draw(target, args, kwargs, random):
     from framejit.graph.effects import is_random

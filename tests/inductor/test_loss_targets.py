@@ -47,6 +47,8 @@ def test_labels_out_of_range_raise_as_eager(fn, shape, labels, backend):
     x = torch.randn(*shape)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # an internal error falling back to eager would hide the check
+        # Triton's interpreter computes masked-off lanes too, in NumPy (log of their zero fill): not a fallback
+        warnings.filterwarnings("ignore", category=RuntimeWarning)
         for t in labels:
             t = torch.tensor(t)
             want, got = _outcome(fn, x, t), _outcome(compiled, x, t)
