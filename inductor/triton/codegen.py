@@ -34,10 +34,11 @@ from . import tiling
 from ..ir import Const, Kernel, Load, Op, Reduce, View, loads_in, reduces_in
 from .dtypes import NARROW, TL, Val, compute, literal
 from .index import ZERO, Group, Ix, Scope, address, broadcast, through_view
-from .ops import emit_op
+from .ops import checked, emit_op
 from .reduce import emit_reduce
 
 INT32_LIMIT = 2 ** 31 - 1
+DEBUG_OPTIONS = {"debug": True, "sanitize_overflow": False}  # KernelSource.options of a kernel with an assert
 
 
 class KernelSizes:
@@ -79,6 +80,10 @@ class KernelSource:
     launcher: str = "kernel"
     mnk: tuple = ()       # a matmul call site's (M, N, K)
     dtype: torch.dtype | None = None  # a matmul call site's product dtype
+    # compile options beyond the config's: a kernel holding a device-side assert (an index check, ops.py) is
+    # compiled with debug on, without which Triton drops tl.device_assert (language/semantic.py), and without
+    # the integer-overflow asserts debug would add to every int32 index computation (`sanitize_overflow`)
+    options: dict = field(default_factory=dict)
 
 
 class KernelWriter:
@@ -89,6 +94,7 @@ class KernelWriter:
         self.memo = {}  # (scope id, expr id, coord codes, extra mask) -> Val
         self.tiling, self.ygroup = None, None
         self.layout = None  # a reduction kernel's tiling.ReductionLayout (inner rows or outer columns)
+        self.asserts = False  # a tl.device_assert was written (ops.py's index checks): compiled with debug on
 
     # ---- structure ---------------------------------------------------------------------------------------------
     def plan(self):
@@ -255,6 +261,9 @@ class KernelWriter:
         consts = ", ".join(f"{block}: tl.constexpr" for _, block, _ in self.axes)
         lines = ["@triton.jit", f"def {self.name}({sig}, {consts}):"]
         lines += [f"    # {s}" for s in self.kernel.source]
+        if self.asserts:
+            lines.append(f"    # asserts index bounds on the device: launched with {DEBUG_OPTIONS} (Triton drops "
+                         "tl.device_assert without debug)")
         if self.outer:
             lines.append(f"    # columns: outputs along the tile's axis 1 (`{self.layout.reason}` is contiguous along "
                          f"dim {self.layout.xdims[-1]}), the reduction down axis 0")
@@ -265,7 +274,8 @@ class KernelWriter:
         lines += [f"    {line}" for line in t.lines]
         return KernelSource(self.name, "\n".join(lines) + "\n", params, self.kernel.out.name, xnumel,
                             rnumel, mode, config, list(self.kernel.source), ynumel=ynumel,
-                            in_place=self.kernel.out.name in self.params)
+                            in_place=self.kernel.out.name in self.params,
+                            options=DEBUG_OPTIONS if self.asserts else {})
 
     def full_coords(self, xc, rc) -> tuple:
         shape, axes = self.signature
@@ -330,7 +340,8 @@ class KernelWriter:
         icoords = tuple(coords[dim:dim + k]) if sc.take else coords
         i = self.value(sc.index, icoords, scope, None, None)
         size = sc.into.layout.shape[dim]
-        at = scope.let(f"tl.where({i.code} < 0, {i.code} + {size}, {i.code})", prefix="i")
+        at = i.code if checked(sc.index) else scope.let(f"tl.where({i.code} < 0, {i.code} + {size}, {i.code})",
+                                                         prefix="i")
         inside = scope.let(f"({at} >= 0) & ({at} < {size})", prefix="m")
         target = tuple(coords[:dim]) + (Ix(at, i.deps),) + tuple(coords[dim + k:])
         lay = sc.into.layout
