@@ -31,10 +31,10 @@ from framejit.graph.symbolic_sizes import SymInt
 
 from ..runtime import launch_configs
 from . import tiling
-from ..ir import Const, Kernel, Load, Op, Reduce, View, loads_in, reduces_in
+from ..ir import Const, Kernel, Load, Op, Reduce, View, loads_in, reduces_in, walk
 from .dtypes import NARROW, TL, Val, compute, literal
 from .index import ZERO, Group, Ix, Scope, address, broadcast, through_view
-from .ops import checked, emit_op
+from .ops import SCAN_OPS, checked, emit_op
 from .reduce import emit_reduce
 
 INT32_LIMIT = 2 ** 31 - 1
@@ -101,7 +101,8 @@ class KernelWriter:
         out = self.kernel.out.layout
         self.out_shape = tuple(out.shape)
         reduces = reduces_in(self.kernel.expr)
-        if not reduces:
+        scans = [e for e in walk(self.kernel.expr) if isinstance(e, Op) and e.name in SCAN_OPS]
+        if not reduces and not scans:
             order = sorted(range(len(self.out_shape)), key=lambda d: (-out.strides[d], d))
             self.xgroup = Group("xindex", order, [self.out_shape[d] for d in order])
             self.rgroup = None
@@ -111,6 +112,8 @@ class KernelWriter:
             return
         sigs = {(tuple(r.arg.shape), tuple(range(len(r.arg.shape))) if r.axes is None else tuple(r.axes))
                 for r in reduces}
+        # a scan (triton/scan.py) walks its row like a persistent reduction whose result keeps the row's shape
+        sigs |= {(tuple(e.shape), (e.params[0],)) for e in scans}
         if len(sigs) != 1:
             raise NotImplementedError(f"reductions over different axes in one kernel: {sigs}")
         shape, axes = self.signature = sigs.pop()
@@ -129,6 +132,8 @@ class KernelWriter:
             raise NotImplementedError(f"kernel output {self.out_shape} does not fit its reduction of {shape}")
         limit = (launch_configs.outer_persistent_max if self.outer else launch_configs.persistent_max)(self._widest())
         self.mode = "persistent" if rnumel <= limit else "looped"
+        if scans and (self.mode != "persistent" or self.case != "full"):
+            raise NotImplementedError("a scan over more than one persistent row tile")
 
     @property
     def outer(self) -> bool:

@@ -30,6 +30,8 @@ BINARY = {
     "logical_or": "{a} | {b}", "logical_xor": "{a} ^ {b}", "atan2": F + "atan2({a}, {b})",
 }
 BOOL_BINARY = {"add": "{a} | {b}", "mul": "{a} & {b}", "maximum": "{a} | {b}", "minimum": "{a} & {b}"}
+# scans (triton/scan.py): along the row tile's reduction axis, the whole row in registers
+SCAN_OPS = {"cumsum": "tl.cumsum", "cumprod": "tl.cumprod"}
 # exponent -> how a * a beats the generic pow (torch special-cases the same exponents)
 POW = {2: "{a} * {a}", 3: "{a} * {a} * {a}", 0.5: "tl.sqrt({a})", -0.5: "tl.rsqrt({a})", -1: "1.0 / {a}",
        1: "{a}", -2: "1.0 / ({a} * {a})"}
@@ -69,6 +71,8 @@ def emit_op(w, e: Op, coords, scope, rgroup, extra) -> Val:
         return _indexed_load(w, e, coords, scope, rgroup, extra)
     if name == "check_index":
         return _checked_index(w, e, coords, scope, rgroup, extra)
+    if name in SCAN_OPS:
+        return _scan(w, e, coords, scope, rgroup, extra)
     if name == "scatter":  # host.py splits an indexed store into its copy and its atomic kernel, never fused
         raise NotImplementedError("an indexed store inside another kernel")
     if name == "where":
@@ -187,6 +191,14 @@ def _checked_index(w, e: Op, coords, scope, rgroup, extra) -> Val:
     if not wrap:
         return Val(i.code, torch.int64, i.deps)
     return Val(scope.let(f"tl.where({i.code} < 0, {i.code} + {size}, {i.code})", prefix="i"), torch.int64, i.deps)
+
+
+def _scan(w, e: Op, coords, scope, rgroup, extra) -> Val:
+    """cumsum / cumprod of the operand over the persistent row tile (codegen.py plans a kernel holding a scan as a
+    row kernel whose reduction axis is the scanned dim), in the result's compute dtype."""
+    (a,) = [w.operand(x, e, coords, scope, rgroup, extra, e.compute_dtype) for x in e.args]
+    a = w.materialize(scope, a, frozenset(axis for axis, _, _ in w.axes))
+    return Val(scope.let(f"{SCAN_OPS[e.name]}({a.code}, axis={w.raxis})"), e.dtype, a.deps)
 
 
 def checked(idx) -> bool:
