@@ -8,10 +8,14 @@ then `tl.cumsum` / `tl.cumprod` along that axis, in the result's compute dtype (
 once at the store, as torch's CUDA scan accumulates). Masked lanes load 0 and lie past the row's last element,
 so they change no live prefix.
 
+Its operand was stored by a kernel of its own (a library call reads memory); where a pointwise kernel's buffer
+is read by the scan alone, that kernel's expression is inlined into the scan (`fuse_producers`): `(x * 2).cumsum(1)`
+reads x once and writes once.
+
 Kept as the library call: 0-d operands, dynamic sizes, rows longer than one persistent tile (a scan carrying its
 prefix across loop blocks is not written), and anything the code generator rejects (a reduction in the operand):
 each decided here by planning the kernel, so the per-kernel fallback never meets a scan it cannot split."""
-from ..ir import ExternKernel, ExternKind, Kernel, Op
+from ..ir import ExternKernel, ExternKind, Kernel, Load, Op, View, loads_in, readers_of, rebuild, reduces_in, walk
 from .codegen import KernelWriter
 from .dtypes import supported
 
@@ -36,3 +40,37 @@ def as_kernel(k, layouts: dict):
     except NotImplementedError:
         return k
     return kernel if writer.mode == "persistent" else k
+
+
+def _is_scan(k) -> bool:
+    return isinstance(k, Kernel) and any(isinstance(e, Op) and e.name in SCANS.values() for e in walk(k.expr))
+
+
+def _pointwise(k) -> bool:
+    return isinstance(k, Kernel) and not (k.is_view or k.side_outputs or k.scatter is not None or
+                                          reduces_in(k.expr))
+
+
+def fuse_producers(kernels: list, outputs: list, layouts: dict) -> list:
+    """`kernels` with each pointwise kernel whose buffer only a scan kernel reads (and no graph output) inlined
+    into that scan kernel, where the scan kernel still generates."""
+    readers = readers_of(kernels)
+    returned = {b for o in outputs if isinstance(o, (Load, View)) for b in loads_in(o)}
+    producer = {k.out.name: k for k in kernels if _pointwise(k)}
+    dropped, result = set(), list(kernels)
+    for i, k in enumerate(kernels):
+        if not _is_scan(k):
+            continue
+        inline = {b for b in loads_in(k.expr) if b in producer and readers.get(b) == [i] and b not in returned}
+        if not inline:
+            continue
+        expr = rebuild(k.expr, lambda n: producer[n.buf].expr if isinstance(n, Load) and n.buf in inline else None)
+        source = [line for b in inline for line in producer[b].source] + list(k.source)
+        fused = Kernel(k.out, expr, source)
+        try:
+            KernelWriter(fused, layouts, "scan_probe").generate()
+        except NotImplementedError:
+            continue
+        result[i] = fused
+        dropped |= inline
+    return [k for k in result if k.out.name not in dropped]
