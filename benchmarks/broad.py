@@ -1,5 +1,5 @@
 """Broad benchmark (issue 20): eager vs torch.compile vs framejit (`jit.compile(fn)`, default backend: Triton on
-CUDA, NumPy code on the CPU) on 46 subgraphs of real models, one shape each, per dtype in one process.
+CUDA, NumPy code on the CPU) on 50 subgraphs of real models, one shape each, per dtype in one process.
 
   python benchmarks/broad.py [--dtypes float32,bfloat16] [--device cuda|cpu] [--quick] [--sizes N=1024,...]
                              [--only NAME,...] [--no-torch-compile] [--check-only] [--backend NAME]

@@ -180,3 +180,29 @@ def test_cpu_check_runs_in_torch_and_raises_eagers_exception(name):
     with pytest.raises(type(eager.value)) as got:
         c(*on)
     assert str(got.value) == str(eager.value)
+
+
+_OUT_OF_RANGE_ON_CUDA = r"""
+import torch
+import jit
+fn = jit.compile(lambda x, i: torch.gather(x, 1, i) * 2, backend="triton")
+x = torch.randn(4, 8, device="cuda")
+fn(x, torch.zeros(4, 2, dtype=torch.long, device="cuda"))  # compiled and run on indices in range
+try:
+    fn(x, torch.full((4, 2), 8, device="cuda"))
+    torch.cuda.synchronize()
+    print("NOT RAISED")
+except RuntimeError as e:
+    print("RAISED", e)
+"""
+
+
+@pytest.mark.skipif(DEVICE != "cuda", reason="a device-side assert needs a GPU (the TTIR test checks the kernel "
+                                              "carries it)")
+def test_out_of_range_index_triggers_the_device_assert_on_cuda():
+    """The compiled gather's kernel, launched as the module launches it, stops on an index out of range as
+    eager's CUDA gather does: a device-side assert, reported at the next synchronization (in a process of its
+    own: the assert ends that process's CUDA context)."""
+    out = subprocess.run([sys.executable, "-c", _OUT_OF_RANGE_ON_CUDA], cwd=REPO, capture_output=True, text=True,
+                         timeout=600)
+    assert "RAISED" in out.stdout and "device-side assert" in out.stdout + out.stderr, (out.stdout, out.stderr)
