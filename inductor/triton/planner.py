@@ -51,7 +51,8 @@ def lower_round(gm, example_inputs: list, keep: frozenset, forced: dict):
         parts = [scan.as_kernel(p, layouts) for p in parts]  # a scan whose rows fit one tile: generated
         origin.update((p.out.name, k) for p in parts)
         kernels += parts
-    lowered.kernels = scan.fuse_producers(kernels, lowered.outputs, layouts)
+    kernels = scan.fuse_producers(kernels, lowered.outputs, layouts)
+    lowered.kernels = scan.fuse_epilogues(kernels, lowered.outputs, layouts)
     return lowered, origin, failures
 
 

@@ -10,7 +10,9 @@ so they change no live prefix.
 
 Its operand was stored by a kernel of its own (a library call reads memory); where a pointwise kernel's buffer
 is read by the scan alone, that kernel's expression is inlined into the scan (`fuse_producers`): `(x * 2).cumsum(1)`
-reads x once and writes once.
+reads x once and writes once. Likewise a pointwise kernel that alone reads the scan's result, element for element
+(same shape, no view between), takes the scan into its own kernel (`fuse_epilogues`): position ids,
+`mask.cumsum(-1) - 1`, are one kernel.
 
 Kept as the library call: 0-d operands, dynamic sizes, rows longer than one persistent tile (a scan carrying its
 prefix across loop blocks is not written), and anything the code generator rejects (a reduction in the operand):
@@ -73,4 +75,31 @@ def fuse_producers(kernels: list, outputs: list, layouts: dict) -> list:
             continue
         result[i] = fused
         dropped |= inline
+    return [k for k in result if k.out.name not in dropped]
+
+
+def fuse_epilogues(kernels: list, outputs: list, layouts: dict) -> list:
+    """`kernels` with each scan kernel whose buffer only one pointwise kernel reads, directly at the same
+    coordinates (a Load of the scan's shape, which is that kernel's shape), computed inside that kernel instead,
+    where it still generates: the scan's result never goes through memory."""
+    readers = readers_of(kernels)
+    returned = {b for o in outputs if isinstance(o, (Load, View)) for b in loads_in(o)}
+    scans = {k.out.name: k for k in kernels if _is_scan(k) and not k.side_outputs}
+    dropped, result = set(), list(kernels)
+    for i, k in enumerate(kernels):
+        if not _pointwise(k) or _is_scan(k):
+            continue
+        mine = {b for b in loads_in(k.expr) if b in scans and readers.get(b) == [i] and b not in returned}
+        if not mine or any(isinstance(n, View) and set(loads_in(n)) & mine for n in walk(k.expr)):
+            continue  # read through a view: at other coordinates than the scan's own
+        if any(tuple(scans[b].expr.shape) != tuple(k.out.layout.shape) for b in mine):
+            continue
+        expr = rebuild(k.expr, lambda n: scans[n.buf].expr if isinstance(n, Load) and n.buf in mine else None)
+        fused = Kernel(k.out, expr, [line for b in mine for line in scans[b].source] + list(k.source))
+        try:
+            KernelWriter(fused, layouts, "scan_probe").generate()
+        except NotImplementedError:
+            continue
+        result[i] = fused
+        dropped |= mine
     return [k for k in result if k.out.name not in dropped]

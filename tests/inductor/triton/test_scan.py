@@ -1,5 +1,6 @@
 """Scans as Triton kernels (triton/scan.py): cumsum / cumprod whose rows fit one persistent tile are one generated
-kernel (tl.cumsum / tl.cumprod along the row, or down columns), their pointwise operand inlined, with eager's
+kernel (tl.cumsum / tl.cumprod along the row, or down columns), their pointwise operand and epilogue in the same
+kernel, with eager's
 values and dtypes; longer rows and dynamic sizes keep torch's scan. Without a GPU the kernels run in Triton's
 interpreter."""
 import pytest
@@ -32,6 +33,8 @@ CASES = {
     "cumprod": (lambda x: torch.cumprod(x * 0.5 + 1, -1), lambda: [randn(4, 10)]),
     "cumprod_inf_nan": (lambda x: x.cumprod(-1),
                         lambda: [torch.tensor([[1., float("inf"), 0., 2.], [float("nan"), 1., 2., 3.]])]),
+    "position_ids_epilogue": (lambda m: m.long().cumsum(-1) - 1, lambda: [torch.tensor([[0, 1, 1, 1], [1, 1, 0, 1]])]),
+    "operand_and_epilogue": (lambda x, y: (x * 2).cumsum(1) / (y.abs() + 1), lambda: [randn(3, 9), randn(3, 9, seed=1)]),
 }
 
 
@@ -55,3 +58,10 @@ def test_operand_that_is_also_an_output_is_stored_by_the_scan_kernel():
 def test_rows_longer_than_a_tile_keep_torchs_scan():
     compiled = check_fn(lambda x: x.cumsum(-1), randn(2, 20000))
     assert "cumsum(" in _call(compiled) and "tl.cumsum(" not in compiled.source
+
+
+def test_epilogue_reading_the_scan_transposed_stays_a_kernel_of_its_own():
+    """A consumer reading the scan's result through a transpose reads it at other coordinates than the scan's
+    tile holds: the scan keeps its buffer, the values are eager's."""
+    compiled = check_fn(lambda x, y: x.cumsum(1).t() + y, randn(4, 6), randn(6, 4, seed=1))
+    assert "cumsum(" not in _call(compiled) and _kernels(compiled) == 2
