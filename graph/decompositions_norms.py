@@ -156,7 +156,8 @@ def _group_norm(b: Builder, x: Any, num_groups: int, weight: Any = None, bias: A
             p = _cast(b, p, None if b.tensor(p).dtype == compute else compute)
             p = b.op(aten.view.default, p, [1, num_groups, channels // num_groups] + [1] * (meta.dim() - 2))
             out = b.op(op, out, p)
-    return _cast(b, b.op(aten.view.default, out, list(size)), rounded)
+    # rounded before the view back: every op then has the grouped shape, one normalization kernel (Triton)
+    return b.op(aten.view.default, _cast(b, out, rounded), list(size))
 
 
 @rule(F.instance_norm)

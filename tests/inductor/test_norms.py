@@ -9,7 +9,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import jit
-from tests.inductor.generated import BACKENDS
+from tests.inductor.generated import BACKENDS, run
 from tests.inductor.triton.support import DEVICE, on_device
 
 from framejit.inductor.ir import FallbackKernel
@@ -140,3 +140,23 @@ def test_argument_errors_raise_as_eager(backend, call, expected, fresh_jit):
     with pytest.raises(expected) as got:
         compiled(on_device(x) if backend == "triton" else x)
     assert str(got.value) == str(eager.value)
+
+
+ONE_KERNEL = {
+    "batch_norm_eval_relu": (lambda x, m, v, w, b: F.batch_norm(x, m, v, w, b).relu(), torch.float32),
+    "group_norm": (lambda x, m, v, w, b: F.group_norm(x, 2, w, b), torch.float32),
+    "group_norm_bf16": (lambda x, m, v, w, b: F.group_norm(x, 2, w, b), torch.bfloat16),
+    "instance_norm": (lambda x, m, v, w, b: F.instance_norm(x, weight=w, bias=b), torch.float32),
+}
+
+
+@pytest.mark.parametrize("name", ONE_KERNEL)
+def test_triton_norm_is_one_kernel(name):
+    """Statistics, normalization, affine (and the rounding to bfloat16) in one Triton kernel: x read once, the
+    result written once (group_norm's grouped view is rounded before it is viewed back, so every op has the
+    reduction's shape)."""
+    fn, dtype = ONE_KERNEL[name]
+    inputs = [torch.randn(3, 4, 5, 2).to(dtype), torch.randn(4) * 0.1, torch.rand(4) + 0.5, torch.randn(4),
+              torch.randn(4)]
+    c = run("triton", fn, *inputs)
+    assert c.source.count("\n@triton.jit\n") == 1, c.source
