@@ -30,8 +30,12 @@ MESSAGES = {
 
 def device_message(kind: str, dim: int, size) -> str:
     """The text of a kernel's device-side assert for an index out of range (Triton's backend on CUDA): eager's
-    message without the index, which a whole tile asserts at once."""
-    return MESSAGES[kind][1].replace("{index} ", "").format(dim=dim, size=size if type(size) is int else "its size")
+    message without the index, which a whole tile asserts at once (and without a dynamic size, which the kernel
+    takes as an argument)."""
+    text = MESSAGES[kind][1].replace("{index} ", "")
+    if type(size) is not int:
+        text = text.replace(" with size {size}", "")
+    return text.format(dim=dim, size=size)
 
 
 def error_for(idx: torch.Tensor, size: int, dim: int, wrap: bool, kind: str) -> Exception | None:

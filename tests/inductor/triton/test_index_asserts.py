@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from tests.inductor.generated import compiled
-from tests.inductor.triton.support import DEVICE, assert_same
+from tests.inductor.triton.support import DEVICE, assert_same, on_device
 
 from framejit.graph.index_checks import CHECK_INDEX
 from framejit.inductor.ir import FallbackKernel
@@ -105,6 +105,29 @@ def test_unused_index_is_still_checked(as_cuda):
     c, on = compiled("triton", f, [rand(3, 4), idx(0, 2)])
     assert_same(c(*on), f(*on))
     assert len(_with_assert(c)) == 1
+
+
+def test_dynamic_size_is_asserted_against_the_size_argument(as_cuda, fresh_jit):
+    """x[i] with x's dim 0 dynamic: one module for every size, its assert comparing with the size the kernel
+    takes as an argument, the values eager's (negative indices counted from each call's size)."""
+    import jit
+    from framejit.inductor.backends import triton_backend
+    variants = []
+
+    def capture(gm, inputs):
+        out = triton_backend(gm, inputs)
+        variants.append(out)
+        return out
+    capture.dynamic_sizes = True
+    fn = lambda x, i: x[i] * 2
+    compiled = jit.compile(fn, backend=capture)
+    for n in (5, 7, 9):
+        x, i = on_device(rand(n, 3, seed=n)), on_device(idx(0, -1, n - 1, 2))
+        jit.mark_dynamic(x, 0)
+        assert_same(compiled(x, i), fn(x, i))
+    sources = [v.fn.source for s in variants for v in getattr(s, "variants", [])]
+    dynamic = [src for src in sources if "ks0" in src]
+    assert dynamic and all("tl.device_assert(" in src and ">= -ks0) & (" in src for src in dynamic), sources
 
 
 _TTIR = r"""
