@@ -1,5 +1,5 @@
 """Broad benchmark (issue 20): eager vs torch.compile vs framejit (`jit.compile(fn)`, default backend: Triton on
-CUDA, NumPy code on the CPU) on 46 subgraphs of real models, one shape each, per dtype in one process.
+CUDA, NumPy code on the CPU) on 50 subgraphs of real models, one shape each, per dtype in one process.
 
   python benchmarks/broad.py [--dtypes float32,bfloat16] [--device cuda|cpu] [--quick] [--sizes N=1024,...]
                              [--only NAME,...] [--no-torch-compile] [--check-only] [--backend NAME]
@@ -176,6 +176,8 @@ WORKLOADS = [
     W("F.rms_norm", lambda x, w: F.rms_norm(x, x.shape[-1:], w, 1e-6), lambda t: (t.randn("N", "C"), t.randn("C"))),
     W("batch_norm inference", lambda x, m, v, g, b: F.batch_norm(x, m, v, g, b, False), lambda t: (t.randn("S", "Q", "P", "P"), t.randn("Q", scale=0.1), t.positive("Q"), t.randn("Q"), t.randn("Q"))),
     W("group_norm", lambda x, g, b: F.group_norm(x, 32, g, b), lambda t: (t.randn("S", "Q", "P", "P"), t.randn("Q"), t.randn("Q"))),
+    W("batch_norm batch statistics", lambda x, g, b: F.batch_norm(x, None, None, g, b, True), lambda t: (t.randn("S", "Q", "P", "P"), t.randn("Q"), t.randn("Q"))),
+    W("instance_norm", lambda x, g, b: F.instance_norm(x, weight=g, bias=b), lambda t: (t.randn("S", "Q", "P", "P"), t.randn("Q"), t.randn("Q"))),
     W("residual + layer_norm", lambda x, r, w, b: (x + r, F.layer_norm(x + r, x.shape[-1:], w, b)), lambda t: (t.randn("N", "C"), t.randn("N", "C"), t.randn("C"), t.randn("C"))),
     W("residual + rms_norm", residual_rms_norm, lambda t: (t.randn("N", "C"), t.randn("N", "C"), t.randn("C"))),
     # losses
@@ -197,10 +199,12 @@ WORKLOADS = [
     W("max with indices", lambda x: torch.max(x, -1), lambda t: (t.randn("N", "C"),)),
     W("argmax dim 0", lambda x: x.argmax(0), lambda t: (t.randn("N", "C"),)),
     W("cumsum", lambda x: x.cumsum(-1), lambda t: (t.randn("N", "C"),)),
+    W("position ids (mask prefix sum)", lambda m: m.long().cumsum(-1) - 1, lambda t: (t.mask("N", "C", p=0.9),)),
     # indexing
     W("gather", lambda x, i: torch.gather(x, 1, i), lambda t: (t.randn("N", "C"), t.index("C", "N", "K")), nbytes=picked_bytes),
     W("scatter", lambda x, i, src: x.scatter(1, i, src), lambda t: (t.randn("N", "C"), t.distinct_index("C", "N", "K"), t.randn("N", "K"))),
     W("index_select rows", lambda x, i: x.index_select(0, i), lambda t: (t.randn("N", "C"), t.index("N", "N")), nbytes=picked_bytes),
+    W("x[idx] rows", lambda x, i: x[i], lambda t: (t.randn("N", "C"), t.index("N", "N")), nbytes=picked_bytes),
     # pooling
     W("max_pool2d 3x3 s2", lambda x: F.max_pool2d(x, 3, 2, 1), lambda t: (t.randn("S", "Q", "P2", "P2"),)),
     W("adaptive_avg_pool2d 7x7", lambda x: F.adaptive_avg_pool2d(x, 7), lambda t: (t.randn("S", "Q", "P", "P"),)),

@@ -779,6 +779,8 @@ def _arange(b: Builder, start: Any, end: Any = None, step: Any = 1, *, dtype: An
 from framejit.graph import index_rules, pooling_rules  # noqa: E402,F401  (registers their rules)
 # ---- log-space reductions and losses: their own module, registered into this table ----------------------
 from framejit.graph import decompositions_losses  # noqa: E402,F401  (imported for its rules)
+# ---- batch, group and instance norm: their own module, registered into this table --------------------------
+from framejit.graph import decompositions_norms  # noqa: E402,F401  (imported for its rules)
 
 # A bytecode tracer records `x.view(...)` as call_function(torch.Tensor.view, (x, ...)): the same rule applies.
 for _key in [k for k in DECOMPOSITIONS if isinstance(k, str)]:

@@ -8,9 +8,11 @@ counts from the end, as x[idx] and index_put allow; others reject it), so genera
 in [0, size).
 
 A custom op (torch.library), not a Python function: make_fx keeps it as one node when a training graph is traced,
-and backends see a call they know. NumPy code performs the check itself (numpy_helpers `_check_index`); Triton's
-host calls this op in torch: on the CPU it raises eager's exception, on CUDA it is `torch._assert_async`, the
-device-side assert eager's own CUDA index kernels raise, without a host sync. Generated kernels also mask their
+and backends see a call they know. NumPy code performs the check itself (numpy_helpers `_check_index`). Triton's
+kernels do on CUDA: the kernel reading the index asserts it on the device (tl.device_assert, compiled with debug
+on), as eager's own CUDA index kernels do, with no kernel of its own and no host sync (triton/ops.py). Under
+Triton's CPU interpreter, which drops device asserts, its host calls this op in torch, which raises eager's
+exception (so does a CUDA check that runs in torch: `torch._assert_async`). Generated kernels also mask their
 indexed loads and stores to the range, so no memory outside a buffer is ever touched."""
 
 from __future__ import annotations
@@ -24,6 +26,16 @@ MESSAGES = {
     "self": (IndexError, "index out of range in self"),  # index_select, embedding
     "target": (IndexError, "Target {index} is out of bounds."),  # nll_loss, cross_entropy (ignore_index made 0)
 }
+
+
+def device_message(kind: str, dim: int, size) -> str:
+    """The text of a kernel's device-side assert for an index out of range (Triton's backend on CUDA): eager's
+    message without the index, which a whole tile asserts at once (and without a dynamic size, which the kernel
+    takes as an argument)."""
+    text = MESSAGES[kind][1].replace("{index} ", "")
+    if type(size) is not int:
+        text = text.replace(" with size {size}", "")
+    return text.format(dim=dim, size=size)
 
 
 def error_for(idx: torch.Tensor, size: int, dim: int, wrap: bool, kind: str) -> Exception | None:

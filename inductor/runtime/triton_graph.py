@@ -237,7 +237,9 @@ class Launcher:
     def _bind(self):
         self.grid = launch_configs.grid(self.ks.mode, self.ks.xnumel, self.config, self.ynumel)
         self.launch = self.fn[self.grid]
-        self.kwargs = dict(self.config)
+        # the config's constexprs and launch options, and the kernel's compile options (debug for a device-side
+        # assert: triton/codegen.py's KernelSource.options), which JITFunction.run reads from the same keywords
+        self.kwargs = dict(self.config) | self.ks.options
         # dynamic sizes: the arguments the grid follows (None: a fixed numel)
         self.numel_args = (self.ks.xnumel_arg, self.ks.ynumel_arg)
         self.dynamic = self.numel_args != (None, None)
@@ -294,7 +296,8 @@ class Launcher:
                                                ynumel=self.ynumel):
             grid = launch_configs.grid(self.ks.mode, xnumel, config, ynumel)
             try:
-                ms = launch_configs.bench(lambda: self.fn[grid](*args, **config), tensors[0].is_cuda)
+                ms = launch_configs.bench(lambda: self.fn[grid](*args, **config, **self.ks.options),
+                                          tensors[0].is_cuda)
             except Exception as e:  # a config the compiler rejects (too many registers, shared memory)
                 log.info("autotune %s: config %s failed: %s", self.ks.name, config, e)
                 continue

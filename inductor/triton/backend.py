@@ -84,7 +84,7 @@ def generate_triton(gm: torch.fx.GraphModule, example_inputs: list, autotune=Non
     t0 = time.perf_counter()
     try:
         _rewrite(gm, example_inputs, device)                                      # PLAN: graph rewrites
-        plan, written = _plan_and_write_kernels(gm, example_inputs, autotune)     # PLAN and WRITE kernels
+        plan, written = _plan_and_write_kernels(gm, example_inputs, autotune, device)  # PLAN, WRITE kernels
         source = host.write_module(plan, written)                                 # WRITE host code
     except NotImplementedError as e:
         stats["fallback_graphs"] += 1
@@ -110,11 +110,12 @@ def _rewrite(gm: torch.fx.GraphModule, example_inputs: list, device: torch.devic
     pad_misaligned_matmuls(gm, device)  # GPT-2's (8192, 50257) LM head: an aligned width for cuBLAS
 
 
-def _plan_and_write_kernels(gm: torch.fx.GraphModule, example_inputs: list, autotune: bool):
+def _plan_and_write_kernels(gm: torch.fx.GraphModule, example_inputs: list, autotune: bool,
+                            device: torch.device):
     """(ModulePlan, WrittenKernels) once every kernel of the plan is written: rounds of lowering, planning and
     writing kernels, each round sending the kernels that failed to torch or out of their fusion (fallback.py);
     NotImplementedError where that does not converge."""
-    forced = fallback.forced_by_env(gm.graph)
+    forced = fallback.forced_by_env(gm.graph, device)
     shortcuts = host_shortcuts()  # FRAMEJIT_TRITON_HOST_SHORTCUTS, read once for the probe and the plan
     groups: list = []  # node sets whose fused kernel failed: lowered one node per kernel
     for _ in range(fallback.MAX_ROUNDS):

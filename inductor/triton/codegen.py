@@ -31,13 +31,14 @@ from framejit.graph.symbolic_sizes import SymInt
 
 from ..runtime import launch_configs
 from . import tiling
-from ..ir import Const, Kernel, Load, Op, Reduce, View, loads_in, reduces_in
+from ..ir import Const, Kernel, Load, Op, Reduce, View, loads_in, reduces_in, walk
 from .dtypes import NARROW, TL, Val, compute, literal
 from .index import ZERO, Group, Ix, Scope, address, broadcast, through_view
-from .ops import emit_op
+from .ops import SCAN_OPS, checked, emit_op
 from .reduce import emit_reduce
 
 INT32_LIMIT = 2 ** 31 - 1
+DEBUG_OPTIONS = {"debug": True, "sanitize_overflow": False}  # KernelSource.options of a kernel with an assert
 
 
 class KernelSizes:
@@ -79,6 +80,10 @@ class KernelSource:
     launcher: str = "kernel"
     mnk: tuple = ()       # a matmul call site's (M, N, K)
     dtype: torch.dtype | None = None  # a matmul call site's product dtype
+    # compile options beyond the config's: a kernel holding a device-side assert (an index check, ops.py) is
+    # compiled with debug on, without which Triton drops tl.device_assert (language/semantic.py), and without
+    # the integer-overflow asserts debug would add to every int32 index computation (`sanitize_overflow`)
+    options: dict = field(default_factory=dict)
 
 
 class KernelWriter:
@@ -89,13 +94,15 @@ class KernelWriter:
         self.memo = {}  # (scope id, expr id, coord codes, extra mask) -> Val
         self.tiling, self.ygroup = None, None
         self.layout = None  # a reduction kernel's tiling.ReductionLayout (inner rows or outer columns)
+        self.asserts = False  # a tl.device_assert was written (ops.py's index checks): compiled with debug on
 
     # ---- structure ---------------------------------------------------------------------------------------------
     def plan(self):
         out = self.kernel.out.layout
         self.out_shape = tuple(out.shape)
         reduces = reduces_in(self.kernel.expr)
-        if not reduces:
+        scans = [e for e in walk(self.kernel.expr) if isinstance(e, Op) and e.name in SCAN_OPS]
+        if not reduces and not scans:
             order = sorted(range(len(self.out_shape)), key=lambda d: (-out.strides[d], d))
             self.xgroup = Group("xindex", order, [self.out_shape[d] for d in order])
             self.rgroup = None
@@ -105,6 +112,8 @@ class KernelWriter:
             return
         sigs = {(tuple(r.arg.shape), tuple(range(len(r.arg.shape))) if r.axes is None else tuple(r.axes))
                 for r in reduces}
+        # a scan (triton/scan.py) walks its row like a persistent reduction whose result keeps the row's shape
+        sigs |= {(tuple(e.shape), (e.params[0],)) for e in scans}
         if len(sigs) != 1:
             raise NotImplementedError(f"reductions over different axes in one kernel: {sigs}")
         shape, axes = self.signature = sigs.pop()
@@ -123,6 +132,8 @@ class KernelWriter:
             raise NotImplementedError(f"kernel output {self.out_shape} does not fit its reduction of {shape}")
         limit = (launch_configs.outer_persistent_max if self.outer else launch_configs.persistent_max)(self._widest())
         self.mode = "persistent" if rnumel <= limit else "looped"
+        if scans and (self.mode != "persistent" or self.case != "full"):
+            raise NotImplementedError("a scan over more than one persistent row tile")
 
     @property
     def outer(self) -> bool:
@@ -255,6 +266,9 @@ class KernelWriter:
         consts = ", ".join(f"{block}: tl.constexpr" for _, block, _ in self.axes)
         lines = ["@triton.jit", f"def {self.name}({sig}, {consts}):"]
         lines += [f"    # {s}" for s in self.kernel.source]
+        if self.asserts:
+            lines.append(f"    # asserts index bounds on the device: launched with {DEBUG_OPTIONS} (Triton drops "
+                         "tl.device_assert without debug)")
         if self.outer:
             lines.append(f"    # columns: outputs along the tile's axis 1 (`{self.layout.reason}` is contiguous along "
                          f"dim {self.layout.xdims[-1]}), the reduction down axis 0")
@@ -265,7 +279,8 @@ class KernelWriter:
         lines += [f"    {line}" for line in t.lines]
         return KernelSource(self.name, "\n".join(lines) + "\n", params, self.kernel.out.name, xnumel,
                             rnumel, mode, config, list(self.kernel.source), ynumel=ynumel,
-                            in_place=self.kernel.out.name in self.params)
+                            in_place=self.kernel.out.name in self.params,
+                            options=DEBUG_OPTIONS if self.asserts else {})
 
     def full_coords(self, xc, rc) -> tuple:
         shape, axes = self.signature
@@ -330,7 +345,8 @@ class KernelWriter:
         icoords = tuple(coords[dim:dim + k]) if sc.take else coords
         i = self.value(sc.index, icoords, scope, None, None)
         size = sc.into.layout.shape[dim]
-        at = scope.let(f"tl.where({i.code} < 0, {i.code} + {size}, {i.code})", prefix="i")
+        at = i.code if checked(sc.index) else scope.let(f"tl.where({i.code} < 0, {i.code} + {size}, {i.code})",
+                                                         prefix="i")
         inside = scope.let(f"({at} >= 0) & ({at} < {size})", prefix="m")
         target = tuple(coords[:dim]) + (Ix(at, i.deps),) + tuple(coords[dim + k:])
         lay = sc.into.layout

@@ -41,15 +41,18 @@ FORCE_ENV = SWITCHES["triton_fallback"].variable
 MAX_ROUNDS = 8  # a culprit costs two rounds after the first; more means something is wrong: the graph as is
 
 
-# ops the Triton backend runs in torch whatever their lowering: an index check's exception must come from the
-# host (on CUDA, torch's asynchronous device-side assert, as eager's index kernels raise; graph/index_checks.py)
-RUN_IN_TORCH = {CHECK_INDEX: "index bounds are checked by torch (on CUDA a device-side assert, as eager's)"}
+# ops the Triton backend runs in torch, whatever their lowering, when its kernels run in Triton's interpreter (CPU
+# tensors): an index check's exception must be eager's Python exception there, and the interpreter drops every
+# tl.device_assert. On CUDA the check is part of the kernel reading the index (ops.py: a device-side assert, as
+# eager's own index kernels raise; graph/index_checks.py)
+RUN_IN_TORCH_ON_CPU = {CHECK_INDEX: "index bounds are checked by torch on the CPU (eager's exception)"}
 
 
-def forced_by_env(graph: torch.fx.Graph) -> dict:
-    """{node: reason} for the call nodes FRAMEJIT_TRITON_FALLBACK names, and those of RUN_IN_TORCH."""
+def forced_by_env(graph: torch.fx.Graph, device: torch.device) -> dict:
+    """{node: reason} for the call nodes FRAMEJIT_TRITON_FALLBACK names, and those of RUN_IN_TORCH_ON_CPU where
+    `device` (the graph's) is not a GPU."""
     names = set(config.triton_fallback)
-    found = {n: why for target, why in RUN_IN_TORCH.items()
+    found = {n: why for target, why in (RUN_IN_TORCH_ON_CPU.items() if device.type != "cuda" else ())
              for n in graph.find_nodes(op="call_function", target=target)}
     for node in graph.nodes if names else ():
         if node.op != "call_function":

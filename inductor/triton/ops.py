@@ -5,6 +5,8 @@ differ: `%` and `//` truncate toward zero in Triton but follow the divisor's sig
 max/min drop NaN where torch.maximum/minimum propagate it; relu and sign keep NaN as torch does."""
 import torch
 
+from framejit.graph.index_checks import device_message
+
 from ..ir import Const, Op
 from .dtypes import TL, Val, compute, literal
 from .index import ZERO, Ix, broadcast
@@ -28,6 +30,8 @@ BINARY = {
     "logical_or": "{a} | {b}", "logical_xor": "{a} ^ {b}", "atan2": F + "atan2({a}, {b})",
 }
 BOOL_BINARY = {"add": "{a} | {b}", "mul": "{a} & {b}", "maximum": "{a} | {b}", "minimum": "{a} & {b}"}
+# scans (triton/scan.py): along the row tile's reduction axis, the whole row in registers
+SCAN_OPS = {"cumsum": "tl.cumsum", "cumprod": "tl.cumprod"}
 # exponent -> how a * a beats the generic pow (torch special-cases the same exponents)
 POW = {2: "{a} * {a}", 3: "{a} * {a} * {a}", 0.5: "tl.sqrt({a})", -0.5: "tl.rsqrt({a})", -1: "1.0 / {a}",
        1: "{a}", -2: "1.0 / ({a} * {a})"}
@@ -65,6 +69,10 @@ def emit_op(w, e: Op, coords, scope, rgroup, extra) -> Val:
         return _cat(w, e, coords, scope, rgroup, extra)
     if name in ("take", "gather"):
         return _indexed_load(w, e, coords, scope, rgroup, extra)
+    if name == "check_index":
+        return _checked_index(w, e, coords, scope, rgroup, extra)
+    if name in SCAN_OPS:
+        return _scan(w, e, coords, scope, rgroup, extra)
     if name == "scatter":  # host.py splits an indexed store into its copy and its atomic kernel, never fused
         raise NotImplementedError("an indexed store inside another kernel")
     if name == "where":
@@ -160,6 +168,44 @@ def _shift(scope, c, lo):
 
 
 
+def _checked_index(w, e: Op, coords, scope, rgroup, extra) -> Val:
+    """check_index (graph/index_checks.py) inside the kernel that reads the index, on CUDA: each live lane's index
+    asserted in range on the device, as eager's own CUDA index kernels do (an index out of range is "device-side
+    assert triggered", reported at the next synchronization: no host sync, no kernel of its own), then counted
+    from the end where `wrap`. Triton compiles tl.device_assert out of a kernel built without debug, so the kernel
+    records that it holds one (`w.asserts`: codegen.py compiles it with debug on). Lanes past the tile's range
+    are not asserted: their index is a masked load's 0, and a size-0 dim has no valid index at all. The loads
+    after it stay masked to the source's range, so a failing lane reads nothing outside a buffer."""
+    size, dim, wrap, kind = e.params
+    i = w.cast(scope, w.value(e.args[0], coords, scope, rgroup, extra), torch.int64)
+    if i.literal:
+        raise NotImplementedError("an index check of a constant")  # const folding runs before us
+    low = f"-{size}" if wrap else "0"
+    live = [m for a, _, m in w.axes if a in i.deps] + ([extra] if extra else [])
+    inside = f"({i.code} >= {low}) & ({i.code} < {size})"
+    ok = scope.let(f"{inside} | ~({' & '.join(live)})" if live else inside, prefix="m")
+    line = f"tl.device_assert({ok}, {device_message(kind, dim, size)!r})"
+    if line not in scope.lines:
+        scope.lines.append(line)
+    w.asserts = True
+    if not wrap:
+        return Val(i.code, torch.int64, i.deps)
+    return Val(scope.let(f"tl.where({i.code} < 0, {i.code} + {size}, {i.code})", prefix="i"), torch.int64, i.deps)
+
+
+def _scan(w, e: Op, coords, scope, rgroup, extra) -> Val:
+    """cumsum / cumprod of the operand over the persistent row tile (codegen.py plans a kernel holding a scan as a
+    row kernel whose reduction axis is the scanned dim), in the result's compute dtype."""
+    (a,) = [w.operand(x, e, coords, scope, rgroup, extra, e.compute_dtype) for x in e.args]
+    a = w.materialize(scope, a, frozenset(axis for axis, _, _ in w.axes))
+    return Val(scope.let(f"{SCAN_OPS[e.name]}({a.code}, axis={w.raxis})"), e.dtype, a.deps)
+
+
+def checked(idx) -> bool:
+    """An index made non-negative by its check in this kernel (`_checked_index`): no wrap needed after it."""
+    return isinstance(idx, Op) and idx.name == "check_index"
+
+
 def _indexed_load(w, e: Op, coords, scope, rgroup, extra) -> Val:
     """take / gather (lowering.py, issue 20): the index, evaluated at its own coordinates, becomes the source's
     coordinate along `dim`. Indices arrive checked and non-negative (graph/index_checks.py); a negative one from
@@ -171,7 +217,7 @@ def _indexed_load(w, e: Op, coords, scope, rgroup, extra) -> Val:
     icoords = tuple(coords[dim:dim + k]) if e.name == "take" else broadcast(coords, e.shape, idx.shape)
     i = w.value(idx, icoords, scope, rgroup, extra)
     size = src.shape[dim]
-    at = scope.let(f"tl.where({i.code} < 0, {i.code} + {size}, {i.code})", prefix="i")
+    at = i.code if checked(idx) else scope.let(f"tl.where({i.code} < 0, {i.code} + {size}, {i.code})", prefix="i")
     inside = scope.let(f"({at} >= 0) & ({at} < {size})", prefix="m")
     scoords = tuple(coords[:dim]) + (Ix(at, i.deps),) + tuple(coords[dim + k:])
     v = w.value(src, scoords, scope, rgroup, inside if extra is None else f"{extra} & {inside}")

@@ -19,7 +19,7 @@ from ..ir import (Buffer, ExternKernel, ExternKind, FallbackKernel, Item, Kernel
                   view_base)
 from ..lowering import input_sizes, lower_graph
 from ..views import meta_view
-from . import matmul, residual
+from . import matmul, residual, scan
 from .dtypes import supported
 from .fusion import plan_triton_fusion
 from .plan import (Alias, Allocate, FallbackCall, Launch, LibraryCall, LibraryResult, MatmulSite, ModulePlan, Return,
@@ -48,9 +48,11 @@ def lower_round(gm, example_inputs: list, keep: frozenset, forced: dict):
         except NotImplementedError as e:
             failures.append(([k], str(e)))
             parts = [k]  # planned and written all the same: its other failures, if any, show in this round too
+        parts = [scan.as_kernel(p, layouts) for p in parts]  # a scan whose rows fit one tile: generated
         origin.update((p.out.name, k) for p in parts)
         kernels += parts
-    lowered.kernels = kernels
+    kernels = scan.fuse_producers(kernels, lowered.outputs, layouts)
+    lowered.kernels = scan.fuse_epilogues(kernels, lowered.outputs, layouts)
     return lowered, origin, failures
 
 

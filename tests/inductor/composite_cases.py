@@ -49,6 +49,12 @@ def _probs(*shape, seed=3):
     return torch.softmax(randn(*shape, seed=seed), 1)
 
 
+def _norm_inputs():
+    """x (N, C, H, W), running mean and variance, weight and bias for a normalization over C = 4 channels."""
+    return [randn(3, 4, 5, 2), randn(4, seed=1) * 0.1, torch.rand(4, generator=_gen(2)) + 0.5, randn(4, seed=3),
+            randn(4, seed=4)]
+
+
 # (id, function, inputs); every case is compared with eager (values, dtype, shape)
 CASES = [
     # logsumexp
@@ -153,6 +159,24 @@ CASES = [
     ("cumprod_dtype", lambda x: torch.cumprod(x, 1, dtype=torch.float64), lambda: [randn(3, 6)]),
     ("cumprod_inf_nan", lambda x: x.cumprod(-1),
      lambda: [torch.tensor([[1., INF, 0., 2.], [float("nan"), 1., 2., 3.]])]),
+    # batch / group / instance norm (graph/decompositions_norms.py)
+    ("batch_norm_eval", lambda x, m, v, w, b: F.batch_norm(x, m, v, w, b, False, 0.1, 1e-3), _norm_inputs),
+    ("batch_norm_eval_relu_no_affine", lambda x, m, v, w, b: F.batch_norm(x * 2, m, v).relu(), _norm_inputs),
+    ("batch_norm_eval_1d", lambda x, m, v, w, b: F.batch_norm(x.flatten(2), m, v, w, b), _norm_inputs),
+    ("batch_norm_eval_bf16_input", lambda x, m, v, w, b: F.batch_norm(x.bfloat16(), m, v, w, b), _norm_inputs),
+    ("batch_norm_batch_stats", lambda x, m, v, w, b: F.batch_norm(x, None, None, w, b, True), _norm_inputs),
+    ("batch_norm_batch_stats_2d", lambda x: F.batch_norm(x, None, None, training=True, eps=0.1),
+     lambda: [randn(5, 3)]),
+    ("torch_batch_norm", lambda x, m, v, w, b: torch.batch_norm(x, w, b, m, v, False, 0.1, 1e-5, True), _norm_inputs),
+    ("group_norm", lambda x, m, v, w, b: F.group_norm(x, 2, w, b), _norm_inputs),
+    ("group_norm_no_affine_3d", lambda x: F.group_norm(x, 3, eps=1e-2), lambda: [randn(2, 6, 7)]),
+    ("group_norm_channels_last", lambda x, m, v, w, b: F.group_norm(x.permute(0, 3, 1, 2), 2, w, b),
+     lambda: [randn(2, 3, 5, 4)] + _norm_inputs()[1:]),
+    ("group_norm_bf16", lambda x, w, b: F.group_norm(x, 2, w, b),
+     lambda: [randn(2, 4, 3, 5, dtype=torch.bfloat16), randn(4, seed=1), randn(4, seed=2)]),
+    ("instance_norm", lambda x, m, v, w, b: F.instance_norm(x, weight=w, bias=b), _norm_inputs),
+    ("instance_norm_running_stats", lambda x, m, v, w, b: F.instance_norm(x, m, v, w, b, use_input_stats=False),
+     _norm_inputs),
     # constant pad (Hugging Face's labels)
     ("pad_labels", lambda t: F.pad(t, (0, 1), value=-100)[..., 1:], lambda: [targets((2, 5), 7)]),
     ("pad_2d", lambda x: F.pad(x, (1, 2, 0, 1), value=0.5) * 2, lambda: [randn(3, 4)]),
@@ -178,6 +202,12 @@ GRAD_CASES = [
     ("softmax", lambda x: (F.softmax(x, 1) * torch.arange(7., device=x.device)).sum(), lambda: [randn(5, 7)]),
     ("var_std", lambda x: x.var((0, 2)).sum() + x.std(1, correction=0).sum(), lambda: [randn(3, 4, 5)]),
     ("max_values", lambda x: torch.max(x, 1).values.sum() + x.amin(0).sum(), lambda: [randn(4, 6)]),
+    ("batch_norm_batch_stats", lambda x, w, b: (F.batch_norm(x, None, None, w, b, True) * x).sum(),
+     lambda: [randn(3, 4, 5, 2), randn(4, seed=1), randn(4, seed=2)]),
+    ("batch_norm_eval", lambda x, m, v, w, b: (F.batch_norm(x, m, v, w, b) ** 2).sum(), _norm_inputs),
+    ("group_norm", lambda x, w, b: (F.group_norm(x, 2, w, b) * x).sum(),
+     lambda: [randn(3, 4, 5, 2), randn(4, seed=1), randn(4, seed=2)]),
+    ("instance_norm", lambda x: (F.instance_norm(x) * x).sum(), lambda: [randn(2, 3, 4, 5)]),
 ]
 
 
