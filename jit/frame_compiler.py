@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from framejit.graph import dynamo_free_refs, fx_sources
+from framejit.graph import dynamo_free_refs, fx_sources, meta_memo
 from framejit.graph.dce import drop_unused
 from framejit.guards.check import CompiledGuards, compile_guards
 from framejit.guards.kinds import GradModeMatch, NoHooks, StateMatch
@@ -23,6 +23,7 @@ from jit.break_reasons import Unsupported
 from jit.calling_convention import argument_names
 from jit.code_maps import CodeMap
 from jit.convert_frame import Frame, RunEagerly, Settings
+from jit.config import config
 from jit.counters import counters
 from jit.eval_frame import CacheEntry
 from jit.logs import get_logger
@@ -159,7 +160,8 @@ class FrameCapture:
         for device, _ in entry:  # the trace decides every cast itself (jit/autocast.py)
             torch.set_autocast_enabled(device, False)
         try:
-            tx.run()
+            with meta_memo.remembering(config.cache_dir):  # torch's Python meta kernels, answered from disk
+                tx.run()
         except StopBeforeBreak:
             pass
         finally:
