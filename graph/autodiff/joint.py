@@ -20,7 +20,7 @@ import torch
 import torch.fx as fx
 from torch._decomp import get_decompositions
 
-from framejit.graph.autodiff.meta_trace import device_of, place_on, trace_on_meta
+from framejit.graph.autodiff.meta_trace import OtherDevice, device_of, place_on, trace_on_meta
 from framejit.graph.dce import drop_unused
 from framejit.graph.effects import has_mutation, is_random
 from framejit.graph.functionalize import functionalize_intermediates
@@ -199,10 +199,15 @@ def trace_joint(gm: fx.GraphModule, example_inputs: list) -> Joint:
     on = _autocast_off()
     device = device_of(list(example_inputs) + tangents)
     try:
+        traced = None
         if device is not None:  # recorded on meta tensors: no torch._dynamo import (meta_trace.py)
-            traced = trace_on_meta(joint, list(example_inputs), tangents, DECOMPOSED)
-        else:  # several devices (a CPU scalar beside CUDA tensors): fake tensors know each one's
-                        traced = make_fx(joint, decomposition_table=DECOMPOSED, tracing_mode="fake",
+            try:
+                traced = trace_on_meta(joint, list(example_inputs), tangents, DECOMPOSED, device)
+            except OtherDevice:
+                device = None
+        if traced is None:  # several devices (a CPU scalar beside CUDA tensors): fake tensors know each one's
+            from torch.fx.experimental.proxy_tensor import make_fx
+            traced = make_fx(joint, decomposition_table=DECOMPOSED, tracing_mode="fake",
                              _allow_non_fake_inputs=True)(list(example_inputs), tangents)
     except Exception as e:  # an op fake tensors or autograd cannot trace: torch's autograd keeps the region
         raise NotDifferentiable(f"the joint trace failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}") \

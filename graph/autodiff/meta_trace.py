@@ -35,10 +35,19 @@ def _meta_copy(t: torch.Tensor, requires_grad: bool = False) -> torch.Tensor:
     return torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device="meta", requires_grad=requires_grad)
 
 
+class OtherDevice(Exception):
+    """The traced function makes a tensor on another device than its inputs' (make_fx's fake tensors can trace
+    it, meta tensors cannot tell the two apart)."""
+
+
+def _same(a: torch.device, b: torch.device) -> bool:
+    return a.type == b.type and (a.index or 0) == (b.index or 0)
+
+
 class _Recorder(TorchDispatchMode):
-    def __init__(self, graph: fx.Graph, root: torch.nn.Module, decompositions: dict):
+    def __init__(self, graph: fx.Graph, root: torch.nn.Module, decompositions: dict, device: torch.device):
         super().__init__()
-        self.graph, self.root, self.decompositions = graph, root, decompositions
+        self.graph, self.root, self.decompositions, self.device = graph, root, decompositions, device
         self.nodes: dict = {}      # id(tensor) -> (tensor, node): the tensors are kept, so ids are not reused
         self.constants: dict = {}  # id(outside tensor) -> (tensor, its meta copy)
 
@@ -68,6 +77,22 @@ class _Recorder(TorchDispatchMode):
             self.nodes[id(kept[1])] = (kept[1], node)
         return self.nodes[id(kept[1])]
 
+    def _on_meta(self, func, args, kwargs: dict) -> dict:
+        """The call's keyword arguments with a tensor it makes on the inputs' device made on meta instead (a
+        factory: `arange(n, device=cpu)`, `zeros(3)` on the default device; a copy `_to_copy(x, device=cpu)`)."""
+        device = kwargs.get("device")
+        if device is None:
+            if any(isinstance(t, torch.Tensor) for t in pytree.tree_leaves(args)) or \
+                    not any(a.name == "device" for a in func._schema.arguments):
+                return kwargs  # made where its tensor arguments are (on meta), or makes no tensor itself
+            device = torch.get_default_device()
+        device = torch.device(device)
+        if device.type == "meta":
+            return kwargs
+        if not _same(device, self.device):
+            raise OtherDevice(f"{func} makes a tensor on {device}, the inputs are on {self.device}")
+        return {**kwargs, "device": _META}
+
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         decomposition = self.decompositions.get(func)
@@ -78,7 +103,7 @@ class _Recorder(TorchDispatchMode):
                 return out
         meta_args, meta_kwargs = pytree.tree_map_only(torch.Tensor, lambda t: self._known(t)[0], (args, kwargs))
         node_args, node_kwargs = pytree.tree_map_only(torch.Tensor, lambda t: self._known(t)[1], (args, kwargs))
-        out = func(*meta_args, **meta_kwargs)
+        out = func(*meta_args, **self._on_meta(func, meta_args, meta_kwargs))
         self.track(out, self.graph.call_function(func, tuple(node_args), dict(node_kwargs)))
         return out
 
@@ -86,11 +111,13 @@ class _Recorder(TorchDispatchMode):
 dynamo_free_refs.free(_Recorder.__dict__["__torch_dispatch__"])  # its wrapper would import torch._dynamo
 
 
-def trace_on_meta(fn: Callable, primals: list, tangents: list, decompositions: dict) -> fx.GraphModule:
-    """The graph of `fn(primals, tangents)` (lists of tensors; a primal requiring grad is a leaf that does),
-    returning a list of tensors: placeholders the primals then the tangents, output that list."""
+def trace_on_meta(fn: Callable, primals: list, tangents: list, decompositions: dict,
+                  device: torch.device) -> fx.GraphModule:
+    """The graph of `fn(primals, tangents)` (lists of tensors on `device`; a primal requiring grad is a leaf that
+    does), returning a list of tensors: placeholders the primals then the tangents, output that list. Raises
+    OtherDevice where `fn` makes a tensor on another device."""
     graph, root = fx.Graph(), torch.nn.Module()
-    recorder = _Recorder(graph, root, decompositions)
+    recorder = _Recorder(graph, root, decompositions, device)
     metas = []
     for i, x in enumerate(list(primals) + list(tangents)):
         meta = _meta_copy(x, requires_grad=i < len(primals) and x.requires_grad)
