@@ -105,12 +105,13 @@ def _key(func, args, kwargs) -> str:
     return hashlib.sha256(json.dumps(signature).encode()).hexdigest()
 
 
-def _path(key: str) -> Path | None:
-    return None if _directory is None else _directory / "meta" / f"{key}.json"
+def _path(folder: str, key: str) -> Path | None:
+    return None if _directory is None else _directory / folder / f"{key}.json"
 
 
-def _load(key: str):
-    path = _path(key)
+def read(folder: str, key: str):
+    """The answer stored under `key` in `<cache dir>/<folder>` (JSON), or None. Also jit/eager_check.py's store."""
+    path = _path(folder, key)
     if path is None:
         return None
     try:
@@ -123,9 +124,9 @@ def _load(key: str):
     return record.get("result")
 
 
-def _store(key: str, result) -> None:
-    _memory[key] = result
-    path = _path(key)
+def write(folder: str, key: str, result) -> None:
+    """Store a JSON-able answer under `key`, atomically; a read-only or full disk only costs the reuse."""
+    path = _path(folder, key)
     if path is None:
         return
     try:
@@ -134,30 +135,39 @@ def _store(key: str, result) -> None:
         with os.fdopen(fd, "w") as f:
             json.dump({"format": FORMAT, "key": key, "result": result}, f)
         os.replace(tmp, path)  # readers see no file or the whole file
-    except OSError as e:  # a read-only or full disk costs only the reuse
+    except OSError as e:
         log.debug("could not write %s: %s", path, e)
+
+
+def _run(func, args, kwargs):
+    if torch._C.DispatchKey.Meta in func.py_kernels:
+        # a Python kernel runs: the first one in a process must find the stand-ins for torch._dynamo's disable
+        # (a process whose kernels are all answered from memory never pays the ~15 ms walk)
+        dynamo_free_refs.seed()
+    return func(*args, **kwargs)
 
 
 class _Remember(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if not _remembers(func):
-            return func(*args, **kwargs)
+            return _run(func, args, kwargs)
         try:
             key = _key(func, args, kwargs)
         except _Undescribable:
-            return func(*args, **kwargs)
+            return _run(func, args, kwargs)
         desc = _memory.get(key)
         if desc is None:
-            desc = _load(key)
+            desc = read("meta", key)
             if desc is not None:
                 _memory[key] = desc
         if desc is not None:
             stats["hits"] += 1
             return _rebuild(desc)
-        out = func(*args, **kwargs)
+        out = _run(func, args, kwargs)
         try:
-            _store(key, _result(out))
+            _memory[key] = desc = _result(out)
+            write("meta", key, desc)
             stats["recorded"] += 1
         except _Undescribable:
             pass
@@ -175,6 +185,7 @@ def remembering(directory: Path | None = None):
     if directory is not None:
         _directory = Path(directory)
     if _get_current_dispatch_mode_stack():  # ours already, or another's (make_fx): leave it alone
+        dynamo_free_refs.seed()  # kernels run unanswered in there
         yield
         return
     with _Remember():

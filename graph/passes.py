@@ -12,7 +12,7 @@ from typing import Callable
 
 import torch.fx as fx
 
-from framejit.graph import dynamo_free_refs, meta_memo
+from framejit.graph import meta_memo
 from framejit.graph.const_fold import fold_constants
 from framejit.graph.cse import eliminate_common_subexpressions
 from framejit.graph.dce import eliminate_dead_code
@@ -29,7 +29,6 @@ MAX_ROUNDS = 16
 
 def optimize(gm: fx.GraphModule, example_inputs: list | tuple) -> fx.GraphModule:
     """Optimize `gm` in place (and return it): core ops only where the table allows, shapes in meta["val"]."""
-    dynamo_free_refs.seed()  # decompositions run torch's meta kernels: without importing torch._dynamo
     if log.isEnabledFor(logging.INFO):
         log.info("graph before optimization:\n%s", gm.graph)
     with meta_memo.remembering():  # torch's Python meta kernels answered from an earlier run's results

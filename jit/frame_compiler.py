@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from framejit.graph import dynamo_free_refs, fx_sources, meta_memo
+from framejit.graph import fx_sources, meta_memo
 from framejit.graph.dce import drop_unused
 from framejit.guards.check import CompiledGuards, compile_guards
 from framejit.guards.kinds import GradModeMatch, NoHooks, StateMatch
@@ -407,7 +407,6 @@ def _class_name(name: str) -> str:
 
 
 def compile_frame(frame: Frame, settings: Settings) -> CacheEntry:
-    dynamo_free_refs.seed()  # torch's meta kernels must not import torch._dynamo (~1.4 s) on their first call
     entry = None
     try:
         with fx_sources.recording() as made:

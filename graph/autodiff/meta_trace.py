@@ -116,6 +116,7 @@ def trace_on_meta(fn: Callable, primals: list, tangents: list, decompositions: d
     """The graph of `fn(primals, tangents)` (lists of tensors on `device`; a primal requiring grad is a leaf that
     does), returning a list of tensors: placeholders the primals then the tangents, output that list. Raises
     OtherDevice where `fn` makes a tensor on another device."""
+    dynamo_free_refs.seed()  # torch's decompositions run here, whatever the memo answers
     graph, root = fx.Graph(), torch.nn.Module()
     recorder = _Recorder(graph, root, decompositions, device)
     metas = []
