@@ -6,8 +6,8 @@ call imports torch.fx.experimental.symbolic_shapes and with it sympy: ~0.45 s of
 the rest of a warm compile. What such a kernel computes for meta inputs depends only on the op, the inputs' sizes,
 strides, dtypes and flags, the other arguments' values and the default dtype; its result is a fresh tensor (ops
 whose schema says they return views or write are left alone) described by sizes, strides, offset, dtype and
-storage size. So while `remembering()` is active (the trace, the optimizer, the lowering), a TorchDispatchMode
-answers such calls from what an earlier call with the same signature returned — in this process, or in an earlier
+storage size. So while `remembering()` is active (around each op the trace runs on meta tensors, the optimizer,
+the lowering), a TorchDispatchMode answers such calls from what an earlier call with the same signature returned — in this process, or in an earlier
 one through `<cache dir>/meta/` — and runs the kernel, recording it, otherwise.
 
 Left to the kernel: anything not all-meta, ops with C++ meta kernels (cheap, and they import nothing), arguments
@@ -177,13 +177,20 @@ class _Remember(TorchDispatchMode):
 dynamo_free_refs.free(_Remember.__dict__["__torch_dispatch__"])  # its wrapper would import torch._dynamo
 
 
+def set_directory(directory: Path) -> None:
+    """Where the answers are kept: `<directory>/meta` (the compiled-code cache's folder; jit and inductor set it
+    from the same switch, FRAMEJIT_CACHE_DIR)."""
+    global _directory
+    _directory = Path(directory)
+
+
 @contextlib.contextmanager
 def remembering(directory: Path | None = None):
-    """Answer Python meta kernels from memory (and from `directory`/meta, the compiled-code cache's folder) inside
-    the block. Nested uses and blocks entered inside another dispatch mode change nothing."""
-    global _directory
+    """Answer Python meta kernels from memory (and from `directory`/meta, see `set_directory`) inside the block.
+    Nested uses and blocks entered inside another dispatch mode change nothing. Only torch's own code may run
+    inside: the mode is visible to anything asking for the dispatch mode stack (a user's function would see it)."""
     if directory is not None:
-        _directory = Path(directory)
+        set_directory(directory)
     if _get_current_dispatch_mode_stack():  # ours already, or another's (make_fx): leave it alone
         dynamo_free_refs.seed()  # kernels run unanswered in there
         yield

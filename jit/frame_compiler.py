@@ -159,9 +159,9 @@ class FrameCapture:
         grad = self.entry_grad = torch.is_grad_enabled()
         for device, _ in entry:  # the trace decides every cast itself (jit/autocast.py)
             torch.set_autocast_enabled(device, False)
+        meta_memo.set_directory(config.cache_dir)  # torch's Python meta kernels answered from disk (output_graph)
         try:
-            with meta_memo.remembering(config.cache_dir):  # torch's Python meta kernels, answered from disk
-                tx.run()
+            tx.run()
         except StopBeforeBreak:
             pass
         finally:

@@ -18,7 +18,6 @@ from ..ir import FallbackKernel, contiguous_strides
 from ..lowering import lower_graph
 from ..runtime.numpy_graph import CompiledNumpyGraph, alias_plan, load_module
 from . import dtypes
-from .codegen import generate
 
 output_code_log = logging.getLogger("jit.output_code")
 log = logging.getLogger("jit.inductor")
@@ -40,6 +39,7 @@ def numpy_source(gm, example_inputs):
     # with dynamic sizes, generating the source records the conditions the module is valid under: no reuse
     payload = None if symbolic else cache.get(key)
     if payload is None:
+        from .codegen import generate  # only where the cache has no source: a warm process never imports it
         source = generate(lowered)
         # sources that call eager fallbacks are cheap to rebuild and depend on live torch callables: memory only
         if not symbolic:
@@ -94,6 +94,7 @@ def export_numpy(gm_or_fn, *example_inputs, path: str) -> str:
         raise NotImplementedError("export_numpy: graphs with constant attributes (get_attr "
                                   + ", ".join(b.attr for b in lowered.inputs if b.attr) + ") are not supported; "
                                   "pass them as inputs")
+    from .codegen import generate
     source = generate(lowered)
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, suffix=".py")
