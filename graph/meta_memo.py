@@ -35,6 +35,7 @@ FORMAT = 1
 stats = {"hits": 0, "disk_hits": 0, "recorded": 0}
 _memory: dict = {}        # key -> result description (a JSON-able list)
 _remembered: dict = {}    # OpOverload -> whether its meta results are remembered
+_python_kernel: dict = {}  # OpOverload -> whether its Meta kernel is a Python function
 _directory: Path | None = None
 _PLAIN = {int: "i", float: "f", bool: "b", complex: "c", str: "s", type(None): "n"}
 _NAMED = (torch.dtype, torch.device, torch.layout, torch.memory_format)
@@ -88,13 +89,25 @@ def _rebuild(desc):
     return out
 
 
+def _python_meta(func) -> bool:
+    """The dispatcher's Meta kernel of `func` is a Python function: torch/_meta_registrations.py registers torch's
+    Python meta kernels and decompositions for the ops it does not leave to C++ (views, clone, _to_copy...); a
+    custom op's fake implementation (graph/index_checks.py's check_index) is one too."""
+    known = _python_kernel.get(func)
+    if known is None:  # the dispatcher names where each kernel was registered (~60 us, once per op)
+        table = torch._C._dispatch_dump_table(func.name())
+        line = next((entry for entry in table.splitlines() if entry.startswith("Meta:")), "")
+        known = _python_kernel[func] = ".py:" in line
+    return known
+
+
 def _remembers(func) -> bool:
     """Ops answered from memory: a Python meta kernel (what imports sympy), a fresh result, no writes."""
     known = _remembered.get(func)
     if known is None:
         schema = func._schema
-        known = (torch._C.DispatchKey.Meta in func.py_kernels and not func.is_view and not schema.is_mutable
-                 and all(r.alias_info is None for r in schema.returns))
+        known = (not func.is_view and not schema.is_mutable and all(r.alias_info is None for r in schema.returns)
+                 and _python_meta(func))
         _remembered[func] = known
     return known
 
@@ -140,7 +153,7 @@ def write(folder: str, key: str, result) -> None:
 
 
 def _run(func, args, kwargs):
-    if torch._C.DispatchKey.Meta in func.py_kernels:
+    if _python_meta(func):
         # a Python kernel runs: the first one in a process must find the stand-ins for torch._dynamo's disable
         # (a process whose kernels are all answered from memory never pays the ~15 ms walk)
         dynamo_free_refs.seed()
