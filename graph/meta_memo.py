@@ -1,20 +1,21 @@
 """torch's Python meta kernels, remembered: their results per signature, in memory and on disk, so that a second
 process computes the same shapes without running them.
 
-Every Python meta kernel (softmax's, layer_norm's, arange's decomposition...) calls `torch._check`, whose first
-call imports torch.fx.experimental.symbolic_shapes and with it sympy: ~0.45 s of CPU in a fresh process, more than
-the rest of a warm compile. What such a kernel computes for meta inputs depends only on the op, the inputs' sizes,
-strides, dtypes and flags, the other arguments' values and the default dtype; its result is a fresh tensor (ops
-whose schema says they return views or write are left alone) described by sizes, strides, offset, dtype and
-storage size. So while `remembering()` is active (around each op the trace runs on meta tensors, the optimizer,
-the lowering), a TorchDispatchMode answers such calls from what an earlier call with the same signature returned — in this process, or in an earlier
-one through `<cache dir>/meta/` — and runs the kernel, recording it, otherwise.
+Every Python meta kernel (softmax's, layer_norm's, arange's decomposition, a custom op's fake kernel...) calls
+`torch._check`, whose first call imports torch.fx.experimental.symbolic_shapes and with it sympy: ~0.45 s of CPU
+in a fresh process, more than the rest of a warm compile. What such a kernel computes for meta inputs depends only
+on the op (and, for a custom op, its fake kernel's source), the inputs' sizes, strides, dtypes and flags, the other
+arguments' values and the default dtype; its result is a fresh tensor (ops whose schema says they return views or
+write are left alone) described by sizes, strides, offset, dtype and storage size. So while `remembering()` is
+active (around each op the trace runs on meta tensors, the optimizer, the lowering), a TorchDispatchMode answers
+such calls from what an earlier call with the same signature returned, in this process or in an earlier one
+through `<cache dir>/meta/`, and otherwise runs the kernel and records its result.
 
-Left to the kernel: anything not all-meta, ops with C++ meta kernels (cheap, and they import nothing), arguments
-of any type not listed in `_describe` (our SymInt records size conditions when a kernel compares it; a
-Generator; a tensor subclass), results that are not plain meta tensors, and calls that raise (only a signature
-that succeeded is remembered, so a kernel's checks are skipped only where they passed for exactly these inputs).
-Nothing runs inside another dispatch mode (make_fx's fake tracing stays as it is)."""
+Left to the kernel: anything not all-meta, ops whose Meta kernel is C++ (the dispatcher's table says: cheap, and
+they import nothing), arguments of a type `_describe` does not list (an int subclass such as our SymInt, whose
+comparisons record size conditions; a Generator; a tensor subclass), results that are not plain meta tensors, and
+calls that raise (only a signature that succeeded is remembered, so a kernel's checks are skipped only where they
+passed for exactly these inputs). Inside another dispatch mode (make_fx's fake tracing) nothing is remembered."""
 from __future__ import annotations
 
 import contextlib
@@ -36,6 +37,7 @@ stats = {"hits": 0, "disk_hits": 0, "recorded": 0}
 _memory: dict = {}        # key -> result description (a JSON-able list)
 _remembered: dict = {}    # OpOverload -> whether its meta results are remembered
 _python_kernel: dict = {}  # OpOverload -> whether its Meta kernel is a Python function
+_versions: dict = {}       # OpOverload -> _op_version
 _directory: Path | None = None
 _PLAIN = {int: "i", float: "f", bool: "b", complex: "c", str: "s", type(None): "n"}
 _NAMED = (torch.dtype, torch.device, torch.layout, torch.memory_format)
@@ -112,9 +114,27 @@ def _remembers(func) -> bool:
     return known
 
 
+def _op_version(func) -> str:
+    """What else a kernel's answer depends on: nothing for torch's own ops (torch.__version__ is in the key); for
+    a custom op (graph/index_checks.py's), the source file of its fake kernel, whose edits must not be served
+    stale answers. Raises _Undescribable where that file cannot be found."""
+    known = _versions.get(func)
+    if known is None:
+        known = ""
+        if func.namespace not in ("aten", "prims"):
+            try:
+                from torch._library import simple_registry
+                where = simple_registry.singleton.find(func._schema.name).fake_impl.kernel.source
+                known = hashlib.sha256(Path(where.rsplit(":", 1)[0]).read_bytes()).hexdigest()
+            except Exception as e:  # noqa: BLE001 - another torch's registry, a kernel without a file
+                raise _Undescribable from e
+        _versions[func] = known
+    return known
+
+
 def _key(func, args, kwargs) -> str:
     signature = [str(func), _describe(args), _describe(sorted(kwargs.items())), str(torch.get_default_dtype()),
-                 torch.__version__, FORMAT]
+                 torch.__version__, _op_version(func), FORMAT]
     return hashlib.sha256(json.dumps(signature).encode()).hexdigest()
 
 
