@@ -2,14 +2,14 @@
 `:triton_backend`), in torch.compile's convention: backend(gm, example_inputs) -> callable. Each is a `Built`
 step (source text + loader, numpy/backend.py and triton/backend.py), so a dynamic-size graph goes through
 graph/size_variants.py."""
+import sys
+
 import torch
 import torch.fx
 
 from framejit.graph.size_variants import SizeVariants, dynamic_graph
 
 from . import cache, prepare
-from .numpy import backend as numpy_steps
-from .numpy.backend import export_numpy  # noqa: F401 - public: inductor.export_numpy
 
 
 def _training(gm: torch.fx.GraphModule, example_inputs: list, backend, compile_training=None):
@@ -24,9 +24,18 @@ def _training(gm: torch.fx.GraphModule, example_inputs: list, backend, compile_t
     return training.compile_training(gm, example_inputs, backend)
 
 
+def export_numpy(gm_or_fn, *example_inputs, path: str) -> str:
+    """inductor.export_numpy: numpy/backend.py's `export_numpy` (a standalone NumPy module of the graph)."""
+    from .numpy.backend import export_numpy as export
+    return export(gm_or_fn, *example_inputs, path=path)
+
+
 def numpy_backend(gm: torch.fx.GraphModule, example_inputs: list):
     """Compile gm to a generated NumPy module. Returns a callable with gm's inputs and outputs. A graph with
-    dynamic sizes compiles to modules that read their sizes from the inputs, one per set of size conditions."""
+    dynamic sizes compiles to modules that read their sizes from the inputs, one per set of size conditions.
+    The NumPy backend's modules (lowering, IR, runtime) are imported here: a process whose CPU choices all read
+    torch from the cache never loads them."""
+    from .numpy import backend as numpy_steps
     if prepare.wants_training(gm, example_inputs):
         return _training(gm, example_inputs, numpy_backend)
     if dynamic_graph(gm):
@@ -83,5 +92,7 @@ inductor_backend.dynamic_sizes = True
 
 def reset() -> None:
     """Drop every compiled module and cached source held in memory (files on disk stay valid)."""
-    numpy_steps.reset()
+    numpy_steps = sys.modules.get(f"{__package__}.numpy.backend")
+    if numpy_steps is not None:
+        numpy_steps.reset()
     cache.clear_memory()
