@@ -6,8 +6,9 @@ Per workload and round, three fresh processes over one new cache directory:
   warm:  the same in a second process, the cache filled by the cold one (capture again, code and choice from disk)
 Each process builds its inputs and model, then times only the first call; after it, the result is checked against
 eager. Reported: median wall seconds of the first call, the process CPU seconds it took (less noisy on a loaded
-machine), warm - eager, and whether torch._dynamo was imported. framejit's own modules are byte-compiled first,
-as an installed package's are (PYTHONDONTWRITEBYTECODE would make every process compile them from source).
+machine), warm - eager, and whether torch._dynamo and sympy were imported by then. framejit's own modules are
+byte-compiled first, as an installed package's are (PYTHONDONTWRITEBYTECODE would make every process compile them
+from source).
 
 Goal on the CPU: warm - eager <= 0.3 s. `--rounds N` (default 3), `--only NAME`, `--device cuda` (the Triton
 backend; Triton's binaries come from its own cache in the cache dir), `--root DIR`: time another checkout of
@@ -59,9 +60,11 @@ with torch.no_grad():
     out = run(*args)
     sync()
     wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+    sympy = "sympy" in sys.modules  # before assert_close, which imports DTensor and with it sympy
     torch.testing.assert_close(out, fn(*args))
 counters = dict(jit.counters) if mode != "eager" else {}
 print(json.dumps({"wall": wall, "cpu": cpu, "import_s": import_s, "dynamo": "torch._dynamo" in sys.modules,
+                  "sympy": sympy,
                   "measured": counters.get("cpu_choices_measured", 0),
                   "cached": counters.get("cpu_choices_cached", 0)}))
 '''
@@ -101,10 +104,11 @@ def main() -> None:
         rows.append([name, *(f"{med[k]['wall']:.3f} ({med[k]['cpu']:.3f})" for k in ("eager", "cold", "warm")),
                      f"{med['warm']['wall'] - med['eager']['wall']:+.3f}",
                      "yes" if any(r["dynamo"] for r in warm) else "no",
+                     "yes" if any(r.get("sympy") for r in warm) else "no",
                      f"{warm[0]['measured']} / {warm[0]['cached']}"])
         print(rows[-1], flush=True)
     head = ["workload", "eager first call s (cpu s)", "cold", "warm", "warm - eager (wall)",
-            "warm imported torch._dynamo", "warm choices timed / read"]
+            "warm imported torch._dynamo", "warm imported sympy", "warm choices timed / read"]
     table = "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
                       + ["| " + " | ".join(r) + " |" for r in rows])
     print(table)

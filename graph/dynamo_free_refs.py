@@ -55,6 +55,22 @@ def _wrapped_fn(wrapper):
     return cell.cell_contents
 
 
+def _stand_in(wrapper) -> None:
+    fn = _wrapped_fn(wrapper)
+    if isinstance(fn, types.FunctionType) and _ATTR not in fn.__dict__:
+        fn.__dict__[_ATTR] = _UntilDynamoLoads(fn, wrapper)
+        stats["seeded"] += 1
+
+
+def free(wrapper) -> None:
+    """Give one `_disable_dynamo` wrapper its stand-in: our own TorchDispatchMode subclasses get their
+    `__torch_dispatch__` wrapped so by the base class (torch/utils/_python_dispatch.py, `__init_subclass__`)."""
+    code = _wrapper_code()
+    if code is not None and isinstance(wrapper, types.FunctionType) and wrapper.__code__ is code and \
+            "torch._dynamo" not in sys.modules:
+        _stand_in(wrapper)
+
+
 def seed() -> None:
     """Give every `_disable_dynamo` wrapper reachable from torch's reference, decomposition and meta tables its
     stand-in (once per process; ~20 ms)."""
@@ -83,10 +99,7 @@ def seed() -> None:
         if not isinstance(obj, types.FunctionType):
             continue
         if obj.__code__ is code:
-            fn = _wrapped_fn(obj)
-            if isinstance(fn, types.FunctionType) and _ATTR not in fn.__dict__:
-                fn.__dict__[_ATTR] = _UntilDynamoLoads(fn, obj)
-                stats["seeded"] += 1
+            _stand_in(obj)
         for cell in obj.__closure__ or ():
             try:
                 value = cell.cell_contents

@@ -12,7 +12,7 @@ from typing import Callable
 
 import torch.fx as fx
 
-from framejit.graph import dynamo_free_refs
+from framejit.graph import meta_memo
 from framejit.graph.const_fold import fold_constants
 from framejit.graph.cse import eliminate_common_subexpressions
 from framejit.graph.dce import eliminate_dead_code
@@ -29,16 +29,16 @@ MAX_ROUNDS = 16
 
 def optimize(gm: fx.GraphModule, example_inputs: list | tuple) -> fx.GraphModule:
     """Optimize `gm` in place (and return it): core ops only where the table allows, shapes in meta["val"]."""
-    dynamo_free_refs.seed()  # decompositions run torch's meta kernels: without importing torch._dynamo
     if log.isEnabledFor(logging.INFO):
         log.info("graph before optimization:\n%s", gm.graph)
-    normalize(gm, example_inputs)
-    for _ in range(MAX_ROUNDS):
-        changed = False
-        for run_pass in CLEANUP_PASSES:
-            changed |= run_pass(gm)
-        if not changed:
-            break
+    with meta_memo.remembering():  # torch's Python meta kernels answered from an earlier run's results
+        normalize(gm, example_inputs)
+        for _ in range(MAX_ROUNDS):
+            changed = False
+            for run_pass in CLEANUP_PASSES:
+                changed |= run_pass(gm)
+            if not changed:
+                break
     gm.graph.lint()
     gm.recompile()
     if log.isEnabledFor(logging.INFO):

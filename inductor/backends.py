@@ -2,23 +2,42 @@
 `:triton_backend`), in torch.compile's convention: backend(gm, example_inputs) -> callable. Each is a `Built`
 step (source text + loader, numpy/backend.py and triton/backend.py), so a dynamic-size graph goes through
 graph/size_variants.py."""
+import sys
+
 import torch
 import torch.fx
 
 from framejit.graph.size_variants import SizeVariants, dynamic_graph
 
-from . import cache, ddp_buckets, prepare, training
-from .numpy import backend as numpy_steps
-from .numpy.backend import export_numpy  # noqa: F401 - public: inductor.export_numpy
+from . import cache, prepare
+
+
+def _training(gm: torch.fx.GraphModule, example_inputs: list, backend, compile_training=None):
+    """A graph that needs gradients: inside DistributedDataParallel one region per gradient bucket
+    (ddp_buckets.py), else `compile_training()` (default: training.py's forward and backward by `backend`).
+    Their modules are imported here, for such graphs only (~35 ms an inference process does not pay)."""
+    from . import ddp_buckets, training
+    if (bucketed := ddp_buckets.compile_bucketed(gm, example_inputs, backend)) is not None:
+        return bucketed
+    if compile_training is not None:
+        return compile_training()
+    return training.compile_training(gm, example_inputs, backend)
+
+
+def export_numpy(gm_or_fn, *example_inputs, path: str) -> str:
+    """inductor.export_numpy: numpy/backend.py's `export_numpy` (a standalone NumPy module of the graph)."""
+    from .numpy.backend import export_numpy as export
+    return export(gm_or_fn, *example_inputs, path=path)
 
 
 def numpy_backend(gm: torch.fx.GraphModule, example_inputs: list):
     """Compile gm to a generated NumPy module. Returns a callable with gm's inputs and outputs. A graph with
-    dynamic sizes compiles to modules that read their sizes from the inputs, one per set of size conditions."""
-    if (bucketed := ddp_buckets.compile_bucketed(gm, example_inputs, numpy_backend)) is not None:
-        return bucketed
-    if training.wants_training(gm, example_inputs):
-        return training.compile_training(gm, example_inputs, numpy_backend)
+    dynamic sizes compiles to modules that read their sizes from the inputs, one per set of size conditions.
+    The NumPy backend's modules (lowering, IR, runtime) are imported here: a process whose CPU choices all read
+    torch from the cache never loads them."""
+    from .numpy import backend as numpy_steps
+    if prepare.wants_training(gm, example_inputs):
+        return _training(gm, example_inputs, numpy_backend)
     if dynamic_graph(gm):
         return SizeVariants(gm, example_inputs, numpy_steps.build, gm.forward, name="NumPy graph")
     return numpy_steps.build(gm, example_inputs).load()
@@ -31,11 +50,8 @@ def triton_backend(gm: torch.fx.GraphModule, example_inputs: list, autotune: boo
     """Compile gm to Triton kernels (inductor/triton/). CUDA tensors, or CPU tensors under Triton's
     interpreter (TRITON_INTERPRET=1, the tests' way to run kernels without a GPU); anything else runs as is."""
     from .triton import backend as triton_steps  # imported on first use: `import inductor` needs no triton
-    bucketed = ddp_buckets.compile_bucketed(gm, example_inputs, lambda g, ex: triton_backend(g, ex, autotune))
-    if bucketed is not None:
-        return bucketed
-    if training.wants_training(gm, example_inputs):
-        return training.compile_training(gm, example_inputs, lambda g, ex: triton_backend(g, ex, autotune))
+    if prepare.wants_training(gm, example_inputs):
+        return _training(gm, example_inputs, lambda g, ex: triton_backend(g, ex, autotune))
     if dynamic_graph(gm):
         return SizeVariants(gm, example_inputs, lambda g, ex: triton_steps.build(g, ex, autotune), gm.forward,
                             name="Triton graph")
@@ -49,16 +65,18 @@ def inductor_backend(gm: torch.fx.GraphModule, example_inputs: list):
     """The default backend: Triton kernels for CUDA tensors; for CPU tensors NumPy code or the graph as captured,
     whichever measured faster (numpy/cpu_choice.py). Graphs needing gradients compile forward and backward alike
     (training.py); inside DistributedDataParallel, one region per gradient bucket (ddp_buckets.py)."""
-    if (bucketed := ddp_buckets.compile_bucketed(gm, example_inputs, inductor_backend)) is not None:
-        return bucketed
-    if training.wants_training(gm, example_inputs):
+    if prepare.wants_training(gm, example_inputs):
         if any(isinstance(x, torch.Tensor) and x.device.type != "cpu" for x in example_inputs):
-            return training.compile_training(gm, example_inputs, inductor_backend)
+            return _training(gm, example_inputs, inductor_backend)
+        from . import training
         from .numpy import cpu_choice
-        captured = prepare.as_captured(gm)  # before the joint trace rewrites gm into core ops
-        key = cpu_choice.choice_key(gm, example_inputs, "training")
-        return cpu_choice.choose_training(lambda: training.compile_training(gm, example_inputs, inductor_backend),
-                                          captured, example_inputs, key)
+
+        def on_cpu():
+            captured = prepare.as_captured(gm)  # before the joint trace rewrites gm into core ops
+            key = cpu_choice.choice_key(gm, example_inputs, "training")
+            return cpu_choice.choose_training(
+                lambda: training.compile_training(gm, example_inputs, inductor_backend), captured, example_inputs, key)
+        return _training(gm, example_inputs, inductor_backend, on_cpu)
     if any(isinstance(x, torch.Tensor) and x.device.type == "cuda" for x in example_inputs):
         return triton_backend(gm, example_inputs)
     if any(isinstance(x, torch.Tensor) and x.device.type != "cpu" for x in example_inputs):
@@ -74,5 +92,7 @@ inductor_backend.dynamic_sizes = True
 
 def reset() -> None:
     """Drop every compiled module and cached source held in memory (files on disk stay valid)."""
-    numpy_steps.reset()
+    numpy_steps = sys.modules.get(f"{__package__}.numpy.backend")
+    if numpy_steps is not None:
+        numpy_steps.reset()
     cache.clear_memory()

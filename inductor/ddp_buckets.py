@@ -28,7 +28,7 @@ from framejit.graph.bucket_split import Caps, Constant, SplitGraph, split_at_buc
 from framejit.graph.effects import has_mutation
 from framejit.graph.size_variants import copy_module, dynamic_graph
 
-from . import training
+from . import counters, prepare
 from .config import config
 
 log = logging.getLogger("jit.inductor")
@@ -59,13 +59,13 @@ def bucket_caps(ddp) -> Caps:
 def compile_bucketed(gm: fx.GraphModule, example_inputs: list, backend: Callable) -> Callable | None:
     """gm compiled as one region per DDP bucket by `backend`, when DDP runs its module now and gm needs
     gradients; None where the backend compiles gm as usual."""
-    if _splitting.on or not training.wants_training(gm, example_inputs):
+    if _splitting.on or not prepare.wants_training(gm, example_inputs):
         return None
     ddp = active_ddp()
     if ddp is None:
         return None
     if not config.ddp_split or dynamic_graph(gm) or has_mutation(gm.graph):
-        training._count("ddp_segments")
+        counters.bump("ddp_segments")
         return None
     params = {id(p) for p in ddp.parameters() if p.requires_grad}
     param_bytes = {i: x.numel() * x.element_size() for i, x in enumerate(example_inputs)
@@ -73,7 +73,7 @@ def compile_bucketed(gm: fx.GraphModule, example_inputs: list, backend: Callable
     caps = bucket_caps(ddp)
     split = split_at_buckets(copy_module(gm), param_bytes, caps)
     count = len(split.segments) if split is not None else 1
-    training._count("ddp_segments", count)
+    counters.bump("ddp_segments", count)
     log.info("DDP buckets (cap %d bytes, first %d): training graph of %d parameter bytes compiled as %d "
              "segment(s)%s", caps.rest, caps.first, sum(param_bytes.values()), count,
              "" if split is None else ": " + ", ".join(f"{s.param_bytes} B" for s in split.segments))

@@ -244,19 +244,23 @@ class LoweredGraph:
     eager_outputs: Optional[tuple] = None
 
     def output_builder(self) -> Callable[[list], Any]:
-        """A function rebuilding gm's return value from the list of flat outputs a run produced (a fresh list):
-        without pytree where the value is that list, a flat tuple or one output (tree_unflatten costs ~0.5 us
-        per call)."""
-        spec = self.output_spec
-        count = spec.num_leaves
-        probe = tree_unflatten(list(range(count)), spec)
-        if type(probe) is list and probe == list(range(count)):
-            return lambda outs: outs
-        if type(probe) is tuple and probe == tuple(range(count)):
-            return tuple
-        if type(probe) is int and probe == 0:
-            return lambda outs: outs[0]
-        return lambda outs: tree_unflatten(outs, spec)
+        """A function rebuilding gm's return value from the list of flat outputs a run produced."""
+        return output_builder(self.output_spec)
+
+
+def output_builder(spec) -> Callable[[list], Any]:
+    """A function rebuilding a return value of pytree structure `spec` from the list of flat outputs a run
+    produced (a fresh list): without pytree where the value is that list, a flat tuple or one output
+    (tree_unflatten costs ~0.5 us per call)."""
+    count = spec.num_leaves
+    probe = tree_unflatten(list(range(count)), spec)
+    if type(probe) is list and probe == list(range(count)):
+        return lambda outs: outs
+    if type(probe) is tuple and probe == tuple(range(count)):
+        return tuple
+    if type(probe) is int and probe == 0:
+        return lambda outs: outs[0]
+    return lambda outs: tree_unflatten(outs, spec)
 
 
 def view_base(e):

@@ -14,10 +14,11 @@ from torch.utils._pytree import tree_flatten
 from framejit.graph.attention import causal_attention
 from framejit.graph.index_checks import CHECK_INDEX
 
-from framejit.graph import symbolic_shapes, symbolic_sizes
+from framejit.graph import meta_memo, symbolic_shapes, symbolic_sizes
 from framejit.graph.normalize import EAGER_OUTPUTS
 from framejit.graph.shape_prop import fetch_attr, to_meta
 
+from .cache import cache_dir
 from .eager_rejects import eager_rejects
 from .ir import (Buffer, Operand, Const, ExternKernel, FallbackKernel, Item, Kernel, Layout, Load, LoweredGraph, Op,
                  Reduce, View, ViewKind, Expr)
@@ -480,7 +481,8 @@ def lower_graph(gm: torch.fx.GraphModule, example_inputs, supported: Callable[[t
     backend's fusion policy (fusion.plan_fusion for NumPy, triton/fusion.plan_triton_fusion for Triton, which also
     fuses values read several times in one kernel). `fallback` {node: reason}: nodes the backend cannot generate
     code for, run in torch whatever their lowering (the Triton backend's per-kernel fallback, triton/fallback.py)."""
-    with symbolic_sizes.rendering(symbolic_sizes.NameRenderer()):  # node texts in comments name sizes `s0`
+    # node texts in comments name sizes `s0`; torch's Python meta kernels answered from an earlier run's results
+    with symbolic_sizes.rendering(symbolic_sizes.NameRenderer()), meta_memo.remembering(cache_dir()):
         return _lower_graph(gm, example_inputs, supported, plan, fallback or {})
 
 

@@ -31,6 +31,11 @@ def optimize(gm, example_inputs):
     return result if isinstance(result, torch.fx.GraphModule) else gm
 
 
+def wants_training(gm: torch.fx.GraphModule, example_inputs: list) -> bool:
+    """Grad mode is on and some input requires grad: the outputs must carry autograd history (training.py)."""
+    return torch.is_grad_enabled() and any(isinstance(x, torch.Tensor) and x.requires_grad for x in example_inputs)
+
+
 _INFERENCE_SWITCHES = (torch.autograd.grad_mode._enter_inference_mode, torch.autograd.grad_mode._exit_inference_mode)
 
 

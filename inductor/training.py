@@ -34,15 +34,12 @@ from framejit.graph.autodiff.partition import Partition, partition
 from framejit.graph.effects import is_random
 from framejit.graph.size_variants import SizeVariants, copy_module, dynamic_graph, fixed_shape_build
 
+from . import counters
+
 log = logging.getLogger("jit.inductor")
 graph_log = logging.getLogger("jit.graph")
 Compiler = Callable[[fx.GraphModule, list], Callable]
 MAX_SIZES = 8  # size variants of one training graph before it runs as captured
-
-
-def wants_training(gm: fx.GraphModule, example_inputs: list) -> bool:
-    """Grad mode is on and some input requires grad: the outputs must carry autograd history."""
-    return torch.is_grad_enabled() and any(isinstance(x, torch.Tensor) and x.requires_grad for x in example_inputs)
 
 
 def compile_training(gm: fx.GraphModule, example_inputs: list, compile_inference: Compiler) -> Callable:
@@ -103,13 +100,6 @@ def _detaching(compiled: Callable) -> Callable:
 
 def _devices(values: list) -> tuple:
     return tuple(sorted({x.device.type for x in values if isinstance(x, torch.Tensor)}))
-
-
-def _count(name: str, by: int = 1) -> None:
-    """jit.counters, when jit drives this compile (inductor never imports jit: the import direction)."""
-    counters = sys.modules.get("jit.counters")
-    if counters is not None:
-        counters.counters.bump(name, by)
 
 
 def _suspended(fn: Callable) -> Callable:
@@ -188,7 +178,7 @@ class CompiledRegion:
         with self.lock:
             if self.backward is None:
                 self.backward = self.compile_inference(self.plan.backward, saved + tangents)
-                _count("backward_graphs")
+                counters.bump("backward_graphs")
         return self.backward
 
     def recompute_grads(self, inputs: tuple, random_state, grads: tuple) -> list:

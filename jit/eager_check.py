@@ -15,11 +15,14 @@ index out of range) cannot be known here and stay the graph's.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 
 import torch
 from torch.utils._pytree import tree_flatten
 
+from framejit.graph import meta_memo
 from framejit.graph.effects import is_random
 
 BIG = 1 << 16  # elements: an input larger than this is probed as an expanded one-element tensor
@@ -63,6 +66,41 @@ def _key(value):
     except TypeError:
         return ("object", type(value).__name__)
     return (type(value).__name__, value)
+
+
+_PLAIN = (int, float, bool, str, type(None), torch.dtype, torch.device, torch.layout, torch.memory_format)
+
+
+class _NotPlain(Exception):
+    pass
+
+
+def _plain(value):
+    if isinstance(value, _PLAIN):
+        return str(value)
+    raise _NotPlain
+
+
+def _stored_key(key) -> str | None:
+    """The disk key of an answer (meta_memo's store, folder "eager-check"), so another process probes nothing:
+    None unless the op is torch's or a builtin and every argument is plainly described (a user object's repr
+    could say the same for different values)."""
+    op, target = key[0], key[1]
+    if not isinstance(target, str):
+        module = getattr(target, "__module__", None) or ""
+        name = getattr(target, "__qualname__", None) or getattr(target, "__name__", None)
+        if isinstance(target, torch._ops.OpOverload):
+            module, name = "torch.ops", str(target)
+        if name is None or not module.split(".")[0] in ("torch", "builtins", "_operator", "operator"):
+            return None
+        target = f"{module}.{name}"
+    try:
+        text = json.dumps([op, target, key[2:], torch.__version__], default=_plain)
+    except _NotPlain:
+        return None
+    if '"object"' in text:  # an unhashable argument, described by its type alone
+        return None
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _real(value, origin, size: str, made: dict):
@@ -136,6 +174,12 @@ def eager_error(node: torch.fx.Node, meta_args: tuple, meta_kwargs: dict, origin
             return _known[key]
     except TypeError:  # an unhashable target
         key = None
+    stored = _stored_key(key) if key is not None else None
+    if stored is not None:
+        answer = meta_memo.read("eager-check", stored)
+        if isinstance(answer, dict) and "error" in answer:
+            _known[key] = answer["error"]
+            return answer["error"]
     sizes = ["full"] if node.meta.get("mutates") else ["expanded"]  # a write into an expanded input fails
     if any(math.prod(origin(t)[0]) > BIG for t in _flat_tensors((meta_args, meta_kwargs))):
         sizes.insert(0, "shrunk")
@@ -153,6 +197,8 @@ def eager_error(node: torch.fx.Node, meta_args: tuple, meta_kwargs: dict, origin
             break
     if key is not None:
         _known[key] = error
+    if stored is not None:
+        meta_memo.write("eager-check", stored, {"error": error})
     return error
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from framejit.graph import dynamo_free_refs, fx_sources
+from framejit.graph import fx_sources, meta_memo
 from framejit.graph.dce import drop_unused
 from framejit.guards.check import CompiledGuards, compile_guards
 from framejit.guards.kinds import GradModeMatch, NoHooks, StateMatch
@@ -23,6 +23,7 @@ from jit.break_reasons import Unsupported
 from jit.calling_convention import argument_names
 from jit.code_maps import CodeMap
 from jit.convert_frame import Frame, RunEagerly, Settings
+from jit.config import config
 from jit.counters import counters
 from jit.eval_frame import CacheEntry
 from jit.logs import get_logger
@@ -158,6 +159,7 @@ class FrameCapture:
         grad = self.entry_grad = torch.is_grad_enabled()
         for device, _ in entry:  # the trace decides every cast itself (jit/autocast.py)
             torch.set_autocast_enabled(device, False)
+        meta_memo.set_directory(config.cache_dir)  # torch's Python meta kernels answered from disk (output_graph)
         try:
             tx.run()
         except StopBeforeBreak:
@@ -405,7 +407,6 @@ def _class_name(name: str) -> str:
 
 
 def compile_frame(frame: Frame, settings: Settings) -> CacheEntry:
-    dynamo_free_refs.seed()  # torch's meta kernels must not import torch._dynamo (~1.4 s) on their first call
     entry = None
     try:
         with fx_sources.recording() as made:

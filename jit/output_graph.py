@@ -10,6 +10,7 @@ import re
 import torch
 import torch.fx
 
+from framejit.graph import meta_memo
 from framejit.graph.dce import drop_unused
 from framejit.graph.effects import is_impure, is_removable, may_raise_on_values
 from framejit.guards.kinds import (AliasMatch, Guard, IdMatch, NotAlias, RequiresGradMatch, SizeRelation, StorageMatch, TensorMatch,
@@ -301,10 +302,11 @@ class OutputGraph:
         if moves:
             meta_args, meta_kwargs, target_meta = _on_meta(target, meta_args, meta_kwargs)
         try:
-            if kind == "call_method":
-                result = getattr(meta_args[0], target_meta)(*meta_args[1:], **meta_kwargs)
-            else:
-                result = target(*meta_args, **meta_kwargs)
+            with meta_memo.remembering():  # a Python meta kernel answered from an earlier run's result
+                if kind == "call_method":
+                    result = getattr(meta_args[0], target_meta)(*meta_args[1:], **meta_kwargs)
+                else:
+                    result = target(*meta_args, **meta_kwargs)
         except NotImplementedError as e:
             unsupported("unsupported_call", f"{_name(target)} has no shape rule on meta tensors ({_first_line(e)})")
         except (Specialize, Unsupported):
@@ -412,7 +414,8 @@ class OutputGraph:
         proxy_args, proxy_kwargs = to_proxy(tuple(args)), to_proxy(kwargs)
         meta_args, meta_kwargs = to_meta(tuple(args)), to_meta(kwargs)
         try:
-            result = fn(*meta_args, **{**meta_kwargs, "device": "meta"})
+            with meta_memo.remembering():
+                result = fn(*meta_args, **{**meta_kwargs, "device": "meta"})
         except TypeError as e:
             unsupported("unsupported_call", f"{_name(fn)} without tensor arguments ({_first_line(e)})")
         except (Specialize, Unsupported):
@@ -431,7 +434,8 @@ class OutputGraph:
             return result
         _cut_along_dynamic_dim(target, args, kwargs)
         try:
-            return run(to_perturbed(args), to_perturbed(kwargs))
+            with meta_memo.remembering():
+                return run(to_perturbed(args), to_perturbed(kwargs))
         except Exception as e:  # noqa: BLE001 - fine at the example sizes only: the code relies on them
             raise Specialize(f"{_name(target)} works for the example sizes only ({_first_line(e)})") from e
 

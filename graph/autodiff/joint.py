@@ -1,8 +1,9 @@
 """The joint graph: a captured forward graph and its backward, traced as one FX graph from torch's own autograd.
 
 The forward is first optimized as for inference (graph/passes.py: layer_norm, softmax, gelu... become core ops),
-then `make_fx` traces a function that runs it and calls `torch.autograd.grad(outputs, inputs, tangents)`, on
-fake tensors (nothing is computed and no random number is drawn). Every backward formula is torch's own, applied
+then a function that runs it and calls `torch.autograd.grad(outputs, inputs, tangents)` is traced op by op on
+meta tensors (meta_trace.py: make_fx's trace without its torch._dynamo import; make_fx on fake tensors where the
+inputs span devices), so nothing is computed and no random number is drawn. Every backward formula is torch's own, applied
 to the ops the forward really computes, so no derivative rule of ours can be wrong or missing. The few backward
 ops that are not core ops (tanh_backward, _log_softmax_backward_data, slice_backward...) are decomposed by torch's
 decomposition table during the trace (DECOMPOSED), the spellings torch leaves (t, detach, mul.Scalar) are mapped
@@ -18,8 +19,8 @@ from dataclasses import dataclass
 import torch
 import torch.fx as fx
 from torch._decomp import get_decompositions
-from torch.fx.experimental.proxy_tensor import make_fx
 
+from framejit.graph.autodiff.meta_trace import OtherDevice, device_of, place_on, trace_on_meta
 from framejit.graph.dce import drop_unused
 from framejit.graph.effects import has_mutation, is_random
 from framejit.graph.functionalize import functionalize_intermediates
@@ -196,9 +197,18 @@ def trace_joint(gm: fx.GraphModule, example_inputs: list) -> Joint:
         return outs + [g for g in grads if g is not None]
 
     on = _autocast_off()
+    device = device_of(list(example_inputs) + tangents)
     try:
-        traced = make_fx(joint, decomposition_table=DECOMPOSED, tracing_mode="fake",
-                         _allow_non_fake_inputs=True)(list(example_inputs), tangents)
+        traced = None
+        if device is not None:  # recorded on meta tensors: no torch._dynamo import (meta_trace.py)
+            try:
+                traced = trace_on_meta(joint, list(example_inputs), tangents, DECOMPOSED, device)
+            except OtherDevice:
+                device = None
+        if traced is None:  # several devices (a CPU scalar beside CUDA tensors): fake tensors know each one's
+            from torch.fx.experimental.proxy_tensor import make_fx
+            traced = make_fx(joint, decomposition_table=DECOMPOSED, tracing_mode="fake",
+                             _allow_non_fake_inputs=True)(list(example_inputs), tangents)
     except Exception as e:  # an op fake tensors or autograd cannot trace: torch's autograd keeps the region
         raise NotDifferentiable(f"the joint trace failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}") \
             from e
@@ -207,6 +217,8 @@ def trace_joint(gm: fx.GraphModule, example_inputs: list) -> Joint:
             torch.set_autocast_enabled(d, True)
     _functionalize(traced)
     _respell(traced)
+    if device is not None:
+        place_on(traced, device)
     drop_unused(traced.graph)
     traced.graph.lint()
     traced.recompile()

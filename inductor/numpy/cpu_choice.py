@@ -37,7 +37,7 @@ from framejit.graph.scalar_operands import hoist_scalar_operands
 from framejit.graph import symbolic_sizes
 from .. import cache
 from ..config import config
-from ..training import _count
+from ..counters import bump
 
 log = logging.getLogger("jit.inductor")
 WARMUP = 2           # uncounted calls of each side before any is timed
@@ -103,14 +103,14 @@ def _cached(key: str | None, sides: tuple) -> str | None:
     if side not in sides:
         return None
     stats["cached"] += 1
-    _count("cpu_choices_cached")
+    bump("cpu_choices_cached")
     log.info("CPU graph: running %s (measured by an earlier compile: %s)", side, payload.get("timings"))
     return side
 
 
 def _store(key: str | None, side: str, timings: str) -> None:
     stats["measured"] += 1
-    _count("cpu_choices_measured")
+    bump("cpu_choices_measured")
     if key is not None:
         cache.put(key, {"side": side, "timings": timings}, kind="choice")
 

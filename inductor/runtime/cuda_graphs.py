@@ -238,15 +238,14 @@ def launches(lowered) -> int:
     return sum(1 for k in lowered.kernels if not (isinstance(k, Kernel) and k.is_view))
 
 
-def graphed_call(run, slots: list, device: torch.device, gm: torch.fx.GraphModule, lowered, name: str):
-    """A GraphedCall running `run` (one call's launches, kernel by kernel) for the compiled graph, or None where
-    this device records no graphs or this graph is never recorded (logged)."""
+def graphed_call(run, slots: list, device: torch.device, gm: torch.fx.GraphModule, count: int, name: str):
+    """A GraphedCall running `run` (one call's `count` launches, kernel by kernel) for the compiled graph, or None
+    where this device records no graphs or this graph is never recorded (logged)."""
     from framejit.graph.effects import is_random
     from framejit.graph.size_variants import dynamic_graph
     record = recorder(device)
     if record is None:
         return None
-    count = launches(lowered)
     why = "it draws random numbers" if any(is_random(n) for n in gm.graph.nodes) else \
         "one launch" if count < 2 else None
     if why is not None:

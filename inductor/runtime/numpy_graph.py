@@ -6,13 +6,14 @@ through NumPy's array interface instead: tensor.numpy() marks the storage not re
 frameworks free and refill parameters' storages by resizing them (FSDP2's free_storage, after each reshard)."""
 import linecache
 import types
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from framejit.graph.shape_prop import fetch_attr
 
-from ..ir import FallbackKernel, Item, Kernel, Load, LoweredGraph, Operand, View, dense, static_shape
+from ..ir import FallbackKernel, Item, Kernel, Load, LoweredGraph, Operand, View, dense, output_builder, static_shape
 
 
 class _ParameterView:
@@ -218,23 +219,44 @@ def laid_out(a: np.ndarray, strides: tuple) -> np.ndarray:
     return out
 
 
-class CompiledNumpyGraph:
-    """Callable with gm's signature: runs the generated module on the tensors' memory."""
+@dataclass
+class NumpyFacts:
+    """What a CompiledNumpyGraph needs of its LoweredGraph (all a module read from the cache has of it)."""
+    input_attrs: list   # per module input, the module attribute it reads (a constant), or None for an argument
+    out_dtypes: list    # per flat output, its torch dtype (None: a Python constant)
+    output_spec: object  # pytree spec of gm's return value
+    strides: list       # output_strides
+    aliases: list       # alias_plan
+    fallbacks: list     # the FallbackKernels the module calls
 
-    def __init__(self, module: types.ModuleType, lowered: LoweredGraph, gm: torch.fx.GraphModule,
-                 example_inputs: list | None = None):
-        self.module, self.lowered, self.source = module, lowered, getattr(module, "__source__", None)
-        self.fallbacks = {k.out.name: _make_fallback(k) for k in lowered.kernels if isinstance(k, FallbackKernel)}
+    @classmethod
+    def of(cls, lowered: LoweredGraph) -> "NumpyFacts":
+        return cls([b.attr for b in lowered.inputs], [getattr(o, "dtype", None) for o in lowered.outputs],
+                   lowered.output_spec, output_strides(lowered), alias_plan(lowered),
+                   [k for k in lowered.kernels if isinstance(k, FallbackKernel)])
+
+
+class CompiledNumpyGraph:
+    """Callable with gm's signature: runs the generated module on the tensors' memory. `lowered` is the
+    LoweredGraph it was generated from; a module read from the cache has none until asked for, when `relower()`
+    optimizes and lowers the graph again."""
+
+    def __init__(self, module: types.ModuleType, lowered: LoweredGraph | None, gm: torch.fx.GraphModule,
+                 example_inputs: list | None = None, facts: NumpyFacts | None = None, relower=None):
+        self.module, self._lowered, self._relower = module, lowered, relower
+        self.source = getattr(module, "__source__", None)
+        facts = facts or NumpyFacts.of(lowered)
+        self.fallbacks = {k.out.name: _make_fallback(k) for k in facts.fallbacks}
         self.constants = []
-        for buf in lowered.inputs:
-            if buf.attr:
-                self.constants.append((buf.name, fetch_attr(gm, buf.attr)))
-        self.out_dtypes = [getattr(o, "dtype", None) for o in lowered.outputs]
+        for i, attr in enumerate(facts.input_attrs):
+            if attr:
+                self.constants.append((i, fetch_attr(gm, attr)))
+        self.out_dtypes = list(facts.out_dtypes)
         self._const_values = [c for _, c in self.constants]
         params = [isinstance(x, torch.nn.Parameter) for x in example_inputs] if example_inputs else []
         slots, n_const, n_arg = [], 0, 0
-        for buf in lowered.inputs:
-            if buf.attr:
+        for attr in facts.input_attrs:
+            if attr:
                 slots.append((True, n_const, True))
                 n_const += 1
             else:
@@ -242,11 +264,17 @@ class CompiledNumpyGraph:
                 n_arg += 1
         self._slots = slots
         self._memo = [None] * len(slots)
-        self._returns = lowered.output_builder()
-        self._strides = output_strides(lowered)
-        self._aliases = alias_plan(lowered)
+        self._returns = output_builder(facts.output_spec)
+        self._strides = list(facts.strides)
+        self._aliases = list(facts.aliases)
         if not any(self._aliases):
             self._aliases = None  # the common case: every output is an array of its own, handed over as it is
+
+    @property
+    def lowered(self) -> LoweredGraph:
+        if self._lowered is None:
+            self._lowered = self._relower()
+        return self._lowered
 
     def __call__(self, *args):
         # Per input slot: the constant or argument position it comes from, and for parameters and constants the

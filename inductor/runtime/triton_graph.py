@@ -18,6 +18,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 
 import torch
 
@@ -26,7 +27,7 @@ from framejit.graph.shape_prop import fetch_attr
 from . import cuda_graphs, launch_configs, native_launch
 from .matmul import MatmulLauncher
 from ..cache import cache_dir
-from ..ir import FallbackKernel, Operand
+from ..ir import FallbackKernel, Operand, output_builder
 from ..config import config as switches
 
 log = logging.getLogger("jit.inductor.triton")
@@ -318,20 +319,36 @@ class Launcher:
         self._refresh()
 
 
-class CompiledTritonGraph:
-    """Callable with gm's signature running the generated module."""
+@dataclass
+class ModuleFacts:
+    """What the host needs of a lowered graph to run its module (all a module read from the cache has of it)."""
+    input_attrs: list     # per module input, the module attribute it reads (a constant), or None for an argument
+    fallbacks: list       # the FallbackKernels the module calls
+    output_spec: object   # pytree spec of gm's return value
+    launches: int         # kernels one call launches (views launch nothing)
 
-    def __init__(self, module, lowered, kernels, gm, device, path, autotune=False):
-        self.module, self.lowered, self.path = module, lowered, path
+    @classmethod
+    def of(cls, lowered) -> "ModuleFacts":
+        return cls([b.attr for b in lowered.inputs], [k for k in lowered.kernels if isinstance(k, FallbackKernel)],
+                   lowered.output_spec, cuda_graphs.launches(lowered))
+
+
+class CompiledTritonGraph:
+    """Callable with gm's signature running the generated module. `lowered` is the LoweredGraph it was generated
+    from; a module read from the cache has none until asked for, when `replan()` plans the graph again."""
+
+    def __init__(self, module, lowered, kernels, gm, device, path, autotune=False, facts=None, replan=None):
+        self.module, self._lowered, self._replan, self.path = module, lowered, replan, path
+        facts = facts or ModuleFacts.of(lowered)
         self.source = path.read_text()
         self.device = device
-        self.fallbacks = {k.out.name: _make_fallback(k) for k in lowered.kernels if isinstance(k, FallbackKernel)}
+        self.fallbacks = {k.out.name: _make_fallback(k) for k in facts.fallbacks}
         self.constants = []
         self.slots = []
         n_arg = 0
-        for buf in lowered.inputs:
-            if buf.attr:
-                self.slots.append((True, fetch_attr(gm, buf.attr)))
+        for attr in facts.input_attrs:
+            if attr:
+                self.slots.append((True, fetch_attr(gm, attr)))
             else:
                 self.slots.append((False, n_arg))
                 n_arg += 1
@@ -339,7 +356,7 @@ class CompiledTritonGraph:
         self.template = [value if is_const else None for is_const, value in self.slots]
         self.arg_slots = [(i, value) for i, (is_const, value) in enumerate(self.slots) if not is_const]
         self.args_only = self.arg_slots == [(i, i) for i in range(len(self.slots))]
-        self.returns = lowered.output_builder()
+        self.returns = output_builder(facts.output_spec)
         name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
         # a kernel names its launcher (a fused matmul call site: Triton matmul or library call, runtime/matmul.py)
         launchers = {"kernel": Launcher, "matmul": MatmulLauncher}
@@ -351,7 +368,13 @@ class CompiledTritonGraph:
             if isinstance(launcher, Launcher):
                 launcher.publish = functools.partial(self.calls.__setitem__, kname)
                 launcher._refresh()
-        self.graphed = cuda_graphs.graphed_call(self.launch_all, self.slots, device, gm, lowered, path.stem)
+        self.graphed = cuda_graphs.graphed_call(self.launch_all, self.slots, device, gm, facts.launches, path.stem)
+
+    @property
+    def lowered(self):
+        if self._lowered is None:
+            self._lowered = self._replan()
+        return self._lowered
 
     def launch_all(self, inputs: list) -> list:
         """The flat outputs of one run of the module, kernel by kernel."""

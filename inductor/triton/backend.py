@@ -14,6 +14,7 @@ ops in torch inside the module, and only what no module can hold returns None (t
 torch)."""
 import logging
 import time
+from typing import Callable, NamedTuple
 
 import torch
 
@@ -21,13 +22,14 @@ from framejit.graph import symbolic_sizes
 from framejit.graph.attention import drop_constant_sdpa_masks, rewrite_causal_attention
 from framejit.graph.pad_matmul import pad_misaligned_matmuls
 from framejit.graph.size_variants import Built
+from framejit.graph.symbolic_shapes import is_dynamic
 
 from .. import cache, prepare
 from ..config import config
 from ..ir import FallbackKernel
 from ..runtime.launch_configs import autotune_enabled
-from ..runtime.triton_graph import CompiledTritonGraph, host_shortcuts, import_module, write_module
-from . import fallback, host, planner, probe
+from ..runtime.triton_graph import CompiledTritonGraph, ModuleFacts, host_shortcuts, import_module, write_module
+from . import fallback, host, module_cache, planner, probe
 from .kernels import UnsupportedKernels, write_kernels
 from .rewrites import rewrite_half_norms
 from .spelling import op_name
@@ -36,6 +38,17 @@ log = logging.getLogger("jit.inductor.triton")
 torch_log = logging.getLogger("jit.inductor")  # the backends' common "runs in torch" lines
 output_code_log = logging.getLogger("jit.output_code")
 stats = {"compiled": 0, "fallback_graphs": 0, "fallback_ops": 0, "warm_files": 0}
+
+
+class Generated(NamedTuple):
+    lowered: object       # the LoweredGraph; None for a module read from the cache (module_cache.py)
+    source: str
+    kernels: list         # codegen.KernelSource per distinct kernel
+    device: torch.device
+    seconds: float        # planning and code generation (reading the cache)
+    autotune: bool
+    facts: ModuleFacts    # what the host needs of `lowered`
+    replan: Callable | None = None  # a module read from the cache: plans the graph again for its LoweredGraph
 
 
 def _device(example_inputs):
@@ -69,7 +82,8 @@ def compile_triton(gm: torch.fx.GraphModule, example_inputs: list, autotune=None
 
 
 def generate_triton(gm: torch.fx.GraphModule, example_inputs: list, autotune=None):
-    """Lower and generate the module's source: (lowered, source, kernels, device, seconds, autotune), or None.
+    """Lower and generate the module's source (a `Generated`), or read it from the cache (module_cache.py); None
+    where the graph runs as is.
     `autotune` (None: FRAMEJIT_AUTOTUNE): the module will time its choices (fused Triton matmul call sites are
     generated for it); load_triton builds it so."""
     if autotune is None:
@@ -84,6 +98,13 @@ def generate_triton(gm: torch.fx.GraphModule, example_inputs: list, autotune=Non
     t0 = time.perf_counter()
     try:
         _rewrite(gm, example_inputs, device)                                      # PLAN: graph rewrites
+        key = None if is_dynamic(gm) else module_cache.key(gm, example_inputs, device, autotune)
+        stored = module_cache.load(key) if key else None
+        if stored is not None:  # planned and written by an earlier compile (this process or another)
+            source, kernels, facts = stored
+            log.info("Triton graph: module read from the cache (key %s)", key[:16])
+            return Generated(None, source, kernels, device, time.perf_counter() - t0, autotune, facts,
+                             _replanner(gm, example_inputs, autotune, device))
         plan, written = _plan_and_write_kernels(gm, example_inputs, autotune, device)  # PLAN, WRITE kernels
         source = host.write_module(plan, written)                                 # WRITE host code
     except NotImplementedError as e:
@@ -100,7 +121,21 @@ def generate_triton(gm: torch.fx.GraphModule, example_inputs: list, autotune=Non
     for k in fallbacks:
         log.info("Triton graph: torch fallback %s (%s)", op_name(k.target), k.reason)
     stats["fallback_ops"] += len(fallbacks)
-    return lowered, source, kernels, device, time.perf_counter() - t0, autotune
+    facts = ModuleFacts.of(lowered)
+    if key:
+        module_cache.store(key, source, kernels, facts)
+    return Generated(lowered, source, kernels, device, time.perf_counter() - t0, autotune, facts)
+
+
+def _replanner(gm: torch.fx.GraphModule, example_inputs: list, autotune: bool, device: torch.device) -> Callable:
+    """Plans gm again (for the LoweredGraph of a module read from the cache) on inputs laid out as these were,
+    without keeping these alive."""
+    layouts = [(x.shape, x.stride(), x.dtype, x.device) for x in example_inputs]
+
+    def replan():
+        inputs = [torch.empty_strided(*layout[:2], dtype=layout[2], device=layout[3]) for layout in layouts]
+        return _plan_and_write_kernels(gm, inputs, autotune, device)[0].lowered
+    return replan
 
 
 def _rewrite(gm: torch.fx.GraphModule, example_inputs: list, device: torch.device) -> None:
@@ -135,18 +170,18 @@ def _plan_and_write_kernels(gm: torch.fx.GraphModule, example_inputs: list, auto
     raise NotImplementedError(f"kernels still failing after {fallback.MAX_ROUNDS} lowering rounds: {failures[0][1]}")
 
 
-def load_triton(gm: torch.fx.GraphModule, generated):
+def load_triton(gm: torch.fx.GraphModule, generated: Generated):
     """Write the module file, import it, compile its kernels: the callable."""
-    lowered, source, kernels, device, codegen_s, autotune = generated
-    stem = "_".join(k.name for k in kernels[:3]) or "graph"
-    path, warm = write_module(source, stem)
+    stem = "_".join(k.name for k in generated.kernels[:3]) or "graph"
+    path, warm = write_module(generated.source, stem)
     stats["warm_files"] += warm
     key = cache.make_key(symbolic_sizes.text(gm.graph), [], "triton")
-    output_code_log.info("Triton code for graph (cache key %s, file %s):\n%s", key[:16], path, source)
+    output_code_log.info("Triton code for graph (cache key %s, file %s):\n%s", key[:16], path, generated.source)
     module = import_module(path)
-    compiled = CompiledTritonGraph(module, lowered, kernels, gm, device, path, autotune=autotune)
+    compiled = CompiledTritonGraph(module, generated.lowered, generated.kernels, gm, generated.device, path,
+                                   autotune=generated.autotune, facts=generated.facts, replan=generated.replan)
     compile_s = compiled.precompile()
-    log.info("Triton graph %s: %d kernels, codegen %.3f s, kernel compile %.3f s", path.name, len(kernels),
-             codegen_s, compile_s)
+    log.info("Triton graph %s: %d kernels, codegen %.3f s, kernel compile %.3f s", path.name,
+             len(generated.kernels), generated.seconds, compile_s)
     stats["compiled"] += 1
     return compiled

@@ -288,6 +288,30 @@ def test_eager_check_remembers_each_signature():
     assert len(keys) == 1 and eager_check._known[keys[0]].startswith("NotImplementedError")
 
 
+def test_eager_check_answers_come_from_disk_in_another_process(monkeypatch, tmp_path):
+    """Answers are stored in the cache dir (graph/meta_memo.py's store): a process that finds them runs no
+    probe, and still breaks where eager raises."""
+    from jit import eager_check
+    monkeypatch.setenv("FRAMEJIT_CACHE_DIR", str(tmp_path))
+    eager_check._known.clear()
+
+    def f(x):
+        return x.bool().trunc() + 1
+
+    jit.reset()
+    expected = _outcome(f, torch.ones(3))[0]
+    assert _outcome(jit.compile(f, backend="eager"), torch.ones(3))[0] is expected
+    assert list((tmp_path / "eager-check").glob("*.json"))
+    eager_check._known.clear()  # as a new process
+
+    def no_probe(*args):
+        raise AssertionError("probed again")
+    monkeypatch.setattr(eager_check, "_run", no_probe)
+    jit.reset()
+    assert _outcome(jit.compile(f, backend="eager"), torch.ones(3))[0] is expected
+    assert eager_check._stored_key(("call_function", object(), (), (), ())) is None  # not torch's: memory only
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_out_argument_that_is_also_an_input(backend):
     def f(x2, x0):

@@ -133,20 +133,57 @@ def _child(cache_dir):
 
 def test_disk_cache_across_processes_and_corruption(tmp_path):
     first = _child(tmp_path)
-    assert first["misses"] == 1 and first["disk_hits"] == 0
-    files = list((tmp_path / "numpy").glob("*.json"))
-    assert len(files) == 1 and not list((tmp_path / "numpy").glob(".tmp-*"))
+    # the module under the captured graph (module_store.py) and its source under the optimized one: two misses
+    assert first["misses"] == 2 and first["disk_hits"] == 0
+    assert len(list((tmp_path / "numpy").glob("*.json"))) == 1
+    files = list((tmp_path / "numpy-module").glob("*.json"))
+    assert len(files) == 1 and not list((tmp_path / "numpy-module").glob(".tmp-*"))
     second = _child(tmp_path)
-    assert second["disk_hits"] == 1 and second["misses"] == 0
+    assert second["disk_hits"] == 1 and second["misses"] == 0  # the module record alone: nothing lowered
     files[0].write_text(files[0].read_text()[:-40])  # truncated: JSON no longer parses
     third = _child(tmp_path)
-    assert third["corrupt"] == 1
+    assert third["corrupt"] == 1 and third["disk_hits"] == 1  # dropped; the source read, the record rebuilt
     record = json.loads(files[0].read_text())  # rebuilt and rewritten
     record["payload"]["source"] += "\nraise SystemExit('tampered')\n"  # parses, but the checksum fails
     files[0].write_text(json.dumps(record))
     fourth = _child(tmp_path)
     assert fourth["corrupt"] == 1
     assert _child(tmp_path)["disk_hits"] == 1
+
+
+def test_module_read_back_without_lowering(monkeypatch, tmp_path):
+    """A module stored under the captured graph is loaded with its facts: nothing optimized or lowered until its
+    LoweredGraph is asked for; a module reading a constant the optimizer folded is kept in memory only."""
+    from framejit.inductor.numpy import backend as numpy_steps, module_store
+    from framejit.inductor import lowering
+    monkeypatch.setenv("FRAMEJIT_CACHE_DIR", str(tmp_path))
+    cache.clear_memory()  # not from another test's compile of the same graph: this one writes tmp_path
+    x, y = make((4, 5), torch.float32), make((5,), torch.float32)
+    first = numpy_backend(chain_graph(), [x, y])
+    kernels = len(first.lowered.kernels)
+    cache.clear_memory()
+    numpy_steps.reset()
+    read = module_store.stats["read"]
+    real = lowering.lower_graph
+    lowered = []
+    monkeypatch.setattr(lowering, "lower_graph", lambda *a, **k: lowered.append(1) or real(*a, **k))
+    again = numpy_backend(chain_graph(), [x, y])
+    assert module_store.stats["read"] == read + 1 and lowered == []
+    torch.testing.assert_close(again(x, y), chain_graph()(x, y))
+    assert again._lowered is None and len(again.lowered.kernels) == kernels and lowered == [1]
+
+    root = torch.nn.Module()
+    root.register_buffer("scale", torch.full((5,), 2.0))
+    g = torch.fx.Graph()
+    v = g.placeholder("x")
+    folded = g.call_function(aten.add.Tensor, (g.get_attr("scale"), 1))  # folded by the optimizer: `_folded_0`
+    g.output(g.call_function(aten.mul.Tensor, (v, folded)))
+    gm = torch.fx.GraphModule(root, g)
+    stored = module_store.stats["stored"]
+    compiled = numpy_backend(gm, [x])
+    torch.testing.assert_close(compiled(x), x * 3)
+    assert any(b.attr and b.attr.startswith("_folded") for b in compiled.lowered.inputs)
+    assert module_store.stats["stored"] == stored  # not in the captured graph: memory only
 
 
 BLOCK_TORCH = """

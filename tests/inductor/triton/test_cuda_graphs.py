@@ -153,7 +153,7 @@ def test_graphs_never_recorded(fn, why, caplog):
     gm = torch.fx.symbolic_trace(fn)
     x, w = _args(0)
     with caplog.at_level("INFO", logger="jit.inductor.triton"):
-        assert cuda_graphs.graphed_call(None, [], x.device, gm, _lowered(gm, x, w), "g") is None
+        assert cuda_graphs.graphed_call(None, [], x.device, gm, cuda_graphs.launches(_lowered(gm, x, w)), "g") is None
     assert any("CUDA graphs off for g" in r.message and why in r.message for r in caplog.records)
 
 
