@@ -49,10 +49,16 @@ CASES = {
 
 
 @pytest.fixture
-def as_cuda(monkeypatch):
-    """The Triton backend decides where index checks run as it would for a graph on CUDA."""
+def as_cuda(monkeypatch, tmp_path):
+    """The Triton backend decides where index checks run as it would for a graph on CUDA. A cache of its own: the
+    module cache's key names the device the tensors are on, which this pretends is another."""
+    from framejit.inductor import cache
+    monkeypatch.setenv("FRAMEJIT_CACHE_DIR", str(tmp_path / "framejit-cache"))
     real = fallback.forced_by_env
     monkeypatch.setattr(fallback, "forced_by_env", lambda graph, device: real(graph, torch.device("cuda")))
+    cache.clear_memory()
+    yield
+    cache.clear_memory()  # no module planned for pretend-CUDA is served to a later test on the CPU
 
 
 def _with_assert(c) -> list:
