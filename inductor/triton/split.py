@@ -13,6 +13,14 @@ when it would launch fewer than OUTER_PROGRAMS programs, into enough chunks of r
 partial results are laid out chunk-major, like the input (the partial kernel's stores and the combining kernel's
 loads stay contiguous across the columns), so both kernels are column reductions again.
 
+A reduction along rows with too few rows to fill the GPU is split the same way (`inner_split_count`): the
+batch-norm statistics x.mean((0, 2, 3)) of an NCHW tensor reduce N*H*W elements into C (64) outputs, which the
+row kernel runs as C / 8 programs each walking a few hundred thousand elements (~20-40 GB/s on the H100). Its
+chunks are whole runs of the reduced dims, so the partial kernel reads them as contiguous rows (runs of H*W), and
+the combining kernel reduces C rows of a few dozen partials. Both rules count programs as the launch heuristic
+will make them (runtime/launch_configs.py) and leave a kernel moving under MIN_SPLIT_BYTES alone: there one
+program per SM or fewer finishes before a second launch would.
+
 A reduction nested in another one's operand (the mean inside a variance) is split first and its value stored
 in its own small buffer, which the outer reduction's partial kernel then reads (broadcast): a variance reads its
 input twice, the mean and then the squared deviations from it (two-pass: accurate where the mean is large)."""
@@ -24,6 +32,7 @@ import torch
 
 from ..ir import (Buffer, Kernel, Layout, Load, Reduce, View, ViewKind, contiguous_strides, loads_in, rebuild,
                   reduces_in)
+from ..runtime import launch_configs
 from ..runtime.launch_configs import OUTER_COLUMNS
 from . import tiling
 from .dtypes import NARROW
@@ -34,6 +43,9 @@ SPLITTABLE = {"sum", "prod", "amax", "amin", "any", "all"}  # kinds whose partia
 # column reductions: split below this many programs (~8 programs of 8 warps per SM fill an H100's 132 SMs), into
 # chunks of at least OUTER_MIN_CHUNK rows (a program's loop then runs several tiles deep)
 OUTER_PROGRAMS, OUTER_MIN_CHUNK = 1024, 256
+# row reductions: split below FILL_PROGRAMS programs (132 SMs x 4 programs of 4-16 warps), into chunks of at least
+# MIN_CHUNK elements; neither kind is split for fewer than MIN_SPLIT_BYTES read (a launch costs ~2-3 us)
+FILL_PROGRAMS, MIN_SPLIT_BYTES = 528, 1 << 22
 
 
 def _rows_and_length(r: Reduce) -> tuple[int, int]:
@@ -55,19 +67,45 @@ def split_count(length: int) -> int:
     return split
 
 
-def outer_split_count(r: Reduce) -> int:
+def outer_split_count(r: Reduce, itemsize: int = 4) -> int:
     """Chunks for a column reduction: the fewest powers of two that bring its programs (OUTER_COLUMNS outputs
-    each) to OUTER_PROGRAMS, each chunk whole and at least OUTER_MIN_CHUNK long; 1: no split."""
+    each) to OUTER_PROGRAMS, each chunk whole and at least OUTER_MIN_CHUNK long; 1: no split (enough programs,
+    under MIN_SPLIT_BYTES read, or dynamic sizes)."""
     rows, length = _rows_and_length(r)
-    if type(rows) is not int or type(length) is not int:  # a SymInt is an int subclass
-        # dynamic sizes: comparing them would record size conditions (guards) for a launch-shape choice, and
-        # one such comparison contradicted its own hint on the H100 (benchmarks/gpu_reductions.py); unsplit
+    if not _static(rows, length) or rows * length * itemsize < MIN_SPLIT_BYTES:
         return 1
     programs = -(-rows // OUTER_COLUMNS)
     split = 1
     # the length test before divisibility: a dynamic length too short to split records no parity condition
     while programs * split < OUTER_PROGRAMS and split * 2 <= MAX_SPLIT and \
             length // (split * 2) >= OUTER_MIN_CHUNK and length % (split * 2) == 0:
+        split *= 2
+    return split
+
+
+def _static(*sizes) -> bool:
+    """Every size a plain int: with dynamic sizes (a SymInt is an int subclass), comparing them would record size
+    conditions (guards) for a launch-shape choice, and one such comparison contradicted its own hint on the H100
+    (benchmarks/gpu_reductions.py); such reductions are not split for programs."""
+    return all(type(s) is int for s in sizes)
+
+
+def row_programs(rows: int, length: int, itemsize: int) -> int:
+    """Programs the launch heuristic gives a row reduction of `rows` outputs of `length` elements each."""
+    mode = "persistent" if length <= launch_configs.persistent_max(itemsize) else "looped"
+    return -(-rows // launch_configs.heuristic(mode, rows, length, itemsize)["XBLOCK"])
+
+
+def inner_split_count(r: Reduce, itemsize: int = 4) -> int:
+    """Chunks for a row reduction short of programs: the fewest powers of two that bring the partial kernel to
+    FILL_PROGRAMS programs, each chunk whole and at least MIN_CHUNK long; 1: no split (enough programs already,
+    under MIN_SPLIT_BYTES read, or dynamic sizes)."""
+    rows, length = _rows_and_length(r)
+    if not _static(rows, length) or rows * length * itemsize < MIN_SPLIT_BYTES:
+        return 1
+    split = 1
+    while row_programs(rows * split, length // split, itemsize) < FILL_PROGRAMS and split * 2 <= MAX_SPLIT and \
+            length // (split * 2) >= MIN_CHUNK and length % (split * 2) == 0:
         split *= 2
     return split
 
@@ -81,9 +119,28 @@ class Splitter:
     def __init__(self, kernel: Kernel, layouts: dict, outer: bool):
         self.kernel, self.layouts, self.outer = kernel, layouts, outer
         self.added: list = []
+        # the widest element the kernel loads (4 bytes where no layout is known), as the launch heuristic sees it
+        self.itemsize = max((layouts[b].dtype.itemsize for b in loads_in(kernel.expr) if b in layouts), default=4)
 
     def count(self, r: Reduce) -> int:
-        return split_count(_rows_and_length(r)[1]) if is_serial(r) or not self.outer else outer_split_count(r)
+        """Chunks r is cut into: a serial reduction's (`split_count`), else the programs rule of its layout."""
+        if is_serial(r):
+            return split_count(_rows_and_length(r)[1])
+        if self.outer:
+            return outer_split_count(r, self.itemsize)
+        # a normalization (softmax, layer_norm) whose rows fit in registers reads them once and writes them once;
+        # split, it would read them again per nested reduction, more than its idle SMs cost it. A looped one
+        # reads its rows once per reduction and once more for the epilogue, split or not
+        rows, length = _rows_and_length(r)
+        if self.normalization and length <= launch_configs.persistent_max(self.itemsize):
+            return 1
+        return inner_split_count(r, self.itemsize)
+
+    @property
+    def normalization(self) -> bool:
+        """The kernel's output has its reductions' input size (softmax, layer_norm, x - x.mean(0))."""
+        r = reduces_in(self.kernel.expr)[0]
+        return math.prod(self.kernel.out.layout.shape) == math.prod(r.arg.shape)
 
     def partials(self, r: Reduce) -> Load:
         """A kernel reducing each chunk of every output row of r; a Load of its buffer (rows x chunks)."""
@@ -154,7 +211,7 @@ def split_kernel(kernel: Kernel, layouts: dict | None = None) -> list | None:
     layouts = dict(layouts or {})
     outer = layouts and all(b in layouts for r in reduces for b in loads_in(r.arg)) and _outer(kernel, layouts)
     splitter = Splitter(kernel, layouts, bool(outer))
-    if not any(is_serial(r) or (outer and outer_split_count(r) > 1) for r in reduces):
+    if not any(splitter.count(r) > 1 for r in reduces):
         return None
     if any(r.kind not in SPLITTABLE or splitter.count(r) == 1 for r in reduces):
         return None
@@ -162,8 +219,10 @@ def split_kernel(kernel: Kernel, layouts: dict | None = None) -> list | None:
     while True:
         reduces = reduces_in(expr)
         nested = {id(n) for r in reduces for n in reduces_in(r.arg)}
-        if not nested:  # the outermost reductions: combined from their partials inside the kernel itself
-            replace = {id(r): splitter.combine(r, stored=False) for r in reduces}
+        if not nested:
+            # the outermost reductions: combined from their partials inside the kernel itself; a normalization's
+            # in kernels of their own (its epilogue runs over the whole input, not over the partials' rows)
+            replace = {id(r): splitter.combine(r, stored=splitter.normalization) for r in reduces}
             break
         # a reduction read inside another one's operand, with none in its own: its value gets its own buffer,
         # which the outer reduction's partial kernel loads (broadcast)
