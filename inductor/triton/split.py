@@ -30,8 +30,8 @@ import math
 
 import torch
 
-from ..ir import (Buffer, Kernel, Layout, Load, Reduce, View, ViewKind, contiguous_strides, loads_in, rebuild,
-                  reduces_in)
+from ..ir import (Buffer, Const, Kernel, Layout, Load, Op, Reduce, View, ViewKind, contiguous_strides, loads_in,
+                  rebuild, reduces_in)
 from ..runtime import launch_configs
 from ..runtime.launch_configs import OUTER_COLUMNS
 from . import tiling
@@ -40,6 +40,7 @@ from .dtypes import NARROW
 SERIAL_ROWS, SERIAL_LENGTH = 64, 1 << 16  # fewer outputs than this, each reducing at least this many elements
 MAX_SPLIT, MIN_CHUNK = 1024, 4096          # at most 1024 chunks per row, of at least 4096 elements each
 SPLITTABLE = {"sum", "prod", "amax", "amin", "any", "all"}  # kinds whose partial results combine by the same kind
+ARG_KINDS = {"argmax", "argmin"}  # combined from their chunks' winning indices (Splitter.arg_combine)
 # column reductions: split below this many programs (~8 programs of 8 warps per SM fill an H100's 132 SMs), into
 # chunks of at least OUTER_MIN_CHUNK rows (a program's loop then runs several tiles deep)
 OUTER_PROGRAMS, OUTER_MIN_CHUNK = 1024, 256
@@ -142,8 +143,9 @@ class Splitter:
         r = reduces_in(self.kernel.expr)[0]
         return math.prod(self.kernel.out.layout.shape) == math.prod(r.arg.shape)
 
-    def partials(self, r: Reduce) -> Load:
-        """A kernel reducing each chunk of every output row of r; a Load of its buffer (rows x chunks)."""
+    def chunked(self, r: Reduce) -> tuple:
+        """r's operand with its kept dims first and its reduced dims flattened last, (kept..., length), and that
+        cut into chunks, (kept..., split, length // split)."""
         ndim = len(r.arg.shape)
         axes = tuple(range(ndim)) if r.axes is None else tuple(a % max(ndim, 1) for a in r.axes)
         kept = [d for d in range(ndim) if d not in axes]
@@ -154,11 +156,18 @@ class Splitter:
         order = tuple(kept) + axes
         if order != tuple(range(ndim)):
             arg = View(ViewKind.PERMUTE, arg, (order,), tuple(r.arg.shape[d] for d in order), arg.dtype)
+        rows = View(ViewKind.RESHAPE, arg, (kept_shape + (length,),), kept_shape + (length,), arg.dtype)
         chunked = kept_shape + (split, length // split)
-        arg = View(ViewKind.RESHAPE, arg, (chunked,), chunked, arg.dtype)
-        shape, dtype = kept_shape + (split,), _partial_dtype(r)
+        return rows, View(ViewKind.RESHAPE, arg, (chunked,), chunked, arg.dtype)
+
+    def partials(self, r: Reduce, expr=None, dtype=None) -> Load:
+        """A kernel reducing each chunk of every output row of r (or computing `expr` of the chunked operand); a
+        Load of its buffer (rows x chunks)."""
+        _, arg = self.chunked(r)
+        chunked = arg.shape
+        shape, dtype = chunked[:-1], dtype or _partial_dtype(r)
         name = f"{self.kernel.out.name}_part{len(self.added)}"
-        expr = Reduce(r.kind, arg, (len(chunked) - 1,), False, shape, dtype)
+        expr = expr(arg) if expr is not None else Reduce(r.kind, arg, (len(chunked) - 1,), False, shape, dtype)
         kernel = Kernel(Buffer(name, Layout(shape, contiguous_strides(shape), dtype)), expr, list(self.kernel.source))
         layout = tiling.reduction_layout(kernel, self.layouts, chunked, (len(chunked) - 1,)) if self.outer else None
         if layout is not None and layout.outer:  # stored in the order the partial kernel walks its outputs: chunk-major, like the input
@@ -168,13 +177,21 @@ class Splitter:
         return Load(name, shape, dtype)
 
     def combine(self, r: Reduce, stored: bool):
-        """r's value computed from its partials: the same kind of reduction over the last axis, reshaped back to
-        r's shape (keepdim's ones). Stored: computed by a kernel of its own and loaded."""
-        part = self.partials(r)
+        """r's value computed from its partials: the same kind of reduction over the last axis (argmax and
+        argmin: `arg_combine`), reshaped back to r's shape (keepdim's ones). Stored: computed by a kernel of its
+        own and loaded."""
+        if r.kind in ARG_KINDS:
+            part, out = self.arg_combine(r)
+        else:
+            part = self.partials(r)
+            out = None
         shape = tuple(r.shape)  # kept sizes, with keepdim's ones: the reduction's own output is r's shape
-        if shape != part.shape[:-1]:
-            part = View(ViewKind.RESHAPE, part, (shape + part.shape[-1:],), shape + part.shape[-1:], part.dtype)
-        out = Reduce(r.kind, part, (len(shape),), False, shape, r.dtype)
+        if out is None:
+            if shape != part.shape[:-1]:
+                part = View(ViewKind.RESHAPE, part, (shape + part.shape[-1:],), shape + part.shape[-1:], part.dtype)
+            out = Reduce(r.kind, part, (len(shape),), False, shape, r.dtype)
+        elif shape != out.shape:
+            out = View(ViewKind.RESHAPE, out, (shape,), shape, out.dtype)
         if not stored:
             return out
         name = f"{self.kernel.out.name}_red{len(self.added)}"
@@ -182,6 +199,34 @@ class Splitter:
                                  list(self.kernel.source)))
         self.layouts[name] = self.added[-1].out.layout
         return Load(name, shape, r.dtype)
+
+    def arg_combine(self, r: Reduce) -> tuple:
+        """argmax / argmin from per-chunk winners: the partial kernel stores each chunk's first winning index as
+        an index into the whole row (its argmax plus the chunk's offset); the combining kernel reads the values
+        at those indices back (a gather of rows x chunks elements), takes their max (NaN-propagating: a NaN wins,
+        as in torch), and returns the smallest index whose value is that max or NaN: the first winner of the
+        first winning chunk, which is torch's first index on ties."""
+        rows, chunked = self.chunked(r)
+        kept, split, chunk = chunked.shape[:-2], chunked.shape[-2], chunked.shape[-1]
+        shape, last, i64 = kept + (split,), len(kept), torch.int64
+
+        def winners(arg):
+            local = Reduce(r.kind, arg, (last + 1,), False, shape, i64)
+            offsets = Op("arange", [], (split,), i64, i64, (0, split * chunk, chunk))
+            return Op("add", [local, offsets], shape, i64, i64)
+        index = self.partials(r, winners, i64)
+        # the combination over r's own shape (keepdim's ones): the kernel's output is that shape
+        out = tuple(r.shape)
+        shape, last = out + (split,), len(out)
+        reshape = lambda e, to: e if tuple(e.shape) == to else View(ViewKind.RESHAPE, e, (to,), to, e.dtype)
+        index, rows = reshape(index, shape), reshape(rows, out + (rows.shape[-1],))
+        value = Op("gather", [rows, index], shape, rows.dtype, rows.dtype, (last,))
+        best = Reduce("amax" if r.kind == "argmax" else "amin", value, (last,), True, out + (1,), rows.dtype)
+        nan = Op("ne", [value, value], shape, torch.bool, rows.dtype)
+        hit = Op("logical_or", [Op("eq", [value, best], shape, torch.bool, rows.dtype), nan], shape, torch.bool,
+                 torch.bool)
+        first = Op("where", [hit, index, Const(torch.iinfo(i64).max)], shape, i64, i64)
+        return index, Reduce("amin", first, (last,), False, out, i64)
 
 
 def _strides_in_order(shape: tuple, order: list) -> tuple:
@@ -213,7 +258,7 @@ def split_kernel(kernel: Kernel, layouts: dict | None = None) -> list | None:
     splitter = Splitter(kernel, layouts, bool(outer))
     if not any(splitter.count(r) > 1 for r in reduces):
         return None
-    if any(r.kind not in SPLITTABLE or splitter.count(r) == 1 for r in reduces):
+    if any(r.kind not in SPLITTABLE | ARG_KINDS or splitter.count(r) == 1 for r in reduces):
         return None
     expr = kernel.expr
     while True:

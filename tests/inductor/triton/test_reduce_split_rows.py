@@ -3,6 +3,8 @@ x.mean((0, 2, 3)) / x.var((0, 2, 3)) of an NCHW tensor reduce N*H*W elements int
 fill the GPU they run as a kernel of partial results over whole chunks of the reduced dims (contiguous runs of H*W,
 no permuted copy) plus a small combining kernel. Every result against eager (odd sizes, bf16, NaN, dynamic sizes);
 the kernel structure asserted on the generated source; the real thresholds checked on the IR at benchmark sizes."""
+import math
+
 import pytest
 import torch
 
@@ -131,3 +133,82 @@ def test_real_thresholds():
     assert triton_split.inner_split_count(_reduce((8, 64, 8, 8), (0, 2, 3))) == 1  # 128 KB: one launch
     assert triton_split.inner_split_count(_reduce((8192, 4096), (1,))) == 1  # 8192 rows fill the GPU
     assert triton_split.inner_split_count(_reduce((128, 2048, 7, 7), (0, 2, 3))) == 1  # 2048 rows of 6272
+
+
+# ---- argmax / argmin split into chunk winners (Splitter.arg_combine) ---------------------------------------------
+# small shapes: the interpreter runs argmax's two-value combine one element pair at a time
+@pytest.fixture
+def few_programs(few_rows, monkeypatch):
+    """Column reductions split at interpreter sizes too."""
+    monkeypatch.setattr(triton_split, "OUTER_PROGRAMS", 16)
+    monkeypatch.setattr(triton_split, "OUTER_MIN_CHUNK", 8)
+    monkeypatch.setattr(triton_split, "MIN_CHUNK", 16)
+
+
+ARGS = {
+    "argmax0": lambda x: x.argmax(0),  # columns: 8 chunks of 8 rows
+    "argmin0": lambda x: x.argmin(0),
+    "argmax0_keepdim": lambda x: x.argmax(0, keepdim=True),
+    "argmax_last": lambda x: x.t().contiguous().argmax(-1),  # rows: 12 rows of 4 chunks
+    "argmin_last_keepdim": lambda x: x.t().contiguous().argmin(1, keepdim=True),
+    "argmax_all": lambda x: x.argmax(),
+    "argmax_of_product": lambda x: (x * x.flip(0)).argmax(0),
+    "max_with_indices": lambda x: _pair(torch.max(x, 0)),
+    "min_with_indices_last": lambda x: _pair(torch.min(x.t().contiguous(), 1)),
+}
+
+
+def _pair(r):
+    return r[0], r[1]  # (a traced graph returning torch's tuple itself runs in torch)
+SHAPE = (64, 12)
+
+
+def _arg_input(kind: str, dtype, shape=SHAPE) -> torch.Tensor:
+    g = torch.Generator().manual_seed(0)
+    if kind == "ties":  # few distinct values: every column ties across chunks; the first index must win
+        return torch.randint(0, 3, shape, generator=g).to(dtype)
+    if kind == "nan":
+        x = torch.randn(shape, generator=g).to(dtype)
+        x[50, 3], x[40, 3], x[17, 5], x[30:, 9] = float("nan"), float("nan"), float("inf"), float("nan")
+        return x
+    if kind == "neg_inf":
+        x = torch.full(shape, float("-inf")).to(dtype)
+        x[:, :3] = float("inf")
+        return x
+    return (torch.randperm(math.prod(shape), generator=g).reshape(shape) % 250).to(dtype)  # exact in bf16
+
+
+@pytest.mark.parametrize("kind", ["plain", "ties", "nan", "neg_inf"])
+@pytest.mark.parametrize("op", list(ARGS))
+def test_split_argmax_matches_eager(op, kind, few_programs):
+    fn = check_fn(ARGS[op], _arg_input(kind, torch.float32))
+    assert "_part0" in fn.source
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.int32, torch.int64], ids=str)
+@pytest.mark.parametrize("op", ["argmax0", "argmin_last_keepdim", "max_with_indices"])
+def test_split_argmax_other_dtypes(op, dtype, few_programs):
+    fn = check_fn(ARGS[op], _arg_input("ties", dtype))
+    assert "_part0" in fn.source
+
+
+@pytest.mark.parametrize("shape", [(61, 7), (96, 5), (5, 3)], ids=str)
+def test_argmax_without_whole_chunks_stays_one_kernel(shape, few_programs):
+    fn = check_fn(lambda x: x.argmax(0), _arg_input("ties", torch.float32, shape))
+    assert ("_part0" in fn.source) == (shape == (96, 5))  # 61 is prime; 5 rows are too few
+
+
+def test_split_argmax_reads_its_input_once_more_only_at_the_winners(few_programs):
+    """The partial kernel stores each chunk's winning index into the whole column; the combining kernel loads the
+    values at those indices (a gather: rows x chunks elements), not the input again."""
+    fn = check_fn(lambda x: x.argmax(0), _arg_input("plain", torch.float32))
+    partial, combine = _kernels(fn)
+    assert "h.argmax" in partial and "tl.load(x_ptr + (i2 * 12 + x1)" in partial
+    assert "h.argmax" not in combine and "h.minimum" in combine and "tl.where(tmp0 < 0" in combine
+    assert "argmax_default_part0 = torch.empty_strided((12, 8), (1, 12), dtype=torch.int64" in fn.source
+
+
+def test_argmax_real_thresholds():
+    """argmax(0) of the benchmark's 8192x4096 matrix: 64 programs of 64 columns unsplit, 1024 split."""
+    r = Reduce("argmax", Load("x", (8192, 4096), torch.float32), (0,), False, (4096,), torch.int64)
+    assert triton_split.outer_split_count(r) == 16
