@@ -26,6 +26,7 @@ in its own small buffer, which the outer reduction's partial kernel then reads (
 input twice, the mean and then the squared deviations from it (two-pass: accurate where the mean is large)."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -298,4 +299,26 @@ def split_reductions(kernels: list, layouts: dict | None = None) -> list:
             out.append(k)
             continue
         out.extend(parts)
+    return out
+
+
+def share_partials(kernels: list, partials: set) -> list:
+    """The kernel list without partial kernels (named in `partials`) that compute exactly what an earlier one
+    computes, their readers reading the earlier buffer: x.mean((0, 2, 3)) and the mean inside x.var((0, 2, 3))
+    (a keepdim apart, so the graph kept both) chunk and sum x alike, and one pass over x is saved."""
+    seen, renamed, out = {}, {}, []
+    swap = lambda n: Load(renamed[n.buf], n.shape, n.dtype) if isinstance(n, Load) and n.buf in renamed else None
+    for k in kernels:
+        if not isinstance(k, Kernel):
+            out.append(k)
+            continue
+        if renamed and any(b in renamed for b in loads_in(k.expr)):
+            k = dataclasses.replace(k, expr=rebuild(k.expr, swap))
+        if k.out.name in partials and not k.side_outputs:
+            key = (repr(k.expr), k.out.layout)
+            if key in seen:
+                renamed[k.out.name] = seen[key]
+                continue
+            seen[key] = k.out.name
+        out.append(k)
     return out

@@ -86,6 +86,13 @@ def test_variance_is_two_pass_over_the_chunks(few_rows):
     assert len(_kernels(fn)) == 4 and sum("tl.load(x_ptr" in k for k in _kernels(fn)) == 2
 
 
+def test_mean_and_variance_share_the_mean_partials(few_rows):
+    """x.mean((0, 2, 3)) and the mean inside x.var((0, 2, 3)) (a keepdim apart) chunk and sum x alike: one
+    partial kernel serves both, so x is read twice in all (the mean, the deviations), not three times."""
+    fn = check_fn(STATS["mean_and_var"], torch.randn(8, 6, 5, 8) + 3)
+    assert sum("tl.load(x_ptr" in k for k in _kernels(fn)) == 2 and fn.source.count("launch['red_sum'](x") == 1
+
+
 def test_normalizations_in_registers_are_not_split_for_programs(few_rows):
     fn = check_fn(lambda x: torch.softmax(x, -1), torch.randn(4, 1024))
     assert "_part" not in fn.source and len(_kernels(fn)) == 1
