@@ -43,6 +43,18 @@ def shapes_of(signature: tuple) -> set:
     return {shape, keep, drop}
 
 
+def _recomputed(node: torch.fx.Node, kinds: dict) -> bool:
+    """A dtype cast of a graph input read by several generated kernels is computed again in each of them rather
+    than stored: the bf16 batch-norm statistics upcast x to float32 for the mean and the variance, and storing
+    the cast would write x at twice its size and read it back twice, where each kernel can load x and widen it
+    in registers. (Its operand is an input, never a fused value: no kernel has to walk its producers twice.)"""
+    if node.target is not aten._to_copy.default or set(node.kwargs) - {"dtype"} or len(node.users) < 2:
+        return False
+    src = node.args[0]
+    return isinstance(src, torch.fx.Node) and src.op in ("placeholder", "get_attr") and \
+        all(kinds.get(u) in FUSIBLE for u in node.users)
+
+
 def plan_triton_fusion(graph: torch.fx.Graph, kinds: dict, keep: frozenset = frozenset()) -> set:
     """Nodes stored in a buffer of their own. `keep`: nodes stored whatever the policy says, never inlined into
     a consumer (triton/fallback.py splits a fused kernel the code generator rejected this way)."""
@@ -58,6 +70,9 @@ def plan_triton_fusion(graph: torch.fx.Graph, kinds: dict, keep: frozenset = fro
     for node in reversed(list(graph.nodes)):
         kind = kinds.get(node)
         if kind not in FUSIBLE:
+            continue
+        if node not in keep and _recomputed(node, kinds):
+            stored.discard(node)
             continue
         if any(u.op == "output" for u in node.users):
             stored.add(node)

@@ -10,7 +10,7 @@ import torch
 
 from framejit.inductor.ir import Load, Reduce
 from framejit.inductor.triton import split as triton_split
-from tests.inductor.triton.support import check_fn
+from tests.inductor.triton.support import assert_same, check_fn, on_device
 from tests.inductor.triton.test_dynamic import run_sizes
 
 BF16_TOL = (2e-2, 5e-2)
@@ -116,6 +116,27 @@ def test_rows_enough_for_the_programs_are_not_split(few_rows):
     assert "_part" not in fn.source
     fn = check_fn(lambda x: x.sum(-1), torch.randn(2048, 40))  # 32 programs: chunks of 20 rows' elements each
     assert "_part" not in fn.source  # (chunks under MIN_CHUNK)
+
+
+@pytest.mark.usefixtures("fresh_jit")
+@pytest.mark.parametrize("split", [False, True])
+def test_bf16_statistics_widen_x_in_registers(split, request):
+    """The bf16 mean and variance as a model captures them (the graph upcasts x to float32 once, for both): each
+    kernel loads bf16 x and widens it, no float32 copy of x is written (triton/fusion.py `_recomputed`)."""
+    if split:
+        request.getfixturevalue("few_rows")
+    store = []
+
+    def backend(gm, inputs):
+        from framejit.inductor.backends import triton_backend
+        store.append(triton_backend(gm, inputs))
+        return store[-1]
+    import jit
+    x = on_device((torch.randn(8, 6, 5, 8) * 3 + 10).bfloat16())
+    got = jit.compile(STATS["mean_and_var"], backend=backend)(x)
+    assert_same(got, STATS["mean_and_var"](x), BF16_TOL)
+    call = store[0].source.split("def call(")[1]
+    assert "pw_" not in call and "(8, 6, 5, 8)" not in call and ("_part0" in call) == split
 
 
 @pytest.mark.usefixtures("fresh_jit")
