@@ -6,10 +6,12 @@ the buffer of a kernel folded into another, at the place the buffer must exist b
 - `merge_side_outputs`: a pointwise kernel folded into its first reader (a residual add feeding a layer_norm).
 - `hoist`: a pointwise kernel computed by an earlier kernel over the same elements that already reads (or
   computes) its inputs (triton/residual.py's addend of a product: `h + b` by the layer_norm that reads h).
+- `merge_sibling_reductions`: two neighbouring reductions of the same input into outputs of one shape (torch.max
+  with indices lowers to amax then argmax) as one kernel storing both, the input read once.
 `drop_dead_side_outputs` removes stores nobody reads any more, once folding has inlined their readers.
 Every fold is kept only if the combined kernel still generates (KernelWriter), so a fold never sends a kernel
 to torch."""
-from ..ir import Kernel, Load, kernel_loads, loads_in, readers_of, rebuild, reduces_in, side_outputs
+from ..ir import Kernel, Load, View, kernel_loads, loads_in, readers_of, rebuild, reduces_in, side_outputs
 from .codegen import KernelWriter
 
 
@@ -58,6 +60,50 @@ def _generates(k, layouts: dict) -> bool:
     return True
 
 
+def merge_sibling_reductions(kernels: list, layouts: dict, probes: Probes | None = None) -> list:
+    """Each reduction kernel followed by one reading the same buffers into an output of the same shape, without
+    reading the first one's, folded into the second as a side output (`("allocate", first)` keeps the first's
+    buffer allocated in its place): max(x, dim) lowers to amax and argmax, which then load x once. Kept only where
+    the pair generates as one kernel (one reduction signature)."""
+    probes = probes or Probes()
+    out, i = list(kernels), 0
+    while i + 1 < len(out):
+        a, b = out[i], out[i + 1]
+        if _siblings(a, b):
+            merged = probes.get((a, b), lambda: _sibling_merged(a, b, layouts))
+            if merged is not None:
+                out[i:i + 2] = [("allocate", a), merged]
+                i += 2
+                continue
+        i += 1
+    return out
+
+
+def _siblings(a, b) -> bool:
+    plain = lambda k: isinstance(k, Kernel) and not k.is_view and k.scatter is None and not k.side_outputs and \
+        reduces_in(k.expr) and all(s != 0 for s in k.out.layout.shape)
+    return plain(a) and plain(b) and tuple(a.out.layout.shape) == tuple(b.out.layout.shape) and \
+        set(kernel_loads(a)) == set(kernel_loads(b)) and a.out.name not in kernel_loads(b)
+
+
+def _sibling_merged(a: Kernel, b: Kernel, layouts: dict):
+    """b storing a's value too, a's reads of the input shared with b's (the same Load and View nodes: the code
+    generator loads each once), or None where the two do not generate as one kernel."""
+    reads = {}
+    for n in _nodes(b.expr):
+        if isinstance(n, (Load, View)):
+            reads.setdefault(repr(n), n)
+    shared = rebuild(a.expr, lambda n: reads.get(repr(n)) if isinstance(n, (Load, View)) else None)
+    merged = Kernel(b.out, b.expr, a.source + b.source, False, [(a.out, shared)])
+    return merged if _generates(merged, layouts) else None
+
+
+def _nodes(e):
+    yield e
+    for c in e.children():
+        yield from _nodes(c)
+
+
 def merge_side_outputs(kernels: list, layouts: dict, probes: Probes | None = None) -> list:
     """A pointwise kernel whose buffer's first reader is a later generated kernel walking exactly its shape is
     folded into that kernel as a second output: rmsnorm(x + r) returning x + r, a residual add feeding the next
@@ -66,6 +112,7 @@ def merge_side_outputs(kernels: list, layouts: dict, probes: Probes | None = Non
     buffer, which the merged kernel has written by then (torch.compile fuses a GPT's residual adds the same way).
     Only where the consumer walks exactly the producer's shape, so each element is stored once."""
     probes = probes or Probes()
+    kernels = merge_sibling_reductions(kernels, layouts, probes)
     readers = readers_of(kernels)
     out, dropped = list(kernels), set()
     for i in range(len(out)):

@@ -240,3 +240,22 @@ def test_argmax_real_thresholds():
     """argmax(0) of the benchmark's 8192x4096 matrix: 64 programs of 64 columns unsplit, 1024 split."""
     r = Reduce("argmax", Load("x", (8192, 4096), torch.float32), (0,), False, (4096,), torch.int64)
     assert triton_split.outer_split_count(r) == 16
+
+
+# ---- sibling reductions: max / min with indices in one kernel (triton/side_outputs.merge_sibling_reductions) -------
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("op", ["max_last", "min_0_keepdim", "max_nan"])
+def test_max_with_indices_is_one_kernel_reading_x_once(op, dtype):
+    x = _arg_input("ties" if op != "max_nan" else "nan", dtype, (64, 12))
+    fn = {"max_last": lambda x: _pair(torch.max(x, -1)),
+          "min_0_keepdim": lambda x: _pair(torch.min(x, 0, keepdim=True)),
+          "max_nan": lambda x: _pair(torch.max(x, 0))}[op]
+    compiled = check_fn(fn, x, tol=_tol(dtype))
+    (k,) = _kernels(compiled)
+    assert k.count("tl.load(x_ptr") == 1 and k.count("tl.store(") == 2
+
+
+def test_reductions_of_one_input_over_other_axes_stay_apart():
+    """x.sum(-1) and x.amax(0) of a square matrix: outputs of one shape, one input, two reduction signatures."""
+    fn = check_fn(lambda x: (x.sum(-1), x.amax(0)), torch.randn(12, 12))
+    assert len(_kernels(fn)) == 2
