@@ -6,12 +6,12 @@ the buffer of a kernel folded into another, at the place the buffer must exist b
 - `merge_side_outputs`: a pointwise kernel folded into its first reader (a residual add feeding a layer_norm).
 - `hoist`: a pointwise kernel computed by an earlier kernel over the same elements that already reads (or
   computes) its inputs (triton/residual.py's addend of a product: `h + b` by the layer_norm that reads h).
-- `merge_sibling_reductions`: two neighbouring reductions of the same input into outputs of one shape (torch.max
-  with indices lowers to amax then argmax) as one kernel storing both, the input read once.
+- `merge_sibling_reductions`: two reductions of one input into outputs of one shape (torch.max with indices
+  lowers to amax then argmax) as one kernel storing both, the input read once.
 `drop_dead_side_outputs` removes stores nobody reads any more, once folding has inlined their readers.
 Every fold is kept only if the combined kernel still generates (KernelWriter), so a fold never sends a kernel
 to torch."""
-from ..ir import Kernel, Load, View, kernel_loads, loads_in, readers_of, rebuild, reduces_in, side_outputs
+from ..ir import Kernel, Load, Reduce, View, kernel_loads, loads_in, readers_of, rebuild, reduces_in, side_outputs
 from .codegen import KernelWriter
 
 
@@ -61,40 +61,57 @@ def _generates(k, layouts: dict) -> bool:
 
 
 def merge_sibling_reductions(kernels: list, layouts: dict, probes: Probes | None = None) -> list:
-    """Each reduction kernel followed by one reading the same buffers into an output of the same shape, without
-    reading the first one's, folded into the second as a side output (`("allocate", first)` keeps the first's
-    buffer allocated in its place): max(x, dim) lowers to amax and argmax, which then load x once. Kept only where
-    the pair generates as one kernel (one reduction signature)."""
+    """Each reduction kernel folded as a side output into the nearest earlier one that reads a buffer it reads
+    into an output of the same shape, where everything it reads exists by then (`("allocate", later)` allocates
+    its buffer there): max(x, dim) lowers to amax and argmax, x.mean((0, 2, 3)) and x.var((0, 2, 3)) to a kernel
+    of chunk sums and one of chunk deviations, which then load x once. Kept only where the pair generates as one
+    kernel (one reduction signature)."""
     probes = probes or Probes()
-    out, i = list(kernels), 0
-    while i + 1 < len(out):
-        a, b = out[i], out[i + 1]
-        if _siblings(a, b):
-            merged = probes.get((a, b), lambda: _sibling_merged(a, b, layouts))
-            if merged is not None:
-                out[i:i + 2] = [("allocate", a), merged]
-                i += 2
-                continue
-        i += 1
+    out, j = list(kernels), 1
+    while j < len(out):
+        b, i = out[j], _sibling_before(out, j)
+        merged = None if i is None else probes.get((out[i], b), lambda: _sibling_merged(out[i], b, layouts))
+        if merged is not None:
+            del out[j]
+            out[i:i + 1] = [("allocate", b), merged]
+        j += 1
     return out
 
 
-def _siblings(a, b) -> bool:
-    plain = lambda k: isinstance(k, Kernel) and not k.is_view and k.scatter is None and not k.side_outputs and \
-        reduces_in(k.expr) and all(s != 0 for s in k.out.layout.shape)
-    return plain(a) and plain(b) and tuple(a.out.layout.shape) == tuple(b.out.layout.shape) and \
-        set(kernel_loads(a)) == set(kernel_loads(b)) and a.out.name not in kernel_loads(b)
+def _plain_reduction(k) -> bool:
+    return isinstance(k, Kernel) and not k.is_view and k.scatter is None and not k.side_outputs and \
+        bool(reduces_in(k.expr)) and all(s != 0 for s in k.out.layout.shape)
+
+
+def _sibling_before(plan: list, j: int):
+    """The index of the entry plan[j] can be folded into (see merge_sibling_reductions), or None."""
+    b = plan[j]
+    if not _plain_reduction(b):
+        return None
+    reads = set(kernel_loads(b))
+    for i in range(j - 1, -1, -1):
+        a = plan[i]
+        made = {k.out.name for k in [a] if not isinstance(k, tuple)} | {buf.name for buf, _ in side_outputs(a)}
+        if isinstance(a, tuple):
+            made = {a[1].out.name}
+        if made & reads:
+            return None  # b reads what this entry makes: it cannot run before it
+        if _plain_reduction(a) and tuple(a.out.layout.shape) == tuple(b.out.layout.shape) and \
+                reads & set(kernel_loads(a)):
+            return i
+    return None
 
 
 def _sibling_merged(a: Kernel, b: Kernel, layouts: dict):
-    """b storing a's value too, a's reads of the input shared with b's (the same Load and View nodes: the code
-    generator loads each once), or None where the two do not generate as one kernel."""
+    """a storing b's value too, b's reads of the input and reductions shared with a's where they are the same
+    trees (the same Load, View and Reduce nodes: the code generator loads and reduces each once), or None where
+    the two do not generate as one kernel."""
     reads = {}
-    for n in _nodes(b.expr):
-        if isinstance(n, (Load, View)):
+    for n in _nodes(a.expr):
+        if isinstance(n, (Load, View, Reduce)):
             reads.setdefault(repr(n), n)
-    shared = rebuild(a.expr, lambda n: reads.get(repr(n)) if isinstance(n, (Load, View)) else None)
-    merged = Kernel(b.out, b.expr, a.source + b.source, False, [(a.out, shared)])
+    shared = rebuild(b.expr, lambda n: reads.get(repr(n)) if isinstance(n, (Load, View, Reduce)) else None)
+    merged = Kernel(a.out, a.expr, a.source + b.source, False, [(b.out, shared)])
     return merged if _generates(merged, layouts) else None
 
 

@@ -105,9 +105,13 @@ def inner_split_count(r: Reduce, itemsize: int = 4) -> int:
     rows, length = _rows_and_length(r)
     if not _static(rows, length) or rows * length * itemsize < MIN_SPLIT_BYTES:
         return 1
+    more = lambda: split * 2 <= MAX_SPLIT and length // (split * 2) >= MIN_CHUNK and length % (split * 2) == 0
     split = 1
-    while row_programs(rows * split, length // split, itemsize) < FILL_PROGRAMS and split * 2 <= MAX_SPLIT and \
-            length // (split * 2) >= MIN_CHUNK and length % (split * 2) == 0:
+    while row_programs(rows * split, length // split, itemsize) < FILL_PROGRAMS and more():
+        split *= 2
+    # once split, chunks that fit in registers: the partial kernel is persistent and reads its chunk once, however
+    # many reductions it holds (a variance's chunk mean and squared deviations, `Splitter.variance`)
+    while 1 < split and length // split > launch_configs.persistent_max(itemsize) and more():
         split *= 2
     return split
 
@@ -201,6 +205,37 @@ class Splitter:
         self.layouts[name] = self.added[-1].out.layout
         return Load(name, shape, r.dtype)
 
+    def variance(self, r: Reduce, mean: Reduce):
+        """sum((x - mean(x))**2) from per-chunk statistics (Chan et al.'s pairwise update): the partial kernels
+        store each chunk's sum s_i and its squared deviations from its own mean q_i (two-pass inside the chunk,
+        which the kernel holds in registers: x is read once); the combination is
+        sum_i q_i + n * sum_i (s_i / n - mean)**2 over chunks of n elements, mean = sum_i s_i / N. Every
+        difference is taken from a mean, as the two-pass formula does, so a large mean loses no digits."""
+        _, xc = self.chunked(mean)
+        kept, split, chunk = xc.shape[:-2], xc.shape[-2], xc.shape[-1]
+        shape, last, f32 = kept + (split,), len(kept) + 1, _partial_dtype(r)
+        if f32 != torch.float64:
+            f32 = torch.float32
+
+        def deviations(_):
+            # the chunk's sum as the sums' partial kernel writes it (the same tree: side_outputs.py's sibling merge
+            # then computes it once for both), reshaped to broadcast over the chunk
+            s = Reduce("sum", xc, (last,), False, shape, f32)
+            s = View(ViewKind.RESHAPE, s, (shape + (1,),), shape + (1,), f32)
+            m = Op("div", [s, Const(chunk)], shape + (1,), f32, f32)
+            d = Op("sub", [xc, m], xc.shape, f32, f32)
+            return Reduce("sum", Op("mul", [d, d], xc.shape, f32, f32), (last,), False, shape, f32)
+        sums, squares = self.partials(mean, dtype=f32), self.partials(r, deviations, f32)
+        out = tuple(r.shape)
+        shape, last = out + (split,), len(out)
+        reshape = lambda e: e if tuple(e.shape) == shape else View(ViewKind.RESHAPE, e, (shape,), shape, e.dtype)
+        sums, squares = reshape(sums), reshape(squares)
+        total = Reduce("sum", sums, (last,), True, out + (1,), f32)
+        m = Op("div", [total, Const(chunk * split)], out + (1,), f32, f32)
+        d = Op("sub", [Op("div", [sums, Const(chunk)], shape, f32, f32), m], shape, f32, f32)
+        spread = Op("mul", [Op("mul", [d, d], shape, f32, f32), Const(chunk)], shape, f32, f32)
+        return Reduce("sum", Op("add", [squares, spread], shape, f32, f32), (last,), False, out, r.dtype)
+
     def arg_combine(self, r: Reduce) -> tuple:
         """argmax / argmin from per-chunk winners: the partial kernel stores each chunk's first winning index as
         an index into the whole row (its argmax plus the chunk's offset); the combining kernel reads the values
@@ -261,9 +296,13 @@ def split_kernel(kernel: Kernel, layouts: dict | None = None) -> list | None:
         return None
     if any(r.kind not in SPLITTABLE | ARG_KINDS or splitter.count(r) == 1 for r in reduces):
         return None
-    expr = kernel.expr
+    # squared deviations from a mean over the same elements: combined from per-chunk statistics, x read once
+    combined = {id(r): splitter.variance(r, m) for r, m in ((r, _centered_square(r)) for r in reduces_in(kernel.expr))
+                if m is not None}
+    done = {id(n) for r in combined.values() for n in reduces_in(r)}
+    expr = rebuild(kernel.expr, lambda n: combined.get(id(n)))
     while True:
-        reduces = reduces_in(expr)
+        reduces = [r for r in reduces_in(expr) if id(r) not in done]
         nested = {id(n) for r in reduces for n in reduces_in(r.arg)}
         if not nested:
             # the outermost reductions: combined from their partials inside the kernel itself; a normalization's
@@ -277,6 +316,26 @@ def split_kernel(kernel: Kernel, layouts: dict | None = None) -> list | None:
         expr = rebuild(expr, lambda n: replace.get(id(n)))
     return splitter.added + [Kernel(kernel.out, rebuild(expr, lambda n: replace.get(id(n))), kernel.source,
                                     kernel.is_view)]
+
+
+def _centered_square(r: Reduce) -> Reduce | None:
+    """The mean's sum when r is sum((x - sum(x) / N)**2) over the same axes of the same x (the variance's lowering:
+    mul of one difference by itself, the sum kept with keepdim and divided by its element count), else None."""
+    if r.kind != "sum" or not isinstance(r.arg, Op) or r.arg.name != "mul":
+        return None
+    a, b = r.arg.args
+    if not (a is b or repr(a) == repr(b)) or not isinstance(a, Op) or a.name != "sub":
+        return None
+    x, m = a.args
+    while isinstance(m, View) and m.kind in (ViewKind.EXPAND, ViewKind.IDENTITY):
+        m = m.arg
+    if not isinstance(m, Op) or m.name != "div" or not isinstance(m.args[1], Const):
+        return None
+    s = m.args[0]
+    if not isinstance(s, Reduce) or s.kind != "sum" or not s.keepdim or s.axes != r.axes or \
+            tuple(s.arg.shape) != tuple(r.arg.shape) or repr(s.arg) != repr(x):
+        return None
+    return s if m.args[1].value == _rows_and_length(r)[1] else None
 
 
 def split_reductions(kernels: list, layouts: dict | None = None) -> list:
