@@ -44,15 +44,20 @@ def shapes_of(signature: tuple) -> set:
 
 
 def _recomputed(node: torch.fx.Node, kinds: dict) -> bool:
-    """A dtype cast of a graph input read by several generated kernels is computed again in each of them rather
-    than stored: the bf16 batch-norm statistics upcast x to float32 for the mean and the variance, and storing
-    the cast would write x at twice its size and read it back twice, where each kernel can load x and widen it
-    in registers. (Its operand is an input, never a fused value: no kernel has to walk its producers twice.)"""
+    """A dtype cast of a graph input read by several generated kernels is computed again in each of them where
+    that moves fewer bytes than storing it: the bf16 batch-norm statistics upcast x to float32 for the mean and
+    the variance, and storing the cast would write x at twice its size and read it back twice, where each kernel
+    can load x and widen it in registers. Read n times, recomputing costs n reads of the source, storing one read,
+    one write and n reads of the cast (a narrowing cast read by many is still stored). Its operand is an input,
+    never a fused value: no kernel has to walk its producers twice."""
     if node.target is not aten._to_copy.default or set(node.kwargs) - {"dtype"} or len(node.users) < 2:
         return False
     src = node.args[0]
-    return isinstance(src, torch.fx.Node) and src.op in ("placeholder", "get_attr") and \
-        all(kinds.get(u) in FUSIBLE for u in node.users)
+    if not (isinstance(src, torch.fx.Node) and src.op in ("placeholder", "get_attr") and
+            all(kinds.get(u) in FUSIBLE for u in node.users)):
+        return False
+    n, s, d = len(node.users), meta(src).dtype.itemsize, meta(node).dtype.itemsize
+    return n * s <= s + d + n * d
 
 
 def plan_triton_fusion(graph: torch.fx.Graph, kinds: dict, keep: frozenset = frozenset()) -> set:

@@ -150,6 +150,14 @@ def test_bf16_statistics_widen_x_in_registers(split, request):
     assert "pw_" not in call and "(8, 6, 5, 8)" not in call and ("_part0" in call) == split
 
 
+def test_narrowing_cast_read_by_many_kernels_is_stored():
+    """A float32 input cast to bf16 and read by four kernels: four float32 reads would move more than one read,
+    one bf16 write and four bf16 reads, so the cast keeps its buffer."""
+    fn = check_fn(lambda x: (lambda y: (y.sum(-1), y.amax(-1) * 2, y.sum(0), y.amin(0) * 2))(x.bfloat16()),
+                  torch.randn(6, 10), tol=BF16_TOL)
+    assert "def pw_" in fn.source
+
+
 @pytest.mark.usefixtures("fresh_jit")
 def test_dynamic_batch_statistics_are_not_split(few_rows):
     """Dynamic sizes: a split for programs would make a size condition of a launch-shape choice; one kernel."""
