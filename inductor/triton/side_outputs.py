@@ -11,6 +11,8 @@ the buffer of a kernel folded into another, at the place the buffer must exist b
 `drop_dead_side_outputs` removes stores nobody reads any more, once folding has inlined their readers.
 Every fold is kept only if the combined kernel still generates (KernelWriter), so a fold never sends a kernel
 to torch."""
+import math
+
 from ..ir import Kernel, Load, Reduce, View, kernel_loads, loads_in, readers_of, rebuild, reduces_in, side_outputs
 from .codegen import KernelWriter
 
@@ -69,7 +71,7 @@ def merge_sibling_reductions(kernels: list, layouts: dict, probes: Probes | None
     probes = probes or Probes()
     out, j = list(kernels), 1
     while j < len(out):
-        b, i = out[j], _sibling_before(out, j)
+        b, i = out[j], _sibling_before(out, j, layouts)
         merged = None if i is None else probes.get((out[i], b), lambda: _sibling_merged(out[i], b, layouts))
         if merged is not None:
             del out[j]
@@ -79,22 +81,29 @@ def merge_sibling_reductions(kernels: list, layouts: dict, probes: Probes | None
 
 
 def _plain_reduction(k) -> bool:
-    return isinstance(k, Kernel) and not k.is_view and k.scatter is None and not k.side_outputs and \
-        bool(reduces_in(k.expr)) and all(s != 0 for s in k.out.layout.shape)
+    """A kernel storing only a reduction's result (not a normalization, whose output has its input's size)."""
+    if not isinstance(k, Kernel) or k.is_view or k.scatter is not None or k.side_outputs or \
+            any(s == 0 for s in k.out.layout.shape):
+        return False
+    reduces = reduces_in(k.expr)
+    return bool(reduces) and math.prod(k.out.layout.shape) < math.prod(reduces[0].arg.shape)
 
 
-def _sibling_before(plan: list, j: int):
-    """The index of the entry plan[j] can be folded into (see merge_sibling_reductions), or None."""
+def _sibling_before(plan: list, j: int, layouts: dict):
+    """The index of the entry plan[j] can be folded into (see merge_sibling_reductions), or None. Only a shared
+    read of a buffer as large as the reduction's input counts (two reductions that share a small weight gain
+    nothing from one kernel)."""
     b = plan[j]
     if not _plain_reduction(b):
         return None
-    reads = set(kernel_loads(b))
+    size = math.prod(reduces_in(b.expr)[0].arg.shape)
+    reads = {buf for buf in kernel_loads(b) if buf in layouts and math.prod(layouts[buf].shape) >= size}
     for i in range(j - 1, -1, -1):
         a = plan[i]
         made = {k.out.name for k in [a] if not isinstance(k, tuple)} | {buf.name for buf, _ in side_outputs(a)}
         if isinstance(a, tuple):
             made = {a[1].out.name}
-        if made & reads:
+        if made & set(kernel_loads(b)):
             return None  # b reads what this entry makes: it cannot run before it
         if _plain_reduction(a) and tuple(a.out.layout.shape) == tuple(b.out.layout.shape) and \
                 reads & set(kernel_loads(a)):
