@@ -17,13 +17,16 @@ A reduction along rows with too few rows to fill the GPU is split the same way (
 batch-norm statistics x.mean((0, 2, 3)) of an NCHW tensor reduce N*H*W elements into C (64) outputs, which the
 row kernel runs as C / 8 programs each walking a few hundred thousand elements (~20-40 GB/s on the H100). Its
 chunks are whole runs of the reduced dims, so the partial kernel reads them as contiguous rows (runs of H*W), and
-the combining kernel reduces C rows of a few dozen partials. Both rules count programs as the launch heuristic
-will make them (runtime/launch_configs.py) and leave a kernel moving under MIN_SPLIT_BYTES alone: there one
-program per SM or fewer finishes before a second launch would.
+the combining kernel reduces C rows of a few dozen partials; chunks are sized to fit in registers once split.
+Both rules count what the launch heuristic will make (runtime/launch_configs.py: programs for columns, warps for
+rows) and leave a kernel moving under MIN_SPLIT_BYTES alone: there a second launch costs more than idle SMs.
 
-A reduction nested in another one's operand (the mean inside a variance) is split first and its value stored
-in its own small buffer, which the outer reduction's partial kernel then reads (broadcast): a variance reads its
-input twice, the mean and then the squared deviations from it (two-pass: accurate where the mean is large)."""
+argmax / argmin combine their chunks' winning indices (`Splitter.arg_combine`). A variance, sum((x - mean)**2)
+with the mean over the same elements, combines per-chunk sums and squared deviations from each chunk's own mean
+(`Splitter.variance`, Chan's update): one pass over x, every difference still taken from a mean. Any other
+reduction nested in another one's operand is split first and its value stored in its own small buffer, which
+the outer reduction's partial kernel then reads (broadcast). Partial kernels that repeat an earlier one (the
+mean's sums inside a variance and a mean the graph also returns) are computed once (`share_partials`)."""
 from __future__ import annotations
 
 import dataclasses
@@ -45,9 +48,10 @@ ARG_KINDS = {"argmax", "argmin"}  # combined from their chunks' winning indices 
 # column reductions: split below this many programs (~8 programs of 8 warps per SM fill an H100's 132 SMs), into
 # chunks of at least OUTER_MIN_CHUNK rows (a program's loop then runs several tiles deep)
 OUTER_PROGRAMS, OUTER_MIN_CHUNK = 1024, 256
-# row reductions: split below FILL_PROGRAMS programs (132 SMs x 4 programs of 4-16 warps), into chunks of at least
+# row reductions: split below FILL_WARPS warps launched (half the H100's 132 SMs x 64 warp slots: programs of a
+# long row reduction stay resident for their whole row), into chunks of at least
 # MIN_CHUNK elements; neither kind is split for fewer than MIN_SPLIT_BYTES read (a launch costs ~2-3 us)
-FILL_PROGRAMS, MIN_SPLIT_BYTES = 528, 1 << 22
+FILL_WARPS, MIN_SPLIT_BYTES = 132 * 32, 1 << 22
 
 
 def _rows_and_length(r: Reduce) -> tuple[int, int]:
@@ -92,22 +96,24 @@ def _static(*sizes) -> bool:
     return all(type(s) is int for s in sizes)
 
 
-def row_programs(rows: int, length: int, itemsize: int) -> int:
-    """Programs the launch heuristic gives a row reduction of `rows` outputs of `length` elements each."""
+def row_warps(rows: int, length: int, itemsize: int) -> int:
+    """Warps the launch heuristic gives a row reduction of `rows` outputs of `length` elements each (programs
+    times warps per program: 8 programs of 8 rows each walking 400K elements fill 64 of the H100's 8448 slots)."""
     mode = "persistent" if length <= launch_configs.persistent_max(itemsize) else "looped"
-    return -(-rows // launch_configs.heuristic(mode, rows, length, itemsize)["XBLOCK"])
+    config = launch_configs.heuristic(mode, rows, length, itemsize)
+    return -(-rows // config["XBLOCK"]) * config["num_warps"]
 
 
 def inner_split_count(r: Reduce, itemsize: int = 4) -> int:
-    """Chunks for a row reduction short of programs: the fewest powers of two that bring the partial kernel to
-    FILL_PROGRAMS programs, each chunk whole and at least MIN_CHUNK long; 1: no split (enough programs already,
-    under MIN_SPLIT_BYTES read, or dynamic sizes)."""
+    """Chunks for a row reduction short of warps: the fewest powers of two that bring the partial kernel to
+    FILL_WARPS, each chunk whole and at least MIN_CHUNK long; 1: no split (enough warps already, under
+    MIN_SPLIT_BYTES read, or dynamic sizes)."""
     rows, length = _rows_and_length(r)
     if not _static(rows, length) or rows * length * itemsize < MIN_SPLIT_BYTES:
         return 1
     more = lambda: split * 2 <= MAX_SPLIT and length // (split * 2) >= MIN_CHUNK and length % (split * 2) == 0
     split = 1
-    while row_programs(rows * split, length // split, itemsize) < FILL_PROGRAMS and more():
+    while row_warps(rows * split, length // split, itemsize) < FILL_WARPS and more():
         split *= 2
     # once split, chunks that fit in registers: the partial kernel is persistent and reads its chunk once, however
     # many reductions it holds (a variance's chunk mean and squared deviations, `Splitter.variance`)
@@ -129,7 +135,7 @@ class Splitter:
         self.itemsize = max((layouts[b].dtype.itemsize for b in loads_in(kernel.expr) if b in layouts), default=4)
 
     def count(self, r: Reduce) -> int:
-        """Chunks r is cut into: a serial reduction's (`split_count`), else the programs rule of its layout."""
+        """Chunks r is cut into: a serial reduction's (`split_count`), else the fill rule of its layout."""
         if is_serial(r):
             return split_count(_rows_and_length(r)[1])
         if self.outer:
@@ -340,7 +346,7 @@ def _centered_square(r: Reduce) -> Reduce | None:
 
 def split_reductions(kernels: list, layouts: dict | None = None) -> list:
     """The kernel list with every serial reduction split, and with `layouts` (buffer -> Layout: the graph's
-    inputs and earlier kernels' outputs) every column reduction too short of programs; raises
+    inputs and earlier kernels' outputs) every row or column reduction too short of programs; raises
     NotImplementedError for a serial one that cannot be (the graph then runs in torch rather than in one program
     per output)."""
     out = []

@@ -1,4 +1,4 @@
-"""Row reductions short of programs (inductor/triton/split.py `inner_split_count`): batch-norm statistics
+"""Row reductions short of warps (inductor/triton/split.py `inner_split_count`): batch-norm statistics
 x.mean((0, 2, 3)) / x.var((0, 2, 3)) of an NCHW tensor reduce N*H*W elements into C outputs; with too few rows to
 fill the GPU they run as a kernel of partial results over whole chunks of the reduced dims (contiguous runs of H*W,
 no permuted copy) plus a small combining kernel. Every result against eager (odd sizes, bf16, NaN, dynamic sizes);
@@ -19,7 +19,7 @@ BF16_TOL = (2e-2, 5e-2)
 @pytest.fixture
 def few_rows(monkeypatch):
     """Row reductions split at interpreter sizes: the real thresholds want hundreds of thousands of elements."""
-    monkeypatch.setattr(triton_split, "FILL_PROGRAMS", 64)
+    monkeypatch.setattr(triton_split, "FILL_WARPS", 256)
     monkeypatch.setattr(triton_split, "MIN_CHUNK", 32)
     monkeypatch.setattr(triton_split, "MIN_SPLIT_BYTES", 0)
 
@@ -123,9 +123,9 @@ def test_long_normalizations_split_into_stored_statistics(case, few_rows, monkey
 
 
 def test_rows_enough_for_the_programs_are_not_split(few_rows):
-    fn = check_fn(lambda x: x.sum(-1), torch.randn(4096, 40))  # 64 rows per program: FILL_PROGRAMS of them
+    fn = check_fn(lambda x: x.sum(-1), torch.randn(4096, 40))  # 64 programs of 64 rows, 4 warps: FILL_WARPS
     assert "_part" not in fn.source
-    fn = check_fn(lambda x: x.sum(-1), torch.randn(2048, 40))  # 32 programs: chunks of 20 rows' elements each
+    fn = check_fn(lambda x: x.sum(-1), torch.randn(2048, 40))  # 128 warps, but chunks of 20 elements
     assert "_part" not in fn.source  # (chunks under MIN_CHUNK)
 
 
@@ -175,8 +175,8 @@ def test_real_thresholds():
     chunks to give ~1000 programs; a small tensor, and a reduction with thousands of rows, stay one kernel."""
     bn = _reduce((128, 64, 56, 56), (0, 2, 3))
     split = triton_split.inner_split_count(bn)
-    assert split > 1 and triton_split.row_programs(64 * split, 128 * 56 * 56 // split, 4) >= \
-        triton_split.FILL_PROGRAMS
+    assert split > 1 and triton_split.row_warps(64 * split, 128 * 56 * 56 // split, 4) >= triton_split.FILL_WARPS
+    assert 128 * 56 * 56 // split <= 16384  # chunks held in registers: the variance's partial kernel reads x once
     assert triton_split.inner_split_count(_reduce((8, 64, 8, 8), (0, 2, 3))) == 1  # 128 KB: one launch
     assert triton_split.inner_split_count(_reduce((8192, 4096), (1,))) == 1  # 8192 rows fill the GPU
     assert triton_split.inner_split_count(_reduce((128, 2048, 7, 7), (0, 2, 3))) == 1  # 2048 rows of 6272
