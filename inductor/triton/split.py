@@ -48,10 +48,10 @@ ARG_KINDS = {"argmax", "argmin"}  # combined from their chunks' winning indices 
 # column reductions: split below this many programs (~8 programs of 8 warps per SM fill an H100's 132 SMs), into
 # chunks of at least OUTER_MIN_CHUNK rows (a program's loop then runs several tiles deep)
 OUTER_PROGRAMS, OUTER_MIN_CHUNK = 1024, 256
-# row reductions: split below FILL_WARPS warps launched (half the H100's 132 SMs x 64 warp slots: programs of a
-# long row reduction stay resident for their whole row), into chunks of at least
+# row reductions: split below FILL_WARPS warps launched (about half the H100's 132 SMs x 64 warp slots: programs
+# of a long row reduction stay resident for their whole row), into chunks of at least
 # MIN_CHUNK elements; neither kind is split for fewer than MIN_SPLIT_BYTES read (a launch costs ~2-3 us)
-FILL_WARPS, MIN_SPLIT_BYTES = 132 * 32, 1 << 22
+FILL_WARPS, MIN_SPLIT_BYTES = 4096, 1 << 22
 
 
 def _rows_and_length(r: Reduce) -> tuple[int, int]:

@@ -180,6 +180,8 @@ def test_real_thresholds():
     assert triton_split.inner_split_count(_reduce((8, 64, 8, 8), (0, 2, 3))) == 1  # 128 KB: one launch
     assert triton_split.inner_split_count(_reduce((8192, 4096), (1,))) == 1  # 8192 rows fill the GPU
     assert triton_split.inner_split_count(_reduce((128, 2048, 7, 7), (0, 2, 3))) == 1  # 2048 rows of 6272
+    assert triton_split.inner_split_count(_reduce((256, 16384), (1,))) == 1  # 256 programs of 16 warps
+    assert triton_split.inner_split_count(_reduce((64, 262144), (1,))) > 1  # 64 programs of 8 rows' warps
 
 
 # ---- argmax / argmin split into chunk winners (Splitter.arg_combine) ---------------------------------------------
