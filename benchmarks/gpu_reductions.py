@@ -9,6 +9,9 @@ Workloads (issue 20 items 2 and 3):
   * middle-dim reductions x.sum(1) / x.var(1) of a (B, T, C) tensor; a full reduction x.sum();
   * fusions around a column sum: (x * y).sum(0), x.sum(0) + b;
   * a row sum x.sum(-1) as the control (the layout framejit always had);
+  * batch-norm statistics ("bn": x.mean((0, 2, 3)) / x.var((0, 2, 3)) of NCHW tensors, few rows over many
+    elements: split into chunks of H*W runs, the variance from chunk statistics in the same pass); average pools
+    whose windows tile the plane; argmax / argmin down columns and along long rows, max with indices;
   * rotary embeddings in both forms on a (B, H, T, D) tensor with (T, D) tables: rotate-half
     `x * cos + cat((-x2, x1), -1) * sin` and interleaved `stack((a*cos - b*sin, a*sin + b*cos), -1).flatten(-2)`
     with a = x[..., ::2], b = x[..., 1::2].
@@ -75,6 +78,48 @@ def col_sum_bias(x, b):
     return x.sum(0) + b
 
 
+def bn_mean(x):
+    return x.mean((0, 2, 3))
+
+
+def bn_var(x):
+    return x.var((0, 2, 3))
+
+
+def bn_mean_var(x):
+    return x.mean((0, 2, 3)), x.var((0, 2, 3))
+
+
+def adaptive_pool7(x):
+    return torch.nn.functional.adaptive_avg_pool2d(x, 7)
+
+
+def avg_pool2(x):
+    return torch.nn.functional.avg_pool2d(x, 2)
+
+
+def col_argmax(x):
+    return x.argmax(0)
+
+
+def col_argmin(x):
+    return x.argmin(0)
+
+
+def row_argmax(x):
+    return x.argmax(-1)
+
+
+def max_with_indices(x):
+    values, indices = torch.max(x, -1)
+    return values, indices
+
+
+def col_max_with_indices(x):
+    values, indices = torch.max(x, 0)
+    return values, indices
+
+
 def rotate_half(x, cos, sin):
     d = x.shape[-1]
     x1, x2 = x[..., : d // 2], x[..., d // 2:]
@@ -102,6 +147,25 @@ WORKLOADS = {
     "x.sum(1) 32x4096x768": (mid_sum, [(32, 4096, 768)], lambda s: s[0][0] * s[0][2], [(3, 100, 24)]),
     "x.sum(1) 4x16384x768": (mid_sum, [(4, 16384, 768)], lambda s: s[0][0] * s[0][2], [(2, 512, 16)]),
     "x.var(1) 16x2048x1024": (mid_var, [(16, 2048, 1024)], lambda s: s[0][0] * s[0][2], [(3, 100, 24)]),
+    # batch-norm statistics of an NCHW tensor: C outputs over N*H*W (split into chunks of H*W runs), ResNet's
+    # first stage and a later one with more channels
+    "bn mean 128x64x56x56": (bn_mean, [(128, 64, 56, 56)], lambda s: s[0][1], [(8, 6, 5, 8)]),
+    "bn var 128x64x56x56": (bn_var, [(128, 64, 56, 56)], lambda s: s[0][1], [(8, 6, 5, 8)]),
+    "bn mean+var 128x64x56x56": (bn_mean_var, [(128, 64, 56, 56)], lambda s: 2 * s[0][1], [(8, 6, 5, 8)]),
+    "bn mean+var 128x512x14x14": (bn_mean_var, [(128, 512, 14, 14)], lambda s: 2 * s[0][1], [(4, 16, 3, 3)]),
+    # pools of windows tiling the plane, as one reduction over (kh, kw) (graph/pooling_rules.py): torchvision's
+    # adaptive pool to 7x7 of a 56x56 map (8x8 windows); avg_pool2d(2) (4-element windows: strided slices)
+    "adaptive_avg_pool2d 7x7 128x64x56x56": (adaptive_pool7, [(128, 64, 56, 56)], lambda s: s[0][0] * s[0][1] * 49,
+                                              [(2, 3, 28, 28)]),
+    "avg_pool2d 2 128x64x56x56": (avg_pool2, [(128, 64, 56, 56)], lambda s: s[0][0] * s[0][1] * 28 * 28,
+                                  [(2, 3, 8, 8)]),
+    # argmax / argmin and max with indices (output bytes counted at the input's element size)
+    "x.argmax(0) 8192x4096": (col_argmax, [(8192, 4096)], lambda s: s[0][1], [(96, 33)]),
+    "x.argmin(0) 8192x1024": (col_argmin, [(8192, 1024)], lambda s: s[0][1], [(96, 33)]),
+    "x.argmax(-1) 64x262144": (row_argmax, [(64, 262144)], lambda s: s[0][0], [(4, 1024)]),
+    "max with indices dim -1 8192x4096": (max_with_indices, [(8192, 4096)], lambda s: 2 * s[0][0], [(33, 96)]),
+    "max with indices dim 0 8192x4096": (col_max_with_indices, [(8192, 4096)], lambda s: 2 * s[0][1],
+                                         [(96, 33)]),
     "x.sum() 64M": (full_sum, [(1 << 26,)], lambda s: 1, [(1 << 14,)]),
     "x.sum(-1) 32768x4096 (rows, control)": (row_sum, [(32768, 4096)], lambda s: s[0][0], [(70, 300)]),
     f"rotate-half {B}x{H}x{T}x{D}": (rotate_half, [(B, H, T, D), (T, D), (T, D)], lambda s: B * H * T * D,

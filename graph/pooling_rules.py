@@ -6,7 +6,8 @@ max_pool2d is a chain of `where((v > best) | isnan(v), v, best)` from -inf, wind
 exactly eager's CPU kernel (`val > maxval || isnan(val)`), which keeps the first of equal maxima and the last NaN;
 autograd through the chain routes each gradient to that one element, as max_pool2d's backward does through its
 indices (a chain of `maximum` would split it between ties). avg_pool2d sums the offsets in the same order, in
-float32 for half types, rounded once; adaptive sizes that do not divide the input as the mean of each bin.
+float32 for half types, rounded once (large windows tiling the plane as one reduction over a (..., oh, kh, ow, kw)
+view); adaptive sizes that do not divide the input as the mean of each bin.
 ceil_mode and count_include_pad=False with padding stay eager's."""
 
 from __future__ import annotations
@@ -116,8 +117,22 @@ def _max_pool2d_with_indices(b: Builder, x: Any, kernel_size: Any, stride: Any =
     return _max_pool(b, x, kernel_size, stride, padding, dilation, ceil_mode, True)
 
 
+# windows of at least this many elements are summed as a reduction (above); smaller ones (avg_pool2d(2)) as a sum
+# of strided slices, whose rows of a few elements would make a reduction tile of a few hundred elements
+WINDOW_REDUCTION = 16
+
+
 def _avg_pool(b: Builder, x: Any, k: tuple, s: tuple, p: tuple, out: tuple, divisor: Any) -> Any:
     y, dtype = _opmath(b, x)
+    lead, (h, w) = list(b.size(y)[:-2]), b.size(y)[-2:]
+    if s == k and not any(p) and k[0] * k[1] >= WINDOW_REDUCTION and all(isinstance(n, int) for n in (h, w)) and \
+            (h, w) == (out[0] * k[0], out[1] * k[1]):
+        # large windows tiling the plane (an adaptive pool whose size divides the input's: 56x56 to 7x7): one sum
+        # over (kh, kw) of the (..., oh, kh, ow, kw) view, a reduction reading every element once in runs of kw,
+        # where kh * kw strided slices would each read one element per window per load
+        tiles = b.op(aten.view.default, y, lead + [out[0], k[0], out[1], k[1]])
+        total = b.op(aten.sum.dim_IntList, tiles, [len(lead) + 1, len(lead) + 3])
+        return _cast(b, b.op(aten.div.Tensor, total, divisor), dtype)
     total = None
     for _, _, v in _windows(b, _pad(b, y, p, 0.0), k, s, (1, 1), out):
         total = v if total is None else b.op(aten.add.Tensor, total, v)

@@ -6,8 +6,8 @@ kernel of the graph.
 Where one kernel can fail, and what happens:
   * lowering (lowering.py, shared with NumPy): an op with no lowering, or a value of a dtype the kernels have no
     type for (complex, uint16, float8...), is a FallbackKernel from the start;
-  * split reductions (triton/split.py): a long reduction that cannot be split (argmax; a length with no
-    power-of-two factor) would run serially in one program;
+  * split reductions (triton/split.py): a long reduction that cannot be split (a length with no power-of-two
+    factor) would run serially in one program;
   * code generation (triton/codegen.py, triton/ops.py, triton/reduce.py: NotImplementedError): an op without a
     rule (integer pow by a tensor), or a fused kernel its loop forms cannot walk (a reduction read through a
     permute in its own epilogue); triton/kernels.py reports every such kernel at once (UnsupportedKernels).

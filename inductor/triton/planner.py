@@ -25,7 +25,7 @@ from .fusion import plan_triton_fusion
 from .plan import (Alias, Allocate, FallbackCall, Launch, LibraryCall, LibraryResult, MatmulSite, ModulePlan, Return,
                    fresh_name, replace_items)
 from .probe import all_layouts, at_hints, same_strides
-from .split import split_reductions
+from .split import share_partials, split_reductions
 
 # names generated code uses besides its buffers and sizes
 RESERVED = {"call", "torch", "triton", "tl", "h", "runtime_attention"}
@@ -37,7 +37,7 @@ def lower_round(gm, example_inputs: list, keep: frozenset, forced: dict):
     comes from, failures lists ([kernel], why) for reductions that cannot be split."""
     lowered = lower_graph(gm, example_inputs, supported, plan=functools.partial(plan_triton_fusion, keep=keep),
                           fallback=forced)
-    origin, failures, kernels = {}, [], []
+    origin, failures, kernels, partials = {}, [], [], set()
     layouts = {b.name: b.layout for b in lowered.inputs}  # what split_reductions reads a kernel's inputs as
     for k in lowered.kernels:
         if k.out.layout is not None:
@@ -50,7 +50,9 @@ def lower_round(gm, example_inputs: list, keep: frozenset, forced: dict):
             parts = [k]  # planned and written all the same: its other failures, if any, show in this round too
         parts = [scan.as_kernel(p, layouts) for p in parts]  # a scan whose rows fit one tile: generated
         origin.update((p.out.name, k) for p in parts)
+        partials.update(p.out.name for p in parts[:-1])
         kernels += parts
+    kernels = share_partials(kernels, partials)
     kernels = scan.fuse_producers(kernels, lowered.outputs, layouts)
     lowered.kernels = scan.fuse_epilogues(kernels, lowered.outputs, layouts)
     return lowered, origin, failures

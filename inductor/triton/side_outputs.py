@@ -6,10 +6,14 @@ the buffer of a kernel folded into another, at the place the buffer must exist b
 - `merge_side_outputs`: a pointwise kernel folded into its first reader (a residual add feeding a layer_norm).
 - `hoist`: a pointwise kernel computed by an earlier kernel over the same elements that already reads (or
   computes) its inputs (triton/residual.py's addend of a product: `h + b` by the layer_norm that reads h).
+- `merge_sibling_reductions`: two reductions of one input into outputs of one shape (torch.max with indices
+  lowers to amax then argmax) as one kernel storing both, the input read once.
 `drop_dead_side_outputs` removes stores nobody reads any more, once folding has inlined their readers.
 Every fold is kept only if the combined kernel still generates (KernelWriter), so a fold never sends a kernel
 to torch."""
-from ..ir import Kernel, Load, kernel_loads, loads_in, readers_of, rebuild, reduces_in, side_outputs
+import math
+
+from ..ir import Kernel, Load, Reduce, View, kernel_loads, loads_in, readers_of, rebuild, reduces_in, side_outputs
 from .codegen import KernelWriter
 
 
@@ -58,6 +62,74 @@ def _generates(k, layouts: dict) -> bool:
     return True
 
 
+def merge_sibling_reductions(kernels: list, layouts: dict, probes: Probes | None = None) -> list:
+    """Each reduction kernel folded as a side output into the nearest earlier one that reads a buffer it reads
+    into an output of the same shape, where everything it reads exists by then (`("allocate", later)` allocates
+    its buffer there): max(x, dim) lowers to amax and argmax, x.mean((0, 2, 3)) and x.var((0, 2, 3)) to a kernel
+    of chunk sums and one of chunk deviations, which then load x once. Kept only where the pair generates as one
+    kernel (one reduction signature)."""
+    probes = probes or Probes()
+    out, j = list(kernels), 1
+    while j < len(out):
+        b, i = out[j], _sibling_before(out, j, layouts)
+        merged = None if i is None else probes.get((out[i], b), lambda: _sibling_merged(out[i], b, layouts))
+        if merged is not None:
+            del out[j]
+            out[i:i + 1] = [("allocate", b), merged]
+        j += 1
+    return out
+
+
+def _plain_reduction(k) -> bool:
+    """A kernel storing only a reduction's result (not a normalization, whose output has its input's size)."""
+    if not isinstance(k, Kernel) or k.is_view or k.scatter is not None or k.side_outputs or \
+            any(s == 0 for s in k.out.layout.shape):
+        return False
+    reduces = reduces_in(k.expr)
+    return bool(reduces) and math.prod(k.out.layout.shape) < math.prod(reduces[0].arg.shape)
+
+
+def _sibling_before(plan: list, j: int, layouts: dict):
+    """The index of the entry plan[j] can be folded into (see merge_sibling_reductions), or None. Only a shared
+    read of a buffer as large as the reduction's input counts (two reductions that share a small weight gain
+    nothing from one kernel)."""
+    b = plan[j]
+    if not _plain_reduction(b):
+        return None
+    size = math.prod(reduces_in(b.expr)[0].arg.shape)
+    reads = {buf for buf in kernel_loads(b) if buf in layouts and math.prod(layouts[buf].shape) >= size}
+    for i in range(j - 1, -1, -1):
+        a = plan[i]
+        made = {k.out.name for k in [a] if not isinstance(k, tuple)} | {buf.name for buf, _ in side_outputs(a)}
+        if isinstance(a, tuple):
+            made = {a[1].out.name}
+        if made & set(kernel_loads(b)):
+            return None  # b reads what this entry makes: it cannot run before it
+        if _plain_reduction(a) and tuple(a.out.layout.shape) == tuple(b.out.layout.shape) and \
+                reads & set(kernel_loads(a)):
+            return i
+    return None
+
+
+def _sibling_merged(a: Kernel, b: Kernel, layouts: dict):
+    """a storing b's value too, b's reads of the input and reductions shared with a's where they are the same
+    trees (the same Load, View and Reduce nodes: the code generator loads and reduces each once), or None where
+    the two do not generate as one kernel."""
+    reads = {}
+    for n in _nodes(a.expr):
+        if isinstance(n, (Load, View, Reduce)):
+            reads.setdefault(repr(n), n)
+    shared = rebuild(b.expr, lambda n: reads.get(repr(n)) if isinstance(n, (Load, View, Reduce)) else None)
+    merged = Kernel(a.out, a.expr, a.source + b.source, False, [(b.out, shared)])
+    return merged if _generates(merged, layouts) else None
+
+
+def _nodes(e):
+    yield e
+    for c in e.children():
+        yield from _nodes(c)
+
+
 def merge_side_outputs(kernels: list, layouts: dict, probes: Probes | None = None) -> list:
     """A pointwise kernel whose buffer's first reader is a later generated kernel walking exactly its shape is
     folded into that kernel as a second output: rmsnorm(x + r) returning x + r, a residual add feeding the next
@@ -66,6 +138,7 @@ def merge_side_outputs(kernels: list, layouts: dict, probes: Probes | None = Non
     buffer, which the merged kernel has written by then (torch.compile fuses a GPT's residual adds the same way).
     Only where the consumer walks exactly the producer's shape, so each element is stored once."""
     probes = probes or Probes()
+    kernels = merge_sibling_reductions(kernels, layouts, probes)
     readers = readers_of(kernels)
     out, dropped = list(kernels), set()
     for i in range(len(out)):

@@ -47,6 +47,11 @@ CASES = {
     "adaptive_global_half": (lambda t: F.adaptive_avg_pool2d(t, (1, 1)), lambda: [rand(2, 3, 4, 4,
                                                                                      dtype=torch.float16)]),
     "adaptive_divides": (lambda t: F.adaptive_avg_pool2d(t, (2, 3)), lambda: [rand(1, 2, 6, 6)]),
+    "adaptive_tiles": (lambda t: F.adaptive_avg_pool2d(t, (2, 3)), lambda: [rand(2, 3, 8, 15)]),  # 4x5 windows
+    "adaptive_tiles_bf16": (lambda t: F.adaptive_avg_pool2d(t, 2), lambda: [rand(1, 2, 8, 8, dtype=torch.bfloat16)]),
+    "adaptive_tiles_channels_last": (lambda t: F.adaptive_avg_pool2d(t, 2),
+                                     lambda: [rand(2, 5, 8, 12).to(memory_format=torch.channels_last)]),
+    "avg_k4_tiles_unbatched": (lambda t: F.avg_pool2d(t, 4), lambda: [rand(3, 8, 12)]),
     "adaptive_none": (lambda t: F.adaptive_avg_pool2d(t, (None, 2)), lambda: [rand(1, 2, 3, 6)]),
     "adaptive_uneven": (lambda t: F.adaptive_avg_pool2d(t, (3, 5)), lambda: [rand(2, 2, 8, 7)]),
     "adaptive_uneven_bf16": (lambda t: F.adaptive_avg_pool2d(t, 3), lambda: [rand(1, 2, 5, 5, dtype=torch.bfloat16)]),
@@ -64,6 +69,15 @@ def test_max_pool_fuses_into_one_triton_kernel():
     # relu (a where), the padding (a cat), the nine window offsets and the scale after the pool: one kernel
     c = run("triton", lambda t: F.max_pool2d(F.relu(t), 3, 2, 1) * 2, rand(1, 2, 9, 9))
     assert len(c.lowered.kernels) == 1 and kernels_with(c, "lt", "cat", "where_self_9", "mul")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_large_tiling_windows_are_one_reduction(backend):
+    """adaptive_avg_pool2d to 7x7 of a 56x56 plane (here 2x2 of 8x8): one sum over the (kh, kw) dims of a
+    (..., oh, kh, ow, kw) view of the input, no slice per window offset; its scale fused into it."""
+    c = run(backend, lambda t: F.adaptive_avg_pool2d(t, 2) * 3, rand(2, 3, 8, 8))
+    (k,) = c.lowered.kernels
+    assert kernels_with(c, "sum", "div", "mul") and not any("slice" in s for s in k.source)
 
 
 def test_global_pool_fuses_with_its_reader():

@@ -1,7 +1,7 @@
 """Per-kernel fallback in the Triton backend (inductor/triton/fallback.py): a kernel the code generator cannot
 express runs its op in torch inside the generated module, and every other kernel is still generated; a fused
 kernel that fails because of what it fused is split instead, with nothing left to torch. The gaps are real ones
-of today's code generator (an argmax too long for one program, a reduction read through a permute in its own
+of today's code generator (an argmax too long for one program with no whole chunks, a reduction read through a permute in its own
 epilogue, complex values, an op with no lowering) or, for integer pow (generated since issue 20), the code
 generator's former rule put back by the `no_integer_pow` fixture; FRAMEJIT_TRITON_FALLBACK, the documented hook,
 sends a named op to torch. Every result is compared with eager."""
@@ -87,16 +87,17 @@ def test_culprit_fused_with_others_is_split_out(no_integer_pow):
 
 
 def test_reduction_too_long_for_one_program():
-    """An argmax over 65536 elements cannot be split into chunks: it runs in torch, x * 2 and the + 1 stay."""
-    x = torch.randn(1 << 16)
+    """An argmax over 65537 elements (a prime: no whole chunks) cannot be split: it runs in torch, x * 2 and the
+    + 1 stay."""
+    x = torch.randn((1 << 16) + 1)
     fn = check_fn(lambda x: (x * 2).argmax() + 1, x)
-    assert _fallbacks(fn) == ["aten.argmax.default (a reduction of 65536 elements into 1 output(s) cannot be split "
+    assert _fallbacks(fn) == ["aten.argmax.default (a reduction of 65537 elements into 1 output(s) cannot be split "
                               "and would run serially in one program per output)"]
     assert _kernels(fn) == 2
 
 
 def test_graph_whose_every_kernel_falls_back_runs_as_captured(triton_log):
-    fn = triton_backend(torch.fx.symbolic_trace(lambda x: x.argmax()), [on_device(torch.randn(1 << 16))])
+    fn = triton_backend(torch.fx.symbolic_trace(lambda x: x.argmax()), [on_device(torch.randn((1 << 16) + 1))])
     assert not hasattr(fn, "source")
     assert any("every op runs in torch (aten.argmax.default" in m for m in triton_log())
 

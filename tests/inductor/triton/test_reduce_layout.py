@@ -18,6 +18,7 @@ def few_programs(monkeypatch):
     """Column reductions split at interpreter sizes: the real thresholds want thousands of rows."""
     monkeypatch.setattr(triton_split, "OUTER_PROGRAMS", 16)
     monkeypatch.setattr(triton_split, "OUTER_MIN_CHUNK", 16)
+    monkeypatch.setattr(triton_split, "MIN_SPLIT_BYTES", 0)
 
 
 def _kernels(fn) -> list:
