@@ -146,6 +146,10 @@ def _group_norm(b: Builder, x: Any, num_groups: int, weight: Any = None, bias: A
     if type(channels) is not int or channels % num_groups:
         raise Decline("channels not divisible by the groups")  # eager raises
     compute, rounded = _compute_dtype(b, x, [weight, bias])
+    if rounded is not None and b.device is not None and b.device.type == "cuda":
+        # its Triton form failed the H100 op tests when first run there (2026-12-06, not yet diagnosed: the logs
+        # did not come back); eager's kernel until a GPU run shows it right
+        raise Decline("half-precision group_norm on CUDA")
     x = _cast(b, x, None if meta.dtype == compute else compute)
     grouped = [size[0], num_groups, channels // num_groups] + list(size[2:])
     out = _batch_statistics(b, _view_or_copy(b, x, grouped), list(range(2, len(grouped))), eps)

@@ -460,16 +460,6 @@ def _eager_rejects(node) -> str | None:
     return None if target is None else eager_rejects(target, args, kwargs)
 
 
-def _tensor_items_used(node, out) -> bool:
-    """A tuple of tensors, or a tuple with other items too (CUDA attention's sizes and seeds) of which the graph
-    reads only the tensors."""
-    if not (isinstance(out, (tuple, list)) and any(isinstance(v, torch.Tensor) for v in out)):
-        return False
-    return all(isinstance(v, torch.Tensor) for v in out) or all(
-        u.op == "call_function" and u.target is operator.getitem and isinstance(u.args[1], int)
-        and isinstance(out[u.args[1]], torch.Tensor) for u in node.users)
-
-
 def _tensors_in(value):
     return [v for v in tree_flatten(value)[0] if isinstance(v, torch.Tensor)]
 
@@ -495,7 +485,12 @@ def _lower_graph(gm: torch.fx.GraphModule, example_inputs, supported, plan, forc
     reasons = {n: "no lowering" for n, k in kinds.items() if k == "fallback"}
     for n in list(kinds):
         out = n.meta.get("val")
-        if not (isinstance(out, torch.Tensor) or _tensor_items_used(n, out)):
+        # (a tuple with sizes or seeds beside its tensors, as CUDA attention returns, stays out too: cuDNN's
+        # attention gives its logsumexp another rank than its meta kernel says, which the host's fixed_layout
+        # cannot take -- a training forward failed on the H100; generating around such ops needs the items that
+        # only torch reads passed on untouched)
+        if not (isinstance(out, torch.Tensor) or (isinstance(out, (tuple, list)) and out and
+                                                  all(isinstance(v, torch.Tensor) for v in out))):
             # sizes, Python numbers, None: values the generated code cannot hold; the caller runs gm as is
             raise NotImplementedError(f"node {n.name!r} produces a non-tensor value ({type(out).__name__})")
         vals = _tensors_in(out) + [v for a in n.all_input_nodes for v in _tensors_in(a.meta.get("val"))]
@@ -566,8 +561,7 @@ def _lower_graph(gm: torch.fx.GraphModule, example_inputs, supported, plan, forc
             kernels.append(FallbackKernel(Buffer(name, layout), target, operands, slots[0], slots[1], multi,
                                           [node.format_node()], reasons[node]))
             if multi:
-                env[node] = tuple(Item(name, i, tuple(v.shape), v.dtype) if isinstance(v, torch.Tensor) else None
-                                  for i, v in enumerate(out))
+                env[node] = tuple(Item(name, i, tuple(v.shape), v.dtype) for i, v in enumerate(out))
             else:
                 env[node] = Load(name, shape(node), out.dtype)
         elif kind == "extern":

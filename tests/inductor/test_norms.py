@@ -108,15 +108,16 @@ def test_functional_batch_norm_training_updates_the_buffers(backend, fresh_jit):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_eval_norms_under_cpu_autocast(backend, fresh_jit):
+def test_eval_norms_under_autocast(backend, fresh_jit):
     """Under autocast the convolutions run in bfloat16 and the norms read bfloat16 activations with float32
-    parameters and statistics: computed in float32, rounded once, as eager's mixed-type kernels."""
-    model, twin = _pair("cpu")
+    parameters and statistics: computed in float32, rounded once, as eager's mixed-type kernels. (The Triton
+    backend's tensors are on the GPU where there is one: autocast of that device.)"""
+    device = DEVICE if backend == "triton" else "cpu"
+    model, twin = _pair(device)
     model.eval(), twin.eval()
     compiled, regions = _compile(backend, model)
-    x = torch.randn(2, 3, 6, 5, generator=torch.Generator().manual_seed(3))
-    with torch.no_grad(), torch.autocast("cpu", torch.bfloat16):
-        x = on_device(x) if backend == "triton" else x
+    x = torch.randn(2, 3, 6, 5, generator=torch.Generator().manual_seed(3)).to(device)
+    with torch.no_grad(), torch.autocast(device, torch.bfloat16):
         got, want = compiled(x), twin(x)
     assert got.dtype == want.dtype == torch.bfloat16
     # a convolution in the Triton module may round its bf16 product differently by an ulp (a pre-existing,
@@ -159,4 +160,7 @@ def test_triton_norm_is_one_kernel(name):
     inputs = [torch.randn(3, 4, 5, 2).to(dtype), torch.randn(4) * 0.1, torch.rand(4) + 0.5, torch.randn(4),
               torch.randn(4)]
     c = run("triton", fn, *inputs)
+    if DEVICE == "cuda" and name == "group_norm_bf16":  # declined there for now (graph/decompositions_norms.py)
+        assert "# torch fallback: " in c.source
+        return
     assert c.source.count("\n@triton.jit\n") == 1, c.source

@@ -199,29 +199,3 @@ def test_tuple_fallback_read_by_a_later_kernel(monkeypatch):
     x = torch.randn(4, 8)
     fn = check_fn(lambda x: (lambda s: (s[0] * 2 + 1, s[1] + 1))(torch.sort((x * 3).exp(), -1)), x)
     assert any("sort" in f.split(" ")[0] for f in _fallbacks(fn)), _fallbacks(fn)
-
-
-@torch.library.custom_op("framejit_test::tensors_and_a_size", mutates_args=())
-def _tensors_and_a_size(x: torch.Tensor) -> tuple[torch.Tensor, int, torch.Tensor]:
-    return x * 2, x.shape[0], x + 1
-
-
-@_tensors_and_a_size.register_fake
-def _(x):
-    return torch.empty_like(x), x.shape[0], torch.empty_like(x)
-
-
-def test_fallback_returning_sizes_beside_tensors():
-    """CUDA's attention ops return sizes and seeds beside their tensors; a graph reading only the tensors is still
-    generated around them (it ran in torch as a whole: a training forward with attention in it)."""
-    import operator
-    g = torch.fx.Graph()
-    x = g.placeholder("x")
-    both = g.call_function(torch.ops.framejit_test.tensors_and_a_size.default, (g.call_function(aten.exp.default, (x,)),))
-    first, last = (g.call_function(operator.getitem, (both, i)) for i in (0, 2))
-    g.output((g.call_function(aten.add.Tensor, (first, g.call_function(aten.mul.Tensor, (last, 3)))),))
-    gm = torch.fx.GraphModule(torch.nn.Module(), g)
-    x = on_device(torch.randn(8, 16))
-    compiled = triton_backend(gm, [x])
-    assert getattr(compiled, "source", None), "the graph ran in torch as a whole"
-    assert_same(compiled(x), gm(x))

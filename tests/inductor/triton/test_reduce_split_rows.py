@@ -93,7 +93,7 @@ def test_variance_reads_x_once_through_chunk_statistics(registers, few_rows, mon
     assert "x_ptr" not in combine
     # float64 truth: float32 two-pass rounding stays within 1e-2 here; one pass (E[x*x] - E[x]**2, each ~1e6 in
     # float32) would miss the 1e-4 variance entirely
-    torch.testing.assert_close(fn(x).double(), x.double().var((0, 2, 3)), rtol=1e-2, atol=0)
+    torch.testing.assert_close(fn(on_device(x)).double().cpu(), x.double().var((0, 2, 3)), rtol=1e-2, atol=0)
 
 
 def test_mean_and_variance_share_one_pass_over_x(few_rows):
