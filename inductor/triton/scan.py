@@ -66,15 +66,10 @@ def fuse_producers(kernels: list, outputs: list, layouts: dict) -> list:
         inline = {b for b in loads_in(k.expr) if b in producer and readers.get(b) == [i] and b not in returned}
         if not inline:
             continue
-        expr = rebuild(k.expr, lambda n: producer[n.buf].expr if isinstance(n, Load) and n.buf in inline else None)
-        source = [line for b in inline for line in producer[b].source] + list(k.source)
-        fused = Kernel(k.out, expr, source)
-        try:
-            KernelWriter(fused, layouts, "scan_probe").generate()
-        except NotImplementedError:
-            continue
-        result[i] = fused
-        dropped |= inline
+        fused = _inlined(k, inline, producer, layouts)
+        if fused is not None:
+            result[i] = fused
+            dropped |= inline
     return [k for k in result if k.out.name not in dropped]
 
 
@@ -94,12 +89,20 @@ def fuse_epilogues(kernels: list, outputs: list, layouts: dict) -> list:
             continue  # read through a view: at other coordinates than the scan's own
         if any(tuple(scans[b].expr.shape) != tuple(k.out.layout.shape) for b in mine):
             continue
-        expr = rebuild(k.expr, lambda n: scans[n.buf].expr if isinstance(n, Load) and n.buf in mine else None)
-        fused = Kernel(k.out, expr, [line for b in mine for line in scans[b].source] + list(k.source))
-        try:
-            KernelWriter(fused, layouts, "scan_probe").generate()
-        except NotImplementedError:
-            continue
-        result[i] = fused
-        dropped |= mine
+        fused = _inlined(k, mine, scans, layouts)
+        if fused is not None:
+            result[i] = fused
+            dropped |= mine
     return [k for k in result if k.out.name not in dropped]
+
+
+def _inlined(k: Kernel, bufs: set, computing: dict, layouts: dict) -> Kernel | None:
+    """k with its loads of `bufs` replaced by the expressions of the kernels computing them (`computing`: buffer
+    -> kernel), or None where that kernel would not generate."""
+    expr = rebuild(k.expr, lambda n: computing[n.buf].expr if isinstance(n, Load) and n.buf in bufs else None)
+    fused = Kernel(k.out, expr, [line for b in bufs for line in computing[b].source] + list(k.source))
+    try:
+        KernelWriter(fused, layouts, "scan_probe").generate()
+    except NotImplementedError:
+        return None
+    return fused
