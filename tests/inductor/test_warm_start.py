@@ -79,7 +79,7 @@ SCRIPT = textwrap.dedent('''
 
 def _run(tmp_path, which: str) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FRAMEJIT_", "JIT_LOGS", "TRITON_"))}
-    env.update(FRAMEJIT_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=ROOT)
+    env.update(FRAMEJIT_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]))
     done = subprocess.run([sys.executable, "-c", SCRIPT, which], env=env, cwd=str(tmp_path), capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-4000:]
@@ -129,7 +129,7 @@ def test_training_compile_imports_no_dynamo(tmp_path):
     """A training graph's forward and backward are traced on meta tensors (graph/autodiff/meta_trace.py), not by
     make_fx, which imports torch._dynamo: a fresh process compiling one (the compiled side forced) has none."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FRAMEJIT_", "JIT_LOGS", "TRITON_"))}
-    env.update(FRAMEJIT_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=ROOT, FRAMEJIT_CPU_BACKEND="numpy")
+    env.update(FRAMEJIT_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]), FRAMEJIT_CPU_BACKEND="numpy")
     done = subprocess.run([sys.executable, "-c", TRAINING], env=env, cwd=str(tmp_path), capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-4000:]

@@ -125,7 +125,7 @@ print(json.dumps(cache.stats))
 
 
 def _child(cache_dir):
-    env = dict(os.environ, FRAMEJIT_CACHE_DIR=str(cache_dir), PYTHONPATH=str(ROOT))
+    env = dict(os.environ, FRAMEJIT_CACHE_DIR=str(cache_dir), PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     r = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout.strip().splitlines()[-1])

@@ -38,7 +38,7 @@ SCRIPT = textwrap.dedent('''
 
 def _process(cache_dir) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FRAMEJIT_", "JIT_LOGS"))}
-    env.update(FRAMEJIT_CACHE_DIR=str(cache_dir), PYTHONPATH=ROOT)
+    env.update(FRAMEJIT_CACHE_DIR=str(cache_dir), PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]))
     if DEVICE == "cpu":
         env["TRITON_INTERPRET"] = "1"
     done = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600)
