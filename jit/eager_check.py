@@ -68,6 +68,15 @@ def _key(value):
     return (type(value).__name__, value)
 
 
+def _layout_key(tensors: list) -> tuple:
+    """What a write's answer depends on beyond dtypes and sizes (it is probed on the arguments' own layout): each
+    tensor's strides and offset, and which of them share memory -- `x.add_(1)` is rejected on an expanded x and
+    `x *= x[0]` on overlapping operands, not on plain ones."""
+    groups: dict = {}
+    return tuple((tuple(int(s) for s in t.stride()), int(t.storage_offset()),
+                  groups.setdefault(t.untyped_storage()._cdata, len(groups))) for t in tensors)
+
+
 _PLAIN = (int, float, bool, str, type(None), torch.dtype, torch.device, torch.layout, torch.memory_format)
 
 
@@ -167,8 +176,10 @@ def eager_error(node: torch.fx.Node, meta_args: tuple, meta_kwargs: dict, origin
         return None
     if _base_name(node.target) == "getitem" and not _advanced_index(meta_args[1:]):
         return None  # basic indexing (ints, slices, None, ...): meta checks it exactly
-    devices = tuple(str(origin(t)[1]) for t in _flat_tensors((meta_args, meta_kwargs)))
-    key = (node.op, node.target, _key(meta_args), _key(meta_kwargs), devices)
+    flat = _flat_tensors((meta_args, meta_kwargs))
+    devices = tuple(str(origin(t)[1]) for t in flat)
+    layouts = _layout_key(flat) if node.meta.get("mutates") else ()
+    key = (node.op, node.target, _key(meta_args), _key(meta_kwargs), devices, layouts)
     try:
         if key in _known:
             return _known[key]

@@ -838,3 +838,28 @@ def test_decomposed_op_keeps_eager_layout_for_random_draws(backend):
     for g, w in zip(got[:2], want[:2]):  # the same draws in the same places (softmax itself may differ by an ulp)
         assert g.stride() == w.stride() and torch.equal(g == 0, w == 0)
         torch.testing.assert_close(g, w)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_write_rejected_by_layout_after_the_same_write_was_accepted(backend):
+    # fuzz seeds 201267, 201568, 202077...: eager's answer for `x.add_(1)` was remembered by dtype and sizes alone,
+    # so once a plain (2, 2) x had been accepted (kept on disk since the warm-start work), an expanded one was
+    # compiled as accepted too, and its error escaped the user's try
+    def plain(x):
+        try:
+            x.add_(1)
+        except RuntimeError:
+            return "rejected"
+        return x * 2
+
+    def expanded(x):
+        try:
+            x.add_(1)
+        except RuntimeError:
+            return "rejected"
+        return x * 2
+
+    jit.compile(plain, backend=backend)(torch.zeros(2, 2))
+    jit.reset()  # forgets what it knows in memory; the disk keeps it
+    x = torch.zeros(1, 2).expand(2, 2)
+    assert jit.compile(expanded, backend=backend)(x) == expanded(x) == "rejected"
