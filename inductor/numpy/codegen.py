@@ -5,7 +5,9 @@ form (numpy/dtypes.py) and returns the graph's outputs as arrays. Each kernel be
 ops it fuses. Inside a kernel, temporaries are reused through ufunc `out=` once their single reader is done
 with them, so a fused chain of n ops allocates one array instead of n."""
 import ast
+import builtins
 import importlib.util
+import keyword
 import re
 from dataclasses import dataclass
 
@@ -411,11 +413,16 @@ def _kernel_name(kernel, used):
     else:
         base = kernel.kind
     name, i = base, 1
-    while name in used:
+    while name in used or name in _RESERVED:
         i += 1
         name = f"{base}_{i}"
     used.add(name)
     return name
+
+
+# names a kernel function must not take: the module's globals are the runtime helpers' too, and a kernel called
+# `slice` (one slicing op) made `_scatter`'s own slice(None) call that kernel (fuzz seed 206946)
+_RESERVED = set(dir(builtins)) | set(keyword.kwlist)
 
 
 def generate(lg: LoweredGraph) -> str:

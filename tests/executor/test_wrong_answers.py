@@ -863,3 +863,17 @@ def test_write_rejected_by_layout_after_the_same_write_was_accepted(backend):
     jit.reset()  # forgets what it knows in memory; the disk keeps it
     x = torch.zeros(1, 2).expand(2, 2)
     assert jit.compile(expanded, backend=backend)(x) == expanded(x) == "rejected"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_kernel_named_after_a_builtin(backend):
+    # fuzz seed 206946: a NumPy kernel of one slicing op was named `slice`, which the module's own index helpers
+    # then called instead of the builtin ('NoneType' object is not subscriptable)
+    def f(x0, x1):
+        t1 = x0.split(1, 0)
+        x1.index_add(0, torch.arange(x1.shape[0]) % x1.shape[0], x1)
+        return t1
+
+    x0, x1 = torch.randn(1), torch.randn(2, 1)
+    got, want = jit.compile(f, backend=backend)(x0, x1), f(x0, x1)
+    assert len(got) == len(want) and all(torch.equal(g, w) for g, w in zip(got, want))
