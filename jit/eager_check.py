@@ -69,9 +69,9 @@ def _key(value):
 
 
 def _layout_key(tensors: list) -> tuple:
-    """What a write's answer depends on beyond dtypes and sizes (it is probed on the arguments' own layout): each
-    tensor's strides and offset, and which of them share memory -- `x.add_(1)` is rejected on an expanded x and
-    `x *= x[0]` on overlapping operands, not on plain ones."""
+    """What an answer may depend on beyond dtypes and sizes: each tensor's strides and offset, and which of them
+    share memory -- `x.add_(1)` is rejected on an expanded x, `x *= x[0]` on overlapping operands and
+    `torch.add(x, y, out=x)` where x would have to grow, not on plain or separate ones."""
     groups: dict = {}
     return tuple((tuple(int(s) for s in t.stride()), int(t.storage_offset()),
                   groups.setdefault(t.untyped_storage()._cdata, len(groups))) for t in tensors)
@@ -178,8 +178,10 @@ def eager_error(node: torch.fx.Node, meta_args: tuple, meta_kwargs: dict, origin
         return None  # basic indexing (ints, slices, None, ...): meta checks it exactly
     flat = _flat_tensors((meta_args, meta_kwargs))
     devices = tuple(str(origin(t)[1]) for t in flat)
-    layouts = _layout_key(flat) if node.meta.get("mutates") else ()
-    key = (node.op, node.target, _key(meta_args), _key(meta_kwargs), devices, layouts)
+    # the sizes the arguments had when the call was made: the meta run has already resized an `out=` argument, and
+    # an output that cannot grow to the broadcast shape is rejected where one that already has it is not
+    before = tuple(tuple(int(n) for n in origin(t)[0]) for t in flat)
+    key = (node.op, node.target, _key(meta_args), _key(meta_kwargs), devices, _layout_key(flat), before)
     try:
         if key in _known:
             return _known[key]

@@ -877,3 +877,4 @@ def test_kernel_named_after_a_builtin(backend):
     x0, x1 = torch.randn(1), torch.randn(2, 1)
     got, want = jit.compile(f, backend=backend)(x0, x1), f(x0, x1)
     assert len(got) == len(want) and all(torch.equal(g, w) for g, w in zip(got, want))
+
