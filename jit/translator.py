@@ -12,6 +12,7 @@ from jit.break_reasons import AttributeMissing, PythonError, Unsupported, unsupp
 from jit.instructions import Inst, caught_in_frame, decode, handlers
 from jit.opcodes import HANDLERS
 from jit.output_graph import OutputGraph
+from jit.resume import entry_of
 from jit.variables import CellVar, Const, Var
 from jit.variables.builder import Builder
 
@@ -107,11 +108,18 @@ class Translator:
 
     def in_try(self) -> bool:
         """Whether an exception raised by the current instruction would be caught by a try in this frame or in
-        one of the frames it was inlined into (there, at the call being inlined)."""
+        one of the frames it was inlined into (there, at the call being inlined). A resume function that starts
+        inside a try counts as in it throughout: its graph call is wrapped in that try's handler (an error from
+        the graph is taken as raised by its first instruction), so an op recorded after the try ended would be
+        caught by it too (fuzz seed 213729: `x % t` after the try was swallowed by its `except`)."""
         tx = self
         while tx is not None:
             if tx.ip > 0 and caught_in_frame(tx.code, tx.ip - 1):
                 return True
+            if tx.parent is None:
+                entry = entry_of(tx.code)
+                if entry is not None and caught_in_frame(entry[0], entry[1]):
+                    return True
             tx = tx.parent
         return False
 

@@ -878,3 +878,19 @@ def test_kernel_named_after_a_builtin(backend):
     got, want = jit.compile(f, backend=backend)(x0, x1), f(x0, x1)
     assert len(got) == len(want) and all(torch.equal(g, w) for g, w in zip(got, want))
 
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_value_checked_op_after_a_try_the_frame_resumed_in(backend):
+    # fuzz seed 213729: the remainder inside the try breaks the graph; the resume function starts inside that try,
+    # and its graph call was wrapped in the try's handler, so `x1 % t1` after the try (a division by zero) was
+    # swallowed by the `except` and the function returned normally
+    def f(x0, x1):
+        try:
+            t1 = torch.remainder(x1, x0)
+        except Exception:
+            t1 = x1
+        return x1 % t1
+
+    x0, x1 = torch.tensor(1), torch.tensor(4, dtype=torch.int32)
+    assert _outcome(f, x0, x1)[0] == _outcome(jit.compile(f, backend=backend), x0, x1)[0] == RuntimeError
