@@ -308,7 +308,7 @@ def _related(a: torch.Tensor, b: torch.Tensor, pick: str) -> bool:
         try:
             torch.broadcast_shapes(a.shape, b.shape)
             return True
-        except RuntimeError:
+        except (RuntimeError, ValueError):  # some size pairs with a 0 in them raise ValueError ("negative length")
             return False
     return True
 
