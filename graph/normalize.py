@@ -175,7 +175,8 @@ def rewrite_node(gm: fx.GraphModule, node: fx.Node, mutation: bool = False, symb
     return True
 
 
-_MEMORY_FORMATS = (torch.contiguous_format, torch.channels_last, torch.channels_last_3d)
+# the memory formats a clone can lay a tensor of each rank out in
+_FORMATS_BY_RANK = {4: (torch.contiguous_format, torch.channels_last), 5: (torch.contiguous_format, torch.channels_last_3d)}
 
 
 def _same_layout(a: torch.Tensor, b: torch.Tensor) -> bool:
@@ -193,9 +194,8 @@ def _in_eager_layout(builder: Builder, node: fx.Node, result: fx.Node) -> fx.Nod
     want, got = node.meta.get("val"), builder.val(result)
     if want.layout != torch.strided or _same_layout(want, got):
         return result
-    for fmt in _MEMORY_FORMATS:
-        if want.dim() == {torch.channels_last: 4, torch.channels_last_3d: 5}.get(fmt, want.dim()) \
-                and want.is_contiguous(memory_format=fmt):
+    for fmt in _FORMATS_BY_RANK.get(want.dim(), (torch.contiguous_format,)):
+        if want.is_contiguous(memory_format=fmt):
             return builder.op(aten.clone.default, result, memory_format=fmt)
     return result
 

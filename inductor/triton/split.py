@@ -191,13 +191,11 @@ class Splitter:
         """r's value computed from its partials: the same kind of reduction over the last axis (argmax and
         argmin: `arg_combine`), reshaped back to r's shape (keepdim's ones). Stored: computed by a kernel of its
         own and loaded."""
+        shape = tuple(r.shape)  # kept sizes, with keepdim's ones: the reduction's own output is r's shape
         if r.kind in ARG_KINDS:
-            part, out = self.arg_combine(r)
+            out = self.arg_combine(r)
         else:
             part = self.partials(r)
-            out = None
-        shape = tuple(r.shape)  # kept sizes, with keepdim's ones: the reduction's own output is r's shape
-        if out is None:
             written = tuple(self.kernel.out.layout.shape)
             # the kernel writes the sums reshaped by its epilogue (a bias gradient: sum over (0, 1) with keepdim,
             # viewed as a vector): combined in the written shape, so the kernel's output is its reduction's
@@ -207,9 +205,7 @@ class Splitter:
             if at != part.shape[:-1]:
                 part = View(ViewKind.RESHAPE, part, (at + part.shape[-1:],), at + part.shape[-1:], part.dtype)
             out = Reduce(r.kind, part, (len(at),), False, at, r.dtype)
-            if squeezed:
-                out = View(ViewKind.RESHAPE, out, (shape,), shape, r.dtype)
-        elif shape != out.shape:
+        if tuple(out.shape) != shape:
             out = View(ViewKind.RESHAPE, out, (shape,), shape, out.dtype)
         if not stored:
             return out
@@ -250,7 +246,7 @@ class Splitter:
         spread = Op("mul", [Op("mul", [d, d], shape, f32, f32), Const(chunk)], shape, f32, f32)
         return Reduce("sum", Op("add", [squares, spread], shape, f32, f32), (last,), False, out, r.dtype)
 
-    def arg_combine(self, r: Reduce) -> tuple:
+    def arg_combine(self, r: Reduce) -> Reduce:
         """argmax / argmin from per-chunk winners: the partial kernel stores each chunk's first winning index as
         an index into the whole row (its argmax plus the chunk's offset); the combining kernel reads the values
         at those indices back (a gather of rows x chunks elements), takes their max (NaN-propagating: a NaN wins,
@@ -276,7 +272,7 @@ class Splitter:
         hit = Op("logical_or", [Op("eq", [value, best], shape, torch.bool, rows.dtype), nan], shape, torch.bool,
                  torch.bool)
         first = Op("where", [hit, index, Const(torch.iinfo(i64).max)], shape, i64, i64)
-        return index, Reduce("amin", first, (last,), False, out, i64)
+        return Reduce("amin", first, (last,), False, out, i64)
 
 
 def _strides_in_order(shape: tuple, order: list) -> tuple:
