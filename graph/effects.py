@@ -101,6 +101,35 @@ _STATE_SWITCHES = {torch._C._set_grad_enabled, torch.autograd.grad_mode._enter_i
                    torch.autograd.grad_mode._exit_inference_mode}
 
 
+# Python-level norms that update running statistics in place when training (their meta kernels may not bump
+# the statistics' version counters, so the capture's check cannot see the write): target -> (positions of
+# running_mean and running_var, position of the training flag, its keyword, its default).
+_F = torch.nn.functional
+_RUNNING_STATS = {
+    _F.batch_norm: ((1, 2), ("running_mean", "running_var"), 5, "training", False),
+    _F.instance_norm: ((1, 2), ("running_mean", "running_var"), 5, "use_input_stats", True),
+    torch.batch_norm: ((3, 4), ("running_mean", "running_var"), 5, "training", None),
+    torch.instance_norm: ((3, 4), ("running_mean", "running_var"), 5, "use_input_stats", None),
+}
+
+
+def _argument(node: fx.Node, pos: int, key: str, default: object) -> object:
+    return node.args[pos] if len(node.args) > pos else node.kwargs.get(key, default)
+
+
+def _updates_running_stats(node: fx.Node) -> bool:
+    try:
+        rule = _RUNNING_STATS.get(node.target)
+    except TypeError:  # an unhashable target
+        return False
+    if rule is None:
+        return False
+    positions, keys, flag_pos, flag_key, default = rule
+    if _argument(node, flag_pos, flag_key, default) is False:
+        return False  # eval mode reads the statistics only
+    return any(_argument(node, p, k, None) is not None for p, k in zip(positions, keys))
+
+
 def is_impure(node: fx.Node) -> bool:
     """True when `node` mutates state, so it must stay and must not be merged or folded."""
     if node.op in ("placeholder", "output", "call_module"):
@@ -110,7 +139,7 @@ def is_impure(node: fx.Node) -> bool:
     if node.meta.get("mutates") or "out" in node.kwargs or node.kwargs.get("inplace", False):
         return True
     target = node.target
-    if target in _MUTATING_OPERATORS or target in _STATE_SWITCHES:
+    if target in _MUTATING_OPERATORS or target in _STATE_SWITCHES or _updates_running_stats(node):
         return True
     if isinstance(target, torch._ops.OpOverload):
         return target._schema.is_mutable

@@ -17,12 +17,13 @@ from framejit.graph.const_fold import fold_constants
 from framejit.graph.cse import eliminate_common_subexpressions
 from framejit.graph.dce import eliminate_dead_code
 from framejit.graph.normalize import normalize
+from framejit.graph.select_sum import pick_selected_values
 from framejit.graph.simplify import simplify
 
 log = logging.getLogger("jit.graph")
 
 CLEANUP_PASSES: list[Callable[[fx.GraphModule], bool]] = [
-    fold_constants, simplify, eliminate_common_subexpressions, eliminate_dead_code,
+    fold_constants, simplify, pick_selected_values, eliminate_common_subexpressions, eliminate_dead_code,
 ]
 MAX_ROUNDS = 16
 

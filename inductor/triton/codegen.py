@@ -377,8 +377,11 @@ class KernelWriter:
             masks.append(extra)
         ptr = self.param(e.buf)
         mask = f", {' & '.join(masks)}, other=0" if masks else ""
-        # a load at one fixed address is a [1] block, not a scalar: the interpreter mixes the two badly
-        code = f"tl.load({ptr} + {addr.code if addr.deps else 'tl.zeros([1], tl.int32)'}{mask})"
+        # a load at one address for the whole tile is a [1] block, not a scalar: the interpreter mixes the two
+        # badly. That address is not always 0: an index read from memory (x[i] of one element) moves it
+        at = addr.code if addr.deps else "tl.zeros([1], tl.int32)" if addr.code == "0" else \
+            f"({addr.code}) + tl.zeros([1], tl.int32)"
+        code = f"tl.load({ptr} + {at}{mask})"
         if e.dtype in NARROW:
             code += ".to(tl.float32)"
         return Val(scope.let(code), e.dtype, addr.deps)

@@ -7,7 +7,8 @@ the buffer of a kernel folded into another, at the place the buffer must exist b
 - `hoist`: a pointwise kernel computed by an earlier kernel over the same elements that already reads (or
   computes) its inputs (triton/residual.py's addend of a product: `h + b` by the layer_norm that reads h).
 - `merge_sibling_reductions`: two reductions of one input into outputs of one shape (torch.max with indices
-  lowers to amax then argmax) as one kernel storing both, the input read once.
+  lowers to amax then argmax; a cross entropy's row max and its sum of exponentials, which reads the max) as
+  one kernel storing both, the input read from memory once.
 `drop_dead_side_outputs` removes stores nobody reads any more, once folding has inlined their readers.
 Every fold is kept only if the combined kernel still generates (KernelWriter), so a fold never sends a kernel
 to torch."""
@@ -64,9 +65,10 @@ def _generates(k, layouts: dict) -> bool:
 
 def merge_sibling_reductions(kernels: list, layouts: dict, probes: Probes | None = None) -> list:
     """Each reduction kernel folded as a side output into the nearest earlier one that reads a buffer it reads
-    into an output of the same shape, where everything it reads exists by then (`("allocate", later)` allocates
-    its buffer there): max(x, dim) lowers to amax and argmax, x.mean((0, 2, 3)) and x.var((0, 2, 3)) to a kernel
-    of chunk sums and one of chunk deviations, which then load x once. Kept only where the pair generates as one
+    into an output of the same shape, where everything else it reads exists by then (`("allocate", later)`
+    allocates its buffer there): max(x, dim) lowers to amax and argmax, x.mean((0, 2, 3)) and x.var((0, 2, 3))
+    to a kernel of chunk sums and one of chunk deviations, which then load x once. A later reduction may read
+    the earlier one's result (the sum of exp(x - max)): the merged kernel computes it in registers. Kept only where the pair generates as one
     kernel (one reduction signature)."""
     probes = probes or Probes()
     out, j = list(kernels), 1
@@ -103,11 +105,11 @@ def _sibling_before(plan: list, j: int, layouts: dict):
         made = {k.out.name for k in [a] if not isinstance(k, tuple)} | {buf.name for buf, _ in side_outputs(a)}
         if isinstance(a, tuple):
             made = {a[1].out.name}
+        if _plain_reduction(a) and tuple(a.out.layout.shape) == tuple(b.out.layout.shape) and \
+                reads & set(kernel_loads(a)) and not (made - {a.out.name}) & set(kernel_loads(b)):
+            return i  # b may read a's result: merged, b computes it from a's reduction in registers
         if made & set(kernel_loads(b)):
             return None  # b reads what this entry makes: it cannot run before it
-        if _plain_reduction(a) and tuple(a.out.layout.shape) == tuple(b.out.layout.shape) and \
-                reads & set(kernel_loads(a)):
-            return i
     return None
 
 
@@ -119,7 +121,11 @@ def _sibling_merged(a: Kernel, b: Kernel, layouts: dict):
     for n in _nodes(a.expr):
         if isinstance(n, (Load, View, Reduce)):
             reads.setdefault(repr(n), n)
-    shared = rebuild(b.expr, lambda n: reads.get(repr(n)) if isinstance(n, (Load, View, Reduce)) else None)
+    def share(n):
+        if isinstance(n, Load) and n.buf == a.out.name:
+            return a.expr  # a's result, which b reads (a softmax's max under its sum of exponentials)
+        return reads.get(repr(n)) if isinstance(n, (Load, View, Reduce)) else None
+    shared = rebuild(b.expr, share)
     merged = Kernel(a.out, a.expr, a.source + b.source, False, [(b.out, shared)])
     return merged if _generates(merged, layouts) else None
 

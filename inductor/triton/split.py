@@ -207,13 +207,16 @@ class Splitter:
             out = Reduce(r.kind, part, (len(at),), False, at, r.dtype)
         if tuple(out.shape) != shape:
             out = View(ViewKind.RESHAPE, out, (shape,), shape, out.dtype)
-        if not stored:
-            return out
+        return self.stored(out) if stored else out
+
+    def stored(self, out):
+        """A Load of `out` (a combination of partials) computed by a kernel of its own."""
+        shape = tuple(out.shape)
         name = f"{self.kernel.out.name}_red{len(self.added)}"
-        self.added.append(Kernel(Buffer(name, Layout(shape, contiguous_strides(shape), r.dtype)), out,
+        self.added.append(Kernel(Buffer(name, Layout(shape, contiguous_strides(shape), out.dtype)), out,
                                  list(self.kernel.source)))
         self.layouts[name] = self.added[-1].out.layout
-        return Load(name, shape, r.dtype)
+        return Load(name, shape, out.dtype)
 
     def variance(self, r: Reduce, mean: Reduce):
         """sum((x - mean(x))**2) from per-chunk statistics (Chan et al.'s pairwise update): the partial kernels
@@ -307,8 +310,11 @@ def split_kernel(kernel: Kernel, layouts: dict | None = None) -> list | None:
     if any(r.kind not in SPLITTABLE | ARG_KINDS or splitter.count(r) == 1 for r in reduces):
         return None
     # squared deviations from a mean over the same elements: combined from per-chunk statistics, x read once
+    # (a normalization's in a kernel of its own, as its other reductions: batch_norm's training statistics)
     combined = {id(r): splitter.variance(r, m) for r, m in ((r, _centered_square(r)) for r in reduces_in(kernel.expr))
                 if m is not None}
+    if splitter.normalization:
+        combined = {i: splitter.stored(v) for i, v in combined.items()}
     done = {id(n) for r in combined.values() for n in reduces_in(r)}
     expr = rebuild(kernel.expr, lambda n: combined.get(id(n)))
     while True:

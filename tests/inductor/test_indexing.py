@@ -32,6 +32,9 @@ CASES = {
                                  lambda: [rand(4, 6), idx([3, 0], [1, 1])]),
     "gather_bf16": (lambda x, i: torch.gather(x, 0, i) + 1, lambda: [rand(4, 5, dtype=torch.bfloat16),
                                                                     idx([3, 0, 1, 1, 2])]),
+    # one element picked: the whole tile reads one address, which is the index's (the Triton kernel read x[0])
+    "gather_one_element": (lambda x, i: torch.gather(x, 0, i) * 2, lambda: [rand(7), idx(3)]),
+    "getitem_one_element": (lambda x, i: x[i] - 1, lambda: [rand(7), idx(-2)]),
     "index_select_duplicates": (lambda x, i: torch.index_select(x, 1, i).exp(), lambda: [rand(3, 5), idx(4, 4, 0, 2)]),
     "index_select_0d_index": (lambda x, i: x.index_select(0, i), lambda: [rand(3, 5), torch.tensor(2)]),
     "getitem_negative": (lambda x, i: x[i] + 1, lambda: [rand(5, 3), idx([-1, 0, 4], [-5, 2, 2])]),
