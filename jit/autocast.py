@@ -237,7 +237,16 @@ def casts(state: AutocastState, tensors: list, meta_args, meta_kwargs, run, name
         else:
             rest.append(func)
     if not any(func is _to_copy for func in rest) and not cast_to:
-        return {}  # autocast changed nothing
+        # no cast; but autocast may have set a dtype= argument instead (CUDA's sum, prod, cumsum, softmax of
+        # bfloat16 give float32: fp32_set_opt_dtype), which only a run without autocast shows
+        if not any(dtype is not None for _, _, dtype in autocast_log) or \
+                _kinds(autocast_log) == _kinds(_plain_log(run, probe_args, probe_kwargs, state)):
+            return {}  # autocast changed nothing
+        replay = Replay(recording, {id(p): next(t for t in tensors if id(t.example) == key)
+                                    for key, p in probes.items()})
+        if not replay.replayable():
+            unsupported("autocast", f"{name}: autocast sets a dtype inside it, in a way not recorded")
+        return replay
     cast = {id(p): _Probe(p.meta.to(cast_to[id(p)]), p.real_device) for p in probes.values() if id(p) in cast_to}
     recast = (lambda x: cast.get(id(x), x))
     try:
@@ -254,6 +263,18 @@ def casts(state: AutocastState, tensors: list, meta_args, meta_kwargs, run, name
             unsupported("autocast", f"{name}: autocast casts values made inside it, in a way not recorded")
         return replay
     return {id(var_of[first]): (var_of[first], dtype) for first, dtype in cast_to.items()}
+
+
+def _kinds(log: list) -> list:
+    return [(func, dtype) for func, _, dtype in log]
+
+
+def _plain_log(run, probe_args, probe_kwargs, state: AutocastState) -> list | None:
+    try:
+        with torch.no_grad():
+            return _run_logged(run, probe_args, probe_kwargs, {d: (False, dt) for d, (_, dt) in state.now.items()}).log
+    except Exception:  # noqa: BLE001 - the op rejects its inputs without autocast: autocast changed something
+        return None
 
 
 def without_autocast(compiled, entry: tuple):

@@ -170,7 +170,7 @@ def trace_joint(gm: fx.GraphModule, example_inputs: list) -> Joint:
     forward = copy_module(gm)
     functionalize_intermediates(forward)
     detached = [x.detach() for x in example_inputs]
-    optimize(forward, detached)
+    optimize(forward, detached, for_autodiff=True)
     reason = _output_reason(forward)
     if reason:
         raise NotDifferentiable(reason)

@@ -172,3 +172,25 @@ def test_lower_precision_op_probes_cannot_run(monkeypatch):
     # outputs of magnitude ~0.5 (a step there is 2**-9)
     torch.testing.assert_close(got, want, atol=4 * 2**-9, rtol=1.6e-2)
     assert jit.counters.graph_breaks == 0 and jit.counters.compile_errors == 0
+
+
+@pytest.mark.parametrize("op,autocast_dtype", [("sum", torch.float32), ("prod", torch.float32),
+                                                 ("cumsum", torch.float32), ("neg", None)])
+def test_a_dtype_argument_set_by_autocast_is_recorded(op, autocast_dtype):
+    """CUDA autocast runs sum / prod / cumsum / softmax of bfloat16 with dtype=float32 instead of casting the input
+    (fp32_set_opt_dtype): no cast shows, yet the result is float32 (the H100 returned a bfloat16 `x.sum(-1)` where
+    eager's was float32). Probes claim CUDA, so the rule is checked without a GPU: the call is recorded as the aten
+    ops autocast ran. An op autocast leaves alone gets no casts."""
+    from types import SimpleNamespace
+
+    from jit import autocast
+    state = autocast.AutocastState((("cuda", torch.bfloat16),))
+    x = torch.empty(3, 4, dtype=torch.bfloat16, device="meta")
+    var = SimpleNamespace(example=x, device=torch.device("cuda"))
+    args = (x,) if op == "neg" else (x, -1)
+    plan = autocast.casts(state, [var], args, {}, lambda a, kw: getattr(a[0], op)(*a[1:], **kw), op)
+    if autocast_dtype is None:
+        assert plan == {}
+        return
+    assert isinstance(plan, autocast.Replay) and plan.replayable()
+    assert plan.recording.result.dtype == autocast_dtype

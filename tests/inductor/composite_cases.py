@@ -173,7 +173,8 @@ CASES = [
     ("group_norm_channels_last", lambda x, m, v, w, b: F.group_norm(x.permute(0, 3, 1, 2), 2, w, b),
      lambda: [randn(2, 3, 5, 4)] + _norm_inputs()[1:]),
     ("group_norm_bf16", lambda x, w, b: F.group_norm(x, 2, w, b),
-     lambda: [randn(2, 4, 3, 5, dtype=torch.bfloat16), randn(4, seed=1), randn(4, seed=2)]),
+     lambda: [randn(2, 4, 3, 5, dtype=torch.bfloat16), randn(4, seed=1, dtype=torch.bfloat16),
+              randn(4, seed=2, dtype=torch.bfloat16)]),
     ("instance_norm", lambda x, m, v, w, b: F.instance_norm(x, weight=w, bias=b), _norm_inputs),
     ("instance_norm_running_stats", lambda x, m, v, w, b: F.instance_norm(x, m, v, w, b, use_input_stats=False),
      _norm_inputs),
@@ -183,9 +184,8 @@ CASES = [
 ]
 
 
-# cases whose rule declines on CUDA (graph/decompositions_norms.py: half-precision group_norm runs eager's kernel
-# there until a GPU run shows its generated form right): on a GPU they run in torch, and are compared all the same
-TORCH_ON_CUDA = {"group_norm_bf16"}
+# cases whose rule declines on CUDA (their ops run in torch there), compared all the same
+TORCH_ON_CUDA: set = set()
 
 
 def cases():
