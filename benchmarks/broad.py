@@ -237,9 +237,12 @@ class Mismatch(AssertionError):
     """Ours returned something other than eager: the row is wrong, so it is not timed."""
 
 
-def check(got, ref, dtype: torch.dtype) -> float:
+def check(got, ref, dtype: torch.dtype, exact=None) -> float:
     """The worst relative error of `got` against eager's `ref`; Mismatch unless every output has eager's type,
-    shape and dtype, floating outputs are within TOLERANCE[dtype] and the others are equal."""
+    shape and dtype, floating outputs are within TOLERANCE[dtype] and the others are equal. `exact()`, where
+    given: the outputs computed in float64 from the same inputs. An output beyond the tolerance passes when it
+    is at least as close to those as eager's own (eager's bfloat16 cumsum rounds every partial sum to bfloat16:
+    0.027 from the float64 sums at 8192x4096, where ours and torch.compile's, summed in float32, are 0.0023)."""
     got_l = list(got) if isinstance(got, (tuple, list)) else [got]
     ref_l = list(ref) if isinstance(ref, (tuple, list)) else [ref]
     if len(got_l) != len(ref_l):
@@ -253,6 +256,11 @@ def check(got, ref, dtype: torch.dtype) -> float:
             if not torch.equal(torch.isnan(g), torch.isnan(r)) or not torch.equal(g[r.isinf()], r[r.isinf()]):
                 raise Mismatch(f"output {i}: NaN or inf where eager has none or another")
             err = harness.rel_error(g, r)
+            if not err <= TOLERANCE[dtype] and exact is not None:
+                truth = (list(exact()) if isinstance(ref, (tuple, list)) else [exact()])[i]
+                ours, eager = harness.rel_error(g, truth), harness.rel_error(r, truth)
+                if ours <= max(TOLERANCE[dtype], eager):
+                    err = ours  # as near the float64 result as eager is: eager's own rounding is the gap
             if not err <= TOLERANCE[dtype]:  # NaN fails too
                 raise Mismatch(f"output {i}: relative error {err:.3g} > {TOLERANCE[dtype]:g}")
             worst = max(worst, err)
@@ -351,7 +359,9 @@ def measure(w: Workload, dtype: torch.dtype, opts: Options) -> dict:
                 out_o, row["first_ours_s"] = first_call(ours, inputs, opts.device)
             row["graphs"] = _graphs_note(before, dict(jit.counters))
             row["backend_log"], row["torch_note"] = log.lines, log.torch_note()
-            row["err_ours"] = check(out_o, ref, dtype)
+            wide = lambda: w.fn(*[t.double() if isinstance(t, torch.Tensor) and t.is_floating_point() else t  # noqa: E731
+                                  for t in inputs])
+            row["err_ours"] = check(out_o, ref, dtype, wide)
         except Exception as e:  # a wrong answer or an error of ours: the row says which, loudly, and is not timed
             row["status"] = f"{'MISMATCH' if isinstance(e, Mismatch) else 'ERROR'}: {type(e).__name__}: {e}"
             print(f"!!! {w.name} {row['dtype']}: {row['status']}", file=sys.stderr, flush=True)

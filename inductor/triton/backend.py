@@ -31,7 +31,7 @@ from ..runtime.launch_configs import autotune_enabled
 from ..runtime.triton_graph import CompiledTritonGraph, ModuleFacts, host_shortcuts, import_module, write_module
 from . import fallback, host, module_cache, planner, probe
 from .kernels import UnsupportedKernels, write_kernels
-from .rewrites import rewrite_half_norms
+from .rewrites import channels_last_convolutions, rewrite_half_norms
 from .spelling import op_name
 
 log = logging.getLogger("jit.inductor.triton")
@@ -143,6 +143,7 @@ def _rewrite(gm: torch.fx.GraphModule, example_inputs: list, device: torch.devic
     rewrite_causal_attention(gm, example_inputs)  # naive softmax(q k^T) v -> one fused SDPA call
     drop_constant_sdpa_masks(gm, example_inputs)  # an all-True or causal constant mask -> none
     pad_misaligned_matmuls(gm, device)  # GPT-2's (8192, 50257) LM head: an aligned width for cuBLAS
+    channels_last_convolutions(gm, device)  # cuDNN's NHWC kernels, eager's NCHW result
 
 
 def _plan_and_write_kernels(gm: torch.fx.GraphModule, example_inputs: list, autotune: bool,

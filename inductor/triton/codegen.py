@@ -92,6 +92,8 @@ class KernelWriter:
         self.params = []
         self.top = Scope()
         self.memo = {}  # (scope id, expr id, coord codes, extra mask) -> Val
+        # reduce.py's online softmax: (sum id, row coords, extra mask) -> (max, sum); repr(max) -> (sum, operand)
+        self.online, self.online_pairs = {}, None
         self.tiling, self.ygroup = None, None
         self.layout = None  # a reduction kernel's tiling.ReductionLayout (inner rows or outer columns)
         self.asserts = False  # a tl.device_assert was written (ops.py's index checks): compiled with debug on

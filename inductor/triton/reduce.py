@@ -7,9 +7,11 @@ and reduces it at the end (a two-level, pairwise-like summation: no long serial 
 emitted at the kernel's top level before whatever needs the result, so a normalization runs its reductions one
 after another and then its epilogue loop. A kernel reducing down columns has its tile transposed ([RBLOCK,
 XBLOCK]): the same code folds axis 0 (`w.raxis`, `w.tile`, `w.kept`)."""
+import math
+
 import torch
 
-from ..ir import Reduce
+from ..ir import Op, Reduce, View, ViewKind, walk
 from .dtypes import TL, Val, compute
 
 # kind -> (identity for floats, identity for ints, Triton reduction of a tile along its reduced axis, lane-wise
@@ -65,6 +67,10 @@ def emit_reduce(w, e: Reduce, coords, scope, rgroup, extra) -> Val:
     if hit is not None:
         return hit
     looped = w.mode == "looped"
+    if looped and e.kind in ("sum", "amax"):
+        online = _online(w, e, kept, shape, axes, extra, key)
+        if online is not None:
+            return online
     body, group = w.open_loop() if looped else (w.top, w.rgroup)
     it = iter(kept)
     arg_coords = tuple(group.coords[axes.index(d)] if d in axes else next(it) for d in range(len(shape)))
@@ -117,3 +123,92 @@ def _arg(w, e, v, body, mask, ident, looped, acc_dtype) -> str:
     top.counter[0] += 1
     top.lines.append(f"_, red{n} = tl.reduce(({vals}, {idx}), {w.raxis}, {fn})")
     return top.let(f"red{n}{w.kept}.to(tl.int64)", prefix="red")
+
+
+def _max_under_exp(e: Reduce):
+    """(M, A) where e sums exp(A - M) and M is the amax of A over e's axes (a softmax's or cross entropy's sum of
+    exponentials), all in float32; else None."""
+    arg = e.arg
+    if not (isinstance(arg, Op) and arg.name == "exp" and isinstance(arg.args[0], Op) and arg.args[0].name == "sub"):
+        return None
+    a, m = arg.args[0].args
+    while isinstance(m, View) and (m.kind in (ViewKind.IDENTITY, ViewKind.EXPAND) or
+                                   m.kind == ViewKind.RESHAPE and math.prod(m.shape) == math.prod(m.arg.shape)):
+        m = m.arg
+    if not (isinstance(m, Reduce) and m.kind == "amax" and m.keepdim and m.axes == e.axes and
+            tuple(m.arg.shape) == tuple(e.arg.shape) and (m.arg is a or repr(m.arg) == repr(a))):
+        return None
+    if not all(x.dtype == torch.float32 for x in (a, m, arg, arg.args[0])) or e.dtype != torch.float32:
+        return None
+    return m, a
+
+
+def _online_pairs(w) -> dict:
+    """repr(M) -> (the sum, A) for each sum of exp(A - M) in w's kernel (its output and side outputs)."""
+    pairs = w.online_pairs
+    if pairs is None:
+        pairs, seen = {}, set()
+        for root in [w.kernel.expr] + [e for _, e in w.kernel.side_outputs]:
+            for n in walk(root, seen):
+                found = _max_under_exp(n) if isinstance(n, Reduce) and n.kind == "sum" else None
+                if found is not None:
+                    pairs.setdefault(repr(found[0]), (n, found[1]))
+        w.online_pairs = pairs
+    return pairs
+
+
+def _online(w, e: Reduce, kept, shape, axes, extra, key):
+    """The value of e where it is a max under a sum of exponentials (or that sum) in a looped kernel and neither
+    is computed yet: both from one loop (`_online_softmax`); else None. Whichever of the two the kernel's
+    expression reaches first (a softmax's numerator reads the max before the division reads the sum)."""
+    if e.kind == "sum":
+        found = _max_under_exp(e)
+        if found is None:
+            return None
+        (m, a), total = found, e
+    else:
+        pair = _online_pairs(w).get(repr(e))
+        if pair is None:
+            return None
+        (total, a), m = pair, e
+    codes = tuple(c.code for c in kept if c.code != "0")  # keepdim's size-1 dims name no other row
+    done = w.online
+    if (id(total), codes, extra) not in done:
+        exact = tuple(c.code for c in kept)
+        if ("reduce", id(m), exact, extra) in w.memo or ("reduce", id(total), exact, extra) in w.memo:
+            return None  # one of them computed on its own already
+        done[id(total), codes, extra] = _online_softmax(w, total, m, a, kept, shape, axes, extra)
+    row_max, total_value = done[id(total), codes, extra]
+    w.memo[key] = row_max if e is m else total_value
+    return w.memo[key]
+
+
+def _online_softmax(w, e: Reduce, m: Reduce, a, kept, shape, axes, extra) -> tuple:
+    """sum(exp(A - max(A))) and max(A) in one loop over the row (online softmax, Milakov and Gimelshein 2018):
+    returns (max, sum). Each lane keeps its running max and its sum of exponentials relative to it, rescaled when the max grows;
+    the lanes are combined at the end. A row too long for registers is then read once, not once for the max and
+    again for the sum (a language model's logits: 128 KB rows do not stay in L2 between two passes).
+
+    Exactly the two-pass result's special values: an element equal to -inf adds 0; a row all -inf gives NaN (its
+    exp(-inf - -inf)); +inf or NaN anywhere gives NaN. `where(m == new, 1, exp(m - new))` keeps a lane's sum
+    unscaled when its max is unchanged, infinite or not."""
+    top = w.top
+    body, group = w.open_loop()
+    it = iter(kept)
+    arg_coords = tuple(group.coords[axes.index(d)] if d in axes else next(it) for d in range(len(shape)))
+    v = w.cast(body, w.value(a, arg_coords, body, group, extra), torch.float32)
+    mask = "rmask" if extra is None else f"rmask & {extra}"
+    x = body.let(f"tl.where({mask}, {v.code}, float(\"-inf\"))")
+    lane_max = top.fresh(f"tl.full({w.tile}, float(\"-inf\"), tl.float32)", prefix="accm")
+    lane_sum = top.fresh(f"tl.full({w.tile}, 0, tl.float32)", prefix="accs")
+    new = body.let(f"h.maximum({lane_max}, {x})")
+    scale = body.let(f"tl.where({lane_max} == {new}, 1.0, tl.exp({lane_max} - {new}))")
+    term = body.let(f"tl.where({mask} & ({x} != float(\"-inf\")), tl.exp({x} - {new}), 0.0)")
+    body.lines.append(f"{lane_sum} = {lane_sum} * {scale} + {term}")
+    body.lines.append(f"{lane_max} = {new}")
+    w.close_loop(body)
+    row_max = top.let(f"tl.reduce({lane_max}, {w.raxis}, h.maximum){w.kept}", prefix="red")
+    scale = top.let(f"tl.where({lane_max} == {row_max}, 1.0, tl.exp({lane_max} - {row_max}))")
+    total = top.let(f"tl.sum({lane_sum} * {scale}, {w.raxis}){w.kept}", prefix="red")
+    total = top.let(f"tl.where({row_max} == float(\"-inf\"), float(\"nan\"), {total})", prefix="red")
+    return Val(row_max, torch.float32, frozenset("x")), Val(total, torch.float32, frozenset("x"))

@@ -66,3 +66,50 @@ def rewrite_half_norms(gm: torch.fx.GraphModule) -> int:
         gm.graph.lint()
         gm.recompile()
     return count
+
+
+# cuDNN runs a convolution of channels-last (NHWC) tensors on its tensor-core kernels directly; given NCHW it
+# transposes inside. Measured on the H100 (2026-12-06, 128x64x56x56 by 64x64x3x3, cudnn.benchmark off): NCHW
+# 0.311 ms fp32 / 0.185 ms bf16 against NHWC 0.156 / 0.079, and eager's bias inside the call costs 0.09 more.
+# So, as torch.compile does, the input and weight are copied to channels-last (transposing Triton kernels), the
+# convolution runs without its bias, and the bias is added by a pointwise kernel that writes the result back in
+# eager's NCHW layout, into which the next pointwise ops (batch_norm's affine, relu) fuse. Convolutions with few
+# channels (a network's RGB stem) gain nothing from the layout and keep it.
+CONV_MIN_CHANNELS = 16
+CONV_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+
+
+def _nchw_contiguous(val) -> bool:
+    return isinstance(val, torch.Tensor) and val.dim() == 4 and val.is_contiguous() and \
+        not (val.shape[1] > 1 and val.is_contiguous(memory_format=torch.channels_last) and
+             val.stride(1) == 1)
+
+
+def channels_last_convolutions(gm: torch.fx.GraphModule, device: torch.device) -> int:
+    """Rewrite NCHW 2-d convolutions on CUDA as described above; returns how many."""
+    if device.type != "cuda":
+        return 0
+    count = 0
+    g = gm.graph
+    for node in list(g.find_nodes(op="call_function", target=aten.convolution.default)):
+        x, w, bias, stride, padding, dilation, transposed, output_padding, groups = node.args
+        xv, wv, out = (n.meta.get("val") if isinstance(n, torch.fx.Node) else None for n in (x, w, node))
+        if transposed or groups != 1 or not (_nchw_contiguous(xv) and _nchw_contiguous(wv)) or \
+                not isinstance(out, torch.Tensor) or out.dtype not in CONV_DTYPES or \
+                min(wv.shape[0], wv.shape[1]) < CONV_MIN_CHANNELS:
+            continue
+        with g.inserting_before(node):
+            op = lambda target, *args, **kw: g.call_function(target, args, kw)  # noqa: E731
+            xc = op(aten.clone.default, x, memory_format=torch.channels_last)
+            wc = op(aten.clone.default, w, memory_format=torch.channels_last)
+            y = op(aten.convolution.default, xc, wc, None, stride, padding, dilation, False, output_padding, 1)
+            if bias is not None:
+                y = op(aten.add.Tensor, y, op(aten.view.default, bias, [1, -1, 1, 1]))
+            result = op(aten.clone.default, y, memory_format=torch.contiguous_format)  # eager's layout
+        node.replace_all_uses_with(result)
+        g.erase_node(node)
+        count += 1
+    if count:  # the new nodes get their meta tensors from lowering.propagate_meta
+        g.lint()
+        gm.recompile()
+    return count

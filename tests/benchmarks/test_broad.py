@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from benchmarks import broad
+from benchmarks import broad, harness
 
 QUICK = {k: v[1] for k, v in broad.SIZES.items()}
 FEW = ["softmax", "max with indices", "cross_entropy ignore_index", "rotary interleaved (stack)", "scatter"]
@@ -138,3 +138,19 @@ def test_check_only_compiles_and_checks_without_timing(fresh_jit, tmp_path):
 def test_results_files_are_named_after_the_device_and_any_dtype_subset():
     assert broad.file_tag("cpu", False, broad.DTYPES) == "cpu"
     assert broad.file_tag("cpu", True, "bfloat16") == "cpu_quick_bfloat16"
+
+
+def test_an_output_as_accurate_as_eagers_passes_where_eager_itself_is_off():
+    """bfloat16 cumsum on CUDA: eager rounds each partial sum (0.027 from the float64 sums), ours sums in float32
+    (0.0023): against eager the two differ by more than bf16's tolerance, against float64 ours is the closer one,
+    so the row is right. A result further from float64 than eager's still fails."""
+    g = torch.Generator().manual_seed(0)
+    exact = torch.randn(4, 4096, generator=g, dtype=torch.float64)
+    off = lambda scale: (exact * (1 + scale * torch.randn(exact.shape, generator=g, dtype=torch.float64))).bfloat16()  # noqa: E731
+    eager, ours, worse = off(0.03), exact.bfloat16(), off(0.06)
+    assert harness.rel_error(ours, eager) > broad.TOLERANCE[torch.bfloat16]
+    assert broad.check(ours, eager, torch.bfloat16, lambda: exact) <= broad.TOLERANCE[torch.bfloat16]
+    with pytest.raises(broad.Mismatch):
+        broad.check(worse, eager, torch.bfloat16, lambda: exact)
+    with pytest.raises(broad.Mismatch):  # without the float64 result, eager's is the reference
+        broad.check(ours, eager, torch.bfloat16)

@@ -82,7 +82,8 @@ def test_residual_sum_stored_by_next_layernorm():
 
 
 def test_looped_normalization(monkeypatch):
-    """Rows too long for registers: each reduction is its own loop, then the epilogue loop (two-pass variance)."""
+    """Rows too long for registers: each reduction is its own loop, then the epilogue loop (two-pass variance);
+    a softmax's max and sum of exponentials share one loop (reduce.py's online softmax), then its epilogue's."""
     from framejit.inductor.runtime import launch_configs as triton_launch
     monkeypatch.setattr(triton_launch, "persistent_max", lambda itemsize: 16)
     real = triton_launch.heuristic
@@ -93,7 +94,7 @@ def test_looped_normalization(monkeypatch):
     fn = check_fn(layernorm_manual, x, w, b, tol=(1e-3, 1e-3))  # float32 rows around 1000
     assert fn.source.count("for roffset in range") == 3
     fn = check_fn(softmax_manual, torch.randn(3, 100))
-    assert fn.source.count("for roffset in range") == 3
+    assert fn.source.count("for roffset in range") == 2
     check_fn(lambda x: torch.var(x, -1), x, tol=(1e-4, 1e-3))
 
 
