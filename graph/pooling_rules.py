@@ -91,6 +91,10 @@ def _max_pool(b: Builder, x: Any, kernel_size: Any, stride: Any, padding: Any, d
     k, s, p, d, out = _geometry(b, x, kernel_size, stride, padding, dilation)
     if return_indices and any(p):
         raise Decline("max_pool2d indices with padding")  # eager's first index is the window's first real one
+    full = list(b.size(x)[:-2]) + list(out)
+    planes = None if return_indices else _planes(b, x)
+    if planes is not None:  # (N, C) as one dim: a kernel decodes three coordinates per element, not four
+        x = b.op(aten.view.default, x, planes)
     shape = list(b.size(x)[:-2]) + list(out)
     best = b.op(aten.full.default, shape, float("-inf"), dtype=meta.dtype)
     index = None
@@ -100,9 +104,20 @@ def _max_pool(b: Builder, x: Any, kernel_size: Any, stride: Any, padding: Any, d
         if return_indices:
             at = _positions(b, x, i, j, k, s, p, d, out)
             index = at if index is None else b.op(aten.where.self, take, at, index)
+    if planes is not None:
+        best = b.op(aten.view.default, best, full)
     if return_indices:
-        return best, b.op(aten.expand.default, index, shape)
+        return best, b.op(aten.expand.default, index, full)
     return best
+
+
+def _planes(b: Builder, x: Any) -> list | None:
+    """[N * C, H, W] for a contiguous (N, C, H, W) input of static sizes, else None."""
+    meta = b.tensor(x)
+    sizes = b.size(x)
+    if meta.dim() != 4 or not meta.is_contiguous() or not all(type(n) is int for n in sizes):
+        return None
+    return [sizes[0] * sizes[1], sizes[2], sizes[3]]
 
 
 @rule(F.max_pool2d, F._max_pool2d, torch.max_pool2d)
