@@ -485,10 +485,12 @@ def _lower_graph(gm: torch.fx.GraphModule, example_inputs, supported, plan, forc
     reasons = {n: "no lowering" for n, k in kinds.items() if k == "fallback"}
     for n in list(kinds):
         out = n.meta.get("val")
-        # (a tuple with sizes or seeds beside its tensors, as CUDA attention returns, stays out too: cuDNN's
-        # attention gives its logsumexp another rank than its meta kernel says, which the host's fixed_layout
-        # cannot take -- a training forward failed on the H100; generating around such ops needs the items that
-        # only torch reads passed on untouched)
+        # a torch call may return Python values beside its tensors (CUDA attention's sizes): items torch alone reads
+        # (triton/host.py's untouched items: its backward, the graph's outputs), as the call returned them
+        if _python_item(n, kinds) or kinds[n] == "fallback" and isinstance(out, (tuple, list)) and \
+                any(isinstance(v, torch.Tensor) for v in out) and \
+                all(isinstance(v, torch.Tensor) or type(v) in PYTHON_ITEMS for v in out):
+            continue
         if not (isinstance(out, torch.Tensor) or (isinstance(out, (tuple, list)) and out and
                                                   all(isinstance(v, torch.Tensor) for v in out))):
             # sizes, Python numbers, None: values the generated code cannot hold; the caller runs gm as is
@@ -560,8 +562,9 @@ def _lower_graph(gm: torch.fx.GraphModule, example_inputs, supported, plan, forc
             layout = _layout(node, out) if isinstance(out, torch.Tensor) else None
             kernels.append(FallbackKernel(Buffer(name, layout), target, operands, slots[0], slots[1], multi,
                                           [node.format_node()], reasons[node]))
-            if multi:
-                env[node] = tuple(Item(name, i, tuple(v.shape), v.dtype) for i, v in enumerate(out))
+            if multi:  # a Python value's Item has no dtype: only torch may read it (`_python_item`)
+                env[node] = tuple(Item(name, i, tuple(v.shape), v.dtype) if isinstance(v, torch.Tensor)
+                                  else Item(name, i, (), None) for i, v in enumerate(out))
             else:
                 env[node] = Load(name, shape(node), out.dtype)
         elif kind == "extern":
@@ -581,6 +584,19 @@ def _lower_graph(gm: torch.fx.GraphModule, example_inputs, supported, plan, forc
             expr.fx_node = node
     return LoweredGraph(inputs, kernels, outputs, spec, symbolic_sizes.text(graph),
                         eager_outputs=gm.meta.get(EAGER_OUTPUTS))
+
+
+PYTHON_ITEMS = (int, float, bool, type(None))
+
+
+def _python_item(n, kinds: dict) -> bool:
+    """n picks a Python value out of a torch fallback's tuple, and only torch fallbacks and the graph's output read
+    it (generated code has nowhere to hold it)."""
+    if not (n.op == "call_function" and n.target is operator.getitem and type(n.meta.get("val")) in PYTHON_ITEMS):
+        return False
+    source = n.args[0]
+    return isinstance(source, torch.fx.Node) and kinds.get(source) == "fallback" and \
+        all(u.op == "output" or kinds.get(u) == "fallback" for u in n.users)
 
 
 def input_sizes(lg: LoweredGraph) -> dict:

@@ -21,7 +21,7 @@ import tokenize
 
 from framejit.graph import symbolic_sizes
 
-from ..ir import Load, View, ViewKind, static_shape, view_base
+from ..ir import Load, View, ViewKind, loads_in, static_shape, view_base
 from ..views import meta_view, torch_view
 from .plan import (Alias, Allocate, FallbackCall, Launch, LibraryCall, LibraryResult, MatmulSite, ModulePlan, Return,
                    WrittenKernels)
@@ -48,6 +48,38 @@ def write_module(plan: ModulePlan, written: WrittenKernels) -> str:
         return _HostWriter(plan, written).module()
 
 
+def untouched_items(plan: ModulePlan) -> set:
+    """Tuple elements of torch fallbacks that only torch reads, each as a whole: operands of other fallbacks and
+    graph outputs. They are passed on as the call returned them, whatever layout (or rank: cuDNN attention's
+    logsumexp has one dim fewer than its meta kernel says) and whatever type (the sizes beside its tensors);
+    generated code, library calls and views read the others in the layout the plan gave them."""
+    whole, read = set(), set()
+    for step in plan.steps:
+        if isinstance(step, FallbackCall):
+            exprs, bare = step.inputs, True
+        elif isinstance(step, Return):
+            exprs, bare = [v for v in step.values if isinstance(v, (Load, View))], True
+        elif isinstance(step, MatmulSite):
+            exprs, bare = step.library.kernel.args + [step.epilogue.kernel.expr if isinstance(step.epilogue, Launch)
+                                                      else step.epilogue.expr], False
+        elif isinstance(step, Launch):
+            scatter = step.kernel.scatter
+            exprs, bare = [step.kernel.expr] + [e for _, e in step.kernel.side_outputs] + \
+                ([scatter.index] if scatter is not None else []), False
+        elif isinstance(step, LibraryCall):
+            exprs, bare = step.kernel.args, False
+        elif isinstance(step, Alias):
+            exprs, bare = [step.expr], False
+        else:
+            continue
+        for e in exprs:
+            if bare and isinstance(e, Load):
+                whole.add(e.buf)
+            else:
+                read.update(loads_in(e))
+    return {name for name in plan.items if name in whole and name not in read}
+
+
 def _empty(lay) -> str:
     return f"torch.empty_strided({tuple(lay.shape)!r}, {tuple(lay.strides)!r}, dtype={lay.dtype}, device=device)"
 
@@ -58,6 +90,7 @@ class _HostWriter:
         self.lines: list = []
         self.exact: set = set()  # buffers laid out exactly as plan.layouts says, at offset 0 (strided_operand)
         self.operand = (lambda e: strided_operand(e, plan.layouts, self.exact)) if plan.shortcuts else torch_view
+        self.untouched = untouched_items(plan)
 
     def module(self) -> str:
         plan, outs = self.plan, []
@@ -86,6 +119,9 @@ class _HostWriter:
     def _items(self, names: list):
         for name in names:
             item = self.plan.items[name]
+            if name in self.untouched:  # only torch reads it: as the call returned it
+                self.lines.append(f"    {name} = {item.buf}[{item.index}]")
+                continue
             self.lines.append(f"    {name} = fixed_layout({item.buf}[{item.index}], "
                               f"{self.plan.layouts[name].strides!r})")
 
