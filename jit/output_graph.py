@@ -9,6 +9,7 @@ import re
 
 import torch
 import torch.fx
+from torch.utils._pytree import tree_leaves
 
 from framejit.graph import meta_memo
 from framejit.graph.dce import drop_unused
@@ -433,11 +434,17 @@ class OutputGraph:
         if not self.dynamic:
             return result
         _cut_along_dynamic_dim(target, args, kwargs)
+        inputs = to_perturbed((args, kwargs))
         try:
             with meta_memo.remembering():
-                return run(to_perturbed(args), to_perturbed(kwargs))
+                perturbed = run(*inputs)
         except Exception as e:  # noqa: BLE001 - fine at the example sizes only: the code relies on them
             raise Specialize(f"{_name(target)} works for the example sizes only ({_first_line(e)})") from e
+        if _aliases(result, to_meta((args, kwargs))) != _aliases(perturbed, inputs):
+            # x[::2].contiguous() is x's own memory where the slice has one element, a copy elsewhere: whether a
+            # later in-place op writes the input depends on the size (fuzz seed 222763)
+            raise Specialize(f"{_name(target)} returns its input's memory at some sizes and a copy at others")
+        return perturbed
 
     def wrap_result(self, proxy, result, device, perturbed=None, size_source=None) -> Var:
         perturbed = result if perturbed is None else perturbed
@@ -561,6 +568,13 @@ def to_proxy(value):
 
 def to_meta(value):
     return _map(value, lambda t: t.example if isinstance(t, TensorVar) else t.hint)
+
+
+def _aliases(result, inputs) -> tuple:
+    """For each tensor in `result`, which tensors of `inputs` it shares memory with (by position)."""
+    tensors = [t for t in tree_leaves(inputs) if isinstance(t, torch.Tensor)]
+    return tuple(tuple(i for i, t in enumerate(tensors) if torch._C._is_alias_of(r, t))
+                 for r in tree_leaves(result) if isinstance(r, torch.Tensor))
 
 
 def to_perturbed(value):

@@ -894,3 +894,21 @@ def test_value_checked_op_after_a_try_the_frame_resumed_in(backend):
 
     x0, x1 = torch.tensor(1), torch.tensor(4, dtype=torch.int32)
     assert _outcome(f, x0, x1)[0] == _outcome(jit.compile(f, backend=backend), x0, x1)[0] == RuntimeError
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_aliasing_that_depends_on_a_dynamic_size(backend):
+    # fuzz seed 222763: x[::2].contiguous() is x's own memory when the slice has one element (contiguous returns
+    # it) and a copy otherwise; traced with dynamic sizes at one element, the graph wrote x in place at every size
+    def f(x):
+        t = x[::2].contiguous()
+        t -= 1
+        return t, x
+
+    compiled = jit.compile(f, backend=backend)
+    for n in (3, 2, 3, 5, 1):
+        x, twin = torch.arange(n, dtype=torch.int32), torch.arange(n, dtype=torch.int32)
+        got, want = compiled(x), f(twin)
+        for g, w in zip(got, want):
+            assert torch.equal(g, w)
+        assert torch.equal(x, twin)
