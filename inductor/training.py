@@ -31,6 +31,7 @@ import torch.fx as fx
 
 from framejit.graph.autodiff.joint import NotDifferentiable, trace_joint
 from framejit.graph.autodiff.partition import Partition, partition
+from framejit.graph.core_ops import is_core
 from framejit.graph.effects import is_random
 from framejit.graph.size_variants import SizeVariants, copy_module, dynamic_graph, fixed_shape_build
 
@@ -109,10 +110,23 @@ def _suspended(fn: Callable) -> Callable:
     return hook.run_suspended(fn) if hook is not None else fn
 
 
+def _misdescribed(backward: fx.GraphModule, saved: list) -> str | None:
+    """Why the backward cannot be compiled for these saved values, if it cannot: one has another rank than its
+    meta kernel promised (cuDNN attention's logsumexp: (B, H, T) for a promised (B, H, T, 1)) and an op other
+    than a torch call reads it. A torch call (the attention's backward) takes it as it is; generated code would
+    index it by the promised layout."""
+    for node, t in zip(backward.graph.find_nodes(op="placeholder"), saved):
+        val = node.meta.get("val")
+        if isinstance(t, torch.Tensor) and isinstance(val, torch.Tensor) and t.dim() != val.dim() and \
+                any(is_core(u.target) for u in node.users):
+            return f"saved value {node.name} has {t.dim()} dims where its trace says {val.dim()}"
+    return None
+
+
 def _laid_out(t: torch.Tensor, stride) -> torch.Tensor:
     """t with the strides the backward graph was traced for (a copy only where they differ)."""
-    if stride is None or t.stride() == stride or t.numel() <= 1:
-        return t
+    if stride is None or t.stride() == stride or t.numel() <= 1 or len(stride) != t.dim():
+        return t  # another rank than traced: a torch call's result its meta kernel misdescribes (below)
     out = torch.empty_strided(t.shape, stride, dtype=t.dtype, device=t.device)
     return out.copy_(t)
 
@@ -177,7 +191,12 @@ class CompiledRegion:
     def compiled_backward(self, saved: list, tangents: list) -> Callable:
         with self.lock:
             if self.backward is None:
-                self.backward = self.compile_inference(self.plan.backward, saved + tangents)
+                reason = _misdescribed(self.plan.backward, saved)
+                if reason:  # the graph as traced, in torch
+                    log.info("training graph: backward runs in torch: %s", reason)
+                    self.backward = self.plan.backward
+                else:
+                    self.backward = self.compile_inference(self.plan.backward, saved + tangents)
                 counters.bump("backward_graphs")
         return self.backward
 

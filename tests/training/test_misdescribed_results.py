@@ -1,0 +1,89 @@
+"""A training region around a torch call that returns sizes beside its tensors and a tensor of another rank than
+its meta kernel promises (CUDA's cuDNN attention: ints for the sequence lengths, a (B, H, T) logsumexp promised
+as (B, H, T, 1)) and saves that tensor for its backward. On the H100 such a GPT's forward ran in torch as a whole;
+generated around the call, the saved logsumexp then failed to be restrided for the backward. Here a custom op
+with a fake kernel of the wrong rank plays the attention: the forward and the backward are generated, and the
+saved value reaches the backward's torch call as the forward made it."""
+import os
+
+import pytest
+import torch
+
+if not torch.cuda.is_available():
+    os.environ["TRITON_INTERPRET"] = "1"
+
+import jit  # noqa: E402
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@torch.library.custom_op("framejit_test::softmax_lse", mutates_args=())
+def softmax_lse(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+    return x.softmax(-1), x.logsumexp(-1), x.shape[-1]
+
+
+@softmax_lse.register_fake
+def _(x):
+    return torch.empty_like(x), x.new_empty(x.shape[:-1] + (1,)), x.shape[-1]
+
+
+@torch.library.custom_op("framejit_test::softmax_lse_backward", mutates_args=())
+def softmax_lse_backward(g: torch.Tensor, x: torch.Tensor, lse: torch.Tensor) -> torch.Tensor:
+    p = (x - lse[..., None]).exp()
+    return p * (g - (g * p).sum(-1, keepdim=True))
+
+
+@softmax_lse_backward.register_fake
+def _(g, x, lse):
+    return torch.empty_like(x)
+
+
+def _setup(ctx, inputs, output):
+    ctx.save_for_backward(inputs[0], output[1])
+
+
+def _backward(ctx, g, g_lse, g_n):
+    x, lse = ctx.saved_tensors
+    return torch.ops.framejit_test.softmax_lse_backward(g, x, lse)
+
+
+softmax_lse.register_autograd(_backward, setup_context=_setup)
+
+
+def f(x, w):
+    p, _, n = torch.ops.framejit_test.softmax_lse(x * 2)
+    return ((p * w).relu() * n).sum()
+
+
+def test_both_graphs_are_generated_and_give_eagers_gradients(fresh_jit):
+    x, w = torch.randn(4, 6, device=DEVICE), torch.randn(4, 6, device=DEVICE)
+    a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+    made = []
+    from framejit.inductor.backends import triton_backend
+    from framejit.inductor import training
+
+    def backend(gm, example_inputs):
+        made.append(triton_backend(gm, example_inputs))
+        return made[-1]
+    loss = jit.compile(f, backend=backend)(a, w)
+    loss.backward()
+    ref = f(b, w)
+    ref.backward()
+    torch.testing.assert_close(loss, ref)
+    torch.testing.assert_close(a.grad, b.grad)
+    (region,) = made
+    assert isinstance(region, training.CompiledRegion)
+    assert getattr(region.forward, "source", None) and "launch[" in region.forward.source  # not run in torch
+    assert getattr(region.backward, "source", None) and "launch[" in region.backward.source
+    assert jit.counters["backward_graphs"] == 1
+
+
+def test_a_backward_whose_generated_code_would_read_it_runs_in_torch(fresh_jit, monkeypatch):
+    """The misdescribed value read by a core op of the backward: that graph runs as traced, in torch."""
+    from framejit.inductor import training
+    monkeypatch.setattr(training, "is_core", lambda target: True)  # as if every reader were generated code
+    x, w = torch.randn(4, 6, device=DEVICE), torch.randn(4, 6, device=DEVICE)
+    a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+    jit.compile(f, backend="triton")(a, w).backward()
+    f(b, w).backward()
+    torch.testing.assert_close(a.grad, b.grad)
