@@ -124,26 +124,12 @@ def pick_selected_values(gm: fx.GraphModule) -> bool:
         if found is None:
             continue
         value, index, dim, keepdim = found
-        shape = tuple(meta_tensor(node.args[0]).shape)
-        picked_shape = list(shape)
-        picked_shape[dim] = 1
         b = Builder(graph)
-        with graph.inserting_before(node):
-            idx = index
-            if meta_tensor(idx).dim() < len(shape):
-                idx = b.op(aten.view.default, idx, list(_aligned(tuple(meta_tensor(idx).shape), len(shape))))
-            if list(meta_tensor(idx).shape) != picked_shape:
-                idx = b.op(aten.expand.default, idx, picked_shape)
-            inside = b.op(aten.logical_and.default, b.op(aten.ge.Scalar, idx, 0),
-                          b.op(aten.lt.Scalar, idx, shape[dim]))
-            zero = b.op(aten.full.default, [], 0, dtype=meta_tensor(idx).dtype)
-            safe = b.op(aten.where.self, inside, idx, zero)
-            picked = _Picker(b, safe, shape, dim)(value)
-            picked = b.op(aten.add.Tensor, picked, 0.0)  # -0.0 picked: the sum with zeros gives +0.0
-            nothing = b.op(aten.full.default, [], 0, dtype=meta_tensor(node).dtype)
-            result = b.op(aten.where.self, inside, picked, nothing)
-            if not keepdim:
-                result = b.op(aten.squeeze.dims, result, [dim])
+        try:
+            result = _rewrite(b, node, value, index, dim, keepdim)
+        except (RuntimeError, TypeError, IndexError, ValueError):  # a meta kernel rejects a node made here
+            b.undo()
+            continue
         if meta_tensor(result).shape != meta_tensor(node).shape or meta_tensor(result).dtype != meta_tensor(node).dtype:
             b.undo()
             continue
@@ -151,3 +137,28 @@ def pick_selected_values(gm: fx.GraphModule) -> bool:
         graph.erase_node(node)
         changed = True
     return changed
+
+
+def _rewrite(b: Builder, node: fx.Node, value: fx.Node, index: fx.Node, dim: int, keepdim: bool) -> fx.Node:
+    """The picked value replacing selection sum `node` (see the module docstring), built before it."""
+    graph = node.graph
+    shape = tuple(meta_tensor(node.args[0]).shape)
+    picked_shape = list(shape)
+    picked_shape[dim] = 1
+    with graph.inserting_before(node):
+        idx = index
+        if meta_tensor(idx).dim() < len(shape):
+            idx = b.op(aten.view.default, idx, list(_aligned(tuple(meta_tensor(idx).shape), len(shape))))
+        if list(meta_tensor(idx).shape) != picked_shape:
+            idx = b.op(aten.expand.default, idx, picked_shape)
+        inside = b.op(aten.logical_and.default, b.op(aten.ge.Scalar, idx, 0),
+                      b.op(aten.lt.Scalar, idx, shape[dim]))
+        zero = b.op(aten.full.default, [], 0, dtype=meta_tensor(idx).dtype)
+        safe = b.op(aten.where.self, inside, idx, zero)
+        picked = _Picker(b, safe, shape, dim)(value)
+        picked = b.op(aten.add.Tensor, picked, 0.0)  # -0.0 picked: the sum with zeros gives +0.0
+        nothing = b.op(aten.full.default, [], 0, dtype=meta_tensor(node).dtype)
+        result = b.op(aten.where.self, inside, picked, nothing)
+        if not keepdim:
+            result = b.op(aten.squeeze.dims, result, [dim])
+    return result
