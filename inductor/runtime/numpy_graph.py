@@ -88,6 +88,7 @@ def _make_fallback(kernel):
 # over the input's memory, and the optimizer's rewrites can turn a computed output into one (x * 1 -> x): each
 # output gets a plan from eager's aliasing (graph/normalize.py's eager_output_aliases) and the code's.
 VIEW, COPY, CHECK = "view", "copy", "check"  # rebuild as a torch view of the input / copy / copy if it overlaps
+SHARE = "share"  # rebuild as a torch view of an earlier output, as eager's `t.squeeze()` returned beside `t`
 
 
 def _source(e, kernels: dict, inputs: dict):
@@ -146,6 +147,11 @@ def alias_plan(lowered: LoweredGraph) -> list:
                        if isinstance(p, (Load, View)) and buf is not None and _buffer(p, kernels) == buf]
             if any(j not in eager[i].shares for j in earlier):
                 plan[-1] = (COPY,)
+            elif earlier:
+                # eager's output is a view of an earlier one, and so is the code's: a torch view of that tensor,
+                # not a second tensor over the same memory (torch's overlap checks and `_base` tell them apart:
+                # `t4 /= t4.squeeze()` of one element raises in eager, fuzz seed 265440)
+                plan[-1] = (SHARE, earlier[0])
     return plan
 
 
@@ -306,14 +312,22 @@ class CompiledNumpyGraph:
         tensors = [self._const_values[index] if is_const else args[index] for is_const, index, _ in self._slots]
         arrays = [to_numpy(t) for t in tensors]
         outs = self.module.run(arrays, self.fallbacks)
-        flat = []
+        flat, made = [], []  # made: the array each output tensor is over (None where it is not one)
         for o, d, how, s in zip(outs, self.out_dtypes, self._aliases, self._strides):
             if d is None:
                 flat.append(o)
+                made.append(None)
             elif how is not None and how[0] == VIEW:
                 flat.append(view_of(tensors[how[1]], arrays[how[1]], o, d))
+                made.append(None)
+            elif how is not None and how[0] == SHARE and made[how[1]] is not None and \
+                    np.may_share_memory(o, made[how[1]]):
+                flat.append(view_of(flat[how[1]], made[how[1]], o, d))
+                made.append(None)
             else:
                 if how is not None and (how[0] == COPY or any(np.may_share_memory(o, a) for a in arrays)):
                     o = np.array(o)
-                flat.append(to_torch(o if s is None else laid_out(o, s), d))
+                o = o if s is None else laid_out(o, s)
+                flat.append(to_torch(o, d))
+                made.append(np.asarray(o) if isinstance(o, np.ndarray) and o.flags.writeable else None)
         return flat

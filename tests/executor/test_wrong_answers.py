@@ -912,3 +912,23 @@ def test_aliasing_that_depends_on_a_dynamic_size(backend):
         for g, w in zip(got, want):
             assert torch.equal(g, w)
         assert torch.equal(x, twin)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_output_that_is_a_view_of_another_stays_one(backend):
+    # fuzz seed 265440: a graph returning t and t.squeeze() (a graph break follows) handed the NumPy code's two
+    # arrays over one memory back as two separate tensors; `t /= t.squeeze()` of one element then ran where eager
+    # raises (a partial overlap of the written tensor), and `_base` said the two were unrelated
+    def f(x):
+        t4 = torch.ceil(x)
+        t6 = t4.squeeze()
+        t4 /= t6
+        return t4
+
+    compiled = jit.compile(f, backend=backend)
+    for n in (1, 2, 1):
+        x = torch.rand(n, generator=torch.Generator().manual_seed(n)) * 3 + 0.5  # ceil: no zeros
+        want, got = _outcome(f, x.clone()), _outcome(compiled, x.clone())
+        assert want[0] == got[0]
+        if want[0] == "ok":
+            assert torch.equal(want[1], got[1])
