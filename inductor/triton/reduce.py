@@ -177,16 +177,16 @@ def _online(w, e: Reduce, kept, shape, axes, extra, key):
         exact = tuple(c.code for c in kept)
         if ("reduce", id(m), exact, extra) in w.memo or ("reduce", id(total), exact, extra) in w.memo:
             return None  # one of them computed on its own already
-        done[id(total), codes, extra] = _online_softmax(w, total, m, a, kept, shape, axes, extra)
+        done[id(total), codes, extra] = _online_softmax(w, a, kept, shape, axes, extra)
     row_max, total_value = done[id(total), codes, extra]
     w.memo[key] = row_max if e is m else total_value
     return w.memo[key]
 
 
-def _online_softmax(w, e: Reduce, m: Reduce, a, kept, shape, axes, extra) -> tuple:
-    """sum(exp(A - max(A))) and max(A) in one loop over the row (online softmax, Milakov and Gimelshein 2018):
-    returns (max, sum). Each lane keeps its running max and its sum of exponentials relative to it, rescaled when the max grows;
-    the lanes are combined at the end. A row too long for registers is then read once, not once for the max and
+def _online_softmax(w, a, kept, shape, axes, extra) -> tuple:
+    """(max(A), sum(exp(A - max(A)))) from one loop over the row (online softmax, Milakov and Gimelshein 2018):
+    each lane keeps its running max and its sum of exponentials relative to it, rescaled when the max grows; the
+    lanes are combined at the end. A row too long for registers is then read once, not once for the max and
     again for the sum (a language model's logits: 128 KB rows do not stay in L2 between two passes).
 
     Exactly the two-pass result's special values: an element equal to -inf adds 0; a row all -inf gives NaN (its
