@@ -169,6 +169,16 @@ def _buffer(e, kernels: dict) -> str | None:
             return None
 
 
+def _inside(a, base: np.ndarray) -> bool:
+    """Every byte of array `a` lies in `base`'s memory (a view of it, not an array `base` is a view of)."""
+    a = np.asarray(a)
+    if a.size == 0:
+        return False
+    lo, hi = np.lib.array_utils.byte_bounds(a)
+    base_lo, base_hi = np.lib.array_utils.byte_bounds(base)
+    return base_lo <= lo and hi <= base_hi
+
+
 def _address(a: np.ndarray) -> int:
     return a.__array_interface__["data"][0]
 
@@ -320,8 +330,7 @@ class CompiledNumpyGraph:
             elif how is not None and how[0] == VIEW:
                 flat.append(view_of(tensors[how[1]], arrays[how[1]], o, d))
                 made.append(None)
-            elif how is not None and how[0] == SHARE and made[how[1]] is not None and \
-                    np.may_share_memory(o, made[how[1]]):
+            elif how is not None and how[0] == SHARE and made[how[1]] is not None and _inside(o, made[how[1]]):
                 flat.append(view_of(flat[how[1]], made[how[1]], o, d))
                 made.append(None)
             else:

@@ -932,3 +932,25 @@ def test_an_output_that_is_a_view_of_another_stays_one(backend):
         assert want[0] == got[0]
         if want[0] == "ok":
             assert torch.equal(want[1], got[1])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_output_over_part_of_an_earlier_ones_memory_is_not_rebuilt_beyond_it(backend):
+    # fuzz seed 272604 (the first form of the fix above): an output sharing memory with an earlier one but not lying
+    # inside its memory was rebuilt as a torch view of it, out of the earlier tensor's storage bounds
+    def f(x0):
+        t1 = x0.gather(1, torch.zeros_like(x0, dtype=torch.long))
+        t5 = torch.max(x0 - x0, -1)[0]
+        p6 = t1.flatten()[0].item()
+        t7 = t5.clamp(max=p6).ndim + 1
+        return {"t8": t1 <= t1, "x0": x0, "p6": p6, "t7": t7}
+
+    compiled = jit.compile(f, backend=backend)
+    for rows, cols in ((2, 3), (2, 3), (1, 1), (1, 4)):
+        x = torch.randn(rows, cols, generator=torch.Generator().manual_seed(rows * 10 + cols)).double()[1:]
+        (got_kind, got), (want_kind, want) = _outcome(compiled, x), _outcome(f, x)
+        assert got_kind == want_kind  # (1, 1)[1:] is empty: `.item()` raises in both
+        if want_kind == "ok":
+            assert got.keys() == want.keys()
+            for k in want:
+                assert torch.equal(got[k], want[k]) if isinstance(want[k], torch.Tensor) else got[k] == want[k]
