@@ -109,8 +109,11 @@ class OutputGraph:
         perturbed = None
         if dims:
             proxy.node.meta["dynamic_dims"] = dims
-            perturbed = torch.empty([self.symbols.perturbed(n) if d in dims else n for d, n in enumerate(value.shape)],
-                                    dtype=value.dtype, device="meta", requires_grad=value.requires_grad)
+            sizes = [self.symbols.perturbed(n) if d in dims else n for d, n in enumerate(value.shape)]
+            try:
+                perturbed = torch.empty(sizes, dtype=value.dtype, device="meta", requires_grad=value.requires_grad)
+            except RuntimeError as e:  # five dynamic dims at the second traced size: more bytes than an int64
+                raise Specialize(f"{source.name()} at the second traced sizes {sizes}: {_first_line(e)}") from e
         var = TensorVar(proxy, example, value.device, source, type(value), perturbed)
         self.inputs.append((load, value, var))
         self._input_by_id[id(value)] = var

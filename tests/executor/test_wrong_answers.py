@@ -954,3 +954,16 @@ def test_an_output_over_part_of_an_earlier_ones_memory_is_not_rebuilt_beyond_it(
             assert got.keys() == want.keys()
             for k in want:
                 assert torch.equal(got[k], want[k]) if isinstance(want[k], torch.Tensor) else got[k] == want[k]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_five_dynamic_dims_trace_static_rather_than_overflow(backend):
+    # fuzz seed 274435: a 5-d input whose every dim changed between calls; at the second traced sizes (~10^4 a dim)
+    # its meta tensor had more bytes than an int64 counts, and the compile failed (an internal error, run eagerly)
+    def f(x):
+        return (x * 2).sum(-1)
+
+    compiled = jit.compile(f, backend=backend)
+    for n in (2, 3, 4):
+        x = torch.randn((n,) * 5, generator=torch.Generator().manual_seed(n))
+        torch.testing.assert_close(compiled(x), f(x))
