@@ -63,9 +63,7 @@ def is_random(node: fx.Node) -> bool:
         return False
     if name in _DRAWS_UNLESS:
         pos, keys, default, inert = _DRAWS_UNLESS[name]
-        value = node.args[pos] if len(node.args) > pos else next(
-            (node.kwargs[k] for k in keys if k in node.kwargs), default)
-        return not inert(value)  # sdpa with dropout_p > 0 draws though its name is not a random one
+        return not inert(_argument(node, pos, keys, default))  # sdpa with dropout_p > 0 draws though its name is not a random one
     if isinstance(node.target, torch._ops.OpOverload) and torch.Tag.nondeterministic_seeded in node.target.tags:
         return True
     return name in _RANDOM_NAMES
@@ -113,8 +111,11 @@ _RUNNING_STATS = {
 }
 
 
-def _argument(node: fx.Node, pos: int, key: str, default: object) -> object:
-    return node.args[pos] if len(node.args) > pos else node.kwargs.get(key, default)
+def _argument(node: fx.Node, pos: int, keys: tuple, default: object) -> object:
+    """Argument `pos` of a call, passed by position or by one of the keyword names `keys`."""
+    if len(node.args) > pos:
+        return node.args[pos]
+    return next((node.kwargs[k] for k in keys if k in node.kwargs), default)
 
 
 def _updates_running_stats(node: fx.Node) -> bool:
@@ -125,9 +126,9 @@ def _updates_running_stats(node: fx.Node) -> bool:
     if rule is None:
         return False
     positions, keys, flag_pos, flag_key, default = rule
-    if _argument(node, flag_pos, flag_key, default) is False:
+    if _argument(node, flag_pos, (flag_key,), default) is False:
         return False  # eval mode reads the statistics only
-    return any(_argument(node, p, k, None) is not None for p, k in zip(positions, keys))
+    return any(_argument(node, p, (k,), None) is not None for p, k in zip(positions, keys))
 
 
 def is_impure(node: fx.Node) -> bool:

@@ -236,33 +236,30 @@ def casts(state: AutocastState, tensors: list, meta_args, meta_kwargs, run, name
             cast_to[first] = dtype
         else:
             rest.append(func)
+    var_of = {id(p): next(t for t in tensors if id(t.example) == key) for key, p in probes.items()}
     if not any(func is _to_copy for func in rest) and not cast_to:
         # no cast; but autocast may have set a dtype= argument instead (CUDA's sum, prod, cumsum, softmax of
         # bfloat16 give float32: fp32_set_opt_dtype), which only a run without autocast shows
-        if not any(dtype is not None for _, _, dtype in autocast_log) or \
-                _kinds(autocast_log) == _kinds(_plain_log(run, probe_args, probe_kwargs, state)):
+        if not any(dtype is not None for _, _, dtype in autocast_log):
             return {}  # autocast changed nothing
-        replay = Replay(recording, {id(p): next(t for t in tensors if id(t.example) == key)
-                                    for key, p in probes.items()})
-        if not replay.replayable():
-            unsupported("autocast", f"{name}: autocast sets a dtype inside it, in a way not recorded")
-        return replay
+        plain = _plain_log(run, probe_args, probe_kwargs, state)
+        if plain is not None and _kinds(autocast_log) == _kinds(plain):
+            return {}
+        return _replay(recording, var_of, f"{name}: autocast sets a dtype inside it, in a way not recorded")
     cast = {id(p): _Probe(p.meta.to(cast_to[id(p)]), p.real_device) for p in probes.values() if id(p) in cast_to}
     recast = (lambda x: cast.get(id(x), x))
-    try:
-        with torch.no_grad():
-            plain = _run_logged(run, tree_map(recast, probe_args), tree_map(recast, probe_kwargs),
-                                {d: (False, dt) for d, (_, dt) in state.now.items()}).log
-    except Exception:  # noqa: BLE001
-        plain = None
-    var_of = {id(p): next(t for t in tensors if id(t.example) == key) for key, p in probes.items()}
+    plain = _plain_log(run, tree_map(recast, probe_args), tree_map(recast, probe_kwargs), state)
     if plain is None or [func for func, _, _ in plain] != rest:
         # autocast casts values made inside the op: the op becomes the aten ops autocast ran, casts included
-        replay = Replay(recording, var_of)
-        if not replay.replayable():
-            unsupported("autocast", f"{name}: autocast casts values made inside it, in a way not recorded")
-        return replay
+        return _replay(recording, var_of, f"{name}: autocast casts values made inside it, in a way not recorded")
     return {id(var_of[first]): (var_of[first], dtype) for first, dtype in cast_to.items()}
+
+
+def _replay(recording: Recording, var_of: dict, unrecorded: str) -> Replay:
+    replay = Replay(recording, var_of)
+    if not replay.replayable():
+        unsupported("autocast", unrecorded)
+    return replay
 
 
 def _kinds(log: list) -> list:

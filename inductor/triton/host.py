@@ -21,7 +21,7 @@ import tokenize
 
 from framejit.graph import symbolic_sizes
 
-from ..ir import Load, View, ViewKind, loads_in, static_shape, view_base
+from ..ir import Load, View, ViewKind, kernel_loads, loads_in, static_shape, view_base
 from ..views import meta_view, torch_view
 from .plan import (Alias, Allocate, FallbackCall, Launch, LibraryCall, LibraryResult, MatmulSite, ModulePlan, Return,
                    WrittenKernels)
@@ -55,29 +55,28 @@ def untouched_items(plan: ModulePlan) -> set:
     generated code, library calls and views read the others in the layout the plan gave them."""
     whole, read = set(), set()
     for step in plan.steps:
-        if isinstance(step, FallbackCall):
-            exprs, bare = step.inputs, True
-        elif isinstance(step, Return):
-            exprs, bare = [v for v in step.values if isinstance(v, (Load, View))], True
-        elif isinstance(step, MatmulSite):
-            exprs, bare = step.library.kernel.args + [step.epilogue.kernel.expr if isinstance(step.epilogue, Launch)
-                                                      else step.epilogue.expr], False
-        elif isinstance(step, Launch):
-            scatter = step.kernel.scatter
-            exprs, bare = [step.kernel.expr] + [e for _, e in step.kernel.side_outputs] + \
-                ([scatter.index] if scatter is not None else []), False
-        elif isinstance(step, LibraryCall):
-            exprs, bare = step.kernel.args, False
-        elif isinstance(step, Alias):
-            exprs, bare = [step.expr], False
+        if isinstance(step, (FallbackCall, Return)):  # torch reads a bare Load as it is
+            exprs = step.inputs if isinstance(step, FallbackCall) else step.values
+            for e in exprs:
+                if isinstance(e, Load):
+                    whole.add(e.buf)
+                elif isinstance(e, View):
+                    read.update(loads_in(e))
         else:
-            continue
-        for e in exprs:
-            if bare and isinstance(e, Load):
-                whole.add(e.buf)
-            else:
-                read.update(loads_in(e))
+            read |= _reads(step)
     return {name for name in plan.items if name in whole and name not in read}
+
+
+def _reads(step) -> set:
+    """Buffers generated code, a library call or a view of a step reads."""
+    if isinstance(step, Alias):
+        return set(loads_in(step.expr))
+    if isinstance(step, MatmulSite):
+        return _reads(step.library) | _reads(step.epilogue)
+    if not isinstance(step, (Launch, LibraryCall)):
+        return set()
+    scatter = getattr(step.kernel, "scatter", None)
+    return set(kernel_loads(step.kernel)) | (set(loads_in(scatter.index)) if scatter is not None else set())
 
 
 def _empty(lay) -> str:

@@ -80,9 +80,7 @@ CONV_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
 def _nchw_contiguous(val) -> bool:
-    return isinstance(val, torch.Tensor) and val.dim() == 4 and val.is_contiguous() and \
-        not (val.shape[1] > 1 and val.is_contiguous(memory_format=torch.channels_last) and
-             val.stride(1) == 1)
+    return isinstance(val, torch.Tensor) and val.dim() == 4 and val.is_contiguous()
 
 
 def channels_last_convolutions(gm: torch.fx.GraphModule, device: torch.device) -> int:
