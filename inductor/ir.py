@@ -213,6 +213,7 @@ class FallbackKernel:
     multi: bool = False  # returns a tuple of tensors; `Item` loads pick from it
     source: list = field(default_factory=list)
     reason: str = "no lowering"  # why the op runs in torch, for logs and the generated code's comment
+    aliases: bool = False  # its result is a view of an operand (detach, a transpose): it keeps the operand's strides
 
 
 @dataclass(frozen=True)

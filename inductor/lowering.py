@@ -12,6 +12,7 @@ import torch.fx
 from torch.utils._pytree import tree_flatten
 
 from framejit.graph.attention import causal_attention
+from framejit.graph.effects import random_target
 from framejit.graph.index_checks import CHECK_INDEX
 
 from framejit.graph import meta_memo, symbolic_shapes, symbolic_sizes
@@ -464,6 +465,24 @@ def _tensors_in(value):
     return [v for v in tree_flatten(value)[0] if isinstance(v, torch.Tensor)]
 
 
+def _aliases(node: torch.fx.Node, target) -> bool:
+    """The op's result is a view of one of its tensor operands (detach, a transpose), asked of the op itself on
+    the operands' meta values (the traced values do not share storage). In-place and random ops are not asked."""
+    name = getattr(target, "__name__", "")
+    if name.endswith("_") or random_target(target):
+        return False
+    args, kwargs = torch.fx.node.map_arg((node.args, node.kwargs), lambda n: n.meta.get("val"))
+    ins = [v for v in tree_flatten((args, kwargs))[0] if isinstance(v, torch.Tensor)]
+    if not ins or any(v.device.type != "meta" for v in ins):
+        return False
+    try:
+        out = target(*args, **kwargs)
+    except Exception:  # noqa: BLE001 (an op meta tensors cannot run: taken as making new tensors)
+        return False
+    outs = out if isinstance(out, (tuple, list)) else (out,)
+    return any(torch._C._is_alias_of(o, v) for o in outs if isinstance(o, torch.Tensor) for v in ins)
+
+
 def lower_graph(gm: torch.fx.GraphModule, example_inputs, supported: Callable[[torch.dtype], bool],
                 plan=plan_fusion, fallback: dict | None = None) -> LoweredGraph:
     """`supported(dtype)`: the backend's dtype rules, whether its code can hold the dtype (numpy/dtypes.py,
@@ -561,7 +580,7 @@ def _lower_graph(gm: torch.fx.GraphModule, example_inputs, supported, plan, forc
             multi = isinstance(out, (tuple, list))
             layout = _layout(node, out) if isinstance(out, torch.Tensor) else None
             kernels.append(FallbackKernel(Buffer(name, layout), target, operands, slots[0], slots[1], multi,
-                                          [node.format_node()], reasons[node]))
+                                          [node.format_node()], reasons[node], _aliases(node, target)))
             if multi:  # a Python value's Item has no dtype: only torch may read it (`_python_item`)
                 env[node] = tuple(Item(name, i, tuple(v.shape), v.dtype) if isinstance(v, torch.Tensor)
                                   else Item(name, i, (), None) for i, v in enumerate(out))

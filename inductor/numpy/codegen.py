@@ -518,9 +518,12 @@ _LAYOUT_VIEWS = {"view", "view_as", "as_strided", "_unsafe_view"}
 
 def _reads_layout(kernel) -> bool:
     """A torch fallback whose result depends on its operands' strides: a *_like op (rand_like, empty_like) takes
-    its operand's layout, a random op (dropout, bernoulli) draws in memory order, a view needs compatible strides."""
+    its operand's layout, a random op (dropout, bernoulli) draws in memory order, a view needs compatible strides
+    and hands the operand's strides on to its result (detach, transpose: later views of it need eager's)."""
     if not isinstance(kernel, FallbackKernel):
         return False
+    if kernel.aliases:
+        return True
     name = getattr(kernel.target, "__name__", kernel.target if isinstance(kernel.target, str) else "").split(".")[0]
     return name.endswith("_like") or name in _LAYOUT_VIEWS or random_target(kernel.target)
 

@@ -227,6 +227,16 @@ def test_output_strides_follow_eager():
         g(make()[0]).view(-1)
 
 
+def test_a_torch_views_operand_is_in_eagers_layout():
+    # program generator seed 275256: the clone of an expanded input came out of NumPy's `astype` with the
+    # broadcast dim innermost; `detach` (a torch call here) handed those strides on, and the caller's .view(-1)
+    # raised where eager's contiguous clone views fine
+    make = lambda: [values(torch.float16, (1, 2, 1)).expand(5, 2, 1)]  # noqa: E731
+    run_both(lambda x: (x.clone().detach(), x.float().mean()), make)
+    got = through_jit(lambda x: (x.clone().detach(), x.float().mean()), *make())
+    assert got[0].view(-1).shape == (10,)
+
+
 def test_signed_zero_survives_the_simplifier():
     # -0.0 + 0 is +0.0 in IEEE: x + 0 is not x for floats (1 / (x + 0) is +inf at -0.0, not -inf)
     x = lambda: [torch.tensor([-0.0, 0.0, 1.5, float("inf"), float("nan"), -float("inf")])]  # noqa: E731
