@@ -74,6 +74,8 @@ def main():
           f"from eager's\n\n| parameter | shape | " + " | ".join(cols) + " | framejit / eager |\n|"
           + " --- |" * (3 + len(cols)))
     rows = sorted(((rel(ours[n], got[ref][1][n]), n) for n in want if n in ours), reverse=True)
+    off = [n for err, n in rows if err > 10 * rel(want[n], got[ref][1][n]) + 1e-6]
+    print(f"{len(off)} of {len(rows)} gradients are off by more than 10x eager's error: {' '.join(sorted(off))}")
     for _, n in rows[:12]:
         errs = " | ".join(f"{rel(got[k][1][n], got[ref][1][n]):.2e}" for k in cols)
         print(f"| {n} | {tuple(want[n].shape)} | {errs} | {rel(ours[n], want[n]):.2e} |")
