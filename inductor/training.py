@@ -111,23 +111,28 @@ def _suspended(fn: Callable) -> Callable:
 
 
 def _misdescribed(backward: fx.GraphModule, saved: list) -> str | None:
-    """Why the backward cannot be compiled for these saved values, if it cannot: one has another rank than its
+    """Why the backward cannot be compiled for these saved values, if it cannot: one has another shape than its
     meta kernel promised (cuDNN attention's logsumexp: (B, H, T) for a promised (B, H, T, 1)) and an op other
     than a torch call reads it. A torch call (the attention's backward) takes it as it is; generated code would
     index it by the promised layout."""
     for node, t in zip(backward.graph.find_nodes(op="placeholder"), saved):
         val = node.meta.get("val")
-        if isinstance(t, torch.Tensor) and isinstance(val, torch.Tensor) and t.dim() != val.dim() and \
-                any(is_core(u.target) for u in node.users):
-            return f"saved value {node.name} has {t.dim()} dims where its trace says {val.dim()}"
+        if isinstance(t, torch.Tensor) and isinstance(val, torch.Tensor) and tuple(t.shape) != tuple(val.shape) \
+                and not _torch_only(node):
+            return f"saved value {node.name} has shape {tuple(t.shape)} where its trace says {tuple(val.shape)}"
     return None
 
 
-def _laid_out(t: torch.Tensor, stride) -> torch.Tensor:
+def _torch_only(node: fx.Node) -> bool:
+    """Only torch calls read this backward input: they take it in whatever layout the forward's call made."""
+    return all(not is_core(u.target) for u in node.users)
+
+
+def _laid_out(t: torch.Tensor, layout) -> torch.Tensor:
     """t with the strides the backward graph was traced for (a copy only where they differ)."""
-    if stride is None or t.stride() == stride or t.numel() <= 1 or len(stride) != t.dim():
-        return t  # another rank than traced: a torch call's result its meta kernel misdescribes (below)
-    out = torch.empty_strided(t.shape, stride, dtype=t.dtype, device=t.device)
+    if layout is None or t.numel() <= 1 or tuple(t.shape) != layout[0] or t.stride() == layout[1]:
+        return t  # another shape than traced: a torch call's result its meta kernel misdescribes (above)
+    out = torch.empty_strided(t.shape, layout[1], dtype=t.dtype, device=t.device)
     return out.copy_(t)
 
 
@@ -177,9 +182,12 @@ class CompiledRegion:
         self.captured, self.devices = captured, devices
         self.random = any(is_random(n) for n in plan.forward.graph.nodes)
         self.backward = None
-        # the strides the trace gave each saved value: the backward graph's views are only valid over those, and
-        # the compiled forward may lay a value out otherwise (eager's conv output vs the NumPy code's)
-        self.saved_strides = [n.meta["val"].stride() if isinstance(n.meta.get("val"), torch.Tensor) else None
+        # the shape and strides the trace gave each saved value: the backward graph's views are only valid over
+        # those, and the compiled forward may lay a value out otherwise (eager's conv output vs the NumPy code's).
+        # None for a value only torch calls read: a library's result as the library made it (efficient
+        # attention's backward rejects a logsumexp laid out as its meta kernel says)
+        self.saved_layouts = [(tuple(n.meta["val"].shape), n.meta["val"].stride())
+                              if isinstance(n.meta.get("val"), torch.Tensor) and not _torch_only(n) else None
                               for n in plan.backward.graph.find_nodes(op="placeholder")][:len(plan.saved)]
         self.lock = threading.Lock()
         self.warned_double = False
@@ -262,7 +270,7 @@ def _backward(ctx, *grads):
              for g, (shape, dtype, device) in zip(grads, ctx.output_meta)]
     if torch.is_grad_enabled():  # create_graph=True: gradients that are differentiable again
         return (None, *region.recompute_grads(ctx.inputs, ctx.random_state, grads))
-    saved = [_laid_out(t, stride) for t, stride in zip(_graph_inputs(ctx.saved_tensors), region.saved_strides)]
+    saved = [_laid_out(t, stride) for t, stride in zip(_graph_inputs(ctx.saved_tensors), region.saved_layouts)]
     tangents = [g for g, d in zip(grads, plan.output_grad) if d]
     backward = region.backward or region.compiled_backward(saved, tangents)
     boxed = getattr(backward, "call_boxed", None)
