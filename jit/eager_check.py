@@ -61,10 +61,16 @@ def _key(value):
         return (type(value).__name__, tuple(_key(v) for v in value))
     if isinstance(value, dict):
         return ("dict", tuple((k, _key(v)) for k, v in value.items()))
+    if isinstance(value, slice):
+        # unhashable before Python 3.12, and the answer depends on its bounds: `x[1:] = x` is accepted (an empty
+        # target) where `x[::2] = x` is rejected (overlap) (program generator seed 301097)
+        return ("slice", _key(value.start), _key(value.stop), _key(value.step))
     try:
         hash(value)
     except TypeError:
-        return ("object", type(value).__name__)
+        # any other unhashable value: the answer may depend on what it holds, and its type alone does not say, so
+        # the key is left unhashable and eager_error remembers nothing for this call
+        return ("object", type(value).__name__, [id(value)])
     return (type(value).__name__, value)
 
 
@@ -185,7 +191,7 @@ def eager_error(node: torch.fx.Node, meta_args: tuple, meta_kwargs: dict, origin
     try:
         if key in _known:
             return _known[key]
-    except TypeError:  # an unhashable target
+    except TypeError:  # an unhashable target, or an argument _key leaves unhashable
         key = None
     stored = _stored_key(key) if key is not None else None
     if stored is not None:
