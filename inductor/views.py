@@ -1,13 +1,14 @@
 """View chains (ir.View over a buffer) as torch sees them, one table keyed by ViewKind: how host code spells each
-kind as a torch view call, and the same call on a tensor. The host code of a chain (`torch_view`), and the chain
-applied to a meta tensor (`meta_view`), which says whether torch takes the view without a copy and at which
-strides and offset it ends."""
+kind as a torch view call, and the same call on a tensor (runtime/torch_views.py's, which the NumPy wrapper applies
+too). The host code of a chain (`torch_view`), and the chain applied to a meta tensor (`meta_view`), which says
+whether torch takes the view without a copy and at which strides and offset it ends."""
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
 from .ir import Const, Load, View, ViewKind, view_base
+from .runtime.torch_views import TORCH_VIEW_CALLS
 
 
 def _bound(b) -> str:
@@ -20,16 +21,16 @@ class TorchView:
     apply: Callable[[torch.Tensor, tuple], torch.Tensor]     # (tensor, params) -> the view, raising where it copies
 
 
-TORCH_VIEWS = {
-    ViewKind.IDENTITY: TorchView(lambda a, p: a, lambda t, p: t),
-    ViewKind.RESHAPE: TorchView(lambda a, p: f"{a}.reshape({tuple(p[0])!r})", lambda t, p: t.view(tuple(p[0]))),
-    ViewKind.PERMUTE: TorchView(lambda a, p: f"{a}.permute({tuple(p[0])!r})", lambda t, p: t.permute(tuple(p[0]))),
-    ViewKind.EXPAND: TorchView(lambda a, p: f"{a}.expand({tuple(p[0])!r})", lambda t, p: t.expand(tuple(p[0]))),
-    ViewKind.UNSQUEEZE: TorchView(lambda a, p: f"{a}.unsqueeze({p[0]})", lambda t, p: t.unsqueeze(p[0])),
-    ViewKind.SELECT: TorchView(lambda a, p: f"{a}.select({p[0]}, {p[1]})", lambda t, p: t.select(p[0], p[1])),
-    ViewKind.SLICE: TorchView(lambda a, p: f"{a}[{':, ' * p[0]}{_bound(p[1])}:{_bound(p[2])}:{p[3]}]",
-                              lambda t, p: t[(slice(None),) * p[0] + (slice(p[1], p[2], p[3]),)]),
+_SPELL = {
+    ViewKind.IDENTITY: lambda a, p: a,
+    ViewKind.RESHAPE: lambda a, p: f"{a}.reshape({tuple(p[0])!r})",
+    ViewKind.PERMUTE: lambda a, p: f"{a}.permute({tuple(p[0])!r})",
+    ViewKind.EXPAND: lambda a, p: f"{a}.expand({tuple(p[0])!r})",
+    ViewKind.UNSQUEEZE: lambda a, p: f"{a}.unsqueeze({p[0]})",
+    ViewKind.SELECT: lambda a, p: f"{a}.select({p[0]}, {p[1]})",
+    ViewKind.SLICE: lambda a, p: f"{a}[{':, ' * p[0]}{_bound(p[1])}:{_bound(p[2])}:{p[3]}]",
 }
+TORCH_VIEWS = {kind: TorchView(spell, TORCH_VIEW_CALLS[kind]) for kind, spell in _SPELL.items()}
 
 
 def torch_view(e) -> str:

@@ -14,6 +14,7 @@ import torch
 from framejit.graph.shape_prop import fetch_attr
 
 from ..ir import FallbackKernel, Item, Kernel, Load, LoweredGraph, Operand, View, dense, output_builder, static_shape
+from .torch_views import apply_views
 
 
 class _ParameterView:
@@ -151,8 +152,43 @@ def alias_plan(lowered: LoweredGraph) -> list:
                 # eager's output is a view of an earlier one, and so is the code's: a torch view of that tensor,
                 # not a second tensor over the same memory (torch's overlap checks and `_base` tell them apart:
                 # `t4 /= t4.squeeze()` of one element raises in eager, fuzz seed 265440)
-                plan[-1] = (SHARE, earlier[0])
+                plan[-1] = _share_plan(i, o, earlier, lowered.outputs, kernels)
     return plan
+
+
+def _share_plan(i: int, o, earlier: list, outputs: list, kernels: dict) -> tuple:
+    """(SHARE, j, views): output i rebuilt as `views` (ir.View kinds and params) applied to earlier output j's
+    tensor, where i's views of their buffer extend j's; the views are applied in torch, since the array the code
+    made for i may be over memory the wrapper no longer hands over (j's array copied to eager's strides, seed
+    301818) or a copy (NumPy's reshape of a layout eager's reshape views). (SHARE, earlier[0], None) for views of
+    one buffer neither of which views the other (x[0] and x[1]): i is a view of j's memory where it lies in it.
+    Raises where an earlier output is a view of output i: the wrapper builds outputs in order, from the arrays."""
+    mine = _view_chain(o, kernels)
+    chains = {j: _view_chain(outputs[j], kernels) for j in earlier}
+    if mine is not None:
+        for j, theirs in chains.items():
+            if theirs is not None and mine[:len(theirs)] == theirs:
+                return (SHARE, j, mine[len(theirs):])
+        if any(theirs is not None and theirs[:len(mine)] == mine for theirs in chains.values()):
+            raise NotImplementedError(f"output {i} is the tensor an earlier output is a view of in eager")
+    return (SHARE, earlier[0], None)
+
+
+def _view_chain(e, kernels: dict) -> tuple | None:
+    """The views from a buffer to output expression `e`, innermost first, as ((kind, params), ...); None where
+    something else is on the way (an Item)."""
+    chain = []
+    while True:
+        if isinstance(e, View):
+            chain.append((e.kind, e.params))
+            e = e.arg
+        elif isinstance(e, Load):
+            k = kernels.get(e.buf)
+            if not (isinstance(k, Kernel) and k.is_view):
+                return tuple(reversed(chain))
+            e = k.expr
+        else:
+            return None
 
 
 def _buffer(e, kernels: dict) -> str | None:
@@ -167,6 +203,22 @@ def _buffer(e, kernels: dict) -> str | None:
             e = k.expr
         else:
             return None
+
+
+def _shared(base: torch.Tensor, base_array, a: np.ndarray, dtype: torch.dtype, views) -> torch.Tensor | None:
+    """Output array `a` as a torch view of `base`, an earlier output's tensor (base_array: the array it is over, or
+    None): through `views` (alias_plan's) where the plan has them and torch takes them without a copy, else where
+    `a` lies in base_array's memory; None where neither holds."""
+    if views is not None:
+        try:
+            view = apply_views(base, views)
+            # no view left (the optimizer dropped eager's `t.reshape(t.shape)`): eager's is still a tensor of its own
+            return view if view is not base else base.view(base.shape)
+        except RuntimeError:  # torch's view of base's strides needs a copy: eager's strides were not known
+            pass
+    if base_array is not None and _inside(a, base_array):
+        return view_of(base, base_array, a, dtype)
+    return None
 
 
 def _inside(a, base: np.ndarray) -> bool:
@@ -330,8 +382,9 @@ class CompiledNumpyGraph:
             elif how is not None and how[0] == VIEW:
                 flat.append(view_of(tensors[how[1]], arrays[how[1]], o, d))
                 made.append(None)
-            elif how is not None and how[0] == SHARE and made[how[1]] is not None and _inside(o, made[how[1]]):
-                flat.append(view_of(flat[how[1]], made[how[1]], o, d))
+            elif how is not None and how[0] == SHARE and (shared := _shared(flat[how[1]], made[how[1]], o, d,
+                                                                            how[2])) is not None:
+                flat.append(shared)
                 made.append(None)
             else:
                 if how is not None and (how[0] == COPY or any(np.may_share_memory(o, a) for a in arrays)):

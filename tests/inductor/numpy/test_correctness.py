@@ -237,6 +237,34 @@ def test_a_torch_views_operand_is_in_eagers_layout():
     assert got[0].view(-1).shape == (10,)
 
 
+def _shares(a, b):
+    """A write to a shows in b (they share memory), as a caller sees it."""
+    before = b.clone()
+    a.add_(1)
+    return not torch.equal(b, before)
+
+
+@pytest.mark.parametrize("view", ["same", "flat", "permute", "slice", "unsqueeze"])
+@pytest.mark.parametrize("base_first", [True, False])
+def test_outputs_eager_returns_as_views_of_one_another_share_memory(view, base_first):
+    # program generator seed 301818: `t.reshape(t.shape)` returned beside t was dropped by the optimizer, so both
+    # outputs were one array; NumPy's `astype` of the expanded input laid t out with the broadcast dim innermost,
+    # the wrapper copied it to eager's strides, and the other output, left over the first array, was copied too
+    views = {"same": lambda t: t.reshape(t.shape), "flat": lambda t: t.reshape(-1),
+             "permute": lambda t: t.permute(2, 1, 0), "slice": lambda t: t[:, :, 1:],
+             "unsqueeze": lambda t: t.unsqueeze(0)}
+
+    def f(x):
+        t = x // 2.0
+        v = views[view](t)
+        return (t, v) if base_first else (v, t)
+
+    make = lambda: [torch.arange(-4, 5, 3).view(1, 1, 3).expand(3, 1, 3)]  # noqa: E731
+    for got, ref in (run_both(f, make), (through_jit(f, *make()), f(*make()))):
+        assert _shares(got[0], got[1]) == _shares(ref[0], ref[1]) == _shares(ref[1], ref[0]) == \
+            _shares(got[1], got[0]) is True
+
+
 def test_signed_zero_survives_the_simplifier():
     # -0.0 + 0 is +0.0 in IEEE: x + 0 is not x for floats (1 / (x + 0) is +inf at -0.0, not -inf)
     x = lambda: [torch.tensor([-0.0, 0.0, 1.5, float("inf"), float("nan"), -float("inf")])]  # noqa: E731
