@@ -4,6 +4,7 @@ its kind; anything else becomes a FallbackKernel that runs the op in eager torch
 Shapes and dtypes come from node.meta["val"] (meta tensors); graphs without them get them from
 `propagate_meta`, which runs each node on meta tensors. In a graph with dynamic sizes, shapes come from
 node.meta["sym_shape"] (graph/symbolic_shapes.py): ints and SymInts, which generated code computes per call."""
+import dataclasses
 import operator
 from typing import Callable
 
@@ -22,7 +23,7 @@ from framejit.graph.shape_prop import fetch_attr, to_meta
 from .cache import cache_dir
 from .eager_rejects import eager_rejects
 from .ir import (Buffer, Operand, Const, ExternKernel, FallbackKernel, Item, Kernel, Layout, Load, LoweredGraph, Op,
-                 Reduce, View, ViewKind, Expr)
+                 Reduce, View, ViewKind, Expr, contiguous_strides, view_base)
 from .fusion import plan_fusion
 
 aten = torch.ops.aten
@@ -569,11 +570,14 @@ def _lower_graph(gm: torch.fx.GraphModule, example_inputs, supported, plan, forc
                 kind = "fallback"
                 reasons.setdefault(node, "its lowering declines these arguments")
         if kind == "fallback":
-            flat, _ = tree_flatten((args, kwargs))
+            stored_as = {}
+            if kinds[node] != "fallback":  # planned as fused, its lowering declined: its operands were inlined
+                stored_as = {id(a): _stored_operand(a, node, kernels, fresh) for a in tree_flatten((args, kwargs))[0]}
+            flat = [stored_as.get(id(a), a) for a in tree_flatten((args, kwargs))[0]]
             operands = [a for a in flat if hasattr(a, "shape") and not isinstance(a, Const)]
             index = {id(a): i for i, a in enumerate(operands)}
             slots = torch.fx.node.map_aggregate(
-                (node.args, node.kwargs), lambda a: Operand(index[id(env[a])])
+                (node.args, node.kwargs), lambda a: Operand(index[id(stored_as.get(id(env[a]), env[a]))])
                 if isinstance(a, torch.fx.Node) else a)
             target = node.target if node.op == "call_function" else getattr(torch.Tensor, node.target)
             name = fresh(getattr(target, "__name__", "op").split(".")[0] + "_fallback")
@@ -603,6 +607,23 @@ def _lower_graph(gm: torch.fx.GraphModule, example_inputs, supported, plan, forc
             expr.fx_node = node
     return LoweredGraph(inputs, kernels, outputs, spec, symbolic_sizes.text(graph),
                         eager_outputs=gm.meta.get(EAGER_OUTPUTS))
+
+
+def _stored_operand(a, node, kernels: list, fresh):
+    """A torch call's operand as a buffer (under its views): arithmetic the fusion plan inlined into a node whose
+    lowering then declined (aten.index with several index tensors of aranges, in Hugging Face's mask code) gets a
+    kernel of its own, since generated host code hands torch buffers, not expressions."""
+    base = view_base(a)
+    if not isinstance(base, (Op, Reduce)):
+        return a
+    name = fresh(f"{node.name}_operand")
+    kernels.append(Kernel(Buffer(name, Layout(tuple(base.shape), contiguous_strides(base.shape), base.dtype)), base,
+                          [node.format_node()]))
+    return _rebased(a, Load(name, tuple(base.shape), base.dtype))
+
+
+def _rebased(e, load):
+    return load if not isinstance(e, View) else dataclasses.replace(e, arg=_rebased(e.arg, load))
 
 
 PYTHON_ITEMS = (int, float, bool, type(None))

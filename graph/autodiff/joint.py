@@ -40,7 +40,7 @@ DECOMPOSED = get_decompositions([
     aten.threshold_backward, aten.gelu_backward, aten.silu_backward, aten.native_layer_norm,
     aten.native_layer_norm_backward, aten.native_dropout_backward, aten.slice_backward, aten.select_backward,
     aten.rsub, aten.masked_fill, aten.mse_loss_backward, aten.zeros_like, aten.ones_like, aten.new_zeros,
-    aten.transpose.int, aten.t, aten.mean.dim, aten.clamp, aten.squeeze.dim, aten._safe_softmax,
+    aten.transpose.int, aten.t, aten.mean.dim, aten.clamp, aten.squeeze.dim, aten._safe_softmax, aten.new_ones,
 ])
 
 
@@ -63,6 +63,14 @@ def _slice_backward(grad, input_sizes, dim, start, end, step):
 
 
 DECOMPOSED[aten.slice_backward.default] = _slice_backward
+
+
+def _softmax_int(x, dim, dtype=None):
+    # what _safe_softmax's decomposition calls (CPU attention's math path): the table's _softmax, after the cast
+    return aten._softmax.default(x if dtype is None else x.to(dtype), dim, False)
+
+
+DECOMPOSED[aten.softmax.int] = _softmax_int
 
 
 def _identity(node: fx.Node) -> fx.Node:
@@ -99,6 +107,26 @@ def _cast(node: fx.Node):
     return aten._to_copy.default, (x,), {"dtype": kwargs.get("dtype", x.meta["val"].dtype)}
 
 
+def _to_dtype(node: fx.Node):
+    """x.to(dtype) as torch's decompositions spell it (gelu's and tanh's backward): x itself where the dtype is
+    already x's, else the core cast. A copy or memory format asked for stays as it is."""
+    x, (dtype, non_blocking, copy, memory_format) = node.args[0], (list(node.args[1:]) + [False, False, None])[:4]
+    dtype, copy = node.kwargs.get("dtype", dtype), node.kwargs.get("copy", copy)
+    memory_format = node.kwargs.get("memory_format", memory_format)
+    if copy or memory_format not in (None, torch.preserve_format) or set(node.kwargs) - {"dtype", "non_blocking",
+                                                                                         "copy", "memory_format"}:
+        return node.target, node.args, node.kwargs
+    return x if dtype == x.meta["val"].dtype else (aten._to_copy.default, (x,), {"dtype": dtype})
+
+
+def _conj_physical(node: fx.Node):
+    """conj_physical of a real tensor (tanh's backward decomposition) is a copy."""
+    x = node.args[0]
+    if x.meta["val"].is_complex():
+        return node.target, node.args, node.kwargs
+    return aten._to_copy.default, (x,), {"dtype": x.meta["val"].dtype}
+
+
 def _tensor_overload(target):
     return lambda node: (target, node.args, node.kwargs)
 
@@ -110,7 +138,8 @@ SPELLINGS = {
     aten.t.default: _permute_t, aten._unsafe_view.default: _tensor_overload(aten.view.default),
     aten.mul.Scalar: _tensor_overload(aten.mul.Tensor), aten.add.Scalar: _tensor_overload(aten.add.Tensor),
     aten.div.Scalar: _tensor_overload(aten.div.Tensor), aten.sub.Scalar: _tensor_overload(aten.sub.Tensor),
-    aten._to_copy.default: _cast, aten.full_like.default: _full_like, aten.scalar_tensor.default: _scalar_tensor, aten.sum.default: _sum_all,
+    aten._to_copy.default: _cast, aten.to.dtype: _to_dtype, aten.conj_physical.default: _conj_physical,
+    aten.full_like.default: _full_like, aten.scalar_tensor.default: _scalar_tensor, aten.sum.default: _sum_all,
 }
 
 
