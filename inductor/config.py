@@ -103,6 +103,10 @@ SWITCHES = {
     "cuda_graphs": Switch(
         "FRAMEJIT_CUDA_GRAPHS", _on_unless_0, "1", bool,
         "Triton graphs of >= 2 launches recorded once as CUDA graphs and replayed (runtime/cuda_graphs.py)"),
+    "check_first_call": Switch(
+        "FRAMEJIT_CHECK_FIRST_CALL", _on_unless_0, "1", bool,
+        "the first forward and backward of each compiled training graph compared with the graph run in torch; "
+        "a disagreement warns and runs that graph in torch from then on (first_call_check.py)"),
     "ddp_split": Switch(
         "FRAMEJIT_DDP_SPLIT", _on_unless_0, "1", bool,
         "training graphs compiled inside DistributedDataParallel's forward are split at its gradient buckets, "

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import warnings
 from typing import Callable
 
 import torch
@@ -36,6 +37,8 @@ from framejit.graph.effects import is_random
 from framejit.graph.size_variants import SizeVariants, copy_module, dynamic_graph, fixed_shape_build
 
 from . import counters
+from .config import config
+from .first_call_check import disagreement, scale
 
 log = logging.getLogger("jit.inductor")
 graph_log = logging.getLogger("jit.graph")
@@ -192,9 +195,36 @@ class CompiledRegion:
         self.lock = threading.Lock()
         self.warned_double = False
         self.source = getattr(forward, "source", None)
+        # first_call_check.py: generated graphs checked once against themselves run in torch (a forward drawing
+        # random numbers draws them otherwise than torch: not comparable)
+        check = config.check_first_call
+        self.forward_unchecked = check and not self.random and self.source is not None
+        self.backward_unchecked = check
 
     def __call__(self, *args):
         return _RegionFunction.apply(self, *args)
+
+    def checked_forward(self, inputs: list, results: list) -> list:
+        """The first forward's results, or the graph's run in torch where they disagree (then the forward runs
+        in torch from now on)."""
+        self.forward_unchecked = False
+        want = _in_torch(self.plan.forward, inputs)
+        why = want is not None and disagreement(results, want, inputs)
+        if not why:
+            return results
+        _warn_disagreement("forward", why, self.captured)
+        self.forward = lambda *args: _in_torch(self.plan.forward, args, raising=True)
+        return want
+
+    def checked_backward(self, results: list, want: list | None, inputs: list) -> list:
+        """The first backward's results, or the graph's run in torch (`want`) where they disagree (then the
+        backward runs in torch from now on). `inputs`: the saved values and tangents, or their scale's."""
+        why = want is not None and disagreement(results, want, inputs)
+        if not why:
+            return results
+        _warn_disagreement("backward", why, self.captured)
+        self.backward = self.plan.backward
+        return want
 
     def compiled_backward(self, saved: list, tangents: list) -> Callable:
         with self.lock:
@@ -235,6 +265,26 @@ class CompiledRegion:
         return result
 
 
+def _in_torch(graph: fx.GraphModule, args, raising: bool = False) -> list | None:
+    """The graph's results run in torch, op by op (autocast off: its casts are nodes); None where the run does
+    not fit in memory beside the generated one's results (the check is skipped, not the step failed)."""
+    try:
+        with torch.no_grad(), _AutocastOff():
+            return list(graph(*args))
+    except torch.OutOfMemoryError:
+        if raising:
+            raise
+        log.info("training graph: first-call check skipped: out of memory for the graph run in torch")
+        return None
+
+
+def _warn_disagreement(which: str, why: str, captured: fx.GraphModule) -> None:
+    warnings.warn(f"framejit: the generated {which} of a training graph disagrees with the same graph run in torch "
+                  f"on its first call ({why}); it runs in torch from now on. Please report this with the model "
+                  f"(FRAMEJIT_CHECK_FIRST_CALL=0 skips the check).", RuntimeWarning, stacklevel=2)
+    log.info("training graph whose generated %s disagreed:\n%s", which, captured.code)
+
+
 class _RegionFunction(torch.autograd.Function):
     """The node a compiled region adds to autograd's graph (one per region: graph breaks make one each)."""
 
@@ -242,7 +292,10 @@ class _RegionFunction(torch.autograd.Function):
     def forward(ctx, region: CompiledRegion, *args):
         plan = region.plan
         ctx.random_state = _RandomState(region.devices) if region.random else None
-        results = region.forward(*_graph_inputs(args))
+        inputs = _graph_inputs(args)
+        results = region.forward(*inputs)
+        if region.forward_unchecked:
+            results = region.checked_forward(inputs, list(results))
         outputs = list(results[:plan.num_outputs])
         extra = iter(results[plan.num_outputs:])
         # saved inputs are the caller's tensors themselves (no copy; autograd checks their versions as eager's)
@@ -273,6 +326,13 @@ def _backward(ctx, *grads):
     saved = [_laid_out(t, stride) for t, stride in zip(_graph_inputs(ctx.saved_tensors), region.saved_layouts)]
     tangents = [g for g, d in zip(grads, plan.output_grad) if d]
     backward = region.backward or region.compiled_backward(saved, tangents)
+    want, level = None, []
+    if region.backward_unchecked:
+        region.backward_unchecked = False
+        if backward is not plan.backward:
+            want = _in_torch(plan.backward, saved + tangents)
+            # the inputs' scale, measured now: the generated backward frees (and may write over) its inputs
+            level = [torch.tensor(scale(saved + tangents))] if want is not None else []
     boxed = getattr(backward, "call_boxed", None)
     if boxed is not None and hasattr(ctx, "maybe_clear_saved_tensors"):
         # autograd lets go of the saved values (unless retain_graph) and the compiled backward frees each after
@@ -285,6 +345,8 @@ def _backward(ctx, *grads):
     else:
         with _AutocastOff():
             results = backward(*saved, *tangents)
+    if want is not None:
+        results = region.checked_backward(list(results), want, level)
     out = [None] * len(ctx.inputs)
     for i, g, reads in zip(plan.grad_of, results, plan.grad_tangents):
         if any(arrived[k] for k in reads):  # else eager's autograd never reaches input i: None

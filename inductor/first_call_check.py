@@ -1,0 +1,54 @@
+"""The first call of each compiled training graph checked against the same graph run in torch, op by op.
+
+A training step's gradients are not seen by the user: a wrong one trains a worse model in silence (on the H100, a
+GPT at GPT-2 small's size got gradients a hundred times off in its first blocks while every test at small sizes
+agreed, and the loss was right). So the first forward of a region (unless it draws random numbers, which the
+generated code draws otherwise than torch) and its first backward also run as the FX graph in torch, on the same
+inputs, and every floating result is compared: a relative error (Frobenius norms) above the dtype's tolerance, or
+non-finite values where torch's are finite (or the reverse), and the graph runs in torch from then on, with one
+warning naming the result. The tolerances are loose: fused code rounds otherwise than torch's op-by-op kernels
+(bf16 gradients differ by about 1e-2 between the two), while a wrong kernel is off by far more. The check costs one
+more forward and backward in torch per compiled graph, once; FRAMEJIT_CHECK_FIRST_CALL=0 turns it off."""
+import torch
+
+TOLERANCE = {torch.float64: 1e-5, torch.float32: 1e-3, torch.bfloat16: 1e-1, torch.float16: 5e-2}
+# a result whose terms cancel (batch_norm's input gradient of a plain sum is rounding noise around 0) has no
+# relative error to speak of: differences below this many units of rounding at the inputs' scale are never flagged
+NOISE_ULPS = 100
+
+
+def scale(inputs: list) -> float:
+    """The inputs' magnitude: the largest root-mean-square of a floating input's finite values."""
+    found = 0.0
+    for x in inputs:
+        if isinstance(x, torch.Tensor) and x.is_floating_point() and x.numel():
+            v = x.detach().float()
+            v = v[torch.isfinite(v)]
+            if v.numel():
+                found = max(found, float(v.square().mean().sqrt()))
+    return found
+
+
+def disagreement(got: list, want: list, inputs: list) -> str | None:
+    """Why the compiled graph's results are not the torch run's on these inputs, if they are not."""
+    level = None
+    for i, (g, w) in enumerate(zip(got, want)):
+        if not isinstance(w, torch.Tensor) or not w.is_floating_point() or w.numel() == 0:
+            continue  # integer results (an argmax's index under ties) may differ and be right
+        if not isinstance(g, torch.Tensor) or g.shape != w.shape or g.dtype != w.dtype:
+            described = f"{tuple(g.shape)} {g.dtype}" if isinstance(g, torch.Tensor) else type(g).__name__
+            return f"result {i} is {described} where torch's is {tuple(w.shape)} {w.dtype}"
+        a, b = g.detach().float(), w.detach().float()
+        finite = torch.isfinite(b)
+        if not torch.equal(torch.isfinite(a), finite):
+            return f"result {i} {tuple(w.shape)} {w.dtype} has non-finite values where torch's are finite, or the reverse"
+        diff, norm = float(torch.linalg.vector_norm((a - b)[finite])), float(torch.linalg.vector_norm(b[finite]))
+        tol = TOLERANCE.get(w.dtype, 1e-3)
+        if diff <= tol * norm:
+            continue
+        if level is None:
+            level = scale(inputs)
+        if diff > NOISE_ULPS * torch.finfo(w.dtype).eps * level * w.numel() ** 0.5:
+            return f"result {i} {tuple(w.shape)} {w.dtype}: relative error {diff / max(norm, 1e-30):.1e} from " \
+                   f"torch's (tolerance {tol:.0e})"
+    return None

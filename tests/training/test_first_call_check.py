@@ -1,0 +1,91 @@
+"""The first forward and backward of a compiled training graph are checked against the same graph run in torch
+(inductor/first_call_check.py): generated code that computes something else warns once, and the graph runs in
+torch from then on, so the gradients stay eager's. Here a backend whose generated graphs are made wrong on purpose
+plays the broken kernel; a plain one must pass the check in silence, including results that are rounding noise
+(batch_norm's input gradient of a plain sum)."""
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import jit
+from framejit.inductor import training
+from framejit.inductor.backends import numpy_backend
+from framejit.inductor.config import config
+
+
+def _broken(which: str):
+    """The NumPy backend, with the graph of `which` ("forward" / "backward") returning its first result x 3."""
+    def compile_inference(gm, example_inputs):
+        made = numpy_backend(gm, example_inputs)
+        is_backward = any(n.name.startswith("tangents") for n in gm.graph.find_nodes(op="placeholder"))
+        if is_backward != (which == "backward"):
+            return made
+
+        def wrong(*args):
+            out = list(made(*args))
+            out[0] = out[0] * 3
+            return out
+        wrong.source = "generated"  # a generated graph, as the check sees it
+        return wrong
+    return lambda gm, example_inputs: training.compile_training(gm, example_inputs, compile_inference)
+
+
+def _mlp(x, w1, w2):
+    return (torch.tanh(x @ w1) @ w2).pow(2).mean()
+
+
+def _args():
+    torch.manual_seed(0)
+    return [torch.randn(8, 6), torch.randn(6, 5), torch.randn(5, 3)]
+
+
+def _grads(fn, args):
+    leaves = [a.clone().requires_grad_() for a in args]
+    loss = fn(*leaves)
+    loss.backward()
+    return loss, [a.grad for a in leaves]
+
+
+@pytest.mark.parametrize("which", ["forward", "backward"])
+def test_a_wrong_generated_graph_warns_and_runs_in_torch(which, fresh_jit):
+    compiled = jit.compile(_mlp, backend=_broken(which))
+    want_loss, want = _grads(_mlp, _args())
+    with pytest.warns(RuntimeWarning, match=f"generated {which} of a training graph disagrees"):
+        loss, got = _grads(compiled, _args())
+    torch.testing.assert_close(loss, want_loss)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once: the second step runs the torch graph, without a new warning
+        loss, got = _grads(compiled, _args())
+    torch.testing.assert_close(loss, want_loss)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w)
+
+
+def test_the_check_can_be_turned_off(fresh_jit):
+    with config.override(check_first_call=False):
+        compiled = jit.compile(_mlp, backend=_broken("backward"))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            _, got = _grads(compiled, _args())
+    _, want = _grads(_mlp, _args())
+    assert not torch.allclose(got[1], want[1])  # the broken graph's answer, unchecked
+
+
+@pytest.mark.parametrize("fn", [
+    lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True).sum(),  # x's gradient: noise around 0
+    lambda x, w, b: F.layer_norm(x, (5,), w, b).sum() * 1e-3,
+])
+def test_correct_graphs_pass_in_silence(fn, fresh_jit):
+    torch.manual_seed(0)
+    args = [torch.randn(3, 4, 2, 5), torch.randn(4 if fn.__code__.co_names.count("batch_norm") else 5),
+            torch.randn(4 if fn.__code__.co_names.count("batch_norm") else 5)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        _, got = _grads(jit.compile(fn, backend="numpy"), args)
+    _, want = _grads(fn, args)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-5)
