@@ -33,7 +33,7 @@ import torch.fx as fx
 from framejit.graph.autodiff.joint import NotDifferentiable, trace_joint
 from framejit.graph.autodiff.partition import Partition, partition
 from framejit.graph.core_ops import is_core
-from framejit.graph.effects import is_random
+from framejit.graph.effects import has_mutation, is_random
 from framejit.graph.size_variants import SizeVariants, copy_module, dynamic_graph, fixed_shape_build
 
 from . import counters
@@ -196,10 +196,12 @@ class CompiledRegion:
         self.warned_double = False
         self.source = getattr(forward, "source", None)
         # first_call_check.py: generated graphs checked once against themselves run in torch (a forward drawing
-        # random numbers draws them otherwise than torch: not comparable)
+        # random numbers draws them otherwise than torch: not comparable; a graph writing to its inputs would
+        # write twice)
         check = config.check_first_call
-        self.forward_unchecked = check and not self.random and self.source is not None
-        self.backward_unchecked = check
+        self.forward_unchecked = check and not self.random and self.source is not None and \
+            not has_mutation(plan.forward.graph)
+        self.backward_unchecked = check and not has_mutation(plan.backward.graph)
 
     def __call__(self, *args):
         return _RegionFunction.apply(self, *args)
