@@ -41,6 +41,7 @@ DECOMPOSED = get_decompositions([
     aten.native_layer_norm_backward, aten.native_dropout_backward, aten.slice_backward, aten.select_backward,
     aten.rsub, aten.masked_fill, aten.mse_loss_backward, aten.zeros_like, aten.ones_like, aten.new_zeros,
     aten.transpose.int, aten.t, aten.mean.dim, aten.clamp, aten.squeeze.dim, aten._safe_softmax, aten.new_ones,
+    aten.ones, aten.tril, aten.triu,
 ])
 
 

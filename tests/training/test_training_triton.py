@@ -70,8 +70,9 @@ def test_cross_entropy_backward_is_one_kernel(dtype, fresh_jit):
 
 def test_backward_decompositions_spelled_as_core_ops(fresh_jit):
     """torch's decompositions of gelu's and tanh's backward spell casts `x.to(dtype)` and a real tensor's
-    `conj_physical()`; CPU attention's math path calls softmax. Each is a core op in the joint graph, not a torch
-    call inside the generated code (Hugging Face's GPT-2 backward had six)."""
+    `conj_physical()`; CPU attention's math path calls softmax and builds its causal mask with ones and tril. Each
+    is a core op in the joint graph, not a torch call inside the generated code (Hugging Face's GPT-2 backward had
+    six)."""
     from framejit.inductor.backends import triton_backend
     made = []
 
@@ -91,4 +92,5 @@ def test_backward_decompositions_spelled_as_core_ops(fresh_jit):
         source = getattr(graph, "source", None)
         assert source and "launch[" in source
         calls = [line for line in source.split("def call(")[1].splitlines() if "torch.ops.aten" in line]
-        assert not [c for c in calls if any(op in c for op in (".to.", "conj_physical", "softmax"))], calls
+        assert not [c for c in calls if any(op in c for op in (".to.", "conj_physical", "softmax", "ones", "tril"))], \
+            calls
