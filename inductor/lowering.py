@@ -572,7 +572,9 @@ def _lower_graph(gm: torch.fx.GraphModule, example_inputs, supported, plan, forc
         if kind == "fallback":
             stored_as = {}
             if kinds[node] != "fallback":  # planned as fused, its lowering declined: its operands were inlined
-                stored_as = {id(a): _stored_operand(a, node, kernels, fresh) for a in tree_flatten((args, kwargs))[0]}
+                for a in tree_flatten((args, kwargs))[0]:
+                    if id(a) not in stored_as:  # an operand read twice is stored once
+                        stored_as[id(a)] = _stored_operand(a, node, kernels, fresh)
             flat = [stored_as.get(id(a), a) for a in tree_flatten((args, kwargs))[0]]
             operands = [a for a in flat if hasattr(a, "shape") and not isinstance(a, Const)]
             index = {id(a): i for i, a in enumerate(operands)}
