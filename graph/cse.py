@@ -1,6 +1,7 @@
 """Common-subexpression elimination: two pure nodes with the same target and arguments become one.
 
-Random ops are never merged (two dropout masks must differ). An impure node (in-place op) may change what an
+Random ops are never merged (two dropout masks must differ), nor two results the graph both returns (eager's are
+two tensors: a view of the second must not become a view of the first). An impure node (in-place op) may change what an
 earlier expression would now compute, so the table of known expressions is cleared at each one.
 """
 
@@ -37,6 +38,8 @@ def eliminate_common_subexpressions(gm: fx.GraphModule) -> bool:
     """Replace each repeated pure expression by its first occurrence. Returns changed."""
     seen: dict[Any, fx.Node] = {}
     changed = False
+    out = next((n for n in reversed(gm.graph.nodes) if n.op == "output"), None)
+    returned = set(out.all_input_nodes) if out is not None else set()
     for node in list(gm.graph.nodes):
         if is_impure(node):
             seen.clear()
@@ -50,6 +53,8 @@ def eliminate_common_subexpressions(gm: fx.GraphModule) -> bool:
         first = seen.get(key)
         if first is None:
             seen[key] = node
+        elif node in returned and first in returned:
+            continue  # two tensors in eager, each returned: one would alias the other (and views of either)
         else:
             node.replace_all_uses_with(first)
             gm.graph.erase_node(node)

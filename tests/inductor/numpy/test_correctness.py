@@ -282,6 +282,23 @@ def test_gelu_tail_keeps_eagers_digits():
     assert ((got.double() - exact).abs() <= bound).all()
 
 
+def test_identical_results_returned_twice_stay_two_tensors():
+    # program generator seed 333763: three equal hardtanh calls, all returned, and a view of the last; common
+    # subexpression elimination made them one node, so the view was of the first (eager's views the third)
+    def f(x):
+        acc = [F.hardtanh(torch.remainder(x, x)) for _ in range(3)]
+        return acc[-1].expand(2, *acc[-1].shape), tuple(acc)
+
+    def shares(r):
+        return [r[0].untyped_storage().data_ptr() == t.untyped_storage().data_ptr() for t in r[1]]
+    x = values(torch.float32, (1, 3))
+    want = f(x)
+    jit.reset()
+    got = jit.compile(f, backend="numpy")(x)
+    assert shares(got) == shares(want) == [False, False, True]
+    torch.testing.assert_close(got, want, equal_nan=True)
+
+
 def test_signed_zero_survives_the_simplifier():
     # -0.0 + 0 is +0.0 in IEEE: x + 0 is not x for floats (1 / (x + 0) is +inf at -0.0, not -inf)
     x = lambda: [torch.tensor([-0.0, 0.0, 1.5, float("inf"), float("nan"), -float("inf")])]  # noqa: E731
