@@ -71,10 +71,23 @@ def test_cse_merges_pure_duplicates():
         a = g.call_function(aten.mul.Tensor, (x, 2))
         b = g.call_function(aten.mul.Tensor, (x, 2))
         c = g.call_function(aten.mul.Tensor, (x, 2.0))                  # 2.0 is not 2: kept apart
-        g.output((a, b, c))
+        g.output((g.call_function(aten.add.Tensor, (a, b)), c))
     gm = _module(build)
     assert eliminate_common_subexpressions(gm)
-    assert len(_targets(gm)) == 2
+    assert len(_targets(gm)) == 3  # a, c and the add
+
+
+def test_cse_keeps_results_returned_twice_apart():
+    # eager returns two tensors: merged, a view of the second would be a view of the first (seed 333763)
+    def build(g):
+        x = g.placeholder("x")
+        a = g.call_function(aten.mul.Tensor, (x, 2))
+        b = g.call_function(aten.mul.Tensor, (x, 2))
+        c = g.call_function(aten.mul.Tensor, (x, 2))                    # not returned: merged into a
+        g.output((a, b, g.call_function(aten.neg.default, (c,))))
+    gm = _module(build)
+    assert eliminate_common_subexpressions(gm)
+    assert _targets(gm).count(aten.mul.Tensor) == 2
 
 
 def test_cse_keeps_random_and_respects_mutation():
