@@ -570,12 +570,12 @@ def _lower_graph(gm: torch.fx.GraphModule, example_inputs, supported, plan, forc
                 kind = "fallback"
                 reasons.setdefault(node, "its lowering declines these arguments")
         if kind == "fallback":
-            stored_as = {}
+            flat, stored_as = tree_flatten((args, kwargs))[0], {}
             if kinds[node] != "fallback":  # planned as fused, its lowering declined: its operands were inlined
-                for a in tree_flatten((args, kwargs))[0]:
+                for a in flat:
                     if id(a) not in stored_as:  # an operand read twice is stored once
                         stored_as[id(a)] = _stored_operand(a, node, kernels, fresh)
-            flat = [stored_as.get(id(a), a) for a in tree_flatten((args, kwargs))[0]]
+                flat = [stored_as[id(a)] for a in flat]
             operands = [a for a in flat if hasattr(a, "shape") and not isinstance(a, Const)]
             index = {id(a): i for i, a in enumerate(operands)}
             slots = torch.fx.node.map_aggregate(

@@ -211,17 +211,17 @@ class CompiledRegion:
         in torch from now on)."""
         self.forward_unchecked = False
         want = _in_torch(self.plan.forward, inputs)
-        why = want is not None and disagreement(results, want, inputs)
+        why = want is not None and disagreement(results, want, scale(inputs))
         if not why:
             return results
         _warn_disagreement("forward", why, self.captured)
         self.forward = lambda *args: _in_torch(self.plan.forward, args, raising=True)
         return want
 
-    def checked_backward(self, results: list, want: list | None, inputs: list) -> list:
+    def checked_backward(self, results: list, want: list, level: float) -> list:
         """The first backward's results, or the graph's run in torch (`want`) where they disagree (then the
-        backward runs in torch from now on). `inputs`: the saved values and tangents, or their scale's."""
-        why = want is not None and disagreement(results, want, inputs)
+        backward runs in torch from now on). `level`: the scale of its saved values and tangents."""
+        why = disagreement(results, want, level)
         if not why:
             return results
         _warn_disagreement("backward", why, self.captured)
@@ -328,13 +328,13 @@ def _backward(ctx, *grads):
     saved = [_laid_out(t, stride) for t, stride in zip(_graph_inputs(ctx.saved_tensors), region.saved_layouts)]
     tangents = [g for g, d in zip(grads, plan.output_grad) if d]
     backward = region.backward or region.compiled_backward(saved, tangents)
-    want, level = None, []
+    want = level = None
     if region.backward_unchecked:
         region.backward_unchecked = False
         if backward is not plan.backward:
             want = _in_torch(plan.backward, saved + tangents)
-            # the inputs' scale, measured now: the generated backward frees (and may write over) its inputs
-            level = [torch.tensor(scale(saved + tangents))] if want is not None else []
+            # measured now: the generated backward frees its inputs
+            level = scale(saved + tangents) if want is not None else None
     boxed = getattr(backward, "call_boxed", None)
     if boxed is not None and hasattr(ctx, "maybe_clear_saved_tensors"):
         # autograd lets go of the saved values (unless retain_graph) and the compiled backward frees each after
