@@ -34,6 +34,7 @@ from framejit.graph.autodiff.joint import NotDifferentiable, trace_joint
 from framejit.graph.autodiff.partition import Partition, partition
 from framejit.graph.core_ops import is_core
 from framejit.graph.effects import has_mutation, is_random
+from framejit.graph.input_writes import functionalize_input_writes, write_back
 from framejit.graph.size_variants import SizeVariants, copy_module, dynamic_graph, fixed_shape_build
 
 from . import counters
@@ -46,29 +47,38 @@ Compiler = Callable[[fx.GraphModule, list], Callable]
 MAX_SIZES = 8  # size variants of one training graph before it runs as captured
 
 
-def compile_training(gm: fx.GraphModule, example_inputs: list, compile_inference: Compiler) -> Callable:
+def compile_training(gm: fx.GraphModule, example_inputs: list, compile_inference: Compiler,
+                     written: tuple = ()) -> Callable:
     """A callable with gm's inputs and outputs whose outputs have a compiled backward. `compile_inference` is the
-    backend's own path (gm, example_inputs) -> callable, used for both graphs."""
+    backend's own path (gm, example_inputs) -> callable, used for both graphs. `written`: inputs the caller writes
+    to after each call (the backward must not read them)."""
     out = next(n for n in reversed(gm.graph.nodes) if n.op == "output")
     if not isinstance(out.args[0], (tuple, list)):  # a graph returning one value (torch.compile's, symbolic_trace's)
         tupled = copy_module(gm)
         result = next(n for n in reversed(tupled.graph.nodes) if n.op == "output")
         result.args = ((result.args[0],),)
         tupled.recompile()
-        compiled = compile_training(tupled, example_inputs, compile_inference)
+        compiled = compile_training(tupled, example_inputs, compile_inference, written)
         return lambda *args: compiled(*args)[0]
+    writes = None if written else functionalize_input_writes(gm, example_inputs)
+    if writes is not None:  # BatchNorm's running statistics: the graph returns them, written back after it
+        log.info("training graph: %d input(s) written in place are returned by the graph and written back after it",
+                 len(writes.written))
+        functional = compile_training(writes.gm, example_inputs, compile_inference, writes.written)
+        return lambda *args: write_back(functional(*args), args, writes)
     if dynamic_graph(gm):
-        build = fixed_shape_build(lambda g, ex: _compile_fixed(g, ex, compile_inference))
+        build = fixed_shape_build(lambda g, ex: _compile_fixed(g, ex, compile_inference, written))
         return SizeVariants(gm, example_inputs, build, gm.forward, limit=MAX_SIZES, name="training graph")
-    return _compile_fixed(gm, example_inputs, compile_inference)
+    return _compile_fixed(gm, example_inputs, compile_inference, written)
 
 
-def _compile_fixed(gm: fx.GraphModule, example_inputs: list, compile_inference: Compiler) -> Callable:
+def _compile_fixed(gm: fx.GraphModule, example_inputs: list, compile_inference: Compiler,
+                   written: tuple = ()) -> Callable:
     try:
         joint = trace_joint(gm, example_inputs)
         if not any(joint.output_grad):  # nothing differentiable comes out: the inference path serves
             return _detaching(compile_inference(copy_module(gm), _detached(example_inputs)))
-        plan = partition(joint)
+        plan = partition(joint, written)
     except NotDifferentiable as e:
         log.info("training graph runs in torch (autograd as captured): %s", e)
         return gm

@@ -128,14 +128,15 @@ class _FlowNetwork:
         return seen
 
 
-def _min_cut(joint: Joint, primals: list, tangent_side: set, grads: list) -> list:
-    """The forward nodes whose values cross to the backward, by a minimum cut (see the module's doc)."""
+def _min_cut(joint: Joint, primals: list, tangent_side: set, grads: list, frozen: set) -> list:
+    """The forward nodes whose values cross to the backward, by a minimum cut (see the module's doc). `frozen`:
+    primals that cannot be saved (their values change after the forward), only values computed from them."""
     needed_by_backward = _ancestors(grads) - tangent_side
     outputs = next(n for n in joint.gm.graph.nodes if n.op == "output").args[0][:joint.num_outputs]
     forward_needs = _ancestors(outputs)
     net = _FlowNetwork()
     for n in needed_by_backward:
-        net.edge((n, "in"), (n, "out"), INPUT_BYTES if n in primals else _nbytes(n))
+        net.edge((n, "in"), (n, "out"), math.inf if n in frozen else INPUT_BYTES if n in primals else _nbytes(n))
         stays = n in primals or is_random(n) or (n in forward_needs and n.target not in RECOMPUTABLE)
         if stays:
             net.edge("source", (n, "in"), math.inf)
@@ -151,7 +152,9 @@ def _min_cut(joint: Joint, primals: list, tangent_side: set, grads: list) -> lis
     return [n for n in joint.gm.graph.nodes if (n, "in") in side and (n, "out") not in side]
 
 
-def partition(joint: Joint) -> Partition:
+def partition(joint: Joint, written: tuple = ()) -> Partition:
+    """`written`: indices of inputs the caller writes to after the forward (graph/input_writes.py): the backward
+    never reads them, only values the forward computed from them (NotDifferentiable where it would have to)."""
     graph = joint.gm.graph
     placeholders = [n for n in graph.nodes if n.op == "placeholder"]
     primals, tangents = placeholders[:joint.num_inputs], placeholders[joint.num_inputs:]
@@ -161,7 +164,7 @@ def partition(joint: Joint) -> Partition:
     for n in graph.nodes:  # graph order is topological: one pass finds everything a tangent reaches
         if n in tangents or any(a in tangent_side for a in n.all_input_nodes):
             tangent_side.add(n)
-    saved = _min_cut(joint, primals, tangent_side, grads)
+    saved = _min_cut(joint, primals, tangent_side, grads, {primals[i] for i in written})
     if any(n in tangent_side for n in saved):
         raise NotDifferentiable("the cut crossed a backward value")
     # random ops of the forward run there once (their values saved); a backward op tagged as seeded (CUDA's

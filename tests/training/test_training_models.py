@@ -30,6 +30,29 @@ def conv_net():
                          nn.SiLU(), nn.Flatten(), nn.Linear(8 * 4 * 4, 5))
 
 
+class _Residual(nn.Module):
+    """A torchvision BasicBlock's shape: BatchNorm (running statistics written in training), ReLU(inplace=True)
+    and `out += identity`."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c)
+        self.conv2, self.bn2 = nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c, momentum=0.3)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        out += x
+        return self.relu(out)
+
+
+def resnet_bn():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(inplace=True),
+                         _Residual(8), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 5))
+
+
 def gpt():
     torch.manual_seed(0)
     return GPT(GPTConfig(vocab_size=64, block_size=16, n_layer=2, n_head=2, n_embd=32, dropout=0.1))
@@ -59,6 +82,7 @@ def hf_language_model(model, idx, _):
 MODELS = {
     "mlp": (mlp, classify, lambda: (torch.randn(8, 16), torch.randint(0, 4, (8,)))),
     "conv_net": (conv_net, classify, lambda: (torch.randn(4, 3, 8, 8), torch.randint(0, 5, (4,)))),
+    "resnet_bn": (resnet_bn, classify, lambda: (torch.randn(4, 3, 8, 8), torch.randint(0, 5, (4,)))),
     "gpt": (gpt, language_model, lambda: (torch.randint(0, 64, (2, 16)), None)),
     "hf_gpt2": (gpt2, hf_language_model, lambda: (torch.randint(0, 64, (2, 12)), None)),
 }
@@ -99,4 +123,6 @@ def test_three_adamw_steps_match_eager(name, backend, fresh_jit):
         torch.testing.assert_close(got_grads[n], want_grads[n], **TOL, msg=lambda m: f"{n}: {m}")
     for (n, p), q in zip(model.named_parameters(), twin.parameters()):
         torch.testing.assert_close(p, q, **TOL, msg=lambda m: f"{n}: {m}")
+    for (n, b), c in zip(model.named_buffers(), twin.buffers()):  # BatchNorm's running statistics
+        torch.testing.assert_close(b, c, **TOL, msg=lambda m: f"{n}: {m}")
     assert jit.counters["backward_graphs"] >= 1, "no backward was compiled"
