@@ -31,7 +31,6 @@ from typing import Callable
 
 import torch
 
-from framejit.graph.effects import has_mutation
 from framejit.graph.inplace_reuse import reuse_intermediates
 from framejit.graph.scalar_operands import hoist_scalar_operands
 from framejit.graph import symbolic_sizes
@@ -188,9 +187,10 @@ def choose_training(compile_: Callable[[], Callable], captured, inputs: list, ke
     if cached == "compiled":
         return compiled
     torch_version = captured()
-    graph = getattr(torch_version, "graph", None)
-    if not all(isinstance(x, torch.Tensor) for x in inputs) or graph is not None and has_mutation(graph):
+    if not all(isinstance(x, torch.Tensor) for x in inputs):
         return compiled
+    # both run on private copies (aliasing kept): a graph writing to its inputs (BatchNorm's statistics) writes
+    # to the copies only
     copies = [c.requires_grad_(x.requires_grad) if c.is_floating_point() or c.is_complex() else c
               for c, x in zip(private_copies([x.detach() for x in inputs]), inputs)]
     wanted = [c for c in copies if c.requires_grad]
