@@ -15,9 +15,10 @@ Rewritten, per written input (a placeholder):
     statistics computed beside it from the detached input: mean and unbiased variance over every dim but 1,
     `stat * (1 - momentum) + batch * momentum`, in float32 for half inputs (as torch's kernels accumulate).
 Nothing is rewritten (None: the graph stays as it is) where eager's semantics would not survive: the written
-input requires grad (autograd's in-place rules stay torch's), shares memory with another input, has a view in the
-graph (the view would miss the write), or is returned (the caller must get the input itself); or where any other
-node writes to an input (`copy_`, `index_put_`, `out=`)."""
+input requires grad, or the value written into it would (eager's input would join autograd's graph: both stay
+torch's), the input shares memory with another input, has a view in the graph (the view would miss the write),
+or is returned (the caller must get the input itself); or where any other node writes to an input (`copy_`,
+`index_put_`, `out=`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -62,6 +63,7 @@ def functionalize_input_writes(gm: fx.GraphModule, example_inputs: list) -> Inpu
     inputs = {p: i for i, p in enumerate(graph.find_nodes(op="placeholder"))}
     if any("val" not in n.meta for n in graph.nodes if n.op != "output"):
         propagate(out, example_inputs)  # a graph traced without values (symbolic_trace)
+    tracked = _grad_tracked(graph, example_inputs)
     current: dict = {}  # written placeholder -> the node holding its value now
     results: set = set()  # every value a write left (an in-place op's result is the written tensor itself)
     for node in list(graph.nodes):
@@ -75,6 +77,8 @@ def functionalize_input_writes(gm: fx.GraphModule, example_inputs: list) -> Inpu
         if not all(t in holders and _writable(t, example_inputs[inputs[holders[t]]], example_inputs)
                    for t in targets):
             return None
+        if not _running_stats_update(node) and any(a in tracked for a in node.all_input_nodes):
+            return None  # eager's written input would join autograd's graph (requires_grad, a grad_fn)
         targets = [holders[t] for t in targets]
         new = _functional_batch_norm(out, node, holders) if _running_stats_update(node) else \
             _functional_write(node, targets[0])
@@ -93,6 +97,20 @@ def functionalize_input_writes(gm: fx.GraphModule, example_inputs: list) -> Inpu
     graph.lint()
     out.recompile()
     return InputWrites(out, written, len(outputs))
+
+
+def _grad_tracked(graph: fx.Graph, example_inputs: list) -> set:
+    """Nodes whose values autograd may track: reachable from an input that requires grad, other than through
+    `detach` (grad mode switched inside the graph is ignored: more nodes, never fewer)."""
+    if not torch.is_grad_enabled():
+        return set()
+    tracked = {p for p, x in zip(graph.find_nodes(op="placeholder"), example_inputs)
+               if isinstance(x, torch.Tensor) and x.requires_grad}
+    for node in graph.nodes:
+        if node.op in ("call_function", "call_method") and node.target != "detach" and \
+                node.target is not torch.detach and any(a in tracked for a in node.all_input_nodes):
+            tracked.add(node)
+    return tracked
 
 
 def _writes_input(node: fx.Node, placeholders: set) -> bool:

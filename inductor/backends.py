@@ -24,6 +24,18 @@ def _training(gm: torch.fx.GraphModule, example_inputs: list, backend, compile_t
     return training.compile_training(gm, example_inputs, backend)
 
 
+def _writing_inputs(gm: torch.fx.GraphModule, example_inputs: list, backend):
+    """A graph that writes to its inputs (a buffer's `add_`, BatchNorm's statistics under no_grad): `backend` over
+    the graph made functional, the written values copied back after each call (graph/input_writes.py); None
+    where there are no such writes or they cannot move (the graph then runs in torch as captured)."""
+    from framejit.graph.input_writes import functionalize_input_writes, write_back
+    writes = functionalize_input_writes(gm, example_inputs)
+    if writes is None:
+        return None
+    compiled = backend(writes.gm, example_inputs)
+    return lambda *args: write_back(compiled(*args), args, writes)
+
+
 def export_numpy(gm_or_fn, *example_inputs, path: str) -> str:
     """inductor.export_numpy: numpy/backend.py's `export_numpy` (a standalone NumPy module of the graph)."""
     from .numpy.backend import export_numpy as export
@@ -38,6 +50,8 @@ def numpy_backend(gm: torch.fx.GraphModule, example_inputs: list):
     from .numpy import backend as numpy_steps
     if prepare.wants_training(gm, example_inputs):
         return _training(gm, example_inputs, numpy_backend)
+    if (writing := _writing_inputs(gm, example_inputs, numpy_backend)) is not None:
+        return writing
     if dynamic_graph(gm):
         return SizeVariants(gm, example_inputs, numpy_steps.build, gm.forward, name="NumPy graph")
     return numpy_steps.build(gm, example_inputs).load()
@@ -52,6 +66,8 @@ def triton_backend(gm: torch.fx.GraphModule, example_inputs: list, autotune: boo
     from .triton import backend as triton_steps  # imported on first use: `import inductor` needs no triton
     if prepare.wants_training(gm, example_inputs):
         return _training(gm, example_inputs, lambda g, ex: triton_backend(g, ex, autotune))
+    if (writing := _writing_inputs(gm, example_inputs, lambda g, ex: triton_backend(g, ex, autotune))) is not None:
+        return writing
     if dynamic_graph(gm):
         return SizeVariants(gm, example_inputs, lambda g, ex: triton_steps.build(g, ex, autotune), gm.forward,
                             name="Triton graph")
@@ -81,6 +97,8 @@ def inductor_backend(gm: torch.fx.GraphModule, example_inputs: list):
         return triton_backend(gm, example_inputs)
     if any(isinstance(x, torch.Tensor) and x.device.type != "cpu" for x in example_inputs):
         return gm
+    if (writing := _writing_inputs(gm, example_inputs, inductor_backend)) is not None:
+        return writing
     from .numpy import cpu_choice
     captured = prepare.as_captured(gm)  # before numpy_backend rewrites gm into core ops
     key = cpu_choice.choice_key(gm, example_inputs, "inference")

@@ -102,7 +102,7 @@ def test_written_values_become_outputs():
         buf.add_(x.sum())
         return (x * buf,)
 
-    x, buf = torch.randn(3, requires_grad=True), torch.zeros(3)
+    x, buf = torch.randn(3), torch.zeros(3)
     writes = functionalize_input_writes(_graph(f), [x, buf])
     assert writes.written == (1,) and writes.num_outputs == 1
     assert not any(n.op == "call_method" and n.target.endswith("_") for n in writes.gm.graph.nodes)
@@ -182,3 +182,22 @@ def test_a_saved_value_written_later_raises_as_in_eager(fresh_jit):
         loss = fn(torch.randn(2, 3), _leaf(3, 3), torch.ones(3))
         with pytest.raises(RuntimeError, match="modified by an inplace operation"):
             loss.backward()
+
+
+def test_a_write_of_a_tracked_value_stays_in_autograd(fresh_jit):
+    """`buf.add_(y)` with y requiring grad makes eager's buf part of autograd's graph: it cannot be a copy after
+    the graph (the graph stays torch's, and buf gets its grad_fn as in eager)."""
+    def f(x, w, buf):
+        buf.mul_(0.9).add_((x @ w).mean(0))
+        return (buf * 2).sum()
+
+    x, w = torch.randn(4, 3), _leaf(3, 3)
+    assert functionalize_input_writes(_graph(f), [x, w, torch.zeros(3)]) is None
+    grads = []
+    for fn in (f, jit.compile(f)):
+        buf = torch.zeros(3)
+        fn(x, w, buf).backward()
+        assert buf.requires_grad and buf.grad_fn is not None
+        grads.append(w.grad)
+        w.grad = None
+    torch.testing.assert_close(grads[1], grads[0])

@@ -1,0 +1,56 @@
+"""Inference graphs that write to their inputs (graph/input_writes.py): the backends compile the graph made
+functional and copy the written values back after each call, with eager's results and buffers afterwards."""
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+import jit
+
+
+def _buffers_update(x, buf, count):
+    count += 1
+    buf.mul_(0.5).add_(x.mean(0))
+    return x * buf + 1
+
+
+@pytest.mark.parametrize("backend", ["inductor", "numpy"])
+def test_buffer_updates_in_place(backend, fresh_jit):
+    compiled = jit.compile(_buffers_update, backend=backend)
+    torch.manual_seed(0)
+    want = [torch.randn(4, 3), torch.ones(3), torch.zeros((), dtype=torch.long)]
+    got = [t.clone() for t in want]
+    for _ in range(3):
+        torch.testing.assert_close(compiled(*got), _buffers_update(*want))
+        for a, b in zip(got, want):
+            torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("backend", ["inductor", "numpy"])
+def test_batch_norm_in_training_mode_without_grad(backend, fresh_jit):
+    """Recomputing BatchNorm statistics over a calibration set: train mode under no_grad."""
+    torch.manual_seed(0)
+    bn = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4, momentum=0.2)).train()
+    twin = copy.deepcopy(bn)
+
+    def f(m, x):
+        return m(x).relu()
+
+    compiled = jit.compile(f, backend=backend)
+    with torch.no_grad():
+        for _ in range(3):
+            x = torch.randn(2, 3, 6, 6)
+            torch.testing.assert_close(compiled(twin, x), f(bn, x), rtol=1e-5, atol=1e-5)
+    for (n, a), b in zip(bn.state_dict().items(), twin.state_dict().values()):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6, msg=lambda m, n=n: f"{n}: {m}")
+
+
+def test_a_returned_written_input_is_the_input_itself(fresh_jit):
+    def f(x, buf):
+        buf.add_(x)
+        return buf
+
+    buf = torch.zeros(3)
+    out = jit.compile(f)(torch.ones(3), buf)
+    assert out is buf and torch.equal(buf, torch.ones(3))
