@@ -126,8 +126,8 @@ def _writable(p: fx.Node, value, inputs: list) -> bool:
     """A written input (`p`: its placeholder, or the node holding its value since an earlier write) whose write
     can move after the graph: no grad, its memory its own, and no view of it in the graph (a view read after the
     write would see it in eager)."""
-    if not isinstance(value, torch.Tensor) or value.requires_grad:
-        return False
+    if not isinstance(value, torch.Tensor) or value.requires_grad or torch._debug_has_internal_overlap(value) != 0:
+        return False  # an expanded input: eager writes each memory location from several elements, `copy_` raises
     if value.untyped_storage().nbytes() and any(
             isinstance(x, torch.Tensor) and x is not value and x.device == value.device
             and x.untyped_storage().data_ptr() == value.untyped_storage().data_ptr() for x in inputs):

@@ -1,6 +1,7 @@
 """Inference graphs that write to their inputs (graph/input_writes.py): the backends compile the graph made
 functional and copy the written values back after each call, with eager's results and buffers afterwards."""
 import copy
+import warnings
 
 import pytest
 import torch
@@ -54,3 +55,26 @@ def test_a_returned_written_input_is_the_input_itself(fresh_jit):
     buf = torch.zeros(3)
     out = jit.compile(f)(torch.ones(3), buf)
     assert out is buf and torch.equal(buf, torch.ones(3))
+
+
+@pytest.mark.parametrize("backend", ["inductor", "numpy"])
+def test_an_expanded_written_input_keeps_eager_writes(backend, fresh_jit):
+    """Program generator seed 400653: `masked_fill_` on an expanded input writes each memory location from
+    several elements in eager (deprecated, allowed); copied back after the graph, `copy_` would raise. Such an
+    input is not made functional: the graph runs as captured."""
+    def f(x):
+        x.masked_fill_(x < 0, 0)
+        return x.half() * 2
+
+    compiled = jit.compile(f, backend=backend)
+    for make in (lambda: torch.randn(2, 2), lambda: torch.randn(2, 2), lambda: torch.randn(1, 2).expand(2, 2)):
+        torch.manual_seed(0)
+        want_x = make()
+        torch.manual_seed(0)
+        got_x = make()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # eager's deprecation warning for the expanded write
+            want = f(want_x)
+            got = compiled(got_x)
+        torch.testing.assert_close(got, want)
+        torch.testing.assert_close(got_x, want_x)
