@@ -175,6 +175,9 @@ _VALUE_CHECKED = {
     "ctc_loss", "unique_consecutive", "histc", "searchsorted",
     "check_index",  # graph/index_checks.py: the bounds check the indexing rules put in front of an index
 }
+# the classes those value checks raise (TORCH_CHECK: RuntimeError, TORCH_CHECK_INDEX: IndexError, _VALUE: ValueError,
+# _TYPE: TypeError; Python-side arithmetic: ArithmeticError): a try none of whose clauses catches them cannot see one
+VALUE_ERRORS = (RuntimeError, IndexError, ValueError, TypeError, ArithmeticError)
 _INTEGER_DIVISIONS = {"div", "floor_divide", "remainder", "fmod", "floordiv", "mod", "truediv", "__floordiv__",
                       "__mod__", "__rfloordiv__", "__rmod__", "ifloordiv", "imod"}
 

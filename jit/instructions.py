@@ -98,7 +98,7 @@ def handlers(code: CodeType) -> list:
     return out
 
 
-def caught_in_frame(code: CodeType, index: int) -> bool:
+def caught_in_frame(code: CodeType, index: int, raised: tuple = (), builtin=None) -> bool:
     """Whether an exception raised at instruction `index` reaches a try/except handler of `code` that may go on
     with the function. A `with` block's cleanup (PUSH_EXC_INFO then WITH_EXCEPT_START) calls __exit__ and
     re-raises, and a `finally` block whose straight-line body ends in RERAISE re-raises too, so past either the
@@ -113,11 +113,42 @@ def caught_in_frame(code: CodeType, index: int) -> bool:
             found = handlers(code)[inner[0]] if inner is not None else None
             continue
         reraise = _finally_reraise(insts, target)
+        if reraise is None and raised:
+            reraise = _unmatched_clauses(insts, target, raised, builtin)
         if reraise is None:
             return True
         inner = handlers(code)[reraise]  # the block that pops the handled exception and re-raises it
         found = handlers(code)[inner[0]] if inner is not None else None
     return False
+
+
+def _unmatched_clauses(insts: list, target: int, raised: tuple, builtin) -> int | None:
+    """For an except chain (PUSH_EXC_INFO, then clauses each testing the exception by CHECK_EXC_MATCH against
+    builtin exception classes, e.g. `except (KeyError, NotImplementedError):`) none of which catches an exception
+    of a class in `raised`: the index of the RERAISE 0 the chain ends in. None where a clause may catch one, is
+    bare, or names anything but a builtin (a module's class, a local: not read here, so taken as catching)."""
+    i = target + 1
+    while i < len(insts):
+        if insts[i].opname == "RERAISE" and not insts[i].arg:
+            return i
+        classes = []
+        while i < len(insts) and insts[i].opname == "LOAD_GLOBAL":
+            name = insts[i].arg[1] if isinstance(insts[i].arg, tuple) else insts[i].arg
+            found = builtin(name) if builtin is not None else None
+            if not (isinstance(found, type) and issubclass(found, BaseException)):
+                return None
+            classes.append(found)
+            i += 1
+        if len(classes) > 1:
+            if insts[i].opname != "BUILD_TUPLE" or insts[i].arg != len(classes):
+                return None
+            i += 1
+        if not classes or insts[i].opname != "CHECK_EXC_MATCH" or insts[i + 1].opname != "POP_JUMP_IF_FALSE":
+            return None
+        if any(issubclass(e, c) for e in raised for c in classes):
+            return None
+        i = insts[i + 1].target  # the next clause, or the chain's RERAISE
+    return None
 
 
 def _finally_reraise(insts: list, target: int) -> int | None:

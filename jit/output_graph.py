@@ -13,7 +13,7 @@ from torch.utils._pytree import tree_leaves
 
 from framejit.graph import meta_memo
 from framejit.graph.dce import drop_unused
-from framejit.graph.effects import is_impure, is_removable, may_raise_on_values
+from framejit.graph.effects import VALUE_ERRORS, is_impure, is_removable, may_raise_on_values
 from framejit.guards.kinds import (AliasMatch, Guard, IdMatch, NotAlias, RequiresGradMatch, SizeRelation, StorageMatch, TensorMatch,
                           storage_pattern)
 from framejit.guards.size_expr import BinOp, Dim, Num, combine
@@ -333,7 +333,7 @@ class OutputGraph:
             proxy.node.meta["mutates"] = True
         self._check_eager_accepts(proxy.node, meta_args, meta_kwargs, origins)
         if may_raise_on_values(proxy.node):
-            if self.translator is not None and self.translator.in_try():
+            if self.translator is not None and self.translator.in_try(VALUE_ERRORS):
                 # eager may raise here depending on the values (an index out of range), and the user's try would
                 # catch it: the op runs eagerly, where the exception can reach the handler
                 self.graph.erase_node(proxy.node)

@@ -106,22 +106,30 @@ class Translator:
         finally:
             self.output.translator = previous
 
-    def in_try(self) -> bool:
+    def in_try(self, raised: tuple = ()) -> bool:
         """Whether an exception raised by the current instruction would be caught by a try in this frame or in
         one of the frames it was inlined into (there, at the call being inlined). A resume function that starts
         inside a try counts as in it throughout: its graph call is wrapped in that try's handler (an error from
         the graph is taken as raised by its first instruction), so an op recorded after the try ended would be
-        caught by it too (fuzz seed 213729: `x % t` after the try was swallowed by its `except`)."""
+        caught by it too (fuzz seed 213729: `x % t` after the try was swallowed by its `except`).
+        `raised`: the exception classes the instruction may raise; a try whose except clauses name only builtin
+        classes catching none of them does not count (transformers' static KV cache: `index_copy_` inside
+        `try: ... except NotImplementedError:`)."""
         tx = self
         while tx is not None:
-            if tx.ip > 0 and caught_in_frame(tx.code, tx.ip - 1):
+            if tx.ip > 0 and caught_in_frame(tx.code, tx.ip - 1, raised, tx.builtin_named):
                 return True
             if tx.parent is None:
                 entry = entry_of(tx.code)
-                if entry is not None and caught_in_frame(entry[0], entry[1]):
+                if entry is not None and caught_in_frame(entry[0], entry[1], raised, tx.builtin_named):
                     return True
             tx = tx.parent
         return False
+
+    def builtin_named(self, name: str):
+        """The builtin a global name read in this frame resolves to now (None where a global of that name
+        exists: a module may shadow a builtin)."""
+        return None if name in self.f_globals else self.f_builtins.get(name)
 
     def cleanup_lines(self) -> set:
         """(code, line) of the cleanup code eager runs when the current instruction raises: each handler block

@@ -363,6 +363,48 @@ def test_value_dependent_errors_reach_the_users_try(backend):
     assert "value_checked_in_try" in [r.kind for r in exp.break_reasons]
 
 
+def _static_cache_update(cache, pos, new):
+    """transformers' StaticLayer.update: index_copy_ in a try whose handler catches only NotImplementedError."""
+    try:
+        cache.index_copy_(1, pos, new)
+    except NotImplementedError:
+        cache[:, pos] = new
+    return cache.sum(1) * 2
+
+
+def _shadowing_handler(cache, pos, new):
+    try:
+        cache.index_copy_(1, pos, new)
+    except NotImplementedError:  # shadowed by a global below (LookupError): catches the IndexError
+        return cache * 0
+    return cache * 2
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_value_checked_op_in_a_try_that_cannot_catch_its_errors_stays_in_the_graph(backend):
+    make = lambda: (torch.zeros(2, 5), torch.tensor([1, 3]), torch.ones(2, 2))  # noqa: E731
+    exp = jit.explain(_static_cache_update, *make())
+    assert exp.graph_break_count == 0, exp.break_reasons
+    want_cache, *rest = make()
+    got_cache = want_cache.clone()
+    torch.testing.assert_close(jit.compile(_static_cache_update, backend=backend)(got_cache, *rest),
+                               _static_cache_update(want_cache, *rest))
+    torch.testing.assert_close(got_cache, want_cache)
+    bad = torch.tensor([1, 7])  # out of range: eager raises through the try (its handler does not catch it)
+    with pytest.raises((IndexError, RuntimeError)) as want:
+        _static_cache_update(torch.zeros(2, 5), bad, torch.ones(2, 2))
+    with pytest.raises(want.type):
+        jit.compile(_static_cache_update, backend=backend)(torch.zeros(2, 5), bad, torch.ones(2, 2))
+
+
+def test_a_handler_whose_name_a_module_shadows_counts_as_catching(monkeypatch):
+    monkeypatch.setitem(globals(), "NotImplementedError", LookupError)
+    args = (torch.zeros(2, 5), torch.tensor([1, 7]), torch.ones(2, 2))
+    exp = jit.explain(_shadowing_handler, *args)
+    assert "value_checked_in_try" in [r.kind for r in exp.break_reasons]
+    torch.testing.assert_close(jit.compile(_shadowing_handler, backend="eager")(*args), _shadowing_handler(*args))
+
+
 def test_value_checked_ops_outside_try_stay_in_the_graph():
     def f(x, idx):
         return x[idx] + x.index_select(0, idx)
