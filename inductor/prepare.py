@@ -7,6 +7,7 @@ import torch
 import torch.fx
 
 from framejit.graph.functionalize import functionalize_intermediates
+from framejit.graph.grad_mode import detach_no_grad_blocks
 
 
 def as_captured(gm) -> "callable":
@@ -47,6 +48,8 @@ def needs_torch_runtime(gm: torch.fx.GraphModule, example_inputs: list) -> str |
     switches_grad = any(n.target is torch._C._set_grad_enabled for n in gm.graph.nodes)
     if needs_grad and (torch.is_grad_enabled() or switches_grad):
         return "inputs require grad (autograd needs torch ops)"
+    if switches_grad and detach_no_grad_blocks(gm, torch.is_grad_enabled()):
+        switches_grad = False  # `with torch.no_grad():` blocks (rotary embeddings): nothing here tracks grad
     if switches_grad and torch.is_grad_enabled():
         return "grad mode changes inside the graph"
     if any(n.target in _INFERENCE_SWITCHES for n in gm.graph.nodes):

@@ -111,3 +111,16 @@ def test_llama_trains_compiled(backend, fresh_jit):
     for (n, p), q in zip(model.named_parameters(), twin.parameters()):
         torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-6, msg=lambda m, n=n: f"{n}: {m}")
     assert jit.counters["backward_graphs"] >= 1 and jit.counters["graph_breaks"] == 0
+
+
+@pytest.mark.parametrize("backend", ["inductor", "numpy"])
+def test_frozen_model_with_grad_on_compiles_its_no_grad_block(backend, fresh_jit, caplog):
+    """Inference without torch.no_grad() around it, parameters frozen: nothing requires grad, the block's switches
+    go and the graph is generated code, not the captured graph."""
+    torch.manual_seed(0)
+    x, w = torch.randn(5, 4), torch.randn(4, 3)
+    fn = lambda x, w: scale_without_grad(x, w) * 2  # noqa: E731
+    with caplog.at_level("INFO", logger="jit"):
+        got = jit.compile(fn, backend=backend)(x, w)
+    torch.testing.assert_close(got, fn(x, w), **TOL)
+    assert not [r for r in caplog.records if "grad mode changes" in r.getMessage()]
