@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from framejit.guards.sources import Source
+from framejit.guards.sources import Source, literal_or_const
 
 
 @dataclass(frozen=True, eq=False)
@@ -218,7 +218,7 @@ class KeyIn(Guard):
     present: bool = True
 
     def check(self, v, const, value_of):
-        return f"({self.dict_key!r} in {v}) is {self.present}"
+        return f"({literal_or_const(self.dict_key, const)} in {v}) is {self.present}"
 
     def explain(self, value):
         if (self.dict_key in value) is not self.present:

@@ -141,13 +141,19 @@ class ModuleDictSource(Source):
         return self.base.root()
 
 
+def literal_or_const(key, const) -> str:
+    """A dict key or index in guard code: its repr where that reads back as itself, else a named constant (a class
+    key, a dtype)."""
+    return repr(key) if type(key) in (str, int, bool, type(None)) else const(key)
+
+
 @dataclass(frozen=True)
 class ItemSource(Source):
     base: Source
     key: object  # int, str or another constant
 
     def expr(self, const) -> str:
-        return f"{self.base.expr(const)}[{self.key!r}]"
+        return f"{self.base.expr(const)}[{literal_or_const(self.key, const)}]"
 
     def name(self) -> str:
         return f"{self.base.name()}[{self.key!r}]"

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from jit.break_reasons import PythonError
 from jit.variables import Const, DictVar, ListVar, TupleVar, Var
-from jit.variables.outside import MISSING, OutsideDictVar, OutsideListVar, lazy, simple_key
+from framejit.guards.kinds import IdMatch
+from jit.variables.objects import ClassVar, ObjectVar
+from jit.variables.outside import MISSING, OutsideDictVar, OutsideListVar, identity_key, lazy, simple_key
 
 
 def _index(key: Var):
@@ -16,10 +18,15 @@ def _index(key: Var):
     return None
 
 
-def _key(key: Var):
+def _key(key: Var, builder=None):
     """A dict key the lazy lookup takes (its repr spells it in guard code), or MISSING."""
     if isinstance(key, Const) and simple_key(key.value):
         return key.value
+    if isinstance(key, ClassVar) and identity_key(key.value):  # guarded by identity already
+        return key.value
+    if isinstance(key, ObjectVar) and key.source is not None and identity_key(key.obj) and builder is not None:
+        builder.guard(IdMatch(key.source, key.obj))  # `typing.Union` read from outside: the very object
+        return key.obj
     return MISSING
 
 
@@ -34,7 +41,7 @@ def get_item(obj: Var, key: Var) -> Var | None:
         if value is None:  # out of range: the length is guarded now, so it raises at every call
             raise PythonError.of(IndexError, "list index out of range")
         return value
-    k = _key(key)
+    k = _key(key, obj.builder)
     if k is MISSING:
         return None
     value = obj.lookup(k)
@@ -49,7 +56,7 @@ def set_item(obj: Var, key: Var, value: Var) -> bool:
     if isinstance(obj, OutsideListVar):
         i = _index(key)
         return i is not None and obj.set(i, value)
-    k = _key(key)
+    k = _key(key, obj.builder)
     if k is MISSING:
         return False
     obj.store(k, value)
@@ -59,7 +66,7 @@ def set_item(obj: Var, key: Var, value: Var) -> bool:
 def delete_item(obj: Var, key: Var) -> bool:
     if not isinstance(obj, OutsideDictVar) or not obj.lazy:
         return False  # (deleting from a list shifts what follows: the general path)
-    k = _key(key)
+    k = _key(key, obj.builder)
     if k is MISSING:
         return False
     if not obj.delete(k):
@@ -71,7 +78,7 @@ def contains(container: Var, item: Var):
     """`item in container` for a dict: True / False, or None."""
     if not isinstance(container, OutsideDictVar) or not container.lazy:
         return None
-    k = _key(item)
+    k = _key(item, container.builder)
     return None if k is MISSING else container.lookup(k) is not MISSING
 
 
@@ -117,7 +124,7 @@ def _list_method(obj: OutsideListVar, name: str, args: list[Var]) -> Var | None:
 
 
 def _dict_method(obj: OutsideDictVar, name: str, args: list[Var]) -> Var | None:
-    k = _key(args[0]) if args else MISSING
+    k = _key(args[0], obj.builder) if args else MISSING
     if name == "get" and 1 <= len(args) <= 2 and k is not MISSING:
         value = obj.lookup(k)
         return value if value is not MISSING else (args[1] if len(args) > 1 else Const(None))

@@ -15,6 +15,8 @@ then on the Var is an ordinary ListVar / DictVar; the writes made so far are fol
 tracing: after the graph is compiled no new guard or graph input can be added (OutputGraph.sealed)."""
 from __future__ import annotations
 
+import typing
+
 import torch
 
 from framejit.guards.kinds import DictKeysMatch, KeyIn, LenAtLeast, LenMatch
@@ -22,7 +24,8 @@ from framejit.guards.sources import ItemSource
 from jit.break_reasons import unsupported
 from jit.variables.containers import DictVar, ListVar
 
-# dict keys a lazy lookup takes: ones whose repr reads back as themselves in the guard code (ItemSource, KeyIn)
+# dict keys a lazy lookup takes: ones whose repr reads back as themselves in the guard code (ItemSource, KeyIn),
+# and identity-hashed classes (`identity_key`), which the guard code names as constants
 SIMPLE_KEYS = (str, int, bool, type(None))
 
 
@@ -309,7 +312,16 @@ def lazy(var) -> bool:
 
 
 def simple_key(key) -> bool:
-    return type(key) in SIMPLE_KEYS
+    return type(key) in SIMPLE_KEYS or identity_key(key)
+
+
+def identity_key(key) -> bool:
+    """A class whose metaclass hashes and compares it by identity, or a typing special form (`typing.Union`, the
+    keys of huggingface_hub's validator table): looked up as Python does, named in guard code by `const()`."""
+    if isinstance(key, type):
+        meta = type(key)
+        return meta.__eq__ is type.__eq__ and meta.__hash__ is type.__hash__
+    return isinstance(key, typing._SpecialForm)
 
 
 def _check_open(builder) -> None:
