@@ -244,6 +244,25 @@ def _global_module_hooks() -> bool:
     return bool(m._global_forward_hooks or m._global_forward_pre_hooks or m._global_backward_hooks)
 
 
+def _fresh_module(cls: type, args, kwargs) -> torch.nn.Module:
+    """A torch.nn module made inside the function (`loss_fct = CrossEntropyLoss()` in every transformers head),
+    made here, once, from its constant arguments: one that holds no parameters or buffers is its arguments and
+    flags, so the one object stands for eager's new one per call (the generated code never hands it out: a module
+    without a source cannot be rebuilt there, so returning or storing it breaks the graph). Its construction draws
+    no random numbers the program would see (the generator is restored)."""
+    if not all(a.is_const() for a in args) or not all(v.is_const() for v in kwargs.values()):
+        unsupported("unsupported_call", f"creating a {cls.__name__} from values not known at compile time")
+    try:
+        with torch.random.fork_rng(devices=[]):
+            module = cls(*(a.const() for a in args), **{k: v.const() for k, v in kwargs.items()})
+    except Exception as e:  # noqa: BLE001 - eager raises it at the call: there
+        unsupported("unsupported_call", f"creating a {cls.__name__}: {type(e).__name__}: {e}")
+    if any(True for _ in module.parameters()) or any(b is not None for b in module.buffers()):
+        unsupported("unsupported_call", f"creating a {cls.__name__} inside the function (it holds parameters "
+                                        "or buffers)")
+    return module
+
+
 def construct(tx, cls: type, args, kwargs) -> Var:
     from jit.semantics.builtins_impl import BUILTINS
     if cls in BUILTINS:
@@ -282,6 +301,8 @@ def construct(tx, cls: type, args, kwargs) -> Var:
     if issubclass(cls, BaseException):
         from jit.semantics import exceptions
         return exceptions.construct(tx, cls, list(args), dict(kwargs))
+    if issubclass(cls, torch.nn.Module) and cls.__module__.startswith("torch.nn.modules."):
+        return ModuleVar(_fresh_module(cls, args, kwargs))
     if issubclass(cls, torch.nn.Module) or cls.__module__.startswith("torch"):
         unsupported("unsupported_call", f"creating a {cls.__name__} inside the function")
     from jit.semantics.dict_objects import dict_backed_class
