@@ -113,8 +113,13 @@ class ClosureCellSource(Source):
 class AttrSource(Source):
     base: Source
     attr: str
+    # read as object.__getattribute__ reads it: base's class has its own __getattribute__, which `base.attr` would
+    # run (user code in a guard; inside that very __getattribute__, itself again: transformers' configs)
+    generic: bool = False
 
     def expr(self, const) -> str:
+        if self.generic:
+            return f"{const(object.__getattribute__)}({self.base.expr(const)}, {self.attr!r})"
         return f"{self.base.expr(const)}.{self.attr}"
 
     def name(self) -> str:

@@ -95,6 +95,9 @@ class Emitter:
             self.emit("LOAD_DEREF", bc.FreeVar(source.var))
         elif isinstance(source, ClosureCellSource):
             self.emit("LOAD_CLOSURE", bc.FreeVar(source.var))
+        elif isinstance(source, AttrSource) and source.generic:
+            self.call_const(object.__getattribute__, lambda: (self.load_source(source.base),
+                                                             self.emit("LOAD_CONST", source.attr), 2)[-1])
         elif isinstance(source, AttrSource):
             self.load_source(source.base)
             self.load_attr(source.attr)
@@ -452,8 +455,11 @@ class ValueBuilder:
         elif isinstance(v, MethodOnVar):
             # a method of an outside object (`log.append` at a break on that call), of a constant ("abc".index) or
             # of a container made here (the one object, see _children): bound again, for real
-            self.push(v.obj)
-            em.load_attr(v.name)
+            if v.generic:  # as object.__getattribute__ found it (the object's own __getattribute__ is user code)
+                em.call_const(object.__getattribute__, lambda: (self.push(v.obj), em.emit("LOAD_CONST", v.name), 2)[-1])
+            else:
+                self.push(v.obj)
+                em.load_attr(v.name)
         elif isinstance(v, (ModuleVar, ObjectVar)):
             unsupported("unsupported_value", f"returning {v.describe()} reached without a source")
         elif isinstance(v, TokenVar):  # needed before apply_effects made it (an attribute of a new object)

@@ -89,7 +89,7 @@ def _bind_class_attr(tx, attr, self_var: Var, cls: type, name: str, fn_source) -
     if isinstance(attr, (types.BuiltinFunctionType, types.WrapperDescriptorType, types.MethodDescriptorType)):
         # a C method (an outside object's, or tuple.__len__ of a named tuple): found, so hasattr holds; calling it
         # is where the break comes, unless the container it belongs to models it
-        return MethodOnVar(self_var, name)
+        return MethodOnVar(self_var, name, isinstance(class_lookup(cls, "__getattribute__"), types.FunctionType))
     return None
 
 
@@ -133,9 +133,15 @@ def _object_attr(tx, var: Var, obj, name: str) -> Var:
     if is_data_descriptor and not isinstance(attr, (types.MemberDescriptorType, types.GetSetDescriptorType)):
         # a user data descriptor wins over the instance dict, and its __get__ is code we do not run
         unsupported("unsupported_value", f"data descriptor {type(attr).__name__} {cls.__name__}.{name}")
-    instance_dict = getattr(obj, "__dict__", None)
+    # a class with its own __getattribute__ in Python: what is read here is what object.__getattribute__ finds
+    # (this function is its model), so the source reads it that way too (AttrSource.generic)
+    generic = isinstance(class_lookup(cls, "__getattribute__"), types.FunctionType)
+    try:
+        instance_dict = object.__getattribute__(obj, "__dict__") if generic else getattr(obj, "__dict__", None)
+    except AttributeError:  # __slots__ only
+        instance_dict = None
     if instance_dict is not None and name in instance_dict:
-        return tx.builder.wrap(instance_dict[name], AttrSource(var.source, name) if var.source else None)
+        return tx.builder.wrap(instance_dict[name], AttrSource(var.source, name, generic) if var.source else None)
     if isinstance(obj, torch.nn.Module):
         for store in ("_parameters", "_buffers", "_modules"):
             d = obj.__dict__.get(store)
@@ -150,7 +156,7 @@ def _object_attr(tx, var: Var, obj, name: str) -> Var:
             value = getattr(obj, name)
         except AttributeError as e:
             raise AttributeMissing(str(e))
-        return tx.builder.wrap(value, AttrSource(var.source, name) if var.source else None)
+        return tx.builder.wrap(value, AttrSource(var.source, name, generic) if var.source else None)
     if attr is not _MISSING:
         fn_source = AttrSource(TypeSource(var.source), name) if var.source else None
         bound = _bind_class_attr(tx, attr, var, cls, name, fn_source)

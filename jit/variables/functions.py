@@ -108,8 +108,9 @@ class MethodOnVar(Var):
     """`obj.name` where obj is a container built during tracing or an immutable constant (list.append,
     dict.items, str.join, tuple.index, ...)."""
 
-    def __init__(self, obj: Var, name: str):
+    def __init__(self, obj: Var, name: str, generic: bool = False):
         self.obj, self.name = obj, name
+        self.generic = generic  # bound as object.__getattribute__ binds it (guards/sources.AttrSource.generic)
 
     def python_type(self):
         """The type of the real bound method: methods of built-in types are builtin_function_or_method."""
@@ -118,7 +119,7 @@ class MethodOnVar(Var):
             return types.BuiltinMethodType
         real = self.obj.const() if self.obj.is_const() else getattr(self.obj, "obj", None)
         if real is not None:
-            return type(getattr(real, self.name))
+            return type(object.__getattribute__(real, self.name) if self.generic else getattr(real, self.name))
         return types.BuiltinMethodType
 
     def describe(self):
