@@ -14,6 +14,7 @@ Graphs autograd cannot be traced for here are reported by `unsupported_reason`: 
 """
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 
 import torch
@@ -204,6 +205,7 @@ def trace_joint(gm: fx.GraphModule, example_inputs: list) -> Joint:
     reason = _output_reason(forward)
     if reason:
         raise NotDifferentiable(reason)
+    _index_lists_as_constants(forward, device_of(list(example_inputs)))
     wants = [x.requires_grad and (x.is_floating_point() or x.is_complex()) for x in example_inputs]
     outputs = next(n for n in forward.graph.nodes if n.op == "output").args[0]
     outputs = list(outputs) if isinstance(outputs, (tuple, list)) else [outputs]
@@ -253,6 +255,33 @@ def trace_joint(gm: fx.GraphModule, example_inputs: list) -> Joint:
     traced.graph.lint()
     traced.recompile()
     return Joint(traced, len(example_inputs), len(outputs), record["output_grad"], record["grad_of"])
+
+
+def _index_lists_as_constants(gm: fx.GraphModule, device) -> None:
+    """`x[..., [-2], :]`: a list of ints in an index becomes a tensor constant of the graph. Indexing makes the
+    list a tensor inside torch, where the trace cannot see it (on meta tensors, its values are lost)."""
+    def constant(item):
+        if isinstance(item, list) and item and all(type(i) in (int, bool) for i in item):
+            name = f"_index_list{len(constants)}"
+            dtype = torch.bool if all(type(i) is bool for i in item) else torch.long
+            gm.register_buffer(name, torch.tensor(item, dtype=dtype, device=device or "cpu"))
+            constants.append(name)
+            with gm.graph.inserting_before(node):
+                made = gm.graph.get_attr(name)
+            made.meta["val"] = getattr(gm, name)
+            return made
+        return item
+
+    constants: list = []
+    for node in list(gm.graph.nodes):
+        if node.target is operator.getitem and len(node.args) == 2 and isinstance(node.args[0], fx.Node) and \
+                isinstance(node.args[0].meta.get("val"), torch.Tensor):
+            index = node.args[1]
+            new = tuple(constant(i) for i in index) if isinstance(index, tuple) else constant(index)
+            if new is not index and (not isinstance(index, tuple) or any(a is not b for a, b in zip(new, index))):
+                node.args = (node.args[0], new)
+    if constants:
+        gm.recompile()
 
 
 def _device_of(node: fx.Node, example_inputs: list) -> torch.device:

@@ -124,3 +124,20 @@ def test_frozen_model_with_grad_on_compiles_its_no_grad_block(backend, fresh_jit
         got = jit.compile(fn, backend=backend)(x, w)
     torch.testing.assert_close(got, fn(x, w), **TOL)
     assert not [r for r in caplog.records if "grad mode changes" in r.getMessage()]
+
+
+@pytest.mark.parametrize("backend", ["inductor", "numpy"])
+def test_index_with_a_list_of_ints_trains_compiled(backend, fresh_jit):
+    """transformers' Falcon: `qkv[..., [-2], :]` (a list index becomes a tensor inside torch, which the joint
+    trace on meta tensors could not read: the region ran in torch's autograd)."""
+    def f(x, w):
+        h = (x @ w).view(2, 3, 8, 2)
+        return (h[..., [-2], :] * h[..., [0, 1, 0], :].sum(-2, keepdim=True)).square().mean()
+
+    torch.manual_seed(0)
+    x, w = torch.randn(6, 5), torch.randn(5, 16, requires_grad=True)
+    want_loss, want, _ = _grads(f, x, w)
+    got_loss, got, _ = _grads(jit.compile(f, backend=backend), x, w)
+    torch.testing.assert_close(got_loss, want_loss, **TOL)
+    torch.testing.assert_close(got[0], want[0], **TOL)
+    assert jit.counters["backward_graphs"] >= 1
