@@ -346,6 +346,10 @@ def unary(tx, op, a: Var) -> Var:
 
 def truth(tx, v: Var) -> bool:
     if isinstance(v, TensorVar):
+        from jit.semantics.known_truth import known_truth
+        known = known_truth(v.node, v.example)
+        if known is not None:  # a uniform draw compared with a number outside [0, 1) (LayerDrop at p = 0)
+            return known
         unsupported("data_dependent_branch", f"the truth value of {v.describe()} decides a branch")
     if (known := outside_containers.truth(v)) is not None:
         return known
