@@ -21,6 +21,7 @@ import torch
 import torch.fx as fx
 from torch._decomp import get_decompositions
 
+from framejit.graph.autodiff.view_writes import functionalize_view_write
 from framejit.graph.autodiff.meta_trace import OtherDevice, device_of, place_on, trace_on_meta
 from framejit.graph.dce import drop_unused
 from framejit.graph.effects import has_mutation, is_random
@@ -167,9 +168,37 @@ def unsupported_reason(gm: fx.GraphModule, example_inputs: list) -> str | None:
         return "inference mode changes inside the graph"
     if has_mutation(gm.graph):
         probe = copy_module(gm)
-        if functionalize_intermediates(probe) == 0 or has_mutation(probe.graph):
+        functionalize_intermediates(probe)
+        if has_mutation(probe.graph) and not _writes_fresh_tensors_only(probe, example_inputs):
             return "the graph mutates a tensor in place (an input, or a view)"
     return None
+
+
+_TENSOR_WRITES = {operator.setitem, operator.iadd, operator.isub, operator.imul, operator.itruediv}
+
+
+def _writes_fresh_tensors_only(gm: fx.GraphModule, example_inputs: list) -> bool:
+    """Every remaining effect is a tensor write (an in-place method, `x[i] = v`, `x += y`) into memory the graph
+    made: no input's or constant's storage. The joint trace then makes the writes through views functional
+    (view_writes.py) or declines."""
+    from framejit.graph.effects import is_impure
+    from framejit.graph.functionalize import _storage
+    outside = set()
+    for n in gm.graph.nodes:
+        val = n.meta.get("val")
+        if n.op in ("placeholder", "get_attr") and isinstance(val, torch.Tensor):
+            outside.add(_storage(val))
+    for n in gm.graph.nodes:
+        if n.op not in ("call_function", "call_method") or not is_impure(n):
+            continue
+        in_place = n.op == "call_method" and isinstance(n.target, str) and n.target.endswith("_") and \
+            not n.target.endswith("__") and "out" not in n.kwargs
+        if not (in_place or n.op == "call_function" and n.target in _TENSOR_WRITES):
+            return False
+        written = n.args[0].meta.get("val") if n.args and isinstance(n.args[0], fx.Node) else None
+        if not isinstance(written, torch.Tensor) or written.is_inference() or _storage(written) in outside:
+            return False
+    return True
 
 
 def _output_reason(gm: fx.GraphModule) -> str | None:
@@ -339,6 +368,9 @@ def _functionalize(gm: fx.GraphModule) -> None:
             continue
         x = node.args[0] if node.args else None
         twin = _functional_twin(node.target)
+        if twin is not None and isinstance(x, fx.Node) and _is_view(x) and functionalize_view_write(gm, node, twin):
+            order = {n: i for i, n in enumerate(gm.graph.nodes)}
+            continue  # a write through a slice or select of a fresh tensor (view_writes.py)
         if twin is None or not isinstance(x, fx.Node) or x.op != "call_function" or _is_view(x) or \
                 any(_is_view(u) for u in x.users if u is not node):
             raise NotDifferentiable(f"in-place {node.target} in the joint graph")
