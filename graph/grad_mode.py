@@ -48,7 +48,7 @@ def detach_no_grad_blocks(gm: fx.GraphModule, grad_enabled: bool) -> bool:
             if source in off or not isinstance(source.meta.get("val"), torch.Tensor):
                 continue
             if source not in detached:
-                with graph.inserting_after(source):
+                with graph.inserting_before(node):  # after every placeholder, before its first reader
                     d = graph.call_method("detach", (source,))
                 d.meta = {**source.meta, "val": source.meta["val"].detach()}
                 detached[source] = d

@@ -11,6 +11,8 @@ Anything else (a view with a step, an `as_strided`, a base that is an input) is 
 captured, in torch's autograd."""
 from __future__ import annotations
 
+import operator
+
 import torch
 import torch.fx as fx
 
@@ -33,6 +35,11 @@ def _chain(x: fx.Node) -> list | None:
             return None
     if x.op != "call_function" or getattr(x.target, "_schema", None) is not None and x.target._schema.is_mutable:
         return None  # a placeholder or constant (an input's memory), or an in-place op's result
+    if x.target is operator.getitem:  # one result of a multi-result op: fresh only if the op makes new tensors
+        producer = getattr(x.args[0], "target", None)
+        schema = getattr(producer, "_schema", None)
+        if schema is None or schema.is_mutable or any(r.alias_info is not None for r in schema.returns):
+            return None  # split / unbind / chunk results are views of their input
     return [x] + chain[::-1]
 
 

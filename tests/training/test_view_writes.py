@@ -36,7 +36,15 @@ def written_input(x, w):
     return (y * x.sum()).sum()
 
 
+def split_view_write(x, w):
+    c = x.clone()
+    a, b = c.split(2, dim=1)
+    a[:, 0] = 0.0  # written through a split result: c sees it
+    return ((x @ w) * c.sum()).sum() + b.sum()
+
+
 CASES = {
+    "split_view_write": (split_view_write, lambda: (torch.randn(3, 4), torch.randn(4, 4, requires_grad=True))),
     "shift_right": (shift_right, lambda: (torch.randint(0, 6, (2, 5)), torch.randn(6, 3, requires_grad=True))),
     "scatter_rows": (scatter_rows, lambda: (torch.randn(4, 3), torch.randn(3, 5, requires_grad=True))),
     "written_input": (written_input, lambda: (torch.randn(4, 3), torch.randn(3, 5, requires_grad=True))),
