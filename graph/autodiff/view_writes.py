@@ -3,7 +3,7 @@ x[..., :-1]; y[..., 0] = start` (T5's and BART's shift_right) traces to `copy_(s
 `fill_(select(y, -1, 0), start)`, which the partitioner and the backends cannot take (they reason about values).
 
 For an in-place op on `v = view_k(...view_1(base))`, where base is a tensor the graph made (no input, no view) and
-each view_i is a slice with step 1, a select or a detach: the op's out-of-place twin gives the view's new value, each view
+each view_i is a slice with step 1, a select, a detach or a reshape of a contiguous tensor: the op's out-of-place twin gives the view's new value, each view
 is undone from the inside out by assembling its parent from the new part and the old parent's other parts
 (`cat(parent[:start], part, parent[end:])` along the view's dim: core ops), and every later reader of base or of
 any view of it (a chain of view ops from base) reads the new base, or the same chain of views replayed on it.
@@ -70,6 +70,13 @@ def _bounds(view: fx.Node, size: int):
     return None
 
 
+def _contiguous_reshape(view: fx.Node) -> bool:
+    """`view(parent, shape)` of a contiguous parent: every element of it, which `view` back to the parent's shape
+    undoes (the new part is contiguous: a copy or a cat)."""
+    parent = _val(view.args[0])
+    return view.target is aten.view.default and isinstance(parent, torch.Tensor) and parent.is_contiguous()
+
+
 def _add(graph: fx.Graph, target, args, like=None) -> fx.Node:
     node = graph.call_function(target, tuple(args))
     args_val = fx.node.map_arg(node.args, _val)
@@ -88,6 +95,8 @@ def _undo(graph: fx.Graph, view: fx.Node, parent: fx.Node, part: fx.Node) -> fx.
     """The parent of `view` with the view's elements replaced by `part`."""
     if view.target in _IDENTITY:  # all of the parent, as it is
         return part
+    if view.target is aten.view.default:  # all of the parent, reshaped: reshaped back
+        return _add(graph, aten.view.default, (part, list(_val(parent).shape)))
     bounds = _bounds(view, 0)
     if bounds is None:
         return None
@@ -128,6 +137,17 @@ def _as_indexing(graph: fx.Graph, view: fx.Node) -> fx.Node | None:
             not all(type(v) is int for v in size + stride + [offset]):
         return None
     shape, strides = list(bv.shape), list(bv.stride())
+    if len(shape) == 1 and stride == list(torch.empty(size, device="meta").stride()):
+        # a contiguous block of a flat buffer (autograd's CopySlices keeps the base's storage flat)
+        numel = 1
+        for n in size:
+            numel *= n
+        if offset + numel > shape[0]:
+            return None
+        with graph.inserting_before(view):
+            out = b if (offset, numel) == (0, shape[0]) else _add(graph, aten.slice.Tensor, (b, 0, offset,
+                                                                                             offset + numel))
+            return out if list(size) == [numel] else _add(graph, aten.view.default, (out, list(size)))
     k = len(shape) - len(size)
     if k < 0 or stride != strides[k:] or size[1:] != shape[k + 1:]:
         return None
@@ -165,7 +185,8 @@ def functionalize_view_write(gm: fx.GraphModule, node: fx.Node, twin) -> bool:
         x.replace_all_uses_with(same)
         graph.erase_node(x)
     chain = _chain(node.args[0])
-    if chain is None or len(chain) < 2 or any(v.target not in _IDENTITY and _bounds(v, 0) is None for v in chain[1:]):
+    if chain is None or len(chain) < 2 or any(v.target not in _IDENTITY and not _contiguous_reshape(v) and
+                                              _bounds(v, 0) is None for v in chain[1:]):
         return False
     if any(not isinstance(_val(n), torch.Tensor) for n in chain):
         return False
