@@ -24,7 +24,7 @@ from framejit.graph.effects import is_impure
 from framejit.graph.shape_prop import meta_tensor
 
 # augmented assignment on a tensor: x += y is x.add_(y)
-_AUGMENTED = {operator.iadd: operator.add, operator.isub: operator.sub, operator.imul: operator.mul,
+AUGMENTED = {operator.iadd: operator.add, operator.isub: operator.sub, operator.imul: operator.mul,
               operator.itruediv: operator.truediv, operator.ifloordiv: operator.floordiv, operator.imod: operator.mod,
               operator.ipow: operator.pow, operator.iand: operator.and_, operator.ior: operator.or_,
               operator.ixor: operator.xor, operator.ilshift: operator.lshift, operator.irshift: operator.rshift}
@@ -36,11 +36,12 @@ _NO_TWIN = {"copy_", "fill_", "zero_", "resize_", "resize_as_", "set_", "require
             "index_copy_", "index_fill_", "map_", "apply_", "record_stream"}
 
 
-def _storage(t: torch.Tensor) -> int:
+def storage_id(t: torch.Tensor) -> int:
+    """The identity of the memory a (meta) tensor lives in: equal for views of one another."""
     return t.untyped_storage()._cdata
 
 
-def _out_of_place(node: fx.Node) -> tuple | None:
+def out_of_place(node: fx.Node) -> tuple | None:
     """(kind, target, args, kwargs) of the out-of-place twin of in-place `node`, or None."""
     if node.op == "call_method" and isinstance(node.target, str):
         name = node.target
@@ -51,8 +52,8 @@ def _out_of_place(node: fx.Node) -> tuple | None:
         return "call_method", name[:-1], node.args, node.kwargs
     if node.op != "call_function":
         return None
-    if node.target in _AUGMENTED:
-        return "call_function", _AUGMENTED[node.target], node.args, node.kwargs
+    if node.target in AUGMENTED:
+        return "call_function", AUGMENTED[node.target], node.args, node.kwargs
     if node.kwargs.get("inplace") is True and "out" not in node.kwargs:  # F.relu(y, inplace=True)
         return "call_function", node.target, node.args, {**node.kwargs, "inplace": False}
     name = getattr(node.target, "__name__", "")
@@ -69,12 +70,12 @@ def _fresh_without_views(x: fx.Node, write: fx.Node) -> bool:
     val = meta_tensor(x)
     if x.op not in ("call_function", "call_method") or val is None or val._base is not None or val.is_inference():
         return False
-    storage = _storage(val)
+    storage = storage_id(val)
     for earlier in x.graph.nodes:
         if earlier is x:
             break
         e = earlier.meta.get("val")
-        if any(isinstance(t, torch.Tensor) and not t.is_inference() and _storage(t) == storage
+        if any(isinstance(t, torch.Tensor) and not t.is_inference() and storage_id(t) == storage
                for t in (e if isinstance(e, (tuple, list)) else [e])):
             return False  # x shares memory with an input or an earlier tensor
     for user in x.users:
@@ -84,12 +85,12 @@ def _fresh_without_views(x: fx.Node, write: fx.Node) -> bool:
             continue  # a later write to x itself (x.relu_(); x += y): it follows the new node, rewritten next
         out = user.meta.get("val")
         outs = out if isinstance(out, (tuple, list)) else [out]
-        if any(isinstance(o, torch.Tensor) and not o.is_inference() and _storage(o) == storage for o in outs):
+        if any(isinstance(o, torch.Tensor) and not o.is_inference() and storage_id(o) == storage for o in outs):
             return False  # a view of x (or an op handing x back): it would miss the write
     return True
 
 
-def _twin_value(node: fx.Node, kind: str, target, args, kwargs) -> torch.Tensor | None:
+def twin_value(node: fx.Node, kind: str, target, args, kwargs) -> torch.Tensor | None:
     """The out-of-place call's meta value, where it has the written tensor's shape and dtype (else None)."""
     x = meta_tensor(node.args[0])
     load = lambda v: fx.node.map_arg(v, lambda n: n.meta.get("val"))  # noqa: E731
@@ -109,10 +110,10 @@ def functionalize_intermediates(gm: fx.GraphModule) -> int:
     for node in list(gm.graph.nodes):
         if not node.args or not isinstance(node.args[0], fx.Node):
             continue
-        twin = _out_of_place(node)
+        twin = out_of_place(node)
         if twin is None or not _fresh_without_views(node.args[0], node):
             continue
-        value = _twin_value(node, *twin)
+        value = twin_value(node, *twin)
         if value is None:
             continue
         x = node.args[0]

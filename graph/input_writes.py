@@ -27,7 +27,7 @@ import torch
 import torch.fx as fx
 
 from framejit.graph.effects import is_impure
-from framejit.graph.functionalize import _out_of_place, _storage, _twin_value
+from framejit.graph.functionalize import out_of_place, storage_id, twin_value
 from framejit.graph.shape_prop import eval_node, meta_tensor, propagate
 from framejit.graph.size_variants import copy_module
 
@@ -135,12 +135,12 @@ def _writable(p: fx.Node, value, inputs: list) -> bool:
     val = meta_tensor(p)
     if val is None:
         return False
-    storage = _storage(val)
+    storage = storage_id(val)
     for user in p.users:
         if user.op == "output" or is_impure(user) and user.args and user.args[0] is p:
             continue  # the output is checked by the caller; a write to p itself is rewritten
         uv = user.meta.get("val")
-        if any(isinstance(t, torch.Tensor) and _storage(t) == storage
+        if any(isinstance(t, torch.Tensor) and storage_id(t) == storage
                for t in (uv if isinstance(uv, (tuple, list)) else [uv])):
             return False
     return True
@@ -149,10 +149,10 @@ def _writable(p: fx.Node, value, inputs: list) -> bool:
 def _functional_write(node: fx.Node, placeholder: fx.Node) -> dict | None:
     """The out-of-place twin of in-place `node` put in its place (its own result's readers read the twin):
     {placeholder: the twin}."""
-    twin = _out_of_place(node)
+    twin = out_of_place(node)
     if twin is None:
         return None
-    value = _twin_value(node, *twin)
+    value = twin_value(node, *twin)
     if value is None:
         return None
     kind, target, args, kwargs = twin

@@ -34,6 +34,7 @@ from framejit.graph.autodiff.joint import NotDifferentiable, trace_joint
 from framejit.graph.autodiff.partition import Partition, partition
 from framejit.graph.core_ops import is_core
 from framejit.graph.effects import has_mutation, is_random
+from framejit.graph import grad_mode
 from framejit.graph.grad_mode import detach_no_grad_blocks
 from framejit.graph.input_writes import functionalize_input_writes, write_back
 from framejit.graph.size_variants import SizeVariants, copy_module, dynamic_graph, fixed_shape_build
@@ -61,7 +62,7 @@ def compile_training(gm: fx.GraphModule, example_inputs: list, compile_inference
         tupled.recompile()
         compiled = compile_training(tupled, example_inputs, compile_inference, written)
         return lambda *args: compiled(*args)[0]
-    if any(n.op == "call_function" and n.target is torch._C._set_grad_enabled for n in gm.graph.nodes):
+    if any(n.op == "call_function" and n.target is grad_mode.SWITCH for n in gm.graph.nodes):
         switch_free = copy_module(gm)  # `with torch.no_grad():` inside (rotary embeddings): its reads detached
         if detach_no_grad_blocks(switch_free, torch.is_grad_enabled()):
             gm = switch_free

@@ -20,11 +20,10 @@ from types import CodeType
 import bytecode as bc
 import torch
 
-from framejit.guards.sources import (NO_VALUE, AttrSource, BuiltinSource, ClosureCellSource, ClosureSource, ConstSource,
-                            ContextVarValueSource, GlobalSource, ItemSource, LocalSource, ModuleDictSource, Source,
-                            TypeSource)
+from framejit.guards.sources import LocalSource, Source
 from jit.break_reasons import unsupported
 from jit.calling_convention import argument_names
+from jit.emitter import Emitter
 from jit.pyversion import PY311, forward_jump
 from jit.rebuild import (advance_iterator, call_function, exhausted_generator, iterator_at, patch_dict, patch_list,
                          rebuild_object, replace_dict_items, replace_list_items)
@@ -42,83 +41,6 @@ from jit.variables.sizes import SizeVar
 from jit.variables.tensor import ItemCompareVar, TensorMethodVar, TensorVar
 from jit import var_graph
 from jit.var_graph import MUTABLE_CONST, children_first, reachable
-
-
-def _lookup_builtin(namespace: dict, name: str):
-    return namespace.get(name, namespace["__builtins__"][name] if isinstance(namespace["__builtins__"], dict)
-                         else getattr(namespace["__builtins__"], name))
-
-
-class Emitter:
-    def __init__(self, lineno: int):
-        self.out: list = []
-        self.lineno = lineno
-
-    def emit(self, name: str, arg=bc.UNSET):
-        self.out.append(bc.Instr(name, arg, lineno=self.lineno) if arg is not bc.UNSET else
-                        bc.Instr(name, lineno=self.lineno))
-
-    def load_attr(self, name: str):
-        self.emit("LOAD_ATTR", name if PY311 else (False, name))
-
-    def load_method(self, name: str):
-        self.emit("LOAD_METHOD", name) if PY311 else self.emit("LOAD_ATTR", (True, name))
-
-    def call(self, n: int):
-        if PY311:
-            self.emit("PRECALL", n)
-        self.emit("CALL", n)
-
-    def call_const(self, fn, load_args) -> None:
-        self.emit("PUSH_NULL")
-        self.emit("LOAD_CONST", fn)
-        n = load_args()
-        self.call(n)
-
-    def load_source(self, source: Source) -> None:
-        if isinstance(source, LocalSource):
-            self.emit("LOAD_FAST", source.local)
-        elif isinstance(source, GlobalSource):
-            if source.namespace is None:
-                self.emit("LOAD_GLOBAL", (False, source.global_name))
-            else:
-                self.emit("LOAD_CONST", source.namespace)
-                self.emit("LOAD_CONST", source.global_name)
-                self.emit("BINARY_SUBSCR")
-        elif isinstance(source, BuiltinSource):
-            if source.namespace is None:
-                self.emit("LOAD_GLOBAL", (False, source.builtin))
-            else:
-                self.call_const(_lookup_builtin, lambda: (self.emit("LOAD_CONST", source.namespace),
-                                                          self.emit("LOAD_CONST", source.builtin), 2)[-1])
-        elif isinstance(source, ClosureSource):
-            self.emit("LOAD_DEREF", bc.FreeVar(source.var))
-        elif isinstance(source, ClosureCellSource):
-            self.emit("LOAD_CLOSURE", bc.FreeVar(source.var))
-        elif isinstance(source, AttrSource) and source.generic:
-            self.call_const(object.__getattribute__, lambda: (self.load_source(source.base),
-                                                             self.emit("LOAD_CONST", source.attr), 2)[-1])
-        elif isinstance(source, AttrSource):
-            self.load_source(source.base)
-            self.load_attr(source.attr)
-        elif isinstance(source, ModuleDictSource):
-            self.load_source(source.base)
-            self.load_attr(source.store)
-            self.emit("LOAD_CONST", source.attr)
-            self.emit("BINARY_SUBSCR")
-        elif isinstance(source, ItemSource):
-            self.load_source(source.base)
-            self.emit("LOAD_CONST", source.key)
-            self.emit("BINARY_SUBSCR")
-        elif isinstance(source, ConstSource):
-            self.emit("LOAD_CONST", source.obj)
-        elif isinstance(source, TypeSource):
-            self.call_const(type, lambda: (self.load_source(source.base), 1)[-1])
-        elif isinstance(source, ContextVarValueSource):
-            self.call_const(contextvars.ContextVar.get, lambda: (self.load_source(source.base),
-                                                                 self.emit("LOAD_CONST", NO_VALUE), 2)[-1])
-        else:
-            raise TypeError(f"cannot load {source!r}")
 
 
 @dataclass
@@ -455,11 +377,7 @@ class ValueBuilder:
         elif isinstance(v, MethodOnVar):
             # a method of an outside object (`log.append` at a break on that call), of a constant ("abc".index) or
             # of a container made here (the one object, see _children): bound again, for real
-            if v.generic:  # as object.__getattribute__ found it (the object's own __getattribute__ is user code)
-                em.call_const(object.__getattribute__, lambda: (self.push(v.obj), em.emit("LOAD_CONST", v.name), 2)[-1])
-            else:
-                self.push(v.obj)
-                em.load_attr(v.name)
+            em.load_attr_of(lambda: self.push(v.obj), v.name, v.generic)
         elif isinstance(v, (ModuleVar, ObjectVar)):
             unsupported("unsupported_value", f"returning {v.describe()} reached without a source")
         elif isinstance(v, TokenVar):  # needed before apply_effects made it (an attribute of a new object)

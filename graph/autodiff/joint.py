@@ -21,11 +21,11 @@ import torch
 import torch.fx as fx
 from torch._decomp import get_decompositions
 
-from framejit.graph.autodiff.view_writes import functionalize_view_write
+from framejit.graph.autodiff.view_writes import functionalize_view_write, is_view
 from framejit.graph.autodiff.meta_trace import OtherDevice, device_of, place_on, trace_on_meta
 from framejit.graph.dce import drop_unused
 from framejit.graph.effects import has_mutation, is_random
-from framejit.graph.functionalize import functionalize_intermediates
+from framejit.graph.functionalize import AUGMENTED, functionalize_intermediates, storage_id
 from framejit.graph.size_variants import copy_module
 
 aten = torch.ops.aten
@@ -174,29 +174,25 @@ def unsupported_reason(gm: fx.GraphModule, example_inputs: list) -> str | None:
     return None
 
 
-_TENSOR_WRITES = {operator.setitem, operator.iadd, operator.isub, operator.imul, operator.itruediv}
-
-
 def _writes_fresh_tensors_only(gm: fx.GraphModule, example_inputs: list) -> bool:
     """Every remaining effect is a tensor write (an in-place method, `x[i] = v`, `x += y`) into memory the graph
     made: no input's or constant's storage. The joint trace then makes the writes through views functional
     (view_writes.py) or declines."""
     from framejit.graph.effects import is_impure
-    from framejit.graph.functionalize import _storage
     outside = set()
     for n in gm.graph.nodes:
         val = n.meta.get("val")
         if n.op in ("placeholder", "get_attr") and isinstance(val, torch.Tensor):
-            outside.add(_storage(val))
+            outside.add(storage_id(val))
     for n in gm.graph.nodes:
         if n.op not in ("call_function", "call_method") or not is_impure(n):
             continue
         in_place = n.op == "call_method" and isinstance(n.target, str) and n.target.endswith("_") and \
             not n.target.endswith("__") and "out" not in n.kwargs
-        if not (in_place or n.op == "call_function" and n.target in _TENSOR_WRITES):
+        if not (in_place or n.op == "call_function" and (n.target in AUGMENTED or n.target is operator.setitem)):
             return False
         written = n.args[0].meta.get("val") if n.args and isinstance(n.args[0], fx.Node) else None
-        if not isinstance(written, torch.Tensor) or written.is_inference() or _storage(written) in outside:
+        if not isinstance(written, torch.Tensor) or written.is_inference() or storage_id(written) in outside:
             return False
     return True
 
@@ -337,12 +333,6 @@ def _respell(gm: fx.GraphModule) -> None:
         gm.graph.erase_node(node)
 
 
-def _is_view(node: fx.Node) -> bool:
-    schema = getattr(node.target, "_schema", None)
-    return schema is not None and bool(schema.returns) and schema.returns[0].alias_info is not None \
-        and not schema.returns[0].alias_info.is_write
-
-
 def _functional_twin(target):
     """aten.foo_.overload -> the overload of aten.foo with the same argument names (bernoulli_.float ->
     bernoulli.p), or None."""
@@ -368,11 +358,11 @@ def _functionalize(gm: fx.GraphModule) -> None:
             continue
         x = node.args[0] if node.args else None
         twin = _functional_twin(node.target)
-        if twin is not None and isinstance(x, fx.Node) and _is_view(x) and functionalize_view_write(gm, node, twin):
+        if twin is not None and isinstance(x, fx.Node) and is_view(x) and functionalize_view_write(gm, node, twin):
             order = {n: i for i, n in enumerate(gm.graph.nodes)}
             continue  # a write through a slice or select of a fresh tensor (view_writes.py)
-        if twin is None or not isinstance(x, fx.Node) or x.op != "call_function" or _is_view(x) or \
-                any(_is_view(u) for u in x.users if u is not node):
+        if twin is None or not isinstance(x, fx.Node) or x.op != "call_function" or is_view(x) or \
+                any(is_view(u) for u in x.users if u is not node):
             raise NotDifferentiable(f"in-place {node.target} in the joint graph")
         args = list(node.args)  # defaults spelled out: the twin's overload may have none (bernoulli.p's p)
         for a in schema.arguments[len(args):]:

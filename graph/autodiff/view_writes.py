@@ -19,7 +19,8 @@ import torch.fx as fx
 aten = torch.ops.aten
 
 
-def _is_view(node: fx.Node) -> bool:
+def is_view(node: fx.Node) -> bool:
+    """An aten op whose result aliases its input without writing it (slice, select, detach, view...)."""
     schema = getattr(node.target, "_schema", None)
     return node.op == "call_function" and schema is not None and bool(schema.returns) and \
         schema.returns[0].alias_info is not None and not schema.returns[0].alias_info.is_write
@@ -28,7 +29,7 @@ def _is_view(node: fx.Node) -> bool:
 def _chain(x: fx.Node) -> list | None:
     """The view ops from a fresh base to x, base first; None where x is not such a view."""
     chain = []
-    while _is_view(x):
+    while is_view(x):
         chain.append(x)
         x = x.args[0]
         if not isinstance(x, fx.Node):
@@ -47,7 +48,7 @@ def _val(node: fx.Node):
     return node.meta.get("val")
 
 
-def _bounds(view: fx.Node, size: int):
+def _bounds(view: fx.Node):
     """(dim, start, end) the slice or select `view` takes of its parent along dim, or None."""
     shape = _val(view.args[0]).shape
     if view.target is aten.select.int:
@@ -97,7 +98,7 @@ def _undo(graph: fx.Graph, view: fx.Node, parent: fx.Node, part: fx.Node) -> fx.
         return part
     if view.target is aten.view.default:  # all of the parent, reshaped: reshaped back
         return _add(graph, aten.view.default, (part, list(_val(parent).shape)))
-    bounds = _bounds(view, 0)
+    bounds = _bounds(view)
     if bounds is None:
         return None
     dim, start, end = bounds
@@ -119,7 +120,7 @@ def _views_of(base: fx.Node) -> dict:
     while todo:
         node = todo.pop()
         for user in node.users:
-            if _is_view(user) and user.args[0] is node and user not in found:
+            if is_view(user) and user.args[0] is node and user not in found:
                 found[user] = found[node] + [user]
                 todo.append(user)
     return found
@@ -186,7 +187,7 @@ def functionalize_view_write(gm: fx.GraphModule, node: fx.Node, twin) -> bool:
         graph.erase_node(x)
     chain = _chain(node.args[0])
     if chain is None or len(chain) < 2 or any(v.target not in _IDENTITY and not _contiguous_reshape(v) and
-                                              _bounds(v, 0) is None for v in chain[1:]):
+                                              _bounds(v) is None for v in chain[1:]):
         return False
     if any(not isinstance(_val(n), torch.Tensor) for n in chain):
         return False

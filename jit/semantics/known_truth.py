@@ -34,10 +34,8 @@ def _uniform(node) -> bool:
         return False
     if node.target == "uniform_" and tuple(node.args[1:3]) not in ((), (0.0,), (0.0, 1.0), (0, 1)):
         return False
-    val = node.meta.get("example_value", node.meta.get("val"))
-    dtype = val.dtype if isinstance(val, torch.Tensor) else node.kwargs.get("dtype")
-    return dtype in (torch.float32, torch.float64) or dtype is None and torch.get_default_dtype() in (
-        torch.float32, torch.float64)
+    val = node.meta.get("val")
+    return isinstance(val, torch.Tensor) and val.dtype in (torch.float32, torch.float64)
 
 
 def known_truth(node: fx.Node, example: torch.Tensor) -> bool | None:
