@@ -2,7 +2,7 @@
 adaptive_avg_pool2d, spelled as core ops over the kh * kw strided slices of the (padded) input, one per window
 offset, so the pool fuses with the convolution epilogue before it and whatever reads it.
 
-max_pool2d is a chain of `where((v > best) | isnan(v), v, best)` from -inf, window offsets in row-major order:
+max_pool2d is a chain of `where((v > best) | isnan(v), v, best)` from the first offset, offsets in row-major order:
 exactly eager's CPU kernel (`val > maxval || isnan(val)`), which keeps the first of equal maxima and the last NaN;
 autograd through the chain routes each gradient to that one element, as max_pool2d's backward does through its
 indices (a chain of `maximum` would split it between ties). avg_pool2d sums the offsets in the same order, in
@@ -95,15 +95,16 @@ def _max_pool(b: Builder, x: Any, kernel_size: Any, stride: Any, padding: Any, d
     planes = None if return_indices else _planes(b, x)
     if planes is not None:  # (N, C) as one dim: a kernel decodes three coordinates per element, not four
         x = b.op(aten.view.default, x, planes)
-    shape = list(b.size(x)[:-2]) + list(out)
-    best = b.op(aten.full.default, shape, float("-inf"), dtype=meta.dtype)
-    index = None
+    best = index = None
     for i, j, v in _windows(b, _pad(b, x, p, float("-inf")), k, s, d, out):
+        at = _positions(b, x, i, j, k, s, p, d, out) if return_indices else None
+        if best is None:  # the chain's first step from -inf takes v whatever it is (a copy: never x's memory)
+            best, index = (v if k[0] * k[1] > 1 else b.op(aten.clone.default, v)), at
+            continue
         take = b.op(aten.logical_or.default, b.op(aten.gt.Tensor, v, best), b.op(aten.isnan.default, v))
         best = b.op(aten.where.self, take, v, best)
         if return_indices:
-            at = _positions(b, x, i, j, k, s, p, d, out)
-            index = at if index is None else b.op(aten.where.self, take, at, index)
+            index = b.op(aten.where.self, take, at, index)
     if planes is not None:
         best = b.op(aten.view.default, best, full)
     if return_indices:

@@ -135,7 +135,8 @@ def _cat(w, e: Op, coords, scope, rgroup, extra) -> Val:
     element is written once by the kernel, with no buffer per part. A part one element thick along the dim (a
     stack's unsqueezed piece: the interleaved rotary's `torch.stack((a, b), -1)`) is read at coordinate 0 there,
     an address valid on every lane, so it loads unmasked, and its pieces share their loads: `a` and `b` are read
-    once per lane for both pieces, not once per piece under complementary masks."""
+    once per lane for both pieces, not once per piece under complementary masks. Blocks of one constant around one
+computed part (a padding) are one where over the part's range."""
     dim = e.params[0]
     c = coords[dim]
     parts, lo = [], 0
@@ -154,6 +155,11 @@ def _cat(w, e: Op, coords, scope, rgroup, extra) -> Val:
         v = w.cast(scope, w.value(part, pc, scope, rgroup, mask), e.dtype)
         parts.append((cond, v))
         lo = hi
+    live = [(cond, v) for cond, v in parts if not v.literal]
+    pads = {v.code for _, v in parts if v.literal}
+    if len(live) == 1 and len(pads) == 1 and live[0][0] is not None:  # a padding: one where, not one per block
+        cond, v = live[0]
+        return Val(scope.let(f"tl.where({cond}, {v.code}, {pads.pop()})"), e.dtype, frozenset(v.deps | c.deps))
     cond, acc = parts[-1]
     deps = set(acc.deps) | set(c.deps)
     code = acc.code
