@@ -58,9 +58,27 @@ def _logsumexp(b: Builder, x: Any, dim: Any, keepdim: bool = False) -> Any:
 
 def log_softmax_of(b: Builder, x: Any, dim: int) -> Any:
     """log_softmax of x (already in its compute dtype) along `dim`: x - max - log(sum(exp(x - max)))."""
-    shifted = b.op(aten.sub.Tensor, x, _stop_gradient(b, b.op(aten.amax.default, x, [dim], True)))
+    _, shifted, log_total = _log_softmax_parts(b, x, dim)
+    return b.op(aten.sub.Tensor, shifted, log_total)
+
+
+def _log_softmax_parts(b: Builder, x: Any, dim: int) -> tuple:
+    """(max, x - max, log(sum(exp(x - max)))) along `dim`, the dim kept; the max outside autograd."""
+    top = _stop_gradient(b, b.op(aten.amax.default, x, [dim], True))
+    shifted = b.op(aten.sub.Tensor, x, top)
     total = b.op(aten.sum.dim_IntList, b.op(aten.exp.default, shifted), [dim], True)
-    return b.op(aten.sub.Tensor, shifted, b.op(aten.log.default, total))
+    return top, shifted, b.op(aten.log.default, total)
+
+
+def sum_of_log_softmax(b: Builder, x: Any, dim: int) -> Any:
+    """sum(log_softmax(x)) along `dim` (not kept) as sum(x) - C * (max + log(sum(exp(x - max)))): the row sum then
+    reads x alone, so it joins the max and the sum of exponentials in one pass over the row (label smoothing)
+    instead of a second pass after them. Every term of the direct sum carries the same rounding of the
+    logsumexp, so the two agree to the same order."""
+    top, _, log_total = _log_softmax_parts(b, x, dim)
+    lse = b.op(aten.add.Tensor, top, log_total)  # kept dims, all three: reductions of one shape share a kernel
+    out = b.op(aten.sub.Tensor, b.op(aten.sum.dim_IntList, x, [dim], True), b.op(aten.mul.Tensor, lse, b.size(x)[dim]))
+    return b.op(aten.squeeze.dims, out, [dim])
 
 
 @rule(F.log_softmax, torch.log_softmax, "log_softmax")
@@ -114,11 +132,12 @@ def _reduce_all(b: Builder, x: Any) -> Any:
 
 
 def _nll(b: Builder, logp: Any, target: Any, weight: Any, ignore_index: int, reduction: str, dim: int,
-         smoothing: float = 0.0, total_weight: list | None = None) -> Any:
+         smoothing: float = 0.0, total_weight: list | None = None, row_sums: Any = None) -> Any:
     """nll_loss of `logp` (log-probabilities in their compute dtype), with cross_entropy's label smoothing term
     when `smoothing` > 0, as torch's LossNLL.cpp defines them: per element -w[t] * logp[t], 0 where t is
     ignore_index; the mean divides by the sum of the weights picked (appended to `total_weight` when given:
-    aten.nll_loss_forward returns it too)."""
+    aten.nll_loss_forward returns it too). `row_sums`: the smoothing's sum of logp along dim, where the caller has
+    a better spelling of it (sum_of_log_softmax)."""
     ndim = b.tensor(logp).dim()
     classes = b.size(logp)[dim]
     valid = b.op(aten.ne.Scalar, target, ignore_index)
@@ -142,8 +161,10 @@ def _nll(b: Builder, logp: Any, target: Any, weight: Any, ignore_index: int, red
                             _reduce_all(b, picked_weight))
     if not smoothing:
         return loss
-    spread = logp if weight is None else b.op(aten.mul.Tensor, logp, _along(b, weight, ndim, dim))
-    smooth = b.op(aten.neg.default, b.op(aten.sum.dim_IntList, spread, [dim], False))
+    if row_sums is None:
+        spread = logp if weight is None else b.op(aten.mul.Tensor, logp, _along(b, weight, ndim, dim))
+        row_sums = b.op(aten.sum.dim_IntList, spread, [dim], False)
+    smooth = b.op(aten.neg.default, row_sums)
     smooth = b.op(aten.where.self, valid, smooth, zero)
     count = (lambda: _reduce_all(b, _cast(b, valid, dtype))) if weight is None else \
         (lambda: _reduce_all(b, picked_weight))
@@ -181,9 +202,13 @@ def _cross_entropy(b: Builder, x: Any, target: Any, weight: Any = None, size_ave
     dim = _check_class_target(b, x, target, weight)
     x, rounded = _opmath(b, x)
     logp = log_softmax_of(b, x, dim)
+    row_sums = None
     if rounded is not None:  # eager's log_softmax hands its nll_loss log-probabilities rounded to the input dtype
         logp = _cast(b, _cast(b, logp, rounded), b.tensor(x).dtype)
-    return _cast(b, _nll(b, logp, target, weight, ignore_index, reduction, dim, label_smoothing), rounded)
+    elif label_smoothing and weight is None:
+        row_sums = sum_of_log_softmax(b, x, dim)
+    return _cast(b, _nll(b, logp, target, weight, ignore_index, reduction, dim, label_smoothing,
+                         row_sums=row_sums), rounded)
 
 
 # the aten spellings: what CUDA's autocast records for cross_entropy (its ops replayed, jit/autocast.py), and what

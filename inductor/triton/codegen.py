@@ -33,6 +33,7 @@ from ..runtime import launch_configs
 from . import tiling
 from ..ir import Const, Kernel, Load, Op, Reduce, View, loads_in, reduces_in, walk
 from .dtypes import NARROW, TL, Val, compute, literal
+from .loop_fusion import fuse_loops
 from .index import ZERO, Group, Ix, Scope, address, broadcast, through_view
 from .ops import SCAN_OPS, checked, emit_op
 from .reduce import emit_reduce
@@ -278,7 +279,7 @@ class KernelWriter:
             tiling = self.tiling
             lines.append(f"    # tiled: rows along dims {tiling.ydims} (`{tiling.reason}` is contiguous there), "
                          f"columns along dims {tiling.xdims} (the output is)")
-        lines += [f"    {line}" for line in t.lines]
+        lines += [f"    {line}" for line in (fuse_loops(t.lines) if self.mode == "looped" else t.lines)]
         return KernelSource(self.name, "\n".join(lines) + "\n", params, self.kernel.out.name, xnumel,
                             rnumel, mode, config, list(self.kernel.source), ynumel=ynumel,
                             in_place=self.kernel.out.name in self.params,

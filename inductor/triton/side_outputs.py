@@ -82,10 +82,13 @@ def merge_sibling_reductions(kernels: list, layouts: dict, probes: Probes | None
     return out
 
 
-def _plain_reduction(k) -> bool:
-    """A kernel storing only a reduction's result (not a normalization, whose output has its input's size)."""
-    if not isinstance(k, Kernel) or k.is_view or k.scatter is not None or k.side_outputs or \
-            any(s == 0 for s in k.out.layout.shape):
+def _plain_reduction(k, siblings: bool = False) -> bool:
+    """A kernel storing only a reduction's result (not a normalization, whose output has its input's size); with
+    `siblings`, also one storing reductions merged into it already (each its output's shape)."""
+    if not isinstance(k, Kernel) or k.is_view or k.scatter is not None or any(s == 0 for s in k.out.layout.shape):
+        return False
+    if k.side_outputs and not (siblings and all(tuple(buf.layout.shape) == tuple(k.out.layout.shape) and
+                                                reduces_in(e) for buf, e in k.side_outputs)):
         return False
     reduces = reduces_in(k.expr)
     return bool(reduces) and math.prod(k.out.layout.shape) < math.prod(reduces[0].arg.shape)
@@ -105,9 +108,9 @@ def _sibling_before(plan: list, j: int, layouts: dict):
         made = {k.out.name for k in [a] if not isinstance(k, tuple)} | {buf.name for buf, _ in side_outputs(a)}
         if isinstance(a, tuple):
             made = {a[1].out.name}
-        if _plain_reduction(a) and tuple(a.out.layout.shape) == tuple(b.out.layout.shape) and \
-                reads & set(kernel_loads(a)) and not (made - {a.out.name}) & set(kernel_loads(b)):
-            return i  # b may read a's result: merged, b computes it from a's reduction in registers
+        if _plain_reduction(a, siblings=True) and tuple(a.out.layout.shape) == tuple(b.out.layout.shape) and \
+                reads & set(kernel_loads(a)):
+            return i  # b may read a's results: merged, b computes them from a's reductions in registers
         if made & set(kernel_loads(b)):
             return None  # b reads what this entry makes: it cannot run before it
     return None
@@ -117,16 +120,17 @@ def _sibling_merged(a: Kernel, b: Kernel, layouts: dict):
     """a storing b's value too, b's reads of the input and reductions shared with a's where they are the same
     trees (the same Load, View and Reduce nodes: the code generator loads and reduces each once), or None where
     the two do not generate as one kernel."""
-    reads = {}
-    for n in _nodes(a.expr):
-        if isinstance(n, (Load, View, Reduce)):
-            reads.setdefault(repr(n), n)
+    reads, made = {}, {a.out.name: a.expr, **{buf.name: e for buf, e in a.side_outputs}}
+    for e in made.values():
+        for n in _nodes(e):
+            if isinstance(n, (Load, View, Reduce)):
+                reads.setdefault(repr(n), n)
     def share(n):
-        if isinstance(n, Load) and n.buf == a.out.name:
-            return a.expr  # a's result, which b reads (a softmax's max under its sum of exponentials)
+        if isinstance(n, Load) and n.buf in made:
+            return made[n.buf]  # a's result, which b reads (a softmax's max under its sum of exponentials)
         return reads.get(repr(n)) if isinstance(n, (Load, View, Reduce)) else None
     shared = rebuild(b.expr, share)
-    merged = Kernel(a.out, a.expr, a.source + b.source, False, [(b.out, shared)])
+    merged = Kernel(a.out, a.expr, a.source + b.source, False, list(a.side_outputs) + [(b.out, shared)])
     return merged if _generates(merged, layouts) else None
 
 
