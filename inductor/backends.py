@@ -36,6 +36,19 @@ def _writing_inputs(gm: torch.fx.GraphModule, example_inputs: list, backend):
     return lambda *args: write_back(compiled(*args), args, writes)
 
 
+def _writing_fresh_tensors(gm: torch.fx.GraphModule, example_inputs: list, backend):
+    """A graph whose in-place writes all land in memory it made (`y[:, 1:] = x[:, :-1]` into `y = x.new_zeros(s)`):
+    `backend` over it traced functional (graph/autodiff/joint.py `trace_functional`); None where there are no such
+    writes or they stay (the graph then runs in torch as captured). The tracing module is imported for such
+    graphs only."""
+    from framejit.graph.effects import has_mutation
+    if not has_mutation(gm.graph) or dynamic_graph(gm):
+        return None
+    from framejit.graph.autodiff.joint import trace_functional
+    traced = trace_functional(gm, example_inputs)
+    return None if traced is None else backend(traced, example_inputs)
+
+
 def export_numpy(gm_or_fn, *example_inputs, path: str) -> str:
     """inductor.export_numpy: numpy/backend.py's `export_numpy` (a standalone NumPy module of the graph)."""
     from .numpy.backend import export_numpy as export
@@ -52,6 +65,8 @@ def numpy_backend(gm: torch.fx.GraphModule, example_inputs: list):
         return _training(gm, example_inputs, numpy_backend)
     if (writing := _writing_inputs(gm, example_inputs, numpy_backend)) is not None:
         return writing
+    if (writing := _writing_fresh_tensors(gm, example_inputs, numpy_backend)) is not None:
+        return writing
     if dynamic_graph(gm):
         return SizeVariants(gm, example_inputs, numpy_steps.build, gm.forward, name="NumPy graph")
     return numpy_steps.build(gm, example_inputs).load()
@@ -66,8 +81,9 @@ def triton_backend(gm: torch.fx.GraphModule, example_inputs: list, autotune: boo
     from .triton import backend as triton_steps  # imported on first use: `import inductor` needs no triton
     if prepare.wants_training(gm, example_inputs):
         return _training(gm, example_inputs, lambda g, ex: triton_backend(g, ex, autotune))
-    if (writing := _writing_inputs(gm, example_inputs, lambda g, ex: triton_backend(g, ex, autotune))) is not None:
-        return writing
+    for writes in (_writing_inputs, _writing_fresh_tensors):
+        if (writing := writes(gm, example_inputs, lambda g, ex: triton_backend(g, ex, autotune))) is not None:
+            return writing
     if dynamic_graph(gm):
         return SizeVariants(gm, example_inputs, lambda g, ex: triton_steps.build(g, ex, autotune), gm.forward,
                             name="Triton graph")

@@ -130,6 +130,23 @@ def _conj_physical(node: fx.Node):
     return aten._to_copy.default, (x,), {"dtype": x.meta["val"].dtype}
 
 
+def _copy(node: fx.Node):
+    """copy(dst, src), the out-of-place twin of `dst.copy_(src)` (view_writes.py): src's values in dst's dtype,
+    broadcast to dst's shape. A copy across devices stays as it is."""
+    dst, src = node.args[0], node.args[1]
+    d, s = dst.meta["val"], src.meta.get("val") if isinstance(src, fx.Node) else None
+    if not isinstance(s, torch.Tensor) or s.device != d.device:
+        return node.target, node.args, node.kwargs
+    value = src
+    if s.dtype != d.dtype:
+        with node.graph.inserting_before(node):
+            value = node.graph.call_function(aten._to_copy.default, (src,), {"dtype": d.dtype})
+        value.meta = {"val": torch.empty_strided(s.shape, s.stride(), dtype=d.dtype, device=s.device)}
+    if tuple(s.shape) != tuple(d.shape):
+        return aten.expand.default, (value, list(d.shape)), {}
+    return value
+
+
 def _tensor_overload(target):
     return lambda node: (target, node.args, node.kwargs)
 
@@ -143,6 +160,7 @@ SPELLINGS = {
     aten.div.Scalar: _tensor_overload(aten.div.Tensor), aten.sub.Scalar: _tensor_overload(aten.sub.Tensor),
     aten._to_copy.default: _cast, aten.to.dtype: _to_dtype, aten.conj_physical.default: _conj_physical,
     aten.full_like.default: _full_like, aten.scalar_tensor.default: _scalar_tensor, aten.sum.default: _sum_all,
+    aten.copy.default: _copy,
 }
 
 
@@ -280,6 +298,32 @@ def trace_joint(gm: fx.GraphModule, example_inputs: list) -> Joint:
     traced.graph.lint()
     traced.recompile()
     return Joint(traced, len(example_inputs), len(outputs), record["output_grad"], record["grad_of"])
+
+
+def trace_functional(gm: fx.GraphModule, example_inputs: list) -> fx.GraphModule | None:
+    """An inference graph whose in-place writes all land in memory it made itself (BART's shift_tokens_right: `y =
+    x.new_zeros(s); y[:, 1:] = x[:, :-1]; y[:, 0] = start`), traced as trace_joint traces a forward (core aten
+    ops, those writes made functional by view_writes.py) with no gradient asked for; None where the graph has no
+    such writes or they do not all become functional (the backend then runs it in torch, as captured)."""
+    if not has_mutation(gm.graph) or not all(isinstance(x, torch.Tensor) for x in example_inputs):
+        return None
+    probe = copy_module(gm)
+    functionalize_intermediates(probe)
+    if not has_mutation(probe.graph) or not _writes_fresh_tensors_only(probe, example_inputs):
+        return None
+    try:
+        traced = trace_joint(gm, [x.detach() for x in example_inputs]).gm
+    except NotDifferentiable:
+        return None
+    placeholders = [n for n in traced.graph.nodes if n.op == "placeholder"]
+    if has_mutation(traced.graph) or any(p.users for p in placeholders[len(example_inputs):]):
+        return None
+    for p in placeholders[len(example_inputs):]:  # the tangents: no gradient is taken
+        traced.graph.erase_node(p)
+    traced.meta.update(gm.meta)
+    traced.graph.lint()
+    traced.recompile()
+    return traced
 
 
 def _index_lists_as_constants(gm: fx.GraphModule, device) -> None:

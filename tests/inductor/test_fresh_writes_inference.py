@@ -1,0 +1,111 @@
+"""Inference graphs writing through views of tensors they made themselves (graph/autodiff/joint.py
+`trace_functional`): BART's and T5's shift-right (`y = x.new_zeros(s); y[:, 1:] = x[:, :-1]; y[:, 0] = start`)
+compile to generated code in both backends instead of running in torch, with eager's values and RNG stream;
+writes into inputs and writes torch cannot make functional keep their own paths."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tests.inductor.generated import BACKENDS, in_torch, on_device
+
+import jit
+
+
+def bart_shift(input_ids, pad, start):
+    shifted = input_ids.new_zeros(input_ids.shape)
+    shifted[:, 1:] = input_ids[:, :-1].clone()
+    shifted[:, 0] = start
+    shifted.masked_fill_(shifted == -100, pad)
+    return shifted * 2
+
+
+def t5_shift(input_ids):
+    shifted = input_ids.new_zeros(input_ids.shape)
+    shifted[..., 1:] = input_ids[..., :-1].clone()
+    shifted[..., 0] = 7
+    return shifted
+
+
+def float_slice_writes(x):
+    y = torch.zeros(x.shape[0], x.shape[1] + 2, dtype=torch.float64)  # a float64 buffer, a float32 source
+    y[:, 1:-1] = x * 2
+    y[0] = -1.0
+    return y.sum(1) + x.shape[1]
+
+
+def dropout_then_write(x):
+    y = F.dropout(x, 0.5, training=True)
+    z = torch.empty_like(y)
+    z[:, :2] = y[:, :2] + 1
+    z[:, 2:] = 0
+    return z
+
+
+CASES = {
+    "bart": (lambda x: bart_shift(x, 1, 2), lambda: [torch.tensor([[5, -100, 3, 4], [-100, 2, 9, 1]])]),
+    "t5": (t5_shift, lambda: [torch.randint(0, 50, (2, 3, 5))]),
+    "float_slices": (float_slice_writes, lambda: [torch.randn(3, 4)]),
+}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("case", CASES)
+def test_writes_into_fresh_tensors_compile(backend, case, fresh_jit, capsys):
+    fn, make = CASES[case]
+    inputs = [on_device(t) for t in make()] if backend == "triton" else make()
+    jit.set_logs("inductor")
+    got = jit.compile(fn, backend=backend)(*inputs)
+    want = fn(*inputs)
+    assert got.dtype == want.dtype
+    torch.testing.assert_close(got.cpu(), want.cpu(), rtol=0, atol=0)
+    assert "runs in torch" not in capsys.readouterr().err
+    assert jit.counters["graphs"] == 1 and jit.counters["graph_breaks"] == 0
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_generated_code_holds_the_writes(backend, fresh_jit):
+    from framejit.graph.autodiff.joint import trace_functional
+    x = torch.randint(0, 50, (2, 3, 5))
+    traced = trace_functional(_captured(t5_shift, [x]), [x])
+    assert traced is not None
+    compiled = BACKENDS[backend](traced, [on_device(x)] if backend == "triton" else [x])
+    assert hasattr(compiled, "lowered") and not in_torch(compiled)
+    assert torch.equal(compiled(on_device(x) if backend == "triton" else x)[0].cpu(), t5_shift(x))
+
+
+def _captured(fn, inputs):
+    """fn's graph as jit captures it (with meta values), through a recording backend."""
+    seen = []
+
+    def record(gm, example_inputs):
+        seen.append(gm)
+        return gm
+
+    jit.compile(fn, backend=record)(*inputs)
+    return seen[0]
+
+
+@pytest.mark.parametrize("backend", ["numpy", "inductor"])
+def test_random_draws_keep_eager_stream(backend, fresh_jit):
+    x = torch.randn(4, 6)
+    compiled = jit.compile(dropout_then_write, backend=backend)
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        want, want_next = dropout_then_write(x), torch.rand(3)
+        torch.manual_seed(seed)
+        got, got_next = compiled(x), torch.rand(3)
+        torch.testing.assert_close(got, want)
+        torch.testing.assert_close(got_next, want_next)  # the draws after it: the same stream
+
+
+def test_a_write_into_an_input_view_is_not_taken_for_a_fresh_one(fresh_jit):
+    def f(x, y):
+        x[:, 0] = y.sum()  # the caller's tensor: written back, never a functional copy alone
+        return x * 2
+
+    a, b = torch.randn(3, 4), torch.randn(5)
+    a2 = a.clone()
+    got = jit.compile(f, backend="numpy")(a2, b)
+    want = f(a, b)
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(a2, a)
