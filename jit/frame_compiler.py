@@ -237,22 +237,17 @@ class FrameCapture:
 
     def _effects_on_error(self) -> SideEffects | None:
         """The changes to outside objects the generated code applies when the graph raises (an index out of
-        range): those written before the first op that may raise on its values, if that is all of them and they
-        are built from inputs and constants (a value the graph computes does not exist when it raised), with those
-        a finally or a `with`'s exit around the op writes (eager runs them on the error too). Else the frame is
-        traced again with such ops breaking the graph where changes are pending or an error would run a cleanup."""
+        range): the trace's own, where they are what eager leaves on an error at every op that may raise on its
+        values (jit/error_states.py) and are built from inputs and constants (a value the graph computes does not
+        exist when it raised); None where no such op follows a change. Else the frame is traced again with such
+        ops breaking the graph where changes are pending or an error would run a cleanup."""
         output = self.output
-        at, effects = output.value_check_state, output.side_effects
-        if at is None or not effects.pending() or not any(at) and not output.value_check_in_cleanup:
+        states, effects = output.error_states, output.side_effects
+        if not states.records or not effects.pending() or states.nothing_on_error():
             return None
-        if effects.state() == at:
-            all_before = True  # nothing written after the op
-        else:  # written after it: only by the cleanup eager runs when the op raises (a finally, a with's exit)
-            all_before = output.value_check_in_cleanup and not output.written_outside_cleanup and \
-                effects.state()[1:] == at[1:]
         buildable = var_graph.built_without_graph(effects.roots() + effects.targets()) and not any(
             r[0] == "context_var" for r in effects.records())
-        if all_before and buildable:
+        if states.exact(effects) and buildable:
             return effects
         if self.break_value_checks:
             raise AssertionError("changes pending at an op that may raise, though such ops break the graph")

@@ -22,6 +22,7 @@ from jit import autocast
 from jit.break_reasons import Unsupported, unsupported
 from jit.dynamic import Specialize, SymbolTable
 from jit.eager_check import eager_error
+from jit.error_states import ErrorStates
 from jit.side_effects import SideEffects
 from jit.variables import Const, DictVar, ListVar, NamedTupleVar, NewObjectVar, TupleVar, Var
 from jit.variables.outside import OutsideDictVar, OutsideListVar
@@ -55,13 +56,10 @@ class OutputGraph:
         # traced `with torch.autocast(...)` / `with torch.inference_mode()` blocks run for real instead (a break
         # inside one: jit/frame_compiler.py traces the frame again)
         self.managers_opaque = False
-        # effects.state() when the first op that may raise on its values was recorded (None: no such op yet); and
-        # whether such an op must break the graph when changes to outside objects are pending (frame_compiler)
-        self.value_check_state: tuple | None = None
+        # what an error at each op that may raise on its values leaves in outside objects (jit/error_states.py);
+        # and whether such an op must break the graph when changes to outside objects are pending (frame_compiler)
+        self.error_states = ErrorStates()
         self.break_value_checks_after_effects = False
-        self.value_check_in_cleanup = False  # that op is inside a try/finally or a `with` (see _value_checked)
-        self.value_check_cleanup_lines: set = set()  # (code, line) of the cleanup eager runs if that op raises
-        self.written_outside_cleanup = False  # a write after that op, not made by the cleanup (see _written)
         self.side_effects.on_write = self._written
         self.real_handler = None  # the handler a resume function's graph errors reach for real (frame_compiler)
         self.open_contexts: list = []  # real InferenceMode contexts entered by the trace, left if it stops
@@ -121,30 +119,24 @@ class OutputGraph:
 
     def _value_checked(self, node, target) -> None:
         """An op that may raise depending on its values: if it raises, eager has made the changes to outside
-        objects written before it, and none after. The generated code applies the state recorded here when the
-        graph raises (jit/codegen.py), which is exact when nothing is written after it; otherwise the frame is
-        traced again with such ops breaking the graph where changes are pending (jit/frame_compiler.py). Inside a
-        try/finally or a `with` (transformers' forward wrappers set and reset a global around the model), eager
-        also runs the cleanup on the error: the final state is right there when every write after the op was made
-        by that cleanup (at its lines, `_written`); else, in the trace again, such an op breaks the graph, and the
-        error reaches the real finally."""
+        objects written before it and those of the cleanup around it (a finally, a `with`'s exit: transformers'
+        forward wrappers set and reset a global around the model), and none after. The generated code applies the
+        trace's changes when the graph raises (jit/codegen.py), which is exact when they are what eager leaves at
+        every such op (jit/error_states.py); otherwise the frame is traced again with such ops breaking the graph
+        where changes are pending or an error would run a cleanup (jit/frame_compiler.py), and the error reaches
+        the real finally."""
         cleanup = self.translator.cleanup_lines() if self.translator is not None else set()
         if self.break_value_checks_after_effects and (self.side_effects.pending() or cleanup):
             self.graph.erase_node(node)
             unsupported("value_checked_after_effects", f"{_name(target)} after changes to outside objects"
                         if self.side_effects.pending() else f"{_name(target)} where an error runs a finally / exit")
-        if self.value_check_state is None:
-            self.value_check_state = self.side_effects.state()
-            self.value_check_in_cleanup = bool(cleanup)
-            self.value_check_cleanup_lines = cleanup
+        self.error_states.op(self.side_effects, cleanup)
 
-    def _written(self) -> None:
-        """A change to an outside object: after the first op that may raise inside a try/finally or `with`, is it
-        one the cleanup makes (then eager makes it on the error path too) or one of the try block or of the code
-        after it (which eager skips when the op raises)?"""
-        if self.value_check_in_cleanup and not self.written_outside_cleanup and not (
-                self.translator is not None and self.translator.at_lines(self.value_check_cleanup_lines)):
-            self.written_outside_cleanup = True
+    def _written(self, kind: str, key) -> None:
+        """A change to an outside object: one the cleanup around an earlier op that may raise makes (then eager
+        makes it on that op's error path too), or one eager skips there."""
+        at_lines = self.translator.at_lines if self.translator is not None else (lambda lines: False)
+        self.error_states.written(self.side_effects, kind, key, at_lines)
 
     def changed_in_place(self, var: Var) -> None:
         """The traced code changes the items of `var`, a list or dict: fine for one made here; for one from

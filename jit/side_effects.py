@@ -46,23 +46,23 @@ class SideEffects:
         self._order: list[tuple] = []  # record keys in first-change order
         self._alive: list = []  # the real objects, kept alive while their ids are keys
         self._changes = 0  # every write counts, however many the same object gets (see state)
-        self.on_write = None  # called at every write (OutputGraph: where writes after an op that may raise are)
+        self.on_write = None  # on_write(kind, key) after every write (OutputGraph: what an error at an op leaves)
 
     def __bool__(self) -> bool:
         return bool(self._order)
 
-    def _write(self) -> None:
+    def _written(self, kind: str, key) -> None:
         self._changes += 1
         if self.on_write is not None:
-            self.on_write()
+            self.on_write(kind, key)
 
     def container_changed(self, var, real) -> None:
         """`var` (a ListVar / DictVar of the outside object `real`) had its items changed in place."""
-        self._write()
         if id(real) not in self._containers:
             self._containers[id(real)] = var
             self._order.append(("items", id(real)))
             self._alive.append(real)
+        self._written("items", id(real))
 
     def iterator_read(self, var, real) -> None:
         """`var` stands for the outside iterator `real`: what the traced code took from it is taken from the real
@@ -75,11 +75,11 @@ class SideEffects:
     def write_attr(self, obj_var, real, name: str, value) -> None:
         """`real.name = value` (or deleted, with DELETED) through object.__setattr__."""
         key = (id(real), name)
-        self._write()
         if key not in self._attrs:
             self._order.append(("attr",) + key)
             self._alive.append(real)
         self._attrs[key] = (obj_var, name, value)
+        self._written("attr", key)
 
     def attr(self, real, name: str):
         """What the traced code last wrote to `real.name`: a Var, DELETED, or None when it did not."""
@@ -96,14 +96,14 @@ class SideEffects:
             self._alive.append(real)
         log.calls.append(("set", value, token))
         log.current = value
-        self._write()
+        self._written("context_var", id(real))
 
     def context_var_reset(self, real, token) -> None:
         """`real.reset(token)` with a token a set in this trace returned (so the var has a log)."""
         log = self._context_vars[id(real)]
         log.calls.append(("reset", token))
         log.current = token.old
-        self._write()
+        self._written("context_var", id(real))
         token.used = True
 
     def context_var_value(self, real):
@@ -111,6 +111,10 @@ class SideEffects:
         reset it back)."""
         log = self._context_vars.get(id(real))
         return AT_ENTRY if log is None else log.current
+
+    def attr_values(self) -> dict:
+        """(id(real object), name) -> the value the traced code last wrote there (a Var or DELETED)."""
+        return {key: record[2] for key, record in self._attrs.items()}
 
     def state(self) -> tuple:
         """Changes a later state() can be compared with: equal states mean nothing was written in between (items

@@ -5,6 +5,7 @@ becomes one graph). Handlers live in jit/opcodes; the meaning of operations (cal
 jit/semantics."""
 from __future__ import annotations
 
+import itertools
 import os
 from types import CodeType
 
@@ -18,6 +19,7 @@ from jit.variables.builder import Builder
 
 MAX_INSTRUCTIONS = 200_000  # per compiled frame, inlined callees included
 MAX_INLINE_DEPTH = 24
+_SERIALS = itertools.count()  # Translator.serial
 
 
 class StopBeforeBreak(Exception):
@@ -30,6 +32,7 @@ class Translator:
                  parent: Translator | None = None):
         self.output = output
         self.code = code
+        self.serial = next(_SERIALS)  # this frame instance among all traced (cleanup_lines: whose cleanup it is)
         self.insts: list[Inst] = decode(code)
         self.f_globals, self.f_builtins = f_globals, f_builtins
         self.globals_namespace = globals_namespace  # None: the compiled frame's own globals (source-relative)
@@ -132,10 +135,11 @@ class Translator:
         return None if name in self.f_globals else self.f_builtins.get(name)
 
     def cleanup_lines(self) -> set:
-        """(code, line) of the cleanup code eager runs when the current instruction raises: each handler block
-        covering it, in this frame and the frames it was inlined into, up to the block's first RERAISE. CPython
-        compiles a `finally` body (a `with`'s exit) twice, on the normal path and in the handler, at the same
-        lines: a write made on the normal path at one of these lines is one the error path makes too."""
+        """(frame instance, code, line) of the cleanup code eager runs when the current instruction raises: each
+        handler block covering it, in this frame and the frames it was inlined into, up to the block's first
+        RERAISE. CPython compiles a `finally` body (a `with`'s exit) twice, on the normal path and in the handler,
+        at the same lines: a write made on the normal path at one of these lines, in the same call of the
+        function, is one the error path makes too (another call of the same wrapper is not)."""
         lines: set = set()
         tx = self
         while tx is not None:
@@ -144,17 +148,17 @@ class Translator:
                 handler = None  # the block a resume function starts in: its cleanup runs for real on the error
             if handler is not None:
                 for inst in tx.insts[handler[0]:]:
-                    lines.add((tx.code, inst.lineno))
+                    lines.add((tx.serial, tx.code, inst.lineno))
                     if inst.opname == "RERAISE":
                         break
             tx = tx.parent
         return lines
 
     def at_lines(self, lines: set) -> bool:
-        """Whether this frame, or a frame it was inlined into, is at one of `lines` ((code, line) pairs)."""
+        """Whether this frame, or a frame it was inlined into, is at one of `lines` (cleanup_lines' triples)."""
         tx = self
         while tx is not None:
-            if tx.inst is not None and (tx.code, tx.inst.lineno) in lines:
+            if tx.inst is not None and (tx.serial, tx.code, tx.inst.lineno) in lines:
                 return True
             tx = tx.parent
         return False

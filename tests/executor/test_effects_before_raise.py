@@ -273,3 +273,54 @@ def test_a_with_block_whose_exit_writes(backend):
         return y
 
     _check(f, lambda bad: (_ints(bad), []), backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_write_between_two_ops_that_may_raise(backend):
+    # the first op came before any change, the second after one: an error at the second leaves the write made
+    # (it was lost: only the first op's state was recorded, and it had nothing to apply)
+    def f(x, w, state):
+        y = torch.nn.functional.embedding(x.abs() % 2, w)
+        state.active = True
+        return y + torch.nn.functional.embedding(x, w)
+
+    _check(f, lambda bad: (torch.tensor([1, 9 if bad else 2]), torch.ones(4, 2), _State()), backend)
+
+
+def _wrapped(fn, state):
+    """transformers' capture_outputs wrapper: a global set before the forward and reset in a finally."""
+    def wrapper(*args):
+        state.active = True
+        try:
+            return fn(*args)
+        finally:
+            state.active = False
+    return wrapper
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_two_wrapped_calls_in_one_graph(backend):
+    # BART: an encoder and a decoder, each in its own set-and-reset; an error in either leaves the global reset,
+    # as the whole graph does, so one graph with no break
+    def f(x, w, state):
+        encode = _wrapped(lambda i: torch.nn.functional.embedding(i, w) * 2, state)
+        decode = _wrapped(lambda i: torch.nn.functional.embedding(i + 1, w), state)
+        return decode(x) + encode(x)
+
+    _check(f, lambda bad: (torch.tensor([1, 3 if bad else 2]), torch.ones(4, 2), _State()), backend, graphs=1)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_second_wrapper_that_leaves_its_mark(backend):
+    # the second call's set is not the first's cleanup: an error in the first leaves `calls` at 1, the graph's
+    # end at 2 (another call of the same wrapper, at the same lines, is not the same cleanup)
+    def f(x, w, state):
+        def wrapper(i):
+            state.calls = getattr(state, "calls", 0) + 1
+            try:
+                return torch.nn.functional.embedding(i, w)
+            finally:
+                state.active = False
+        return wrapper(x) + wrapper(x.flip(0))
+
+    _check(f, lambda bad: (torch.tensor([1, 7 if bad else 2]), torch.ones(4, 2), _State()), backend)

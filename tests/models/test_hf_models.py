@@ -61,6 +61,13 @@ def _t5_encoder():  # relative position buckets, RMS norm without mean, masks bu
         num_layers=LAYERS, d_model=HIDDEN, d_kv=HIDDEN // HEADS, num_heads=HEADS, d_ff=FFN, vocab_size=VOCAB))
 
 
+def _bart():  # encoder-decoder: the decoder's inputs are the ids shifted right into a fresh tensor (slice writes)
+    return transformers.BartModel(transformers.BartConfig(
+        vocab_size=VOCAB, d_model=HIDDEN, encoder_layers=LAYERS, decoder_layers=LAYERS, encoder_attention_heads=HEADS,
+        decoder_attention_heads=HEADS, encoder_ffn_dim=FFN, decoder_ffn_dim=FFN, max_position_embeddings=POSITIONS,
+        use_cache=False))
+
+
 @dataclass(frozen=True)
 class Case:
     build: Callable[[], torch.nn.Module]
@@ -75,6 +82,7 @@ CASES = {
     "gpt_neox": Case(_gpt_neox, causal=True),
     "opt": Case(_opt, causal=True),
     "t5_encoder": Case(_t5_encoder, causal=False),
+    "bart": Case(_bart, causal=False),
 }
 CAUSAL = [name for name, case in CASES.items() if case.causal]
 

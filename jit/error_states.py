@@ -1,0 +1,73 @@
+"""What eager leaves in outside objects when an op that may raise on its values raises (an index out of range),
+one record per such op, against what the generated code applies when the graph raises: the changes the whole
+trace made (jit/codegen.py `on_error`).
+
+Eager, on an error at op k, has made the writes before k, then those of the cleanup code around k (a `finally`,
+a `with`'s exit: jit/translator.py `cleanup_lines`, per frame instance). A record starts from the attribute
+values written when the op was recorded and takes the later writes made at those cleanup lines. The graph's
+changes are exact on the error path when every record ends equal to them (the same attributes, the same values):
+transformers wraps an encoder and a decoder in one set-and-reset of a global each, and an embedding inside either
+leaves the global reset on the error, as the whole graph does. Container items are compared by where they were
+written: after a recorded op only by its cleanup, or the comparison fails (the frame is then traced again with
+such ops breaking the graph where changes are pending: jit/frame_compiler.py); context variables are not
+followed."""
+from __future__ import annotations
+
+from jit.variables.base import Const
+
+
+class _Record:
+    def __init__(self, effects, cleanup: set):
+        self.at = effects.state()
+        self.attrs = effects.attr_values()
+        self.cleanup = cleanup
+        self.containers_in_cleanup = False  # container items written by the cleanup (eager writes them too)
+        self.containers_elsewhere = False  # container items written after the op, not by the cleanup
+
+
+class ErrorStates:
+    def __init__(self):
+        self.records: list[_Record] = []
+
+    def op(self, effects, cleanup: set) -> None:
+        """An op that may raise on its values, recorded now; `cleanup`: translator.cleanup_lines() there."""
+        self.records.append(_Record(effects, cleanup))
+
+    def written(self, effects, kind: str, key, at_lines) -> None:
+        """A write to an outside object (SideEffects.on_write, after it is recorded); `at_lines(lines)`: whether the
+        trace is at one of `lines` now."""
+        for r in self.records:
+            cleanup = bool(r.cleanup) and at_lines(r.cleanup)
+            if kind == "attr":
+                if cleanup:
+                    r.attrs[key] = effects.attr_values()[key]
+            else:
+                r.containers_in_cleanup |= cleanup
+                r.containers_elsewhere |= not cleanup
+
+    def nothing_on_error(self) -> bool:
+        """Every such op came before any change and no cleanup around it writes: an error leaves nothing."""
+        return all(not r.at[0] and not any(r.at[1:]) and not r.attrs and not r.containers_in_cleanup
+                   for r in self.records)
+
+    def exact(self, effects) -> bool:
+        """The trace's changes are what eager leaves on an error at every recorded op."""
+        final, now = effects.attr_values(), effects.state()
+        return all(not r.containers_elsewhere and r.at[1:] == now[1:] and _same(r.attrs, final) for r in self.records)
+
+
+def _same(a: dict, b: dict) -> bool:
+    if a.keys() != b.keys():
+        return False
+    for key, x in a.items():
+        y = b[key]
+        if x is y:
+            continue
+        if not (isinstance(x, Const) and isinstance(y, Const) and type(x.value) is type(y.value)):
+            return False
+        try:
+            if x.value is not y.value and not bool(x.value == y.value):
+                return False
+        except Exception:  # noqa: BLE001 - a value with no truthful equality: not the same
+            return False
+    return True
