@@ -50,13 +50,21 @@ class ErrorStates:
         return all(not r.at[0] and not any(r.at[1:]) and not r.attrs and not r.containers_in_cleanup
                    for r in self.records)
 
-    def exact(self, effects) -> bool:
-        """The trace's changes are what eager leaves on an error at every recorded op."""
+    def exact(self, effects, originals: dict | None = None) -> bool:
+        """The trace's changes are what eager leaves on an error at every recorded op. `originals`: attributes
+        whose value at the call (guarded) is known, as Consts: an op before their first write leaves those."""
         final, now = effects.attr_values(), effects.state()
-        return all(not r.containers_elsewhere and r.at[1:] == now[1:] and _same(r.attrs, final) for r in self.records)
+        return all(not r.containers_elsewhere and r.at[1:] == now[1:] and
+                   _same({**(originals or {}), **r.attrs}, final) for r in self.records)
+
+    def unwritten_at_some_op(self, effects) -> set:
+        """Attributes the trace writes that some recorded op came before (it leaves their value at the call)."""
+        final = effects.attr_values()
+        return {key for r in self.records for key in final if key not in r.attrs}
 
 
 def _same(a: dict, b: dict) -> bool:
+    a = {key: value for key, value in a.items() if key in b}  # originals of attributes the trace never writes
     if a.keys() != b.keys():
         return False
     for key, x in a.items():

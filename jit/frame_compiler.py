@@ -14,8 +14,8 @@ import torch
 from framejit.graph import fx_sources, meta_memo
 from framejit.graph.dce import drop_unused
 from framejit.guards.check import CompiledGuards, compile_guards
-from framejit.guards.kinds import GradModeMatch, NoHooks, StateMatch
-from framejit.guards.sources import ClosureCellSource, ClosureSource, LocalSource
+from framejit.guards.kinds import GradModeMatch, NoHooks, StateMatch, ValueMatch
+from framejit.guards.sources import AttrSource, ClosureCellSource, ClosureSource, LocalSource
 from jit import _C, backends, codegen, var_graph
 from jit import explanation as explain_mod
 from jit.branch_condition import item_compare
@@ -38,7 +38,7 @@ from jit.resume import NULL_SLOT, VALUE, entry_of, handler_of, origin, resume_co
 from jit.semantics.context_managers import GRAD_MODE_CLASSES, ExitVar
 from jit.translator import StopBeforeBreak, Translator
 from jit.variables.functions import external_cell
-from jit.variables import NULL, CellVar, GradModeVar, NewObjectVar
+from jit.variables import NULL, CellVar, Const, GradModeVar, NewObjectVar
 from jit.variables.base import LazyArg
 from jit.variables.sizes import SizeVar
 from jit.variables.tensor import TensorVar
@@ -64,6 +64,9 @@ class EntryInfo:
 
     def first_failure(self, *args) -> tuple[tuple, str]:
         return self.guards.first_failure(*args)
+
+
+_ABSENT = object()
 
 
 class _EffectsBeforeValueCheck(Exception):
@@ -247,11 +250,31 @@ class FrameCapture:
             return None
         buildable = var_graph.built_without_graph(effects.roots() + effects.targets()) and not any(
             r[0] == "context_var" for r in effects.records())
-        if states.exact(effects) and buildable:
+        if buildable and (states.exact(effects) or states.exact(effects, self._originals(effects, states))):
             return effects
         if self.break_value_checks:
             raise AssertionError("changes pending at an op that may raise, though such ops break the graph")
         raise _EffectsBeforeValueCheck()
+
+    def _originals(self, effects: SideEffects, states) -> dict:
+        """Attributes the trace writes, some op that may raise coming before the first write, whose value at the
+        call is the constant the trace leaves in the end (a global set and reset back around the model, an op
+        before it: mBART's shift of the labels), guarded to stay that constant: an error at that op leaves them
+        as the graph's changes do. (id, name) -> Const."""
+        wanted, out = states.unwritten_at_some_op(effects), {}
+        for record in effects.records():
+            if record[0] != "attr" or (id(getattr(record[1], "obj", None)), record[2]) not in wanted:
+                continue
+            _, obj, name, value = record
+            if obj.source is None or not isinstance(value, Const) or \
+                    type(value.value) not in (type(None), bool, int, float, str):
+                continue
+            own = getattr(obj.obj, "__dict__", None)  # the instance's own value: a class default is not written back
+            now = own.get(name, _ABSENT) if isinstance(own, dict) else _ABSENT
+            if type(now) is type(value.value) and now == value.value:
+                self.output.guards.append(ValueMatch(AttrSource(obj.source, name, generic=True), now))
+                out[(id(obj.obj), name)] = value
+        return out
 
     def _finish_return(self, tx: Translator) -> CacheEntry:
         result, cells = tx.return_value, self._cells(tx)

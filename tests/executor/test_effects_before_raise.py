@@ -324,3 +324,23 @@ def test_a_second_wrapper_that_leaves_its_mark(backend):
         return wrapper(x) + wrapper(x.flip(0))
 
     _check(f, lambda bad: (torch.tensor([1, 7 if bad else 2]), torch.ones(4, 2), _State()), backend)
+
+
+def _set_state(active):
+    s = _State()
+    s.active = active
+    return s
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("at_call", [False, True])
+def test_an_op_before_a_set_and_reset_wrapper(backend, at_call):
+    # mBART: the labels shifted (a gather) before the wrapper sets and resets a global. Where the global holds at
+    # the call what the reset leaves (guarded), an error at the gather leaves what the graph's changes do: one
+    # graph; where it does not (at_call True), the gather breaks the graph with nothing pending
+    def f(x, w, state):
+        first = torch.nn.functional.embedding(x, w)
+        return _wrapped(lambda i: torch.nn.functional.embedding(i.flip(0), w), state)(x) + first
+
+    _check(f, lambda bad: (torch.tensor([1, 9 if bad else 2]), torch.ones(4, 2), _set_state(at_call)), backend,
+           graphs=None if at_call else 1)

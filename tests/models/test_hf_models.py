@@ -68,6 +68,13 @@ def _bart():  # encoder-decoder: the decoder's inputs are the ids shifted right 
         use_cache=False))
 
 
+def _mbart():  # the labels' shift (a gather) comes before the encoder's set-and-reset of transformers' global
+    return transformers.MBartModel(transformers.MBartConfig(
+        vocab_size=VOCAB, d_model=HIDDEN, encoder_layers=LAYERS, decoder_layers=LAYERS, encoder_attention_heads=HEADS,
+        decoder_attention_heads=HEADS, encoder_ffn_dim=FFN, decoder_ffn_dim=FFN, max_position_embeddings=POSITIONS,
+        use_cache=False))
+
+
 @dataclass(frozen=True)
 class Case:
     build: Callable[[], torch.nn.Module]
@@ -83,6 +90,7 @@ CASES = {
     "opt": Case(_opt, causal=True),
     "t5_encoder": Case(_t5_encoder, causal=False),
     "bart": Case(_bart, causal=False),
+    "mbart": Case(_mbart, causal=False),
 }
 CAUSAL = [name for name, case in CASES.items() if case.causal]
 
