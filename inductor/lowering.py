@@ -370,6 +370,8 @@ def _index_put(node, x, indices, values, accumulate=False):
     if one is None or values.dtype != x.dtype:
         return None  # several index tensors; eager raises for a dtype mismatch: torch runs it
     k, idx = one
+    if idx.dtype == torch.bool:
+        return None  # a mask picks a data-dependent number of places (joint.py respells the one-value form)
     taken = tuple(x.shape[:k]) + tuple(idx.shape) + tuple(x.shape[k + 1:])
     if tuple(values.shape) != taken:
         values = View(ViewKind.EXPAND, values, (taken,), taken, values.dtype)

@@ -137,14 +137,46 @@ def _copy(node: fx.Node):
     d, s = dst.meta["val"], src.meta.get("val") if isinstance(src, fx.Node) else None
     if not isinstance(s, torch.Tensor) or s.device != d.device:
         return node.target, node.args, node.kwargs
+    if tuple(s.shape) == tuple(d.shape):  # a new value, never src's node: eager's two objects stay two
+        return aten._to_copy.default, (src,), {"dtype": d.dtype}
     value = src
     if s.dtype != d.dtype:
         with node.graph.inserting_before(node):
             value = node.graph.call_function(aten._to_copy.default, (src,), {"dtype": d.dtype})
         value.meta = {"val": torch.empty_strided(s.shape, s.stride(), dtype=d.dtype, device=s.device)}
-    if tuple(s.shape) != tuple(d.shape):
-        return aten.expand.default, (value, list(d.shape)), {}
-    return value
+    return aten.expand.default, (value, list(d.shape)), {}
+
+
+def _index_put_mask(node: fx.Node):
+    """index_put(x, [mask], v) with one boolean mask over x's leading dims and one value: where(mask, v, x) (with
+    accumulate, x + where(mask, v, 0)), `x[x > 0] = 1` made functional. Other forms stay as they are."""
+    x, indices, values = node.args[:3]
+    accumulate = node.args[3] if len(node.args) > 3 else node.kwargs.get("accumulate", False)
+    if len(indices) != 1 or not isinstance(indices[0], fx.Node) or not isinstance(values, fx.Node):
+        return node.target, node.args, node.kwargs
+    mask, xv, v = indices[0].meta.get("val"), x.meta["val"], values.meta.get("val")
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or not isinstance(v, torch.Tensor) or \
+            v.numel() != 1 or v.dtype != xv.dtype or tuple(mask.shape) != tuple(xv.shape[:mask.dim()]):
+        return node.target, node.args, node.kwargs
+    graph, m = node.graph, indices[0]
+    if mask.dim() < xv.dim():  # the mask over the leading dims: broadcast along the others
+        shape = list(mask.shape) + [1] * (xv.dim() - mask.dim())
+        with graph.inserting_before(node):
+            m = graph.call_function(aten.view.default, (m, shape))
+        m.meta = {"val": mask.view(shape)}
+    v0 = values
+    if v.dim():
+        with graph.inserting_before(node):
+            v0 = graph.call_function(aten.view.default, (values, []))
+        v0.meta = {"val": v.view([])}
+    if not accumulate:
+        return aten.where.self, (m, v0, x), {}
+    with graph.inserting_before(node):
+        zero = graph.call_function(aten.full.default, ([], 0), {"dtype": xv.dtype, "device": xv.device})
+        zero.meta = {"val": torch.empty((), dtype=xv.dtype, device=xv.device)}
+        picked = graph.call_function(aten.where.self, (m, v0, zero))
+        picked.meta = {"val": torch.empty(xv.shape, dtype=xv.dtype, device=xv.device)}
+    return aten.add.Tensor, (x, picked), {}
 
 
 def _tensor_overload(target):
@@ -160,7 +192,7 @@ SPELLINGS = {
     aten.div.Scalar: _tensor_overload(aten.div.Tensor), aten.sub.Scalar: _tensor_overload(aten.sub.Tensor),
     aten._to_copy.default: _cast, aten.to.dtype: _to_dtype, aten.conj_physical.default: _conj_physical,
     aten.full_like.default: _full_like, aten.scalar_tensor.default: _scalar_tensor, aten.sum.default: _sum_all,
-    aten.copy.default: _copy,
+    aten.copy.default: _copy, aten.index_put.default: _index_put_mask,
 }
 
 
@@ -378,16 +410,16 @@ def _respell(gm: fx.GraphModule) -> None:
 
 
 def _functional_twin(target):
-    """aten.foo_.overload -> the overload of aten.foo with the same argument names (bernoulli_.float ->
+    """aten.foo_.overload -> the overload of aten.foo with the same argument names and types (bernoulli_.float ->
     bernoulli.p), or None."""
     schema = target._schema
     packet = getattr(aten, schema.name.split("::")[1].rstrip("_"), None)
     if packet is None:
         return None
-    names = [a.name for a in schema.arguments]
+    names = [(a.name, str(a.type)) for a in schema.arguments]  # clamp_.Tensor's twin is clamp.Tensor, not .default
     for overload in packet.overloads():
         op = getattr(packet, overload)
-        if [a.name for a in op._schema.arguments] == names and not op._schema.is_mutable:
+        if [(a.name, str(a.type)) for a in op._schema.arguments] == names and not op._schema.is_mutable:
             return op
     return None
 

@@ -109,3 +109,58 @@ def test_a_write_into_an_input_view_is_not_taken_for_a_fresh_one(fresh_jit):
     want = f(a, b)
     torch.testing.assert_close(got, want)
     torch.testing.assert_close(a2, a)
+
+
+def clamp_by_tensor(x):  # fuzz seed 430042: clamp_'s Tensor overload has clamp.Tensor for twin, not clamp.default
+    t = torch.broadcast_tensors(torch.trunc(x), x)[0].clone()
+    v = t.narrow(0, 0, 1)
+    v.clamp_(min=x[:1] * 0.5)
+    return t
+
+
+def index_fill_int(x):  # fuzz seed 430400: index_fill_'s int value: index_fill.int_Scalar
+    t = x ** 2
+    t[:, :2].index_fill_(0, torch.tensor([0]), -1)
+    return t
+
+
+def write_a_full_slice(x):  # fuzz seed 430721: t5 and t1 are two objects in eager, and c holds t1 twice
+    t1 = x / 2
+    t5 = torch.reciprocal(x)
+    t5[:] = t1
+    return t5, t1, [t1, t1]
+
+
+def mask_assign(x):  # fuzz seed 431131: a boolean mask with one value is a where, not an integer index
+    t = torch.empty_like(x).fill_(2)
+    t[t > 0] = 3.0
+    u = torch.zeros_like(x)
+    u[x[:, 0, 0] > 0] += 1.5  # over the leading dim, accumulated
+    return t * 1, u
+
+
+FUZZ = {"clamp_by_tensor": (clamp_by_tensor, lambda: [torch.randn(3, 4)]),
+        "index_fill_int": (index_fill_int, lambda: [torch.randn(3, 4)]),
+        "write_a_full_slice": (write_a_full_slice, lambda: [torch.randn(3, 3, dtype=torch.float16)]),
+        "mask_assign": (mask_assign, lambda: [torch.randn(4, 3, 2)])}
+
+
+def _same_structure(got, want):
+    """Values equal, and identity and memory sharing between the results as in eager."""
+    flat = lambda r: [t for item in r for t in (item if isinstance(item, list) else [item])]
+    g, w = flat(got if isinstance(got, tuple) else (got,)), flat(want if isinstance(want, tuple) else (want,))
+    assert len(g) == len(w)
+    for a, b in zip(g, w):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    for i in range(len(w)):
+        for j in range(i):
+            assert (g[i] is g[j]) == (w[i] is w[j])
+            assert (g[i].data_ptr() == g[j].data_ptr()) == (w[i].data_ptr() == w[j].data_ptr())
+
+
+@pytest.mark.parametrize("backend", ["numpy", "inductor", "triton"])
+@pytest.mark.parametrize("case", FUZZ)
+def test_fuzz_found_writes(backend, case, fresh_jit):
+    fn, make = FUZZ[case]
+    inputs = [on_device(t) for t in make()] if backend == "triton" else make()
+    _same_structure(jit.compile(fn, backend=backend)(*inputs), fn(*inputs))
