@@ -114,10 +114,12 @@ class WrittenKernels:
 
 def replace_items(e, items: dict, memo: dict):
     """The tree with each Item (element of a tuple-valued fallback) replaced by a Load of its own buffer, recorded
-    in `items`."""
+    in `items`. The name is no other buffer's: lowering names a second fallback of one op `<op>_fallback_1`, which
+    `<op>_fallback`'s item 1 once was too (the second cuDNN attention then read the first's logsumexp[1]: wrong
+    gradients in every layer below it on the H100)."""
     def swap(n):
         if isinstance(n, Item):
-            name = f"{n.buf}_{n.index}"
+            name = f"{n.buf}_item{n.index}"
             items[name] = n
             return Load(name, n.shape, n.dtype)
         return None

@@ -5,6 +5,7 @@ generated around the call, the saved logsumexp then failed to be restrided for t
 with a fake kernel of the wrong rank plays the attention: the forward and the backward are generated, and the
 saved value reaches the backward's torch call as the forward made it."""
 import os
+import warnings
 
 import pytest
 import torch
@@ -87,3 +88,26 @@ def test_a_backward_whose_generated_code_would_read_it_runs_in_torch(fresh_jit, 
     jit.compile(f, backend="triton")(a, w).backward()
     f(b, w).backward()
     torch.testing.assert_close(a.grad, b.grad)
+
+
+def two_layers(x, w):
+    p, _, n = torch.ops.framejit_test.softmax_lse(x * 2)
+    q, _, _ = torch.ops.framejit_test.softmax_lse(p * w + x)
+    return ((q * w).relu() * n).sum()
+
+
+def test_two_calls_of_one_op_keep_their_own_items(fresh_jit):
+    """The second call's tuple is `softmax_lse_fallback_1`; the first call's item 1 was named so too, so the
+    second's saved logsumexp became the first's [1] (on the H100: a GPT's second cuDNN attention, and wrong
+    gradients in every layer below it)."""
+    x, w = torch.randn(5, 6, device=DEVICE), torch.randn(5, 6, device=DEVICE)
+    a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the first-call check's warning: the generated code disagreed
+        loss = jit.compile(two_layers, backend="triton")(a, w)
+        loss.backward()
+    ref = two_layers(b, w)
+    ref.backward()
+    torch.testing.assert_close(loss, ref)
+    torch.testing.assert_close(a.grad, b.grad)
+    assert jit.counters["backward_graphs"] == 1
