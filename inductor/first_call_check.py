@@ -12,6 +12,10 @@ more forward and backward in torch per compiled graph, once; FRAMEJIT_CHECK_FIRS
 import torch
 
 TOLERANCE = {torch.float64: 1e-5, torch.float32: 1e-3, torch.bfloat16: 1e-1, torch.float16: 5e-2}
+# a float32 result of a graph that also computes in half precision (autocast) inherits its rounding: on the H100 a
+# GPT's layer-norm sums over bf16 activations differ by 1.7e-3 between the generated and torch's kernels, and a
+# norm weight's gradient by 2.4e-3; the bug this check exists for was off by 0.3 and more
+INHERITED_HALF = 3e-2
 # a result whose terms cancel (batch_norm's input gradient of a plain sum is rounding noise around 0) has no
 # relative error to speak of: differences below this many units of rounding at the inputs' scale are never flagged
 NOISE_ULPS = 100
@@ -29,8 +33,9 @@ def scale(inputs: list) -> float:
     return found
 
 
-def disagreement(got: list, want: list, level: float) -> str | None:
-    """Why the compiled graph's results are not the torch run's, if they are not. `level`: the inputs' `scale`."""
+def disagreement(got: list, want: list, level: float, half: bool = False) -> str | None:
+    """Why the compiled graph's results are not the torch run's, if they are not. `level`: the inputs' `scale`;
+    `half`: the graph computes in float16 / bfloat16 too (`computes_in_half`)."""
     for i, (g, w) in enumerate(zip(got, want)):
         if not isinstance(w, torch.Tensor) or not w.is_floating_point() or w.numel() == 0:
             continue  # integer results (an argmax's index under ties) may differ and be right
@@ -43,7 +48,15 @@ def disagreement(got: list, want: list, level: float) -> str | None:
             return f"result {i} {tuple(w.shape)} {w.dtype} has non-finite values where torch's are finite, or the reverse"
         diff, norm = float(torch.linalg.vector_norm((a - b)[finite])), float(torch.linalg.vector_norm(b[finite]))
         tol = TOLERANCE.get(w.dtype, 1e-3)
+        if half and w.dtype in (torch.float32, torch.float64):
+            tol = max(tol, INHERITED_HALF)
         if diff > tol * norm and diff > NOISE_ULPS * torch.finfo(w.dtype).eps * level * w.numel() ** 0.5:
             return f"result {i} {tuple(w.shape)} {w.dtype}: relative error {diff / max(norm, 1e-30):.1e} from " \
                    f"torch's (tolerance {tol:.0e})"
     return None
+
+
+def computes_in_half(graph) -> bool:
+    """Whether any value of `graph` (an FX graph with meta values) is float16 or bfloat16."""
+    return any(isinstance(v := n.meta.get("val"), torch.Tensor) and v.dtype in (torch.float16, torch.bfloat16)
+               for n in graph.nodes)

@@ -41,7 +41,7 @@ from framejit.graph.size_variants import SizeVariants, copy_module, dynamic_grap
 
 from . import counters
 from .config import config
-from .first_call_check import disagreement, scale
+from .first_call_check import computes_in_half, disagreement, scale
 
 log = logging.getLogger("jit.inductor")
 graph_log = logging.getLogger("jit.graph")
@@ -218,6 +218,7 @@ class CompiledRegion:
         self.forward_unchecked = check and not self.random and self.source is not None and \
             not has_mutation(plan.forward.graph)
         self.backward_unchecked = check and not has_mutation(plan.backward.graph)
+        self.half = check and computes_in_half(plan.forward.graph)  # float32 results inherit bf16 rounding
 
     def __call__(self, *args):
         return _RegionFunction.apply(self, *args)
@@ -227,7 +228,7 @@ class CompiledRegion:
         in torch from now on)."""
         self.forward_unchecked = False
         want = _in_torch(self.plan.forward, inputs)
-        why = want is not None and disagreement(results, want, scale(inputs))
+        why = want is not None and disagreement(results, want, scale(inputs), self.half)
         if not why:
             return results
         _warn_disagreement("forward", why, self.captured)
@@ -237,7 +238,7 @@ class CompiledRegion:
     def checked_backward(self, results: list, want: list, level: float) -> list:
         """The first backward's results, or the graph's run in torch (`want`) where they disagree (then the
         backward runs in torch from now on). `level`: the scale of its saved values and tangents."""
-        why = disagreement(results, want, level)
+        why = disagreement(results, want, level, self.half)
         if not why:
             return results
         _warn_disagreement("backward", why, self.captured)

@@ -89,3 +89,19 @@ def test_correct_graphs_pass_in_silence(fn, fresh_jit):
     _, want = _grads(fn, args)
     for g, w in zip(got, want):
         torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-5)
+
+
+def test_float32_results_of_half_precision_graphs_inherit_its_rounding():
+    """An autocast graph's float32 layer-norm sums over bf16 activations differ by ~2e-3 between two correct
+    kernels (measured on the H100); a wrong kernel is off by far more, and is still flagged."""
+    from framejit.inductor.first_call_check import computes_in_half, disagreement
+    torch.manual_seed(0)
+    want = torch.randn(8, 512, 1)
+    close = want * (1 + 2e-3 * torch.randn(8, 512, 1))
+    assert disagreement([close], [want], 1.0) is not None  # a float32 graph: 1e-3
+    assert disagreement([close], [want], 1.0, half=True) is None
+    assert disagreement([want * 1.3], [want], 1.0, half=True) is not None
+    gm = torch.fx.symbolic_trace(lambda x: x.to(torch.bfloat16).float().sum(-1))
+    for node, dtype in zip(gm.graph.nodes, (torch.float32, torch.bfloat16, torch.float32, torch.float32)):  # meta
+        node.meta["val"] = torch.empty(2, dtype=dtype, device="meta")
+    assert computes_in_half(gm.graph)
