@@ -60,6 +60,13 @@ def emit_op(w, e: Op, coords, scope, rgroup, extra) -> Val:
     if name == "arange":
         start, _end, step = e.params
         c = coords[0]
+        if not c.deps:  # one place for every lane (a cat's one-thick piece reads coordinate 0): a number
+            try:
+                at = int(c.code)
+            except ValueError:
+                c = Ix(scope.let(f"tl.full([1], {c.code}, tl.int64)", prefix="i"), c.deps)
+            else:
+                return literal(start + at * step, e.dtype)
         if e.dtype.is_floating_point:  # torch computes start + i * step in double, then rounds
             code = f"({c.code}.to(tl.float64) * {float(step)!r} + {float(start)!r})"
         else:

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from tests.inductor.triton.support import check_fn
+from tests.inductor.generated import run
 
 
 def _call(fn) -> str:
@@ -65,3 +66,16 @@ def test_epilogue_reading_the_scan_transposed_stays_a_kernel_of_its_own():
     tile holds: the scan keeps its buffer, the values are eager's."""
     compiled = check_fn(lambda x, y: x.cumsum(1).t() + y, randn(4, 6), randn(6, 4, seed=1))
     assert "cumsum(" not in _call(compiled) and _kernels(compiled) == 2
+
+
+def test_packed_sequence_mask_of_an_arange():
+    """transformers' packed-sequence check (`diff(position_ids, prepend=position_ids[:, :1] - 1) != 1`, then a
+    cumsum) over position ids made by arange: the prepended piece is one column thick, read at coordinate 0, and
+    its arange value there was `(0 * 1 + 0).to(tl.int64)`, a Python int with no `.to` (a compile error on the
+    H100 that sent Hugging Face GPT-2's whole training step to torch)."""
+    def f(x):
+        pos = torch.arange(x.shape[1]).unsqueeze(0).expand(x.shape[0], -1)
+        full = torch.cat([pos[:, :1] - 1, pos], -1)
+        return ((full[:, 1:] - full[:, :-1]) != 1).cumsum(-1) + x
+
+    run("triton", f, torch.zeros(2, 16, dtype=torch.long))
