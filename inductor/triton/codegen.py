@@ -262,7 +262,8 @@ class KernelWriter:
         if self.tiling is not None:
             config = launch_configs.heuristic(mode, xnumel, rnumel, self._widest(), ynumel=ynumel)
         else:
-            config = launch_configs.heuristic(mode, xnumel, rnumel, self._widest(), streamed=self._streamed())
+            config = launch_configs.heuristic(mode, xnumel, rnumel, self._widest(), streamed=self._streamed(),
+                                              loads=sum(line.count("tl.load(") for line in t.lines))
         stores = [self.kernel.out.name] + [b.name for b, _ in self.kernel.side_outputs]
         params = self.params + [b for b in stores if b not in self.params]  # an output over an input: one pointer
         sig = ", ".join([f"{p}_ptr" for p in params] + list(sizes.params.values()))

@@ -43,3 +43,12 @@ def test_elements_per_thread_follow_the_inputs_read_at_every_element():
     assert configs(lambda m, b: F.gelu(m + b), m, b) == [(2048, 4)]          # one bf16 input and a bias row
     assert configs(lambda x, y: torch.tanh(x) * y, m, m * 2) == [(1024, 4)]   # two bf16 inputs: 4 bytes
     assert configs(lambda x, y: torch.tanh(x) * y, m.float(), b) == [(1024, 4)]  # one float32 input
+
+
+def test_gathers_take_fewer_elements_per_thread():
+    """A pointwise kernel with a pooling window's nine taps: 512 elements over 8 warps, not 1024 over 4."""
+    from framejit.inductor.runtime import launch_configs
+    plain = launch_configs.heuristic("pointwise", 1 << 22, 1, 4, streamed=4, loads=1)
+    taps = launch_configs.heuristic("pointwise", 1 << 22, 1, 4, streamed=0, loads=9)
+    assert (plain["XBLOCK"], plain["num_warps"]) == (1024, 4)
+    assert (taps["XBLOCK"], taps["num_warps"]) == (512, 8)
