@@ -2,7 +2,9 @@
 
 Random ops are never merged (two dropout masks must differ), nor two results the graph both returns (eager's are
 two tensors: a view of the second must not become a view of the first). An impure node (in-place op) may change what an
-earlier expression would now compute, so the table of known expressions is cleared at each one.
+earlier expression would now compute, so the table of known expressions is cleared at each one; and a tensor an
+in-place op writes later is merged with nothing (two equal expressions are two tensors: writing one must not write
+the other).
 """
 
 from __future__ import annotations
@@ -10,9 +12,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import torch
 import torch.fx as fx
 
 from framejit.graph.effects import is_impure, is_removable
+from framejit.graph.functionalize import storage_id
 from framejit.graph.symbolic_sizes import SymInt
 
 
@@ -40,12 +44,13 @@ def eliminate_common_subexpressions(gm: fx.GraphModule) -> bool:
     changed = False
     out = next((n for n in reversed(gm.graph.nodes) if n.op == "output"), None)
     returned = set(out.all_input_nodes) if out is not None else set()
+    written = _written_storages(gm.graph)
     for node in list(gm.graph.nodes):
         if is_impure(node):
             seen.clear()
             continue
-        if not is_removable(node) or node.op == "placeholder":
-            continue
+        if not is_removable(node) or node.op == "placeholder" or _storage(node) in written:
+            continue  # a tensor written in place later (or a view of one) is not its twin's: fuzz seed 434619
         try:
             key = (node.op, node.target, _key(node.args), _key(node.kwargs))
         except TypeError:  # an unhashable constant argument: leave the node alone
@@ -60,3 +65,19 @@ def eliminate_common_subexpressions(gm: fx.GraphModule) -> bool:
             gm.graph.erase_node(node)
             changed = True
     return changed
+
+
+def _storage(node: fx.Node):
+    val = node.meta.get("val")
+    return storage_id(val) if isinstance(val, torch.Tensor) else None
+
+
+def _written_storages(graph: fx.Graph) -> set:
+    """The memory in-place ops write: their first argument's storage (a view's is its base's)."""
+    found = set()
+    for node in graph.nodes:
+        if is_impure(node) and node.args and isinstance(node.args[0], fx.Node):
+            sid = _storage(node.args[0])
+            if sid is not None:
+                found.add(sid)
+    return found

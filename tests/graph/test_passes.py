@@ -104,6 +104,21 @@ def test_cse_keeps_random_and_respects_mutation():
     assert len(_targets(gm)) == 5
 
 
+def test_cse_keeps_a_tensor_written_later_apart():
+    # fuzz seed 434619: t2 and t3 the same sort, then t2.index_fill_: merged, the fill showed in t3 too
+    def build(g):
+        x = g.placeholder("x")
+        t2 = g.call_function(aten.mul.Tensor, (x, 2))
+        t3 = g.call_function(aten.mul.Tensor, (x, 2))
+        view = g.call_function(aten.slice.Tensor, (t2, 0, 0, 1))
+        g.call_function(aten.fill_.Scalar, (view, -1))                     # writes t2 through a view
+        g.output((t2, g.call_function(aten.neg.default, (t3,))))
+    gm = _module(build)
+    propagate(gm, [torch.randn(3)])
+    assert not eliminate_common_subexpressions(gm)
+    assert _targets(gm).count(aten.mul.Tensor) == 2
+
+
 # ---- constant folding --------------------------------------------------------------------------------------
 def test_const_fold_small_constants_only():
     root = torch.nn.Module()
