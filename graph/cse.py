@@ -61,6 +61,8 @@ def eliminate_common_subexpressions(gm: fx.GraphModule) -> bool:
         elif node in returned and first in returned:
             continue  # two tensors in eager, each returned: one would alias the other (and views of either)
         else:
+            if node in returned:  # first is returned in its place now: a third equal result stays apart from it
+                returned.add(first)
             node.replace_all_uses_with(first)
             gm.graph.erase_node(node)
             changed = True

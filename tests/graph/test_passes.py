@@ -104,6 +104,21 @@ def test_cse_keeps_random_and_respects_mutation():
     assert len(_targets(gm)) == 5
 
 
+def test_cse_keeps_two_returned_results_apart_after_a_third_unreturned():
+    # fuzz seed 442905: relu(x) used inside, then relu(x) returned twice; the first returned one merged into the
+    # inner one, which then counted as not returned, so the second merged too: one tensor where eager has two
+    def build(g):
+        x = g.placeholder("x")
+        inner = g.call_function(aten.relu.default, (x,))
+        a = g.call_function(aten.relu.default, (x,))
+        b = g.call_function(aten.relu.default, (x,))
+        g.output((g.call_function(aten.neg.default, (inner,)), a, b))
+    gm = _module(build)
+    assert eliminate_common_subexpressions(gm)
+    out = next(n for n in gm.graph.nodes if n.op == "output").args[0]
+    assert out[1] is not out[2] and _targets(gm).count(aten.relu.default) == 2
+
+
 def test_cse_keeps_a_tensor_written_later_apart():
     # fuzz seed 434619: t2 and t3 the same sort, then t2.index_fill_: merged, the fill showed in t3 too
     def build(g):
