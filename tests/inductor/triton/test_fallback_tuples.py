@@ -41,7 +41,7 @@ def test_items_only_torch_reads_are_passed_on_as_returned(fresh_jit):
     (module,) = made
     call = module.source.split("def call(")[1]
     assert "launch[" in call  # the pointwise work around the call is generated
-    assert "lse_like_fallback_1 = lse_like_fallback[1]\n" in call  # returned untouched, shape (4,)
+    assert "lse_like_fallback_item1 = lse_like_fallback[1]\n" in call  # returned untouched, shape (4,)
 
 
 def test_a_second_fallback_reads_the_item_untouched(fresh_jit):
