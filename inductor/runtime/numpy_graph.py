@@ -264,7 +264,10 @@ def output_strides(lowered: LoweredGraph) -> list:
     found = []
     for i, o in enumerate(lowered.outputs):
         k = kernels.get(o.buf) if isinstance(o, Load) else None
-        layout = k.out.layout if isinstance(k, Kernel) and not k.is_view else None
+        own = eager is not None and i < len(eager) and eager[i].alias is None and not eager[i].shares
+        # a view the code made of a fresh array (a written value broadcast: `t[...] = 1`) is eager's own tensor:
+        # laid out too, or a later in-place op on it writes its shared elements (fuzz seed 444898)
+        layout = k.out.layout if isinstance(k, Kernel) and (not k.is_view or own) else None
         strides = layout.strides if layout is not None else None
         if layout is not None and eager is not None and i < len(eager) and eager[i].strides is not None:
             strides = eager[i].strides

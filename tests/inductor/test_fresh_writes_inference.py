@@ -164,3 +164,18 @@ def test_fuzz_found_writes(backend, case, fresh_jit):
     fn, make = FUZZ[case]
     inputs = [on_device(t) for t in make()] if backend == "triton" else make()
     _same_structure(jit.compile(fn, backend=backend)(*inputs), fn(*inputs))
+
+
+@pytest.mark.parametrize("backend", ["numpy", "inductor"])
+def test_a_broadcast_write_returns_a_tensor_of_its_own(backend, fresh_jit):
+    # fuzz seed 444898: `t[...] = 1` made t a broadcast 1; returned as that view, the caller's `t.mul_(2)` raised
+    def f(x):
+        t = x.sum(dim=0)
+        t[...] = 1
+        return t
+
+    x = torch.randn(4, 4) > 0
+    got, want = jit.compile(f, backend=backend)(x), f(x)
+    assert torch.equal(got, want) and got.stride() == want.stride()
+    got.mul_(2)  # each element its own memory, as eager's
+    assert torch.equal(got, want * 2)
