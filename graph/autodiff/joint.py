@@ -21,7 +21,7 @@ import torch
 import torch.fx as fx
 from torch._decomp import get_decompositions
 
-from framejit.graph.autodiff.view_writes import functionalize_view_write, is_view
+from framejit.graph.autodiff.view_writes import functionalize_view_write, is_view, twin_call
 from framejit.graph.autodiff.meta_trace import OtherDevice, device_of, place_on, trace_on_meta
 from framejit.graph.dce import drop_unused
 from framejit.graph.effects import has_mutation, is_random
@@ -445,13 +445,11 @@ def _functionalize(gm: fx.GraphModule) -> None:
             if a.kwarg_only or a.name in node.kwargs or not a.has_default_value():
                 break
             args.append(a.default_value)
-        with gm.graph.inserting_before(node):
-            new = gm.graph.call_function(twin, tuple(args), node.kwargs)
-        new.meta = dict(node.meta)
+        later = [u for u in x.users if u is not node and order.get(u, -1) > order[node]]  # readers after it
+        new = twin_call(gm.graph, node, twin, tuple(args), node.kwargs)
         node.replace_all_uses_with(new)
-        for user in list(x.users):
-            if user is not new and order.get(user, len(order)) > order[node]:
-                user.replace_input_with(x, new)
+        for user in later:
+            user.replace_input_with(x, new)
         gm.graph.erase_node(node)
         order[new] = order[node]
 

@@ -173,6 +173,28 @@ def _as_indexing(graph: fx.Graph, view: fx.Node) -> fx.Node | None:
     return out if out is not b else None
 
 
+def twin_call(graph: fx.Graph, node: fx.Node, twin, args: tuple, kwargs: dict) -> fx.Node:
+    """In-place `node`'s value out of place: `twin(*args)`, cast back to the written tensor's dtype where the twin
+    promotes (`t *= x64` keeps t's float32, `t.mul_(x32)` a bfloat16 t: the twin alone would be wider). Inserted
+    before `node`."""
+    val = lambda a: a.meta.get("val") if isinstance(a, fx.Node) else a
+    written = val(node.args[0])
+    with graph.inserting_before(node):
+        made = graph.call_function(twin, args, kwargs)
+    made.meta = dict(node.meta)
+    try:
+        result = twin(*fx.node.map_aggregate(args, val), **fx.node.map_aggregate(kwargs, val))
+    except Exception:  # noqa: BLE001 - no meta kernel: the written tensor's own meta value stands
+        return made
+    if not isinstance(result, torch.Tensor) or result.dtype == written.dtype:
+        return made
+    made.meta = {**node.meta, "val": result}
+    with graph.inserting_before(node):
+        cast = graph.call_function(aten._to_copy.default, (made,), {"dtype": written.dtype})
+    cast.meta = dict(node.meta)
+    return cast
+
+
 def functionalize_view_write(gm: fx.GraphModule, node: fx.Node, twin) -> bool:
     """Rewrite in-place `node` (its first argument a view of a fresh base) with its out-of-place `twin`, as the
     module's doc says; False where it cannot (the graph then means what it did: at most an as_strided
@@ -194,9 +216,8 @@ def functionalize_view_write(gm: fx.GraphModule, node: fx.Node, twin) -> bool:
     base = chain[0]
     aliases = _views_of(base)
     order = {n: i for i, n in enumerate(graph.nodes)}
+    part = twin_call(graph, node, twin, node.args, node.kwargs)
     with graph.inserting_before(node):
-        part = graph.call_function(twin, node.args, node.kwargs)
-        part.meta = {k: v for k, v in node.meta.items()}
         for view in reversed(chain[1:]):
             part = _undo(graph, view, view.args[0], part)
             if part is None:

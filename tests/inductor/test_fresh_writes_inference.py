@@ -139,7 +139,17 @@ def mask_assign(x):  # fuzz seed 431131: a boolean mask with one value is a wher
     return t * 1, u
 
 
-FUZZ = {"clamp_by_tensor": (clamp_by_tensor, lambda: [torch.randn(3, 4)]),
+def promoting_in_place(x, y):  # fuzz seeds 460377, 464670: an in-place op keeps its tensor's dtype
+    t = x * 2.5
+    t *= y  # float32 *= float64: float32
+    u = x.bfloat16()
+    u.mul_(x // x)  # bfloat16 *= float32: bfloat16
+    return torch.trunc(t), u / 2
+
+
+FUZZ = {"promoting_in_place": (promoting_in_place,  # bf16-exact x: Triton's interpreter truncates casts to bf16
+                               lambda: [torch.randn(3, 4).bfloat16().float(), torch.randn(1, 4, dtype=torch.float64)]),
+        "clamp_by_tensor": (clamp_by_tensor, lambda: [torch.randn(3, 4)]),
         "index_fill_int": (index_fill_int, lambda: [torch.randn(3, 4)]),
         "write_a_full_slice": (write_a_full_slice, lambda: [torch.randn(3, 3, dtype=torch.float16)]),
         "mask_assign": (mask_assign, lambda: [torch.randn(4, 3, 2)])}
