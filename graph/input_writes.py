@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 import torch.fx as fx
 
-from framejit.graph.effects import is_impure, may_raise_on_values
+from framejit.graph.effects import is_impure
 from framejit.graph.functionalize import out_of_place, storage_id, twin_value
 from framejit.graph.shape_prop import eval_node, meta_tensor, propagate
 from framejit.graph.size_variants import copy_module
@@ -58,8 +58,6 @@ def functionalize_input_writes(gm: fx.GraphModule, example_inputs: list) -> Inpu
     if len(placeholders) != len(example_inputs) or not any(_writes_input(n, set(placeholders))
                                                               for n in gm.graph.nodes):
         return None
-    if any(may_raise_on_values(n) for n in gm.graph.nodes):
-        return None  # an error there leaves the inputs written in eager, and nothing is written back (seed 464747)
     out = copy_module(gm)
     graph = out.graph
     inputs = {p: i for i, p in enumerate(graph.find_nodes(op="placeholder"))}
