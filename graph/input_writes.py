@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 import torch.fx as fx
 
-from framejit.graph.effects import is_impure
+from framejit.graph.effects import is_impure, is_random, may_raise_on_values
 from framejit.graph.functionalize import out_of_place, storage_id, twin_value
 from framejit.graph.shape_prop import eval_node, meta_tensor, propagate
 from framejit.graph.size_variants import copy_module
@@ -39,6 +39,32 @@ class InputWrites:
     gm: fx.GraphModule   # pure: the original outputs (a tuple), then the final value of each written input
     written: tuple       # input index of each extra output
     num_outputs: int     # outputs before the extra ones
+    rerun_draws: bool = False  # the graph may raise on its values and draws random numbers (see `writing_call`)
+
+
+def writing_call(compiled, gm: fx.GraphModule, writes: InputWrites):
+    """`compiled` (writes.gm's code) with the written inputs taking their values after each call. Where the call
+    raises, nothing was written back, but eager would have written the inputs written before the failing op (an
+    integer modulo by zero after `x.add_(1)`): gm, the graph as captured, then runs in torch from the same
+    generator state, writing them and raising eager's error (or returning eager's values, where only the compiled
+    code failed). gm is not changed by the backend, which compiles a copy."""
+    def call(*args):
+        state = _generator_state(args) if writes.rerun_draws else None
+        try:
+            results = compiled(*args)
+        except Exception:
+            if state is not None:
+                torch.set_rng_state(state[0])
+                if state[1] is not None:
+                    torch.cuda.set_rng_state(state[1])
+            return tuple(gm(*args))
+        return write_back(results, args, writes)
+    return call
+
+
+def _generator_state(args) -> tuple:
+    cuda = any(isinstance(a, torch.Tensor) and a.is_cuda for a in args)
+    return torch.get_rng_state(), torch.cuda.get_rng_state() if cuda else None
 
 
 def write_back(results, inputs, writes: InputWrites) -> tuple:
@@ -96,7 +122,9 @@ def functionalize_input_writes(gm: fx.GraphModule, example_inputs: list) -> Inpu
     result.args = (tuple(outputs) + tuple(current.values()),)
     graph.lint()
     out.recompile()
-    return InputWrites(out, written, len(outputs))
+    nodes = gm.graph.nodes
+    rerun_draws = any(may_raise_on_values(n) for n in nodes) and any(is_random(n) for n in nodes)
+    return InputWrites(out, written, len(outputs), rerun_draws)
 
 
 def _grad_tracked(graph: fx.Graph, example_inputs: list) -> set:

@@ -28,12 +28,11 @@ def _writing_inputs(gm: torch.fx.GraphModule, example_inputs: list, backend):
     """A graph that writes to its inputs (a buffer's `add_`, BatchNorm's statistics under no_grad): `backend` over
     the graph made functional, the written values copied back after each call (graph/input_writes.py); None
     where there are no such writes or they cannot move (the graph then runs in torch as captured)."""
-    from framejit.graph.input_writes import functionalize_input_writes, write_back
+    from framejit.graph.input_writes import functionalize_input_writes, writing_call
     writes = functionalize_input_writes(gm, example_inputs)
     if writes is None:
         return None
-    compiled = backend(writes.gm, example_inputs)
-    return lambda *args: write_back(compiled(*args), args, writes)
+    return writing_call(backend(writes.gm, example_inputs), gm, writes)
 
 
 def _writing_fresh_tensors(gm: torch.fx.GraphModule, example_inputs: list, backend):

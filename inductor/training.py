@@ -36,7 +36,7 @@ from framejit.graph.core_ops import is_core
 from framejit.graph.effects import has_mutation, is_random
 from framejit.graph import grad_mode
 from framejit.graph.grad_mode import detach_no_grad_blocks
-from framejit.graph.input_writes import functionalize_input_writes, write_back
+from framejit.graph.input_writes import functionalize_input_writes, writing_call
 from framejit.graph.size_variants import SizeVariants, copy_module, dynamic_graph, fixed_shape_build
 
 from . import counters
@@ -71,7 +71,7 @@ def compile_training(gm: fx.GraphModule, example_inputs: list, compile_inference
         log.info("training graph: %d input(s) written in place are returned by the graph and written back after it",
                  len(writes.written))
         functional = compile_training(writes.gm, example_inputs, compile_inference, writes.written)
-        return lambda *args: write_back(functional(*args), args, writes)
+        return writing_call(functional, gm, writes)
     if dynamic_graph(gm):
         build = fixed_shape_build(lambda g, ex: _compile_fixed(g, ex, compile_inference, written))
         return SizeVariants(gm, example_inputs, build, gm.forward, limit=MAX_SIZES, name="training graph")

@@ -78,3 +78,27 @@ def test_an_expanded_written_input_keeps_eager_writes(backend, fresh_jit):
             got = compiled(got_x)
         torch.testing.assert_close(got, want)
         torch.testing.assert_close(got_x, want_x)
+
+
+def _raising_after_write(x, n):
+    n.add_(1)
+    r = torch.rand(3)
+    return (x * 2).sum() + (x.prod().long() % n) + r  # n holds 0 after the add: the modulo raises
+
+
+@pytest.mark.parametrize("requires_grad", [False, True])
+@pytest.mark.parametrize("backend", ["inductor", "numpy"])
+def test_an_error_after_an_input_write_leaves_it_written(backend, requires_grad, fresh_jit):
+    # fuzz seed 464747: the write was made functional and copied back after the call, which raised first; the
+    # graph as captured reruns in torch from the same generator state, so the draw before the error happens once
+    x = torch.randn(3, requires_grad=requires_grad)
+    outcomes = []
+    for fn in (_raising_after_write, jit.compile(_raising_after_write, backend=backend)):
+        n = torch.tensor([4, -1, 2])
+        torch.manual_seed(0)
+        with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+            fn(x, n)
+        outcomes.append((n, torch.rand(2)))
+    (want_n, want_next), (got_n, got_next) = outcomes
+    assert torch.equal(got_n, want_n)
+    assert torch.equal(got_next, want_next)
