@@ -1,7 +1,8 @@
 """Common-subexpression elimination: two pure nodes with the same target and arguments become one.
 
-Random ops are never merged (two dropout masks must differ), nor two results the graph both returns (eager's are
-two tensors: a view of the second must not become a view of the first). An impure node (in-place op) may change what an
+Random ops are never merged (two dropout masks must differ), nor two results whose memory the graph both returns,
+directly or through views (eager's are two tensors: a view of the second must not become a view of the first;
+`[a.masked_fill(m, 0).detach(), a.masked_fill(m, 0).detach()]` returns two tensors that share nothing). An impure node (in-place op) may change what an
 earlier expression would now compute, so the table of known expressions is cleared at each one; and a tensor an
 in-place op writes later is merged with nothing (two equal expressions are two tensors: writing one must not write
 the other).
@@ -9,7 +10,9 @@ the other).
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
 from typing import Any
 
 import torch
@@ -43,7 +46,7 @@ def eliminate_common_subexpressions(gm: fx.GraphModule) -> bool:
     seen: dict[Any, fx.Node] = {}
     changed = False
     out = next((n for n in reversed(gm.graph.nodes) if n.op == "output"), None)
-    returned = set(out.all_input_nodes) if out is not None else set()
+    returned = _Returned(out)
     written = _written_storages(gm.graph)
     for node in list(gm.graph.nodes):
         if is_impure(node):
@@ -58,15 +61,67 @@ def eliminate_common_subexpressions(gm: fx.GraphModule) -> bool:
         first = seen.get(key)
         if first is None:
             seen[key] = node
-        elif node in returned and first in returned:
+        elif returned.holds(node) and returned.holds(first):
             continue  # two tensors in eager, each returned: one would alias the other (and views of either)
         else:
-            if node in returned:  # first is returned in its place now: a third equal result stays apart from it
+            if returned.holds(node):  # first is returned in its place now: a third equal result stays apart from it
                 returned.add(first)
             node.replace_all_uses_with(first)
             gm.graph.erase_node(node)
             changed = True
     return changed
+
+
+class _Returned:
+    """What the graph returns: the output's nodes, and the nodes whose memory they may be views of (`x.detach()`
+    returned: x too). Found from the ops, not from the nodes' values: a node the optimizer rewrote (masked_fill
+    into where) has a new value, its readers keep the old one."""
+
+    def __init__(self, out: fx.Node | None):
+        self.nodes: set = set()
+        for node in out.all_input_nodes if out is not None else ():
+            self.add(node)
+
+    def holds(self, node: fx.Node) -> bool:
+        return node in self.nodes
+
+    def add(self, node: fx.Node) -> None:
+        while isinstance(node, fx.Node) and node not in self.nodes:
+            self.nodes.add(node)
+            node = node.args[0] if node.args and _may_alias_input(node) else None
+
+
+# conversions return their input itself when it has the dtype or device asked for
+_CONVERSIONS = {"float", "double", "half", "bfloat16", "int", "long", "short", "char", "byte", "bool", "type",
+                "type_as", "cuda", "cpu"}
+
+
+def _may_alias_input(node: fx.Node) -> bool:
+    """The node's result may share memory with its first argument (a view, `contiguous`, `to`, `x[0]`)."""
+    if node.op == "call_function" and node.target is operator.getitem:
+        return True
+    schema = getattr(node.target, "_schema", None)
+    if node.op == "call_function" and schema is not None:
+        schemas = [schema]
+    elif node.op in ("call_method", "call_function"):
+        name = node.target if node.op == "call_method" else getattr(node.target, "__name__", "")
+        if name in _CONVERSIONS or name == "__getitem__":
+            return True
+        return isinstance(name, str) and _aten_aliases(name)
+    else:
+        return False
+    return _returns_alias(schemas)
+
+
+@functools.lru_cache(maxsize=None)
+def _aten_aliases(name: str) -> bool:
+    packet = getattr(torch.ops.aten, name, None)
+    return packet is not None and _returns_alias([getattr(packet, o)._schema for o in packet.overloads()])
+
+
+def _returns_alias(schemas) -> bool:
+    return any(s.returns and s.returns[0].alias_info is not None and not s.returns[0].alias_info.is_write
+               for s in schemas)
 
 
 def _storage(node: fx.Node):

@@ -90,6 +90,23 @@ def test_cse_keeps_results_returned_twice_apart():
     assert _targets(gm).count(aten.mul.Tensor) == 2
 
 
+@pytest.mark.parametrize("view", [("call_method", "detach"), ("call_function", aten.t.default),
+                                  ("call_method", "float"), ("call_function", operator.getitem)])
+def test_cse_keeps_results_returned_through_views_apart(view):
+    # fuzz seed 480498: [a.masked_fill(m, .5).detach(), a.masked_fill(m, .5).detach()] came back sharing memory
+    kind, target = view
+
+    def build(g):
+        x = g.placeholder("x")
+        a = g.call_function(aten.mul.Tensor, (x, 2))
+        b = g.call_function(aten.mul.Tensor, (x, 2))
+        args = (0,) if target is operator.getitem else ()
+        g.output((g.create_node(kind, target, (a, *args)), g.create_node(kind, target, (b, *args))))
+    gm = _module(build)
+    assert not eliminate_common_subexpressions(gm)
+    assert _targets(gm).count(aten.mul.Tensor) == 2
+
+
 def test_cse_keeps_random_and_respects_mutation():
     def build(g):
         x = g.placeholder("x")
