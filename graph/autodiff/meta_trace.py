@@ -21,6 +21,7 @@ from torch.utils import _pytree as pytree
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from framejit.graph import dynamo_free_refs, meta_memo
+from framejit.graph.dce import drop_unused
 
 _META = torch.device("meta")
 
@@ -128,7 +129,7 @@ def trace_on_meta(fn: Callable, primals: list, tangents: list, decompositions: d
     with meta_memo.remembering(), recorder:  # the kernels the recorder runs answered from memory where they can
         outs = fn(metas[:len(primals)], metas[len(primals):])
     graph.output([recorder._known(o)[1] if isinstance(o, torch.Tensor) else o for o in outs])
-    graph.eliminate_dead_code()  # what autograd computed and nothing reads (pure ops only)
+    drop_unused(graph)  # what autograd computed and nothing reads (an op that may raise on its values stays)
     return fx.GraphModule(root, graph)
 
 

@@ -24,7 +24,7 @@ import torch.fx as fx
 
 from framejit.graph import core_ops
 from framejit.graph.autodiff.joint import Joint, NotDifferentiable
-from framejit.graph.effects import is_random
+from framejit.graph.effects import is_random, may_raise_on_values
 
 INPUT_BYTES = 1  # saving an input keeps alive what the caller holds anyway
 RECOMPUTABLE = (core_ops.POINTWISE_UNARY | core_ops.POINTWISE_BINARY | core_ops.TERNARY | core_ops.CONVERT
@@ -170,7 +170,9 @@ def partition(joint: Joint, written: tuple = ()) -> Partition:
     # random ops of the forward run there once (their values saved); a backward op tagged as seeded (CUDA's
     # efficient-attention backward, which replays the forward's seed and offset) stays in the backward
     randoms = [n for n in graph.nodes if is_random(n) and n not in tangent_side]
-    forward_nodes = _ancestors(outputs + saved + randoms)
+    # an op nothing reads that may raise on its values (`n // n`) raises in eager's forward: it stays there
+    checks = [n for n in graph.nodes if not n.users and may_raise_on_values(n) and n not in tangent_side]
+    forward_nodes = _ancestors(outputs + saved + randoms + checks)
     if forward_nodes & tangent_side:
         raise NotDifferentiable("a forward output depends on a tangent")
     saved_set = set(saved)

@@ -189,3 +189,24 @@ def test_a_broadcast_write_returns_a_tensor_of_its_own(backend, fresh_jit):
     assert torch.equal(got, want) and got.stride() == want.stride()
     got.mul_(2)  # each element its own memory, as eager's
     assert torch.equal(got, want * 2)
+
+
+def _unused_division_beside_a_fresh_write(x, n):
+    t = n.tril()
+    n // n  # noqa: B018  (unused: eager still raises on a zero)
+    t.t_()  # an in-place op on the graph's own tensor: the graph is traced functional
+    return x * 2
+
+
+@pytest.mark.parametrize("requires_grad", [False, True])
+@pytest.mark.parametrize("backend", ["inductor", "numpy"])
+def test_an_unused_op_that_raises_survives_the_functional_trace(backend, requires_grad, fresh_jit):
+    # fuzz seed 485697: the trace dropped the unused floor division (torch's dead-code rule: pure ops go)
+    x, n = torch.randn(3, requires_grad=requires_grad), torch.tensor([[1], [0], [2]])
+    with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+        _unused_division_beside_a_fresh_write(x, n)
+    with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+        jit.compile(_unused_division_beside_a_fresh_write, backend=backend)(x, n)
+    n = torch.tensor([[1], [2], [3]])
+    torch.testing.assert_close(jit.compile(_unused_division_beside_a_fresh_write, backend=backend)(x, n),
+                               _unused_division_beside_a_fresh_write(x, n))
