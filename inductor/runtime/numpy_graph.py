@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from framejit.graph.shape_prop import fetch_attr
+from framejit.graph import symbolic_sizes
 
 from ..ir import FallbackKernel, Item, Kernel, Load, LoweredGraph, Operand, View, dense, output_builder, static_shape
 from .torch_views import apply_views
@@ -271,17 +272,48 @@ def output_strides(lowered: LoweredGraph) -> list:
         strides = layout.strides if layout is not None else None
         if layout is not None and eager is not None and i < len(eager) and eager[i].strides is not None:
             strides = eager[i].strides
-        if layout is None or not static_shape(layout.shape) or not static_shape(strides) or \
-                not dense(layout.shape, strides):
+        if layout is None:
             found.append(None)
-            continue
-        found.append(tuple(s * layout.dtype.itemsize for s in strides))
+        elif static_shape(layout.shape) and static_shape(strides):
+            found.append(tuple(s * layout.dtype.itemsize for s in strides) if dense(layout.shape, strides) else None)
+        else:
+            found.append(_dim_order(layout.shape, strides))
     return found
 
 
-def laid_out(a: np.ndarray, strides: tuple) -> np.ndarray:
-    """`a`, or a copy of it with `strides` (a dense layout) where they differ along a dim of more than 1."""
+class DimOrder:
+    """A dense layout of sizes known only at run time (a dynamic graph's output): its dims, outermost first."""
+    __slots__ = ("dims",)
+
+    def __init__(self, dims: tuple):
+        self.dims = dims
+
+    def strides(self, shape: tuple, itemsize: int) -> tuple:
+        out, step = [0] * len(shape), itemsize
+        for d in reversed(self.dims):
+            out[d] = step
+            step *= max(shape[d], 1)
+        return tuple(out)
+
+
+def _dim_order(shape, strides) -> DimOrder | None:
+    """The order of symbolic `strides`, read at the sizes' hints where they are dense there (dims of equal stride,
+    the ones of size 1 at the hints, keep their own order: eager's contiguous choice); else None."""
+    try:
+        shape, strides = tuple(map(symbolic_sizes.hint, shape)), tuple(map(symbolic_sizes.hint, strides))
+    except Exception:  # noqa: BLE001  (a size with no hint: the layout is left as NumPy makes it)
+        return None
+    if not dense(shape, strides):
+        return None
+    return DimOrder(tuple(sorted(range(len(shape)), key=lambda d: -strides[d])))
+
+
+def laid_out(a: np.ndarray, strides) -> np.ndarray:
+    """`a`, or a copy of it with `strides` (byte strides of a dense layout, or a DimOrder) where they differ along
+    a dim of more than 1."""
     a = np.asarray(a)
+    if isinstance(strides, DimOrder):
+        strides = strides.strides(a.shape, a.itemsize)
     if all(n <= 1 or s == t for n, s, t in zip(a.shape, a.strides, strides)):
         return a
     order = sorted(range(a.ndim), key=lambda d: -strides[d])  # outermost dim first

@@ -227,6 +227,20 @@ def test_output_strides_follow_eager():
         g(make()[0]).view(-1)
 
 
+def test_output_strides_follow_eager_with_dynamic_sizes():
+    # program generator seed 484330: an expanded input times a broadcast one; with a dynamic size the result kept
+    # NumPy's layout (the expanded dim innermost), so the caller's .view(-1) raised where eager's views fine
+    def f(x0, x1):
+        return torch.mul(x1.expand(2, *x1.shape), x0)
+
+    g = jit.compile(f, backend="numpy")
+    for n in (2, 3, 4):
+        x0, x1 = torch.randn(n, 1), torch.randn(1, 2).half()
+        got, want = g(x0, x1), f(x0, x1)
+        assert got.stride() == want.stride()
+        torch.testing.assert_close(got.view(-1), want.view(-1))
+
+
 def test_a_torch_views_operand_is_in_eagers_layout():
     # program generator seed 275256: the clone of an expanded input came out of NumPy's `astype` with the
     # broadcast dim innermost; `detach` (a torch call here) handed those strides on, and the caller's .view(-1)
@@ -268,12 +282,24 @@ def test_outputs_eager_returns_as_views_of_one_another_share_memory(view, base_f
 def test_gelu_tail_keeps_eagers_digits():
     # program generator seed 301850: gelu's gate 1 + erf(x / sqrt(2)) cancels for negative x, and the float32
     # erf's few ulps became 1% of F.gelu(-4.5); times 1e5 and through expm1 the result was 0.4% off eager's
-    # (eager's erf is itself an ulp off here and there, which the cancellation shows: compared at the seed's
-    # inputs, and elsewhere against the exact value)
+    # (eager's own gelu is off there by an amount that depends on the CPU's vector kernel: 0.9% at -4.5 with
+    # AVX-512, less with AVX2; so the seed's inputs are compared against the exact value, and against eager where
+    # eager is as close to it)
     f = lambda x: (torch.expm1(F.gelu(x) * 100000), F.gelu(x))  # noqa: E731
-    make = lambda: [torch.tensor([-5.5, -4.5, -2.5, -1.5, 1.5, 3.0, 4.5])]  # noqa: E731
-    run_both(f, make)
-    through_jit(f, *make())
+    x = torch.tensor([-5.5, -4.5, -2.5, -1.5, 1.5, 3.0, 4.5])
+    got = jit.compile(f, backend="numpy")(x.clone())
+    gelu = torch.tensor([v * 0.5 * math.erfc(-v / math.sqrt(2)) for v in x.double().tolist()], dtype=torch.float64)
+    # a float32 erf near -1 is held to half its spacing there (2**-25): 1 + erf(x) to that, gelu to 0.5 |x| times
+    # it (plus rounding), and expm1(1e5 gelu) to that times its slope 1e5 exp(1e5 gelu)
+    gelu_bound = 0.5 * x.double().abs() * 2 ** -25 + 2e-6 * gelu.abs()
+    bounds = (1e5 * torch.exp(gelu * 1e5) * gelu_bound + 2e-6 * torch.expm1(gelu * 1e5).abs(), gelu_bound)
+    eager = f(x)
+    for g, want, exact, bound in zip(got, eager, (torch.expm1(gelu * 100000), gelu), bounds):
+        within = [torch.where(exact.isinf(), v.double() == exact, (v.double() - exact).abs() <= bound)
+                  for v in (g, want)]
+        assert within[0].all(), (g, exact)
+        agree = (g == want) | ((g.double() - want.double()).abs() <= 2 * bound)
+        assert agree[within[1]].all(), (g, want)
     x = torch.linspace(-3.9, 3.9, 1001)
     got = run_both(lambda x: 1 + torch.erf(x), lambda: [x])[0]
     exact = torch.tensor([math.erfc(-v) for v in x.double().tolist()], dtype=torch.float64)
