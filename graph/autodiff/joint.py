@@ -14,6 +14,7 @@ Graphs autograd cannot be traced for here are reported by `unsupported_reason`: 
 """
 from __future__ import annotations
 
+import logging
 import operator
 from dataclasses import dataclass
 
@@ -27,6 +28,8 @@ from framejit.graph.dce import drop_unused
 from framejit.graph.effects import has_mutation, is_random
 from framejit.graph.functionalize import AUGMENTED, functionalize_intermediates, storage_id
 from framejit.graph.size_variants import copy_module
+
+log = logging.getLogger("jit.graph")
 
 aten = torch.ops.aten
 
@@ -310,7 +313,8 @@ def trace_joint(gm: fx.GraphModule, example_inputs: list) -> Joint:
         if device is not None:  # recorded on meta tensors: no torch._dynamo import (meta_trace.py)
             try:
                 traced = trace_on_meta(joint, list(example_inputs), tangents, DECOMPOSED, device)
-            except OtherDevice:
+            except OtherDevice as e:  # fake tensors cost seconds more (their first use imports torch._dynamo)
+                log.info("joint trace with fake tensors: %s", e)
                 device = None
         if traced is None:  # several devices (a CPU scalar beside CUDA tensors): fake tensors know each one's
             from torch.fx.experimental.proxy_tensor import make_fx

@@ -22,7 +22,9 @@ A replay reads and writes the addresses the recording saw, so a recording is use
     second recording, and with both busy it runs the module's launches as usual. `out = f(x)` in a loop
     alternates between two recordings. A replay on another stream than the last waits for the last;
   * a recording keeps its own memory pool (the call's intermediates and outputs stay reserved): one that leaves
-    less than MEMORY_HEADROOM of the GPU's memory unallocated is dropped;
+    less than MEMORY_HEADROOM of the GPU's memory unallocated is dropped, and so is one whose outputs hold more
+    than HELD_BYTES_PER_LAUNCH per launch it saves (a training forward returns its saved activations: two
+    recordings of a 6-layer GPT's held 1.6 GB beyond eager's step, to save launches the GPU hid anyway);
   * inside a user's own graph capture, on another current device, or under FRAMEJIT_CUDA_GRAPHS=0, calls run
     the launches as usual.
 The first call always runs as usual (it autotunes and compiles what its launchers compile lazily); the second
@@ -40,6 +42,7 @@ from ..config import config
 
 log = logging.getLogger("jit.inductor.triton")
 COPY_BYTES_PER_LAUNCH = 1 << 20  # a 1 MiB argument copy (~1 us at 3 TB/s, plus its launch) per launch saved
+HELD_BYTES_PER_LAUNCH = 1 << 20  # outputs a recording keeps alive, per launch it saves
 MAX_RECORDINGS = 2  # per set of argument sizes
 MAX_SIZES = 8
 MAX_RERECORDS = 8
@@ -218,6 +221,11 @@ class GraphedCall:
             return None
         if rec.aliased:
             self._decline("an output shares memory with an input")
+            return None
+        held = sum(st.nbytes() for st in rec.storages)
+        if held > self.launches * HELD_BYTES_PER_LAUNCH:
+            self._decline(f"a recording keeps its outputs ({held / 2 ** 20:.0f} MiB) alive, more than "
+                          f"{self.launches} launches are worth", entry)
             return None
         if self.cuda:
             used, total = torch.cuda.memory_allocated(self.device), torch.cuda.get_device_properties(

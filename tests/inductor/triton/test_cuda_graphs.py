@@ -315,3 +315,9 @@ def test_replays_on_alternating_streams():
 def test_a_recording_that_leaves_too_little_memory_is_dropped(monkeypatch):
     monkeypatch.setattr(cuda_graphs, "MEMORY_HEADROOM", 1.0)
     assert "allocated" in _never_replayed()
+
+
+def test_a_recording_whose_outputs_hold_more_than_its_launches_are_worth_is_dropped(monkeypatch):
+    # a training forward's outputs are its saved activations: two recordings held them twice over eager's step
+    monkeypatch.setattr(cuda_graphs, "HELD_BYTES_PER_LAUNCH", 1)
+    assert "keeps its outputs" in _never_replayed()
