@@ -103,6 +103,47 @@ def twin_value(node: fx.Node, kind: str, target, args, kwargs) -> torch.Tensor |
     return out if isinstance(out, torch.Tensor) and out.shape == x.shape and out.dtype == x.dtype else None
 
 
+def place_twin(node: fx.Node, twin: tuple, value: torch.Tensor, name: str) -> fx.Node:
+    """The out-of-place `twin` of in-place `node` (out_of_place's tuple; `value` its twin_value), inserted before
+    node, its result in the written tensor's layout: eager's in-place op leaves the tensor's strides as they were,
+    and later ops follow them (`x.t().masked_fill_(m, 1) * 2` is transposed), where an out-of-place twin may
+    return contiguous memory (masked_fill does). A dense layout is restored by permuting to its order, making that
+    contiguous and permuting back (fused into the computing kernel, it costs nothing); the result's node is
+    returned."""
+    kind, target, args, kwargs = twin
+    graph = node.graph
+    with graph.inserting_before(node):
+        new = graph.create_node(kind, target, args, kwargs, name=name)
+    new.meta = {k: v for k, v in node.meta.items() if k != "mutates"}
+    new.meta["val"] = value
+    order = _dense_order(meta_tensor(node.args[0]))
+    if order is None or all(n == 1 or a == b for n, a, b in zip(value.shape, value.stride(),
+                                                                 meta_tensor(node.args[0]).stride())):
+        return new
+    inverse = tuple(sorted(range(len(order)), key=order.__getitem__))
+    result = new
+    with graph.inserting_before(node):
+        for method, margs in (("permute", (order,)), ("contiguous", ()), ("permute", (inverse,))):
+            nxt = graph.call_method(method, (result, *margs))
+            nxt.meta["val"] = getattr(result.meta["val"], method)(*margs)
+            result = nxt
+    return result
+
+
+def _dense_order(t: torch.Tensor | None) -> tuple | None:
+    """The dims of dense, non-overlapping `t`, outermost first (dims of equal stride in their own order); None
+    where `t` is not such a permutation of a contiguous tensor."""
+    if t is None or t.layout != torch.strided:
+        return None
+    order = tuple(sorted(range(t.dim()), key=lambda d: -t.stride(d)))
+    step = 1
+    for d in reversed(order):
+        if t.shape[d] != 1 and t.stride(d) != step:
+            return None
+        step *= t.shape[d]
+    return order
+
+
 def functionalize_intermediates(gm: fx.GraphModule) -> int:
     """Rewrite in-place ops on unaliased intermediates out of place (see the module's doc); returns how many."""
     count = 0
@@ -117,17 +158,16 @@ def functionalize_intermediates(gm: fx.GraphModule) -> int:
         if value is None:
             continue
         x = node.args[0]
-        kind, target, args, kwargs = twin
-        with gm.graph.inserting_before(node):
-            new = gm.graph.create_node(kind, target, args, kwargs, name=f"{x.name}_out")
-        new.meta = {k: v for k, v in node.meta.items() if k != "mutates"}
-        new.meta["val"] = value  # a fresh tensor: its own storage
+        new = place_twin(node, twin, value, f"{x.name}_out")  # a fresh tensor: its own storage
+        made = node.prev
+        while made not in order:  # the twin and any layout nodes after it sit where the write was
+            order[made] = order[node]
+            made = made.prev
         node.replace_all_uses_with(new)
         for user in list(x.users):
             if user is not new and user is not node and order.get(user, len(order)) > order[node]:
                 user.replace_input_with(x, new)
         gm.graph.erase_node(node)
-        order[new] = order[node]
         count += 1
     if count:
         gm.graph.lint()

@@ -27,7 +27,7 @@ import torch
 import torch.fx as fx
 
 from framejit.graph.effects import is_impure, is_random, may_raise_on_values
-from framejit.graph.functionalize import out_of_place, storage_id, twin_value
+from framejit.graph.functionalize import out_of_place, place_twin, storage_id, twin_value
 from framejit.graph.shape_prop import eval_node, meta_tensor, propagate
 from framejit.graph.size_variants import copy_module
 
@@ -183,11 +183,7 @@ def _functional_write(node: fx.Node, placeholder: fx.Node) -> dict | None:
     value = twin_value(node, *twin)
     if value is None:
         return None
-    kind, target, args, kwargs = twin
-    with node.graph.inserting_before(node):
-        new = node.graph.create_node(kind, target, args, kwargs, name=f"{node.args[0].name}_new")
-    new.meta = {k: v for k, v in node.meta.items() if k != "mutates"}
-    new.meta["val"] = value
+    new = place_twin(node, twin, value, f"{node.args[0].name}_new")
     node.replace_all_uses_with(new)
     node.graph.erase_node(node)
     return {placeholder: new}

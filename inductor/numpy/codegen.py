@@ -446,6 +446,7 @@ def _generate(lg: LoweredGraph, used: set, sizes: dict, size_names: dict, render
     view_bases = _bases_of_returned_views(lg)
     # (read only for *_like fallbacks: with dynamic sizes, asking whether a layout is dense adds size conditions)
     computed = _eager_orders(lg) if any(_reads_layout(k) for k in lg.kernels) else {}
+    input_names = {b.name for b in lg.inputs}
     for kernel in lg.kernels:
         out = kernel.out.name
         renderer.take()
@@ -464,9 +465,15 @@ def _generate(lg: LoweredGraph, used: set, sizes: dict, size_names: dict, render
             like = _reads_layout(kernel)
             orders = [None if not like else computed.get(a.buf) if isinstance(a, Load) else _eager_order(a)
                       for a in kernel.inputs]
-            codes = [f"_laid_out({c}, {order})" if order is not None else c for c, order in zip(codes, orders)]
+            # a buffer is laid out once, in place of itself: two views of it (`t.detach()` twice) share memory as
+            # eager's do (fuzz seed 486561)
+            own = [order is not None and isinstance(a, Load) and c == a.buf and a.buf not in input_names
+                   for a, c, order in zip(kernel.inputs, codes, orders)]
+            relaid = [f"{c} = _laid_out({c}, {order})" for c, order, o in zip(codes, orders, own) if o]
+            codes = [f"_laid_out({c}, {order})" if order is not None and not o else c
+                     for c, order, o in zip(codes, orders, own)]
             renderer.take()  # inline in `run`, where every size is defined
-            pre = [f"        {line}" for line in w.lines]
+            pre = [f"        {line}" for line in w.lines + list(dict.fromkeys(relaid))]
             units.append(row_blocks.Unit(out, w.params, pre + [
                 f"        {out} = fallbacks[{out!r}]({', '.join(codes)})"
                 f"  # eager torch: {kernel.source[0]}"]))

@@ -206,10 +206,20 @@ def _buffer(e, kernels: dict) -> str | None:
             return None
 
 
-def _shared(base: torch.Tensor, base_array, a: np.ndarray, dtype: torch.dtype, views) -> torch.Tensor | None:
-    """Output array `a` as a torch view of `base`, an earlier output's tensor (base_array: the array it is over, or
-    None): through `views` (alias_plan's) where the plan has them and torch takes them without a copy, else where
-    `a` lies in base_array's memory; None where neither holds."""
+def _root(a) -> np.ndarray | None:
+    """The writeable array of `a`'s own dtype that array `a` is a view of (or `a`), None where there is none."""
+    if not isinstance(a, np.ndarray) or not a.flags.writeable:
+        return None
+    root = a
+    while isinstance(root.base, np.ndarray) and root.base.dtype == a.dtype and root.base.flags.writeable:
+        root = root.base
+    return root
+
+
+def _shared(base: torch.Tensor, made, a: np.ndarray, dtype: torch.dtype, views) -> torch.Tensor | None:
+    """Output array `a` as a torch view of `base`, an earlier output's tensor: through `views` (alias_plan's) where
+    the plan has them and torch takes them without a copy, else where `a` lies in the memory of the array that
+    tensor was made over (`made`: (its torch tensor, the array), or None); None where neither holds."""
     if views is not None:
         try:
             view = apply_views(base, views)
@@ -217,8 +227,8 @@ def _shared(base: torch.Tensor, base_array, a: np.ndarray, dtype: torch.dtype, v
             return view if view is not base else base.view(base.shape)
         except RuntimeError:  # torch's view of base's strides needs a copy: eager's strides were not known
             pass
-    if base_array is not None and _inside(a, base_array):
-        return view_of(base, base_array, a, dtype)
+    if made is not None and _inside(a, made[1]):
+        return view_of(made[0], made[1], a, dtype)
     return None
 
 
@@ -409,8 +419,11 @@ class CompiledNumpyGraph:
         tensors = [self._const_values[index] if is_const else args[index] for is_const, index, _ in self._slots]
         arrays = [to_numpy(t) for t in tensors]
         outs = self.module.run(arrays, self.fallbacks)
-        flat, made = [], []  # made: the array each output tensor is over (None where it is not one)
-        for o, d, how, s in zip(outs, self.out_dtypes, self._aliases, self._strides):
+        # made: per output, (tensor, array) of the whole array it was made over (None where it is not one): two
+        # outputs over one buffer neither of which views the other (list(t): its rows) are views of one tensor
+        flat, made = [], []
+        shared_later = {how[1] for how in self._aliases if how is not None and how[0] == SHARE}
+        for i, (o, d, how, s) in enumerate(zip(outs, self.out_dtypes, self._aliases, self._strides)):
             if d is None:
                 flat.append(o)
                 made.append(None)
@@ -425,6 +438,12 @@ class CompiledNumpyGraph:
                 if how is not None and (how[0] == COPY or any(np.may_share_memory(o, a) for a in arrays)):
                     o = np.array(o)
                 o = o if s is None else laid_out(o, s)
-                flat.append(to_torch(o, d))
-                made.append(np.asarray(o) if isinstance(o, np.ndarray) and o.flags.writeable else None)
+                root = _root(o) if i in shared_later else None
+                if root is None:
+                    flat.append(to_torch(o, d))
+                    made.append(None)
+                else:
+                    whole = to_torch(root, d)
+                    flat.append(whole if root is o else view_of(whole, root, o, d))
+                    made.append((whole, root))
         return flat

@@ -551,3 +551,28 @@ def test_large_kernels(dtype):
         return (torch.softmax(x, -1), x.sum(-1), torch.where(x > y, x, y), x.amax(-1), F.gelu(y) * 2 + 1,
                 centred * torch.rsqrt((centred * centred).mean(-1, keepdim=True) + 1e-5), (x * y).T.sum(0))
     run_both(f, make)
+
+
+def test_two_views_of_one_relaid_buffer_share_its_memory():
+    # program generator seed 486561: each `detach` of a result laid out for torch got its own copy of it
+    def f(x0):
+        t = x0 / 0.5
+        return [t.detach(), x0, t.detach()]
+
+    got = through_jit(f, (torch.randn(1, 1, 2) > 0).expand(2, 1, 2))
+    assert _shares(got[0], got[2])
+
+
+@pytest.mark.parametrize("write", [False, True])
+def test_rows_of_one_result_share_its_memory_in_its_layout(write):
+    # program generator seed 486815: list(t) of a transposed result came back as two tensors over separate memory,
+    # and with x0 written first the result was contiguous (the out-of-place twin of masked_fill_ is)
+    def f(x0, x1):
+        if write:
+            x0.masked_fill_(x0 > 0, 1)
+        return list(x0 * x1)
+
+    make = lambda: [torch.randn(3, 3).t(), torch.randn(())]  # noqa: E731
+    got, want = through_jit(f, *make()), f(*make())
+    assert [(t.stride(), t.storage_offset()) for t in got] == [(t.stride(), t.storage_offset()) for t in want]
+    assert len({t.untyped_storage().data_ptr() for t in got}) == 1  # one tensor's rows, as eager's
