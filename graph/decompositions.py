@@ -303,6 +303,8 @@ def _eager_gelu_at_inf(device_type: str, dtype: torch.dtype, approximate: str) -
 def _softmax(b: Builder, x: Any, dim: Any = None, _stacklevel: int = 3, dtype: Any = None) -> Any:
     if dim is None:
         raise Decline("softmax without dim")
+    if not (dtype or b.tensor(x).dtype).is_floating_point:
+        raise Decline("softmax of an integer tensor: eager's kernel raises, or returns an empty tensor (fuzz seed 478532)")
     x, rounded = _opmath(b, _cast(b, x, dtype))
     dim = dim % max(b.tensor(x).dim(), 1)
     # the max shift is detached: a constant mathematically, so a training graph's backward skips amax's gradient

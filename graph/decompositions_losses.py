@@ -85,6 +85,8 @@ def sum_of_log_softmax(b: Builder, x: Any, dim: int) -> Any:
 def _log_softmax(b: Builder, x: Any, dim: Any = None, _stacklevel: int = 3, dtype: Any = None) -> Any:
     if dim is None:
         raise Decline("log_softmax without dim")
+    if not (dtype or b.tensor(x).dtype).is_floating_point:
+        raise Decline("log_softmax of an integer tensor: eager's kernel raises, or returns an empty tensor (fuzz seed 478532)")
     x, rounded = _opmath(b, _cast(b, x, dtype))
     return _cast(b, log_softmax_of(b, x, dim % max(b.tensor(x).dim(), 1)), rounded)
 

@@ -219,12 +219,25 @@ def unsupported_reason(gm: fx.GraphModule, example_inputs: list) -> str | None:
     if any(n.target in (torch.autograd.grad_mode._enter_inference_mode, torch.autograd.grad_mode._exit_inference_mode)
            for n in gm.graph.nodes):
         return "inference mode changes inside the graph"
+    if any(_integer_softmax(n) for n in gm.graph.nodes):  # fuzz seed 478532
+        return "softmax of an integer tensor (torch's decomposition fills -inf into it; eager's kernel raises, " \
+            "or returns an empty tensor)"
     if has_mutation(gm.graph):
         probe = copy_module(gm)
         functionalize_intermediates(probe)
         if has_mutation(probe.graph) and not _writes_fresh_tensors_only(probe, example_inputs):
             return "the graph mutates a tensor in place (an input, or a view)"
     return None
+
+
+def _integer_softmax(node: fx.Node) -> bool:
+    if node.op not in ("call_function", "call_method") or not node.args or not isinstance(node.args[0], fx.Node):
+        return False
+    name = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", "")
+    if name.split(".")[0].lstrip("_") not in ("softmax", "log_softmax"):
+        return False
+    x, dtype = node.args[0].meta.get("val"), node.kwargs.get("dtype")
+    return isinstance(x, torch.Tensor) and not (dtype or x.dtype).is_floating_point
 
 
 def _writes_fresh_tensors_only(gm: fx.GraphModule, example_inputs: list) -> bool:

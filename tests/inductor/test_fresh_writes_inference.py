@@ -210,3 +210,22 @@ def test_an_unused_op_that_raises_survives_the_functional_trace(backend, require
     n = torch.tensor([[1], [2], [3]])
     torch.testing.assert_close(jit.compile(_unused_division_beside_a_fresh_write, backend=backend)(x, n),
                                _unused_division_beside_a_fresh_write(x, n))
+
+
+def _integer_softmax(x):
+    t = torch.empty_like(x).fill_(2)  # a write into the graph's own tensor: traced functional
+    return torch.softmax(t, 0)
+
+
+@pytest.mark.parametrize("backend", ["inductor", "numpy"])
+def test_softmax_of_an_integer_tensor_is_eagers(backend, fresh_jit):
+    # fuzz seed 478532: torch's softmax decomposition filled -inf into an int64 tensor ("cannot be converted to
+    # type int64_t without overflow"); eager returns an empty tensor, and raises for a non-empty one
+    compiled = jit.compile(_integer_softmax, backend=backend)
+    empty = torch.zeros(0, 1, 1, dtype=torch.long)
+    got, want = compiled(empty), _integer_softmax(empty)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    with pytest.raises(Exception) as want_error:
+        _integer_softmax(torch.ones(3, dtype=torch.long))
+    with pytest.raises(want_error.type):
+        compiled(torch.ones(3, dtype=torch.long))
