@@ -105,3 +105,22 @@ def test_float32_results_of_half_precision_graphs_inherit_its_rounding():
     for node, dtype in zip(gm.graph.nodes, (torch.float32, torch.bfloat16, torch.float32, torch.float32)):  # meta
         node.meta["val"] = torch.empty(2, dtype=dtype, device="meta")
     assert computes_in_half(gm.graph)
+
+
+def test_results_are_compared_in_chunks(monkeypatch):
+    # the first call compared whole float32 copies of each result: 5 GB beyond the step for a GPT's saved logits
+    from framejit.inductor import first_call_check
+    from framejit.inductor.first_call_check import disagreement
+    monkeypatch.setattr(first_call_check, "CHUNK", 7)
+    want = torch.randn(5, 11, dtype=torch.bfloat16)
+    assert disagreement([want.clone()], [want], 1.0) is None
+    off = want.clone()
+    off[4, 10] = 1e4  # in the last, partial chunk
+    assert "relative error" in disagreement([off], [want], 1.0)
+    nan = want.clone()
+    nan[2, 3] = float("nan")
+    assert "non-finite" in disagreement([nan], [want], 1.0)
+    both = want.clone()
+    both[0, 0] = want[0, 0] = float("inf")
+    assert disagreement([both], [want], 1.0) is None
+    assert disagreement([want.t().contiguous().t()], [want], 1.0) is None  # another layout, the same values
