@@ -10,9 +10,7 @@ the other).
 
 from __future__ import annotations
 
-import functools
 import math
-import operator
 from typing import Any
 
 import torch
@@ -21,6 +19,7 @@ import torch.fx as fx
 from framejit.graph.effects import is_impure, is_removable
 from framejit.graph.functionalize import storage_id
 from framejit.graph.symbolic_sizes import SymInt
+from framejit.graph.view_ops import alias_roots
 
 
 def _key(value: Any) -> Any:
@@ -86,42 +85,7 @@ class _Returned:
         return node in self.nodes
 
     def add(self, node: fx.Node) -> None:
-        while isinstance(node, fx.Node) and node not in self.nodes:
-            self.nodes.add(node)
-            node = node.args[0] if node.args and _may_alias_input(node) else None
-
-
-# conversions return their input itself when it has the dtype or device asked for
-_CONVERSIONS = {"float", "double", "half", "bfloat16", "int", "long", "short", "char", "byte", "bool", "type",
-                "type_as", "cuda", "cpu"}
-
-
-def _may_alias_input(node: fx.Node) -> bool:
-    """The node's result may share memory with its first argument (a view, `contiguous`, `to`, `x[0]`)."""
-    if node.op == "call_function" and node.target is operator.getitem:
-        return True
-    schema = getattr(node.target, "_schema", None)
-    if node.op == "call_function" and schema is not None:
-        schemas = [schema]
-    elif node.op in ("call_method", "call_function"):
-        name = node.target if node.op == "call_method" else getattr(node.target, "__name__", "")
-        if name in _CONVERSIONS or name == "__getitem__":
-            return True
-        return isinstance(name, str) and _aten_aliases(name)
-    else:
-        return False
-    return _returns_alias(schemas)
-
-
-@functools.lru_cache(maxsize=None)
-def _aten_aliases(name: str) -> bool:
-    packet = getattr(torch.ops.aten, name, None)
-    return packet is not None and _returns_alias([getattr(packet, o)._schema for o in packet.overloads()])
-
-
-def _returns_alias(schemas) -> bool:
-    return any(s.returns and s.returns[0].alias_info is not None and not s.returns[0].alias_info.is_write
-               for s in schemas)
+        self.nodes.update(alias_roots(node))
 
 
 def _storage(node: fx.Node):

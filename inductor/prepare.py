@@ -66,14 +66,18 @@ def copy_aliased_outputs(compiled, gm: torch.fx.GraphModule):
     -> a view of y), or merged with an earlier output (CSE of `x / x` computed twice), must still be new tensors,
     as in eager: the optimized graph's aliasing (its meta values) against eager's (EagerOutput)."""
     from framejit.graph.normalize import EAGER_OUTPUTS, eager_outputs
+    from framejit.graph.view_ops import alias_roots
     out = next(n for n in gm.graph.nodes if n.op == "output")
     single = not isinstance(out.args[0], (tuple, list))
     results = (out.args[0],) if single else out.args[0]
     eager = gm.meta.get(EAGER_OUTPUTS)
     now = eager_outputs(gm) if eager is not None else ()
+    # which outputs may share memory now, from the ops (meta values of a rewritten node's readers can be stale)
+    roots = [set(alias_roots(r)) if isinstance(r, torch.fx.Node) else set() for r in results]
     aliased = [i for i, r in enumerate(results) if isinstance(r, torch.fx.Node) and (
         r.op == "placeholder" or eager is not None and i < len(eager) and eager[i].alias is None and (
             any(results[j] is r and j not in eager[i].shares for j in range(i)) or
+            any(roots[i] & roots[j] and j not in eager[i].shares for j in range(i)) or
             i < len(now) and (now[i].alias not in (None, "unknown") or
                               any(j not in eager[i].shares for j in now[i].shares))))]
     if not aliased:

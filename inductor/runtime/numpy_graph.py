@@ -114,7 +114,8 @@ def _source(e, kernels: dict, inputs: dict):
 
 
 def alias_plan(lowered: LoweredGraph) -> list:
-    """Per flat output: None (hand the array over as it is), (VIEW, input buffer index), (COPY,) or (CHECK,).
+    """Per flat output: None (hand the array over as it is), (VIEW, input buffer index), (COPY,) or (CHECK, outputs
+    it may share memory with as eager's does): a CHECK is copied where it overlaps an input or another output.
     Raises NotImplementedError where eager returns a view of an input and the code computes a new array: that
     graph must run in torch (a caller writing to the input would not see it in the output)."""
     kernels = {k.out.name: k for k in lowered.kernels}
@@ -154,6 +155,13 @@ def alias_plan(lowered: LoweredGraph) -> list:
                 # not a second tensor over the same memory (torch's overlap checks and `_base` tell them apart:
                 # `t4 /= t4.squeeze()` of one element raises in eager, fuzz seed 265440)
                 plan[-1] = _share_plan(i, o, earlier, lowered.outputs, kernels)
+    for i, how in enumerate(plan):
+        if how is not None and how[0] == CHECK:  # a torch fallback's view of another output (`x.narrow()` left of
+            # `x.narrow() * 1`: fuzz seed 506034) must not share the memory eager's own tensor does not
+            together = set(eager[i].shares) if eager is not None and i < len(eager) else set()
+            together |= {j for j in range(i + 1, len(plan)) if eager is not None and j < len(eager)
+                         and i in eager[j].shares}
+            plan[i] = (CHECK, tuple(sorted(together)))
     return plan
 
 
@@ -204,6 +212,13 @@ def _buffer(e, kernels: dict) -> str | None:
             e = k.expr
         else:
             return None
+
+
+def _overlaps_other(o, outs: list, i: int, how: tuple) -> bool:
+    """A CHECK output overlapping another output's array, one eager's does not share memory with."""
+    return how[0] == CHECK and isinstance(o, np.ndarray) and any(
+        j != i and j not in how[1] and isinstance(p, np.ndarray) and np.may_share_memory(o, p)
+        for j, p in enumerate(outs))
 
 
 def _root(a) -> np.ndarray | None:
@@ -435,7 +450,8 @@ class CompiledNumpyGraph:
                 flat.append(shared)
                 made.append(None)
             else:
-                if how is not None and (how[0] == COPY or any(np.may_share_memory(o, a) for a in arrays)):
+                if how is not None and (how[0] == COPY or any(np.may_share_memory(o, a) for a in arrays) or
+                                        _overlaps_other(o, outs, i, how)):
                     o = np.array(o)
                 o = o if s is None else laid_out(o, s)
                 root = _root(o) if i in shared_later else None

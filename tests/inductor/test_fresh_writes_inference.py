@@ -147,7 +147,26 @@ def promoting_in_place(x, y):  # fuzz seeds 460377, 464670: an in-place op keeps
     return torch.trunc(t), u / 2
 
 
-FUZZ = {"promoting_in_place": (promoting_in_place,  # bf16-exact x: Triton's interpreter truncates casts to bf16
+def unsqueeze_a_view(x):
+    # fuzz seed 503968: the functional trace replayed the view's own sizes over the unsqueezed result
+    t = x.clone().view(x.shape)
+    t.unsqueeze_(0)
+    return t
+
+
+def write_after_a_break(x):
+    # fuzz seed 506034: `x.narrow() * 1` reduced to the narrow, returned before the break as a view of x (whose
+    # stale meta value did not say so); the clamp_ after it wrote x
+    t = x.clone()
+    y = t.narrow(0, 0, 1) * 1
+    if t.sum() > -100:  # a graph break: y and t leave the first graph
+        y.clamp_(min=0)
+    return t, y
+
+
+FUZZ = {"unsqueeze_a_view": (unsqueeze_a_view, lambda: [torch.randn(())]),
+        "write_after_a_break": (write_after_a_break, lambda: [-torch.rand(3)]),
+        "promoting_in_place": (promoting_in_place,  # bf16-exact x: Triton's interpreter truncates casts to bf16
                                lambda: [torch.randn(3, 4).bfloat16().float(), torch.randn(1, 4, dtype=torch.float64)]),
         "clamp_by_tensor": (clamp_by_tensor, lambda: [torch.randn(3, 4)]),
         "index_fill_int": (index_fill_int, lambda: [torch.randn(3, 4)]),
