@@ -20,7 +20,7 @@ import torch
 
 from framejit.graph import symbolic_sizes
 from framejit.graph.attention import drop_constant_sdpa_masks, rewrite_causal_attention
-from framejit.graph.pad_matmul import pad_misaligned_matmuls
+from framejit.graph.pad_matmul import pad_misaligned_matmuls, pad_misaligned_operands
 from framejit.graph.size_variants import Built
 from framejit.graph.symbolic_shapes import is_dynamic
 
@@ -143,6 +143,7 @@ def _rewrite(gm: torch.fx.GraphModule, example_inputs: list, device: torch.devic
     rewrite_causal_attention(gm, example_inputs)  # naive softmax(q k^T) v -> one fused SDPA call
     drop_constant_sdpa_masks(gm, example_inputs)  # an all-True or causal constant mask -> none
     pad_misaligned_matmuls(gm, device)  # GPT-2's (8192, 50257) LM head: an aligned width for cuBLAS
+    pad_misaligned_operands(gm, device)  # and its gradient, which the backward's two products read
     channels_last_convolutions(gm, device)  # cuDNN's NHWC kernels, eager's NCHW result
 
 

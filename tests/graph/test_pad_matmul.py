@@ -39,3 +39,30 @@ def test_products_left_alone(case):
     x, w = torch.randn(1030, 64, dtype=dtype), torch.randn(n, 64, dtype=dtype)
     _, count = _padded(lambda x, w: F.linear(x, w), (x, w), torch.device("cpu") if case == "cpu" else CUDA)
     assert count == 0
+
+
+def test_a_misaligned_operand_the_graph_computes_is_made_in_padded_memory():
+    # the backward of GPT-2's LM head: the logits' gradient g (8192, 50257) is read by mm(g, W) and mm(g.t(), x)
+    from framejit.graph.pad_matmul import pad_misaligned_operands
+    torch.manual_seed(0)
+    g0 = torch.randn(1030, 1027, dtype=torch.bfloat16)
+    w, x = torch.randn(1027, 64, dtype=torch.bfloat16), torch.randn(1030, 64, dtype=torch.bfloat16)
+
+    def fn(g0, w, x):
+        g = g0 * 2
+        return g @ w, g.t() @ x, g.sum()
+
+    gm = torch.fx.symbolic_trace(fn)
+    optimize(gm, [g0, w, x])
+    assert pad_misaligned_operands(gm, CUDA) == 1
+    slices = [n for n in gm.graph.nodes if n.target is aten.slice.Tensor]
+    assert len(slices) == 1 and slices[0].args[0].target is aten.cat.default  # g and zeros, in one kernel
+    products = [n for n in gm.graph.nodes if n.target is aten.mm.default]
+    assert len(products) == 2 and all(slices[0] in (p.args[0], *p.args[0].args) for p in products)
+    for node in gm.graph.nodes:  # the padding's zeros are made on the CUDA device the pass was told: here, CPU
+        if node.target is aten.full.default:
+            node.kwargs = {**node.kwargs, "device": torch.device("cpu")}
+    gm.recompile()
+    for got, want in zip(gm(g0, w, x), fn(g0, w, x)):
+        torch.testing.assert_close(got, want, rtol=2e-2, atol=2e-1)
+    assert pad_misaligned_operands(gm, torch.device("cpu")) == 0

@@ -124,3 +124,13 @@ def test_results_are_compared_in_chunks(monkeypatch):
     both[0, 0] = want[0, 0] = float("inf")
     assert disagreement([both], [want], 1.0) is None
     assert disagreement([want.t().contiguous().t()], [want], 1.0) is None  # another layout, the same values
+
+
+def test_the_inputs_scale_is_measured_in_chunks(monkeypatch):
+    from framejit.inductor import first_call_check
+    x = torch.randn(5, 11, dtype=torch.bfloat16)
+    x[1, 2] = float("inf")
+    finite = x.float()[torch.isfinite(x.float())]
+    want = float(finite.square().mean().sqrt())
+    monkeypatch.setattr(first_call_check, "CHUNK", 7)
+    assert abs(first_call_check.scale([x, torch.zeros(3, dtype=torch.long)]) - want) < 1e-5 * want
