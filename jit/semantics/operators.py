@@ -227,7 +227,10 @@ def _sequence_op(tx, op, a: Var, b: Var) -> Var:
         same = _sequences_equal(tx, a, b)
         return Const(same if op is operator.eq else not same)
     if op in (operator.lt, operator.le, operator.gt, operator.ge) and a.is_const() and b.is_const():
-        return Const(op(a.const(), b.const()))
+        try:
+            return Const(op(a.const(), b.const()))
+        except TypeError as e:  # `tuple(x.shape) > 0`: the user's code raises here too (fuzz seed 491633)
+            raised_on_constants(e)
     unsupported("unsupported_value", f"operator {op.__name__} on {a.describe()} and {b.describe()}")
 
 

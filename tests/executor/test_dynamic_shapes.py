@@ -301,3 +301,19 @@ def test_sizes_of_intermediates_read_in_python_stay_dynamic(backend):
     assert jit.counters.frames_compiled == 2, jit.counters
     x = torch.randn(2, 101, 4)  # the other side of the comparison guarded
     close(fast(x), conv1d(x))
+
+
+def test_ordering_a_tuple_of_sizes_against_a_number_raises_as_eager():
+    # fuzz seed 491633: with dynamic sizes the comparison raised inside the compiler (an internal error, the
+    # frame then run eagerly with a warning) instead of in the user's code, as eager's TypeError
+    def f(x):
+        if (tuple(x.shape) > 0).any():
+            return x + 1
+        return x
+
+    compiled = jit.compile(f)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for shape in ((3, 1), (2, 1), (4, 1)):
+            with pytest.raises(TypeError, match="not supported between instances of 'tuple' and 'int'"):
+                compiled(torch.randn(shape))
