@@ -36,17 +36,6 @@ def _meta_copy(t: torch.Tensor, requires_grad: bool = False) -> torch.Tensor:
     return torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device="meta", requires_grad=requires_grad)
 
 
-_SCALAR_FACTORIES = {torch.ops.aten.full.default, torch.ops.aten.zeros.default, torch.ops.aten.ones.default,
-                     torch.ops.aten.empty.memory_format}
-
-
-def _makes_scalar(func, args) -> bool:
-    """The factory call makes a 0-dim tensor."""
-    if func is torch.ops.aten.scalar_tensor.default:
-        return True
-    return func in _SCALAR_FACTORIES and bool(args) and isinstance(args[0], (list, tuple)) and len(args[0]) == 0
-
-
 class OtherDevice(Exception):
     """The traced function makes a tensor on another device than its inputs' (make_fx's fake tensors can trace
     it, meta tensors cannot tell the two apart)."""
@@ -101,10 +90,8 @@ class _Recorder(TorchDispatchMode):
         device = torch.device(device)
         if device.type == "meta":
             return kwargs
-        if not _same(device, self.device) and not (device.type == "cpu" and _makes_scalar(func, args)):
+        if not _same(device, self.device):
             raise OtherDevice(f"{func} makes a tensor on {device}, the inputs are on {self.device}")
-        # (a CPU scalar beside the inputs' tensors, `full([], 1)` of a rule's constant, is made on their device:
-        # it computes alike, and the fake-tensor trace it would take instead costs seconds)
         return {**kwargs, "device": _META}
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):

@@ -182,13 +182,3 @@ def test_input_reached_only_through_an_unused_output_keeps_none_grad(backend, fr
     jit.compile(f, backend=backend)(*args)[0].sum().backward()
     assert args[1].grad is not None and args[2].grad is None
 
-
-def test_a_cpu_scalar_beside_another_devices_tensors_stays_in_the_meta_trace():
-    # a rule's constant `full([], 1)` made on the CPU beside CUDA tensors sent the H100's joint trace to fake
-    # tensors (seconds more per compile); a CPU tensor of more than one element still does
-    from framejit.graph.autodiff.meta_trace import OtherDevice, trace_on_meta
-    cuda = torch.device("cuda")  # only compared: every tensor of the trace is a meta tensor
-    traced = trace_on_meta(lambda p, t: [p[0] * torch.full([], 2.0)], [torch.randn(3)], [], {}, cuda)
-    assert any(n.target is torch.ops.aten.full.default for n in traced.graph.nodes)
-    with pytest.raises(OtherDevice):
-        trace_on_meta(lambda p, t: [p[0] * torch.full([3], 2.0)], [torch.randn(3)], [], {}, cuda)
