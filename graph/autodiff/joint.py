@@ -230,6 +230,12 @@ def unsupported_reason(gm: fx.GraphModule, example_inputs: list) -> str | None:
     return None
 
 
+def _attends(gm: fx.GraphModule) -> bool:
+    """The graph calls scaled_dot_product_attention (torch's function or its aten op)."""
+    return any(n.op == "call_function" and getattr(n.target, "__name__", "").split(".")[0] ==
+               "scaled_dot_product_attention" for n in gm.graph.nodes)
+
+
 def _integer_softmax(node: fx.Node) -> bool:
     if node.op not in ("call_function", "call_method") or not node.args or not isinstance(node.args[0], fx.Node):
         return False
@@ -331,6 +337,10 @@ def trace_joint(gm: fx.GraphModule, example_inputs: list) -> Joint:
     device = device_of(list(example_inputs) + tangents)
     try:
         traced = None
+        if device is not None and device.type == "cuda" and _attends(forward):
+            # on meta tensors torch picks SDPA's math form (bmm, softmax: the attention matrices saved for the
+            # backward); fake tensors of the real device keep the fused kernels (flash / cuDNN) and their backward
+            device = None
         if device is not None:  # recorded on meta tensors: no torch._dynamo import (meta_trace.py)
             try:
                 traced = trace_on_meta(joint, list(example_inputs), tangents, DECOMPOSED, device)
