@@ -378,6 +378,9 @@ def trace_functional(gm: fx.GraphModule, example_inputs: list) -> fx.GraphModule
     functionalize_intermediates(probe)
     if not has_mutation(probe.graph) or not _writes_fresh_tensors_only(probe, example_inputs):
         return None
+    from framejit.graph.normalize import EAGER_OUTPUTS, eager_outputs
+    if EAGER_OUTPUTS not in gm.meta:  # what eager returns, from the graph as captured: the traced one's output
+        gm.meta[EAGER_OUTPUTS] = eager_outputs(gm)  # may be a view eager's is not (`t.copy_(x0)`: an expand of x0)
     try:
         traced = trace_joint(gm, [x.detach() for x in example_inputs]).gm
     except NotDifferentiable:

@@ -248,3 +248,21 @@ def test_softmax_of_an_integer_tensor_is_eagers(backend, fresh_jit):
         _integer_softmax(torch.ones(3, dtype=torch.long))
     with pytest.raises(want_error.type):
         compiled(torch.ones(3, dtype=torch.long))
+
+
+@pytest.mark.parametrize("backend", ["numpy", "inductor", "triton"])
+def test_a_copy_into_a_fresh_tensor_returns_a_tensor_of_its_own(backend, fresh_jit):
+    # fuzz seed 519838: `t.copy_(x0)` traced functional is an expand of x0; the output was handed back as that
+    # view of the input (eager's outputs were read from the traced graph, not the captured one)
+    def f(x0, x1):
+        t = x1.clone()
+        t.copy_(x0)
+        return t
+
+    x0, x1 = torch.randn(()), torch.randn(3)
+    if backend == "triton":
+        x0, x1 = on_device(x0), on_device(x1)
+    got, want = jit.compile(f, backend=backend)(x0, x1), f(x0, x1)
+    torch.testing.assert_close(got, want)
+    assert got.stride() == want.stride()
+    assert got.untyped_storage().data_ptr() not in {x0.untyped_storage().data_ptr(), x1.untyped_storage().data_ptr()}
