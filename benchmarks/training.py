@@ -88,49 +88,93 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def run_variant(name, compiled_loss, model, batches, a) -> dict:
-    """Train `model` with `compiled_loss` over the batches; time the first step, then the steady ones."""
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=False, foreach=a.device == "cuda")
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=a.device == "cuda" and not a.no_autocast)
+class Run:
+    """One variant's training: `model` trained with `compiled_loss` over the batches."""
 
-    def step(i):
-        idx, targets = batches[i % len(batches)]
+    def __init__(self, name, compiled_loss, model, batches, a):
+        self.name, self.loss_fn, self.model, self.batches, self.a = name, compiled_loss, model, batches, a
+        self.opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=False, foreach=a.device == "cuda")
+        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=a.device == "cuda" and not a.no_autocast)
+        self.result, self.times, self.loss = {"name": name}, [], None
+
+    def step(self, i):
+        idx, targets = self.batches[i % len(self.batches)]
         torch.manual_seed(i)  # dropout draws alike in every variant
-        with autocast:
-            loss = compiled_loss(model, idx, targets)
+        with self.autocast:
+            loss = self.loss_fn(self.model, idx, targets)
         loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
         return loss.detach()
 
-    result = {"name": name}
-    try:
-        _sync(a.device)
+    def first(self) -> None:
+        """The first (compiling) step, timed, then the untimed warm-up steps."""
+        _sync(self.a.device)
         t0 = time.perf_counter()
-        step(0)
-        _sync(a.device)
-        result["first_s"] = time.perf_counter() - t0
-        for i in range(1, 1 + a.warmup):
-            step(i)
+        self.step(0)
+        _sync(self.a.device)
+        self.result["first_s"] = time.perf_counter() - t0
+        for i in range(1, 1 + self.a.warmup):
+            self.step(i)
+
+    def timed(self, i) -> None:
+        _sync(self.a.device)
+        t0 = time.perf_counter()
+        self.loss = self.step(i)
+        _sync(self.a.device)
+        self.times.append(time.perf_counter() - t0)
+
+    def finish(self) -> dict:
+        self.result["step_ms"] = statistics.median(self.times) * 1e3
+        self.result["loss"] = float(self.loss)
+        return self.result
+
+
+def _guarded(run: Run, work) -> bool:
+    """work(); a baseline that fails is reported, not hidden. Returns whether it ran."""
+    if "error" in run.result:
+        return False
+    try:
+        work()
+        return True
+    except Exception as e:  # noqa: BLE001
+        traceback.print_exc()
+        run.result["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
+        return False
+
+
+def run_variant(run: Run) -> dict:
+    """Every step of one variant in a row (CUDA: its peak memory is its own)."""
+    a = run.a
+
+    def steps():
+        run.first()
         if a.device == "cuda":
             torch.cuda.reset_peak_memory_stats()
-        times = []
         for i in range(1 + a.warmup, 1 + a.warmup + a.steps):
-            _sync(a.device)
-            t0 = time.perf_counter()
-            loss = step(i)
-            _sync(a.device)
-            times.append(time.perf_counter() - t0)
-        result["step_ms"] = statistics.median(times) * 1e3
-        result["loss"] = float(loss)
+            run.timed(i)
+        run.finish()
         if a.device == "cuda":
-            result["peak_mib"] = torch.cuda.max_memory_allocated() / 2**20
+            run.result["peak_mib"] = torch.cuda.max_memory_allocated() / 2**20
         if a.profile:
-            _profile(name, step, a)
-    except Exception as e:  # a baseline that fails here is reported, not hidden
-        traceback.print_exc()
-        result["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
-    return result
+            _profile(run.name, run.step, a)
+    _guarded(run, steps)
+    return run.result
+
+
+def run_interleaved(runs: list) -> list:
+    """The CPU's way: first steps, then the timed steps in rounds of one step per variant (the order rotating), so
+    a slow stretch of a shared 2-core machine falls on every variant alike rather than on whichever ran then."""
+    a = runs[0].a
+    for run in runs:
+        _guarded(run, run.first)
+        print(f"  {run.name}: compiled", flush=True)
+    for k, i in enumerate(range(1 + a.warmup, 1 + a.warmup + a.steps)):
+        for run in runs[k % len(runs):] + runs[:k % len(runs)]:
+            _guarded(run, lambda: run.timed(i))
+    for run in runs:
+        _guarded(run, run.finish)
+    return [run.result for run in runs]
 
 
 def _profile(name: str, step, a) -> None:
@@ -166,12 +210,17 @@ def main() -> None:
     precision = "bf16 autocast" if a.device == "cuda" and not a.no_autocast else "fp32"
     title = (f"{a.model} training step: device={a.device} ({torch.cuda.get_device_name() if a.device == 'cuda' else ''}"
           f"{torch.get_num_threads()} threads) {precision}, n_layer={a.layers} n_embd={a.width} n_head={a.heads} "
-          f"vocab={a.vocab} batch={a.batch} seq={a.seq}; median of {a.steps} steps after {a.warmup} warm-up")
+          f"vocab={a.vocab} batch={a.batch} seq={a.seq}; median of {a.steps} steps after {a.warmup} warm-up"
+          f"{' (steps interleaved across variants)' if a.device == 'cpu' else ''}")
     print(title, flush=True)
-    results = []
-    for name, fn in variants:
-        results.append(run_variant(name, fn, copy.deepcopy(base), batches, a))
-        print(f"  {name}: done", flush=True)
+    runs = [Run(name, fn, copy.deepcopy(base), batches, a) for name, fn in variants]
+    if a.device == "cpu":
+        results = run_interleaved(runs)
+    else:
+        results = []
+        for run in runs:
+            results.append(run_variant(run))
+            print(f"  {run.name}: done", flush=True)
     eager = results[0].get("step_ms")
     lines = [title, "", "| variant | first step (s) | step (ms) | vs eager | peak memory (MiB) | last loss |",
              "|" + " --- |" * 6]
