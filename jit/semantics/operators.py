@@ -9,7 +9,7 @@ from framejit.guards.kinds import AliasMatch, IdMatch, NotAlias
 from jit.break_reasons import unsupported
 from jit.semantics import outside_containers
 from jit.semantics.exceptions import raised_on_constants
-from jit.variables import (Const, ContextVarVar, DictVar, DictViewVar, ListVar, ModuleVar, NamedTupleVar, NewObjectVar,
+from jit.variables import (Const, ContextVarVar, DictVar, DictViewVar, ListVar, ModuleVar, NewObjectVar,
                            ObjectVar, SetVar, TupleVar, UserFunctionVar, Var)
 from jit.variables.builder import is_numpy_scalar
 from jit.variables.sets import set_key
@@ -222,7 +222,8 @@ def _sequence_op(tx, op, a: Var, b: Var) -> Var:
             tx.output.changed_in_place(a)
             a.items[:] = a.items * count
             return a
-        return type(a)(a.items * count) if not isinstance(a, NamedTupleVar) else TupleVar(a.items * count)
+        # a new plain list or tuple (an outside list's or a named tuple's product is one: fuzz seed 555512)
+        return (ListVar if isinstance(a, ListVar) else TupleVar)(a.items * count)
     if op in (operator.eq, operator.ne) and isinstance(a, seqs) and isinstance(b, seqs):
         same = _sequences_equal(tx, a, b)
         return Const(same if op is operator.eq else not same)

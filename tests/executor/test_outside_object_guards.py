@@ -1,6 +1,8 @@
 """Facts about objects from outside decided at capture time stay guarded: `is` / `in` pins identity (objects are
 otherwise guarded by type only, closures by code), and an attribute found missing (hasattr, getattr with a
 default) must stay missing. A changed object recompiles; it never reuses the old answer."""
+import warnings
+
 import torch
 
 import jit
@@ -173,3 +175,21 @@ def test_nan_constants_match_their_guards(fresh_jit):
     for _ in range(4):
         assert torch.isnan(fast(torch.ones(2))).all()
     assert jit.counters["frames_compiled"] == 1 and jit.counters["recompiles"] == 0
+
+
+
+def test_an_outside_list_times_a_number_is_a_new_list(fresh_jit):
+    # fuzz seed 555512: `t1 * 2` in a frame of its own that reads t1 from its closure raised inside the compiler
+    t1 = [torch.randn(3)]
+
+    def h(x):
+        doubled = t1 * 2
+        return doubled, doubled is t1, len(t1), x + 1
+
+    x = torch.randn(3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = jit.compile(h)(x)
+    want = h(x)
+    assert got[1:3] == want[1:3] and len(got[0]) == 2 and all(g is w for g, w in zip(got[0], want[0]))
+    assert torch.equal(got[3], want[3])
