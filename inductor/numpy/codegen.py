@@ -168,14 +168,19 @@ class KernelWriter:
         code = f"{v.code}.astype(np.float16)" if v.dtype == torch.float16 else f"_f32_to_bf16({v.code})"
         return self.temp(code, v.dtype, "storage", True, v.shape)
 
-    def operand(self, e, dtype, opmath_scalar: bool = False) -> Value:
+    def operand(self, e, dtype, opmath_scalar: bool = False, scalar_tensor: bool = False) -> Value:
         """e in compute form, cast to torch dtype `dtype` (None: keep its own dtype). A value converted to a
         narrow dtype is rounded to it first, as eager's cast to the common dtype does (int 2049 -> half 2048); so
-        is a Python number, unless the op reads it in float32 (`opmath_scalar`, dtypes.OPMATH_SCALAR_OPS)."""
+        is a Python number, unless the op reads it in float32 (`opmath_scalar`, dtypes.OPMATH_SCALAR_OPS), and so
+        is a 0-dim floating tensor unless it is such an op's second operand (`scalar_tensor`: eager's kernel
+        reads a CPU scalar's own value in float32, `x_bf16 * torch.tensor(1.2345)`: fuzz seed 551100)."""
         if isinstance(e, Const):
             value = e.value if opmath_scalar or dtype not in dtypes.NARROW else dtypes.as_dtype(e.value, dtype)
             return Value(_literal(value, dtype), dtype, "compute", False, ())
         v = self.widen(self.value(e))
+        if scalar_tensor and dtype in dtypes.NARROW and v.shape == () and v.dtype.is_floating_point and \
+                v.dtype not in dtypes.NARROW:
+            return self.temp(f"{v.code}.astype(np.float32)", dtype, "compute", True, v.shape)
         if dtype is not None and dtypes.compute(v.dtype) != dtypes.compute(dtype):
             v = self.temp(f"{v.code}.astype({_np(dtypes.compute(dtype))})", dtype, "compute", True, v.shape)
         if dtype in dtypes.NARROW and v.dtype != dtype:
@@ -222,7 +227,8 @@ class KernelWriter:
         if e.name in INDEXING:
             return self.indexing(e)
         opmath = e.name in dtypes.OPMATH_SCALAR_OPS
-        args = [self.operand(a, e.compute_dtype, opmath) for a in e.args]
+        args = [self.operand(a, e.compute_dtype, opmath, opmath and i == 1 and len(e.args) == 2)
+                for i, a in enumerate(e.args)]
         if e.name == "cast":
             v = args[0]
             if e.dtype in dtypes.NARROW:  # round through the narrow type so later fused ops see its precision
