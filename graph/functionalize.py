@@ -28,9 +28,12 @@ AUGMENTED = {operator.iadd: operator.add, operator.isub: operator.sub, operator.
               operator.itruediv: operator.truediv, operator.ifloordiv: operator.floordiv, operator.imod: operator.mod,
               operator.ipow: operator.pow, operator.iand: operator.and_, operator.ior: operator.or_,
               operator.ixor: operator.xor, operator.ilshift: operator.lshift, operator.irshift: operator.rshift}
+# in-place ops that change a tensor's view of its memory (sizes, strides, storage) or its autograd flags, not its
+# values: no out-of-place twin computes what they do
+METADATA_WRITES = frozenset({"unsqueeze_", "squeeze_", "t_", "transpose_", "swapdims_", "swapaxes_", "resize_",
+                             "resize_as_", "as_strided_", "set_", "detach_", "requires_grad_"})
 # in-place methods whose out-of-place twin is not the name without the underscore, or has none to use
-_NO_TWIN = {"copy_", "fill_", "zero_", "resize_", "resize_as_", "set_", "requires_grad_", "share_memory_",
-            "unsqueeze_", "squeeze_", "t_", "transpose_", "swapdims_", "swapaxes_", "as_strided_", "detach_",
+_NO_TWIN = METADATA_WRITES | {"copy_", "fill_", "zero_", "share_memory_",
             "random_", "uniform_", "normal_", "bernoulli_", "exponential_", "geometric_", "cauchy_", "log_normal_",
             "index_put_", "put_", "masked_scatter_", "scatter_", "scatter_add_", "scatter_reduce_", "index_add_",
             "index_copy_", "index_fill_", "map_", "apply_", "record_stream"}

@@ -26,7 +26,7 @@ from framejit.graph.autodiff.view_writes import functionalize_view_write, is_vie
 from framejit.graph.autodiff.meta_trace import OtherDevice, device_of, place_on, trace_on_meta
 from framejit.graph.dce import drop_unused
 from framejit.graph.effects import has_mutation, is_random
-from framejit.graph.functionalize import AUGMENTED, functionalize_intermediates, storage_id
+from framejit.graph.functionalize import AUGMENTED, METADATA_WRITES, functionalize_intermediates, storage_id
 from framejit.graph.size_variants import copy_module
 
 log = logging.getLogger("jit.graph")
@@ -246,12 +246,6 @@ def _integer_softmax(node: fx.Node) -> bool:
     return isinstance(x, torch.Tensor) and not (dtype or x.dtype).is_floating_point
 
 
-# in-place ops that change a tensor's view of its memory rather than its values (`t.unsqueeze_(0)` of a view: the
-# trace replayed the view's own sizes over the result, fuzz seed 503968)
-_METADATA_WRITES = {"unsqueeze_", "squeeze_", "t_", "transpose_", "swapdims_", "swapaxes_", "resize_",
-                    "resize_as_", "as_strided_", "set_", "detach_", "requires_grad_"}
-
-
 def _writes_fresh_tensors_only(gm: fx.GraphModule, example_inputs: list) -> bool:
     """Every remaining effect is a tensor write (an in-place method, `x[i] = v`, `x += y`) into memory the graph
     made: no input's or constant's storage. The joint trace then makes the writes through views functional
@@ -267,8 +261,8 @@ def _writes_fresh_tensors_only(gm: fx.GraphModule, example_inputs: list) -> bool
             continue
         in_place = n.op == "call_method" and isinstance(n.target, str) and n.target.endswith("_") and \
             not n.target.endswith("__") and "out" not in n.kwargs
-        if n.op == "call_method" and n.target in _METADATA_WRITES:
-            return False  # it changes the tensor's sizes or strides, not its values: no functional form
+        if n.op == "call_method" and n.target in METADATA_WRITES:
+            return False  # sizes or strides, not values (`t.unsqueeze_(0)` of a view: fuzz seed 503968)
         if not (in_place or n.op == "call_function" and (n.target in AUGMENTED or n.target is operator.setitem)):
             return False
         written = n.args[0].meta.get("val") if n.args and isinstance(n.args[0], fx.Node) else None

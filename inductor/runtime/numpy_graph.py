@@ -397,6 +397,8 @@ class CompiledNumpyGraph:
         self._aliases = list(facts.aliases)
         if not any(self._aliases):
             self._aliases = None  # the common case: every output is an array of its own, handed over as it is
+        # outputs a later one shares memory with as a view neither of which views the other: made over their array
+        self._shared_later = {how[1] for how in self._aliases or () if how is not None and how[0] == SHARE}
 
     @property
     def lowered(self) -> LoweredGraph:
@@ -437,7 +439,6 @@ class CompiledNumpyGraph:
         # made: per output, (tensor, array) of the whole array it was made over (None where it is not one): two
         # outputs over one buffer neither of which views the other (list(t): its rows) are views of one tensor
         flat, made = [], []
-        shared_later = {how[1] for how in self._aliases if how is not None and how[0] == SHARE}
         for i, (o, d, how, s) in enumerate(zip(outs, self.out_dtypes, self._aliases, self._strides)):
             if d is None:
                 flat.append(o)
@@ -454,7 +455,7 @@ class CompiledNumpyGraph:
                                         _overlaps_other(o, outs, i, how)):
                     o = np.array(o)
                 o = o if s is None else laid_out(o, s)
-                root = _root(o) if i in shared_later else None
+                root = _root(o) if i in self._shared_later else None
                 if root is None:
                     flat.append(to_torch(o, d))
                     made.append(None)
