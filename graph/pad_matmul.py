@@ -11,8 +11,9 @@ and a plain library call pay that; we pad instead:
 The padded columns are zeros and are dropped, so the kept ones hold the same sums (each output element's dot
 product is unchanged; only the library's choice of kernel is). The pad copies b each call (77 MB for GPT-2's
 head, ~50 us at 3 TB/s) and the slice is copied once more into eager's contiguous layout: both small next to
-what the aligned kernel saves. Only big products qualify (N and M at least MIN_SIZE), on CUDA, in float16 or
-bfloat16, with static sizes.
+what the aligned kernel saves. Only big products qualify (N at least MIN_SIZE, M at least MIN_ROWS and M * N at
+least MIN_SIZE squared: the backward's `x.t() @ g` is (768, 50257)), on CUDA, in float16 or bfloat16, with static
+sizes. Where b is already a slice of a zero-padded buffer (below), the product reads that buffer: no copy.
 
 A misaligned *operand* the graph computes itself (the backward's gradient of those logits, (8192, 50257), read by
 `mm(g, W)` and `mm(g.t(), x)`: 4.4 ms a step in `align1` kernels on the H100) is made in padded memory instead:
@@ -28,6 +29,7 @@ from framejit.graph.shape_prop import meta_value, to_meta
 aten = torch.ops.aten
 ALIGN_BYTES = 16
 MIN_SIZE = 1024
+MIN_ROWS = 128  # fewer rows: a matrix-vector-like product, bound by reading b, which the pad would copy
 
 
 def _misaligned(node: fx.Node, a: fx.Node, b: fx.Node) -> int:
@@ -38,7 +40,8 @@ def _misaligned(node: fx.Node, a: fx.Node, b: fx.Node) -> int:
     if out.dtype not in (torch.float16, torch.bfloat16) or va.dtype != out.dtype or vb.dtype != out.dtype:
         return 0
     m, n = out.shape
-    if not all(type(s) is int for s in (*out.shape, *va.shape, *vb.shape)) or m < MIN_SIZE or n < MIN_SIZE:
+    if not all(type(s) is int for s in (*out.shape, *va.shape, *vb.shape)) or m < MIN_ROWS or n < MIN_SIZE or \
+            m * n < MIN_SIZE * MIN_SIZE:
         return 0
     per_row = ALIGN_BYTES // out.element_size()
     return (-n) % per_row
@@ -73,7 +76,7 @@ def pad_misaligned_matmuls(gm: fx.GraphModule, device: torch.device | None) -> i
             continue
         n = meta_value(node).shape[1]
         with g.inserting_before(node):
-            b_padded = _add(g, aten.constant_pad_nd.default, (b, [0, pad]))
+            b_padded = _zero_padded_base(b, pad) or _add(g, aten.constant_pad_nd.default, (b, [0, pad]))
             if bias is None:
                 product = _add(g, aten.mm.default, (a, b_padded))
             else:
@@ -88,6 +91,19 @@ def pad_misaligned_matmuls(gm: fx.GraphModule, device: torch.device | None) -> i
         g.lint()
         gm.recompile()
     return count
+
+
+def _zero_padded_base(b: fx.Node, pad: int) -> fx.Node | None:
+    """The buffer b was cut from, when b is `cat([x, zeros(pad)], 1)[:, :n]` as pad_misaligned_operands makes it."""
+    if b.target is not aten.slice.Tensor or b.args[1:] != (1, 0, meta_value(b).shape[1]):
+        return None
+    base = b.args[0]
+    if base.target is not aten.cat.default or base.args[1:] != (1,) or len(base.args[0]) != 2:
+        return None
+    zeros = base.args[0][1]
+    if zeros.target is not aten.full.default or zeros.args[1] != 0 or list(zeros.args[0])[1:] != [pad]:
+        return None
+    return base
 
 
 _TRANSPOSES = {aten.permute.default, aten.t.default, aten.transpose.int}

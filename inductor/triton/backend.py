@@ -142,8 +142,8 @@ def _rewrite(gm: torch.fx.GraphModule, example_inputs: list, device: torch.devic
     rewrite_half_norms(gm)
     rewrite_causal_attention(gm, example_inputs)  # naive softmax(q k^T) v -> one fused SDPA call
     drop_constant_sdpa_masks(gm, example_inputs)  # an all-True or causal constant mask -> none
-    pad_misaligned_matmuls(gm, device)  # GPT-2's (8192, 50257) LM head: an aligned width for cuBLAS
-    pad_misaligned_operands(gm, device)  # and its gradient, which the backward's two products read
+    pad_misaligned_operands(gm, device)  # the gradient of GPT-2's (8192, 50257) logits, read by two products
+    pad_misaligned_matmuls(gm, device)  # its LM head and the backward's (768, 50257) weight gradient
     channels_last_convolutions(gm, device)  # cuDNN's NHWC kernels, eager's NCHW result
 
 

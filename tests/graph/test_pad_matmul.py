@@ -66,3 +66,33 @@ def test_a_misaligned_operand_the_graph_computes_is_made_in_padded_memory():
     for got, want in zip(gm(g0, w, x), fn(g0, w, x)):
         torch.testing.assert_close(got, want, rtol=2e-2, atol=2e-1)
     assert pad_misaligned_operands(gm, torch.device("cpu")) == 0
+
+
+def test_the_weight_gradient_reads_the_padded_buffer_and_writes_aligned_rows():
+    # mm's backward for GPT-2's head gives the weight's gradient as x.t() @ g: (768, 50257), rows misaligned, its
+    # operand g the padded gradient above; the product reads that buffer whole (no second pad) and is padded too
+    from framejit.graph.pad_matmul import pad_misaligned_operands
+    torch.manual_seed(0)
+    g0 = torch.randn(1030, 1027, dtype=torch.bfloat16)
+    w, x = torch.randn(1027, 64, dtype=torch.bfloat16), torch.randn(1030, 1024, dtype=torch.bfloat16)
+
+    def fn(g0, w, x):
+        g = g0 * 2
+        return g @ w, x.t() @ g
+
+    gm = torch.fx.symbolic_trace(fn)
+    optimize(gm, [g0, w, x])
+    assert pad_misaligned_operands(gm, CUDA) == 1
+    assert pad_misaligned_matmuls(gm, CUDA) == 1
+    targets = [n.target for n in gm.graph.nodes]
+    assert aten.constant_pad_nd.default not in targets and targets.count(aten.cat.default) == 1
+    weight_grad = [n for n in gm.graph.nodes if n.target is aten.mm.default and
+                   n.args[1].target is aten.cat.default]
+    assert len(weight_grad) == 1 and tuple(weight_grad[0].meta["val"].shape) == (1024, 1032)
+    for node in gm.graph.nodes:
+        if node.target is aten.full.default:
+            node.kwargs = {**node.kwargs, "device": torch.device("cpu")}
+    gm.recompile()
+    for got, want in zip(gm(g0, w, x), fn(g0, w, x)):
+        assert got.shape == want.shape and got.stride() == want.stride()
+        torch.testing.assert_close(got, want, rtol=2e-2, atol=5e-1)
