@@ -9,6 +9,13 @@ read at one place per row.
 
 Exactly eager's values: the sum of zeros and one value x is x, except that -0.0 + 0.0 is +0.0 (so the picked
 value gets `+ 0.0`), and an index outside [0, C) matches nothing (so it gives 0).
+
+Between the sum and the `where` may sit unary ops that keep a zero a zero (a negation, casts between floating
+dtypes: `sum(neg(float(bf16(where(...)))))` is the cross entropy's gradient under autocast, summed for the
+softmax's backward); the picked value goes through them, and their zeros of either sign still sum to +0.0. The
+`where` and the ops between may have other readers (that gradient is also read by the softmax's backward): they
+stay for those, the sum's pass goes. With in-place ops in the graph the picked value is read where the `where`
+reads its operands, and only a `where` no other node reads qualifies.
 """
 
 from __future__ import annotations
@@ -44,8 +51,8 @@ def _is_iota(x: Any, shape: tuple, dim: int) -> bool:
         return False
     while x.target in _SHAPE_ONLY:  # views that only add or spread dims of size 1
         x = x.args[0]
-    return (x.op == "call_function" and x.target == aten.arange.start_step and tuple(x.args) == (0, shape[dim], 1)
-            and meta_tensor(x).dim() == 1)
+    return (x.op == "call_function" and x.target == aten.arange.start_step  # the step may be left to its default
+            and tuple(x.args) in ((0, shape[dim], 1), (0, shape[dim])) and meta_tensor(x).dim() == 1)
 
 
 def _index_operand(x: Any, shape: tuple, dim: int) -> bool:
@@ -56,16 +63,35 @@ def _index_operand(x: Any, shape: tuple, dim: int) -> bool:
     return t.dim() <= len(shape) and _aligned(tuple(t.shape), len(shape))[dim] == 1
 
 
-def _match(node: fx.Node) -> tuple | None:
-    """(value, index, dim, keepdim) of a selection sum, or None."""
+def _keeps_zero(node: fx.Node) -> bool:
+    """node maps a floating zero to a zero (of either sign): a negation or a cast between floating dtypes."""
+    if node.op != "call_function" or len(node.args) != 1:
+        return False
+    if node.target is aten.neg.default:
+        return not node.kwargs
+    t = meta_tensor(node)
+    return (node.target in CONVERT and set(node.kwargs) <= {"dtype"} and t is not None
+            and t.dtype.is_floating_point)
+
+
+def _match(node: fx.Node, mutation: bool) -> tuple | None:
+    """(value, index, dim, keepdim, between, select) of a selection sum, or None: `between` the unary ops from the
+    `where` (`select`) up to the sum, innermost first."""
     if any(v is not None for v in node.kwargs.values()) or len(node.args) < 2 or len(node.args[1]) != 1:
         return None
-    select = node.args[0]
-    if not (isinstance(select, fx.Node) and select.target == aten.where.self and len(select.users) == 1):
+    select, between = node.args[0], []
+    while isinstance(select, fx.Node) and _keeps_zero(select) and not (mutation and len(select.users) != 1):
+        between.append(select)
+        select = select.args[0]
+    between.reverse()
+    if not (isinstance(select, fx.Node) and select.target == aten.where.self):
+        return None
+    if mutation and len(select.users) != 1:
         return None
     cond, value, zero = select.args
     out, v = meta_tensor(select), meta_tensor(value)
-    if out is None or v is None or not v.dtype.is_floating_point or meta_tensor(node).dtype != v.dtype:
+    top = meta_tensor(between[-1]) if between else v
+    if out is None or v is None or not v.dtype.is_floating_point or meta_tensor(node).dtype != top.dtype:
         return None
     z = meta_tensor(zero)
     if not (isinstance(zero, fx.Node) and zero.target == aten.full.default and z is not None and z.dim() == 0
@@ -78,7 +104,7 @@ def _match(node: fx.Node) -> tuple | None:
     for iota, index in ((a, b), (b, a)):
         if _is_iota(iota, shape, dim) and _index_operand(index, shape, dim):
             keepdim = node.args[2] if len(node.args) > 2 else False
-            return value, index, dim, keepdim
+            return value, index, dim, keepdim, between, select
     return None
 
 
@@ -116,17 +142,16 @@ class _Picker:
 def pick_selected_values(gm: fx.GraphModule) -> bool:
     """Rewrite every one-hot selection sum in gm (module docstring). Returns changed."""
     graph = gm.graph
-    if has_mutation(graph) or is_dynamic(gm):
+    if is_dynamic(gm):
         return False
-    changed = False
+    mutation, changed = has_mutation(graph), False
     for node in list(graph.find_nodes(op="call_function", target=aten.sum.dim_IntList)):
-        found = _match(node)
+        found = _match(node, mutation)
         if found is None:
             continue
-        value, index, dim, keepdim = found
         b = Builder(graph)
         try:
-            result = _rewrite(b, node, value, index, dim, keepdim)
+            result = _rewrite(b, node, *found)
         except (RuntimeError, TypeError, IndexError, ValueError):  # a meta kernel rejects a node made here
             b.undo()
             continue
@@ -139,13 +164,15 @@ def pick_selected_values(gm: fx.GraphModule) -> bool:
     return changed
 
 
-def _rewrite(b: Builder, node: fx.Node, value: fx.Node, index: fx.Node, dim: int, keepdim: bool) -> fx.Node:
-    """The picked value replacing selection sum `node` (see the module docstring), built before it."""
+def _rewrite(b: Builder, node: fx.Node, value: fx.Node, index: fx.Node, dim: int, keepdim: bool,
+             between: list, select: fx.Node) -> fx.Node:
+    """The picked value replacing selection sum `node` (see the module docstring), built right after the `where`
+    (its operands read where it reads them)."""
     graph = node.graph
-    shape = tuple(meta_tensor(node.args[0]).shape)
+    shape = tuple(meta_tensor(select).shape)
     picked_shape = list(shape)
     picked_shape[dim] = 1
-    with graph.inserting_before(node):
+    with graph.inserting_before(select.next):
         idx = index
         if meta_tensor(idx).dim() < len(shape):
             idx = b.op(aten.view.default, idx, list(_aligned(tuple(meta_tensor(idx).shape), len(shape))))
@@ -156,6 +183,8 @@ def _rewrite(b: Builder, node: fx.Node, value: fx.Node, index: fx.Node, dim: int
         zero = b.op(aten.full.default, [], 0, dtype=meta_tensor(idx).dtype)
         safe = b.op(aten.where.self, inside, idx, zero)
         picked = _Picker(b, safe, shape, dim)(value)
+        for op in between:
+            picked = b.op(op.target, picked, **op.kwargs)
         picked = b.op(aten.add.Tensor, picked, 0.0)  # -0.0 picked: the sum with zeros gives +0.0
         nothing = b.op(aten.full.default, [], 0, dtype=meta_tensor(node).dtype)
         result = b.op(aten.where.self, inside, picked, nothing)

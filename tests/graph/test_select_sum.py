@@ -73,3 +73,33 @@ def test_cross_entropy_reads_the_target_logit():
     gm = optimize(fx.symbolic_trace(fn), [x, t])
     assert aten.gather.default in [n.target for n in gm.graph.nodes]
     torch.testing.assert_close(gm(x, t), fn(x, t))
+
+
+def select_through_casts(x, idx):
+    """The cross entropy's gradient under autocast, as its softmax's backward sums it: the one-hot is cast to bf16
+    and back, negated, summed, and also read by another op."""
+    onehot = torch.where(torch.arange(x.shape[1]) == idx[:, None], x * 3, 0.0).to(torch.bfloat16).float()
+    return (-onehot).sum(1, keepdim=True), onehot * 2
+
+
+def test_a_selection_sum_seen_through_negation_and_casts_with_other_readers():
+    args = _inputs()
+    gm = optimize(fx.symbolic_trace(select_through_casts), list(args))
+    targets = [n.target for n in gm.graph.nodes]
+    assert aten.gather.default in targets and aten.sum.dim_IntList not in targets, gm.graph
+    for got, want in zip(gm(*args), select_through_casts(*args)):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+        assert torch.equal(torch.signbit(got), torch.signbit(want))
+
+
+def test_with_in_place_ops_a_where_read_twice_is_left_alone():
+    def fn(x, idx):
+        picked = torch.where(torch.arange(x.shape[1]) == idx[:, None], x, 0.0)
+        total = picked.sum(1)
+        picked.add_(1)  # a second reader that writes: the sum must see the values before the write
+        return total, picked
+    args = _inputs()
+    gm = optimize(fx.symbolic_trace(fn), list(args))
+    assert aten.gather.default not in [n.target for n in gm.graph.nodes]
+    for got, want in zip(gm(*args), fn(*args)):
+        torch.testing.assert_close(got, want)

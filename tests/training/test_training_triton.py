@@ -68,6 +68,30 @@ def test_cross_entropy_backward_is_one_kernel(dtype, fresh_jit):
     assert source.count(f"empty_strided(({n}, {c})") == 1  # the gradient itself
 
 
+def test_autocast_language_model_head_reads_the_logits_once_per_pass(fresh_jit):
+    """A bf16 head under autocast, its loss in float32 (the cast chain Hugging Face's GPT-2 trains through): the
+    forward's only pass over the logits is the online softmax, and the backward reduces nothing over them; the
+    target's logit and the one-hot's row sum are read at the target (graph/select_sum.py)."""
+    from framejit.inductor.backends import triton_backend
+    made = []
+
+    def backend(gm, example_inputs):
+        made.append(triton_backend(gm, example_inputs))
+        return made[-1]
+
+    def head_loss(h, w, t):
+        with torch.autocast(DEVICE, dtype=torch.bfloat16):
+            logits = (h @ w.t()).view(2, 16, -1)
+            return F.cross_entropy(logits.view(-1, logits.shape[-1]), t.view(-1))
+    torch.manual_seed(0)
+    h, w = torch.randn(32, 16, device=DEVICE, requires_grad=True), torch.randn(1027, 16, device=DEVICE, requires_grad=True)
+    check(head_loss, [h, w, torch.randint(0, 1027, (2, 16), device=DEVICE)], backend=backend,
+          tol=dict(rtol=2e-2, atol=2e-2))
+    (region,) = made
+    assert region.forward.source.count("\ndef red_") == 2, region.forward.source  # softmax's max and sum; the loss
+    assert "\ndef red_" not in region.backward.source, region.backward.source
+
+
 def test_backward_decompositions_spelled_as_core_ops(fresh_jit):
     """torch's decompositions of gelu's and tanh's backward spell casts `x.to(dtype)` and a real tensor's
     `conj_physical()`; CPU attention's math path calls softmax and builds its causal mask with ones and tril. Each
