@@ -11,6 +11,15 @@ feeds the sink; values that must come from the forward are tied to the source:
   * random ops, always: recomputing one would draw other numbers than eager's, so their results are saved.
 The cut edges are the values saved; nodes on the sink side are recomputed in the backward. With pointwise ops
 cheap, a chain x -> a -> b -> c read by the backward saves its one narrowest value, not all four.
+
+Bytes saved are not the whole cost: a recomputed value is read back from the values it is computed from. A
+residual stream makes the difference: h_k = h_(k-1) + out_k, each layer's norm reading h_k in the backward. Under
+autocast the outputs out_k are bf16 and h_k float32, so saving every out_k is half the bytes of saving every h_k,
+and the cut picks it, and the backward recomputes h_k as the sum of k tensors: twelve layers of GPT-2 read ~300
+tensors where 24 would do (H100: several ms a step). So a pointwise value whose recomputation would read more
+than RECOMPUTE_READ_FACTOR times its own bytes (counting the saved or heavy values it is computed from, through
+other recomputable ones) is not recomputed: like a matmul, the forward keeps it, and saves it if the backward
+reads it (`_reads_too_much`).
 """
 from __future__ import annotations
 
@@ -27,6 +36,7 @@ from framejit.graph.autodiff.joint import Joint, NotDifferentiable
 from framejit.graph.effects import is_random, may_raise_on_values
 
 INPUT_BYTES = 1  # saving an input keeps alive what the caller holds anyway
+RECOMPUTE_READ_FACTOR = 2  # a recomputation may read up to this many times the bytes of the value it makes
 RECOMPUTABLE = (core_ops.POINTWISE_UNARY | core_ops.POINTWISE_BINARY | core_ops.TERNARY | core_ops.CONVERT
                 | core_ops.VIEWS | core_ops.CONSTRUCTORS | {operator.getitem})
 
@@ -128,16 +138,46 @@ class _FlowNetwork:
         return seen
 
 
+def _reads_too_much(graph: fx.Graph, candidates: set) -> set:
+    """The pointwise nodes among `candidates` (forward values the backward reads) whose recomputation would read
+    more than RECOMPUTE_READ_FACTOR times their own bytes (the module's doc). A node's reads are the values it is
+    computed from, followed back through recomputable nodes to the first that are not (inputs, heavy ops,
+    random ops, and nodes found here themselves); a view reads at most its own bytes of what is behind it (a
+    slice reads little of its base, an expand no more than its base), a constructor reads nothing."""
+    reads_of: dict = {}  # recomputable node -> {value read: bytes read of it}
+    pinned: set = set()
+
+    def reads(a: fx.Node) -> dict:
+        return reads_of[a] if a in reads_of and a not in pinned else {a: _nbytes(a)}
+
+    for n in graph.nodes:
+        if n.op != "call_function" or n.target not in RECOMPUTABLE or is_random(n):
+            continue
+        found: dict = {}
+        for a in n.all_input_nodes:
+            for value, nbytes in reads(a).items():
+                found[value] = max(found.get(value, 0), nbytes)
+        if n.target in core_ops.VIEWS:
+            found = {value: min(nbytes, _nbytes(n)) for value, nbytes in found.items()}
+        reads_of[n] = found
+        if n in candidates and n.target not in core_ops.VIEWS and n.target not in core_ops.CONSTRUCTORS:
+            size = _nbytes(n)
+            if size < math.inf and sum(found.values()) > RECOMPUTE_READ_FACTOR * size:
+                pinned.add(n)
+    return pinned
+
+
 def _min_cut(joint: Joint, primals: list, tangent_side: set, grads: list, frozen: set) -> list:
     """The forward nodes whose values cross to the backward, by a minimum cut (see the module's doc). `frozen`:
     primals that cannot be saved (their values change after the forward), only values computed from them."""
     needed_by_backward = _ancestors(grads) - tangent_side
     outputs = next(n for n in joint.gm.graph.nodes if n.op == "output").args[0][:joint.num_outputs]
     forward_needs = _ancestors(outputs)
+    pinned = _reads_too_much(joint.gm.graph, needed_by_backward & forward_needs)
     net = _FlowNetwork()
     for n in needed_by_backward:
         net.edge((n, "in"), (n, "out"), math.inf if n in frozen else INPUT_BYTES if n in primals else _nbytes(n))
-        stays = n in primals or is_random(n) or (n in forward_needs and n.target not in RECOMPUTABLE)
+        stays = n in primals or is_random(n) or (n in forward_needs and (n.target not in RECOMPUTABLE or n in pinned))
         if stays:
             net.edge("source", (n, "in"), math.inf)
         for user in n.users:
