@@ -15,6 +15,16 @@ what the aligned kernel saves. Only big products qualify (N at least MIN_SIZE, M
 least MIN_SIZE squared: the backward's `x.t() @ g` is (768, 50257)), on CUDA, in float16 or bfloat16, with static
 sizes. Where b is already a slice of a zero-padded buffer (below), the product reads that buffer: no copy.
 
+A product whose inner dimension K is misaligned (`mm(g, W)`, g (8192, 50257), W (50257, 768): the backward's
+gradient of the LM head's input) also runs an `align1` kernel (H100: 4.8 ms where an aligned K takes ~1 ms),
+whatever the row strides: a row-major `a` has K contiguous. Both operands get K padded with zeros, which add
+nothing to any dot product:
+
+    mm(a, b)  ->  mm(pad(a, K -> K'), pad(b, rows K -> K'))
+
+where `a` is already a slice of a zero-padded buffer (below) the product reads that buffer, so only b (a weight,
+77 MB for GPT-2's head) is copied.
+
 A misaligned *operand* the graph computes itself (the backward's gradient of those logits, (8192, 50257), read by
 `mm(g, W)` and `mm(g.t(), x)`: 4.4 ms a step in `align1` kernels on the H100) is made in padded memory instead:
 its readers on the way to a product read `pad(g, N -> N')[:, :N]`, the same values with an aligned row stride,
@@ -47,6 +57,33 @@ def _misaligned(node: fx.Node, a: fx.Node, b: fx.Node) -> int:
     return (-n) % per_row
 
 
+def _misaligned_inner(node: fx.Node, a: fx.Node, b: fx.Node) -> int:
+    """How many zeros to add to the inner dimension K of a 2-D half-precision product (0: leave it)."""
+    out, va, vb = meta_value(node), meta_value(a), meta_value(b)
+    if not all(isinstance(v, torch.Tensor) and v.dim() == 2 for v in (out, va, vb)):
+        return 0
+    if out.dtype not in (torch.float16, torch.bfloat16) or va.dtype != out.dtype or vb.dtype != out.dtype:
+        return 0
+    if not all(type(s) is int for s in (*out.shape, *va.shape)):
+        return 0
+    (m, n), k = out.shape, va.shape[1]
+    if k < MIN_SIZE or m * n < MIN_SIZE * MIN_SIZE // 16 or max(m, n) < MIN_SIZE:
+        return 0
+    return (-k) % (ALIGN_BYTES // out.element_size())
+
+
+def _pad_inner(g: fx.Graph, node: fx.Node, a: fx.Node, b: fx.Node) -> tuple:
+    """Operands of `node` with K zero-padded (the module's doc), inserted before it; (a, b) as they were if K is
+    aligned."""
+    pad = _misaligned_inner(node, a, b)
+    if not pad:
+        return a, b
+    with g.inserting_before(node):
+        a = _zero_padded_base(a, pad) or _add(g, aten.constant_pad_nd.default, (a, [0, pad]))
+        b = _add(g, aten.constant_pad_nd.default, (b, [0, 0, 0, pad]))
+    return a, b
+
+
 def _add(g: fx.Graph, target, args: tuple, kwargs: dict | None = None) -> fx.Node:
     made = g.call_function(target, args, kwargs or {})
     made.meta["val"] = to_meta(target(*fx.node.map_arg(args, meta_value), **(kwargs or {})))
@@ -54,7 +91,8 @@ def _add(g: fx.Graph, target, args: tuple, kwargs: dict | None = None) -> fx.Nod
 
 
 def pad_misaligned_matmuls(gm: fx.GraphModule, device: torch.device | None) -> int:
-    """Rewrite the qualifying mm / addmm nodes of gm (core ops, meta values recorded); returns how many."""
+    """Rewrite the qualifying mm / addmm nodes of gm (core ops, meta values recorded); returns how many
+    rewrites (a product padded in K and in N counts twice)."""
     if device is None or device.type != "cuda":
         return 0
     g, count = gm.graph, 0
@@ -71,6 +109,11 @@ def pad_misaligned_matmuls(gm: fx.GraphModule, device: torch.device | None) -> i
             continue
         if not (isinstance(a, fx.Node) and isinstance(b, fx.Node)):
             continue
+        a_in, b_in = _pad_inner(g, node, a, b)
+        if a_in is not a:
+            node.args = (a_in, b_in) if bias is None else (bias, a_in, b_in)
+            a, b = a_in, b_in
+            count += 1
         pad = _misaligned(node, a, b)
         if not pad:
             continue

@@ -73,8 +73,8 @@ def test_the_weight_gradient_reads_the_padded_buffer_and_writes_aligned_rows():
     # operand g the padded gradient above; the product reads that buffer whole (no second pad) and is padded too
     from framejit.graph.pad_matmul import pad_misaligned_operands
     torch.manual_seed(0)
-    g0 = torch.randn(1030, 1027, dtype=torch.bfloat16)
-    w, x = torch.randn(1027, 64, dtype=torch.bfloat16), torch.randn(1030, 1024, dtype=torch.bfloat16)
+    g0 = torch.randn(1032, 1027, dtype=torch.bfloat16)
+    w, x = torch.randn(1027, 64, dtype=torch.bfloat16), torch.randn(1032, 1024, dtype=torch.bfloat16)
 
     def fn(g0, w, x):
         g = g0 * 2
@@ -83,9 +83,13 @@ def test_the_weight_gradient_reads_the_padded_buffer_and_writes_aligned_rows():
     gm = torch.fx.symbolic_trace(fn)
     optimize(gm, [g0, w, x])
     assert pad_misaligned_operands(gm, CUDA) == 1
-    assert pad_misaligned_matmuls(gm, CUDA) == 1
+    assert pad_misaligned_matmuls(gm, CUDA) == 2  # g @ w padded in K, x.t() @ g in N
     targets = [n.target for n in gm.graph.nodes]
-    assert aten.constant_pad_nd.default not in targets and targets.count(aten.cat.default) == 1
+    assert targets.count(aten.cat.default) == 1
+    pads = [n for n in gm.graph.nodes if n.target is aten.constant_pad_nd.default]
+    assert [(p.args[0].name, p.args[1]) for p in pads] == [("w", [0, 0, 0, 5])]  # only the weight is copied
+    inner = [n for n in gm.graph.nodes if n.target is aten.mm.default and n.args[1] is pads[0]]
+    assert len(inner) == 1 and inner[0].args[0].target is aten.cat.default  # g read whole, K = 1032
     weight_grad = [n for n in gm.graph.nodes if n.target is aten.mm.default and
                    n.args[1].target is aten.cat.default]
     assert len(weight_grad) == 1 and tuple(weight_grad[0].meta["val"].shape) == (1024, 1032)
@@ -96,3 +100,16 @@ def test_the_weight_gradient_reads_the_padded_buffer_and_writes_aligned_rows():
     for got, want in zip(gm(g0, w, x), fn(g0, w, x)):
         assert got.shape == want.shape and got.stride() == want.stride()
         torch.testing.assert_close(got, want, rtol=2e-2, atol=5e-1)
+
+
+def test_a_misaligned_inner_dimension_is_zero_padded_in_both_operands():
+    torch.manual_seed(0)
+    a, b = torch.randn(1030, 1027, dtype=torch.bfloat16), torch.randn(1027, 256, dtype=torch.bfloat16)
+    fn = lambda a, b: a @ b  # noqa: E731
+    gm, count = _padded(fn, (a, b))
+    assert count == 1
+    pads = sorted(tuple(n.args[1]) for n in gm.graph.nodes if n.target is aten.constant_pad_nd.default)
+    assert pads == [(0, 0, 0, 5), (0, 5)]
+    got, want = gm(a, b), fn(a, b)
+    assert got.shape == want.shape and got.stride() == want.stride()
+    torch.testing.assert_close(got, want, rtol=2e-2, atol=2e-1)
