@@ -107,8 +107,8 @@ def _graph_inputs(values) -> list:
     """What a region's compiled graphs are called with (grad mode is off there): parameters as themselves, since
     a backend may treat them apart (the NumPy runtime views their memory without pinning the storage's size:
     FSDP2 frees parameters by resizing storages), everything else detached."""
-    return [x if isinstance(x, torch.nn.Parameter) or not isinstance(x, torch.Tensor) else x.detach()
-            for x in values]
+    return [x.detach() if isinstance(x, torch.Tensor) and x.requires_grad and not isinstance(x, torch.nn.Parameter)
+            else x for x in values]
 
 
 def _detaching(compiled: Callable) -> Callable:

@@ -35,6 +35,7 @@ from framejit.graph import core_ops
 from framejit.graph.autodiff.joint import Joint, NotDifferentiable
 from framejit.graph.effects import is_random, may_raise_on_values
 
+BACKWARD_GRAPH = "BackwardGraph"  # the backward's class name: backends may tell it by this (inductor/runtime/cuda_graphs)
 INPUT_BYTES = 1  # saving an input keeps alive what the caller holds anyway
 RECOMPUTE_READ_FACTOR = 2  # a recomputation may read up to this many times the bytes of the value it makes
 RECOMPUTABLE = (core_ops.POINTWISE_UNARY | core_ops.POINTWISE_BINARY | core_ops.TERNARY | core_ops.CONVERT
@@ -251,4 +252,4 @@ def _backward_graph(gm, saved, tangents, grads, keep) -> fx.GraphModule:
                 raise NotDifferentiable(f"the backward reads {n.name}, which the forward does not hand over")
             env[n] = graph.node_copy(n, lambda a: env[a])
     graph.output(tuple(env[g] for g in grads))
-    return fx.GraphModule(gm, graph, class_name="BackwardGraph")
+    return fx.GraphModule(gm, graph, class_name=BACKWARD_GRAPH)

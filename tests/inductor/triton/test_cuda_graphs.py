@@ -321,3 +321,48 @@ def test_a_recording_whose_outputs_hold_more_than_its_launches_are_worth_is_drop
     # a training forward's outputs are its saved activations: two recordings held them twice over eager's step
     monkeypatch.setattr(cuda_graphs, "HELD_BYTES_PER_LAUNCH", 1)
     assert "keeps its outputs" in _never_replayed()
+
+
+def _graphed(compiled):
+    """The GraphedCall of a compiled graph, through the wrappers a backend may put around it."""
+    while compiled is not None and not hasattr(compiled, "graphed"):
+        compiled = getattr(compiled, "__wrapped__", None)
+    return None if compiled is None else compiled.graphed
+
+
+def test_a_training_backward_is_replayed_though_its_outputs_are_held(monkeypatch, fresh_jit):
+    """The backward's outputs are the gradients, which .grad holds as eager's does: the held rule that drops a
+    training forward's recording (its saved activations) leaves the backward's; and gradients accumulated over
+    two backward calls without zeroing are right (the first call's gradients keep its recording busy)."""
+    import jit
+    from framejit.inductor.backends import triton_backend
+    monkeypatch.setattr(cuda_graphs, "HELD_BYTES_PER_LAUNCH", 1)
+    made = []
+
+    def backend(gm, example_inputs):
+        made.append(triton_backend(gm, example_inputs))
+        return made[-1]
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 32), nn.GELU(), nn.Linear(32, 4)).to(DEVICE)
+    twin = [p.detach().clone().requires_grad_() for p in model.parameters()]
+    step = jit.compile(lambda x: model(x).pow(2).mean(), backend=backend)
+
+    def eager(x):
+        h = torch.nn.functional.gelu(x @ twin[0].t() + twin[1])
+        return (h @ twin[2].t() + twin[3]).pow(2).mean()
+    for i in range(5):
+        x = on_device(torch.randn(8, 16, generator=torch.Generator().manual_seed(i)))
+        accumulate = i == 3  # steps 3 and 4 add into the same .grad
+        step(x).backward()
+        eager(x).backward()
+        if not accumulate:
+            for p, q in zip(model.parameters(), twin):
+                assert_same(p.grad, q.grad, TOL)
+                p.grad, q.grad = None, None
+    for p, q in zip(model.parameters(), twin):
+        assert_same(p.grad, q.grad, TOL)
+    (region,) = made
+    backward = _graphed(region.backward)
+    assert backward is not None and backward.replays >= 2, getattr(backward, "why", None)
+    forward = _graphed(region.forward)
+    assert forward is None or forward.replays == 0
