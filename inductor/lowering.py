@@ -13,7 +13,7 @@ import torch.fx
 from torch.utils._pytree import tree_flatten
 
 from framejit.graph.attention import causal_attention
-from framejit.graph.effects import random_target
+from framejit.graph.effects import is_impure, is_random, random_target
 from framejit.graph.index_checks import CHECK_INDEX
 
 from framejit.graph import meta_memo, symbolic_shapes, symbolic_sizes
@@ -588,7 +588,8 @@ def _lower_graph(gm: torch.fx.GraphModule, example_inputs, supported, plan, forc
             multi = isinstance(out, (tuple, list))
             layout = _layout(node, out) if isinstance(out, torch.Tensor) else None
             kernels.append(FallbackKernel(Buffer(name, layout), target, operands, slots[0], slots[1], multi,
-                                          [node.format_node()], reasons[node], _aliases(node, target)))
+                                          [node.format_node()], reasons[node], _aliases(node, target),
+                                          pure=not is_random(node) and not is_impure(node)))
             if multi:  # a Python value's Item has no dtype: only torch may read it (`_python_item`)
                 env[node] = tuple(Item(name, i, tuple(v.shape), v.dtype) if isinstance(v, torch.Tensor)
                                   else Item(name, i, (), None) for i, v in enumerate(out))

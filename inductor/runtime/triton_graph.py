@@ -93,7 +93,8 @@ def import_module(path):
     return mod
 
 
-def _make_fallback(kernel):
+def make_fallback(kernel):
+    """A torch fallback as the module calls it: its operands in, the arguments lowering saved around them."""
     def call(*tensors):
         fill = lambda a: tensors[a.index] if isinstance(a, Operand) else a
         args = torch.fx.node.map_aggregate(kernel.args, fill)
@@ -342,7 +343,7 @@ class CompiledTritonGraph:
         facts = facts or ModuleFacts.of(lowered)
         self.source = path.read_text()
         self.device = device
-        self.fallbacks = {k.out.name: _make_fallback(k) for k in facts.fallbacks}
+        self.fallbacks = {k.out.name: make_fallback(k) for k in facts.fallbacks}
         self.constants = []
         self.slots = []
         n_arg = 0

@@ -82,7 +82,7 @@ class _Planner:
         self.fresh = lg.exact_layouts if self.shortcuts else set()
         self.items: dict = {}
         self.memo: dict = {}
-        self.tuples: set = set()  # fallback results that are tuples, once their call is planned
+        self.tuples: dict = {}  # fallback results that are tuples, once their call is planned -> probed strides
         self.owned: set = set()  # buffers whose memory no other name (view, alias, fallback result) can reach
         self.returned = {b for o in lg.outputs if isinstance(o, (Load, View, Item)) for b in loads_in(o)}
         self.last_reader: dict = {}
@@ -135,7 +135,10 @@ class _Planner:
             # items are known for every kernel up front (the residual plan): each is laid out once its tuple is
             if name in self.layouts or item.buf not in self.tuples:
                 continue
-            self.layouts[name] = Layout(tuple(item.shape), contiguous_strides(item.shape), item.dtype)
+            probed = self.tuples[item.buf].get(item.index)  # the strides the call returned (triton/probe.py)
+            static = all(type(d) is int for d in item.shape) and probed is not None and len(probed) == len(item.shape)
+            self.layouts[name] = Layout(tuple(item.shape), probed if static else contiguous_strides(item.shape),
+                                        item.dtype)
             out.append(name)
         return out
 
@@ -153,7 +156,7 @@ class _Planner:
                 inputs.append(replace_items(a, self.items, self.memo))
                 items += self._new_items()
             if k.multi:
-                self.tuples.add(out)
+                self.tuples[out] = k.item_strides
             else:
                 layouts[out] = k.out.layout
             return FallbackCall(k, inputs, items)

@@ -9,8 +9,10 @@ from framejit.graph import symbolic_sizes
 from framejit.graph.shape_prop import fetch_attr
 from framejit.graph.symbolic_shapes import layout_strides
 
-from ..ir import ExternKernel, ExternKind, FallbackKernel, Layout, LoweredGraph, dense, loads_in, static_shape
+from ..ir import (ExternKernel, ExternKind, FallbackKernel, Layout, LoweredGraph, contiguous_strides, dense, loads_in,
+                  static_shape)
 from ..runtime import attention as runtime_attention
+from ..runtime.triton_graph import make_fallback
 from ..views import torch_view
 from .plan import replace_items
 from .spelling import extern_call, fallback_call
@@ -84,12 +86,15 @@ def probe_extern_layouts(lg: LoweredGraph, example_inputs: list, gm, shortcuts: 
                 code = extern_call(ExternKernel(k.out, k.kind, args, k.params, k.source), shortcuts=shortcuts)
             else:
                 code = fallback_call(k, [torch_view(a) for a in args])
-                if code.startswith("fallbacks["):
-                    continue  # arguments with no spelling: the meta layout stays
+                env["fallbacks"] = {k.out.name: make_fallback(k)}  # a call with no spelling, as the module makes it
             with torch.no_grad():
                 got = eval(code, env)  # the same expression the module will run
         except Exception as e:  # noqa: BLE001  (a probe that fails changes nothing: the meta layout stays)
             log.info("layout probe of %s failed: %s", k.out.name, e)
+            continue
+        if isinstance(k, FallbackKernel) and k.multi:
+            changed += _probed_items(k, got)
+            del env, got
             continue
         lay = k.out.layout
         stride = tuple(got.stride())
@@ -115,6 +120,20 @@ FRESH_RESULTS = (ExternKind.MATMUL, ExternKind.ADDMM)
 
 
 def _probed_fallback(k) -> bool:
-    return isinstance(k, FallbackKernel) and not k.multi and isinstance(k.target, torch._ops.OpOverload) and \
-        torch.Tag.nondeterministic_seeded not in k.target.tags and not k.target._schema.is_mutable
+    """A torch call the probe may run ahead: one that writes nothing and draws no random numbers (SDPA without
+    dropout draws none, and its backward replays the forward's seed: graph/effects.is_random)."""
+    return isinstance(k, FallbackKernel) and k.pure and \
+        not (isinstance(k.target, torch._ops.OpOverload) and k.target._schema.is_mutable)
+
+
+def _probed_items(k: FallbackKernel, got) -> int:
+    """Strides of a tuple-valued fallback's dense tensor elements as the call returned them (cuDNN attention's
+    output and its backward's three gradients come in (B, T, H, D) memory order where meta tensors say
+    contiguous: a copy each per layer and call), for the planner to lay its elements out by (static sizes only:
+    the strides are kept as numbers). Returns how many elements are not laid out contiguously."""
+    k.item_strides = {}
+    for i, t in enumerate(got if isinstance(got, (tuple, list)) else ()):
+        if isinstance(t, torch.Tensor) and t.numel() > 1 and dense(tuple(t.shape), tuple(t.stride())):
+            k.item_strides[i] = tuple(t.stride())
+    return sum(1 for i, st in k.item_strides.items() if st != tuple(contiguous_strides(got[i].shape)))
 

@@ -53,3 +53,20 @@ def test_a_second_fallback_reads_the_item_untouched(fresh_jit):
     compiled, made = _compiled(f)
     x = on_device(torch.randn(4, 6))
     assert_same(list(compiled(x)), list(f(x)))
+
+
+def test_a_tuples_elements_get_the_strides_the_call_returns(fresh_jit):
+    """The layout probe runs tuple-valued calls too (triton/probe.py `_probed_items`): the kernel reading an
+    element laid out otherwise than its meta tensor promises indexes it as the call returned it, where it cost a
+    copy per call (CPU SVD's Vh comes column-major, meta says row-major; cuDNN attention's output and its
+    backward's gradients come in (B, T, H, D) memory order, meta says contiguous: copies in every layer)."""
+    def f(x):
+        u, s, vh = torch.linalg.svd(x, full_matrices=False)
+        return (vh * 2 + 1).relu() * s[:, None]
+
+    compiled, made = _compiled(f)
+    x = on_device(torch.randn(5, 4, dtype=torch.float64))
+    assert_same(compiled(x), f(x))
+    source = made[0].source
+    lines = [ln.strip() for ln in source.splitlines() if "_item2 = " in ln]
+    assert lines and all(ln.endswith(", (1, 4))") for ln in lines), lines
