@@ -61,6 +61,12 @@ def needs_torch_runtime(gm: torch.fx.GraphModule, example_inputs: list) -> str |
     return None
 
 
+def _over(storage, like: torch.Tensor) -> torch.Tensor:
+    """A tensor over `storage` at `like`'s offset, sizes and strides."""
+    return torch.empty((0,), dtype=like.dtype, device=like.device).set_(storage, like.storage_offset(), like.shape,
+                                                                        like.stride())
+
+
 def copy_aliased_outputs(compiled, gm: torch.fx.GraphModule):
     """Outputs the optimizer reduced to an input or to a view of another output (x * 1 -> x; `y.expand(1, n) * 1`
     -> a view of y), or merged with an earlier output (CSE of `x / x` computed twice), must still be new tensors,
@@ -82,14 +88,26 @@ def copy_aliased_outputs(compiled, gm: torch.fx.GraphModule):
                               any(j not in eager[i].shares for j in now[i].shares))))]
     if not aliased:
         return compiled
+    # outputs eager returns sharing memory with each other (`t = x.logsumexp(-1); return t.squeeze(-1), t` of a
+    # 0-dim x, both reduced to x): copied together, over one new storage, each at its own place in it
+    leader = {i: next((j for j in aliased if j < i and j in eager[i].shares), None) if eager is not None and
+              i < len(eager) else None for i in aliased}
 
     def run(*args):
         result = compiled(*args)
         if single:
             return result.clone()
-        outputs = list(result)
+        outputs, copies = list(result), {}
         for i in aliased:
-            outputs[i] = outputs[i].clone()
+            t, j = outputs[i], leader[i]
+            if j is None or result[j].untyped_storage().data_ptr() != t.untyped_storage().data_ptr():
+                outputs[i] = t.clone()
+                continue
+            storage = copies.get(j)
+            if storage is None:
+                storage = copies[j] = result[j].untyped_storage().clone()
+                outputs[j] = _over(storage, result[j])
+            outputs[i] = _over(storage, t)
         return type(result)(outputs)
 
     run.source = getattr(compiled, "source", None)

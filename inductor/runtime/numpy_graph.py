@@ -141,7 +141,8 @@ def alias_plan(lowered: LoweredGraph) -> list:
             if j is None or (src != ("input", j) and not torch_view):
                 raise NotImplementedError(f"output {i} is a view of an input in eager, not in the NumPy code")
             plan.append((VIEW, j))
-        if (plan[-1] is None or plan[-1][0] == CHECK) and eager is not None and i < len(eager):
+        copied_input = plan[-1] == (COPY,) and want is None  # eager's own tensor, the code's an input
+        if (plan[-1] is None or plan[-1][0] == CHECK or copied_input) and eager is not None and i < len(eager):
             # two outputs eager computes separately, left in one buffer by the optimizer (CSE of `x / x` appended
             # twice; `y.expand(1, n) * 1` reduced to a view of y): the later one is a copy, as eager's are two
             # tensors
@@ -150,6 +151,8 @@ def alias_plan(lowered: LoweredGraph) -> list:
                        if isinstance(p, (Load, View)) and buf is not None and _buffer(p, kernels) == buf]
             if any(j not in eager[i].shares for j in earlier):
                 plan[-1] = (COPY,)
+            elif earlier and copied_input and plan[earlier[0]] != (COPY,):
+                pass  # an earlier output over the input that is not copied: this one stays a copy of its own
             elif earlier:
                 # eager's output is a view of an earlier one, and so is the code's: a torch view of that tensor,
                 # not a second tensor over the same memory (torch's overlap checks and `_base` tell them apart:

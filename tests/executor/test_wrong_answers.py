@@ -1027,3 +1027,23 @@ def test_five_dynamic_dims_trace_static_rather_than_overflow(backend):
     for n in (2, 3, 4):
         x = torch.randn((n,) * 5, generator=torch.Generator().manual_seed(n))
         torch.testing.assert_close(compiled(x), f(x))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_outputs_reduced_to_an_input_keep_eagers_sharing_with_each_other(backend, fresh_jit):
+    # fuzz seed 560102: logsumexp of a 0-dim x is x, so both t4 and its view t6 came out as x: each was copied
+    # on its own (eager's t6 and t4 are new tensors, but one memory), so a write through one missed the other
+    # (the Triton backend's twin: tests/inductor/triton/test_fusion.py)
+    def f(x0):
+        t4 = torch.logsumexp(x0, -1)
+        t6 = t4.squeeze(-1)
+        return t6, t4, x0
+
+    x = torch.randn(())
+    t6, t4, x0 = jit.compile(f, backend=backend)(x)
+    want = f(x)
+    assert torch.equal(t6, want[0]) and torch.equal(t4, want[1]) and x0 is x
+    assert t6 is not t4 and t6.untyped_storage().data_ptr() == t4.untyped_storage().data_ptr()
+    assert t4.untyped_storage().data_ptr() != x.untyped_storage().data_ptr()
+    t6.add_(1)  # as in eager, the write shows through both
+    assert torch.equal(t4, want[1] + 1) and torch.equal(x, x0)

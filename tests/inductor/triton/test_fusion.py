@@ -258,6 +258,21 @@ def test_library_layout_learned_at_compile_time():
     assert _kernels(fn) == 1
 
 
+def test_outputs_reduced_to_an_input_keep_eagers_sharing_with_each_other():
+    """Fuzz seed 560102: logsumexp of a 0-dim x is x, so t4 and its view t6 both came out as the input; eager's
+    are new tensors over one memory, so they are copied together (inductor/prepare.copy_aliased_outputs)."""
+    import jit
+
+    def f(x0):
+        t4 = torch.logsumexp(x0, -1)
+        return t4.squeeze(-1), t4, x0 * 2
+
+    x = on_device(torch.randn(()))
+    t6, t4, _ = jit.compile(f, backend="triton")(x)
+    assert torch.equal(t4, f(x)[1]) and t6 is not t4
+    assert t6.untyped_storage().data_ptr() == t4.untyped_storage().data_ptr() != x.untyped_storage().data_ptr()
+
+
 def test_output_simplified_to_a_view_of_another_output_is_a_copy():
     """`y.expand(1, n) * 1` simplifies to a view of y; eager returns a tensor of its own, so the two must not share
     memory (a caller writing one would change the other)."""
