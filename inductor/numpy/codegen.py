@@ -173,13 +173,14 @@ class KernelWriter:
         narrow dtype is rounded to it first, as eager's cast to the common dtype does (int 2049 -> half 2048); so
         is a Python number, unless the op reads it in float32 (`opmath_scalar`, dtypes.OPMATH_SCALAR_OPS), and so
         is a 0-dim floating tensor unless it is such an op's second operand (`scalar_tensor`: eager's kernel
-        reads a CPU scalar's own value in float32, `x_bf16 * torch.tensor(1.2345)`: fuzz seed 551100)."""
+        reads a CPU scalar's own value in float32, `x_bf16 * torch.tensor(1.2345)` or a float16 one: fuzz seed
+        551100)."""
         if isinstance(e, Const):
             value = e.value if opmath_scalar or dtype not in dtypes.NARROW else dtypes.as_dtype(e.value, dtype)
             return Value(_literal(value, dtype), dtype, "compute", False, ())
         v = self.widen(self.value(e))
         if scalar_tensor and dtype in dtypes.NARROW and v.shape == () and v.dtype.is_floating_point and \
-                v.dtype not in dtypes.NARROW:
+                v.dtype != dtype:  # a float16 scalar times bfloat16 too: its value, not bf16's rounding of it
             return self.temp(f"{v.code}.astype(np.float32)", dtype, "compute", True, v.shape)
         if dtype is not None and dtypes.compute(v.dtype) != dtypes.compute(dtype):
             v = self.temp(f"{v.code}.astype({_np(dtypes.compute(dtype))})", dtype, "compute", True, v.shape)

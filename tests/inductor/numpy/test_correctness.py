@@ -578,12 +578,13 @@ def test_rows_of_one_result_share_its_memory_in_its_layout(write):
     assert len({t.untyped_storage().data_ptr() for t in got}) == 1  # one tensor's rows, as eager's
 
 
+@pytest.mark.parametrize("scalar_dtype", [torch.float32, torch.float16])
 @pytest.mark.parametrize("op", [torch.mul, torch.div])
-def test_a_cpu_scalar_tensor_operand_of_half_arithmetic_keeps_its_float32_value(op):
-    # program generator seed 551100: eager's bf16 kernel reads a 0-dim float32 second operand in float32; the
-    # NumPy code rounded it to bf16 first, one bf16 ulp off in 4 of 64 products
+def test_a_cpu_scalar_tensor_operand_of_half_arithmetic_keeps_its_float32_value(op, scalar_dtype):
+    # program generator seed 551100: eager's bf16 kernel reads a 0-dim float32 (or float16) second operand in
+    # float32; the NumPy code rounded it to bf16 first, one bf16 ulp off in 4 of 64 products
     x = torch.randn(64).bfloat16()
-    scalar = torch.tensor(1.2345678)
+    scalar = torch.tensor(1.2345678 if scalar_dtype == torch.float32 else 1.0087890625, dtype=scalar_dtype)
     run_both(lambda x, s: op(x, s), lambda: [x.clone(), scalar.clone()])
     got = through_jit(lambda x, s: op(x, s), x, scalar)
     assert torch.equal(got, op(x, scalar))
