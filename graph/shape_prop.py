@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 import torch.fx as fx
+from torch._prims_common import compute_elementwise_output_strides
 
 
 def to_meta(value: Any) -> Any:
@@ -47,6 +48,39 @@ def fetch_attr(gm: fx.GraphModule, target: str) -> Any:
     return obj
 
 
+# Elementwise ops whose meta kernels (Python decompositions) lay the result out by the wrong operand: with operands
+# read in different orders (`x.t()` beside a contiguous `y`), eager's TensorIterator follows the first, the meta
+# kernel the second. A torch op reading the result sees another layout than eager's (dropout draws its mask in
+# memory order: fuzz seed 573898). Their strides are computed as TensorIterator does (`_iterator_strides`).
+_OPERAND_ORDER_WRONG = {"floor_divide", "copysign", "xlogy"}
+
+
+def _misplaced_strides(target: Any, args: Any, kwargs: Any) -> bool:
+    name = getattr(target, "__name__", "") or ""
+    if isinstance(target, torch._ops.OpOverload):
+        name = target._schema.name.split("::")[-1]
+    if name in _OPERAND_ORDER_WRONG:
+        return True
+    return name == "div" and (kwargs.get("rounding_mode") is not None or
+                              (isinstance(target, torch._ops.OpOverload) and target._overloadname.endswith("mode")))
+
+
+def _iterator_strides(result: Any, args: Any, kwargs: Any) -> Any:
+    """result laid out as TensorIterator lays out an elementwise op's output over these operands."""
+    if not isinstance(result, torch.Tensor) or result.dim() < 2:
+        return result
+    found: list = []
+    fx.node.map_aggregate((args, kwargs), lambda v: found.append(v) if isinstance(v, torch.Tensor) else v)
+    operands = [t.expand(result.shape) for t in found if t.dim() <= result.dim() and t.dim() > 0]
+    if not operands:
+        return result
+    try:
+        strides = compute_elementwise_output_strides(*operands)
+    except (RuntimeError, ValueError):
+        return result
+    return torch.empty_strided(result.shape, strides, dtype=result.dtype, device=result.device)
+
+
 def eval_node(gm: fx.GraphModule, node: fx.Node) -> Any:
     """The meta value of one node from its inputs' meta values; None when the op cannot run on meta."""
     args, kwargs = _load(node.args), _load(node.kwargs)
@@ -56,7 +90,9 @@ def eval_node(gm: fx.GraphModule, node: fx.Node) -> Any:
                 # torch.randn(3), torch.zeros(n): made on the meta device, so propagation neither allocates nor
                 # draws from the random generator (a real draw here shifts every random number the program makes)
                 kwargs = {**kwargs, "device": "meta"}
-            return to_meta(node.target(*args, **kwargs))
+            result = to_meta(node.target(*args, **kwargs))
+            return _iterator_strides(result, args, kwargs) if _misplaced_strides(node.target, args, kwargs) \
+                else result
         if node.op == "call_method":
             self_obj, *rest = args
             target = node.target
@@ -65,7 +101,10 @@ def eval_node(gm: fx.GraphModule, node: fx.Node) -> Any:
                 kwargs = {k: "meta" if k == "device" else v for k, v in kwargs.items() if k != "memory_format"
                           or target == "to"}
                 target = "to"
-            return to_meta(getattr(self_obj, target)(*rest, **kwargs))
+            result = to_meta(getattr(self_obj, target)(*rest, **kwargs))
+            if isinstance(target, str) and _misplaced_strides(getattr(torch, target, None), args, kwargs):
+                return _iterator_strides(result, args, kwargs)
+            return result
         # call_module is left unknown: modules hold real parameters that cannot mix with meta inputs, and
         # `graph.normalize` turns the common modules into functional calls before propagation runs.
         if node.op == "get_attr":

@@ -1,5 +1,7 @@
 """graph/shape_prop.py: meta values for every node."""
+import pytest
 import torch
+import torch.fx as fx
 
 from framejit.graph.shape_prop import propagate
 
@@ -16,3 +18,27 @@ def test_device_moves_propagate_on_meta():
     vals = [n.meta.get("val") for n in gm.graph.nodes if n.op == "call_method"]
     assert [(v.shape, v.dtype) for v in vals] == [((3, 2), torch.float32), ((3, 2), torch.float64),
                                                   ((3, 2), torch.float16), ((3, 2), torch.float64)]
+
+
+_LAYOUT_OPS = {
+    "div_floor": lambda a, b: torch.div(a, b, rounding_mode="floor"),
+    "div_trunc_method": lambda a, b: a.div(b, rounding_mode="trunc"),
+    "floor_divide": torch.floor_divide,
+    "copysign": torch.copysign,
+    "xlogy": torch.xlogy,
+    "aten_div_mode": lambda a, b: torch.ops.aten.div.Tensor_mode(a, b, rounding_mode="floor"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_LAYOUT_OPS))
+@pytest.mark.parametrize("transposed_first", [True, False])
+def test_elementwise_results_are_laid_out_as_eagers(name, transposed_first):
+    # fuzz seed 573898: these ops' meta kernels lay the result out by the second operand where eager's iterator
+    # follows the first; a dropout reading the result then drew its mask in another memory order than eager's
+    op = _LAYOUT_OPS[name]
+    x, y = torch.randn(2, 3).t() + 3, torch.randn(2, 3, 2) + 3  # x read column-major, y row-major
+    args = (x, y) if transposed_first else (y, x)
+    gm = fx.symbolic_trace(lambda a, b: op(a, b))
+    propagate(gm, list(args))
+    (node,) = [n for n in gm.graph.nodes if n.op in ("call_function", "call_method")][-1:]
+    assert node.meta["val"].stride() == op(*args).stride()
