@@ -285,17 +285,20 @@ def _gelu(b: Builder, x: Any, approximate: str = "none") -> Any:
     out = b.op(aten.mul.Tensor, b.op(aten.mul.Tensor, x, 0.5), gate)
     if b.device is None:
         raise Decline("gelu at +inf depends on the device's kernel, and the device is unknown")
-    if math.isnan(_eager_gelu_at_inf(b.device.type, rounded or b.tensor(x).dtype, approximate)):
+    numel = b.tensor(x).numel()
+    width = 1 if type(numel) is int and numel == 1 else 16  # one element: eager's scalar path (fuzz seed 582858)
+    if math.isnan(_eager_gelu_at_inf(b.device.type, rounded or b.tensor(x).dtype, approximate, width)):
         out = b.op(aten.where.self, b.op(aten.eq.Scalar, x, math.inf), b.scalar(math.nan, out), out)
     return _cast(b, out, rounded)
 
 
 @functools.cache
-def _eager_gelu_at_inf(device_type: str, dtype: torch.dtype, approximate: str) -> float:
+def _eager_gelu_at_inf(device_type: str, dtype: torch.dtype, approximate: str, width: int) -> float:
     """What torch's own gelu kernel returns at +inf. The formula gives inf; some vectorized CPU kernels give nan
     (float32 and bfloat16 exact gelu in torch 2.13, float16 in 2.11), and the compiled code returns what eager
-    does, so the kernel itself is asked, once per device type, dtype and approximation."""
-    probe = torch.full((16,), math.inf, dtype=dtype, device=device_type)  # 16 wide: the vectorized path
+    does, so the kernel itself is asked, once per device type, dtype, approximation and width: 16 elements take
+    the vectorized path, a single one (a 0-dim tensor) the scalar path, which gives inf."""
+    probe = torch.full((width,), math.inf, dtype=dtype, device=device_type)
     return F.gelu(probe, approximate=approximate)[0].item()
 
 

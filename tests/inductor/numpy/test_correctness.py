@@ -189,6 +189,10 @@ def test_gelu_at_infinities_is_eagers(dtype, approximate):
     edges = lambda: [torch.tensor([math.inf, -math.inf, 1.0, -2.0, math.nan] * 5, dtype=dtype)]  # noqa: E731
     run_both(lambda x: F.gelu(x, approximate=approximate) * 2, edges)
     through_jit(lambda x: F.gelu(x * 2, approximate=approximate) + 1, *edges())
+    # one element takes eager's scalar path, which gives inf where the vectorized one gives nan (fuzz seeds
+    # 525829, 582858: `F.gelu(x / 0.0)` of a 0-dim x)
+    for one in (torch.tensor(math.inf, dtype=dtype), torch.tensor([math.inf], dtype=dtype)):
+        run_both(lambda x: F.gelu(x * 2, approximate=approximate), lambda: [one.clone()])
 
 
 def test_output_views_of_inputs_stay_views():
