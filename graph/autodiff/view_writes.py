@@ -239,10 +239,12 @@ def functionalize_view_write(gm: fx.GraphModule, node: fx.Node, twin) -> bool:
             replayed[alias] = made
         return replayed[alias]
 
-    late = [(alias, user) for alias in aliases for user in list(alias.users)
+    # (what the reader reads, the reader, the alias whose new value replaces it); a reader of both an alias and
+    # the in-place op's result (`add(add_(view, 1), base)`) has each input replaced by its own new value
+    late = [(alias, user, alias) for alias in aliases for user in list(alias.users)
             if user is not node and order.get(user, -1) > order[node]]
-    late += [(node.args[0], user) for user in list(node.users)]  # the in-place op returns its written argument
-    for alias, user in late:
-        user.replace_input_with(node if user in node.users else alias, replay(alias))
+    late += [(node, user, node.args[0]) for user in list(node.users)]  # the op returns its written argument
+    for old, user, alias in late:
+        user.replace_input_with(old, replay(alias))
     graph.erase_node(node)
     return True

@@ -1067,3 +1067,17 @@ def test_dropout_of_a_floor_division_draws_eagers_mask(backend, fresh_jit):
         got = compiled(x)
         assert got.stride() == want.stride()
         assert torch.equal(got, want)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_reader_of_a_written_view_and_its_base_sees_the_write_in_both(backend, fresh_jit):
+    # fuzz seed 582384: `t4 = t2.reshape(-1); t4.cumsum_(0); t4 + t2`: the add read the written view's new value
+    # and the old t2 (graph/autodiff/view_writes.py replaced the wrong input of a node reading both)
+    def f(x0):
+        t2 = torch.clamp(x0, min=-1, max=1)
+        t4 = t2.reshape(-1)
+        t4.cumsum_(0)
+        return t4 + t2
+
+    x = torch.randn(5, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(jit.compile(f, backend=backend)(x.clone()), f(x.clone()))
