@@ -71,6 +71,10 @@ SWITCHES = {
     "numpy_threads": Switch(
         "FRAMEJIT_NUMPY_THREADS", int, "0", int,
         "threads row-blocked NumPy kernels use, 0: one per core (read by the generated modules themselves)"),
+    "numpy_blas_threads": Switch(
+        "FRAMEJIT_NUMPY_BLAS_THREADS", int, "1", int,
+        "OpenBLAS threads while generated NumPy code runs (runtime/blas_threads.py: more fight torch's own pool "
+        "for the cores), 0: leave NumPy's BLAS as it is"),
     "triton_interpret": Switch(
         "TRITON_INTERPRET", _on_if_1, "", bool,
         "Triton's CPU interpreter (set before triton is imported): the Triton backend takes CPU tensors; the "

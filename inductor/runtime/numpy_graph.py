@@ -15,6 +15,7 @@ from framejit.graph.shape_prop import fetch_attr
 from framejit.graph import symbolic_sizes
 
 from ..ir import FallbackKernel, Item, Kernel, Load, LoweredGraph, Operand, View, dense, output_builder, static_shape
+from . import blas_threads
 from .torch_views import apply_views
 
 
@@ -429,7 +430,8 @@ class CompiledNumpyGraph:
                 arrays.append(memo[i][2])
             else:
                 arrays.append(to_numpy(t))
-        outs = self.module.run(arrays, self.fallbacks)
+        with blas_threads.held():
+            outs = self.module.run(arrays, self.fallbacks)
         flat = [o if d is None else to_torch(o if s is None or o.strides == s else laid_out(o, s), d)
                 for o, d, s in zip(outs, self.out_dtypes, self._strides)]
         return self._returns(flat)
@@ -438,7 +440,8 @@ class CompiledNumpyGraph:
         """The flat outputs of a graph some of whose outputs share memory with an input (alias_plan)."""
         tensors = [self._const_values[index] if is_const else args[index] for is_const, index, _ in self._slots]
         arrays = [to_numpy(t) for t in tensors]
-        outs = self.module.run(arrays, self.fallbacks)
+        with blas_threads.held():
+            outs = self.module.run(arrays, self.fallbacks)
         # made: per output, (tensor, array) of the whole array it was made over (None where it is not one): two
         # outputs over one buffer neither of which views the other (list(t): its rows) are views of one tensor
         flat, made = [], []
