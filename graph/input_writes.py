@@ -30,6 +30,7 @@ from framejit.graph.effects import is_impure, is_random, may_raise_on_values
 from framejit.graph.functionalize import out_of_place, place_twin, storage_id, twin_value
 from framejit.graph.shape_prop import eval_node, meta_tensor, propagate
 from framejit.graph.size_variants import copy_module
+from framejit.graph.view_ops import alias_roots
 
 _F = torch.nn.functional
 
@@ -116,8 +117,10 @@ def functionalize_input_writes(gm: fx.GraphModule, example_inputs: list) -> Inpu
             results.add(value)
     result = next(n for n in graph.nodes if n.op == "output")
     outputs = result.args[0]
-    if not isinstance(outputs, (tuple, list)) or any(o in current or o in results for o in outputs):
-        return None  # a written input returned: the caller must get the tensor itself
+    if not isinstance(outputs, (tuple, list)) or any(r in current or r in results for o in outputs
+                                                      for r in alias_roots(o)):
+        return None  # a written input returned, or a view of it (`x *= x; return x[..., :1]`: fuzz seed 612904):
+        #              the caller must get the tensor itself, or a view of it
     written = tuple(inputs[p] for p in current)
     result.args = (tuple(outputs) + tuple(current.values()),)
     graph.lint()

@@ -1081,3 +1081,22 @@ def test_a_reader_of_a_written_view_and_its_base_sees_the_write_in_both(backend,
 
     x = torch.randn(5, generator=torch.Generator().manual_seed(3))
     assert torch.equal(jit.compile(f, backend=backend)(x.clone()), f(x.clone()))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_view_of_a_written_input_returned_is_a_view_of_the_input(backend, fresh_jit):
+    # fuzz seed 612904: `x *= x; return x[..., :1]`: the write made functional returned a slice of the new value
+    # (a temporary copied into x afterwards), where eager's result is a view of x itself
+    def f(x):
+        t8 = x[:, None]
+        t12 = t8.scatter_add(0, torch.zeros_like(t8, dtype=torch.long), t8)  # a graph break before the write
+        x *= x
+        return x[..., :1], t12, t8  # of one element: all of x, which the functional graph also returns
+
+    x = torch.randn(1)
+    twin = x.clone()
+    got, want = jit.compile(f, backend=backend)(x), f(twin)
+    assert all(torch.equal(g, w) for g, w in zip(got, want)) and torch.equal(x, twin)
+    assert got[0].untyped_storage().data_ptr() == x.untyped_storage().data_ptr()
+    x.zero_()
+    assert torch.equal(got[0], torch.zeros(1))  # as in eager, the caller's later write shows in the result
