@@ -1100,3 +1100,19 @@ def test_a_view_of_a_written_input_returned_is_a_view_of_the_input(backend, fres
     assert got[0].untyped_storage().data_ptr() == x.untyped_storage().data_ptr()
     x.zero_()
     assert torch.equal(got[0], torch.zeros(1))  # as in eager, the caller's later write shows in the result
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_output_returned_after_its_own_view_shares_its_memory(backend, fresh_jit):
+    # fuzz seed 627105: t5, a view of t1, returned before t1: the NumPy code computed the cat under t5's views a
+    # second time, so the two came back apart (and t5 with other strides than eager's)
+    def f(x0):
+        t1 = torch.cat([x0, x0], dim=-1)
+        t5 = t1[:, None].unflatten(0, (1, -1))
+        return t5, t1
+
+    x0 = torch.randn(2, 2, generator=torch.Generator().manual_seed(10)).t()
+    got, want = jit.compile(f, backend=backend)(x0), f(x0)
+    for g, w in zip(got, want):
+        assert torch.equal(g, w) and g.stride() == w.stride()
+    assert got[0].untyped_storage().data_ptr() == got[1].untyped_storage().data_ptr()
