@@ -214,7 +214,7 @@ class FallbackKernel:
     source: list = field(default_factory=list)
     reason: str = "no lowering"  # why the op runs in torch, for logs and the generated code's comment
     aliases: bool = False  # its result is a view of an operand (detach, a transpose): it keeps the operand's strides
-    item_strides: dict = field(default_factory=dict)  # multi: element index -> strides a probe saw (triton/probe.py)
+    item_strides: dict = field(default_factory=dict)  # multi: element index -> (sizes, strides) a probe saw
     pure: bool = False  # it neither draws random numbers nor writes (graph/effects): a probe may run it ahead
 
 

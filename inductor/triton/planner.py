@@ -135,9 +135,9 @@ class _Planner:
             # items are known for every kernel up front (the residual plan): each is laid out once its tuple is
             if name in self.layouts or item.buf not in self.tuples:
                 continue
-            probed = self.tuples[item.buf].get(item.index)  # the strides the call returned (triton/probe.py)
-            static = all(type(d) is int for d in item.shape) and probed is not None and len(probed) == len(item.shape)
-            self.layouts[name] = Layout(tuple(item.shape), probed if static else contiguous_strides(item.shape),
+            probed = self.tuples[item.buf].get(item.index)  # (sizes, strides) the call returned (triton/probe.py)
+            fits = probed is not None and probed[0] == tuple(item.shape)
+            self.layouts[name] = Layout(tuple(item.shape), probed[1] if fits else contiguous_strides(item.shape),
                                         item.dtype)
             out.append(name)
         return out

@@ -130,10 +130,11 @@ def _probed_items(k: FallbackKernel, got) -> int:
     """Strides of a tuple-valued fallback's dense tensor elements as the call returned them (cuDNN attention's
     output and its backward's three gradients come in (B, T, H, D) memory order where meta tensors say
     contiguous: a copy each per layer and call), for the planner to lay its elements out by (static sizes only:
-    the strides are kept as numbers). Returns how many elements are not laid out contiguously."""
+    the strides are kept as numbers, with the sizes they go with: an element of other sizes than its meta tensor,
+    cuDNN's logsumexp, keeps the meta layout). Returns how many elements are not laid out contiguously."""
     k.item_strides = {}
     for i, t in enumerate(got if isinstance(got, (tuple, list)) else ()):
         if isinstance(t, torch.Tensor) and t.numel() > 1 and dense(tuple(t.shape), tuple(t.stride())):
-            k.item_strides[i] = tuple(t.stride())
-    return sum(1 for i, st in k.item_strides.items() if st != tuple(contiguous_strides(got[i].shape)))
+            k.item_strides[i] = (tuple(t.shape), tuple(t.stride()))
+    return sum(1 for shape, st in k.item_strides.values() if st != tuple(contiguous_strides(shape)))
 
