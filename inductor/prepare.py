@@ -92,6 +92,7 @@ def copy_aliased_outputs(compiled, gm: torch.fx.GraphModule):
     # 0-dim x, both reduced to x): copied together, over one new storage, each at its own place in it
     leader = {i: next((j for j in aliased if j < i and j in eager[i].shares), None) if eager is not None and
               i < len(eager) else None for i in aliased}
+    leads = set(leader.values()) - {None}
 
     def run(*args):
         result = compiled(*args)
@@ -100,14 +101,13 @@ def copy_aliased_outputs(compiled, gm: torch.fx.GraphModule):
         outputs, copies = list(result), {}
         for i in aliased:
             t, j = outputs[i], leader[i]
-            if j is None or result[j].untyped_storage().data_ptr() != t.untyped_storage().data_ptr():
+            if j in copies and result[j].untyped_storage().data_ptr() == t.untyped_storage().data_ptr():
+                outputs[i] = _over(copies[j], t)
+            elif i in leads:
+                copies[i] = t.untyped_storage().clone()
+                outputs[i] = _over(copies[i], t)
+            else:
                 outputs[i] = t.clone()
-                continue
-            storage = copies.get(j)
-            if storage is None:
-                storage = copies[j] = result[j].untyped_storage().clone()
-                outputs[j] = _over(storage, result[j])
-            outputs[i] = _over(storage, t)
         return type(result)(outputs)
 
     run.source = getattr(compiled, "source", None)

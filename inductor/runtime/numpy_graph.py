@@ -158,12 +158,11 @@ def alias_plan(lowered: LoweredGraph) -> list:
                                           "NumPy code")
             if any(j not in eager[i].shares for j in earlier):
                 plan[-1] = (COPY,)
-            elif earlier and copied_input and plan[earlier[0]] != (COPY,):
-                pass  # an earlier output over the input that is not copied: this one stays a copy of its own
-            elif earlier:
+            elif earlier and (not copied_input or plan[earlier[0]] == (COPY,)):
                 # eager's output is a view of an earlier one, and so is the code's: a torch view of that tensor,
                 # not a second tensor over the same memory (torch's overlap checks and `_base` tell them apart:
-                # `t4 /= t4.squeeze()` of one element raises in eager, fuzz seed 265440)
+                # `t4 /= t4.squeeze()` of one element raises in eager, fuzz seed 265440); of an input copied for
+                # both, a view of the earlier copy (fuzz seed 560102)
                 plan[-1] = _share_plan(i, o, earlier, lowered.outputs, kernels)
     for i, how in enumerate(plan):
         if how is not None and how[0] == CHECK:  # a torch fallback's view of another output (`x.narrow()` left of
