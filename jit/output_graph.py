@@ -20,6 +20,7 @@ from framejit.guards.size_expr import BinOp, Dim, Num, combine
 from framejit.guards.sources import ConstSource, ModuleDictSource, Source
 from jit import autocast
 from jit.break_reasons import Unsupported, unsupported
+from jit.clamped_sizes import competing_lengths
 from jit.dynamic import Specialize, SymbolTable
 from jit.eager_check import eager_error
 from jit.error_states import ErrorStates
@@ -248,6 +249,33 @@ class OutputGraph:
                 self.guards.append(SizeRelation(None, BinOp(operator.ge, Dim(t.source, d), Num(need)),
                                                 hint >= need))
 
+    def _guard_competing_lengths(self, name: str, args: tuple, kwargs: dict) -> None:
+        """A size that is the smaller of two (jit/clamped_sizes.py): guard which is smaller, and that it stays
+        above 0 (below it the size clamps), wherever a dynamic size takes part."""
+        found = competing_lengths(name, args, kwargs)
+        if found is None:
+            return
+        t, (a, add_a), (b, add_b) = found
+        if t.example.shape[a] == t.perturbed.shape[a] and t.example.shape[b] == t.perturbed.shape[b]:
+            return
+        terms = [combine(operator.add, self._dim_expr(t, d), Num(add)) for d, add in ((a, add_a), (b, add_b))]
+        hints = [t.example.shape[a] + add_a, t.example.shape[b] + add_b]
+        self.guards.append(SizeRelation(None, BinOp(operator.le, *terms), hints[0] <= hints[1]))
+        low = 0 if hints[0] <= hints[1] else 1
+        self.guards.append(SizeRelation(None, BinOp(operator.gt, terms[low], Num(0)), hints[low] > 0))
+
+    def _dim_expr(self, t: TensorVar, d: int):
+        """Dim d of t over the inputs' dims: a number where it does not move with them."""
+        hint = t.example.shape[d]
+        if hint == t.perturbed.shape[d]:
+            return Num(hint)
+        if t.node.op == "placeholder" and t.source is not None:
+            return Dim(t.source, d)
+        expr = self._fitted(hint, t.perturbed.shape[d])
+        if expr is None:
+            raise Specialize(f"the smaller of two sizes, one of them computed in the function ({t.node.name})")
+        return expr
+
     def size_op(self, op, a: Var, b: Var) -> SizeVar:
         """Python arithmetic on sizes (B * T): a graph node, so the compiled code computes it from each call's
         sizes."""
@@ -317,6 +345,8 @@ class OutputGraph:
                 a, kw, _ = _on_meta(target, a, kw)
             return getattr(a[0], target_meta)(*a[1:], **kw) if kind == "call_method" else target(*a, **kw)
         perturbed = self._perturbed_run(target, result, args, kwargs, run)
+        if perturbed is not result:
+            self._guard_competing_lengths(_name(target), args, kwargs)
         device = result_device(kind, target, args, kwargs)
         if moves and result is meta_args[0] and device != args[0].device:
             result = result.clone()  # a copy on another device, though the meta run had nowhere to move it
