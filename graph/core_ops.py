@@ -106,6 +106,12 @@ def is_core(target: object) -> bool:
     return target in CORE_OPS
 
 
+def read_by_torch_calls_only(node) -> bool:
+    """No core op reads this node's value: only torch calls do, which take it in whatever layout and on whatever
+    device the call that made it left it (a backend lowers core ops only)."""
+    return all(not is_core(u.target) for u in node.users)
+
+
 def group_of(target: object) -> str | None:
     """The name of the group holding `target`, or None for a non-core call."""
     for name, ops in GROUPS.items():

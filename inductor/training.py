@@ -32,7 +32,7 @@ import torch.fx as fx
 
 from framejit.graph.autodiff.joint import NotDifferentiable, trace_joint
 from framejit.graph.autodiff.partition import Partition, partition
-from framejit.graph.core_ops import is_core
+from framejit.graph.core_ops import read_by_torch_calls_only
 from framejit.graph.effects import has_mutation, is_random
 from framejit.graph import grad_mode
 from framejit.graph.grad_mode import detach_no_grad_blocks
@@ -137,14 +137,9 @@ def _misdescribed(backward: fx.GraphModule, saved: list) -> str | None:
     for node, t in zip(backward.graph.find_nodes(op="placeholder"), saved):
         val = node.meta.get("val")
         if isinstance(t, torch.Tensor) and isinstance(val, torch.Tensor) and tuple(t.shape) != tuple(val.shape) \
-                and not _torch_only(node):
+                and not read_by_torch_calls_only(node):
             return f"saved value {node.name} has shape {tuple(t.shape)} where its trace says {tuple(val.shape)}"
     return None
-
-
-def _torch_only(node: fx.Node) -> bool:
-    """Only torch calls read this backward input: they take it in whatever layout the forward's call made."""
-    return all(not is_core(u.target) for u in node.users)
 
 
 def _laid_out(t: torch.Tensor, layout) -> torch.Tensor:
@@ -206,7 +201,7 @@ class CompiledRegion:
         # None for a value only torch calls read: a library's result as the library made it (efficient
         # attention's backward rejects a logsumexp laid out as its meta kernel says)
         self.saved_layouts = [(tuple(n.meta["val"].shape), n.meta["val"].stride())
-                              if isinstance(n.meta.get("val"), torch.Tensor) and not _torch_only(n) else None
+                              if isinstance(n.meta.get("val"), torch.Tensor) and not read_by_torch_calls_only(n) else None
                               for n in plan.backward.graph.find_nodes(op="placeholder")][:len(plan.saved)]
         self.lock = threading.Lock()
         self.warned_double = False

@@ -19,6 +19,7 @@ from typing import Callable, NamedTuple
 import torch
 
 from framejit.graph import symbolic_sizes
+from framejit.graph.core_ops import read_by_torch_calls_only
 from framejit.graph.attention import drop_constant_sdpa_masks, rewrite_causal_attention
 from framejit.graph.pad_matmul import pad_misaligned_matmuls, pad_misaligned_operands
 from framejit.graph.size_variants import Built
@@ -51,9 +52,13 @@ class Generated(NamedTuple):
     replan: Callable | None = None  # a module read from the cache: plans the graph again for its LoweredGraph
 
 
-def _device(example_inputs):
-    tensors = [x for x in example_inputs if isinstance(x, torch.Tensor)]
-    devices = {x.device for x in tensors}
+def _device(gm: torch.fx.GraphModule, example_inputs):
+    """The GPU the graph's inputs are on. Beside them may sit 0-dim CPU tensors that only torch calls read (the
+    philox seed and offset float32 efficient attention saves for its backward): those calls take them as eager
+    does, and no generated kernel touches them."""
+    placeholders = gm.graph.find_nodes(op="placeholder")
+    devices = {x.device for x, node in zip(example_inputs, placeholders) if isinstance(x, torch.Tensor) and not (
+        x.device.type == "cpu" and x.dim() == 0 and read_by_torch_calls_only(node))}
     if len(devices) != 1:
         return None
     device = devices.pop()
@@ -91,7 +96,7 @@ def generate_triton(gm: torch.fx.GraphModule, example_inputs: list, autotune=Non
     if not all(isinstance(x, torch.Tensor) for x in example_inputs):
         log.info("Triton backend runs this graph as is: a non-tensor input")
         return None  # inputs of a dtype with no Triton type are fine: only torch fallbacks read them
-    device = _device(example_inputs)
+    device = _device(gm, example_inputs)
     if device is None:
         log.info("Triton backend runs this graph as is: inputs on several devices or not on a GPU")
         return None

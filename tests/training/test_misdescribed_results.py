@@ -82,7 +82,7 @@ def test_both_graphs_are_generated_and_give_eagers_gradients(fresh_jit):
 def test_a_backward_whose_generated_code_would_read_it_runs_in_torch(fresh_jit, monkeypatch):
     """The misdescribed value read by a core op of the backward: that graph runs as traced, in torch."""
     from framejit.inductor import training
-    monkeypatch.setattr(training, "is_core", lambda target: True)  # as if every reader were generated code
+    monkeypatch.setattr(training, "read_by_torch_calls_only", lambda node: False)  # as if generated code read it
     x, w = torch.randn(4, 6, device=DEVICE), torch.randn(4, 6, device=DEVICE)
     a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
     jit.compile(f, backend="triton")(a, w).backward()
