@@ -5,6 +5,7 @@ import abc
 import collections
 import enum
 import inspect
+import itertools
 import math
 import operator
 import types
@@ -132,6 +133,12 @@ def _zip(tx, args, kwargs):
     if strict and len({len(x) for x in lists}) > 1:
         unsupported("exception", "ValueError: zip() arguments have different lengths")
     return IteratorVar([TupleVar(list(t)) for t in zip(*lists)])
+
+
+@builtin(itertools.chain)
+def _chain(tx, args, kwargs):
+    # the optimizers' hook loops: chain(global_hooks.values(), self._hooks.values())
+    return IteratorVar([v for a in args for v in items_of(tx, a)])
 
 
 @builtin(reversed)

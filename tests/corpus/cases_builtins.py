@@ -1,5 +1,6 @@
 """Python builtins on constants and tensors: a tracer folds them or maps them onto graph ops."""
 import abc
+import itertools
 import operator
 
 import torch
@@ -118,6 +119,17 @@ def builtin_dict_list_tuple_ctor(x):
 @C.add(T1)
 def builtin_enumerate_zip_lists(x):
     return list(enumerate("ab")), list(zip([1, 2], "xy")), x + 1
+
+
+HOOKS = {"a": 2.0}
+
+
+@C.add(T1)
+def builtin_itertools_chain(x):
+    # the optimizers' step runs its hooks as chain(global_hooks.values(), self._hooks.values())
+    for scale in itertools.chain(HOOKS.values(), [3.0], (v for v in (0.5,))):
+        x = x * scale
+    return x, list(itertools.chain("ab", range(2)))
 
 
 @C.add(T1)
