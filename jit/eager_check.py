@@ -11,7 +11,8 @@ shrunk (every dim at most 2: equal dims stay equal, broadcasting and matmul shap
 does not depend on size; only if that fails is the call tried at full size (an input as a one-element tensor
 expanded to its size), so a big model's capture does not run its forward a second time. View and metadata ops accept
 every dtype and are not run; random ones run on a forked generator state. Errors that depend on tensor values (an
-index out of range) cannot be known here and stay the graph's.
+index out of range) cannot be known here and stay the graph's: a call rejected with its integer tensors
+filled with ones is tried again with them zero (an index valid along any dim) before it counts as rejected.
 """
 from __future__ import annotations
 
@@ -37,6 +38,9 @@ _DTYPE_FREE = {
     "_set_grad_enabled",
 }
 
+# Bumped when the check itself changes what it answers, so answers stored on disk by an older check are not read
+# (2: integer tensors retried as zeros)
+ANSWERS_FORMAT = 2
 _known: dict = {}  # signature -> None (eager accepts) or the first line of eager's error
 
 
@@ -110,7 +114,7 @@ def _stored_key(key) -> str | None:
             return None
         target = f"{module}.{name}"
     try:
-        text = json.dumps([op, target, key[2:], torch.__version__], default=_plain)
+        text = json.dumps([op, target, key[2:], torch.__version__, ANSWERS_FORMAT], default=_plain)
     except _NotPlain:
         return None
     if '"object"' in text:  # an unhashable argument, described by its type alone
@@ -118,44 +122,50 @@ def _stored_key(key) -> str | None:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _real(value, origin, size: str, made: dict):
+def _real(value, origin, size: str, made: dict, index_fill: int = 1):
     """A real tensor standing for a meta one: ones of its dtype on its real device, at its own size ("full"), at
     its own size but expanded from one element where big ("expanded"), or with every dim at most 2 ("shrunk").
     At full size it also has the meta tensor's strides and offset, over one real storage per meta storage, so
     writes into an expanded tensor, or into memory another argument reads, fail as they do in eager. One meta
-    tensor passed twice (`torch.add(x, y, out=x)`) stands for one real tensor (`made`, by id)."""
+    tensor passed twice (`torch.add(x, y, out=x)`) stands for one real tensor (`made`, by id). Integer tensors
+    hold `index_fill` (0: an index valid along any dim, even one of size 1)."""
     if isinstance(value, torch.Tensor):
         if id(value) in made:
             return made[id(value)]
         shape, device = origin(value)
+        fill = index_fill if _is_integer(value.dtype) else 1
         if size == "shrunk":
-            real = torch.ones([min(d, 2) for d in shape], dtype=value.dtype, device=device)
+            real = torch.full([min(d, 2) for d in shape], fill, dtype=value.dtype, device=device)
         elif size == "full" or math.prod(shape) <= BIG:
-            real = _laid_out(value, shape, device, made)
+            real = _laid_out(value, shape, device, made, fill)
         else:
-            real = torch.ones((), dtype=value.dtype, device=device).expand(shape)
+            real = torch.full((), fill, dtype=value.dtype, device=device).expand(shape)
         made[id(value)] = real
         return real
     if isinstance(value, tuple):
-        return tuple(_real(v, origin, size, made) for v in value)
+        return tuple(_real(v, origin, size, made, index_fill) for v in value)
     if isinstance(value, list):
-        return [_real(v, origin, size, made) for v in value]
+        return [_real(v, origin, size, made, index_fill) for v in value]
     if isinstance(value, dict):
-        return {k: _real(v, origin, size, made) for k, v in value.items()}
+        return {k: _real(v, origin, size, made, index_fill) for k, v in value.items()}
     return value
 
 
-def _laid_out(meta: torch.Tensor, shape: tuple, device, made: dict) -> torch.Tensor:
-    """Ones over a real storage standing for meta's storage (shared by the arguments that share it), viewed with
+def _is_integer(dtype: torch.dtype) -> bool:
+    return not dtype.is_floating_point and not dtype.is_complex and dtype is not torch.bool
+
+
+def _laid_out(meta: torch.Tensor, shape: tuple, device, made: dict, fill: int = 1) -> torch.Tensor:
+    """`fill` over a real storage standing for meta's storage (shared by the arguments that share it), viewed with
     meta's strides and offset where they still fit `shape` (the sizes before the call), else contiguous."""
     if meta.layout != torch.strided or tuple(meta.shape) != tuple(shape):
-        return torch.ones(shape, dtype=meta.dtype, device=device)
+        return torch.full(shape, fill, dtype=meta.dtype, device=device)
     stride, offset = meta.stride(), meta.storage_offset()
     end = offset + 1 + sum((n - 1) * s for n, s in zip(shape, stride)) if math.prod(shape) else offset
     key = ("storage", meta.untyped_storage()._cdata, meta.dtype)
     storage = made.get(key)
     if storage is None or storage.numel() < end:
-        storage = torch.ones(max(end, meta.untyped_storage().nbytes() // meta.element_size()),
+        storage = torch.full((max(end, meta.untyped_storage().nbytes() // meta.element_size()),), fill,
                              dtype=meta.dtype, device=device)
         made[key] = storage
     return storage.as_strided(shape, stride, offset)
@@ -212,6 +222,13 @@ def eager_error(node: torch.fx.Node, meta_args: tuple, meta_kwargs: dict, origin
                 error = _run(node, args, kwargs)
         else:
             error = _run(node, args, kwargs)
+        if error is not None and any(_is_integer(t.dtype) for t in _flat_tensors((meta_args, meta_kwargs))):
+            # ones index past a dim of size 1 (a (1, T) mask indexed by a batch arange): that error depends on the
+            # values, which eager's own call may not have; zeros index every dim
+            made = {}
+            zeros = _real(meta_args, origin, size, made, 0), _real(meta_kwargs, origin, size, made, 0)
+            if not is_random(node) and _run(node, *zeros) is None:
+                error = None
         if error is None:
             break
     if key is not None:

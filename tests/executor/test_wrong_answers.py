@@ -287,6 +287,25 @@ def test_ops_eager_rejects_raise_compiled(backend, name):
     assert _outcome(jit.compile(fn, backend=backend), x)[0] is kind
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_index_valid_only_for_some_values_is_captured(backend):
+    """Hugging Face's packed-sequence mask at batch 1: a (1, T) mask indexed by a batch arange and a position
+    arange. The eager check's ones would index past the batch dim of size 1; eager's own indices never do, so the
+    op is captured (one graph), and a real out-of-range index still raises as eager's does."""
+    def f(x, mask):
+        b = torch.arange(x.shape[0])[:, None]
+        q = torch.arange(x.shape[1])[None, :]
+        return x * mask[b, q]
+
+    jit.reset()
+    fast = jit.compile(f, backend=backend)
+    x, mask = torch.randn(1, 5), torch.arange(5)[None, :]
+    torch.testing.assert_close(fast(x, mask), f(x, mask))
+    assert jit.counters["graph_breaks"] == 0
+    assert _outcome(jit.compile(f, backend=backend), torch.randn(2, 5), mask)[0] is _outcome(f, torch.randn(2, 5),
+                                                                                              mask)[0]
+
+
 def test_eager_check_remembers_each_signature():
     from jit import eager_check
     eager_check._known.clear()
