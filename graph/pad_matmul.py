@@ -11,9 +11,11 @@ and a plain library call pay that; we pad instead:
 The padded columns are zeros and are dropped, so the kept ones hold the same sums (each output element's dot
 product is unchanged; only the library's choice of kernel is). The pad copies b each call (77 MB for GPT-2's
 head, ~50 us at 3 TB/s) and the slice is copied once more into eager's contiguous layout: both small next to
-what the aligned kernel saves. Only big products qualify (N at least MIN_SIZE, M at least MIN_ROWS and M * N at
-least MIN_SIZE squared: the backward's `x.t() @ g` is (768, 50257)), on CUDA, in float16 or bfloat16, with static
-sizes. Where b is already a slice of a zero-padded buffer (below), the product reads that buffer: no copy.
+what the aligned kernel saves. Where no reader needs eager's layout (a training forward's saved value, read by
+the backward: graph/layout_free.py) the slice is kept as it is. Only big products qualify (N at least MIN_SIZE,
+M at least MIN_ROWS and M * N at least MIN_SIZE squared: the backward's `x.t() @ g` is (768, 50257)), on CUDA,
+in float16 or bfloat16, with static sizes. Where b is already a slice of a zero-padded buffer (below), the
+product reads that buffer: no copy.
 
 A product whose inner dimension K is misaligned (`mm(g, W)`, g (8192, 50257), W (50257, 768): the backward's
 gradient of the LM head's input) also runs an `align1` kernel (H100: 4.8 ms where an aligned K takes ~1 ms),
@@ -34,6 +36,7 @@ from __future__ import annotations
 import torch
 import torch.fx as fx
 
+from framejit.graph.layout_free import SAVED_ONLY, layout_free
 from framejit.graph.shape_prop import meta_value, to_meta
 
 aten = torch.ops.aten
@@ -126,7 +129,12 @@ def pad_misaligned_matmuls(gm: fx.GraphModule, device: torch.device | None) -> i
                 bias_padded = _add(g, aten.constant_pad_nd.default, (bias, [0, pad]))
                 product = _add(g, aten.addmm.default, (bias_padded, a, b_padded))
             kept = _add(g, aten.slice.Tensor, (product, 1, 0, n))
-            result = _add(g, aten.clone.default, (kept,), {"memory_format": torch.contiguous_format})
+            # eager's contiguous layout, unless no reader sees it (a training forward's saved value): the padded
+            # rows are then read in place, aligned, by the forward's and the backward's kernels
+            result = kept if layout_free(node) else \
+                _add(g, aten.clone.default, (kept,), {"memory_format": torch.contiguous_format})
+            if result is kept and SAVED_ONLY in node.meta:
+                kept.meta[SAVED_ONLY] = node.meta[SAVED_ONLY]
         node.replace_all_uses_with(result)
         g.erase_node(node)
         count += 1

@@ -33,6 +33,7 @@ import torch.fx as fx
 from framejit.graph.autodiff.joint import NotDifferentiable, trace_joint
 from framejit.graph.autodiff.partition import Partition, partition
 from framejit.graph.core_ops import read_by_torch_calls_only
+from framejit.graph.layout_free import reads_any_layout, rows_padded
 from framejit.graph.effects import has_mutation, is_random
 from framejit.graph import grad_mode
 from framejit.graph.grad_mode import detach_no_grad_blocks
@@ -204,6 +205,7 @@ class CompiledRegion:
                               if isinstance(n.meta.get("val"), torch.Tensor) and not read_by_torch_calls_only(n) else None
                               for n in plan.backward.graph.find_nodes(op="placeholder")][:len(plan.saved)]
         self.lock = threading.Lock()
+        self.layouts_adopted = False
         self.warned_double = False
         self.source = getattr(forward, "source", None)
         # first_call_check.py: generated graphs checked once against themselves run in torch (a forward drawing
@@ -239,6 +241,28 @@ class CompiledRegion:
         _warn_disagreement("backward", why, self.captured)
         self.backward = self.plan.backward
         return want
+
+    def adopt_saved_layouts(self, saved: list) -> None:
+        """Before the backward is compiled: a saved value the compiled forward made in another layout than the
+        trace's (the LM head's product left in its padded buffer, graph/pad_matmul.py) is taken as it comes where
+        that layout is the traced contiguous one with padded rows (torch's kernels, run for the first-call check
+        or as a fallback, then give results laid out as from the traced one) and every backward op reading it
+        takes any layout (graph/layout_free.py): its placeholder is described so, and later calls copy only a
+        value that comes otherwise."""
+        with self.lock:
+            if self.backward is not None or self.layouts_adopted:
+                return
+            self.layouts_adopted = True
+            nodes = self.plan.backward.graph.find_nodes(op="placeholder")
+            for i, (t, layout, node) in enumerate(zip(saved, self.saved_layouts, nodes)):
+                if layout is None or not isinstance(t, torch.Tensor) or tuple(t.shape) != layout[0] or \
+                        t.stride() == layout[1] or not rows_padded(t, layout[1]) or \
+                        not all(reads_any_layout(u) for u in node.users):
+                    continue
+                self.saved_layouts[i] = (layout[0], t.stride())
+                node.meta["val"] = torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device="meta")
+                log.info("training graph: saved value %s read by the backward in the forward's layout %s",
+                         node.name, t.stride())
 
     def compiled_backward(self, saved: list, tangents: list) -> Callable:
         with self.lock:
@@ -337,7 +361,10 @@ def _backward(ctx, *grads):
              for g, (shape, dtype, device) in zip(grads, ctx.output_meta)]
     if torch.is_grad_enabled():  # create_graph=True: gradients that are differentiable again
         return (None, *region.recompute_grads(ctx.inputs, ctx.random_state, grads))
-    saved = [_laid_out(t, stride) for t, stride in zip(_graph_inputs(ctx.saved_tensors), region.saved_layouts)]
+    saved = _graph_inputs(ctx.saved_tensors)
+    if region.backward is None:
+        region.adopt_saved_layouts(saved)
+    saved = [_laid_out(t, layout) for t, layout in zip(saved, region.saved_layouts)]
     tangents = [g for g, d in zip(grads, plan.output_grad) if d]
     backward = region.backward or region.compiled_backward(saved, tangents)
     want = level = None

@@ -34,6 +34,7 @@ import torch.fx as fx
 from framejit.graph import core_ops
 from framejit.graph.autodiff.joint import Joint, NotDifferentiable
 from framejit.graph.effects import is_random, may_raise_on_values
+from framejit.graph.layout_free import SAVED_ONLY
 
 BACKWARD_GRAPH = "BackwardGraph"  # the backward's class name: backends may tell it by this (inductor/runtime/cuda_graphs)
 INPUT_BYTES = 1  # saving an input keeps alive what the caller holds anyway
@@ -237,6 +238,8 @@ def _forward_graph(gm, primals, outputs, saved, keep) -> fx.GraphModule:
             env[n].meta = dict(n.meta)
         elif n in keep and n.op != "placeholder":
             env[n] = graph.node_copy(n, lambda a: env[a])
+            if n in saved and n not in outputs:  # its layout is the backward's business only
+                env[n].meta[SAVED_ONLY] = True
     graph.output(tuple(env[n] for n in outputs + saved))
     return fx.GraphModule(gm, graph, class_name="ForwardGraph")
 

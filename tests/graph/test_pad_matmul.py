@@ -113,3 +113,42 @@ def test_a_misaligned_inner_dimension_is_zero_padded_in_both_operands():
     got, want = gm(a, b), fn(a, b)
     assert got.shape == want.shape and got.stride() == want.stride()
     torch.testing.assert_close(got, want, rtol=2e-2, atol=2e-1)
+
+
+@pytest.mark.parametrize("saved_only", [True, False])
+def test_a_saved_product_stays_in_its_padded_rows(saved_only):
+    """A training forward's saved value (graph/layout_free.py) is left as the slice of the padded product, which
+    the forward's own readers and the backward read in place; any other output is copied into eager's layout."""
+    from framejit.graph.layout_free import SAVED_ONLY
+    torch.manual_seed(0)
+    x, w = torch.randn(1030, 64, dtype=torch.bfloat16), torch.randn(1027, 64, dtype=torch.bfloat16)
+
+    def fn(x, w):
+        logits = F.linear(x, w)
+        return logits.float().logsumexp(1), logits
+
+    gm = torch.fx.symbolic_trace(fn)
+    optimize(gm, [x, w])
+    (product,) = [n for n in gm.graph.nodes if n.target is aten.mm.default]
+    if saved_only:
+        product.meta[SAVED_ONLY] = True
+    assert pad_misaligned_matmuls(gm, CUDA) == 1
+    clones = [n for n in gm.graph.nodes if n.target is aten.clone.default]
+    assert len(clones) == (0 if saved_only else 1)
+    got, want = gm(x, w), fn(x, w)
+    assert got[1].stride() == ((1032, 1) if saved_only else want[1].stride())
+    for g, e in zip(got, want):
+        torch.testing.assert_close(g, e, rtol=2e-2, atol=2e-2)
+
+
+def test_a_viewed_product_keeps_eager_layout():
+    from framejit.graph.layout_free import SAVED_ONLY
+    x, w = torch.randn(1030, 64, dtype=torch.bfloat16), torch.randn(1027, 64, dtype=torch.bfloat16)
+    gm = torch.fx.symbolic_trace(lambda x, w: F.linear(x, w).view(-1))
+    optimize(gm, [x, w])
+    for n in gm.graph.nodes:
+        if n.target is aten.mm.default:
+            n.meta[SAVED_ONLY] = True
+    assert pad_misaligned_matmuls(gm, CUDA) == 1
+    assert [n for n in gm.graph.nodes if n.target is aten.clone.default]  # a view needs eager's strides
+    torch.testing.assert_close(gm(x, w), F.linear(x, w).view(-1))

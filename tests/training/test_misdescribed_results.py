@@ -111,3 +111,47 @@ def test_two_calls_of_one_op_keep_their_own_items(fresh_jit):
     torch.testing.assert_close(loss, ref)
     torch.testing.assert_close(a.grad, b.grad)
     assert jit.counters["backward_graphs"] == 1
+
+
+def _padded_rows(t):
+    """t in memory whose rows are 8 elements longer: the layout the LM head's padded product leaves."""
+    if t.dim() != 2:
+        return t
+    return torch.zeros(t.shape[0], t.shape[1] + 8, dtype=t.dtype)[:, :t.shape[1]].copy_(t)
+
+
+@pytest.mark.parametrize("viewed", [False, True])
+def test_saved_values_in_padded_rows_are_read_as_they_come(fresh_jit, viewed):
+    """A forward that leaves its saved values in padded rows (graph/pad_matmul.py on CUDA) has them read in place
+    by a backward whose readers take any layout (inductor/training.py adopt_saved_layouts); a backward that views
+    one gets it copied into the traced layout. Gradients are eager's either way."""
+    from framejit.inductor import training
+    from framejit.inductor.backends import numpy_backend
+    seen = []
+
+    def compile_inference(gm, example_inputs):
+        if type(gm).__name__ == "ForwardGraph":
+            def forward(*args):
+                out = list(gm(*args))
+                return out[:1] + [_padded_rows(t) for t in out[1:]]
+            return forward
+        seen.append([(tuple(x.stride()), n.meta["val"].stride())
+                     for x, n in zip(example_inputs, gm.graph.find_nodes(op="placeholder"))])
+        return numpy_backend(gm, example_inputs)
+
+    def f(x, w):
+        h = x @ w  # saved: the backward reads it through tanh, or views it first
+        return (h.reshape(-1) ** 3).sum() if viewed else (torch.tanh(h) * h.sum(0)).sum()
+
+    backend = lambda gm, example_inputs: training.compile_training(gm, example_inputs, compile_inference)  # noqa: E731
+    fast = jit.compile(f, backend=backend)
+    for _ in range(2):
+        x, w = torch.randn(6, 5), torch.randn(5, 7)
+        a, b = w.clone().requires_grad_(), w.clone().requires_grad_()
+        fast(x, a).backward()
+        f(x, b).backward()
+        torch.testing.assert_close(a.grad, b.grad)
+    (strides,) = seen
+    padded = [s for s, _ in strides if s == (15, 1)]
+    assert len(padded) == (0 if viewed else 1)
+    assert all(s == m for s, m in strides)  # each placeholder described as its value comes
