@@ -108,8 +108,8 @@ def _model(name: str) -> torch.nn.Module:
     return CASES[name].build()
 
 
-def _ids(seq: int = SEQ, seed: int = 1) -> torch.Tensor:
-    return torch.randint(0, VOCAB, (BATCH, seq), generator=torch.Generator().manual_seed(seed))
+def _ids(seq: int = SEQ, seed: int = 1, batch: int = BATCH) -> torch.Tensor:
+    return torch.randint(0, VOCAB, (batch, seq), generator=torch.Generator().manual_seed(seed))
 
 
 def _tensors(output) -> dict[str, torch.Tensor]:
@@ -161,11 +161,12 @@ def test_eval_matches_eager(name):
     assert jit.counters.graphs == 1 and jit.counters.compile_errors == 0, jit.counters
 
 
+@pytest.mark.parametrize("batch", [BATCH, 1])  # 1: the packed-sequence mask indexed along a batch dim of size 1
 @pytest.mark.parametrize("name", CASES)
-def test_eval_is_one_graph_without_breaks(name):
+def test_eval_is_one_graph_without_breaks(name, batch):
     model = _model(name).eval()
     with torch.no_grad():
-        exp = jit.explain(model, _ids())
+        exp = jit.explain(model, _ids(batch=batch))
     assert exp.break_reasons == [], "\n".join(str(r) for r in exp.break_reasons)
     assert exp.graph_count == 1
 
