@@ -460,7 +460,7 @@ def contains(tx, container: Var, item: Var) -> bool:
     if (found := outside_containers.contains(container, item)) is not None:
         return found
     if isinstance(container, DictVar) and item.is_const():
-        return item.const() in container.items
+        return _const_contains(item.const(), container.items)  # an unhashable key raises TypeError
     if isinstance(container, DictViewVar) and container.kind == "items":
         return _item_in_items(tx, container.dict_var, item)
     if isinstance(container, DictViewVar):  # values: a scan, as over a list
@@ -468,9 +468,9 @@ def contains(tx, container: Var, item: Var) -> bool:
     if isinstance(container, (TupleVar, ListVar)):
         return any(equals(tx, x, item) for x in container.items)  # in order: stops at the first equal item
     if container.is_const() and item.is_const():
-        return item.const() in container.const()
+        return _const_contains(item.const(), container.const())  # `'a' in 4` raises TypeError (fuzz seed 661313)
     if isinstance(container, ModuleVar) and item.is_const():
-        return item.const() in container.module
+        return _const_contains(item.const(), container.module)
     if user_object(container):  # __contains__, else a scan of what __iter__ gives
         result = call_dunder(tx, container, "__contains__", [item])
         if result is not None:
@@ -479,6 +479,13 @@ def contains(tx, container: Var, item: Var) -> bool:
             from jit.semantics.iteration import items_of
             return any(equals(tx, x, item) for x in items_of(tx, container))
     unsupported("unsupported_value", f"`in` on {container.describe()}")
+
+
+def _const_contains(item, container) -> bool:
+    try:
+        return item in container
+    except Exception as e:  # noqa: BLE001 - the user's code raises here too
+        raised_on_constants(e)
 
 
 def _item_in_items(tx, d: DictVar, item: Var) -> bool:

@@ -133,6 +133,17 @@ def builtin_itertools_chain(x):
 
 
 @C.add(T1)
+def contains_on_a_non_container_raises(x):
+    # fuzz seed 661313: `'a' in 4` raises TypeError in eager; an `except` catches it where eager's does
+    t = 4
+    try:
+        found = "a" in t
+    except TypeError as e:
+        return x - 1, str(e)
+    return x * found
+
+
+@C.add(T1)
 def builtin_isinstance_subclass(x):
     return x * issubclass(bool, int), isinstance(True, int), isinstance(x, (int, torch.Tensor))
 
