@@ -322,10 +322,20 @@ def _sdpa(q, k, v, mask, is_causal, scale):
         np.copyto(att, att.dtype.type(-np.inf), where=above)
     if mask is not None:
         att = np.where(mask, att, -np.inf) if mask.dtype == np.bool_ else att + mask
-    att -= np.max(att, axis=-1, keepdims=True)  # softmax shifted by the row max: no overflow in exp
+    top = np.max(att, axis=-1, keepdims=True)
+    # a row the mask hides whole (a left-padded sequence's first queries) attends to nothing: eager's attention
+    # gives zeros there (torch's safe softmax), where exp(-inf - -inf) would give NaN
+    hidden = top == -np.inf
+    any_hidden = bool(hidden.any())
+    if any_hidden:
+        top = np.where(hidden, att.dtype.type(0), top)
+    att -= top  # softmax shifted by the row max: no overflow in exp
     np.exp(att, out=att)
     n = att.shape[-1]
-    att /= _rowsum(att, n, (att.ndim - 1,), True) if n <= 8192 else att.sum(axis=-1, keepdims=True)
+    sums = _rowsum(att, n, (att.ndim - 1,), True) if n <= 8192 else att.sum(axis=-1, keepdims=True)
+    if any_hidden:
+        sums = np.where(hidden, att.dtype.type(1), sums)  # 0 / 1: the hidden rows' weights stay zero
+    att /= sums
     return np.matmul(att, v)
 
 

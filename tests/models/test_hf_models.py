@@ -161,6 +161,26 @@ def test_eval_matches_eager(name):
     assert jit.counters.graphs == 1 and jit.counters.compile_errors == 0, jit.counters
 
 
+@pytest.mark.parametrize("name", CASES)
+def test_padded_batch_matches_eager(name):
+    """A tokenizer's attention_mask: the first sequence left-padded, the last right-padded. With causal attention
+    the left-padded sequence's first queries see no key at all; eager's attention gives zeros there (its safe
+    softmax), which the NumPy code gave as NaN in Llama and Qwen2."""
+    model = _model(name).eval()
+    ids = _ids(batch=3)
+    mask = torch.ones_like(ids)
+    mask[0, :3] = 0
+    mask[-1, -2:] = 0
+    kwargs = {"attention_mask": mask}
+    if name in ("bart", "mbart"):
+        kwargs["decoder_input_ids"] = ids
+    fast = jit.compile(model)
+    with torch.no_grad():
+        want = model(ids, **kwargs)
+        for _ in range(2):
+            _assert_outputs_equal(fast(ids, **kwargs), want)
+
+
 @pytest.mark.parametrize("batch", [BATCH, 1])  # 1: the packed-sequence mask indexed along a batch dim of size 1
 @pytest.mark.parametrize("name", CASES)
 def test_eval_is_one_graph_without_breaks(name, batch):

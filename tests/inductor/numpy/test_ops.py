@@ -139,6 +139,12 @@ def test_externs(dtype):
     check(aten.scaled_dot_product_attention.default, [q, k, v], [In(0), In(1), In(2)], {"is_causal": True})
     mask = make((5, 5), torch.bool, gen=g) | torch.eye(5, dtype=torch.bool)
     check(aten.scaled_dot_product_attention.default, [q, k, v, mask], [In(0), In(1), In(2), In(3)])
+    # rows the mask hides whole (a left-padded sequence's first queries): eager's safe softmax gives zeros there
+    hidden = mask.clone()
+    hidden[:2] = False
+    check(aten.scaled_dot_product_attention.default, [q, k, v, hidden], [In(0), In(1), In(2), In(3)])
+    additive = torch.zeros(5, 5, dtype=dtype).masked_fill(~hidden, float("-inf"))
+    check(aten.scaled_dot_product_attention.default, [q, k, v, additive], [In(0), In(1), In(2), In(3)])
 
 
 @pytest.mark.parametrize("groups,stride,padding,dilation", [(1, [1, 1], [0, 0], [1, 1]), (2, [2, 1], [1, 2],
