@@ -5,6 +5,7 @@ class, then the instance dict, then the class), and each value read is wrapped w
 Properties and methods are not called for real: they are user code, so they are inlined."""
 from __future__ import annotations
 
+import functools
 import inspect
 import types
 
@@ -13,7 +14,7 @@ import torch
 from framejit.guards.sources import AttrSource, ConstSource, ModuleDictSource, TypeSource
 from jit.break_reasons import AttributeMissing, PythonError, unsupported
 from jit.side_effects import DELETED
-from jit.variables import (BoundMethodVar, BuiltinVar, ClassVar, Const, ContextVarVar, DictVar, DictViewVar,
+from jit.variables import (BoundMethodVar, BuiltinVar, CachedFunctionVar, ClassVar, Const, ContextVarVar, DictVar, DictViewVar,
                            ExceptionVar, GeneratorVar, ListVar, SetVar, MethodOnVar, ModuleVar, TokenVar, NamedTupleVar,
                            NewObjectVar, ObjectVar, PythonModuleVar, SuperVar, TorchCallableVar, TupleVar, UserFunctionVar,
                            Var)
@@ -77,6 +78,8 @@ def _bind_class_attr(tx, attr, self_var: Var, cls: type, name: str, fn_source) -
         return BoundMethodVar(UserFunctionVar(attr.__func__, None), ClassVar(cls))
     if isinstance(attr, types.FunctionType):
         return BoundMethodVar(UserFunctionVar(attr, fn_source), self_var)
+    if isinstance(attr, functools._lru_cache_wrapper):  # @functools.cache on a method: binds as a function does
+        return BoundMethodVar(CachedFunctionVar(attr, fn_source), self_var)
     if isinstance(attr, property):
         if attr.fget is None:
             unsupported("exception", f"property {name!r} has no getter")

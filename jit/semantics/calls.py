@@ -17,7 +17,7 @@ from jit import skip_rules
 from jit import autocast
 from jit.break_reasons import unsupported
 from jit.semantics import context_managers
-from jit.variables import (NULL, BoundMethodVar, BuiltinVar, CellVar, ClassVar, Const, ContextVarVar, DictVar,
+from jit.variables import (NULL, BoundMethodVar, BuiltinVar, CachedFunctionVar, CellVar, ClassVar, Const, ContextVarVar, DictVar,
                            GeneratorVar, GradModeVar, ListVar, MethodOnVar, ModuleVar, NamedTupleVar, NestedFunctionVar,
                            NewObjectVar, ObjectVar, PartialVar, TorchCallableVar, TupleVar, UserFunctionVar, Var)
 from jit.variables.builder import Builder
@@ -138,6 +138,8 @@ def call(tx, fn: Var, args: list[Var], kwargs: dict[str, Var]) -> Var:
         return construct(tx, fn.cls, args, kwargs)
     if isinstance(fn, PartialVar):
         return call(tx, fn.fn, fn.args + list(args), {**fn.kwargs, **kwargs})
+    if isinstance(fn, CachedFunctionVar):
+        return call_cached(tx, fn, args, kwargs)
     if isinstance(fn, MethodOnVar):
         return call_method_on(tx, fn.obj, fn.name, args, kwargs)
     if isinstance(fn, context_managers.ExitVar):
@@ -160,6 +162,46 @@ def call(tx, fn: Var, args: list[Var], kwargs: dict[str, Var]) -> Var:
         owner = type(getattr(fn.obj, "__self__", None)).__name__
         unsupported("context_manager", f"leaving a `with` over {owner} (__exit__ built in)")
     unsupported("unsupported_call", f"calling {fn.describe()}")
+
+
+def call_cached(tx, fn: CachedFunctionVar, args: list[Var], kwargs: dict[str, Var]) -> Var:
+    """A functools.lru_cache'd function on arguments known now: called for real, here. Its cache hands every
+    later call with these arguments the same result, so the result is a constant of the compiled code (an object
+    referenced as it is), and what its first call did (transformers' `warning_once` printing) happens once, as in
+    eager. Arguments only the compiled code knows (tensors, values computed in the function): its undecorated
+    function is traced instead, as its cache would give what it computes."""
+    known = _cache_arguments(tx, list(args) + list(kwargs.values()))
+    if known is None:
+        wrapped = getattr(fn.wrapper, "__wrapped__", None)
+        if not isinstance(wrapped, types.FunctionType):
+            unsupported("unsupported_call", f"{fn.describe()} on values known only when the code runs")
+        return inline_function(tx, UserFunctionVar(wrapped, None), list(args), kwargs)
+    values, named = known[:len(args)], dict(zip(kwargs, known[len(args):]))
+    try:
+        result = fn.wrapper(*values, **named)
+    except Exception as e:  # noqa: BLE001 - eager's call raises it too (a list argument: unhashable)
+        from jit.semantics.exceptions import raised_on_constants
+        raised_on_constants(e)
+    return Builder(tx.output, guarded=False).wrap(result, ConstSource(result, f"result of {fn.describe()}"))
+
+
+def _cache_arguments(tx, args: list[Var]) -> list | None:
+    """The real objects behind `args` (a cache key hashes them by value or identity), or None where one is known
+    only at run time. Objects from outside are pinned by identity: another object is another key."""
+    from framejit.guards.kinds import IdMatch
+    values = []
+    for a in args:
+        if a.is_const() and not isinstance(a, TensorVar):
+            values.append(a.const())
+        elif isinstance(a, (ObjectVar, ModuleVar)) and a.source is not None:
+            real = a.obj if isinstance(a, ObjectVar) else a.module
+            tx.output.guards.append(IdMatch(a.source, real))
+            values.append(real)
+        elif isinstance(a, ClassVar):
+            values.append(a.cls)
+        else:
+            return None
+    return values
 
 
 # ---- torch ------------------------------------------------------------------------------------------------------

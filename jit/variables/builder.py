@@ -20,8 +20,8 @@ from framejit.guards.kinds import (AliasMatch, DictKeysMatch, IdMatch, IteratorM
                           remaining_items)
 from framejit.guards.sources import AttrSource, ConstSource, ItemSource, Source
 from jit.break_reasons import unsupported
-from jit.variables import (BoundMethodVar, BuiltinVar, ClassVar, Const, ContextVarVar, DictVar, ListVar, ModuleVar,
-                           NamedTupleVar, ObjectVar, PartialVar, PythonModuleVar, TorchCallableVar, TupleVar,
+from jit.variables import (BoundMethodVar, BuiltinVar, CachedFunctionVar, ClassVar, Const, ContextVarVar, DictVar,
+                           ListVar, ModuleVar, NamedTupleVar, ObjectVar, PartialVar, PythonModuleVar, TorchCallableVar, TupleVar,
                            UserFunctionVar, Var)
 from jit.variables.containers import OutsideIteratorVar
 from jit.variables.outside import OutsideDictVar, OutsideListVar
@@ -88,6 +88,9 @@ class Builder:
         if is_torch_callable(value):
             self.guard(IdMatch(source, value))
             return TorchCallableVar(value, source)
+        if isinstance(value, functools._lru_cache_wrapper):
+            self.guard(IdMatch(source, value))
+            return CachedFunctionVar(value, source)
         if isinstance(value, types.FunctionType) and value in _modelled_functions():
             self.guard(IdMatch(source, value))  # a library function answered by its model (inspect.signature)
             return BuiltinVar(value, source)

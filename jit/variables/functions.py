@@ -87,6 +87,20 @@ class BoundMethodVar(Var):
         return f"bound method of {self.self_var.describe()}"
 
 
+class CachedFunctionVar(Var):
+    """A function wrapped by functools.lru_cache / functools.cache (transformers' `logger.warning_once`, version
+    checks): called for real at compile time on constant arguments (jit/semantics/calls.py call_cached)."""
+
+    def __init__(self, wrapper, source=None):
+        self.wrapper, self.source = wrapper, source
+
+    def python_type(self):
+        return type(self.wrapper)
+
+    def describe(self):
+        return f"cached function {getattr(self.wrapper, '__qualname__', '?')}"
+
+
 class PartialVar(Var):
     def __init__(self, fn: Var, args: list[Var], kwargs: dict[str, Var]):
         self.fn, self.args, self.kwargs = fn, args, kwargs

@@ -316,3 +316,31 @@ def generator_send_and_close(x):
     unused = running_total()
     unused.close()  # never started: closing runs none of its code
     return x * last, list(unused)
+
+
+@functools.lru_cache(None)
+def _cached_scale(n, name="x"):
+    return n * 2 + len(name)
+
+
+class _Logger:
+    """transformers' `logger.warning_once`: an lru_cache'd function set on the logger class, called as a method."""
+    said: list = []
+
+    @functools.lru_cache(None)
+    def warning_once(self, message):
+        self.said.append(message)
+
+
+_LOG = _Logger()
+
+
+@C.add(T1)
+def lru_cache_function_and_method(x):
+    _LOG.warning_once("loss_type=None: using the default loss")
+    return x * _cached_scale(3, name="ab") + len(_LOG.said)
+
+
+@C.add(T1)
+def lru_cache_on_a_tensor_traces_the_function(x):
+    return _cached_scale(x)

@@ -297,11 +297,11 @@ def test_an_index_valid_only_for_some_values_is_captured(backend):
         q = torch.arange(x.shape[1])[None, :]
         return x * mask[b, q]
 
-    jit.reset()
     fast = jit.compile(f, backend=backend)
     x, mask = torch.randn(1, 5), torch.arange(5)[None, :]
+    breaks = jit.counters["graph_breaks"]
     torch.testing.assert_close(fast(x, mask), f(x, mask))
-    assert jit.counters["graph_breaks"] == 0
+    assert jit.counters["graph_breaks"] == breaks
     assert _outcome(jit.compile(f, backend=backend), torch.randn(2, 5), mask)[0] is _outcome(f, torch.randn(2, 5),
                                                                                               mask)[0]
 
