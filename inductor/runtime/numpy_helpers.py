@@ -385,6 +385,10 @@ def _scatter(base, idx, src, dim, add, take):
     # a copy of `base` with `src` added (np.add.at: duplicate indices accumulate) or written at the indices; take:
     # the index replaces dim `dim` (index_add, index_put), else it has src's rank (scatter, scatter_add)
     out = np.array(base, copy=True)
+    if out.ndim == 0:  # torch takes a 0-dim tensor as one of size 1 along dim 0 (fuzz seed 663168)
+        flat = _scatter(out.reshape(1), np.reshape(idx, -1), np.reshape(src, -1) if np.ndim(src) else src, 0, add,
+                        take)
+        return flat.reshape(())
     key = (slice(None),) * dim + (idx,) if take else _along(idx, dim)
     if add:
         np.add.at(out, key, src)

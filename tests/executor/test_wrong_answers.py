@@ -1148,3 +1148,19 @@ def test_an_output_returned_after_its_own_view_shares_its_memory(backend, fresh_
     for g, w in zip(got, want):
         assert torch.equal(g, w) and g.stride() == w.stride()
     assert got[0].untyped_storage().data_ptr() == got[1].untyped_storage().data_ptr()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("op", ["scatter_add", "scatter", "index_add", "index_copy"])
+def test_scatter_family_on_a_0_dim_tensor(backend, op):
+    # fuzz seed 663168: torch takes a 0-dim tensor as one of size 1 along dim 0; the NumPy code indexed dim 0
+    zeros = lambda x: torch.zeros_like(x, dtype=torch.long)  # noqa: E731
+    fns = {"scatter_add": lambda x: (x - x).scatter_add_(0, zeros(x), torch.ones_like(x)),
+           "scatter": lambda x: (x * 2).scatter_(0, zeros(x), 2.5),
+           "index_add": lambda x: (x * 1).index_add_(0, torch.tensor([0]), x),
+           "index_copy": lambda x: (x * 1).index_copy_(0, torch.tensor([0]), x * 3)}
+    fn = fns[op]
+    x = torch.tensor(1.5)
+    got, want = jit.compile(fn, backend=backend)(x), fn(x)
+    assert got.shape == want.shape
+    torch.testing.assert_close(got, want)
