@@ -57,6 +57,18 @@ class ErrorStates:
         return all(not r.containers_elsewhere and r.at[1:] == now[1:] and
                    _same({**(originals or {}), **r.attrs}, final) for r in self.records)
 
+    def common_attrs(self, effects) -> dict | None:
+        """The attribute values every recorded op leaves on an error, where they are one and the same and the
+        trace writes no container items (but private ones) and takes no items from iterators: (id, name) ->
+        value Var / DELETED. None otherwise."""
+        if any(r.containers_in_cleanup or r.containers_elsewhere or any(r.at[1:]) for r in self.records) or \
+                any(effects.state()[1:]) or effects.writes_shared_containers():
+            return None
+        first = self.records[0].attrs
+        if not all(_same(r.attrs, first) and _same(first, r.attrs) for r in self.records[1:]):
+            return None
+        return dict(first)
+
     def unwritten_at_some_op(self, effects) -> set:
         """Attributes the trace writes that some recorded op came before (it leaves their value at the call)."""
         final = effects.attr_values()

@@ -3,6 +3,7 @@ replacement code and compile the guards into one check. Installed as the default
 from __future__ import annotations
 
 import dis
+import inspect
 import io
 import logging
 import os
@@ -144,6 +145,7 @@ class FrameCapture:
         output.autocast = autocast.AutocastState(entry)
         output.managers_opaque = self.managers_opaque
         output.break_value_checks_after_effects = self.break_value_checks
+        output.own_kwargs = _own_kwargs(code)
         resumed = entry_of(code)  # a resume function starting inside a block: its graph's errors reach that
         output.real_handler = handler_of(code, resumed[1] + resumed[4]) if resumed else None  # block's handler
         output.opaque_generator_withs = self.opaque_generator_withs
@@ -246,12 +248,20 @@ class FrameCapture:
         ops breaking the graph where changes are pending or an error would run a cleanup."""
         output = self.output
         states, effects = output.error_states, output.side_effects
-        if not states.records or not effects.pending() or states.nothing_on_error():
+        if not states.records or not effects.pending(seen_outside=True) or states.nothing_on_error():
             return None
         buildable = var_graph.built_without_graph(effects.roots() + effects.targets()) and not any(
             r[0] == "context_var" for r in effects.records())
         if buildable and (states.exact(effects) or states.exact(effects, self._originals(effects, states))):
             return effects
+        common = states.common_attrs(effects)
+        if common is not None:
+            # every such op leaves the same attributes (a global set around the model and reset by its finally),
+            # the trace then writes more that eager does not reach on an error (a KV cache's new tensors): on an
+            # error, apply what those ops leave
+            at_error = effects.with_attrs_only(common)
+            if var_graph.built_without_graph(at_error.roots() + at_error.targets()):
+                return at_error
         if self.break_value_checks:
             raise AssertionError("changes pending at an op that may raise, though such ops break the graph")
         raise _EffectsBeforeValueCheck()
@@ -451,3 +461,11 @@ def _capture(frame: Frame, settings: Settings) -> CacheEntry:
             from jit.errors import GraphBreakError
             raise GraphBreakError(e.detail + f" ({e.kind.explanation})", e.location, e.kind.hint) from None
         raise RunEagerly(e.message()) from None
+
+
+def _own_kwargs(code) -> str | None:
+    """The name of the dict Python makes for a frame's **kwargs at each call, which nothing else holds while the
+    frame starts; None for a resume function (its part of the frame before may have handed the dict out)."""
+    if entry_of(code) is not None or not code.co_flags & inspect.CO_VARKEYWORDS:
+        return None
+    return code.co_varnames[code.co_argcount + code.co_kwonlyargcount + bool(code.co_flags & inspect.CO_VARARGS)]

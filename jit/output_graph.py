@@ -17,7 +17,7 @@ from framejit.graph.effects import VALUE_ERRORS, is_impure, is_removable, may_ra
 from framejit.guards.kinds import (AliasMatch, Guard, IdMatch, NotAlias, RequiresGradMatch, SizeRelation, StorageMatch, TensorMatch,
                           storage_pattern)
 from framejit.guards.size_expr import BinOp, Dim, Num, combine
-from framejit.guards.sources import ConstSource, ModuleDictSource, Source
+from framejit.guards.sources import ConstSource, LocalSource, ModuleDictSource, Source
 from jit import autocast
 from jit.break_reasons import Unsupported, unsupported
 from jit.clamped_sizes import competing_lengths
@@ -31,6 +31,7 @@ from jit.variables.sizes import SizeSliceVar, SizeVar
 from jit.variables.tensor import TensorVar
 
 _STRUCTSEQ_BASES = (tuple,)
+NUMEL = "numel"  # _size_source's marker: the result is a tensor's element count
 
 
 class OutputGraph:
@@ -39,6 +40,9 @@ class OutputGraph:
         # dynamic_dims(source, tensor) -> the dims of an input tensor to trace symbolically (jit/dynamic.py)
         self.dynamic_dims = dynamic_dims
         self.symbols = SymbolTable()
+        # the name of the frame's **kwargs when Python made that dict for this call (not a resume function's, which
+        # an earlier part of the frame may have handed out): only the frame sees it
+        self.own_kwargs: str | None = None
         self.dynamic = False  # any dynamic size so far: ops run a second time on perturbed meta tensors
         self.instructions = 0
         self.graph = torch.fx.Graph()
@@ -127,10 +131,11 @@ class OutputGraph:
         where changes are pending or an error would run a cleanup (jit/frame_compiler.py), and the error reaches
         the real finally."""
         cleanup = self.translator.cleanup_lines() if self.translator is not None else set()
-        if self.break_value_checks_after_effects and (self.side_effects.pending() or cleanup):
+        pending = self.side_effects.pending(seen_outside=True)
+        if self.break_value_checks_after_effects and (pending or cleanup):
             self.graph.erase_node(node)
             unsupported("value_checked_after_effects", f"{_name(target)} after changes to outside objects"
-                        if self.side_effects.pending() else f"{_name(target)} where an error runs a finally / exit")
+                        if pending else f"{_name(target)} where an error runs a finally / exit")
         self.error_states.op(self.side_effects, cleanup)
 
     def _written(self, kind: str, key) -> None:
@@ -148,7 +153,8 @@ class OutputGraph:
             next((value for value, v in self.outside_containers.values() if v is var), None)
         if type(real) not in (list, dict):
             unsupported("side_effect", f"changing {var.describe()} that exists outside the function")
-        self.side_effects.container_changed(var, real)
+        private = isinstance(var.source, LocalSource) and var.source.local == self.own_kwargs
+        self.side_effects.container_changed(var, real, private)
 
     def container_alias_guards(self) -> None:
         """A list or dict from outside that the trace changed is not the object any other list or dict it reached
@@ -273,7 +279,7 @@ class OutputGraph:
             return Dim(t.source, d)
         expr = self._fitted(hint, t.perturbed.shape[d])
         if expr is None:
-            raise Specialize(f"the smaller of two sizes, one of them computed in the function ({t.node.name})")
+            raise Specialize(f"a size of {t.node.name}, computed in the function, read by Python")
         return expr
 
     def size_op(self, op, a: Var, b: Var) -> SizeVar:
@@ -497,6 +503,13 @@ class OutputGraph:
     def _sizes(self, proxy, result, perturbed, size_source) -> Var:
         """Python data that depends on dynamic sizes (x.size(), x.shape[1], x.numel()): SizeVars computed by the
         graph; the parts that do not depend on them stay constants."""
+        if size_source is not None and size_source[0] is NUMEL and isinstance(result, int):
+            # a product of the tensor's sizes (a KV cache's `keys.numel() == 0`), each over the inputs' dims
+            t = size_source[1]
+            expr = Num(1)
+            for d in range(t.example.dim()):
+                expr = combine(operator.mul, expr, self._dim_expr(t, d))
+            return SizeVar(proxy, result, perturbed, expr, self)
         source, dim = size_source if size_source is not None else (None, None)
         if isinstance(result, int) and not isinstance(result, bool):
             expr = Dim(source, dim) if source is not None and dim is not None else self._fitted(result, perturbed)
@@ -622,7 +635,10 @@ def _differs(a, b) -> bool:
 
 
 def _size_source(kind: str, target, args: tuple):
-    """(input source, dim) when the op reads sizes of an input tensor: x.size(d) -> (x, d), x.size() -> (x, None)."""
+    """(input source, dim) when the op reads sizes of an input tensor: x.size(d) -> (x, d), x.size() -> (x, None);
+    (NUMEL, x) for x.numel() of any tensor."""
+    if kind == "call_method" and target == "numel" and len(args) == 1 and isinstance(args[0], TensorVar):
+        return NUMEL, args[0]
     if kind != "call_method" or target != "size" or not args:
         return None
     t = args[0]

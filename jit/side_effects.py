@@ -46,6 +46,8 @@ class SideEffects:
         self._order: list[tuple] = []  # record keys in first-change order
         self._alive: list = []  # the real objects, kept alive while their ids are keys
         self._changes = 0  # every write counts, however many the same object gets (see state)
+        self._private: set[int] = set()  # ids of objects only the frame can see (its own **kwargs dict)
+        self._private_changes = 0
         self.on_write = None  # on_write(kind, key) after every write (OutputGraph: what an error at an op leaves)
 
     def __bool__(self) -> bool:
@@ -53,11 +55,18 @@ class SideEffects:
 
     def _written(self, kind: str, key) -> None:
         self._changes += 1
+        if kind == "items" and key in self._private:
+            self._private_changes += 1
+            return  # what an error leaves there is seen by no one
         if self.on_write is not None:
             self.on_write(kind, key)
 
-    def container_changed(self, var, real) -> None:
-        """`var` (a ListVar / DictVar of the outside object `real`) had its items changed in place."""
+    def container_changed(self, var, real, private: bool = False) -> None:
+        """`var` (a ListVar / DictVar of the outside object `real`) had its items changed in place. `private`: an
+        object only the frame sees (the dict Python made for its **kwargs at the call): applied after the graph
+        as any other, but no one sees what an error in the graph leaves in it."""
+        if private:
+            self._private.add(id(real))
         if id(real) not in self._containers:
             self._containers[id(real)] = var
             self._order.append(("items", id(real)))
@@ -121,9 +130,28 @@ class SideEffects:
         taken from outside iterators count as writes: they are taken from the real ones too)."""
         return (self._changes,) + tuple(self._containers[key[1]].pos for key in self._order if key[0] == "advance")
 
-    def pending(self) -> bool:
-        """Whether anything was written (the generated code would apply something)."""
-        return self._changes > 0 or any(self.state()[1:])
+    def writes_shared_containers(self) -> bool:
+        """Whether the trace changed the items of a list or dict that is not private to the frame."""
+        return any(key[0] == "items" and key[1] not in self._private for key in self._order)
+
+    def with_attrs_only(self, attrs: dict) -> "SideEffects":
+        """A log of just these attribute writes ((id(real), name) -> value Var / DELETED), on the objects this
+        log wrote them to: what the generated code applies on one path (jit/frame_compiler.py on errors)."""
+        out = SideEffects()
+        for key in self._order:
+            if key[0] == "attr" and key[1:] in attrs:
+                obj_var, name, _ = self._attrs[key[1:]]
+                out._order.append(key)
+                out._attrs[key[1:]] = (obj_var, name, attrs[key[1:]])
+                out._changes += 1
+        out._alive = list(self._alive)
+        return out
+
+    def pending(self, seen_outside: bool = False) -> bool:
+        """Whether anything was written (the generated code would apply something); `seen_outside`: anything
+        but the frame's private objects."""
+        changes = self._changes - (self._private_changes if seen_outside else 0)
+        return changes > 0 or any(self.state()[1:])
 
     def records(self) -> list[tuple]:
         """In first-change order: ("items", container Var), ("advance", iterator Var), ("attr", object Var, name,

@@ -45,6 +45,26 @@ def test_growing_length_compiles_twice(backend):
     assert jit.counters["frames_compiled"] == 2
 
 
+def cache_step(keys, new):
+    # transformers' DynamicLayer: an empty cache asked through numel(), a length checked with isinstance
+    seen = keys.shape[-2] if keys.numel() != 0 else 0
+    keys = torch.cat([keys, new], -2)
+    n = keys.shape[-2]
+    if not isinstance(n, int):
+        raise TypeError("a length is an int")
+    return keys * 2, n + seen
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_growing_cache_read_through_numel_and_isinstance_compiles_twice(backend):
+    # each decoding step recompiled: isinstance() pinned the length, numel() of a computed tensor had no expression
+    fn = jit.compile(cache_step, backend=backend)
+    for t in range(2, 12):
+        keys, new = torch.randn(2, 4, t, 8), torch.randn(2, 4, 1, 8)
+        close(fn(keys, new), cache_step(keys, new))
+    assert jit.counters["frames_compiled"] == 2
+
+
 def test_changing_batch_marks_dim_0_only(caplog):
     jit.set_logs("recompiles")
     w = torch.randn(8, 4)

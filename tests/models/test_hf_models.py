@@ -181,6 +181,28 @@ def test_padded_batch_matches_eager(name):
             _assert_outputs_equal(fast(ids, **kwargs), want)
 
 
+@pytest.mark.parametrize("name", [n for n in CASES if CASES[n].causal])
+def test_generate_with_a_compiled_forward(name):
+    """`model.forward = jit.compile(model.forward)` then Hugging Face's own generate() on a padded batch: eager's
+    tokens, no graph break (the output-capturing global set and reset around the model, the KV cache's new
+    tensors stored after the embedding lookup, the forward's own **kwargs popped before it), and the prefill, the
+    first decoding step and the dynamic one at most."""
+    model = _model(name).eval()
+    ids = _ids(batch=2, seq=6)
+    mask = torch.ones_like(ids)
+    mask[0, :2] = 0
+    settings = dict(attention_mask=mask, max_new_tokens=6, do_sample=False, pad_token_id=0)
+    fast = copy.deepcopy(model)
+    fast.forward = jit.compile(fast.forward)
+    with torch.no_grad():
+        want = model.generate(ids, **settings)
+        breaks, frames = jit.counters.graph_breaks, jit.counters.frames_compiled
+        got = fast.generate(ids, **settings)
+    assert torch.equal(got, want)
+    assert jit.counters.graph_breaks == breaks
+    assert jit.counters.frames_compiled - frames <= 3
+
+
 @pytest.mark.parametrize("batch", [BATCH, 1])  # 1: the packed-sequence mask indexed along a batch dim of size 1
 @pytest.mark.parametrize("name", CASES)
 def test_eval_is_one_graph_without_breaks(name, batch):
