@@ -129,6 +129,9 @@ def call(tx, fn: Var, args: list[Var], kwargs: dict[str, Var]) -> Var:
     if isinstance(fn, (UserFunctionVar, NestedFunctionVar)):
         return inline_function(tx, fn, args, kwargs)
     if isinstance(fn, BoundMethodVar):
+        from jit.semantics import autograd_functions
+        if autograd_functions.is_apply(fn.fn, fn.self_var):
+            return autograd_functions.call_apply(tx, fn.self_var.cls, list(args), kwargs)
         return call(tx, fn.fn, [fn.self_var] + list(args), kwargs)
     if isinstance(fn, ModuleVar):
         return call_module(tx, fn, args, kwargs)
