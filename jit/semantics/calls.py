@@ -268,9 +268,10 @@ _HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_back
 
 def call_module(tx, var: ModuleVar, args, kwargs) -> Var:
     m = var.module
-    if m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or getattr(m, "_backward_pre_hooks", None) or \
-            _global_module_hooks():
-        unsupported("unsupported_call", f"{type(m).__name__} has forward/backward hooks")
+    if m._backward_hooks or getattr(m, "_backward_pre_hooks", None) or _global_module_hooks():
+        unsupported("unsupported_call", f"{type(m).__name__} has backward hooks, or global module hooks are set")
+    if m._forward_hooks or m._forward_pre_hooks:
+        return _call_with_forward_hooks(tx, var, args, kwargs)
     # a hook registered after compiling must run: guard that there is none
     if tx.builder.by_structure(var.source):  # another instance of the class may have hooks
         for store in _HOOK_DICTS:
@@ -282,6 +283,57 @@ def call_module(tx, var: ModuleVar, args, kwargs) -> Var:
     if not isinstance(forward, types.FunctionType):
         unsupported("unsupported_call", f"{type(m).__name__}.forward is not a Python function")
     return inline_function(tx, UserFunctionVar(forward, None), [var] + list(args), kwargs)
+
+
+_FORWARD_HOOK_STORES = ("_forward_pre_hooks", "_forward_hooks", "_forward_pre_hooks_with_kwargs",
+                        "_forward_hooks_with_kwargs", "_forward_hooks_always_called")
+
+
+def _call_with_forward_hooks(tx, var: ModuleVar, args, kwargs) -> Var:
+    """nn.Module.__call__ with forward pre-hooks and hooks (transformers' gradient checkpointing makes the input
+    embeddings' output require grad in one; PEFT and activation capture use them): each hook is traced as a call,
+    in Module._call_impl's order, its result replacing the arguments or the output where it returns one. The hook
+    dicts are guarded by their keys and each hook by its source, so adding or removing one recompiles."""
+    m = var.module
+    if var.source is None or tx.builder.by_structure(var.source) or m._forward_hooks_always_called:
+        unsupported("unsupported_call", f"{type(m).__name__} has forward hooks (on a module not guarded by "
+                                        "identity, or a hook called even on errors)")
+    from framejit.guards.kinds import DictKeysMatch
+    hooks = {}
+    for store in _FORWARD_HOOK_STORES:
+        d = getattr(m, store)
+        source = AttrSource(var.source, store)
+        tx.output.guards.append(DictKeysMatch(source, tuple(d), type(d)))
+        hooks[store] = [(k, tx.builder.wrap(v, ItemSource(source, k)) if store in _FORWARD_HOOK_STORES[:2] else v)
+                        for k, v in d.items()]
+    for store in ("_backward_hooks", "_backward_pre_hooks"):  # still none: registering one recompiles
+        if hasattr(m, store):
+            tx.output.guards.append(LenMatch(AttrSource(var.source, store), type(getattr(m, store)), 0))
+    args, kwargs = TupleVar(list(args)), dict(kwargs)
+    for key, hook in hooks["_forward_pre_hooks"]:
+        if key in m._forward_pre_hooks_with_kwargs:
+            got = call(tx, hook, [var, args, DictVar(dict(kwargs))], {})
+            if not (isinstance(got, Const) and got.value is None):
+                if not isinstance(got, TupleVar) or len(got.items) != 2 or not isinstance(got.items[1], DictVar):
+                    unsupported("unsupported_call", "a forward pre-hook with kwargs returned other than (args, kwargs)")
+                from jit.semantics.iteration import unpack
+                args, kwargs = TupleVar(list(unpack(tx, got.items[0], None))), dict(got.items[1].items)
+        else:
+            got = call(tx, hook, [var, args], {})
+            if not (isinstance(got, Const) and got.value is None):
+                args = got if isinstance(got, TupleVar) else TupleVar([got])
+    forward = inspect.getattr_static(type(m), "forward")
+    if not isinstance(forward, types.FunctionType):
+        unsupported("unsupported_call", f"{type(m).__name__}.forward is not a Python function")
+    result = inline_function(tx, UserFunctionVar(forward, None), [var] + list(args.items), kwargs)
+    for key, hook in hooks["_forward_hooks"]:
+        if key in m._forward_hooks_with_kwargs:
+            got = call(tx, hook, [var, args, DictVar(dict(kwargs)), result], {})
+        else:
+            got = call(tx, hook, [var, args, result], {})
+        if not (isinstance(got, Const) and got.value is None):
+            result = got
+    return result
 
 
 def _global_module_hooks() -> bool:
