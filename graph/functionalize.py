@@ -119,7 +119,7 @@ def place_twin(node: fx.Node, twin: tuple, value: torch.Tensor, name: str) -> fx
         new = graph.create_node(kind, target, args, kwargs, name=name)
     new.meta = {k: v for k, v in node.meta.items() if k != "mutates"}
     new.meta["val"] = value
-    order = _dense_order(meta_tensor(node.args[0]))
+    order = dense_order(meta_tensor(node.args[0]))
     if order is None or all(n == 1 or a == b for n, a, b in zip(value.shape, value.stride(),
                                                                  meta_tensor(node.args[0]).stride())):
         return new
@@ -133,7 +133,7 @@ def place_twin(node: fx.Node, twin: tuple, value: torch.Tensor, name: str) -> fx
     return result
 
 
-def _dense_order(t: torch.Tensor | None) -> tuple | None:
+def dense_order(t: torch.Tensor | None) -> tuple | None:
     """The dims of dense, non-overlapping `t`, outermost first (dims of equal stride in their own order); None
     where `t` is not such a permutation of a contiguous tensor."""
     if t is None or t.layout != torch.strided:

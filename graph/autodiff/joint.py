@@ -26,7 +26,7 @@ from framejit.graph.autodiff.view_writes import functionalize_view_write, is_vie
 from framejit.graph.autodiff.meta_trace import OtherDevice, device_of, place_on, trace_on_meta
 from framejit.graph.dce import drop_unused
 from framejit.graph.effects import has_mutation, is_random
-from framejit.graph.functionalize import AUGMENTED, METADATA_WRITES, functionalize_intermediates, storage_id
+from framejit.graph.functionalize import AUGMENTED, METADATA_WRITES, dense_order, functionalize_intermediates, storage_id
 from framejit.graph.size_variants import copy_module
 
 log = logging.getLogger("jit.graph")
@@ -478,12 +478,37 @@ def _functionalize(gm: fx.GraphModule) -> None:
                 break
             args.append(a.default_value)
         later = [u for u in x.users if u is not node and order.get(u, -1) > order[node]]  # readers after it
-        new = twin_call(gm.graph, node, twin, tuple(args), node.kwargs)
+        xval = x.meta.get("val")
+        if is_random(node) and isinstance(xval, torch.Tensor) and not xval.is_contiguous():
+            new = _drawn_in_memory_order(gm.graph, node, twin, args, xval)
+        else:
+            new = twin_call(gm.graph, node, twin, tuple(args), node.kwargs)
         node.replace_all_uses_with(new)
         for user in later:
             user.replace_input_with(x, new)
         gm.graph.erase_node(node)
         order[new] = order[node]
+
+
+def _drawn_in_memory_order(graph: fx.Graph, node: fx.Node, twin, args: list, xval: torch.Tensor) -> fx.Node:
+    """The out-of-place twin of an in-place random op on a non-contiguous tensor: eager's `bernoulli_` draws in
+    the tensor's memory order (dropout on a transposed input: `empty_like(x)` keeps x's strides), where
+    `bernoulli.p` draws in a fresh contiguous tensor's order (fuzz seed 678426: the mask came out transposed).
+    The twin runs on the tensor viewed in memory order, which is contiguous, and is viewed back."""
+    order = dense_order(xval)
+    if order is None or any(isinstance(a, fx.Node) for a in args[1:]) or node.kwargs:
+        raise NotDifferentiable(f"in-place {node.target} on a tensor whose memory order no view makes contiguous")
+    inverse = sorted(range(len(order)), key=order.__getitem__)
+    with graph.inserting_before(node):
+        permuted = graph.call_function(aten.permute.default, (args[0], list(order)))
+    permuted.meta["val"] = xval.permute(order)
+    drawn = twin_call(graph, node, twin, (permuted, *args[1:]), {})
+    drawn.meta["val"] = permuted.meta["val"].new_empty(permuted.meta["val"].shape)
+    with graph.inserting_before(node):
+        back = graph.call_function(aten.permute.default, (drawn, inverse))
+    back.meta = dict(node.meta)
+    back.meta["val"] = drawn.meta["val"].permute(inverse)
+    return back
 
 
 def random_nodes(gm: fx.GraphModule) -> list:

@@ -1164,3 +1164,25 @@ def test_scatter_family_on_a_0_dim_tensor(backend, op):
     got, want = jit.compile(fn, backend=backend)(x), fn(x)
     assert got.shape == want.shape
     torch.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("layout", ["transposed", "permuted"])
+def test_dropout_mask_of_a_non_contiguous_input_in_eager_order(backend, layout):
+    # fuzz seed 678426: eager's dropout fills empty_like(x) (x's strides) with bernoulli_ in memory order; the
+    # functional bernoulli.p drew in a contiguous tensor's order, so the mask came out transposed
+    def f(x):
+        t = F.dropout(x, 0.5, training=True)
+        t.scatter_add_(0, torch.zeros_like(t, dtype=torch.long), torch.ones_like(t))
+        return t
+
+    base = torch.randn(4, 5) if layout == "transposed" else torch.randn(2, 3, 4)
+    x = base.transpose(-1, -2) if layout == "transposed" else base.permute(2, 0, 1)
+    fast = jit.compile(f, backend=backend)
+    for seed in (3, 4):
+        torch.manual_seed(seed)
+        want = f(x)
+        torch.manual_seed(seed)
+        got = fast(x)
+        torch.testing.assert_close(got, want)
+        assert got.stride() == want.stride()
