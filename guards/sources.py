@@ -168,6 +168,23 @@ class ItemSource(Source):
 
 
 @dataclass(frozen=True)
+class DictValueSource(Source):
+    """The value at a position of a dict: a module's forward hooks, which modules guarded by structure hold under
+    other keys (hook handles count up per registration) but in the same order."""
+    base: Source
+    index: int
+
+    def expr(self, const) -> str:
+        return f"list({self.base.expr(const)}.values())[{self.index}]"
+
+    def name(self) -> str:
+        return f"list({self.base.name()}.values())[{self.index}]"
+
+    def root(self) -> Source:
+        return self.base.root()
+
+
+@dataclass(frozen=True)
 class DefaultSource(Source):
     """A default value of a function reached from the frame (kw-only defaults when `kw`)."""
     base: Source

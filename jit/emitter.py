@@ -8,7 +8,7 @@ import contextvars
 import bytecode as bc
 
 from framejit.guards.sources import (NO_VALUE, AttrSource, BuiltinSource, ClosureCellSource, ClosureSource, ConstSource,
-                            ContextVarValueSource, GlobalSource, ItemSource, LocalSource, ModuleDictSource, Source,
+                            ContextVarValueSource, DictValueSource, GlobalSource, ItemSource, LocalSource, ModuleDictSource, Source,
                             TypeSource)
 from jit.pyversion import PY311
 
@@ -84,6 +84,9 @@ class Emitter:
             self.load_source(source.base)
             self.emit("LOAD_CONST", source.key)
             self.emit("BINARY_SUBSCR")
+        elif isinstance(source, DictValueSource):
+            self.call_const(_value_at, lambda: (self.load_source(source.base), self.emit("LOAD_CONST", source.index),
+                                                2)[-1])
         elif isinstance(source, ConstSource):
             self.emit("LOAD_CONST", source.obj)
         elif isinstance(source, TypeSource):
@@ -93,3 +96,8 @@ class Emitter:
                                                                  self.emit("LOAD_CONST", NO_VALUE), 2)[-1])
         else:
             raise TypeError(f"cannot load {source!r}")
+
+
+def _value_at(d: dict, index: int):
+    """guards.sources.DictValueSource: the value at a position of a dict."""
+    return list(d.values())[index]

@@ -295,17 +295,25 @@ def _call_with_forward_hooks(tx, var: ModuleVar, args, kwargs) -> Var:
     in Module._call_impl's order, its result replacing the arguments or the output where it returns one. The hook
     dicts are guarded by their keys and each hook by its source, so adding or removing one recompiles."""
     m = var.module
-    if var.source is None or tx.builder.by_structure(var.source) or m._forward_hooks_always_called:
-        unsupported("unsupported_call", f"{type(m).__name__} has forward hooks (on a module not guarded by "
-                                        "identity, or a hook called even on errors)")
+    shared = tx.builder.by_structure(var.source) if var.source is not None else False
+    if var.source is None or m._forward_hooks_always_called or \
+            shared and (m._forward_pre_hooks_with_kwargs or m._forward_hooks_with_kwargs):
+        unsupported("unsupported_call", f"{type(m).__name__} has forward hooks (on a module made in the function, "
+                                        "called even on errors, or with kwargs on one of several layers)")
     from framejit.guards.kinds import DictKeysMatch
+    from framejit.guards.sources import DictValueSource
     hooks = {}
     for store in _FORWARD_HOOK_STORES:
         d = getattr(m, store)
         source = AttrSource(var.source, store)
-        tx.output.guards.append(DictKeysMatch(source, tuple(d), type(d)))
-        hooks[store] = [(k, tx.builder.wrap(v, ItemSource(source, k)) if store in _FORWARD_HOOK_STORES[:2] else v)
-                        for k, v in d.items()]
+        if shared:  # one compiled entry for every layer: the hooks in order, whatever their handles' numbers
+            tx.output.guards.append(LenMatch(source, type(d), len(d)))
+            wrap = lambda i, k, v: tx.builder.wrap(v, DictValueSource(source, i))  # noqa: E731
+        else:
+            tx.output.guards.append(DictKeysMatch(source, tuple(d), type(d)))
+            wrap = lambda i, k, v: tx.builder.wrap(v, ItemSource(source, k))  # noqa: E731
+        hooks[store] = [(k, wrap(i, k, v) if store in _FORWARD_HOOK_STORES[:2] else v)
+                        for i, (k, v) in enumerate(d.items())]
     for store in ("_backward_hooks", "_backward_pre_hooks"):  # still none: registering one recompiles
         if hasattr(m, store):
             tx.output.guards.append(LenMatch(AttrSource(var.source, store), type(getattr(m, store)), 0))

@@ -1,6 +1,8 @@
 """Forward pre-hooks and forward hooks on modules (jit/semantics/calls.py _call_with_forward_hooks): traced in
 nn.Module.__call__'s order, their results replacing the arguments or the output; adding or removing one
 recompiles. transformers' gradient checkpointing registers one on the input embeddings."""
+import warnings
+
 import pytest
 import torch
 
@@ -12,7 +14,9 @@ BACKENDS = ["eager", "numpy", "inductor"]
 @pytest.fixture(autouse=True)
 def _fresh():
     jit.reset()
-    yield
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an internal error would warn and run eagerly: fail instead
+        yield
     jit.reset()
 
 
@@ -70,3 +74,42 @@ def test_a_hook_that_makes_the_output_require_grad(backend):
     lin.weight.grad = None
     f(ids).backward()
     torch.testing.assert_close(got, lin.weight.grad)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_hooks_on_every_layer_of_a_stack(backend):
+    # transformers' output capturing: a closure hook on each of several layers of one class, which the compiled
+    # layer code serves by structure (guarded by the hooks' positions and code, not their handles' numbers)
+    torch.manual_seed(0)
+    layers = torch.nn.ModuleList(torch.nn.Linear(4, 4) for _ in range(4))
+    captured = []
+
+    def install(layer, index):
+        def hook(module, args, out):
+            captured.append((index, out.shape))
+        layer.register_forward_hook(hook)
+
+    for i, layer in enumerate(layers):
+        install(layer, i)
+
+    def run(layer, x):
+        return layer(x).relu()
+
+    def model(x):
+        for layer in layers:
+            x = jit.compile(run, backend=backend)(layer, x)
+        return x
+
+    def eager(x):
+        for layer in layers:
+            x = run(layer, x)
+        return x
+
+    x = torch.randn(2, 4)
+    breaks = jit.counters.graph_breaks
+    with torch.no_grad():
+        want = eager(x)
+        expected, captured[:] = list(captured), []
+        torch.testing.assert_close(model(x), want)
+    assert captured == expected
+    assert jit.counters.graph_breaks == breaks

@@ -203,6 +203,27 @@ def test_generate_with_a_compiled_forward(name):
     assert jit.counters.frames_compiled - frames <= 3
 
 
+@pytest.mark.parametrize("name", CASES)
+def test_hidden_states_and_attentions_in_one_graph(name):
+    """output_hidden_states / output_attentions: transformers installs a forward hook on every layer to collect
+    them, and keeps them installed; the layers' compiled code serves each (one graph, no break)."""
+    model = _model(name).eval()
+    ids = _ids()
+    kwargs = {"output_hidden_states": True, "output_attentions": name != "t5_encoder"}
+    if name in ("bart", "mbart"):
+        kwargs["decoder_input_ids"] = ids
+    fast = jit.compile(model)
+    breaks = jit.counters.graph_breaks
+    with torch.no_grad():
+        want, got = model(ids, **kwargs), fast(ids, **kwargs)
+    for key in want.keys():
+        w, g = want[key], got[key]
+        for a, b in zip(w if isinstance(w, tuple) else (w,), g if isinstance(g, tuple) else (g,)):
+            if isinstance(a, torch.Tensor):
+                torch.testing.assert_close(b, a, **TOL)
+    assert jit.counters.graph_breaks == breaks
+
+
 @pytest.mark.parametrize("batch", [BATCH, 1])  # 1: the packed-sequence mask indexed along a batch dim of size 1
 @pytest.mark.parametrize("name", CASES)
 def test_eval_is_one_graph_without_breaks(name, batch):
