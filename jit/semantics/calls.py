@@ -308,12 +308,11 @@ def _call_with_forward_hooks(tx, var: ModuleVar, args, kwargs) -> Var:
         source = AttrSource(var.source, store)
         if shared:  # one compiled entry for every layer: the hooks in order, whatever their handles' numbers
             tx.output.guards.append(LenMatch(source, type(d), len(d)))
-            wrap = lambda i, k, v: tx.builder.wrap(v, DictValueSource(source, i))  # noqa: E731
         else:
             tx.output.guards.append(DictKeysMatch(source, tuple(d), type(d)))
-            wrap = lambda i, k, v: tx.builder.wrap(v, ItemSource(source, k))  # noqa: E731
-        hooks[store] = [(k, wrap(i, k, v) if store in _FORWARD_HOOK_STORES[:2] else v)
-                        for i, (k, v) in enumerate(d.items())]
+        if store in _FORWARD_HOOK_STORES[:2]:
+            hooks[store] = [(k, tx.builder.wrap(v, DictValueSource(source, i) if shared else ItemSource(source, k)))
+                            for i, (k, v) in enumerate(d.items())]
     for store in ("_backward_hooks", "_backward_pre_hooks"):  # still none: registering one recompiles
         if hasattr(m, store):
             tx.output.guards.append(LenMatch(AttrSource(var.source, store), type(getattr(m, store)), 0))
