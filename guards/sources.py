@@ -185,6 +185,22 @@ class DictValueSource(Source):
 
 
 @dataclass(frozen=True)
+class CallResultSource(Source):
+    """What calling an object with no arguments gives: a weakref's referent (nn.RNN keeps its flat weights as
+    weakref.ref objects and calls them in each forward)."""
+    base: Source
+
+    def expr(self, const) -> str:
+        return f"{self.base.expr(const)}()"
+
+    def name(self) -> str:
+        return f"{self.base.name()}()"
+
+    def root(self) -> Source:
+        return self.base.root()
+
+
+@dataclass(frozen=True)
 class DefaultSource(Source):
     """A default value of a function reached from the frame (kw-only defaults when `kw`)."""
     base: Source

@@ -7,9 +7,9 @@ import contextvars
 
 import bytecode as bc
 
-from framejit.guards.sources import (NO_VALUE, AttrSource, BuiltinSource, ClosureCellSource, ClosureSource, ConstSource,
-                            ContextVarValueSource, DictValueSource, GlobalSource, ItemSource, LocalSource, ModuleDictSource, Source,
-                            TypeSource)
+from framejit.guards.sources import (NO_VALUE, AttrSource, BuiltinSource, CallResultSource, ClosureCellSource,
+                                     ClosureSource, ConstSource, ContextVarValueSource, DictValueSource, GlobalSource,
+                                     ItemSource, LocalSource, ModuleDictSource, Source, TypeSource)
 from jit.pyversion import PY311
 
 
@@ -84,6 +84,8 @@ class Emitter:
             self.load_source(source.base)
             self.emit("LOAD_CONST", source.key)
             self.emit("BINARY_SUBSCR")
+        elif isinstance(source, CallResultSource):
+            self.call_const(_called, lambda: (self.load_source(source.base), 1)[-1])
         elif isinstance(source, DictValueSource):
             self.call_const(_value_at, lambda: (self.load_source(source.base), self.emit("LOAD_CONST", source.index),
                                                 2)[-1])
@@ -101,3 +103,8 @@ class Emitter:
 def _value_at(d: dict, index: int):
     """guards.sources.DictValueSource: the value at a position of a dict."""
     return list(d.values())[index]
+
+
+def _called(obj):
+    """guards.sources.CallResultSource: obj() (a weakref's referent)."""
+    return obj()

@@ -8,6 +8,7 @@ import functools
 import inspect
 import sys
 import types
+import weakref
 
 import torch
 
@@ -159,6 +160,12 @@ def call(tx, fn: Var, args: list[Var], kwargs: dict[str, Var]) -> Var:
         method = inspect.getattr_static(cls, "__call__", None)
         if isinstance(method, types.FunctionType):
             return inline_function(tx, UserFunctionVar(method, None), [fn] + list(args), kwargs)
+    if isinstance(fn, ObjectVar) and type(fn.obj) is weakref.ReferenceType and fn.source is not None and \
+            not args and not kwargs:
+        # a weakref from outside: its referent, read through the call (guarded there: a dead or retargeted
+        # reference recompiles)
+        from framejit.guards.sources import CallResultSource
+        return tx.builder.wrap(fn.obj(), CallResultSource(fn.source))
     if fn is NULL:
         unsupported("unsupported_opcode", "call protocol mismatch")
     if isinstance(fn, ObjectVar) and getattr(fn.obj, "__name__", None) == "__exit__":  # a C-implemented manager's
