@@ -36,7 +36,7 @@ from __future__ import annotations
 import torch
 import torch.fx as fx
 
-from framejit.graph.layout_free import SAVED_ONLY, layout_free
+from framejit.graph.layout_free import layout_free
 from framejit.graph.shape_prop import meta_value, to_meta
 
 aten = torch.ops.aten
@@ -133,8 +133,6 @@ def pad_misaligned_matmuls(gm: fx.GraphModule, device: torch.device | None) -> i
             # rows are then read in place, aligned, by the forward's and the backward's kernels
             result = kept if layout_free(node) else \
                 _add(g, aten.clone.default, (kept,), {"memory_format": torch.contiguous_format})
-            if result is kept and SAVED_ONLY in node.meta:
-                kept.meta[SAVED_ONLY] = node.meta[SAVED_ONLY]
         node.replace_all_uses_with(result)
         g.erase_node(node)
         count += 1

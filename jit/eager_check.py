@@ -222,12 +222,12 @@ def eager_error(node: torch.fx.Node, meta_args: tuple, meta_kwargs: dict, origin
                 error = _run(node, args, kwargs)
         else:
             error = _run(node, args, kwargs)
-        if error is not None and any(_is_integer(t.dtype) for t in _flat_tensors((meta_args, meta_kwargs))):
+        if error is not None and not is_random(node) and \
+                any(_is_integer(t.dtype) for t in _flat_tensors((meta_args, meta_kwargs))):
             # ones index past a dim of size 1 (a (1, T) mask indexed by a batch arange): that error depends on the
             # values, which eager's own call may not have; zeros index every dim
             made = {}
-            zeros = _real(meta_args, origin, size, made, 0), _real(meta_kwargs, origin, size, made, 0)
-            if not is_random(node) and _run(node, *zeros) is None:
+            if _run(node, _real(meta_args, origin, size, made, 0), _real(meta_kwargs, origin, size, made, 0)) is None:
                 error = None
         if error is None:
             break

@@ -20,7 +20,7 @@ from framejit.guards.size_expr import BinOp, Dim, Num, combine
 from framejit.guards.sources import ConstSource, LocalSource, ModuleDictSource, Source
 from jit import autocast
 from jit.break_reasons import Unsupported, unsupported
-from jit.clamped_sizes import competing_lengths
+from jit import clamped_sizes
 from jit.dynamic import Specialize, SymbolTable
 from jit.eager_check import eager_error
 from jit.error_states import ErrorStates
@@ -216,61 +216,7 @@ class OutputGraph:
             raise Specialize(f"the code needs the value of {size.describe()}, which is not a size of an input")
         self.guards.append(SizeRelation(None, BinOp(operator.eq, size.expr, Num(size.hint)), True))
 
-    def guard_index_bounds(self, t: TensorVar, key: Var) -> None:
-        """x[:3] along a dynamic dim is 3 long at both traced sizes when the hint is >= 3, and shorter below it:
-        the two runs cannot see a clamp that starts under the hint. Each constant bound (and integer index) on a
-        dynamic dim becomes a guard on which side of it the size is. Dynamic input dims are >= 2, so bounds up to
-        2 need none; a dim computed in the function has no expression to guard (bounds >= 2 trace it static)."""
-        if not self.dynamic or t.perturbed is t.example:
-            return
-        items = key.items if isinstance(key, TupleVar) else [key]
-        if not all(isinstance(i, Const) for i in items):
-            return  # tensors, SizeVars: a bound that moves with the sizes, or advanced indexing
-        items = [i.value for i in items]
-        if len(items) == 1 and isinstance(items[0], tuple):  # x[a, b] with a constant key: one Const tuple
-            items = list(items[0])
-        if not all(i is None or i is Ellipsis or isinstance(i, slice) or type(i) is int for i in items):
-            return  # lists, bools, tensors: advanced indexing, which raises rather than clamps
-        used = sum(1 for i in items if i is not None and i is not Ellipsis)
-        if used > t.example.dim():
-            return  # too many indices: eager raises IndexError whatever the sizes
-        dims, d = [], 0
-        for i in items:
-            if i is Ellipsis:
-                d += t.example.dim() - used
-            elif i is not None:
-                dims.append((d, i))
-                d += 1
-        for d, i in dims:
-            if d >= t.example.dim() or t.example.shape[d] == t.perturbed.shape[d]:
-                continue
-            bounds = [i] if isinstance(i, int) else [b for b in (i.start, i.stop) if type(b) is int]
-            for b in bounds:
-                need = b + 1 if isinstance(i, int) and b >= 0 else abs(b)  # x[b] needs size > b; x[-b] >= b
-                if need <= 2:
-                    continue
-                if t.node.op != "placeholder" or t.source is None:
-                    raise Specialize(f"a constant bound {b} on a dynamic dim of a tensor made in the function")
-                hint = t.example.shape[d]
-                self.guards.append(SizeRelation(None, BinOp(operator.ge, Dim(t.source, d), Num(need)),
-                                                hint >= need))
-
-    def _guard_competing_lengths(self, name: str, args: tuple, kwargs: dict) -> None:
-        """A size that is the smaller of two (jit/clamped_sizes.py): guard which is smaller, and that it stays
-        above 0 (below it the size clamps), wherever a dynamic size takes part."""
-        found = competing_lengths(name, args, kwargs)
-        if found is None:
-            return
-        t, (a, add_a), (b, add_b) = found
-        if t.example.shape[a] == t.perturbed.shape[a] and t.example.shape[b] == t.perturbed.shape[b]:
-            return
-        terms = [combine(operator.add, self._dim_expr(t, d), Num(add)) for d, add in ((a, add_a), (b, add_b))]
-        hints = [t.example.shape[a] + add_a, t.example.shape[b] + add_b]
-        self.guards.append(SizeRelation(None, BinOp(operator.le, *terms), hints[0] <= hints[1]))
-        low = 0 if hints[0] <= hints[1] else 1
-        self.guards.append(SizeRelation(None, BinOp(operator.gt, terms[low], Num(0)), hints[low] > 0))
-
-    def _dim_expr(self, t: TensorVar, d: int):
+    def dim_expr(self, t: TensorVar, d: int):
         """Dim d of t over the inputs' dims: a number where it does not move with them."""
         hint = t.example.shape[d]
         if hint == t.perturbed.shape[d]:
@@ -352,7 +298,7 @@ class OutputGraph:
             return getattr(a[0], target_meta)(*a[1:], **kw) if kind == "call_method" else target(*a, **kw)
         perturbed = self._perturbed_run(target, result, args, kwargs, run)
         if perturbed is not result:
-            self._guard_competing_lengths(_name(target), args, kwargs)
+            clamped_sizes.guard_competing_lengths(self, _name(target), args, kwargs)
         device = result_device(kind, target, args, kwargs)
         if moves and result is meta_args[0] and device != args[0].device:
             result = result.clone()  # a copy on another device, though the meta run had nowhere to move it
@@ -508,7 +454,7 @@ class OutputGraph:
             t = size_source[1]
             expr = Num(1)
             for d in range(t.example.dim()):
-                expr = combine(operator.mul, expr, self._dim_expr(t, d))
+                expr = combine(operator.mul, expr, self.dim_expr(t, d))
             return SizeVar(proxy, result, perturbed, expr, self)
         source, dim = size_source if size_source is not None else (None, None)
         if isinstance(result, int) and not isinstance(result, bool):

@@ -286,10 +286,14 @@ def call_module(tx, var: ModuleVar, args, kwargs) -> Var:
                 tx.builder.guard(LenMatch(AttrSource(var.source, store), type(getattr(m, store)), 0))
     elif var.source is not None:  # this very module (guarded by identity): its own hook dicts, checked at once
         tx.output.hook_dicts.extend(getattr(m, store) for store in _HOOK_DICTS if hasattr(m, store))
-    forward = inspect.getattr_static(type(m), "forward")
+    return _inline_forward(tx, var, list(args), kwargs)
+
+
+def _inline_forward(tx, var: ModuleVar, args: list, kwargs: dict) -> Var:
+    forward = inspect.getattr_static(type(var.module), "forward")
     if not isinstance(forward, types.FunctionType):
-        unsupported("unsupported_call", f"{type(m).__name__}.forward is not a Python function")
-    return inline_function(tx, UserFunctionVar(forward, None), [var] + list(args), kwargs)
+        unsupported("unsupported_call", f"{type(var.module).__name__}.forward is not a Python function")
+    return inline_function(tx, UserFunctionVar(forward, None), [var] + args, kwargs)
 
 
 _FORWARD_HOOK_STORES = ("_forward_pre_hooks", "_forward_hooks", "_forward_pre_hooks_with_kwargs",
@@ -336,10 +340,7 @@ def _call_with_forward_hooks(tx, var: ModuleVar, args, kwargs) -> Var:
             got = call(tx, hook, [var, args], {})
             if not (isinstance(got, Const) and got.value is None):
                 args = got if isinstance(got, TupleVar) else TupleVar([got])
-    forward = inspect.getattr_static(type(m), "forward")
-    if not isinstance(forward, types.FunctionType):
-        unsupported("unsupported_call", f"{type(m).__name__}.forward is not a Python function")
-    result = inline_function(tx, UserFunctionVar(forward, None), [var] + list(args.items), kwargs)
+    result = _inline_forward(tx, var, list(args.items), kwargs)
     for key, hook in hooks["_forward_hooks"]:
         if key in m._forward_hooks_with_kwargs:
             got = call(tx, hook, [var, args, DictVar(dict(kwargs)), result], {})

@@ -7,6 +7,7 @@ import operator
 import torch
 
 from framejit.guards.sources import ModuleDictSource
+from jit import clamped_sizes
 from jit.break_reasons import PythonError, unsupported
 from jit.semantics import outside_containers
 from jit.semantics.exceptions import raised_on_constants
@@ -41,7 +42,7 @@ def _index_error(obj: Var, k) -> PythonError:
 
 def get_item(tx, obj: Var, key: Var) -> Var:
     if isinstance(obj, TensorVar):
-        tx.output.guard_index_bounds(obj, key)
+        clamped_sizes.guard_index_bounds(tx.output, obj, key)
         return tx.output.call("call_function", operator.getitem, (obj, key), {})
     if (picked := outside_containers.get_item(obj, key)) is not None:
         return picked
@@ -106,7 +107,7 @@ def _module_item(tx, var: ModuleVar, key) -> Var:
 
 def set_item(tx, obj: Var, key: Var, value: Var) -> None:
     if isinstance(obj, TensorVar):
-        tx.output.guard_index_bounds(obj, key)
+        clamped_sizes.guard_index_bounds(tx.output, obj, key)
         tx.output.call("call_function", operator.setitem, (obj, key, value), {})
         return
     from jit.semantics.operators import call_dunder

@@ -3,8 +3,8 @@ and (when it came from outside the frame) its Source, so guards can pin it and g
 from jit.variables.base import NULL, Const, NotConstant, Var
 from jit.variables.containers import DictVar, DictViewVar, IteratorVar, ListVar, NamedTupleVar, TupleVar
 from jit.variables.exceptions import ExceptionVar
-from jit.variables.functions import (BoundMethodVar, BuiltinVar, CachedFunctionVar, CellVar, MethodOnVar, NestedFunctionVar,
-                                     PartialVar, SuperVar, UserFunctionVar)
+from jit.variables.functions import (BoundMethodVar, BuiltinVar, CachedFunctionVar, CellVar, MethodOnVar,
+                                     NestedFunctionVar, PartialVar, SuperVar, UserFunctionVar)
 from jit.variables.iterators import ContainerIteratorVar, GeneratorVar
 from jit.variables.sets import SetVar
 from jit.variables.objects import (ClassVar, ContextVarVar, GradModeVar, ModuleVar, NewObjectVar, ObjectVar, PythonModuleVar,
