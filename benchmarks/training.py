@@ -11,7 +11,8 @@ nothing downloaded).
 The table is also written to <out>/training-<model>-<device>.md and .json (benchmarks/out, or benchmarks/results
 with --update-results), with the device and library versions.
 
-Only the forward and the loss are compiled (the optimizer step runs eagerly in every variant). Each variant
+The forward and the loss are compiled; with --compile-step each compiler also compiles its variant's
+`optimizer.step` (torch.compile(opt.step) / jit.compile(opt.step)), else it runs eagerly in every variant. Each variant
 trains its own copy of the same weights on the same batches; the losses of the last step are printed beside the
 times so a variant that computes something else shows at once. torch.compile is a baseline only.
 """
@@ -52,6 +53,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--dropout", type=float, default=0.0)
     p.add_argument("--no-autocast", action="store_true", help="CUDA: fp32 instead of bf16 autocast")
     p.add_argument("--no-torch-compile", action="store_true")
+    p.add_argument("--compile-step", action="store_true", help="each compiler compiles its variant's optimizer.step too")
     p.add_argument("--profile", action="store_true",
                    help="after timing, profile 2 steps of each variant: its kernels by self time, to <out>/*-profile.txt")
     a = p.parse_args()
@@ -91,9 +93,10 @@ def _sync(device: str) -> None:
 class Run:
     """One variant's training: `model` trained with `compiled_loss` over the batches."""
 
-    def __init__(self, name, compiled_loss, model, batches, a):
+    def __init__(self, name, compiled_loss, model, batches, a, compile_step=None):
         self.name, self.loss_fn, self.model, self.batches, self.a = name, compiled_loss, model, batches, a
         self.opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=False, foreach=a.device == "cuda")
+        self.opt_step = compile_step(self.opt.step) if compile_step is not None and a.compile_step else self.opt.step
         self.autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=a.device == "cuda" and not a.no_autocast)
         self.result, self.times, self.loss = {"name": name}, [], None
 
@@ -103,7 +106,7 @@ class Run:
         with self.autocast:
             loss = self.loss_fn(self.model, idx, targets)
         loss.backward()
-        self.opt.step()
+        self.opt_step()
         self.opt.zero_grad(set_to_none=True)
         return loss.detach()
 
@@ -203,17 +206,18 @@ def main() -> None:
     g = torch.Generator().manual_seed(0)
     batches = [(torch.randint(0, a.vocab, (a.batch, a.seq), generator=g).to(a.device),
                 torch.randint(0, a.vocab, (a.batch, a.seq), generator=g).to(a.device)) for _ in range(4)]
-    variants = [("eager", loss_fn)]
+    variants = [("eager", loss_fn, None)]
     if not a.no_torch_compile:
-        variants.append(("torch.compile", torch.compile(loss_fn)))
-    variants.append(("framejit", jit.compile(loss_fn)))
+        variants.append(("torch.compile", torch.compile(loss_fn), torch.compile))
+    variants.append(("framejit", jit.compile(loss_fn), jit.compile))
     precision = "bf16 autocast" if a.device == "cuda" and not a.no_autocast else "fp32"
     title = (f"{a.model} training step: device={a.device} ({torch.cuda.get_device_name() if a.device == 'cuda' else ''}"
           f"{torch.get_num_threads()} threads) {precision}, n_layer={a.layers} n_embd={a.width} n_head={a.heads} "
           f"vocab={a.vocab} batch={a.batch} seq={a.seq}; median of {a.steps} steps after {a.warmup} warm-up"
+          f"{'; optimizer step compiled' if a.compile_step else ''}"
           f"{' (steps interleaved across variants)' if a.device == 'cpu' else ''}")
     print(title, flush=True)
-    runs = [Run(name, fn, copy.deepcopy(base), batches, a) for name, fn in variants]
+    runs = [Run(name, fn, copy.deepcopy(base), batches, a, step) for name, fn, step in variants]
     if a.device == "cpu":
         results = run_interleaved(runs)
     else:
@@ -238,7 +242,7 @@ def main() -> None:
     env = environment()
     env["device"] = torch.cuda.get_device_name() if a.device == "cuda" else "cpu"
     os.makedirs(RESULTS_DIR, exist_ok=True)
-    stem = os.path.join(RESULTS_DIR, f"training-{a.model}-{a.device}")
+    stem = os.path.join(RESULTS_DIR, f"training-{a.model}-{a.device}{'-step' if a.compile_step else ''}")
     with open(stem + ".md", "w") as f:
         f.write("\n".join(lines) + "\n\n" + ", ".join(f"{k}: {v}" for k, v in env.items()) + "\n")
     with open(stem + ".json", "w") as f:

@@ -148,8 +148,15 @@ def _rtruediv(b: Builder, x: Any, y: Any) -> Any:
     return b.op(aten.mul.Tensor, b.op(aten.reciprocal.default, x), y)
 
 
+def _float32_pair(b: Builder, x: Any, y: Any) -> bool:
+    return all(isinstance(b.val(v), torch.Tensor) and b.val(v).dtype == torch.float32 for v in (x, y))
+
+
 @rule(torch.add, operator.add, "add", "__add__", "__radd__")
 def _add(b: Builder, x: Any, y: Any, alpha: Any = 1) -> Any:
+    if alpha != 1 and _float32_pair(b, x, y) and isinstance(alpha, (int, float)):
+        # eager's kernel: fma(y, alpha, x), alpha rounded to float32 (torch.optim's `p.add_(g, alpha=-lr)`)
+        return _fused_multiply_add(b, y, _opmath_scalar(alpha, torch.float32), x, torch.float32)
     if alpha != 1:
         y = _binary(aten.mul.Tensor, aten.mul.Tensor, "same")(b, y, alpha)
     return _binary(aten.add.Tensor, aten.add.Tensor, "same")(b, x, y)
@@ -157,6 +164,8 @@ def _add(b: Builder, x: Any, y: Any, alpha: Any = 1) -> Any:
 
 @rule(torch.sub, torch.subtract, operator.sub, "sub", "__sub__")
 def _sub(b: Builder, x: Any, y: Any, alpha: Any = 1) -> Any:
+    if alpha != 1 and _float32_pair(b, x, y) and isinstance(alpha, (int, float)):
+        return _fused_multiply_add(b, y, -_opmath_scalar(alpha, torch.float32), x, torch.float32)  # add, -alpha
     if alpha != 1:
         y = _binary(aten.mul.Tensor, aten.mul.Tensor, "same")(b, y, alpha)
     if isinstance(b.val(x), torch.Tensor):
@@ -253,6 +262,19 @@ def _opmath(b: Builder, x: Any) -> tuple[Any, Any]:
 
 def _cast(b: Builder, x: Any, dtype: Any) -> Any:
     return x if dtype is None else b.op(aten._to_copy.default, x, dtype=dtype)
+
+
+def _fused_multiply_add(b: Builder, x: Any, y: Any, z: Any, dtype: torch.dtype) -> Any:
+    """x * y + z rounded once for float32 operands (y may be a Python number); in the operands' type otherwise."""
+    if dtype != torch.float32:
+        return b.op(aten.add.Tensor, b.op(aten.mul.Tensor, x, y), z)
+    wide = [_cast(b, v, torch.float64) if isinstance(v, torch.fx.Node) else v for v in (x, y, z)]
+    return _cast(b, b.op(aten.add.Tensor, b.op(aten.mul.Tensor, wide[0], wide[1]), wide[2]), torch.float32)
+
+
+def _opmath_scalar(value: float, dtype: torch.dtype) -> float:
+    """`value` as the kernel holds it: rounded to float32 for float32 and the half types, a double for float64."""
+    return value if dtype == torch.float64 else float(torch.tensor(value, dtype=torch.float32))
 
 
 # ---- activations -------------------------------------------------------------------------------------------
@@ -562,6 +584,12 @@ def _contiguous(b: Builder, x: Any, memory_format: Any = torch.contiguous_format
     return x if b.tensor(x).is_contiguous() else b.op(aten.clone.default, x, memory_format=torch.contiguous_format)
 
 
+@rule(torch.detach, "detach")
+def _detach(b: Builder, x: Any) -> Any:
+    b.tensor(x)
+    return b.op(aten.detach.default, x)
+
+
 @rule(torch.clone, "clone")
 def _clone(b: Builder, x: Any, *, memory_format: Any = torch.preserve_format) -> Any:
     return b.op(aten.clone.default, x, memory_format=memory_format)
@@ -786,6 +814,8 @@ from framejit.graph import index_rules, pooling_rules  # noqa: E402,F401  (regis
 from framejit.graph import decompositions_losses  # noqa: E402,F401  (imported for its rules)
 # ---- batch, group and instance norm: their own module, registered into this table --------------------------
 from framejit.graph import decompositions_norms  # noqa: E402,F401  (imported for its rules)
+# ---- lerp, addcmul, addcdiv: their own module, registered into this table ---------------------------------------
+from framejit.graph import decompositions_pointwise  # noqa: E402,F401  (imported for its rules)
 
 # A bytecode tracer records `x.view(...)` as call_function(torch.Tensor.view, (x, ...)): the same rule applies.
 for _key in [k for k in DECOMPOSITIONS if isinstance(k, str)]:

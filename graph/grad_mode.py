@@ -58,3 +58,18 @@ def detach_no_grad_blocks(gm: fx.GraphModule, grad_enabled: bool) -> bool:
     graph.lint()
     gm.recompile()
     return True
+
+
+def computes_without_grad(gm: fx.GraphModule, grad_enabled: bool) -> bool:
+    """Every op of gm runs with grad mode off, and gm ends in the mode it began in (`grad_enabled`): an optimizer's
+    step (torch.optim switches grad off around its body) or a function under `@torch.no_grad()`. Its inputs may
+    require grad, yet nothing it computes carries autograd history: it is no training graph."""
+    state = grad_enabled
+    for node in gm.graph.nodes:
+        if node.op == "call_function" and node.target is SWITCH:
+            if len(node.args) != 1 or node.kwargs or not isinstance(node.args[0], bool):
+                return False
+            state = node.args[0]
+        elif state and node.op in ("call_function", "call_method", "call_module"):
+            return False
+    return state == grad_enabled

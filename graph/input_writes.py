@@ -27,6 +27,7 @@ import torch
 import torch.fx as fx
 
 from framejit.graph.effects import is_impure, is_random, may_raise_on_values
+from framejit.graph.grad_mode import computes_without_grad
 from framejit.graph.functionalize import out_of_place, place_twin, storage_id, twin_value
 from framejit.graph.shape_prop import eval_node, meta_tensor, propagate
 from framejit.graph.size_variants import copy_module
@@ -90,7 +91,10 @@ def functionalize_input_writes(gm: fx.GraphModule, example_inputs: list) -> Inpu
     inputs = {p: i for i, p in enumerate(graph.find_nodes(op="placeholder"))}
     if any("val" not in n.meta for n in graph.nodes if n.op != "output"):
         propagate(out, example_inputs)  # a graph traced without values (symbolic_trace)
-    tracked = _grad_tracked(graph, example_inputs)
+    # an optimizer's step writes parameters that require grad, with grad off for all it computes: as in eager,
+    # nothing it writes joins autograd's graph
+    no_grad = computes_without_grad(gm, torch.is_grad_enabled())
+    tracked = set() if no_grad else _grad_tracked(graph, example_inputs)
     current: dict = {}  # written placeholder -> the node holding its value now
     results: set = set()  # every value a write left (an in-place op's result is the written tensor itself)
     for node in list(graph.nodes):
@@ -101,7 +105,7 @@ def functionalize_input_writes(gm: fx.GraphModule, example_inputs: list) -> Inpu
             targets = [_argument(node, 1, "running_mean"), _argument(node, 2, "running_var")]
         else:
             targets = [node.args[0] if node.args else None]
-        if not all(t in holders and _writable(t, example_inputs[inputs[holders[t]]], example_inputs)
+        if not all(t in holders and _writable(t, example_inputs[inputs[holders[t]]], example_inputs, no_grad)
                    for t in targets):
             return None
         if not _running_stats_update(node) and any(a in tracked for a in node.all_input_nodes):
@@ -153,11 +157,12 @@ def _writes_input(node: fx.Node, placeholders: set) -> bool:
     return bool(read & placeholders)
 
 
-def _writable(p: fx.Node, value, inputs: list) -> bool:
+def _writable(p: fx.Node, value, inputs: list, no_grad: bool = False) -> bool:
     """A written input (`p`: its placeholder, or the node holding its value since an earlier write) whose write
-    can move after the graph: no grad, its memory its own, and no view of it in the graph (a view read after the
-    write would see it in eager)."""
-    if not isinstance(value, torch.Tensor) or value.requires_grad or torch._debug_has_internal_overlap(value) != 0:
+    can move after the graph: no grad (or written with grad off: `no_grad`), its memory its own, and no view of it
+    in the graph (a view read after the write would see it in eager)."""
+    if not isinstance(value, torch.Tensor) or value.requires_grad and not no_grad or \
+            torch._debug_has_internal_overlap(value) != 0:
         return False  # an expanded input: eager writes each memory location from several elements, `copy_` raises
     if value.untyped_storage().nbytes() and any(
             isinstance(x, torch.Tensor) and x is not value and x.device == value.device

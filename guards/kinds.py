@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from framejit.guards.sources import Source, literal_or_const
+from framejit.guards.sources import Source, literal_or_const, real_key
 
 
 @dataclass(frozen=True, eq=False)
@@ -221,7 +221,7 @@ class KeyIn(Guard):
         return f"({literal_or_const(self.dict_key, const)} in {v}) is {self.present}"
 
     def explain(self, value):
-        if (self.dict_key in value) is not self.present:
+        if (real_key(self.dict_key) in value) is not self.present:
             now = "now has" if not self.present else "no longer has"
             return f"'{self.source.name()}' {now} the key {self.dict_key!r}"
         return None

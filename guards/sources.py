@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextvars
 import keyword
 import re
+import sys
 from dataclasses import dataclass, field
 
 
@@ -148,16 +149,51 @@ class ModuleDictSource(Source):
 
 def literal_or_const(key, const) -> str:
     """A dict key or index in guard code: its repr where that reads back as itself, else a named constant (a class
-    key, a dtype)."""
+    key, a dtype, the object of an IdentityKey)."""
+    if isinstance(key, IdentityKey):
+        return const(key.obj)
     return repr(key) if type(key) in (str, int, bool, type(None)) else const(key)
+
+
+class IdentityKey:
+    """A dict key hashed and compared by identity whose own == is no truth value (a parameter keying an
+    optimizer's state), as sources and guards hold it: compared by identity, named by address."""
+    __slots__ = ("obj",)
+
+    def __init__(self, obj):
+        self.obj = obj
+
+    def __eq__(self, other):
+        return isinstance(other, IdentityKey) and other.obj is self.obj
+
+    def __hash__(self):
+        return id(self.obj)
+
+    def __repr__(self):
+        return f"<{type(self.obj).__name__} at {id(self.obj):#x}>"
+
+
+def source_key(key):
+    """`key` as a source or guard holds it."""
+    torch = sys.modules.get("torch")
+    return IdentityKey(key) if torch is not None and isinstance(key, torch.Tensor) else key
+
+
+def real_key(key):
+    return key.obj if isinstance(key, IdentityKey) else key
 
 
 @dataclass(frozen=True)
 class ItemSource(Source):
     base: Source
     key: object  # int, str or another constant
+    # a defaultdict's item: read with dict.get, as `d[key]` would call __missing__ and insert a default (a guard
+    # of another entry, tried on a dict without the key, must not change the user's dict)
+    no_default: bool = False
 
     def expr(self, const) -> str:
+        if self.no_default:
+            return f"{const(dict.get)}({self.base.expr(const)}, {literal_or_const(self.key, const)})"
         return f"{self.base.expr(const)}[{literal_or_const(self.key, const)}]"
 
     def name(self) -> str:

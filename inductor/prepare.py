@@ -7,7 +7,7 @@ import torch
 import torch.fx
 
 from framejit.graph.functionalize import functionalize_intermediates
-from framejit.graph.grad_mode import detach_no_grad_blocks
+from framejit.graph.grad_mode import computes_without_grad, detach_no_grad_blocks
 
 
 def as_captured(gm) -> "callable":
@@ -33,8 +33,10 @@ def optimize(gm, example_inputs):
 
 
 def wants_training(gm: torch.fx.GraphModule, example_inputs: list) -> bool:
-    """Grad mode is on and some input requires grad: the outputs must carry autograd history (training.py)."""
-    return torch.is_grad_enabled() and any(isinstance(x, torch.Tensor) and x.requires_grad for x in example_inputs)
+    """Grad mode is on and some input requires grad: the outputs must carry autograd history (training.py), unless
+    every op runs with grad switched off inside the graph (graph/grad_mode.py: an optimizer's step)."""
+    return torch.is_grad_enabled() and any(isinstance(x, torch.Tensor) and x.requires_grad for x in example_inputs) \
+        and not computes_without_grad(gm, True)
 
 
 _INFERENCE_SWITCHES = (torch.autograd.grad_mode._enter_inference_mode, torch.autograd.grad_mode._exit_inference_mode)
@@ -46,7 +48,8 @@ def needs_torch_runtime(gm: torch.fx.GraphModule, example_inputs: list) -> str |
     from framejit.graph.effects import has_mutation
     needs_grad = any(isinstance(x, torch.Tensor) and x.requires_grad for x in example_inputs)
     switches_grad = any(n.target is torch._C._set_grad_enabled for n in gm.graph.nodes)
-    if needs_grad and (torch.is_grad_enabled() or switches_grad):
+    if needs_grad and (torch.is_grad_enabled() or switches_grad) and \
+            not computes_without_grad(gm, torch.is_grad_enabled()):
         return "inputs require grad (autograd needs torch ops)"
     if switches_grad and detach_no_grad_blocks(gm, torch.is_grad_enabled()):
         switches_grad = False  # `with torch.no_grad():` blocks (rotary embeddings): nothing here tracks grad

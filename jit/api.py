@@ -6,7 +6,7 @@ import sys
 import threading
 from collections.abc import Callable
 
-from jit import _C, backends, convert_frame, dynamic
+from jit import skip_rules, _C, backends, convert_frame, dynamic
 from jit.convert_frame import Settings
 
 
@@ -68,6 +68,11 @@ def _compile_one(fn, ctx: optimize):
         return compiled_module(fn, ctx)
     if not callable(fn):
         raise TypeError(f"jit.compile expects a function or an nn.Module, got {type(fn).__name__}")
+    code = getattr(getattr(fn, "__func__", fn), "__code__", None)
+    if code is not None:
+        # a function of a skipped library named by the user (`jit.compile(opt.step)`): its own frame is compiled;
+        # what it calls is inlined as any library code is
+        skip_rules.request(code)
     return ctx(fn)
 
 

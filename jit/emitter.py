@@ -9,7 +9,7 @@ import bytecode as bc
 
 from framejit.guards.sources import (NO_VALUE, AttrSource, BuiltinSource, CallResultSource, ClosureCellSource,
                                      ClosureSource, ConstSource, ContextVarValueSource, DictValueSource, GlobalSource,
-                                     ItemSource, LocalSource, ModuleDictSource, Source, TypeSource)
+                                     ItemSource, LocalSource, ModuleDictSource, Source, TypeSource, real_key)
 from jit.pyversion import PY311
 
 
@@ -80,9 +80,12 @@ class Emitter:
             self.load_attr(source.store)
             self.emit("LOAD_CONST", source.attr)
             self.emit("BINARY_SUBSCR")
+        elif isinstance(source, ItemSource) and source.no_default:
+            self.call_const(dict.get, lambda: (self.load_source(source.base),
+                                               self.emit("LOAD_CONST", real_key(source.key)), 2)[-1])
         elif isinstance(source, ItemSource):
             self.load_source(source.base)
-            self.emit("LOAD_CONST", source.key)
+            self.emit("LOAD_CONST", real_key(source.key))
             self.emit("BINARY_SUBSCR")
         elif isinstance(source, CallResultSource):
             self.call_const(_called, lambda: (self.load_source(source.base), 1)[-1])

@@ -4,6 +4,7 @@ Each torch call is run once on meta tensors to learn the result's shape, dtype, 
 real device is tracked beside it, because meta tensors have none."""
 from __future__ import annotations
 
+import collections
 import operator
 import re
 
@@ -83,7 +84,8 @@ class OutputGraph:
     def add_tensor_input(self, value: torch.Tensor, source: Source) -> TensorVar:
         existing = self._input_by_id.get(id(value))
         if existing is not None:
-            self.guards.append(AliasMatch(source, existing.source))
+            if source != existing.source:  # (read again through the same source: `p.grad` twice)
+                self.guards.append(AliasMatch(source, existing.source))
             return existing
         load = source
         if isinstance(source, ModuleDictSource) and source.store in ("_parameters", "_buffers") and not (
@@ -151,7 +153,7 @@ class OutputGraph:
             return
         real = var.real if isinstance(var, (OutsideListVar, OutsideDictVar)) else \
             next((value for value, v in self.outside_containers.values() if v is var), None)
-        if type(real) not in (list, dict):
+        if type(real) not in (list, dict, collections.defaultdict):
             unsupported("side_effect", f"changing {var.describe()} that exists outside the function")
         private = isinstance(var.source, LocalSource) and var.source.local == self.own_kwargs
         self.side_effects.container_changed(var, real, private)

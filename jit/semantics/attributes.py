@@ -16,7 +16,7 @@ from jit.break_reasons import AttributeMissing, PythonError, unsupported
 from jit.side_effects import DELETED
 from jit.variables import (BoundMethodVar, BuiltinVar, CachedFunctionVar, ClassVar, Const, ContextVarVar, DictVar, DictViewVar,
                            ExceptionVar, GeneratorVar, ListVar, SetVar, MethodOnVar, ModuleVar, TokenVar, NamedTupleVar,
-                           NewObjectVar, ObjectVar, PythonModuleVar, SuperVar, TorchCallableVar, TupleVar, UserFunctionVar,
+                           NewObjectVar, ObjectVar, PartialVar, PythonModuleVar, SuperVar, TorchCallableVar, TupleVar, UserFunctionVar,
                            Var)
 from jit.variables.builder import Builder
 from jit.variables.tensor import TensorMethodVar, TensorVar
@@ -56,6 +56,8 @@ def _tensor_attr(tx, t: TensorVar, name: str) -> Var:
         if name == "data":
             return tx.output.call("call_method", "detach", (t,), {})
         return tx.output.call("call_function", getattr, (t, Const(name)), {})
+    if name == "grad" and t.source is not None:
+        return _input_grad(tx, t)
     if name in ("grad", "grad_fn", "_base", "_version"):
         unsupported("unsupported_value", f"tensor.{name} (autograd state)")
     if callable(getattr(torch.Tensor, name, None)):
@@ -67,6 +69,16 @@ def _tensor_attr(tx, t: TensorVar, name: str) -> Var:
         if real is None or name not in getattr(real, "__dict__", {}):
             raise AttributeMissing(f"'Tensor' object has no attribute '{name}'")
     unsupported("unsupported_value", f"tensor attribute {name!r}")
+
+
+def _input_grad(tx, t: TensorVar) -> Var:
+    """`p.grad` of a tensor from outside (an optimizer's step, gradient clipping, a loop logging gradient norms):
+    the gradient as it is when the graph runs, read and guarded through `p.grad` (None, or a tensor input of its
+    own). Nothing the trace does moves it: a backward or a write to `.grad` breaks the graph before."""
+    real = next((v for _, v, var in tx.output.inputs if var is t), None)
+    if real is None:
+        unsupported("unsupported_value", "tensor.grad (autograd state) of a tensor made by the graph")
+    return tx.builder.wrap(real.grad, AttrSource(t.source, "grad"))
 
 
 def _bind_class_attr(tx, attr, self_var: Var, cls: type, name: str, fn_source) -> Var:
@@ -347,6 +359,10 @@ def get_attr(tx, obj: Var, name: str) -> Var:
         target = getattr(obj, "fn")
         if name in ("__name__", "__qualname__", "__module__", "__doc__", "__code__"):
             return Const(getattr(target, name))  # fixed for the function (guarded by identity or code)
+        if isinstance(obj, UserFunctionVar) and name == "__get__":
+            # `func.__get__(obj, cls)`: the function bound to obj (LRScheduler's wrapper around opt.step calls it)
+            from jit.semantics.builtins_impl import bind_function
+            return PartialVar(BuiltinVar(bind_function, None), [obj], {})
         if isinstance(obj, UserFunctionVar) and name in _FUNCTION_ATTRS and hasattr(target, name):
             # functools.wraps' __wrapped__, defaults, the function's __dict__: read through the function
             value = getattr(target, name)

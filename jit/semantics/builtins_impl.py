@@ -506,3 +506,22 @@ def _signature(tx, args, kwargs):
     if fn.is_const() and callable(fn.const()):
         return Const(inspect.signature(fn.const()))
     unsupported("unsupported_call", f"inspect.signature of {fn.describe()}")
+
+
+def bind_function(fn, obj, cls=None):
+    """function.__get__(obj, cls), as the executor models it (`bind_function` itself is never called)."""
+    raise AssertionError("modelled")
+
+
+@builtin(bind_function)
+def _bind_function(tx, args, kwargs):
+    from jit.variables import BoundMethodVar
+    if kwargs or not 2 <= len(args) <= 3:
+        unsupported("unsupported_call", "function.__get__ with other arguments")
+    fn, obj = args[0], args[1]
+    if isinstance(obj, Const) and obj.value is None:
+        return fn  # a function looked up on its class: itself
+    return BoundMethodVar(fn, obj)
+
+
+from jit.semantics import optim_steps  # noqa: E402,F401  (registers its models here)

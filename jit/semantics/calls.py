@@ -6,6 +6,7 @@ import collections
 import enum
 import functools
 import inspect
+import operator
 import sys
 import types
 import weakref
@@ -17,7 +18,7 @@ from framejit.guards.sources import AttrSource, ConstSource, ItemSource
 from jit import skip_rules
 from jit import autocast
 from jit.break_reasons import unsupported
-from jit.semantics import context_managers
+from jit.semantics import context_managers, foreach
 from jit.variables import (NULL, BoundMethodVar, BuiltinVar, CachedFunctionVar, CellVar, ClassVar, Const, ContextVarVar, DictVar,
                            GeneratorVar, GradModeVar, ListVar, MethodOnVar, ModuleVar, NamedTupleVar, NestedFunctionVar,
                            NewObjectVar, ObjectVar, PartialVar, TorchCallableVar, TupleVar, UserFunctionVar, Var)
@@ -47,7 +48,9 @@ _STATE_QUERIES = {torch._C._get_tracing_state: None, torch._C._is_tracing: None,
                   torch.jit.is_tracing: None, torch._C._len_torch_function_stack: None,
                   torch._C._len_torch_dispatch_stack: None,
                   torch.compiler.is_compiling: True,
-                  torch.compiler.is_dynamo_compiling: False, torch.compiler.is_exporting: False}
+                  torch.compiler.is_dynamo_compiling: False, torch.compiler.is_exporting: False,
+                  # the name of a third-party device backend (torch.optim asks which devices have foreach kernels)
+                  torch._C._get_privateuse1_backend_name: None}
 
 
 _HAS_TORCH_FUNCTION = {torch.overrides.has_torch_function, torch.overrides.has_torch_function_unary,
@@ -217,6 +220,8 @@ def _cache_arguments(tx, args: list[Var]) -> list | None:
 # ---- torch ------------------------------------------------------------------------------------------------------
 
 def call_torch(tx, fn, args: list[Var], kwargs: dict[str, Var]) -> Var:
+    if foreach.is_foreach(fn):
+        return foreach.call(tx, fn, list(args), dict(kwargs))
     if fn is torch.set_grad_enabled:
         enabled = args[0].const() if args else kwargs["mode"].const()
         manager = GradModeVar(enabled, torch.set_grad_enabled)
@@ -248,7 +253,24 @@ def call_torch(tx, fn, args: list[Var], kwargs: dict[str, Var]) -> Var:
                     fn in _PURE_PYTHON_RESULT:
                 return Const(fn(*(a.const() for a in args)))
         return tx.output.call_factory(fn, args, kwargs)
+    if getattr(fn, "__name__", None) in _SCALED_PRODUCTS and isinstance(kwargs.get("value"), TensorVar) and args:
+        return _scaled_product(tx, fn.__name__, args[0], list(args[1:]), kwargs)
     return tx.output.call("call_function", fn, tuple(args), kwargs)
+
+
+_SCALED_PRODUCTS = {"addcdiv": "div", "addcdiv_": "div", "addcmul": "mul", "addcmul_": "mul"}
+
+
+def _scaled_product(tx, name: str, self_var: TensorVar, args: list, kwargs: dict) -> Var:
+    """`p.addcdiv_(a, b, value=t)` with `t` a 0-dim tensor: eager reads t with .item() (a device sync, and a value
+    no trace can know); here it stays a tensor, `p + t * a / b` in eager's order (torch.optim's Adam passes its
+    step size as a tensor where the step counter is one: `torch.compiler.is_compiling()` is True in a trace)."""
+    if len(args) != 2 or set(kwargs) != {"value"}:
+        unsupported("unsupported_call", f"{name} with a tensor value and arguments {len(args)}, {sorted(kwargs)}")
+    scaled = tx.output.call("call_function", operator.mul, (kwargs["value"], args[0]), {})
+    update = tx.output.call("call_function", getattr(operator, "truediv" if _SCALED_PRODUCTS[name] == "div" else "mul"),
+                            (scaled, args[1]), {})
+    return tx.output.call("call_method", "add_" if name.endswith("_") else "add", (self_var, update), {})
 
 
 def call_tensor_method(tx, tensor: TensorVar, name: str, args, kwargs) -> Var:
@@ -265,6 +287,8 @@ def call_tensor_method(tx, tensor: TensorVar, name: str, args, kwargs) -> Var:
         if real is not None and tensor.source is not None:
             tx.output.guards.append(InferenceMatch(tensor.source, real.is_inference()))
             return Const(real.is_inference())
+    if name in _SCALED_PRODUCTS and isinstance(kwargs.get("value"), TensorVar):
+        return _scaled_product(tx, name, tensor, list(args), kwargs)
     return tx.output.call("call_method", name, (tensor, *args), kwargs)
 
 
@@ -392,6 +416,8 @@ def construct(tx, cls: type, args, kwargs) -> Var:
         return autocast.make(cls, args, kwargs)
     if cls is torch.set_grad_enabled:
         return call_torch(tx, cls, args, kwargs)
+    if cls is torch.autograd.profiler.record_function:
+        return context_managers.profiler_range(args, kwargs)
     if cls is torch.Size:
         return Const(torch.Size(*(a.const() for a in args)))
     if _pure_constructor(cls) and all(a.is_const() for a in args) and all(v.is_const() for v in kwargs.values()):

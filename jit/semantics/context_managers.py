@@ -39,6 +39,15 @@ def set_grad(tx, enabled: bool) -> None:
 NULL_EXIT = contextlib.nullcontext().__exit__
 
 
+def profiler_range(args, kwargs) -> Var:
+    """`with torch.autograd.profiler.record_function(name):` (Optimizer.step's range, a model's own ranges): a
+    label for the profiler's timeline, no effect on any value. In the graph it is a `with` that does nothing (the
+    range is gone from a profile of the compiled code, whose kernels no longer match eager's ops anyway)."""
+    manager = NewObjectVar(contextlib.nullcontext)
+    manager.attrs["enter_result"] = Const(None)
+    return manager
+
+
 class InferenceModeVar(Var):
     """torch.inference_mode(mode) made in the traced code, not yet entered."""
 

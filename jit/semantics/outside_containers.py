@@ -4,10 +4,14 @@ on a dict. Each answers None (or False) when it does not apply; the caller then 
 which reads `items` (the whole container, guarded as before)."""
 from __future__ import annotations
 
-from jit.break_reasons import PythonError
+import collections
+
+from jit.break_reasons import PythonError, unsupported
 from jit.variables import Const, DictVar, ListVar, TupleVar, Var
 from framejit.guards.kinds import IdMatch
+from framejit.guards.sources import AttrSource
 from jit.variables.objects import ClassVar, ObjectVar
+from jit.variables.tensor import TensorVar
 from jit.variables.outside import MISSING, OutsideDictVar, OutsideListVar, identity_key, lazy, simple_key
 
 
@@ -27,10 +31,17 @@ def _key(key: Var, builder=None):
     if isinstance(key, ObjectVar) and key.source is not None and identity_key(key.obj) and builder is not None:
         builder.guard(IdMatch(key.source, key.obj))  # `typing.Union` read from outside: the very object
         return key.obj
+    if isinstance(key, TensorVar) and key.source is not None and builder is not None:
+        # a tensor hashes by identity: one from outside (an optimizer's `self.state[p]`) is guarded to be the very
+        # object, which keys what it keys in every call
+        real = next((v for _, v, var in builder.output.inputs if var is key), None)
+        if real is not None:
+            builder.guard(IdMatch(key.source, real))
+            return real
     return MISSING
 
 
-def get_item(obj: Var, key: Var) -> Var | None:
+def get_item(obj: Var, key: Var, tx=None) -> Var | None:
     if not lazy(obj):
         return None
     if isinstance(obj, OutsideListVar):
@@ -46,8 +57,26 @@ def get_item(obj: Var, key: Var) -> Var | None:
         return None
     value = obj.lookup(k)
     if value is MISSING:
-        raise PythonError.of(KeyError, k)
+        value = _default_value(obj) if tx is not None else None
+        if value is None:
+            raise PythonError.of(KeyError, k)
+        tx.output.changed_in_place(obj)
+        obj.store(k, value)
     return value
+
+
+def _default_value(obj: OutsideDictVar) -> Var | None:
+    """A defaultdict's __missing__: a new container from its factory (guarded to stay that factory), stored
+    under the key; None for a plain dict or a defaultdict without a factory (KeyError)."""
+    if obj.cls is not collections.defaultdict:
+        return None
+    factory = obj.real.default_factory
+    obj.builder.guard(IdMatch(AttrSource(obj.source, "default_factory"), factory))
+    if factory is None:
+        return None
+    if factory in (dict, list):
+        return DictVar({}) if factory is dict else ListVar([])
+    unsupported("unsupported_call", f"the default of a defaultdict made by {getattr(factory, '__qualname__', factory)}")
 
 
 def set_item(obj: Var, key: Var, value: Var) -> bool:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import enum
 import operator
+import types
 
 import torch
 
@@ -44,7 +45,7 @@ def get_item(tx, obj: Var, key: Var) -> Var:
     if isinstance(obj, TensorVar):
         clamped_sizes.guard_index_bounds(tx.output, obj, key)
         return tx.output.call("call_function", operator.getitem, (obj, key), {})
-    if (picked := outside_containers.get_item(obj, key)) is not None:
+    if (picked := outside_containers.get_item(obj, key, tx)) is not None:
         return picked
     if isinstance(obj, (TupleVar, ListVar)):
         k = _const_key(key)
@@ -73,6 +74,9 @@ def get_item(tx, obj: Var, key: Var) -> Var:
             return Const(obj.cls[_const_key(key)])
         except KeyError as e:
             unsupported("exception", f"KeyError: {e}")
+    if isinstance(obj, ClassVar) and isinstance(getattr(obj.cls, "__class_getitem__", None), types.BuiltinMethodType) \
+            and (args := _type_arguments(key)) is not None:
+        return Const(obj.cls[args])  # list[Tensor] (typing.cast's first argument): a types.GenericAlias
     if isinstance(obj, Const):
         try:
             return Const(obj.value[_const_key(key)])
@@ -82,6 +86,18 @@ def get_item(tx, obj: Var, key: Var) -> Var:
     if user_object(obj) and (result := call_dunder(tx, obj, "__getitem__", [key])) is not None:
         return result
     unsupported("unsupported_value", f"indexing {obj.describe()}")
+
+
+def _type_arguments(key: Var):
+    """The arguments of a subscripted builtin generic (`dict[str, Tensor]`): classes and constants, or None."""
+    if isinstance(key, ClassVar):
+        return key.cls
+    if isinstance(key, Const):
+        return key.value
+    if isinstance(key, TupleVar):
+        items = [_type_arguments(k) for k in key.items]
+        return None if any(i is None for i in items) else tuple(items)
+    return None
 
 
 def _module_item(tx, var: ModuleVar, key) -> Var:

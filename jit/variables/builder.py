@@ -72,7 +72,8 @@ class Builder:
         if isinstance(value, enum.Enum):  # a member is a singleton: the same object, whatever its value
             self.guard(IdMatch(source, value))
             return Const(value, source)
-        if type(value) in (tuple, list, dict, collections.OrderedDict) or _is_namedtuple(value):
+        if type(value) in (tuple, list, dict, collections.OrderedDict) or _is_namedtuple(value) or (
+                type(value) is collections.defaultdict and source is not None):
             return self._container(value, source)
         if type(value) in _ITERATOR_TYPES and source is not None and self.guarded and self.output.read_iterators:
             return self._iterator(value, source)
@@ -166,7 +167,7 @@ class Builder:
                 self.guard(TypeMatch(known[1].source, type(value)))
                 known[1].builder = self
             return known[1]
-        if type(value) in (list, dict, collections.OrderedDict) and source is not None:
+        if type(value) in (list, dict, collections.OrderedDict, collections.defaultdict) and source is not None:
             # read lazily: the type here, what the code reads of it where it reads it (jit/variables/outside.py)
             self.guard(TypeMatch(source, type(value)))
             var = (OutsideListVar if type(value) is list else OutsideDictVar)(value, source, self)

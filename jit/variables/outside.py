@@ -15,12 +15,13 @@ then on the Var is an ordinary ListVar / DictVar; the writes made so far are fol
 tracing: after the graph is compiled no new guard or graph input can be added (OutputGraph.sealed)."""
 from __future__ import annotations
 
+import collections
 import typing
 
 import torch
 
 from framejit.guards.kinds import DictKeysMatch, KeyIn, LenAtLeast, LenMatch
-from framejit.guards.sources import ItemSource
+from framejit.guards.sources import ItemSource, source_key
 from jit.break_reasons import unsupported
 from jit.variables.containers import DictVar, ListVar
 
@@ -282,14 +283,17 @@ class OutsideDictVar(DictVar):
     def _entry_value(self, key):
         value = self.entry.get(key)
         if value is None:
-            present = key in self.real
-            self.builder.guard(KeyIn(self.source, key, present))
-            value = self.entry[key] = self.builder.wrap(self.real[key], ItemSource(self.source, key)) \
+            present = dict.__contains__(self.real, key)  # (a defaultdict's __missing__ is the trace's to model)
+            self.builder.guard(KeyIn(self.source, source_key(key), present))
+            value = self.entry[key] = self.builder.wrap(self.real[key], ItemSource(
+                self.source, source_key(key), self.cls is collections.defaultdict)) \
                 if present else MISSING
         return value
 
     def _materialize(self) -> None:
         _check_open(self.builder)
+        if self.cls is collections.defaultdict:  # a DictVar would raise KeyError where it makes the default
+            unsupported("unsupported_value", f"a defaultdict ({self.source.name()}) read whole")
         if not all(isinstance(k, (str, int, float, bool, type(None), torch.dtype)) for k in self.real):
             unsupported("unsupported_value", "a dict with keys that are not simple constants")
         self.builder.guard(DictKeysMatch(self.source, tuple(self.real), self.cls))
