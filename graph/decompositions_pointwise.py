@@ -70,7 +70,7 @@ def _lerp(b: Builder, start: Any, end: Any, weight: Any) -> Any:
             return _cast(b, _fused_multiply_add(b, diff, w, start, dtype), rounded)
         # end + (w - 1) * diff, the coefficient rounded as the kernel's own subtraction rounds it
         return _cast(b, _fused_multiply_add(b, diff, _opmath_scalar(w - 1, dtype), end, dtype), rounded)
-    if _same_float_tensors(b, weight) != dtype or b.tensor(weight).shape != b.tensor(end).shape:
+    if _same_float_tensors(b, weight) != dtype or b.tensor(weight).dim() and b.tensor(weight).shape != b.tensor(end).shape:
         raise Decline("a tensor weight of another dtype or shape")
     w = _in_opmath(b, weight)
     small = b.op(aten.lt.Scalar, b.op(aten.abs.default, w), 0.5)

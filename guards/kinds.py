@@ -2,6 +2,7 @@
 fails. Cheap checks that fail often (types, values) sort before expensive ones (tensor metadata)."""
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field
 
 from framejit.guards.sources import Source, literal_or_const, real_key
@@ -37,6 +38,32 @@ class Guard:
 
 def _typename(t) -> str:
     return getattr(t, "__qualname__", str(t))
+
+
+_COMPARISONS = {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
+
+
+@dataclass(frozen=True, eq=False)
+class FloatCompare(Guard):
+    """A float compiled as a graph input (jit/variables/floats.py) compared with a number by the traced code
+    (`if momentum != 0`): the comparison keeps its answer; the value itself may change."""
+    op: str = "eq"  # an operator module name: lt, le, gt, ge, eq, ne
+    other: float = 0.0
+    expected: bool = True
+
+    def check(self, v, const, value_of):
+        return f"(({v} {_COMPARISONS[self.op]} {self.other!r}) is {self.expected})"
+
+    def explain(self, value):
+        if (getattr(operator, self.op)(value, self.other)) is not self.expected:
+            return f"'{self.source.name()}' {_COMPARISONS[self.op]} {self.other!r} is now {not self.expected}"
+        return None
+
+    def describe(self):
+        return f"({self.source.name()} {_COMPARISONS[self.op]} {self.other!r}) is {self.expected}"
+
+    def _key(self):
+        return (self.op, type(self.other), self.other, self.expected)
 
 
 @dataclass(frozen=True, eq=False)

@@ -204,6 +204,26 @@ class ItemSource(Source):
 
 
 @dataclass(frozen=True)
+class FloatTensorSource(Source):
+    """A Python float handed to a graph as a 0-dim float64 tensor made at each call (jit/variables/floats.py)."""
+    base: Source
+
+    def expr(self, const) -> str:
+        return f"{const(float_tensor)}({self.base.expr(const)})"
+
+    def name(self) -> str:
+        return self.base.name()
+
+    def root(self) -> Source:
+        return self.base.root()
+
+
+def float_tensor(value: float):
+    import torch  # loaded: a graph with a float input exists
+    return torch.tensor(value, dtype=torch.float64)
+
+
+@dataclass(frozen=True)
 class DictValueSource(Source):
     """The value at a position of a dict: a module's forward hooks, which modules guarded by structure hold under
     other keys (hook handles count up per registration) but in the same order."""

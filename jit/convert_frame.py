@@ -123,6 +123,8 @@ class FrameConverter:
             counters.bump("recompiles")
             marked = dynamic.note_size_changes(code, entries, args, function) if self.settings.dynamic is None \
                 else []
+            if self.settings.dynamic is not False:
+                marked += dynamic.note_float_changes(code, entries, args, function)
             marked += dynamic.note_module_changes(code, entries, args, function)
             marked += dynamic.note_iterator_changes(code, entries, args, function)
             if recompile_log.isEnabledFor(logging.DEBUG):

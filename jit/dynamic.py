@@ -144,8 +144,36 @@ def _is_module_state(value) -> bool:
     return isinstance(value, (torch.nn.Module, torch.nn.Parameter))
 
 
+# code object -> names of the Python float sources compiled as graph inputs (a learning rate a scheduler changes)
+_floats = CodeMap()
+
+
+def dynamic_floats(code: CodeType) -> set:
+    return _floats.get(code, set())
+
+
+def note_float_changes(code: CodeType, entries: list, args: tuple, function) -> list[str]:
+    """After a cache miss: a Python float from outside that an existing entry specialized on (a ValueMatch) and
+    that is another float now is compiled from then on as a graph input (jit/variables/floats.py), so a value
+    that changes every call (a scheduler's learning rate in a param group) compiles once more, not per value."""
+    from framejit.guards.kinds import ValueMatch
+    known = _floats.setdefault(code, set())
+    news = []
+    for entry in entries:
+        guards = getattr(entry.data, "guards", None)
+        if guards is None:
+            continue
+        for g, value in guards.read_all(*args, function):
+            if isinstance(g, ValueMatch) and type(g.expected) is float and type(value) is float and \
+                    value != g.expected and g.source is not None and g.source.name() not in known:
+                known.add(g.source.name())
+                news.append(f"the float '{g.source.name()}' ({g.expected!r} -> {value!r})")
+    return news
+
+
 def reset() -> None:
     _automatic.clear()
+    _floats.clear()
     _by_structure.clear()
     _iterators_opaque.clear()
 

@@ -8,8 +8,9 @@ import contextvars
 import bytecode as bc
 
 from framejit.guards.sources import (NO_VALUE, AttrSource, BuiltinSource, CallResultSource, ClosureCellSource,
-                                     ClosureSource, ConstSource, ContextVarValueSource, DictValueSource, GlobalSource,
-                                     ItemSource, LocalSource, ModuleDictSource, Source, TypeSource, real_key)
+                                     ClosureSource, ConstSource, ContextVarValueSource, DictValueSource, FloatTensorSource, GlobalSource,
+                                     ItemSource, LocalSource, ModuleDictSource, Source, TypeSource, float_tensor,
+                                     real_key)
 from jit.pyversion import PY311
 
 
@@ -87,6 +88,8 @@ class Emitter:
             self.load_source(source.base)
             self.emit("LOAD_CONST", real_key(source.key))
             self.emit("BINARY_SUBSCR")
+        elif isinstance(source, FloatTensorSource):
+            self.call_const(float_tensor, lambda: (self.load_source(source.base), 1)[-1])
         elif isinstance(source, CallResultSource):
             self.call_const(_called, lambda: (self.load_source(source.base), 1)[-1])
         elif isinstance(source, DictValueSource):

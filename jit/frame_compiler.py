@@ -138,6 +138,8 @@ class FrameCapture:
         code, fn = frame.code, frame.function
         self.output = output = OutputGraph(frame_globals=fn.__globals__,
                                            dynamic_dims=self._dynamic_dims if self.dynamic else None)
+        if self.settings.dynamic is not False:
+            output.dynamic_floats = dynamic.dynamic_floats(code)
         output.guards.append(GradModeMatch(None, torch.is_grad_enabled()))
         entry = self.autocast_entry
         output.guards.append(StateMatch(None, autocast.entry_state, (), entry) if entry else

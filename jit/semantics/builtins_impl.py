@@ -22,6 +22,7 @@ from jit.variables import (ClassVar, Const, DictVar, DictViewVar, ExceptionVar, 
                            NewObjectVar, ObjectVar, SetVar, TupleVar, Var)
 from jit.variables.base import LazyArg
 from jit.variables.outside import lazy
+from jit.variables.floats import FloatVar
 from jit.variables.sizes import SizeVar
 from jit.variables.tensor import TensorVar
 
@@ -81,10 +82,10 @@ def _type_of(tx, v: Var):
 def _isinstance(tx, args, kwargs):
     v, classes = args
     cls = classes.const() if classes.is_const() else tuple(c.const() for c in classes.items)
-    if not lazy(v) and v.is_const() and not isinstance(v, SizeVar):  # (an outside list or dict: type guarded)
+    if not lazy(v) and v.is_const() and not isinstance(v, (SizeVar, FloatVar)):  # (outside list or dict: type guarded)
         return Const(isinstance(v.const(), cls))  # the real check on the real value (a metaclass's included)
-    # a dynamic size is an int whatever its value: asking its type pins nothing (a KV cache's length checked by
-    # `isinstance(n, int)` in transformers recompiled every decoding step)
+    # a dynamic size is an int whatever its value, a compiled float a float: asking its type pins nothing (a KV
+    # cache's length checked by `isinstance(n, int)` in transformers recompiled every decoding step)
     for c in _flat(cls):
         check = getattr(type(c), "__instancecheck__", None)
         if check not in _PLAIN_INSTANCE_CHECKS:

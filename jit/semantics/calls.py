@@ -18,11 +18,12 @@ from framejit.guards.sources import AttrSource, ConstSource, ItemSource
 from jit import skip_rules
 from jit import autocast
 from jit.break_reasons import unsupported
-from jit.semantics import context_managers, foreach
+from jit.semantics import context_managers, foreach, operators
 from jit.variables import (NULL, BoundMethodVar, BuiltinVar, CachedFunctionVar, CellVar, ClassVar, Const, ContextVarVar, DictVar,
                            GeneratorVar, GradModeVar, ListVar, MethodOnVar, ModuleVar, NamedTupleVar, NestedFunctionVar,
                            NewObjectVar, ObjectVar, PartialVar, TorchCallableVar, TupleVar, UserFunctionVar, Var)
 from jit.variables.builder import Builder
+from jit.variables.floats import FloatVar
 from jit.variables.tensor import TensorMethodVar, TensorVar
 
 # Tensor methods that turn values into Python data: the captured graph cannot return them to Python code.
@@ -253,7 +254,8 @@ def call_torch(tx, fn, args: list[Var], kwargs: dict[str, Var]) -> Var:
                     fn in _PURE_PYTHON_RESULT:
                 return Const(fn(*(a.const() for a in args)))
         return tx.output.call_factory(fn, args, kwargs)
-    if getattr(fn, "__name__", None) in _SCALED_PRODUCTS and isinstance(kwargs.get("value"), TensorVar) and args:
+    if getattr(fn, "__name__", None) in _SCALED_PRODUCTS and isinstance(kwargs.get("value"), (TensorVar, FloatVar)) \
+            and args:
         return _scaled_product(tx, fn.__name__, args[0], list(args[1:]), kwargs)
     return tx.output.call("call_function", fn, tuple(args), kwargs)
 
@@ -262,15 +264,21 @@ _SCALED_PRODUCTS = {"addcdiv": "div", "addcdiv_": "div", "addcmul": "mul", "addc
 
 
 def _scaled_product(tx, name: str, self_var: TensorVar, args: list, kwargs: dict) -> Var:
-    """`p.addcdiv_(a, b, value=t)` with `t` a 0-dim tensor: eager reads t with .item() (a device sync, and a value
-    no trace can know); here it stays a tensor, `p + t * a / b` in eager's order (torch.optim's Adam passes its
-    step size as a tensor where the step counter is one: `torch.compiler.is_compiling()` is True in a trace)."""
+    """`p.addcdiv_(a, b, value=t)` with `t` a 0-dim tensor (or a compiled float, jit/variables/floats.py): eager
+    reads t with .item() (a device sync, and a value no trace can know); here it stays a tensor. Eager's kernel
+    computes `p + (t * a) op b` (fused for addcmul), which is the op with value 1 on `t * a`: that form keeps the
+    kernel's rounding (torch.optim's Adam passes its step size as a tensor where the step counter is one:
+    `torch.compiler.is_compiling()` is True in a trace)."""
     if len(args) != 2 or set(kwargs) != {"value"}:
         unsupported("unsupported_call", f"{name} with a tensor value and arguments {len(args)}, {sorted(kwargs)}")
-    scaled = tx.output.call("call_function", operator.mul, (kwargs["value"], args[0]), {})
-    update = tx.output.call("call_function", getattr(operator, "truediv" if _SCALED_PRODUCTS[name] == "div" else "mul"),
-                            (scaled, args[1]), {})
-    return tx.output.call("call_method", "add_" if name.endswith("_") else "add", (self_var, update), {})
+    value = kwargs["value"]
+    if isinstance(value, FloatVar):
+        value = operators.scalar_operand(tx, value, self_var)
+        if value is None:
+            value = Const(kwargs["value"].const())
+            return tx.output.call("call_method", name, (self_var, *args), {"value": value})
+    scaled = tx.output.call("call_function", operator.mul, (value, args[0]), {})
+    return tx.output.call("call_method", name, (self_var, scaled, args[1]), {})
 
 
 def call_tensor_method(tx, tensor: TensorVar, name: str, args, kwargs) -> Var:
@@ -287,9 +295,31 @@ def call_tensor_method(tx, tensor: TensorVar, name: str, args, kwargs) -> Var:
         if real is not None and tensor.source is not None:
             tx.output.guards.append(InferenceMatch(tensor.source, real.is_inference()))
             return Const(real.is_inference())
-    if name in _SCALED_PRODUCTS and isinstance(kwargs.get("value"), TensorVar):
+    if name in _SCALED_PRODUCTS and isinstance(kwargs.get("value"), (TensorVar, FloatVar)):
         return _scaled_product(tx, name, tensor, list(args), kwargs)
+    if name in ("add", "add_", "sub", "sub_") and len(args) == 1 and set(kwargs) == {"alpha"} and \
+            isinstance(kwargs["alpha"], FloatVar) and isinstance(args[0], TensorVar) and \
+            tensor.example.dtype.is_floating_point and args[0].example.dtype.is_floating_point:
+        # `p.add_(g, alpha=-lr)` (SGD) with a compiled learning rate: eager's fma(g, alpha, p) is addcmul's
+        # fma(1 * g, alpha, p) with alpha a 0-dim tensor
+        alpha = kwargs["alpha"] if name.startswith("add") else tx.output.float_op(operator.neg, kwargs["alpha"])
+        if (operand := operators.scalar_operand(tx, alpha, tensor)) is not None:
+            return call_tensor_method(tx, tensor, "addcmul_" if name.endswith("_") else "addcmul",
+                                      [args[0], operand], {})
+    if name in _SCALAR_OPERAND_METHODS and len(args) == 1 and not kwargs and isinstance(args[0], FloatVar) and \
+            (operand := operators.scalar_operand(tx, args[0], tensor)) is not None:
+        args = (operand,)  # `p.mul_(1 - lr * wd)` with a compiled learning rate (jit/variables/floats.py)
+    if name in ("lerp", "lerp_") and len(args) == 2 and not kwargs and isinstance(args[1], FloatVar) and \
+            tensor.example.dtype in (torch.float32, torch.float64) and \
+            (operand := operators.scalar_operand(tx, args[1], tensor)) is not None:
+        args = (args[0], operand)  # `exp_avg.lerp_(grad, 1 - beta1)` with a compiled beta1
     return tx.output.call("call_method", name, (tensor, *args), kwargs)
+
+
+# tensor methods whose one argument may be a Python float that is compiled as an input (lerp: its weight, which a
+# 0-dim tensor of the op's type gives to the same kernel formula)
+_SCALAR_OPERAND_METHODS = {"add", "sub", "mul", "div", "true_divide", "add_", "sub_", "mul_", "div_",
+                           "__add__", "__sub__", "__mul__", "__truediv__", "__radd__", "__rmul__", "pow", "pow_"}
 
 
 # ---- modules and classes ----------------------------------------------------------------------------------------

@@ -5,6 +5,8 @@ from __future__ import annotations
 import operator
 import types
 
+import torch
+
 from framejit.guards.kinds import AliasMatch, IdMatch, NotAlias
 from jit.break_reasons import unsupported
 from jit.semantics import outside_containers
@@ -14,6 +16,7 @@ from jit.variables import (Const, ContextVarVar, DictVar, DictViewVar, ListVar, 
 from jit.variables.builder import is_numpy_scalar
 from jit.variables.sets import set_key
 from jit.variables.base import KnownObject
+from jit.variables.floats import FloatVar
 from jit.variables.sizes import SizeVar
 from jit.variables.tensor import TensorVar
 
@@ -48,7 +51,54 @@ def _size_binary(tx, op, a: Var, b: Var) -> Var | None:
     return None
 
 
+def _float_binary(tx, op, a: Var, b: Var) -> Var | None:
+    """A compiled float (jit/variables/floats.py) with a number or another such float: + - * and / by a nonzero
+    number in the graph, in float64 as Python computes them; beside a tensor: the tensor op with the float as
+    torch reads a Python scalar. None: the general path, which specializes the float (const())."""
+    op = _INPLACE_TO_PLAIN.get(op, op)
+    if isinstance(a, TensorVar) or isinstance(b, TensorVar):
+        if op not in _FLOAT_TENSOR_OPS:
+            return None
+        tensor = a if isinstance(a, TensorVar) else b
+        a, b = (scalar_operand(tx, v, tensor) if isinstance(v, FloatVar) else v for v in (a, b))
+        return None if a is None or b is None else \
+            tx.output.call("call_function", op, (torch_operand(a), torch_operand(b)), {})
+    def number(v):
+        return isinstance(v, FloatVar) or isinstance(v, Const) and type(v.value) in (int, float)
+    if not (number(a) and number(b)):
+        return None
+    if op in _FLOAT_COMPARISONS and isinstance(b, Const) and isinstance(a, FloatVar):
+        return tx.output.float_compare(op, a, b.value)
+    if op in _FLOAT_COMPARISONS and isinstance(a, Const) and isinstance(b, FloatVar):
+        return tx.output.float_compare(_SWAPPED[op], b, a.value)
+    if op not in _FLOAT_ARITHMETIC:
+        return None
+    if op is operator.truediv and not (isinstance(b, Const) and b.value != 0):
+        return None  # (a compiled divisor: Python raises at zero where a tensor gives inf)
+    return tx.output.float_op(op, a, b)
+
+
+_FLOAT_ARITHMETIC = {operator.add, operator.sub, operator.mul, operator.truediv}
+_SWAPPED = {operator.lt: operator.gt, operator.le: operator.ge, operator.gt: operator.lt, operator.ge: operator.le,
+            operator.eq: operator.eq, operator.ne: operator.ne}
+_FLOAT_COMPARISONS = set(_SWAPPED)
+_FLOAT_TENSOR_OPS = {operator.add, operator.sub, operator.mul, operator.truediv, operator.pow}
+
+
+def scalar_operand(tx, v: FloatVar, tensor: TensorVar) -> Var | None:
+    """A compiled float as the scalar operand of an op on `tensor`: torch reads a Python float in the op's
+    computation type (float64 beside float64, float32 beside any other real dtype, integer and half included),
+    which a 0-dim CPU tensor of that type gives. None for complex tensors."""
+    dtype = tensor.example.dtype
+    if dtype.is_complex:
+        return None
+    return tx.output.call("call_method", "to", (v.tensor, Const(torch.float64 if dtype == torch.float64
+                                                                else torch.float32)), {})
+
+
 def binary(tx, op, a: Var, b: Var) -> Var:
+    if (isinstance(a, FloatVar) or isinstance(b, FloatVar)) and (floated := _float_binary(tx, op, a, b)) is not None:
+        return floated
     if (isinstance(a, SizeVar) or isinstance(b, SizeVar)) and (sized := _size_binary(tx, op, a, b)) is not None:
         return sized
     if op not in (operator.eq, operator.ne) and (user_object(a) or user_object(b)):
@@ -340,6 +390,8 @@ def unary(tx, op, a: Var) -> Var:
         return result
     if isinstance(a, TensorVar):
         return tx.output.call("call_function", op, (a,), {})
+    if isinstance(a, FloatVar) and op in (operator.neg, operator.pos):
+        return tx.output.float_op(op, a)
     if a.is_const():
         try:
             return Const(op(a.const()))

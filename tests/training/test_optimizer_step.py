@@ -201,3 +201,27 @@ def test_step_wrapped_by_an_lr_scheduler():
         s_jit.step()
     _assert_same_training(m_eager, o_eager, m_jit, o_jit, 2e-5)
     assert jit.counters["graph_breaks"] == 0 and jit.counters["frames_compiled"] == 2
+
+
+@pytest.mark.parametrize("name", ["sgd_momentum", "adamw"])
+def test_float_hyperparameters_a_scheduler_changes_compile_once_more(name):
+    """OneCycleLR moves the learning rate and the momentum (SGD's `momentum`, Adam's `betas[0]`), Python floats in
+    the param group, every step: after the first change they are graph inputs (jit/variables/floats.py), so the
+    step compiles twice in all (the state's creation, then the changed floats), and the updates stay eager's."""
+    m_eager = _model()
+    m_jit = copy.deepcopy(m_eager)
+    o_eager, o_jit = OPTIMIZERS[name](m_eager.parameters(), False), OPTIMIZERS[name](m_jit.parameters(), False)
+    s_eager = torch.optim.lr_scheduler.OneCycleLR(o_eager, 0.05, total_steps=20)
+    s_jit = torch.optim.lr_scheduler.OneCycleLR(o_jit, 0.05, total_steps=20)
+    step = jit.compile(o_jit.step)
+    jit.reset()
+    jit.counters.clear()
+    for i in range(8):
+        _backward(m_eager, i)
+        _backward(m_jit, i)
+        o_eager.step()
+        step()
+        s_eager.step()
+        s_jit.step()
+    _assert_same_training(m_eager, o_eager, m_jit, o_jit, 0.0 if name.startswith("sgd") else 2e-5)
+    assert jit.counters["graph_breaks"] == 0 and jit.counters["frames_compiled"] == 2

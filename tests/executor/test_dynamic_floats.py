@@ -1,0 +1,81 @@
+"""Python floats from outside that change between calls (jit/dynamic.py note_float_changes): after the first
+change they are graph inputs, so a frame compiles once more, not once per value, and computes with each call's
+value. Comparisons with numbers are guarded by their answer; any other use needs the number and specializes."""
+import types
+
+import pytest
+import torch
+
+import jit
+
+
+@pytest.fixture(autouse=True)
+def _fresh():
+    jit.reset()
+    jit.counters.clear()
+
+
+def test_a_changing_float_compiles_twice_and_is_read_each_call():
+    cfg = types.SimpleNamespace(scale=0.5, shift=2.0)
+
+    @jit.compile
+    def f(x):
+        return x * cfg.scale + (1 - cfg.scale * 3) - x / cfg.shift
+
+    x = torch.randn(4, 3)
+    for scale in (0.5, 0.25, 1e-3, -7.5, 0.5):
+        cfg.scale = scale
+        torch.testing.assert_close(f(x), x * scale + (1 - scale * 3) - x / 2.0, rtol=0, atol=0)
+    assert jit.counters["frames_compiled"] == 2
+
+
+def test_comparisons_keep_their_answer_and_the_branch_recompiles_when_it_changes():
+    cfg = types.SimpleNamespace(momentum=0.9)
+
+    @jit.compile
+    def f(x):
+        if cfg.momentum != 0:
+            return x * cfg.momentum
+        return x - 1
+
+    x = torch.randn(5)
+    want = []
+    for m in (0.9, 0.8, 0.7, 0.0, 0.6):
+        cfg.momentum = m
+        want.append(x * m if m != 0 else x - 1)
+        torch.testing.assert_close(f(x), want[-1], rtol=0, atol=0)
+    assert jit.counters["frames_compiled"] == 3  # 0.9; a graph input from 0.8 on; `momentum != 0` False at 0.0
+
+
+def test_float_uses_that_need_the_number_specialize():
+    cfg = types.SimpleNamespace(v=1.5)
+
+    @jit.compile
+    def f(x):
+        return torch.full((2,), cfg.v) + x * cfg.v, isinstance(cfg.v, float), type(cfg.v) is float
+
+    x = torch.ones(2)
+    for v in (1.5, 2.5, 3.5):
+        cfg.v = v
+        out, is_float, is_type = f(x)
+        torch.testing.assert_close(out, torch.full((2,), v) + x * v)
+        assert is_float and is_type
+
+
+def test_integer_and_half_tensors_read_the_float_as_torch_reads_a_python_scalar():
+    cfg = types.SimpleNamespace(v=0.1)
+    ints = torch.arange(6, dtype=torch.int32)
+    halves = torch.randn(6).to(torch.bfloat16)
+
+    @jit.compile
+    def f(a, b):
+        return a * cfg.v, b * cfg.v, b.mul(cfg.v), cfg.v * 2.0
+
+    for v in (0.1, 0.3, 1 / 3):
+        cfg.v = v
+        got = f(ints, halves)
+        want = (ints * v, halves * v, halves.mul(v), v * 2.0)
+        for g, w in zip(got, want):
+            if isinstance(w, torch.Tensor):
+                assert g.dtype == w.dtype
+            torch.testing.assert_close(g, w, rtol=0, atol=0)
