@@ -37,6 +37,7 @@ from jit.variables.base import KnownObject, LazyArg
 from jit.variables.containers import _from_tuple
 from jit.variables.functions import ExternalCell
 from jit.variables.outside import DELETED as DELETED_KEY, OutsideListVar, lazy
+from jit.variables.floats import FloatVar
 from jit.variables.sizes import SizeVar
 from jit.variables.tensor import ItemCompareVar, TensorMethodVar, TensorVar
 from jit import var_graph
@@ -287,6 +288,10 @@ class ValueBuilder:
                 em.load_source(v.source)
             else:
                 raise AssertionError(f"tensor {v} is neither an output nor an input")
+        elif isinstance(v, FloatVar):  # a compiled float handed back to Python: its graph value's number
+            self.push(v.tensor)
+            em.load_method("item")
+            em.call(0)
         elif isinstance(v, ItemCompareVar):  # jit/branch_condition.py
             self.push(v.tensor)
             em.load_method("item")

@@ -41,6 +41,7 @@ from jit.translator import StopBeforeBreak, Translator
 from jit.variables.functions import external_cell
 from jit.variables import NULL, CellVar, Const, GradModeVar, NewObjectVar
 from jit.variables.base import LazyArg
+from jit.variables.floats import FloatVar
 from jit.variables.sizes import SizeVar
 from jit.variables.tensor import TensorVar
 
@@ -195,6 +196,8 @@ class FrameCapture:
         output.sealed = True
         outputs = []
         for t in var_graph.reachable(list(live) + cells.roots()):  # (every Var inside a container is reached too)
+            if isinstance(t, FloatVar):
+                t = t.tensor  # a compiled float handed back: its 0-dim tensor, read with .item() (jit/codegen.py)
             if isinstance(t, (TensorVar, SizeVar)) and t.node.op != "placeholder" and t.node not in outputs:
                 outputs.append(t.node)
         if not outputs and not has_work(output.graph):

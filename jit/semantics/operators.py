@@ -88,9 +88,11 @@ _FLOAT_TENSOR_OPS = {operator.add, operator.sub, operator.mul, operator.truediv,
 def scalar_operand(tx, v: FloatVar, tensor: TensorVar) -> Var | None:
     """A compiled float as the scalar operand of an op on `tensor`: torch reads a Python float in the op's
     computation type (float64 beside float64, float32 beside any other real dtype, integer and half included),
-    which a 0-dim CPU tensor of that type gives. None for complex tensors."""
+    which a 0-dim CPU tensor of that type gives. None (the number is then specialized) for complex tensors and
+    for tensors on a GPU: the Triton backend compiles graphs whose CPU tensors only torch calls read, and a
+    float's 0-dim tensor moved to the GPU at each call would wait for the stream (a copy from pageable memory)."""
     dtype = tensor.example.dtype
-    if dtype.is_complex:
+    if dtype.is_complex or tensor.device.type != "cpu":
         return None
     return tx.output.call("call_method", "to", (v.tensor, Const(torch.float64 if dtype == torch.float64
                                                                 else torch.float32)), {})

@@ -79,3 +79,25 @@ def test_integer_and_half_tensors_read_the_float_as_torch_reads_a_python_scalar(
             if isinstance(w, torch.Tensor):
                 assert g.dtype == w.dtype
             torch.testing.assert_close(g, w, rtol=0, atol=0)
+
+
+def test_compiled_floats_handed_back_to_python_are_each_calls_numbers():
+    class Store:
+        out = None
+
+    cfg, store = Store(), Store()
+    cfg.v = 1.5
+
+    @jit.compile
+    def f(x):
+        store.out = cfg.v * 3
+        return x * cfg.v, cfg.v * 2.0, [cfg.v - 1]
+
+    x = torch.ones(2)
+    for v in (1.5, 2.5, 3.5, 4.5):
+        cfg.v = v
+        t, doubled, listed = f(x)
+        torch.testing.assert_close(t, x * v, rtol=0, atol=0)
+        assert (doubled, listed, store.out) == (v * 2.0, [v - 1], v * 3)
+        assert type(doubled) is float and type(store.out) is float
+    assert jit.counters["frames_compiled"] == 2 and jit.counters["graph_breaks"] == 0
