@@ -187,8 +187,9 @@ def real_key(key):
 class ItemSource(Source):
     base: Source
     key: object  # int, str or another constant
-    # a defaultdict's item: read with dict.get, as `d[key]` would call __missing__ and insert a default (a guard
-    # of another entry, tried on a dict without the key, must not change the user's dict)
+    # an item of a dict subclass, read with dict.get: `d[key]` would call a defaultdict's __missing__ and insert a
+    # default (a guard of another entry, tried on a dict without the key, must not change the user's dict), or
+    # the class's own __getitem__
     no_default: bool = False
 
     def expr(self, const) -> str:

@@ -547,11 +547,11 @@ def call_method_on(tx, obj: Var, name: str, args, kwargs) -> Var:
     if isinstance(obj, ContextVarVar):
         from jit.semantics import context_vars
         return context_vars.method(tx, obj, name, list(args), kwargs)
-    if isinstance(obj, ObjectVar):
-        unsupported("unsupported_call", f"{type(obj.obj).__name__}.{name} is implemented in C")
     from jit.semantics.dict_objects import dict_slot, is_dict_object
     if is_dict_object(obj):
         return dict_slot(tx, obj, name, args, kwargs)
+    if isinstance(obj, ObjectVar):
+        unsupported("unsupported_call", f"{type(obj.obj).__name__}.{name} is implemented in C")
     if obj.source is not None and name not in ("index", "count", "keys", "values", "items", "get", "copy"):
         if not isinstance(obj, (ListVar, DictVar)) or isinstance(obj, NamedTupleVar):
             unsupported("side_effect", f"{name}() on a {type(obj).__name__[:-3].lower()} that exists outside the "

@@ -10,7 +10,7 @@ from __future__ import annotations
 import collections
 
 from jit.break_reasons import unsupported
-from jit.variables import Const, DictVar, NewObjectVar, Var
+from jit.variables import Const, DictVar, NewObjectVar, ObjectVar, Var
 
 _HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class written in Python
 _C_BASES = (dict, collections.OrderedDict, object)
@@ -26,7 +26,26 @@ def dict_backed_class(cls: type) -> bool:
 
 
 def is_dict_object(v: Var) -> bool:
-    return isinstance(v, NewObjectVar) and v.dict_var is not None
+    """An instance of a dict-backed class made here, or one from outside (read through its source: the
+    encoder_outputs transformers' generate() hands back to the model every step)."""
+    return isinstance(v, NewObjectVar) and v.dict_var is not None or \
+        isinstance(v, ObjectVar) and v.source is not None and dict_backed_class(type(v.obj))
+
+
+# the C methods that change the items: on an object from outside they are a break (eager changes the object)
+_WRITES = {"__init__", "__setitem__", "__delitem__", "pop", "setdefault", "update", "popitem", "clear"}
+
+
+def _items(tx, obj: Var) -> DictVar:
+    """The object's items: a made object's DictVar; for one from outside a lazily read dict over the real object
+    (jit/variables/outside.py: each key looked up guarded, through the class's own __getitem__)."""
+    if isinstance(obj, NewObjectVar):
+        return obj.dict_var
+    items = getattr(obj, "dict_items", None)
+    if items is None:
+        from jit.variables.outside import OutsideDictVar
+        items = obj.dict_items = OutsideDictVar(obj.obj, obj.source, tx.builder)
+    return items
 
 
 def is_dict_slot(fn) -> bool:
@@ -40,7 +59,9 @@ def dict_slot(tx, obj: NewObjectVar, name: str, args: list, kwargs: dict) -> Var
     from jit.semantics.containers_impl import container_method
     from jit.semantics.iteration import get_iter
     from jit.semantics.subscript import delete_item, get_item, set_item
-    items = obj.dict_var
+    if isinstance(obj, ObjectVar) and name in _WRITES:
+        unsupported("side_effect", f"{obj.python_type().__name__}.{name} on an object from outside the function")
+    items = _items(tx, obj)
     if name == "__init__":
         if args or kwargs:
             container_method(tx, items, "update", list(args), kwargs)
@@ -63,7 +84,7 @@ def dict_slot(tx, obj: NewObjectVar, name: str, args: list, kwargs: dict) -> Var
         return get_iter(tx, items)
     if name in SLOTS:
         return container_method(tx, items, name, list(args), kwargs)
-    unsupported("unsupported_call", f"{obj.cls.__name__}.{name} is implemented in C")
+    unsupported("unsupported_call", f"{obj.python_type().__name__}.{name} is implemented in C")
 
 
 def attrs_view(obj: NewObjectVar) -> DictVar:

@@ -285,9 +285,11 @@ class OutsideDictVar(DictVar):
         if value is None:
             present = dict.__contains__(self.real, key)  # (a defaultdict's __missing__ is the trace's to model)
             self.builder.guard(KeyIn(self.source, source_key(key), present))
-            value = self.entry[key] = self.builder.wrap(self.real[key], ItemSource(
-                self.source, source_key(key), self.cls is collections.defaultdict)) \
-                if present else MISSING
+            # a dict subclass's item as dict stores it: neither a defaultdict's __missing__ nor the class's own
+            # __getitem__ (ModelOutput's, whose compiled frame would read the item through itself) runs
+            raw = type(self.real) not in (dict, collections.OrderedDict)
+            value = self.entry[key] = self.builder.wrap(dict.__getitem__(self.real, key), ItemSource(
+                self.source, source_key(key), raw)) if present else MISSING
         return value
 
     def _materialize(self) -> None:
@@ -298,10 +300,11 @@ class OutsideDictVar(DictVar):
             unsupported("unsupported_value", "a dict with keys that are not simple constants")
         self.builder.guard(DictKeysMatch(self.source, tuple(self.real), self.cls))
         items = {}
-        for key, value in self.real.items():
+        raw = type(self.real) not in (dict, collections.OrderedDict)  # (as _entry_value reads a subclass's items)
+        for key, value in dict.items(self.real):
             known = self.entry.get(key)
             items[key] = known if known is not None and known is not MISSING else \
-                self.builder.wrap(value, ItemSource(self.source, key))
+                self.builder.wrap(value, ItemSource(self.source, key, raw))
         for key, value in self.log:  # replayed as Python would: a key stored again after a delete goes last
             if value is DELETED:
                 del items[key]
