@@ -94,6 +94,8 @@ def scalar_operand(tx, v: FloatVar, tensor: TensorVar) -> Var | None:
     dtype = tensor.example.dtype
     if dtype.is_complex or tensor.device.type != "cpu":
         return None
+    if tensor.example.dim() == 0 and dtype in (torch.float16, torch.bfloat16):
+        return None  # a 0-dim half tensor and a 0-dim float32 one promote to float32 (a Python float does not)
     return tx.output.call("call_method", "to", (v.tensor, Const(torch.float64 if dtype == torch.float64
                                                                 else torch.float32)), {})
 

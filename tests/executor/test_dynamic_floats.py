@@ -101,3 +101,21 @@ def test_compiled_floats_handed_back_to_python_are_each_calls_numbers():
         assert (doubled, listed, store.out) == (v * 2.0, [v - 1], v * 3)
         assert type(doubled) is float and type(store.out) is float
     assert jit.counters["frames_compiled"] == 2 and jit.counters["graph_breaks"] == 0
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.int64])
+def test_a_zero_dim_tensor_keeps_its_dtype_beside_a_compiled_float(dtype):
+    """Generator seeds 706164 / 706602: `x[0] + alpha` with x half came back float32 (a 0-dim half tensor and a
+    0-dim float32 tensor promote; a Python float does not)."""
+    cfg = types.SimpleNamespace(alpha=0.0)
+
+    @jit.compile
+    def f(x):
+        return x[0] + cfg.alpha, x[0] * cfg.alpha, x * cfg.alpha
+
+    x = (torch.randn(3) * 4).to(dtype)
+    for alpha in (0.0, 2.0, -1.5, 0.3):
+        cfg.alpha = alpha
+        for got, want in zip(f(x), (x[0] + alpha, x[0] * alpha, x * alpha)):
+            assert got.dtype == want.dtype
+            torch.testing.assert_close(got, want, rtol=0, atol=0)
