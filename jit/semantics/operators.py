@@ -55,14 +55,18 @@ def _float_binary(tx, op, a: Var, b: Var) -> Var | None:
     """A compiled float (jit/variables/floats.py) with a number or another such float: + - * and / by a nonzero
     number in the graph, in float64 as Python computes them; beside a tensor: the tensor op with the float as
     torch reads a Python scalar. None: the general path, which specializes the float (const())."""
-    op = _INPLACE_TO_PLAIN.get(op, op)
+    plain = _INPLACE_TO_PLAIN.get(op, op)
     if isinstance(a, TensorVar) or isinstance(b, TensorVar):
-        if op not in _FLOAT_TENSOR_OPS:
+        if plain not in _FLOAT_TENSOR_OPS or plain in _TENSOR_FIRST_ONLY and not isinstance(a, TensorVar) or \
+                plain is operator.pow and isinstance(a, TensorVar):
             return None
         tensor = a if isinstance(a, TensorVar) else b
+        if not isinstance(a, TensorVar):
+            op = plain  # `n += t` with a Python number n rebinds n; `t += n` stays in place
         a, b = (scalar_operand(tx, v, tensor) if isinstance(v, FloatVar) else v for v in (a, b))
         return None if a is None or b is None else \
             tx.output.call("call_function", op, (torch_operand(a), torch_operand(b)), {})
+    op = plain
     def number(v):
         return isinstance(v, FloatVar) or isinstance(v, Const) and type(v.value) in (int, float)
     if not (number(a) and number(b)):
@@ -83,6 +87,10 @@ _SWAPPED = {operator.lt: operator.gt, operator.le: operator.ge, operator.gt: ope
             operator.eq: operator.eq, operator.ne: operator.ne}
 _FLOAT_COMPARISONS = set(_SWAPPED)
 _FLOAT_TENSOR_OPS = {operator.add, operator.sub, operator.mul, operator.truediv, operator.pow}
+# `number / t` is Tensor.__rtruediv__, reciprocal(t) * number in eager (two roundings), not one division; and
+# `t ** number` picks kernels by the exponent's value (square, sqrt...): those keep the number (specialized);
+# `number ** t` (a compiled beta1 ** step) is pow(Scalar, Tensor), as with the 0-dim tensor
+_TENSOR_FIRST_ONLY = {operator.truediv}
 
 
 def scalar_operand(tx, v: FloatVar, tensor: TensorVar) -> Var | None:

@@ -119,3 +119,27 @@ def test_a_zero_dim_tensor_keeps_its_dtype_beside_a_compiled_float(dtype):
         for got, want in zip(f(x), (x[0] + alpha, x[0] * alpha, x * alpha)):
             assert got.dtype == want.dtype
             torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+def test_in_place_and_reflected_operators_with_a_compiled_float():
+    """`t += v` stays in place; `v / t` (reciprocal times v in eager) and `t ** v` (kernels chosen by v) keep v as
+    a number; `v - t`, `v * t`, `v ** t` read it as a tensor operand."""
+    cfg = types.SimpleNamespace(v=0.5)
+
+    def f(x, t):
+        x += cfg.v
+        t.mul_(cfg.v)
+        return cfg.v / t, t ** cfg.v, cfg.v - t, cfg.v * t, cfg.v ** t
+
+    for v in (0.5, 2.0, -0.0, 3.0):
+        cfg.v = v
+        x, t = torch.randn(4), torch.rand(4) + 0.5
+        xe, te = x.clone(), t.clone()
+        want = f(xe, te)
+        got = jit.compile(f)(x, t)
+        torch.testing.assert_close(x, xe, rtol=0, atol=0)
+        torch.testing.assert_close(t, te, rtol=0, atol=0)
+        for i, (g, w) in enumerate(zip(got, want)):
+            # (`v ** t`: NumPy's pow against torch's vectorized one, within an ulp)
+            tol = dict(rtol=2e-7, atol=0) if i == 4 else dict(rtol=0, atol=0)
+            torch.testing.assert_close(g, w, equal_nan=True, **tol)
