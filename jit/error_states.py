@@ -23,6 +23,7 @@ class _Record:
         self.cleanup = cleanup
         self.containers_in_cleanup = False  # container items written by the cleanup (eager writes them too)
         self.containers_elsewhere = False  # container items written after the op, not by the cleanup
+        self.containers_before = effects.writes_shared_containers()  # shared items written before the op
 
 
 class ErrorStates:
@@ -58,11 +59,12 @@ class ErrorStates:
                    _same({**(originals or {}), **r.attrs}, final) for r in self.records)
 
     def common_attrs(self, effects) -> dict | None:
-        """The attribute values every recorded op leaves on an error, where they are one and the same and the
-        trace writes no container items (but private ones) and takes no items from iterators: (id, name) ->
-        value Var / DELETED. None otherwise."""
-        if any(r.containers_in_cleanup or r.containers_elsewhere or any(r.at[1:]) for r in self.records) or \
-                any(effects.state()[1:]) or effects.writes_shared_containers():
+        """The attribute values every recorded op leaves on an error, where they are one and the same, no shared
+        container's items are written before any such op or by a cleanup around one (items written after them,
+        a cache's bookkeeping dict, are what eager does not reach on an error), and the trace takes no items from
+        iterators: (id, name) -> value Var / DELETED. None otherwise."""
+        if any(r.containers_in_cleanup or r.containers_before or any(r.at[1:]) for r in self.records) or \
+                any(effects.state()[1:]):
             return None
         first = self.records[0].attrs
         if not all(_same(r.attrs, first) and _same(first, r.attrs) for r in self.records[1:]):

@@ -315,3 +315,27 @@ def test_under_autocast_matches_eager_in_one_graph(name):
     for key in expected:
         assert got[key].dtype == expected[key].dtype, key
         torch.testing.assert_close(got[key], expected[key], rtol=2e-2, atol=2e-2, msg=lambda m: f"{key}: {m}")
+
+
+@pytest.mark.parametrize("cls_name", ["BartForConditionalGeneration", "MBartForConditionalGeneration"])
+def test_encoder_decoder_generate_with_a_compiled_forward(cls_name):
+    """generate() on an encoder-decoder LM with a compiled forward: the encoder's output comes back to the model as
+    a ModelOutput from outside every step (dict's C methods on it read its items), and the cache's bookkeeping
+    dict is written after the embedding lookup (not reached by an error there): eager's tokens, no break."""
+    config_cls = getattr(transformers, cls_name.replace("ForConditionalGeneration", "Config"))
+    torch.manual_seed(0)
+    model = getattr(transformers, cls_name)(config_cls(
+        vocab_size=VOCAB, d_model=HIDDEN, encoder_layers=LAYERS, decoder_layers=LAYERS, encoder_attention_heads=HEADS,
+        decoder_attention_heads=HEADS, encoder_ffn_dim=FFN, decoder_ffn_dim=FFN, max_position_embeddings=POSITIONS)).eval()
+    ids = _ids(batch=2, seq=7)
+    settings = dict(max_new_tokens=5, do_sample=False)
+    fast = copy.deepcopy(model)
+    fast.forward = jit.compile(fast.forward)
+    with torch.no_grad():
+        want = model.generate(ids, **settings)
+        got = fast.generate(ids, **settings)
+    assert torch.equal(got, want)
+    assert jit.counters.graph_breaks == 0
+    # the decoder starts from one token: the empty cache, cache lengths 1 (a size of 1 stays specialized) and 2,
+    # then the dynamic one
+    assert 1 <= jit.counters.frames_compiled <= 4
