@@ -24,6 +24,7 @@ from jit.break_reasons import Unsupported, unsupported
 from jit import clamped_sizes
 from jit.dynamic import Specialize, SymbolTable
 from jit.eager_check import eager_error
+from jit import mem_overlap
 from jit.error_states import ErrorStates
 from jit.side_effects import SideEffects
 from jit.variables import Const, DictVar, ListVar, NamedTupleVar, NewObjectVar, TupleVar, Var
@@ -230,8 +231,16 @@ class OutputGraph:
         if len(group) < 2:
             return
         low = min(v.storage_offset() for v, _ in group)
-        shared = torch.UntypedStorage(storage.nbytes() - low * value.element_size(), device="meta")
+        needed = storage.nbytes() - low * value.element_size()
+        held = group[0][1].untyped_storage()
         with torch.no_grad():
+            if held.nbytes() >= needed and all(ex.untyped_storage()._cdata == held._cdata and
+                                               ex.storage_offset() == v.storage_offset() - low for v, ex in group[:-1]):
+                # the members so far sit where they belong on their storage: the new one joins it, and views the
+                # trace already made of them stay over the same storage (jit/mem_overlap.py compares storages)
+                group[-1][1].set_(held, value.storage_offset() - low, value.size(), value.stride())
+                return
+            shared = torch.UntypedStorage(needed, device="meta")
             for v, ex in group:
                 ex.set_(shared, v.storage_offset() - low, v.size(), v.stride())
 
@@ -310,6 +319,7 @@ class OutputGraph:
             # an empty tensor's strides are arbitrary, and torch's meta kernels pick others than its CPU kernels
             # (isfinite of an expanded (0, 1) tensor): read them from the real tensor
             unsupported("unsupported_value", "the strides of an empty tensor made in the function")
+        mem_overlap.check_write(kind, target, args, kwargs, TensorVar)
         tensors = tensors_in((args, kwargs))
         if tensors and self.autocast.any_on() and not (kind == "call_method" and target in _DEVICE_MOVES):
             replaced = self._autocast_inputs(kind, target, args, kwargs, tensors)

@@ -143,7 +143,10 @@ def set_item(tx, obj: Var, key: Var, value: Var) -> None:
             unsupported("exception", f"{type(e).__name__}: {e}")
         return
     if isinstance(obj, DictVar):
-        obj.items[_const_key(key)] = value
+        try:
+            obj.items[_const_key(key)] = value
+        except TypeError as e:  # an unhashable key (`d[:] = x` before 3.12): eager's TypeError (generator seed 720742)
+            raise PythonError.of(TypeError, str(e)) from None
         return
     unsupported("unsupported_value", f"item assignment on {obj.describe()}")
 

@@ -1186,3 +1186,45 @@ def test_dropout_mask_of_a_non_contiguous_input_in_eager_order(backend, layout):
         got = fast(x)
         torch.testing.assert_close(got, want)
         assert got.stride() == want.stride()
+
+
+def test_a_write_into_memory_the_op_reads_raises_inside_its_try_as_in_eager():
+    """Generator seed 715054: `t[...] = x` with t a view of x (made after a graph break, so both reach the resume
+    function) raises eager's overlap error at run time; the compiled graph raised it outside the `try`. Such a
+    write now runs eagerly, inside the try (jit/mem_overlap.py)."""
+    def f(x):
+        t2 = x.movedim(0, -1)
+        print("", end="")
+        t5 = t2.reshape(t2.shape[0], -1)
+        caught = False
+        try:
+            t5[...] = x
+        except RuntimeError:
+            caught = True
+        try:
+            x.mul_(x[0])
+        except RuntimeError:
+            caught = caught and True
+        return t5 * 2, caught
+
+    for shape in ((1,), (3,)):
+        x = torch.randn(shape)
+        want = f(x.clone())
+        got = jit.compile(f)(x.clone())
+        torch.testing.assert_close(got[0], want[0])
+        assert got[1] == want[1]
+
+
+def test_an_unhashable_key_stored_into_a_dict_raises_typeerror():
+    """Generator seed 720742: `d[:] = x` on a dict made in the function raised TypeError inside the compiler (an
+    internal error) instead of in the user's code."""
+    def f(x):
+        d = {"a": x}
+        try:
+            d[:] = x
+        except TypeError:
+            return x + 1
+        return x - 1
+
+    x = torch.randn(3)
+    torch.testing.assert_close(jit.compile(f)(x), f(x))
