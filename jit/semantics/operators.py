@@ -57,8 +57,8 @@ def _float_binary(tx, op, a: Var, b: Var) -> Var | None:
     torch reads a Python scalar. None: the general path, which specializes the float (const())."""
     plain = _INPLACE_TO_PLAIN.get(op, op)
     if isinstance(a, TensorVar) or isinstance(b, TensorVar):
-        if plain not in _FLOAT_TENSOR_OPS or plain in _TENSOR_FIRST_ONLY and not isinstance(a, TensorVar) or \
-                plain is operator.pow and isinstance(a, TensorVar):
+        if plain not in _FLOAT_TENSOR_OPS or plain in _TENSOR_FIRST_ONLY and not isinstance(a, TensorVar) and \
+                not _python_float_like(b) or plain is operator.pow and isinstance(a, TensorVar):
             return None
         tensor = a if isinstance(a, TensorVar) else b
         if not isinstance(a, TensorVar):
@@ -91,6 +91,13 @@ _FLOAT_TENSOR_OPS = {operator.add, operator.sub, operator.mul, operator.truediv,
 # `t ** number` picks kernels by the exponent's value (square, sqrt...): those keep the number (specialized);
 # `number ** t` (a compiled beta1 ** step) is pow(Scalar, Tensor), as with the 0-dim tensor
 _TENSOR_FIRST_ONLY = {operator.truediv}
+
+
+def _python_float_like(v: Var) -> bool:
+    """A 0-dim float64 CPU tensor: how the trace holds a Python float computed from a tensor (torch.optim's step
+    counter, jit/semantics/optim_steps.py), so `lr / bias_correction` is Python's one division."""
+    return isinstance(v, TensorVar) and v.example.dim() == 0 and v.example.dtype == torch.float64 and \
+        v.device.type == "cpu"
 
 
 def scalar_operand(tx, v: FloatVar, tensor: TensorVar) -> Var | None:
