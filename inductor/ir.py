@@ -5,7 +5,9 @@ reduction kernel is an expression tree: `Load` reads a buffer, `View` re-indexes
 broadcast, slice, select... are index arithmetic, which NumPy expresses as zero-copy strided views), `Op` is one
 elementwise operation, `Reduce` folds axes. Fusion is simply a producer's tree being inlined into its consumer's
 tree instead of being stored to a buffer (see fusion.py)."""
+import contextlib
 import math
+import sys
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Callable, Optional
@@ -381,3 +383,21 @@ def readers_of(kernels: list) -> dict:
         for buf in kernel_loads(k):
             readers.setdefault(buf, []).append(i)
     return readers
+
+
+# Expression trees are walked recursively (lowering, fusion, code generation: a few Python frames per level); a
+# loop unrolled by the trace makes chains ~200 ops deep (generator seed 727317), past Python's default limit of
+# 1000 frames. The walkers are Python calling Python, which takes no C stack since 3.11, so a higher limit while
+# a graph compiles is safe; it is put back after.
+EXPRESSION_RECURSION_LIMIT = 8000
+
+
+@contextlib.contextmanager
+def deep_expressions():
+    before = sys.getrecursionlimit()
+    if before < EXPRESSION_RECURSION_LIMIT:
+        sys.setrecursionlimit(EXPRESSION_RECURSION_LIMIT)
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(before)

@@ -15,7 +15,7 @@ from framejit.graph.shape_prop import fetch_attr
 from framejit.graph.symbolic_shapes import is_dynamic
 
 from .. import cache, prepare
-from ..ir import FallbackKernel, contiguous_strides
+from ..ir import FallbackKernel, contiguous_strides, deep_expressions
 from ..runtime.numpy_graph import CompiledNumpyGraph, NumpyFacts, alias_plan, load_module
 from . import dtypes, module_store
 
@@ -72,7 +72,8 @@ def build(gm: torch.fx.GraphModule, example_inputs: list) -> Built:
     attrs = {n.target: fetch_attr(gm, n.target) for n in gm.graph.find_nodes(op="get_attr")}
     gm = prepare.optimize(gm, example_inputs)
     try:
-        lowered, source, key = numpy_source(gm, example_inputs)
+        with deep_expressions():
+            lowered, source, key = numpy_source(gm, example_inputs)
         facts = NumpyFacts.of(lowered)
     except NotImplementedError as e:
         log.info("NumPy backend runs this graph as is: %s", e)

@@ -27,7 +27,7 @@ from framejit.graph.symbolic_shapes import is_dynamic
 
 from .. import cache, prepare
 from ..config import config
-from ..ir import FallbackKernel
+from ..ir import FallbackKernel, deep_expressions
 from ..runtime.launch_configs import autotune_enabled
 from ..runtime.triton_graph import CompiledTritonGraph, ModuleFacts, host_shortcuts, import_module, write_module
 from . import fallback, host, module_cache, planner, probe
@@ -110,8 +110,9 @@ def generate_triton(gm: torch.fx.GraphModule, example_inputs: list, autotune=Non
             log.info("Triton graph: module read from the cache (key %s)", key[:16])
             return Generated(None, source, kernels, device, time.perf_counter() - t0, autotune, facts,
                              _replanner(gm, example_inputs, autotune, device))
-        plan, written = _plan_and_write_kernels(gm, example_inputs, autotune, device)  # PLAN, WRITE kernels
-        source = host.write_module(plan, written)                                 # WRITE host code
+        with deep_expressions():
+            plan, written = _plan_and_write_kernels(gm, example_inputs, autotune, device)  # PLAN, WRITE kernels
+            source = host.write_module(plan, written)                                 # WRITE host code
     except NotImplementedError as e:
         stats["fallback_graphs"] += 1
         log.info("Triton backend runs this graph as is: %s", e)

@@ -1228,3 +1228,18 @@ def test_an_unhashable_key_stored_into_a_dict_raises_typeerror():
 
     x = torch.randn(3)
     torch.testing.assert_close(jit.compile(f)(x), f(x))
+
+
+def test_a_long_unrolled_chain_of_pointwise_ops_compiles():
+    """Generator seed 727317: a loop unrolled by the trace made one fused expression ~200 ops deep, and the NumPy
+    code generator's recursion passed Python's default limit (an internal error, the frame then ran eagerly)."""
+    def f(x, ys):
+        acc = x.clone()
+        for y in ys.unbind(0):
+            acc = torch.maximum(acc + torch.logical_not(ys[0]), y) * 0.5
+        return acc
+
+    x, ys = torch.randn(5), torch.randn(250, 5)
+    jit.counters.clear()
+    torch.testing.assert_close(jit.compile(f, backend="numpy")(x, ys), f(x, ys))
+    assert jit.counters["compile_errors"] == 0 and jit.counters["graphs"] == 1
