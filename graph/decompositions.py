@@ -19,6 +19,8 @@ import torch.fx as fx
 import torch.nn.functional as F
 
 from framejit.graph.builder import Builder, Decline
+from framejit.graph.opmath import cast as _cast, fused_multiply_add as _fused_multiply_add, opmath as _opmath, \
+    opmath_scalar as _opmath_scalar
 from framejit.graph.index_checks import CHECK_INDEX
 from framejit.graph.symbolic_shapes import broadcast_shapes, expand_shape, slice_bounds, view_shape
 from framejit.graph.symbolic_sizes import concrete
@@ -246,35 +248,6 @@ def _clamp_min(b: Builder, x: Any, min: Any) -> Any:
 @rule(torch.clamp_max, "clamp_max")
 def _clamp_max(b: Builder, x: Any, max: Any) -> Any:
     return _clamp(b, x, None, max)
-
-
-# ---- one eager op spelled as several core ops: half types computed in float32 ------------------------------
-def _opmath(b: Builder, x: Any) -> tuple[Any, Any]:
-    """(x as eager's kernel computes with it, the dtype to round the rule's result to, or None). torch's CPU kernels
-    compute one op (softmax, gelu, mean, var...) on float16/bfloat16 in float32 and round its result once; spelled
-    as several core ops in the half type, every op would round (a mean's sum overflows float16 at 65504, squares
-    in a variance overflow at 256). So a rule builds its core ops on float32 and casts the result back."""
-    dtype = b.tensor(x).dtype
-    if dtype in (torch.float16, torch.bfloat16):
-        return _cast(b, x, torch.float32), dtype
-    return x, None
-
-
-def _cast(b: Builder, x: Any, dtype: Any) -> Any:
-    return x if dtype is None else b.op(aten._to_copy.default, x, dtype=dtype)
-
-
-def _fused_multiply_add(b: Builder, x: Any, y: Any, z: Any, dtype: torch.dtype) -> Any:
-    """x * y + z rounded once for float32 operands (y may be a Python number); in the operands' type otherwise."""
-    if dtype != torch.float32:
-        return b.op(aten.add.Tensor, b.op(aten.mul.Tensor, x, y), z)
-    wide = [_cast(b, v, torch.float64) if isinstance(v, torch.fx.Node) else v for v in (x, y, z)]
-    return _cast(b, b.op(aten.add.Tensor, b.op(aten.mul.Tensor, wide[0], wide[1]), wide[2]), torch.float32)
-
-
-def _opmath_scalar(value: float, dtype: torch.dtype) -> float:
-    """`value` as the kernel holds it: rounded to float32 for float32 and the half types, a double for float64."""
-    return value if dtype == torch.float64 else float(torch.tensor(value, dtype=torch.float32))
 
 
 # ---- activations -------------------------------------------------------------------------------------------

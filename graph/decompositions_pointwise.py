@@ -14,7 +14,9 @@ from typing import Any
 import torch
 
 from framejit.graph.builder import Builder, Decline
-from framejit.graph.decompositions import _cast, _fused_multiply_add, _opmath, _opmath_scalar, rule
+from framejit.graph.decompositions import rule
+from framejit.graph.opmath import cast as _cast, fused_multiply_add as _fused_multiply_add, opmath as _opmath, \
+    opmath_scalar as _opmath_scalar
 
 aten = torch.ops.aten
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import operator
 
 from jit.break_reasons import unsupported
+from jit.variables.tensor import TensorVar
 
 _IN_PLACE_OPERATORS = {operator.iadd, operator.isub, operator.imul, operator.itruediv, operator.ifloordiv,
                        operator.imod, operator.ipow, operator.iand, operator.ior, operator.ixor,
@@ -34,7 +35,7 @@ def _overlap(a, b) -> bool:
     return sa is not None and sb is not None and sa[0] < sb[1] and sb[0] < sa[1]
 
 
-def check_write(kind: str, target, args: tuple, kwargs: dict, tensor_var_type) -> None:
+def check_write(kind: str, target, args: tuple, kwargs: dict) -> None:
     """Break where the call writes into a tensor that one of its other tensor arguments overlaps."""
     if kind == "call_method" and isinstance(target, str) and target.endswith("_") and not target.startswith("__"):
         dest = args[0]
@@ -42,10 +43,10 @@ def check_write(kind: str, target, args: tuple, kwargs: dict, tensor_var_type) -
         dest = args[0]
     else:
         return
-    if not isinstance(dest, tensor_var_type):
+    if not isinstance(dest, TensorVar):
         return
     rest = list(args[2:] if target is operator.setitem else args[1:]) + list(kwargs.values())
     for src in rest:
-        if isinstance(src, tensor_var_type) and src is not dest and _overlap(dest.example, src.example):
+        if isinstance(src, TensorVar) and src is not dest and _overlap(dest.example, src.example):
             unsupported("operator_error", f"{getattr(target, '__name__', target)} writes into memory it reads "
                                           "(eager checks the overlap when the op runs)")

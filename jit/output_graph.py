@@ -15,10 +15,10 @@ from torch.utils._pytree import tree_leaves
 from framejit.graph import meta_memo
 from framejit.graph.dce import drop_unused
 from framejit.graph.effects import VALUE_ERRORS, is_impure, is_removable, may_raise_on_values
-from framejit.guards.kinds import (AliasMatch, FloatCompare, Guard, IdMatch, NotAlias, RequiresGradMatch, SizeRelation, StorageMatch, TensorMatch,
-                          TypeMatch, ValueMatch, storage_pattern)
+from framejit.guards.kinds import (AliasMatch, Guard, IdMatch, NotAlias, RequiresGradMatch, SizeRelation, StorageMatch, TensorMatch,
+                          storage_pattern)
 from framejit.guards.size_expr import BinOp, Dim, Num, combine
-from framejit.guards.sources import ConstSource, FloatTensorSource, LocalSource, ModuleDictSource, Source
+from framejit.guards.sources import ConstSource, LocalSource, ModuleDictSource, Source
 from jit import autocast
 from jit.break_reasons import Unsupported, unsupported
 from jit import clamped_sizes
@@ -28,7 +28,6 @@ from jit import mem_overlap
 from jit.error_states import ErrorStates
 from jit.side_effects import SideEffects
 from jit.variables import Const, DictVar, ListVar, NamedTupleVar, NewObjectVar, TupleVar, Var
-from jit.variables.floats import FloatVar
 from jit.variables.outside import OutsideDictVar, OutsideListVar
 from jit.variables.sizes import SizeSliceVar, SizeVar
 from jit.variables.tensor import TensorVar
@@ -127,50 +126,6 @@ class OutputGraph:
         self.inputs.append((load, value, var))
         self._input_by_id[id(value)] = var
         return var
-
-    def add_float_input(self, value: float, source: Source) -> FloatVar:
-        """A Python float compiled as a graph input (jit/variables/floats.py): a 0-dim float64 CPU tensor made from
-        it at each call; its type is guarded, not its value."""
-        known = self.float_inputs.get(source.name())
-        if known is not None:
-            return known
-        self.guards.append(TypeMatch(source, float))
-        load = FloatTensorSource(source)
-        name = self._unique(re.sub(r"\W+", "_", source.name()).strip("_") or "float_input")
-        proxy = self.tracer.create_proxy("placeholder", name, (), {})
-        example = torch.empty((), dtype=torch.float64, device="meta")
-        proxy.node.meta["val"] = example
-        var = TensorVar(proxy, example, torch.device("cpu"), load)
-        self.inputs.append((load, torch.tensor(value, dtype=torch.float64), var))
-        self.float_inputs[source.name()] = FloatVar(var, value, ((source, value),), self)
-        return self.float_inputs[source.name()]
-
-    def float_op(self, op, a: Var, b: Var | None = None) -> FloatVar:
-        """Python arithmetic on compiled floats and numbers, in the graph in float64 (Python's own float math)."""
-        operands = [v for v in (a, b) if v is not None]
-        parts = [v.tensor if isinstance(v, FloatVar) else v for v in operands]
-        hints = [v.hint if isinstance(v, FloatVar) else v.const() for v in operands]
-        if not any(isinstance(p, TensorVar) for p in parts):
-            raise AssertionError("float_op without a compiled float")
-        result = self.call("call_function", op, tuple(parts), {})
-        roots = tuple(dict.fromkeys(r for v in operands if isinstance(v, FloatVar) for r in v.roots))
-        return FloatVar(result, float(op(*hints)), roots, self)
-
-    def float_compare(self, op, a: FloatVar, other) -> Const:
-        """`lr > 0`, `momentum != 0` on a compiled float: the answer, guarded to stay the answer (for a float
-        computed from inputs, their values are guarded: specialize_floats)."""
-        result = op(a.hint, other)
-        if len(a.roots) == 1 and self.float_inputs.get(a.roots[0][0].name()) is a:
-            self.guards.append(FloatCompare(a.roots[0][0], op.__name__, other, result))
-        else:
-            self.specialize_floats(a.roots)
-        return Const(result)
-
-    def specialize_floats(self, roots) -> None:
-        """The code needs a compiled float's number: its inputs' values are guarded (that use recompiles per
-        value, as a float constant does)."""
-        for source, value in roots:
-            self.guards.append(ValueMatch(source, value))
 
     def _value_checked(self, node, target) -> None:
         """An op that may raise depending on its values: if it raises, eager has made the changes to outside
@@ -319,7 +274,7 @@ class OutputGraph:
             # an empty tensor's strides are arbitrary, and torch's meta kernels pick others than its CPU kernels
             # (isfinite of an expanded (0, 1) tensor): read them from the real tensor
             unsupported("unsupported_value", "the strides of an empty tensor made in the function")
-        mem_overlap.check_write(kind, target, args, kwargs, TensorVar)
+        mem_overlap.check_write(kind, target, args, kwargs)
         tensors = tensors_in((args, kwargs))
         if tensors and self.autocast.any_on() and not (kind == "call_method" and target in _DEVICE_MOVES):
             replaced = self._autocast_inputs(kind, target, args, kwargs, tensors)

@@ -18,7 +18,8 @@ from framejit.guards.sources import AttrSource, ConstSource, ItemSource
 from jit import skip_rules
 from jit import autocast
 from jit.break_reasons import unsupported
-from jit.semantics import context_managers, foreach, operators
+from jit import compiled_floats
+from jit.semantics import context_managers, foreach
 from jit.variables import (NULL, BoundMethodVar, BuiltinVar, CachedFunctionVar, CellVar, ClassVar, Const, ContextVarVar, DictVar,
                            GeneratorVar, GradModeVar, ListVar, MethodOnVar, ModuleVar, NamedTupleVar, NestedFunctionVar,
                            NewObjectVar, ObjectVar, PartialVar, TorchCallableVar, TupleVar, UserFunctionVar, Var)
@@ -273,10 +274,9 @@ def _scaled_product(tx, name: str, self_var: TensorVar, args: list, kwargs: dict
         unsupported("unsupported_call", f"{name} with a tensor value and arguments {len(args)}, {sorted(kwargs)}")
     value = kwargs["value"]
     if isinstance(value, FloatVar):
-        value = operators.scalar_operand(tx, value, self_var)
-        if value is None:
-            value = Const(kwargs["value"].const())
-            return tx.output.call("call_method", name, (self_var, *args), {"value": value})
+        value = compiled_floats.scalar_operand(tx, value, self_var)
+        if value is None:  # (specialized: the number itself)
+            return tx.output.call("call_method", name, (self_var, *args), {"value": Const(kwargs["value"].const())})
     scaled = tx.output.call("call_function", operator.mul, (value, args[0]), {})
     return tx.output.call("call_method", name, (self_var, scaled, args[1]), {})
 
@@ -297,29 +297,12 @@ def call_tensor_method(tx, tensor: TensorVar, name: str, args, kwargs) -> Var:
             return Const(real.is_inference())
     if name in _SCALED_PRODUCTS and isinstance(kwargs.get("value"), (TensorVar, FloatVar)):
         return _scaled_product(tx, name, tensor, list(args), kwargs)
-    if name in ("add", "add_", "sub", "sub_") and len(args) == 1 and set(kwargs) == {"alpha"} and \
-            isinstance(kwargs["alpha"], FloatVar) and isinstance(args[0], TensorVar) and \
-            tensor.example.dtype.is_floating_point and args[0].example.dtype.is_floating_point:
-        # `p.add_(g, alpha=-lr)` (SGD) with a compiled learning rate: eager's fma(g, alpha, p) is addcmul's
-        # fma(1 * g, alpha, p) with alpha a 0-dim tensor
-        alpha = kwargs["alpha"] if name.startswith("add") else tx.output.float_op(operator.neg, kwargs["alpha"])
-        if (operand := operators.scalar_operand(tx, alpha, tensor)) is not None:
-            return call_tensor_method(tx, tensor, "addcmul_" if name.endswith("_") else "addcmul",
-                                      [args[0], operand], {})
-    if name in _SCALAR_OPERAND_METHODS and len(args) == 1 and not kwargs and isinstance(args[0], FloatVar) and \
-            (operand := operators.scalar_operand(tx, args[0], tensor)) is not None:
-        args = (operand,)  # `p.mul_(1 - lr * wd)` with a compiled learning rate (jit/variables/floats.py)
-    if name in ("lerp", "lerp_") and len(args) == 2 and not kwargs and isinstance(args[1], FloatVar) and \
-            tensor.example.dtype in (torch.float32, torch.float64) and \
-            (operand := operators.scalar_operand(tx, args[1], tensor)) is not None:
-        args = (args[0], operand)  # `exp_avg.lerp_(grad, 1 - beta1)` with a compiled beta1
+    if any(isinstance(a, FloatVar) for a in list(args) + list(kwargs.values())):
+        result, args = compiled_floats.tensor_method(tx, tensor, name, args, kwargs, call_tensor_method)
+        if result is not None:
+            return result
     return tx.output.call("call_method", name, (tensor, *args), kwargs)
 
-
-# tensor methods whose one argument may be a Python float that is compiled as an input (lerp: its weight, which a
-# 0-dim tensor of the op's type gives to the same kernel formula)
-_SCALAR_OPERAND_METHODS = {"add", "sub", "mul", "div", "true_divide", "add_", "sub_", "mul_", "div_",
-                           "__add__", "__sub__", "__mul__", "__truediv__", "__radd__", "__rmul__", "pow", "pow_"}
 
 
 # ---- modules and classes ----------------------------------------------------------------------------------------

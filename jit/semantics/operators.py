@@ -5,10 +5,9 @@ from __future__ import annotations
 import operator
 import types
 
-import torch
-
 from framejit.guards.kinds import AliasMatch, IdMatch, NotAlias
 from jit.break_reasons import unsupported
+from jit import compiled_floats
 from jit.semantics import outside_containers
 from jit.semantics.exceptions import raised_on_constants
 from jit.variables import (Const, ContextVarVar, DictVar, DictViewVar, ListVar, ModuleVar, NewObjectVar,
@@ -51,72 +50,8 @@ def _size_binary(tx, op, a: Var, b: Var) -> Var | None:
     return None
 
 
-def _float_binary(tx, op, a: Var, b: Var) -> Var | None:
-    """A compiled float (jit/variables/floats.py) with a number or another such float: + - * and / by a nonzero
-    number in the graph, in float64 as Python computes them; beside a tensor: the tensor op with the float as
-    torch reads a Python scalar. None: the general path, which specializes the float (const())."""
-    plain = _INPLACE_TO_PLAIN.get(op, op)
-    if isinstance(a, TensorVar) or isinstance(b, TensorVar):
-        if plain not in _FLOAT_TENSOR_OPS or plain in _TENSOR_FIRST_ONLY and not isinstance(a, TensorVar) and \
-                not _python_float_like(b) or plain is operator.pow and isinstance(a, TensorVar):
-            return None
-        tensor = a if isinstance(a, TensorVar) else b
-        if not isinstance(a, TensorVar):
-            op = plain  # `n += t` with a Python number n rebinds n; `t += n` stays in place
-        a, b = (scalar_operand(tx, v, tensor) if isinstance(v, FloatVar) else v for v in (a, b))
-        return None if a is None or b is None else \
-            tx.output.call("call_function", op, (torch_operand(a), torch_operand(b)), {})
-    op = plain
-    def number(v):
-        return isinstance(v, FloatVar) or isinstance(v, Const) and type(v.value) in (int, float)
-    if not (number(a) and number(b)):
-        return None
-    if op in _FLOAT_COMPARISONS and isinstance(b, Const) and isinstance(a, FloatVar):
-        return tx.output.float_compare(op, a, b.value)
-    if op in _FLOAT_COMPARISONS and isinstance(a, Const) and isinstance(b, FloatVar):
-        return tx.output.float_compare(_SWAPPED[op], b, a.value)
-    if op not in _FLOAT_ARITHMETIC:
-        return None
-    if op is operator.truediv and not (isinstance(b, Const) and b.value != 0):
-        return None  # (a compiled divisor: Python raises at zero where a tensor gives inf)
-    return tx.output.float_op(op, a, b)
-
-
-_FLOAT_ARITHMETIC = {operator.add, operator.sub, operator.mul, operator.truediv}
-_SWAPPED = {operator.lt: operator.gt, operator.le: operator.ge, operator.gt: operator.lt, operator.ge: operator.le,
-            operator.eq: operator.eq, operator.ne: operator.ne}
-_FLOAT_COMPARISONS = set(_SWAPPED)
-_FLOAT_TENSOR_OPS = {operator.add, operator.sub, operator.mul, operator.truediv, operator.pow}
-# `number / t` is Tensor.__rtruediv__, reciprocal(t) * number in eager (two roundings), not one division; and
-# `t ** number` picks kernels by the exponent's value (square, sqrt...): those keep the number (specialized);
-# `number ** t` (a compiled beta1 ** step) is pow(Scalar, Tensor), as with the 0-dim tensor
-_TENSOR_FIRST_ONLY = {operator.truediv}
-
-
-def _python_float_like(v: Var) -> bool:
-    """A 0-dim float64 CPU tensor: how the trace holds a Python float computed from a tensor (torch.optim's step
-    counter, jit/semantics/optim_steps.py), so `lr / bias_correction` is Python's one division."""
-    return isinstance(v, TensorVar) and v.example.dim() == 0 and v.example.dtype == torch.float64 and \
-        v.device.type == "cpu"
-
-
-def scalar_operand(tx, v: FloatVar, tensor: TensorVar) -> Var | None:
-    """A compiled float as the scalar operand of an op on `tensor`: torch reads a Python float in the op's
-    computation type (float64 beside float64, float32 beside any other real dtype, integer and half included),
-    which a 0-dim CPU tensor of that type gives. None (the number is then specialized) for complex tensors and
-    for tensors on a GPU: the Triton backend compiles graphs whose CPU tensors only torch calls read, and a
-    float's 0-dim tensor moved to the GPU at each call would wait for the stream (a copy from pageable memory)."""
-    dtype = tensor.example.dtype
-    if dtype.is_complex or tensor.device.type != "cpu":
-        return None
-    if tensor.example.dim() == 0 and dtype in (torch.float16, torch.bfloat16):
-        return None  # a 0-dim half tensor and a 0-dim float32 one promote to float32 (a Python float does not)
-    return tx.output.call("call_method", "to", (v.tensor, Const(torch.float64 if dtype == torch.float64
-                                                                else torch.float32)), {})
-
-
 def binary(tx, op, a: Var, b: Var) -> Var:
-    if (isinstance(a, FloatVar) or isinstance(b, FloatVar)) and (floated := _float_binary(tx, op, a, b)) is not None:
+    if (isinstance(a, FloatVar) or isinstance(b, FloatVar)) and (floated := compiled_floats.binary(tx, op, a, b)) is not None:
         return floated
     if (isinstance(a, SizeVar) or isinstance(b, SizeVar)) and (sized := _size_binary(tx, op, a, b)) is not None:
         return sized
@@ -410,7 +345,7 @@ def unary(tx, op, a: Var) -> Var:
     if isinstance(a, TensorVar):
         return tx.output.call("call_function", op, (a,), {})
     if isinstance(a, FloatVar) and op in (operator.neg, operator.pos):
-        return tx.output.float_op(op, a)
+        return compiled_floats.float_op(tx.output, op, a)
     if a.is_const():
         try:
             return Const(op(a.const()))

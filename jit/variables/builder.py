@@ -67,7 +67,8 @@ class Builder:
             return self.output.add_tensor_input(value, source)
         if type(value) is float and source is not None and self.guarded and \
                 source.name() in self.output.dynamic_floats:
-            return self.output.add_float_input(value, source)  # changed between calls (jit/variables/floats.py)
+            from jit.compiled_floats import add_input  # changed between calls (jit/variables/floats.py)
+            return add_input(self.output, value, source)
         if isinstance(value, CONSTANT_TYPES) or is_numpy_scalar(value) or (
                 type(value) is frozenset and len(value) <= 64 and all(isinstance(v, CONSTANT_TYPES) for v in value)):
             self.guard(ValueMatch(source, value))  # (a frozenset of constants is one too: `in` on a module's set)

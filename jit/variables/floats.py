@@ -20,6 +20,7 @@ class FloatVar(Var):
         self.hint = hint
         self.roots = roots    # the graph-input floats it is computed from: ((source, value), ...)
         self.output = output
+        self.operands = {}    # dtype -> its tensor operand made for ops on tensors (jit/compiled_floats.py)
 
     def python_type(self):
         return float
@@ -28,7 +29,8 @@ class FloatVar(Var):
         return True  # code that needs the number gets it, pinned by guards (see const)
 
     def const(self):
-        self.output.specialize_floats(self.roots)
+        from jit.compiled_floats import specialize
+        specialize(self.output, self.roots)
         return self.hint
 
     def describe(self):

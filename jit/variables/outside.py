@@ -207,6 +207,10 @@ class OutsideDictVar(DictVar):
         self.now: dict = {}
         self.log: list[tuple] = []
         self.length: int | None = None
+        # a dict subclass's items are read as dict stores them (ItemSource.no_default): neither a defaultdict's
+        # __missing__ nor the class's own __getitem__ (ModelOutput's, whose compiled frame would read the item
+        # through itself) runs
+        self.raw_reads = type(real) not in (dict, collections.OrderedDict)
 
     @property
     def lazy(self) -> bool:
@@ -285,11 +289,8 @@ class OutsideDictVar(DictVar):
         if value is None:
             present = dict.__contains__(self.real, key)  # (a defaultdict's __missing__ is the trace's to model)
             self.builder.guard(KeyIn(self.source, source_key(key), present))
-            # a dict subclass's item as dict stores it: neither a defaultdict's __missing__ nor the class's own
-            # __getitem__ (ModelOutput's, whose compiled frame would read the item through itself) runs
-            raw = type(self.real) not in (dict, collections.OrderedDict)
             value = self.entry[key] = self.builder.wrap(dict.__getitem__(self.real, key), ItemSource(
-                self.source, source_key(key), raw)) if present else MISSING
+                self.source, source_key(key), self.raw_reads)) if present else MISSING
         return value
 
     def _materialize(self) -> None:
@@ -300,11 +301,10 @@ class OutsideDictVar(DictVar):
             unsupported("unsupported_value", "a dict with keys that are not simple constants")
         self.builder.guard(DictKeysMatch(self.source, tuple(self.real), self.cls))
         items = {}
-        raw = type(self.real) not in (dict, collections.OrderedDict)  # (as _entry_value reads a subclass's items)
         for key, value in dict.items(self.real):
             known = self.entry.get(key)
             items[key] = known if known is not None and known is not MISSING else \
-                self.builder.wrap(value, ItemSource(self.source, key, raw))
+                self.builder.wrap(value, ItemSource(self.source, key, self.raw_reads))
         for key, value in self.log:  # replayed as Python would: a key stored again after a delete goes last
             if value is DELETED:
                 del items[key]

@@ -140,6 +140,7 @@ def test_in_place_and_reflected_operators_with_a_compiled_float():
         torch.testing.assert_close(x, xe, rtol=0, atol=0)
         torch.testing.assert_close(t, te, rtol=0, atol=0)
         for i, (g, w) in enumerate(zip(got, want)):
-            # (`v ** t`: NumPy's pow against torch's vectorized one, within an ulp)
-            tol = dict(rtol=2e-7, atol=0) if i == 4 else dict(rtol=0, atol=0)
+            # (`v ** t`: NumPy's pow against torch's vectorized one; `v / t`: eager's reciprocal-then-multiply
+            # comes out of the NumPy code one ulp apart at some values, as for a constant numerator: within an ulp)
+            tol = dict(rtol=2.5e-7, atol=0) if i in (0, 4) else dict(rtol=0, atol=0)
             torch.testing.assert_close(g, w, equal_nan=True, **tol)
