@@ -288,7 +288,12 @@ class KernelWriter:
         if e.name in ("take", "gather"):
             src, idx = self.value(e.args[0]), self.value(e.args[1])
             fn = "np.take" if e.name == "take" else "np.take_along_axis"
-            out = self.temp(f"{fn}({src.code}, {idx.code}, axis={e.params[0]})", e.dtype, src.form, True, e.shape)
+            if len(e.args[0].shape) == 0:  # torch reads a 0-dim tensor along dim 0 or -1; NumPy wants an axis
+                call = f"np.reshape({fn}(np.reshape({src.code}, (1,)), np.reshape({idx.code}, (-1,)), axis=0), " \
+                       f"{tuple(e.shape)!r})"
+            else:
+                call = f"{fn}({src.code}, {idx.code}, axis={e.params[0]})"
+            out = self.temp(call, e.dtype, src.form, True, e.shape)
             out.exact = src.exact
             return out
         dim, mode, take = e.params

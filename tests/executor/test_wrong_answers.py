@@ -1243,3 +1243,23 @@ def test_a_long_unrolled_chain_of_pointwise_ops_compiles():
     jit.counters.clear()
     torch.testing.assert_close(jit.compile(f, backend="numpy")(x, ys), f(x, ys))
     assert jit.counters["compile_errors"] == 0 and jit.counters["graphs"] == 1
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("op", ["gather", "index_select"])
+def test_gather_family_on_a_0_dim_constant(backend, op):
+    # fuzz seed 752711: a 0-dim source made in the graph (full_like) reached NumPy's take_along_axis as a 0-dim
+    # array, which has no axis 0 (a 0-dim input is read through a view that has one); the result unused, kept
+    # because the op may raise on its index
+    def f(x):
+        t = torch.full_like(x, 1.5)
+        if op == "gather":
+            t.gather(0, torch.zeros_like(x, dtype=torch.long))
+        else:
+            t.index_select(0, torch.tensor([0]))
+        return t.copy_(x) * 2
+
+    x = torch.tensor(0.25)
+    got, want = jit.compile(f, backend=backend)(x), f(x)
+    assert got.shape == want.shape
+    torch.testing.assert_close(got, want)
