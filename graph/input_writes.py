@@ -35,6 +35,10 @@ from framejit.graph.view_ops import alias_roots
 
 _F = torch.nn.functional
 
+# gm.meta key of a functional graph made here: the input index of each of its last outputs, whose values are that
+# input's final value (a backend may compute them into the input itself: `write_back` then copies nothing)
+WRITTEN_INPUTS = "written_inputs"
+
 
 @dataclass
 class InputWrites:
@@ -75,7 +79,8 @@ def write_back(results, inputs, writes: InputWrites) -> tuple:
     results = tuple(results)
     with torch.no_grad():
         for i, value in zip(writes.written, results[writes.num_outputs:]):
-            inputs[i].copy_(value)
+            if value is not inputs[i]:  # else computed into the input itself (WRITTEN_INPUTS)
+                inputs[i].copy_(value)
     return results[:writes.num_outputs]
 
 
@@ -130,8 +135,12 @@ def functionalize_input_writes(gm: fx.GraphModule, example_inputs: list) -> Inpu
     graph.lint()
     out.recompile()
     nodes = gm.graph.nodes
-    rerun_draws = any(may_raise_on_values(n) for n in nodes) and any(is_random(n) for n in nodes)
-    return InputWrites(out, written, len(outputs), rerun_draws)
+    may_raise = any(may_raise_on_values(n) for n in nodes)
+    if not may_raise:
+        # a backend may write each final value straight into its input (no copy after the call): nothing can then
+        # need the old value, as the rerun after an error would
+        out.meta[WRITTEN_INPUTS] = written
+    return InputWrites(out, written, len(outputs), may_raise and any(is_random(n) for n in nodes))
 
 
 def _grad_tracked(graph: fx.Graph, example_inputs: list) -> set:

@@ -247,6 +247,10 @@ class LoweredGraph:
     # per flat output, what eager returns: a view of which input, with which strides (graph/normalize.py's
     # EagerOutput), when the graph went through normalization
     eager_outputs: Optional[tuple] = None
+    # kernel buffer -> graph input: the buffer is returned as the input's final value (graph/input_writes.py's
+    # WRITTEN_INPUTS), so a kernel may write it into the input itself (triton/planner.py's `_donated`)
+    donated: dict = field(default_factory=dict)
+    donations: dict = field(default_factory=dict)  # input -> buffer: those the module's plan writes into
 
     def output_builder(self) -> Callable[[list], Any]:
         """A function rebuilding gm's return value from the list of flat outputs a run produced."""

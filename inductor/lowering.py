@@ -17,6 +17,7 @@ from framejit.graph.effects import is_impure, is_random, random_target
 from framejit.graph.index_checks import CHECK_INDEX
 
 from framejit.graph import meta_memo, symbolic_shapes, symbolic_sizes
+from framejit.graph.input_writes import WRITTEN_INPUTS
 from framejit.graph.normalize import EAGER_OUTPUTS
 from framejit.graph.shape_prop import fetch_attr, to_meta
 
@@ -611,7 +612,22 @@ def _lower_graph(gm: torch.fx.GraphModule, example_inputs, supported, plan, forc
             env[node] = expr
             expr.fx_node = node
     return LoweredGraph(inputs, kernels, outputs, spec, symbolic_sizes.text(graph),
-                        eager_outputs=gm.meta.get(EAGER_OUTPUTS))
+                        eager_outputs=gm.meta.get(EAGER_OUTPUTS), donated=_donated(gm, inputs, outputs))
+
+
+def _donated(gm, inputs: list, outputs: list) -> dict:
+    """{kernel buffer: input buffer} for the graph's last outputs that are written inputs' final values
+    (WRITTEN_INPUTS), each a buffer no other output returns."""
+    written = gm.meta.get(WRITTEN_INPUTS) or ()
+    if not written or len(outputs) < len(written):
+        return {}
+    placeholders = [b.name for b in inputs if b.attr is None]
+    tail = outputs[len(outputs) - len(written):]
+    bufs = [o.buf for o in outputs if isinstance(o, Load)]
+    names = {b.name for b in inputs}
+    return {o.buf: placeholders[i] for o, i in zip(tail, written)
+            if isinstance(o, Load) and o.buf not in names and bufs.count(o.buf) == 1
+            and not any(isinstance(x, View) and o.buf in loads_in(x) for x in outputs)}
 
 
 def _stored_operand(a, node, kernels: list, fresh):

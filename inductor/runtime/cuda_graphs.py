@@ -6,9 +6,9 @@ work. Recorded once as a CUDA graph, a call is one `cudaGraphLaunch`; kernels in
 to each other on the GPU than kernels launched one by one.
 
 A replay reads and writes the addresses the recording saw, so a recording is used only where that is sound:
-  * the graph draws no random numbers and launches at least two kernels; Triton graphs never mutate their
-    inputs (backends._needs_torch_runtime keeps those in torch); with dynamic sizes, one set of recordings per
-    set of argument sizes (the sizes are baked into the recorded launches);
+  * the graph draws no random numbers, launches at least two kernels and writes none of its inputs (a module
+    computing written inputs' final values into them, triton/planner._donated, is never recorded); with dynamic
+    sizes, one set of recordings per set of argument sizes (the sizes are baked into the recorded launches);
   * inputs are read in place where they are at the same address as in the call before (constants, parameters
     passed as arguments, a caller's static buffer); a replay checks each of those addresses, and one that moved
     (`p.data = t`, a new tensor) records again, copying that input from then on (a few times at most, then
@@ -250,9 +250,12 @@ def launches(lowered) -> int:
     return sum(1 for k in lowered.kernels if not (isinstance(k, Kernel) and k.is_view))
 
 
-def graphed_call(run, slots: list, device: torch.device, gm: torch.fx.GraphModule, count: int, name: str):
+def graphed_call(run, slots: list, device: torch.device, gm: torch.fx.GraphModule, count: int, name: str,
+                 writes_inputs: bool = False):
     """A GraphedCall running `run` (one call's `count` launches, kernel by kernel) for the compiled graph, or None
-    where this device records no graphs or this graph is never recorded (logged)."""
+    where this device records no graphs or this graph is never recorded (logged). `writes_inputs`: the module
+    computes written inputs' final values into them (an optimizer's step): the recording's run before the capture
+    would write them once more, and its outputs would be its own copies of them."""
     from framejit.graph.autodiff.partition import BACKWARD_GRAPH
     from framejit.graph.effects import is_random
     from framejit.graph.size_variants import dynamic_graph
@@ -260,7 +263,7 @@ def graphed_call(run, slots: list, device: torch.device, gm: torch.fx.GraphModul
     if record is None:
         return None
     why = "it draws random numbers" if any(is_random(n) for n in gm.graph.nodes) else \
-        "one launch" if count < 2 else None
+        "one launch" if count < 2 else "it writes its inputs" if writes_inputs else None
     if why is not None:
         log.info("CUDA graphs off for %s: %s", name, why)
         return None

@@ -289,8 +289,7 @@ class Launcher:
     def _tune(self, args):
         tensors = [a for a in args if isinstance(a, torch.Tensor)]  # sizes of a dynamic graph are ints
         if self.ks.in_place:  # written over an input it reads: each timing run on a copy
-            at = self.ks.params.index(self.ks.out)
-            args = args[:at] + (args[at].clone(),) + args[at + 1:]
+            args = tuple(a.clone() if i in self.ks.overwritten else a for i, a in enumerate(args))
         itemsize = max(a.element_size() for a in tensors)
         timings = []
         xnumel, ynumel = self._numels(args)
@@ -327,11 +326,12 @@ class ModuleFacts:
     fallbacks: list       # the FallbackKernels the module calls
     output_spec: object   # pytree spec of gm's return value
     launches: int         # kernels one call launches (views launch nothing)
+    writes_inputs: bool = False  # kernels compute written inputs' final values into them (triton/planner._donated)
 
     @classmethod
     def of(cls, lowered) -> "ModuleFacts":
         return cls([b.attr for b in lowered.inputs], [k for k in lowered.kernels if isinstance(k, FallbackKernel)],
-                   lowered.output_spec, cuda_graphs.launches(lowered))
+                   lowered.output_spec, cuda_graphs.launches(lowered), bool(lowered.donations))
 
 
 class CompiledTritonGraph:
@@ -369,7 +369,8 @@ class CompiledTritonGraph:
             if isinstance(launcher, Launcher):
                 launcher.publish = functools.partial(self.calls.__setitem__, kname)
                 launcher._refresh()
-        self.graphed = cuda_graphs.graphed_call(self.launch_all, self.slots, device, gm, facts.launches, path.stem)
+        self.graphed = cuda_graphs.graphed_call(self.launch_all, self.slots, device, gm, facts.launches, path.stem,
+                                                facts.writes_inputs)
 
     @property
     def lowered(self):

@@ -70,7 +70,8 @@ class KernelSource:
     comment: list
     sizes: list = None    # (parameter, Expr) for each size argument, after the buffers
     ynumel: int = 1       # a tiled kernel's axis-0 elements (grid axis 0); xnumel is its axis 1
-    in_place: bool = False  # the output is written over an input it reads (`out` is that input's parameter)
+    in_place: bool = False  # an output is written over an input it reads (one parameter for both)
+    overwritten: list = field(default_factory=list)  # argument positions of those parameters
     # argument positions of the size arguments holding xnumel / ynumel (None: a fixed numel), for the grid per call
     xnumel_arg: int | None = None
     ynumel_arg: int | None = None
@@ -283,7 +284,8 @@ class KernelWriter:
         lines += [f"    {line}" for line in (fuse_loops(t.lines) if self.mode == "looped" else t.lines)]
         return KernelSource(self.name, "\n".join(lines) + "\n", params, self.kernel.out.name, xnumel,
                             rnumel, mode, config, list(self.kernel.source), ynumel=ynumel,
-                            in_place=self.kernel.out.name in self.params,
+                            in_place=any(b in self.params for b in stores),
+                            overwritten=[i for i, p in enumerate(params) if p in stores and p in self.params],
                             options=DEBUG_OPTIONS if self.asserts else {})
 
     def full_coords(self, xc, rc) -> tuple:

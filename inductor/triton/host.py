@@ -182,7 +182,9 @@ class _HostWriter:
             over = step.over
             same = tuple(self.plan.layouts[over].shape) == tuple(lay.shape)
             host.append(f"    {step.out} = {over if same else f'{over}.view({tuple(lay.shape)!r})'}  # written over "
-                        f"{over}, read for the last time by this kernel")
+                        f"{over}, read for the last time by this kernel or the input whose final value it is")
+        for side, into in step.donated_sides:
+            host.append(f"    {side} = {into}  # computed into the input whose final value it is")
 
     def _site(self, step: MatmulSite):
         """A library matmul and its epilogue kernel, or one Triton matmul with the epilogue fused: chosen per call

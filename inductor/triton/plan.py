@@ -67,6 +67,8 @@ class Launch:
     over: str | None          # the input buffer read for the last time here that takes the result
     empty: bool               # no element to compute: allocated, no kernel
     items: list = field(default_factory=list)
+    # (side output, input) for side outputs written into the input whose final value they are (planner._donated)
+    donated_sides: list = field(default_factory=list)
 
 
 @dataclass(slots=True)

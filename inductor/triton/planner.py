@@ -15,8 +15,8 @@ import torch
 from framejit.graph import symbolic_sizes
 
 from ..ir import (Buffer, ExternKernel, ExternKind, FallbackKernel, Item, Kernel, Layout, Load, LoweredGraph, Op,
-                  Reduce, ScatterStore, View, ViewKind, contiguous_strides, loads_in, readers_of, reshape_only,
-                  view_base)
+                  Reduce, ScatterStore, View, ViewKind, contiguous_strides, kernel_loads, loads_in, readers_of,
+                  reshape_only, view_base)
 from ..lowering import input_sizes, lower_graph
 from ..views import meta_view
 from . import matmul, residual, scan
@@ -86,6 +86,10 @@ class _Planner:
         self.owned: set = set()  # buffers whose memory no other name (view, alias, fallback result) can reach
         self.returned = {b for o in lg.outputs if isinstance(o, (Load, View, Item)) for b in loads_in(o)}
         self.last_reader: dict = {}
+        # inputs some step other than a kernel launch reads (a view, a torch call, a library call): another name
+        # may reach their memory, so none takes a result written over it (`_donated`)
+        self.reached: set = set()
+        self.donated: dict = {}  # input -> the buffer whose value was written into it
 
     def plan(self) -> ModulePlan:
         lg = self.lg
@@ -103,7 +107,11 @@ class _Planner:
             if idx not in fused:
                 step = self._step(k, idx)
                 steps += step if isinstance(step, list) else [step]  # an indexed store is several launches
+                if not isinstance(step, (Launch, Allocate, list)):
+                    self.reached.update(kernel_loads(k))
                 continue
+            self.reached.update(kernel_loads(k))
+            self.reached.update(kernel_loads(entries[fused[idx][0]]))
             ext, cand = entries[fused[idx][0]], fused[idx][1]
             # the product's operands, viewed once for whichever path runs
             a, b = fresh_name(f"{ext.out.name}_a", self.used), fresh_name(f"{ext.out.name}_b", self.used)
@@ -119,6 +127,9 @@ class _Planner:
             else:
                 values.append(o)
         steps.append(Return(values, items))
+        donated_sides = {x for step in steps if isinstance(step, Launch) for x, _ in step.donated_sides}
+        steps = [step for step in steps if not (isinstance(step, Allocate) and step.buf.name in donated_sides)]
+        lg.donations = dict(self.donated)
         return ModulePlan(lg, steps, self.layouts, self.items, self.sizes, self.size_names, self.hints, self.used,
                           self.shortcuts)
 
@@ -194,9 +205,32 @@ class _Planner:
              and _reads_in_place([expr] + [e for _, e in side], d, layouts[d], lay)), None)
         if over is not None:  # its memory, read for the last time here, takes the result
             owned.discard(over)
+        trees = [expr] + [e for _, e in side]
+        if over is None and idx is not None and not empty:
+            over = self._donated(out, lay, trees, idx)
+        donated_sides = []
+        if idx is not None and not empty:
+            for i, (b, e) in enumerate(side):
+                d = self._donated(b.name, b.layout, trees, idx)
+                if d is not None:  # written straight into the input whose final value it is; not allocated
+                    side = side[:i] + [(Buffer(d, b.layout), e)] + side[i + 1:]
+                    donated_sides.append((b.name, d))
         owned.add(out)
         kernel = Kernel(k.out if over is None else Buffer(over, lay), expr, k.source, k.is_view, side)
-        return Launch(out, kernel, allocate and over is None, over, empty, items)
+        return Launch(out, kernel, allocate and over is None, over, empty, items, donated_sides)
+
+    def _donated(self, buf: str, lay: Layout, trees: list, idx: int) -> str | None:
+        """The input `buf` may be computed into: the graph returns `buf` as that input's final value
+        (graph/input_writes.py), nothing reads the input after this kernel or through another name, it is laid
+        out as `buf` is, and this kernel reads it only where it stores (`_reads_in_place`). The copy back into the
+        input after the call is then no copy (write_back)."""
+        d = self.lg.donated.get(buf)
+        if d is None or d in self.donated or d in self.reached or d in self.returned or \
+                self.last_reader.get(d, -1) > idx or self.layouts[d] != lay or \
+                not _reads_in_place(trees, d, self.layouts[d], lay):
+            return None
+        self.donated[d] = buf
+        return d
 
 
     def _scatter(self, k: Kernel, expr: Op, items: list) -> list:
