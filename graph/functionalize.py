@@ -44,8 +44,18 @@ def storage_id(t: torch.Tensor) -> int:
     return t.untyped_storage()._cdata
 
 
-def out_of_place(node: fx.Node) -> tuple | None:
-    """(kind, target, args, kwargs) of the out-of-place twin of in-place `node`, or None."""
+def written(node: fx.Node):
+    """The tensor an in-place call writes: its `out=` argument, else its first."""
+    out = node.kwargs.get("out")
+    return out if isinstance(out, fx.Node) else node.args[0] if node.args else None
+
+
+def out_of_place(node: fx.Node, outs: bool = False) -> tuple | None:
+    """(kind, target, args, kwargs) of the out-of-place twin of in-place `node`, or None. `outs`: a torch
+    function's `out=` call too (`torch.maximum(m, v, out=m)`: torch.optim's amsgrad), its twin the call without."""
+    if outs and node.op == "call_function" and isinstance(node.kwargs.get("out"), fx.Node) and \
+            getattr(node.target, "__module__", "") == "torch" and not getattr(node.target, "__name__", "").endswith("_"):
+        return "call_function", node.target, node.args, {k: v for k, v in node.kwargs.items() if k != "out"}
     if node.op == "call_method" and isinstance(node.target, str):
         name = node.target
         if not name.endswith("_") or name.endswith("__") or name in _NO_TWIN or not hasattr(torch.Tensor, name[:-1]):
@@ -94,8 +104,10 @@ def _fresh_without_views(x: fx.Node, write: fx.Node) -> bool:
 
 
 def twin_value(node: fx.Node, kind: str, target, args, kwargs) -> torch.Tensor | None:
-    """The out-of-place call's meta value, where it has the written tensor's shape and dtype (else None)."""
-    x = meta_tensor(node.args[0])
+    """The out-of-place call's meta value, where it has the written tensor's shape and its dtype or one that casts
+    to it (an in-place op computes in the promoted dtype and casts: `step *= mu` of a float32 tensor by a 0-dim
+    float64 one; place_twin adds the cast); else None."""
+    x = meta_tensor(written(node))
     load = lambda v: fx.node.map_arg(v, lambda n: n.meta.get("val"))  # noqa: E731
     a, kw = load(args), load(kwargs)
     try:
@@ -103,7 +115,10 @@ def twin_value(node: fx.Node, kind: str, target, args, kwargs) -> torch.Tensor |
             out = getattr(a[0], target)(*a[1:], **kw) if kind == "call_method" else target(*a, **kw)
     except Exception:  # noqa: BLE001 - no twin for these arguments: leave the write
         return None
-    return out if isinstance(out, torch.Tensor) and out.shape == x.shape and out.dtype == x.dtype else None
+    if not isinstance(out, torch.Tensor) or out.shape != x.shape or out.dtype != x.dtype and (
+            out.dtype.is_complex and not x.dtype.is_complex or not torch.can_cast(out.dtype, x.dtype)):
+        return None
+    return out
 
 
 def place_twin(node: fx.Node, twin: tuple, value: torch.Tensor, name: str) -> fx.Node:
@@ -119,9 +134,14 @@ def place_twin(node: fx.Node, twin: tuple, value: torch.Tensor, name: str) -> fx
         new = graph.create_node(kind, target, args, kwargs, name=name)
     new.meta = {k: v for k, v in node.meta.items() if k != "mutates"}
     new.meta["val"] = value
-    order = dense_order(meta_tensor(node.args[0]))
-    if order is None or all(n == 1 or a == b for n, a, b in zip(value.shape, value.stride(),
-                                                                 meta_tensor(node.args[0]).stride())):
+    x = meta_tensor(written(node))
+    if value.dtype != x.dtype:  # computed in the promoted dtype, stored in the written tensor's
+        with graph.inserting_before(node):
+            cast = graph.call_method("to", (new, x.dtype))
+        cast.meta["val"] = value = value.to(x.dtype)
+        new = cast
+    order = dense_order(x)
+    if order is None or all(n == 1 or a == b for n, a, b in zip(value.shape, value.stride(), x.stride())):
         return new
     inverse = tuple(sorted(range(len(order)), key=order.__getitem__))
     result = new

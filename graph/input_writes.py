@@ -8,8 +8,9 @@ trained at eager speed. Made functional, the graph is pure and the write happens
 can observe the difference (the graph runs as one call: no Python code sees the input in between).
 
 Rewritten, per written input (a placeholder):
-  * an in-place op on it with an out-of-place twin (`x.add_(1)`, `x += y`, `x.mul_(m)`): the twin, and later
-    readers of x read the twin's result;
+  * an in-place op on it with an out-of-place twin (`x.add_(1)`, `x += y`, `x.mul_(m)`, a torch function's
+    `out=x`): the twin (cast to x's dtype where it computes in a wider one), and later readers of x read its
+    result;
   * `F.batch_norm(x, running_mean, running_var, w, b, training=True, momentum, eps)` with placeholders for the
     statistics: the normalization without statistics (the batch's own, as training uses), and the updated
     statistics computed beside it from the detached input: mean and unbiased variance over every dim but 1,
@@ -18,7 +19,7 @@ Nothing is rewritten (None: the graph stays as it is) where eager's semantics wo
 input requires grad, or the value written into it would (eager's input would join autograd's graph: both stay
 torch's), the input shares memory with another input, has a view in the graph (the view would miss the write),
 or is returned (the caller must get the input itself); or where any other node writes to an input (`copy_`,
-`index_put_`, `out=`)."""
+`index_put_`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ import torch.fx as fx
 from framejit.graph.effects import is_impure, is_random, may_raise_on_values
 from framejit.graph.grad_mode import computes_without_grad
 from framejit.graph.functionalize import out_of_place, place_twin, storage_id, twin_value
+from framejit.graph.functionalize import written as written_tensor
 from framejit.graph.shape_prop import eval_node, meta_tensor, propagate
 from framejit.graph.size_variants import copy_module
 from framejit.graph.view_ops import alias_roots
@@ -109,7 +111,7 @@ def functionalize_input_writes(gm: fx.GraphModule, example_inputs: list) -> Inpu
         if _running_stats_update(node):
             targets = [_argument(node, 1, "running_mean"), _argument(node, 2, "running_var")]
         else:
-            targets = [node.args[0] if node.args else None]
+            targets = [written_tensor(node)]
         if not all(t in holders and _writable(t, example_inputs[inputs[holders[t]]], example_inputs, no_grad)
                    for t in targets):
             return None
@@ -182,7 +184,7 @@ def _writable(p: fx.Node, value, inputs: list, no_grad: bool = False) -> bool:
         return False
     storage = storage_id(val)
     for user in p.users:
-        if user.op == "output" or is_impure(user) and user.args and user.args[0] is p:
+        if user.op == "output" or is_impure(user) and written_tensor(user) is p:
             continue  # the output is checked by the caller; a write to p itself is rewritten
         uv = user.meta.get("val")
         if any(isinstance(t, torch.Tensor) and storage_id(t) == storage
@@ -194,13 +196,13 @@ def _writable(p: fx.Node, value, inputs: list, no_grad: bool = False) -> bool:
 def _functional_write(node: fx.Node, placeholder: fx.Node) -> dict | None:
     """The out-of-place twin of in-place `node` put in its place (its own result's readers read the twin):
     {placeholder: the twin}."""
-    twin = out_of_place(node)
+    twin = out_of_place(node, outs=True)
     if twin is None:
         return None
     value = twin_value(node, *twin)
     if value is None:
         return None
-    new = place_twin(node, twin, value, f"{node.args[0].name}_new")
+    new = place_twin(node, twin, value, f"{written_tensor(node).name}_new")
     node.replace_all_uses_with(new)
     node.graph.erase_node(node)
     return {placeholder: new}

@@ -33,6 +33,16 @@ class Layout:
         return math.prod(self.shape) * self.dtype.itemsize
 
 
+@dataclass(frozen=True)
+class ScalarLayout(Layout):
+    """A 0-dim graph input held by value: the module takes it as a Python float and kernels read it as a scalar
+    argument (triton/host_scalars.py: the host's arithmetic on CPU scalars beside a GPU graph)."""
+
+
+def scalar_inputs(lg) -> set:
+    return {b.name for b in lg.inputs if isinstance(b.layout, ScalarLayout)}
+
+
 def dense(shape, strides) -> bool:
     """The strides lay the shape out without gaps or overlaps (a permutation of a contiguous layout)."""
     step = 1
@@ -233,6 +243,10 @@ class Item(Expr):
     index: int
     shape: tuple
     dtype: torch.dtype
+
+
+# gm.meta key: names of the placeholders a module takes as Python floats (triton/host_scalars.py)
+HOST_SCALARS = "host_scalars"
 
 
 @dataclass

@@ -23,8 +23,9 @@ from framejit.graph.shape_prop import fetch_attr, to_meta
 
 from .cache import cache_dir
 from .eager_rejects import eager_rejects
-from .ir import (Buffer, Operand, Const, ExternKernel, FallbackKernel, Item, Kernel, Layout, Load, LoweredGraph, Op,
-                 Reduce, View, ViewKind, Expr, contiguous_strides, view_base)
+from .ir import (HOST_SCALARS, Buffer, Operand, Const, ExternKernel, FallbackKernel, Item, Kernel, Layout, Load,
+                 LoweredGraph, Op, Reduce, ScalarLayout, View, ViewKind, Expr, contiguous_strides, loads_in,
+                 view_base)
 from .fusion import plan_fusion
 
 aten = torch.ops.aten
@@ -542,7 +543,9 @@ def _lower_graph(gm: torch.fx.GraphModule, example_inputs, supported, plan, forc
             val = meta(node)
             if not isinstance(val, torch.Tensor):
                 raise NotImplementedError(f"non-tensor graph input {node.name!r}")
-            buf = Buffer(fresh(node.name), _layout(node, val), attr=node.target if node.op == "get_attr" else None)
+            layout = ScalarLayout((), (), val.dtype) if node.op == "placeholder" and \
+                node.name in gm.meta.get(HOST_SCALARS, ()) else _layout(node, val)
+            buf = Buffer(fresh(node.name), layout, attr=node.target if node.op == "get_attr" else None)
             inputs.append(buf)
             env[node] = Load(buf.name, shape(node), val.dtype)
             continue

@@ -251,11 +251,12 @@ def launches(lowered) -> int:
 
 
 def graphed_call(run, slots: list, device: torch.device, gm: torch.fx.GraphModule, count: int, name: str,
-                 writes_inputs: bool = False):
+                 ungraphable: str = ""):
     """A GraphedCall running `run` (one call's `count` launches, kernel by kernel) for the compiled graph, or None
-    where this device records no graphs or this graph is never recorded (logged). `writes_inputs`: the module
-    computes written inputs' final values into them (an optimizer's step): the recording's run before the capture
-    would write them once more, and its outputs would be its own copies of them."""
+    where this device records no graphs or this graph is never recorded (logged). `ungraphable`: why the module
+    never is (runtime/triton_graph.ModuleFacts): one computing written inputs' final values into them (an
+    optimizer's step) would have the recording's run before the capture write them once more, and its outputs
+    would be its own copies of them; one taking host scalars would replay the values it was recorded with."""
     from framejit.graph.autodiff.partition import BACKWARD_GRAPH
     from framejit.graph.effects import is_random
     from framejit.graph.size_variants import dynamic_graph
@@ -263,7 +264,7 @@ def graphed_call(run, slots: list, device: torch.device, gm: torch.fx.GraphModul
     if record is None:
         return None
     why = "it draws random numbers" if any(is_random(n) for n in gm.graph.nodes) else \
-        "one launch" if count < 2 else "it writes its inputs" if writes_inputs else None
+        "one launch" if count < 2 else ungraphable or None
     if why is not None:
         log.info("CUDA graphs off for %s: %s", name, why)
         return None

@@ -27,7 +27,7 @@ from framejit.graph.shape_prop import fetch_attr
 from . import cuda_graphs, launch_configs, native_launch
 from .matmul import MatmulLauncher
 from ..cache import cache_dir
-from ..ir import FallbackKernel, Operand, output_builder
+from ..ir import FallbackKernel, Operand, output_builder, scalar_inputs
 from ..config import config as switches
 
 log = logging.getLogger("jit.inductor.triton")
@@ -312,8 +312,8 @@ class Launcher:
 
     def warmup(self, device):
         """Compile ahead of the first call with stand-in tensors (aligned, like every buffer we allocate)."""
-        stand_ins = [dt if isinstance(dt, int) else torch.empty(1, dtype=dt, device=device)  # sizes: their hints
-                     for dt in self.ks.arg_dtypes]
+        stand_ins = [dt if isinstance(dt, (int, float)) else torch.empty(1, dtype=dt, device=device)
+                     for dt in self.ks.arg_dtypes]  # sizes: their hints; host scalars: a float
         kernel = self.fn.warmup(*stand_ins, grid=self.grid, **self.kwargs)
         self.direct.keep(kernel, stand_ins)
         self._refresh()
@@ -326,12 +326,16 @@ class ModuleFacts:
     fallbacks: list       # the FallbackKernels the module calls
     output_spec: object   # pytree spec of gm's return value
     launches: int         # kernels one call launches (views launch nothing)
-    writes_inputs: bool = False  # kernels compute written inputs' final values into them (triton/planner._donated)
+    # why calls are never recorded as CUDA graphs (runtime/cuda_graphs.py), or "": kernels compute written inputs'
+    # final values into them (triton/planner._donated); the module takes host scalars (triton/host_scalars.py)
+    ungraphable: str = ""
 
     @classmethod
     def of(cls, lowered) -> "ModuleFacts":
         return cls([b.attr for b in lowered.inputs], [k for k in lowered.kernels if isinstance(k, FallbackKernel)],
-                   lowered.output_spec, cuda_graphs.launches(lowered), bool(lowered.donations))
+                   lowered.output_spec, cuda_graphs.launches(lowered),
+                   "it writes its inputs" if lowered.donations else
+                   "it takes host scalars" if scalar_inputs(lowered) else "")
 
 
 class CompiledTritonGraph:
@@ -370,7 +374,7 @@ class CompiledTritonGraph:
                 launcher.publish = functools.partial(self.calls.__setitem__, kname)
                 launcher._refresh()
         self.graphed = cuda_graphs.graphed_call(self.launch_all, self.slots, device, gm, facts.launches, path.stem,
-                                                facts.writes_inputs)
+                                                facts.ungraphable)
 
     @property
     def lowered(self):

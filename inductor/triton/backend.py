@@ -30,7 +30,7 @@ from ..config import config
 from ..ir import FallbackKernel, deep_expressions
 from ..runtime.launch_configs import autotune_enabled
 from ..runtime.triton_graph import CompiledTritonGraph, ModuleFacts, host_shortcuts, import_module, write_module
-from . import fallback, host, module_cache, planner, probe
+from . import fallback, host, host_scalars, module_cache, planner, probe
 from .kernels import UnsupportedKernels, write_kernels
 from .rewrites import channels_last_convolutions, rewrite_half_norms
 from .spelling import op_name
@@ -57,8 +57,9 @@ def _device(gm: torch.fx.GraphModule, example_inputs):
     philox seed and offset float32 efficient attention saves for its backward): those calls take them as eager
     does, and no generated kernel touches them."""
     placeholders = gm.graph.find_nodes(op="placeholder")
+    scalars = set(gm.meta.get(host_scalars.HOST_SCALARS, ()))  # passed as Python floats (host_scalars.py)
     devices = {x.device for x, node in zip(example_inputs, placeholders) if isinstance(x, torch.Tensor) and not (
-        x.device.type == "cpu" and x.dim() == 0 and read_by_torch_calls_only(node))}
+        x.device.type == "cpu" and x.dim() == 0 and (read_by_torch_calls_only(node) or node.name in scalars))}
     if len(devices) != 1:
         return None
     device = devices.pop()
@@ -75,6 +76,15 @@ def build(gm: torch.fx.GraphModule, example_inputs: list, autotune: bool | None)
         return Built("", lambda: gm)
     as_captured = prepare.as_captured(gm)
     gm = prepare.optimize(gm, example_inputs)
+    device = next((x.device for x in example_inputs if isinstance(x, torch.Tensor) and x.dim()), None)
+    split = host_scalars.split(gm, example_inputs, device) if device is not None else None
+    if split is not None:  # scalar arithmetic on 0-dim CPU tensors: Python on the host, scalar kernel arguments
+        generated = generate_triton(split.gm, split.example_inputs, autotune)
+        if generated is None:
+            return Built("", as_captured)
+        log.info("Triton graph: host scalars computed in Python:\n%s", split.source)
+        return Built(generated[1] + "\n# host scalars:\n" + split.source, lambda: prepare.copy_aliased_outputs(
+            split.wrap(load_triton(split.gm, generated)), gm))
     generated = generate_triton(gm, example_inputs, autotune)
     if generated is None:
         return Built("", as_captured)

@@ -31,7 +31,7 @@ from framejit.graph.symbolic_sizes import SymInt
 
 from ..runtime import launch_configs
 from . import tiling
-from ..ir import Const, Kernel, Load, Op, Reduce, View, loads_in, reduces_in, walk
+from ..ir import Const, Kernel, Load, Op, Reduce, ScalarLayout, View, loads_in, reduces_in, walk
 from .dtypes import NARROW, TL, Val, compute, literal
 from .loop_fusion import fuse_loops
 from .index import ZERO, Group, Ix, Scope, address, broadcast, through_view
@@ -267,7 +267,7 @@ class KernelWriter:
                                               loads=sum(line.count("tl.load(") for line in t.lines))
         stores = [self.kernel.out.name] + [b.name for b, _ in self.kernel.side_outputs]
         params = self.params + [b for b in stores if b not in self.params]  # an output over an input: one pointer
-        sig = ", ".join([f"{p}_ptr" for p in params] + list(sizes.params.values()))
+        sig = ", ".join([self.argument(p) for p in params] + list(sizes.params.values()))
         consts = ", ".join(f"{block}: tl.constexpr" for _, block, _ in self.axes)
         lines = ["@triton.jit", f"def {self.name}({sig}, {consts}):"]
         lines += [f"    # {s}" for s in self.kernel.source]
@@ -375,8 +375,17 @@ class KernelWriter:
             return Val(scope.let(f"tl.full({shape}, {v.code}, {TL[compute(v.dtype)]})"), v.dtype, deps)
         return Val(scope.let(f"tl.broadcast_to({v.code}, {shape})"), v.dtype, deps)
 
+    def argument(self, buf: str) -> str:
+        """The kernel's parameter for a buffer: its pointer, or a host scalar's value typed by annotation (Triton
+        would take a Python float for float32)."""
+        layout = self.layouts.get(buf)  # outputs may have no entry
+        return f"{buf}: {TL[layout.dtype]}" if isinstance(layout, ScalarLayout) else f"{buf}_ptr"
+
     def load(self, e: Load, coords, scope, rgroup, extra) -> Val:
         layout = self.layouts[e.buf]
+        if isinstance(layout, ScalarLayout):  # a host scalar, the value itself (a [1] block, as loads below)
+            self.param(e.buf)
+            return Val(scope.let(f"tl.full([1], {e.buf}, {TL[e.dtype]})"), e.dtype, frozenset())
         addr = address(scope, coords, layout.strides, layout.shape, self.groups(rgroup))
         masks = [m for a, _, m in self.axes if a in addr.deps]
         if extra:

@@ -8,7 +8,7 @@ type) does not stop the others: every such kernel is collected and reported toge
 one more lowering round (triton/fallback.py) fixes them all."""
 from framejit.graph import symbolic_sizes
 
-from ..ir import Kernel, loads_in, ops_in
+from ..ir import Kernel, ScalarLayout, loads_in, ops_in
 from . import matmul, twins
 from .codegen import KernelSource, KernelWriter
 from .dtypes import supported
@@ -66,7 +66,9 @@ class _Writer:
         except NotImplementedError as e:  # reported with the others once every kernel is written
             self.failures.append(([step.out] + [b.name for b, _ in k.side_outputs], str(e)))
             return
-        ks.arg_dtypes = [layouts[p].dtype for p in ks.params] + [e.value(self.plan.hints) for _, e in ks.sizes]
+        # a host scalar's stand-in is a float (runtime/triton_graph.py's warm-up passes it as is)
+        ks.arg_dtypes = [0.5 if isinstance(layouts[p], ScalarLayout) else layouts[p].dtype for p in ks.params] + \
+            [e.value(self.plan.hints) for _, e in ks.sizes]
         first = self.first_of.setdefault(twins.twin_key(ks), ks)
         if first is ks:
             self.kernels.append(ks)

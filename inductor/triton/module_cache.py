@@ -76,7 +76,7 @@ def store(key_: str, source: str, kernels: list, facts: ModuleFacts) -> None:
             "input_attrs": facts.input_attrs,
             "output_spec": pytree.treespec_dumps(facts.output_spec),
             "launches": facts.launches,
-            "writes_inputs": facts.writes_inputs,
+            "ungraphable": facts.ungraphable,
         }
     except (_NotStorable, TypeError):
         return
@@ -92,7 +92,7 @@ def load(key_: str):
     try:
         kernels = [KernelSource(**{k: _decode(v) for k, v in record.items()}) for record in payload["kernels"]]
         facts = ModuleFacts(list(payload["input_attrs"]), [], pytree.treespec_loads(payload["output_spec"]),
-                            int(payload["launches"]), bool(payload["writes_inputs"]))
+                            int(payload["launches"]), str(payload["ungraphable"]))
     except (KeyError, TypeError, ValueError, AttributeError):  # written by another layout of these records
         return None
     stats["read"] += 1

@@ -16,7 +16,7 @@ from framejit.graph import symbolic_sizes
 
 from ..ir import (Buffer, ExternKernel, ExternKind, FallbackKernel, Item, Kernel, Layout, Load, LoweredGraph, Op,
                   Reduce, ScatterStore, View, ViewKind, contiguous_strides, kernel_loads, loads_in, readers_of,
-                  reshape_only, view_base)
+                  reshape_only, scalar_inputs, view_base)
 from ..lowering import input_sizes, lower_graph
 from ..views import meta_view
 from . import matmul, residual, scan
@@ -127,6 +127,9 @@ class _Planner:
             else:
                 values.append(o)
         steps.append(Return(values, items))
+        held = scalar_inputs(lg) & (self.reached | self.returned)
+        if held:  # a Python float where torch wants a tensor
+            raise NotImplementedError(f"host scalar {sorted(held)[0]} read by a torch call or a view, or returned")
         donated_sides = {x for step in steps if isinstance(step, Launch) for x, _ in step.donated_sides}
         steps = [step for step in steps if not (isinstance(step, Allocate) and step.buf.name in donated_sides)]
         lg.donations = dict(self.donated)

@@ -6,7 +6,9 @@ size in double precision. Under a compiler (`torch.compiler.is_compiling()`, Tru
 back the float32 tensor itself so the step stays in the graph: the corrections are then computed in float32, and
 `1 - 0.999 ** step` loses five digits to cancellation (parameters drift ~1e-5 relative from eager's in a few
 steps: torch.compile's compiled optimizers do). Here the counter is read as a float64 0-dim tensor: in the graph
-like the compiler's, with the arithmetic of eager's Python floats, so the updates are eager's."""
+like the compiler's, with the arithmetic of eager's Python floats, so the updates are eager's. Beside parameters
+on a GPU the counters stay on the CPU (capturable=False, the default): the Triton backend computes that scalar
+arithmetic in Python on the host and hands the results to its kernels (inductor/triton/host_scalars.py)."""
 from __future__ import annotations
 
 import torch
@@ -20,13 +22,6 @@ from jit.variables.tensor import TensorVar
 @builtin(_torch_get_value)
 def _get_value(tx, args, kwargs):
     (x,) = args
-    if isinstance(x, TensorVar) and x.device.type == "cpu" and \
-            any(var.device.type != "cpu" for _, _, var in tx.output.inputs):
-        # parameters on a GPU with their step counters on the CPU (capturable=False, the default): each
-        # parameter's bias corrections would be a dozen CPU tensor ops in the graph, run one by one at every step
-        # (an H100 GPT-2-sized AdamW step: 20 ms against eager's 4.2); eager's Python floats cost nothing
-        unsupported("unsupported_call", "torch.optim's step counters on the CPU beside parameters on a GPU: the "
-                                        "step's scalar arithmetic runs eagerly")
     if isinstance(x, TensorVar) and x.example.dim() == 0 and x.example.dtype.is_floating_point:
         return tx.output.call("call_method", "to", (x, Const(torch.float64)), {})
     return x  # not a tensor: as _get_value returns it (a tensor of another kind: what a compiler is handed)
