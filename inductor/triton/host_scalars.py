@@ -29,6 +29,7 @@ import numpy as np
 import torch
 import torch.fx as fx
 
+from framejit.graph.core_ops import is_core
 from framejit.graph.input_writes import WRITTEN_INPUTS
 from framejit.graph.normalize import EAGER_OUTPUTS
 
@@ -73,16 +74,18 @@ class HostSplit:
         return run
 
 
-def split(gm: fx.GraphModule, example_inputs: list, device: torch.device) -> HostSplit | None:
+def split(gm: fx.GraphModule, example_inputs: list, device: torch.device, keep: frozenset = frozenset()
+          ) -> HostSplit | None:
     """gm split into host arithmetic and the graph for `device` (module doc), or None where there is nothing to
-    split or it cannot be. gm's nodes carry meta["val"] (the optimizer's output)."""
+    split or it cannot be. gm's nodes carry meta["val"] (the optimizer's output). `keep`: inputs left tensors."""
     graph = gm.graph
     placeholders = list(graph.find_nodes(op="placeholder"))
     if len(placeholders) != len(example_inputs):
         return None
     host: dict = {}  # an ordered set: the host's inputs, then the nodes it computes, in graph order
     for p, x in zip(placeholders, example_inputs):
-        if isinstance(x, torch.Tensor) and x.device.type == "cpu" and _host_value(x) and x.dim() == 0:
+        if isinstance(x, torch.Tensor) and x.device.type == "cpu" and _host_value(x) and x.dim() == 0 and \
+                p not in keep:
             host[p] = None
     if not host:
         return None
@@ -105,6 +108,11 @@ def split(gm: fx.GraphModule, example_inputs: list, device: torch.device) -> Hos
     read = [n for n in host if any(u not in host and u is not out for u in n.users)]
     if not read and not computed:
         return None
+    by_torch = {n for n in read if any(not is_core(u.target) for u in n.users if u not in host and u is not out)}
+    if by_torch:
+        # a torch call takes it as the tensor it is (a CPU seed efficient attention saves for its backward):
+        # as before, the input stays a tensor only torch calls read; a value computed here is no tensor
+        return None if by_torch & computed else split(gm, example_inputs, device, keep | by_torch)
     if any(n.meta["val"].dim() != 0 for n in read):
         return None  # a stack of host values read by the GPU side: not a scalar argument
     source, names = _write(host, placeholders, read, returned)
