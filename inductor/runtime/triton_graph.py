@@ -255,10 +255,14 @@ class Launcher:
         (no sizes: no int specialization) and neither the grid nor the config can change; else this launcher."""
         if self.publish is None:
             return
-        dtypes = self.ks.arg_dtypes  # a size argument is an int here, not a dtype
-        entry = self.direct.kernels.get((True,) * len(dtypes)) if self.direct.usable else None
+        dtypes = self.ks.arg_dtypes  # a size argument is an int here, a host scalar a float, not a dtype
+        aligned = tuple(True if isinstance(dt, torch.dtype) else None for dt in dtypes)  # _specialization's key
+        entry = self.direct.kernels.get(aligned) if self.direct.usable else None
+        # floats are never specialized (their parameters are typed): our C launcher's bound call passes them on;
+        # Triton's, spelled for tensors only, does not
         fixed = self.shortcut and not self.dynamic and self.tune_key is None and dtypes and \
-            all(isinstance(dt, torch.dtype) for dt in dtypes)
+            all(isinstance(dt, torch.dtype) or type(dt) is float and not isinstance(entry, TritonEntry)
+                for dt in dtypes)
         self.publish(fast_launch(entry, self.grid, len(dtypes), self.__call__)
                      if fixed and entry is not None else self)
 
