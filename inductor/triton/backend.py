@@ -78,10 +78,10 @@ def build(gm: torch.fx.GraphModule, example_inputs: list, autotune: bool | None)
     gm = prepare.optimize(gm, example_inputs)
     device = next((x.device for x in example_inputs if isinstance(x, torch.Tensor) and x.dim()), None)
     split = host_scalars.split(gm, example_inputs, device) if device is not None else None
-    if split is not None:  # scalar arithmetic on 0-dim CPU tensors: Python on the host, scalar kernel arguments
-        generated = generate_triton(split.gm, split.example_inputs, autotune)
-        if generated is None:
-            return Built("", as_captured)
+    # scalar arithmetic on 0-dim CPU tensors: Python on the host, scalar kernel arguments; where the rest cannot be
+    # generated so (a view of a scalar returned), the graph as it is
+    generated = None if split is None else generate_triton(split.gm, split.example_inputs, autotune)
+    if generated is not None:
         log.info("Triton graph: host scalars computed in Python:\n%s", split.source)
         return Built(generated[1] + "\n# host scalars:\n" + split.source, lambda: prepare.copy_aliased_outputs(
             split.wrap(load_triton(split.gm, generated)), gm))
