@@ -276,15 +276,21 @@ def _binary(spell):
     return write
 
 
-_POW_SPECIAL = {0.5: "_sqrt({a})", 2.0: "({a} * {a})", 3.0: "({a} * {a} * {a})", -0.5: "_div(1.0, _sqrt({a}))",
-                -1.0: "_div(1.0, {a})", -2.0: "_div(1.0, {a} * {a})"}
+# torch's pow kernel takes these exponents as square roots, products and reciprocals, one rounding per step
+_POW_SPECIAL = {
+    0.5: lambda a, r: r(f"_sqrt({a})"),
+    2.0: lambda a, r: r(f"{a} * {a}"),
+    3.0: lambda a, r: r(f"{r(f'{a} * {a}')} * {a}"),
+    -0.5: lambda a, r: r(f"_div(1.0, {r(f'_sqrt({a})')})"),
+    -1.0: lambda a, r: r(f"_div(1.0, {a})"),
+    -2.0: lambda a, r: r(f"_div(1.0, {r(f'{a} * {a}')})"),
+}
 
 
 def _pow_write(node, op, dtype):
     base, exp = node.args[0], node.args[1]
     if node.target is aten.pow.Tensor_Scalar and float(exp) in _POW_SPECIAL:
-        # torch's pow kernel takes these exponents as sqrt / products / reciprocals, not pow
-        return _round(dtype, _POW_SPECIAL[float(exp)].format(a=op(base)))
+        return _POW_SPECIAL[float(exp)](op(base), lambda e: _round(dtype, f"({e})"))
     return _round(dtype, f"_pow({op(base)}, {op(exp)})")
 
 
