@@ -51,27 +51,38 @@ class HostSplit:
     dtypes: list           # per host output, its dtype
     source: str            # compute's Python source (logged with the module)
 
-    def wrap(self, compiled: Callable) -> Callable:
+    def wrap(self, compiled: Callable) -> "HostScalarCall":
         """A callable with the original graph's inputs and outputs around `compiled` (the device graph's)."""
-        compute, positions, kind = self.compute, self.positions, self.kind
-        # per host output: the input it is filled into, or the dtype of the new tensor holding it
-        into = [(self.fills.get(j), dtype) for j, dtype in enumerate(self.dtypes)]
+        return HostScalarCall(self, compiled)
 
-        def run(*args):
-            scalars, host_outs = compute(args)
-            outs = compiled(*args, *scalars)
-            if kind is None:  # no host value returned: the device graph's outputs are the graph's
-                return outs
-            made = []
-            for v, (i, dtype) in zip(host_outs, into):
-                if i is None:
-                    made.append(torch.tensor(v, dtype=dtype))
-                else:  # the kernels read the values, never these tensors: written after they are queued
-                    made.append(args[i].fill_(v))
-            it = iter(outs)
-            return kind(next(it) if p is None else made[p] for p in positions)
-        run.source = getattr(compiled, "source", None)
-        return run
+
+class HostScalarCall:
+    """The original graph's callable: the host's arithmetic, then the compiled device graph with its results;
+    `compiled` (its `lowered`, `source`) is the device graph's, for logs and tests."""
+
+    def __init__(self, split: HostSplit, compiled: Callable):
+        self.compute, self.positions, self.kind, self.compiled = split.compute, split.positions, split.kind, compiled
+        # per host output: the input it is filled into, or the dtype of the new tensor holding it
+        self.into = [(split.fills.get(j), dtype) for j, dtype in enumerate(split.dtypes)]
+        self.source = getattr(compiled, "source", None)
+
+    @property
+    def lowered(self):
+        return self.compiled.lowered
+
+    def __call__(self, *args):
+        scalars, host_outs = self.compute(args)
+        outs = self.compiled(*args, *scalars)
+        if self.kind is None:  # no host value returned: the device graph's outputs are the graph's
+            return outs
+        made = []
+        for v, (i, dtype) in zip(host_outs, self.into):
+            if i is None:
+                made.append(torch.tensor(v, dtype=dtype))
+            else:  # the kernels read the values, never these tensors: written after they are queued
+                made.append(args[i].fill_(v))
+        it = iter(outs)
+        return self.kind(next(it) if p is None else made[p] for p in self.positions)
 
 
 def split(gm: fx.GraphModule, example_inputs: list, device: torch.device, keep: frozenset = frozenset()
