@@ -15,12 +15,12 @@ graphs ran as captured. Here they are split before lowering:
     gm.meta[HOST_SCALARS]), passed to the module as a Python float and to each kernel reading it as a scalar
     argument (triton/codegen.py); a graph output that is a host value is a new 0-dim tensor, or, where it is a
     written input's final value (graph/input_writes.py's WRITTEN_INPUTS), is filled into that input.
-Where anything else reads a host value (a torch call, a view in the host code), or a node left on the GPU side
-computes a CPU tensor, there is no split and the graph runs as before."""
+An input a torch call reads stays the tensor it is (a CPU seed efficient attention saves); where a torch call or a
+view reads a computed host value, or a node left on the GPU side computes a CPU tensor, there is no split and the
+graph compiles as before (backend.py)."""
 from __future__ import annotations
 
 import math
-import operator
 import struct
 from dataclasses import dataclass
 from typing import Callable
@@ -45,7 +45,7 @@ class HostSplit:
     gm: fx.GraphModule     # the graph without its host nodes; the host values it reads as its last inputs
     example_inputs: list   # the original inputs, then each host value as a 0-dim CPU tensor
     compute: Callable      # compute(args) -> (scalars for the new inputs, host outputs by output position)
-    fills: dict            # output position -> input index that takes that host output's value (fill_)
+    fills: dict            # host output -> index of the input its value is filled into (a written input's)
     positions: list        # per original output, None (the device graph's) or its position in host outputs
     kind: type | None      # tuple or list: the graph's output holds host values; None: it holds none
     dtypes: list           # per host output, its dtype
