@@ -55,9 +55,12 @@ def _seconds(fn, inputs, repeat: int = 1) -> float:
     return (time.perf_counter() - t0) / repeat
 
 
-def _measurable(gm: torch.fx.GraphModule, inputs: list) -> bool:
+def _measurable(gm: torch.fx.GraphModule, inputs: list, writes: bool = False) -> bool:
+    """Timing gm over private copies of the inputs tells its speed: no random draws; no writes, unless they are
+    `writes` of values into inputs (graph/input_writes.py made them functional for the other side), which each
+    run repeats into the copies."""
     from framejit.graph.effects import has_mutation, is_random
-    return (all(isinstance(x, torch.Tensor) for x in inputs) and not has_mutation(gm.graph)
+    return (all(isinstance(x, torch.Tensor) for x in inputs) and (writes or not has_mutation(gm.graph))
             and not any(is_random(n) for n in gm.graph.nodes))
 
 
@@ -121,10 +124,11 @@ def _torch_version(captured):
     return torch_version
 
 
-def choose(generate: Callable[[], Callable], captured, inputs: list, key: str | None = None):
+def choose(generate: Callable[[], Callable], captured, inputs: list, key: str | None = None, writes: bool = False):
     """`generate()` (NumPy code) or `captured()` (a GraphModule of the graph as captured), whichever runs
     `inputs` faster; read from the cache under `key` (`choice_key`) when an earlier compile measured it, so only
-    the side that will run is built."""
+    the side that will run is built. `writes`: the captured graph writes into its inputs (an optimizer's step),
+    which `generate()`'s callable does functionally, copying the values back."""
     mode = config.cpu_backend
     if mode == "torch":
         return _torch_version(captured)
@@ -135,7 +139,7 @@ def choose(generate: Callable[[], Callable], captured, inputs: list, key: str | 
     if mode == "numpy" or cached == "numpy" or isinstance(generated, torch.fx.GraphModule):
         return generated
     torch_version = _torch_version(captured)
-    if not _measurable(torch_version, inputs):
+    if not _measurable(torch_version, inputs, writes):
         return generated
     inputs = private_copies(inputs)
     try:
