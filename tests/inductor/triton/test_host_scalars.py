@@ -117,3 +117,28 @@ def test_a_scalar_a_torch_call_reads_stays_a_tensor(splits):
     got = jit.compile(f, backend="triton")(x, s, t)
     torch.testing.assert_close(got, f(x, s, t))
     assert splits and splits[0].source.count(".item()") == 1
+
+
+def _traced(fn, inputs):
+    from framejit.graph.shape_prop import propagate
+    gm = torch.fx.symbolic_trace(fn)
+    propagate(gm, inputs)
+    from framejit.inductor import prepare
+    return prepare.optimize(gm, inputs)
+
+
+def test_split_beside_a_gpu_graph_declines_a_cpu_op_it_cannot_write():
+    """On a GPU graph every CPU value must be the host's (a Triton kernel cannot compute one): an op the host
+    does not write (exp) leaves the graph unsplit. The other device is the meta device here: only the split's
+    rules are under test."""
+    x, s = torch.randn(4, device="meta"), torch.tensor(0.5)
+    assert host_scalars.split(_traced(lambda x, s: x * (s * 2), [x, s]), [x, s], x.device) is not None
+    assert host_scalars.split(_traced(lambda x, s: x * s.exp(), [x, s]), [x, s], x.device) is None
+
+
+def test_host_values_in_a_nested_output_or_alone_leave_the_graph_unsplit():
+    x, s = torch.randn(4), torch.tensor(0.5)
+    cpu = torch.device("cpu")
+    assert host_scalars.split(_traced(lambda x, s: (x * s, (s * 2, x)), [x, s]), [x, s], cpu) is None
+    split = host_scalars.split(_traced(lambda x, s: (x * s, s * 2), [x, s]), [x, s], cpu)
+    assert split is not None and split.positions == [None, 0]
