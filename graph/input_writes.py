@@ -132,6 +132,9 @@ def functionalize_input_writes(gm: fx.GraphModule, example_inputs: list) -> Inpu
                                                       for r in alias_roots(o)):
         return None  # a written input returned, or a view of it (`x *= x; return x[..., :1]`: fuzz seed 612904):
         #              the caller must get the tensor itself, or a view of it
+    if _writes_left_to_inputs(graph, inputs):
+        return None  # a write through a view of an input (`x.narrow(0, 0, 2).scatter_add_(...)`, fuzz seed
+        #              789688) stays: the graph is not pure, and rerunning it after an error would write twice
     written = tuple(inputs[p] for p in current)
     result.args = (tuple(outputs) + tuple(current.values()),)
     graph.lint()
@@ -143,6 +146,18 @@ def functionalize_input_writes(gm: fx.GraphModule, example_inputs: list) -> Inpu
         # need the old value, as the rerun after an error would
         out.meta[WRITTEN_INPUTS] = written
     return InputWrites(out, written, len(outputs), may_raise and any(is_random(n) for n in nodes))
+
+
+def _writes_left_to_inputs(graph: fx.Graph, inputs: dict) -> bool:
+    """Some write left in the graph lands in an input's memory (through a view of it, `out=` a slice of it)."""
+    storages = {storage_id(v) for p in inputs if (v := meta_tensor(p)) is not None}
+    for node in graph.nodes:
+        if node.op in ("call_function", "call_method") and is_impure(node):
+            target = written_tensor(node)
+            value = meta_tensor(target) if isinstance(target, fx.Node) else None
+            if value is not None and storage_id(value) in storages:
+                return True
+    return False
 
 
 def _grad_tracked(graph: fx.Graph, example_inputs: list) -> set:

@@ -1263,3 +1263,32 @@ def test_gather_family_on_a_0_dim_constant(backend, op):
     got, want = jit.compile(f, backend=backend)(x), f(x)
     assert got.shape == want.shape
     torch.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_error_after_a_write_through_a_view_of_an_input_is_raised_once(backend, fresh_jit):
+    # fuzz seed 789688: the write into x1 through its narrow view was left in the graph made functional for x0's
+    # relu_; the graph raised ZeroDivisionError after writing x1, the rerun as captured wrote x1 again and no
+    # longer divided by zero: no exception and x1 written twice
+    def f(x0, x1):
+        t4 = x1.narrow(0, 0, 2)
+        x0.relu_()
+        t4.scatter_add_(0, torch.zeros_like(t4, dtype=torch.long), torch.ones_like(t4))
+        torch.remainder(x0, x1)
+
+    compiled = jit.compile(f, backend=backend)
+    for x1 in (torch.tensor([1, 3]), torch.tensor([-2, 0])):
+        x0 = torch.tensor(3, dtype=torch.int32)
+        ours, theirs = (x0.clone(), x1.clone()), (x0.clone(), x1.clone())
+        try:
+            f(*theirs)
+            raised = None
+        except RuntimeError as e:
+            raised = str(e)
+        if raised is None:
+            compiled(*ours)
+        else:
+            with pytest.raises(RuntimeError, match=raised):
+                compiled(*ours)
+        for a, b in zip(ours, theirs):
+            assert torch.equal(a, b)
