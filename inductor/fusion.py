@@ -44,3 +44,24 @@ def plan_fusion(graph: torch.fx.Graph, kinds: dict) -> set:
             if len(users) != 1 or users[0] == "stored" or users[0].op == "output":
                 stored.add(node)
     return stored
+
+
+# The longest chain of ops inlined into one kernel's expression. A loop the trace unrolled makes chains hundreds of
+# ops deep (generator seeds 727317, 787521: `acc = acc + acc.float()` 125 times); every code generator walks an
+# expression recursively, several Python frames per op, some through C calls, so past a few hundred ops it
+# overflows. Such a chain is stored every MAX_FUSED_DEPTH ops: a buffer per 64 ops costs nothing measurable.
+MAX_FUSED_DEPTH = 64
+
+
+def cap_depth(graph: torch.fx.Graph, kinds: dict, stored: set) -> set:
+    """`stored` with the fused values that end a chain MAX_FUSED_DEPTH ops deep added."""
+    stored = set(stored)
+    depth: dict = {}  # fused node -> ops in its expression, counting itself
+    for node in graph.nodes:
+        if kinds.get(node) not in FUSIBLE:
+            continue
+        d = 1 + max((depth.get(a, 0) for a in node.all_input_nodes if a not in stored), default=0)
+        if d >= MAX_FUSED_DEPTH:
+            stored.add(node)
+        depth[node] = d
+    return stored

@@ -26,7 +26,7 @@ from .eager_rejects import eager_rejects
 from .ir import (HOST_SCALARS, Buffer, Operand, Const, ExternKernel, FallbackKernel, Item, Kernel, Layout, Load,
                  LoweredGraph, Op, Reduce, ScalarLayout, View, ViewKind, Expr, contiguous_strides, loads_in,
                  view_base)
-from .fusion import plan_fusion
+from .fusion import cap_depth, plan_fusion
 
 aten = torch.ops.aten
 LOWERINGS = {}  # target -> (kind, fn(node, *args, **kwargs) -> Expr | extern (kind, args, params))
@@ -531,7 +531,7 @@ def _lower_graph(gm: torch.fx.GraphModule, example_inputs, supported, plan, forc
                 kinds[n], reasons[n] = "fallback", rejected  # torch raises at run time, as eager does
         if n in forced:
             kinds[n], reasons[n] = "fallback", forced[n]
-    stored = plan(graph, kinds)
+    stored = cap_depth(graph, kinds, plan(graph, kinds))
     env, inputs, kernels, counter = {}, [], [], {}
 
     def fresh(base):

@@ -9,6 +9,7 @@ import builtins
 import importlib.util
 import keyword
 import re
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -116,8 +117,13 @@ class Value:
 
 
 class KernelWriter:
-    def __init__(self):
+    def __init__(self, *roots):
         self.lines, self.params, self.count = [], [], 0
+        # a subexpression read by several ops of the kernel (`acc + acc.float()` unrolled: a DAG) is written once
+        # and read by name: written per reader it doubled per level (generator seed 787521 never finished). Such
+        # a value is not owned (no reader may overwrite it in place: another reads it after)
+        self.shared = _shared(roots)
+        self.memo: dict = {}
 
     def temp(self, code, dtype, form, owned, shape) -> Value:
         # "_t": buffer names come from the user's variables (a `t1` of theirs would be shadowed by our `t1`), and
@@ -129,6 +135,14 @@ class KernelWriter:
 
     # -- operands ------------------------------------------------------------------------------------------------
     def value(self, e) -> Value:
+        if id(e) not in self.shared:
+            return self._value(e)
+        hit = self.memo.get(id(e))
+        if hit is None:
+            hit = self.memo[id(e)] = dataclasses.replace(self._value(e), owned=False)
+        return dataclasses.replace(hit)
+
+    def _value(self, e) -> Value:
         if isinstance(e, Load):
             if e.buf not in self.params:
                 self.params.append(e.buf)
@@ -402,16 +416,20 @@ def _rowsum_ok(e: Reduce, v: Value) -> bool:
 ROWSUM_MAX = 8192
 
 
-def _ops_in(e, acc):
+def _ops_in(e, acc, seen=None):
+    seen = set() if seen is None else seen
+    if id(e) in seen:  # a shared subexpression (the tree is a DAG): once
+        return acc
+    seen.add(id(e))
     if isinstance(e, Op):
         for a in e.args:
-            _ops_in(a, acc)
+            _ops_in(a, acc, seen)
         acc.append(e.name)
     elif isinstance(e, Reduce):
-        _ops_in(e.arg, acc)
+        _ops_in(e.arg, acc, seen)
         acc.append(e.kind)
     elif isinstance(e, View):
-        _ops_in(e.arg, acc)
+        _ops_in(e.arg, acc, seen)
         if e.kind != ViewKind.IDENTITY:
             acc.append(e.kind)
     return acc
@@ -435,6 +453,22 @@ def _kernel_name(kernel, used):
 # names a kernel function must not take: the module's globals are the runtime helpers' too, and a kernel called
 # `slice` (one slicing op) made `_scatter`'s own slice(None) call that kernel (fuzz seed 206946)
 _RESERVED = set(dir(builtins)) | set(keyword.kwlist)
+
+
+def _shared(roots) -> set:
+    """ids of the computed subexpressions (ops, reductions, views) the trees under `roots` read more than once."""
+    seen, shared = set(), set()
+    stack = list(roots)
+    while stack:
+        e = stack.pop()
+        if not isinstance(e, (Op, Reduce, View)):
+            continue
+        if id(e) in seen:
+            shared.add(id(e))
+            continue
+        seen.add(id(e))
+        stack.extend(e.children())
+    return shared
 
 
 def generate(lg: LoweredGraph) -> str:
@@ -463,7 +497,7 @@ def _generate(lg: LoweredGraph, used: set, sizes: dict, size_names: dict, render
         out = kernel.out.name
         renderer.take()
         if isinstance(kernel, FallbackKernel):
-            w = KernelWriter()
+            w = KernelWriter(*kernel.inputs)
             # torch reads the operands' memory as their dtype: compute-form half values (float32 arrays) would
             # come back as float32, and bf16 ones as twice as many int16 elements
             vals = [w.narrow(w.value(a)) for a in kernel.inputs]
@@ -490,7 +524,7 @@ def _generate(lg: LoweredGraph, used: set, sizes: dict, size_names: dict, render
                 f"        {out} = fallbacks[{out!r}]({', '.join(codes)})"
                 f"  # eager torch: {kernel.source[0]}"]))
             continue
-        w = KernelWriter()
+        w = KernelWriter(*(kernel.args if isinstance(kernel, ExternKernel) else [kernel.expr]))
         if isinstance(kernel, ExternKernel):
             result = _extern(w, kernel)
         else:

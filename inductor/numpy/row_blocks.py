@@ -25,9 +25,17 @@ BLOCK_ELEMENTS = 131072  # 512 KiB of float32 per temporary: a group's few tempo
 WHOLE_ARRAY_OPS = ("full", "arange", "cat", "take", "gather", "scatter")  # indexed: whole arrays
 
 
-def _rows_of(e, rows: int, ndim: int, cut: dict, whole: dict) -> bool:
+def _rows_of(e, rows: int, ndim: int, cut: dict, whole: dict, memo: dict | None = None) -> bool:
     """True if `e` (of an output with `rows` rows and `ndim` dims) can be computed block by block; collects the
-    buffers to cut into `cut` and those read whole (broadcast over the rows) into `whole`, with their shapes."""
+    buffers to cut into `cut` and those read whole (broadcast over the rows) into `whole`, with their shapes.
+    `memo`: answers per subexpression already walked (a tree read twice is a DAG: walked once)."""
+    memo = {} if memo is None else memo
+    if id(e) not in memo:
+        memo[id(e)] = _rows_of_once(e, rows, ndim, cut, whole, memo)
+    return memo[id(e)]
+
+
+def _rows_of_once(e, rows: int, ndim: int, cut: dict, whole: dict, memo: dict) -> bool:
     if isinstance(e, Const):
         return True
     shape = tuple(e.shape)
@@ -42,19 +50,19 @@ def _rows_of(e, rows: int, ndim: int, cut: dict, whole: dict) -> bool:
             whole[e.buf] = shape
         return True
     if isinstance(e, View):
-        return e.kind == ViewKind.IDENTITY and _rows_of(e.arg, rows, ndim, cut, whole)
+        return e.kind == ViewKind.IDENTITY and _rows_of(e.arg, rows, ndim, cut, whole, memo)
     if isinstance(e, Op):
         if e.name in WHOLE_ARRAY_OPS:
             return False
         if not row_free and (len(shape) != ndim or shape[0] != rows):
             return False
-        return all(_rows_of(a, rows, ndim, cut, whole) for a in e.args)
+        return all(_rows_of(a, rows, ndim, cut, whole, memo) for a in e.args)
     if isinstance(e, Reduce):
         if e.axes is None or 0 in e.axes or e.kind in ("argmax", "argmin"):
             return False
         if len(shape) != len(e.arg.shape):
             return False  # a reduction that drops dims re-aligns broadcasting: only as the tree's root (plan)
-        return _rows_of(e.arg, rows, ndim, cut, whole)
+        return _rows_of(e.arg, rows, ndim, cut, whole, memo)
     return False
 
 

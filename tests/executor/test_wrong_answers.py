@@ -1292,3 +1292,19 @@ def test_an_error_after_a_write_through_a_view_of_an_input_is_raised_once(backen
                 compiled(*ours)
         for a, b in zip(ours, theirs):
             assert torch.equal(a, b)
+
+
+def test_a_value_read_twice_at_every_step_of_an_unrolled_loop_compiles_in_linear_time():
+    # generator seed 787521: `acc = acc + acc.float()` 125 times is a DAG of 250 ops whose every value is read
+    # twice; the NumPy code generator wrote each read's subtree again (2 ** 125 temporaries: it never finished),
+    # and chains that deep overflowed the stack (now stored every 64 ops, inductor/fusion.py's cap_depth)
+    def f(x0):
+        acc = x0.clone()
+        for _ in range(125):
+            acc = acc + acc.to(torch.float32)
+        return acc
+
+    x0 = torch.tensor([True, False, True])
+    jit.counters.clear()
+    torch.testing.assert_close(jit.compile(f, backend="numpy")(x0), f(x0))
+    assert jit.counters["compile_errors"] == 0 and jit.counters["graphs"] == 1
