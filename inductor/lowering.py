@@ -6,6 +6,7 @@ Shapes and dtypes come from node.meta["val"] (meta tensors); graphs without them
 node.meta["sym_shape"] (graph/symbolic_shapes.py): ints and SymInts, which generated code computes per call."""
 import dataclasses
 import operator
+from collections import Counter
 from typing import Callable
 
 import torch
@@ -626,10 +627,10 @@ def _donated(gm, inputs: list, outputs: list) -> dict:
         return {}
     placeholders = [b.name for b in inputs if b.attr is None]
     tail = outputs[len(outputs) - len(written):]
-    bufs = [o.buf for o in outputs if isinstance(o, Load)]
+    returned = Counter(o.buf for o in outputs if isinstance(o, Load))
     names = {b.name for b in inputs}
     return {o.buf: placeholders[i] for o, i in zip(tail, written)
-            if isinstance(o, Load) and o.buf not in names and bufs.count(o.buf) == 1
+            if isinstance(o, Load) and o.buf not in names and returned[o.buf] == 1
             and not any(isinstance(x, View) and o.buf in loads_in(x) for x in outputs)}
 
 

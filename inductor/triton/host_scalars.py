@@ -104,7 +104,7 @@ def split(gm: fx.GraphModule, example_inputs: list, device: torch.device, keep: 
     for node in graph.nodes:
         if node.op == "call_function" and node.target in HOST_OPS and node in cpu and \
                 _host_value(node.meta.get("val")) and all(a in host for a in node.all_input_nodes) and \
-                HOST_OPS[node.target][1](node):
+                HOST_OPS[node.target][0](node):
             host[node] = None
     if device.type != "cpu" and any(n.op == "call_function" and n in cpu and n not in host for n in graph.nodes):
         return None  # a CPU value left for the kernels (an op the host does not write)
@@ -221,7 +221,7 @@ def _write(host: dict, placeholders: list, read: list, returned: list) -> tuple:
             if node in read or any(u in host for u in node.users):
                 lines.append(f"    {name} = args[{index[node]}].item()")
             continue
-        _, _, write = HOST_OPS[node.target]
+        _, write = HOST_OPS[node.target]
         dtype = node.meta["val"].dtype
         expr = write(node, lambda a: _operand(a, names, dtype), dtype)
         lines.append(f"    {name} = {expr}  # {node.format_node()}")
@@ -332,29 +332,29 @@ def _select_ok(node) -> bool:
     return node.args[0].meta["val"].dim() == 1 and node.args[1] == 0 and type(node.args[2]) is int
 
 
-# aten op -> (name, whether this call is written here, write(node, operand, dtype) -> expression). A 1-d host
+# aten op -> (whether this call is written here, write(node, operand, dtype) -> expression). A 1-d host
 # value is a Python list (unsqueeze of a scalar, cat, stack), read back by select.
 HOST_OPS = {
-    aten.add.Tensor: ("add", _scalar_args(0, 1), _binary(lambda a, b: f"({a} + {b})")),
-    aten.sub.Tensor: ("sub", _scalar_args(0, 1), _binary(lambda a, b: f"({a} - {b})")),
-    aten.mul.Tensor: ("mul", _scalar_args(0, 1), _binary(lambda a, b: f"({a} * {b})")),
-    aten.div.Tensor: ("div", _scalar_args(0, 1), _binary(lambda a, b: f"_div({a}, {b})")),
-    aten.neg.default: ("neg", _scalar_args(0), lambda n, op, dt: f"(-{op(n.args[0])})"),
-    aten.reciprocal.default: ("reciprocal", _scalar_args(0), lambda n, op, dt: _round(dt, f"_div(1.0, {op(n.args[0])})")),
-    aten.sqrt.default: ("sqrt", _scalar_args(0), lambda n, op, dt: _round(dt, f"_sqrt({op(n.args[0])})")),
-    aten.pow.Tensor_Tensor: ("pow", _scalar_args(0, 1), _pow_write),
-    aten.pow.Tensor_Scalar: ("pow", _scalar_args(0, 1), _pow_write),
-    aten._to_copy.default: ("to", _to_copy_ok, lambda n, op, dt: _round(dt, op(n.args[0]))),
-    aten.clone.default: ("clone", lambda n: True, lambda n, op, dt: op(n.args[0])),
-    aten.detach.default: ("detach", lambda n: True, lambda n, op, dt: op(n.args[0])),
-    aten.alias.default: ("alias", lambda n: True, lambda n, op, dt: op(n.args[0])),
-    aten.full.default: ("full", _full_ok, lambda n, op, dt: repr(_f32(float(n.args[1])) if dt == torch.float32
+    aten.add.Tensor: (_scalar_args(0, 1), _binary(lambda a, b: f"({a} + {b})")),
+    aten.sub.Tensor: (_scalar_args(0, 1), _binary(lambda a, b: f"({a} - {b})")),
+    aten.mul.Tensor: (_scalar_args(0, 1), _binary(lambda a, b: f"({a} * {b})")),
+    aten.div.Tensor: (_scalar_args(0, 1), _binary(lambda a, b: f"_div({a}, {b})")),
+    aten.neg.default: (_scalar_args(0), lambda n, op, dt: f"(-{op(n.args[0])})"),
+    aten.reciprocal.default: (_scalar_args(0), lambda n, op, dt: _round(dt, f"_div(1.0, {op(n.args[0])})")),
+    aten.sqrt.default: (_scalar_args(0), lambda n, op, dt: _round(dt, f"_sqrt({op(n.args[0])})")),
+    aten.pow.Tensor_Tensor: (_scalar_args(0, 1), _pow_write),
+    aten.pow.Tensor_Scalar: (_scalar_args(0, 1), _pow_write),
+    aten._to_copy.default: (_to_copy_ok, lambda n, op, dt: _round(dt, op(n.args[0]))),
+    aten.clone.default: (lambda n: True, lambda n, op, dt: op(n.args[0])),
+    aten.detach.default: (lambda n: True, lambda n, op, dt: op(n.args[0])),
+    aten.alias.default: (lambda n: True, lambda n, op, dt: op(n.args[0])),
+    aten.full.default: (_full_ok, lambda n, op, dt: repr(_f32(float(n.args[1])) if dt == torch.float32
                                                                   else float(n.args[1]))),
-    aten.unsqueeze.default: ("unsqueeze", lambda n: n.args[0].meta["val"].dim() == 0,
+    aten.unsqueeze.default: (lambda n: n.args[0].meta["val"].dim() == 0,
                              lambda n, op, dt: f"[{op(n.args[0])}]"),
-    aten.cat.default: ("cat", _cat_ok, lambda n, op, dt: " + ".join(f"list({op(a)})" for a in n.args[0])),
-    aten.stack.default: ("stack", lambda n: (len(n.args) < 2 or n.args[1] == 0) and
+    aten.cat.default: (_cat_ok, lambda n, op, dt: " + ".join(f"list({op(a)})" for a in n.args[0])),
+    aten.stack.default: (lambda n: (len(n.args) < 2 or n.args[1] == 0) and
                          all(a.meta["val"].dim() == 0 for a in n.args[0]),
                          lambda n, op, dt: "[" + ", ".join(op(a) for a in n.args[0]) + "]"),
-    aten.select.int: ("select", _select_ok, lambda n, op, dt: f"{op(n.args[0])}[{n.args[2]}]"),
+    aten.select.int: (_select_ok, lambda n, op, dt: f"{op(n.args[0])}[{n.args[2]}]"),
 }
