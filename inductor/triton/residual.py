@@ -48,11 +48,23 @@ class Residual:
     into: ExternKernel
 
 
+MAX_TERMS = 64
+
+
 def _terms(e, shape: tuple, dtype) -> list:
-    """The terms of a sum tree (adds of the kernel's own shape and dtype), left to right."""
-    if isinstance(e, Op) and e.name == "add" and e.dtype == dtype and tuple(e.shape) == shape and not e.params:
-        return _terms(e.args[0], shape, dtype) + _terms(e.args[1], shape, dtype)
-    return [e]
+    """The terms of a sum tree (adds of the kernel's own shape and dtype), left to right; [e] past MAX_TERMS. The
+    expression is a DAG: `acc = acc + acc` unrolled n times is a tree of 2 ** n terms (generator seed 787521 never
+    finished compiling), and no GEMM is worth folding into a sum that wide."""
+    terms, todo = [], [e]
+    while todo:
+        u = todo.pop()
+        if isinstance(u, Op) and u.name == "add" and u.dtype == dtype and tuple(u.shape) == shape and not u.params:
+            todo += [u.args[1], u.args[0]]
+        else:
+            terms.append(u)
+        if len(terms) + len(todo) > MAX_TERMS:
+            return [e]
+    return terms
 
 
 def _product_fits(g: ExternKernel, shape: tuple, dtype) -> bool:

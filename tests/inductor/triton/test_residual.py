@@ -121,3 +121,14 @@ def test_a_model_of_several_layers_matches_eager(fresh_jit, monkeypatch):
     with torch.no_grad():
         assert_same(compiled(idx), model(idx), TOL)
     assert len(graphs) == 1 and hasattr(graphs[0], "source")
+
+
+def test_a_sum_read_twice_at_every_level_is_looked_at_in_linear_time():
+    # generator seed 787521's shape: `x = x + x` unrolled is a DAG whose sum tree has 2 ** n terms; looking for a
+    # product among them walked every one (26 levels: 30 s, 100 never finished)
+    def f(x):
+        for _ in range(100):
+            x = x + x
+        return x
+
+    check_fn(f, torch.randn(8))
