@@ -16,7 +16,12 @@ A pointwise value whose consumers end up in different kernels is computed again 
 moves fewer bytes than storing it (`_recompute_pays`): a training backward reads the loss's logits-sized values
 (the upcast logits minus their max, the one-hot gradient) in two or three kernels, and storing each in float32
 costs a logits-sized buffer apiece -- gigabytes for a language model's vocabulary -- where computing it again
-costs a re-read of the bfloat16 logits or nothing at all (a comparison of indices)."""
+costs a re-read of the bfloat16 logits or nothing at all (a comparison of indices).
+
+An inlined value is computed once per index map it is read at: a cat's pieces and the views between a value and
+its consumer each move the index, and the code generator writes the value's whole expression again under each.
+Chained, that doubles per level (`torch.cat([x[:, :4] + x[:, 4:], x[:, 4:] - x[:, :4]], 1)` ten times: a
+kernel of 4 ** 10 ops). A value read at more than MAX_CONTEXTS index maps is stored instead (`_contexts`)."""
 import torch
 import torch.fx
 
@@ -80,6 +85,29 @@ def _recompute_pays(node: torch.fx.Node, kinds: dict, copies: int) -> bool:
     return (copies - 1) * read < copies * out.element_size()  # a tie stores: one read of the inputs
 
 
+# index maps one inlined value may be computed under in a kernel (rotary's `q * cos + rotate_half(q) * sin`
+# reads q at 3) before it is stored instead
+MAX_CONTEXTS = 8
+
+
+def _contexts(node: torch.fx.Node, kinds: dict, contexts: dict) -> set:
+    """The index maps the kernel(s) of node's consumers read it at, as paths from their roots (the views passed
+    and the cat pieces entered); stops counting past MAX_CONTEXTS. `contexts` holds every consumer's."""
+    found, todo = set(), [(node, ())]
+    while todo:
+        n, path = todo.pop()
+        for u in n.users:
+            if kinds.get(u) == "view":
+                todo.append((u, path + (u,)))
+                continue
+            pieces = [i for i, a in enumerate(u.args[0]) if a is n] if u.target is aten.cat.default else [None]
+            for have in contexts.get(u, ((),)):
+                found.update(have + ((path, u, p),) if path or p is not None else have for p in pieces)
+            if len(found) > MAX_CONTEXTS:
+                return found
+    return found
+
+
 def plan_triton_fusion(graph: torch.fx.Graph, kinds: dict, keep: frozenset = frozenset()) -> set:
     """Nodes stored in a buffer of their own. `keep`: nodes stored whatever the policy says, never inlined into
     a consumer (triton/fallback.py splits a fused kernel the code generator rejected this way)."""
@@ -91,6 +119,7 @@ def plan_triton_fusion(graph: torch.fx.Graph, kinds: dict, keep: frozenset = fro
     # column index is the reduction's, and the cat would select partial sums (a wrong answer, issue 20's
     # uneven adaptive pools)
     with_cat = set()
+    contexts = {}    # inlined node -> the index maps it is computed under (_contexts)
     # Users come after producers in an FX graph: walking backwards, every user's kernel is known.
     for node in reversed(list(graph.nodes)):
         kind = kinds.get(node)
@@ -124,6 +153,12 @@ def plan_triton_fusion(graph: torch.fx.Graph, kinds: dict, keep: frozenset = fro
             signature[target] = reduction_signature(target)
             if kind == "reduction" and signature[target] != reduction_signature(node):
                 target = None
+        if target is not None:
+            seen = _contexts(node, kinds, contexts)
+            if len(seen) > MAX_CONTEXTS:
+                target = None
+            else:
+                contexts[node] = seen
         if target is None:
             stored.add(node)
             if kind == "reduction":

@@ -286,3 +286,22 @@ def test_output_simplified_to_a_view_of_another_output_is_a_copy():
     out, y = jit.compile(f, backend="triton")(x, 1)
     assert out.untyped_storage().data_ptr() != y.untyped_storage().data_ptr()
     assert_same([out, y], f(x, 1))
+
+
+@pytest.mark.parametrize("step", [
+    lambda x: torch.cat([x[:, :4] + x[:, 4:], x[:, 4:] - x[:, :4]], 1) * 0.5,  # two slices of x, two pieces
+    lambda x: torch.cat([x, x], -1)[..., :8] * 0.5 + x * 0.5,                  # x in both pieces and beside them
+])
+def test_a_value_read_at_several_index_maps_at_every_level_is_stored_not_copied(step):
+    # every level reads the last one's value at two index maps; inlined, the kernel wrote its expression once per
+    # map: 4 ** levels ops (10 levels of the first: 90 s, then the code generator gave up)
+    def chain(levels):
+        def f(x):
+            for _ in range(levels):
+                x = step(x)
+            return x
+        return f
+
+    x = torch.randn(4, 8)
+    short, deep = (check_fn(chain(n), x, tol=(1e-4, 1e-5)).source for n in (8, 16))
+    assert len(deep) < 3 * len(short)  # linear in the levels
