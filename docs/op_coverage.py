@@ -77,6 +77,10 @@ def _both(pair):
     return pair[0], pair[1]
 
 
+def _three(triple):
+    return triple[0], triple[1], triple[2]
+
+
 def _floor_div(op):
     return lambda a, b: op(a, b, rounding_mode="floor")
 
@@ -176,6 +180,8 @@ def composite_cases() -> list:
              aten.index_add.default),
         Case("index_put (accumulate)", "indexing", lambda t, i, v: torch.index_put(t, (i,), v, accumulate=True),
              [x(4, 6), ints(4, 5), x(5, 6)], aten.index_put.default),
+        Case("flip", "indexing", lambda t: torch.flip(t, (0, 1)), [x(4, 6)], None),
+        Case("roll", "indexing", lambda t: torch.roll(t, (1, -2), (0, 1)), [x(4, 6)], None),
         Case("max_pool2d", "pooling", lambda t: F.max_pool2d(t, 3, 2, 1), [x(2, 3, 8, 8)]),
         Case("max_pool2d with indices", "pooling", lambda t: _both(F.max_pool2d(t, 2, return_indices=True)),
              [x(2, 3, 8, 8)]),
@@ -189,8 +195,8 @@ def composite_cases() -> list:
              lambda g, y: aten._log_softmax_backward_data.default(g, y, 1, torch.float32),
              [x(4, 6), torch.log_softmax(x(4, 6, seed=1), 1)], aten._log_softmax_backward_data.default),
         Case("layer_norm backward", "backward",
-             lambda g, t, m, r, w, b: aten.native_layer_norm_backward.default(g, t, [6], m, r, w, b,
-                                                                               [True, True, True]),
+             lambda g, t, m, r, w, b: _three(aten.native_layer_norm_backward.default(g, t, [6], m, r, w, b,
+                                                                                      [True, True, True])),
              [x(4, 6), x(4, 6, seed=1), x(4, 1, seed=2), pos(4, 1), x(6, seed=3), x(6, seed=4)],
              aten.native_layer_norm_backward.default),
         Case("max_pool2d backward", "backward",

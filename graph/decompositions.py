@@ -366,6 +366,22 @@ def _std(b: Builder, x: Any, dim: Any = None, unbiased: Any = None, keepdim: boo
     return _cast(b, b.op(aten.sqrt.default, _variance(b, x, dim, unbiased, keepdim, correction)), rounded)
 
 
+@rule(torch.var_mean)
+def _var_mean(b: Builder, x: Any, dim: Any = None, unbiased: Any = None, keepdim: bool = False, *,
+              correction: Any = None) -> Any:
+    if isinstance(dim, bool):  # var_mean(x, True): the legacy unbiased flag, over every dim
+        dim, unbiased = None, dim
+    return _variance(b, x, dim, unbiased, keepdim, correction), _mean(b, x, dim, keepdim)
+
+
+@rule(torch.std_mean)
+def _std_mean(b: Builder, x: Any, dim: Any = None, unbiased: Any = None, keepdim: bool = False, *,
+              correction: Any = None) -> Any:
+    if isinstance(dim, bool):
+        dim, unbiased = None, dim
+    return _std(b, x, dim, unbiased, keepdim, correction=correction), _mean(b, x, dim, keepdim)
+
+
 @rule(torch.amax, "amax")
 def _amax(b: Builder, x: Any, dim: Any = (), keepdim: bool = False) -> Any:
     return b.op(aten.amax.default, x, _dims(_all_if_empty(dim), b.tensor(x).dim()), keepdim)
@@ -451,6 +467,28 @@ def _layer_norm(b: Builder, x: Any, normalized_shape: Any, weight: Any = None, b
     if bias is not None:
         out = b.op(aten.add.Tensor, out, bias)
     return out
+
+
+@rule(aten.native_layer_norm.default)
+def _native_layer_norm(b: Builder, x: Any, normalized_shape: Any, weight: Any, bias: Any, eps: float) -> Any:
+    """(out, mean, rstd), the statistics kept over the normalized dims (size 1), as the aten op returns them."""
+    meta = b.tensor(x)
+    if meta.dtype not in (torch.float32, torch.float64) or \
+            tuple(meta.shape[meta.dim() - len(normalized_shape):]) != tuple(normalized_shape):
+        raise Decline("native_layer_norm of half types or a shape eager rejects")
+    dims = list(range(meta.dim() - len(normalized_shape), meta.dim()))
+    count = math.prod(b.size(x)[d] for d in dims)
+    mean = b.op(aten.div.Tensor, b.op(aten.sum.dim_IntList, x, dims, True), count)
+    centered = b.op(aten.sub.Tensor, x, mean)
+    power = b.op(aten.div.Tensor, b.op(aten.sum.dim_IntList, b.op(aten.mul.Tensor, centered, centered), dims, True),
+                 count)
+    rstd = b.op(aten.rsqrt.default, b.op(aten.add.Tensor, power, eps))
+    out = b.op(aten.mul.Tensor, centered, rstd)
+    if weight is not None:
+        out = b.op(aten.mul.Tensor, out, weight)
+    if bias is not None:
+        out = b.op(aten.add.Tensor, out, bias)
+    return out, mean, rstd
 
 
 @rule(F.rms_norm, torch.rms_norm)

@@ -227,6 +227,33 @@ def _aten_log_softmax(b: Builder, x: Any, dim: int, half_to_float: bool) -> Any:
     return out if half_to_float else _cast(b, out, rounded)
 
 
+def _softmax_grads(b: Builder, grad: Any, out: Any, dim: int, input_dtype: Any) -> tuple:
+    """(grad, out, dim, the dtype to round to) of a softmax / log_softmax backward call; Decline for the
+    half-to-float form (another input dtype than the gradient's) and mixed operands, which only CUDA's kernel takes."""
+    g, o = b.tensor(grad), b.tensor(out)
+    if g.dtype != o.dtype or input_dtype != g.dtype or tuple(g.shape) != tuple(o.shape) or not g.is_floating_point():
+        raise Decline("a softmax backward of mixed dtypes or shapes (half-to-float)")
+    grad, rounded = _opmath(b, grad)
+    return grad, _opmath(b, out)[0], dim % max(g.dim(), 1), rounded
+
+
+@rule(aten._softmax_backward_data.default)
+def _softmax_backward(b: Builder, grad: Any, out: Any, dim: int, input_dtype: Any) -> Any:
+    """y * (g - sum(g * y)): torch's own formula, written as its decomposition orders it."""
+    grad, out, dim, rounded = _softmax_grads(b, grad, out, dim, input_dtype)
+    scaled = b.op(aten.mul.Tensor, grad, out)
+    total = b.op(aten.sum.dim_IntList, scaled, [dim], True)
+    return _cast(b, b.op(aten.sub.Tensor, scaled, b.op(aten.mul.Tensor, out, total)), rounded)
+
+
+@rule(aten._log_softmax_backward_data.default)
+def _log_softmax_backward(b: Builder, grad: Any, out: Any, dim: int, input_dtype: Any) -> Any:
+    """g - exp(y) * sum(g)."""
+    grad, out, dim, rounded = _softmax_grads(b, grad, out, dim, input_dtype)
+    total = b.op(aten.sum.dim_IntList, grad, [dim], True)
+    return _cast(b, b.op(aten.sub.Tensor, grad, b.op(aten.mul.Tensor, b.op(aten.exp.default, out), total)), rounded)
+
+
 def _aten_nll_loss(ndims: tuple) -> Any:
     def build(b: Builder, x: Any, target: Any, weight: Any, reduction: int, ignore_index: int) -> Any:
         if b.tensor(x).dim() not in ndims:

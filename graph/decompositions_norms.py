@@ -182,3 +182,44 @@ def _instance_norm(b: Builder, x: Any, running_mean: Any = None, running_var: An
     _more_than_one(b, list(b.size(x)[2:]), "more than one spatial element")
     out = _batch_statistics(b, x, list(range(2, meta.dim())), eps)
     return _cast(b, _affine(b, out, weight, bias, meta.dim(), compute), rounded)
+
+
+# ---- layer_norm's backward, as graphs traced at the aten level hold it (a custom autograd.Function's backward) ----
+@rule(aten.native_layer_norm_backward.default)
+def _layer_norm_backward(b: Builder, grad: Any, x: Any, normalized_shape: Any, mean: Any, rstd: Any, weight: Any,
+                         bias: Any, output_mask: Any) -> Any:
+    """(d_input, d_weight, d_bias), each None where output_mask says so: torch's formula, with
+    x_hat = (x - mean) * rstd and g = grad * weight over the N normalized elements,
+    d_input = rstd / N * (N * g - sum(g) - x_hat * sum(g * x_hat)), d_weight = sum over the leading dims of
+    grad * x_hat, d_bias of grad. Computed in float32 for half operands, each result rounded to its operand's dtype."""
+    meta = b.tensor(x)
+    inner = len(normalized_shape)
+    axis = meta.dim() - inner
+    if axis < 0 or tuple(meta.shape[axis:]) != tuple(normalized_shape) or not meta.is_floating_point() or \
+            b.tensor(grad).dtype != meta.dtype:
+        raise Decline("a layer_norm backward eager would reject or of mixed dtypes")
+    inner_dims, outer_dims = list(range(axis, meta.dim())), list(range(axis))
+    n = math.prod(b.size(x)[axis:])
+    compute = torch.float32 if meta.dtype in HALF else meta.dtype
+    up = lambda t: _cast(b, t, compute if b.tensor(t).dtype != compute else None)  # noqa: E731
+    xf, gf = up(x), up(grad)
+    x_hat = b.op(aten.mul.Tensor, b.op(aten.sub.Tensor, xf, up(mean)), up(rstd))
+    g = gf if weight is None else b.op(aten.mul.Tensor, gf, up(weight))
+    d_input = d_weight = d_bias = None
+    if output_mask[0]:
+        inner_sum = b.op(aten.sub.Tensor, b.op(aten.sub.Tensor, b.op(aten.mul.Tensor, g, n),
+                                               b.op(aten.sum.dim_IntList, g, inner_dims, True)),
+                         b.op(aten.mul.Tensor, x_hat,
+                              b.op(aten.sum.dim_IntList, b.op(aten.mul.Tensor, g, x_hat), inner_dims, True)))
+        d_input = b.op(aten.mul.Tensor, b.op(aten.div.Tensor, up(rstd), n), inner_sum)
+        d_input = _cast(b, d_input, meta.dtype if meta.dtype != compute else None)
+
+    def over_rows(t: Any, like: Any) -> Any:
+        out = b.op(aten.sum.dim_IntList, t, outer_dims, False) if outer_dims else b.op(aten.clone.default, t)
+        dtype = b.tensor(like).dtype
+        return _cast(b, out, dtype if dtype != compute else None)
+    if output_mask[1] and weight is not None:
+        d_weight = over_rows(b.op(aten.mul.Tensor, gf, x_hat), weight)
+    if output_mask[2] and bias is not None:
+        d_bias = over_rows(gf, bias)
+    return d_input, d_weight, d_bias

@@ -1,6 +1,6 @@
 """Decomposition rules of the indexing ops (issue 20): gather, index_select, x[idx], scatter / scatter_add /
-scatter_reduce(sum), index_add, index_put. Registered into graph/decompositions.py's table (its own module to keep
-that one small).
+scatter_reduce(sum), index_add, index_put, and flip / roll (reads at moved indices). Registered into
+graph/decompositions.py's table (its own module to keep that one small).
 
 Every rule puts `check_index` (graph/index_checks.py) in front of its index operand: the check raises what eager
 raises for an index out of range, and hands the indexed op indices in [0, size), so the code generators never
@@ -18,6 +18,7 @@ from framejit.graph.builder import Builder, Decline
 from framejit.graph.decompositions import rule
 from framejit.graph.index_checks import CHECK_INDEX
 from framejit.graph.symbolic_shapes import slice_bounds
+from framejit.graph.symbolic_sizes import concrete
 
 aten = torch.ops.aten
 INDEX_DTYPES = (torch.int64, torch.int32)
@@ -145,3 +146,72 @@ def _index_add(b: Builder, x: Any, dim: int, index: Any, source: Any, *, alpha: 
     dim = _dim(b, x, dim)
     index = checked(b, x, dim, index, False, "bounds")
     return b.op(aten.index_add.default, x, dim, index, source, alpha=alpha)
+
+
+# ---- flip and roll: reads at moved indices, so they fuse into their neighbours' kernels -------------------------
+def _flip_dims(b: Builder, x: Any, dims: Any) -> list:
+    """flip's dims made non-negative; Decline where eager raises (duplicates, out of range, a 0-d tensor)."""
+    ndim = b.tensor(x).dim()
+    dims = [dims] if isinstance(dims, int) else list(dims)
+    if ndim == 0 or not all(isinstance(d, int) and -ndim <= d < ndim for d in dims) or \
+            len({d % ndim for d in dims}) != len(dims):
+        raise Decline("flip of a 0-d tensor or with dims eager rejects")
+    return [d % ndim for d in dims]
+
+
+def _reversed(b: Builder, x: Any, dims: list) -> Any:
+    """x with each of `dims` read backwards: an index_select by a descending arange, in range by construction
+    (no check), which the code generators fuse as a load at `n - 1 - i`."""
+    if b.device is None:
+        raise Decline("the reversed indices must be made on the inputs' device, which is unknown")
+    out = x
+    for d in dims:
+        n = concrete(b.size(x)[d], "flip reads its dim backwards from its last index")
+        out = b.op(aten.index_select.default, out, d,
+                   b.op(aten.arange.start_step, n - 1, -1, -1, dtype=torch.int64, device=b.device))
+    return out if dims else b.op(aten.clone.default, x)
+
+
+@rule(torch.flip, "flip")
+def _flip(b: Builder, x: Any, *dims: Any) -> Any:
+    return _reversed(b, x, _flip_dims(b, x, dims[0] if len(dims) == 1 and not isinstance(dims[0], int) else dims))
+
+
+@rule(torch.fliplr, "fliplr")
+def _fliplr(b: Builder, x: Any) -> Any:
+    if b.tensor(x).dim() < 2:
+        raise Decline("fliplr of fewer than 2 dims (eager raises)")
+    return _reversed(b, x, [1])
+
+
+@rule(torch.flipud, "flipud")
+def _flipud(b: Builder, x: Any) -> Any:
+    if b.tensor(x).dim() < 1:
+        raise Decline("flipud of a 0-d tensor (eager raises)")
+    return _reversed(b, x, [0])
+
+
+@rule(torch.roll, "roll")
+def _roll(b: Builder, x: Any, shifts: Any, dims: Any = None) -> Any:
+    """Each rolled dim as cat(x[n - s:], x[:n - s]) (views and a cat, fused into one read); dims=None rolls the
+    flattened tensor and views it back, as eager does."""
+    shifts = [shifts] if isinstance(shifts, int) else list(shifts)
+    meta = b.tensor(x)
+    if dims is None:
+        if len(shifts) != 1 or meta.dim() == 0:
+            raise Decline("roll of a 0-d tensor or several shifts without dims")
+        flat = b.op(aten.view.default, b.op(aten.clone.default, x, memory_format=torch.contiguous_format), [-1])
+        return b.op(aten.view.default, _roll(b, flat, shifts, [0]), list(b.size(x)))
+    dims = [dims] if isinstance(dims, int) else list(dims)
+    if meta.dim() == 0 or len(dims) != len(shifts) or not all(isinstance(s, int) for s in shifts) or \
+            not all(isinstance(d, int) and -meta.dim() <= d < meta.dim() for d in dims):
+        raise Decline("roll with shifts and dims eager rejects or that are not numbers")
+    out = x
+    for s, d in zip(shifts, dims):
+        d %= meta.dim()
+        n = concrete(b.size(x)[d], "roll cuts its dim at the shift")
+        s = s % n if n else 0
+        if s:
+            out = b.op(aten.cat.default, [b.op(aten.slice.Tensor, out, d, n - s, n, 1),
+                                          b.op(aten.slice.Tensor, out, d, 0, n - s, 1)], d)
+    return out if out is not x else b.op(aten.clone.default, x)

@@ -265,7 +265,9 @@ def normalize(gm: fx.GraphModule, example_inputs: list | tuple) -> fx.GraphModul
                 user.kwargs = fx.node.map_arg(user.kwargs, lambda n: value if n is node else n)
             gm.graph.erase_node(node)
             continue
-        several = isinstance(value, (tuple, list)) and value and all(isinstance(v, torch.Tensor) for v in value)
+        # several results, some None where the op computes nothing (a backward's output_mask)
+        several = isinstance(value, (tuple, list)) and any(isinstance(v, torch.Tensor) for v in value) and \
+            all(v is None or isinstance(v, torch.Tensor) for v in value)
         if isinstance(value, torch.Tensor) or several:
             rewrite_node(gm, node, mutation, dynamic, device)
     gm.graph.lint()

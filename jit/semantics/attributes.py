@@ -359,6 +359,12 @@ def get_attr(tx, obj: Var, name: str) -> Var:
         target = getattr(obj, "fn")
         if name in ("__name__", "__qualname__", "__module__", "__doc__", "__code__"):
             return Const(getattr(target, name))  # fixed for the function (guarded by identity or code)
+        if isinstance(target, torch._ops.OpOverloadPacket) and isinstance(getattr(target, name, None),
+                                                                           torch._ops.OpOverload):
+            # `torch.ops.aten.add.Tensor`: an overload of the packet, itself a torch callable (the graph's target)
+            overload = getattr(target, name)
+            source = AttrSource(obj.source, name) if obj.source is not None else ConstSource(overload, str(overload))
+            return tx.builder.wrap(overload, source)
         if isinstance(obj, UserFunctionVar) and name == "__get__":
             # `func.__get__(obj, cls)`: the function bound to obj (LRScheduler's wrapper around opt.step calls it)
             from jit.semantics.builtins_impl import bind_function

@@ -185,3 +185,20 @@ def torch_is_tensor(x):
 def torch_functional_getattr(x):
     act = getattr(F, "relu")
     return act(x)
+
+
+@C.add(T2)
+def aten_overloads(x, y):
+    # torch.ops.aten.<op>.<overload>, as custom autograd Functions' backwards and kernel libraries call them: the
+    # overload read off its packet was an unrepresentable value, and the frame ran eagerly
+    aten = torch.ops.aten
+    s = aten._softmax_backward_data.default(x, torch.softmax(y, 1), 1, torch.float32)
+    return aten.add.Tensor(x, y, alpha=2), torch.ops.aten.mul.Scalar(x, 3), aten.sin(y), s
+
+
+@C.add(tensors((2, 3, 5), (2, 3, 5), (5,), (5,)))
+def aten_layer_norm_pair(x, g, w, b):
+    aten = torch.ops.aten
+    out, mean, rstd = aten.native_layer_norm.default(x, [5], w, b, 1e-5)
+    dx, dw, db = aten.native_layer_norm_backward.default(g, x, [5], mean, rstd, w, b, [True, False, True])
+    return out, dx, dw, db

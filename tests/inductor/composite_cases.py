@@ -40,6 +40,15 @@ def _ties():
     return x
 
 
+def _layer_norm_backward(g, x, shape, w, b, mask):
+    stats = aten.native_layer_norm.default(x, shape, w, b, 1e-5)
+    return aten.native_layer_norm_backward.default(g, x, shape, stats[1], stats[2], w, b, mask)
+
+
+def _three(triple):
+    return triple[0], triple[1], triple[2]
+
+
 def _both(result):
     """values and indices of max / min over a dim, as a plain tuple (a graph output cannot be torch's named tuple)"""
     return result[0], result[1]
@@ -150,6 +159,23 @@ CASES = [
     ("std_correction2", lambda x: torch.std(x, (0, 1), correction=2), lambda: [randn(3, 4, 5)]),
     ("std_all", lambda x: x.std(), lambda: [randn(4, 6)]),
     ("var_f16", lambda x: x.var(-1), lambda: [randn(4, 6, dtype=torch.float16)]),
+    ("var_mean_dims", lambda x: _both(torch.var_mean(x, (0, 2), correction=0)), lambda: [randn(3, 4, 5)]),
+    ("var_mean_legacy_unbiased_bf16", lambda x: _both(torch.var_mean(x, False)),
+     lambda: [randn(4, 6, dtype=torch.bfloat16)]),
+    ("std_mean_keepdim", lambda x: _both(torch.std_mean(x, -1, keepdim=True)), lambda: [randn(4, 6)]),
+    # backward ops as graphs traced at the aten level hold them (a custom autograd.Function's backward)
+    ("aten_softmax_backward", lambda g, x: aten._softmax_backward_data.default(g, torch.softmax(x, 0), 0,
+                                                                               torch.float32),
+     lambda: [randn(4, 6), randn(4, 6, seed=1)]),
+    ("aten_softmax_backward_bf16", lambda g, y: aten._softmax_backward_data.default(g, y, -1, torch.bfloat16),
+     lambda: [randn(4, 6, dtype=torch.bfloat16), torch.softmax(randn(4, 6, seed=1), -1).bfloat16()]),
+    ("aten_log_softmax_backward", lambda g, x: aten._log_softmax_backward_data.default(
+        g, torch.log_softmax(x, 1), 1, torch.float32) * 2, lambda: [randn(4, 6), randn(4, 6, seed=1)]),
+    ("aten_layer_norm_backward", lambda g, x, w, b: _three(_layer_norm_backward(g, x, [5], w, b, [True] * 3)),
+     lambda: [randn(2, 3, 5), randn(2, 3, 5, seed=1), randn(5, seed=2), randn(5, seed=3)]),
+    ("aten_layer_norm_backward_input_only_no_affine",
+     lambda g, x: _layer_norm_backward(g, x, [3, 5], None, None, [True, False, False])[0],
+     lambda: [randn(2, 3, 5), randn(2, 3, 5, seed=1)]),
     # scans
     ("cumsum_fused", lambda x: torch.cumsum(x * 2, 1) + 1, lambda: [randn(3, 9)]),
     ("cumsum_transposed", lambda x: x.t().cumsum(1), lambda: [randn(5, 4)]),

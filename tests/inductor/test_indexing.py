@@ -1,6 +1,6 @@
 """Issue 20's indexing ops in both backends (NumPy code; Triton kernels, in Triton's CPU interpreter without a GPU):
 gather, index_select, x[idx], embedding and its backward, scatter / scatter_add / scatter_reduce(sum), index_add,
-index_put. Each is compared with eager (values, dtype, shape) and must run in generated code: the only torch call
+index_put, flip and roll. Each is compared with eager (values, dtype, shape) and must run in generated code: the only torch call
 left is the Triton backend's index check (graph/index_checks.py). Out-of-range indices raise eager's exception."""
 import pytest
 import torch
@@ -69,6 +69,13 @@ CASES = {
     "index_put_broadcast_value": (lambda x, i, v: x.index_put((i,), v, True),
                                   lambda: [rand(4, 3), idx(1, 1), rand(3, seed=1)]),
     "index_put_assign": (lambda x, i, v: x.index_put((i,), v), lambda: [rand(4, 3), idx(2, 0), rand(2, 3, seed=1)]),
+    "flip": (lambda x: torch.flip(x, (0, -1)) * 2, lambda: [rand(3, 5)]),
+    "flip_varargs_bf16": (lambda x: x.flip(1, 0) + 1, lambda: [rand(3, 5, dtype=torch.bfloat16)]),
+    "flip_of_transpose": (lambda x: torch.fliplr(x.t()) - torch.flipud(x.t()), lambda: [rand(3, 5)]),
+    "flip_int": (lambda x: x.flip(0) * 3, lambda: [torch.arange(6)]),
+    "roll": (lambda x: torch.roll(x, (1, -7), (0, 1)), lambda: [rand(4, 5)]),
+    "roll_flattened_transpose": (lambda x: x.t().roll(4) + 1, lambda: [rand(4, 5)]),
+    "roll_by_a_multiple": (lambda x: x.roll(10, -1) * 2, lambda: [rand(2, 5)]),
 }
 
 
@@ -87,6 +94,17 @@ def test_embedding_fuses_with_its_neighbours(backend):
     fn = lambda i, w, p: (F.embedding(i, w) + p).sum(-1)
     c = run(backend, fn, idx([1, 9, 3], [0, 4, 2]), rand(10, 4), rand(3, 4, seed=1))
     assert kernels_with(c, "embedding", "add", "sum")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_flip_and_roll_fuse_with_their_neighbours(backend):
+    # a Swin-style shifted window and a reversed sequence read by the kernel that sums them (roll: slices and a
+    # cat, flip: an index_select by a descending arange); Triton computes it all in one kernel, NumPy stores the
+    # first roll's cat (read twice by the second)
+    fn = lambda x: (x.roll((1, 1), (1, 2)) + x.flip(2)).sum(-1)
+    c = run(backend, fn, rand(2, 4, 6))
+    assert kernels_with(c, "cat", "index_select", "arange", "sum")
+    assert len(c.lowered.kernels) == (1 if backend == "triton" else 2)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
