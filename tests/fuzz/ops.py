@@ -54,7 +54,8 @@ REDUCTIONS = [
     *_ops("float", "T", "{0}.mean()", "{0}.mean({dim}, keepdim=True)", "{0}.var({dim})", "{0}.std()",
           "{0}.norm()", "torch.logsumexp({0}, {dim})", "torch.softmax({0}, {dim})",
           "F.log_softmax({0}, dim={dim})", "F.normalize({0}, dim={dim})"),
-    *_ops("any", "T", "{0}.max(dim={dim})", "torch.sort({0}, dim={dim}, stable=True)", weight=0.4),
+    *_ops("any", "T", "{0}.max(dim={dim})", "torch.sort({0}, dim={dim}, stable=True)", "torch.var_mean({0}, {dim})",
+          "torch.std_mean({0}, {dim}, keepdim=True)", weight=0.4),
 ]
 
 # Views and layout: results share memory with their operand (what aliasing checks are about). Nothing whose result
