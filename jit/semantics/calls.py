@@ -244,7 +244,8 @@ def call_torch(tx, fn, args: list[Var], kwargs: dict[str, Var]) -> Var:
         unsupported("autograd", f"torch.autograd.{fn.__name__}() runs the autograd engine")
     if fn in (torch.manual_seed, torch.seed, torch.set_default_dtype, torch.set_printoptions):
         unsupported("side_effect", f"torch.{fn.__name__} changes global state")
-    if fn in _PURE_PYTHON_RESULT and not _has_tensor(args) and all(a.is_const() for a in args):
+    if fn in _PURE_PYTHON_RESULT and not _has_tensor(list(args) + list(kwargs.values())) and \
+            all(a.is_const() for a in [*args, *kwargs.values()]):
         return Const(fn(*(a.const() for a in args), **{k: v.const() for k, v in kwargs.items()}))
     if not _has_tensor(list(args) + list(kwargs.values())):
         if isinstance(fn, types.FunctionType) and fn not in _FACTORIES:
@@ -288,6 +289,11 @@ def call_tensor_method(tx, tensor: TensorVar, name: str, args, kwargs) -> Var:
         unsupported("autograd", f"tensor.{name}() runs or changes torch's autograd engine")
     if name == "get_device":
         return Const(tensor.device.index if tensor.device.type != "cpu" else -1)
+    if name == "type":
+        return _tensor_type(tx, tensor, args, kwargs)
+    if name == "new" and len(args) == 1 and not kwargs and _is_size(args[0]):
+        # `x.new(torch.Size)` is a shape where `x.new((5, 8))` is data; the graph would hold the Size as a tuple
+        return tx.output.call("call_method", "new_empty", (tensor, args[0]), {})
     if name == "is_inference" and not args and not kwargs:
         # an input's meta example is never an inference tensor: ask the real one (a tensor made in the graph
         # answers from its example, made in the traced mode)
@@ -303,6 +309,41 @@ def call_tensor_method(tx, tensor: TensorVar, name: str, args, kwargs) -> Var:
             return result
     return tx.output.call("call_method", name, (tensor, *args), kwargs)
 
+
+
+def _is_size(v: Var) -> bool:
+    return isinstance(v, NamedTupleVar) and v.python_type() is torch.Size or \
+        isinstance(v, Const) and type(v.value) is torch.Size
+
+
+def _tensor_type(tx, tensor: TensorVar, args, kwargs) -> Var:
+    """`t.type()`: the legacy type name ('torch.HalfTensor', 'torch.cuda.HalfTensor'), from the tensor's dtype and
+    device (its meta example would name 'torch.meta...'); `t.type(T)` with T a dtype, a legacy tensor class or
+    its name: `t.to(dtype)` where T is on the tensor's device (a copy only where the dtype changes, as eager)."""
+    kwargs = {k: v for k, v in kwargs.items() if k != "non_blocking"}
+    target = args[0] if args else kwargs.pop("dtype", None)
+    if target is None and not kwargs:
+        name = torch.empty(0, dtype=tensor.example.dtype).type()
+        device = tensor.device.type
+        return Const(name if device == "cpu" else name.replace("torch.", f"torch.{device}.", 1))
+    if len(args) > 1 or kwargs or not target.is_const():
+        unsupported("unsupported_call", "tensor.type() with arguments not known at compile time")
+    target = target.const()
+    if isinstance(target, str):
+        resolved = torch
+        for part in target.split(".")[1:] if target.startswith("torch.") else [None]:
+            resolved = getattr(resolved, part, None) if part else None
+        target = resolved
+    if isinstance(target, torch.dtype):
+        dtype, device = target, tensor.device.type
+    elif isinstance(target, type) and isinstance(getattr(target, "dtype", None), torch.dtype) and \
+            hasattr(target, "is_cuda"):
+        dtype, device = target.dtype, "cuda" if target.is_cuda else "cpu"
+    else:
+        unsupported("unsupported_call", f"tensor.type({target!r}): not a dtype or tensor type")
+    if device != tensor.device.type:
+        unsupported("unsupported_call", f"tensor.type() to a {device} type moves a {tensor.device.type} tensor")
+    return call_tensor_method(tx, tensor, "to", [Const(dtype)], {})
 
 
 # ---- modules and classes ----------------------------------------------------------------------------------------

@@ -250,3 +250,15 @@ def in_place_results_are_their_receivers(x, y, c):
     z = y
     z += 1
     return a is x, b is x, d is c, e is y, f is y, g is y, z is y, x, y, c
+
+
+@C.add(tensors((4, 3)))
+def tensor_new_size_and_type_names(x):
+    # from PyTorch's Dynamo tests: `x.new(torch.Size)` is a shape (a tuple is data), `t.type()` names the legacy
+    # type of the tensor's device (the meta example named 'torch.meta.FloatTensor'), `t.type(name or class)`
+    # converts, and `torch.is_floating_point(input=t)` takes its tensor by keyword
+    y = x * 2
+    h = y.to(torch.float16)
+    return (y.new(torch.Size([5, 8])).shape, y.new(y.size()).shape, y.new((5.0, 8.0)), y.type(), h.type(),
+            x.type(h.type()), x.type(torch.DoubleTensor), x.type(torch.int32), torch.is_floating_point(input=y),
+            torch.numel(input=h))
