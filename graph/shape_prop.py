@@ -48,21 +48,44 @@ def fetch_attr(gm: fx.GraphModule, target: str) -> Any:
     return obj
 
 
-# Elementwise ops whose meta kernels (Python decompositions) lay the result out by the wrong operand: with operands
-# read in different orders (`x.t()` beside a contiguous `y`), eager's TensorIterator follows the first, the meta
-# kernel the second. A torch op reading the result sees another layout than eager's (dropout draws its mask in
-# memory order: fuzz seed 573898). Their strides are computed as TensorIterator does (`_iterator_strides`).
-_OPERAND_ORDER_WRONG = {"floor_divide", "copysign", "xlogy"}
+# Elementwise ops whose meta kernels (Python decompositions) lay the result out otherwise than eager's CPU kernels:
+# with operands read in different orders (`x.t()` beside a contiguous `y`, or a 0-dim first operand), eager's
+# TensorIterator follows the operands' layout, the meta kernel another. A torch op reading the result sees another
+# layout than eager's (dropout draws its mask in memory order: fuzz seed 573898), and `.contiguous()` of it copies
+# in eager and not in the trace (fuzz seed 829291: two copies came back as one object). Measured against the CPU
+# kernels (torch 2.13) for float and integer operands; their strides are computed as TensorIterator does
+# (`_iterator_strides`). By name: the aten op's, a torch function's, a Tensor method's or an operator's.
+_OPERAND_ORDER_WRONG = {"floor_divide", "floordiv", "rfloordiv", "copysign", "xlogy", "xlog1py",
+                        "special_xlogy", "special_xlog1py", "heaviside", "logaddexp", "logaddexp2", "logical_and",
+                        "logical_or", "logical_xor"}
+
+
+def _op_name(target: Any) -> str:
+    """The op's name without dunder underscores; "" for an in-place op (its result is its operand, laid out)."""
+    if isinstance(target, str):
+        name = target
+    elif isinstance(target, torch._ops.OpOverload):
+        name = target._schema.name.split("::")[-1]
+    else:
+        name = getattr(target, "__name__", "") or ""
+    if name.startswith("__i") or name.endswith("_") and not name.endswith("__"):
+        return ""
+    return name.strip("_")
 
 
 def _misplaced_strides(target: Any, args: Any, kwargs: Any) -> bool:
-    name = getattr(target, "__name__", "") or ""
-    if isinstance(target, torch._ops.OpOverload):
-        name = target._schema.name.split("::")[-1]
+    name = _op_name(target)
     if name in _OPERAND_ORDER_WRONG:
         return True
-    return name == "div" and (kwargs.get("rounding_mode") is not None or
-                              (isinstance(target, torch._ops.OpOverload) and target._overloadname.endswith("mode")))
+    return name in ("div", "truediv") and (kwargs.get("rounding_mode") is not None or
+                                           isinstance(target, torch._ops.OpOverload) and
+                                           target._overloadname.endswith("mode"))
+
+
+def eager_layout(target: Any, result: Any, args: Any, kwargs: Any) -> Any:
+    """The meta result of `target(*args, **kwargs)` with eager's strides where its meta kernel lays it out
+    otherwise (_OPERAND_ORDER_WRONG)."""
+    return _iterator_strides(result, args, kwargs) if _misplaced_strides(target, args, kwargs) else result
 
 
 def _iterator_strides(result: Any, args: Any, kwargs: Any) -> Any:
@@ -91,8 +114,7 @@ def eval_node(gm: fx.GraphModule, node: fx.Node) -> Any:
                 # draws from the random generator (a real draw here shifts every random number the program makes)
                 kwargs = {**kwargs, "device": "meta"}
             result = to_meta(node.target(*args, **kwargs))
-            return _iterator_strides(result, args, kwargs) if _misplaced_strides(node.target, args, kwargs) \
-                else result
+            return eager_layout(node.target, result, args, kwargs)
         if node.op == "call_method":
             self_obj, *rest = args
             target = node.target
@@ -102,9 +124,7 @@ def eval_node(gm: fx.GraphModule, node: fx.Node) -> Any:
                           or target == "to"}
                 target = "to"
             result = to_meta(getattr(self_obj, target)(*rest, **kwargs))
-            if isinstance(target, str) and _misplaced_strides(getattr(torch, target, None), args, kwargs):
-                return _iterator_strides(result, args, kwargs)
-            return result
+            return eager_layout(target, result, args, kwargs)
         # call_module is left unknown: modules hold real parameters that cannot mix with meta inputs, and
         # `graph.normalize` turns the common modules into functional calls before propagation runs.
         if node.op == "get_attr":

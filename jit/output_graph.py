@@ -15,6 +15,7 @@ from torch.utils._pytree import tree_leaves
 from framejit.graph import meta_memo
 from framejit.graph.dce import drop_unused
 from framejit.graph.effects import VALUE_ERRORS, is_impure, is_removable, may_raise_on_values
+from framejit.graph.shape_prop import eager_layout
 from framejit.guards.kinds import (AliasMatch, Guard, IdMatch, NotAlias, RequiresGradMatch, SizeRelation, StorageMatch, TensorMatch,
                           storage_pattern)
 from framejit.guards.size_expr import BinOp, Dim, Num, combine
@@ -303,6 +304,8 @@ class OutputGraph:
             raise
         except Exception as e:  # noqa: BLE001 - eager raises it too (overflow: int + 2**70; a tuple's .norm)
             unsupported("operator_error", f"{_name(target)}: {type(e).__name__}: {_first_line(e)}")
+        if isinstance(result, torch.Tensor):
+            result = eager_layout(target, result, meta_args, meta_kwargs)  # not the meta kernel's, where it errs
         # A call that bumped an argument's version counter wrote to it (meta tensors count too): whatever its
         # name or flags say (`F.relu(y, True)`), it is in-place, so it stays in the graph.
         mutates = [_version(t.example) for t in tensors] != versions

@@ -1102,6 +1102,20 @@ def test_dropout_of_a_floor_division_draws_eagers_mask(backend, fresh_jit):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_contiguous_of_a_floor_division_copies_where_eager_copies(backend, fresh_jit):
+    # generator seed 829291: `x1 // x0` of a transposed x1 and a 0-dim x0 is transposed in eager, contiguous in
+    # the meta kernel the trace asked; `.contiguous()` twice was then the same tensor twice (eager: two copies)
+    def f(x0, x1):
+        t4 = x1 // x0
+        return [t4.contiguous(), t4.contiguous(), torch.logical_and(x0, x1).contiguous(), t4.stride()]
+
+    x0, x1 = torch.tensor(0.7), torch.randn(2, 3).t()
+    got, want = jit.compile(f, backend=backend)(x0, x1), f(x0, x1)
+    assert got[0] is not got[1] and got[0].data_ptr() != got[1].data_ptr()
+    assert got[3] == want[3] and all(torch.equal(a, b) for a, b in zip(got[:3], want[:3]))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_a_reader_of_a_written_view_and_its_base_sees_the_write_in_both(backend, fresh_jit):
     # fuzz seed 582384: `t4 = t2.reshape(-1); t4.cumsum_(0); t4 + t2`: the add read the written view's new value
     # and the old t2 (graph/autodiff/view_writes.py replaced the wrong input of a node reading both)

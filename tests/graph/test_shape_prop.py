@@ -1,4 +1,6 @@
 """graph/shape_prop.py: meta values for every node."""
+import operator
+
 import pytest
 import torch
 import torch.fx as fx
@@ -27,6 +29,15 @@ _LAYOUT_OPS = {
     "copysign": torch.copysign,
     "xlogy": torch.xlogy,
     "aten_div_mode": lambda a, b: torch.ops.aten.div.Tensor_mode(a, b, rounding_mode="floor"),
+    "floordiv_operator": operator.floordiv,
+    "rfloordiv_method": lambda a, b: a.__rfloordiv__(b),
+    "xlog1py": torch.special.xlog1py,
+    "heaviside": torch.heaviside,
+    "logaddexp": torch.logaddexp,
+    "logaddexp2": torch.logaddexp2,
+    "logical_and_method": lambda a, b: a.logical_and(b),
+    "logical_or": torch.logical_or,
+    "logical_xor": torch.logical_xor,
 }
 
 
@@ -38,6 +49,18 @@ def test_elementwise_results_are_laid_out_as_eagers(name, transposed_first):
     op = _LAYOUT_OPS[name]
     x, y = torch.randn(2, 3).t() + 3, torch.randn(2, 3, 2) + 3  # x read column-major, y row-major
     args = (x, y) if transposed_first else (y, x)
+    gm = fx.symbolic_trace(lambda a, b: op(a, b))
+    propagate(gm, list(args))
+    (node,) = [n for n in gm.graph.nodes if n.op in ("call_function", "call_method")][-1:]
+    assert node.meta["val"].stride() == op(*args).stride()
+
+
+@pytest.mark.parametrize("name", sorted(_LAYOUT_OPS))
+def test_a_zero_dim_first_operand_leaves_the_layout_to_the_other(name):
+    # fuzz seed 829291's kind: with a 0-dim first operand the meta kernels lay out by their own rule, eager by
+    # the other operand's (a transpose stays one)
+    op = _LAYOUT_OPS[name]
+    args = (torch.tensor(2.5), torch.randn(2, 3).t() + 3)
     gm = fx.symbolic_trace(lambda a, b: op(a, b))
     propagate(gm, list(args))
     (node,) = [n for n in gm.graph.nodes if n.op in ("call_function", "call_method")][-1:]
