@@ -65,3 +65,15 @@ def test_a_zero_dim_first_operand_leaves_the_layout_to_the_other(name):
     propagate(gm, list(args))
     (node,) = [n for n in gm.graph.nodes if n.op in ("call_function", "call_method")][-1:]
     assert node.meta["val"].stride() == op(*args).stride()
+
+
+@pytest.mark.parametrize("transposed_first", [True, False])
+def test_an_unreduced_binary_cross_entropy_is_laid_out_as_its_operands(transposed_first):
+    # found by sweeping OpInfo samples (CPU against meta strides): the meta kernel returns it contiguous
+    t, c = torch.rand(2, 3).t(), torch.rand(3, 2)
+    args = (t, c) if transposed_first else (c, t)
+    op = lambda a, b: torch.nn.functional.binary_cross_entropy(a, b, reduction="none")  # noqa: E731
+    gm = fx.symbolic_trace(op)
+    propagate(gm, list(args))
+    (node,) = [n for n in gm.graph.nodes if n.op == "call_function"][-1:]
+    assert node.meta["val"].stride() == op(*args).stride()
