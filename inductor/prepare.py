@@ -89,8 +89,33 @@ def copy_aliased_outputs(compiled, gm: torch.fx.GraphModule):
             any(roots[i] & roots[j] and j not in eager[i].shares for j in range(i)) or
             i < len(now) and (now[i].alias not in (None, "unknown") or
                               any(j not in eager[i].shares for j in now[i].shares))))]
-    if not aliased:
+    # outputs eager returns as views of an input (`x.detach()`, `x.transpose(-1, -1)`): where the module hands back
+    # the input itself (an identity view, or the optimizer reduced the output to the input at its strides), a new
+    # view of it, so writes through the result reach the input as in eager and `is` tells them apart (Triton
+    # generator seeds 92, 110), not the same object and not a copy
+    inputs = list(gm.graph.find_nodes(op="placeholder"))
+    viewed = {i: e.alias[1] for i, e in enumerate(eager or ()) if i < len(results) and isinstance(e.alias, tuple)
+              and e.alias[0] == "input"}
+    aliased = [i for i in aliased if not (
+        i in viewed and results[i].op == "placeholder" and inputs.index(results[i]) == viewed[i] and
+        isinstance(results[i].meta.get("val"), torch.Tensor) and
+        eager[i].strides == tuple(results[i].meta["val"].stride()))]
+    if not aliased and not viewed:
         return compiled
+
+    def fresh_views(outputs: list, args: tuple) -> None:
+        for i, k in viewed.items():
+            if k < len(args) and outputs[i] is args[k]:
+                outputs[i] = outputs[i].view(outputs[i].shape)
+
+    if not aliased:
+        def views(*args):
+            result = compiled(*args)
+            outputs = [result] if single else list(result)
+            fresh_views(outputs, args)
+            return outputs[0] if single else type(result)(outputs)
+        views.source = getattr(compiled, "source", None)
+        return views
     # outputs eager returns sharing memory with each other (`t = x.logsumexp(-1); return t.squeeze(-1), t` of a
     # 0-dim x, both reduced to x): copied together, over one new storage, each at its own place in it
     leader = {i: next((j for j in aliased if j < i and j in eager[i].shares), None) if eager is not None and
@@ -102,6 +127,7 @@ def copy_aliased_outputs(compiled, gm: torch.fx.GraphModule):
         if single:
             return result.clone()
         outputs, copies = list(result), {}
+        fresh_views(outputs, args)
         for i in aliased:
             t, j = outputs[i], leader[i]
             if j in copies and result[j].untyped_storage().data_ptr() == t.untyped_storage().data_ptr():

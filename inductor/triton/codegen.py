@@ -358,9 +358,16 @@ class KernelWriter:
         lay = sc.into.layout
         addr = address(scope, target, lay.strides, lay.shape, [])
         deps = frozenset(a for a, _, _ in self.axes)
+        if not addr.deps:  # one target element (a size-1 dim): a pointer per lane, as the values are
+            shape = "[" + ", ".join(block for _, block, _ in self.axes) + "]"
+            addr = Ix(f"{addr.code} + tl.zeros({shape}, tl.int32)", deps)
         v = self.materialize(scope, self.cast(scope, v, lay.dtype, narrow_store=True), deps)
         mask = " & ".join([m for _, _, m in self.axes] + [inside])
         fn = "tl.atomic_add" if sc.add else "tl.store"
+        if sc.add and lay.dtype == torch.bool:
+            # a sum of bools is their or: True stored where a source element is True (no atomics on int1; lanes
+            # racing to one element all store the same True)
+            fn, mask = "tl.store", f"{mask} & ({v.code} != 0)"
         scope.lines.append(f"{fn}({self.param(sc.into.name)} + {addr.code}, {v.code}, {mask})")
 
     def materialize(self, scope, v: Val, deps) -> Val:

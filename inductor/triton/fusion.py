@@ -85,9 +85,9 @@ def _recompute_pays(node: torch.fx.Node, kinds: dict, copies: int) -> bool:
     return (copies - 1) * read < copies * out.element_size()  # a tie stores: one read of the inputs
 
 
-# index maps one inlined value may be computed under in a kernel (rotary's `q * cos + rotate_half(q) * sin`
-# reads q at 3) before it is stored instead
-MAX_CONTEXTS = 8
+# index maps one inlined value may be computed under in a kernel before it is stored instead (rotary's
+# `q * cos + rotate_half(q) * sin` reads q at 3, a 3x3 pooling window its padded input at 9)
+MAX_CONTEXTS = 32
 
 
 def _contexts(node: torch.fx.Node, kinds: dict, contexts: dict) -> set:
@@ -155,7 +155,9 @@ def plan_triton_fusion(graph: torch.fx.Graph, kinds: dict, keep: frozenset = fro
                 target = None
         if target is not None:
             seen = _contexts(node, kinds, contexts)
-            if len(seen) > MAX_CONTEXTS:
+            # a value made of nothing computed (a pad's `full`, an arange) costs one op per map and copies no
+            # producer: only a value with computed operands multiplies its producers' copies
+            if len(seen) > MAX_CONTEXTS and any(kinds.get(a) in FUSIBLE for a in node.all_input_nodes):
                 target = None
             else:
                 contexts[node] = seen

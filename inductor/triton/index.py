@@ -156,8 +156,8 @@ def _address(coords: tuple, strides: tuple, shape: tuple, groups: list, scope: S
     parts, deps = [], set()
     for g in list(groups) + scope.visible_decodes():
         whole = g.whole()
-        if not whole or any(code not in terms for code in whole):
-            continue
+        if not whole or any(code not in terms for code in whole) or 0 in whole.values():
+            continue  # (a 0 multiplier: a tile over an empty dim, which addresses nothing)
         scale = {terms[code][1] // s if terms[code][1] % s == 0 else None for code, s in whole.items()}
         if len(scale) == 1 and None not in scale:
             k = scale.pop()

@@ -214,6 +214,16 @@ def _scan(w, e: Op, coords, scope, rgroup, extra) -> Val:
     return Val(scope.let(f"{SCAN_OPS[e.name]}({a.code}, axis={w.raxis})"), e.dtype, a.deps)
 
 
+def _constant(v: Val) -> int | None:
+    """The integer a literal Val stands for, else None."""
+    if not v.literal:
+        return None
+    try:
+        return int(v.code)
+    except ValueError:
+        return None
+
+
 def checked(idx) -> bool:
     """An index made non-negative by its check in this kernel (`_checked_index`): no wrap needed after it."""
     return isinstance(idx, Op) and idx.name == "check_index"
@@ -230,6 +240,13 @@ def _indexed_load(w, e: Op, coords, scope, rgroup, extra) -> Val:
     icoords = tuple(coords[dim:dim + k]) if e.name == "take" else broadcast(coords, e.shape, idx.shape)
     i = w.value(idx, icoords, scope, rgroup, extra)
     size = src.shape[dim]
+    known = _constant(i)
+    if known is not None and isinstance(size, int) and -size <= known < size:
+        # one index known here (a flip of a size-1 dim reads index 0): a coordinate, no wrap and no mask (the
+        # interpreter rejects a mask made of Python bools)
+        scoords = tuple(coords[:dim]) + (Ix(str(known % size), frozenset()),) + tuple(coords[dim + k:])
+        v = w.value(src, scoords, scope, rgroup, extra)
+        return Val(v.code, e.dtype, v.deps | i.deps, v.literal)
     at = i.code if checked(idx) else scope.let(f"tl.where({i.code} < 0, {i.code} + {size}, {i.code})", prefix="i")
     inside = scope.let(f"({at} >= 0) & ({at} < {size})", prefix="m")
     scoords = tuple(coords[:dim]) + (Ix(at, i.deps),) + tuple(coords[dim + k:])

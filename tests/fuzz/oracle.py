@@ -36,6 +36,9 @@ BACKENDS = {  # CLI name -> (jit.compile keyword arguments, environment while co
     "default-numpy": ({}, {"FRAMEJIT_CPU_BACKEND": "numpy"}),
     "default-torch": ({}, {"FRAMEJIT_CPU_BACKEND": "torch"}),
     "numpy": ({"backend": "numpy"}, {}),  # the NumPy backend: always the generated NumPy code
+    # the Triton backend: on a machine without a GPU its kernels run in Triton's CPU interpreter, which must be
+    # switched on before triton is first imported (TRITON_INTERPRET=1 in the environment of the run)
+    "triton": ({"backend": "triton"}, {}),
 }
 WRONG = ("type", "dtype", "shape", "tensor-meta", "value", "mutation", "aliasing", "stdout", "missing-exception",
          "exception-type")

@@ -303,5 +303,5 @@ def test_a_value_read_at_several_index_maps_at_every_level_is_stored_not_copied(
         return f
 
     x = torch.randn(4, 8)
-    short, deep = (check_fn(chain(n), x, tol=(1e-4, 1e-5)).source for n in (8, 16))
-    assert len(deep) < 3 * len(short)  # linear in the levels
+    short, deep = (check_fn(chain(n), x, tol=(1e-4, 1e-5)).source for n in (10, 30))
+    assert len(deep) < 4.5 * len(short)  # linear in the levels (3x), once values are stored every few levels

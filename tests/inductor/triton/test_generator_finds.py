@@ -1,0 +1,73 @@
+"""Programs the generator found wrong or crashing under the Triton backend (`python -m tests.fuzz --backend
+triton`, its kernels in Triton's CPU interpreter where there is no GPU), reduced: each compiled with
+backend="triton" against eager."""
+import torch
+
+import jit
+from tests.inductor.triton.support import on_device
+
+
+def test_a_reduction_over_an_empty_dim(fresh_jit):
+    # seed 48: the address of a tile over a (2, 0) tensor divided by the empty dim's zero extent (internal error)
+    f = lambda x: ((x > 0).any(), x.sum(0), (x * 2).amax(-1, keepdim=True) if x.shape[-1] else x)  # noqa: E731
+    x = on_device(torch.randn(2, 0))
+    got, want = jit.compile(f, backend="triton")(x), f(x)
+    assert jit.counters["compile_errors"] == 0
+    for a, b in zip(got, want):
+        assert a.shape == b.shape and torch.equal(a.cpu(), b.cpu())
+
+
+def test_a_flip_of_a_one_element_dim_reads_its_index_as_a_number(fresh_jit):
+    # seed 1: index_select by arange(0, -1, -1) of one element gave `tl.where(0 < 0, 0 + 1, 0)`: a mask of
+    # Python bools, which the interpreter rejects ("mask has unsupported dtype")
+    def f(x):
+        t = x.flip(0)
+        t += -2
+        return t, x.flip(-1) * x
+
+    x = on_device(torch.randn(1, 1))
+    got, want = jit.compile(f, backend="triton")(x), f(x)
+    assert all(torch.equal(a.cpu(), b.cpu()) for a, b in zip(got, want))
+
+
+def test_an_input_returned_as_its_own_view_stays_a_view(fresh_jit):
+    # seed 92: `t = x.transpose(-1, -1)` (a view of x in eager) came back a copy of x from a graph the optimizer
+    # reduced to `return x`, so a write through t after a graph break did not reach x
+    def f(x):
+        t = x.transpose(-1, -1)
+        if x.sum() > 100:
+            pass
+        t.add_(1)
+        return None
+
+    x = on_device(torch.randn(3))
+    y = x.clone()
+    jit.compile(f, backend="triton")(x)
+    f(y)
+    assert torch.equal(x.cpu(), y.cpu())
+
+
+def test_a_detached_input_is_a_new_view_of_it(fresh_jit):
+    # seed 110: `x.detach()` returned x itself (an identity view spelled as the buffer): eager's is another tensor
+    # over x's memory
+    f = lambda x: (x.detach(), x.transpose(-1, -1), x.t() * 2)  # noqa: E731
+    for shape in ((), (3,)):
+        x = on_device(torch.randn(shape))
+        got = jit.compile(f, backend="triton")(x)
+        assert got[0] is not x and got[0].data_ptr() == x.data_ptr()
+        assert got[1] is not x and got[1].data_ptr() == x.data_ptr()
+        assert torch.equal(got[2].cpu(), f(x)[2].cpu())
+
+
+def test_scatter_add_into_one_element_and_into_bools(fresh_jit):
+    # seed 130: a size-1 target made the atomic's pointer a scalar beside a tile of values (the interpreter
+    # raised); seed 248: a bool target's sum (an or) had no atomic_add for int1
+    def f(x):
+        zeros = torch.zeros_like(x, dtype=torch.long)
+        return x.scatter_add(0, zeros, x), (x > 0).scatter_add(0, zeros, x > 1), \
+            (x > 0).index_add(0, torch.tensor([0, 0]), torch.tensor([True, False]))
+
+    for n in (1, 3):
+        x = on_device(torch.randn(n))
+        got, want = jit.compile(f, backend="triton")(x), f(x)
+        assert all(a.dtype == b.dtype and torch.allclose(a.cpu(), b.cpu()) for a, b in zip(got, want))
