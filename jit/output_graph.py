@@ -60,6 +60,7 @@ class OutputGraph:
         self.external_cells: dict = {}  # id(real closure cell) -> jit.translator.ExternalCell (reads and writes)
         self.outside_containers: dict = {}  # id(list/tuple/dict from outside) -> (it, its Var): one Var per object
         self.side_effects = SideEffects()  # changes to outside objects, applied by the generated code
+        self.dicts_read: set[int] = set()  # ids of outside objects whose __dict__ the trace holds (attributes.py)
         self.modules_by_structure = False  # set per frame (jit.dynamic.modules_by_structure)
         self.read_iterators = True  # iterators from outside read ahead (jit.dynamic.iterators_opaque)
         self.autocast = autocast.AutocastState(())  # set per frame from the entry state (jit/autocast.py)

@@ -1,10 +1,11 @@
 """Resume functions: the rest of a frame after a graph break, as a function of its own.
 
-`resume_in_<function>_at_<line>` is a copy of the original code with a prologue that rebuilds the value stack
-from its first parameters (NULL slots are re-pushed, not passed), then jumps to the instruction after the break.
-Its other parameters are the frame's live locals, under their own names. The hook intercepts it like any frame,
-so the rest of the function is captured in turn. Resume code objects are cached per (code, instruction, stack
-layout, locals), so their compiled entries are reused from call to call."""
+The resume function (named as the original, so tracebacks read as eager's; qualname `<function>.<resume at line
+N>`) is a copy of the original code with a prologue that rebuilds the value stack from its first parameters (NULL
+slots are re-pushed, not passed), then jumps to the instruction after the break. Its other parameters are the
+frame's live locals, under their own names. The hook intercepts it like any frame, so the rest of the function is
+captured in turn. Resume code objects are cached per (code, instruction, stack layout, locals), so their compiled
+entries are reused from call to call."""
 from __future__ import annotations
 
 import inspect
@@ -163,7 +164,7 @@ def resume_code(code: CodeType, target: int, slots: tuple, local_names: tuple[st
     prologue.append(bc.Instr("JUMP_FORWARD", label, lineno=lineno))
 
     out = bc.Bytecode(prologue + body)
-    out.name = f"resume_in_{code.co_name}_at_{lineno}"
+    out.name = code.co_name  # a traceback names the user's function, as eager's does (its qualname says resume)
     out.qualname = f"{code.co_qualname}.<resume at line {lineno}>"
     out.filename = code.co_filename
     out.first_lineno = code.co_firstlineno

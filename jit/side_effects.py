@@ -90,6 +90,10 @@ class SideEffects:
         self._attrs[key] = (obj_var, name, value)
         self._written("attr", key)
 
+    def sets_attrs_of(self, real) -> bool:
+        """Whether the traced code set or deleted any attribute of `real`."""
+        return any(key[0] == id(real) for key in self._attrs)
+
     def attr(self, real, name: str):
         """What the traced code last wrote to `real.name`: a Var, DELETED, or None when it did not."""
         record = self._attrs.get((id(real), name))

@@ -1,5 +1,5 @@
 """Building and unpacking tuples, lists, dicts, slices and strings."""
-from jit.break_reasons import unsupported
+from jit.break_reasons import PythonError, unsupported
 from jit.opcodes.registry import handler
 from jit.semantics import exceptions, subscript
 from jit.semantics.iteration import items_of, unpack
@@ -20,7 +20,12 @@ def build_list(tx, inst):
 def _key(var):
     if not var.is_const():
         unsupported("unsupported_value", f"a dict key that is not a compile-time constant ({var.describe()})")
-    return var.const()
+    key = var.const()
+    try:
+        hash(key)
+    except TypeError as e:  # `{[1, 2]: x}`: eager's TypeError, raised where eager raises it
+        raise PythonError.of(TypeError, *e.args) from None
+    return key
 
 
 @handler("BUILD_MAP")

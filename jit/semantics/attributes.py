@@ -135,6 +135,12 @@ def _class_attr_value(tx, attr, source, cls: type | None = None, name: str = "")
 
 
 def _object_attr(tx, var: Var, obj, name: str) -> Var:
+    if name == "__dict__":
+        # the real dict, read through its source, does not hold the writes the trace recorded for after the graph:
+        # the two may not meet (Dynamo's test_dicts: `obj.c = 3` then `obj.__dict__.items()` missed c)
+        if tx.output.side_effects.sets_attrs_of(obj):
+            unsupported("side_effect", f"reading {type(obj).__name__}.__dict__ after setting its attributes here")
+        tx.output.dicts_read.add(id(obj))
     written = tx.output.side_effects.attr(obj, name)  # the traced code wrote it (no data descriptor: checked then)
     if written is DELETED:
         raise AttributeMissing(f"'{type(obj).__name__}' object has no attribute '{name}'")
@@ -267,9 +273,15 @@ def _python_module_attr(tx, var: PythonModuleVar, name: str) -> Var:
 
 
 def _super_attr(tx, var: SuperVar, name: str) -> Var:
-    mro = type(var.self_var.module if isinstance(var.self_var, ModuleVar) else
-               var.self_var.obj if isinstance(var.self_var, ObjectVar) else None).__mro__ \
-        if not isinstance(var.self_var, NewObjectVar) else var.self_var.cls.__mro__
+    if isinstance(var.self_var, ClassVar):  # super() in a classmethod or __new__: the class's own MRO
+        mro = var.self_var.value.__mro__
+    elif isinstance(var.self_var, NewObjectVar):
+        mro = var.self_var.cls.__mro__
+    else:
+        mro = type(var.self_var.module if isinstance(var.self_var, ModuleVar) else
+                   var.self_var.obj if isinstance(var.self_var, ObjectVar) else None).__mro__
+    if var.cls not in mro:
+        unsupported("unsupported_value", f"super() of {var.self_var.describe()} outside {var.cls.__name__}'s MRO")
     for klass in mro[mro.index(var.cls) + 1:]:
         if name in klass.__dict__:
             attr = klass.__dict__[name]
@@ -431,6 +443,8 @@ def outside_setattr(tx, obj: Var, name: str, value: Var, delete: bool = False) -
             any(name in real.__dict__.get(d, ()) for d in ("_parameters", "_buffers", "_modules")) or
             isinstance(value, (TensorVar, ModuleVar)) or value.python_type() is torch.nn.Parameter):
         unsupported("side_effect", f"{what}: a parameter, buffer or submodule")
+    if id(real) in tx.output.dicts_read:
+        unsupported("side_effect", f"{what} after reading its __dict__")
     if delete and tx.output.side_effects.attr(real, name) is DELETED:
         raise AttributeMissing(name)
     tx.output.side_effects.write_attr(obj, real, name, DELETED if delete else value)

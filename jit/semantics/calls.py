@@ -473,6 +473,10 @@ def construct(tx, cls: type, args, kwargs) -> Var:
     if cls is torch.autograd.profiler.record_function:
         return context_managers.profiler_range(args, kwargs)
     if cls is torch.Size:
+        from jit.semantics.iteration import items_of
+        parts = [v for a in args for v in (items_of(tx, a) if isinstance(a, (TupleVar, ListVar)) else [a])]
+        if not all(v.is_const() for v in parts):  # a size read off a tensor's values: Python needs the number
+            unsupported("tensor_to_python", "torch.Size of values computed in the graph")
         return Const(torch.Size(*(a.const() for a in args)))
     if _pure_constructor(cls) and all(a.is_const() for a in args) and all(v.is_const() for v in kwargs.values()):
         try:

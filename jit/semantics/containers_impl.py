@@ -17,7 +17,32 @@ def _index(tx, items, value, start: int = 0, stop: int | None = None) -> int:
     unsupported("exception", "ValueError: value is not in the sequence")
 
 
+# positional arguments each modelled method takes (min, max); keyword arguments: those named
+_ARITY = {
+    list: {"append": (1, 1), "extend": (1, 1), "insert": (2, 2), "pop": (0, 1), "index": (1, 3), "count": (1, 1),
+           "copy": (0, 0), "reverse": (0, 0), "sort": (0, 0), "clear": (0, 0), "remove": (1, 1)},
+    dict: {"keys": (0, 0), "values": (0, 0), "items": (0, 0), "get": (1, 2), "copy": (0, 0), "update": (0, 1),
+           "setdefault": (1, 2), "pop": (1, 2), "popitem": (0, 0), "clear": (0, 0)},
+}
+_KEYWORDS = {(list, "sort"): {"key", "reverse"}, (dict, "update"): None}  # None: any keyword
+
+
+def _check_arity(kind: type, name: str, args: list, kwargs: dict) -> None:
+    """Python's TypeError for a modelled list / dict method called with arguments it does not take (`{}.update({},
+    {})`), its message from the real method given as many placeholders."""
+    low, high = _ARITY[kind].get(name, (0, len(args)))
+    allowed = _KEYWORDS.get((kind, name), set())
+    if low <= len(args) <= high and (allowed is None or set(kwargs) <= allowed):
+        return
+    try:
+        getattr(kind(), name)(*[None] * len(args), **{k: None for k in kwargs})
+    except TypeError as e:
+        raise PythonError.of(TypeError, *e.args) from None
+
+
 def container_method(tx, obj: Var, name: str, args: list[Var], kwargs: dict) -> Var:
+    if isinstance(obj, (ListVar, DictVar)) and name in _ARITY[list if isinstance(obj, ListVar) else dict]:
+        _check_arity(list if isinstance(obj, ListVar) else dict, name, args, kwargs)
     if (result := outside_containers.method(obj, name, args, kwargs)) is not None:
         return result  # a list or dict from outside, changed or read without reading it whole
     if isinstance(obj, NamedTupleVar) and name == "_asdict":

@@ -119,6 +119,11 @@ def _rich_eq(tx, op, a: Var, b: Var) -> Var:
     return Const(same if op is operator.eq else not same)
 
 
+# built-in types whose == answers for types unrelated to them: a mappingproxy compares as the mapping it wraps
+# (`d.keys().mapping == d` is True; Dynamo's test_dicts), so NotImplemented is not its answer
+_COMPARES_WITH_OTHERS = (types.MappingProxyType,)
+
+
 def _dunder(tx, x: Var, x_type: type, y: Var, y_type: type, name: str) -> Var | None:
     """x.__eq__(y) or x.__ne__(y); None for NotImplemented."""
     method = _method(x_type, name)
@@ -131,7 +136,8 @@ def _dunder(tx, x: Var, x_type: type, y: Var, y_type: type, name: str) -> Var | 
         from jit.semantics.calls import inline_function
         result = inline_function(tx, UserFunctionVar(method, None), [x, y], {})
         return None if isinstance(result, Const) and result.value is NotImplemented else result
-    if x_type.__module__ == "builtins" and not issubclass(y_type, x_type) and not issubclass(x_type, y_type):
+    if x_type.__module__ == "builtins" and not issubclass(y_type, x_type) and not issubclass(x_type, y_type) and \
+            x_type not in _COMPARES_WITH_OTHERS:
         return None  # a built-in type's comparison answers NotImplemented for a type it does not know
     unsupported("unsupported_value", f"{x_type.__name__}.{name} (implemented in C) on {x.describe()}")
 

@@ -31,6 +31,10 @@ CONSTANT_TYPES = (int, float, bool, str, complex, bytes, type(None), type(Ellips
 BUILTIN_FUNCTIONS = {v for v in vars(builtins).values() if isinstance(v, types.BuiltinFunctionType)}
 
 
+_BUILTIN_CALLABLES = (types.BuiltinFunctionType, types.BuiltinMethodType, types.MethodDescriptorType,
+                      types.WrapperDescriptorType)
+
+
 def is_torch_callable(value) -> bool:
     if isinstance(value, (torch._C._VariableFunctionsClass, )):
         return False
@@ -116,8 +120,10 @@ class Builder:
         if _hashable(value) and value in BUILTINS:
             self.guard(IdMatch(source, value))
             return BuiltinVar(value, source)
-        if _hashable(value) and (value in BUILTIN_FUNCTIONS or
-                                 value is getattr(builtins, getattr(value, "__name__", ""), None)):
+        # (the name read only off built-in callables: any other object's __getattr__ is user code, and may
+        # answer anything for __name__)
+        if _hashable(value) and (value in BUILTIN_FUNCTIONS or isinstance(value, _BUILTIN_CALLABLES) and
+                                 value is getattr(builtins, str(getattr(value, "__name__", "")), None)):
             self.guard(IdMatch(source, value))
             return BuiltinVar(value, source)
         if isinstance(value, type):

@@ -299,9 +299,10 @@ class OutsideDictVar(DictVar):
             unsupported("unsupported_value", f"a defaultdict ({self.source.name()}) read whole")
         if not all(isinstance(k, (str, int, float, bool, type(None), torch.dtype)) for k in self.real):
             unsupported("unsupported_value", "a dict with keys that are not simple constants")
-        self.builder.guard(DictKeysMatch(self.source, tuple(self.real), self.cls))
+        keys = tuple(self.real)  # the object's own order: an OrderedDict's moved keys are not dict.items' order
+        self.builder.guard(DictKeysMatch(self.source, keys, self.cls))
         items = {}
-        for key, value in dict.items(self.real):
+        for key, value in ((k, dict.__getitem__(self.real, k)) for k in keys):
             known = self.entry.get(key)
             items[key] = known if known is not None and known is not MISSING else \
                 self.builder.wrap(value, ItemSource(self.source, key, self.raw_reads))
