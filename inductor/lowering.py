@@ -342,6 +342,8 @@ def _gather(node, x, dim, idx, *, sparse_grad=False):
 
 
 def _scatter(node, x, dim, idx, src, mode, take):
+    if len(x.shape) == 0:
+        return None  # a 0-d target (dim 0 of a scalar): torch's kernel (the Triton writer indexes dims)
     out = meta(node)
     dim = _norm_dim(dim, len(x.shape))
     if hasattr(src, "shape") and not take:

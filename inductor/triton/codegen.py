@@ -35,7 +35,7 @@ from ..ir import Const, Kernel, Load, Op, Reduce, ScalarLayout, View, loads_in, 
 from .dtypes import NARROW, TL, Val, compute, literal
 from .loop_fusion import fuse_loops
 from .index import ZERO, Group, Ix, Scope, address, broadcast, through_view
-from .ops import SCAN_OPS, checked, emit_op
+from .ops import SCAN_OPS, checked, constant_index, emit_op
 from .reduce import emit_reduce
 
 INT32_LIMIT = 2 ** 31 - 1
@@ -351,9 +351,13 @@ class KernelWriter:
         icoords = tuple(coords[dim:dim + k]) if sc.take else coords
         i = self.value(sc.index, icoords, scope, None, None)
         size = sc.into.layout.shape[dim]
-        at = i.code if checked(sc.index) else scope.let(f"tl.where({i.code} < 0, {i.code} + {size}, {i.code})",
-                                                         prefix="i")
-        inside = scope.let(f"({at} >= 0) & ({at} < {size})", prefix="m")
+        known = constant_index(i)
+        if known is not None and isinstance(size, int) and -size <= known < size:
+            at, inside = str(known % size), None  # an index known here: no wrap, no mask of Python bools
+        else:
+            at = i.code if checked(sc.index) else scope.let(
+                f"tl.where({i.code} < 0, {i.code} + {size}, {i.code})", prefix="i")
+            inside = scope.let(f"({at} >= 0) & ({at} < {size})", prefix="m")
         target = tuple(coords[:dim]) + (Ix(at, i.deps),) + tuple(coords[dim + k:])
         lay = sc.into.layout
         addr = address(scope, target, lay.strides, lay.shape, [])
@@ -362,7 +366,7 @@ class KernelWriter:
             shape = "[" + ", ".join(block for _, block, _ in self.axes) + "]"
             addr = Ix(f"{addr.code} + tl.zeros({shape}, tl.int32)", deps)
         v = self.materialize(scope, self.cast(scope, v, lay.dtype, narrow_store=True), deps)
-        mask = " & ".join([m for _, _, m in self.axes] + [inside])
+        mask = " & ".join([m for _, _, m in self.axes] + ([inside] if inside else []))
         fn = "tl.atomic_add" if sc.add else "tl.store"
         if sc.add and lay.dtype == torch.bool:
             # a sum of bools is their or: True stored where a source element is True (no atomics on int1; lanes

@@ -214,7 +214,7 @@ def _scan(w, e: Op, coords, scope, rgroup, extra) -> Val:
     return Val(scope.let(f"{SCAN_OPS[e.name]}({a.code}, axis={w.raxis})"), e.dtype, a.deps)
 
 
-def _constant(v: Val) -> int | None:
+def constant_index(v: Val) -> int | None:
     """The integer a literal Val stands for, else None."""
     if not v.literal:
         return None
@@ -240,7 +240,7 @@ def _indexed_load(w, e: Op, coords, scope, rgroup, extra) -> Val:
     icoords = tuple(coords[dim:dim + k]) if e.name == "take" else broadcast(coords, e.shape, idx.shape)
     i = w.value(idx, icoords, scope, rgroup, extra)
     size = src.shape[dim]
-    known = _constant(i)
+    known = constant_index(i)
     if known is not None and isinstance(size, int) and -size <= known < size:
         # one index known here (a flip of a size-1 dim reads index 0): a coordinate, no wrap and no mask (the
         # interpreter rejects a mask made of Python bools)

@@ -85,6 +85,12 @@ class _Planner:
         self.tuples: dict = {}  # fallback results that are tuples, once their call is planned -> probed strides
         self.owned: set = set()  # buffers whose memory no other name (view, alias, fallback result) can reach
         self.returned = {b for o in lg.outputs if isinstance(o, (Load, View, Item)) for b in loads_in(o)}
+        # buffers a returned tensor is a view of (`x.clone().reshape(-1)`): never turned into a view of their
+        # operand themselves, or the output would alias the input (Triton generator seed 472)
+        self.escaping = set(self.returned)
+        for k in reversed(lg.kernels):
+            if isinstance(k, Kernel) and k.is_view and k.out.name in self.escaping:
+                self.escaping.update(loads_in(k.expr))
         self.last_reader: dict = {}
         # inputs some step other than a kernel launch reads (a view, a torch call, a library call): another name
         # may reach their memory, so none takes a result written over it (`_donated`)
@@ -196,7 +202,7 @@ class _Planner:
         if k.is_view:
             owned.difference_update(loads_in(expr))
             return Alias(out, expr, False, k.source[-1], items)
-        view = _pure_copy_view(k, expr, layouts, self.returned)
+        view = _pure_copy_view(k, expr, layouts, self.escaping)
         if view is not None:
             owned.difference_update(loads_in(expr))
             return Alias(out, view, True, k.source[-1], items)

@@ -14,8 +14,16 @@ Every fold is kept only if the combined kernel still generates (KernelWriter), s
 to torch."""
 import math
 
-from ..ir import Kernel, Load, Reduce, View, kernel_loads, loads_in, readers_of, rebuild, reduces_in, side_outputs
+from ..ir import (Kernel, Load, Op, Reduce, View, kernel_loads, loads_in, readers_of, rebuild, reduces_in,
+                  side_outputs, walk)
 from .codegen import KernelWriter
+
+
+def scans_in(e) -> bool:
+    """Whether an expression holds a scan (cumsum, cumprod: triton/scan.py): like a reduction, its value at one
+    element depends on others, so it cannot be computed again under another index map (a consumer reading
+    `c[0]` of `c = x.cumsum(0)` computed the scan of x[0] alone)."""
+    return any(isinstance(n, Op) and n.name in ("cumsum", "cumprod") for n in walk(e))
 
 
 def _inline(e, values: dict, memo):
@@ -153,7 +161,7 @@ def merge_side_outputs(kernels: list, layouts: dict, probes: Probes | None = Non
     out, dropped = list(kernels), set()
     for i in range(len(out)):
         a = out[i]  # a kernel merged into earlier (it has side outputs) is not folded on
-        if not isinstance(a, Kernel) or a.is_view or reduces_in(a.expr) or side_outputs(a) or \
+        if not isinstance(a, Kernel) or a.is_view or reduces_in(a.expr) or scans_in(a.expr) or side_outputs(a) or \
                 any(s == 0 for s in a.out.layout.shape):
             continue
         j = min(readers.get(a.out.name, ()), default=i)
@@ -210,6 +218,8 @@ def hoist(plan: list, j: int, layouts: dict, probes: Probes | None = None):
         if not isinstance(k, Kernel) or k.is_view or not big:
             continue
         computed = {k.out.name: k.expr} | {b.name: e for b, e in side_outputs(k)}
+        if any(scans_in(computed[b]) for b in need if b in computed):
+            continue  # a scan's value is only its own kernel's, at its own coordinates
         read = set(kernel_loads(k))
         if any(b not in computed and b not in read for b in big) or \
                 any(b not in computed and produced.get(b, -1) >= p for b in need):

@@ -71,3 +71,58 @@ def test_scatter_add_into_one_element_and_into_bools(fresh_jit):
         x = on_device(torch.randn(n))
         got, want = jit.compile(f, backend="triton")(x), f(x)
         assert all(a.dtype == b.dtype and torch.allclose(a.cpu(), b.cpu()) for a, b in zip(got, want))
+
+
+def test_an_element_of_a_scan_is_read_from_the_scan(fresh_jit):
+    # seed 2077: `for r in x.cumsum(0)` read c[0] and c[1]; merged into their reader as a side output, the scan
+    # was computed again under each select (the scan of one element) and failed to broadcast
+    def f(x):
+        c = x.cumsum(0, dtype=torch.float32)
+        for r in c:
+            x = x + r
+        return x
+
+    x = on_device(torch.randn(3))
+    torch.testing.assert_close(jit.compile(f, backend="triton")(x).cpu(), f(x).cpu())
+
+
+def test_scatter_into_a_known_index_and_into_a_scalar(fresh_jit):
+    # seeds 1222 (an index known in Python: a mask of Python bools) and 1612 (a 0-d target: dim 0 of a scalar)
+    def one(x):
+        t = x.clone()
+        t.scatter_add_(0, torch.zeros_like(t, dtype=torch.long), torch.ones_like(t))
+        return t
+
+    def scalar(x):
+        t = x.mean()
+        t.scatter_add_(0, torch.zeros_like(t, dtype=torch.long), torch.ones_like(t))
+        return t
+
+    for f, x in ((one, torch.randn(1)), (scalar, torch.randn(()))):
+        x = on_device(x)
+        torch.testing.assert_close(jit.compile(f, backend="triton")(x).cpu(), f(x).cpu())
+
+
+def test_a_copy_returned_through_a_view_is_not_the_input(fresh_jit):
+    # seed 472: `x.clone().reshape(-1)`: the copy became a view of x (the planner drops copies whose buffer is
+    # not returned, and the returned view hid it), so the output shared x's memory
+    f = lambda x: x.clone().reshape(-1)  # noqa: E731
+    x = on_device(torch.randn(()))
+    got = jit.compile(f, backend="triton")(x)
+    assert got.data_ptr() != x.data_ptr() and torch.equal(got.cpu(), f(x).cpu())
+
+
+def test_a_view_of_an_input_keeps_the_strides_of_its_size_one_dims(fresh_jit):
+    # seed 523: `t = x.squeeze(2)` (no dim to squeeze) handed back as x.view(x.shape) had other strides on its
+    # size-1 dims than x, and `t.div_(x)` then raised eager's partial-overlap error
+    def f(x):
+        t = x.squeeze(2)
+        if x.sum() > 100:
+            pass
+        t.div_(x)
+        return x
+
+    x = on_device(torch.randn(1, 2, 1).transpose(-1, -2))
+    y = x.clone().as_strided(x.shape, x.stride())
+    y.copy_(x)
+    torch.testing.assert_close(jit.compile(f, backend="triton")(x).cpu(), f(y).cpu())
