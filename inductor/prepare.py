@@ -70,6 +70,12 @@ def _over(storage, like: torch.Tensor) -> torch.Tensor:
                                                                         like.stride())
 
 
+def _same_walk(val, strides) -> bool:
+    """Strides that walk `val`'s elements as val's own do (they may differ on size-1 dims), or none recorded."""
+    return isinstance(val, torch.Tensor) and (strides is None or len(strides) == val.dim() and all(
+        n == 1 or a == b for n, a, b in zip(val.shape, val.stride(), strides)))
+
+
 def copy_aliased_outputs(compiled, gm: torch.fx.GraphModule):
     """Outputs the optimizer reduced to an input or to a view of another output (x * 1 -> x; `y.expand(1, n) * 1`
     -> a view of y), or merged with an earlier output (CSE of `x / x` computed twice), must still be new tensors,
@@ -94,20 +100,21 @@ def copy_aliased_outputs(compiled, gm: torch.fx.GraphModule):
     # view of it, so writes through the result reach the input as in eager and `is` tells them apart (Triton
     # generator seeds 92, 110), not the same object and not a copy
     inputs = list(gm.graph.find_nodes(op="placeholder"))
-    viewed = {i: e.alias[1] for i, e in enumerate(eager or ()) if i < len(results) and isinstance(e.alias, tuple)
-              and e.alias[0] == "input"}
+    viewed = {i: (e.alias[1], e.strides) for i, e in enumerate(eager or ()) if i < len(results) and
+              isinstance(e.alias, tuple) and e.alias[0] == "input"}
     aliased = [i for i in aliased if not (
-        i in viewed and results[i].op == "placeholder" and inputs.index(results[i]) == viewed[i] and
-        isinstance(results[i].meta.get("val"), torch.Tensor) and
-        eager[i].strides == tuple(results[i].meta["val"].stride()))]
+        i in viewed and results[i].op == "placeholder" and inputs.index(results[i]) == viewed[i][0] and
+        _same_walk(results[i].meta.get("val"), viewed[i][1]))]
     if not aliased and not viewed:
         return compiled
 
     def fresh_views(outputs: list, args: tuple) -> None:
-        for i, k in viewed.items():
+        for i, (k, strides) in viewed.items():
             if k < len(args) and outputs[i] is args[k]:
-                t = outputs[i]  # a view at its very strides (size-1 dims too: an overlap check compares them)
-                outputs[i] = t.as_strided(t.shape, t.stride(), t.storage_offset())
+                # a view at eager's very strides (size-1 dims too: an overlap check compares them; a reshape of a
+                # (1, n) transpose to (1, n) has strides other than its input's there)
+                t = outputs[i]
+                outputs[i] = t.as_strided(t.shape, strides if strides is not None else t.stride(), t.storage_offset())
 
     if not aliased:
         def views(*args):

@@ -82,10 +82,12 @@ else:
         bx = tl.abs(b)
         big = tl.maximum(ax, bx)
         small = tl.minimum(ax, bx)
-        t = _atan(small / tl.where(big == 0.0, 1.0, big))
+        # both infinite: the ratio is taken as 1 (atan2(inf, inf) is pi / 4, as libdevice's and torch's)
+        t = _atan(tl.where(small == float("inf"), 1.0, small / tl.where(big == 0.0, 1.0, big)))
         t = tl.where(ax > bx, 1.5707963267948966 - t, t)
-        t = tl.where(b < 0.0, 3.141592653589793 - t, t)
-        t = tl.where(a < 0.0, -t, t)
+        # the quadrant by sign bits: -0.0 counts as negative (atan2(0, -0) is pi, atan2(-0, -1) is -pi)
+        t = tl.where((b < 0.0) | ((b == 0.0) & (1.0 / b < 0.0)), 3.141592653589793 - t, t)
+        t = tl.where((a < 0.0) | ((a == 0.0) & (1.0 / a < 0.0)), -t, t)
         return tl.where((a != a) | (b != b), a + b, t)
 
     @triton.jit

@@ -32,10 +32,10 @@ from framejit.graph.symbolic_sizes import SymInt
 from ..runtime import launch_configs
 from . import tiling
 from ..ir import Const, Kernel, Load, Op, Reduce, ScalarLayout, View, loads_in, reduces_in, walk
-from .dtypes import NARROW, TL, Val, compute, literal
+from .dtypes import NARROW, TL, Val, compute, literal, rounded
 from .loop_fusion import fuse_loops
 from .index import ZERO, Group, Ix, Scope, address, broadcast, through_view
-from .ops import SCAN_OPS, checked, constant_index, emit_op
+from .ops import ROUNDED_FIRST, SCAN_OPS, checked, constant_index, emit_op
 from .reduce import emit_reduce
 
 INT32_LIMIT = 2 ** 31 - 1
@@ -462,6 +462,8 @@ class KernelWriter:
         if isinstance(a, Const):
             return literal(a.value, dtype)
         v = self.value(a, broadcast(coords, e.shape, a.shape), scope, rgroup, extra)
+        if e.name in ROUNDED_FIRST:
+            v = rounded(scope, v)
         return self.cast(scope, v, dtype)
 
     def reduce(self, e: Reduce, coords, scope, rgroup, extra) -> Val:

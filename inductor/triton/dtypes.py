@@ -49,3 +49,10 @@ def literal(value, dtype: torch.dtype) -> Val:
     else:
         code = repr(value)
     return Val(code, dtype, frozenset(), True)
+
+
+def rounded(scope, v: Val) -> Val:
+    """A half value held in float32, rounded to its dtype (and back to float32)."""
+    if v.literal or v.dtype not in (torch.float16, torch.bfloat16):
+        return v
+    return Val(scope.let(f"{v.code}.to({TL[v.dtype]}).to(tl.float32)"), v.dtype, v.deps)

@@ -8,7 +8,7 @@ import torch
 from framejit.graph.index_checks import device_message
 
 from ..ir import Const, Op
-from .dtypes import TL, Val, compute, literal
+from .dtypes import TL, Val, compute, literal, rounded
 from .index import ZERO, Ix, broadcast
 
 F = "h."  # the generated module imports inductor.runtime.triton_helpers as h
@@ -32,6 +32,13 @@ BINARY = {
 BOOL_BINARY = {"add": "{a} | {b}", "mul": "{a} & {b}", "maximum": "{a} | {b}", "minimum": "{a} & {b}"}
 # scans (triton/scan.py): along the row tile's reduction axis, the whole row in registers
 SCAN_OPS = {"cumsum": "tl.cumsum", "cumprod": "tl.cumprod"}
+# Ops whose result jumps where their operand crosses a point (an integer, the other operand): a float16 / bfloat16
+# operand computed in float32 and not rounded (the kernel keeps half values in float32 from op to op) lands on the
+# other side of it where eager's rounded value did not (`floor(x * x)` of bfloat16: 1.0 for eager's 2.0). Their
+# half operands are rounded to their dtype first, as eager's are; smooth ops keep the float32 value (off by
+# rounding only).
+ROUNDED_FIRST = {"floor", "ceil", "round", "trunc", "sign", "eq", "ne", "lt", "le", "gt", "ge", "floordiv",
+                 "remainder", "truncdiv", "isnan", "logical_not", "logical_and", "logical_or", "logical_xor"}
 # exponent -> how a * a beats the generic pow (torch special-cases the same exponents)
 POW = {2: "{a} * {a}", 3: "{a} * {a} * {a}", 0.5: "tl.sqrt({a})", -0.5: "tl.rsqrt({a})", -1: "1.0 / {a}",
        1: "{a}", -2: "1.0 / ({a} * {a})"}
@@ -88,6 +95,8 @@ def emit_op(w, e: Op, coords, scope, rgroup, extra) -> Val:
         return done(f"tl.where({c.code}, {a.code}, {b.code})", [c, a, b], fix_type=a.literal and b.literal)
     if name == "cast":
         (a,) = [w.value(x, _bc(coords, e, x), scope, rgroup, extra) for x in e.args]
+        if not e.dtype.is_floating_point:  # to an integer or bool: truncation is a jump (codegen.ROUNDED_FIRST)
+            a = rounded(scope, a)
         return w.cast(scope, a, e.dtype)
     if name == "pow" and isinstance(e.args[1], Const) and not isinstance(e.args[1].value, bool) and \
             e.args[1].value in POW and (cd.is_floating_point or e.args[1].value in (1, 2, 3)):
@@ -120,7 +129,17 @@ def emit_op(w, e: Op, coords, scope, rgroup, extra) -> Val:
         return done(f"tl.where(({r} != 0) & (({r} < 0) != ({b.code} < 0)), {r} + {b.code}, {r})", vals)
     if name == "floordiv":
         if cd.is_floating_point:
-            return done(f"tl.floor({a.code} / {b.code})", vals)
+            # torch's div_floor_floating, not floor(a / b): through fmod, so inf // 2 is nan, a quotient a
+            # rounding put just below an integer is that integer, a zero quotient keeps a / b's sign, and
+            # division by zero is a / b
+            m = scope.let(f"{a.code} % {b.code}")
+            d = scope.let(f"({a.code} - {m}) / {b.code}")
+            d = scope.let(f"tl.where(({m} != 0) & (({b.code} < 0) != ({m} < 0)), {d} - 1.0, {d})")
+            fl = scope.let(f"tl.floor({d})")
+            fl = scope.let(f"tl.where({d} - {fl} > 0.5, {fl} + 1.0, {fl})")
+            q = scope.let(f"{a.code} / {b.code}")
+            zero = f"tl.where(({q} < 0) | (({q} == 0) & (1.0 / {q} < 0)), -0.0, 0.0)"
+            return done(f"tl.where({b.code} == 0, {q}, tl.where({d} != 0, {fl}, {zero}))", vals)
         q = scope.let(f"{a.code} // {b.code}")
         return done(f"tl.where((({a.code} % {b.code}) != 0) & (({a.code} < 0) != ({b.code} < 0)), {q} - 1, {q})",
                     vals)

@@ -126,3 +126,32 @@ def test_a_view_of_an_input_keeps_the_strides_of_its_size_one_dims(fresh_jit):
     y = x.clone().as_strided(x.shape, x.stride())
     y.copy_(x)
     torch.testing.assert_close(jit.compile(f, backend="triton")(x).cpu(), f(y).cpu())
+
+
+def test_float_floor_division_is_torchs_at_infinities_zeros_and_near_integers(fresh_jit):
+    # seed 1325: `x // 0` then `// 2.0`: floor(a / b) gave -inf where torch's fmod-based rule gives nan
+    vals = torch.tensor([0.0, -0.0, 1.0, -1.0, 2.5, -7.0, 1e30, -1e30, float("inf"), float("-inf"), float("nan"),
+                         0.3, -0.3, 5.9999999])
+    a, b = on_device(vals.repeat_interleave(len(vals))), on_device(vals.repeat(len(vals)))
+    for dtype in (torch.float32, torch.float64):
+        got, want = jit.compile(lambda x, y: x // y, backend="triton")(a.to(dtype), b.to(dtype)).cpu(), \
+            (a.to(dtype) // b.to(dtype)).cpu()
+        same = (got == want) | (got.isnan() & want.isnan())
+        assert bool(same.all()) and torch.equal(torch.signbit(got[~want.isnan()]), torch.signbit(want[~want.isnan()]))
+
+
+def test_atan2_of_infinities_and_signed_zeros(fresh_jit):
+    # seed 2269: atan2(inf, inf) was nan (the CPU interpreter's own atan2; on CUDA it is libdevice's)
+    vals = torch.tensor([0.0, -0.0, 1.0, -1.0, float("inf"), float("-inf")])
+    a, b = on_device(vals.repeat_interleave(len(vals))), on_device(vals.repeat(len(vals)))
+    got = jit.compile(lambda y, x: torch.atan2(y, x) * 1, backend="triton")(a, b)
+    torch.testing.assert_close(got.cpu(), torch.atan2(a, b).cpu())
+
+
+def test_half_values_are_rounded_before_an_op_that_jumps(fresh_jit):
+    # seed 2088: `floor(x * x)` of bfloat16 floored the float32 product (1.99 -> 1) where eager floors the
+    # product rounded to bfloat16 (2.0); float16 here, which the CPU interpreter rounds as a GPU does
+    x = on_device(torch.linspace(0.5, 40, 5000).to(torch.float16))
+    f = lambda x: (torch.floor(x * x), (x * 1.7).to(torch.int32), torch.remainder(x * 1.3, 1.0), x * 0.1 > 1)  # noqa
+    for a, b in zip(jit.compile(f, backend="triton")(x), f(x)):
+        assert torch.equal(a.cpu(), b.cpu())
