@@ -1,6 +1,7 @@
 """Programs the generator found wrong or crashing under the Triton backend (`python -m tests.fuzz --backend
 triton`, its kernels in Triton's CPU interpreter where there is no GPU), reduced: each compiled with
 backend="triton" against eager."""
+import pytest
 import torch
 
 import jit
@@ -155,3 +156,16 @@ def test_half_values_are_rounded_before_an_op_that_jumps(fresh_jit):
     f = lambda x: (torch.floor(x * x), (x * 1.7).to(torch.int32), torch.remainder(x * 1.3, 1.0), x * 0.1 > 1)  # noqa
     for a, b in zip(jit.compile(f, backend="triton")(x), f(x)):
         assert torch.equal(a.cpu(), b.cpu())
+
+
+def test_integer_division_by_zero_raises_on_the_cpu(fresh_jit):
+    # seeds 1696 and others: eager's CPU kernels raise ZeroDivisionError for an integer zero divisor (CUDA's do
+    # not); under the interpreter those divisions run in torch, for eager's exception
+    f = lambda x: (torch.remainder(x, x) + 1, x // (x - x + 1))  # noqa: E731
+    x = torch.tensor([1, 2], dtype=torch.int32)
+    compiled = jit.compile(f, backend="triton")
+    assert all(torch.equal(a, b) for a, b in zip(compiled(x), f(x)))
+    if torch.cuda.is_available():
+        return  # (on a GPU the graph is a CUDA one: no exception to match)
+    with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+        compiled(torch.tensor([0, 2], dtype=torch.int32))
