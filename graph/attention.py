@@ -166,7 +166,8 @@ def _last_dim(node: fx.Node, x: fx.Node) -> bool:
     """A reduction node over x's last dim with keepdim."""
     dims, keep = (node.args[1], node.args[2]) if len(node.args) >= 3 else (None, False)
     ndim = meta_value(x).dim()
-    return keep is True and isinstance(dims, (list, tuple)) and len(dims) == 1 and dims[0] % ndim == ndim - 1
+    return keep is True and isinstance(dims, (list, tuple)) and len(dims) == 1 and ndim > 0 and \
+        dims[0] % ndim == ndim - 1
 
 
 def _softmax_input(div: fx.Node):

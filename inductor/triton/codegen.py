@@ -397,6 +397,8 @@ class KernelWriter:
         if isinstance(layout, ScalarLayout):  # a host scalar, the value itself (a [1] block, as loads below)
             self.param(e.buf)
             return Val(scope.let(f"tl.full([1], {e.buf}, {TL[e.dtype]})"), e.dtype, frozenset())
+        if any(type(s) is int and s == 0 for s in layout.shape):  # an empty buffer: no lane may touch it
+            return literal(0, e.dtype)
         addr = address(scope, coords, layout.strides, layout.shape, self.groups(rgroup))
         masks = [m for a, _, m in self.axes if a in addr.deps]
         if extra:

@@ -48,27 +48,12 @@ MAX_ROUNDS = 8  # a culprit costs two rounds after the first; more means somethi
 RUN_IN_TORCH_ON_CPU = {CHECK_INDEX: "index bounds are checked by torch on the CPU (eager's exception)"}
 
 
-# integer division and remainder: eager's CPU kernels raise ZeroDivisionError for a zero divisor, CUDA's return
-# what the hardware gives; on the CPU (the interpreter) they run in torch, for eager's exception
-_INTEGER_DIVISIONS = (torch.ops.aten.div.Tensor_mode, torch.ops.aten.div.Scalar_mode, torch.ops.aten.remainder.Tensor,
-                      torch.ops.aten.remainder.Scalar, torch.ops.aten.fmod.Tensor, torch.ops.aten.fmod.Scalar)
-
-
-def _integer_division(node: torch.fx.Node) -> bool:
-    val = node.meta.get("val")
-    return node.target in _INTEGER_DIVISIONS and isinstance(val, torch.Tensor) and \
-        not val.dtype.is_floating_point and not val.dtype.is_complex
-
-
 def forced_by_env(graph: torch.fx.Graph, device: torch.device) -> dict:
-    """{node: reason} for the call nodes FRAMEJIT_TRITON_FALLBACK names, and those of RUN_IN_TORCH_ON_CPU (and the
-    integer divisions) where `device` (the graph's) is not a GPU."""
+    """{node: reason} for the call nodes FRAMEJIT_TRITON_FALLBACK names, and those of RUN_IN_TORCH_ON_CPU where
+    `device` (the graph's) is not a GPU."""
     names = set(config.triton_fallback)
     found = {n: why for target, why in (RUN_IN_TORCH_ON_CPU.items() if device.type != "cuda" else ())
              for n in graph.find_nodes(op="call_function", target=target)}
-    if device.type != "cuda":
-        found.update({n: "integer division by zero raises in torch on the CPU (eager's exception)"
-                      for n in graph.nodes if n.op == "call_function" and _integer_division(n)})
     for node in graph.nodes if names else ():
         if node.op != "call_function":
             continue

@@ -234,6 +234,8 @@ def _reshape(scope: Scope, out_shape: tuple, in_shape: tuple, coords: tuple) -> 
     """Match runs of dims whose sizes multiply to the same product (a merge, a split, or both): within a run the
     linear index is rebuilt from the output coordinates and decoded into the input's."""
     result = [ZERO] * len(in_shape)
+    if 0 in in_shape or 0 in out_shape:
+        return tuple(result)  # an empty tensor: the tile addresses nothing
     oi = [i for i, s in enumerate(out_shape) if s != 1]
     ii = [i for i, s in enumerate(in_shape) if s != 1]
     a = b = 0
