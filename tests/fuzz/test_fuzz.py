@@ -1,5 +1,5 @@
-"""The program generator in CI: a fixed slice of seeds through the eager and default backends, plus tests showing
-the generator, the oracle and the minimizer do what they claim (each one can fail).
+"""The program generator in CI: a fixed slice of seeds through the eager, default and Triton backends, plus tests
+showing the generator, the oracle and the minimizer do what they claim (each one can fail).
 
 The default backend chooses per graph, by timing at compile time, between the generated NumPy code and the
 captured graph in torch; the choice can differ between machines, and so could a program's outcome. So CI checks
@@ -19,6 +19,8 @@ import hashlib
 import pytest
 import torch
 
+import tests.inductor.triton.support  # noqa: F401  (TRITON_INTERPRET=1 before triton loads, where no GPU)
+
 from .known_failures import KNOWN, SLOW
 from .generator import generate
 from .minimize import minimize
@@ -27,7 +29,9 @@ from .program import Assign, Call, ExprStmt, Lit, Name, Program, Return, TensorI
 
 CI_SEEDS = range(0, 250)
 ARMS = ("default-numpy", "default-torch")
-CI_BACKENDS = ("eager", *ARMS, "default")  # default after its arms: it reads their verdicts
+# default after its arms: it reads their verdicts. The Triton backend, the GPU path, runs the CPU programs in
+# Triton's interpreter where there is no GPU (tests.inductor.triton.support switches it on before triton loads)
+CI_BACKENDS = ("eager", *ARMS, "default") + (() if torch.cuda.is_available() else ("triton",))
 CHUNK = 25
 # sha256 of the CI slice's programs (their sources, inputs and calls): KNOWN names programs by seed, so it is only
 # meaningful for this generator (see test_generator_is_the_one_known_failures_describe)
