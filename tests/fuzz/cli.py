@@ -15,6 +15,8 @@ import sys
 import tempfile
 import time
 
+import torch
+
 from .generator import generate
 from .minimize import minimize
 from .oracle import BACKENDS, check
@@ -55,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
     # Compiled NumPy modules go to a private cache: runs stay independent of what an earlier run left on disk.
     os.environ.setdefault("FRAMEJIT_CACHE_DIR", tempfile.mkdtemp(prefix="framejit-fuzz-"))
+    if "triton" in args.backends and "triton" not in sys.modules and not torch.cuda.is_available():
+        os.environ.setdefault("TRITON_INTERPRET", "1")  # the Triton arm's kernels in the CPU interpreter
     if args.save:
         args.save.mkdir(parents=True, exist_ok=True)
     counts = {b: collections.Counter() for b in args.backends}
