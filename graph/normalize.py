@@ -209,6 +209,8 @@ class EagerOutput(NamedTuple):
     alias: Any
     strides: tuple | None
     shares: tuple = ()  # indices of earlier flat outputs sharing its memory (the same tensor, or views of one)
+    offset: int | None = None  # its storage offset (where it shares memory: its place beside the others)
+    same: tuple = ()  # indices of earlier flat outputs that are this very tensor (the same node returned again)
 
 
 # gm.meta key of the EagerOutput per flat output
@@ -231,13 +233,15 @@ def eager_outputs(gm: fx.GraphModule) -> tuple:
             owners.setdefault(val.untyped_storage()._cdata, key)
     out = next(n for n in gm.graph.nodes if n.op == "output")
     result, storages = [], []
-    for leaf in torch.utils._pytree.tree_flatten(out.args[0])[0]:
+    leaves = torch.utils._pytree.tree_flatten(out.args[0])[0]
+    for n, leaf in enumerate(leaves):
         val = leaf.meta.get("val") if isinstance(leaf, fx.Node) else None
         storage = val.untyped_storage()._cdata if isinstance(val, torch.Tensor) else None
         storages.append(storage)
         if isinstance(val, torch.Tensor):
             shares = tuple(j for j, other in enumerate(storages[:-1]) if other == storage)
-            result.append(EagerOutput(owners.get(storage), tuple(val.stride()), shares))
+            same = tuple(j for j in shares if leaves[j] is leaf)
+            result.append(EagerOutput(owners.get(storage), tuple(val.stride()), shares, val.storage_offset(), same))
         else:
             result.append(EagerOutput("unknown" if isinstance(leaf, fx.Node) and val is None else None, None))
     return tuple(result)

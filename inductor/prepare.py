@@ -76,6 +76,21 @@ def _same_walk(val, strides) -> bool:
         n == 1 or a == b for n, a, b in zip(val.shape, val.stride(), strides)))
 
 
+def _view_of_output(a: torch.Tensor, b: torch.Tensor, ea, eb) -> torch.Tensor:
+    """a as the view of b eager returns it as (EagerOutput ea of a, eb of b), or a itself where b is not laid out
+    as eager's, the view would leave b's memory, or it would show other values than a's."""
+    if not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor) or a.dtype != b.dtype or \
+            a is not b and a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr() or \
+            None in (ea.offset, eb.offset) or ea.strides is None or tuple(b.stride()) != eb.strides:
+        return a  # (a is b: one tensor where eager returns two over one memory, a new view of it is wanted)
+    offset = b.storage_offset() - eb.offset + ea.offset
+    last = offset + sum((n - 1) * s for n, s in zip(a.shape, ea.strides)) if a.numel() else offset
+    if offset < 0 or last >= b.untyped_storage().nbytes() // max(b.element_size(), 1):
+        return a
+    view = b.as_strided(a.shape, ea.strides, offset)
+    return view if torch.equal(view, a) else a
+
+
 def copy_aliased_outputs(compiled, gm: torch.fx.GraphModule):
     """Outputs the optimizer reduced to an input or to a view of another output (x * 1 -> x; `y.expand(1, n) * 1`
     -> a view of y), or merged with an earlier output (CSE of `x / x` computed twice), must still be new tensors,
@@ -105,10 +120,16 @@ def copy_aliased_outputs(compiled, gm: torch.fx.GraphModule):
     aliased = [i for i in aliased if not (
         i in viewed and results[i].op == "placeholder" and inputs.index(results[i]) == viewed[i][0] and
         _same_walk(results[i].meta.get("val"), viewed[i][1]))]
-    if not aliased and not viewed:
+    # outputs eager returns as views of an earlier output (`t.reshape(n, -1)` beside t) that the module computed
+    # apart: rebuilt as that view where the earlier one is laid out as eager's and the view shows the same values
+    linked = {i: e.shares[0] for i, e in enumerate(eager or ()) if i < len(results) and e.alias is None and
+              e.shares and not e.same and i not in aliased}
+    if not aliased and not viewed and not linked:
         return compiled
 
     def fresh_views(outputs: list, args: tuple) -> None:
+        for i, j in linked.items():
+            outputs[i] = _view_of_output(outputs[i], outputs[j], eager[i], eager[j])
         for i, (k, strides) in viewed.items():
             if k < len(args) and outputs[i] is args[k]:
                 # a view at eager's very strides (size-1 dims too: an overlap check compares them; a reshape of a

@@ -9,15 +9,10 @@ generator or its op table renumbers every program, and this list must be recompu
 """
 
 # (backend, seed) -> (failure category, finding)
-# Empty at 5532286 (the slice's last failures, F1 and F5, were fixed at 2b539f3). An entry looks like
+# Empty (F1 and F5 fixed at 2b539f3; F6, two Triton-arm programs whose outputs eager returns as views of each other,
+# fixed in the session that added the arm). An entry looks like
 #     ("default-numpy", 102): ("aliasing", "F1: torch.broadcast_tensors(x, x)[0] is x in eager, a new view compiled"),
-KNOWN: dict[tuple[str, int], tuple[str, str]] = {
-    # F6: outputs that are views of other outputs, which eager returns sharing memory, come back from the Triton
-    # module as tensors of their own (the NumPy backend rebuilds them through numpy_graph.alias_plan; the Triton
-    # one rebuilds only views of inputs, inductor/prepare.py)
-    ("triton", 140): ("aliasing", "F6: t5 = (x ^ x).reshape(n, -1) returned beside x ^ x: a copy, not its view"),
-    ("triton", 200): ("aliasing", "F6: t.expand_as(t) returned twice beside t: new tensors, not views of t"),
-}
+KNOWN: dict[tuple[str, int], tuple[str, str]] = {}
 
 # Seeds left out of the CI slice: correct, but too slow to compile for CI, e.g.
 #     94: "F2: x.view(-1).unbind(0) with dynamic sizes takes ~14 s and up to 9 GB to compile",

@@ -166,3 +166,24 @@ def test_reductions_of_an_empty_tensor_and_a_softmax_of_a_scalar(fresh_jit):
         x = on_device(x)
         got, want = jit.compile(f, backend="triton")(x), f(x)
         assert jit.counters["compile_errors"] == 0 and torch.equal(got.cpu(), want.cpu())
+
+
+def test_outputs_eager_returns_as_views_of_each_other(fresh_jit):
+    # seeds 140 and 200 (F6): `t.reshape(n, -1)` returned beside t, and `t.expand_as(t)` twice: eager's are views
+    # over t's memory (distinct tensors); the module returned t itself twice, or tensors of their own
+    def f(x):
+        t = x ^ x
+        return [t.reshape(t.shape[0], -1), t, x]
+
+    def g(x):
+        t = torch.atan2(x, x)
+        return [t.expand_as(t), x, t.expand_as(t)]
+
+    for fn, x in ((f, torch.randint(-4, 5, (1, 1))), (g, torch.randn(()))):
+        x = on_device(x)
+        got = jit.compile(fn, backend="triton")(x)
+        want = fn(x)
+        for i in range(3):
+            for j in range(i):
+                assert (got[i] is got[j]) == (want[i] is want[j])
+                assert (got[i].data_ptr() == got[j].data_ptr()) == (want[i].data_ptr() == want[j].data_ptr())
