@@ -2,7 +2,8 @@
 compiling the same graph reads the module and its launch records instead of planning and writing kernels, and
 Triton's own binary cache (runtime/triton_graph.py points it into the cache dir) spares it the kernel compiles.
 
-Key: the graph as planning starts from it (after the optimizer and the backend's rewrites), the inputs' layouts,
+Key: the graph as planning starts from it (after the optimizer and the backend's rewrites) with the inputs its
+outputs are written into and those taken as host floats (graph meta the text does not show), the inputs' layouts,
 the device (its name on CUDA: planning reads its properties), every inductor switch (FRAMEJIT_TRITON_FALLBACK,
 the matmul and launch choices shape the code) and Triton's version, on top of what cache.make_key hashes (torch,
 NumPy, Python, the source of inductor/ and graph/). Stored: the module source, each kernel's KernelSource (what its
@@ -20,9 +21,11 @@ import torch
 from torch.utils import _pytree as pytree
 
 from framejit.graph import symbolic_sizes
+from framejit.graph.input_writes import WRITTEN_INPUTS
 
 from .. import cache
 from ..config import SWITCHES, config
+from ..ir import HOST_SCALARS
 from ..runtime.triton_graph import ModuleFacts
 from .codegen import KernelSource
 
@@ -37,7 +40,11 @@ def key(gm: torch.fx.GraphModule, example_inputs: list, device: torch.device, au
     import triton
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
     switches = sorted((s, repr(getattr(config, s))) for s in SWITCHES if s != "cache_dir")
-    extra = json.dumps([name, switches, triton.__version__, autotune])
+    # what the graph's text does not say but the module does: which inputs its outputs are written into (a
+    # donated input computed in place; the same text without writes must not reuse that module: Triton generator
+    # seed 5391 got an input overwritten with another program's result) and which inputs are host floats
+    meta = [list(gm.meta.get(WRITTEN_INPUTS) or ()), sorted(gm.meta.get(HOST_SCALARS) or ())]
+    extra = json.dumps([name, switches, triton.__version__, autotune, meta])
     return cache.make_key(symbolic_sizes.text(gm.graph) + extra, example_inputs, "triton-module")
 
 

@@ -187,3 +187,18 @@ def test_outputs_eager_returns_as_views_of_each_other(fresh_jit):
             for j in range(i):
                 assert (got[i] is got[j]) == (want[i] is want[j])
                 assert (got[i].data_ptr() == got[j].data_ptr()) == (want[i].data_ptr() == want[j].data_ptr())
+
+
+
+def test_the_module_cache_tells_a_graph_that_writes_its_input_from_the_same_text_without(fresh_jit):
+    # seed 5391, after an earlier program of the slice: a write into an input made functional has the graph text
+    # of the same values only returned; the inputs written (graph meta) were not in the module key, so the second
+    # graph got the first one's module, which computed into its input: x came back overwritten
+    from framejit.graph.input_writes import WRITTEN_INPUTS
+    from framejit.inductor.triton import module_cache
+
+    gm = torch.fx.symbolic_trace(lambda x: (x - x, x))
+    x = torch.randn(4)
+    plain = module_cache.key(gm, [x], x.device, False)
+    gm.meta[WRITTEN_INPUTS] = (0,)
+    assert module_cache.key(gm, [x], x.device, False) != plain
