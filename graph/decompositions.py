@@ -445,62 +445,6 @@ def _prod(b: Builder, x: Any, dim: Any = None, keepdim: bool = False, *, dtype: 
     return b.op(aten.prod.dim_int, x, dim % max(meta.dim(), 1), keepdim, dtype=dtype)
 
 
-# ---- normalization layers ----------------------------------------------------------------------------------
-def _normalize_last(b: Builder, x: Any, ndims: int, eps: float, rms: bool) -> Any:
-    meta = b.tensor(x)
-    dims = list(range(meta.dim() - ndims, meta.dim()))
-    count = math.prod(b.size(x)[d] for d in dims)
-    if not rms:
-        x = b.op(aten.sub.Tensor, x, b.op(aten.div.Tensor, b.op(aten.sum.dim_IntList, x, dims, True), count))
-    power = b.op(aten.div.Tensor, b.op(aten.sum.dim_IntList, b.op(aten.mul.Tensor, x, x), dims, True), count)
-    return b.op(aten.mul.Tensor, x, b.op(aten.rsqrt.default, b.op(aten.add.Tensor, power, eps)))
-
-
-@rule(F.layer_norm, torch.layer_norm)
-def _layer_norm(b: Builder, x: Any, normalized_shape: Any, weight: Any = None, bias: Any = None,
-                eps: float = 1e-5, cudnn_enable: bool = True) -> Any:
-    if not b.tensor(x).is_floating_point() or b.tensor(x).dtype in (torch.float16, torch.bfloat16):
-        raise Decline("layer_norm accumulates half types in float32")
-    out = _normalize_last(b, x, len(_shape_args((normalized_shape,))), eps, rms=False)
-    if weight is not None:
-        out = b.op(aten.mul.Tensor, out, weight)
-    if bias is not None:
-        out = b.op(aten.add.Tensor, out, bias)
-    return out
-
-
-@rule(aten.native_layer_norm.default)
-def _native_layer_norm(b: Builder, x: Any, normalized_shape: Any, weight: Any, bias: Any, eps: float) -> Any:
-    """(out, mean, rstd), the statistics kept over the normalized dims (size 1), as the aten op returns them."""
-    meta = b.tensor(x)
-    if meta.dtype not in (torch.float32, torch.float64) or \
-            tuple(meta.shape[meta.dim() - len(normalized_shape):]) != tuple(normalized_shape):
-        raise Decline("native_layer_norm of half types or a shape eager rejects")
-    dims = list(range(meta.dim() - len(normalized_shape), meta.dim()))
-    count = math.prod(b.size(x)[d] for d in dims)
-    mean = b.op(aten.div.Tensor, b.op(aten.sum.dim_IntList, x, dims, True), count)
-    centered = b.op(aten.sub.Tensor, x, mean)
-    power = b.op(aten.div.Tensor, b.op(aten.sum.dim_IntList, b.op(aten.mul.Tensor, centered, centered), dims, True),
-                 count)
-    rstd = b.op(aten.rsqrt.default, b.op(aten.add.Tensor, power, eps))
-    out = b.op(aten.mul.Tensor, centered, rstd)
-    if weight is not None:
-        out = b.op(aten.mul.Tensor, out, weight)
-    if bias is not None:
-        out = b.op(aten.add.Tensor, out, bias)
-    return out, mean, rstd
-
-
-@rule(F.rms_norm, torch.rms_norm)
-def _rms_norm(b: Builder, x: Any, normalized_shape: Any, weight: Any = None, eps: Any = None) -> Any:
-    meta = b.tensor(x)
-    if meta.dtype not in (torch.float32, torch.float64):
-        raise Decline("rms_norm of half types")
-    eps = torch.finfo(meta.dtype).eps if eps is None else eps
-    out = _normalize_last(b, x, len(_shape_args((normalized_shape,))), eps, rms=True)
-    return out if weight is None else b.op(aten.mul.Tensor, out, weight)
-
-
 # ---- views -------------------------------------------------------------------------------------------------
 def _view_or_copy(b: Builder, x: Any, shape: list) -> Any:
     meta = b.tensor(x)
@@ -823,7 +767,7 @@ def _arange(b: Builder, start: Any, end: Any = None, step: Any = 1, *, dtype: An
 from framejit.graph import index_rules, pooling_rules  # noqa: E402,F401  (registers their rules)
 # ---- log-space reductions and losses: their own module, registered into this table ----------------------
 from framejit.graph import decompositions_losses  # noqa: E402,F401  (imported for its rules)
-# ---- batch, group and instance norm: their own module, registered into this table --------------------------
+# ---- layer, rms, batch, group and instance norm: their own module, registered into this table ----------------
 from framejit.graph import decompositions_norms  # noqa: E402,F401  (imported for its rules)
 # ---- lerp, addcmul, addcdiv: their own module, registered into this table ---------------------------------------
 from framejit.graph import decompositions_pointwise  # noqa: E402,F401  (imported for its rules)

@@ -1,5 +1,6 @@
-"""Decomposition rules for the normalizations over channels of convolutional nets (issue 20): batch_norm,
-group_norm and instance_norm. Registered into the one table of `graph.decompositions` (imported at its end), in
+"""Decomposition rules for the normalization layers: layer_norm and rms_norm over the last dims (with aten's
+native_layer_norm and its backward), and over channels of convolutional nets (issue 20) batch_norm, group_norm and
+instance_norm. Registered into the one table of `graph.decompositions` (imported at its end), in
 the same rule form.
 
 Why: kept as torch calls, each is a kernel of its own between generated ones (a conv's output read back, the
@@ -34,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from framejit.graph.builder import Builder, Decline
-from framejit.graph.decompositions import _cast, _view_or_copy, rule
+from framejit.graph.decompositions import _cast, _shape_args, _view_or_copy, rule
 
 aten = torch.ops.aten
 HALF = (torch.float16, torch.bfloat16)
@@ -182,6 +183,57 @@ def _instance_norm(b: Builder, x: Any, running_mean: Any = None, running_var: An
     _more_than_one(b, list(b.size(x)[2:]), "more than one spatial element")
     out = _batch_statistics(b, x, list(range(2, meta.dim())), eps)
     return _cast(b, _affine(b, out, weight, bias, meta.dim(), compute), rounded)
+
+
+# ---- normalizations over the last dims: layer_norm, rms_norm, native_layer_norm ----------------------------------
+def _normalize_last(b: Builder, x: Any, ndims: int, eps: float, rms: bool) -> tuple:
+    """(x normalized over its last `ndims` dims, the mean or None for rms, rstd), statistics kept as size-1 dims."""
+    meta = b.tensor(x)
+    dims = list(range(meta.dim() - ndims, meta.dim()))
+    count = math.prod(b.size(x)[d] for d in dims)
+    mean = None
+    if not rms:
+        mean = b.op(aten.div.Tensor, b.op(aten.sum.dim_IntList, x, dims, True), count)
+        x = b.op(aten.sub.Tensor, x, mean)
+    power = b.op(aten.div.Tensor, b.op(aten.sum.dim_IntList, b.op(aten.mul.Tensor, x, x), dims, True), count)
+    rstd = b.op(aten.rsqrt.default, b.op(aten.add.Tensor, power, eps))
+    return b.op(aten.mul.Tensor, x, rstd), mean, rstd
+
+
+def _layer_affine(b: Builder, out: Any, weight: Any, bias: Any) -> Any:
+    if weight is not None:
+        out = b.op(aten.mul.Tensor, out, weight)
+    return out if bias is None else b.op(aten.add.Tensor, out, bias)
+
+
+@rule(F.layer_norm, torch.layer_norm)
+def _layer_norm(b: Builder, x: Any, normalized_shape: Any, weight: Any = None, bias: Any = None,
+                eps: float = 1e-5, cudnn_enable: bool = True) -> Any:
+    if not b.tensor(x).is_floating_point() or b.tensor(x).dtype in HALF:
+        raise Decline("layer_norm accumulates half types in float32")
+    out = _normalize_last(b, x, len(_shape_args((normalized_shape,))), eps, rms=False)[0]
+    return _layer_affine(b, out, weight, bias)
+
+
+@rule(aten.native_layer_norm.default)
+def _native_layer_norm(b: Builder, x: Any, normalized_shape: Any, weight: Any, bias: Any, eps: float) -> Any:
+    """(out, mean, rstd), the statistics kept over the normalized dims (size 1), as the aten op returns them."""
+    meta = b.tensor(x)
+    if meta.dtype not in (torch.float32, torch.float64) or \
+            tuple(meta.shape[meta.dim() - len(normalized_shape):]) != tuple(normalized_shape):
+        raise Decline("native_layer_norm of half types or a shape eager rejects")
+    out, mean, rstd = _normalize_last(b, x, len(normalized_shape), eps, rms=False)
+    return _layer_affine(b, out, weight, bias), mean, rstd
+
+
+@rule(F.rms_norm, torch.rms_norm)
+def _rms_norm(b: Builder, x: Any, normalized_shape: Any, weight: Any = None, eps: Any = None) -> Any:
+    meta = b.tensor(x)
+    if meta.dtype not in (torch.float32, torch.float64):
+        raise Decline("rms_norm of half types")
+    eps = torch.finfo(meta.dtype).eps if eps is None else eps
+    out = _normalize_last(b, x, len(_shape_args((normalized_shape,))), eps, rms=True)[0]
+    return out if weight is None else b.op(aten.mul.Tensor, out, weight)
 
 
 # ---- layer_norm's backward, as graphs traced at the aten level hold it (a custom autograd.Function's backward) ----
