@@ -40,11 +40,11 @@ def input_metadata(example_inputs) -> list:
 
 def _code_version(here: Path = Path(__file__).parent) -> str:
     """Hash of the compiler's source that shapes generated code: inductor/ with its subpackages (the code
-    generators live in numpy/ and triton/, what generated code imports in runtime/) and graph/ (the optimizer and
+    generators live in numpy/, c/ and triton/, what generated code imports in runtime/) and graph/ (the optimizer and
     decompositions the lowering starts from). Editing any of it must invalidate what it generated."""
     digest = hashlib.sha256()
     for package in (here, here.parent / "graph"):
-        for f in sorted(package.rglob("*.py")):
+        for f in sorted([*package.rglob("*.py"), *package.rglob("*.h")]):  # (.h: c/'s headers, pasted)
             digest.update(str(f.relative_to(package.parent)).encode() + f.read_bytes())
     return digest.hexdigest()
 

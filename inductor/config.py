@@ -68,6 +68,11 @@ SWITCHES = {
         "FRAMEJIT_CPU_BACKEND", str, "measure", str,
         "default backend on CPU tensors: 'measure' keeps the faster of NumPy code and the captured graph, "
         "'numpy' or 'torch' takes that one unmeasured (numpy/cpu_choice.py)", ("measure", "numpy", "torch")),
+    "c_kernels": Switch(
+        "FRAMEJIT_C_KERNELS", str, "auto", str,
+        "NumPy-backend kernels written as C loops and compiled by the system's C compiler (c/codegen.py): 'auto' "
+        "those of >= 4096 elements when a compiler exists, 'always' every kernel C can express (the tests), "
+        "'never' none", ("auto", "always", "never")),
     "numpy_threads": Switch(
         "FRAMEJIT_NUMPY_THREADS", int, "0", int,
         "threads row-blocked NumPy kernels use, 0: one per core (read by the generated modules themselves)"),

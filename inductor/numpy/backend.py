@@ -15,7 +15,9 @@ from framejit.graph.shape_prop import fetch_attr
 from framejit.graph.symbolic_shapes import is_dynamic
 
 from .. import cache, prepare
+from ..config import config
 from ..ir import FallbackKernel, contiguous_strides, deep_expressions
+from ..runtime import c_modules
 from ..runtime.numpy_graph import CompiledNumpyGraph, NumpyFacts, alias_plan, load_module
 from . import dtypes, module_store
 
@@ -28,7 +30,7 @@ def numpy_source(gm, example_inputs):
     """(LoweredGraph, generated source, cache key), reusing cached source when the key matches."""
     from ..lowering import lower_graph  # not imported by a process whose modules all come from module_store
     symbolic = is_dynamic(gm)
-    key = cache.make_key(symbolic_sizes.text(gm.graph), example_inputs, "numpy")
+    key = cache.make_key(symbolic_sizes.text(gm.graph), example_inputs, f"numpy-c-{config.c_kernels}")
     lowered = lower_graph(gm, example_inputs, dtypes.supported)
     alias_plan(lowered)  # raises where eager returns a view of an input that the code cannot
     if any(len(getattr(o, "shape", None) or ()) > 1 and 0 in o.shape for o in lowered.outputs) and any(
@@ -40,8 +42,14 @@ def numpy_source(gm, example_inputs):
     # with dynamic sizes, generating the source records the conditions the module is valid under: no reuse
     payload = None if symbolic else cache.get(key)
     if payload is None:
-        from .codegen import generate  # only where the cache has no source: a warm process never imports it
+        from .codegen import c_source, generate  # only where the cache has no source: a warm process never imports it
         source = generate(lowered)
+        if (c := c_source(source)) is not None:
+            try:  # compiled now, while the graph compiles (the module's load then finds it built)
+                c_modules.load(c)
+            except (OSError, RuntimeError) as e:
+                log.warning("C kernels did not build; this graph runs NumPy code only: %s", str(e)[:2000])
+                source = generate(lowered, c_kernels=False)
         # sources that call eager fallbacks are cheap to rebuild and depend on live torch callables: memory only
         if not symbolic:
             cache.put(key, {"source": source},
@@ -121,7 +129,7 @@ def export_numpy(gm_or_fn, *example_inputs, path: str) -> str:
                                   + ", ".join(b.attr for b in lowered.inputs if b.attr) + ") are not supported; "
                                   "pass them as inputs")
     from .codegen import generate
-    source = generate(lowered)
+    source = generate(lowered, c_kernels=False)
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, suffix=".py")
     with os.fdopen(fd, "w") as f:

@@ -96,7 +96,7 @@ def choice_key(gm: torch.fx.GraphModule, example_inputs: list, kind: str) -> str
     # platform.processor() would spawn `uname -p` (~50 ms); torch's vector capability names the CPU's class
     machine = [platform.machine(), torch.backends.cpu.get_cpu_capability(), os.cpu_count(), torch.get_num_threads()]
     text = symbolic_sizes.text(gm.graph) + repr(constants) + repr(machine)
-    return cache.make_key(text, example_inputs, "cpu-choice-" + kind)
+    return cache.make_key(text, example_inputs, f"cpu-choice-{kind}-c-{config.c_kernels}")
 
 
 def _cached(key: str | None, sides: tuple) -> str | None:

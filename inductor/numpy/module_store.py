@@ -18,6 +18,7 @@ from framejit.graph import symbolic_sizes
 from framejit.graph.shape_prop import fetch_attr
 
 from .. import cache
+from ..config import config
 from ..runtime.numpy_graph import NumpyFacts
 
 stats = {"stored": 0, "read": 0}  # modules written to the cache / read back from it (memory or disk)
@@ -31,7 +32,8 @@ def key(gm: torch.fx.GraphModule, example_inputs: list) -> str:
             constants.append([node.target, list(value.shape), list(value.stride()), str(value.dtype)])
         else:
             constants.append([node.target, type(value).__name__, repr(value)])
-    return cache.make_key(symbolic_sizes.text(gm.graph) + repr(constants), example_inputs, "numpy-module")
+    return cache.make_key(symbolic_sizes.text(gm.graph) + repr(constants), example_inputs,
+                          f"numpy-module-c-{config.c_kernels}")
 
 
 def _dtype(d):

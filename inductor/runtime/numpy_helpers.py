@@ -395,3 +395,10 @@ def _scatter(base, idx, src, dim, add, take):
     else:
         out[key] = src
     return out
+
+
+def _c_module(source):
+    # the module's C kernels (framejit's c/codegen.py wrote them), compiled or read from the disk cache; a module
+    # from export_numpy has none and never calls this
+    from framejit.inductor.runtime.c_modules import load
+    return load(source)

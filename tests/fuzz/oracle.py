@@ -36,6 +36,8 @@ BACKENDS = {  # CLI name -> (jit.compile keyword arguments, environment while co
     "default-numpy": ({}, {"FRAMEJIT_CPU_BACKEND": "numpy"}),
     "default-torch": ({}, {"FRAMEJIT_CPU_BACKEND": "torch"}),
     "numpy": ({"backend": "numpy"}, {}),  # the NumPy backend: always the generated NumPy code
+    # the NumPy backend with every kernel C can express written in C (inductor/c/), whatever its size
+    "numpy-c": ({"backend": "numpy"}, {"FRAMEJIT_C_KERNELS": "always"}),
     # the Triton backend: on a machine without a GPU its kernels run in Triton's CPU interpreter, which must be
     # switched on before triton is first imported (TRITON_INTERPRET=1 in the environment of the run)
     "triton": ({"backend": "triton"}, {}),

@@ -125,14 +125,14 @@ def test_triton_host_writer_imports_no_planner():
 
 
 def _architecture_rows() -> dict:
-    """ARCHITECTURE.md's inductor/ section: folder ("" for the core, "numpy", "triton", "runtime") -> {file name
+    """ARCHITECTURE.md's inductor/ section: folder ("" for the core, "numpy", "c", "triton", "runtime") -> {file name
     a row of its table names: that row}."""
     text = (ROOT / "ARCHITECTURE.md").read_text()
     section = text[text.index("\n## inductor/"):]
     section = section[:section.index("\n## ", 1)]
     rows, folder = {}, ""
     for line in section.splitlines():
-        m = re.match(r"`(numpy|triton|runtime)/`", line)
+        m = re.match(r"`(numpy|c|triton|runtime)/`", line)
         if m:
             folder = m.group(1)
         elif line.startswith("| `"):

@@ -10,12 +10,20 @@ import torch.fx
 import torch.nn.functional as F
 
 from framejit.inductor import numpy_backend
+from framejit.inductor.config import config
 from framejit.inductor.numpy.codegen import PRELUDE
 from tests.inductor.opgraph import TOL
 
 aten = torch.ops.aten
 HELPERS: dict = {}
 exec(PRELUDE, HELPERS)
+
+
+@pytest.fixture(autouse=True)
+def _numpy_code_only():
+    """These are the NumPy code's own paths: big kernels would otherwise be written in C (inductor/c/)."""
+    with config.override(c_kernels="never"):
+        yield
 
 
 def compile_fn(fn, *inputs):
