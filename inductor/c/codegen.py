@@ -38,7 +38,8 @@ FLOATS = (torch.float32, torch.float64)
 # unary float functions: (float32 spelling, float64 spelling); the fj_* ones are c/mathlib.h's vectorizable forms
 MATH = {"exp": ("fj_expf", "exp"), "log": ("fj_logf", "log"), "log1p": ("fj_log1pf", "log1p"),
         "expm1": ("fj_expm1f", "expm1"), "tanh": ("fj_tanhf", "tanh"), "erf": ("fj_erff", "erf"),
-        "sin": ("fj_sinf", "sin"), "cos": ("fj_cosf", "cos"), "sigmoid": ("fj_sigmoidf", "fj_sigmoid"),
+        # libm's sin and cos (not vectorized): mathlib's reduce the argument exactly only up to a bound
+        "sin": ("sinf", "sin"), "cos": ("cosf", "cos"), "sigmoid": ("fj_sigmoidf", "fj_sigmoid"),
         "gelu": ("fj_gelu_erff", "fj_gelu_erf"), "gelu_tanh": ("fj_gelu_tanhf", "fj_gelu_tanh"),
         "sqrt": ("sqrtf", "sqrt"), "floor": ("floorf", "floor"), "ceil": ("ceilf", "ceil"),
         "trunc": ("truncf", "trunc"), "round": ("rintf", "rint"), "abs": ("fabsf", "fabs")}
@@ -443,20 +444,28 @@ def spell(name: str, a: list, cd, e: Op) -> str:
 # ---- a kernel -------------------------------------------------------------------------------------------------
 def kernel_function(name: str, kernel: Kernel) -> tuple:
     """(C source of a METH_FASTCALL function computing `kernel` into its first argument, the buffers it reads
-    in argument order)."""
+    in argument order, the size of the outermost loop it can be split along or None). A splittable function
+    takes two more arguments, the range of that loop to compute, and lets other Python threads run meanwhile:
+    the generated module shares big kernels out to its thread pool (numpy/codegen.py)."""
     layout = kernel.out.layout
     root = Level(None)
     w = Writer(root)
-    level, coords = root, []
+    level, coords, outer = root, [], None
     for d, n in enumerate(layout.shape):
         if n == 1:
             coords.append(ZERO)
             continue
         level = w.loop(level, f"x{d}", n)
+        if outer is None:
+            outer = level
         coords.append(Ix(f"x{d}"))
     w.level = level
     v = convert(w.value(kernel.expr, tuple(coords)), kernel.expr.dtype, layout.dtype)
     level.lines.append(f"out[{_offset(coords, layout.shape)}] = {v};")
+    # split only where a block costs what its rows cost: arrays computed ahead would be computed per block
+    rows = int(outer.header.split("< ")[1].split(";")[0]) if outer is not None and not w.temps else None
+    if rows is not None:
+        outer.header = outer.header.replace(f"= 0; {outer.var} < {rows};", f"= lo; {outer.var} < hi;")
     params = list(w.buffers)
     ndims = [len(layout.shape)] + [w.buffers[p][2] for p in params]
     sizes = [layout.dtype.itemsize] + [w.buffers[p][1].itemsize for p in params]
@@ -466,19 +475,27 @@ def kernel_function(name: str, kernel: Kernel) -> tuple:
              f"    Py_buffer v[{count}];",
              f"    static const int ndims[] = {{{', '.join(map(str, ndims))}}}, sizes[] = {{{', '.join(map(str, sizes))}}};",
              f"    const int nv = {count};",
-             f"    if (!fj_buffers(args, nargs, v, nv, ndims, sizes)) return NULL;",
-             f"    {CTYPES[layout.dtype]}* restrict out = ({CTYPES[layout.dtype]}*)v[0].buf;"]
+             f"    if (!fj_arguments(nargs, nv + {2 if rows is not None else 0})) return NULL;"]
+    if rows is not None:
+        lines += ["    const int64_t lo = PyLong_AsLongLong(args[nv]), hi = PyLong_AsLongLong(args[nv + 1]);",
+                  f"    if (PyErr_Occurred() || !fj_range(lo, hi, {rows})) return NULL;"]
+    lines += ["    if (!fj_buffers(args, v, nv, ndims, sizes)) return NULL;",
+              f"    {CTYPES[layout.dtype]}* restrict out = ({CTYPES[layout.dtype]}*)v[0].buf;"]
     for p in params:
         k, dtype, ndim = w.buffers[p]
         lines.append(f"    const {CTYPES[dtype]}* restrict in{k} = (const {CTYPES[dtype]}*)v[{k}].buf;")
         lines += [f"    const int64_t s{k}_{d} = v[{k}].strides[{d}] / {dtype.itemsize};" for d in range(ndim)]
     if w.temps:
         lines.append(f"    void* temps[{len(w.temps)}] = {{0}};")
-    lines += ["    (void)self;"] + root.render("    ")
+    lines += ["    (void)self;"]
+    body = root.render("    ")
+    if rows is not None:  # nothing in the loops touches Python objects: other threads may run meanwhile
+        body = ["    Py_BEGIN_ALLOW_THREADS"] + body + ["    Py_END_ALLOW_THREADS"]
+    lines += body
     if w.temps:
         lines.append(f"    fj_free_all(temps, {len(w.temps)});")
     lines += ["    fj_release(v, nv);", "    Py_RETURN_NONE;", "}"]
-    return "\n".join(lines), params
+    return "\n".join(lines), params, rows
 
 
 def module_source(functions: list) -> str:

@@ -22,14 +22,23 @@ static void fj_free_all(void** temps, int count) {
     for (int i = 0; i < count; i++) free(temps[i]);
 }
 
+static int fj_arguments(Py_ssize_t nargs, int count) {
+    if (nargs == count) return 1;
+    PyErr_Format(PyExc_TypeError, "framejit C kernel: %d arguments expected, %zd given", count, nargs);
+    return 0;
+}
+
+/* The rows [lo, hi) of a kernel split across threads: inside the outermost loop's range. */
+static int fj_range(int64_t lo, int64_t hi, int64_t rows) {
+    if (0 <= lo && lo <= hi && hi <= rows) return 1;
+    PyErr_Format(PyExc_ValueError, "framejit C kernel: rows %lld:%lld outside 0:%lld", (long long)lo,
+                 (long long)hi, (long long)rows);
+    return 0;
+}
+
 /* The output (writable) and the inputs, each checked against the rank and item size the code was generated
    for: a mismatch is a bug in the caller, reported as an exception, never a wild read. */
-static int fj_buffers(PyObject* const* args, Py_ssize_t nargs, Py_buffer* v, int count, const int* ndims,
-                      const int* sizes) {
-    if (nargs != count) {
-        PyErr_Format(PyExc_TypeError, "framejit C kernel: %d arrays expected, %zd given", count, nargs);
-        return 0;
-    }
+static int fj_buffers(PyObject* const* args, Py_buffer* v, int count, const int* ndims, const int* sizes) {
     for (int i = 0; i < count; i++) {
         if (PyObject_GetBuffer(args[i], &v[i], i == 0 ? PyBUF_RECORDS : PyBUF_RECORDS_RO) < 0) {
             fj_release(v, i);

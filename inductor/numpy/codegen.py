@@ -6,6 +6,7 @@ ops it fuses. Inside a kernel, temporaries are reused through ufunc `out=` once 
 with them, so a fused chain of n ops allocates one array instead of n."""
 import ast
 import builtins
+import math
 import importlib.util
 import keyword
 import re
@@ -20,6 +21,7 @@ from framejit.graph.index_checks import MESSAGES
 
 from . import dtypes, row_blocks
 from ..c import codegen as c_codegen
+from ..runtime.numpy_helpers import PARALLEL_MIN_ELEMENTS
 from ..lowering import input_sizes
 from ..ir import (Const, ExternKernel, ExternKind, FallbackKernel, Item, Kernel, Load, LoweredGraph, Op, Reduce, View,
                   ViewKind, dense)
@@ -529,13 +531,23 @@ def _generate(lg: LoweredGraph, used: set, sizes: dict, size_names: dict, render
             continue
         if c_kernels and c_codegen.wanted(kernel):
             fname = _kernel_name(kernel, used)
-            function, params = c_codegen.kernel_function(fname, kernel)
+            function, params, rows = c_codegen.kernel_function(fname, kernel)
             c_functions.append((fname, function))
             layout = kernel.out.layout
             ret = f"_laid_out(out, {view_bases[out]})" if out in view_bases else "out"
+            call = f"_C.{fname}(out{''.join(', ' + p for p in params)}"
             body += [f"def {fname}({', '.join(params)}):", f"    # C: {'; '.join(kernel.source)}",
-                     f"    out = np.empty({tuple(layout.shape)!r}, dtype={_np(dtypes.storage(layout.dtype))})",
-                     f"    _C.{fname}(out{''.join(', ' + p for p in params)})", f"    return {ret}", "", ""]
+                     f"    out = np.empty({tuple(layout.shape)!r}, dtype={_np(dtypes.storage(layout.dtype))})"]
+            numel = math.prod(layout.shape)
+            if rows is None:
+                body.append(f"    {call})")
+            elif numel < PARALLEL_MIN_ELEMENTS or rows < 2:
+                body.append(f"    {call}, 0, {rows})")
+            else:  # blocks of rows shared out to the module's threads (the C releases the GIL)
+                block = -(-rows // C_BLOCKS)
+                body.append(f"    _run_blocks(lambda starts: [{call}, s, min(s + {block}, {rows})) for s in starts], "
+                            f"{rows}, {block}, {numel})")
+            body += [f"    return {ret}", "", ""]
             units.append(row_blocks.Unit(out, params, [f"        {out} = {fname}({', '.join(params)})"], kernel,
                                          fname))
             continue
@@ -584,6 +596,7 @@ def _generate(lg: LoweredGraph, used: set, sizes: dict, size_names: dict, render
 
 
 C_MODULE = "_C = _c_module("
+C_BLOCKS = 8  # a big C kernel's rows in this many blocks, taken by the module's threads as they come free
 
 
 def c_source(source: str) -> str | None:

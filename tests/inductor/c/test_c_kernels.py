@@ -140,8 +140,10 @@ def test_bad_call_raises_instead_of_reading_wildly():
     kernel = next(getattr(g.module._C, n) for n in dir(g.module._C) if not n.startswith("_"))
     out = np.empty((4, 5), dtype=np.float32)
     with pytest.raises(ValueError, match="rank 1"):
-        kernel(out, np.ones(5, dtype=np.float32))
-    with pytest.raises(TypeError, match="2 arrays expected"):
+        kernel(out, np.ones(5, dtype=np.float32), 0, 4)
+    with pytest.raises(ValueError, match="rows 0:9 outside 0:4"):
+        kernel(out, np.ones((4, 5), dtype=np.float32), 0, 9)
+    with pytest.raises(TypeError, match="4 arguments expected"):
         kernel(out)
 
 
@@ -167,3 +169,10 @@ def test_a_compiler_failure_leaves_numpy_code(monkeypatch, caplog):
     with caplog.at_level("WARNING", logger="jit.inductor"):
         check(lambda x: x * 5 - 2, torch.randn(6, 7), c=False)
     assert "C kernels did not build" in caplog.text
+
+
+def test_big_kernels_are_shared_out_in_blocks_of_rows():
+    x, w = torch.randn(520, 300), torch.randn(300)
+    g = check(lambda x, w: (torch.softmax(x, -1) * w, F.gelu(x).t() + 1), x, w, atol=1e-5)
+    assert g.source.count("_run_blocks(lambda starts: [_C.") >= 2
+    assert "Py_BEGIN_ALLOW_THREADS" in c_source(g)
