@@ -198,6 +198,8 @@ def _view_chain(e, kernels: dict) -> tuple | None:
     chain = []
     while True:
         if isinstance(e, View):
+            if not _fixed(e.params):  # a size of a dynamic graph (`x[s0 - 1:]`): the views hold at one size only
+                return None
             chain.append((e.kind, e.params))
             e = e.arg
         elif isinstance(e, Load):
@@ -207,6 +209,11 @@ def _view_chain(e, kernels: dict) -> tuple | None:
             e = k.expr
         else:
             return None
+
+
+def _fixed(params) -> bool:
+    """View parameters that are plain numbers (no SymInt of a dynamic size)."""
+    return all(_fixed(p) if isinstance(p, (tuple, list)) else p is None or type(p) in (int, bool) for p in params)
 
 
 def _buffer(e, kernels: dict) -> str | None:
