@@ -21,6 +21,8 @@ import torch
 
 import tests.inductor.triton.support  # noqa: F401  (TRITON_INTERPRET=1 before triton loads, where no GPU)
 
+from framejit.inductor.runtime import c_modules
+
 from .known_failures import KNOWN, SLOW
 from .generator import generate
 from .minimize import minimize
@@ -31,7 +33,10 @@ CI_SEEDS = range(0, 250)
 ARMS = ("default-numpy", "default-torch")
 # default after its arms: it reads their verdicts. The Triton backend, the GPU path, runs the CPU programs in
 # Triton's interpreter where there is no GPU (tests.inductor.triton.support switches it on before triton loads)
-CI_BACKENDS = ("eager", *ARMS, "default") + (() if torch.cuda.is_available() else ("triton",))
+# numpy-c: the NumPy backend with every kernel C can express compiled (inductor/c/; the programs' small tensors
+# stay NumPy code otherwise), where a C compiler exists
+CI_BACKENDS = ("eager", *ARMS, "default") + (() if torch.cuda.is_available() else ("triton",)) + \
+    (("numpy-c",) if c_modules.compiler() is not None else ())
 CHUNK = 25
 # sha256 of the CI slice's programs (their sources, inputs and calls): KNOWN names programs by seed, so it is only
 # meaningful for this generator (see test_generator_is_the_one_known_failures_describe)
