@@ -406,6 +406,8 @@ def spell(name: str, a: list, cd, e: Op) -> str:
         return f"(-{a[0]})"
     if name == "abs" and cd not in FLOATS:
         return f"({a[0]} < 0 ? -{a[0]} : {a[0]})"
+    if name in ("gelu", "gelu_tanh") and f32:
+        return _gelu32(name, a[0])
     if name in MATH:
         return f"{MATH[name][0 if f32 else 1]}({a[0]})"
     if name == "div":
@@ -439,6 +441,25 @@ def spell(name: str, a: list, cd, e: Op) -> str:
             return "(" + POW[exponent].format(a=a[0], one=one, sqrt="sqrtf" if f32 else "sqrt") + ")"
         return f"{'powf' if f32 else 'pow'}({a[0]}, {a[1]})"
     raise ValueError(f"no C spelling for {name}")
+
+
+def _gelu32(name: str, x: str) -> str:
+    """mathlib's float32 gelu with torch's own values at the edges, which its CPU kernels make by the formula's
+    overflows (nan at -inf; at +inf and past 2**127, nan or inf or x depending on the kernel and the version):
+    probed here, once."""
+    at_inf, at_big = _gelu_edges(name)
+    code = f"fj__sel({x} == -INFINITY, NAN, {MATH[name][0]}({x}))"
+    code = f"fj__sel({x} == INFINITY, {literal(at_inf, torch.float32)}, {code})"
+    if at_big != 2.0 ** 127:
+        code = f"fj__sel({x} >= 0x1p127f && {x} < INFINITY, {literal(at_big, torch.float32)}, {code})"
+    return code
+
+
+@functools.cache
+def _gelu_edges(name: str) -> tuple:
+    import torch.nn.functional as F
+    values = F.gelu(torch.tensor([math.inf, 2.0 ** 127]), approximate="tanh" if name == "gelu_tanh" else "none")
+    return tuple(values.tolist())
 
 
 # ---- a kernel -------------------------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 nest or computed ahead, the float rules C spells differently from torch (NaN through max/min, relu(-0.0),
 sign(nan), round half to even, floor division and remainder at inf and zero), integer wrap-around, layouts, and
 what the module does with a bad call. Every graph here is checked to have run C code (`_c_source`)."""
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -176,3 +178,19 @@ def test_big_kernels_are_shared_out_in_blocks_of_rows():
     g = check(lambda x, w: (torch.softmax(x, -1) * w, F.gelu(x).t() + 1), x, w, atol=1e-5)
     assert g.source.count("_run_blocks(lambda starts: [_C.") >= 2
     assert "Py_BEGIN_ALLOW_THREADS" in c_source(g)
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu_op_at_the_edges_is_torchs(approximate):
+    """aten.gelu (a backward graph's) through mathlib's gelu: torch's own values where its kernels overflow (nan at
+    -inf, nan or inf at +inf, inf past 2**127 for the exact form)."""
+    x = torch.tensor([math.inf, -math.inf, 3.4e38, -3.4e38, -100.0, math.nan, 1.7e38, 1.8e38, 0.5, -0.0] * 50)
+    g = torch.fx.Graph()
+    g.output(g.call_function(torch.ops.aten.gelu.default, (g.placeholder("x"),), {"approximate": approximate}))
+    gm = torch.fx.GraphModule(torch.nn.Module(), g)
+    compiled_graph = numpy_backend(gm, [x])
+    assert "fj_gelu" in c_source(compiled_graph)
+    got, want = compiled_graph(x), F.gelu(x, approximate=approximate)
+    torch.testing.assert_close(got, want, equal_nan=True, rtol=1e-6, atol=0)
+    finite = ~want.isnan()
+    assert torch.equal(got.signbit()[finite], want.signbit()[finite])
