@@ -139,7 +139,7 @@ class Writer:
         self.count = 0
         self.decodes = []  # (triton/index.py records reshape decodes for its address search; unused here)
         self.memo: dict = {}  # (id(e), coordinate codes) -> (Level, local)
-        # buffer name -> (argument index, dtype, ndim); in C it is in<index>, its strides s<index>_<dim>: buffer
+        # buffer name -> (argument index, dtype, ndim, shape); in C it is in<index>, its strides s<index>_<dim>: buffer
         # names come from the user's variables, which may be C keywords
         self.buffers: dict = {}
 
@@ -200,7 +200,7 @@ class Writer:
 
     def _value(self, e, coords: tuple) -> str:
         if isinstance(e, Load):
-            k = self.buffers.setdefault(e.buf, (len(self.buffers) + 1, e.dtype, len(e.shape)))[0]
+            k = self.buffers.setdefault(e.buf, (len(self.buffers) + 1, e.dtype, len(e.shape), tuple(e.shape)))[0]
             terms = [f"{c.code} * s{k}_{d}" for d, (c, n) in enumerate(zip(coords, e.shape))
                      if n != 1 and c.code != "0"]
             return f"in{k}[{' + '.join(terms) or '0'}]"
@@ -270,6 +270,11 @@ class Writer:
             level = self.place(c.code)
             target = level if level.depth > target.depth else target
         varies = frozenset().union(*[self.varies(c.code) for c in coords])
+        if arg_shape and arg_shape[-1] > 1 and len(arg_shape) - 1 not in axes and \
+                any(arg_shape[d] > 1 for d in axes):
+            # reduced dims outside a kept innermost one (a column sum): summed a row at a time into an array,
+            # along rows (contiguous, vectorized), not down each column in turn
+            return self.columns(e, coords, axes)
         if any(lv.var is not None and lv.var not in varies for lv in target.chain()):
             # written at `target`, it would run again for each value of an enclosing loop it does not vary
             # with (a column sum inside a loop over rows): computed ahead into an array instead
@@ -320,17 +325,65 @@ class Writer:
         self.home[acc], self.vars[acc] = target, varies
         return acc
 
+    def temp_array(self, ctype: str, count: int) -> str:
+        name = self.fresh("m")
+        self.temps.append(name)
+        self.root.lines += [f"{ctype}* {name} = ({ctype}*)malloc({count} * sizeof({ctype}));",
+                            f"if (!{name}) {{ fj_free_all(temps, {len(self.temps) - 1}); fj_release(v, nv); "
+                            f"return PyErr_NoMemory(); }}",
+                            f"temps[{len(self.temps) - 1}] = {name};"]
+        return name
+
+    def columns(self, e: Reduce, coords: tuple, axes: tuple) -> str:
+        """`e`, whose reduced dims are outside a kept innermost dim, computed ahead into an array over the kept
+        dims: for each reduced index, a vectorized pass folds one row into the array."""
+        arg_shape = tuple(e.arg.shape)
+        kept = [d for d in range(len(arg_shape)) if d not in axes]
+        kept_shape = tuple(arg_shape[d] for d in kept)
+        name = self.arrays.get(id(e))
+        if name is None:
+            ctype, floats, kind = CTYPES[e.dtype], e.dtype in FLOATS, e.kind
+            count = math.prod(kept_shape)
+            name = self.arrays[id(e)] = self.temp_array(ctype, count)
+            init = {"sum": "0", "mean": "0", "prod": "1", "any": "0", "all": "1",
+                    "amax": "-INFINITY" if floats else f"FJ_LOWEST({ctype})",
+                    "amin": "INFINITY" if floats else f"FJ_HIGHEST({ctype})"}[kind]
+            self.root.lines.append(f"for (int64_t i = 0; i < {count}; i++) {name}[i] = {init};")
+            loops, own = [], [None] * len(arg_shape)
+            for d in list(axes) + kept:  # the reduced dims outermost, the kept ones inside
+                if arg_shape[d] == 1:
+                    own[d] = ZERO
+                    continue
+                var = self.fresh("c")
+                loops.append(self.loop(loops[-1] if loops else self.root, var, arg_shape[d], attach=bool(loops)))
+                own[d] = Ix(var)
+            saved, self.level = self.level, loops[-1]
+            v = convert(self.value(e.arg, tuple(own)), e.arg.dtype, e.dtype)
+            cell = f"{name}[{_offset([own[d] for d in kept], kept_shape)}]"
+            if kind in ("amax", "amin"):
+                pick = f"{v} {'>' if kind == 'amax' else '<'} {cell}" + (f" || {v} != {v}" if floats else "")
+                keep = f"{cell} != {cell} || !({pick})" if floats else f"!({pick})"
+                self.level.lines.append(f"{cell} = ({keep}) ? {cell} : {v};")  # NaN, once met, stays
+            else:
+                op = {"sum": "+", "mean": "+", "prod": "*", "any": "|", "all": "&"}[kind]
+                self.level.lines.append(f"{cell} {op}= {v};")
+            self.level = saved
+            self.root.lines.append(loops[0].rendered(""))
+            if kind == "mean":
+                self.root.lines.append(f"for (int64_t i = 0; i < {count}; i++) {name}[i] /= "
+                                       f"({ctype}){math.prod(arg_shape[d] for d in axes)};")
+        if e.keepdim:
+            at = [coords[d] for d in kept]
+        else:
+            at = list(coords)
+        return f"{name}[{_offset(at, kept_shape)}]"
+
     def materialize(self, e: Reduce, coords: tuple) -> str:
         """`e` computed over its whole shape into an array before the kernel's loops, read at `coords`."""
         name = self.arrays.get(id(e))
         if name is None:
             ctype, count = CTYPES[e.dtype], math.prod(e.shape)
-            name = self.arrays[id(e)] = self.fresh("m")
-            self.temps.append(name)
-            self.root.lines += [f"{ctype}* {name} = ({ctype}*)malloc({count} * sizeof({ctype}));",
-                                f"if (!{name}) {{ fj_free_all(temps, {len(self.temps) - 1}); fj_release(v, nv); "
-                                f"return PyErr_NoMemory(); }}",
-                                f"temps[{len(self.temps) - 1}] = {name};"]
+            name = self.arrays[id(e)] = self.temp_array(ctype, count)
             loops, own = [], []
             for n in e.shape:
                 if n == 1:
@@ -503,13 +556,13 @@ def kernel_function(name: str, kernel: Kernel) -> tuple:
     lines += ["    if (!fj_buffers(args, v, nv, ndims, sizes)) return NULL;",
               f"    {CTYPES[layout.dtype]}* restrict out = ({CTYPES[layout.dtype]}*)v[0].buf;"]
     for p in params:
-        k, dtype, ndim = w.buffers[p]
+        k, dtype, ndim, _ = w.buffers[p]
         lines.append(f"    const {CTYPES[dtype]}* restrict in{k} = (const {CTYPES[dtype]}*)v[{k}].buf;")
         lines += [f"    const int64_t s{k}_{d} = v[{k}].strides[{d}] / {dtype.itemsize};" for d in range(ndim)]
     if w.temps:
         lines.append(f"    void* temps[{len(w.temps)}] = {{0}};")
     lines += ["    (void)self;"]
-    body = root.render("    ")
+    body = _unit_stride_version(root.render("    "), w.buffers.values())
     if rows is not None:  # nothing in the loops touches Python objects: other threads may run meanwhile
         body = ["    Py_BEGIN_ALLOW_THREADS"] + body + ["    Py_END_ALLOW_THREADS"]
     lines += body
@@ -517,6 +570,20 @@ def kernel_function(name: str, kernel: Kernel) -> tuple:
         lines.append(f"    fj_free_all(temps, {len(w.temps)});")
     lines += ["    fj_release(v, nv);", "    Py_RETURN_NONE;", "}"]
     return "\n".join(lines), params, rows
+
+
+def _unit_stride_version(body: list, buffers) -> list:
+    """The body twice: with each buffer's last stride 1 where all are (the common case: written in, so the
+    compiler vectorizes along rows with plain vector loads), and as is for any other layout."""
+    names = [f"s{k}_{ndim - 1}" for k, _, ndim, shape in buffers if ndim and shape[-1] != 1]
+    text = "\n".join(body)
+    names = [n for n in names if re.search(rf"\b{n}\b", text)]
+    if not names:
+        return body
+    unit = re.compile(r"\b(" + "|".join(names) + r")\b")
+    fast = [unit.sub("1", line) for line in body]
+    return ([f"    if ({' && '.join(f'{n} == 1' for n in names)}) {{"] + ["    " + line for line in fast] +
+            ["    } else {"] + ["    " + line for line in body] + ["    }"])
 
 
 def module_source(functions: list) -> str:

@@ -7,7 +7,9 @@ the Python ABI. A second process, or a second graph with the same kernels, loads
 Files are compiled to a temporary name and renamed into place, so a concurrent reader never sees half a file.
 
 Flags: -O3 vectorizes the loops; no -ffast-math (torch's IEEE results: NaN, inf, signed zeros, the order of
-float operations written); -fno-math-errno lets sqrt be one instruction; -fwrapv makes signed integer overflow
+float operations written); -fno-math-errno lets sqrt be one instruction; -fno-trapping-math lets both arms of a
+select be computed (no result changes: nothing reads the floating-point exception flags), without which the
+compiler keeps `c ? x * y : z` a branch and the loop unvectorized; -fwrapv makes signed integer overflow
 wrap as torch's does; -fopenmp-simd honours the `omp simd reduction` pragmas, the one place the code allows a
 float reduction to be reassociated (into vector lanes, as torch's own reductions are)."""
 from __future__ import annotations
@@ -28,7 +30,7 @@ import tempfile
 from ..config import config
 
 log = logging.getLogger("jit.inductor")
-FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fwrapv", "-fopenmp-simd", "-fPIC", "-shared",
+FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fwrapv", "-fopenmp-simd", "-fPIC", "-shared",
          "-fvisibility=hidden", "-w"]
 _loaded: dict = {}  # module name -> module
 stats = {"compiled": 0, "loaded": 0}

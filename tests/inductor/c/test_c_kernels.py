@@ -52,7 +52,8 @@ def check(fn, *inputs, rtol=1e-5, atol=1e-6, c=True):
 def test_fused_chain_is_one_loop_nest():
     x, b = torch.randn(32, 48), torch.randn(48)
     g = check(lambda x, b: torch.tanh(x * 2 + b).sigmoid() - x.exp() / 3, x, b)
-    assert c_source(g).count("for (int64_t x1") == 1  # one kernel, one loop over the columns
+    # one kernel, one loop over the columns (twice: for unit strides and for any)
+    assert c_source(g).count("for (int64_t x1") == 2 and "if (s1_1 == 1 && s2_0 == 1)" in c_source(g)
 
 
 def test_softmax_and_layer_norm_rows():
@@ -68,6 +69,20 @@ def test_column_sum_beside_rows_is_computed_ahead():
     x = torch.randn(24, 40)
     g = check(lambda x: x * 2 + x.sum(0), x, atol=1e-5)
     assert "malloc" in c_source(g)  # else recomputed once per row
+
+
+@pytest.mark.parametrize("kind", ["sum", "mean", "amax", "amin", "prod", "any"])
+def test_reductions_over_leading_dims_fold_rows(kind):
+    """Reduced dims outside a kept innermost one are folded a row at a time into an array (NaN sticky for max
+    and min), whatever the layout the array reaches the kernel in."""
+    x = torch.randn(6, 5, 33)
+    x[2, 1, 7] = math.nan
+    fn = {"sum": lambda x: x.sum((0, 1)), "mean": lambda x: x.mean(0, keepdim=True) * 2,
+          "amax": lambda x: x.amax(1) + x.amax((0, 1)), "amin": lambda x: x.amin(0, keepdim=True),
+          "prod": lambda x: (x * 0.5 + 1).prod(0), "any": lambda x: (x > 2).any(0)}[kind]
+    for t in (x, x.transpose(0, 1).contiguous().transpose(0, 1)):
+        g = check(fn, t, rtol=1e-4)
+        assert "c" in c_source(g) and "for (int64_t i = 0; i <" in c_source(g)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.int32, torch.int64, torch.bool])
