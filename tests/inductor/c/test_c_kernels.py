@@ -209,3 +209,16 @@ def test_gelu_op_at_the_edges_is_torchs(approximate):
     torch.testing.assert_close(got, want, equal_nan=True, rtol=1e-6, atol=0)
     finite = ~want.isnan()
     assert torch.equal(got.signbit()[finite], want.signbit()[finite])
+
+
+def test_intermediates_kept_between_calls_never_leak_into_results():
+    """Big intermediates of C kernels are kept per thread from call to call (no page faults); what a call
+    returns is never one of them, so an earlier result survives the next call."""
+    x = torch.randn(300, 200)
+    g = check(lambda x: torch.softmax(x * 3, -1) + torch.softmax(x, 0), x, atol=1e-5)
+    assert "_scratch(" in g.source
+    first = g(x)
+    kept = first.clone()
+    second = g(x * 2)
+    assert torch.equal(first, kept) and not torch.equal(first, second)
+    torch.testing.assert_close(second, torch.softmax(x * 6, -1) + torch.softmax(x * 2, 0), rtol=1e-5, atol=1e-5)
