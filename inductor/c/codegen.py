@@ -294,12 +294,13 @@ class Writer:
             arg_coords.append(Ix(var))
         inner = loops[-1] if loops else target
         ctype, floats, kind = CTYPES[e.dtype], e.dtype in FLOATS, e.kind
+        wide = _accumulator(e)
         acc = self.fresh("acc")
         nan = self.fresh("nan") if kind in ("amax", "amin") and floats else None
         init = {"sum": "0", "mean": "0", "prod": "1", "any": "0", "all": "1",
                 "amax": "-INFINITY" if floats else f"FJ_LOWEST({ctype})",
                 "amin": "INFINITY" if floats else f"FJ_HIGHEST({ctype})"}[kind]
-        target.lines.append(f"{ctype} {acc} = {init};")  # before the value's own lines: it may have none
+        target.lines.append(f"{wide} {acc} = {init};")  # before the value's own lines: it may have none
         if nan:
             target.lines.append(f"bool {nan} = 0;")
         saved, self.level = self.level, inner
@@ -321,8 +322,13 @@ class Writer:
         if nan:
             target.lines.append(f"if ({nan}) {acc} = NAN;")
         if kind == "mean":
-            target.lines.append(f"{acc} /= ({ctype}){math.prod(arg_shape[d] for d in axes)};")
+            target.lines.append(f"{acc} /= ({wide}){math.prod(arg_shape[d] for d in axes)};")
         self.home[acc], self.vars[acc] = target, varies
+        if wide != ctype:
+            rounded = self.fresh("acc")
+            target.lines.append(f"const {ctype} {rounded} = ({ctype}){acc};")
+            self.home[rounded], self.vars[rounded] = target, varies
+            return rounded
         return acc
 
     def temp_array(self, ctype: str, count: int) -> str:
@@ -342,7 +348,7 @@ class Writer:
         kept_shape = tuple(arg_shape[d] for d in kept)
         name = self.arrays.get(id(e))
         if name is None:
-            ctype, floats, kind = CTYPES[e.dtype], e.dtype in FLOATS, e.kind
+            ctype, floats, kind = _accumulator(e), e.dtype in FLOATS, e.kind
             count = math.prod(kept_shape)
             name = self.arrays[id(e)] = self.temp_array(ctype, count)
             init = {"sum": "0", "mean": "0", "prod": "1", "any": "0", "all": "1",
@@ -372,11 +378,9 @@ class Writer:
             if kind == "mean":
                 self.root.lines.append(f"for (int64_t i = 0; i < {count}; i++) {name}[i] /= "
                                        f"({ctype}){math.prod(arg_shape[d] for d in axes)};")
-        if e.keepdim:
-            at = [coords[d] for d in kept]
-        else:
-            at = list(coords)
-        return f"{name}[{_offset(at, kept_shape)}]"
+        at = [coords[d] for d in kept] if e.keepdim else list(coords)
+        return convert(f"{name}[{_offset(at, kept_shape)}]", torch.float64, e.dtype) \
+            if _accumulator(e) != CTYPES[e.dtype] else f"{name}[{_offset(at, kept_shape)}]"
 
     def materialize(self, e: Reduce, coords: tuple) -> str:
         """`e` computed over its whole shape into an array before the kernel's loops, read at `coords`."""
@@ -399,6 +403,13 @@ class Writer:
             if loops:
                 self.root.lines.append(loops[0].rendered(""))
         return f"{name}[{_offset(coords, e.shape)}]"
+
+
+def _accumulator(e: Reduce) -> str:
+    """The C type a reduction accumulates in: float32 sums and products in double (the summation order differs
+    from torch's anyway; in double its rounding stays far below float32's, where a float32 sum of a row with
+    cancellation was 5e-5 off eager's), everything else in its own type."""
+    return "double" if e.dtype == torch.float32 and e.kind in ("sum", "mean", "prod") else CTYPES[e.dtype]
 
 
 def _offset(coords, shape) -> str:
