@@ -86,8 +86,6 @@ def _node_ok(n) -> bool:
             return False
         if n.name == "cast":  # a float converted to a small integer type wraps differently per kernel: NumPy's
             return not (n.args[0].dtype in FLOATS and n.dtype in (torch.int8, torch.uint8, torch.int16))
-        if n.name in ("pow",) and not isinstance(n.args[1], Const):
-            return cd in FLOATS
         if n.name in FLOAT_ONLY:
             return cd in FLOATS
         return n.name in INT_OK
@@ -98,8 +96,8 @@ def _node_ok(n) -> bool:
 class Level:
     """The statements of one loop body (or the function body): `lines` run before the nested `child` loop."""
 
-    def __init__(self, parent: "Level | None", header: str = "", var: str | None = None):
-        self.parent, self.header, self.lines, self.child, self.var = parent, header, [], None, var
+    def __init__(self, parent: "Level | None", header: str = "", var: str | None = None, size: int = 0):
+        self.parent, self.header, self.lines, self.child, self.var, self.size = parent, header, [], None, var, size
         self.depth = 0 if parent is None else parent.depth + 1
         self.names: dict = {}  # code -> the local holding it (common subexpressions)
 
@@ -168,7 +166,7 @@ class Writer:
 
     def loop(self, parent: Level, var: str, size: int, attach: bool = True) -> Level:
         """A loop over `var` nested in `parent` (its `child` when `attach`: else rendered by whoever made it)."""
-        level = Level(parent, f"for (int64_t {var} = 0; {var} < {size}; {var}++) {{", var)
+        level = Level(parent, f"for (int64_t {var} = 0; {var} < {size}; {var}++) {{", var, size)
         if attach:
             parent.child = level
         self.home[var], self.vars[var] = level, frozenset([var])
@@ -297,10 +295,7 @@ class Writer:
         wide = _accumulator(e)
         acc = self.fresh("acc")
         nan = self.fresh("nan") if kind in ("amax", "amin") and floats else None
-        init = {"sum": "0", "mean": "0", "prod": "1", "any": "0", "all": "1",
-                "amax": "-INFINITY" if floats else f"FJ_LOWEST({ctype})",
-                "amin": "INFINITY" if floats else f"FJ_HIGHEST({ctype})"}[kind]
-        target.lines.append(f"{wide} {acc} = {init};")  # before the value's own lines: it may have none
+        target.lines.append(f"{wide} {acc} = {_identity(kind, ctype, floats)};")  # before the value's own lines: it may have none
         if nan:
             target.lines.append(f"bool {nan} = 0;")
         saved, self.level = self.level, inner
@@ -313,7 +308,7 @@ class Writer:
                 inner.lines.append(f"{nan} |= {v} != {v};")
                 clause += f") reduction(|:{nan}"
         else:
-            op = {"sum": "+", "mean": "+", "prod": "*", "any": "|", "all": "&"}[kind]
+            op = FOLDS[kind]
             inner.lines.append(f"{acc} {op}= {v};")
             clause = f"{op}:{acc}"
         if loops:
@@ -351,10 +346,8 @@ class Writer:
             ctype, floats, kind = _accumulator(e), e.dtype in FLOATS, e.kind
             count = math.prod(kept_shape)
             name = self.arrays[id(e)] = self.temp_array(ctype, count)
-            init = {"sum": "0", "mean": "0", "prod": "1", "any": "0", "all": "1",
-                    "amax": "-INFINITY" if floats else f"FJ_LOWEST({ctype})",
-                    "amin": "INFINITY" if floats else f"FJ_HIGHEST({ctype})"}[kind]
-            self.root.lines.append(f"for (int64_t i = 0; i < {count}; i++) {name}[i] = {init};")
+            self.root.lines.append(f"for (int64_t i = 0; i < {count}; i++) {name}[i] = "
+                                   f"{_identity(kind, ctype, floats)};")
             loops, own = [], [None] * len(arg_shape)
             for d in list(axes) + kept:  # the reduced dims outermost, the kept ones inside
                 if arg_shape[d] == 1:
@@ -371,8 +364,7 @@ class Writer:
                 keep = f"{cell} != {cell} || !({pick})" if floats else f"!({pick})"
                 self.level.lines.append(f"{cell} = ({keep}) ? {cell} : {v};")  # NaN, once met, stays
             else:
-                op = {"sum": "+", "mean": "+", "prod": "*", "any": "|", "all": "&"}[kind]
-                self.level.lines.append(f"{cell} {op}= {v};")
+                self.level.lines.append(f"{cell} {FOLDS[kind]}= {v};")
             self.level = saved
             self.root.lines.append(loops[0].rendered(""))
             if kind == "mean":
@@ -403,6 +395,16 @@ class Writer:
             if loops:
                 self.root.lines.append(loops[0].rendered(""))
         return f"{name}[{_offset(coords, e.shape)}]"
+
+
+FOLDS = {"sum": "+", "mean": "+", "prod": "*", "any": "|", "all": "&"}  # (max and min: selects, NaN kept)
+
+
+def _identity(kind: str, ctype: str, floats: bool) -> str:
+    """What a reduction's accumulator starts from."""
+    return {"sum": "0", "mean": "0", "prod": "1", "any": "0", "all": "1",
+            "amax": "-INFINITY" if floats else f"FJ_LOWEST({ctype})",
+            "amin": "INFINITY" if floats else f"FJ_HIGHEST({ctype})"}[kind]
 
 
 def _accumulator(e: Reduce) -> str:
@@ -548,7 +550,7 @@ def kernel_function(name: str, kernel: Kernel) -> tuple:
     v = convert(w.value(kernel.expr, tuple(coords)), kernel.expr.dtype, layout.dtype)
     level.lines.append(f"out[{_offset(coords, layout.shape)}] = {v};")
     # split only where a block costs what its rows cost: arrays computed ahead would be computed per block
-    rows = int(outer.header.split("< ")[1].split(";")[0]) if outer is not None and not w.temps else None
+    rows = outer.size if outer is not None and not w.temps else None
     if rows is not None:
         outer.header = outer.header.replace(f"= 0; {outer.var} < {rows};", f"= lo; {outer.var} < hi;")
     params = list(w.buffers)

@@ -533,25 +533,9 @@ def _generate(lg: LoweredGraph, used: set, sizes: dict, size_names: dict, render
             continue
         if c_kernels and c_codegen.wanted(kernel):
             fname = _kernel_name(kernel, used)
-            function, params, rows = c_codegen.kernel_function(fname, kernel)
+            lines, function, params = _c_kernel(kernel, fname, view_bases.get(out), out in kept)
+            body += lines
             c_functions.append((fname, function))
-            layout = kernel.out.layout
-            ret = f"_laid_out(out, {view_bases[out]})" if out in view_bases else "out"
-            call = f"_C.{fname}(out{''.join(', ' + p for p in params)}"
-            alloc = "_scratch" if out in kept else "np.empty"
-            key = f"{out!r}, " if out in kept else ""
-            body += [f"def {fname}({', '.join(params)}):", f"    # C: {'; '.join(kernel.source)}",
-                     f"    out = {alloc}({key}{tuple(layout.shape)!r}, {_np(dtypes.storage(layout.dtype))})"]
-            numel = math.prod(layout.shape)
-            if rows is None:
-                body.append(f"    {call})")
-            elif numel < PARALLEL_MIN_ELEMENTS or rows < 2:
-                body.append(f"    {call}, 0, {rows})")
-            else:  # blocks of rows shared out to the module's threads (the C releases the GIL)
-                block = -(-rows // C_BLOCKS)
-                body.append(f"    _run_blocks(lambda starts: [{call}, s, min(s + {block}, {rows})) for s in starts], "
-                            f"{rows}, {block}, {numel})")
-            body += [f"    return {ret}", "", ""]
             units.append(row_blocks.Unit(out, params, [f"        {out} = {fname}({', '.join(params)})"], kernel,
                                          fname))
             continue
@@ -610,6 +594,29 @@ def c_source(source: str) -> str | None:
         return None
     line = source[start + 1:source.index("\n", start + 1)]
     return ast.literal_eval(line[len(C_MODULE):-1])
+
+
+def _c_kernel(kernel, fname: str, order, kept: bool) -> tuple:
+    """(the module's Python function calling a kernel's C function, that C function, its parameters): the output
+    allocated (or kept between calls), the C called on all rows or on blocks of rows shared out to the module's
+    threads (the C releases the GIL), the result laid out in `order` where a returned view needs it."""
+    function, params, rows = c_codegen.kernel_function(fname, kernel)
+    layout, out = kernel.out.layout, kernel.out.name
+    alloc = f"_scratch({out!r}, " if kept else "np.empty("
+    call = f"_C.{fname}(out{''.join(', ' + p for p in params)}"
+    lines = [f"def {fname}({', '.join(params)}):", f"    # C: {'; '.join(kernel.source)}",
+             f"    out = {alloc}{tuple(layout.shape)!r}, {_np(dtypes.storage(layout.dtype))})"]
+    numel = math.prod(layout.shape)
+    if rows is None:
+        lines.append(f"    {call})")
+    elif numel < PARALLEL_MIN_ELEMENTS or rows < 2:
+        lines.append(f"    {call}, 0, {rows})")
+    else:
+        block = -(-rows // C_BLOCKS)
+        lines.append(f"    _run_blocks(lambda starts: [{call}, s, min(s + {block}, {rows})) for s in starts], "
+                     f"{rows}, {block}, {numel})")
+    ret = "out" if order is None else f"_laid_out(out, {order})"
+    return lines + [f"    return {ret}", "", ""], function, params
 
 
 KEPT_BYTES = 64 << 20  # intermediates a module keeps between calls, at most (per thread)
